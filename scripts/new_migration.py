@@ -1,0 +1,46 @@
+"""Autogenerate a migration for one service: ./dev migration SERVICE "message"."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import sys
+import tempfile
+from pathlib import Path
+
+from alembic import command
+
+from services.common import migrations
+from services.common.db import Database
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def main(service: str, message: str) -> None:
+    importlib.import_module(f"services.{service}.models")
+    versions = ROOT / "services" / service / "migrations" / "versions"
+    versions.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Database(f"sqlite+aiosqlite:///{tmp}/m.db", service=service)
+        await migrations.upgrade(db, versions)
+
+        def _revise(sync_conn) -> None:  # type: ignore[no-untyped-def]
+            from sqlmodel import SQLModel
+
+            cfg = migrations.alembic_config(versions)
+            cfg.attributes["connection"] = sync_conn
+            cfg.attributes["target_metadata"] = SQLModel.metadata
+            cfg.attributes["include_tables"] = migrations.service_tables(service)
+            count = len(list(versions.glob("*.py")))
+            command.revision(cfg, message=message, autogenerate=True,
+                             rev_id=f"{service}_{count + 1:04d}")
+
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_revise)
+        await db.dispose()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit('usage: ./dev migration SERVICE "message"')
+    asyncio.run(main(sys.argv[1], sys.argv[2]))

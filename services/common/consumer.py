@@ -1,0 +1,195 @@
+"""Effectively-once consumption: durable pull consumers shared by replicas.
+
+The event id is recorded in the same transaction as the handler's effect, so a redelivery
+finds it and only acks. A handler that keeps failing is parked on branch.parked.<service>.<name>
+(still inside the BRANCH stream, so it can be replayed) after max_deliver tries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from branch.common.v1 import event_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.common.clock import Clock
+from services.common.db import Database
+from services.common.events import Event
+from services.common.logs import get_logger
+from services.common.models import ProcessedEvent
+from services.common.nats_link import STREAM, NatsLink
+
+Handler = Callable[[AsyncSession, Event], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """name: durable suffix (the consumer is <service>-<name>); subjects may use wildcards."""
+
+    name: str
+    subjects: Sequence[str]
+    handler: Handler
+
+
+class PermanentError(Exception):
+    """The handler can never apply this event: park it at once instead of retrying."""
+
+
+class Consumer:
+    FETCH_BATCH = 64
+
+    def __init__(
+        self,
+        db: Database,
+        link: NatsLink,
+        clock: Clock,
+        subscription: Subscription,
+        *,
+        max_deliver: int = 5,
+        ack_wait: float = 30.0,
+    ) -> None:
+        self._db = db
+        self._link = link
+        self._clock = clock
+        self.sub = subscription
+        self.durable = f"{db.service}-{subscription.name}"
+        self._max_deliver = max_deliver
+        self._ack_wait = ack_wait
+        self._stopping = False
+        self._log = get_logger(db.service, component="consumer", consumer=self.durable)
+        self.handled = 0
+        self.parked = 0
+        self.redelivered = 0
+
+    async def ensure(self) -> None:
+        js = self._link.jetstream()
+        config = ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self._ack_wait,
+            max_deliver=-1,  # parking is ours, so nothing is dropped silently
+            max_ack_pending=1000,
+        )
+        subjects = list(self.sub.subjects)
+        if len(subjects) == 1:
+            config.filter_subject = subjects[0]
+        else:
+            config.filter_subjects = subjects
+        await js.add_consumer(STREAM, config)
+
+    async def run(self) -> None:
+        delay = 0.2
+        while not self._stopping:
+            try:
+                await self.ensure()
+                psub = await self._link.jetstream().pull_subscribe_bind(self.durable, STREAM)
+                delay = 0.2
+                while not self._stopping:
+                    try:
+                        msgs = await psub.fetch(self.FETCH_BATCH, timeout=1)
+                    except (TimeoutError, NatsTimeoutError):
+                        continue
+                    for msg in msgs:
+                        await self._handle(msg)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._stopping:
+                    break
+                # After a server restart the pull subscription is gone: make it again.
+                self._log.warning("consumer lost its subscription; recreating",
+                                  error=type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    async def _handle(self, msg) -> None:  # type: ignore[no-untyped-def]
+        deliveries = msg.metadata.num_delivered
+        if deliveries > 1:
+            self.redelivered += 1
+        try:
+            event = Event.from_headers(msg.subject, dict(msg.headers or {}), msg.data, deliveries)
+        except ValueError as exc:
+            await self._park(msg, None, f"malformed: {exc}", deliveries)
+            return
+        try:
+            await self.apply(event)
+        except PermanentError as exc:
+            await self._park(msg, event, str(exc), deliveries)
+            return
+        except Exception as exc:
+            if deliveries >= self._max_deliver:
+                self._log.error("handler failed; parking", event_id=event.id,
+                                error=type(exc).__name__, exc_info=True)
+                await self._park(msg, event, f"{type(exc).__name__}: {exc}", deliveries)
+            else:
+                self._log.warning("handler failed; will retry", event_id=event.id,
+                                  deliveries=deliveries, error=type(exc).__name__)
+                await msg.nak(delay=min(0.5 * 2 ** (deliveries - 1), 30.0))
+            return
+        await msg.ack()
+
+    async def apply(self, event: Event) -> bool:
+        """Apply once. False when this consumer had already applied the event."""
+        try:
+            async with self._db.transaction() as session:
+                seen = (
+                    await session.exec(
+                        select(ProcessedEvent.id).where(
+                            ProcessedEvent.consumer == self.durable,
+                            ProcessedEvent.event_id == event.id,
+                        )
+                    )
+                ).first()
+                if seen is not None:
+                    return False
+                await self.sub.handler(session, event)
+                session.add(
+                    ProcessedEvent(
+                        consumer=self.durable, event_id=event.id, handled_at=self._clock.now()
+                    )
+                )
+        except IntegrityError:
+            # A replica applied it concurrently; its transaction holds the effect.
+            return False
+        self.handled += 1
+        return True
+
+    async def _park(self, msg, event: Event | None, reason: str, deliveries: int) -> None:  # type: ignore[no-untyped-def]
+        headers = dict(msg.headers or {})
+        envelope = event_pb2.EventEnvelope(
+            id=headers.get("ce-id", ""),
+            type=headers.get("ce-type", ""),
+            source=headers.get("ce-source", ""),
+            subject=headers.get("ce-subject", ""),
+            nats_subject=msg.subject,
+            data_schema=headers.get("ce-dataschema", ""),
+            data=msg.data,
+            parked_reason=reason[:500],
+            parked_by=self.durable,
+            deliveries=deliveries,
+        )
+        if event is not None:
+            ts = Timestamp()
+            ts.FromDatetime(event.time)
+            envelope.time.CopyFrom(ts)
+        subject = f"branch.parked.{self._db.service}.{self.sub.name}"
+        await self._link.jetstream().publish(
+            subject,
+            envelope.SerializeToString(),
+            headers={"Nats-Msg-Id": f"parked:{self.durable}:{envelope.id or msg.metadata.sequence.stream}"},
+        )
+        self.parked += 1
+        self._log.error("event parked", event_id=envelope.id, parked_subject=subject,
+                        deliveries=deliveries, reason=reason[:200])
+        await msg.term()

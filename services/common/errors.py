@@ -1,0 +1,117 @@
+"""Domain errors and their google.rpc.Status form (AIP-193).
+
+Service code raises these; the server interceptor turns them into rich gRPC errors. Nothing
+here knows about a particular service: the domain for ErrorInfo is set per service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+
+class DomainError(Exception):
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+    reason: str = "ERROR"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if reason:
+            self.reason = reason
+
+    def details(self) -> list[any_pb2.Any]:
+        return []
+
+    def to_status(self, domain: str) -> status_pb2.Status:
+        info = any_pb2.Any()
+        info.Pack(error_details_pb2.ErrorInfo(reason=self.reason, domain=domain))
+        return status_pb2.Status(
+            code=self.code.value[0],
+            message=self.message,
+            details=[info, *self.details()],
+        )
+
+
+class InvalidArgument(DomainError):
+    """One BadRequest listing every bad field."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "INVALID_ARGUMENT"
+
+    def __init__(self, violations: Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
+        items = list(violations.items() if isinstance(violations, Mapping) else violations)
+        self.violations = items
+        fields = ", ".join(f for f, _ in items)
+        super().__init__(f"invalid argument: {fields}: " + "; ".join(d for _, d in items))
+
+    def details(self) -> list[any_pb2.Any]:
+        bad = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
+                for f, d in self.violations
+            ]
+        )
+        packed = any_pb2.Any()
+        packed.Pack(bad)
+        return [packed]
+
+
+class NotFound(DomainError):
+    code = grpc.StatusCode.NOT_FOUND
+    reason = "NOT_FOUND"
+
+
+class AlreadyExists(DomainError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+    reason = "ALREADY_EXISTS"
+
+
+class FailedPrecondition(DomainError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "FAILED_PRECONDITION"
+
+
+class PermissionDenied(DomainError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+    reason = "PERMISSION_DENIED"
+
+
+class Unauthenticated(DomainError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+    reason = "UNAUTHENTICATED"
+
+
+class Unavailable(DomainError):
+    """A dependency (another service) could not be reached; the caller may retry."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "DEPENDENCY_UNAVAILABLE"
+
+
+class Violations:
+    """Collects bad fields so one error names all of them."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, field: str, description: str) -> None:
+        self.items.append((field, description))
+
+    def check(self, ok: bool, field: str, description: str) -> None:
+        if not ok:
+            self.add(field, description)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise InvalidArgument(self.items)
+
+
+# Re-exported so callers need not import google.rpc themselves.
+OK_CODE = code_pb2.OK

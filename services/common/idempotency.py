@@ -1,0 +1,84 @@
+"""AIP-155 request_id: a retried create returns the first result instead of creating twice."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from google.protobuf.message import Message
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.common.auth import current_principal
+from services.common.clock import Clock
+from services.common.db import Database
+from services.common.errors import InvalidArgument
+from services.common.models import IdempotencyRecord
+
+M = TypeVar("M", bound=Message)
+
+MAX_REQUEST_ID = 100
+
+
+async def once(
+    db: Database,
+    clock: Clock,
+    *,
+    method: str,
+    request_id: str,
+    response_type: type[M],
+    create: Callable[[AsyncSession], Awaitable[M]],
+) -> M:
+    """Run create in a transaction, or return the stored response for this request_id.
+
+    An empty request_id means the caller does not want retries to be safe: create always runs.
+    """
+    if len(request_id) > MAX_REQUEST_ID:
+        raise InvalidArgument({"request_id": f"at most {MAX_REQUEST_ID} characters"})
+    staff_id = current_principal().staff_id
+    if request_id:
+        stored = await _stored(db, staff_id, method, request_id, response_type)
+        if stored is not None:
+            return stored
+    try:
+        async with db.transaction() as session:
+            result = await create(session)
+            if request_id:
+                session.add(
+                    IdempotencyRecord(
+                        staff_id=staff_id,
+                        method=method,
+                        request_id=request_id,
+                        response=result.SerializeToString(),
+                        created_at=clock.now(),
+                    )
+                )
+        return result
+    except IntegrityError:
+        # A concurrent retry won the race; its answer is the answer.
+        if request_id:
+            stored = await _stored(db, staff_id, method, request_id, response_type)
+            if stored is not None:
+                return stored
+        raise
+
+
+async def _stored(
+    db: Database, staff_id: str, method: str, request_id: str, response_type: type[M]
+) -> M | None:
+    async with db.read() as session:
+        row = (
+            await session.exec(
+                select(IdempotencyRecord).where(
+                    IdempotencyRecord.staff_id == staff_id,
+                    IdempotencyRecord.method == method,
+                    IdempotencyRecord.request_id == request_id,
+                )
+            )
+        ).first()
+    if row is None:
+        return None
+    message = response_type()
+    message.ParseFromString(row.response)
+    return message

@@ -1,0 +1,234 @@
+"""One server interceptor: authentication, role check, logging, metrics, errors and audit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.rpc import code_pb2, status_pb2
+from grpc_status import rpc_status
+from prometheus_client import Counter, Histogram
+
+from services.common.auth import (
+    AccessTable,
+    Principal,
+    TokenSigner,
+    bearer_from_metadata,
+    reset_principal,
+    set_principal,
+)
+from services.common.clock import Clock
+from services.common.db import Database
+from services.common.errors import DomainError
+from services.common.ids import new_id
+from services.common.logs import get_logger
+from services.common.models import AuditRecord
+
+UNAUTHENTICATED_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+RPC_TOTAL = Counter("branch_rpc_total", "RPCs handled", ["service", "method", "code"])
+RPC_SECONDS = Histogram(
+    "branch_rpc_duration_seconds",
+    "RPC latency",
+    ["service", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+def _resource_of(request: Any, response: Any) -> str:
+    for message in (response, request):
+        if message is None or not hasattr(message, "DESCRIPTOR"):
+            continue
+        for name in ("id", "name", "client_id", "staff_id"):
+            if name in message.DESCRIPTOR.fields_by_name:
+                value = getattr(message, name)
+                if value:
+                    return str(value)
+    return ""
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(
+        self,
+        *,
+        service: str,
+        access: AccessTable,
+        signer: TokenSigner,
+        db: Database,
+        clock: Clock,
+    ) -> None:
+        self.service = service
+        self.access = access
+        self.signer = signer
+        self.db = db
+        self.clock = clock
+        self.domain = f"{service}.branch"
+        self.log = get_logger(service)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or details.method.startswith(UNAUTHENTICATED_PREFIXES):
+            return handler
+        method = details.method.rsplit("/", 1)[-1]
+        full = details.method
+        kw = dict(
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+        if handler.unary_unary:
+            inner = handler.unary_unary
+
+            async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                return await self._call(full, method, request, context, lambda: inner(request, context))
+
+            return grpc.unary_unary_rpc_method_handler(unary_unary, **kw)
+        if handler.stream_unary:
+            inner_su = handler.stream_unary
+
+            async def stream_unary(request_iter: Any, context: grpc.aio.ServicerContext) -> Any:
+                return await self._call(
+                    full, method, None, context, lambda: inner_su(request_iter, context)
+                )
+
+            return grpc.stream_unary_rpc_method_handler(stream_unary, **kw)
+        if handler.unary_stream:
+            inner_us = handler.unary_stream
+
+            async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                state = await self._begin(method, request, context)
+                outcome = grpc.StatusCode.OK
+                try:
+                    async for item in inner_us(request, context):
+                        yield item
+                except Exception as exc:
+                    outcome = await self._fail(exc, context, method, state)
+                finally:
+                    await self._end(full, method, request, None, state, outcome, context)
+
+            return grpc.unary_stream_rpc_method_handler(unary_stream, **kw)
+        return handler  # bidi streams: none in our APIs
+
+    async def _begin(
+        self, method: str, request: Any, context: grpc.aio.ServicerContext
+    ) -> dict[str, Any]:
+        metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+        request_id = metadata.get("x-request-id") or getattr(request, "request_id", "") or ""
+        state: dict[str, Any] = {
+            "start": time.perf_counter(),
+            "request_id": request_id,
+            "principal": None,
+            "token": None,
+            "mutating": False,
+        }
+        try:
+            principal: Principal = self.signer.verify(bearer_from_metadata(metadata))
+            state["principal"] = principal
+            access = self.access.check(method, principal)
+            state["mutating"] = access.mutating
+        except DomainError as exc:
+            state["denied"] = exc
+            return state
+        state["token"] = set_principal(principal)
+        return state
+
+    async def _call(
+        self,
+        full: str,
+        method: str,
+        request: Any,
+        context: grpc.aio.ServicerContext,
+        run: Callable[[], Awaitable[Any]],
+    ) -> Any:
+        state = await self._begin(method, request, context)
+        outcome = grpc.StatusCode.OK
+        response = None
+        try:
+            if "denied" in state:
+                raise state["denied"]
+            response = await run()
+            return response
+        except Exception as exc:
+            outcome = await self._fail(exc, context, method, state)
+        finally:
+            await self._end(full, method, request, response, state, outcome, context)
+
+    async def _fail(
+        self,
+        exc: Exception,
+        context: grpc.aio.ServicerContext,
+        method: str,
+        state: dict[str, Any],
+    ) -> grpc.StatusCode:
+        if isinstance(exc, DomainError):
+            status = rpc_status.to_status(exc.to_status(self.domain))
+            state["error"] = status
+            return exc.code
+        if isinstance(exc, asyncio.CancelledError):
+            raise exc
+        code = context.code() if hasattr(context, "code") else None
+        if code not in (None, grpc.StatusCode.OK) and _is_abort(exc):
+            raise exc  # the servicer aborted on purpose
+        ref = new_id()
+        self.log.error("internal error", rpc_method=method, error_ref=ref, exc_info=exc)
+        state["error"] = rpc_status.to_status(
+            status_pb2.Status(code=code_pb2.INTERNAL, message=f"internal error (ref {ref})")
+        )
+        return grpc.StatusCode.INTERNAL
+
+    async def _end(
+        self,
+        full: str,
+        method: str,
+        request: Any,
+        response: Any,
+        state: dict[str, Any],
+        outcome: grpc.StatusCode,
+        context: grpc.aio.ServicerContext,
+    ) -> None:
+        if state.get("token") is not None:
+            reset_principal(state["token"])
+        duration_ms = (time.perf_counter() - state["start"]) * 1000
+        principal: Principal | None = state.get("principal")
+        staff_id = principal.staff_id if principal else ""
+        RPC_TOTAL.labels(self.service, method, outcome.name).inc()
+        RPC_SECONDS.labels(self.service, method).observe(duration_ms / 1000)
+        log = self.log.warning if outcome in (
+            grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED
+        ) else self.log.info
+        log(
+            "rpc",
+            rpc_method=full,
+            request_id=state["request_id"],
+            staff_id=staff_id,
+            status=outcome.name,
+            duration_ms=round(duration_ms, 3),
+        )
+        if state.get("mutating") and principal is not None:
+            try:
+                async with self.db.transaction() as session:
+                    session.add(
+                        AuditRecord(
+                            id=new_id(),
+                            staff_id=staff_id,
+                            method=method,
+                            resource=_resource_of(request, response)[:200],
+                            request_id=str(state["request_id"])[:100],
+                            time=self.clock.now(),
+                            outcome=outcome.name,
+                        )
+                    )
+            except Exception:
+                self.log.error("audit write failed", rpc_method=full, exc_info=True)
+        if "error" in state:
+            await context.abort_with_status(state["error"])
+
+
+def _is_abort(exc: Exception) -> bool:
+    return type(exc).__name__ in {"AbortError", "_AbortError"}

@@ -1,0 +1,36 @@
+"""structlog JSON lines on stdout. Fields are ids and codes only: never names, phones or holdings."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+_configured = False
+
+
+def configure_logging(level: str = "info") -> None:
+    global _configured
+    numeric = getattr(logging, level.upper(), logging.INFO)
+    if _configured:
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(numeric))
+        return
+    logging.basicConfig(format="%(message)s", stream=sys.stdout, level=logging.WARNING)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=False,
+    )
+    _configured = True
+
+
+def get_logger(service: str, **fields: object) -> structlog.stdlib.BoundLogger:
+    return structlog.get_logger().bind(service=service, **fields)

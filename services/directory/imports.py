@@ -1,0 +1,220 @@
+"""The trading system's import stream: securities, trades and holding snapshots.
+
+Trades are idempotent on trade id and holdings on (client, ticker, as-of): a re-sent file counts
+as duplicates and changes nothing. Records are applied in batches, each in one transaction with
+its holdings.updated event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from branch.directory.v1 import directory_service_pb2 as api
+from branch.directory.v1 import events_pb2, holding_pb2
+from sqlalchemy import insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.common.clock import Clock
+from services.common.db import Database
+from services.common.errors import Violations
+from services.common.events import emit
+from services.common.protos import from_ts
+from services.directory.models import Client, Holding, Security, Trade
+from services.directory.validation import check_date, check_decimal, check_text, check_ticker
+
+BATCH = 1000
+MAX_REJECTIONS = 1000
+
+
+@dataclass
+class ImportResult:
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    rejections: list[api.ImportRejection] = field(default_factory=list)
+
+    def reject(self, index: int, violations: Violations) -> None:
+        self.rejected += 1
+        for field_name, reason in violations.items:
+            if len(self.rejections) < MAX_REJECTIONS:
+                self.rejections.append(api.ImportRejection(index=index, field=field_name,
+                                                           reason=reason))
+
+    def to_proto(self) -> api.ImportTradesResponse:
+        return api.ImportTradesResponse(accepted=self.accepted, duplicate=self.duplicate,
+                                        rejected=self.rejected, rejections=self.rejections)
+
+
+async def import_stream(
+    db: Database, clock: Clock, records: AsyncIterator[api.ImportTradesRequest]
+) -> ImportResult:
+    result = ImportResult()
+    batch: list[tuple[int, api.ImportTradesRequest]] = []
+    index = 0
+    async for record in records:
+        batch.append((index, record))
+        index += 1
+        if len(batch) >= BATCH:
+            await _apply(db, clock, batch, result)
+            batch = []
+    if batch:
+        await _apply(db, clock, batch, result)
+    return result
+
+
+def _check_trade(t: holding_pb2.Trade) -> Violations:
+    v = Violations()
+    check_text(v, "trade.trade_id", t.trade_id, max_len=64, required=True)
+    v.check(bool(t.client_id), "trade.client_id", "required")
+    check_ticker(v, "trade.ticker", t.ticker)
+    v.check(t.side in (holding_pb2.SIDE_BUY, holding_pb2.SIDE_SELL), "trade.side", "BUY or SELL")
+    v.check(t.quantity > 0, "trade.quantity", "must be greater than zero")
+    check_decimal(v, "trade.price", t.price, positive=True)
+    check_decimal(v, "trade.fee", t.fee or "0")
+    v.check(from_ts(t.trade_time) is not None, "trade.trade_time", "required")
+    return v
+
+
+def _check_holding(h: api.HoldingSnapshot) -> Violations:
+    v = Violations()
+    v.check(bool(h.client_id), "holding.client_id", "required")
+    check_ticker(v, "holding.ticker", h.ticker)
+    v.check(h.quantity >= 0, "holding.quantity", "must not be negative")
+    check_decimal(v, "holding.cost_price", h.cost_price)
+    check_decimal(v, "holding.market_price", h.market_price, allow_empty=True)
+    check_date(v, "holding.as_of", h.as_of)
+    return v
+
+
+def _check_security(s: holding_pb2.Security) -> Violations:
+    v = Violations()
+    check_ticker(v, "security.ticker", s.ticker)
+    check_text(v, "security.name", s.name, max_len=100, required=False)
+    v.check(1 <= s.risk_level <= 5, "security.risk_level", "R1 to R5")
+    check_decimal(v, "security.last_price", s.last_price, allow_empty=True)
+    return v
+
+
+async def _apply(
+    db: Database,
+    clock: Clock,
+    batch: list[tuple[int, api.ImportTradesRequest]],
+    result: ImportResult,
+) -> None:
+    now = clock.now()
+    client_ids = set()
+    for _, rec in batch:
+        kind = rec.WhichOneof("record")
+        if kind == "trade":
+            client_ids.add(rec.trade.client_id)
+        elif kind == "holding":
+            client_ids.add(rec.holding.client_id)
+    async with db.transaction() as session:
+        known = set()
+        if client_ids:
+            known = set(
+                (await session.exec(select(Client.id).where(col(Client.id).in_(client_ids)))).all()
+            )
+        trade_ids = [rec.trade.trade_id for _, rec in batch if rec.WhichOneof("record") == "trade"]
+        existing = set()
+        if trade_ids:
+            existing = set(
+                (
+                    await session.exec(
+                        select(Trade.trade_id).where(col(Trade.trade_id).in_(trade_ids))
+                    )
+                ).all()
+            )
+        new_trades: list[dict] = []
+        touched_clients: set[str] = set()
+        touched_tickers: set[str] = set()
+        for index, rec in batch:
+            kind = rec.WhichOneof("record")
+            if kind == "trade":
+                t = rec.trade
+                v = _check_trade(t)
+                if t.client_id and t.client_id not in known:
+                    v.add("trade.client_id", "unknown client")
+                if v:
+                    result.reject(index, v)
+                    continue
+                if t.trade_id in existing:
+                    result.duplicate += 1
+                    continue
+                existing.add(t.trade_id)
+                new_trades.append(
+                    dict(trade_id=t.trade_id, client_id=t.client_id, ticker=t.ticker,
+                         side=t.side, quantity=t.quantity,
+                         price=check_decimal(Violations(), "", t.price),
+                         fee=check_decimal(Violations(), "", t.fee or "0"),
+                         trade_time=from_ts(t.trade_time))
+                )
+                result.accepted += 1
+            elif kind == "holding":
+                h = rec.holding
+                v = _check_holding(h)
+                if h.client_id and h.client_id not in known:
+                    v.add("holding.client_id", "unknown client")
+                if v:
+                    result.reject(index, v)
+                    continue
+                if await _upsert_holding(session, h, now):
+                    result.accepted += 1
+                    touched_clients.add(h.client_id)
+                    touched_tickers.add(h.ticker)
+                else:
+                    result.duplicate += 1
+            elif kind == "security":
+                s = rec.security
+                v = _check_security(s)
+                if v:
+                    result.reject(index, v)
+                    continue
+                row = await session.get(Security, s.ticker)
+                if row is None:
+                    session.add(Security(ticker=s.ticker, name=s.name, risk_level=s.risk_level,
+                                         last_price=s.last_price))
+                    result.accepted += 1
+                elif (row.name, row.risk_level, row.last_price) == (s.name, s.risk_level,
+                                                                     s.last_price):
+                    result.duplicate += 1
+                else:
+                    row.name, row.risk_level, row.last_price = s.name, s.risk_level, s.last_price
+                    session.add(row)
+                    result.accepted += 1
+            else:
+                v = Violations()
+                v.add("record", "empty record: set security, trade or holding")
+                result.reject(index, v)
+        if new_trades:
+            await session.exec(insert(Trade), params=new_trades)  # type: ignore[call-overload]
+        if touched_clients:
+            emit(session, subject="branch.directory.holdings.updated",
+                 message=events_pb2.HoldingsUpdated(client_ids=sorted(touched_clients),
+                                                    tickers=sorted(touched_tickers)),
+                 about="import", now=now)
+
+
+async def _upsert_holding(session: AsyncSession, h: api.HoldingSnapshot, now) -> bool:  # type: ignore[no-untyped-def]
+    """True when the snapshot changed the position; an older or identical one changes nothing."""
+    from datetime import date
+
+    as_of = date.fromisoformat(h.as_of)
+    cost = check_decimal(Violations(), "", h.cost_price)
+    market = check_decimal(Violations(), "", h.market_price, allow_empty=True)
+    row = await session.get(Holding, (h.client_id, h.ticker))
+    if row is None:
+        session.add(Holding(client_id=h.client_id, ticker=h.ticker, quantity=h.quantity,
+                            cost_price=cost, market_price=market, as_of=as_of, updated_at=now))
+        return True
+    if as_of < row.as_of:
+        return False
+    if (row.quantity, row.cost_price, row.market_price, row.as_of) == (h.quantity, cost, market,
+                                                                       as_of):
+        return False
+    row.quantity, row.cost_price, row.market_price, row.as_of = h.quantity, cost, market, as_of
+    row.updated_at = now
+    session.add(row)
+    return True

@@ -1,0 +1,87 @@
+"""Directory tables. Decimal values are kept as normalised decimal strings."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Index
+from sqlmodel import Field, SQLModel
+
+from services.common.db import UtcDateTime
+
+
+class Staff(SQLModel, table=True):
+    __tablename__ = "directory_staff"
+
+    id: str = Field(primary_key=True, max_length=36)
+    employee_no: str = Field(max_length=32, unique=True)
+    display_name: str = Field(max_length=100)
+    # Comma-separated role names, e.g. "broker,analyst".
+    roles: str = Field(max_length=200)
+    active: bool = True
+    team_lead_id: str = Field(default="", max_length=36)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    deactivated_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class Client(SQLModel, table=True):
+    __tablename__ = "directory_client"
+    __table_args__ = (
+        Index("ix_directory_client_broker", "broker_id", "id"),
+        Index("ix_directory_client_manager", "client_manager_id", "id"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    account_no: str = Field(max_length=32, unique=True)
+    display_name: str = Field(max_length=100)
+    phone: str = Field(default="", max_length=32)
+    channel: int
+    tier: int
+    risk_tolerance: int
+    risk_assessed_on: date
+    operating_style: int = 0
+    client_manager_id: str = Field(default="", max_length=36)
+    broker_id: str = Field(default="", max_length=36)
+    commission_rate: str = Field(max_length=20)
+    opened_on: date
+    status: int
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class Security(SQLModel, table=True):
+    __tablename__ = "directory_security"
+
+    ticker: str = Field(primary_key=True, max_length=16)
+    name: str = Field(default="", max_length=100)
+    risk_level: int = 0
+    last_price: str = Field(default="", max_length=24)
+
+
+class Holding(SQLModel, table=True):
+    """Position per client and ticker; the ticker index answers "who holds X"."""
+
+    __tablename__ = "directory_holding"
+    __table_args__ = (Index("ix_directory_holding_ticker", "ticker", "client_id"),)
+
+    client_id: str = Field(primary_key=True, max_length=36, foreign_key="directory_client.id")
+    ticker: str = Field(primary_key=True, max_length=16)
+    quantity: int
+    cost_price: str = Field(max_length=24)
+    market_price: str = Field(default="", max_length=24)
+    as_of: date
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class Trade(SQLModel, table=True):
+    __tablename__ = "directory_trade"
+    __table_args__ = (Index("ix_directory_trade_client_time", "client_id", "trade_time"),)
+
+    trade_id: str = Field(primary_key=True, max_length=64)
+    client_id: str = Field(max_length=36, foreign_key="directory_client.id")
+    ticker: str = Field(max_length=16)
+    side: int
+    quantity: int
+    price: str = Field(max_length=24)
+    fee: str = Field(default="0", max_length=24)
+    trade_time: datetime = Field(sa_type=UtcDateTime)

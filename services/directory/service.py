@@ -1,0 +1,564 @@
+"""Directory rules: staff, tokens, clients with scoping, imports and the holdings index."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from branch.directory.v1 import (
+    client_pb2,
+    events_pb2,
+    holding_pb2,
+    staff_pb2,
+)
+from branch.directory.v1 import (
+    directory_service_pb2 as api,
+)
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.common.auth import Principal, TokenSigner
+from services.common.clock import Clock
+from services.common.db import Database
+from services.common.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Violations,
+)
+from services.common.events import emit
+from services.common.ids import new_id
+from services.common.pagination import decode_token, encode_token, page_size
+from services.directory import convert
+from services.directory.models import Client, Holding, Security, Staff, Trade
+from services.directory.validation import (
+    PHONE,
+    check_date,
+    check_decimal,
+    check_text,
+)
+
+UPDATABLE_CLIENT_FIELDS = {
+    "display_name", "phone", "channel", "risk_tolerance", "risk_assessed_on",
+    "operating_style", "commission_rate", "status",
+}
+# A client manager may correct the profile and renew the risk assessment of their own clients;
+# channel, status and commission are the supervisor's.
+MANAGER_CLIENT_FIELDS = {
+    "display_name", "phone", "risk_tolerance", "risk_assessed_on", "operating_style",
+}
+IMPORT_BATCH = 1000
+MAX_REJECTIONS = 1000
+
+
+@dataclass
+class Directory:
+    db: Database
+    clock: Clock
+    signer: TokenSigner
+    token_ttl: timedelta
+
+    def today(self) -> date:
+        return self.clock.now().date()
+
+    # ---- staff ---------------------------------------------------------------------------
+
+    async def create_staff(self, session: AsyncSession, msg: staff_pb2.Staff) -> staff_pb2.Staff:
+        v = Violations()
+        check_text(v, "staff.employee_no", msg.employee_no, max_len=32, required=True)
+        check_text(v, "staff.display_name", msg.display_name, max_len=100, required=True)
+        roles = [convert.ROLE_NAMES.get(r) for r in msg.roles]
+        if not msg.roles:
+            v.add("staff.roles", "at least one role")
+        elif None in roles:
+            v.add("staff.roles", "unknown role")
+        if msg.team_lead_id and await session.get(Staff, msg.team_lead_id) is None:
+            v.add("staff.team_lead_id", "no such staff member")
+        v.raise_if_any()
+        existing = (
+            await session.exec(select(Staff).where(Staff.employee_no == msg.employee_no))
+        ).first()
+        if existing is not None:
+            raise AlreadyExists(f"employee_no {msg.employee_no} is taken")
+        now = self.clock.now()
+        row = Staff(
+            id=new_id(),
+            employee_no=msg.employee_no,
+            display_name=msg.display_name,
+            roles=",".join(sorted({r for r in roles if r})),
+            active=True,
+            team_lead_id=msg.team_lead_id,
+            created_at=now,
+        )
+        session.add(row)
+        out = convert.staff_to_proto(row)
+        emit(session, subject="branch.directory.staff.created",
+             message=events_pb2.StaffCreated(staff=out), about=row.id, now=now)
+        return out
+
+    async def get_staff(self, staff_id: str) -> staff_pb2.Staff:
+        async with self.db.read() as session:
+            return convert.staff_to_proto(await _staff_or_raise(session, staff_id))
+
+    async def list_staff(self, req: api.ListStaffRequest) -> api.ListStaffResponse:
+        size = page_size(req.page_size)
+        after = decode_token(req.page_token)
+        query = select(Staff).order_by(col(Staff.id)).limit(size + 1)
+        if after:
+            query = query.where(col(Staff.id) > str(after[0]))
+        if not req.include_inactive:
+            query = query.where(col(Staff.active).is_(True))
+        if req.role:
+            name = convert.ROLE_NAMES.get(req.role)
+            if name is None:
+                raise InvalidArgument({"role": "unknown role"})
+            query = query.where(col(Staff.roles).contains(name))
+        async with self.db.read() as session:
+            rows = list((await session.exec(query)).all())
+        more = len(rows) > size
+        rows = rows[:size]
+        return api.ListStaffResponse(
+            staff=[convert.staff_to_proto(r) for r in rows],
+            next_page_token=encode_token(rows[-1].id) if more else "",
+        )
+
+    async def deactivate_staff(self, staff_id: str) -> staff_pb2.Staff:
+        if not staff_id:
+            raise InvalidArgument({"id": "required"})
+        async with self.db.transaction() as session:
+            row = await _staff_or_raise(session, staff_id)
+            if not row.active:
+                return convert.staff_to_proto(row)
+            row.active = False
+            row.deactivated_at = self.clock.now()
+            session.add(row)
+            out = convert.staff_to_proto(row)
+            emit(session, subject="branch.directory.staff.deactivated",
+                 message=events_pb2.StaffDeactivated(staff=out), about=row.id,
+                 now=self.clock.now())
+            return out
+
+    async def issue_token(self, req: api.IssueTokenRequest) -> api.IssueTokenResponse:
+        v = Violations()
+        v.check(bool(req.staff_id), "staff_id", "required")
+        v.check(0 <= req.ttl_seconds <= 30 * 86400, "ttl_seconds", "between 0 and 30 days")
+        v.raise_if_any()
+        async with self.db.read() as session:
+            row = await _staff_or_raise(session, req.staff_id)
+        if not row.active:
+            raise FailedPrecondition("staff member is deactivated", reason="STAFF_INACTIVE")
+        ttl = timedelta(seconds=req.ttl_seconds) if req.ttl_seconds else self.token_ttl
+        now = self.clock.now()
+        token = self.signer.issue(row.id, row.roles.split(","), now, ttl)
+        out = api.IssueTokenResponse(token=token)
+        out.expire_time.FromDatetime(now + ttl)
+        return out
+
+    async def ensure_admin(self) -> Staff:
+        """The bootstrap admin account (employee_no ADMIN), created on first start."""
+        async with self.db.transaction() as session:
+            row = (await session.exec(select(Staff).where(Staff.employee_no == "ADMIN"))).first()
+            if row is None:
+                row = Staff(id=new_id(), employee_no="ADMIN", display_name="Administrator",
+                            roles="admin", created_at=self.clock.now())
+                session.add(row)
+            return row
+
+    # ---- clients -------------------------------------------------------------------------
+
+    def _validate_client(self, v: Violations, msg: client_pb2.Client, fields: set[str]) -> dict:
+        values: dict = {}
+        if "display_name" in fields:
+            check_text(v, "client.display_name", msg.display_name, max_len=100, required=True)
+            values["display_name"] = msg.display_name
+        if "phone" in fields:
+            if msg.phone and not PHONE.match(msg.phone):
+                v.add("client.phone", "digits, spaces or '-', optionally starting with '+'")
+            values["phone"] = msg.phone
+        if "channel" in fields:
+            v.check(msg.channel in (client_pb2.CHANNEL_ONSITE, client_pb2.CHANNEL_REMOTE),
+                    "client.channel", "ONSITE or REMOTE")
+            values["channel"] = msg.channel
+        if "risk_tolerance" in fields:
+            v.check(1 <= msg.risk_tolerance <= 5, "client.risk_tolerance", "C1 to C5")
+            values["risk_tolerance"] = msg.risk_tolerance
+        if "risk_assessed_on" in fields:
+            assessed = check_date(v, "client.risk_assessed_on", msg.risk_assessed_on)
+            if assessed and assessed > self.today():
+                v.add("client.risk_assessed_on", "must not be in the future")
+            values["risk_assessed_on"] = assessed
+        if "operating_style" in fields:
+            v.check(msg.operating_style in client_pb2.OperatingStyle.values(),
+                    "client.operating_style", "unknown operating style")
+            values["operating_style"] = msg.operating_style
+        if "commission_rate" in fields:
+            rate = check_decimal(v, "client.commission_rate", msg.commission_rate, positive=True)
+            if rate and Decimal(rate) >= Decimal("0.01"):
+                v.add("client.commission_rate", "a fraction of turnover below 0.01")
+            values["commission_rate"] = rate
+        if "status" in fields:
+            v.check(msg.status in (client_pb2.CLIENT_STATUS_ACTIVE, client_pb2.CLIENT_STATUS_CLOSED),
+                    "client.status", "ACTIVE or CLOSED")
+            values["status"] = msg.status
+        return values
+
+    async def create_client(
+        self, session: AsyncSession, principal: Principal, msg: client_pb2.Client
+    ) -> client_pb2.Client:
+        v = Violations()
+        fields = {"display_name", "phone", "channel", "risk_tolerance", "risk_assessed_on",
+                  "operating_style", "commission_rate"}
+        values = self._validate_client(v, msg, fields)
+        check_text(v, "client.account_no", msg.account_no, max_len=32, required=True)
+        tier = msg.tier or client_pb2.TIER_STANDARD
+        v.check(tier in (client_pb2.TIER_STANDARD, client_pb2.TIER_KEY), "client.tier",
+                "STANDARD or KEY")
+        opened = check_date(v, "client.opened_on", msg.opened_on, required=False) or self.today()
+        for field_name in ("client_manager_id", "broker_id"):
+            staff_id = getattr(msg, field_name)
+            if staff_id:
+                role = "client_manager" if field_name == "client_manager_id" else "broker"
+                await _check_staff_role(session, v, f"client.{field_name}", staff_id, role)
+        v.raise_if_any()
+        taken = (
+            await session.exec(select(Client.id).where(Client.account_no == msg.account_no))
+        ).first()
+        if taken is not None:
+            raise AlreadyExists(f"account_no {msg.account_no} already exists")
+        now = self.clock.now()
+        row = Client(
+            id=new_id(),
+            account_no=msg.account_no,
+            tier=tier,
+            client_manager_id=msg.client_manager_id,
+            broker_id=msg.broker_id,
+            opened_on=opened,
+            status=client_pb2.CLIENT_STATUS_ACTIVE,
+            created_at=now,
+            updated_at=now,
+            **values,
+        )
+        session.add(row)
+        out = convert.client_to_proto(row, self.today())
+        emit(session, subject="branch.directory.client.created",
+             message=events_pb2.ClientCreated(client=out), about=row.id, now=now)
+        return out
+
+    async def get_client(self, principal: Principal, client_id: str) -> client_pb2.Client:
+        async with self.db.read() as session:
+            row = await self._client_in_scope(session, principal, client_id)
+            return convert.client_to_proto(row, self.today())
+
+    async def _client_in_scope(
+        self, session: AsyncSession, principal: Principal, client_id: str
+    ) -> Client:
+        if not client_id:
+            raise InvalidArgument({"id": "required"})
+        row = await session.get(Client, client_id)
+        if row is None:
+            raise NotFound(f"client {client_id} not found")
+        ensure_scope(principal, row)
+        return row
+
+    async def list_clients(
+        self, principal: Principal, req: api.ListClientsRequest
+    ) -> api.ListClientsResponse:
+        size = page_size(req.page_size)
+        after = decode_token(req.page_token)
+        filters = []
+        if req.channel:
+            filters.append(Client.channel == req.channel)
+        if req.tier:
+            filters.append(Client.tier == req.tier)
+        if req.risk_tolerance:
+            filters.append(Client.risk_tolerance == req.risk_tolerance)
+        if req.status:
+            filters.append(Client.status == req.status)
+        if req.client_manager_id:
+            filters.append(Client.client_manager_id == req.client_manager_id)
+        if req.broker_id:
+            filters.append(Client.broker_id == req.broker_id)
+        if not principal.sees_branch and not principal.has("consultant", "service_agent",
+                                                               "compliance"):
+            own = []
+            if principal.has("broker"):
+                if req.broker_id and req.broker_id != principal.staff_id:
+                    raise PermissionDenied("brokers see only their own clients",
+                                           reason="OUT_OF_SCOPE")
+                own.append(Client.broker_id == principal.staff_id)
+            if principal.has("client_manager"):
+                if req.client_manager_id and req.client_manager_id != principal.staff_id:
+                    raise PermissionDenied("client managers see only their own clients",
+                                           reason="OUT_OF_SCOPE")
+                own.append(Client.client_manager_id == principal.staff_id)
+            from sqlalchemy import or_
+
+            filters.append(or_(*own) if own else Client.id == "")
+        query = select(Client).where(*filters).order_by(col(Client.id)).limit(size + 1)
+        if after:
+            query = query.where(col(Client.id) > str(after[0]))
+        async with self.db.read() as session:
+            rows = list((await session.exec(query)).all())
+            total = (await session.exec(select(func.count()).select_from(Client).where(*filters))).one()
+        more = len(rows) > size
+        rows = rows[:size]
+        today = self.today()
+        return api.ListClientsResponse(
+            clients=[convert.client_to_proto(r, today) for r in rows],
+            next_page_token=encode_token(rows[-1].id) if more else "",
+            total_size=int(total),
+        )
+
+    async def update_client(
+        self, principal: Principal, msg: client_pb2.Client, paths: Sequence[str]
+    ) -> client_pb2.Client:
+        v = Violations()
+        fields = set(paths)
+        if not msg.id:
+            v.add("client.id", "required")
+        if not fields:
+            v.add("update_mask", "name at least one field")
+        unknown = fields - UPDATABLE_CLIENT_FIELDS
+        if unknown:
+            v.add("update_mask", f"cannot update {', '.join(sorted(unknown))}")
+        v.raise_if_any()
+        if not principal.sees_branch and fields - MANAGER_CLIENT_FIELDS:
+            raise PermissionDenied("client managers may not change "
+                                   + ", ".join(sorted(fields - MANAGER_CLIENT_FIELDS)),
+                                   reason="FIELD_NOT_ALLOWED")
+        values = self._validate_client(v, msg, fields)
+        v.raise_if_any()
+        async with self.db.transaction() as session:
+            row = await self._client_in_scope(session, principal, msg.id)
+            changed = [k for k, val in values.items() if getattr(row, k) != val]
+            if not changed:
+                return convert.client_to_proto(row, self.today())
+            for k in changed:
+                setattr(row, k, values[k])
+            now = self.clock.now()
+            row.updated_at = now
+            session.add(row)
+            out = convert.client_to_proto(row, self.today())
+            emit(session, subject="branch.directory.client.updated",
+                 message=events_pb2.ClientUpdated(client=out, changed_fields=sorted(changed)),
+                 about=row.id, now=now)
+            return out
+
+    async def change_tier(self, req: api.ChangeClientTierRequest) -> client_pb2.Client:
+        v = Violations()
+        v.check(bool(req.id), "id", "required")
+        v.check(req.tier in (client_pb2.TIER_STANDARD, client_pb2.TIER_KEY), "tier",
+                "STANDARD or KEY")
+        v.check(len(req.reason) <= 500, "reason", "at most 500 characters")
+        v.raise_if_any()
+        async with self.db.transaction() as session:
+            row = await session.get(Client, req.id)
+            if row is None:
+                raise NotFound(f"client {req.id} not found")
+            if row.status != client_pb2.CLIENT_STATUS_ACTIVE:
+                raise FailedPrecondition("client has left the branch", reason="CLIENT_CLOSED")
+            if row.tier == req.tier:
+                return convert.client_to_proto(row, self.today())
+            old = row.tier
+            now = self.clock.now()
+            row.tier = req.tier
+            row.updated_at = now
+            session.add(row)
+            out = convert.client_to_proto(row, self.today())
+            emit(session, subject="branch.directory.client.tier_changed",
+                 message=events_pb2.ClientTierChanged(client=out, old_tier=old,  # type: ignore[arg-type]
+                                                      new_tier=req.tier),
+                 about=row.id, now=now)
+            return out
+
+    async def assign_staff(self, req: api.AssignClientStaffRequest) -> client_pb2.Client:
+        v = Violations()
+        v.check(bool(req.id), "id", "required")
+        v.check(bool(req.client_manager_id or req.broker_id), "client_manager_id",
+                "name a client manager or a broker")
+        v.raise_if_any()
+        async with self.db.transaction() as session:
+            if req.client_manager_id:
+                await _check_staff_role(session, v, "client_manager_id", req.client_manager_id,
+                                        "client_manager")
+            if req.broker_id:
+                await _check_staff_role(session, v, "broker_id", req.broker_id, "broker")
+            v.raise_if_any()
+            row = await session.get(Client, req.id)
+            if row is None:
+                raise NotFound(f"client {req.id} not found")
+            changed = []
+            if req.client_manager_id and row.client_manager_id != req.client_manager_id:
+                row.client_manager_id = req.client_manager_id
+                changed.append("client_manager_id")
+            if req.broker_id and row.broker_id != req.broker_id:
+                row.broker_id = req.broker_id
+                changed.append("broker_id")
+            if changed:
+                now = self.clock.now()
+                row.updated_at = now
+                session.add(row)
+                out = convert.client_to_proto(row, self.today())
+                emit(session, subject="branch.directory.client.updated",
+                     message=events_pb2.ClientUpdated(client=out, changed_fields=changed),
+                     about=row.id, now=now)
+                return out
+            return convert.client_to_proto(row, self.today())
+
+    # ---- holdings and trades -------------------------------------------------------------
+
+    async def list_holdings(self, principal: Principal, client_id: str) -> api.ListHoldingsResponse:
+        async with self.db.read() as session:
+            await self._client_in_scope(session, principal, client_id)
+            rows = (
+                await session.exec(
+                    select(Holding, Security.risk_level)
+                    .join(Security, col(Security.ticker) == col(Holding.ticker), isouter=True)
+                    .where(Holding.client_id == client_id, col(Holding.quantity) > 0)
+                    .order_by(col(Holding.ticker))
+                )
+            ).all()
+        return api.ListHoldingsResponse(
+            holdings=[convert.holding_to_proto(h, risk or 0) for h, risk in rows]
+        )
+
+    async def stream_trades(
+        self, principal: Principal, req: api.StreamTradesRequest,
+        start: datetime | None, end: datetime | None,
+    ) -> AsyncIterator[holding_pb2.Trade]:
+        async with self.db.read() as session:
+            await self._client_in_scope(session, principal, req.client_id)
+        last: tuple[datetime, str] | None = None
+        while True:
+            query = select(Trade).where(Trade.client_id == req.client_id)
+            if start:
+                query = query.where(col(Trade.trade_time) >= start)
+            if end:
+                query = query.where(col(Trade.trade_time) < end)
+            if last:
+                from sqlalchemy import and_, or_
+
+                query = query.where(or_(col(Trade.trade_time) > last[0],
+                                        and_(col(Trade.trade_time) == last[0],
+                                             col(Trade.trade_id) > last[1])))
+            query = query.order_by(col(Trade.trade_time), col(Trade.trade_id)).limit(5000)
+            async with self.db.read() as session:
+                rows = list((await session.exec(query)).all())
+            for row in rows:
+                yield convert.trade_to_proto(row)
+            if len(rows) < 5000:
+                return
+            last = (rows[-1].trade_time, rows[-1].trade_id)
+
+    async def list_securities(self, req: api.ListSecuritiesRequest) -> api.ListSecuritiesResponse:
+        size = page_size(req.page_size)
+        after = decode_token(req.page_token)
+        query = select(Security).order_by(col(Security.ticker)).limit(size + 1)
+        if req.tickers:
+            query = query.where(col(Security.ticker).in_(list(req.tickers)))
+        if after:
+            query = query.where(col(Security.ticker) > str(after[0]))
+        async with self.db.read() as session:
+            rows = list((await session.exec(query)).all())
+        more = len(rows) > size
+        rows = rows[:size]
+        return api.ListSecuritiesResponse(
+            securities=[convert.security_to_proto(r) for r in rows],
+            next_page_token=encode_token(rows[-1].ticker) if more else "",
+        )
+
+    async def find_clients_by_tickers(
+        self, req: api.FindClientsByTickersRequest
+    ) -> api.FindClientsByTickersResponse:
+        v = Violations()
+        v.check(0 < len(req.tickers) <= 100, "tickers", "between 1 and 100 tickers")
+        v.check(req.tier in client_pb2.Tier.values(), "tier", "unknown tier")
+        v.raise_if_any()
+        size = page_size(req.page_size)
+        after = decode_token(req.page_token)
+        tickers = sorted(set(req.tickers))
+        id_query = (
+            select(Holding.client_id)
+            .where(col(Holding.ticker).in_(tickers), col(Holding.quantity) > 0)
+            .distinct()
+            .order_by(col(Holding.client_id))
+        )
+        if after:
+            id_query = id_query.where(col(Holding.client_id) > str(after[0]))
+        query = (
+            select(Client)
+            .where(col(Client.id).in_(id_query.scalar_subquery()),
+                   Client.status == client_pb2.CLIENT_STATUS_ACTIVE)
+            .order_by(col(Client.id))
+            .limit(size + 1)
+        )
+        if req.tier:
+            query = query.where(Client.tier == req.tier)
+        async with self.db.read() as session:
+            clients = list((await session.exec(query)).all())
+            more = len(clients) > size
+            clients = clients[:size]
+            held: dict[str, list[str]] = {}
+            if clients:
+                pairs = (
+                    await session.exec(
+                        select(Holding.client_id, Holding.ticker).where(
+                            col(Holding.client_id).in_([c.id for c in clients]),
+                            col(Holding.ticker).in_(tickers),
+                            col(Holding.quantity) > 0,
+                        )
+                    )
+                ).all()
+                for cid, ticker in pairs:
+                    held.setdefault(cid, []).append(ticker)
+        today = self.today()
+        return api.FindClientsByTickersResponse(
+            clients=[
+                api.ClientPosition(
+                    client_id=c.id,
+                    tier=c.tier,  # type: ignore[arg-type]
+                    risk_tolerance=c.risk_tolerance,  # type: ignore[arg-type]
+                    risk_assessment_expired=convert.assessment_expired(c.risk_assessed_on, today),
+                    broker_id=c.broker_id,
+                    client_manager_id=c.client_manager_id,
+                    tickers=sorted(held.get(c.id, [])),
+                )
+                for c in clients
+            ],
+            next_page_token=encode_token(clients[-1].id) if more else "",
+        )
+
+
+def ensure_scope(principal: Principal, row: Client) -> None:
+    """Brokers and client managers reach only the clients assigned to them."""
+    if principal.sees_branch or principal.has("consultant", "service_agent", "compliance"):
+        return
+    if principal.has("broker") and row.broker_id == principal.staff_id:
+        return
+    if principal.has("client_manager") and row.client_manager_id == principal.staff_id:
+        return
+    raise PermissionDenied("client is not assigned to you", reason="OUT_OF_SCOPE")
+
+
+async def _staff_or_raise(session: AsyncSession, staff_id: str) -> Staff:
+    if not staff_id:
+        raise InvalidArgument({"id": "required"})
+    row = await session.get(Staff, staff_id)
+    if row is None:
+        raise NotFound(f"staff {staff_id} not found")
+    return row
+
+
+async def _check_staff_role(
+    session: AsyncSession, v: Violations, field_name: str, staff_id: str, role: str
+) -> None:
+    row = await session.get(Staff, staff_id)
+    if row is None or not row.active:
+        v.add(field_name, "no such active staff member")
+    elif role not in row.roles.split(","):
+        v.add(field_name, f"staff member is not a {role}")

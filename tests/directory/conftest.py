@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from branch.directory.v1 import directory_service_pb2_grpc
+
+from services.common.server import ServiceRunner
+from services.directory.server import SPEC
+from tests.harness import channel, make_settings, running
+
+
+@pytest.fixture
+async def directory(tmp_path: Path, nats_url: str) -> AsyncIterator[ServiceRunner]:
+    async with running(SPEC, make_settings(tmp_path, nats_url)) as runner:
+        yield runner
+
+
+@pytest.fixture
+async def stub(directory: ServiceRunner) -> AsyncIterator[directory_service_pb2_grpc.DirectoryServiceStub]:
+    async with channel(directory) as ch:
+        yield directory_service_pb2_grpc.DirectoryServiceStub(ch)

@@ -1,0 +1,164 @@
+"""Test harness shared by every service's tests: real NATS, real SQLite or PostgreSQL,
+in-process services on port 0, tokens and channels."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import nats
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from services.common.auth import TokenSigner
+from services.common.clock import Clock
+from services.common.server import ServiceRunner, ServiceSpec
+from services.common.settings import Settings
+
+SECRET = "test-signing-key-0123456789abcdef"
+POSTGRES_URL = os.environ.get("BRANCH_TEST_POSTGRES_URL", "")
+SIGNER = TokenSigner(SECRET)
+
+
+def token(staff_id: str, *roles: str) -> str:
+    return SIGNER.issue(staff_id, roles, datetime.now(UTC), timedelta(hours=1))
+
+
+def auth(staff_id: str, *roles: str) -> list[tuple[str, str]]:
+    """Call metadata for a staff member with these roles (tokens use the real clock)."""
+    return [("authorization", f"Bearer {token(staff_id, *roles)}")]
+
+
+ADMIN = auth("admin-1", "admin")
+SUPERVISOR = auth("sup-1", "supervisor")
+SERVICE = auth("svc:test", "service")
+
+
+SERVICES = ("directory", "onsite", "remote", "vip", "research")
+
+
+async def create_postgres_databases() -> str:
+    """Fresh databases on the configured server, one per service (each owns its own, as in
+    production); returns the URL template with {service} in it."""
+    import asyncpg
+
+    base = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
+    stem = f"t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(base)
+    try:
+        for service in SERVICES:
+            await conn.execute(f'CREATE DATABASE "{stem}_{service}"')
+    finally:
+        await conn.close()
+    prefix, _, _ = POSTGRES_URL.rpartition("/")
+    return f"{prefix}/{stem}_{{service}}"
+
+
+def make_settings(data_dir: Path, nats_url: str, database_url: str = "", **extra: Any) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        nats_url=nats_url,
+        database_url=database_url,
+        token_secret=SECRET,
+        outbox_poll_seconds=0.5,
+        shutdown_grace_seconds=2,
+        **extra,
+    )
+
+
+@asynccontextmanager
+async def running(
+    spec: ServiceSpec,
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    run_consumers: bool = True,
+) -> AsyncIterator[ServiceRunner]:
+    runner = ServiceRunner(spec, settings, clock=clock, port=0, run_consumers=run_consumers)
+    await runner.start()
+    try:
+        yield runner
+    finally:
+        await runner.stop(grace=1)
+
+
+@asynccontextmanager
+async def channel(runner: ServiceRunner) -> AsyncIterator[grpc.aio.Channel]:
+    ch = grpc.aio.insecure_channel(f"127.0.0.1:{runner.port}")
+    try:
+        yield ch
+    finally:
+        await ch.close()
+
+
+async def collect_events(
+    nats_url: str, subject: str, *, count: int, timeout: float = 10.0
+) -> list[Any]:
+    """Read events on subject from the BRANCH stream with an ephemeral consumer."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        sub = await js.subscribe(
+            subject, stream="BRANCH", ordered_consumer=True,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+        )
+        out = []
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(out) < count:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            try:
+                msg = await sub.next_msg(timeout=remaining)
+            except Exception:
+                break
+            out.append(msg)
+        await sub.unsubscribe()
+        return out
+    finally:
+        await nc.close()
+
+
+async def eventually(check: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Poll an async or sync predicate until it returns a truthy value."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: Any = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+def bad_fields(err: grpc.aio.AioRpcError) -> set[str]:
+    """Field names in the BadRequest detail of an INVALID_ARGUMENT error."""
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    status = rpc_status.from_call(err)
+    fields: set[str] = set()
+    if status is None:
+        return fields
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            fields.update(v.field for v in bad.field_violations)
+    return fields
+
+
+def unique(prefix: str = "") -> str:
+    return prefix + uuid.uuid4().hex[:10]
+
+
+def subjects(msgs: Iterable[Any]) -> list[str]:
+    return [m.subject for m in msgs]
