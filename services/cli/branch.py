@@ -1,0 +1,137 @@
+"""`branch`: run the suite (`branch up`) or one service (`branch serve SERVICE`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from services import registry
+from services.common.auth import TokenSigner
+from services.common.clock import SystemClock
+from services.common.logs import configure_logging
+from services.common.nats_link import EmbeddedNats
+from services.common.server import ServiceRunner
+from services.common.settings import ConfigError, Settings, load_settings
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _serve(services: list[str], settings: Settings) -> None:
+    runners = []
+    for name in services:
+        spec = registry.spec(name)
+        if spec is None:
+            raise SystemExit(f"unknown service {name!r}; known: {', '.join(registry.SERVICES)}")
+        runners.append(ServiceRunner(spec, settings))
+    stop = _stop_event()
+    started = []
+    try:
+        for runner in runners:
+            await runner.start()
+            started.append(runner)
+        if settings.metrics_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(settings.metrics_port, addr=settings.host)
+        await stop.wait()
+    finally:
+        for runner in reversed(started):
+            await runner.stop()
+
+
+async def _up(args: argparse.Namespace, settings: Settings) -> None:
+    nats_server = None
+    if not settings.nats_url:
+        nats_server = EmbeddedNats(settings.data_dir / "nats")
+        nats_server.start()
+        settings = settings.model_copy(update={"nats_url": nats_server.url})
+    try:
+        specs = registry.specs()
+        runners = [ServiceRunner(spec, settings) for spec in specs]
+        stop = _stop_event()
+        started = []
+        try:
+            for runner in runners:
+                await runner.start()
+                started.append(runner)
+            admin_token = await _write_admin_token(settings)
+            if args.demo:
+                from services.cli.demo import load_demo
+
+                await load_demo(settings, admin_token)
+            print("Branch Client Service Suite is up")
+            print(f"  NATS      {settings.nats_url}")
+            for runner in started:
+                print(f"  {runner.spec.name:<9} {runner.address}")
+            print(f"  admin token: {settings.data_dir / 'admin.token'}")
+            print("Ctrl-C stops everything.")
+            sys.stdout.flush()
+            await stop.wait()
+        finally:
+            for runner in reversed(started):
+                await runner.stop()
+    finally:
+        if nats_server:
+            nats_server.stop()
+
+
+async def _write_admin_token(settings: Settings) -> str:
+    from sqlmodel import select
+
+    from services.common.db import Database
+    from services.directory.models import Staff
+
+    db = Database(settings.database_url_for("directory"), service="directory")
+    try:
+        async with db.read() as session:
+            admin = (await session.exec(select(Staff).where(Staff.employee_no == "ADMIN"))).one()
+    finally:
+        await db.dispose()
+    token = TokenSigner(settings.signing_key()).issue(
+        admin.id, ["admin"], SystemClock().now(), timedelta(days=30)
+    )
+    path = settings.data_dir / "admin.token"
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return token
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="branch", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run every service, embedded")
+    up.add_argument("--demo", action="store_true", help="load the demo branch first")
+    up.add_argument("--data-dir", type=Path, help="where SQLite files and tokens go")
+    serve = sub.add_parser("serve", help="run one service (containers)")
+    serve.add_argument("service", choices=registry.SERVICES)
+    args = parser.parse_args(argv)
+    overrides = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = args.data_dir
+    try:
+        settings = load_settings(**overrides)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging(settings.log_level)
+    if args.command == "up":
+        asyncio.run(_up(args, settings))
+    else:
+        if not settings.nats_url:
+            print("BRANCH_NATS_URL: required for `branch serve`", file=sys.stderr)
+            raise SystemExit(2)
+        asyncio.run(_serve([args.service], settings))
+
+
+if __name__ == "__main__":
+    main()

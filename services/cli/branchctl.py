@@ -1,0 +1,130 @@
+"""`branchctl`: the staff client. Each service adds its own command group from its cli.py.
+
+Log in once (`branchctl login --token-file .branch/admin.token`, or `branchctl login --as
+STAFF_ID` with an admin token to mint one); the token is kept in ~/.config/branchctl/token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from rich.console import Console
+from rich.table import Table
+
+from services import registry
+from services.common.settings import load_settings
+
+CONFIG_DIR = Path(os.environ.get("BRANCHCTL_HOME", Path.home() / ".config" / "branchctl"))
+Command = Callable[[argparse.Namespace, "Ctl"], Awaitable[None]]
+
+
+@dataclass
+class Ctl:
+    """What a command gets: channels to the services, the caller's token, a console."""
+
+    token: str
+    console: Console = field(default_factory=Console)
+    _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+
+    def channel(self, service: str) -> grpc.aio.Channel:
+        if service not in self._channels:
+            address = os.environ.get(f"BRANCH_{service.upper()}_ADDR") or load_settings().address(
+                service
+            )
+            self._channels[service] = grpc.aio.insecure_channel(address)
+        return self._channels[service]
+
+    @property
+    def metadata(self) -> list[tuple[str, str]]:
+        if not self.token:
+            raise SystemExit("not logged in: run `branchctl login` first")
+        return [("authorization", f"Bearer {self.token}")]
+
+    def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
+        table = Table(title=title)
+        for col in columns:
+            table.add_column(col)
+        for row in rows:
+            table.add_row(*[str(c) for c in row])
+        self.console.print(table)
+
+    async def close(self) -> None:
+        for ch in self._channels.values():
+            await ch.close()
+
+
+def saved_token() -> str:
+    env = os.environ.get("BRANCH_TOKEN")
+    if env:
+        return env.strip()
+    path = CONFIG_DIR / "token"
+    return path.read_text().strip() if path.exists() else ""
+
+
+def save_token(token: str) -> None:
+    CONFIG_DIR.mkdir(parents=True, exist_ok=True)
+    path = CONFIG_DIR / "token"
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="branchctl", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    groups = parser.add_subparsers(dest="group", required=True)
+    for service in ("common", *registry.SERVICES):
+        module = registry.cli_module(service) if service != "common" else None
+        if service == "common":
+            from services.cli import session_cli
+
+            session_cli.add_commands(groups)
+        elif module is not None:
+            module.add_commands(groups)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command: Command | None = getattr(args, "func", None)
+    if command is None:
+        parser.print_help()
+        raise SystemExit(2)
+
+    async def run() -> None:
+        ctl = Ctl(token=saved_token())
+        try:
+            await command(args, ctl)
+        except grpc.aio.AioRpcError as err:
+            print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)
+            _print_bad_fields(err)
+            raise SystemExit(1) from None
+        finally:
+            await ctl.close()
+
+    asyncio.run(run())
+
+
+def _print_bad_fields(err: grpc.aio.AioRpcError) -> None:
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    status = rpc_status.from_call(err)
+    for detail in status.details if status else []:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            for v in bad.field_violations:
+                print(f"  {v.field}: {v.description}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""The demo branch: deterministic data loaded through the public APIs of every service.
+
+directory's demo runs first and fills Demo.staff and Demo.clients; every other service's
+`demo.load(demo)` then builds on them.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import grpc
+
+from services import registry
+from services.common.auth import TokenSigner
+from services.common.clock import SystemClock
+from services.common.settings import Settings
+
+SEED = 20261126
+
+
+@dataclass
+class DemoClient:
+    id: str
+    channel: int
+    tier: int
+    risk_tolerance: int
+    broker_id: str
+    client_manager_id: str
+    tickers: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Demo:
+    settings: Settings
+    admin_token: str
+    rng: random.Random = field(default_factory=lambda: random.Random(SEED))
+    now: datetime = field(default_factory=lambda: SystemClock().now())
+    # role name -> staff ids
+    staff: dict[str, list[str]] = field(default_factory=dict)
+    clients: list[DemoClient] = field(default_factory=list)
+    tickers: list[str] = field(default_factory=list)
+    # free-form results one service's demo leaves for the next (e.g. published note ids)
+    shared: dict[str, Any] = field(default_factory=dict)
+    _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+
+    def channel(self, service: str) -> grpc.aio.Channel:
+        if service not in self._channels:
+            self._channels[service] = grpc.aio.insecure_channel(self.settings.address(service))
+        return self._channels[service]
+
+    def as_admin(self) -> list[tuple[str, str]]:
+        return [("authorization", f"Bearer {self.admin_token}")]
+
+    def as_staff(self, staff_id: str, *roles: str) -> list[tuple[str, str]]:
+        """Metadata for a call made by this staff member (demo tokens, one hour)."""
+        signer = TokenSigner(self.settings.signing_key())
+        token = signer.issue(staff_id, roles, SystemClock().now(), timedelta(hours=1))
+        return [("authorization", f"Bearer {token}")]
+
+    def as_role(self, role: str, index: int = 0) -> list[tuple[str, str]]:
+        return self.as_staff(self.staff[role][index % len(self.staff[role])], role)
+
+    async def close(self) -> None:
+        for ch in self._channels.values():
+            await ch.close()
+
+
+async def load_demo(settings: Settings, admin_token: str) -> Demo:
+    demo = Demo(settings=settings, admin_token=admin_token)
+    try:
+        for service in registry.SERVICES:
+            module = registry.demo_module(service)
+            if module is not None and registry.spec(service) is not None:
+                print(f"demo: loading {service} ...", flush=True)
+                await module.load(demo)
+    finally:
+        await demo.close()
+    return demo
