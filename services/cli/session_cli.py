@@ -7,6 +7,7 @@ from pathlib import Path
 
 from branch.directory.v1 import directory_service_pb2 as api
 from branch.directory.v1 import directory_service_pb2_grpc as grpc_api
+
 from services.cli.branchctl import Ctl, save_token
 from services.common.auth import TokenSigner
 

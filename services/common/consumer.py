@@ -184,10 +184,11 @@ class Consumer:
             ts.FromDatetime(event.time)
             envelope.time.CopyFrom(ts)
         subject = f"branch.parked.{self._db.service}.{self.sub.name}"
+        seq = msg.metadata.sequence.stream
         await self._link.jetstream().publish(
             subject,
             envelope.SerializeToString(),
-            headers={"Nats-Msg-Id": f"parked:{self.durable}:{envelope.id or msg.metadata.sequence.stream}"},
+            headers={"Nats-Msg-Id": f"parked:{self.durable}:{envelope.id or seq}"},
         )
         self.parked += 1
         self._log.error("event parked", event_id=envelope.id, parked_subject=subject,

@@ -86,7 +86,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             inner = handler.unary_unary
 
             async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                return await self._call(full, method, request, context, lambda: inner(request, context))
+                return await self._call(
+                    full, method, request, context, lambda: inner(request, context)
+                )
 
             return grpc.unary_unary_rpc_method_handler(unary_unary, **kw)
         if handler.stream_unary:

@@ -1,4 +1,4 @@
-"""structlog JSON lines on stdout. Fields are ids and codes only: never names, phones or holdings."""
+"""structlog JSON lines on stdout: ids and codes only, never names, phones or holdings."""
 
 from __future__ import annotations
 

@@ -202,8 +202,8 @@ class Directory:
                 v.add("client.commission_rate", "a fraction of turnover below 0.01")
             values["commission_rate"] = rate
         if "status" in fields:
-            v.check(msg.status in (client_pb2.CLIENT_STATUS_ACTIVE, client_pb2.CLIENT_STATUS_CLOSED),
-                    "client.status", "ACTIVE or CLOSED")
+            statuses = (client_pb2.CLIENT_STATUS_ACTIVE, client_pb2.CLIENT_STATUS_CLOSED)
+            v.check(msg.status in statuses, "client.status", "ACTIVE or CLOSED")
             values["status"] = msg.status
         return values
 
@@ -304,7 +304,8 @@ class Directory:
             query = query.where(col(Client.id) > str(after[0]))
         async with self.db.read() as session:
             rows = list((await session.exec(query)).all())
-            total = (await session.exec(select(func.count()).select_from(Client).where(*filters))).one()
+            count_query = select(func.count()).select_from(Client).where(*filters)
+            total = (await session.exec(count_query)).one()
         more = len(rows) > size
         rows = rows[:size]
         today = self.today()

@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from branch.directory.v1 import directory_service_pb2_grpc
+from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
 
 from services.common.server import ServiceRunner
 from services.directory.server import SPEC
@@ -18,6 +18,6 @@ async def directory(tmp_path: Path, nats_url: str) -> AsyncIterator[ServiceRunne
 
 
 @pytest.fixture
-async def stub(directory: ServiceRunner) -> AsyncIterator[directory_service_pb2_grpc.DirectoryServiceStub]:
+async def stub(directory: ServiceRunner) -> AsyncIterator[DirectoryServiceStub]:
     async with channel(directory) as ch:
-        yield directory_service_pb2_grpc.DirectoryServiceStub(ch)
+        yield DirectoryServiceStub(ch)
