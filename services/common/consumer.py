@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.common import metrics
 from services.common.clock import Clock
 from services.common.db import Database
 from services.common.events import Event
@@ -117,6 +118,7 @@ class Consumer:
         deliveries = msg.metadata.num_delivered
         if deliveries > 1:
             self.redelivered += 1
+            metrics.EVENT_REDELIVERIES.labels(self._db.service, self.durable).inc()
         try:
             event = Event.from_headers(msg.subject, dict(msg.headers or {}), msg.data, deliveries)
         except ValueError as exc:
@@ -163,6 +165,7 @@ class Consumer:
             # A replica applied it concurrently; its transaction holds the effect.
             return False
         self.handled += 1
+        metrics.EVENTS_HANDLED.labels(self._db.service, self.durable).inc()
         return True
 
     async def _park(self, msg, event: Event | None, reason: str, deliveries: int) -> None:  # type: ignore[no-untyped-def]
@@ -191,6 +194,7 @@ class Consumer:
             headers={"Nats-Msg-Id": f"parked:{self.durable}:{envelope.id or seq}"},
         )
         self.parked += 1
+        metrics.EVENTS_PARKED.labels(self._db.service, self.durable).inc()
         self._log.error("event parked", event_id=envelope.id, parked_subject=subject,
                         deliveries=deliveries, reason=reason[:200])
         await msg.term()

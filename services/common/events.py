@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.common import metrics
 from services.common.clock import Clock, as_utc
 from services.common.db import Database
 from services.common.ids import new_id
@@ -178,6 +179,7 @@ class OutboxRelay:
                     row.subject, row.data, timeout=5, headers=headers_for(row, self._source)
                 )
                 published.append(row.seq or 0)
+                metrics.OUTBOX_PUBLISHED.labels(service=self._db.service).inc()
         finally:
             if published:
                 await self._mark_sent(published)

@@ -15,7 +15,7 @@ from branch.common.v1 import audit_pb2, audit_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.common import migrations
+from services.common import metrics, migrations
 from services.common.audit import AUDIT_ACCESS, AuditServicer
 from services.common.auth import Access, AccessTable, TokenSigner
 from services.common.clock import Clock, SystemClock
@@ -136,6 +136,10 @@ class ServiceRunner:
                 self._tasks.append(asyncio.create_task(consumer.run(), name=consumer.durable))
             for job in self.spec.background(self.ctx, self._stop_background):
                 self._tasks.append(asyncio.create_task(job()))
+        if self.settings.metrics_port:
+            self._tasks.append(asyncio.create_task(metrics.run_sampler(
+                self.spec.name, self.relay, self.consumers, self.nats, self._stop_background
+            ), name=f"{self.spec.name}-metrics"))
         access = AccessTable({**self.spec.access, **AUDIT_ACCESS})
         self.server = grpc.aio.server(
             interceptors=[
