@@ -4,9 +4,13 @@ isort:skip_file
 """
 
 from branch.directory.v1 import client_pb2 as _client_pb2
+from branch.remote.v1 import campaign_pb2 as _campaign_pb2
+from branch.remote.v1 import report_pb2 as _report_pb2
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -67,3 +71,381 @@ class TicketOpened(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TicketOpened: _TypeAlias = TicketOpened  # noqa: Y015
+
+@_typing.final
+class CampaignCreated(_message.Message):
+    """branch.remote.campaign.created"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    TARGET_COUNT_FIELD_NUMBER: _builtins.int
+    AGENT_IDS_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    campaign_id: _builtins.str
+    kind: _campaign_pb2.CampaignKind.ValueType
+    target_count: _builtins.int
+    @_builtins.property
+    def agent_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        campaign_id: _builtins.str = ...,
+        kind: _campaign_pb2.CampaignKind.ValueType = ...,
+        target_count: _builtins.int = ...,
+        agent_ids: _abc.Iterable[_builtins.str] | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_ids", b"agent_ids", "campaign_id", b"campaign_id", "create_time", b"create_time", "kind", b"kind", "target_count", b"target_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CampaignCreated: _TypeAlias = CampaignCreated  # noqa: Y015
+
+@_typing.final
+class CampaignClosed(_message.Message):
+    """branch.remote.campaign.closed"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    CLOSE_TIME_FIELD_NUMBER: _builtins.int
+    campaign_id: _builtins.str
+    @_builtins.property
+    def close_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        campaign_id: _builtins.str = ...,
+        close_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "close_time", b"close_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CampaignClosed: _TypeAlias = CampaignClosed  # noqa: Y015
+
+@_typing.final
+class CallbackRecorded(_message.Message):
+    """branch.remote.callback.recorded: one call made (campaign call or ticket follow-up)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALLBACK_ID_FIELD_NUMBER: _builtins.int
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    TICKET_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    AGENT_ID_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    SATISFACTION_FIELD_NUMBER: _builtins.int
+    CALL_TIME_FIELD_NUMBER: _builtins.int
+    callback_id: _builtins.str
+    campaign_id: _builtins.str
+    ticket_id: _builtins.str
+    client_id: _builtins.str
+    agent_id: _builtins.str
+    outcome: _campaign_pb2.CallbackOutcome.ValueType
+    satisfaction: _builtins.int
+    @_builtins.property
+    def call_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        callback_id: _builtins.str = ...,
+        campaign_id: _builtins.str = ...,
+        ticket_id: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+        agent_id: _builtins.str = ...,
+        outcome: _campaign_pb2.CallbackOutcome.ValueType = ...,
+        satisfaction: _builtins.int = ...,
+        call_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["call_time", b"call_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "call_time", b"call_time", "callback_id", b"callback_id", "campaign_id", b"campaign_id", "client_id", b"client_id", "outcome", b"outcome", "satisfaction", b"satisfaction", "ticket_id", b"ticket_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallbackRecorded: _TypeAlias = CallbackRecorded  # noqa: Y015
+
+@_typing.final
+class ReportCreated(_message.Message):
+    """branch.remote.report.created"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    WARNINGS_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    report_id: _builtins.str
+    client_id: _builtins.str
+    warnings: _builtins.int
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        report_id: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+        warnings: _builtins.int = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "create_time", b"create_time", "report_id", b"report_id", "warnings", b"warnings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportCreated: _TypeAlias = ReportCreated  # noqa: Y015
+
+@_typing.final
+class ReportDelivered(_message.Message):
+    """branch.remote.report.delivered"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    DELIVERED_BY_FIELD_NUMBER: _builtins.int
+    DELIVER_TIME_FIELD_NUMBER: _builtins.int
+    report_id: _builtins.str
+    client_id: _builtins.str
+    channel: _report_pb2.DeliveryChannel.ValueType
+    delivered_by: _builtins.str
+    @_builtins.property
+    def deliver_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        report_id: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+        channel: _report_pb2.DeliveryChannel.ValueType = ...,
+        delivered_by: _builtins.str = ...,
+        deliver_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deliver_time", b"deliver_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "client_id", b"client_id", "deliver_time", b"deliver_time", "delivered_by", b"delivered_by", "report_id", b"report_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportDelivered: _TypeAlias = ReportDelivered  # noqa: Y015
+
+@_typing.final
+class TicketTransferred(_message.Message):
+    """branch.remote.ticket.transferred: ownership stays; the owner is told."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_ID_FIELD_NUMBER: _builtins.int
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_FIELD_NUMBER: _builtins.int
+    HANDLER_ID_FIELD_NUMBER: _builtins.int
+    TRANSFER_TIME_FIELD_NUMBER: _builtins.int
+    ticket_id: _builtins.str
+    owner_id: _builtins.str
+    department: _builtins.str
+    handler_id: _builtins.str
+    @_builtins.property
+    def transfer_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        ticket_id: _builtins.str = ...,
+        owner_id: _builtins.str = ...,
+        department: _builtins.str = ...,
+        handler_id: _builtins.str = ...,
+        transfer_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["transfer_time", b"transfer_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["department", b"department", "handler_id", b"handler_id", "owner_id", b"owner_id", "ticket_id", b"ticket_id", "transfer_time", b"transfer_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TicketTransferred: _TypeAlias = TicketTransferred  # noqa: Y015
+
+@_typing.final
+class TicketResolved(_message.Message):
+    """branch.remote.ticket.resolved"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_ID_FIELD_NUMBER: _builtins.int
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    WITHIN_SLA_FIELD_NUMBER: _builtins.int
+    RESOLVE_TIME_FIELD_NUMBER: _builtins.int
+    FOLLOW_UP_DUE_TIME_FIELD_NUMBER: _builtins.int
+    ticket_id: _builtins.str
+    owner_id: _builtins.str
+    client_id: _builtins.str
+    within_sla: _builtins.bool
+    @_builtins.property
+    def resolve_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def follow_up_due_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        ticket_id: _builtins.str = ...,
+        owner_id: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+        within_sla: _builtins.bool = ...,
+        resolve_time: _timestamp_pb2.Timestamp | None = ...,
+        follow_up_due_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["follow_up_due_time", b"follow_up_due_time", "resolve_time", b"resolve_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "follow_up_due_time", b"follow_up_due_time", "owner_id", b"owner_id", "resolve_time", b"resolve_time", "ticket_id", b"ticket_id", "within_sla", b"within_sla"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TicketResolved: _TypeAlias = TicketResolved  # noqa: Y015
+
+@_typing.final
+class TicketReopened(_message.Message):
+    """branch.remote.ticket.reopened"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_ID_FIELD_NUMBER: _builtins.int
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    REOPEN_COUNT_FIELD_NUMBER: _builtins.int
+    REOPEN_TIME_FIELD_NUMBER: _builtins.int
+    ticket_id: _builtins.str
+    owner_id: _builtins.str
+    reopen_count: _builtins.int
+    @_builtins.property
+    def reopen_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        ticket_id: _builtins.str = ...,
+        owner_id: _builtins.str = ...,
+        reopen_count: _builtins.int = ...,
+        reopen_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reopen_time", b"reopen_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["owner_id", b"owner_id", "reopen_count", b"reopen_count", "reopen_time", b"reopen_time", "ticket_id", b"ticket_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TicketReopened: _TypeAlias = TicketReopened  # noqa: Y015
+
+@_typing.final
+class TicketClosed(_message.Message):
+    """branch.remote.ticket.closed: the follow-up confirmed the outcome."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_ID_FIELD_NUMBER: _builtins.int
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    SATISFACTION_FIELD_NUMBER: _builtins.int
+    CLOSE_TIME_FIELD_NUMBER: _builtins.int
+    ticket_id: _builtins.str
+    owner_id: _builtins.str
+    satisfaction: _builtins.int
+    @_builtins.property
+    def close_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        ticket_id: _builtins.str = ...,
+        owner_id: _builtins.str = ...,
+        satisfaction: _builtins.int = ...,
+        close_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "owner_id", b"owner_id", "satisfaction", b"satisfaction", "ticket_id", b"ticket_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TicketClosed: _TypeAlias = TicketClosed  # noqa: Y015
+
+@_typing.final
+class TicketSlaWarning(_message.Message):
+    """branch.remote.ticket.sla_warning: 75% of a target has elapsed; goes to the owner."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_ID_FIELD_NUMBER: _builtins.int
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    DUE_TIME_FIELD_NUMBER: _builtins.int
+    ticket_id: _builtins.str
+    owner_id: _builtins.str
+    target: _builtins.str
+    """"first_response" or "resolution"."""
+    @_builtins.property
+    def due_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        ticket_id: _builtins.str = ...,
+        owner_id: _builtins.str = ...,
+        target: _builtins.str = ...,
+        due_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_time", b"due_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["due_time", b"due_time", "owner_id", b"owner_id", "target", b"target", "ticket_id", b"ticket_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TicketSlaWarning: _TypeAlias = TicketSlaWarning  # noqa: Y015
+
+@_typing.final
+class TicketEscalated(_message.Message):
+    """branch.remote.ticket.escalated: a target was breached; level 1 owner, 2 team lead,
+    3 supervisor. Each level is raised once.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_ID_FIELD_NUMBER: _builtins.int
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    RECIPIENT_ID_FIELD_NUMBER: _builtins.int
+    DUE_TIME_FIELD_NUMBER: _builtins.int
+    ESCALATE_TIME_FIELD_NUMBER: _builtins.int
+    ticket_id: _builtins.str
+    owner_id: _builtins.str
+    target: _builtins.str
+    level: _builtins.int
+    recipient_id: _builtins.str
+    """Who is told: the owner, the team lead, or empty for the supervisors."""
+    @_builtins.property
+    def due_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def escalate_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        ticket_id: _builtins.str = ...,
+        owner_id: _builtins.str = ...,
+        target: _builtins.str = ...,
+        level: _builtins.int = ...,
+        recipient_id: _builtins.str = ...,
+        due_time: _timestamp_pb2.Timestamp | None = ...,
+        escalate_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_time", b"due_time", "escalate_time", b"escalate_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["due_time", b"due_time", "escalate_time", b"escalate_time", "level", b"level", "owner_id", b"owner_id", "recipient_id", b"recipient_id", "target", b"target", "ticket_id", b"ticket_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TicketEscalated: _TypeAlias = TicketEscalated  # noqa: Y015
