@@ -1,0 +1,252 @@
+"""The suite deployed as the manifests deploy it, with processes instead of containers.
+
+Each replica is `python -m services.cli.branch serve SERVICE` configured by environment only
+(as a Deployment's ConfigMap and Secret would), against one nats-server of our own and one
+database per service (SQLite files shared by a service's replicas, or PostgreSQL). A peer's
+address lists every replica of that peer, as a Kubernetes Service spreads calls over its pods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import nats
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from sqlmodel import col, select
+
+from services.common.db import Database
+from services.common.models import OutboxEvent, ProcessedEvent
+from services.common.nats_link import STREAM, EmbeddedNats, free_port
+from tests.harness import SECRET
+
+REPO = Path(__file__).resolve().parents[2]
+GRACE_SECONDS = 4.0
+
+
+@dataclass
+class Replica:
+    service: str
+    index: int
+    port: int
+    metrics_port: int
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.service}-{self.index}"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+@dataclass
+class Cluster:
+    root: Path
+    nats: EmbeddedNats
+    database_url: str  # with {service}
+    replicas: dict[str, list[Replica]] = field(default_factory=dict)
+
+    def plan(self, counts: dict[str, int]) -> None:
+        """Choose ports for every replica before any starts, so peers know each other."""
+        (self.root / "logs").mkdir(parents=True, exist_ok=True)
+        for service, count in counts.items():
+            self.replicas[service] = [
+                Replica(service, i, free_port(), free_port(),
+                        self.root / "logs" / f"{service}-{i}.log")
+                for i in range(count)
+            ]
+
+    def peer_address(self, service: str) -> str:
+        """Every replica of a service, as one gRPC target (fails over like a Service)."""
+        ports = [r.address for r in self.replicas.get(service, [])]
+        return "ipv4:" + ",".join(ports) if len(ports) > 1 else (ports[0] if ports else "")
+
+    def env_for(self, replica: Replica) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BRANCH_")}
+        env.update(
+            BRANCH_NATS_URL=self.nats.url,
+            BRANCH_DATABASE_URL=self.database_url,
+            BRANCH_TOKEN_SECRET=SECRET,
+            BRANCH_HOST="127.0.0.1",
+            BRANCH_DATA_DIR=str(self.root / "data" / replica.name),
+            BRANCH_METRICS_PORT=str(replica.metrics_port),
+            BRANCH_SHUTDOWN_GRACE_SECONDS=str(GRACE_SECONDS),
+            BRANCH_OUTBOX_POLL_SECONDS="0.5",
+            BRANCH_LOG_LEVEL="info",
+            PYTHONUNBUFFERED="1",
+        )
+        env[f"BRANCH_{replica.service.upper()}_PORT"] = str(replica.port)
+        for peer in self.replicas:
+            if peer != replica.service:
+                env[f"BRANCH_{peer.upper()}_ADDR"] = self.peer_address(peer)
+        return env
+
+    def spawn(self, replica: Replica) -> None:
+        log = replica.log_path.open("ab")
+        replica.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.cli.branch", "serve", replica.service],
+            env=self.env_for(replica),
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    async def start(self, replica: Replica, timeout: float = 60.0) -> None:
+        self.spawn(replica)
+        await self.wait_serving(replica, timeout)
+
+    async def start_all(self, timeout: float = 90.0) -> None:
+        everyone = [r for rs in self.replicas.values() for r in rs]
+        for replica in everyone:
+            self.spawn(replica)
+        await asyncio.gather(*(self.wait_serving(r, timeout) for r in everyone))
+
+    async def wait_serving(self, replica: Replica, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with grpc.aio.insecure_channel(replica.address) as ch:
+            stub = health_pb2_grpc.HealthStub(ch)
+            while True:
+                if not replica.alive:
+                    raise AssertionError(
+                        f"{replica.name} exited ({replica.proc and replica.proc.returncode}):\n"
+                        + replica.log_tail()
+                    )
+                try:
+                    reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.aio.AioRpcError:
+                    pass
+                if loop.time() > deadline:
+                    raise AssertionError(f"{replica.name} not serving:\n" + replica.log_tail())
+                await asyncio.sleep(0.2)
+
+    def signal(self, replica: Replica, sig: signal.Signals) -> None:
+        assert replica.proc is not None
+        replica.proc.send_signal(sig)
+
+    async def wait_exit(self, replica: Replica, timeout: float) -> int | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        assert replica.proc is not None
+        while replica.proc.poll() is None and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        return replica.proc.poll()
+
+    async def ensure_running(self) -> None:
+        """Bring back replicas an earlier test killed, as a Deployment would."""
+        down = [r for rs in self.replicas.values() for r in rs if not r.alive]
+        for replica in down:
+            self.spawn(replica)
+        await asyncio.gather(*(self.wait_serving(r, 60) for r in down))
+
+    def stop_all(self) -> None:
+        everyone = [r for rs in self.replicas.values() for r in rs if r.alive]
+        for replica in everyone:
+            replica.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+        for replica in everyone:
+            try:
+                replica.proc.wait(timeout=GRACE_SECONDS + 10)  # type: ignore[union-attr]
+            except subprocess.TimeoutExpired:
+                replica.proc.kill()  # type: ignore[union-attr]
+                replica.proc.wait()  # type: ignore[union-attr]
+
+    def channel(self, service: str) -> grpc.aio.Channel:
+        """A client channel over every replica of a service."""
+        return grpc.aio.insecure_channel(self.peer_address(service))
+
+    def database(self, service: str) -> Database:
+        return Database(self.database_url.replace("{service}", service), service=service)
+
+
+# ---- what the stream and the databases hold ---------------------------------------------
+
+
+async def stream_messages(nats_url: str, subject: str = "branch.>") -> list[Any]:
+    """Every message in the BRANCH stream on subject, read with an ephemeral pull consumer."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        sub = await js.pull_subscribe(
+            subject, stream=STREAM,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE),
+        )
+        out: list[Any] = []
+        while True:
+            info = await sub.consumer_info()
+            if not info.num_pending:
+                break
+            try:
+                out.extend(await sub.fetch(min(info.num_pending, 256), timeout=2))
+            except (TimeoutError, nats.errors.TimeoutError):
+                break
+        await sub.unsubscribe()
+        return out
+    finally:
+        await nc.close()
+
+
+async def durable_consumers(nats_url: str) -> dict[str, list[str]]:
+    """Durable consumer name -> its filter subjects."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        out: dict[str, list[str]] = {}
+        for info in await js.consumers_info(STREAM):
+            cfg = info.config
+            if not cfg.durable_name:
+                continue
+            subjects = list(cfg.filter_subjects or [])
+            if cfg.filter_subject:
+                subjects.append(cfg.filter_subject)
+            out[cfg.durable_name] = subjects
+        return out
+    finally:
+        await nc.close()
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    p, s = pattern.split("."), subject.split(".")
+    for i, token in enumerate(p):
+        if token == ">":
+            return len(s) > i
+        if i >= len(s) or (token != "*" and token != s[i]):
+            return False
+    return len(p) == len(s)
+
+
+async def unsent_outbox(db: Database) -> int:
+    async with db.read() as session:
+        rows = await session.exec(select(OutboxEvent.seq).where(col(OutboxEvent.sent_at).is_(None)))
+        return len(rows.all())
+
+
+async def processed(db: Database, consumer: str) -> list[str]:
+    async with db.read() as session:
+        rows = await session.exec(
+            select(ProcessedEvent.event_id).where(ProcessedEvent.consumer == consumer)
+        )
+        return list(rows.all())

@@ -1,0 +1,52 @@
+"""One deployed suite for the whole folder: our own nats-server, every committed service as
+`branch serve` processes, two replicas each."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+
+from services import registry
+from services.common.nats_link import EmbeddedNats
+from tests.deploy.cluster import Cluster
+from tests.harness import POSTGRES_URL, create_postgres_databases
+
+REPLICAS = 2
+
+
+def deployed_services() -> list[str]:
+    """Every service whose package is committed (DEPLOY_TEST_SERVICES narrows it)."""
+    wanted = os.environ.get("DEPLOY_TEST_SERVICES", "")
+    names = [s for s in wanted.split(",") if s] or list(registry.SERVICES)
+    return [name for name in names if registry.spec(name) is not None]
+
+
+@pytest.fixture(scope="session")
+async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
+    root = tmp_path_factory.mktemp("deploy")
+    server = EmbeddedNats(root / "nats")
+    server.start()
+    if POSTGRES_URL:
+        database_url = await create_postgres_databases()
+    else:
+        (root / "db").mkdir()
+        database_url = f"sqlite+aiosqlite:///{root / 'db'}/{{service}}.db"
+    suite = Cluster(root=root, nats=server, database_url=database_url)
+    suite.plan({name: REPLICAS for name in deployed_services()})
+    try:
+        await suite.start_all()
+        yield suite
+    finally:
+        suite.stop_all()
+        server.stop()
+
+
+@pytest.fixture
+async def deployed(cluster: Cluster) -> Cluster:
+    """The cluster with every replica up (an earlier test may have killed one)."""
+    if cluster.nats.proc is None:
+        cluster.nats.start()
+    await cluster.ensure_running()
+    return cluster
