@@ -106,6 +106,34 @@ async def _write_admin_token(settings: Settings) -> str:
     return token
 
 
+async def _migrate(services: list[str], settings: Settings) -> None:
+    """Apply each service's migrations to its database (containers: once, before the rollout)."""
+    from services.common import migrations
+    from services.common.db import Database
+
+    for name in services or [s.name for s in registry.specs()]:
+        spec = registry.spec(name)
+        if spec is None:
+            raise SystemExit(f"unknown service {name!r}; known: {', '.join(registry.SERVICES)}")
+        db = Database(settings.database_url_for(name), service=name)
+        try:
+            await migrations.upgrade(db, spec.migrations)
+        finally:
+            await db.dispose()
+        print(f"{name}: migrated")
+
+
+async def _admin_token(settings: Settings) -> None:
+    """Print a token for the bootstrap admin (directory must have started once)."""
+    from sqlalchemy.exc import NoResultFound, OperationalError, ProgrammingError
+
+    try:
+        token = await _write_admin_token(settings)
+    except (NoResultFound, OperationalError, ProgrammingError):
+        raise SystemExit("no bootstrap admin yet: start the directory service once first") from None
+    print(token)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="branch", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +142,10 @@ def main(argv: list[str] | None = None) -> None:
     up.add_argument("--data-dir", type=Path, help="where SQLite files and tokens go")
     serve = sub.add_parser("serve", help="run one service (containers)")
     serve.add_argument("service", choices=registry.SERVICES)
+    migrate = sub.add_parser("migrate", help="apply schema migrations and exit (containers)")
+    migrate.add_argument("services", nargs="*", metavar="SERVICE",
+                         help="default: every service")
+    sub.add_parser("admin-token", help="print a 30-day token for the bootstrap admin")
     args = parser.parse_args(argv)
     overrides = {}
     if getattr(args, "data_dir", None):
@@ -126,6 +158,10 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging(settings.log_level)
     if args.command == "up":
         asyncio.run(_up(args, settings))
+    elif args.command == "migrate":
+        asyncio.run(_migrate(args.services, settings))
+    elif args.command == "admin-token":
+        asyncio.run(_admin_token(settings))
     else:
         if not settings.nats_url:
             print("BRANCH_NATS_URL: required for `branch serve`", file=sys.stderr)
