@@ -22,18 +22,35 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from branch.directory.v1 import client_pb2 as branch_dot_directory_dot_v1_dot_client__pb2
+from branch.onsite.v1 import day_pb2 as branch_dot_onsite_dot_v1_dot_day__pb2
+from branch.onsite.v1 import meeting_pb2 as branch_dot_onsite_dot_v1_dot_meeting__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x62ranch/onsite/v1/events.proto\x12\x10\x62ranch.onsite.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb1\x01\n\x15\x43onsultationDelivered\x12\x0f\n\x07\x66orm_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x15\n\rconsultant_id\x18\x03 \x01(\t\x12\x19\n\x11\x63lient_manager_id\x18\x04 \x01(\t\x12\x10\n\x08note_ids\x18\x05 \x03(\t\x12\x30\n\x0c\x64\x65liver_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x99\x01\n\x13\x43onsultationOverdue\x12\x0f\n\x07\x66orm_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x15\n\rconsultant_id\x18\x03 \x01(\t\x12\x19\n\x11\x63lient_manager_id\x18\x04 \x01(\t\x12,\n\x08\x64\x65\x61\x64line\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x62ranch/onsite/v1/events.proto\x12\x10\x62ranch.onsite.v1\x1a branch/directory/v1/client.proto\x1a\x1a\x62ranch/onsite/v1/day.proto\x1a\x1e\x62ranch/onsite/v1/meeting.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb1\x01\n\x15\x43onsultationDelivered\x12\x0f\n\x07\x66orm_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x15\n\rconsultant_id\x18\x03 \x01(\t\x12\x19\n\x11\x63lient_manager_id\x18\x04 \x01(\t\x12\x10\n\x08note_ids\x18\x05 \x03(\t\x12\x30\n\x0c\x64\x65liver_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x99\x01\n\x13\x43onsultationOverdue\x12\x0f\n\x07\x66orm_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x15\n\rconsultant_id\x18\x03 \x01(\t\x12\x19\n\x11\x63lient_manager_id\x18\x04 \x01(\t\x12,\n\x08\x64\x65\x61\x64line\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"7\n\rVisitRecorded\x12&\n\x05visit\x18\x01 \x01(\x0b\x32\x17.branch.onsite.v1.Visit\":\n\x0ePatrolRecorded\x12(\n\x06patrol\x18\x01 \x01(\x0b\x32\x18.branch.onsite.v1.Patrol\"\xa9\x01\n\x12\x43onsultationRaised\x12\x0f\n\x07\x66orm_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x15\n\rconsultant_id\x18\x03 \x01(\t\x12\x19\n\x11\x63lient_manager_id\x18\x04 \x01(\t\x12\x0f\n\x07tickers\x18\x05 \x03(\t\x12,\n\x08\x64\x65\x61\x64line\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbc\x01\n\x14\x43onsultationAnalysed\x12\x0f\n\x07\x66orm_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x15\n\rconsultant_id\x18\x03 \x01(\t\x12\x39\n\x11\x61\x64vice_risk_level\x18\x04 \x01(\x0e\x32\x1e.branch.directory.v1.RiskLevel\x12\x1c\n\x14suitability_override\x18\x05 \x01(\x08\x12\x10\n\x08note_ids\x18\x06 \x03(\t\"K\n\x15\x43onsultationCancelled\x12\x0f\n\x07\x66orm_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\">\n\x10MeetingScheduled\x12*\n\x07meeting\x18\x01 \x01(\x0b\x32\x19.branch.onsite.v1.Meeting\"V\n\x0bMeetingHeld\x12*\n\x07meeting\x18\x01 \x01(\x0b\x32\x19.branch.onsite.v1.Meeting\x12\x1b\n\x13\x61ttended_client_ids\x18\x02 \x03(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'branch.onsite.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONSULTATIONDELIVERED']._serialized_start=85
-  _globals['_CONSULTATIONDELIVERED']._serialized_end=262
-  _globals['_CONSULTATIONOVERDUE']._serialized_start=265
-  _globals['_CONSULTATIONOVERDUE']._serialized_end=418
+  _globals['_CONSULTATIONDELIVERED']._serialized_start=179
+  _globals['_CONSULTATIONDELIVERED']._serialized_end=356
+  _globals['_CONSULTATIONOVERDUE']._serialized_start=359
+  _globals['_CONSULTATIONOVERDUE']._serialized_end=512
+  _globals['_VISITRECORDED']._serialized_start=514
+  _globals['_VISITRECORDED']._serialized_end=569
+  _globals['_PATROLRECORDED']._serialized_start=571
+  _globals['_PATROLRECORDED']._serialized_end=629
+  _globals['_CONSULTATIONRAISED']._serialized_start=632
+  _globals['_CONSULTATIONRAISED']._serialized_end=801
+  _globals['_CONSULTATIONANALYSED']._serialized_start=804
+  _globals['_CONSULTATIONANALYSED']._serialized_end=992
+  _globals['_CONSULTATIONCANCELLED']._serialized_start=994
+  _globals['_CONSULTATIONCANCELLED']._serialized_end=1069
+  _globals['_MEETINGSCHEDULED']._serialized_start=1071
+  _globals['_MEETINGSCHEDULED']._serialized_end=1133
+  _globals['_MEETINGHELD']._serialized_start=1135
+  _globals['_MEETINGHELD']._serialized_end=1221
 # @@protoc_insertion_point(module_scope)

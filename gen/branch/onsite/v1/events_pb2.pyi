@@ -3,6 +3,9 @@
 isort:skip_file
 """
 
+from branch.directory.v1 import client_pb2 as _client_pb2
+from branch.onsite.v1 import day_pb2 as _day_pb2
+from branch.onsite.v1 import meeting_pb2 as _meeting_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -90,3 +93,197 @@ class ConsultationOverdue(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ConsultationOverdue: _TypeAlias = ConsultationOverdue  # noqa: Y015
+
+@_typing.final
+class VisitRecorded(_message.Message):
+    """branch.onsite.visit.recorded"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VISIT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def visit(self) -> _day_pb2.Visit: ...
+    def __init__(
+        self,
+        *,
+        visit: _day_pb2.Visit | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["visit", b"visit"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["visit", b"visit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VisitRecorded: _TypeAlias = VisitRecorded  # noqa: Y015
+
+@_typing.final
+class PatrolRecorded(_message.Message):
+    """branch.onsite.patrol.recorded"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PATROL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def patrol(self) -> _day_pb2.Patrol: ...
+    def __init__(
+        self,
+        *,
+        patrol: _day_pb2.Patrol | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["patrol", b"patrol"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["patrol", b"patrol"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PatrolRecorded: _TypeAlias = PatrolRecorded  # noqa: Y015
+
+@_typing.final
+class ConsultationRaised(_message.Message):
+    """branch.onsite.consultation.raised"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FORM_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    CONSULTANT_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_MANAGER_ID_FIELD_NUMBER: _builtins.int
+    TICKERS_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    form_id: _builtins.str
+    client_id: _builtins.str
+    consultant_id: _builtins.str
+    client_manager_id: _builtins.str
+    @_builtins.property
+    def tickers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def deadline(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        form_id: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+        consultant_id: _builtins.str = ...,
+        client_manager_id: _builtins.str = ...,
+        tickers: _abc.Iterable[_builtins.str] | None = ...,
+        deadline: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "client_manager_id", b"client_manager_id", "consultant_id", b"consultant_id", "deadline", b"deadline", "form_id", b"form_id", "tickers", b"tickers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsultationRaised: _TypeAlias = ConsultationRaised  # noqa: Y015
+
+@_typing.final
+class ConsultationAnalysed(_message.Message):
+    """branch.onsite.consultation.analysed"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FORM_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    CONSULTANT_ID_FIELD_NUMBER: _builtins.int
+    ADVICE_RISK_LEVEL_FIELD_NUMBER: _builtins.int
+    SUITABILITY_OVERRIDE_FIELD_NUMBER: _builtins.int
+    NOTE_IDS_FIELD_NUMBER: _builtins.int
+    form_id: _builtins.str
+    client_id: _builtins.str
+    consultant_id: _builtins.str
+    advice_risk_level: _client_pb2.RiskLevel.ValueType
+    suitability_override: _builtins.bool
+    @_builtins.property
+    def note_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        form_id: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+        consultant_id: _builtins.str = ...,
+        advice_risk_level: _client_pb2.RiskLevel.ValueType = ...,
+        suitability_override: _builtins.bool = ...,
+        note_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["advice_risk_level", b"advice_risk_level", "client_id", b"client_id", "consultant_id", b"consultant_id", "form_id", b"form_id", "note_ids", b"note_ids", "suitability_override", b"suitability_override"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsultationAnalysed: _TypeAlias = ConsultationAnalysed  # noqa: Y015
+
+@_typing.final
+class ConsultationCancelled(_message.Message):
+    """branch.onsite.consultation.cancelled"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FORM_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    form_id: _builtins.str
+    client_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        form_id: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "form_id", b"form_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsultationCancelled: _TypeAlias = ConsultationCancelled  # noqa: Y015
+
+@_typing.final
+class MeetingScheduled(_message.Message):
+    """branch.onsite.meeting.scheduled"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEETING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def meeting(self) -> _meeting_pb2.Meeting: ...
+    def __init__(
+        self,
+        *,
+        meeting: _meeting_pb2.Meeting | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meeting", b"meeting"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["meeting", b"meeting"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MeetingScheduled: _TypeAlias = MeetingScheduled  # noqa: Y015
+
+@_typing.final
+class MeetingHeld(_message.Message):
+    """branch.onsite.meeting.held"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEETING_FIELD_NUMBER: _builtins.int
+    ATTENDED_CLIENT_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def meeting(self) -> _meeting_pb2.Meeting: ...
+    @_builtins.property
+    def attended_client_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        meeting: _meeting_pb2.Meeting | None = ...,
+        attended_client_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["meeting", b"meeting"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attended_client_ids", b"attended_client_ids", "meeting", b"meeting"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MeetingHeld: _TypeAlias = MeetingHeld  # noqa: Y015

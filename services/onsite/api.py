@@ -1,0 +1,141 @@
+"""Thin gRPC adapter: request -> on-site module call -> response."""
+
+from __future__ import annotations
+
+from branch.onsite.v1 import consultation_pb2, day_pb2, meeting_pb2
+from branch.onsite.v1 import onsite_service_pb2_grpc as grpc_api
+
+from services.common import idempotency
+from services.common.auth import current_principal
+from services.onsite import consultation, day, meetings
+from services.onsite.core import Onsite
+
+
+class OnsiteServicer(grpc_api.OnsiteServiceServicer):
+    def __init__(self, onsite: Onsite) -> None:
+        self.o = onsite
+
+    # ---- the day -----------------------------------------------------------------------------
+
+    async def SetDailyPlan(self, request, context):  # type: ignore[no-untyped-def]
+        return await day.set_plan(self.o, current_principal(), request)
+
+    async def GetDailyPlan(self, request, context):  # type: ignore[no-untyped-def]
+        return await day.get_plan(self.o, current_principal(), request)
+
+    async def RecordVisit(self, request, context):  # type: ignore[no-untyped-def]
+        p = current_principal()
+        manager, when = await day.prepare_visit(self.o, p, request.visit)
+        return await idempotency.once(
+            self.o.db, self.o.clock, method="RecordVisit", request_id=request.request_id,
+            response_type=day_pb2.Visit,
+            create=lambda s: day.record_visit(s, self.o, p, request.visit, manager, when),
+        )
+
+    async def ListVisits(self, request, context):  # type: ignore[no-untyped-def]
+        return await day.list_visits(self.o, current_principal(), request)
+
+    async def RecordPatrol(self, request, context):  # type: ignore[no-untyped-def]
+        p = current_principal()
+        manager, when = day.prepare_patrol(self.o, p, request.patrol)
+        return await idempotency.once(
+            self.o.db, self.o.clock, method="RecordPatrol", request_id=request.request_id,
+            response_type=day_pb2.Patrol,
+            create=lambda s: day.record_patrol(s, self.o, p, request.patrol, manager, when),
+        )
+
+    async def ListPatrols(self, request, context):  # type: ignore[no-untyped-def]
+        return await day.list_patrols(self.o, current_principal(), request)
+
+    async def SetQuota(self, request, context):  # type: ignore[no-untyped-def]
+        return await day.set_quota(self.o, current_principal(), request.quota)
+
+    async def ListQuotas(self, request, context):  # type: ignore[no-untyped-def]
+        return await day.list_quotas(self.o, request)
+
+    async def GetCompliance(self, request, context):  # type: ignore[no-untyped-def]
+        return await day.compliance(self.o, current_principal(), request)
+
+    # ---- consultation forms ------------------------------------------------------------------
+
+    async def RaiseConsultationForm(self, request, context):  # type: ignore[no-untyped-def]
+        p = current_principal()
+        manager, when, holdings = await consultation.prepare_raise(self.o, p, request)
+        return await idempotency.once(
+            self.o.db, self.o.clock, method="RaiseConsultationForm",
+            request_id=request.request_id, response_type=consultation_pb2.ConsultationForm,
+            create=lambda s: consultation.raise_form(s, self.o, request, manager, when, holdings),
+        )
+
+    async def GetConsultationForm(self, request, context):  # type: ignore[no-untyped-def]
+        return await consultation.get_form(self.o, current_principal(), request.id)
+
+    async def ListConsultationForms(self, request, context):  # type: ignore[no-untyped-def]
+        return await consultation.list_forms(self.o, current_principal(), request)
+
+    async def AnalyseConsultationForm(self, request, context):  # type: ignore[no-untyped-def]
+        return await consultation.analyse(self.o, current_principal(), request)
+
+    async def DeliverConsultationForm(self, request, context):  # type: ignore[no-untyped-def]
+        return await consultation.deliver(self.o, current_principal(), request)
+
+    async def CancelConsultationForm(self, request, context):  # type: ignore[no-untyped-def]
+        return await consultation.cancel(self.o, current_principal(), request)
+
+    async def SummarizeOverdueForms(self, request, context):  # type: ignore[no-untyped-def]
+        return await consultation.summarize_overdue(self.o, request)
+
+    async def GetOnsiteSettings(self, request, context):  # type: ignore[no-untyped-def]
+        return await consultation.get_settings(self.o)
+
+    async def UpdateOnsiteSettings(self, request, context):  # type: ignore[no-untyped-def]
+        return await consultation.update_settings(self.o, current_principal(), request.settings)
+
+    # ---- meetings ----------------------------------------------------------------------------
+
+    async def CreateMeetingSeries(self, request, context):  # type: ignore[no-untyped-def]
+        from branch.onsite.v1 import onsite_service_pb2 as api
+
+        p = current_principal()
+        meetings.validate_series(request)
+        return await idempotency.once(
+            self.o.db, self.o.clock, method="CreateMeetingSeries",
+            request_id=request.request_id, response_type=api.CreateMeetingSeriesResponse,
+            create=lambda s: meetings.create_series(s, self.o, p, request),
+        )
+
+    async def ScheduleMeeting(self, request, context):  # type: ignore[no-untyped-def]
+        p = current_principal()
+        start = meetings.validate_meeting(self.o, p, request.meeting)
+        return await idempotency.once(
+            self.o.db, self.o.clock, method="ScheduleMeeting", request_id=request.request_id,
+            response_type=meeting_pb2.Meeting,
+            create=lambda s: meetings.schedule(s, self.o, p, request.meeting, start),
+        )
+
+    async def UpdateMeeting(self, request, context):  # type: ignore[no-untyped-def]
+        return await meetings.update_meeting(self.o, current_principal(), request)
+
+    async def GetMeeting(self, request, context):  # type: ignore[no-untyped-def]
+        return await meetings.get_meeting(self.o, request.id)
+
+    async def ListMeetings(self, request, context):  # type: ignore[no-untyped-def]
+        return await meetings.list_meetings(self.o, request)
+
+    async def RegisterForMeeting(self, request, context):  # type: ignore[no-untyped-def]
+        p = current_principal()
+        await meetings.check_registrant(self.o, p, request)
+        return await idempotency.once(
+            self.o.db, self.o.clock, method="RegisterForMeeting",
+            request_id=request.request_id, response_type=meeting_pb2.Registration,
+            create=lambda s: meetings.register(s, self.o, p, request),
+        )
+
+    async def CancelRegistration(self, request, context):  # type: ignore[no-untyped-def]
+        return await meetings.cancel_registration(self.o, current_principal(), request)
+
+    async def ListRegistrations(self, request, context):  # type: ignore[no-untyped-def]
+        return await meetings.list_registrations(self.o, request)
+
+    async def RecordAttendance(self, request, context):  # type: ignore[no-untyped-def]
+        return await meetings.record_attendance(self.o, current_principal(), request)

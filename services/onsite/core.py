@@ -1,0 +1,118 @@
+"""What every on-site module shares: the service's context, branch-local dates, scoping."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.common.auth import Principal
+from services.common.clock import Clock
+from services.common.db import Database
+from services.common.errors import PermissionDenied, Violations
+from services.common.protos import from_ts, parse_date
+from services.onsite.directory_link import DirectoryLink
+
+# How far back staff may record what already happened (visits, patrols) or an admin may
+# backfill paper records; further back is refused.
+BACKFILL_WINDOW = timedelta(days=60)
+# Clock skew allowed for times "now" on the caller's side.
+SKEW = timedelta(minutes=5)
+
+
+@dataclass
+class Onsite:
+    db: Database
+    clock: Clock
+    tz: ZoneInfo
+    directory: DirectoryLink
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def today(self) -> date:
+        return self.local_date(self.now())
+
+    def local_date(self, when: datetime) -> date:
+        return when.astimezone(self.tz).date()
+
+    def day_start(self, day: date) -> datetime:
+        """The UTC instant the branch-local day begins."""
+        return datetime.combine(day, time.min, tzinfo=self.tz).astimezone(UTC)
+
+
+def is_branch_wide(p: Principal) -> bool:
+    return p.has("supervisor", "admin", "service")
+
+
+def staff_scope(p: Principal, requested: str, field: str = "client_manager_id") -> str:
+    """The staff id a call acts on: the caller's own, or anyone's for a supervisor."""
+    if is_branch_wide(p):
+        return requested or p.staff_id
+    if requested and requested != p.staff_id:
+        raise PermissionDenied(f"you may act only for yourself ({field})", reason="OUT_OF_SCOPE")
+    return p.staff_id
+
+
+def check_date(v: Violations, field: str, value: str, *, required: bool = True) -> date | None:
+    if not value:
+        if required:
+            v.add(field, "required, YYYY-MM-DD")
+        return None
+    try:
+        return parse_date(value)
+    except ValueError:
+        v.add(field, "must be YYYY-MM-DD")
+        return None
+
+
+def check_text(v: Violations, field: str, value: str, max_len: int, *,
+               required: bool = False) -> None:
+    if required and not value.strip():
+        v.add(field, "required")
+    elif len(value) > max_len:
+        v.add(field, f"at most {max_len} characters")
+
+
+def check_ids(v: Violations, field: str, ids: list[str], *, max_count: int = 20) -> None:
+    if len(ids) > max_count:
+        v.add(field, f"at most {max_count}")
+    if len(set(ids)) != len(ids):
+        v.add(field, "must not repeat")
+    for i, value in enumerate(ids):
+        if not value.strip() or len(value) > 64:
+            v.add(f"{field}[{i}]", "an id of 1 to 64 characters")
+
+
+def past_time(o: Onsite, v: Violations, field: str, value: Timestamp) -> datetime:
+    """A time something happened: unset means now; not in the future, not too old."""
+    when = from_ts(value)
+    now = o.now()
+    if when is None:
+        return now
+    if when > now + SKEW:
+        v.add(field, "must not be in the future")
+    elif when < now - BACKFILL_WINDOW:
+        v.add(field, f"at most {BACKFILL_WINDOW.days} days ago")
+    return min(when, now)
+
+
+def backfill_time(o: Onsite, p: Principal, v: Violations, value: Timestamp) -> datetime:
+    """When a consultation step really happened: admin only, for migrating paper records."""
+    if from_ts(value) is None:
+        return o.now()
+    if not p.has("admin"):
+        v.add("backfill_time", "only an admin may backfill paper records")
+        return o.now()
+    return past_time(o, v, "backfill_time", value)
+
+
+def dumps(values: list[str]) -> str:
+    return json.dumps(values, ensure_ascii=False)
+
+
+def loads(text: str) -> list[str]:
+    return list(json.loads(text or "[]"))

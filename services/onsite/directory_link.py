@@ -1,0 +1,57 @@
+"""The on-site service's questions to the directory, over gRPC with the service's own token."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import grpc
+from branch.directory.v1 import client_pb2, holding_pb2, staff_pb2
+from branch.directory.v1 import directory_service_pb2 as dapi
+from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
+
+from services.common.errors import NotFound, Unavailable
+
+TIMEOUT = 5.0
+
+
+class DirectoryLink:
+    def __init__(self, channel: Callable[[], grpc.aio.Channel]) -> None:
+        self._channel = channel
+
+    def _stub(self) -> DirectoryServiceStub:
+        return DirectoryServiceStub(self._channel())
+
+    async def get_client(self, client_id: str) -> client_pb2.Client:
+        """The client, or NotFound (reason CLIENT_UNKNOWN) when the directory has no such id."""
+        try:
+            return await self._stub().GetClient(dapi.GetClientRequest(id=client_id),
+                                                timeout=TIMEOUT)
+        except grpc.aio.AioRpcError as err:
+            if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                raise NotFound(f"client {client_id} is not known to the directory",
+                               reason="CLIENT_UNKNOWN") from None
+            raise _unavailable(err) from None
+
+    async def list_holdings(self, client_id: str) -> list[holding_pb2.Holding]:
+        try:
+            resp = await self._stub().ListHoldings(dapi.ListHoldingsRequest(client_id=client_id),
+                                                   timeout=TIMEOUT)
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.NOT_FOUND:
+                raise NotFound(f"client {client_id} is not known to the directory",
+                               reason="CLIENT_UNKNOWN") from None
+            raise _unavailable(err) from None
+        return list(resp.holdings)
+
+    async def get_staff(self, staff_id: str) -> staff_pb2.Staff | None:
+        try:
+            return await self._stub().GetStaff(dapi.GetStaffRequest(id=staff_id),
+                                               timeout=TIMEOUT)
+        except grpc.aio.AioRpcError as err:
+            if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                return None
+            raise _unavailable(err) from None
+
+
+def _unavailable(err: grpc.aio.AioRpcError) -> Unavailable:
+    return Unavailable(f"directory did not answer: {err.code().name}")

@@ -1,0 +1,95 @@
+"""How the on-site service reacts to the directory, and its overdue timer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from branch.directory.v1 import client_pb2
+from branch.directory.v1 import events_pb2 as directory_events
+from branch.onsite.v1 import consultation_pb2
+from sqlalchemy import update
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.common.consumer import Subscription
+from services.common.events import Event
+from services.common.logs import get_logger
+from services.onsite.consultation import check_overdue
+from services.onsite.convert import OPEN_STATES
+from services.onsite.core import Onsite
+from services.onsite.models import ClientStateRow, FormRow, PlanItemRow
+
+CLIENT_SUBJECTS = ("branch.directory.client.updated", "branch.directory.client.tier_changed")
+OVERDUE_CHECK_SECONDS = 10.0
+
+log = get_logger("onsite", component="events")
+
+
+def client_handler(o: Onsite) -> Callable[[AsyncSession, Event], Awaitable[None]]:
+    async def handle(s: AsyncSession, event: Event) -> None:
+        if event.type == "branch.directory.client.tier_changed":
+            client = event.parse(directory_events.ClientTierChanged).client
+        else:
+            client = event.parse(directory_events.ClientUpdated).client
+        await apply_client(s, o, client)
+
+    return handle
+
+
+async def apply_client(s: AsyncSession, o: Onsite, client: client_pb2.Client) -> None:
+    """Remember the client's channel and status; a client who is no longer on-site and active
+    leaves today's and later plans, and their open forms are flagged."""
+    now = o.now()
+    state = await s.get(ClientStateRow, client.id)
+    if state is None:
+        state = ClientStateRow(client_id=client.id, channel=client.channel,
+                               status=client.status, updated_at=now)
+    state.channel = client.channel
+    state.status = client.status
+    state.client_manager_id = client.client_manager_id
+    state.updated_at = now
+    s.add(state)
+    if client.status == client_pb2.CLIENT_STATUS_CLOSED:
+        drop, flag = 2, consultation_pb2.FORM_FLAG_CLIENT_CLOSED
+    elif client.channel == client_pb2.CHANNEL_REMOTE:
+        drop, flag = 1, consultation_pb2.FORM_FLAG_CLIENT_REMOTE
+    else:
+        return
+    dropped = await s.exec(
+        update(PlanItemRow)  # type: ignore[call-overload]
+        .where(col(PlanItemRow.client_id) == client.id, col(PlanItemRow.plan_date) >= o.today(),
+               col(PlanItemRow.dropped) == 0)
+        .values(dropped=drop, dropped_at=now)
+    )
+    # CLOSED outranks REMOTE: a remote client who then leaves gets the stronger flag.
+    flagged = await s.exec(
+        update(FormRow)  # type: ignore[call-overload]
+        .where(col(FormRow.client_id) == client.id, col(FormRow.state).in_(OPEN_STATES),
+               col(FormRow.client_flag) < flag)
+        .values(client_flag=flag, client_flagged_at=now, updated_at=now)
+    )
+    log.info("client left on-site service", client_id=client.id,
+             plan_items=dropped.rowcount, forms_flagged=flagged.rowcount)
+
+
+def subscriptions(o: Onsite) -> list[Subscription]:
+    return [Subscription("directory-clients", CLIENT_SUBJECTS, client_handler(o))]
+
+
+def overdue_timer(o: Onsite, stop: asyncio.Event,
+                  interval: float = OVERDUE_CHECK_SECONDS) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        while not stop.is_set():
+            try:
+                await check_overdue(o)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("overdue check failed; will retry", error=type(exc).__name__)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            except TimeoutError:
+                pass
+
+    return run

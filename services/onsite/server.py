@@ -1,0 +1,50 @@
+"""Wiring: the on-site service as a ServiceSpec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import grpc
+from branch.onsite.v1 import onsite_service_pb2, onsite_service_pb2_grpc
+
+from services.common.server import ServiceContext, ServiceSpec
+from services.onsite import events
+from services.onsite.access import ACCESS
+from services.onsite.api import OnsiteServicer
+from services.onsite.consultation import check_overdue as _check_overdue
+from services.onsite.core import Onsite
+from services.onsite.directory_link import DirectoryLink
+
+SERVICE_NAME = onsite_service_pb2.DESCRIPTOR.services_by_name["OnsiteService"].full_name
+
+
+def onsite_of(ctx: ServiceContext) -> Onsite:
+    if "onsite" not in ctx.extras:
+        ctx.extras["onsite"] = Onsite(
+            db=ctx.db, clock=ctx.clock, tz=ZoneInfo(ctx.settings.timezone),
+            directory=DirectoryLink(lambda: ctx.channel("directory")),
+        )
+    return ctx.extras["onsite"]
+
+
+async def check_overdue(ctx: ServiceContext) -> int:
+    """One pass of the overdue timer (tests call it after moving the FakeClock)."""
+    return await _check_overdue(onsite_of(ctx))
+
+
+def register(server: grpc.aio.Server, ctx: ServiceContext) -> None:
+    onsite_service_pb2_grpc.add_OnsiteServiceServicer_to_server(
+        OnsiteServicer(onsite_of(ctx)), server
+    )
+
+
+SPEC = ServiceSpec(
+    name="onsite",
+    grpc_services=[SERVICE_NAME],
+    access=ACCESS,
+    register=register,
+    migrations=Path(__file__).parent / "migrations" / "versions",
+    subscriptions=lambda ctx: events.subscriptions(onsite_of(ctx)),
+    background=lambda ctx, stop: [events.overdue_timer(onsite_of(ctx), stop)],
+)
