@@ -207,3 +207,324 @@ class RelayAcknowledged(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RelayAcknowledged: _TypeAlias = RelayAcknowledged  # noqa: Y015
+
+@_typing.final
+class RosterJoined(_message.Message):
+    """branch.vip.roster.joined: a key client is on the roster."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    BROKER_ID_FIELD_NUMBER: _builtins.int
+    JOIN_TIME_FIELD_NUMBER: _builtins.int
+    client_id: _builtins.str
+    broker_id: _builtins.str
+    @_builtins.property
+    def join_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        client_id: _builtins.str = ...,
+        broker_id: _builtins.str = ...,
+        join_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["join_time", b"join_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["broker_id", b"broker_id", "client_id", b"client_id", "join_time", b"join_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RosterJoined: _TypeAlias = RosterJoined  # noqa: Y015
+
+@_typing.final
+class RosterLeft(_message.Message):
+    """branch.vip.roster.left: the client stopped being key; open work was closed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    ADVISORIES_CLOSED_FIELD_NUMBER: _builtins.int
+    RELAYS_CANCELLED_FIELD_NUMBER: _builtins.int
+    LEAVE_TIME_FIELD_NUMBER: _builtins.int
+    client_id: _builtins.str
+    reason: _builtins.str
+    advisories_closed: _builtins.int
+    relays_cancelled: _builtins.int
+    @_builtins.property
+    def leave_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        client_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        advisories_closed: _builtins.int = ...,
+        relays_cancelled: _builtins.int = ...,
+        leave_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["leave_time", b"leave_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["advisories_closed", b"advisories_closed", "client_id", b"client_id", "leave_time", b"leave_time", "reason", b"reason", "relays_cancelled", b"relays_cancelled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RosterLeft: _TypeAlias = RosterLeft  # noqa: Y015
+
+@_typing.final
+class AdvisoryAcknowledged(_message.Message):
+    """branch.vip.advisory.acknowledged"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADVISORY_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    BROKER_ID_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGE_TIME_FIELD_NUMBER: _builtins.int
+    LATE_FIELD_NUMBER: _builtins.int
+    advisory_id: _builtins.str
+    client_id: _builtins.str
+    broker_id: _builtins.str
+    late: _builtins.bool
+    @_builtins.property
+    def acknowledge_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        advisory_id: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+        broker_id: _builtins.str = ...,
+        acknowledge_time: _timestamp_pb2.Timestamp | None = ...,
+        late: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledge_time", b"acknowledge_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledge_time", b"acknowledge_time", "advisory_id", b"advisory_id", "broker_id", b"broker_id", "client_id", b"client_id", "late", b"late"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdvisoryAcknowledged: _TypeAlias = AdvisoryAcknowledged  # noqa: Y015
+
+@_typing.final
+class AdvisoryAnswered(_message.Message):
+    """branch.vip.advisory.answered"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADVISORY_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    BROKER_ID_FIELD_NUMBER: _builtins.int
+    ADVICE_RISK_LEVEL_FIELD_NUMBER: _builtins.int
+    SUITABILITY_OVERRIDDEN_FIELD_NUMBER: _builtins.int
+    ANSWER_TIME_FIELD_NUMBER: _builtins.int
+    LATE_FIELD_NUMBER: _builtins.int
+    SOURCE_TICKET_ID_FIELD_NUMBER: _builtins.int
+    advisory_id: _builtins.str
+    client_id: _builtins.str
+    broker_id: _builtins.str
+    advice_risk_level: _builtins.int
+    suitability_overridden: _builtins.bool
+    late: _builtins.bool
+    source_ticket_id: _builtins.str
+    @_builtins.property
+    def answer_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        advisory_id: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+        broker_id: _builtins.str = ...,
+        advice_risk_level: _builtins.int = ...,
+        suitability_overridden: _builtins.bool = ...,
+        answer_time: _timestamp_pb2.Timestamp | None = ...,
+        late: _builtins.bool = ...,
+        source_ticket_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer_time", b"answer_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["advice_risk_level", b"advice_risk_level", "advisory_id", b"advisory_id", "answer_time", b"answer_time", "broker_id", b"broker_id", "client_id", b"client_id", "late", b"late", "source_ticket_id", b"source_ticket_id", "suitability_overridden", b"suitability_overridden"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdvisoryAnswered: _TypeAlias = AdvisoryAnswered  # noqa: Y015
+
+@_typing.final
+class AdvisoryClosed(_message.Message):
+    """branch.vip.advisory.closed: closed without advice, with a reason."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADVISORY_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CLOSE_TIME_FIELD_NUMBER: _builtins.int
+    SOURCE_TICKET_ID_FIELD_NUMBER: _builtins.int
+    advisory_id: _builtins.str
+    client_id: _builtins.str
+    reason: _builtins.str
+    source_ticket_id: _builtins.str
+    @_builtins.property
+    def close_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        advisory_id: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        close_time: _timestamp_pb2.Timestamp | None = ...,
+        source_ticket_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["advisory_id", b"advisory_id", "client_id", b"client_id", "close_time", b"close_time", "reason", b"reason", "source_ticket_id", b"source_ticket_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdvisoryClosed: _TypeAlias = AdvisoryClosed  # noqa: Y015
+
+@_typing.final
+class AdvisoryOverdue(_message.Message):
+    """branch.vip.advisory.overdue: an SLA was breached; raised once per advisory and SLA."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADVISORY_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    BROKER_ID_FIELD_NUMBER: _builtins.int
+    SLA_FIELD_NUMBER: _builtins.int
+    DUE_TIME_FIELD_NUMBER: _builtins.int
+    BREACH_TIME_FIELD_NUMBER: _builtins.int
+    advisory_id: _builtins.str
+    client_id: _builtins.str
+    broker_id: _builtins.str
+    sla: _builtins.str
+    """"acknowledge" or "answer"."""
+    @_builtins.property
+    def due_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def breach_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        advisory_id: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+        broker_id: _builtins.str = ...,
+        sla: _builtins.str = ...,
+        due_time: _timestamp_pb2.Timestamp | None = ...,
+        breach_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["breach_time", b"breach_time", "due_time", b"due_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["advisory_id", b"advisory_id", "breach_time", b"breach_time", "broker_id", b"broker_id", "client_id", b"client_id", "due_time", b"due_time", "sla", b"sla"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdvisoryOverdue: _TypeAlias = AdvisoryOverdue  # noqa: Y015
+
+@_typing.final
+class AdvisoryEscalated(_message.Message):
+    """branch.vip.advisory.escalated: one step of the chain; raised once per step."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADVISORY_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    ESCALATED_TO_ID_FIELD_NUMBER: _builtins.int
+    PREVIOUS_ASSIGNEE_ID_FIELD_NUMBER: _builtins.int
+    ESCALATE_TIME_FIELD_NUMBER: _builtins.int
+    advisory_id: _builtins.str
+    client_id: _builtins.str
+    level: _builtins.int
+    """1 backup broker, 2 on-call supervisor."""
+    escalated_to_id: _builtins.str
+    previous_assignee_id: _builtins.str
+    @_builtins.property
+    def escalate_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        advisory_id: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+        level: _builtins.int = ...,
+        escalated_to_id: _builtins.str = ...,
+        previous_assignee_id: _builtins.str = ...,
+        escalate_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["escalate_time", b"escalate_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["advisory_id", b"advisory_id", "client_id", b"client_id", "escalate_time", b"escalate_time", "escalated_to_id", b"escalated_to_id", "level", b"level", "previous_assignee_id", b"previous_assignee_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdvisoryEscalated: _TypeAlias = AdvisoryEscalated  # noqa: Y015
+
+@_typing.final
+class RelaysCancelled(_message.Message):
+    """branch.vip.relay.cancelled: a withdrawn note's open relays were cancelled."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTE_ID_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    CANCELLED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CANCEL_TIME_FIELD_NUMBER: _builtins.int
+    note_id: _builtins.str
+    revision: _builtins.int
+    cancelled: _builtins.int
+    reason: _builtins.str
+    @_builtins.property
+    def cancel_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        note_id: _builtins.str = ...,
+        revision: _builtins.int = ...,
+        cancelled: _builtins.int = ...,
+        reason: _builtins.str = ...,
+        cancel_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time", "cancelled", b"cancelled", "note_id", b"note_id", "reason", b"reason", "revision", b"revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RelaysCancelled: _TypeAlias = RelaysCancelled  # noqa: Y015
+
+@_typing.final
+class RelayOverdue(_message.Message):
+    """branch.vip.relay.overdue: a relay task passed its due time undelivered; raised once."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RELAY_ID_FIELD_NUMBER: _builtins.int
+    NOTE_ID_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    BROKER_ID_FIELD_NUMBER: _builtins.int
+    DUE_TIME_FIELD_NUMBER: _builtins.int
+    relay_id: _builtins.str
+    note_id: _builtins.str
+    revision: _builtins.int
+    client_id: _builtins.str
+    broker_id: _builtins.str
+    @_builtins.property
+    def due_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        relay_id: _builtins.str = ...,
+        note_id: _builtins.str = ...,
+        revision: _builtins.int = ...,
+        client_id: _builtins.str = ...,
+        broker_id: _builtins.str = ...,
+        due_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_time", b"due_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["broker_id", b"broker_id", "client_id", b"client_id", "due_time", b"due_time", "note_id", b"note_id", "relay_id", b"relay_id", "revision", b"revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RelayOverdue: _TypeAlias = RelayOverdue  # noqa: Y015

@@ -1,0 +1,88 @@
+"""What every VIP area shares: database, clock, settings, time zone, the directory peer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import grpc
+from branch.directory.v1 import directory_service_pb2 as dir_api
+from branch.directory.v1 import directory_service_pb2_grpc as dir_grpc
+from branch.directory.v1 import staff_pb2
+
+from services.common.clock import Clock
+from services.common.db import Database
+from services.common.errors import NotFound, Unavailable, Violations
+from services.vip.config import VipConfig
+
+# A risk assessment is valid for two years (适当性管理), as in the directory.
+ASSESSMENT_VALIDITY = timedelta(days=730)
+
+ROLE_NAMES = {
+    staff_pb2.ROLE_BROKER: "broker",
+    staff_pb2.ROLE_ANALYST: "analyst",
+    staff_pb2.ROLE_SUPERVISOR: "supervisor",
+}
+
+
+@dataclass
+class Vip:
+    db: Database
+    clock: Clock
+    config: VipConfig
+    tz: ZoneInfo
+    directory_channel: Callable[[], grpc.aio.Channel]
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def today(self) -> date:
+        return self.now().astimezone(self.tz).date()
+
+    def directory(self) -> dir_grpc.DirectoryServiceStub:
+        return dir_grpc.DirectoryServiceStub(self.directory_channel())
+
+    async def staff_roles(self, staff_id: str) -> set[str] | None:
+        """The active staff member's role names, or None when there is no such active staff."""
+        try:
+            staff = await self.directory().GetStaff(dir_api.GetStaffRequest(id=staff_id),
+                                                    timeout=10)
+        except grpc.aio.AioRpcError as err:
+            if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                return None
+            raise Unavailable("directory is not reachable") from None
+        if not staff.active:
+            return None
+        names = {staff_pb2.Role.Name(r).removeprefix("ROLE_").lower() for r in staff.roles}
+        return names
+
+    async def check_staff(self, v: Violations, field: str, staff_id: str, role: str) -> None:
+        roles = await self.staff_roles(staff_id)
+        if roles is None:
+            v.add(field, "no such active staff member")
+        elif role not in roles:
+            v.add(field, f"staff member is not a {role}")
+
+
+def assessment_expired(assessed_on: date | None, today: date) -> bool:
+    return assessed_on is None or today - assessed_on >= ASSESSMENT_VALIDITY
+
+
+def suitability_problem(risk_level: int, tolerance: int, expired: bool) -> str:
+    """Why advice or a note of this risk level may not go to the client; '' when it may."""
+    if expired:
+        return "risk assessment expired"
+    if not tolerance:
+        return "no risk assessment"
+    if risk_level > tolerance:
+        return f"risk R{risk_level} above tolerance C{tolerance}"
+    return ""
+
+
+def split(value: str) -> list[str]:
+    return [t for t in value.split(",") if t]
+
+
+__all__ = ["NotFound", "Vip", "assessment_expired", "suitability_problem", "split"]

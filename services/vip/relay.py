@@ -1,0 +1,310 @@
+"""Research relay: a published note becomes one task per matched key client in that client's
+broker's inbox; unsuitable matches are withheld and counted; a withdrawn note cancels what is
+still open."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import grpc
+from branch.directory.v1 import client_pb2
+from branch.directory.v1 import directory_service_pb2 as dir_api
+from branch.research.v1 import events_pb2 as research_events
+from branch.research.v1 import note_enums_pb2
+from branch.vip.v1 import events_pb2, relay_pb2
+from branch.vip.v1 import vip_service_pb2 as api
+from sqlalchemy import insert, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.common.auth import Principal
+from services.common.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Violations,
+)
+from services.common.events import Event, emit
+from services.common.ids import new_id
+from services.common.logs import get_logger
+from services.common.pagination import decode_token, encode_token, page_size
+from services.common.protos import from_ts, ts
+from services.vip import convert
+from services.vip.core import Vip, assessment_expired, suitability_problem
+from services.vip.models import Breach, Relay, RelayPlan, RosterEntry
+from services.vip.roster import ACTIVE
+
+log = get_logger("vip", component="relay")
+
+R = relay_pb2
+DIRECTORY_PAGE = 1000
+INSERT_BATCH = 2000
+
+
+@dataclass
+class Candidate:
+    client_id: str
+    broker_id: str
+    tolerance: int
+    expired: bool
+    tickers: list[str] = field(default_factory=list)
+
+
+async def _candidates(vip: Vip, session: AsyncSession,
+                      note: research_events.NotePublished) -> list[Candidate]:
+    roster = {r.client_id: r for r in (await session.exec(select(RosterEntry))).all()}
+    today = vip.today()
+    if note.kind == note_enums_pb2.NOTE_KIND_MARKET or not note.tickers:
+        return [Candidate(r.client_id, r.broker_id, r.risk_tolerance,
+                          assessment_expired(r.risk_assessed_on, today))
+                for r in roster.values() if r.status == ACTIVE]
+    out: list[Candidate] = []
+    stub = vip.directory()
+    tickers = sorted({t.upper() for t in note.tickers})[:100]
+    token = ""
+    while True:
+        try:
+            page = await stub.FindClientsByTickers(
+                dir_api.FindClientsByTickersRequest(tickers=tickers, tier=client_pb2.TIER_KEY,
+                                                    page_size=DIRECTORY_PAGE, page_token=token),
+                timeout=30,
+            )
+        except grpc.aio.AioRpcError as err:
+            raise RuntimeError(f"directory FindClientsByTickers: {err.code().name}") from None
+        for pos in page.clients:
+            entry = roster.get(pos.client_id)
+            if entry is not None and entry.status != ACTIVE:
+                continue  # left the key tier here; the directory event may lag behind
+            broker = entry.broker_id if entry is not None and entry.broker_id else pos.broker_id
+            out.append(Candidate(pos.client_id, broker, pos.risk_tolerance,
+                                 pos.risk_assessment_expired, list(pos.tickers)))
+        token = page.next_page_token
+        if not token:
+            return out
+
+
+async def plan_relays(vip: Vip, session: AsyncSession,
+                      note: research_events.NotePublished) -> RelayPlan | None:
+    """Create the relay tasks for a published note, once per note revision."""
+    if note.audience == note_enums_pb2.AUDIENCE_STAFF_ONLY or not note.note_id:
+        return None
+    if await session.get(RelayPlan, (note.note_id, note.revision)) is not None:
+        return None  # redelivered or replayed: planned already
+    now = vip.now()
+    due = now + vip.config.relay_window
+    publish_time = from_ts(note.publish_time)
+    rows = []
+    targeted = withheld = 0
+    for c in await _candidates(vip, session, note):
+        problem = suitability_problem(note.risk_level, c.tolerance, c.expired)
+        if problem:
+            withheld += 1
+        else:
+            targeted += 1
+        rows.append({
+            "id": new_id(), "note_id": note.note_id, "revision": note.revision,
+            "note_title": note.title[:300], "risk_level": note.risk_level,
+            "client_id": c.client_id, "broker_id": c.broker_id,
+            "matched_tickers": ",".join(c.tickers)[:500],
+            "state": R.RELAY_STATE_WITHHELD if problem else R.RELAY_STATE_PENDING,
+            "created_at": now, "due_at": due, "publish_time": publish_time,
+            "channel": 0, "summary": "", "ack_note": "", "reason": problem,
+        })
+    for i in range(0, len(rows), INSERT_BATCH):
+        await session.exec(insert(Relay), params=rows[i:i + INSERT_BATCH])  # type: ignore[call-overload]
+    plan = RelayPlan(note_id=note.note_id, revision=note.revision, title=note.title[:300],
+                     kind=note.kind, risk_level=note.risk_level, targeted=targeted,
+                     withheld=withheld, publish_time=publish_time, planned_at=now)
+    session.add(plan)
+    emit(session, subject="branch.vip.relay.planned",
+         message=events_pb2.RelaysPlanned(note_id=note.note_id, revision=note.revision,
+                                          targeted=targeted, withheld_for_suitability=withheld,
+                                          publish_time=note.publish_time),
+         about=note.note_id, now=now)
+    log.info("relays planned", note_id=note.note_id, revision=note.revision,
+             targeted=targeted, withheld=withheld)
+    return plan
+
+
+async def cancel_for_note(vip: Vip, session: AsyncSession,
+                          msg: research_events.NoteWithdrawn) -> int:
+    now = vip.now()
+    reason = ("note withdrawn" + (f": {msg.reason}" if msg.reason else ""))[:300]
+    conditions = [Relay.note_id == msg.note_id, Relay.state == R.RELAY_STATE_PENDING]
+    if msg.revision:
+        conditions.append(Relay.revision == msg.revision)
+    result = await session.exec(
+        update(Relay).where(*conditions)  # type: ignore[call-overload]
+        .values(state=R.RELAY_STATE_CANCELLED, cancelled_at=now, reason=reason)
+    )
+    cancelled = int(result.rowcount or 0)
+    plans = (await session.exec(select(RelayPlan).where(RelayPlan.note_id == msg.note_id))).all()
+    for plan in plans:
+        if not msg.revision or plan.revision == msg.revision:
+            plan.withdrawn_at = now
+            session.add(plan)
+    if msg.revision and not any(p.revision == msg.revision for p in plans):
+        # withdrawn before we saw it published: a late publication plans nothing
+        session.add(RelayPlan(note_id=msg.note_id, revision=msg.revision, planned_at=now,
+                              withdrawn_at=now))
+    emit(session, subject="branch.vip.relay.cancelled",
+         message=events_pb2.RelaysCancelled(note_id=msg.note_id, revision=msg.revision,
+                                            cancelled=cancelled, reason=reason,
+                                            cancel_time=ts(now)),
+         about=msg.note_id, now=now)
+    log.info("relays cancelled", note_id=msg.note_id, cancelled=cancelled)
+    return cancelled
+
+
+def handlers(vip: Vip):  # type: ignore[no-untyped-def]
+    async def on_note_event(session: AsyncSession, event: Event) -> None:
+        if event.type.endswith(".published"):
+            await plan_relays(vip, session, event.parse(research_events.NotePublished))
+        elif event.type.endswith(".withdrawn"):
+            await cancel_for_note(vip, session, event.parse(research_events.NoteWithdrawn))
+
+    return on_note_event
+
+
+# ---- RPCs --------------------------------------------------------------------------------
+
+def can_see(principal: Principal, row: Relay) -> bool:
+    if principal.sees_branch or principal.has("compliance", "analyst"):
+        return True
+    return principal.has("broker") and row.broker_id == principal.staff_id
+
+
+async def _load(session: AsyncSession, principal: Principal, relay_id: str) -> Relay:
+    if not relay_id:
+        raise InvalidArgument({"id": "required"})
+    row = await session.get(Relay, relay_id)
+    if row is None:
+        raise NotFound(f"relay {relay_id} not found")
+    if not can_see(principal, row):
+        raise PermissionDenied("relay is for another broker's client", reason="OUT_OF_SCOPE")
+    return row
+
+
+def _require_worker(principal: Principal, row: Relay) -> None:
+    if not (principal.has("supervisor", "admin") or row.broker_id == principal.staff_id):
+        raise PermissionDenied("relay is for another broker's client", reason="OUT_OF_SCOPE")
+
+
+async def get(vip: Vip, principal: Principal, relay_id: str) -> relay_pb2.RelayTask:
+    async with vip.db.read() as session:
+        return convert.relay_to_proto(await _load(session, principal, relay_id))
+
+
+async def list_(vip: Vip, principal: Principal,
+                req: api.ListRelaysRequest) -> api.ListRelaysResponse:
+    size = page_size(req.page_size)
+    after = decode_token(req.page_token)
+    if req.state not in R.RelayState.values():
+        raise InvalidArgument({"state": "unknown state"})
+    query = select(Relay).order_by(col(Relay.id)).limit(size + 1)
+    if after:
+        query = query.where(col(Relay.id) > str(after[0]))
+    for name in ("note_id", "client_id", "broker_id", "state"):
+        value = getattr(req, name)
+        if value:
+            query = query.where(getattr(Relay, name) == value)
+    if not can_see_all(principal):
+        if req.broker_id and req.broker_id != principal.staff_id:
+            raise PermissionDenied("brokers see only their own clients", reason="OUT_OF_SCOPE")
+        query = query.where(Relay.broker_id == principal.staff_id)
+    async with vip.db.read() as session:
+        rows = list((await session.exec(query)).all())
+    more = len(rows) > size
+    rows = rows[:size]
+    return api.ListRelaysResponse(relays=[convert.relay_to_proto(r) for r in rows],
+                                  next_page_token=encode_token(rows[-1].id) if more else "")
+
+
+def can_see_all(principal: Principal) -> bool:
+    return principal.sees_branch or principal.has("compliance", "analyst")
+
+
+async def record_delivery(vip: Vip, principal: Principal,
+                          req: api.RecordRelayDeliveryRequest) -> relay_pb2.RelayTask:
+    v = Violations()
+    v.check(req.channel in convert.CHANNEL_NAMES, "channel", "PHONE, MEETING, MESSAGE or VIDEO")
+    v.check(bool(req.summary.strip()), "summary", "required")
+    v.check(len(req.summary) <= 2000, "summary", "at most 2000 characters")
+    v.raise_if_any()
+    async with vip.db.transaction() as session:
+        row = await _load(session, principal, req.id)
+        _require_worker(principal, row)
+        if row.state != R.RELAY_STATE_PENDING:
+            raise FailedPrecondition(f"relay is {R.RelayState.Name(row.state)}",
+                                     reason="RELAY_NOT_PENDING")
+        now = vip.now()
+        row.state, row.delivered_at = R.RELAY_STATE_DELIVERED, now
+        row.channel, row.summary = req.channel, req.summary.strip()
+        session.add(row)
+        emit(session, subject="branch.vip.relay.delivered",
+             message=events_pb2.RelayDelivered(
+                 relay_id=row.id, note_id=row.note_id, revision=row.revision,
+                 client_id=row.client_id, broker_id=principal.staff_id,
+                 channel=convert.CHANNEL_NAMES[req.channel], deliver_time=ts(now),
+                 publish_time=ts(row.publish_time)),
+             about=row.id, now=now)
+        return convert.relay_to_proto(row)
+
+
+async def record_acknowledgement(vip: Vip, principal: Principal,
+                                 req: api.RecordRelayAcknowledgementRequest
+                                 ) -> relay_pb2.RelayTask:
+    if len(req.note) > 500:
+        raise InvalidArgument({"note": "at most 500 characters"})
+    async with vip.db.transaction() as session:
+        row = await _load(session, principal, req.id)
+        _require_worker(principal, row)
+        if row.state != R.RELAY_STATE_DELIVERED:
+            raise FailedPrecondition(
+                "record the delivery first" if row.state == R.RELAY_STATE_PENDING
+                else f"relay is {R.RelayState.Name(row.state)}", reason="RELAY_NOT_DELIVERED")
+        now = vip.now()
+        row.state, row.acknowledged_at, row.ack_note = R.RELAY_STATE_ACKNOWLEDGED, now, req.note
+        session.add(row)
+        emit(session, subject="branch.vip.relay.acknowledged",
+             message=events_pb2.RelayAcknowledged(
+                 relay_id=row.id, note_id=row.note_id, revision=row.revision,
+                 client_id=row.client_id, broker_id=row.broker_id, acknowledge_time=ts(now)),
+             about=row.id, now=now)
+        return convert.relay_to_proto(row)
+
+
+# ---- overdue timer -----------------------------------------------------------------------
+
+async def check_overdue(vip: Vip, batch: int = 500) -> int:
+    """One pass: pending relays past due raise branch.vip.relay.overdue once each."""
+    now = vip.now()
+    raised = 0
+    async with vip.db.transaction() as session:
+        rows = (await session.exec(
+            select(Relay).where(Relay.state == R.RELAY_STATE_PENDING,
+                                col(Relay.due_at) <= now, col(Relay.overdue_at).is_(None))
+            .order_by(col(Relay.due_at)).limit(batch)
+        )).all()
+        for row in rows:
+            result = await session.exec(
+                update(Relay).where(col(Relay.id) == row.id,  # type: ignore[call-overload]
+                                    col(Relay.overdue_at).is_(None),
+                                    Relay.state == R.RELAY_STATE_PENDING)
+                .values(overdue_at=now)
+            )
+            if result.rowcount != 1:
+                continue
+            raised += 1
+            session.add(Breach(id=new_id(), kind=api.BREACH_KIND_RELAY, resource_id=row.id,
+                               client_id=row.client_id, broker_id=row.broker_id,
+                               due_at=row.due_at, breached_at=now))
+            emit(session, subject="branch.vip.relay.overdue",
+                 message=events_pb2.RelayOverdue(relay_id=row.id, note_id=row.note_id,
+                                                 revision=row.revision,
+                                                 client_id=row.client_id,
+                                                 broker_id=row.broker_id,
+                                                 due_time=ts(row.due_at)),
+                 about=row.id, now=now)
+    return raised

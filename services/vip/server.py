@@ -1,0 +1,72 @@
+"""Wiring: vip as a ServiceSpec, with its consumers and SLA timers."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import grpc
+from branch.vip.v1 import vip_service_pb2, vip_service_pb2_grpc
+
+from services.common.logs import get_logger
+from services.common.server import ServiceContext, ServiceSpec
+from services.vip import advisory, events, relay
+from services.vip.access import ACCESS
+from services.vip.api import VipServicer
+from services.vip.config import load_config
+from services.vip.core import Vip
+
+SERVICE_NAME = vip_service_pb2.DESCRIPTOR.services_by_name["VipService"].full_name
+log = get_logger("vip", component="timer")
+
+
+def vip_of(ctx: ServiceContext) -> Vip:
+    if "vip" not in ctx.extras:
+        ctx.extras["vip"] = Vip(
+            db=ctx.db, clock=ctx.clock, config=ctx.extras.get("vip_config") or load_config(),
+            tz=ZoneInfo(ctx.settings.timezone),
+            directory_channel=lambda: ctx.channel("directory"),
+        )
+    return ctx.extras["vip"]
+
+
+def register(server: grpc.aio.Server, ctx: ServiceContext) -> None:
+    vip_service_pb2_grpc.add_VipServiceServicer_to_server(VipServicer(vip_of(ctx)), server)
+
+
+async def check_advisory_sla(ctx: ServiceContext) -> int:
+    """One pass of the advisory SLA timer (tests call it after moving the FakeClock)."""
+    return await advisory.check_sla(vip_of(ctx))
+
+
+async def check_relays_overdue(ctx: ServiceContext) -> int:
+    return await relay.check_overdue(vip_of(ctx))
+
+
+def background(ctx: ServiceContext, stop: asyncio.Event):  # type: ignore[no-untyped-def]
+    async def sla_loop() -> None:
+        interval = vip_of(ctx).config.check_seconds
+        while not stop.is_set():
+            try:
+                await check_advisory_sla(ctx)
+                await check_relays_overdue(ctx)
+            except Exception:
+                log.error("SLA pass failed; next pass retries", exc_info=True)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            except TimeoutError:
+                pass
+
+    return [sla_loop]
+
+
+SPEC = ServiceSpec(
+    name="vip",
+    grpc_services=[SERVICE_NAME],
+    access=ACCESS,
+    register=register,
+    migrations=Path(__file__).parent / "migrations" / "versions",
+    subscriptions=lambda ctx: events.subscriptions(vip_of(ctx)),
+    background=background,
+)
