@@ -8,6 +8,7 @@ finds it and only acks. A handler that keeps failing is parked on branch.parked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -89,6 +90,7 @@ class Consumer:
     async def run(self) -> None:
         delay = 0.2
         while not self._stopping:
+            psub = None
             try:
                 await self.ensure()
                 psub = await self._link.jetstream().pull_subscribe_bind(self.durable, STREAM)
@@ -101,6 +103,11 @@ class Consumer:
                     for msg in msgs:
                         await self._handle(msg)
             except asyncio.CancelledError:
+                # A pull subscription left open makes the connection's drain wait its full
+                # timeout (30 s) at shutdown.
+                if psub is not None:
+                    with contextlib.suppress(Exception):
+                        await psub.unsubscribe()
                 raise
             except Exception as exc:
                 if self._stopping:
