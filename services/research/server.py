@@ -1,0 +1,43 @@
+"""Wiring: research as a ServiceSpec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+from branch.research.v1 import research_service_pb2, research_service_pb2_grpc
+
+from services.common.consumer import Subscription
+from services.common.server import ServiceContext, ServiceSpec
+from services.research import events
+from services.research.access import ACCESS
+from services.research.api import ResearchServicer
+from services.research.service import Research
+
+SERVICE_NAME = research_service_pb2.DESCRIPTOR.services_by_name["ResearchService"].full_name
+
+
+def research_of(ctx: ServiceContext) -> Research:
+    if "research" not in ctx.extras:
+        ctx.extras["research"] = Research.build(ctx.db, ctx.clock, ctx.settings.timezone)
+    return ctx.extras["research"]
+
+
+def register(server: grpc.aio.Server, ctx: ServiceContext) -> None:
+    research_service_pb2_grpc.add_ResearchServiceServicer_to_server(
+        ResearchServicer(research_of(ctx)), server
+    )
+
+
+def subscriptions(ctx: ServiceContext) -> list[Subscription]:
+    return events.subscriptions(research_of(ctx).requests, ctx.clock)
+
+
+SPEC = ServiceSpec(
+    name="research",
+    grpc_services=[SERVICE_NAME],
+    access=ACCESS,
+    register=register,
+    migrations=Path(__file__).parent / "migrations" / "versions",
+    subscriptions=subscriptions,
+)
