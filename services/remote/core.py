@@ -1,0 +1,145 @@
+"""What every remote module shares: database, clock, time zone, and the directory peer."""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import grpc
+from branch.directory.v1 import client_pb2, holding_pb2, staff_pb2
+from branch.directory.v1 import directory_service_pb2 as dapi
+from branch.directory.v1 import directory_service_pb2_grpc as dgrpc
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.common.clock import Clock
+from services.common.db import Database
+from services.common.errors import Unavailable
+from services.common.protos import ts
+from services.common.server import ServiceContext
+from services.remote.models import RemoteClient
+
+
+def add_month(day: date) -> date:
+    """The same day one month later, clamped to the month's end (31 Jan -> 28/29 Feb)."""
+    year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+class DirectoryPeer:
+    """The directory's answers, called with remote's own service token."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    def _stub(self) -> dgrpc.DirectoryServiceStub:
+        return dgrpc.DirectoryServiceStub(self.ctx.channel("directory"))
+
+    @staticmethod
+    def _unavailable(err: grpc.aio.AioRpcError) -> Unavailable:
+        return Unavailable(f"directory: {err.code().name}")
+
+    async def get_client(self, client_id: str) -> client_pb2.Client | None:
+        try:
+            return await self._stub().GetClient(dapi.GetClientRequest(id=client_id), timeout=10)
+        except grpc.aio.AioRpcError as err:
+            if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                return None
+            raise self._unavailable(err) from None
+
+    async def get_staff(self, staff_id: str) -> staff_pb2.Staff | None:
+        try:
+            return await self._stub().GetStaff(dapi.GetStaffRequest(id=staff_id), timeout=10)
+        except grpc.aio.AioRpcError as err:
+            if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                return None
+            raise self._unavailable(err) from None
+
+    async def list_clients(self, **filters: int) -> list[client_pb2.Client]:
+        out: list[client_pb2.Client] = []
+        token = ""
+        try:
+            while True:
+                page = await self._stub().ListClients(
+                    dapi.ListClientsRequest(page_size=1000, page_token=token, **filters),
+                    timeout=30,
+                )
+                out.extend(page.clients)
+                token = page.next_page_token
+                if not token:
+                    return out
+        except grpc.aio.AioRpcError as err:
+            raise self._unavailable(err) from None
+
+    async def holdings(self, client_id: str) -> list[holding_pb2.Holding]:
+        try:
+            reply = await self._stub().ListHoldings(
+                dapi.ListHoldingsRequest(client_id=client_id), timeout=30)
+        except grpc.aio.AioRpcError as err:
+            raise self._unavailable(err) from None
+        return list(reply.holdings)
+
+    async def securities(self, tickers: list[str]) -> dict[str, holding_pb2.Security]:
+        out: dict[str, holding_pb2.Security] = {}
+        try:
+            for i in range(0, len(tickers), 500):
+                chunk = tickers[i:i + 500]
+                reply = await self._stub().ListSecurities(
+                    dapi.ListSecuritiesRequest(tickers=chunk, page_size=1000), timeout=30)
+                out.update({s.ticker: s for s in reply.securities})
+        except grpc.aio.AioRpcError as err:
+            raise self._unavailable(err) from None
+        return out
+
+    async def trades(
+        self, client_id: str, end: datetime | None = None
+    ) -> AsyncIterator[holding_pb2.Trade]:
+        request = dapi.StreamTradesRequest(client_id=client_id)
+        if end is not None:
+            request.end_time.CopyFrom(ts(end))
+        try:
+            async for trade in self._stub().StreamTrades(request, timeout=600):
+                yield trade
+        except grpc.aio.AioRpcError as err:
+            raise self._unavailable(err) from None
+
+
+@dataclass
+class Core:
+    db: Database
+    clock: Clock
+    tz: ZoneInfo
+    directory: DirectoryPeer
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def today(self) -> date:
+        return self.clock.now().astimezone(self.tz).date()
+
+    def local_date(self, when: datetime) -> date:
+        return when.astimezone(self.tz).date()
+
+    def day_start(self, day: date) -> datetime:
+        """The instant the branch's day begins."""
+        return datetime.combine(day, time(0), tzinfo=self.tz)
+
+    def day_range(self, first: date, last: date) -> tuple[datetime, datetime]:
+        """[start of first, start of the day after last)."""
+        return self.day_start(first), self.day_start(last + timedelta(days=1))
+
+
+async def remember_client(session: AsyncSession, client: client_pb2.Client, now: datetime) -> None:
+    """Keep remote's copy of what it needs about a directory client."""
+    row = await session.get(RemoteClient, client.id)
+    opened = date.fromisoformat(client.opened_on) if client.opened_on else None
+    if row is None:
+        session.add(RemoteClient(client_id=client.id, tier=client.tier, channel=client.channel,
+                                 status=client.status, opened_on=opened, updated_at=now))
+        return
+    row.tier, row.channel, row.status = client.tier, client.channel, client.status
+    row.opened_on = opened or row.opened_on
+    row.updated_at = now
+    session.add(row)

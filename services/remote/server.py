@@ -1,0 +1,84 @@
+"""Wiring: the remote service as a ServiceSpec."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import grpc
+from branch.remote.v1 import remote_service_pb2, remote_service_pb2_grpc
+
+from services.common.logs import get_logger
+from services.common.server import ServiceContext, ServiceSpec
+from services.remote import events
+from services.remote.access import ACCESS
+from services.remote.api import RemoteServicer
+from services.remote.campaigns import Campaigns
+from services.remote.core import Core, DirectoryPeer
+from services.remote.reports import Reports
+from services.remote.stats import Statistics
+from services.remote.tickets import Tickets, seed_defaults
+
+SERVICE_NAME = remote_service_pb2.DESCRIPTOR.services_by_name["RemoteService"].full_name
+SLA_PASS_SECONDS = 15.0
+log = get_logger("remote", component="timer")
+
+
+class Remote:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.core = Core(db=ctx.db, clock=ctx.clock, tz=ZoneInfo(ctx.settings.timezone),
+                         directory=DirectoryPeer(ctx))
+        self.campaigns = Campaigns(self.core)
+        self.reports = Reports(self.core)
+        self.tickets = Tickets(self.core)
+        self.stats = Statistics(self.core)
+
+
+def remote_of(ctx: ServiceContext) -> Remote:
+    if "remote" not in ctx.extras:
+        ctx.extras["remote"] = Remote(ctx)
+    return ctx.extras["remote"]
+
+
+def register(server: grpc.aio.Server, ctx: ServiceContext) -> None:
+    r = remote_of(ctx)
+    remote_service_pb2_grpc.add_RemoteServiceServicer_to_server(
+        RemoteServicer(r.campaigns, r.reports, r.tickets, r.stats), server)
+
+
+async def on_start(ctx: ServiceContext) -> None:
+    async with ctx.db.transaction() as session:
+        await seed_defaults(session)
+
+
+async def check_sla(ctx: ServiceContext) -> int:
+    """One pass of the SLA timer (tests call it after moving the fake clock)."""
+    return await remote_of(ctx).tickets.check_sla()
+
+
+def background(ctx: ServiceContext, stop: asyncio.Event) -> list:
+    async def sla_loop() -> None:
+        while not stop.is_set():
+            try:
+                await check_sla(ctx)
+            except Exception as exc:  # a bad pass must not end the timer
+                log.warning("SLA pass failed", error=type(exc).__name__)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=SLA_PASS_SECONDS)
+            except TimeoutError:
+                pass
+
+    return [sla_loop]
+
+
+SPEC = ServiceSpec(
+    name="remote",
+    grpc_services=[SERVICE_NAME],
+    access=ACCESS,
+    register=register,
+    migrations=Path(__file__).parent / "migrations" / "versions",
+    subscriptions=lambda ctx: events.subscriptions(remote_of(ctx).core, remote_of(ctx).tickets),
+    background=background,
+    on_start=on_start,
+)
