@@ -1,0 +1,103 @@
+"""The server bootstrap: health, reflection, audit, internal errors, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import grpc
+import pytest
+from branch.common.v1 import audit_pb2, audit_pb2_grpc
+from branch.directory.v1 import directory_service_pb2 as api
+from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from services.directory import service as directory_service
+from services.directory.server import SPEC
+from tests.directory.factories import client_msg
+from tests.harness import ADMIN, SUPERVISOR, auth, channel, make_settings, running
+
+
+async def test_health_reflection_and_audit(tmp_path: Path, nats_url: str) -> None:
+    async with running(SPEC, make_settings(tmp_path, nats_url)) as runner:
+        async with channel(runner) as ch:
+            health = health_pb2_grpc.HealthStub(ch)
+            for name in ("", "branch.directory.v1.DirectoryService"):
+                resp = await health.Check(health_pb2.HealthCheckRequest(service=name))
+                assert resp.status == health_pb2.HealthCheckResponse.SERVING
+
+            refl = reflection_pb2_grpc.ServerReflectionStub(ch)
+            async def one():
+                yield reflection_pb2.ServerReflectionRequest(list_services="")
+            names = set()
+            async for resp in refl.ServerReflectionInfo(one()):
+                names = {s.name for s in resp.list_services_response.service}
+            assert {"branch.directory.v1.DirectoryService", "branch.common.v1.AuditService",
+                    "grpc.health.v1.Health"} <= names
+
+            stub = DirectoryServiceStub(ch)
+            created = await stub.CreateClient(api.CreateClientRequest(
+                client=client_msg(), request_id="audit-1"), metadata=ADMIN)
+            with pytest.raises(grpc.aio.AioRpcError):
+                await stub.CreateClient(api.CreateClientRequest(client=client_msg(
+                    account_no="")), metadata=ADMIN)
+            await stub.GetClient(api.GetClientRequest(id=created.id), metadata=ADMIN)
+            audit = audit_pb2_grpc.AuditServiceStub(ch)
+            records = await audit.ListAuditRecords(audit_pb2.ListAuditRecordsRequest(
+                method="CreateClient"), metadata=SUPERVISOR)
+            outcomes = [(r.outcome, r.resource, r.request_id) for r in records.audit_records]
+            assert outcomes == [("INVALID_ARGUMENT", "", ""), ("OK", created.id, "audit-1")]
+            reads = await audit.ListAuditRecords(audit_pb2.ListAuditRecordsRequest(
+                method="GetClient"), metadata=SUPERVISOR)
+            assert list(reads.audit_records) == []  # reads are logged, not audited
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await audit.ListAuditRecords(audit_pb2.ListAuditRecordsRequest(),
+                                             metadata=auth("b", "broker"))
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        await runner.stop(grace=1)
+        resp_status = None
+        async with channel(runner) as ch:
+            try:
+                await health_pb2_grpc.HealthStub(ch).Check(
+                    health_pb2.HealthCheckRequest(), timeout=1)
+            except grpc.aio.AioRpcError as err:
+                resp_status = err.code()
+        assert resp_status == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_our_bug_is_internal_without_details(tmp_path: Path, nats_url: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    async def boom(self, principal, client_id):
+        raise ZeroDivisionError("secret detail")
+
+    monkeypatch.setattr(directory_service.Directory, "get_client", boom)
+    async with running(SPEC, make_settings(tmp_path, nats_url)) as runner:
+        async with channel(runner) as ch:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await DirectoryServiceStub(ch).GetClient(api.GetClientRequest(id="x"),
+                                                         metadata=ADMIN)
+    assert err.value.code() == grpc.StatusCode.INTERNAL
+    assert "secret" not in (err.value.details() or "") and "ref" in err.value.details()
+
+
+async def test_in_flight_call_finishes_during_graceful_stop(tmp_path: Path, nats_url: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    original = directory_service.Directory.get_client
+
+    async def slow(self, principal, client_id):
+        await asyncio.sleep(0.5)
+        return await original(self, principal, client_id)
+
+    monkeypatch.setattr(directory_service.Directory, "get_client", slow)
+    async with running(SPEC, make_settings(tmp_path, nats_url)) as runner:
+        async with channel(runner) as ch:
+            stub = DirectoryServiceStub(ch)
+            created = await stub.CreateClient(api.CreateClientRequest(client=client_msg()),
+                                              metadata=ADMIN)
+            call = asyncio.ensure_future(stub.GetClient(api.GetClientRequest(id=created.id),
+                                                        metadata=ADMIN))
+            await asyncio.sleep(0.1)
+            await runner.stop(grace=5)
+            got = await call
+            assert got.id == created.id
