@@ -36,9 +36,9 @@ def reason(err: grpc.aio.AioRpcError) -> str:
 
 
 async def events_about(nats_url: str, subject: str, ids: set[str],
-                       timeout: float = 10.0) -> list[Any]:
-    """The messages on subject whose ce-subject is one of ids; waits until each id has one
-    (and a little longer, so a duplicate would show)."""
+                       timeout: float = 10.0, absent: frozenset[str] = frozenset()) -> list[Any]:
+    """The messages on subject whose ce-subject is in ids or absent; waits until each of ids
+    has one (and a little longer, so a duplicate or an unwanted event would show)."""
     import asyncio
 
     import nats
@@ -62,7 +62,7 @@ async def events_about(nats_url: str, subject: str, ids: set[str],
                 msg = await sub.next_msg(timeout=0.2)
             except Exception:
                 continue
-            if msg.headers and msg.headers.get("ce-subject") in ids:
+            if msg.headers and msg.headers.get("ce-subject") in ids | absent:
                 found.append(msg)
         await sub.unsubscribe()
     finally:
