@@ -107,6 +107,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 state = await self._begin(method, request, context)
                 outcome = grpc.StatusCode.OK
                 try:
+                    if "denied" in state:  # no token, or a role the access table refuses
+                        raise state["denied"]
                     async for item in inner_us(request, context):
                         yield item
                 except Exception as exc:
