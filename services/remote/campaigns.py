@@ -186,7 +186,7 @@ class Campaigns:
     async def _new_account_targets(self, start: date, end: date) -> list[tuple[client_pb2.Client,
                                                                                   date]]:
         clients = await self.core.directory.list_clients(status=client_pb2.CLIENT_STATUS_ACTIVE)
-        earliest = start - timedelta(days=31)
+        earliest = start - timedelta(days=92)
         reached = await self._reached_since(self.core.day_start(earliest))
         out = []
         for c in clients:
@@ -654,7 +654,7 @@ async def add_new_account(session: AsyncSession, core: Core, client: client_pb2.
     now = core.now()
     added = 0
     for campaign in campaigns:
-        if opened < campaign.start_date - timedelta(days=31):
+        if opened < campaign.start_date - timedelta(days=92):
             continue
         exists = (await session.exec(select(CallbackTarget.id).where(
             CallbackTarget.campaign_id == campaign.id,

@@ -187,9 +187,11 @@ class TicketActivity(SQLModel, table=True):
     """A ticket's history. Append-only."""
 
     __tablename__ = "remote_ticket_activity"
-    __table_args__ = (Index("ix_remote_activity_ticket", "ticket_id", "time"),)
+    __table_args__ = (Index("ix_remote_activity_ticket", "ticket_id", "seq"),)
 
-    id: str = Field(primary_key=True, max_length=36)
+    # insertion order: several activities written in one transaction share a time
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(max_length=36, unique=True)
     ticket_id: str = Field(max_length=36)
     kind: str = Field(max_length=30)
     staff_id: str = Field(default="", max_length=100)

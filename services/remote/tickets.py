@@ -303,7 +303,7 @@ class Tickets:
                 raise NotFound(f"ticket {ticket_id} not found")
             acts = list((await session.exec(select(TicketActivity).where(
                 TicketActivity.ticket_id == ticket_id).order_by(
-                col(TicketActivity.time), col(TicketActivity.id)))).all())
+                col(TicketActivity.seq)))).all())
         return convert.ticket(row, acts)
 
     async def list(self, principal: Principal, req: api.ListTicketsRequest

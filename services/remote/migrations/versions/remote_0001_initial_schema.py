@@ -2,7 +2,7 @@
 
 Revision ID: remote_0001
 Revises: 
-Create Date: 2026-11-27 00:13:12.897729
+Create Date: 2026-11-27 00:16:07.853055
 """
 
 from collections.abc import Sequence
@@ -242,16 +242,18 @@ def upgrade() -> None:
         batch_op.create_index('ix_remote_ticket_state', ['state', 'id'], unique=False)
 
     op.create_table('remote_ticket_activity',
+    sa.Column('seq', sa.Integer(), nullable=False),
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
     sa.Column('ticket_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
     sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
     sa.Column('staff_id', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
     sa.Column('note', sa.Text(), nullable=False),
     sa.Column('time', services.common.db.UtcDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('seq'),
+    sa.UniqueConstraint('id')
     )
     with op.batch_alter_table('remote_ticket_activity', schema=None) as batch_op:
-        batch_op.create_index('ix_remote_activity_ticket', ['ticket_id', 'time'], unique=False)
+        batch_op.create_index('ix_remote_activity_ticket', ['ticket_id', 'seq'], unique=False)
 
     op.create_table('remote_ticket_escalation',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),

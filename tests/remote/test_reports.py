@@ -1,0 +1,168 @@
+"""Report figures against a hand-computed trade history.
+
+Client C3. AAA (R2), BBB (R4). Period 2026-02-01..2026-02-28 (Asia/Shanghai).
+  t1 2026-01-10 BUY  AAA 100 @10.00 fee 1.00   before the period: a lot, not counted
+  t2 2026-02-02 BUY  AAA 100 @12.00 fee 1.00
+  t3 2026-02-05 SELL AAA 150 @13.00 fee 1.50   cost 100*10.01 + 50*12.01 = 1601.50,
+                                               proceeds 1950 - 1.50 = 1948.50 -> +347.00
+                                               held 100*26 d + 50*3 d = 2750 qty-days
+  t4 2026-02-10 BUY  BBB 200 @5.00  fee 1.00
+  t5 2026-02-20 SELL BBB 200 @4.50  fee 1.00   899.00 - 1001.00 = -102.00, 200*10 d
+  t6 2026-02-25 SELL AAA  50 @11.00 fee 0.50   549.50 - 600.50 = -51.00, 50*23 d
+  t7 2026-03-01 BUY  AAA  10 @11.00            after the period: ignored
+Trades 5 (2 buys, 3 sells), turnover 1200+1950+1000+900+550 = 5600.00, fees 5.00,
+realised 194.00, win rate 1/3, holding 5900/400 = 14.75 days (swing).
+Holdings AAA 100 @12 (1200), BBB 300 @6 (1800): value 3000, largest BBB 0.6,
+turnover ratio 5600/3000 = 1.8667; BBB R4 > C3 warns.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import grpc
+import pytest
+from branch.directory.v1 import directory_service_pb2 as dapi
+from branch.directory.v1 import holding_pb2
+from branch.remote.v1 import remote_service_pb2 as api
+from branch.remote.v1 import report_pb2
+
+from services.common.protos import ts
+from services.remote.analysis import Analyzer
+from tests.harness import SUPERVISOR, auth, bad_fields, collect_events
+
+TRADES = [
+    ("t1", "AAA", 1, 100, "10.00", "1.00", datetime(2026, 1, 10, 2, tzinfo=UTC)),
+    ("t2", "AAA", 1, 100, "12.00", "1.00", datetime(2026, 2, 2, 2, tzinfo=UTC)),
+    ("t3", "AAA", 2, 150, "13.00", "1.50", datetime(2026, 2, 5, 2, tzinfo=UTC)),
+    ("t4", "BBB", 1, 200, "5.00", "1.00", datetime(2026, 2, 10, 2, tzinfo=UTC)),
+    ("t5", "BBB", 2, 200, "4.50", "1.00", datetime(2026, 2, 20, 2, tzinfo=UTC)),
+    ("t6", "AAA", 2, 50, "11.00", "0.50", datetime(2026, 2, 25, 2, tzinfo=UTC)),
+    ("t7", "AAA", 1, 10, "11.00", "0", datetime(2026, 3, 1, 4, tzinfo=UTC)),
+]
+
+
+async def load_history(env, client_id: str) -> None:  # type: ignore[no-untyped-def]
+    async def records():  # type: ignore[no-untyped-def]
+        yield dapi.ImportTradesRequest(security=holding_pb2.Security(
+            ticker="AAA", name="Alpha", risk_level=2, last_price="12"))
+        yield dapi.ImportTradesRequest(security=holding_pb2.Security(
+            ticker="BBB", name="Beta", risk_level=4, last_price="6"))
+        for tid, ticker, side, qty, price, fee, when in TRADES:
+            yield dapi.ImportTradesRequest(trade=holding_pb2.Trade(
+                trade_id=f"{client_id}-{tid}", client_id=client_id, ticker=ticker, side=side,  # type: ignore[arg-type]
+                quantity=qty, price=price, fee=fee, trade_time=ts(when)))
+        for ticker, qty, price in (("AAA", 100, "12"), ("BBB", 300, "6")):
+            yield dapi.ImportTradesRequest(holding=dapi.HoldingSnapshot(
+                client_id=client_id, ticker=ticker, quantity=qty, cost_price="10",
+                market_price=price, as_of="2026-02-27"))
+
+    result = await env.dir.ImportTrades(records(), metadata=auth("svc:t", "service"))
+    assert result.rejected == 0, result.rejections
+
+
+def check_figures(f: report_pb2.ReportFigures) -> None:
+    assert (f.trades, f.buys, f.sells) == (5, 2, 3)
+    assert f.turnover == "5600.00" and f.fees == "5.00"
+    assert f.realised_pnl == "194.00"
+    assert f.win_rate == pytest.approx(1 / 3, abs=1e-4)
+    assert f.average_holding_days == pytest.approx(14.75)
+    assert f.style == report_pb2.TRADING_STYLE_SWING
+    assert f.portfolio_value == "3000.00"
+    assert f.largest_position_ticker == "BBB" and f.concentration == pytest.approx(0.6)
+    assert f.turnover_ratio == pytest.approx(1.8667, abs=1e-4)
+    by = {t.ticker: t for t in f.tickers}
+    assert by["AAA"].realised_pnl == "296.00" and by["AAA"].trades == 3
+    assert by["AAA"].turnover == "3700.00"
+    assert (by["AAA"].winning_sells, by["AAA"].closing_sells) == (1, 2)
+    assert by["AAA"].average_holding_days == pytest.approx(19.5)
+    assert by["BBB"].realised_pnl == "-102.00" and by["BBB"].average_holding_days == 10.0
+    assert [w.ticker for w in f.warnings] == ["BBB"]
+
+
+def test_analysis_pure() -> None:
+    start = int(datetime(2026, 1, 31, 16, tzinfo=UTC).timestamp())
+    end = int(datetime(2026, 2, 28, 16, tzinfo=UTC).timestamp())
+    a = Analyzer(start, end)
+    for _tid, ticker, side, qty, price, fee, when in TRADES:
+        a.add(ticker, side, qty, price, fee, int(when.timestamp()))
+    holdings = [holding_pb2.Holding(ticker="AAA", quantity=100, market_price="12", risk_level=2),
+                holding_pb2.Holding(ticker="BBB", quantity=300, market_price="6", risk_level=4)]
+    secs = {"AAA": holding_pb2.Security(ticker="AAA", risk_level=2),
+            "BBB": holding_pb2.Security(ticker="BBB", risk_level=4)}
+    check_figures(a.figures(holdings, secs, 3, False))
+
+
+def test_unmatched_sell_and_style_extremes() -> None:
+    a = Analyzer(0, 10**10)
+    a.add("X", 2, 10, "5", "0", 100)  # a sell with no earlier buy
+    a.add("Y", 1, 10, "5", "0", 0)
+    a.add("Y", 2, 10, "6", "0", 86400)  # one day: short-term
+    f = a.figures([], {}, 3, True)
+    assert {t.ticker: t.unmatched_quantity for t in f.tickers} == {"X": 10, "Y": 0}
+    assert f.style == report_pb2.TRADING_STYLE_SHORT_TERM
+    assert f.realised_pnl == "10.00" and f.win_rate == 1.0
+    assert f.warnings[-1].message.startswith("the client's risk assessment")
+    empty = Analyzer(0, 10).figures([], {}, 3, False)
+    assert empty.style == report_pb2.TRADING_STYLE_UNDETERMINED and empty.trades == 0
+
+
+async def test_create_deliver_report(env, nats_url) -> None:
+    client = await env.client(tolerance=3)
+    await load_history(env, client.id)
+    agent, md = await env.agent()
+    req = api.CreateReportRequest(client_id=client.id, period_start="2026-02-01",
+                                  period_end="2026-02-28", request_id="rep-1")
+    made = await env.stub.CreateReport(req, metadata=md)
+    check_figures(made.figures)
+    assert made.state == report_pb2.REPORT_STATE_READY and not made.markdown
+    assert (await env.stub.CreateReport(req, metadata=md)).id == made.id
+    got = await env.stub.GetReport(api.GetReportRequest(id=made.id), metadata=SUPERVISOR)
+    assert "| Realised P&L (FIFO, after fees) | 194.00 |" in got.markdown
+    assert "```text" in got.markdown
+    assert "<svg" in got.html and "Realised P&amp;L by ticker" in got.html
+    assert "BBB (R4)" in got.markdown
+    delivered = await env.stub.DeliverReport(api.DeliverReportRequest(
+        id=made.id, channel=report_pb2.DELIVERY_CHANNEL_EMAIL, delivered_to="c@example.com"),
+        metadata=md)
+    assert delivered.state == report_pb2.REPORT_STATE_DELIVERED
+    assert delivered.delivered_by == agent and delivered.deliver_time.seconds
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await env.stub.DeliverReport(api.DeliverReportRequest(
+            id=made.id, channel=report_pb2.DELIVERY_CHANNEL_EMAIL, delivered_to="x"),
+            metadata=md)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    listed = await env.stub.ListReports(api.ListReportsRequest(client_id=client.id),
+                                        metadata=SUPERVISOR)
+    assert [r.id for r in listed.reports] == [made.id]
+    events = await collect_events(nats_url, "branch.remote.report.delivered", count=100,
+                                  timeout=2)
+    assert any(e.headers["ce-subject"] == made.id for e in events)
+
+
+async def test_report_bad_fields_roles_and_missing(env) -> None:
+    _, md = await env.agent()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await env.stub.CreateReport(api.CreateReportRequest(
+            period_start="2026-02-30", period_end="2027-01-01"), metadata=md)
+    assert bad_fields(err.value) == {"client_id", "period_start", "period_end"}
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await env.stub.CreateReport(api.CreateReportRequest(
+            client_id="x", period_start="2026-02-10", period_end="2026-02-01"), metadata=md)
+    assert bad_fields(err.value) == {"period_end"}
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await env.stub.CreateReport(api.CreateReportRequest(
+            client_id="missing", period_start="2026-02-01", period_end="2026-02-02"),
+            metadata=md)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await env.stub.CreateReport(api.CreateReportRequest(
+            client_id="x", period_start="2026-02-01", period_end="2026-02-02"),
+            metadata=auth("a1", "analyst"))
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await env.stub.DeliverReport(api.DeliverReportRequest(id="r"), metadata=md)
+    assert bad_fields(err.value) == {"channel", "delivered_to"}
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await env.stub.GetReport(api.GetReportRequest(id="nope"), metadata=md)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
