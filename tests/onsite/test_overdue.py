@@ -4,7 +4,6 @@ overdue event exactly once (SQLite file shared by both, and PostgreSQL when conf
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from pathlib import Path
 
 from branch.onsite.v1 import consultation_pb2 as cpb
