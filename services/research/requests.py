@@ -179,8 +179,8 @@ class Requests:
         now = self.clock.now()
         async with self.db.transaction() as session:
             # conditional update: of two analysts claiming at once, exactly one wins
-            result = await session.execute(
-                update(ResearchRequest)
+            result = await session.exec(
+                update(ResearchRequest)  # type: ignore[call-overload]
                 .where(col(ResearchRequest.id) == request_id,
                        col(ResearchRequest.state) == R.RESEARCH_REQUEST_STATE_OPEN)
                 .values(state=R.RESEARCH_REQUEST_STATE_CLAIMED, claimed_by=p.staff_id,

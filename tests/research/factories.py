@@ -61,3 +61,67 @@ def research_request(clock: FakeClock, **kw) -> research_request_pb2.ResearchReq
     )
     fields.update(kw)
     return research_request_pb2.ResearchRequest(**fields)
+
+
+async def publish_event(  # type: ignore[no-untyped-def]
+    nats_url: str, subject: str, message, *, event_id: str = "", msg_id: str = "",
+    source: str = "/branch/test",
+) -> str:
+    """Publish a CloudEvent to the BRANCH stream as another service's outbox relay would."""
+    import uuid
+    from datetime import UTC, datetime
+
+    import nats
+
+    event_id = event_id or uuid.uuid4().hex
+    nc = await nats.connect(nats_url)
+    try:
+        await nc.jetstream().publish(subject, message.SerializeToString(), headers={
+            "Nats-Msg-Id": msg_id or event_id,
+            "ce-specversion": "1.0",
+            "ce-id": event_id,
+            "ce-type": subject,
+            "ce-source": source,
+            "ce-time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "ce-subject": "",
+            "ce-dataschema": message.DESCRIPTOR.full_name,
+            "content-type": "application/protobuf",
+        })
+    finally:
+        await nc.close()
+    return event_id
+
+
+async def events_about(nats_url: str, subject: str, about: str, count: int = 1) -> list:  # type: ignore[type-arg]
+    """Events on subject whose ce-subject is `about`, waiting until `count` are there."""
+    import asyncio
+
+    import nats
+    from nats.js.api import ConsumerConfig, DeliverPolicy
+
+    async def read() -> list:  # type: ignore[type-arg]
+        nc = await nats.connect(nats_url)
+        try:
+            sub = await nc.jetstream().subscribe(
+                subject, stream="BRANCH", ordered_consumer=True,
+                config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+            )
+            out = []
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=0.3)
+                except Exception:
+                    break
+                if msg.headers and msg.headers.get("ce-subject") == about:
+                    out.append(msg)
+            await sub.unsubscribe()
+            return out
+        finally:
+            await nc.close()
+
+    for _ in range(40):
+        found = await read()
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.2)
+    return found

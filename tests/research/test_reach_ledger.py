@@ -1,0 +1,201 @@
+"""Reach from relay and consultation events, and the append-only distribution ledger."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import grpc
+import pytest
+from branch.onsite.v1 import events_pb2 as onsite_events
+from branch.research.v1 import distribution_pb2
+from branch.research.v1 import research_service_pb2 as api
+from branch.research.v1.research_service_pb2_grpc import ResearchServiceStub
+from branch.vip.v1 import events_pb2 as vip_events
+from sqlalchemy import text
+
+from services.common.clock import FakeClock
+from services.common.protos import ts
+from services.research.server import SPEC
+from tests.harness import bad_fields, channel, eventually, make_settings, running
+from tests.research.factories import (
+    ANALYST,
+    ANALYST2,
+    BROKER,
+    COMPLIANCE,
+    SUPER,
+    publish_event,
+    published,
+)
+
+K = distribution_pb2
+
+
+def relay_events(note, minutes: list[int]):  # type: ignore[no-untyped-def]
+    """What the VIP service reports: a plan, deliveries `minutes` after publication."""
+    start = note.publish_time.ToDatetime()
+    planned = vip_events.RelaysPlanned(note_id=note.id, revision=note.revision, targeted=3,
+                                       withheld_for_suitability=1, publish_time=note.publish_time)
+    delivered = [
+        vip_events.RelayDelivered(
+            relay_id=f"rel-{i}", note_id=note.id, revision=note.revision, client_id=f"cli-{i}",
+            broker_id="brk-1", channel="phone", publish_time=note.publish_time,
+            deliver_time=ts((start + timedelta(minutes=m)).astimezone()),
+        )
+        for i, m in enumerate(minutes)
+    ]
+    return planned, delivered
+
+
+async def feed(nats_url, note, minutes):  # type: ignore[no-untyped-def]
+    planned, delivered = relay_events(note, minutes)
+    await publish_event(nats_url, "branch.vip.relay.planned", planned)
+    first = ""
+    for d in delivered:
+        eid = await publish_event(nats_url, "branch.vip.relay.delivered", d)
+        first = first or eid
+    # the first delivery again, as a redelivery: counted once
+    await publish_event(nats_url, "branch.vip.relay.delivered", delivered[0], event_id=first,
+                        msg_id=first + "-again")
+    await publish_event(nats_url, "branch.vip.relay.acknowledged", vip_events.RelayAcknowledged(
+        relay_id="rel-0", note_id=note.id, revision=note.revision, client_id="cli-0",
+        broker_id="brk-1", acknowledge_time=delivered[0].deliver_time))
+    start = note.publish_time.ToDatetime()
+    await publish_event(nats_url, "branch.onsite.consultation.delivered",
+                        onsite_events.ConsultationDelivered(
+                            form_id="form-1", client_id="cli-onsite", consultant_id="con-1",
+                            note_ids=[note.id, note.id],
+                            deliver_time=ts((start + timedelta(minutes=90)).astimezone())))
+
+
+async def test_reach_is_zero_until_events_then_counts_them(stub, nats_url) -> None:
+    note = await published(stub)
+    other = await published(stub, ANALYST2)
+    zero = await stub.GetNoteReach(api.GetNoteReachRequest(note_id=note.id), metadata=ANALYST)
+    assert (zero.targeted, zero.relayed, zero.acknowledged) == (0, 0, 0)
+    assert not zero.HasField("median_time_to_relay") and not zero.HasField("worst_time_to_relay")
+    assert zero.publish_time == note.publish_time
+    await feed(nats_url, note, [10, 30, 20])
+
+    async def reached():  # type: ignore[no-untyped-def]
+        r = await stub.GetNoteReach(api.GetNoteReachRequest(note_id=note.id), metadata=ANALYST)
+        return r if r.relayed == 4 and r.acknowledged == 1 and r.targeted == 4 else None
+
+    r = await eventually(reached, timeout=20)
+    assert r.relayed_by_brokers == 3 and r.delivered_onsite == 1
+    assert r.withheld_for_suitability == 1
+    assert r.median_time_to_relay.ToTimedelta() == timedelta(minutes=25)
+    assert r.worst_time_to_relay.ToTimedelta() == timedelta(minutes=90)
+    # the other note is untouched, and only its author (or a supervisor) sees its reach
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.GetNoteReach(api.GetNoteReachRequest(note_id=other.id), metadata=ANALYST)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    o = await stub.GetNoteReach(api.GetNoteReachRequest(note_id=other.id), metadata=SUPER)
+    assert o.relayed == 0
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.GetNoteReach(api.GetNoteReachRequest(note_id=note.id), metadata=BROKER)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    mine = await stub.ListNoteReach(api.ListNoteReachRequest(), metadata=ANALYST)
+    assert [x.note_id for x in mine.reaches] == [note.id]
+    assert mine.reaches[0].relayed == 4
+    everyone = await stub.ListNoteReach(api.ListNoteReachRequest(), metadata=SUPER)
+    assert {x.note_id for x in everyone.reaches} == {note.id, other.id}
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ListNoteReach(api.ListNoteReachRequest(author_id="ana-2"), metadata=ANALYST)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_ledger_records_and_csv_export(tmp_path, nats_url, database_url) -> None:
+    clock = FakeClock()
+    settings = make_settings(tmp_path, nats_url, database_url)
+    async with running(SPEC, settings, clock=clock) as runner, channel(runner) as ch:
+        stub = ResearchServiceStub(ch)
+        note = await published(stub)
+        await feed(nats_url, note, [5])
+
+        async def ledger():  # type: ignore[no-untyped-def]
+            out = await stub.ListDistributionRecords(
+                api.ListDistributionRecordsRequest(note_id=note.id), metadata=COMPLIANCE)
+            return out.records if len(out.records) >= 6 else None
+
+        records = await eventually(ledger, timeout=20)
+        kinds = [r.kind for r in records]
+        assert kinds[:2] == [K.DISTRIBUTION_RECORD_KIND_APPROVED,
+                             K.DISTRIBUTION_RECORD_KIND_PUBLISHED]
+        assert sorted(kinds[2:]) == sorted([
+            K.DISTRIBUTION_RECORD_KIND_RELAYS_PLANNED, K.DISTRIBUTION_RECORD_KIND_DELIVERED,
+            K.DISTRIBUTION_RECORD_KIND_ACKNOWLEDGED, K.DISTRIBUTION_RECORD_KIND_DELIVERED,
+        ])
+        approved = records[0]
+        assert (approved.actor_id, approved.revision) == ("comp-1", note.revision)
+        delivered = [r for r in records if r.kind == K.DISTRIBUTION_RECORD_KIND_DELIVERED]
+        assert {(r.actor_id, r.client_id, r.channel) for r in delivered} == {
+            ("brk-1", "cli-0", "phone"), ("con-1", "cli-onsite", "onsite_consultation")}
+        assert all(r.source_event_id for r in records)
+        # paging
+        p1 = await stub.ListDistributionRecords(api.ListDistributionRecordsRequest(
+            note_id=note.id, page_size=4), metadata=SUPER)
+        p2 = await stub.ListDistributionRecords(api.ListDistributionRecordsRequest(
+            note_id=note.id, page_size=4, page_token=p1.next_page_token), metadata=SUPER)
+        assert [r.sequence for r in [*p1.records, *p2.records]] == [r.sequence for r in records]
+        # CSV for a period
+        start = clock.now() - timedelta(days=1)
+        chunks = []
+        async for part in stub.ExportDistributionLedger(api.ExportDistributionLedgerRequest(
+                start_time=ts(start), end_time=ts(clock.now() + timedelta(days=1)),
+                note_id=note.id), metadata=SUPER):
+            chunks.append(part.csv_chunk)
+        rows = list(csv.DictReader(io.StringIO(b"".join(chunks).decode())))
+        assert len(rows) == len(records)
+        assert rows[0]["kind"] == "APPROVED" and rows[0]["actor_id"] == "comp-1"
+        assert rows[1]["kind"] == "PUBLISHED"
+        assert {r["client_id"] for r in rows if r["kind"] == "DELIVERED"} == {"cli-0",
+                                                                              "cli-onsite"}
+        # a period before anything happened: only the header
+        chunks = [p.csv_chunk async for p in stub.ExportDistributionLedger(
+            api.ExportDistributionLedgerRequest(start_time=ts(start - timedelta(days=9)),
+                                                end_time=ts(start)), metadata=COMPLIANCE)]
+        assert b"".join(chunks).decode().strip().startswith("sequence,kind,note_id")
+        assert len(b"".join(chunks).decode().strip().splitlines()) == 1
+        # nothing in the ledger, the revisions or the reviews can be changed or deleted
+        for statement in (
+            "UPDATE research_ledger SET actor_id = 'someone else'",
+            "DELETE FROM research_ledger",
+            "UPDATE research_note_revision SET body = 'rewritten'",
+            "DELETE FROM research_note_review",
+        ):
+            with pytest.raises(Exception, match="append-only"):
+                async with runner.db.transaction() as session:
+                    await session.exec(text(statement))  # type: ignore[call-overload]
+
+
+async def test_ledger_access_and_bad_period(stub) -> None:
+    for meta in (ANALYST, BROKER):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.ListDistributionRecords(api.ListDistributionRecordsRequest(),
+                                               metadata=meta)
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        async for _ in stub.ExportDistributionLedger(api.ExportDistributionLedgerRequest(),
+                                                     metadata=SUPER):
+            pass
+    assert bad_fields(err.value) == {"start_time", "end_time"}
+    now = FakeClock().now()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        async for _ in stub.ExportDistributionLedger(api.ExportDistributionLedgerRequest(
+                start_time=ts(now), end_time=ts(now - timedelta(days=1))), metadata=SUPER):
+            pass
+    assert bad_fields(err.value) == {"end_time"}
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        async for _ in stub.ExportDistributionLedger(api.ExportDistributionLedgerRequest(
+                start_time=ts(now), end_time=ts(now)), metadata=ANALYST):
+            pass
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_export_needs_a_token(stub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        async for _ in stub.ExportDistributionLedger(api.ExportDistributionLedgerRequest()):
+            pass
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
