@@ -435,6 +435,9 @@ class Campaigns:
         v.check(len(req.notes) <= 2000, "notes", "at most 2000 characters")
         now = self.core.now()
         when = from_ts(req.callback_time)
+        made_at = from_ts(req.call_time) or now
+        if not now - timedelta(days=30) <= made_at <= now:
+            v.add("call_time", "within the last 30 days, not in the future")
         if req.outcome == cpb.CALLBACK_OUTCOME_CALL_BACK_LATER:
             if when is None:
                 v.add("callback_time", "required when the client asks to be called back")
@@ -454,7 +457,7 @@ class Campaigns:
         record = CallbackRecord(
             id=new_id(), campaign_id=target.campaign_id, target_id=target.id,
             client_id=target.client_id, agent_id=principal.staff_id, outcome=req.outcome,
-            notes=req.notes, callback_time=when, call_time=now)
+            notes=req.notes, callback_time=when, call_time=made_at, recorded_at=now)
         session.add(record)
         target.calls += 1
         target.last_outcome = req.outcome

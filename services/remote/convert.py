@@ -59,7 +59,7 @@ def callback(row: CallbackRecord) -> cpb.Callback:
         id=row.id, campaign_id=row.campaign_id, target_id=row.target_id,
         ticket_id=row.ticket_id, client_id=row.client_id, agent_id=row.agent_id,
         outcome=row.outcome, notes=row.notes, call_time=ts(row.call_time),  # type: ignore[arg-type]
-        satisfaction=row.satisfaction,
+        satisfaction=row.satisfaction, record_time=ts(row.recorded_at),
     )
     if row.callback_time:
         out.callback_time.CopyFrom(ts(row.callback_time))

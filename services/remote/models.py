@@ -103,6 +103,7 @@ class CallbackRecord(SQLModel, table=True):
     notes: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     callback_time: datetime | None = Field(default=None, sa_type=UtcDateTime)
     call_time: datetime = Field(sa_type=UtcDateTime)
+    recorded_at: datetime = Field(sa_type=UtcDateTime)
     satisfaction: int = 0
 
 

@@ -220,6 +220,11 @@ class Tickets:
         if not req.auto_assign and not t.owner_id and not principal.has("service_agent"):
             v.add("ticket.owner_id", "name the owner or ask for auto_assign")
         v.check(len(t.owner_id) <= 100, "ticket.owner_id", "at most 100 characters")
+        received = from_ts(req.received_time)
+        if received is not None:
+            now = self.core.now()
+            v.check(now - timedelta(days=30) <= received <= now, "received_time",
+                    "within the last 30 days, not in the future")
         v.raise_if_any()
 
     async def _round_robin(self, session: AsyncSession, line: int) -> str:
@@ -246,7 +251,7 @@ class Tickets:
     async def open(self, session: AsyncSession, principal: Principal, req: api.OpenTicketRequest,
                    client: client_pb2.Client | None) -> ticket_pb2.Ticket:
         t = req.ticket
-        now = self.core.now()
+        now = from_ts(req.received_time) or self.core.now()
         if req.auto_assign:
             owner = await self._round_robin(session, t.line)
         elif t.owner_id:
@@ -542,7 +547,8 @@ class Tickets:
         now = self.core.now()
         record = CallbackRecord(id=new_id(), ticket_id=row.id, client_id=row.client_id,
                                 agent_id=principal.staff_id, outcome=req.outcome,
-                                notes=req.notes, call_time=now, satisfaction=req.satisfaction)
+                                notes=req.notes, call_time=now, recorded_at=now,
+                                satisfaction=req.satisfaction)
         session.add(record)
         if req.outcome == cpb.CALLBACK_OUTCOME_REACHED:
             row.state = ticket_pb2.TICKET_STATE_CLOSED

@@ -310,6 +310,7 @@ class Callback(_message.Message):
     CALLBACK_TIME_FIELD_NUMBER: _builtins.int
     CALL_TIME_FIELD_NUMBER: _builtins.int
     SATISFACTION_FIELD_NUMBER: _builtins.int
+    RECORD_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     campaign_id: _builtins.str
     target_id: _builtins.str
@@ -325,6 +326,10 @@ class Callback(_message.Message):
     def callback_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def call_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def record_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was entered; differs from call_time for a call recorded afterwards."""
+
     def __init__(
         self,
         *,
@@ -339,10 +344,11 @@ class Callback(_message.Message):
         callback_time: _timestamp_pb2.Timestamp | None = ...,
         call_time: _timestamp_pb2.Timestamp | None = ...,
         satisfaction: _builtins.int = ...,
+        record_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["call_time", b"call_time", "callback_time", b"callback_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["call_time", b"call_time", "callback_time", b"callback_time", "record_time", b"record_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "call_time", b"call_time", "callback_time", b"callback_time", "campaign_id", b"campaign_id", "client_id", b"client_id", "id", b"id", "notes", b"notes", "outcome", b"outcome", "satisfaction", b"satisfaction", "target_id", b"target_id", "ticket_id", b"ticket_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "call_time", b"call_time", "callback_time", b"callback_time", "campaign_id", b"campaign_id", "client_id", b"client_id", "id", b"id", "notes", b"notes", "outcome", b"outcome", "record_time", b"record_time", "satisfaction", b"satisfaction", "target_id", b"target_id", "ticket_id", b"ticket_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -247,6 +247,7 @@ class RecordCallbackRequest(_message.Message):
     NOTES_FIELD_NUMBER: _builtins.int
     CALLBACK_TIME_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CALL_TIME_FIELD_NUMBER: _builtins.int
     target_id: _builtins.str
     outcome: _campaign_pb2.CallbackOutcome.ValueType
     notes: _builtins.str
@@ -254,6 +255,12 @@ class RecordCallbackRequest(_message.Message):
     @_builtins.property
     def callback_time(self) -> _timestamp_pb2.Timestamp:
         """Required for CALL_BACK_LATER: when the client asked to be called."""
+
+    @_builtins.property
+    def call_time(self) -> _timestamp_pb2.Timestamp:
+        """When the call was made, for a call recorded afterwards (at most 30 days ago); unset
+        means now.
+        """
 
     def __init__(
         self,
@@ -263,10 +270,11 @@ class RecordCallbackRequest(_message.Message):
         notes: _builtins.str = ...,
         callback_time: _timestamp_pb2.Timestamp | None = ...,
         request_id: _builtins.str = ...,
+        call_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["callback_time", b"callback_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["call_time", b"call_time", "callback_time", b"callback_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["callback_time", b"callback_time", "notes", b"notes", "outcome", b"outcome", "request_id", b"request_id", "target_id", b"target_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_time", b"call_time", "callback_time", b"callback_time", "notes", b"notes", "outcome", b"outcome", "request_id", b"request_id", "target_id", b"target_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -496,21 +504,29 @@ class OpenTicketRequest(_message.Message):
     TICKET_FIELD_NUMBER: _builtins.int
     AUTO_ASSIGN_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    RECEIVED_TIME_FIELD_NUMBER: _builtins.int
     auto_assign: _builtins.bool
     """Assign round-robin among agents on duty for the line instead of the caller."""
     request_id: _builtins.str
     @_builtins.property
     def ticket(self) -> _ticket_pb2.Ticket: ...
+    @_builtins.property
+    def received_time(self) -> _timestamp_pb2.Timestamp:
+        """When the call came in, for a call logged afterwards (voicemail, a dropped line; at most
+        30 days ago): the SLA clocks run from then. Unset means now.
+        """
+
     def __init__(
         self,
         *,
         ticket: _ticket_pb2.Ticket | None = ...,
         auto_assign: _builtins.bool = ...,
         request_id: _builtins.str = ...,
+        received_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ticket", b"ticket"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["received_time", b"received_time", "ticket", b"ticket"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_assign", b"auto_assign", "request_id", b"request_id", "ticket", b"ticket"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auto_assign", b"auto_assign", "received_time", b"received_time", "request_id", b"request_id", "ticket", b"ticket"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -2,7 +2,7 @@
 
 Revision ID: remote_0001
 Revises: 
-Create Date: 2026-11-27 00:16:07.853055
+Create Date: 2026-11-27 00:18:15.459888
 """
 
 from collections.abc import Sequence
@@ -91,6 +91,7 @@ def upgrade() -> None:
     sa.Column('notes', sa.Text(), nullable=False),
     sa.Column('callback_time', services.common.db.UtcDateTime(timezone=True), nullable=True),
     sa.Column('call_time', services.common.db.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('recorded_at', services.common.db.UtcDateTime(timezone=True), nullable=False),
     sa.Column('satisfaction', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
