@@ -31,7 +31,10 @@ class Ctl:
     """What a command gets: channels to the services, the caller's token, a console."""
 
     token: str
-    console: Console = field(default_factory=Console)
+    # a pipe gets full ids rather than columns cut to 80
+    console: Console = field(
+        default_factory=lambda: Console(width=None if sys.stdout.isatty() else 200)
+    )
     _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
 
     def channel(self, service: str) -> grpc.aio.Channel:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import date, datetime
 
 from branch.directory.v1 import directory_service_pb2 as api
 from branch.directory.v1 import events_pb2, holding_pb2
@@ -127,6 +128,13 @@ async def _apply(
                     )
                 ).all()
             )
+        holdings: dict[tuple[str, str], Holding] = {}
+        holding_clients = {rec.holding.client_id for _, rec in batch
+                           if rec.WhichOneof("record") == "holding"} & known
+        if holding_clients:
+            for row in (await session.exec(
+                    select(Holding).where(col(Holding.client_id).in_(holding_clients)))).all():
+                holdings[(row.client_id, row.ticker)] = row
         new_trades: list[dict] = []
         touched_clients: set[str] = set()
         touched_tickers: set[str] = set()
@@ -160,7 +168,7 @@ async def _apply(
                 if v:
                     result.reject(index, v)
                     continue
-                if await _upsert_holding(session, h, now):
+                if _upsert_holding(session, holdings, h, now):
                     result.accepted += 1
                     touched_clients.add(h.client_id)
                     touched_tickers.add(h.ticker)
@@ -197,17 +205,25 @@ async def _apply(
                  about="import", now=now)
 
 
-async def _upsert_holding(session: AsyncSession, h: api.HoldingSnapshot, now) -> bool:  # type: ignore[no-untyped-def]
-    """True when the snapshot changed the position; an older or identical one changes nothing."""
-    from datetime import date
+def _upsert_holding(
+    session: AsyncSession,
+    holdings: dict[tuple[str, str], Holding],
+    h: api.HoldingSnapshot,
+    now: datetime,
+) -> bool:
+    """True when the snapshot changed the position; an older or identical one changes nothing.
 
+    holdings holds the batch's clients' rows, loaded once, and gains the rows added here.
+    """
     as_of = date.fromisoformat(h.as_of)
     cost = check_decimal(Violations(), "", h.cost_price)
     market = check_decimal(Violations(), "", h.market_price, allow_empty=True)
-    row = await session.get(Holding, (h.client_id, h.ticker))
+    row = holdings.get((h.client_id, h.ticker))
     if row is None:
-        session.add(Holding(client_id=h.client_id, ticker=h.ticker, quantity=h.quantity,
-                            cost_price=cost, market_price=market, as_of=as_of, updated_at=now))
+        row = Holding(client_id=h.client_id, ticker=h.ticker, quantity=h.quantity,
+                      cost_price=cost, market_price=market, as_of=as_of, updated_at=now)
+        holdings[(h.client_id, h.ticker)] = row
+        session.add(row)
         return True
     if as_of < row.as_of:
         return False

@@ -1,0 +1,155 @@
+"""branchctl directory ...: clients, staff, and trade imports from CSV."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+
+from branch.directory.v1 import client_pb2, holding_pb2, staff_pb2
+from branch.directory.v1 import directory_service_pb2 as api
+from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
+from google.protobuf.timestamp_pb2 import Timestamp
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from services.cli.branchctl import Ctl
+
+CHANNELS = {"onsite": client_pb2.CHANNEL_ONSITE, "remote": client_pb2.CHANNEL_REMOTE}
+TIERS = {"standard": client_pb2.TIER_STANDARD, "key": client_pb2.TIER_KEY}
+SIDES = {"buy": holding_pb2.SIDE_BUY, "sell": holding_pb2.SIDE_SELL}
+CSV_COLUMNS = ["trade_id", "client_id", "ticker", "side", "quantity", "price", "fee",
+               "trade_time"]
+
+
+def _stub(ctl: Ctl) -> DirectoryServiceStub:
+    return DirectoryServiceStub(ctl.channel("directory"))
+
+
+
+async def clients(args: argparse.Namespace, ctl: Ctl) -> None:
+    req = api.ListClientsRequest(page_size=args.limit, page_token=args.page or "")
+    if args.channel:
+        req.channel = CHANNELS[args.channel]
+    if args.tier:
+        req.tier = TIERS[args.tier]
+    if args.broker:
+        req.broker_id = args.broker
+    if args.manager:
+        req.client_manager_id = args.manager
+    resp = await _stub(ctl).ListClients(req, metadata=ctl.metadata)
+    ctl.table(f"clients ({resp.total_size} match)",
+              ["id", "account", "name", "channel", "tier", "risk", "assessed", "broker"],
+              [[c.id, c.account_no, c.display_name,
+                client_pb2.Channel.Name(c.channel).removeprefix("CHANNEL_").lower(),
+                client_pb2.Tier.Name(c.tier).removeprefix("TIER_").lower(),
+                client_pb2.RiskTolerance.Name(c.risk_tolerance).removeprefix("RISK_TOLERANCE_"),
+                c.risk_assessed_on + (" (expired)" if c.risk_assessment_expired else ""),
+                c.broker_id[-8:]] for c in resp.clients])
+    if resp.next_page_token:
+        ctl.console.print(f"next page: --page {resp.next_page_token}")
+
+
+async def client(args: argparse.Namespace, ctl: Ctl) -> None:
+    stub = _stub(ctl)
+    c = await stub.GetClient(api.GetClientRequest(id=args.id), metadata=ctl.metadata)
+    ctl.console.print(c)
+    held = await stub.ListHoldings(api.ListHoldingsRequest(client_id=args.id),
+                                   metadata=ctl.metadata)
+    ctl.table("holdings", ["ticker", "quantity", "cost", "market", "risk", "as of"],
+              [[h.ticker, h.quantity, h.cost_price, h.market_price,
+                client_pb2.RiskLevel.Name(h.risk_level).removeprefix("RISK_LEVEL_"), h.as_of]
+               for h in held.holdings])
+
+
+async def staff(args: argparse.Namespace, ctl: Ctl) -> None:
+    req = api.ListStaffRequest(page_size=args.limit, include_inactive=args.all)
+    if args.role:
+        req.role = staff_pb2.Role.Value(f"ROLE_{args.role.upper()}")
+    resp = await _stub(ctl).ListStaff(req, metadata=ctl.metadata)
+    ctl.table("staff", ["id", "employee no", "name", "roles", "active"],
+              [[s.id, s.employee_no, s.display_name,
+                ",".join(staff_pb2.Role.Name(r).removeprefix("ROLE_").lower() for r in s.roles),
+                s.active] for s in resp.staff])
+
+
+async def tier(args: argparse.Namespace, ctl: Ctl) -> None:
+    c = await _stub(ctl).ChangeClientTier(api.ChangeClientTierRequest(
+        id=args.id, tier=TIERS[args.tier], reason=args.reason), metadata=ctl.metadata)
+    ctl.console.print(f"{c.id} is now {args.tier}")
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = set(CSV_COLUMNS) - set(reader.fieldnames or [])
+        if missing:
+            raise SystemExit(f"{path}: missing columns {', '.join(sorted(missing))}")
+        return list(reader)
+
+
+def _trade(row: dict[str, str]) -> api.ImportTradesRequest:
+    trade = holding_pb2.Trade(trade_id=row["trade_id"], client_id=row["client_id"],
+                              ticker=row["ticker"], side=SIDES.get(row["side"].lower(), 0),
+                              price=row["price"], fee=row.get("fee") or "0")
+    try:
+        trade.quantity = int(row["quantity"])
+    except ValueError:
+        trade.quantity = 0  # the server names the field
+    try:
+        when = datetime.fromisoformat(row["trade_time"])
+        ts = Timestamp()
+        ts.FromDatetime(when)
+        trade.trade_time.CopyFrom(ts)
+    except ValueError:
+        pass
+    return api.ImportTradesRequest(trade=trade)
+
+
+async def import_csv(args: argparse.Namespace, ctl: Ctl) -> None:
+    rows = _rows(Path(args.file))
+    with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(),
+                  console=ctl.console) as progress:
+        task = progress.add_task("import", total=len(rows))
+
+        async def records() -> AsyncIterator[api.ImportTradesRequest]:
+            for row in rows:
+                yield _trade(row)
+                progress.advance(task)
+
+        result = await _stub(ctl).ImportTrades(records(), metadata=ctl.metadata)
+    ctl.console.print(f"accepted {result.accepted}, duplicate {result.duplicate}, "
+                      f"rejected {result.rejected}")
+    for r in result.rejections[:20]:
+        ctl.console.print(f"  row {r.index + 2}: {r.field}: {r.reason}")
+
+
+def add_commands(groups: argparse._SubParsersAction) -> None:
+    group = groups.add_parser("directory", help="clients, staff and imports")
+    sub = group.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("clients", help="list clients you may see")
+    p.add_argument("--channel", choices=CHANNELS)
+    p.add_argument("--tier", choices=TIERS)
+    p.add_argument("--broker")
+    p.add_argument("--manager")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--page")
+    p.set_defaults(func=clients)
+    p = sub.add_parser("client", help="show one client with holdings")
+    p.add_argument("id")
+    p.set_defaults(func=client)
+    p = sub.add_parser("staff", help="list staff")
+    p.add_argument("--role")
+    p.add_argument("--all", action="store_true", help="include deactivated")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=staff)
+    p = sub.add_parser("tier", help="make a client key or standard (supervisor)")
+    p.add_argument("id")
+    p.add_argument("tier", choices=TIERS)
+    p.add_argument("--reason", default="")
+    p.set_defaults(func=tier)
+    p = sub.add_parser("import", help="import trades from a CSV file: "
+                       + ",".join(CSV_COLUMNS))
+    p.add_argument("file")
+    p.set_defaults(func=import_csv)
