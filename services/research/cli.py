@@ -1,0 +1,468 @@
+"""branchctl research ...: analysts write, submit, answer requests and see reach; compliance
+works the review queue, approves or returns with comments; supervisors export the ledger."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from branch.directory.v1 import client_pb2
+from branch.research.v1 import distribution_pb2, note_pb2, research_request_pb2
+from branch.research.v1 import note_enums_pb2 as enums
+from branch.research.v1 import research_service_pb2 as api
+from branch.research.v1.research_service_pb2_grpc import ResearchServiceStub
+from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.cli.branchctl import Ctl
+from services.common.settings import load_settings
+
+KINDS = {"market": enums.NOTE_KIND_MARKET, "sector": enums.NOTE_KIND_SECTOR,
+         "stock": enums.NOTE_KIND_STOCK}
+STANCES = {name.removeprefix("STANCE_").lower(): value
+           for name, value in enums.Stance.items() if value}
+AUDIENCES = {"all": enums.AUDIENCE_ALL_CLIENTS, "key": enums.AUDIENCE_KEY_CLIENTS,
+             "staff": enums.AUDIENCE_STAFF_ONLY}
+STATES = {name.removeprefix("NOTE_STATE_").lower(): value
+          for name, value in note_pb2.NoteState.items() if value}
+REQUEST_STATES = {name.removeprefix("RESEARCH_REQUEST_STATE_").lower(): value
+                  for name, value in research_request_pb2.ResearchRequestState.items() if value}
+
+
+def _stub(ctl: Ctl) -> ResearchServiceStub:
+    return ResearchServiceStub(ctl.channel("research"))
+
+
+def _me(ctl: Ctl) -> str:
+    import jwt
+
+    return str(jwt.decode(ctl.token, options={"verify_signature": False})["sub"])
+
+
+def _zone() -> ZoneInfo:
+    try:
+        return ZoneInfo(load_settings().timezone)
+    except Exception:
+        return ZoneInfo("UTC")
+
+
+def _when(value: Timestamp) -> str:
+    if value.seconds == 0 and value.nanos == 0:
+        return ""
+    return value.ToDatetime(tzinfo=UTC).astimezone(_zone()).strftime("%Y-%m-%d %H:%M")
+
+
+def _name(enum, value: int, prefix: str) -> str:  # type: ignore[no-untyped-def]
+    return enum.Name(value).removeprefix(prefix).lower() if value else ""
+
+
+def _stances(note: note_pb2.Note) -> str:
+    return " ".join(f"{s.ticker}={_name(enums.Stance, s.stance, 'STANCE_')}" for s in note.stances)
+
+
+def _timestamp(text: str) -> Timestamp:
+    """YYYY-MM-DD or an ISO date-time, in the branch's zone unless it names one."""
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_zone())
+    out = Timestamp()
+    out.FromDatetime(value.astimezone(UTC))
+    return out
+
+
+def _content(args: argparse.Namespace) -> tuple[note_pb2.Note, list[str]]:
+    """The note fields given on the command line, and their mask paths."""
+    note = note_pb2.Note()
+    paths: list[str] = []
+    if args.title is not None:
+        note.title = args.title
+        paths.append("title")
+    if args.summary is not None:
+        note.summary = args.summary
+        paths.append("summary")
+    body = Path(args.body_file).read_text() if args.body_file else args.body
+    if body is not None:
+        note.body = body
+        paths.append("body")
+    if args.kind:
+        note.kind = KINDS[args.kind]
+        paths.append("kind")
+    if args.stance is not None:
+        for item in args.stance:
+            ticker, _, stance = item.partition("=")
+            if stance.lower() not in STANCES:
+                raise SystemExit(f"--stance {item}: use TICKER=" + "|".join(STANCES))
+            note.stances.append(enums.TickerStance(ticker=ticker, stance=STANCES[stance.lower()]))
+        paths.append("stances")
+    if args.risk:
+        note.risk_level = client_pb2.RiskLevel.Value(f"RISK_LEVEL_{args.risk.upper()}")
+        paths.append("risk_level")
+    if args.valid_until:
+        note.valid_until = args.valid_until
+        paths.append("valid_until")
+    if args.audience:
+        note.audience = AUDIENCES[args.audience]
+        paths.append("audience")
+    return note, paths
+
+
+def _print_note(ctl: Ctl, n: note_pb2.Note) -> None:
+    ctl.console.print(
+        f"[bold]{n.title}[/bold]  ({n.id})\n"
+        f"state {_name(note_pb2.NoteState, n.state, 'NOTE_STATE_')}"
+        f"{' (expired)' if n.expired else ''}, revision {n.revision}, "
+        f"{_name(enums.NoteKind, n.kind, 'NOTE_KIND_')}, "
+        f"R{n.risk_level}, audience {_name(enums.Audience, n.audience, 'AUDIENCE_')}, "
+        f"valid until {n.valid_until}\n"
+        f"author {n.author_id}"
+        + (f", approved by {n.approved_by} (revision {n.approved_revision})"
+           if n.approved_by else "")
+        + (f", published {_when(n.publish_time)}" if n.published_revision else "")
+        + (f"\nstances: {_stances(n)}" if n.stances else "")
+        + (f"\nreturned with comments: {n.review_comments}"
+           if n.state == note_pb2.NOTE_STATE_RETURNED else "")
+        + (f"\nwithdrawn: {n.withdraw_reason}" if n.withdraw_reason else "")
+        + (f"\nsupersedes {n.supersedes_note_id}" if n.supersedes_note_id else "")
+        + (f"\nsuperseded by {n.superseded_by_note_id}" if n.superseded_by_note_id else "")
+        + f"\n\n{n.summary}\n"
+    )
+    if n.body:
+        from rich.markdown import Markdown
+
+        ctl.console.print(Markdown(n.body))
+
+
+def _note_rows(notes) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    return [[n.id, n.title[:48], _name(note_pb2.NoteState, n.state, "NOTE_STATE_")
+             + (" (expired)" if n.expired else ""),
+             _name(enums.NoteKind, n.kind, "NOTE_KIND_"), f"R{n.risk_level}", _stances(n),
+             n.author_id[-8:], _when(n.publish_time) or _when(n.update_time)] for n in notes]
+
+
+# ---- notes -------------------------------------------------------------------------------
+
+async def notes(args: argparse.Namespace, ctl: Ctl) -> None:
+    req = api.ListNotesRequest(page_size=args.limit, page_token=args.page or "",
+                               ticker=args.ticker or "", text=args.text or "",
+                               include_expired=args.expired)
+    if args.kind:
+        req.kind = KINDS[args.kind]
+    if args.state:
+        req.state = STATES[args.state]
+    if args.mine:
+        req.author_id = _me(ctl)
+    elif args.author:
+        req.author_id = args.author
+    if args.since:
+        req.publish_start_time.CopyFrom(_timestamp(args.since))
+    if args.until:
+        req.publish_end_time.CopyFrom(_timestamp(args.until))
+    resp = await _stub(ctl).ListNotes(req, metadata=ctl.metadata)
+    ctl.table("notes", ["id", "title", "state", "kind", "risk", "stances", "author", "date"],
+              _note_rows(resp.notes))
+    if resp.next_page_token:
+        ctl.console.print(f"next page: --page {resp.next_page_token}")
+
+
+async def show(args: argparse.Namespace, ctl: Ctl) -> None:
+    stub = _stub(ctl)
+    n = await stub.GetNote(api.GetNoteRequest(id=args.id, revision=args.revision),
+                           metadata=ctl.metadata)
+    _print_note(ctl, n)
+    if args.revisions:
+        revs = await stub.ListNoteRevisions(api.ListNoteRevisionsRequest(note_id=args.id,
+                                                                         page_size=1000),
+                                            metadata=ctl.metadata)
+        ctl.table("revisions", ["rev", "title", "author", "written", "review", "by", "comments"],
+                  [[r.revision, r.title[:40], r.author_id[-8:], _when(r.create_time),
+                    _name(note_pb2.ReviewDecision, r.review_decision, "REVIEW_DECISION_"),
+                    r.reviewer_id[-8:], r.review_comments[:60]] for r in revs.revisions])
+
+
+async def write(args: argparse.Namespace, ctl: Ctl) -> None:
+    note, _ = _content(args)
+    if args.supersedes:
+        note.supersedes_note_id = args.supersedes
+    n = await _stub(ctl).CreateNote(api.CreateNoteRequest(
+        note=note, request_id=args.request_id or uuid.uuid4().hex), metadata=ctl.metadata)
+    ctl.console.print(f"draft {n.id} (revision {n.revision}); submit it with "
+                      f"`branchctl research submit {n.id}`")
+
+
+async def edit(args: argparse.Namespace, ctl: Ctl) -> None:
+    note, paths = _content(args)
+    if not paths:
+        raise SystemExit("nothing to change: give at least one of the note options")
+    note.id = args.id
+    n = await _stub(ctl).UpdateNote(api.UpdateNoteRequest(
+        note=note, update_mask=FieldMask(paths=paths)), metadata=ctl.metadata)
+    ctl.console.print(f"{n.id}: revision {n.revision}, draft")
+
+
+async def submit(args: argparse.Namespace, ctl: Ctl) -> None:
+    n = await _stub(ctl).SubmitNote(api.SubmitNoteRequest(id=args.id), metadata=ctl.metadata)
+    ctl.console.print(f"{n.id}: revision {n.revision} submitted for compliance review")
+
+
+async def publish(args: argparse.Namespace, ctl: Ctl) -> None:
+    n = await _stub(ctl).PublishNote(api.PublishNoteRequest(id=args.id), metadata=ctl.metadata)
+    ctl.console.print(f"{n.id}: revision {n.published_revision} published "
+                      f"{_when(n.publish_time)}")
+
+
+async def withdraw(args: argparse.Namespace, ctl: Ctl) -> None:
+    n = await _stub(ctl).WithdrawNote(api.WithdrawNoteRequest(id=args.id, reason=args.reason),
+                                      metadata=ctl.metadata)
+    ctl.console.print(f"{n.id}: withdrawn")
+
+
+# ---- compliance --------------------------------------------------------------------------
+
+async def queue(args: argparse.Namespace, ctl: Ctl) -> None:
+    resp = await _stub(ctl).ListReviewQueue(api.ListReviewQueueRequest(page_size=args.limit),
+                                            metadata=ctl.metadata)
+    ctl.table("review queue (oldest first)",
+              ["id", "title", "rev", "kind", "risk", "stances", "author", "submitted"],
+              [[n.id, n.title[:48], n.revision, _name(enums.NoteKind, n.kind, "NOTE_KIND_"),
+                f"R{n.risk_level}", _stances(n), n.author_id[-8:], _when(n.submit_time)]
+               for n in resp.notes])
+
+
+async def approve(args: argparse.Namespace, ctl: Ctl) -> None:
+    n = await _stub(ctl).ApproveNote(api.ApproveNoteRequest(
+        id=args.id, revision=args.revision, comments=args.comments or ""), metadata=ctl.metadata)
+    ctl.console.print(f"{n.id}: revision {n.approved_revision} approved")
+
+
+async def return_note(args: argparse.Namespace, ctl: Ctl) -> None:
+    n = await _stub(ctl).ReturnNote(api.ReturnNoteRequest(
+        id=args.id, revision=args.revision, comments=args.comments), metadata=ctl.metadata)
+    ctl.console.print(f"{n.id}: revision {n.revision} returned to {n.author_id}")
+
+
+# ---- research requests -------------------------------------------------------------------
+
+def _request_rows(items) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    return [[r.id, _name(research_request_pb2.ResearchRequestState, r.state,
+                         "RESEARCH_REQUEST_STATE_"),
+             _when(r.due_time) + (" OVERDUE" if r.overdue else ""),
+             ",".join(r.tickers), r.question[:50], r.client_id[-8:], r.asker_id[-8:],
+             r.claimed_by[-8:]] for r in items]
+
+
+async def requests(args: argparse.Namespace, ctl: Ctl) -> None:
+    req = api.ListResearchRequestsRequest(page_size=args.limit)
+    if args.state:
+        req.state = REQUEST_STATES[args.state]
+    if args.mine:
+        req.claimed_by = _me(ctl)
+    resp = await _stub(ctl).ListResearchRequests(req, metadata=ctl.metadata)
+    ctl.table("research requests (by due time)",
+              ["id", "state", "due", "tickers", "question", "client", "asker", "claimed by"],
+              _request_rows(resp.research_requests))
+
+
+async def ask(args: argparse.Namespace, ctl: Ctl) -> None:
+    due = _timestamp(args.due) if args.due else None
+    if due is None:
+        due = Timestamp()
+        due.FromDatetime(datetime.now(UTC) + timedelta(hours=args.due_hours))
+    r = await _stub(ctl).CreateResearchRequest(api.CreateResearchRequestRequest(
+        research_request=research_request_pb2.ResearchRequest(
+            client_id=args.client or "", tickers=args.ticker or [], question=args.question,
+            due_time=due),
+        request_id=uuid.uuid4().hex), metadata=ctl.metadata)
+    ctl.console.print(f"research request {r.id} queued, due {_when(r.due_time)}")
+
+
+async def claim(args: argparse.Namespace, ctl: Ctl) -> None:
+    r = await _stub(ctl).ClaimResearchRequest(api.ClaimResearchRequestRequest(id=args.id),
+                                              metadata=ctl.metadata)
+    ctl.console.print(f"{r.id}: claimed; question: {r.question}")
+
+
+async def release(args: argparse.Namespace, ctl: Ctl) -> None:
+    r = await _stub(ctl).ReleaseResearchRequest(api.ReleaseResearchRequestRequest(id=args.id),
+                                                metadata=ctl.metadata)
+    ctl.console.print(f"{r.id}: back in the queue")
+
+
+async def answer(args: argparse.Namespace, ctl: Ctl) -> None:
+    r = await _stub(ctl).AnswerResearchRequest(api.AnswerResearchRequestRequest(
+        id=args.id, answer=args.text or "", note_id=args.note or ""), metadata=ctl.metadata)
+    ctl.console.print(f"{r.id}: answered; the asker ({r.asker_id}) is notified")
+
+
+# ---- reach and ledger --------------------------------------------------------------------
+
+def _duration(value) -> str:  # type: ignore[no-untyped-def]
+    if value.seconds == 0 and value.nanos == 0:
+        return "-"
+    minutes = value.seconds // 60
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+async def reach(args: argparse.Namespace, ctl: Ctl) -> None:
+    stub = _stub(ctl)
+    if args.id:
+        items = [await stub.GetNoteReach(api.GetNoteReachRequest(note_id=args.id),
+                                         metadata=ctl.metadata)]
+    else:
+        items = list((await stub.ListNoteReach(api.ListNoteReachRequest(page_size=args.limit),
+                                               metadata=ctl.metadata)).reaches)
+    ctl.table("reach", ["note", "title", "published", "targeted", "relayed", "acknowledged",
+                        "withheld", "median to relay", "worst"],
+              [[r.note_id, r.title[:40], _when(r.publish_time), r.targeted, r.relayed,
+                r.acknowledged, r.withheld_for_suitability, _duration(r.median_time_to_relay),
+                _duration(r.worst_time_to_relay)] for r in items])
+
+
+async def ledger(args: argparse.Namespace, ctl: Ctl) -> None:
+    stub = _stub(ctl)
+    if args.out:
+        if not (args.since and args.until):
+            raise SystemExit("--out needs the period: --from and --to")
+        target = sys.stdout.buffer if args.out == "-" else Path(args.out).open("wb")
+        try:
+            async for part in stub.ExportDistributionLedger(api.ExportDistributionLedgerRequest(
+                    start_time=_timestamp(args.since), end_time=_timestamp(args.until),
+                    note_id=args.note or ""), metadata=ctl.metadata):
+                target.write(part.csv_chunk)
+        finally:
+            if target is not sys.stdout.buffer:
+                target.close()
+        if args.out != "-":
+            ctl.console.print(f"ledger written to {args.out}")
+        return
+    req = api.ListDistributionRecordsRequest(page_size=args.limit, note_id=args.note or "")
+    if args.since:
+        req.start_time.CopyFrom(_timestamp(args.since))
+    if args.until:
+        req.end_time.CopyFrom(_timestamp(args.until))
+    resp = await stub.ListDistributionRecords(req, metadata=ctl.metadata)
+    ctl.table("distribution ledger", ["seq", "kind", "note", "rev", "actor", "client", "channel",
+                                      "when"],
+              [[r.sequence, _name(distribution_pb2.DistributionRecordKind, r.kind,
+                                  "DISTRIBUTION_RECORD_KIND_"), r.note_id[-12:], r.revision,
+                r.actor_id[-8:], r.client_id[-8:], r.channel, _when(r.occur_time)]
+               for r in resp.records])
+
+
+def _content_options(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--title", required=required)
+    p.add_argument("--summary", required=required)
+    body = p.add_mutually_exclusive_group(required=required)
+    body.add_argument("--body", help="Markdown text")
+    body.add_argument("--body-file", help="a Markdown file")
+    p.add_argument("--kind", choices=sorted(KINDS), required=required)
+    p.add_argument("--stance", action="append", metavar="TICKER=STANCE",
+                   help="repeatable; stance: " + ", ".join(STANCES))
+    p.add_argument("--risk", choices=["R1", "R2", "R3", "R4", "R5"], required=required)
+    p.add_argument("--valid-until", metavar="YYYY-MM-DD", required=required)
+    p.add_argument("--audience", choices=sorted(AUDIENCES), required=required)
+
+
+def add_commands(groups: argparse._SubParsersAction) -> None:
+    group = groups.add_parser("research", help="research notes, review, requests, reach")
+    sub = group.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("notes", help="search notes")
+    p.add_argument("--ticker")
+    p.add_argument("--kind", choices=sorted(KINDS))
+    p.add_argument("--state", choices=sorted(STATES))
+    p.add_argument("--author")
+    p.add_argument("--mine", action="store_true", help="notes I wrote")
+    p.add_argument("--text")
+    p.add_argument("--since", metavar="DATE", help="published on or after")
+    p.add_argument("--until", metavar="DATE", help="published before")
+    p.add_argument("--expired", action="store_true", help="include expired published notes")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--page")
+    p.set_defaults(func=notes)
+
+    p = sub.add_parser("show", help="one note, optionally with its revisions and reviews")
+    p.add_argument("id")
+    p.add_argument("--revision", type=int, default=0)
+    p.add_argument("--revisions", action="store_true")
+    p.set_defaults(func=show)
+
+    p = sub.add_parser("write", help="start a draft (analyst)")
+    _content_options(p, required=True)
+    p.add_argument("--supersedes", metavar="NOTE_ID")
+    p.add_argument("--request-id", help="makes a retry return the same draft")
+    p.set_defaults(func=write)
+
+    p = sub.add_parser("edit", help="new revision of a draft or returned note (analyst)")
+    p.add_argument("id")
+    _content_options(p, required=False)
+    p.set_defaults(func=edit)
+
+    for name, func, text in (("submit", submit, "submit for compliance review (analyst)"),
+                             ("publish", publish, "publish an approved note")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("id")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("withdraw", help="withdraw a note")
+    p.add_argument("id")
+    p.add_argument("--reason", required=True)
+    p.set_defaults(func=withdraw)
+
+    p = sub.add_parser("queue", help="the review queue (compliance)")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=queue)
+
+    p = sub.add_parser("approve", help="approve the current revision (compliance)")
+    p.add_argument("id")
+    p.add_argument("--revision", type=int, default=0, help="the revision you reviewed")
+    p.add_argument("--comments")
+    p.set_defaults(func=approve)
+
+    p = sub.add_parser("return", help="return to the author with comments (compliance)")
+    p.add_argument("id")
+    p.add_argument("--revision", type=int, default=0)
+    p.add_argument("--comments", required=True)
+    p.set_defaults(func=return_note)
+
+    p = sub.add_parser("requests", help="research requests by due time")
+    p.add_argument("--state", choices=sorted(REQUEST_STATES))
+    p.add_argument("--mine", action="store_true", help="claimed by me")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=requests)
+
+    p = sub.add_parser("ask", help="ask research a question (consultant, broker)")
+    p.add_argument("--question", required=True)
+    p.add_argument("--client")
+    p.add_argument("--ticker", action="append")
+    p.add_argument("--due", metavar="DATETIME")
+    p.add_argument("--due-hours", type=float, default=24.0)
+    p.set_defaults(func=ask)
+
+    for name, func, text in (("claim", claim, "claim a research request (analyst)"),
+                             ("release", release, "put a claimed request back")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("id")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("answer", help="answer a research request (analyst)")
+    p.add_argument("id")
+    p.add_argument("--text")
+    p.add_argument("--note", metavar="NOTE_ID", help="a published note that answers it")
+    p.set_defaults(func=answer)
+
+    p = sub.add_parser("reach", help="reach of a note, or of my (all) published notes")
+    p.add_argument("id", nargs="?")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=reach)
+
+    p = sub.add_parser("ledger", help="the distribution ledger; --out FILE exports CSV")
+    p.add_argument("--note")
+    p.add_argument("--from", dest="since", metavar="DATE")
+    p.add_argument("--to", dest="until", metavar="DATE")
+    p.add_argument("--out", metavar="FILE", help="CSV file, or - for stdout")
+    p.add_argument("--limit", type=int, default=100)
+    p.set_defaults(func=ledger)
