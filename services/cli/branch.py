@@ -74,6 +74,8 @@ async def _up(args: argparse.Namespace, settings: Settings) -> None:
             for runner in started:
                 print(f"  {runner.spec.name:<9} {runner.address}")
             print(f"  admin token: {settings.data_dir / 'admin.token'}")
+            if not args.log_stdout:
+                print(f"  logs:        {settings.data_dir / 'suite.log'}")
             print("Ctrl-C stops everything.")
             sys.stdout.flush()
             await stop.wait()
@@ -140,6 +142,8 @@ def main(argv: list[str] | None = None) -> None:
     up = sub.add_parser("up", help="run every service, embedded")
     up.add_argument("--demo", action="store_true", help="load the demo branch first")
     up.add_argument("--data-dir", type=Path, help="where SQLite files and tokens go")
+    up.add_argument("--log-stdout", action="store_true",
+                    help="log JSON lines to the terminal instead of <data-dir>/suite.log")
     serve = sub.add_parser("serve", help="run one service (containers)")
     serve.add_argument("service", choices=registry.SERVICES)
     migrate = sub.add_parser("migrate", help="apply schema migrations and exit (containers)")
@@ -155,7 +159,11 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(2) from None
-    configure_logging(settings.log_level)
+    if args.command == "up" and not args.log_stdout:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        configure_logging(settings.log_level, settings.data_dir / "suite.log")
+    else:
+        configure_logging(settings.log_level)
     if args.command == "up":
         asyncio.run(_up(args, settings))
     elif args.command == "migrate":

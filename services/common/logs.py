@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import structlog
 
 _configured = False
 
 
-def configure_logging(level: str = "info") -> None:
+def configure_logging(level: str = "info", path: Path | None = None) -> None:
+    """JSON lines on stdout, or appended to path (the embedded suite keeps the terminal clear)."""
     global _configured
     numeric = getattr(logging, level.upper(), logging.INFO)
     if _configured:
@@ -26,7 +28,9 @@ def configure_logging(level: str = "info") -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(
+            path.open("a", buffering=1, encoding="utf-8") if path else sys.stdout
+        ),
         cache_logger_on_first_use=False,
     )
     _configured = True
