@@ -26,8 +26,9 @@ DUPLICATE_WINDOW_SECONDS = 120.0
 class NatsLink:
     """Connects (retrying until the server answers) and keeps reconnecting forever."""
 
-    def __init__(self, url: str, service: str) -> None:
+    def __init__(self, url: str, service: str, stream_replicas: int = 1) -> None:
         self.url = url
+        self.stream_replicas = stream_replicas
         self.service = service
         self.nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
@@ -58,7 +59,7 @@ class NatsLink:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         self._js = self.nc.jetstream(timeout=5)
-        await ensure_stream(self._js)
+        await ensure_stream(self._js, replicas=self.stream_replicas)
 
     def jetstream(self) -> JetStreamContext:
         if self._js is None:
@@ -86,13 +87,14 @@ class NatsLink:
         self._log.info("nats reconnected")
 
 
-async def ensure_stream(js: JetStreamContext) -> None:
+async def ensure_stream(js: JetStreamContext, replicas: int = 1) -> None:
     """Create the BRANCH stream, or bring an existing one to this configuration."""
     config = StreamConfig(
         name=STREAM,
         subjects=STREAM_SUBJECTS,
         storage=StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        num_replicas=replicas,
     )
     try:
         await js.stream_info(STREAM)

@@ -99,7 +99,7 @@ class ServiceRunner:
         self.log = get_logger(spec.name)
         self.db = Database(settings.database_url_for(spec.name), service=spec.name)
         self.signer = TokenSigner(settings.signing_key())
-        self.nats = NatsLink(settings.nats_url, spec.name)
+        self.nats = NatsLink(settings.nats_url, spec.name, settings.nats_stream_replicas)
         self.ctx = ServiceContext(
             name=spec.name,
             settings=settings,
