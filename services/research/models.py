@@ -117,6 +117,8 @@ class ResearchRequest(SQLModel, table=True):
     answer_note_id: str = Field(default="", max_length=36)
     answered_by: str = Field(default="", max_length=100)
     answered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # set once, by whichever replica's timer raised the overdue event
+    overdue_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     created_at: datetime = Field(sa_type=UtcDateTime)
 
 

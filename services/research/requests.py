@@ -3,6 +3,7 @@ answered by analysts."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -260,3 +261,62 @@ class Requests:
                      note_id=row.answer_note_id, analyst_id=p.staff_id, answer_time=ts(now),
                  ))
             return convert.request_to_proto(row, now)
+
+
+SUBJECT_OVERDUE = "branch.research.request.overdue"
+OVERDUE_BATCH = 200
+OVERDUE_POLL_SECONDS = 15.0
+
+
+async def check_overdue(db: Database, clock: Clock) -> int:
+    """One pass of the overdue timer: raise the event once per unanswered request past due.
+
+    Safe with several replicas: each request is claimed by a conditional UPDATE and the event
+    is written in the same transaction only when this replica's update won.
+    """
+    now = clock.now()
+    async with db.read() as session:
+        due = list((await session.exec(
+            select(ResearchRequest.id)
+            .where(col(ResearchRequest.state).in_(QUEUE_STATES),
+                   col(ResearchRequest.overdue_at).is_(None),
+                   col(ResearchRequest.due_at) <= now)
+            .order_by(col(ResearchRequest.due_at)).limit(OVERDUE_BATCH)
+        )).all())
+    raised = 0
+    for request_id in due:
+        async with db.transaction() as session:
+            result = await session.exec(
+                update(ResearchRequest)  # type: ignore[call-overload]
+                .where(col(ResearchRequest.id) == request_id,
+                       col(ResearchRequest.overdue_at).is_(None),
+                       col(ResearchRequest.state).in_(QUEUE_STATES))
+                .values(overdue_at=now)
+            )
+            if result.rowcount != 1:
+                continue
+            row = await session.get(ResearchRequest, request_id)
+            assert row is not None
+            emit(session, subject=SUBJECT_OVERDUE, about=row.id, now=now,
+                 message=events_pb2.RequestOverdue(
+                     request_id=row.id, asker_id=row.asker_id, client_id=row.client_id,
+                     advisory_id=row.advisory_id or "", claimed_by=row.claimed_by,
+                     due_time=ts(row.due_at),
+                 ))
+            raised += 1
+    if raised:
+        log.info("research requests overdue", count=raised)
+    return raised
+
+
+async def overdue_loop(db: Database, clock: Clock, stop: asyncio.Event,
+                       every: float = OVERDUE_POLL_SECONDS) -> None:
+    while not stop.is_set():
+        try:
+            await check_overdue(db, clock)
+        except Exception as exc:  # the next pass retries; a timer must not die
+            log.warning("overdue check failed", error=type(exc).__name__)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=every)
+        except TimeoutError:
+            pass

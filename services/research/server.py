@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import grpc
@@ -10,6 +11,7 @@ from branch.research.v1 import research_service_pb2, research_service_pb2_grpc
 from services.common.consumer import Subscription
 from services.common.server import ServiceContext, ServiceSpec
 from services.research import events
+from services.research import requests as request_rules
 from services.research.access import ACCESS
 from services.research.api import ResearchServicer
 from services.research.service import Research
@@ -33,6 +35,18 @@ def subscriptions(ctx: ServiceContext) -> list[Subscription]:
     return events.subscriptions(research_of(ctx).requests, ctx.clock)
 
 
+def background(ctx: ServiceContext, stop: asyncio.Event) -> list:  # type: ignore[type-arg]
+    async def overdue() -> None:
+        await request_rules.overdue_loop(ctx.db, ctx.clock, stop)
+
+    return [overdue]
+
+
+async def check_overdue(ctx: ServiceContext) -> int:
+    """The overdue timer's single pass, for tests and operators."""
+    return await request_rules.check_overdue(ctx.db, ctx.clock)
+
+
 SPEC = ServiceSpec(
     name="research",
     grpc_services=[SERVICE_NAME],
@@ -40,4 +54,5 @@ SPEC = ServiceSpec(
     register=register,
     migrations=Path(__file__).parent / "migrations" / "versions",
     subscriptions=subscriptions,
+    background=background,
 )

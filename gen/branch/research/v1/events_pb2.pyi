@@ -162,3 +162,43 @@ class RequestAnswered(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RequestAnswered: _TypeAlias = RequestAnswered  # noqa: Y015
+
+@_typing.final
+class RequestOverdue(_message.Message):
+    """branch.research.request.overdue: raised once when a research request passes its due time
+    unanswered.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ASKER_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    ADVISORY_ID_FIELD_NUMBER: _builtins.int
+    CLAIMED_BY_FIELD_NUMBER: _builtins.int
+    DUE_TIME_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    asker_id: _builtins.str
+    client_id: _builtins.str
+    advisory_id: _builtins.str
+    claimed_by: _builtins.str
+    """The analyst working on it, if anyone claimed it."""
+    @_builtins.property
+    def due_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        asker_id: _builtins.str = ...,
+        client_id: _builtins.str = ...,
+        advisory_id: _builtins.str = ...,
+        claimed_by: _builtins.str = ...,
+        due_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_time", b"due_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["advisory_id", b"advisory_id", "asker_id", b"asker_id", "claimed_by", b"claimed_by", "client_id", b"client_id", "due_time", b"due_time", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestOverdue: _TypeAlias = RequestOverdue  # noqa: Y015

@@ -2,7 +2,7 @@
 
 Revision ID: research_0001
 Revises: 
-Create Date: 2026-11-27 00:10:54.487466
+Create Date: 2026-11-27 00:20:20.526908
 """
 
 from collections.abc import Sequence
@@ -142,6 +142,7 @@ def upgrade() -> None:
     sa.Column('answer_note_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
     sa.Column('answered_by', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
     sa.Column('answered_at', services.common.db.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('overdue_at', services.common.db.UtcDateTime(timezone=True), nullable=True),
     sa.Column('created_at', services.common.db.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('advisory_id')
