@@ -317,7 +317,8 @@ async def analyse(o: Onsite, p: Principal,
         row.override_reason = req.suitability_override_reason.strip() if override else ""
         row.note_ids = dumps(list(req.note_ids))
         row.analysed_at = when
-        row.analysed_by = p.staff_id
+        # a backfilled paper form names the consultant who wrote it, not the admin typing it in
+        row.analysed_by = row.consultant_id if req.HasField("backfill_time") else p.staff_id
         row.state = ANALYSED
         row.updated_at = now
         s.add(row)
@@ -359,7 +360,8 @@ async def deliver(o: Onsite, p: Principal,
             raise InvalidArgument({"backfill_time": "must not be before the analysis"})
         row.state = DELIVERED
         row.delivered_at = when
-        row.delivered_by = p.staff_id
+        row.delivered_by = (row.client_manager_id if req.HasField("backfill_time")
+                            else p.staff_id)
         row.acknowledgement = req.acknowledgement
         row.updated_at = now
         s.add(row)

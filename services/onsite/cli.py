@@ -1,0 +1,528 @@
+"""branchctl onsite ...: a client manager's day, the consultants' forms, exchange meetings."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from branch.directory.v1 import client_pb2
+from branch.onsite.v1 import consultation_pb2 as cpb
+from branch.onsite.v1 import day_pb2, meeting_pb2
+from branch.onsite.v1 import onsite_service_pb2 as api
+from branch.onsite.v1.onsite_service_pb2_grpc import OnsiteServiceStub
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.cli.branchctl import Ctl
+from services.common.settings import load_settings
+
+STATES = {"raised": cpb.FORM_STATE_RAISED, "analysed": cpb.FORM_STATE_ANALYSED,
+          "delivered": cpb.FORM_STATE_DELIVERED, "cancelled": cpb.FORM_STATE_CANCELLED}
+FLAGS = {cpb.FORM_FLAG_SUITABILITY_OVERRIDE: "OVERRIDE", cpb.FORM_FLAG_OVERDUE: "OVERDUE",
+         cpb.FORM_FLAG_CLIENT_REMOTE: "CLIENT-REMOTE", cpb.FORM_FLAG_CLIENT_CLOSED: "CLIENT-LEFT"}
+
+
+def _stub(ctl: Ctl) -> OnsiteServiceStub:
+    return OnsiteServiceStub(ctl.channel("onsite"))
+
+
+def _tz() -> ZoneInfo:
+    return ZoneInfo(load_settings().timezone)
+
+
+def _local(value: Timestamp, fmt: str = "%m-%d %H:%M") -> str:
+    if not value.seconds:
+        return ""
+    return value.ToDatetime().replace(tzinfo=ZoneInfo("UTC")).astimezone(_tz()).strftime(fmt)
+
+
+def _ts(text: str | None) -> Timestamp | None:
+    """A local 'YYYY-MM-DD HH:MM' (or ISO) time as a Timestamp."""
+    if not text:
+        return None
+    when = datetime.fromisoformat(text)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_tz())
+    out = Timestamp()
+    out.FromDatetime(when)
+    return out
+
+
+def _short(value: str) -> str:
+    return value[-8:] if value else ""
+
+
+def _flags(form: cpb.ConsultationForm) -> str:
+    return " ".join(FLAGS.get(f, str(f)) for f in form.flags)
+
+
+# ---- the day ---------------------------------------------------------------------------------
+
+async def day(args: argparse.Namespace, ctl: Ctl) -> None:
+    stub = _stub(ctl)
+    plan = await stub.GetDailyPlan(api.GetDailyPlanRequest(
+        client_manager_id=args.manager or "", plan_date=args.date or ""), metadata=ctl.metadata)
+    who = plan.client_manager_id
+    ctl.console.print(f"[bold]{who}[/bold] plan for {plan.plan_date}"
+                      + (f": {plan.note}" if plan.note else ""))
+    visits = await stub.ListVisits(api.ListVisitsRequest(
+        client_manager_id=args.manager or "", start_date=plan.plan_date,
+        end_date=plan.plan_date, page_size=200), metadata=ctl.metadata)
+    done = {v.client_id for v in visits.visits}
+    ctl.table("planned visits", ["client", "why", "visited"],
+              [[p.client_id, p.reason, "yes" if p.client_id in done else ""]
+               for p in plan.visits])
+    if plan.consultation_targets:
+        ctl.table("consultation targets", ["client", "why"],
+                  [[p.client_id, p.reason] for p in plan.consultation_targets])
+    if plan.dropped:
+        ctl.table("dropped since planning", ["client", "why"],
+                  [[p.client_id, day_pb2.DropReason.Name(p.dropped).removeprefix(
+                      "DROP_REASON_").lower()] for p in plan.dropped])
+    ctl.table("visits recorded", ["time", "client", "room", "topics", "requests", "follow-up"],
+              [[_local(v.visit_time, "%H:%M"), v.client_id, v.room, ", ".join(v.topics),
+                v.client_requests, v.follow_up_note if v.follow_up_needed else ""]
+               for v in visits.visits])
+    patrols = await stub.ListPatrols(api.ListPatrolsRequest(
+        client_manager_id=args.manager or "", start_date=plan.plan_date,
+        end_date=plan.plan_date, page_size=200), metadata=ctl.metadata)
+    ctl.table(f"rooms (planned: {', '.join(plan.rooms) or '-'})",
+              ["time", "room", "observations"],
+              [[_local(p.patrol_time, "%H:%M"), p.room, p.observations]
+               for p in patrols.patrols])
+    report = await stub.GetCompliance(api.GetComplianceRequest(
+        client_manager_id=args.manager or "", date=plan.plan_date), metadata=ctl.metadata)
+    for row in report.rows:
+        ctl.console.print(
+            f"quota progress: visits {row.visits_done}/{row.visits_quota}"
+            f" ({'met' if row.visits_met else 'not met'}), rooms {row.rooms_patrolled}/"
+            f"{row.rooms_quota} ({'met' if row.rooms_met else 'not met'}), planned visits done "
+            f"{row.planned_visits_done}/{row.planned_visits}")
+
+
+def _planned(values: list[str] | None) -> list[day_pb2.PlannedClient]:
+    out = []
+    for value in values or []:
+        client_id, _, reason = value.partition(":")
+        out.append(day_pb2.PlannedClient(client_id=client_id, reason=reason))
+    return out
+
+
+async def plan(args: argparse.Namespace, ctl: Ctl) -> None:
+    date = args.date or datetime.now(_tz()).date().isoformat()
+    result = await _stub(ctl).SetDailyPlan(api.SetDailyPlanRequest(
+        client_manager_id=args.manager or "", plan_date=date, visits=_planned(args.visit),
+        rooms=args.room or [], consultation_targets=_planned(args.consult), note=args.note or ""),
+        metadata=ctl.metadata)
+    ctl.console.print(f"plan {result.id} for {result.plan_date}: {len(result.visits)} visits, "
+                      f"{len(result.rooms)} rooms, {len(result.consultation_targets)} targets")
+
+
+async def visit(args: argparse.Namespace, ctl: Ctl) -> None:
+    msg = day_pb2.Visit(client_id=args.client, room=args.room or "", topics=args.topic or [],
+                        client_requests=args.requests or "",
+                        follow_up_needed=bool(args.follow_up),
+                        follow_up_note=args.follow_up or "",
+                        client_manager_id=args.manager or "")
+    if args.at:
+        msg.visit_time.CopyFrom(_ts(args.at))
+    v = await _stub(ctl).RecordVisit(api.RecordVisitRequest(visit=msg,
+                                                            request_id=args.request_id or ""),
+                                     metadata=ctl.metadata)
+    ctl.console.print(f"visit {v.id} recorded: client {v.client_id} at {_local(v.visit_time)}")
+
+
+async def patrol(args: argparse.Namespace, ctl: Ctl) -> None:
+    msg = day_pb2.Patrol(room=args.room, observations=args.obs or "",
+                         client_manager_id=args.manager or "")
+    if args.at:
+        msg.patrol_time.CopyFrom(_ts(args.at))
+    p = await _stub(ctl).RecordPatrol(api.RecordPatrolRequest(
+        patrol=msg, request_id=args.request_id or ""), metadata=ctl.metadata)
+    ctl.console.print(f"patrol {p.id} recorded: {p.room} at {_local(p.patrol_time)}")
+
+
+async def compliance(args: argparse.Namespace, ctl: Ctl) -> None:
+    report = await _stub(ctl).GetCompliance(api.GetComplianceRequest(
+        client_manager_id=args.manager or "", date=args.date or "",
+        period=day_pb2.PERIOD_WEEK if args.week else day_pb2.PERIOD_DAY),
+        metadata=ctl.metadata)
+    ctl.table("compliance", ["manager", "period", "visits", "planned done", "rooms", "targets",
+                             "forms", "overdue", "met"],
+              [[r.client_manager_id, f"{r.start_date}..{r.end_date}",
+                f"{r.visits_done}/{r.visits_quota}",
+                f"{r.planned_visits_done}/{r.planned_visits}",
+                f"{r.rooms_patrolled}/{r.rooms_quota}", r.consultation_targets, r.forms_raised,
+                r.forms_overdue, "yes" if r.met else "NO"] for r in report.rows])
+
+
+async def quota(args: argparse.Namespace, ctl: Ctl) -> None:
+    stub = _stub(ctl)
+    if args.visits is not None or args.rooms is not None:
+        if args.visits is None or args.rooms is None:
+            raise SystemExit("give both --visits and --rooms")
+        await stub.SetQuota(api.SetQuotaRequest(quota=day_pb2.Quota(
+            role=args.role, staff_id=args.staff or "", visits_per_day=args.visits,
+            rooms_per_day=args.rooms)), metadata=ctl.metadata)
+    resp = await stub.ListQuotas(api.ListQuotasRequest(page_size=200), metadata=ctl.metadata)
+    ctl.table(f"quotas (default {resp.default_visits_per_day} visits, "
+              f"{resp.default_rooms_per_day} rooms a day)",
+              ["role", "staff", "visits/day", "rooms/day", "set by", "at"],
+              [[q.role, q.staff_id or "(all)", q.visits_per_day, q.rooms_per_day,
+                q.updated_by, _local(q.update_time)] for q in resp.quotas])
+
+
+# ---- consultation forms ----------------------------------------------------------------------
+
+async def forms(args: argparse.Namespace, ctl: Ctl) -> None:
+    states = [STATES[s] for s in args.state or []]
+    if args.inbox:
+        states = [cpb.FORM_STATE_RAISED, cpb.FORM_STATE_ANALYSED]
+    resp = await _stub(ctl).ListConsultationForms(api.ListConsultationFormsRequest(
+        consultant_id=args.consultant or "", client_manager_id=args.manager or "",
+        client_id=args.client or "", states=states, overdue_only=args.overdue,
+        flagged_only=args.flagged, page_size=args.limit, page_token=args.page or ""),
+        metadata=ctl.metadata)
+    ctl.table("consultation forms", ["id", "client", "manager", "consultant", "state",
+                                     "raised", "deadline", "risk", "flags"],
+              [[f.id, f.client_id, _short(f.client_manager_id), _short(f.consultant_id),
+                cpb.FormState.Name(f.state).removeprefix("FORM_STATE_").lower(),
+                _local(f.raise_time), _local(f.deadline),
+                client_pb2.RiskLevel.Name(f.advice_risk_level).removeprefix("RISK_LEVEL_")
+                if f.advice_risk_level else "", _flags(f)] for f in resp.forms])
+    if resp.next_page_token:
+        ctl.console.print(f"next page: --page {resp.next_page_token}")
+
+
+def _print_form(ctl: Ctl, f: cpb.ConsultationForm) -> None:
+    c = ctl.console
+    c.print(f"[bold]form {f.id}[/bold]  {cpb.FormState.Name(f.state).removeprefix('FORM_STATE_')}"
+            + (f"  [red]{_flags(f)}[/red]" if f.flags else ""))
+    c.print(f"client {f.client_id}  manager {f.client_manager_id}  consultant {f.consultant_id}")
+    c.print(f"raised {_local(f.raise_time)}  deadline {_local(f.deadline)}"
+            + (f"  overdue event {_local(f.overdue_time)}" if f.overdue_time.seconds else ""))
+    if f.request_note:
+        c.print(f"request: {f.request_note}")
+    ctl.table("holdings when raised", ["ticker", "quantity", "cost", "market", "risk", "as of"],
+              [[p.ticker, p.quantity, p.cost_price, p.market_price or "-",
+                client_pb2.RiskLevel.Name(p.risk_level).removeprefix("RISK_LEVEL_"), p.as_of]
+               for p in f.positions])
+    if f.analysis:
+        c.print(f"analysis ({_local(f.analyse_time)} by {f.analysed_by}): {f.analysis}")
+        c.print(f"advice R{f.advice_risk_level} for a C{f.client_risk_tolerance} client"
+                + (" (assessment expired)" if f.risk_assessment_expired else "")
+                + f": {f.advice}")
+        if f.suitability_override:
+            c.print(f"[red]suitability override:[/red] {f.suitability_override_reason}")
+        if f.note_ids:
+            c.print("research notes cited: " + ", ".join(f.note_ids))
+    if f.deliver_time.seconds:
+        c.print(f"delivered {_local(f.deliver_time)} by {f.delivered_by}: {f.acknowledgement}")
+    if f.cancel_time.seconds:
+        c.print(f"cancelled {_local(f.cancel_time)} by {f.cancelled_by}: {f.cancel_reason}")
+
+
+async def form(args: argparse.Namespace, ctl: Ctl) -> None:
+    _print_form(ctl, await _stub(ctl).GetConsultationForm(
+        api.GetConsultationFormRequest(id=args.id), metadata=ctl.metadata))
+
+
+async def raise_form(args: argparse.Namespace, ctl: Ctl) -> None:
+    f = await _stub(ctl).RaiseConsultationForm(api.RaiseConsultationFormRequest(
+        client_id=args.client, consultant_id=args.consultant, request_note=args.note or "",
+        request_id=args.request_id or ""), metadata=ctl.metadata)
+    _print_form(ctl, f)
+
+
+async def analyse(args: argparse.Namespace, ctl: Ctl) -> None:
+    level = int(args.risk.upper().removeprefix("R"))
+    f = await _stub(ctl).AnalyseConsultationForm(api.AnalyseConsultationFormRequest(
+        id=args.id, analysis=args.analysis, advice=args.advice, advice_risk_level=level,
+        note_ids=args.note_id or [], suitability_override_reason=args.override or ""),
+        metadata=ctl.metadata)
+    _print_form(ctl, f)
+
+
+async def deliver(args: argparse.Namespace, ctl: Ctl) -> None:
+    f = await _stub(ctl).DeliverConsultationForm(api.DeliverConsultationFormRequest(
+        id=args.id, acknowledgement=args.ack), metadata=ctl.metadata)
+    _print_form(ctl, f)
+
+
+async def cancel(args: argparse.Namespace, ctl: Ctl) -> None:
+    f = await _stub(ctl).CancelConsultationForm(api.CancelConsultationFormRequest(
+        id=args.id, reason=args.reason), metadata=ctl.metadata)
+    _print_form(ctl, f)
+
+
+async def overdue(args: argparse.Namespace, ctl: Ctl) -> None:
+    stub = _stub(ctl)
+    s = await stub.SummarizeOverdueForms(api.SummarizeOverdueFormsRequest(
+        start_date=args.start or "", end_date=args.end or ""), metadata=ctl.metadata)
+    ctl.console.print(f"overdue forms: {s.overdue_total} ({s.open_overdue} still open)")
+    ctl.table("by consultant", ["consultant", "overdue", "still open"],
+              [[x.staff_id, x.overdue, x.open] for x in s.by_consultant])
+    ctl.table("by client manager", ["manager", "overdue", "still open"],
+              [[x.staff_id, x.overdue, x.open] for x in s.by_client_manager])
+    args.state, args.inbox, args.overdue, args.flagged = None, False, True, False
+    args.consultant = args.manager = args.client = args.page = None
+    args.limit = 50
+    await forms(args, ctl)
+
+
+async def settings(args: argparse.Namespace, ctl: Ctl) -> None:
+    stub = _stub(ctl)
+    if args.deadline_hours is not None:
+        msg = api.OnsiteSettings()
+        msg.delivery_deadline.FromTimedelta(timedelta(hours=args.deadline_hours))
+        current = await stub.UpdateOnsiteSettings(api.UpdateOnsiteSettingsRequest(settings=msg),
+                                                  metadata=ctl.metadata)
+    else:
+        current = await stub.GetOnsiteSettings(api.GetOnsiteSettingsRequest(),
+                                               metadata=ctl.metadata)
+    hours = current.delivery_deadline.ToTimedelta().total_seconds() / 3600
+    ctl.console.print(f"delivery deadline: {hours:g} hours after a form is raised"
+                      + (f" (set by {current.updated_by})" if current.updated_by else ""))
+
+
+# ---- meetings --------------------------------------------------------------------------------
+
+def _fmt(m: meeting_pb2.Meeting) -> str:
+    return m.room if m.format == meeting_pb2.MEETING_FORMAT_IN_PERSON else "online"
+
+
+async def meetings(args: argparse.Namespace, ctl: Ctl) -> None:
+    req = api.ListMeetingsRequest(page_size=args.limit, page_token=args.page or "")
+    start = datetime.now(_tz()) - timedelta(days=args.past)
+    req.start_time.FromDatetime(start)
+    resp = await _stub(ctl).ListMeetings(req, metadata=ctl.metadata)
+    ctl.table("exchange meetings", ["id", "start", "topic", "where", "presenter", "state",
+                                    "confirmed", "waiting", "attended"],
+              [[m.id, _local(m.start_time, "%a %m-%d %H:%M"), m.topic, _fmt(m),
+                _short(m.presenter_id),
+                meeting_pb2.MeetingState.Name(m.state).removeprefix("MEETING_STATE_").lower(),
+                f"{m.confirmed_count}/{m.capacity}", m.waitlisted_count, m.attended_count]
+               for m in resp.meetings])
+    if resp.next_page_token:
+        ctl.console.print(f"next page: --page {resp.next_page_token}")
+
+
+async def meeting(args: argparse.Namespace, ctl: Ctl) -> None:
+    stub = _stub(ctl)
+    m = await stub.GetMeeting(api.GetMeetingRequest(id=args.id), metadata=ctl.metadata)
+    ctl.console.print(f"[bold]{m.topic}[/bold]  {_local(m.start_time, '%a %Y-%m-%d %H:%M')} "
+                      f"({m.duration_minutes} min), {_fmt(m)}, capacity {m.capacity}, "
+                      f"{meeting_pb2.MeetingState.Name(m.state).removeprefix('MEETING_STATE_')}")
+    if m.note_ids:
+        ctl.console.print("materials (research notes): " + ", ".join(m.note_ids))
+    regs = await stub.ListRegistrations(api.ListRegistrationsRequest(
+        meeting_id=m.id, page_size=1000), metadata=ctl.metadata)
+    ctl.table("registrations", ["id", "client", "status", "waiting #", "attended"],
+              [[r.id, r.client_id, meeting_pb2.RegistrationStatus.Name(r.status).removeprefix(
+                  "REGISTRATION_STATUS_").lower(), r.waitlist_position or "",
+                "yes" if r.attended else ""] for r in regs.registrations])
+
+
+def _presenter(args: argparse.Namespace) -> tuple[int, str]:
+    if args.analyst:
+        return meeting_pb2.PRESENTER_KIND_ANALYST, args.analyst
+    if args.sharing_client:
+        return meeting_pb2.PRESENTER_KIND_CLIENT, args.sharing_client
+    return 0, ""
+
+
+async def schedule(args: argparse.Namespace, ctl: Ctl) -> None:
+    kind, presenter = _presenter(args)
+    m = await _stub(ctl).ScheduleMeeting(api.ScheduleMeetingRequest(meeting=meeting_pb2.Meeting(
+        topic=args.topic, start_time=_ts(args.start), duration_minutes=args.duration,
+        format=meeting_pb2.MEETING_FORMAT_ONLINE if args.online
+        else meeting_pb2.MEETING_FORMAT_IN_PERSON, room=args.room or "",
+        capacity=args.capacity, presenter_kind=kind, presenter_id=presenter,  # type: ignore[arg-type]
+        note_ids=args.note_id or []), request_id=args.request_id or ""), metadata=ctl.metadata)
+    ctl.console.print(f"meeting {m.id} scheduled for {_local(m.start_time)}")
+
+
+async def series(args: argparse.Namespace, ctl: Ctl) -> None:
+    kind, presenter = _presenter(args)
+    resp = await _stub(ctl).CreateMeetingSeries(api.CreateMeetingSeriesRequest(
+        series=meeting_pb2.MeetingSeries(
+            title=args.title, weekday=args.weekday, start_local_time=args.time,
+            duration_minutes=args.duration, capacity=args.capacity, room=args.room or "",
+            format=meeting_pb2.MEETING_FORMAT_ONLINE if args.online
+            else meeting_pb2.MEETING_FORMAT_IN_PERSON),
+        weeks=args.weeks, topic=args.topic or "", presenter_kind=kind,  # type: ignore[arg-type]
+        presenter_id=presenter, request_id=args.request_id or ""), metadata=ctl.metadata)
+    ctl.console.print(f"series {resp.series.id}: "
+                      + ", ".join(_local(m.start_time, "%a %m-%d %H:%M") for m in resp.meetings))
+
+
+async def register(args: argparse.Namespace, ctl: Ctl) -> None:
+    r = await _stub(ctl).RegisterForMeeting(api.RegisterForMeetingRequest(
+        meeting_id=args.meeting, client_id=args.client, request_id=args.request_id or ""),
+        metadata=ctl.metadata)
+    status = meeting_pb2.RegistrationStatus.Name(r.status).removeprefix("REGISTRATION_STATUS_")
+    ctl.console.print(f"registration {r.id}: {status.lower()}"
+                      + (f", #{r.waitlist_position} on the waiting list"
+                         if r.waitlist_position else ""))
+
+
+async def unregister(args: argparse.Namespace, ctl: Ctl) -> None:
+    r = await _stub(ctl).CancelRegistration(api.CancelRegistrationRequest(
+        id=args.id, reason=args.reason or ""), metadata=ctl.metadata)
+    ctl.console.print(f"registration {r.id} cancelled; the waiting list moved up")
+
+
+async def attendance(args: argparse.Namespace, ctl: Ctl) -> None:
+    m = await _stub(ctl).RecordAttendance(api.RecordAttendanceRequest(
+        meeting_id=args.meeting, client_ids=args.clients), metadata=ctl.metadata)
+    ctl.console.print(f"meeting {m.id} held: {m.attended_count} of {m.confirmed_count} attended")
+
+
+def add_commands(groups: argparse._SubParsersAction) -> None:
+    g = groups.add_parser("onsite", help="client managers' day, consultation forms, meetings")
+    sub = g.add_subparsers(dest="onsite_cmd", required=True)
+
+    p = sub.add_parser("day", help="a manager's plan, visits, patrols and quota progress")
+    p.add_argument("--date", help="YYYY-MM-DD (default today)")
+    p.add_argument("--manager", help="staff id (supervisors)")
+    p.set_defaults(func=day)
+
+    p = sub.add_parser("plan", help="set the day's plan (replaces it)")
+    p.add_argument("--date")
+    p.add_argument("--manager")
+    p.add_argument("--visit", action="append", metavar="CLIENT[:why]")
+    p.add_argument("--room", action="append")
+    p.add_argument("--consult", action="append", metavar="CLIENT[:why]")
+    p.add_argument("--note")
+    p.set_defaults(func=plan)
+
+    p = sub.add_parser("visit", help="record a visit")
+    p.add_argument("client")
+    p.add_argument("--room")
+    p.add_argument("--topic", action="append")
+    p.add_argument("--requests", help="what the client asked for")
+    p.add_argument("--follow-up", metavar="NOTE")
+    p.add_argument("--at", help="local time 'YYYY-MM-DD HH:MM' (default now)")
+    p.add_argument("--manager")
+    p.add_argument("--request-id")
+    p.set_defaults(func=visit)
+
+    p = sub.add_parser("patrol", help="record a room patrol")
+    p.add_argument("room")
+    p.add_argument("--obs", help="observations")
+    p.add_argument("--at")
+    p.add_argument("--manager")
+    p.add_argument("--request-id")
+    p.set_defaults(func=patrol)
+
+    p = sub.add_parser("compliance", help="planned vs done vs quota per manager")
+    p.add_argument("--date")
+    p.add_argument("--week", action="store_true")
+    p.add_argument("--manager")
+    p.set_defaults(func=compliance)
+
+    p = sub.add_parser("quota", help="list quotas, or set one (supervisor)")
+    p.add_argument("--role", default="client_manager")
+    p.add_argument("--staff", help="one staff member instead of the whole role")
+    p.add_argument("--visits", type=int)
+    p.add_argument("--rooms", type=int)
+    p.set_defaults(func=quota)
+
+    p = sub.add_parser("forms", help="consultation forms (--inbox: open ones)")
+    p.add_argument("--inbox", action="store_true")
+    p.add_argument("--state", action="append", choices=sorted(STATES))
+    p.add_argument("--overdue", action="store_true")
+    p.add_argument("--flagged", action="store_true")
+    p.add_argument("--consultant")
+    p.add_argument("--manager")
+    p.add_argument("--client")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--page")
+    p.set_defaults(func=forms)
+
+    p = sub.add_parser("form", help="one form with its holdings snapshot")
+    p.add_argument("id")
+    p.set_defaults(func=form)
+
+    p = sub.add_parser("raise", help="raise a consultation form for a target client")
+    p.add_argument("client")
+    p.add_argument("--consultant", required=True)
+    p.add_argument("--note", help="what the client asked")
+    p.add_argument("--request-id")
+    p.set_defaults(func=raise_form)
+
+    p = sub.add_parser("analyse", help="write the analysis and advice")
+    p.add_argument("id")
+    p.add_argument("--analysis", required=True)
+    p.add_argument("--advice", required=True)
+    p.add_argument("--risk", required=True, help="R1..R5")
+    p.add_argument("--note-id", action="append", help="research note cited")
+    p.add_argument("--override", metavar="REASON", help="record a suitability override")
+    p.set_defaults(func=analyse)
+
+    p = sub.add_parser("deliver", help="record delivery and the client's acknowledgement")
+    p.add_argument("id")
+    p.add_argument("--ack", required=True)
+    p.set_defaults(func=deliver)
+
+    p = sub.add_parser("cancel", help="cancel a form with a reason")
+    p.add_argument("id")
+    p.add_argument("--reason", required=True)
+    p.set_defaults(func=cancel)
+
+    p = sub.add_parser("overdue", help="supervisor: overdue forms by consultant and manager")
+    p.add_argument("--start", help="deadline from YYYY-MM-DD")
+    p.add_argument("--end")
+    p.set_defaults(func=overdue)
+
+    p = sub.add_parser("settings", help="show or set the delivery deadline")
+    p.add_argument("--deadline-hours", type=float)
+    p.set_defaults(func=settings)
+
+    p = sub.add_parser("meetings", help="exchange meetings from a week ago on")
+    p.add_argument("--past", type=int, default=7, help="days back (default 7)")
+    p.add_argument("--limit", type=int, default=30)
+    p.add_argument("--page")
+    p.set_defaults(func=meetings)
+
+    p = sub.add_parser("meeting", help="one meeting with its registrations")
+    p.add_argument("id")
+    p.set_defaults(func=meeting)
+
+    for name, fn in (("schedule", schedule), ("series", series)):
+        p = sub.add_parser(name, help="schedule one meeting" if name == "schedule"
+                           else "create a weekly schedule")
+        if name == "schedule":
+            p.add_argument("--topic", required=True)
+            p.add_argument("--start", required=True, help="local 'YYYY-MM-DD HH:MM'")
+            p.add_argument("--note-id", action="append")
+        else:
+            p.add_argument("--title", required=True)
+            p.add_argument("--weekday", type=int, required=True, help="1 Monday .. 7 Sunday")
+            p.add_argument("--time", required=True, help="HH:MM local")
+            p.add_argument("--weeks", type=int, default=4)
+            p.add_argument("--topic")
+        p.add_argument("--duration", type=int, default=90)
+        p.add_argument("--capacity", type=int, default=30)
+        p.add_argument("--room")
+        p.add_argument("--online", action="store_true")
+        p.add_argument("--analyst", help="presenting analyst's staff id")
+        p.add_argument("--sharing-client", help="client id of an experienced client sharing")
+        p.add_argument("--request-id")
+        p.set_defaults(func=fn)
+
+    p = sub.add_parser("register", help="register a client (waiting list when full)")
+    p.add_argument("meeting")
+    p.add_argument("client")
+    p.add_argument("--request-id")
+    p.set_defaults(func=register)
+
+    p = sub.add_parser("unregister", help="cancel a registration")
+    p.add_argument("id")
+    p.add_argument("--reason")
+    p.set_defaults(func=unregister)
+
+    p = sub.add_parser("attendance", help="take attendance (marks the meeting held)")
+    p.add_argument("meeting")
+    p.add_argument("clients", nargs="*")
+    p.set_defaults(func=attendance)
