@@ -1,0 +1,43 @@
+"""Container HEALTHCHECK: asks the service in this container for its gRPC health.
+
+`python /app/healthcheck.py [SERVICE]`; without SERVICE it reads the service from the
+container's command (`branch serve SERVICE`, process 1). Exit 0 only when SERVING.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.common.settings import load_settings
+
+
+def service_name(argv: list[str]) -> str:
+    if argv:
+        return argv[0]
+    words = [w.decode() for w in Path("/proc/1/cmdline").read_bytes().split(b"\0") if w]
+    if "serve" in words and words.index("serve") + 1 < len(words):
+        return words[words.index("serve") + 1]
+    raise SystemExit("healthcheck: no `serve SERVICE` in the container's command")
+
+
+def main(argv: list[str]) -> int:
+    port = load_settings().port(service_name(argv))
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=3
+            )
+        except grpc.RpcError as exc:
+            print(f"unhealthy: {exc.code().name}")  # type: ignore[attr-defined]
+            return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(status)
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
