@@ -25,6 +25,7 @@ from services.common.nats_link import NatsLink
 
 CONTENT_TYPE = "application/protobuf"
 OUTBOX_PENDING = "outbox_pending"
+SLA_OVERDUE = "sla_overdue"
 
 M = TypeVar("M", bound=Message)
 
@@ -54,6 +55,8 @@ def emit(
         )
     )
     session.info[OUTBOX_PENDING] = True
+    if parts[3] == "overdue":  # a missed deadline: counted as an SLA breach once committed
+        session.info.setdefault(SLA_OVERDUE, []).append(parts[2])
     return event_id
 
 
@@ -134,6 +137,8 @@ class OutboxRelay:
     def _after_commit(self, session: AsyncSession) -> None:
         if session.info.pop(OUTBOX_PENDING, False):
             self._wake.set()
+        for kind in session.info.pop(SLA_OVERDUE, ()):
+            metrics.sla_breached(self._db.service, kind)
 
     def wake(self) -> None:
         self._wake.set()

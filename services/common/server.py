@@ -130,6 +130,7 @@ class ServiceRunner:
                 consumer = Consumer(
                     self.db, self.nats, self.clock, sub,
                     max_deliver=self.settings.consumer_max_deliver,
+                    ack_wait=self.settings.consumer_ack_wait_seconds,
                 )
                 await consumer.ensure()
                 self.consumers.append(consumer)

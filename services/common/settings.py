@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(10.0, gt=0)
     outbox_poll_seconds: float = Field(1.0, gt=0)
     consumer_max_deliver: int = Field(5, ge=1, description="tries before an event is parked")
+    consumer_ack_wait_seconds: float = Field(
+        30.0, gt=0, description="an unacknowledged event is redelivered after this long"
+    )
     nats_stream_replicas: int = Field(
         1, ge=1, le=5, description="replicas of the BRANCH stream; 3 on a NATS cluster (R3)"
     )
