@@ -18,6 +18,7 @@ from services.common.logs import get_logger
 from services.onsite.consultation import check_overdue
 from services.onsite.convert import OPEN_STATES
 from services.onsite.core import Onsite
+from services.onsite.meetings import release_registrations
 from services.onsite.models import ClientStateRow, FormRow, PlanItemRow
 
 CLIENT_SUBJECTS = ("branch.directory.client.updated", "branch.directory.client.tier_changed")
@@ -69,8 +70,12 @@ async def apply_client(s: AsyncSession, o: Onsite, client: client_pb2.Client) ->
                col(FormRow.client_flag) < flag)
         .values(client_flag=flag, client_flagged_at=now, updated_at=now)
     )
+    released = 0
+    if client.status == client_pb2.CLIENT_STATUS_CLOSED:
+        released = await release_registrations(s, o, client.id)
     log.info("client left on-site service", client_id=client.id,
-             plan_items=dropped.rowcount, forms_flagged=flagged.rowcount)
+             plan_items=dropped.rowcount, forms_flagged=flagged.rowcount,
+             registrations_released=released)
 
 
 def subscriptions(o: Onsite) -> list[Subscription]:

@@ -422,3 +422,24 @@ async def record_attendance(o: Onsite, p: Principal,
              message=events_pb2.MeetingHeld(meeting=out, attended_client_ids=list(req.client_ids)),
              about=meeting.id, now=now)
         return out
+
+
+async def release_registrations(s: AsyncSession, o: Onsite, client_id: str) -> int:
+    """A client who left the branch gives up their places in meetings still to come; the
+    waiting lists move up."""
+    rows = (await s.exec(
+        select(RegistrationRow, MeetingRow).join(
+            MeetingRow, col(MeetingRow.id) == col(RegistrationRow.meeting_id)).where(
+            RegistrationRow.client_id == client_id,
+            col(RegistrationRow.status).in_([CONFIRMED, WAITLISTED]),
+            MeetingRow.state == SCHEDULED, col(MeetingRow.start_time) > o.now()))).all()
+    for reg, meeting in rows:
+        was_confirmed = reg.status == CONFIRMED
+        reg.status = R_CANCELLED
+        reg.cancelled_at = o.now()
+        reg.cancel_reason = "client left the branch"
+        s.add(reg)
+        await s.flush()
+        if was_confirmed:
+            await _promote(s, o, meeting, 1)
+    return len(rows)

@@ -207,8 +207,15 @@ async def test_settings_deadline(world: World) -> None:
 
 
 async def test_closed_client_cannot_get_delivery(world: World) -> None:
+    from branch.onsite.v1 import meeting_pb2 as mpb
+
+    from tests.onsite.test_meetings import register, schedule
+
     form = await raise_form(world)
     await analyse(world, form.id)
+    meeting = await schedule(world, capacity=1)
+    gone = await register(world, meeting.id, world.client_a)
+    waiting = await register(world, meeting.id, world.client_old)
     await world.s.directory.UpdateClient(dapi.UpdateClientRequest(
         client=client_pb2.Client(id=world.client_a, status=client_pb2.CLIENT_STATUS_CLOSED),
         update_mask={"paths": ["status"]}), metadata=ADMIN)
@@ -220,6 +227,10 @@ async def test_closed_client_cannot_get_delivery(world: World) -> None:
         return cpb.FORM_FLAG_CLIENT_CLOSED in got.flags
 
     await eventually(flagged)
+    regs = {r.id: r for r in (await world.s.onsite.ListRegistrations(
+        api.ListRegistrationsRequest(meeting_id=meeting.id), metadata=world.as_sup)).registrations}
+    assert regs[gone.id].status == mpb.REGISTRATION_STATUS_CANCELLED
+    assert regs[waiting.id].status == mpb.REGISTRATION_STATUS_CONFIRMED
     err = await fails(world.s.onsite.DeliverConsultationForm(api.DeliverConsultationFormRequest(
         id=form.id, acknowledgement="x"), metadata=world.as_cm1), FP)
     assert reason(err) == "CLIENT_CLOSED"

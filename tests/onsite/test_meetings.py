@@ -87,6 +87,13 @@ async def test_schedule_and_update(world: World) -> None:
         meeting=mpb.Meeting(id=m.id, topic="Banks and insurers", note_ids=["n1", "n2"]),
         update_mask={"paths": ["topic", "note_ids"]}), metadata=world.as_sup)
     assert updated.topic == "Banks and insurers" and list(updated.note_ids) == ["n1", "n2"]
+    got = await o.GetMeeting(api.GetMeetingRequest(id=m.id), metadata=auth("b", "broker"))
+    assert got.topic == "Banks and insurers" and got.state == mpb.MEETING_STATE_SCHEDULED
+    cancelled = await o.UpdateMeeting(api.UpdateMeetingRequest(
+        meeting=mpb.Meeting(id=online.id, state=mpb.MEETING_STATE_CANCELLED),
+        update_mask={"paths": ["state"]}), metadata=world.as_sup)
+    assert cancelled.state == mpb.MEETING_STATE_CANCELLED
+    await fails(register(world, online.id, world.client_a), FP)
     await bad(o.UpdateMeeting(api.UpdateMeetingRequest(
         meeting=mpb.Meeting(id=m.id), update_mask={"paths": ["room"]}), metadata=world.as_sup),
         "update_mask")
