@@ -53,39 +53,57 @@ class Candidate:
 
 async def _candidates(vip: Vip, session: AsyncSession,
                       note: research_events.NotePublished) -> list[Candidate]:
+    """Key clients the note concerns, from the directory (the source of holdings, tolerance and
+    assessment dates): holders of any of its tickers, or every key client for a market note.
+    The roster's dedicated broker wins, and clients that left the roster here are skipped."""
     # plain columns, not ORM objects: the roster may hold tens of thousands of clients
     rows = (await session.exec(select(
-        RosterEntry.client_id, RosterEntry.broker_id, RosterEntry.status,
-        RosterEntry.risk_tolerance, RosterEntry.risk_assessed_on))).all()
+        RosterEntry.client_id, RosterEntry.broker_id, RosterEntry.status))).all()
     roster = {r[0]: r for r in rows}
-    today = vip.today()
-    if note.kind == note_enums_pb2.NOTE_KIND_MARKET or not note.tickers:
-        return [Candidate(cid, broker, tolerance, assessment_expired(assessed, today))
-                for cid, broker, status, tolerance, assessed in rows if status == ACTIVE]
-    out: list[Candidate] = []
-    stub = vip.directory()
+    market = note.kind == note_enums_pb2.NOTE_KIND_MARKET or not note.tickers
     tickers = sorted({t.upper() for t in note.tickers})[:100]
+    stub = vip.directory()
+    today = vip.today()
+    out: list[Candidate] = []
     token = ""
     while True:
         try:
-            page = await stub.FindClientsByTickers(
-                dir_api.FindClientsByTickersRequest(tickers=tickers, tier=client_pb2.TIER_KEY,
-                                                    page_size=DIRECTORY_PAGE, page_token=token),
-                timeout=30,
-            )
+            if market:
+                page = await stub.ListClients(dir_api.ListClientsRequest(
+                    tier=client_pb2.TIER_KEY, status=client_pb2.CLIENT_STATUS_ACTIVE,
+                    page_size=DIRECTORY_PAGE, page_token=token), timeout=30)
+                found = [(c.id, c.broker_id, c.risk_tolerance,
+                          c.risk_assessment_expired or not c.risk_assessed_on
+                          or assessment_expired(_date(c.risk_assessed_on), today), [])
+                         for c in page.clients]
+            else:
+                page = await stub.FindClientsByTickers(dir_api.FindClientsByTickersRequest(
+                    tickers=tickers, tier=client_pb2.TIER_KEY, page_size=DIRECTORY_PAGE,
+                    page_token=token), timeout=30)
+                found = [(p.client_id, p.broker_id, p.risk_tolerance, p.risk_assessment_expired,
+                          list(p.tickers)) for p in page.clients]
         except grpc.aio.AioRpcError as err:
-            raise RuntimeError(f"directory FindClientsByTickers: {err.code().name}") from None
-        for pos in page.clients:
-            entry = roster.get(pos.client_id)
+            # retried by the consumer (and parked after the configured tries)
+            raise RuntimeError(f"directory lookup failed: {err.code().name}") from None
+        for client_id, broker, tolerance, expired, held in found:
+            entry = roster.get(client_id)
             if entry is not None and entry[2] != ACTIVE:
                 continue  # left the key tier here; the directory event may lag behind
             # the roster's dedicated broker (a supervisor may have changed it) wins
-            broker = entry[1] if entry is not None and entry[1] else pos.broker_id
-            out.append(Candidate(pos.client_id, broker, pos.risk_tolerance,
-                                 pos.risk_assessment_expired, list(pos.tickers)))
+            broker = entry[1] if entry is not None and entry[1] else broker
+            out.append(Candidate(client_id, broker, tolerance, expired, held))
         token = page.next_page_token
         if not token:
             return out
+
+
+def _date(value: str):  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 async def plan_relays(vip: Vip, session: AsyncSession,

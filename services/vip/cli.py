@@ -1,0 +1,305 @@
+"""branchctl vip ...: a broker works the inbox (acknowledge, research, answer, relay, record the
+client's acknowledgement); a supervisor checks the rota, on-call, breaches and SLA report."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from branch.directory.v1 import client_pb2
+from branch.vip.v1 import advisory_pb2, relay_pb2, rota_pb2
+from branch.vip.v1 import vip_service_pb2 as api
+from branch.vip.v1.vip_service_pb2_grpc import VipServiceStub
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.cli.branchctl import Ctl
+from services.common.settings import load_settings
+
+CHANNELS = {"phone": relay_pb2.RELAY_CHANNEL_PHONE, "meeting": relay_pb2.RELAY_CHANNEL_MEETING,
+            "message": relay_pb2.RELAY_CHANNEL_MESSAGE, "video": relay_pb2.RELAY_CHANNEL_VIDEO}
+ROLES = {"broker": rota_pb2.SHIFT_ROLE_BROKER, "analyst": rota_pb2.SHIFT_ROLE_ANALYST,
+         "supervisor": rota_pb2.SHIFT_ROLE_SUPERVISOR}
+URGENCY = {"normal": advisory_pb2.URGENCY_NORMAL, "high": advisory_pb2.URGENCY_HIGH}
+
+
+def _stub(ctl: Ctl) -> VipServiceStub:
+    return VipServiceStub(ctl.channel("vip"))
+
+
+def _tz() -> ZoneInfo:
+    return ZoneInfo(load_settings().timezone)
+
+
+def _local(value: Timestamp) -> str:
+    if not value.seconds:
+        return ""
+    return value.ToDatetime().replace(tzinfo=ZoneInfo("UTC")).astimezone(_tz()).strftime(
+        "%m-%d %H:%M")
+
+
+def _name(enum, value: int, prefix: str) -> str:  # type: ignore[no-untyped-def]
+    return enum.Name(value).removeprefix(prefix).lower()
+
+
+def _print_advisory(ctl: Ctl, a: advisory_pb2.Advisory) -> None:
+    ctl.table(f"advisory {a.id}", ["field", "value"], [
+        ["client", a.client_id], ["question", a.question], ["tickers", ", ".join(a.tickers)],
+        ["state", _name(advisory_pb2.AdvisoryState, a.state, "ADVISORY_STATE_")],
+        ["urgency", _name(advisory_pb2.Urgency, a.urgency, "URGENCY_")],
+        ["source", _name(advisory_pb2.AdvisorySource, a.source, "ADVISORY_SOURCE_")
+         + (f" (ticket {a.source_ticket_id})" if a.source_ticket_id else "")],
+        ["assignee", a.assignee_id], ["dedicated broker", a.dedicated_broker_id],
+        ["acknowledge due", _local(a.acknowledge_due_time)],
+        ["answer due", _local(a.answer_due_time)],
+        ["research answer", a.research_answer + (f" (note {a.research_note_id})"
+                                                 if a.research_note_id else "")],
+        ["advice", a.advice + (f" [R{a.advice_risk_level}]" if a.advice_risk_level else "")
+         + (f" OVERRIDE: {a.override_reason}" if a.suitability_overridden else "")],
+        ["breaches", ", ".join(n for n, b in (("acknowledge", a.acknowledge_breached),
+                                              ("answer", a.answer_breached)) if b)],
+        ["escalation", f"level {a.escalation_level} -> {a.escalated_to_id}"
+         if a.escalation_level else ""],
+        ["closed", a.close_reason],
+    ])
+
+
+async def inbox(args: argparse.Namespace, ctl: Ctl) -> None:
+    resp = await _stub(ctl).GetInbox(api.GetInboxRequest(
+        broker_id=args.broker or "", page_size=args.limit, page_token=args.page or ""),
+        metadata=ctl.metadata)
+    rows = []
+    for item in resp.items:
+        if item.WhichOneof("item") == "advisory":
+            a = item.advisory
+            rows.append(["advisory", a.id, a.client_id, a.question[:50],
+                         _local(item.deadline), "OVERDUE" if item.overdue else "",
+                         item.next_action])
+        else:
+            r = item.relay
+            rows.append(["relay", r.id, r.client_id, r.note_title[:50], _local(item.deadline),
+                         "OVERDUE" if item.overdue else "", item.next_action])
+    ctl.table(f"inbox of {resp.broker_id}: {resp.advisory_count} advisories, "
+              f"{resp.relay_count} relays", ["kind", "id", "client", "subject",
+                                             "deadline", "", "next"], rows)
+    if resp.next_page_token:
+        ctl.console.print(f"next page: --page {resp.next_page_token}")
+
+
+async def show(args: argparse.Namespace, ctl: Ctl) -> None:
+    _print_advisory(ctl, await _stub(ctl).GetAdvisory(api.GetAdvisoryRequest(id=args.id),
+                                                      metadata=ctl.metadata))
+
+
+async def ask(args: argparse.Namespace, ctl: Ctl) -> None:
+    a = await _stub(ctl).CreateAdvisory(api.CreateAdvisoryRequest(
+        advisory=advisory_pb2.Advisory(client_id=args.client, question=args.question,
+                                       tickers=args.ticker or [], urgency=URGENCY[args.urgency]),
+        request_id=args.request_id or ""), metadata=ctl.metadata)
+    _print_advisory(ctl, a)
+
+
+async def acknowledge(args: argparse.Namespace, ctl: Ctl) -> None:
+    _print_advisory(ctl, await _stub(ctl).AcknowledgeAdvisory(
+        api.AcknowledgeAdvisoryRequest(id=args.id), metadata=ctl.metadata))
+
+
+async def research(args: argparse.Namespace, ctl: Ctl) -> None:
+    _print_advisory(ctl, await _stub(ctl).RequestAdvisoryResearch(
+        api.RequestAdvisoryResearchRequest(id=args.id, question=args.question or ""),
+        metadata=ctl.metadata))
+
+
+async def answer(args: argparse.Namespace, ctl: Ctl) -> None:
+    level = int(args.risk.upper().removeprefix("R"))
+    _print_advisory(ctl, await _stub(ctl).AnswerAdvisory(api.AnswerAdvisoryRequest(
+        id=args.id, advice=args.advice, risk_level=level,
+        override_reason=args.override or ""), metadata=ctl.metadata))
+
+
+async def close(args: argparse.Namespace, ctl: Ctl) -> None:
+    _print_advisory(ctl, await _stub(ctl).CloseAdvisory(api.CloseAdvisoryRequest(
+        id=args.id, reason=args.reason), metadata=ctl.metadata))
+
+
+def _print_relay(ctl: Ctl, r: relay_pb2.RelayTask) -> None:
+    ctl.table(f"relay {r.id}", ["field", "value"], [
+        ["note", f"{r.note_id} rev {r.revision}: {r.note_title}"],
+        ["risk", client_pb2.RiskLevel.Name(r.risk_level).removeprefix("RISK_LEVEL_")],
+        ["client", r.client_id], ["broker", r.broker_id],
+        ["held tickers", ", ".join(r.matched_tickers)],
+        ["state", _name(relay_pb2.RelayState, r.state, "RELAY_STATE_")],
+        ["due", _local(r.due_time) + (" OVERDUE" if r.overdue else "")],
+        ["delivered", f"{_local(r.deliver_time)} by "
+         f"{_name(relay_pb2.RelayChannel, r.channel, 'RELAY_CHANNEL_')}: {r.summary}"
+         if r.deliver_time.seconds else ""],
+        ["acknowledged", f"{_local(r.acknowledge_time)} {r.acknowledgement_note}"
+         if r.acknowledge_time.seconds else ""],
+        ["reason", r.reason],
+    ])
+
+
+async def relay(args: argparse.Namespace, ctl: Ctl) -> None:
+    _print_relay(ctl, await _stub(ctl).RecordRelayDelivery(api.RecordRelayDeliveryRequest(
+        id=args.id, channel=CHANNELS[args.channel], summary=args.summary),
+        metadata=ctl.metadata))
+
+
+async def client_ack(args: argparse.Namespace, ctl: Ctl) -> None:
+    _print_relay(ctl, await _stub(ctl).RecordRelayAcknowledgement(
+        api.RecordRelayAcknowledgementRequest(id=args.id, note=args.note or ""),
+        metadata=ctl.metadata))
+
+
+async def relays(args: argparse.Namespace, ctl: Ctl) -> None:
+    req = api.ListRelaysRequest(note_id=args.note or "", client_id=args.client or "",
+                                page_size=args.limit, page_token=args.page or "")
+    if args.state:
+        req.state = relay_pb2.RelayState.Value("RELAY_STATE_" + args.state.upper())
+    resp = await _stub(ctl).ListRelays(req, metadata=ctl.metadata)
+    ctl.table("relays", ["id", "note", "client", "broker", "state", "due", "reason"],
+              [[r.id, r.note_title[:40], r.client_id, r.broker_id,
+                _name(relay_pb2.RelayState, r.state, "RELAY_STATE_"), _local(r.due_time),
+                r.reason] for r in resp.relays])
+    if resp.next_page_token:
+        ctl.console.print(f"next page: --page {resp.next_page_token}")
+
+
+async def gaps(args: argparse.Namespace, ctl: Ctl) -> None:
+    resp = await _stub(ctl).CheckRotaGaps(api.CheckRotaGapsRequest(
+        role=ROLES[args.role], days=args.days), metadata=ctl.metadata)
+    ctl.table(f"{args.role} rota gaps, next {args.days} days ({resp.time_zone}): "
+              f"{resp.uncovered_hours:g} of {resp.window_hours:g} hours uncovered",
+              ["from", "to", "hours"],
+              [[g.local_start, g.local_end, f"{g.hours:g}"] for g in resp.gaps])
+
+
+async def on_call(args: argparse.Namespace, ctl: Ctl) -> None:
+    req = api.GetOnCallRequest()
+    if args.at:
+        when = datetime.fromisoformat(args.at)
+        req.time.FromDatetime(when if when.tzinfo else when.replace(tzinfo=_tz()))
+    resp = await _stub(ctl).GetOnCall(req, metadata=ctl.metadata)
+    rows = [[kind, s.staff_id, _local(s.start_time), _local(s.end_time)]
+            for kind, shifts in (("broker", resp.brokers), ("analyst", resp.analysts),
+                                 ("supervisor", resp.supervisors)) for s in shifts]
+    ctl.table(f"on call at {_local(resp.time)}", ["role", "staff", "from", "to"], rows)
+
+
+async def shift(args: argparse.Namespace, ctl: Ctl) -> None:
+    tz = _tz()
+    start = datetime.fromisoformat(args.start)
+    end = datetime.fromisoformat(args.end)
+    msg = rota_pb2.Shift(staff_id=args.staff, role=ROLES[args.role], note=args.note or "")
+    msg.start_time.FromDatetime(start if start.tzinfo else start.replace(tzinfo=tz))
+    msg.end_time.FromDatetime(end if end.tzinfo else end.replace(tzinfo=tz))
+    made = await _stub(ctl).CreateShift(api.CreateShiftRequest(shift=msg),
+                                        metadata=ctl.metadata)
+    ctl.console.print(f"shift {made.id}: {_local(made.start_time)} - {_local(made.end_time)}")
+
+
+async def breaches(args: argparse.Namespace, ctl: Ctl) -> None:
+    resp = await _stub(ctl).ListBreaches(api.ListBreachesRequest(
+        broker_id=args.broker or "", page_size=args.limit, page_token=args.page or ""),
+        metadata=ctl.metadata)
+    ctl.table("breaches", ["kind", "resource", "client", "broker", "due", "breached",
+                           "escalation"],
+              [[_name(api.BreachKind, b.kind, "BREACH_KIND_"), b.resource_id, b.client_id,
+                b.broker_id, _local(b.due_time), _local(b.breach_time),
+                f"{b.escalation_level} -> {b.escalated_to_id}" if b.escalation_level else ""]
+               for b in resp.breaches])
+    if resp.next_page_token:
+        ctl.console.print(f"next page: --page {resp.next_page_token}")
+
+
+async def report(args: argparse.Namespace, ctl: Ctl) -> None:
+    resp = await _stub(ctl).GetSlaReport(api.GetSlaReportRequest(
+        start_date=args.start or "", end_date=args.end or "", broker_id=args.broker or ""),
+        metadata=ctl.metadata)
+    ctl.table(f"SLA per broker per week ({resp.time_zone})",
+              ["week", "broker", "advisories", "ack ok", "answer ok", "ack breach",
+               "answer breach", "escalated", "SLA", "relays", "delivered", "acked", "overdue",
+               "withheld", "coverage"],
+              [[r.week_start, r.broker_id, r.advisories, r.acknowledged_in_time,
+                r.answered_in_time, r.acknowledge_breaches, r.answer_breaches, r.escalations,
+                f"{r.sla_compliance:.0%}", r.relays_targeted, r.relays_delivered,
+                r.relays_acknowledged, r.relays_overdue, r.relays_withheld,
+                f"{r.relay_coverage:.0%}"] for r in resp.rows])
+
+
+def add_commands(groups: argparse._SubParsersAction) -> None:
+    group = groups.add_parser("vip", help="key clients: broker inbox, advisories, relays, rota")
+    sub = group.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("inbox", help="advisories and relays due, by deadline")
+    p.add_argument("--broker", help="supervisors: whose inbox")
+    p.add_argument("--limit", type=int, default=30)
+    p.add_argument("--page")
+    p.set_defaults(func=inbox)
+    p = sub.add_parser("show", help="one advisory")
+    p.add_argument("id")
+    p.set_defaults(func=show)
+    p = sub.add_parser("ask", help="open an advisory request for a key client")
+    p.add_argument("client")
+    p.add_argument("question")
+    p.add_argument("--ticker", action="append")
+    p.add_argument("--urgency", choices=URGENCY, default="normal")
+    p.add_argument("--request-id")
+    p.set_defaults(func=ask)
+    p = sub.add_parser("acknowledge", help="acknowledge an advisory")
+    p.add_argument("id")
+    p.set_defaults(func=acknowledge)
+    p = sub.add_parser("research", help="send an advisory's question to research")
+    p.add_argument("id")
+    p.add_argument("--question")
+    p.set_defaults(func=research)
+    p = sub.add_parser("answer", help="give the advice (risk level R1-R5)")
+    p.add_argument("id")
+    p.add_argument("advice")
+    p.add_argument("--risk", required=True, help="R1..R5")
+    p.add_argument("--override", help="reason to give advice above the client's tolerance")
+    p.set_defaults(func=answer)
+    p = sub.add_parser("close", help="close an advisory without advice")
+    p.add_argument("id")
+    p.add_argument("reason")
+    p.set_defaults(func=close)
+    p = sub.add_parser("relays", help="list relay tasks")
+    p.add_argument("--note")
+    p.add_argument("--client")
+    p.add_argument("--state", choices=["pending", "delivered", "acknowledged", "cancelled",
+                                       "withheld"])
+    p.add_argument("--limit", type=int, default=30)
+    p.add_argument("--page")
+    p.set_defaults(func=relays)
+    p = sub.add_parser("relay", help="record how you explained a note to the client")
+    p.add_argument("id")
+    p.add_argument("--channel", choices=CHANNELS, required=True)
+    p.add_argument("--summary", required=True)
+    p.set_defaults(func=relay)
+    p = sub.add_parser("client-ack", help="record the client's acknowledgement of a relay")
+    p.add_argument("id")
+    p.add_argument("--note")
+    p.set_defaults(func=client_ack)
+    p = sub.add_parser("gaps", help="uncovered rota hours (supervisor)")
+    p.add_argument("--role", choices=ROLES, default="broker")
+    p.add_argument("--days", type=int, default=14)
+    p.set_defaults(func=gaps)
+    p = sub.add_parser("on-call", help="who is on call (now, or --at local time)")
+    p.add_argument("--at")
+    p.set_defaults(func=on_call)
+    p = sub.add_parser("shift", help="add a shift (supervisor; local times)")
+    p.add_argument("staff")
+    p.add_argument("start", help="e.g. 2026-03-02T08:00")
+    p.add_argument("end")
+    p.add_argument("--role", choices=ROLES, default="broker")
+    p.add_argument("--note")
+    p.set_defaults(func=shift)
+    p = sub.add_parser("breaches", help="SLA breaches, newest first (supervisor)")
+    p.add_argument("--broker")
+    p.add_argument("--limit", type=int, default=30)
+    p.add_argument("--page")
+    p.set_defaults(func=breaches)
+    p = sub.add_parser("report", help="SLA compliance per broker per week (supervisor)")
+    p.add_argument("--start")
+    p.add_argument("--end")
+    p.add_argument("--broker")
+    p.set_defaults(func=report)
