@@ -36,6 +36,8 @@ REACH_KINDS = (
 CSV_COLUMNS = [
     "sequence", "kind", "note_id", "revision", "actor_id", "client_id", "channel", "relay_id",
     "occur_time", "record_time", "source_event_id", "count", "withheld", "detail",
+    # on every row: who approved that revision, and when (from the ledger's APPROVED entry)
+    "approved_by", "approve_time",
 ]
 EXPORT_BATCH = 500
 MAX_EXPORT_PERIOD = timedelta(days=6 * 366)
@@ -221,6 +223,19 @@ class Ledger:
             next_page_token=encode_token(rows[-1].seq) if more else "",
         )
 
+    async def _approvals(
+        self, session: AsyncSession, note_ids: set[str]
+    ) -> dict[tuple[str, int], tuple[str, datetime]]:
+        if not note_ids:
+            return {}
+        rows = (await session.exec(
+            select(LedgerEntry).where(
+                col(LedgerEntry.note_id).in_(note_ids),
+                LedgerEntry.kind == K.DISTRIBUTION_RECORD_KIND_APPROVED,
+            )
+        )).all()
+        return {(r.note_id, r.revision): (r.actor_id, r.occurred_at) for r in rows}
+
     async def export_csv(
         self, req: api.ExportDistributionLedgerRequest
     ) -> AsyncIterator[api.ExportDistributionLedgerResponse]:
@@ -236,13 +251,15 @@ class Ledger:
                      .where(col(LedgerEntry.seq) > last).limit(EXPORT_BATCH))
             async with self.db.read() as session:
                 rows = list((await session.exec(query)).all())
+                approvals = await self._approvals(session, {r.note_id for r in rows})
             for r in rows:
+                approver, approved_at = approvals.get((r.note_id, r.revision), ("", None))
                 writer.writerow([
                     r.seq, K.DistributionRecordKind.Name(r.kind).removeprefix(
                         "DISTRIBUTION_RECORD_KIND_"),
                     r.note_id, r.revision, r.actor_id, r.client_id, r.channel, r.relay_id,
                     _iso(r.occurred_at), _iso(r.recorded_at), r.source_event_id, r.count,
-                    r.withheld, r.detail,
+                    r.withheld, r.detail, approver, _iso(approved_at) if approved_at else "",
                 ])
             chunk = buf.getvalue()
             buf.seek(0)

@@ -310,3 +310,34 @@ async def test_lifecycle_on_each_database(tmp_path, nats_url, database_url) -> N
         assert [x.id for x in found.notes] == [n.id]
         w = await s.WithdrawNote(api.WithdrawNoteRequest(id=n.id, reason="r"), metadata=SUPER)
         assert w.state == S.NOTE_STATE_WITHDRAWN
+
+
+async def test_required_ids(stub) -> None:
+    calls = [
+        (stub.GetNote, api.GetNoteRequest(), ANALYST, "id"),
+        (stub.GetNote, api.GetNoteRequest(id="x", revision=-1), ANALYST, "revision"),
+        (stub.SubmitNote, api.SubmitNoteRequest(), ANALYST, "id"),
+        (stub.PublishNote, api.PublishNoteRequest(), ANALYST, "id"),
+        (stub.WithdrawNote, api.WithdrawNoteRequest(reason="r"), ANALYST, "id"),
+        (stub.ApproveNote, api.ApproveNoteRequest(), COMPLIANCE, "id"),
+        (stub.ListNoteRevisions, api.ListNoteRevisionsRequest(), COMPLIANCE, "note_id"),
+        (stub.GetNoteReach, api.GetNoteReachRequest(), SUPER, "note_id"),
+        (stub.GetResearchRequest, api.GetResearchRequestRequest(), SUPER, "id"),
+        (stub.ClaimResearchRequest, api.ClaimResearchRequestRequest(), ANALYST, "id"),
+        (stub.AnswerResearchRequest, api.AnswerResearchRequestRequest(answer="a"), ANALYST,
+         "id"),
+    ]
+    for call, req, meta, field in calls:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call(req, metadata=meta)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, call
+        assert bad_fields(err.value) == {field}, call
+    for call, req, meta in [
+        (stub.GetNote, api.GetNoteRequest(id="nope"), ANALYST),
+        (stub.SubmitNote, api.SubmitNoteRequest(id="nope"), ANALYST),
+        (stub.GetNoteReach, api.GetNoteReachRequest(note_id="nope"), SUPER),
+        (stub.GetResearchRequest, api.GetResearchRequestRequest(id="nope"), SUPER),
+    ]:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call(req, metadata=meta)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND, call

@@ -150,6 +150,8 @@ async def test_ledger_records_and_csv_export(tmp_path, nats_url, database_url) -
         assert len(rows) == len(records)
         assert rows[0]["kind"] == "APPROVED" and rows[0]["actor_id"] == "comp-1"
         assert rows[1]["kind"] == "PUBLISHED"
+        assert {r["approved_by"] for r in rows} == {"comp-1"}  # on every row
+        assert all(r["approve_time"] == rows[0]["occur_time"] for r in rows)
         assert {r["client_id"] for r in rows if r["kind"] == "DELIVERED"} == {"cli-0",
                                                                               "cli-onsite"}
         # a period before anything happened: only the header
