@@ -247,3 +247,24 @@ async def test_sla_report_per_broker_per_week(b) -> None:
         return report.rows[0].answered_in_time == 1
 
     assert await eventually(answered_count)
+
+
+async def test_relay_planning_on_each_backend(tmp_path, database_url) -> None:
+    """Storage-heavy path (bulk insert, conditional updates, views) on SQLite and PostgreSQL."""
+    from tests.vip.support import branch
+
+    async with branch(tmp_path, database_url=database_url) as b:
+        c = await matched_branch(b)
+        await publish(b.nats_url, "branch.research.note.published", note("pg", "600519"))
+        [plan] = await planned(b)
+        assert (plan.targeted, plan.withheld_for_suitability) == (2, 1)
+        relays = {r.client_id: r for r in await relays_of(b, "pg")}
+        await b.vip.RecordRelayDelivery(api.RecordRelayDeliveryRequest(
+            id=relays[c["ok"]].id, channel=R.RELAY_CHANNEL_PHONE, summary="Explained."),
+            metadata=broker(c["br1"]))
+        b.clock.advance(hours=25)
+        assert await check_relays_overdue(b.runners["vip"].ctx) == 1
+        report = await b.vip.GetSlaReport(api.GetSlaReportRequest(), metadata=SUPERVISOR)
+        assert sum(r.relays_delivered for r in report.rows) == 1
+        inbox = await b.inbox(c["br2"])
+        assert inbox.items[0].overdue
