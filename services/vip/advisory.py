@@ -10,7 +10,7 @@ from branch.remote.v1 import events_pb2 as remote_events
 from branch.research.v1 import events_pb2 as research_events
 from branch.vip.v1 import advisory_pb2, events_pb2, rota_pb2
 from branch.vip.v1 import vip_service_pb2 as api
-from sqlalchemy import or_, update
+from sqlalchemy import and_, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -315,8 +315,16 @@ async def check_sla(vip: Vip) -> int:
             select(Advisory.id).where(
                 col(Advisory.state).in_(OPEN_ADVISORY_STATES),
                 col(Advisory.ack_due_at) <= now,
-                or_(col(Advisory.escalation_level) < 2,
-                    col(Advisory.answer_breached_at).is_(None)),
+                # only rows with something left to raise, so quiet passes write nothing
+                or_(and_(Advisory.state == S.ADVISORY_STATE_OPEN,
+                         col(Advisory.ack_breached_at).is_(None)),
+                    and_(col(Advisory.answer_due_at) <= now,
+                         col(Advisory.answer_breached_at).is_(None)),
+                    and_(Advisory.escalation_level == 0,
+                         or_(col(Advisory.ack_breached_at).is_not(None),
+                             col(Advisory.answer_breached_at).is_not(None))),
+                    and_(Advisory.escalation_level == 1,
+                         col(Advisory.answer_breached_at).is_not(None))),
             ).order_by(col(Advisory.ack_due_at)).limit(500)
         )).all()
     raised = 0
