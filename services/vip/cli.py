@@ -168,10 +168,11 @@ async def relays(args: argparse.Namespace, ctl: Ctl) -> None:
 async def gaps(args: argparse.Namespace, ctl: Ctl) -> None:
     resp = await _stub(ctl).CheckRotaGaps(api.CheckRotaGapsRequest(
         role=ROLES[args.role], days=args.days), metadata=ctl.metadata)
-    ctl.table(f"{args.role} rota gaps, next {args.days} days ({resp.time_zone}): "
-              f"{resp.uncovered_hours:g} of {resp.window_hours:g} hours uncovered",
-              ["from", "to", "hours"],
-              [[g.local_start, g.local_end, f"{g.hours:g}"] for g in resp.gaps])
+    ctl.console.print(f"{args.role} rota, next {args.days} days ({resp.time_zone}): "
+                      f"{resp.uncovered_hours:g} of {resp.window_hours:g} hours uncovered")
+    if resp.gaps:
+        ctl.table("gaps", ["from", "to", "hours"],
+                  [[g.local_start, g.local_end, f"{g.hours:g}"] for g in resp.gaps])
 
 
 async def on_call(args: argparse.Namespace, ctl: Ctl) -> None:
