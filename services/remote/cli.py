@@ -1,0 +1,529 @@
+"""branchctl remote ...: an agent's day (next callback, record outcome, tickets) and a
+supervisor's (campaigns, weekly statistics, breached tickets, regulatory progress)."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from branch.directory.v1 import client_pb2
+from branch.remote.v1 import campaign_pb2 as cpb
+from branch.remote.v1 import remote_service_pb2 as api
+from branch.remote.v1 import report_pb2
+from branch.remote.v1 import ticket_pb2 as tpb
+from branch.remote.v1.remote_service_pb2_grpc import RemoteServiceStub
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.cli.branchctl import Ctl
+from services.common.settings import load_settings
+
+LINES = {"investment": tpb.LINE_INVESTMENT, "technical": tpb.LINE_TECHNICAL}
+PRIORITIES = {"normal": tpb.PRIORITY_NORMAL, "urgent": tpb.PRIORITY_URGENT}
+OUTCOMES = {
+    "reached": cpb.CALLBACK_OUTCOME_REACHED, "no-answer": cpb.CALLBACK_OUTCOME_NO_ANSWER,
+    "wrong-number": cpb.CALLBACK_OUTCOME_WRONG_NUMBER,
+    "call-back-later": cpb.CALLBACK_OUTCOME_CALL_BACK_LATER,
+    "declined": cpb.CALLBACK_OUTCOME_DECLINED,
+}
+KINDS = {"general": cpb.CAMPAIGN_KIND_GENERAL, "new-accounts": cpb.CAMPAIGN_KIND_NEW_ACCOUNTS,
+         "annual-sample": cpb.CAMPAIGN_KIND_ANNUAL_SAMPLE}
+STATES = {"open": tpb.TICKET_STATE_OPEN, "in-progress": tpb.TICKET_STATE_IN_PROGRESS,
+          "waiting": tpb.TICKET_STATE_WAITING, "resolved": tpb.TICKET_STATE_RESOLVED,
+          "closed": tpb.TICKET_STATE_CLOSED}
+PAUSES = {"caller": tpb.PAUSE_REASON_WAITING_CALLER,
+          "third-party": tpb.PAUSE_REASON_WAITING_THIRD_PARTY}
+CHANNELS = {"email": report_pb2.DELIVERY_CHANNEL_EMAIL, "post": report_pb2.DELIVERY_CHANNEL_POST,
+            "app": report_pb2.DELIVERY_CHANNEL_APP, "fax": report_pb2.DELIVERY_CHANNEL_FAX}
+
+
+def _stub(ctl: Ctl) -> RemoteServiceStub:
+    return RemoteServiceStub(ctl.channel("remote"))
+
+
+def _me(ctl: Ctl) -> str:
+    import jwt
+
+    return str(jwt.decode(ctl.token, options={"verify_signature": False})["sub"])
+
+
+def _zone() -> ZoneInfo:
+    return ZoneInfo(load_settings().timezone)
+
+
+def _when(value: Timestamp) -> str:
+    if not value.seconds:
+        return "-"
+    return value.ToDatetime(tzinfo=ZoneInfo("UTC")).astimezone(_zone()).strftime("%m-%d %H:%M")
+
+
+def _ts(text: str) -> Timestamp:
+    when = datetime.fromisoformat(text)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_zone())
+    out = Timestamp()
+    out.FromDatetime(when)
+    return out
+
+
+def _name(enum, value: int, prefix: str) -> str:  # type: ignore[no-untyped-def]
+    return enum.Name(value).removeprefix(prefix).lower().replace("_", "-")
+
+
+def _short(staff_id: str) -> str:
+    return staff_id[-8:] if staff_id else "-"
+
+
+def _clock(c: tpb.SlaClock) -> str:
+    if c.met_time.seconds:
+        state = f"met {_when(c.met_time)}"
+    elif c.paused:
+        state = "paused"
+    else:
+        state = f"due {_when(c.due_time)}"
+    return state + (" BREACHED" if c.breached else " warned" if c.warned else "")
+
+
+def _ticket_rows(tickets) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    return [[t.id, _name(tpb.Line, t.line, "LINE_"), _name(tpb.Priority, t.priority, "PRIORITY_"),
+             _name(tpb.TicketState, t.state, "TICKET_STATE_"), t.summary[:40],
+             _short(t.owner_id) + (f" (sub {_short(t.substitute_id)})" if t.substitute_id else ""),
+             (t.handler_department or "-"), _clock(t.first_response), _clock(t.resolution),
+             str(t.escalation_level or "-"), "yes" if t.complaint else ""] for t in tickets]
+
+
+TICKET_COLUMNS = ["id", "line", "prio", "state", "summary", "owner", "handled by",
+                  "first response", "resolution", "esc", "complaint"]
+
+
+# ---- an agent's day --------------------------------------------------------------------------
+
+async def day(args: argparse.Namespace, ctl: Ctl) -> None:
+    stub, me = _stub(ctl), _me(ctl)
+    campaigns = await stub.ListCampaigns(api.ListCampaignsRequest(
+        state=cpb.CAMPAIGN_STATE_ACTIVE), metadata=ctl.metadata)
+    rows = []
+    for c in campaigns.campaigns:
+        p = await stub.GetCampaignProgress(api.GetCampaignProgressRequest(id=c.id),
+                                           metadata=ctl.metadata)
+        mine = next((a for a in p.agents if a.agent_id == me), None)
+        rows.append([c.id, c.name, _name(cpb.CampaignKind, c.kind, "CAMPAIGN_KIND_"),
+                     f"{mine.made_today if mine else 0}/{c.daily_quota}",
+                     str(mine.reached_today if mine else 0), str(p.pending), str(p.done)])
+    ctl.table(f"my campaigns today ({p.day if campaigns.campaigns else ''})",
+              ["id", "name", "kind", "made/quota", "reached", "pending", "done"], rows)
+    open_ = await stub.ListTickets(api.ListTicketsRequest(staff_id=me, unresolved_only=True,
+                                                          page_size=100), metadata=ctl.metadata)
+    ctl.table("my open tickets", TICKET_COLUMNS, _ticket_rows(open_.tickets))
+    due = await stub.ListTickets(api.ListTicketsRequest(staff_id=me, follow_up_due_only=True,
+                                                        page_size=100), metadata=ctl.metadata)
+    ctl.table("follow-up callbacks due", ["id", "summary", "resolved", "follow-up due"],
+              [[t.id, t.summary[:40], _when(t.resolution.met_time),
+                _when(t.follow_up_due_time)] for t in due.tickets])
+
+
+async def next_callback(args: argparse.Namespace, ctl: Ctl) -> None:
+    got = await _stub(ctl).NextCallback(api.NextCallbackRequest(campaign_id=args.campaign or ""),
+                                        metadata=ctl.metadata)
+    if not got.target.id:
+        ctl.console.print("nothing due in your queues right now")
+        return
+    t = got.target
+    ctl.table(f"call now: {got.campaign.name}", ["target", "client", "name", "phone",
+                                                 "attempts", "due by", "hold until"],
+              [[t.id, t.client_id, got.client_name, got.client_phone, str(t.attempts),
+                t.due_date or "-", _when(t.lease_expire_time)]])
+    ctl.console.print(f"purpose: {got.campaign.purpose}")
+    ctl.console.print(f"record with: branchctl remote record {t.id} reached --notes ...")
+
+
+async def record(args: argparse.Namespace, ctl: Ctl) -> None:
+    req = api.RecordCallbackRequest(target_id=args.target, outcome=OUTCOMES[args.outcome],
+                                    notes=args.notes or "", request_id=args.request_id or "")
+    if args.callback_at:
+        req.callback_time.CopyFrom(_ts(args.callback_at))
+    if args.called_at:
+        req.call_time.CopyFrom(_ts(args.called_at))
+    rec = await _stub(ctl).RecordCallback(req, metadata=ctl.metadata)
+    ctl.console.print(f"recorded {rec.id}: {args.outcome}")
+
+
+async def duty(args: argparse.Namespace, ctl: Ctl) -> None:
+    agent = await _stub(ctl).SetAgentDuty(api.SetAgentDutyRequest(
+        staff_id=args.staff or _me(ctl), lines=[LINES[x] for x in args.lines.split(",") if x],
+        on_duty=not args.off), metadata=ctl.metadata)
+    ctl.console.print(f"{agent.staff_id}: {'on' if agent.on_duty else 'off'} duty")
+
+
+async def absence(args: argparse.Namespace, ctl: Ctl) -> None:
+    agent = await _stub(ctl).SetAgentAbsence(api.SetAgentAbsenceRequest(
+        staff_id=args.staff or _me(ctl), absent=not args.back,
+        substitute_id=args.substitute or ""), metadata=ctl.metadata)
+    ctl.console.print(f"{agent.staff_id}: " + (f"absent, {agent.substitute_id} substitutes"
+                                               if agent.absent else "back"))
+
+
+async def open_ticket(args: argparse.Namespace, ctl: Ctl) -> None:
+    t = tpb.Ticket(line=LINES[args.line], priority=PRIORITIES[args.priority],
+                   summary=args.summary, description=args.description or "",
+                   category=args.category or "", caller_name=args.caller or "",
+                   caller_phone=args.phone or "", client_id=args.client or "",
+                   complaint=args.complaint)
+    made = await _stub(ctl).OpenTicket(api.OpenTicketRequest(
+        ticket=t, auto_assign=args.auto, request_id=args.request_id or ""),
+        metadata=ctl.metadata)
+    ctl.table("ticket opened", TICKET_COLUMNS, _ticket_rows([made]))
+
+
+async def tickets(args: argparse.Namespace, ctl: Ctl) -> None:
+    req = api.ListTicketsRequest(page_size=args.limit, breached_only=args.breached,
+                                 follow_up_due_only=args.follow_up_due,
+                                 complaint_only=args.complaints, page_token=args.page or "")
+    if args.mine:
+        req.staff_id = _me(ctl)
+    if args.state:
+        req.state = STATES[args.state]
+    if args.line:
+        req.line = LINES[args.line]
+    resp = await _stub(ctl).ListTickets(req, metadata=ctl.metadata)
+    ctl.table("tickets", TICKET_COLUMNS, _ticket_rows(resp.tickets))
+    if resp.next_page_token:
+        ctl.console.print(f"next page: --page {resp.next_page_token}")
+
+
+async def breached(args: argparse.Namespace, ctl: Ctl) -> None:
+    resp = await _stub(ctl).ListTickets(api.ListTicketsRequest(
+        breached_only=True, unresolved_only=not args.all, page_size=200), metadata=ctl.metadata)
+    ctl.table("breached tickets", TICKET_COLUMNS, _ticket_rows(resp.tickets))
+
+
+async def show_ticket(args: argparse.Namespace, ctl: Ctl) -> None:
+    t = await _stub(ctl).GetTicket(api.GetTicketRequest(id=args.id), metadata=ctl.metadata)
+    ctl.table(f"ticket {t.id}", TICKET_COLUMNS, _ticket_rows([t]))
+    tier = _name(client_pb2.Tier, t.client_tier, "TIER_") if t.client_tier else "unidentified"
+    extra = [("client", f"{t.client_id or '-'} ({tier})"),
+             ("VIP advisory", t.vip_advisory_id or "-"),
+             ("follow-up due", _when(t.follow_up_due_time)),
+             ("satisfaction", str(t.satisfaction or "-")), ("reopened", str(t.reopen_count))]
+    ctl.table("details", ["", ""], [list(x) for x in extra])
+    ctl.table("history", ["time", "what", "who", "note"],
+              [[_when(a.time), a.kind, _short(a.staff_id), a.note[:70]] for a in t.activities])
+
+
+async def ticket_action(args: argparse.Namespace, ctl: Ctl) -> None:
+    stub, md = _stub(ctl), ctl.metadata
+    action = args.action
+    if action == "respond":
+        t = await stub.RespondTicket(api.RespondTicketRequest(id=args.id, note=args.text),
+                                     metadata=md)
+    elif action == "pause":
+        t = await stub.PauseTicket(api.PauseTicketRequest(id=args.id, reason=PAUSES[args.reason],
+                                                          note=args.text or ""), metadata=md)
+    elif action == "resume":
+        t = await stub.ResumeTicket(api.ResumeTicketRequest(id=args.id, note=args.text or ""),
+                                    metadata=md)
+    elif action == "transfer":
+        t = await stub.TransferTicket(api.TransferTicketRequest(
+            id=args.id, department=args.department, handler_id=args.handler or "",
+            note=args.text or ""), metadata=md)
+    elif action == "resolve":
+        t = await stub.ResolveTicket(api.ResolveTicketRequest(id=args.id,
+                                                              resolution_note=args.text),
+                                     metadata=md)
+    elif action == "reopen":
+        t = await stub.ReopenTicket(api.ReopenTicketRequest(id=args.id, reason=args.text),
+                                    metadata=md)
+    else:
+        t = await stub.RecordFollowUp(api.RecordFollowUpRequest(
+            id=args.id, outcome=OUTCOMES[args.outcome], satisfaction=args.satisfaction or 0,
+            notes=args.text or ""), metadata=md)
+    ctl.table(f"ticket {action}", TICKET_COLUMNS, _ticket_rows([t]))
+
+
+# ---- reports ---------------------------------------------------------------------------------
+
+async def report_create(args: argparse.Namespace, ctl: Ctl) -> None:
+    r = await _stub(ctl).CreateReport(api.CreateReportRequest(
+        client_id=args.client, period_start=args.start, period_end=args.end,
+        request_id=args.request_id or ""), metadata=ctl.metadata)
+    f = r.figures
+    ctl.table(f"report {r.id}", ["trades", "turnover", "realised P&L", "win rate",
+                                 "avg hold (d)", "largest", "warnings"],
+              [[str(f.trades), f.turnover, f.realised_pnl, f"{f.win_rate:.1%}",
+                f"{f.average_holding_days:.1f}",
+                f"{f.largest_position_ticker} {f.concentration:.0%}", str(len(f.warnings))]])
+
+
+async def report_show(args: argparse.Namespace, ctl: Ctl) -> None:
+    r = await _stub(ctl).GetReport(api.GetReportRequest(id=args.id), metadata=ctl.metadata)
+    if args.html:
+        Path(args.html).write_text(r.html, encoding="utf-8")
+        ctl.console.print(f"wrote {args.html}")
+    else:
+        ctl.console.print(r.markdown, markup=False, highlight=False)
+
+
+async def report_deliver(args: argparse.Namespace, ctl: Ctl) -> None:
+    r = await _stub(ctl).DeliverReport(api.DeliverReportRequest(
+        id=args.id, channel=CHANNELS[args.channel], delivered_to=args.to), metadata=ctl.metadata)
+    ctl.console.print(f"report {r.id} delivered by {args.channel} at {_when(r.deliver_time)}")
+
+
+def _delivery(r: report_pb2.Report) -> str:
+    if not r.delivered_by:
+        return "-"
+    channel = _name(report_pb2.DeliveryChannel, r.delivery_channel, "DELIVERY_CHANNEL_")
+    return f"{_when(r.deliver_time)} {channel}"
+
+
+async def reports(args: argparse.Namespace, ctl: Ctl) -> None:
+    resp = await _stub(ctl).ListReports(api.ListReportsRequest(
+        client_id=args.client or "", page_size=args.limit), metadata=ctl.metadata)
+    ctl.table("reports", ["id", "client", "period", "state", "trades", "P&L", "delivered"],
+              [[r.id, r.client_id, f"{r.period_start}..{r.period_end}",
+                _name(report_pb2.ReportState, r.state, "REPORT_STATE_"), str(r.figures.trades),
+                r.figures.realised_pnl,
+                _delivery(r)] for r in resp.reports])
+
+
+# ---- a supervisor's day ----------------------------------------------------------------------
+
+async def campaign_create(args: argparse.Namespace, ctl: Ctl) -> None:
+    rule = cpb.TargetRule(not_contacted_days=args.not_contacted_days or 0,
+                          min_concentration=args.min_concentration or "",
+                          risk_mismatch_only=args.risk_mismatch, max_targets=args.max_targets or 0)
+    c = await _stub(ctl).CreateCampaign(api.CreateCampaignRequest(campaign=cpb.Campaign(
+        name=args.name, purpose=args.purpose or "", kind=KINDS[args.kind],
+        start_date=args.start, end_date=args.end,
+        agent_ids=[a for a in args.agents.split(",") if a], daily_quota=args.quota,
+        max_attempts=args.max_attempts or 0, retry_backoff_minutes=args.backoff or 0, rule=rule),
+        request_id=args.request_id or ""), metadata=ctl.metadata)
+    ctl.console.print(f"campaign {c.id}: {c.target_count} clients queued")
+
+
+async def campaigns(args: argparse.Namespace, ctl: Ctl) -> None:
+    resp = await _stub(ctl).ListCampaigns(api.ListCampaignsRequest(page_size=100),
+                                          metadata=ctl.metadata)
+    ctl.table("campaigns", ["id", "name", "kind", "period", "agents", "quota/day", "targets",
+                            "state"],
+              [[c.id, c.name, _name(cpb.CampaignKind, c.kind, "CAMPAIGN_KIND_"),
+                f"{c.start_date}..{c.end_date}", str(len(c.agent_ids)), str(c.daily_quota),
+                str(c.target_count), _name(cpb.CampaignState, c.state, "CAMPAIGN_STATE_")]
+               for c in resp.campaigns])
+
+
+async def campaign_show(args: argparse.Namespace, ctl: Ctl) -> None:
+    stub = _stub(ctl)
+    if args.close:
+        await stub.CloseCampaign(api.CloseCampaignRequest(id=args.id), metadata=ctl.metadata)
+    p = await stub.GetCampaignProgress(api.GetCampaignProgressRequest(id=args.id),
+                                       metadata=ctl.metadata)
+    ctl.table(f"campaign {args.id} ({p.day})", ["targets", "pending", "in call", "done",
+                                                "reached", "exhausted", "removed", "overdue"],
+              [[str(x) for x in (p.targets, p.pending, p.claimed, p.done, p.reached,
+                                 p.exhausted, p.removed, p.overdue)]])
+    ctl.table("agents", ["agent", "today / quota", "reached today", "total", "reached total"],
+              [[a.agent_id, f"{a.made_today}/{a.daily_quota}", str(a.reached_today),
+                str(a.made_total), str(a.reached_total)] for a in p.agents])
+
+
+async def stats(args: argparse.Namespace, ctl: Ctl) -> None:
+    resp = await _stub(ctl).GetWeeklyStatistics(api.GetWeeklyStatisticsRequest(
+        week_of=args.week_of or "", agent_id=args.agent or ""), metadata=ctl.metadata)
+    cols = ["agent", "accepted", "escalated", "resolved", "within SLA", "callbacks",
+            "reached", "reports", "complaints", "satisfaction"]
+
+    def row(a: tpb.AgentWeek) -> list[str]:
+        return [a.agent_id or "TOTAL", str(a.tickets_accepted), str(a.tickets_escalated),
+                str(a.tickets_resolved), str(a.resolved_within_sla), str(a.callbacks_made),
+                str(a.callbacks_reached), str(a.reports_delivered), str(a.complaints),
+                f"{a.average_satisfaction:.2f}" if a.average_satisfaction else "-"]
+
+    ctl.table(f"week {resp.week_start} .. {resp.week_end}", cols,
+              [row(a) for a in resp.agents] + [row(resp.total)])
+
+
+async def regulatory(args: argparse.Namespace, ctl: Ctl) -> None:
+    r = await _stub(ctl).GetRegulatoryProgress(api.GetRegulatoryProgressRequest(
+        year=args.year or 0), metadata=ctl.metadata)
+    ctl.table(f"regulatory callbacks {r.year}", ["rule", "figure"], [
+        ["new accounts opened", str(r.new_accounts)],
+        ["  called within one month", str(r.new_accounts_called_in_time)],
+        ["  overdue (month passed, not reached)", str(r.new_accounts_overdue)],
+        ["  still within their month", str(r.new_accounts_open)],
+        ["clients on the books at last year end", str(r.year_end_clients)],
+        ["  reached this year", str(r.year_end_clients_called)],
+        ["  required (10%)", str(r.year_end_required)],
+        ["  gap", str(r.year_end_gap)],
+    ])
+
+
+async def agents(args: argparse.Namespace, ctl: Ctl) -> None:
+    resp = await _stub(ctl).ListAgents(api.ListAgentsRequest(page_size=200),
+                                       metadata=ctl.metadata)
+    ctl.table("agents", ["agent", "lines", "on duty", "active", "absent", "substitute",
+                         "team lead"],
+              [[a.staff_id, ",".join(_name(tpb.Line, x, "LINE_") for x in a.lines),
+                "yes" if a.on_duty else "", "yes" if a.active else "no",
+                "yes" if a.absent else "", _short(a.substitute_id), _short(a.team_lead_id)]
+               for a in resp.agents])
+
+
+async def sla(args: argparse.Namespace, ctl: Ctl) -> None:
+    stub = _stub(ctl)
+    if args.line:
+        await stub.UpdateSlaPolicy(api.UpdateSlaPolicyRequest(policy=tpb.SlaPolicy(
+            line=LINES[args.line], priority=PRIORITIES[args.priority],
+            first_response_minutes=args.first_response, resolution_minutes=args.resolution,
+            resolution_business_days=args.business_days)), metadata=ctl.metadata)
+    resp = await stub.ListSlaPolicies(api.ListSlaPoliciesRequest(), metadata=ctl.metadata)
+    ctl.table("SLA targets", ["line", "priority", "first response (min)", "resolution (min)",
+                              "weekdays only"],
+              [[_name(tpb.Line, p.line, "LINE_"), _name(tpb.Priority, p.priority, "PRIORITY_"),
+                str(p.first_response_minutes), str(p.resolution_minutes),
+                "yes" if p.resolution_business_days else ""] for p in resp.policies])
+
+
+def add_commands(groups: argparse._SubParsersAction) -> None:
+    g = groups.add_parser("remote", help="callbacks, reports and hotline tickets").add_subparsers(
+        dest="command", required=True)
+
+    p = g.add_parser("day", help="an agent's day: quotas, open tickets, follow-ups due")
+    p.set_defaults(func=day)
+    p = g.add_parser("next", help="take the next callback from your queues")
+    p.add_argument("--campaign")
+    p.set_defaults(func=next_callback)
+    p = g.add_parser("record", help="record a callback's outcome")
+    p.add_argument("target")
+    p.add_argument("outcome", choices=sorted(OUTCOMES))
+    p.add_argument("--notes")
+    p.add_argument("--callback-at", help="when the client asked to be called (ISO time)")
+    p.add_argument("--called-at", help="when the call was made, if recorded later (ISO time)")
+    p.add_argument("--request-id")
+    p.set_defaults(func=record)
+    p = g.add_parser("duty", help="go on or off duty on lines")
+    p.add_argument("--lines", default="investment,technical")
+    p.add_argument("--off", action="store_true")
+    p.add_argument("--staff", help="another agent (supervisors)")
+    p.set_defaults(func=duty)
+    p = g.add_parser("absent", help="mark absence and name a substitute (or --back)")
+    p.add_argument("--substitute")
+    p.add_argument("--back", action="store_true")
+    p.add_argument("--staff")
+    p.set_defaults(func=absence)
+    p = g.add_parser("open", help="open a hotline ticket")
+    p.add_argument("--line", choices=sorted(LINES), required=True)
+    p.add_argument("--summary", required=True)
+    p.add_argument("--priority", choices=sorted(PRIORITIES), default="normal")
+    p.add_argument("--category")
+    p.add_argument("--description")
+    p.add_argument("--caller")
+    p.add_argument("--phone")
+    p.add_argument("--client")
+    p.add_argument("--complaint", action="store_true")
+    p.add_argument("--auto", action="store_true", help="assign round-robin to an agent on duty")
+    p.add_argument("--request-id")
+    p.set_defaults(func=open_ticket)
+    p = g.add_parser("tickets", help="list tickets")
+    p.add_argument("--mine", action="store_true")
+    p.add_argument("--state", choices=sorted(STATES))
+    p.add_argument("--line", choices=sorted(LINES))
+    p.add_argument("--breached", action="store_true")
+    p.add_argument("--follow-up-due", action="store_true")
+    p.add_argument("--complaints", action="store_true")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--page")
+    p.set_defaults(func=tickets)
+    p = g.add_parser("ticket", help="one ticket with its SLA clocks and history")
+    p.add_argument("id")
+    p.set_defaults(func=show_ticket)
+    for action, text_help in (("respond", "note"), ("resolve", "resolution"),
+                              ("reopen", "reason")):
+        p = g.add_parser(action, help=f"{action} a ticket")
+        p.add_argument("id")
+        p.add_argument("text", help=text_help)
+        p.set_defaults(func=ticket_action, action=action)
+    p = g.add_parser("pause", help="the ticket waits on the caller or a third party")
+    p.add_argument("id")
+    p.add_argument("--reason", choices=sorted(PAUSES), required=True)
+    p.add_argument("--text", help="note")
+    p.set_defaults(func=ticket_action, action="pause")
+    p = g.add_parser("resume", help="the caller or third party answered")
+    p.add_argument("id")
+    p.add_argument("--text", help="note")
+    p.set_defaults(func=ticket_action, action="resume")
+    p = g.add_parser("transfer", help="another department works it; you stay the owner")
+    p.add_argument("id")
+    p.add_argument("--department", required=True)
+    p.add_argument("--handler")
+    p.add_argument("--text", help="note")
+    p.set_defaults(func=ticket_action, action="transfer")
+    p = g.add_parser("follow-up", help="record the follow-up callback after resolution")
+    p.add_argument("id")
+    p.add_argument("--outcome", choices=sorted(OUTCOMES), default="reached")
+    p.add_argument("--satisfaction", type=int, help="1..5")
+    p.add_argument("--text", help="notes")
+    p.set_defaults(func=ticket_action, action="follow-up")
+
+    p = g.add_parser("report-create", help="build a client's trading-record report")
+    p.add_argument("client")
+    p.add_argument("--start", required=True, help="YYYY-MM-DD")
+    p.add_argument("--end", required=True, help="YYYY-MM-DD")
+    p.add_argument("--request-id")
+    p.set_defaults(func=report_create)
+    p = g.add_parser("report", help="print a report (Markdown) or write its HTML")
+    p.add_argument("id")
+    p.add_argument("--html", help="write the HTML document to this file")
+    p.set_defaults(func=report_show)
+    p = g.add_parser("report-deliver", help="record a report's delivery")
+    p.add_argument("id")
+    p.add_argument("--channel", choices=sorted(CHANNELS), required=True)
+    p.add_argument("--to", required=True)
+    p.set_defaults(func=report_deliver)
+    p = g.add_parser("reports", help="list reports")
+    p.add_argument("--client")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=reports)
+
+    p = g.add_parser("campaign-create", help="define a callback campaign (supervisor)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--kind", choices=sorted(KINDS), default="general")
+    p.add_argument("--purpose")
+    p.add_argument("--start", required=True, help="YYYY-MM-DD")
+    p.add_argument("--end", required=True, help="YYYY-MM-DD")
+    p.add_argument("--agents", required=True, help="comma-separated staff ids")
+    p.add_argument("--quota", type=int, required=True, help="callbacks per agent per day")
+    p.add_argument("--max-attempts", type=int)
+    p.add_argument("--backoff", type=int, help="first retry delay, minutes")
+    p.add_argument("--not-contacted-days", type=int)
+    p.add_argument("--min-concentration", help="e.g. 0.5")
+    p.add_argument("--risk-mismatch", action="store_true")
+    p.add_argument("--max-targets", type=int)
+    p.add_argument("--request-id")
+    p.set_defaults(func=campaign_create)
+    p = g.add_parser("campaigns", help="list campaigns")
+    p.set_defaults(func=campaigns)
+    p = g.add_parser("campaign", help="a campaign's progress per agent against quota")
+    p.add_argument("id")
+    p.add_argument("--close", action="store_true", help="close it first")
+    p.set_defaults(func=campaign_show)
+    p = g.add_parser("stats", help="weekly statistics per agent")
+    p.add_argument("--week-of", help="any day of the week, YYYY-MM-DD")
+    p.add_argument("--agent")
+    p.set_defaults(func=stats)
+    p = g.add_parser("breached", help="tickets past an SLA target")
+    p.add_argument("--all", action="store_true", help="include resolved ones")
+    p.set_defaults(func=breached)
+    p = g.add_parser("regulatory", help="distance from the regulator's callback rules")
+    p.add_argument("--year", type=int)
+    p.set_defaults(func=regulatory)
+    p = g.add_parser("agents", help="agents on the desk")
+    p.set_defaults(func=agents)
+    p = g.add_parser("sla", help="show, or with --line set, SLA targets")
+    p.add_argument("--line", choices=sorted(LINES))
+    p.add_argument("--priority", choices=sorted(PRIORITIES), default="normal")
+    p.add_argument("--first-response", type=int, default=15)
+    p.add_argument("--resolution", type=int, default=1440)
+    p.add_argument("--business-days", action="store_true")
+    p.set_defaults(func=sla)
