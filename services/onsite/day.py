@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime, timedelta
 
 from branch.directory.v1 import client_pb2
@@ -93,8 +94,8 @@ async def set_plan(o: Onsite, p: Principal, req: api.SetDailyPlanRequest) -> day
     check_text(v, "note", req.note, 2000)
     v.raise_if_any()
     assert day is not None
-    for cid in {i.client_id for i in (*req.visits, *req.consultation_targets)}:
-        await onsite_client(o, p, cid, manager)
+    await asyncio.gather(*(onsite_client(o, p, cid, manager) for cid in sorted(
+        {i.client_id for i in (*req.visits, *req.consultation_targets)})))
     now = o.now()
     async with o.db.transaction() as s:
         row = (await s.exec(select(PlanRow).where(

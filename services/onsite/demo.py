@@ -9,6 +9,7 @@ managers themselves with their real times, as they do at the end of a day."""
 from __future__ import annotations
 
 import asyncio
+import random
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -65,7 +66,9 @@ async def load(demo: Demo) -> None:
     counts = {"plans": 0, "visits": 0, "patrols": 0, "forms": 0}
     targets: list[tuple[date, str, str]] = []
 
-    async def manager_day(m: str, day: date) -> None:
+    gate = asyncio.Semaphore(8)
+
+    async def manager_day(m: str, day: date, rng: random.Random) -> None:
         md = demo.as_staff(m, "client_manager")
         pool = mine[m]
         if not pool:
@@ -73,50 +76,58 @@ async def load(demo: Demo) -> None:
         chosen = rng.sample(pool, min(len(pool), rng.randint(8, 11)))
         rooms = rng.sample(ROOMS, 3)
         consult = rng.sample(chosen, min(len(chosen), rng.choice((1, 1, 2))))
-        await stub.SetDailyPlan(api.SetDailyPlanRequest(
-            plan_date=day.isoformat(),
-            visits=[day_pb2.PlannedClient(client_id=c.id, reason=rng.choice(REQUESTS))
-                    for c in chosen],
-            rooms=rooms,
-            consultation_targets=[day_pb2.PlannedClient(client_id=c.id,
-                                                        reason="holdings review")
-                                  for c in consult]), metadata=md)
+        async with gate:
+            await stub.SetDailyPlan(api.SetDailyPlanRequest(
+                plan_date=day.isoformat(),
+                visits=[day_pb2.PlannedClient(client_id=c.id, reason=rng.choice(REQUESTS))
+                        for c in chosen],
+                rooms=rooms,
+                consultation_targets=[day_pb2.PlannedClient(client_id=c.id,
+                                                            reason="holdings review")
+                                      for c in consult]), metadata=md)
         counts["plans"] += 1
         for c in consult:
             targets.append((day, m, c.id))
         is_today = day == today
         visited = chosen[: (3 if is_today else rng.randint(6, len(chosen)))]
+        calls = []
         for k, c in enumerate(visited):
             when = _at(day, 9, 40, tz) + timedelta(minutes=25 * k + rng.randint(0, 15))
             if when > now:
                 break
             follow = rng.random() < 0.25
-            await stub.RecordVisit(api.RecordVisitRequest(visit=day_pb2.Visit(
+            calls.append(stub.RecordVisit(api.RecordVisitRequest(visit=day_pb2.Visit(
                 client_id=c.id, visit_time=ts(when), room=rng.choice(rooms),
                 topics=rng.sample(TOPICS, rng.randint(1, 3)),
                 client_requests=rng.choice(REQUESTS), follow_up_needed=follow,
                 follow_up_note="send the note after the close" if follow else ""),
-                request_id=f"demo-visit-{m[-8:]}-{day}-{k}"), metadata=md)
-            counts["visits"] += 1
+                request_id=f"demo-visit-{m[-8:]}-{day}-{k}"), metadata=md))
+        counts["visits"] += len(calls)
         patrolled = rooms[: (1 if is_today else rng.choice((2, 3, 3, 3)))]
         for k, room in enumerate(patrolled):
             when = _at(day, 10, 30, tz) + timedelta(hours=2 * k)
             if when > now:
                 break
-            await stub.RecordPatrol(api.RecordPatrolRequest(patrol=day_pb2.Patrol(
+            calls.append(stub.RecordPatrol(api.RecordPatrolRequest(patrol=day_pb2.Patrol(
                 room=room, patrol_time=ts(when),
                 observations=rng.choice(["quiet", "screens ok", "two clients asked for coffee",
                                          "projector faulty, reported"])),
-                request_id=f"demo-patrol-{m[-8:]}-{day}-{k}"), metadata=md)
+                request_id=f"demo-patrol-{m[-8:]}-{day}-{k}"), metadata=md))
             counts["patrols"] += 1
+        for call in calls:
+            async with gate:
+                await call
 
-    for day in days:
-        await asyncio.gather(*(manager_day(m, day) for m in managers))
+    # one generator per manager-day, drawn in a fixed order: the data does not depend on
+    # which RPC finishes first
+    work = [(m, day, random.Random(demo.rng.random())) for day in days for m in managers]
+    await asyncio.gather(*(manager_day(m, day, r) for m, day, r in work))
+    targets.sort()
 
     # consultation forms: history backfilled, today's raised live
     states = {"delivered": 0, "late": 0, "cancelled": 0, "open_overdue": 0, "open": 0,
               "override": 0}
-    for i, (day, m, client_id) in enumerate(targets):
+    async def one_form(i: int, day: date, m: str, client_id: str, rng: random.Random) -> None:
         consultant = consultants[i % len(consultants)]
         client = next(c for c in demo.clients if c.id == client_id)
         raised_at = _at(day, 11, 0, tz)
@@ -131,7 +142,7 @@ async def load(demo: Demo) -> None:
         if is_today:
             if i % 2 == 0:
                 states["open"] += 1
-                continue
+                return
             fate = "analysed_live"
         elif day >= today - timedelta(days=2) and roll < 0.5:
             fate = "open_overdue"
@@ -146,10 +157,10 @@ async def load(demo: Demo) -> None:
                 id=form.id, reason="client sold the position before the analysis",
                 backfill_time=ts(raised_at + timedelta(hours=2))), metadata=admin)
             states["cancelled"] += 1
-            continue
+            return
         if fate == "open_overdue":
             states["open_overdue"] += 1
-            continue
+            return
         level = max(1, min(5, client.risk_tolerance + (1 if rng.random() < 0.1 else 0)))
         req = api.AnalyseConsultationFormRequest(
             id=form.id, analysis="Concentrated in two names; cost well below market; "
@@ -171,13 +182,21 @@ async def load(demo: Demo) -> None:
             states["override"] += 1
         if fate == "analysed_live":
             states["open"] += 1
-            continue
+            return
         hours = rng.randint(27, 40) if fate == "late" else rng.randint(8, 22)
         await stub.DeliverConsultationForm(api.DeliverConsultationFormRequest(
             id=form.id, acknowledgement=rng.choice(
                 ["client signed the printed form", "read back by phone", "explained in Room 2"]),
             backfill_time=ts(raised_at + timedelta(hours=hours))), metadata=admin)
         states["late" if fate == "late" else "delivered"] += 1
+
+
+    async def gated(*args) -> None:  # type: ignore[no-untyped-def]
+        async with gate:
+            await one_form(*args)
+
+    draws = [(i, d, m, c, random.Random(demo.rng.random())) for i, (d, m, c) in enumerate(targets)]
+    await asyncio.gather(*(gated(*x) for x in draws))
 
     # exchange meetings: three held in the past weeks, a weekly schedule ahead
     onsite_clients = [c for m in managers for c in mine[m]]
