@@ -6,6 +6,7 @@ on one file) queue on the lock instead of failing when a read lock cannot be upg
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -44,6 +45,9 @@ class Database:
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30, "isolation_level": None}
+            # transactions are explicit (transaction() commits or rolls back), so a returned
+            # connection holds none: skip the pool's reset round trip
+            kwargs["pool_reset_on_return"] = None
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
@@ -53,6 +57,8 @@ class Database:
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
         self.after_commit_hooks: list[Callable[[AsyncSession], None]] = []
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._write_lock_owner: asyncio.Task[Any] | None = None
 
     def _sqlite_pragmas(self) -> None:
         sync_engine = self.engine.sync_engine
@@ -68,12 +74,31 @@ class Database:
 
         @event.listens_for(sync_engine, "begin")
         def _on_begin(conn: Any) -> None:
-            immediate = conn.get_execution_options().get("branch_write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            # Reads run in autocommit (each statement sees a WAL snapshot): no BEGIN/ROLLBACK
+            # round trips through aiosqlite's thread, which cost as much as the query itself.
+            if conn.get_execution_options().get("branch_write", False):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A write transaction: committed on success, rolled back on any exception."""
+        if self._write_lock is None or self._write_lock_owner is asyncio.current_task():
+            async with self._transaction() as session:
+                yield session
+            return
+        # SQLite has one writer at a time. Queue this process's writers here, where waiting
+        # is cheap, instead of in SQLite's busy handler, which sleeps in growing steps;
+        # busy_timeout still covers writers in other processes.
+        async with self._write_lock:
+            self._write_lock_owner = asyncio.current_task()
+            try:
+                async with self._transaction() as session:
+                    yield session
+            finally:
+                self._write_lock_owner = None
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
         async with self._sessions() as session:
             session.info["service"] = self.service
             await session.connection(execution_options={"branch_write": True})

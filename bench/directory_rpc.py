@@ -1,0 +1,366 @@
+"""Benchmark: directory RPCs against a bare grpc.aio echo server, the event hop, and the two
+ways of keeping database I/O off the event loop.
+
+Each server runs in its own process (as deployed); the load comes from this process with
+CONCURRENCY calls in flight on one channel. All figures come from one run on one machine,
+so the ratios are what to compare.
+
+Run: ./dev bench   (or .venv/bin/python bench/directory_rpc.py [--calls N])
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.factories
+
+from branch.directory.v1 import directory_service_pb2 as api  # noqa: E402
+from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub  # noqa: E402
+
+CONCURRENCY = 16
+SECRET = "bench-signing-key-0123456789abcdef"
+ECHO_METHOD = "/bench.Echo/Echo"
+
+
+# ---- servers, each in a child process ---------------------------------------------------
+
+def _echo_server(port_q: mp.Queue, stop: mp.Event) -> None:  # type: ignore[type-arg]
+    async def serve() -> None:
+        async def echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            return request
+
+        server = grpc.aio.server()
+        handler = grpc.method_handlers_generic_handler(
+            "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
+        )
+        server.add_generic_rpc_handlers((handler,))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        port_q.put(port)
+        while not stop.is_set():
+            await asyncio.sleep(0.1)
+        await server.stop(0)
+
+    asyncio.run(serve())
+
+
+def _directory_server(data_dir: str, nats_url: str, port_q: mp.Queue,  # type: ignore[type-arg]
+                      stop: mp.Event, sync_reads: bool = False) -> None:
+    from services.common.logs import configure_logging
+    from services.common.server import ServiceRunner
+    from services.common.settings import Settings
+    from services.directory.server import SPEC
+
+    configure_logging("error")
+    if sync_reads:
+        _use_sync_reads(Path(data_dir) / "directory.db")
+
+    async def serve() -> None:
+        settings = Settings(data_dir=Path(data_dir), nats_url=nats_url, token_secret=SECRET)
+        runner = ServiceRunner(SPEC, settings, port=0)
+        await runner.start()
+        port_q.put(runner.port)
+        while not stop.is_set():
+            await asyncio.sleep(0.1)
+        await runner.stop(grace=1)
+
+    asyncio.run(serve())
+
+
+def _use_sync_reads(path: Path) -> None:
+    """Bench only: GetClient through a sync session in a bounded thread pool, the
+    alternative the async engine is measured against at the RPC level."""
+    from sqlalchemy import create_engine
+    from sqlmodel import Session
+
+    from services.directory import convert, service
+    from services.directory.models import Client
+
+    engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False},
+                           pool_size=8)
+    pool = ThreadPoolExecutor(max_workers=8)
+
+    async def get_client(self, principal, client_id):  # type: ignore[no-untyped-def]
+        def work():  # type: ignore[no-untyped-def]
+            with Session(engine) as session:
+                row = session.get(Client, client_id)
+                if row is None:
+                    raise service.NotFound(f"client {client_id} not found")
+                service.ensure_scope(principal, row)
+                return convert.client_to_proto(row, self.today())
+
+        return await asyncio.get_running_loop().run_in_executor(pool, work)
+
+    service.Directory.get_client = get_client  # type: ignore[method-assign]
+
+
+def _hop_consumer(data_dir: str, nats_url: str, expect: int,
+                  out_q: mp.Queue, ready: mp.Event) -> None:  # type: ignore[type-arg]
+    """A durable consumer in its own process; reports commit-to-handled latencies."""
+    from services.common import migrations
+    from services.common.clock import SystemClock
+    from services.common.consumer import Consumer, Subscription
+    from services.common.db import Database
+    from services.common.logs import configure_logging
+    from services.common.nats_link import NatsLink
+    from services.directory.server import SPEC
+
+    configure_logging("error")
+
+    async def consume() -> None:
+        db = Database(f"sqlite+aiosqlite:///{data_dir}/hop.db", service="hop")
+        await migrations.upgrade(db, SPEC.migrations)
+        link = NatsLink(nats_url, "hop")
+        await link.connect(attempts=5)
+        latencies: list[float] = []
+        done = asyncio.Event()
+
+        async def handle(session, event) -> None:  # type: ignore[no-untyped-def]
+            # ce-time is stamped inside CreateClient's transaction, just before its commit
+            latencies.append((datetime.now(UTC) - event.time).total_seconds())
+            if len(latencies) >= expect:
+                done.set()
+
+        consumer = Consumer(db, link, SystemClock(), Subscription(
+            "bench", ["branch.directory.client.created"], handle))
+        await consumer.ensure()
+        task = asyncio.create_task(consumer.run())
+        ready.set()
+        await asyncio.wait_for(done.wait(), timeout=120)
+        consumer.stop()
+        task.cancel()
+        out_q.put(latencies)
+        await link.close()
+        await db.dispose()
+
+    asyncio.run(consume())
+
+
+# ---- load -------------------------------------------------------------------------------
+
+async def _load(call, n: int) -> tuple[float, list[float]]:  # type: ignore[no-untyped-def]
+    latencies: list[float] = []
+    counter = iter(range(n))
+
+    async def worker() -> None:
+        for i in counter:
+            t0 = time.perf_counter()
+            await call(i)
+            latencies.append(time.perf_counter() - t0)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return time.perf_counter() - start, latencies
+
+
+def _row(name: str, n: int, elapsed: float, lat: list[float], base: float | None) -> list[str]:
+    rate = n / elapsed
+    q = statistics.quantiles(lat, n=100)
+    return [name, f"{rate:,.0f}", f"{q[49] * 1000:.2f}", f"{q[98] * 1000:.2f}",
+            f"{rate / base:.2f}" if base else "1.00"]
+
+
+async def bench_rpc(calls: int, data_dir: Path, nats_url: str) -> list[list[str]]:
+    from services.common.auth import TokenSigner
+    from tests.directory.factories import client_msg
+
+    ctx = mp.get_context("spawn")
+    rows: list[list[str]] = []
+    loop = asyncio.get_running_loop()
+    stop = ctx.Event()
+    q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    echo = ctx.Process(target=_echo_server, args=(q, stop))
+    echo.start()
+    port = q.get(timeout=30)
+    payload = bytes(400)  # about the size of a serialised Client
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+        call = ch.unary_unary(ECHO_METHOD)
+        await _load(lambda i: call(payload), 500)
+        elapsed, lat = await _load(lambda i: call(payload), calls)
+        base_rate = calls / elapsed
+        rows.append(_row("echo (bare grpc.aio, baseline)", calls, elapsed, lat, None))
+    stop.set()
+    echo.join()
+
+    stop = ctx.Event()
+    server = ctx.Process(target=_directory_server, args=(str(data_dir), nats_url, q, stop))
+    server.start()
+    port = q.get(timeout=60)
+    token = TokenSigner(SECRET).issue("bench-admin", ["admin"], datetime.now(UTC),
+                                      timedelta(hours=1))
+    md = [("authorization", f"Bearer {token}")]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+        stub = DirectoryServiceStub(ch)
+
+        # the event hop first, on an empty stream: CreateClient commit -> durable consumer
+        # in another process, one event at a time (a trickle, not a burst)
+        hop_n = 300
+        out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+        ready = ctx.Event()
+        consumer = ctx.Process(target=_hop_consumer,
+                               args=(str(data_dir), nats_url, hop_n, out, ready))
+        consumer.start()
+        await loop.run_in_executor(None, ready.wait, 60)
+        for _ in range(hop_n):
+            await stub.CreateClient(api.CreateClientRequest(client=client_msg()), metadata=md)
+            await asyncio.sleep(0.005)
+        hops = await loop.run_in_executor(None, out.get, True, 120)
+        consumer.join()
+        q_hop = statistics.quantiles(hops, n=100)
+
+        ids: list[str] = []
+
+        async def create(i: int) -> None:
+            c = await stub.CreateClient(api.CreateClientRequest(client=client_msg()), metadata=md)
+            ids.append(c.id)
+
+        await _load(create, 300)
+        elapsed, lat = await _load(create, calls)
+        rows.append(_row("directory CreateClient", calls, elapsed, lat, base_rate))
+        rng = random.Random(1)
+
+        async def get(i: int) -> None:
+            await stub.GetClient(api.GetClientRequest(id=rng.choice(ids)), metadata=md)
+
+        await _load(get, 500)
+        elapsed, lat = await _load(get, calls)
+        rows.append(_row("directory GetClient", calls, elapsed, lat, base_rate))
+    stop.set()
+    server.join()
+
+    # the same GetClient with its read on a sync session in a thread pool (same data)
+    stop = ctx.Event()
+    server = ctx.Process(target=_directory_server,
+                         args=(str(data_dir), nats_url, q, stop, True))
+    server.start()
+    port = q.get(timeout=60)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+        stub = DirectoryServiceStub(ch)
+        await _load(get, 500)
+        elapsed, lat = await _load(get, calls)
+        rows.append(_row("directory GetClient, read via sync session in thread pool", calls,
+                         elapsed, lat, base_rate))
+        rows.append(["event hop: CreateClient commit → durable consumer in another process",
+                     f"({hop_n} events)", f"{q_hop[49] * 1000:.2f}", f"{q_hop[98] * 1000:.2f}",
+                     "—"])
+    stop.set()
+    server.join()
+    return rows
+
+
+async def bench_db(calls: int, async_url: str, sync_url: str, label: str) -> list[list[str]]:
+    """The same primary-key read through the async engine and through sync sessions in a
+    bounded thread pool, CONCURRENCY at a time."""
+    from sqlalchemy import create_engine
+    from sqlmodel import Session
+
+    from services.common import migrations
+    from services.common.db import Database
+    from services.directory.models import Client
+    from services.directory.server import SPEC
+
+    db = Database(async_url, service="directory")
+    await migrations.upgrade(db, SPEC.migrations)
+    now = datetime.now(UTC)
+    ids = [f"c{i:06d}" for i in range(2000)]
+    async with db.transaction() as session:
+        for i, cid in enumerate(ids):
+            session.add(Client(id=cid, account_no=f"B{i}", display_name="x", channel=1, tier=1,
+                               risk_tolerance=3, risk_assessed_on=now.date(),
+                               commission_rate="0.0003", opened_on=now.date(), status=1,
+                               created_at=now, updated_at=now))
+    rng = random.Random(2)
+
+    async def async_get(i: int) -> None:
+        async with db.read() as session:
+            await session.get(Client, rng.choice(ids))
+
+    await _load(async_get, 300)
+    a_elapsed, a_lat = await _load(async_get, calls)
+    await db.dispose()
+
+    sqlite = sync_url.startswith("sqlite")
+    kwargs = {"connect_args": {"check_same_thread": False}} if sqlite else {}
+    engine = create_engine(sync_url, pool_size=8, **kwargs)
+    pool = ThreadPoolExecutor(max_workers=8)
+    loop = asyncio.get_running_loop()
+
+    def sync_get() -> None:
+        with Session(engine) as session:
+            session.get(Client, rng.choice(ids))
+
+    async def threaded_get(i: int) -> None:
+        await loop.run_in_executor(pool, sync_get)
+
+    await _load(threaded_get, 300)
+    s_elapsed, s_lat = await _load(threaded_get, calls)
+    pool.shutdown()
+    engine.dispose()
+    a_rate = calls / a_elapsed
+    return [
+        _row(f"{label}: async engine", calls, a_elapsed, a_lat, None),
+        _row(f"{label}: sync session in 8-thread pool", calls, s_elapsed, s_lat, a_rate),
+    ]
+
+
+async def _pg_database(url: str) -> str:
+    import uuid
+
+    import asyncpg
+
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    return url.rpartition("/")[0] + "/" + name
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=3000)
+    args = parser.parse_args()
+    from services.common.nats_link import EmbeddedNats
+
+    with tempfile.TemporaryDirectory() as tmp:
+        nats = EmbeddedNats(Path(tmp) / "nats")
+        nats.start()
+        try:
+            rpc_rows = asyncio.run(bench_rpc(args.calls, Path(tmp), nats.url))
+        finally:
+            nats.stop()
+        path = Path(tmp) / "dbbench.db"
+        db_rows = asyncio.run(bench_db(args.calls, f"sqlite+aiosqlite:///{path}",
+                                       f"sqlite:///{path}", "SQLite (aiosqlite / sqlite3)"))
+        pg = os.environ.get("BRANCH_TEST_POSTGRES_URL", "")
+        if pg:
+            url = asyncio.run(_pg_database(pg))
+            db_rows += asyncio.run(bench_db(args.calls, url, url.replace("+asyncpg", "+psycopg"),
+                                            "PostgreSQL (asyncpg / psycopg)"))
+        else:
+            print("PostgreSQL read comparison skipped: BRANCH_TEST_POSTGRES_URL not set")
+    print(f"\nconcurrency {CONCURRENCY}, {args.calls} calls each\n")
+    print("| what | calls/s | p50 ms | p99 ms | ratio to baseline |")
+    print("|---|---|---|---|---|")
+    for row in rpc_rows:
+        print("| " + " | ".join(row) + " |")
+    print("\n| database read path | reads/s | p50 ms | p99 ms | ratio to async, same db |")
+    print("|---|---|---|---|---|")
+    for row in db_rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
