@@ -366,7 +366,7 @@ async def compliance(o: Onsite, p: Principal,
             managers = sorted(found)
         rows = []
         for manager in managers:
-            items = list((await s.exec(select(PlanItemRow, PlanRow.rooms).join(
+            items = list((await s.exec(select(PlanItemRow).join(
                 PlanRow, col(PlanRow.id) == col(PlanItemRow.plan_id)).where(
                 PlanRow.client_manager_id == manager, col(PlanRow.plan_date) >= start,
                 col(PlanRow.plan_date) <= end, PlanItemRow.dropped == 0))).all())
@@ -387,7 +387,7 @@ async def compliance(o: Onsite, p: Principal,
                 col(FormRow.deadline) < hi))).all()
             visits_quota, rooms_quota = await quota_for(s, manager)
             done = {(cid, d) for cid, d in visits}
-            planned_visits = [i for i, _ in items if i.kind == VISIT]
+            planned_visits = [i for i in items if i.kind == VISIT]
             row = day_pb2.ComplianceRow(
                 client_manager_id=manager, start_date=start.isoformat(),
                 end_date=end.isoformat(),
@@ -396,7 +396,7 @@ async def compliance(o: Onsite, p: Principal,
                                         if (i.client_id, i.plan_date) in done),
                 visits_quota=visits_quota * days, planned_rooms=rooms_planned,
                 rooms_patrolled=len(patrolled), rooms_quota=rooms_quota * days,
-                consultation_targets=sum(1 for i, _ in items if i.kind == CONSULT),
+                consultation_targets=sum(1 for i in items if i.kind == CONSULT),
                 forms_raised=int(raised),
                 forms_overdue=sum(1 for f in due if convert.is_overdue(f, now)),
             )
