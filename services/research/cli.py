@@ -299,10 +299,13 @@ async def answer(args: argparse.Namespace, ctl: Ctl) -> None:
 
 # ---- reach and ledger --------------------------------------------------------------------
 
-def _duration(value) -> str:  # type: ignore[no-untyped-def]
-    if value.seconds == 0 and value.nanos == 0:
+def _duration(value, relayed: int) -> str:  # type: ignore[no-untyped-def]
+    if not relayed:
         return "-"
-    minutes = value.seconds // 60
+    seconds = value.seconds
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes = seconds // 60
     return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
@@ -317,8 +320,9 @@ async def reach(args: argparse.Namespace, ctl: Ctl) -> None:
     ctl.table("reach", ["note", "title", "published", "targeted", "relayed", "acknowledged",
                         "withheld", "median to relay", "worst"],
               [[r.note_id, r.title[:40], _when(r.publish_time), r.targeted, r.relayed,
-                r.acknowledged, r.withheld_for_suitability, _duration(r.median_time_to_relay),
-                _duration(r.worst_time_to_relay)] for r in items])
+                r.acknowledged, r.withheld_for_suitability,
+                _duration(r.median_time_to_relay, r.relayed),
+                _duration(r.worst_time_to_relay, r.relayed)] for r in items])
 
 
 async def ledger(args: argparse.Namespace, ctl: Ctl) -> None:
