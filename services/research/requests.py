@@ -228,6 +228,7 @@ class Requests:
         v.raise_if_any()
         now = self.clock.now()
         async with self.db.transaction() as session:
+            note = None
             if req.note_id:
                 note = await session.get(Note, req.note_id)
                 if (note is None or note.state != note_pb2.NOTE_STATE_PUBLISHED
@@ -259,6 +260,8 @@ class Requests:
                      request_id=row.id, asker_id=row.asker_id, client_id=row.client_id,
                      advisory_id=row.advisory_id or "", answer=row.answer,
                      note_id=row.answer_note_id, analyst_id=p.staff_id, answer_time=ts(now),
+                     note_revision=note.published_revision if note else 0,
+                     note_risk_level=note.risk_level if note else 0,  # type: ignore[arg-type]
                  ))
             return convert.request_to_proto(row, now)
 

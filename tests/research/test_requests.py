@@ -145,6 +145,7 @@ async def test_queue_claim_answer(stub, clock, nats_url) -> None:
     assert (evt.request_id, evt.asker_id, evt.client_id, evt.note_id, evt.analyst_id) == (
         soon.id, "brk-1", "cli-1", note.id, "ana-1")
     assert evt.answer == "Yes: payout covered 1.8x." and evt.answer_time == answered.answer_time
+    assert (evt.note_revision, evt.note_risk_level) == (note.published_revision, note.risk_level)
 
 
 async def test_release_and_overdue(stub, clock) -> None:

@@ -131,6 +131,8 @@ class RequestAnswered(_message.Message):
     NOTE_ID_FIELD_NUMBER: _builtins.int
     ANALYST_ID_FIELD_NUMBER: _builtins.int
     ANSWER_TIME_FIELD_NUMBER: _builtins.int
+    NOTE_REVISION_FIELD_NUMBER: _builtins.int
+    NOTE_RISK_LEVEL_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     asker_id: _builtins.str
     """Staff id of whoever asked (a broker or a consultant)."""
@@ -141,6 +143,11 @@ class RequestAnswered(_message.Message):
     note_id: _builtins.str
     """Set when the answer is a note."""
     analyst_id: _builtins.str
+    note_revision: _builtins.int
+    """Set with note_id: the note's published revision and risk level, so the relaying broker's
+    service can check suitability without calling back.
+    """
+    note_risk_level: _client_pb2.RiskLevel.ValueType
     @_builtins.property
     def answer_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -154,10 +161,12 @@ class RequestAnswered(_message.Message):
         note_id: _builtins.str = ...,
         analyst_id: _builtins.str = ...,
         answer_time: _timestamp_pb2.Timestamp | None = ...,
+        note_revision: _builtins.int = ...,
+        note_risk_level: _client_pb2.RiskLevel.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["answer_time", b"answer_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["advisory_id", b"advisory_id", "analyst_id", b"analyst_id", "answer", b"answer", "answer_time", b"answer_time", "asker_id", b"asker_id", "client_id", b"client_id", "note_id", b"note_id", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["advisory_id", b"advisory_id", "analyst_id", b"analyst_id", "answer", b"answer", "answer_time", b"answer_time", "asker_id", b"asker_id", "client_id", b"client_id", "note_id", b"note_id", "note_revision", b"note_revision", "note_risk_level", b"note_risk_level", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
