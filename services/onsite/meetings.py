@@ -344,11 +344,20 @@ async def cancel_registration(o: Onsite, p: Principal,
     v.check(bool(req.id), "id", "required")
     check_text(v, "reason", req.reason, 500)
     v.raise_if_any()
+    async with o.db.read() as s:
+        found = await s.get(RegistrationRow, req.id)
+    if found is None:
+        raise NotFound(f"registration {req.id} not found")
+    if found.registered_by != p.staff_id:
+        # the same people who may register this client may cancel for them
+        await check_registrant(o, p, api.RegisterForMeetingRequest(
+            meeting_id=found.meeting_id, client_id=found.client_id))
     async with o.db.transaction() as s:
         row = await s.get(RegistrationRow, req.id)
         if row is None:
             raise NotFound(f"registration {req.id} not found")
         meeting = await _meeting(s, row.meeting_id, lock=True)
+        await s.refresh(row)  # as it is now that the meeting is locked
         if meeting.state != SCHEDULED:
             raise FailedPrecondition("the meeting is no longer scheduled",
                                      reason="MEETING_NOT_SCHEDULED")

@@ -121,6 +121,8 @@ async def test_waiting_list_moves_up(world: World) -> None:
     assert reason(err) == "CLIENT_UNKNOWN"
     await bad(o.RegisterForMeeting(api.RegisterForMeetingRequest(), metadata=world.as_sup),
               "meeting_id", "client_id")
+    await fails(o.CancelRegistration(api.CancelRegistrationRequest(id=first.id),
+                                     metadata=world.as_cm2), PD)
     cancelled = await o.CancelRegistration(api.CancelRegistrationRequest(
         id=first.id, reason="travelling"), metadata=world.as_cm1)
     assert cancelled.status == mpb.REGISTRATION_STATUS_CANCELLED
