@@ -188,3 +188,21 @@ async def test_large_import_in_batches(stub) -> None:
     streamed = [t async for t in stub.StreamTrades(api.StreamTradesRequest(client_id=client.id),
                                                      metadata=ADMIN)]
     assert len(streamed) == 2510
+
+
+async def test_streaming_rpc_checks_token_role_and_scope(stub) -> None:
+    b1 = await make_staff(stub, "broker")
+    theirs = await make_client(stub)
+    await _import(stub, [trade("S1", theirs.id, "600519", holding_pb2.SIDE_BUY, 1, "1", T0)])
+    cases = [([], grpc.StatusCode.UNAUTHENTICATED),
+             (auth("a1", "analyst"), grpc.StatusCode.PERMISSION_DENIED),
+             (auth(b1.id, "broker"), grpc.StatusCode.PERMISSION_DENIED)]
+    for metadata, code in cases:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            [t async for t in stub.StreamTrades(api.StreamTradesRequest(client_id=theirs.id),
+                                                 metadata=metadata)]
+        assert err.value.code() == code
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        [t async for t in stub.StreamTrades(api.StreamTradesRequest(
+            client_id=theirs.id, start_time=ts(T0), end_time=ts(T0)), metadata=ADMIN)]
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
