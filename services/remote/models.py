@@ -151,6 +151,9 @@ class Ticket(SQLModel, table=True):
     substitute_id: str = Field(default="", max_length=100)
     handler_department: str = Field(default="", max_length=60)
     handler_id: str = Field(default="", max_length=100)
+    transferred_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # the owner keeps being reminded while another department works the ticket
+    owner_reminded_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     pause_reason: int = 0
     pause_note: str = Field(default="", max_length=500)
     paused_since: datetime | None = Field(default=None, sa_type=UtcDateTime)

@@ -57,6 +57,7 @@ UNRESOLVED = (ticket_pb2.TICKET_STATE_OPEN, ticket_pb2.TICKET_STATE_IN_PROGRESS,
 RUNNING = (ticket_pb2.TICKET_STATE_OPEN, ticket_pb2.TICKET_STATE_IN_PROGRESS)
 FOLLOW_UP_DELAY = timedelta(days=1)
 FOLLOW_UP_RETRY = timedelta(hours=2)
+OWNER_REMINDER_EVERY = timedelta(hours=4)
 PHONE = re.compile(r"^\+?[0-9][0-9 \-]{3,30}$")
 TARGETS = {"first_response": "frt", "resolution": "res"}
 
@@ -457,6 +458,8 @@ class Tickets:
                 raise InvalidArgument({"handler_id": "the owner already has it"})
             row.handler_department = req.department.strip()
             row.handler_id = req.handler_id
+            row.transferred_at = now
+            row.owner_reminded_at = None
             add_activity(session, row.id, "transferred", principal.staff_id,
                          f"to {row.handler_department}"
                          + (f" ({req.handler_id})" if req.handler_id else "")
@@ -615,7 +618,38 @@ class Tickets:
                 if getattr(row, f"{p}_met_at") is not None:
                     continue
                 raised += await self._check_target(row, target, p, now, agents)
-        return raised
+        return raised + await self._remind_owners(now)
+
+    async def _remind_owners(self, now: datetime) -> int:
+        """While another department works a ticket, its owner is reminded every few hours."""
+        cutoff = now - OWNER_REMINDER_EVERY
+        due = or_(col(Ticket.owner_reminded_at) <= cutoff,
+                  (col(Ticket.owner_reminded_at).is_(None))
+                  & (col(Ticket.transferred_at) <= cutoff))
+        async with self.core.db.read() as session:
+            rows = list((await session.exec(select(Ticket).where(
+                col(Ticket.state).in_(UNRESOLVED), Ticket.handler_department != "",
+                due))).all())
+        sent = 0
+        for row in rows:
+            async with self.core.db.transaction() as session:
+                result = await session.exec(
+                    update(Ticket)  # type: ignore[call-overload]
+                    .where(col(Ticket.id) == row.id, col(Ticket.state).in_(UNRESOLVED), due)
+                    .values(owner_reminded_at=now))
+                if result.rowcount != 1:
+                    continue
+                add_activity(session, row.id, "reminded", "",
+                             f"{row.handler_department} still works it; owner {row.owner_id} "
+                             "follows up", now)
+                emit(session, subject="branch.remote.ticket.owner_reminded",
+                     message=events_pb2.TicketOwnerReminded(
+                         ticket_id=row.id, owner_id=row.owner_id,
+                         department=row.handler_department,
+                         transfer_time=ts(row.transferred_at), remind_time=ts(now)),
+                     about=row.id, now=now)
+                sent += 1
+        return sent
 
     async def _check_target(self, row: Ticket, target: str, p: str, now: datetime,
                             agents: dict[str, Agent]) -> int:

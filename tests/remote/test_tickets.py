@@ -320,6 +320,25 @@ async def test_transfer_resolve_follow_up_reopen(env, nats_url) -> None:
     assert any(m.headers["ce-subject"] == made.id for m in msgs)
 
 
+async def test_owner_reminded_while_another_department_works_it(env_db) -> None:
+    env = env_db
+    _, md = await on_duty(env)
+    made = await open_ticket(env, md, priority=tpb.PRIORITY_NORMAL)
+    await env.stub.RespondTicket(api.RespondTicketRequest(id=made.id, note="x"), metadata=md)
+    await env.stub.TransferTicket(api.TransferTicketRequest(id=made.id, department="it"),
+                                  metadata=md)
+    env.clock.advance(hours=3, minutes=59)
+    assert await check_sla(env.remote.ctx) == 0
+    env.clock.advance(minutes=1)
+    async with running(REMOTE, env.settings, clock=env.clock, run_consumers=False) as second:
+        counts = await asyncio.gather(check_sla(env.remote.ctx), check_sla(second.ctx))
+    assert sum(counts) == 1  # one reminder, even with two replicas
+    env.clock.advance(hours=4)
+    assert await check_sla(env.remote.ctx) == 1
+    got = await env.stub.GetTicket(api.GetTicketRequest(id=made.id), metadata=md)
+    assert [a.kind for a in got.activities].count("reminded") == 2
+
+
 async def test_vip_advisory_links_ticket_once(env, nats_url) -> None:
     _, md = await on_duty(env)
     key = await env.client(tier=client_pb2.TIER_KEY)

@@ -275,6 +275,43 @@ class TicketTransferred(_message.Message):
 Global___TicketTransferred: _TypeAlias = TicketTransferred  # noqa: Y015
 
 @_typing.final
+class TicketOwnerReminded(_message.Message):
+    """branch.remote.ticket.owner_reminded: another department has worked the owner's ticket for
+    a while; the owner (首问负责) follows it up.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_ID_FIELD_NUMBER: _builtins.int
+    OWNER_ID_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_FIELD_NUMBER: _builtins.int
+    TRANSFER_TIME_FIELD_NUMBER: _builtins.int
+    REMIND_TIME_FIELD_NUMBER: _builtins.int
+    ticket_id: _builtins.str
+    owner_id: _builtins.str
+    department: _builtins.str
+    @_builtins.property
+    def transfer_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def remind_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        ticket_id: _builtins.str = ...,
+        owner_id: _builtins.str = ...,
+        department: _builtins.str = ...,
+        transfer_time: _timestamp_pb2.Timestamp | None = ...,
+        remind_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["remind_time", b"remind_time", "transfer_time", b"transfer_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["department", b"department", "owner_id", b"owner_id", "remind_time", b"remind_time", "ticket_id", b"ticket_id", "transfer_time", b"transfer_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TicketOwnerReminded: _TypeAlias = TicketOwnerReminded  # noqa: Y015
+
+@_typing.final
 class TicketResolved(_message.Message):
     """branch.remote.ticket.resolved"""
 

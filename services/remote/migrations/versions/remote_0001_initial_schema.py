@@ -2,7 +2,7 @@
 
 Revision ID: remote_0001
 Revises: 
-Create Date: 2026-11-27 00:18:15.459888
+Create Date: 2026-11-27 00:34:01.462146
 """
 
 from collections.abc import Sequence
@@ -207,6 +207,8 @@ def upgrade() -> None:
     sa.Column('substitute_id', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
     sa.Column('handler_department', sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
     sa.Column('handler_id', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('transferred_at', services.common.db.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('owner_reminded_at', services.common.db.UtcDateTime(timezone=True), nullable=True),
     sa.Column('pause_reason', sa.Integer(), nullable=False),
     sa.Column('pause_note', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
     sa.Column('paused_since', services.common.db.UtcDateTime(timezone=True), nullable=True),
