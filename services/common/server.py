@@ -15,7 +15,7 @@ from branch.common.v1 import audit_pb2, audit_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.common import metrics, migrations
+from services.common import housekeeping, metrics, migrations
 from services.common.audit import AUDIT_ACCESS, AuditServicer
 from services.common.auth import Access, AccessTable, TokenSigner
 from services.common.clock import Clock, SystemClock
@@ -125,6 +125,9 @@ class ServiceRunner:
         if self.spec.on_start:
             await self.spec.on_start(self.ctx)
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.spec.name}-outbox"))
+        self._tasks.append(asyncio.create_task(
+            housekeeping.run(self.db, self.clock, self._stop_background),
+            name=f"{self.spec.name}-housekeeping"))
         if self.run_consumers:
             for sub in self.spec.subscriptions(self.ctx):
                 consumer = Consumer(
