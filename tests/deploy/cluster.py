@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -25,11 +27,29 @@ from sqlmodel import col, select
 
 from services.common.db import Database
 from services.common.models import OutboxEvent, ProcessedEvent
-from services.common.nats_link import STREAM, EmbeddedNats, free_port
+from services.common.nats_link import STREAM, EmbeddedNats
 from tests.harness import SECRET
 
 REPO = Path(__file__).resolve().parents[2]
 GRACE_SECONDS = 4.0
+
+
+def pick_port(taken: set[int]) -> int:
+    """A free loopback port below the kernel's ephemeral range, so that the port 0 binds of
+    other processes cannot take it between planning and starting; a restarted replica binds
+    its port again, as a pod keeps its container port."""
+    rng = random.Random()
+    while True:
+        port = rng.randrange(20000, 32000)
+        if port in taken:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        taken.add(port)
+        return port
 
 
 @dataclass
@@ -70,9 +90,10 @@ class Cluster:
     def plan(self, counts: dict[str, int]) -> None:
         """Choose ports for every replica before any starts, so peers know each other."""
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
+        taken: set[int] = set()
         for service, count in counts.items():
             self.replicas[service] = [
-                Replica(service, i, free_port(), free_port(),
+                Replica(service, i, pick_port(taken), pick_port(taken),
                         self.root / "logs" / f"{service}-{i}.log")
                 for i in range(count)
             ]
@@ -93,6 +114,8 @@ class Cluster:
             BRANCH_METRICS_PORT=str(replica.metrics_port),
             BRANCH_SHUTDOWN_GRACE_SECONDS=str(GRACE_SECONDS),
             BRANCH_OUTBOX_POLL_SECONDS="0.5",
+            # a killed replica's unacknowledged events come back to the survivor quickly
+            BRANCH_CONSUMER_ACK_WAIT_SECONDS="3",
             BRANCH_LOG_LEVEL="info",
             PYTHONUNBUFFERED="1",
         )

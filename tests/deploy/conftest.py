@@ -10,7 +10,7 @@ import pytest
 
 from services import registry
 from services.common.nats_link import EmbeddedNats
-from tests.deploy.cluster import Cluster
+from tests.deploy.cluster import Cluster, pick_port
 from tests.harness import POSTGRES_URL, create_postgres_databases
 
 REPLICAS = 2
@@ -26,7 +26,7 @@ def deployed_services() -> list[str]:
 @pytest.fixture(scope="session")
 async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
     root = tmp_path_factory.mktemp("deploy")
-    server = EmbeddedNats(root / "nats")
+    server = EmbeddedNats(root / "nats", port=pick_port(set()))
     server.start()
     if POSTGRES_URL:
         database_url = await create_postgres_databases()

@@ -1,0 +1,189 @@
+"""The deployment files agree with the code: every service deployed on its port with gRPC
+probes and the metrics port annotated, every BRANCH_ variable a real setting, pinned
+dependencies inside pyproject's ranges, and the container commands (`branch migrate`,
+`branch admin-token`, the HEALTHCHECK script) working. Linters and schema validation run in
+scripts/check_deploy.sh."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from packaging.requirements import Requirement
+
+from services import registry
+from services.common.settings import SERVICE_PORTS, Settings
+from tests.deploy.cluster import REPO, Cluster
+from tests.harness import SECRET
+
+DEPLOY = REPO / "deploy"
+K8S = DEPLOY / "k8s"
+SETTINGS = {f"BRANCH_{name.upper()}" for name in Settings.model_fields}
+
+
+def load_all(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def base_documents() -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = []
+    for name in yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text())["resources"]:
+        docs.extend(load_all(K8S / "base" / name))
+    return docs
+
+
+def test_requirements_pin_every_dependency_inside_pyproject_ranges() -> None:
+    pins = {}
+    for line in (DEPLOY / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"not pinned: {line}"
+            pins[name.lower().replace("_", "-")] = version
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    for spec in project["dependencies"]:
+        req = Requirement(spec)
+        name = req.name.lower().replace("_", "-")
+        assert name in pins, f"{name} is a dependency but not pinned in deploy/requirements.txt"
+        assert req.specifier.contains(pins[name], prereleases=True), (
+            f"{name}=={pins[name]} is outside pyproject's {req.specifier}"
+        )
+
+
+def test_every_service_has_a_deployment_service_and_budget_with_grpc_probes() -> None:
+    docs = base_documents()
+    by_kind: dict[str, dict[str, Any]] = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+    for service in registry.SERVICES:
+        port = SERVICE_PORTS[service]
+        deployment = by_kind["Deployment"][service]
+        pod = deployment["spec"]["template"]
+        annotations = pod["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == "9464"
+        spec = pod["spec"]
+        [container] = spec["containers"]
+        assert container["args"] == ["serve", service]
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert container[probe]["grpc"]["port"] == port, (service, probe)
+        assert {p["containerPort"] for p in container["ports"]} == {port, 9464}
+        assert container["resources"]["requests"] and container["resources"]["limits"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert [e for e in container["envFrom"]] == [
+            {"configMapRef": {"name": "branch-config"}}, {"secretRef": {"name": "branch-secrets"}}
+        ]
+        assert "env" not in container, "config comes from the ConfigMap and the Secret only"
+        # the kubelet waits for preStop, the drain and the outbox flush before SIGKILL
+        grace = float(config_literals()["BRANCH_SHUTDOWN_GRACE_SECONDS"])
+        assert spec["terminationGracePeriodSeconds"] >= grace + 5 + 5
+        assert by_kind["Service"][service]["spec"]["ports"][0]["port"] == port
+        assert by_kind["PodDisruptionBudget"][service]["spec"]["selector"]["matchLabels"] == {
+            "app.kubernetes.io/name": service
+        }
+
+
+def config_literals() -> dict[str, str]:
+    kustomization = yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text())
+    [generator] = kustomization["configMapGenerator"]
+    return dict(item.split("=", 1) for item in generator["literals"])
+
+
+def test_every_configured_variable_is_a_setting() -> None:
+    used = set(config_literals())
+    production = yaml.safe_load((K8S / "overlays/production/kustomization.yaml").read_text())
+    for generator in production["configMapGenerator"]:
+        used |= {item.split("=", 1)[0] for item in generator["literals"]}
+    compose = yaml.safe_load((DEPLOY / "compose/compose.yaml").read_text())
+    used |= set(compose["x-branch-service"]["environment"])
+    env_example = (DEPLOY / "compose/.env.example").read_text()
+    used |= set(re.findall(r"^(BRANCH_[A-Z_]+)=", env_example, re.M)) - {"BRANCH_IMAGE",
+                                                                         "BRANCH_PUBLISH_ADDR"}
+    assert used - SETTINGS == set()
+    readme = (DEPLOY / "README.md").read_text()
+    assert {s for s in SETTINGS if f"`{s}`" not in readme} == set(), "README: every setting"
+
+
+def test_compose_starts_every_service_in_order_after_migrations() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose/compose.yaml").read_text())
+    services = compose["services"]
+    assert services["migrate"]["command"] == ["migrate"]
+    previous = None
+    for service in registry.SERVICES:
+        entry = services[service]
+        assert entry["command"] == ["serve", service]
+        depends = entry["depends_on"]
+        if previous is None:
+            assert depends["migrate"]["condition"] == "service_completed_successfully"
+            assert depends["nats"]["condition"] == "service_healthy"
+        else:
+            assert depends[previous]["condition"] == "service_healthy"
+        assert entry["ports"][0].endswith(f":{SERVICE_PORTS[service]}:{SERVICE_PORTS[service]}")
+        previous = service
+    assert "--jetstream" in services["nats"]["command"]
+    assert set(compose["volumes"]) == {"nats-data", "postgres-data"}
+
+
+def test_one_database_per_service_in_compose_and_kubernetes() -> None:
+    compose_sql = (DEPLOY / "compose/initdb/create-databases.sql").read_text()
+    k8s_sql = (K8S / "overlays/single-branch/create-databases.sql").read_text()
+    assert compose_sql == k8s_sql
+    assert set(re.findall(r"CREATE DATABASE branch_(\w+);", compose_sql)) == set(registry.SERVICES)
+
+
+def test_production_runs_two_replicas_of_everything() -> None:
+    production = yaml.safe_load((K8S / "overlays/production/kustomization.yaml").read_text())
+    replicas = {r["name"]: r["count"] for r in production["replicas"]}
+    assert replicas == {service: replicas[service] for service in registry.SERVICES}
+    assert min(replicas.values()) >= 2
+
+
+def test_dockerfile_runs_branch_as_non_root_with_a_healthcheck() -> None:
+    text = (DEPLOY / "Dockerfile").read_text()
+    assert text.count("FROM ") == 2
+    assert re.search(r"^USER 10001", text, re.M)
+    assert 'ENTRYPOINT ["branch"]' in text and 'CMD ["serve", "directory"]' in text
+    assert "HEALTHCHECK" in text and "/app/healthcheck.py" in text
+    ignored = (REPO / ".dockerignore").read_text()
+    assert ignored.startswith("#") and "\n*\n" in ignored
+
+
+def run_branch(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("BRANCH_")} | env
+    return subprocess.run([sys.executable, "-m", "services.cli.branch", *args], env=full,
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_branch_migrate_then_admin_token(tmp_path: Path) -> None:
+    env = {"BRANCH_DATA_DIR": str(tmp_path), "BRANCH_TOKEN_SECRET": SECRET}
+    before = run_branch("admin-token", env=env)
+    assert before.returncode != 0 and "start the directory service once" in before.stderr
+    done = run_branch("migrate", "directory", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "directory: migrated"
+    assert (tmp_path / "directory.db").exists()
+    bad = run_branch("migrate", "nosuch", env=env)
+    assert bad.returncode != 0 and "unknown service 'nosuch'" in bad.stderr
+
+
+async def test_healthcheck_script_reports_a_serving_replica(deployed: Cluster) -> None:
+    replica = deployed.replicas["directory"][0]
+    script = str(DEPLOY / "healthcheck.py")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRANCH_")}
+    ok = subprocess.run(
+        [sys.executable, script, "directory"], cwd=REPO, capture_output=True, text=True,
+        env=env | {"BRANCH_DIRECTORY_PORT": str(replica.port)}, timeout=30,
+    )
+    assert (ok.returncode, ok.stdout.strip()) == (0, "SERVING"), ok.stderr
+    down = subprocess.run(
+        [sys.executable, script, "directory"], cwd=REPO, capture_output=True, text=True,
+        env=env | {"BRANCH_DIRECTORY_PORT": "1"}, timeout=30,
+    )
+    assert down.returncode == 1 and "unhealthy" in down.stdout
