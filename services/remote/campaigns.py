@@ -501,7 +501,7 @@ class Campaigns:
         size = page_size(req.page_size)
         after = decode_token(req.page_token)
         agent = req.agent_id
-        if not principal.sees_branch:
+        if not (principal.sees_branch or principal.has("compliance")):
             if agent and agent != principal.staff_id:
                 raise PermissionDenied("agents see their own callbacks", reason="OUT_OF_SCOPE")
             agent = principal.staff_id

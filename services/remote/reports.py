@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 from branch.directory.v1 import client_pb2
 from branch.remote.v1 import events_pb2, report_pb2
@@ -154,5 +154,3 @@ class Reports:
                  about=row.id, now=now)
             return out
 
-
-__all__ = ["Reports", "timedelta"]

@@ -711,5 +711,3 @@ class Tickets:
                 raised += 1
         return raised
 
-
-__all__ = ["Tickets", "from_ts"]

@@ -13,7 +13,7 @@ from branch.remote.v1 import ticket_pb2 as tpb
 
 from services.common.protos import ts
 from services.remote.server import check_sla
-from tests.harness import SUPERVISOR, bad_fields
+from tests.harness import SUPERVISOR, auth, bad_fields
 from tests.remote.test_campaigns import campaign
 from tests.remote.test_tickets import INVEST, TECH, on_duty, open_ticket, ticket
 
@@ -119,6 +119,9 @@ async def test_callback_recorded_afterwards_keeps_both_times(env) -> None:
     by_client = await env.stub.ListCallbacks(api.ListCallbacksRequest(client_id=client.id),
                                              metadata=SUPERVISOR)
     assert [c.id for c in by_client.callbacks] == [rec.id]
+    audit = await env.stub.ListCallbacks(api.ListCallbacksRequest(),
+                                         metadata=auth("c-1", "compliance"))
+    assert [c.id for c in audit.callbacks] == [rec.id]
 
 
 async def test_closed_campaign_hands_out_nothing(env) -> None:
