@@ -103,11 +103,6 @@ class Consumer:
                     for msg in msgs:
                         await self._handle(msg)
             except asyncio.CancelledError:
-                # A pull subscription left open makes the connection's drain wait its full
-                # timeout (30 s) at shutdown.
-                if psub is not None:
-                    with contextlib.suppress(Exception):
-                        await psub.unsubscribe()
                 raise
             except Exception as exc:
                 if self._stopping:
@@ -117,6 +112,12 @@ class Consumer:
                                   error=type(exc).__name__)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+            finally:
+                # A pull subscription left open (stopped, cancelled or lost) makes the
+                # connection's drain wait its full timeout (30 s) at shutdown.
+                if psub is not None:
+                    with contextlib.suppress(Exception):
+                        await psub.unsubscribe()
 
     def stop(self) -> None:
         self._stopping = True
