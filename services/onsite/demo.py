@@ -31,7 +31,7 @@ TOPICS = ["market outlook", "dividends", "margin trading", "new listings", "sect
 REQUESTS = ["wants a holdings review", "asks about the rate cut", "asks for the research note",
             "", "", "complains the hall is noisy", "wants to join the Friday meeting"]
 HISTORY_DAYS = 21
-MANAGERS = 4
+MANAGERS = 3
 OVERRIDE = "client insists after risk disclosure; signed acknowledgement on file"
 
 
