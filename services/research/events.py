@@ -6,10 +6,11 @@ from __future__ import annotations
 from branch.onsite.v1 import events_pb2 as onsite_events
 from branch.research.v1 import distribution_pb2
 from branch.vip.v1 import events_pb2 as vip_events
+from google.protobuf.message import DecodeError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.clock import Clock
-from services.common.consumer import Subscription
+from services.common.consumer import PermanentError, Subscription
 from services.common.events import Event
 from services.common.protos import from_ts
 from services.research import ledger
@@ -32,6 +33,12 @@ class ReachRecorder:
         self.clock = clock
 
     async def __call__(self, session: AsyncSession, event: Event) -> None:
+        try:
+            await self._record(session, event)
+        except DecodeError as exc:
+            raise PermanentError(f"payload is not the expected message: {exc}") from None
+
+    async def _record(self, session: AsyncSession, event: Event) -> None:
         now = self.clock.now()
         subject = event.nats_subject
         if subject == RELAY_PLANNED:

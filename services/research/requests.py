@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from branch.research.v1 import events_pb2, note_pb2, research_request_pb2
 from branch.research.v1 import research_service_pb2 as api
 from branch.vip.v1 import events_pb2 as vip_events
+from google.protobuf.message import DecodeError
 from sqlalchemy import or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -91,7 +92,10 @@ class Requests:
 
     async def on_advisory(self, session: AsyncSession, event: Event) -> None:
         """branch.vip.advisory.research_requested: queue the question once per advisory."""
-        msg = event.parse(vip_events.AdvisoryResearchRequested)
+        try:
+            msg = event.parse(vip_events.AdvisoryResearchRequested)
+        except DecodeError as exc:
+            raise PermanentError(f"payload is not AdvisoryResearchRequested: {exc}") from None
         if not msg.advisory_id or not msg.question.strip():
             raise PermanentError("advisory_id and question are required")
         existing = (await session.exec(

@@ -125,3 +125,38 @@ async def events_about(nats_url: str, subject: str, about: str, count: int = 1) 
             return found
         await asyncio.sleep(0.2)
     return found
+
+
+async def is_parked(nats_url: str, parked_subject: str, event_id: str) -> bool:
+    """Whether the event with this id was parked on parked_subject."""
+    import nats
+    from nats.js.api import ConsumerConfig, DeliverPolicy
+
+    nc = await nats.connect(nats_url)
+    try:
+        sub = await nc.jetstream().subscribe(
+            parked_subject, stream="BRANCH", ordered_consumer=True,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL))
+        seen = False
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=0.3)
+            except Exception:
+                break
+            seen = seen or event_id in (msg.headers or {}).get("Nats-Msg-Id", "")
+        await sub.unsubscribe()
+        return seen
+    finally:
+        await nc.close()
+
+
+class Raw:
+    """A payload that is not a protobuf message of the expected type."""
+
+    DESCRIPTOR = type("D", (), {"full_name": "raw"})()
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def SerializeToString(self) -> bytes:  # noqa: N802
+        return self.data

@@ -25,6 +25,8 @@ from tests.research.factories import (
     BROKER,
     COMPLIANCE,
     SUPER,
+    Raw,
+    is_parked,
     publish_event,
     published,
 )
@@ -201,3 +203,9 @@ async def test_export_needs_a_token(stub) -> None:
         async for _ in stub.ExportDistributionLedger(api.ExportDistributionLedgerRequest()):
             pass
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_undecodable_relay_event_is_parked(research, nats_url) -> None:
+    eid = await publish_event(nats_url, "branch.vip.relay.delivered", Raw(b"\xff\xff\xff"))
+    assert await eventually(lambda: is_parked(nats_url, "branch.parked.research.reach", eid),
+                            timeout=15)

@@ -20,8 +20,10 @@ from tests.research.factories import (
     BROKER,
     CONSULTANT,
     SUPER,
+    Raw,
     create,
     events_about,
+    is_parked,
     publish_event,
     published,
     research_request,
@@ -213,28 +215,11 @@ async def test_advisory_event_queues_a_request_once(stub, research, nats_url, cl
 
 
 async def test_unusable_advisory_event_is_parked(research, nats_url) -> None:
-    import nats
-    from nats.js.api import ConsumerConfig, DeliverPolicy
-
     bad = vip_events.AdvisoryResearchRequested(advisory_id=unique("adv-"), question="")
     event_id = await publish_event(nats_url, "branch.vip.advisory.research_requested", bad)
-
-    async def parked() -> bool:
-        nc = await nats.connect(nats_url)
-        try:
-            sub = await nc.jetstream().subscribe(
-                "branch.parked.research.advisory-requests", stream="BRANCH",
-                ordered_consumer=True, config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL))
-            seen = False
-            while True:
-                try:
-                    msg = await sub.next_msg(timeout=0.3)
-                except Exception:
-                    break
-                seen = seen or event_id in msg.headers.get("Nats-Msg-Id", "")
-            await sub.unsubscribe()
-            return seen
-        finally:
-            await nc.close()
-
-    assert await eventually(parked, timeout=15)
+    garbage = await publish_event(nats_url, "branch.vip.advisory.research_requested",
+                                  Raw(b"\xff\xff\xff"))
+    for eid in (event_id, garbage):
+        assert await eventually(
+            lambda eid=eid: is_parked(nats_url, "branch.parked.research.advisory-requests", eid),
+            timeout=15)
