@@ -26,7 +26,9 @@ from services.common.clock import FakeClock
 from services.common.ids import new_id
 from services.common.nats_link import EmbeddedNats
 from services.common.server import ServiceRunner, ServiceSpec
+from services.common.settings import Settings
 from services.directory.server import SPEC as DIRECTORY
+from services.vip.config import VipConfig
 from services.vip.server import SPEC as VIP
 from tests.harness import ADMIN, SUPERVISOR, auth, eventually, make_settings, running
 
@@ -164,9 +166,24 @@ def broker(staff_id: str) -> list[tuple[str, str]]:
 
 
 @asynccontextmanager
+async def running_vip(settings: Settings, *, clock: FakeClock, run_consumers: bool = True,
+                      config: VipConfig | None = None) -> AsyncIterator[ServiceRunner]:
+    """vip with its background SLA loop effectively off: tests run the timer passes
+    themselves after moving the fake clock, so a slow machine never races them."""
+    runner = ServiceRunner(VIP, settings, clock=clock, port=0, run_consumers=run_consumers)
+    runner.ctx.extras["vip_config"] = config or VipConfig(check_seconds=3600)
+    await runner.start()
+    try:
+        yield runner
+    finally:
+        await runner.stop(grace=1)
+
+
+@asynccontextmanager
 async def branch(tmp_path: Path, *specs: ServiceSpec, database_url: str = "",
                  clock: FakeClock | None = None, timezone: str = "Asia/Shanghai",
-                 nats_url: str = "") -> AsyncIterator[Branch]:
+                 nats_url: str = "", vip_config: VipConfig | None = None,
+                 ) -> AsyncIterator[Branch]:
     """Start the directory, vip and any other specs against one (fresh) NATS server."""
     clock = clock or FakeClock(START)
     async with AsyncExitStack() as stack:
@@ -180,7 +197,11 @@ async def branch(tmp_path: Path, *specs: ServiceSpec, database_url: str = "",
             if spec.name in runners:
                 continue
             settings = make_settings(tmp_path, url, database_url, timezone=timezone, **addrs)
-            r = await stack.enter_async_context(running(spec, settings, clock=clock))
+            if spec is VIP:
+                r = await stack.enter_async_context(running_vip(settings, clock=clock,
+                                                                     config=vip_config))
+            else:
+                r = await stack.enter_async_context(running(spec, settings, clock=clock))
             runners[spec.name] = r
             addrs[f"{spec.name}_addr"] = f"127.0.0.1:{r.port}"
         b = Branch(nats_url=url, clock=clock, runners=runners)

@@ -13,7 +13,6 @@ from branch.vip.v1 import vip_service_pb2 as api
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from services.common.clock import FakeClock
-from services.vip.server import SPEC as VIP
 from services.vip.server import check_advisory_sla
 from tests.harness import (
     SUPERVISOR,
@@ -22,9 +21,8 @@ from tests.harness import (
     collect_events,
     eventually,
     make_settings,
-    running,
 )
-from tests.vip.support import ROLE, START, branch, broker, publish
+from tests.vip.support import ROLE, START, branch, broker, publish, running_vip
 
 A = advisory_pb2
 
@@ -226,14 +224,14 @@ async def test_escalation_chain_with_fake_clock(b) -> None:
                                                    api.BREACH_KIND_ADVISORY_ANSWER}
     assert all(x.escalation_level == 2 and x.broker_id == br for x in breaches.breaches)
     events = await collect_events(b.nats_url, "branch.vip.advisory.escalated", count=3,
-                                  timeout=2)
+                                  timeout=1)
     levels = []
     for m in events:
         e = events_pb2.AdvisoryEscalated()
         e.ParseFromString(m.data)
         levels.append((e.level, e.escalated_to_id))
     assert levels == [(1, bk), (2, sup)]
-    overdue = await collect_events(b.nats_url, "branch.vip.advisory.overdue", count=3, timeout=2)
+    overdue = await collect_events(b.nats_url, "branch.vip.advisory.overdue", count=3, timeout=1)
     assert len(overdue) == 2
 
 
@@ -268,7 +266,7 @@ async def test_escalation_raised_once_with_two_replicas(tmp_path, database_url,
         d = b.runners["directory"]
         settings = make_settings(tmp_path, b.nats_url, database_url,
                                  directory_addr=f"127.0.0.1:{d.port}")
-        async with running(VIP, settings, clock=clock, run_consumers=False) as second:
+        async with running_vip(settings, clock=clock, run_consumers=False) as second:
             b.clock.advance(minutes=61)
             ctxs = [b.runners["vip"].ctx, second.ctx]
             results = await asyncio.gather(*(check_advisory_sla(c) for c in ctxs for _ in
@@ -301,7 +299,7 @@ async def test_ticket_from_key_client_opens_linked_advisory_once(b) -> None:
     await publish(b.nats_url, "branch.remote.ticket.opened", ticket)
     await publish(b.nats_url, "branch.remote.ticket.opened", remote_events.TicketOpened(
         ticket_id="T-2", client_id=std, client_tier=client_pb2.TIER_STANDARD, summary="x"))
-    events = await collect_events(b.nats_url, "branch.vip.advisory.opened", count=2, timeout=5)
+    events = await collect_events(b.nats_url, "branch.vip.advisory.opened", count=2, timeout=2)
     assert len(events) == 1
     opened = events_pb2.AdvisoryOpened()
     opened.ParseFromString(events[0].data)
@@ -312,3 +310,23 @@ async def test_ticket_from_key_client_opens_linked_advisory_once(b) -> None:
     adv = listed.advisories[0]
     assert adv.source == A.ADVISORY_SOURCE_TICKET and adv.urgency == A.URGENCY_HIGH
     assert adv.assignee_id == br
+
+
+async def test_background_loop_raises_breaches_with_configured_slas(tmp_path) -> None:
+    from services.vip.config import VipConfig
+
+    config = VipConfig(check_seconds=0.05, ack_minutes_normal=1, answer_minutes_normal=10)
+    async with branch(tmp_path, vip_config=config) as b:
+        br, bk, client_id = await setup_client(b)
+        adv = await ask(b, client_id, broker(br))
+        assert adv.acknowledge_due_time.ToDatetime() == (
+            START + timedelta(minutes=1)).replace(tzinfo=None)
+        b.clock.advance(minutes=2)
+
+        async def escalated():
+            got = await b.vip.GetAdvisory(api.GetAdvisoryRequest(id=adv.id),
+                                          metadata=SUPERVISOR)
+            return got if got.escalation_level == 1 else None
+
+        got = await eventually(escalated)
+        assert got.acknowledge_breached and got.escalated_to_id == bk
