@@ -136,6 +136,52 @@ async def _admin_token(settings: Settings) -> None:
     print(token)
 
 
+async def _replay_parked(services: list[str], settings: Settings, dry_run: bool) -> None:
+    """Publish parked events again on their own subjects (each consumer that already applied
+    one skips it), then delete them from branch.parked.>."""
+    import nats
+    from branch.common.v1 import event_pb2
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+    from services.common.events import CONTENT_TYPE
+    from services.common.nats_link import STREAM
+
+    nc = await nats.connect(settings.nats_url, connect_timeout=5)
+    replayed = left = 0
+    try:
+        js = nc.jetstream()
+        for subject in [f"branch.parked.{s}.>" for s in services] or ["branch.parked.>"]:
+            sub = await js.pull_subscribe(subject, stream=STREAM, config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE))
+            while (pending := (await sub.consumer_info()).num_pending or 0) > 0:
+                for msg in await sub.fetch(min(pending, 100), timeout=5):
+                    env = event_pb2.EventEnvelope()
+                    env.ParseFromString(msg.data)
+                    seq = msg.metadata.sequence.stream
+                    what = f"{env.id or '?'} {env.nats_subject} (parked by {env.parked_by}, " \
+                           f"{env.deliveries} tries: {env.parked_reason})"
+                    if not (env.id and env.type and env.source and env.nats_subject):
+                        print(f"left parked, not a complete event: {what}")
+                        left += 1
+                        continue
+                    print(f"{'would replay' if dry_run else 'replayed'} {what}")
+                    if dry_run:
+                        continue
+                    time = env.time.ToDatetime().isoformat() + "Z"
+                    await js.publish(env.nats_subject, env.data, headers={
+                        "Nats-Msg-Id": f"replay:{env.id}:{seq}", "ce-specversion": "1.0",
+                        "ce-id": env.id, "ce-type": env.type, "ce-source": env.source,
+                        "ce-time": time, "ce-subject": env.subject,
+                        "ce-dataschema": env.data_schema, "content-type": CONTENT_TYPE,
+                    })
+                    await js.delete_msg(STREAM, seq)
+                    replayed += 1
+            await sub.unsubscribe()
+    finally:
+        await nc.close()
+    print(f"{replayed} replayed, {left} left parked")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="branch", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -150,6 +196,10 @@ def main(argv: list[str] | None = None) -> None:
     migrate.add_argument("services", nargs="*", metavar="SERVICE",
                          help="default: every service")
     sub.add_parser("admin-token", help="print a 30-day token for the bootstrap admin")
+    replay = sub.add_parser("replay-parked", help="publish parked events again (after a fix)")
+    replay.add_argument("services", nargs="*", metavar="SERVICE",
+                        help="only events parked by these services; default: all")
+    replay.add_argument("--dry-run", action="store_true", help="list, publish nothing")
     args = parser.parse_args(argv)
     overrides = {}
     if getattr(args, "data_dir", None):
@@ -170,6 +220,11 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_migrate(args.services, settings))
     elif args.command == "admin-token":
         asyncio.run(_admin_token(settings))
+    elif args.command == "replay-parked":
+        if not settings.nats_url:
+            print("BRANCH_NATS_URL: required for `branch replay-parked`", file=sys.stderr)
+            raise SystemExit(2)
+        asyncio.run(_replay_parked(args.services, settings, args.dry_run))
     else:
         if not settings.nats_url:
             print("BRANCH_NATS_URL: required for `branch serve`", file=sys.stderr)

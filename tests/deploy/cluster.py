@@ -116,6 +116,7 @@ class Cluster:
             BRANCH_OUTBOX_POLL_SECONDS="0.5",
             # a killed replica's unacknowledged events come back to the survivor quickly
             BRANCH_CONSUMER_ACK_WAIT_SECONDS="3",
+            BRANCH_CONSUMER_MAX_DELIVER="3",
             BRANCH_LOG_LEVEL="info",
             PYTHONUNBUFFERED="1",
         )

@@ -11,6 +11,7 @@ import pytest
 from services import registry
 from services.common.nats_link import EmbeddedNats
 from tests.deploy.cluster import Cluster, pick_port
+from tests.deploy.suite import Suite
 from tests.harness import POSTGRES_URL, create_postgres_databases
 
 REPLICAS = 2
@@ -50,3 +51,12 @@ async def deployed(cluster: Cluster) -> Cluster:
         cluster.nats.start()
     await cluster.ensure_running()
     return cluster
+
+
+@pytest.fixture
+async def suite(deployed: Cluster):  # type: ignore[no-untyped-def]
+    s = Suite(deployed)
+    try:
+        yield s
+    finally:
+        await s.close()
