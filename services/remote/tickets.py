@@ -15,6 +15,7 @@ from sqlalchemy import or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.common import metrics
 from services.common.auth import Principal
 from services.common.clock import as_utc
 from services.common.errors import (
@@ -709,5 +710,7 @@ class Tickets:
                          recipient_id=recipient, due_time=ts(due), escalate_time=ts(now)),
                      about=row.id, now=now)
                 raised += 1
+            if level == 1:
+                metrics.sla_breached("remote", f"ticket_{target}")
         return raised
 
