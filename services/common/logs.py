@@ -37,4 +37,6 @@ def configure_logging(level: str = "info", path: Path | None = None) -> None:
 
 
 def get_logger(service: str, **fields: object) -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger().bind(service=service, **fields)
+    # A lazy proxy: module-level loggers made at import time (before configure_logging)
+    # still follow the configuration in force when they log.
+    return structlog.get_logger(service=service, **fields)  # type: ignore[no-any-return]
