@@ -22,8 +22,10 @@ ADVISORY_REQUESTED = "branch.vip.advisory.research_requested"
 RELAY_PLANNED = "branch.vip.relay.planned"
 RELAY_DELIVERED = "branch.vip.relay.delivered"
 RELAY_ACKNOWLEDGED = "branch.vip.relay.acknowledged"
+RELAY_CANCELLED = "branch.vip.relay.cancelled"
 CONSULTATION_DELIVERED = "branch.onsite.consultation.delivered"
-REACH_SUBJECTS = (RELAY_PLANNED, RELAY_DELIVERED, RELAY_ACKNOWLEDGED, CONSULTATION_DELIVERED)
+REACH_SUBJECTS = (RELAY_PLANNED, RELAY_DELIVERED, RELAY_ACKNOWLEDGED, RELAY_CANCELLED,
+                  CONSULTATION_DELIVERED)
 
 
 class ReachRecorder:
@@ -68,6 +70,13 @@ class ReachRecorder:
                 revision=a.revision, actor_id=a.broker_id, client_id=a.client_id,
                 relay_id=a.relay_id, occurred_at=from_ts(a.acknowledge_time) or event.time,
                 now=now, source_event_id=event.id,
+            )
+        elif subject == RELAY_CANCELLED:
+            x = event.parse(vip_events.RelaysCancelled)
+            await ledger.record(
+                session, kind=K.DISTRIBUTION_RECORD_KIND_RELAYS_CANCELLED, note_id=x.note_id,
+                revision=x.revision, occurred_at=from_ts(x.cancel_time) or event.time, now=now,
+                source_event_id=event.id, count=x.cancelled, detail=x.reason[:500],
             )
         elif subject == CONSULTATION_DELIVERED:
             c = event.parse(onsite_events.ConsultationDelivered)

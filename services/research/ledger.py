@@ -32,6 +32,7 @@ REACH_KINDS = (
     K.DISTRIBUTION_RECORD_KIND_RELAYS_PLANNED,
     K.DISTRIBUTION_RECORD_KIND_DELIVERED,
     K.DISTRIBUTION_RECORD_KIND_ACKNOWLEDGED,
+    K.DISTRIBUTION_RECORD_KIND_RELAYS_CANCELLED,
 )
 CSV_COLUMNS = [
     "sequence", "kind", "note_id", "revision", "actor_id", "client_id", "channel", "relay_id",
@@ -85,6 +86,7 @@ def reach_of(note: Note, rows: list[LedgerEntry]) -> distribution_pb2.NoteReach:
     by_broker: set[str] = set()
     onsite: set[str] = set()
     acked: set[str] = set()
+    cancelled = 0
     for row in rows:
         if row.kind == K.DISTRIBUTION_RECORD_KIND_RELAYS_PLANNED:
             planned[row.revision] = row  # the latest plan per revision counts
@@ -95,6 +97,8 @@ def reach_of(note: Note, rows: list[LedgerEntry]) -> distribution_pb2.NoteReach:
                 first_delivery[row.client_id] = row.occurred_at
         elif row.kind == K.DISTRIBUTION_RECORD_KIND_ACKNOWLEDGED and row.client_id:
             acked.add(row.client_id)
+        elif row.kind == K.DISTRIBUTION_RECORD_KIND_RELAYS_CANCELLED:
+            cancelled += row.count
     targeted_by_vip = sum(p.count for p in planned.values())
     out = distribution_pb2.NoteReach(
         note_id=note.id,
@@ -106,6 +110,7 @@ def reach_of(note: Note, rows: list[LedgerEntry]) -> distribution_pb2.NoteReach:
         withheld_for_suitability=sum(p.withheld for p in planned.values()),
         relayed_by_brokers=len(by_broker),
         delivered_onsite=len(onsite),
+        cancelled=cancelled,
     )
     if note.published_at is not None:
         out.publish_time.CopyFrom(ts(note.published_at))

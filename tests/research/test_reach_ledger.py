@@ -63,6 +63,9 @@ async def feed(nats_url, note, minutes):  # type: ignore[no-untyped-def]
     await publish_event(nats_url, "branch.vip.relay.acknowledged", vip_events.RelayAcknowledged(
         relay_id="rel-0", note_id=note.id, revision=note.revision, client_id="cli-0",
         broker_id="brk-1", acknowledge_time=delivered[0].deliver_time))
+    await publish_event(nats_url, "branch.vip.relay.cancelled", vip_events.RelaysCancelled(
+        note_id=note.id, revision=note.revision, cancelled=0, reason="nothing pending",
+        cancel_time=note.publish_time))
     start = note.publish_time.ToDatetime()
     await publish_event(nats_url, "branch.onsite.consultation.delivered",
                         onsite_events.ConsultationDelivered(
@@ -86,7 +89,15 @@ async def test_reach_is_zero_until_events_then_counts_them(stub, nats_url) -> No
 
     r = await eventually(reached, timeout=20)
     assert r.relayed_by_brokers == 3 and r.delivered_onsite == 1
-    assert r.withheld_for_suitability == 1
+    assert r.withheld_for_suitability == 1 and r.cancelled == 0
+    await publish_event(nats_url, "branch.vip.relay.cancelled", vip_events.RelaysCancelled(
+        note_id=note.id, revision=note.revision, cancelled=2, reason="note withdrawn"))
+
+    async def cancelled():  # type: ignore[no-untyped-def]
+        r = await stub.GetNoteReach(api.GetNoteReachRequest(note_id=note.id), metadata=SUPER)
+        return r.cancelled == 2
+
+    await eventually(cancelled)
     assert r.median_time_to_relay.ToTimedelta() == timedelta(minutes=25)
     assert r.worst_time_to_relay.ToTimedelta() == timedelta(minutes=90)
     # the other note is untouched, and only its author (or a supervisor) sees its reach
@@ -119,7 +130,7 @@ async def test_ledger_records_and_csv_export(tmp_path, nats_url, database_url) -
         async def ledger():  # type: ignore[no-untyped-def]
             out = await stub.ListDistributionRecords(
                 api.ListDistributionRecordsRequest(note_id=note.id), metadata=COMPLIANCE)
-            return out.records if len(out.records) >= 6 else None
+            return out.records if len(out.records) >= 7 else None
 
         records = await eventually(ledger, timeout=20)
         kinds = [r.kind for r in records]
@@ -128,6 +139,7 @@ async def test_ledger_records_and_csv_export(tmp_path, nats_url, database_url) -
         assert sorted(kinds[2:]) == sorted([
             K.DISTRIBUTION_RECORD_KIND_RELAYS_PLANNED, K.DISTRIBUTION_RECORD_KIND_DELIVERED,
             K.DISTRIBUTION_RECORD_KIND_ACKNOWLEDGED, K.DISTRIBUTION_RECORD_KIND_DELIVERED,
+            K.DISTRIBUTION_RECORD_KIND_RELAYS_CANCELLED,
         ])
         approved = records[0]
         assert (approved.actor_id, approved.revision) == ("comp-1", note.revision)

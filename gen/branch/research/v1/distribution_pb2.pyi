@@ -38,6 +38,8 @@ class _DistributionRecordKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper
     """The client acknowledged a relayed note."""
     DISTRIBUTION_RECORD_KIND_WITHDRAWN: _DistributionRecordKind.ValueType  # 6
     DISTRIBUTION_RECORD_KIND_SUPERSEDED: _DistributionRecordKind.ValueType  # 7
+    DISTRIBUTION_RECORD_KIND_RELAYS_CANCELLED: _DistributionRecordKind.ValueType  # 8
+    """The VIP service cancelled relays not yet done (count: how many; detail: why)."""
 
 class DistributionRecordKind(_DistributionRecordKind, metaclass=_DistributionRecordKindEnumTypeWrapper): ...
 
@@ -54,6 +56,8 @@ DISTRIBUTION_RECORD_KIND_ACKNOWLEDGED: DistributionRecordKind.ValueType  # 5
 """The client acknowledged a relayed note."""
 DISTRIBUTION_RECORD_KIND_WITHDRAWN: DistributionRecordKind.ValueType  # 6
 DISTRIBUTION_RECORD_KIND_SUPERSEDED: DistributionRecordKind.ValueType  # 7
+DISTRIBUTION_RECORD_KIND_RELAYS_CANCELLED: DistributionRecordKind.ValueType  # 8
+"""The VIP service cancelled relays not yet done (count: how many; detail: why)."""
 Global___DistributionRecordKind: _TypeAlias = DistributionRecordKind  # noqa: Y015
 
 @_typing.final
@@ -140,6 +144,7 @@ class NoteReach(_message.Message):
     DELIVERED_ONSITE_FIELD_NUMBER: _builtins.int
     MEDIAN_TIME_TO_RELAY_FIELD_NUMBER: _builtins.int
     WORST_TIME_TO_RELAY_FIELD_NUMBER: _builtins.int
+    CANCELLED_FIELD_NUMBER: _builtins.int
     note_id: _builtins.str
     author_id: _builtins.str
     title: _builtins.str
@@ -152,6 +157,8 @@ class NoteReach(_message.Message):
     relayed_by_brokers: _builtins.int
     """Of `relayed`: through brokers, and through on-site consultations."""
     delivered_onsite: _builtins.int
+    cancelled: _builtins.int
+    """Relays the VIP service cancelled before they were done (withdrawal, supersession)."""
     @_builtins.property
     def publish_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -175,10 +182,11 @@ class NoteReach(_message.Message):
         delivered_onsite: _builtins.int = ...,
         median_time_to_relay: _duration_pb2.Duration | None = ...,
         worst_time_to_relay: _duration_pb2.Duration | None = ...,
+        cancelled: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["median_time_to_relay", b"median_time_to_relay", "publish_time", b"publish_time", "worst_time_to_relay", b"worst_time_to_relay"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged", b"acknowledged", "author_id", b"author_id", "delivered_onsite", b"delivered_onsite", "median_time_to_relay", b"median_time_to_relay", "note_id", b"note_id", "publish_time", b"publish_time", "relayed", b"relayed", "relayed_by_brokers", b"relayed_by_brokers", "targeted", b"targeted", "title", b"title", "withheld_for_suitability", b"withheld_for_suitability", "worst_time_to_relay", b"worst_time_to_relay"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged", b"acknowledged", "author_id", b"author_id", "cancelled", b"cancelled", "delivered_onsite", b"delivered_onsite", "median_time_to_relay", b"median_time_to_relay", "note_id", b"note_id", "publish_time", b"publish_time", "relayed", b"relayed", "relayed_by_brokers", b"relayed_by_brokers", "targeted", b"targeted", "title", b"title", "withheld_for_suitability", b"withheld_for_suitability", "worst_time_to_relay", b"worst_time_to_relay"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
