@@ -318,9 +318,9 @@ async def reach(args: argparse.Namespace, ctl: Ctl) -> None:
         items = list((await stub.ListNoteReach(api.ListNoteReachRequest(page_size=args.limit),
                                                metadata=ctl.metadata)).reaches)
     ctl.table("reach", ["note", "title", "published", "targeted", "relayed", "acknowledged",
-                        "withheld", "median to relay", "worst"],
+                        "withheld", "cancelled", "median to relay", "worst"],
               [[r.note_id, r.title[:40], _when(r.publish_time), r.targeted, r.relayed,
-                r.acknowledged, r.withheld_for_suitability,
+                r.acknowledged, r.withheld_for_suitability, r.cancelled,
                 _duration(r.median_time_to_relay, r.relayed),
                 _duration(r.worst_time_to_relay, r.relayed)] for r in items])
 
