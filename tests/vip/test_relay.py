@@ -268,3 +268,32 @@ async def test_relay_planning_on_each_backend(tmp_path, database_url) -> None:
         assert sum(r.relays_delivered for r in report.rows) == 1
         inbox = await b.inbox(c["br2"])
         assert inbox.items[0].overdue
+
+
+async def test_inbox_orders_by_deadline_and_pages(b) -> None:
+    from branch.vip.v1 import advisory_pb2
+
+    c = await matched_branch(b)
+    for n in ("p1", "p2", "p3"):
+        await publish(b.nats_url, "branch.research.note.published", note(n, "600519"))
+        await planned(b, count=int(n[1]))
+        b.clock.advance(minutes=1)
+    adv = await b.vip.CreateAdvisory(api.CreateAdvisoryRequest(
+        advisory=advisory_pb2.Advisory(client_id=c["ok"], question="Q?")),
+        metadata=broker(c["br1"]))
+    seen, token = [], ""
+    while True:
+        page = await b.vip.GetInbox(api.GetInboxRequest(page_size=2, page_token=token),
+                                    metadata=broker(c["br1"]))
+        seen += list(page.items)
+        token = page.next_page_token
+        if not token:
+            break
+    assert page.advisory_count == 1 and page.relay_count == 3
+    assert seen[0].advisory.id == adv.id
+    assert [i.relay.note_id for i in seen[1:]] == ["p1", "p2", "p3"]
+    deadlines = [i.deadline.ToDatetime() for i in seen]
+    assert deadlines == sorted(deadlines)
+    # a supervisor may open any broker's inbox
+    sup = await b.vip.GetInbox(api.GetInboxRequest(broker_id=c["br1"]), metadata=SUPERVISOR)
+    assert len(sup.items) == 4

@@ -126,3 +126,36 @@ async def test_no_token_is_unauthenticated(b) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await b.vip.ListRoster(api.ListRosterRequest(), metadata=auth("c1", "consultant"))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_directory_updates_follow_to_the_roster(b) -> None:
+    from branch.directory.v1 import client_pb2 as c
+
+    br, br2 = await b.staff(ROLE.ROLE_BROKER), await b.staff(ROLE.ROLE_BROKER)
+    client_id = await b.key_client(br)
+    await b.directory.UpdateClient(dir_api.UpdateClientRequest(
+        client=c.Client(id=client_id, risk_tolerance=c.RISK_TOLERANCE_C5,
+                        risk_assessed_on="2026-02-01"),
+        update_mask=FieldMask(paths=["risk_tolerance", "risk_assessed_on"])), metadata=ADMIN)
+    await b.directory.AssignClientStaff(dir_api.AssignClientStaffRequest(
+        id=client_id, broker_id=br2), metadata=ADMIN)
+
+    async def updated():
+        e = await b.vip.GetRosterEntry(api.GetRosterEntryRequest(client_id=client_id),
+                                       metadata=SUPERVISOR)
+        return e if e.broker_id == br2 else None
+
+    entry = await eventually(updated)
+    assert entry.risk_tolerance == c.RISK_TOLERANCE_C5
+    assert entry.risk_assessed_on == "2026-02-01" and not entry.risk_assessment_expired
+    await b.directory.UpdateClient(dir_api.UpdateClientRequest(
+        client=c.Client(id=client_id, status=c.CLIENT_STATUS_CLOSED),
+        update_mask=FieldMask(paths=["status"])), metadata=ADMIN)
+
+    async def left():
+        e = await b.vip.GetRosterEntry(api.GetRosterEntryRequest(client_id=client_id),
+                                       metadata=SUPERVISOR)
+        return e if e.status == roster_pb2.ROSTER_STATUS_LEFT else None
+
+    entry = await eventually(left)
+    assert entry.leave_reason == "client left the branch"
