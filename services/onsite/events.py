@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable
 
 from branch.directory.v1 import client_pb2
 from branch.directory.v1 import events_pb2 as directory_events
-from branch.onsite.v1 import consultation_pb2
+from branch.onsite.v1 import consultation_pb2, day_pb2
 from sqlalchemy import update
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.consumer import Subscription
@@ -19,7 +19,7 @@ from services.onsite.consultation import check_overdue
 from services.onsite.convert import OPEN_STATES
 from services.onsite.core import Onsite
 from services.onsite.meetings import release_registrations
-from services.onsite.models import ClientStateRow, FormRow, PlanItemRow
+from services.onsite.models import ClientStateRow, FormRow, PlanItemRow, PlanRow
 
 CLIENT_SUBJECTS = ("branch.directory.client.updated", "branch.directory.client.tier_changed")
 OVERDUE_CHECK_SECONDS = 10.0
@@ -32,7 +32,10 @@ def client_handler(o: Onsite) -> Callable[[AsyncSession, Event], Awaitable[None]
         if event.type == "branch.directory.client.tier_changed":
             client = event.parse(directory_events.ClientTierChanged).client
         else:
-            client = event.parse(directory_events.ClientUpdated).client
+            updated = event.parse(directory_events.ClientUpdated)
+            client = updated.client
+            if "client_manager_id" in updated.changed_fields:
+                await reassign(s, o, client)
         await apply_client(s, o, client)
 
     return handle
@@ -52,9 +55,9 @@ async def apply_client(s: AsyncSession, o: Onsite, client: client_pb2.Client) ->
     state.updated_at = now
     s.add(state)
     if client.status == client_pb2.CLIENT_STATUS_CLOSED:
-        drop, flag = 2, consultation_pb2.FORM_FLAG_CLIENT_CLOSED
+        drop, flag = day_pb2.DROP_REASON_CLIENT_CLOSED, consultation_pb2.FORM_FLAG_CLIENT_CLOSED
     elif client.channel == client_pb2.CHANNEL_REMOTE:
-        drop, flag = 1, consultation_pb2.FORM_FLAG_CLIENT_REMOTE
+        drop, flag = day_pb2.DROP_REASON_CLIENT_REMOTE, consultation_pb2.FORM_FLAG_CLIENT_REMOTE
     else:
         return
     dropped = await s.exec(
@@ -76,6 +79,18 @@ async def apply_client(s: AsyncSession, o: Onsite, client: client_pb2.Client) ->
     log.info("client left on-site service", client_id=client.id,
              plan_items=dropped.rowcount, forms_flagged=flagged.rowcount,
              registrations_released=released)
+
+
+async def reassign(s: AsyncSession, o: Onsite, client: client_pb2.Client) -> None:
+    """A client given to another manager leaves the other managers' plans from today on."""
+    plans = select(PlanRow.id).where(PlanRow.client_manager_id != client.client_manager_id,
+                                     col(PlanRow.plan_date) >= o.today())
+    await s.exec(
+        update(PlanItemRow)  # type: ignore[call-overload]
+        .where(col(PlanItemRow.client_id) == client.id, col(PlanItemRow.plan_id).in_(plans),
+               col(PlanItemRow.dropped) == 0)
+        .values(dropped=day_pb2.DROP_REASON_REASSIGNED, dropped_at=o.now())
+    )
 
 
 def subscriptions(o: Onsite) -> list[Subscription]:

@@ -98,3 +98,23 @@ async def test_redelivered_duplicate_is_applied_once(world: World, nats_url: str
     # applying the same event again directly is a no-op
     event = Event.from_headers("branch.directory.client.updated", headers, payload)
     assert await consumer.apply(event) is False
+
+
+async def test_reassigned_client_leaves_the_old_managers_plans(world: World) -> None:
+    o = world.s.onsite
+    today = world.s.runner.ctx.extras["onsite"].today().isoformat()
+    await o.SetDailyPlan(api.SetDailyPlanRequest(
+        plan_date=today, visits=[day_pb2.PlannedClient(client_id=world.client_old),
+                                 day_pb2.PlannedClient(client_id=world.client_a)]),
+        metadata=world.as_cm1)
+    await world.s.directory.AssignClientStaff(dapi.AssignClientStaffRequest(
+        id=world.client_old, client_manager_id=world.cm2), metadata=ADMIN)
+
+    async def dropped() -> api.GetDailyPlanRequest | None:
+        plan = await o.GetDailyPlan(api.GetDailyPlanRequest(), metadata=world.as_cm1)
+        return plan if plan.dropped else None
+
+    plan = await eventually(dropped)
+    assert [v.client_id for v in plan.visits] == [world.client_a]
+    assert [(d.client_id, d.dropped) for d in plan.dropped] == [
+        (world.client_old, day_pb2.DROP_REASON_REASSIGNED)]

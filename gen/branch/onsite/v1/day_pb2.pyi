@@ -31,6 +31,8 @@ class _DropReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DropReason
     """The directory moved the client to the remote channel."""
     DROP_REASON_CLIENT_CLOSED: _DropReason.ValueType  # 2
     """The client left the branch (status CLOSED)."""
+    DROP_REASON_REASSIGNED: _DropReason.ValueType  # 3
+    """The client was assigned to another client manager."""
 
 class DropReason(_DropReason, metaclass=_DropReasonEnumTypeWrapper):
     """Why a planned client no longer counts in a plan."""
@@ -40,6 +42,8 @@ DROP_REASON_CLIENT_REMOTE: DropReason.ValueType  # 1
 """The directory moved the client to the remote channel."""
 DROP_REASON_CLIENT_CLOSED: DropReason.ValueType  # 2
 """The client left the branch (status CLOSED)."""
+DROP_REASON_REASSIGNED: DropReason.ValueType  # 3
+"""The client was assigned to another client manager."""
 Global___DropReason: _TypeAlias = DropReason  # noqa: Y015
 
 class _Period:
