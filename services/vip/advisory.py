@@ -184,11 +184,14 @@ async def request_research(vip: Vip, principal: Principal,
         now = vip.now()
         row.state, row.research_requested = S.ADVISORY_STATE_AWAITING_RESEARCH, True
         session.add(row)
+        analysts = await on_shift(session, rota_pb2.SHIFT_ROLE_ANALYST, now)
         emit(session, subject="branch.vip.advisory.research_requested",
              message=events_pb2.AdvisoryResearchRequested(
                  advisory_id=row.id, client_id=row.client_id, asker_id=principal.staff_id,
                  tickers=row.tickers.split(",") if row.tickers else [],
-                 question=req.question.strip() or row.question, due_time=ts(row.answer_due_at)),
+                 question=req.question.strip() or row.question, due_time=ts(row.answer_due_at),
+                 on_call_analyst_id=analysts[0].staff_id if analysts else "",
+                 urgency=S.Urgency.Name(row.urgency).removeprefix("URGENCY_")),
              about=row.id, now=now)
         return convert.advisory_to_proto(row)
 

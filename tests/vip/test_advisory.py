@@ -67,6 +67,10 @@ async def test_assignment_dedicated_on_shift_else_on_call(b) -> None:
 
 async def test_full_lifecycle_with_research_round_trip(b) -> None:
     br, _, client_id = await setup_client(b)
+    analyst = await b.staff(ROLE.ROLE_ANALYST)
+    now = b.clock.now()
+    await b.shift(analyst, now - timedelta(hours=1), now + timedelta(hours=8),
+                  role=rota_pb2.SHIFT_ROLE_ANALYST)
     adv = await ask(b, client_id, broker(br))
     adv = await b.vip.AcknowledgeAdvisory(api.AcknowledgeAdvisoryRequest(id=adv.id),
                                           metadata=broker(br))
@@ -82,6 +86,7 @@ async def test_full_lifecycle_with_research_round_trip(b) -> None:
     req.ParseFromString(events[0].data)
     assert (req.advisory_id, req.client_id, req.asker_id) == (adv.id, client_id, br)
     assert list(req.tickers) == ["600519"] and req.question == "Earnings risk for 600519?"
+    assert req.urgency == "NORMAL" and req.on_call_analyst_id == analyst
     inbox = await b.inbox(br)
     assert inbox.items[0].next_action == "wait for research"
     await publish(b.nats_url, "branch.research.request.answered", research_events.RequestAnswered(

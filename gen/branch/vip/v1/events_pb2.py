@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x62ranch/vip/v1/events.proto\x12\rbranch.vip.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa6\x01\n\x19\x41\x64visoryResearchRequested\x12\x13\n\x0b\x61\x64visory_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x10\n\x08\x61sker_id\x18\x03 \x01(\t\x12\x0f\n\x07tickers\x18\x04 \x03(\t\x12\x10\n\x08question\x18\x05 \x01(\t\x12,\n\x08\x64ue_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x94\x01\n\x0e\x41\x64visoryOpened\x12\x13\n\x0b\x61\x64visory_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x11\n\tbroker_id\x18\x03 \x01(\t\x12\x18\n\x10source_ticket_id\x18\x04 \x01(\t\x12-\n\topen_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x98\x01\n\rRelaysPlanned\x12\x0f\n\x07note_id\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x05\x12\x10\n\x08targeted\x18\x03 \x01(\x05\x12 \n\x18withheld_for_suitability\x18\x04 \x01(\x05\x12\x30\n\x0cpublish_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe0\x01\n\x0eRelayDelivered\x12\x10\n\x08relay_id\x18\x01 \x01(\t\x12\x0f\n\x07note_id\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x05\x12\x11\n\tclient_id\x18\x04 \x01(\t\x12\x11\n\tbroker_id\x18\x05 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x06 \x01(\t\x12\x30\n\x0c\x64\x65liver_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cpublish_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa4\x01\n\x11RelayAcknowledged\x12\x10\n\x08relay_id\x18\x01 \x01(\t\x12\x0f\n\x07note_id\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x05\x12\x11\n\tclient_id\x18\x04 \x01(\t\x12\x11\n\tbroker_id\x18\x05 \x01(\t\x12\x34\n\x10\x61\x63knowledge_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"c\n\x0cRosterJoined\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x11\n\tbroker_id\x18\x02 \x01(\t\x12-\n\tjoin_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x94\x01\n\nRosterLeft\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x19\n\x11\x61\x64visories_closed\x18\x03 \x01(\x05\x12\x18\n\x10relays_cancelled\x18\x04 \x01(\x05\x12.\n\nleave_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x95\x01\n\x14\x41\x64visoryAcknowledged\x12\x13\n\x0b\x61\x64visory_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x11\n\tbroker_id\x18\x03 \x01(\t\x12\x34\n\x10\x61\x63knowledge_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04late\x18\x05 \x01(\x08\"\xe1\x01\n\x10\x41\x64visoryAnswered\x12\x13\n\x0b\x61\x64visory_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x11\n\tbroker_id\x18\x03 \x01(\t\x12\x19\n\x11\x61\x64vice_risk_level\x18\x04 \x01(\x05\x12\x1e\n\x16suitability_overridden\x18\x05 \x01(\x08\x12/\n\x0b\x61nswer_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04late\x18\x07 \x01(\x08\x12\x18\n\x10source_ticket_id\x18\x08 \x01(\t\"\x92\x01\n\x0e\x41\x64visoryClosed\x12\x13\n\x0b\x61\x64visory_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12.\n\nclose_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10source_ticket_id\x18\x05 \x01(\t\"\xb8\x01\n\x0f\x41\x64visoryOverdue\x12\x13\n\x0b\x61\x64visory_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x11\n\tbroker_id\x18\x03 \x01(\t\x12\x0b\n\x03sla\x18\x04 \x01(\t\x12,\n\x08\x64ue_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x62reach_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb4\x01\n\x11\x41\x64visoryEscalated\x12\x13\n\x0b\x61\x64visory_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\r\n\x05level\x18\x03 \x01(\x05\x12\x17\n\x0f\x65scalated_to_id\x18\x04 \x01(\t\x12\x1c\n\x14previous_assignee_id\x18\x05 \x01(\t\x12\x31\n\rescalate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x88\x01\n\x0fRelaysCancelled\x12\x0f\n\x07note_id\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x05\x12\x11\n\tcancelled\x18\x03 \x01(\x05\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12/\n\x0b\x63\x61ncel_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x97\x01\n\x0cRelayOverdue\x12\x10\n\x08relay_id\x18\x01 \x01(\t\x12\x0f\n\x07note_id\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x05\x12\x11\n\tclient_id\x18\x04 \x01(\t\x12\x11\n\tbroker_id\x18\x05 \x01(\t\x12,\n\x08\x64ue_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x62ranch/vip/v1/events.proto\x12\rbranch.vip.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x01\n\x19\x41\x64visoryResearchRequested\x12\x13\n\x0b\x61\x64visory_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x10\n\x08\x61sker_id\x18\x03 \x01(\t\x12\x0f\n\x07tickers\x18\x04 \x03(\t\x12\x10\n\x08question\x18\x05 \x01(\t\x12,\n\x08\x64ue_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12on_call_analyst_id\x18\x07 \x01(\t\x12\x0f\n\x07urgency\x18\x08 \x01(\t\"\x94\x01\n\x0e\x41\x64visoryOpened\x12\x13\n\x0b\x61\x64visory_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x11\n\tbroker_id\x18\x03 \x01(\t\x12\x18\n\x10source_ticket_id\x18\x04 \x01(\t\x12-\n\topen_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x98\x01\n\rRelaysPlanned\x12\x0f\n\x07note_id\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x05\x12\x10\n\x08targeted\x18\x03 \x01(\x05\x12 \n\x18withheld_for_suitability\x18\x04 \x01(\x05\x12\x30\n\x0cpublish_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe0\x01\n\x0eRelayDelivered\x12\x10\n\x08relay_id\x18\x01 \x01(\t\x12\x0f\n\x07note_id\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x05\x12\x11\n\tclient_id\x18\x04 \x01(\t\x12\x11\n\tbroker_id\x18\x05 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x06 \x01(\t\x12\x30\n\x0c\x64\x65liver_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cpublish_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa4\x01\n\x11RelayAcknowledged\x12\x10\n\x08relay_id\x18\x01 \x01(\t\x12\x0f\n\x07note_id\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x05\x12\x11\n\tclient_id\x18\x04 \x01(\t\x12\x11\n\tbroker_id\x18\x05 \x01(\t\x12\x34\n\x10\x61\x63knowledge_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"c\n\x0cRosterJoined\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x11\n\tbroker_id\x18\x02 \x01(\t\x12-\n\tjoin_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x94\x01\n\nRosterLeft\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x19\n\x11\x61\x64visories_closed\x18\x03 \x01(\x05\x12\x18\n\x10relays_cancelled\x18\x04 \x01(\x05\x12.\n\nleave_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x95\x01\n\x14\x41\x64visoryAcknowledged\x12\x13\n\x0b\x61\x64visory_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x11\n\tbroker_id\x18\x03 \x01(\t\x12\x34\n\x10\x61\x63knowledge_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04late\x18\x05 \x01(\x08\"\xe1\x01\n\x10\x41\x64visoryAnswered\x12\x13\n\x0b\x61\x64visory_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x11\n\tbroker_id\x18\x03 \x01(\t\x12\x19\n\x11\x61\x64vice_risk_level\x18\x04 \x01(\x05\x12\x1e\n\x16suitability_overridden\x18\x05 \x01(\x08\x12/\n\x0b\x61nswer_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04late\x18\x07 \x01(\x08\x12\x18\n\x10source_ticket_id\x18\x08 \x01(\t\"\x92\x01\n\x0e\x41\x64visoryClosed\x12\x13\n\x0b\x61\x64visory_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12.\n\nclose_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10source_ticket_id\x18\x05 \x01(\t\"\xb8\x01\n\x0f\x41\x64visoryOverdue\x12\x13\n\x0b\x61\x64visory_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x11\n\tbroker_id\x18\x03 \x01(\t\x12\x0b\n\x03sla\x18\x04 \x01(\t\x12,\n\x08\x64ue_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x62reach_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb4\x01\n\x11\x41\x64visoryEscalated\x12\x13\n\x0b\x61\x64visory_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\r\n\x05level\x18\x03 \x01(\x05\x12\x17\n\x0f\x65scalated_to_id\x18\x04 \x01(\t\x12\x1c\n\x14previous_assignee_id\x18\x05 \x01(\t\x12\x31\n\rescalate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x88\x01\n\x0fRelaysCancelled\x12\x0f\n\x07note_id\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x05\x12\x11\n\tcancelled\x18\x03 \x01(\x05\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12/\n\x0b\x63\x61ncel_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x97\x01\n\x0cRelayOverdue\x12\x10\n\x08relay_id\x18\x01 \x01(\t\x12\x0f\n\x07note_id\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x05\x12\x11\n\tclient_id\x18\x04 \x01(\t\x12\x11\n\tbroker_id\x18\x05 \x01(\t\x12,\n\x08\x64ue_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,31 +33,31 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'branch.vip.v1.events_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ADVISORYRESEARCHREQUESTED']._serialized_start=79
-  _globals['_ADVISORYRESEARCHREQUESTED']._serialized_end=245
-  _globals['_ADVISORYOPENED']._serialized_start=248
-  _globals['_ADVISORYOPENED']._serialized_end=396
-  _globals['_RELAYSPLANNED']._serialized_start=399
-  _globals['_RELAYSPLANNED']._serialized_end=551
-  _globals['_RELAYDELIVERED']._serialized_start=554
-  _globals['_RELAYDELIVERED']._serialized_end=778
-  _globals['_RELAYACKNOWLEDGED']._serialized_start=781
-  _globals['_RELAYACKNOWLEDGED']._serialized_end=945
-  _globals['_ROSTERJOINED']._serialized_start=947
-  _globals['_ROSTERJOINED']._serialized_end=1046
-  _globals['_ROSTERLEFT']._serialized_start=1049
-  _globals['_ROSTERLEFT']._serialized_end=1197
-  _globals['_ADVISORYACKNOWLEDGED']._serialized_start=1200
-  _globals['_ADVISORYACKNOWLEDGED']._serialized_end=1349
-  _globals['_ADVISORYANSWERED']._serialized_start=1352
-  _globals['_ADVISORYANSWERED']._serialized_end=1577
-  _globals['_ADVISORYCLOSED']._serialized_start=1580
-  _globals['_ADVISORYCLOSED']._serialized_end=1726
-  _globals['_ADVISORYOVERDUE']._serialized_start=1729
-  _globals['_ADVISORYOVERDUE']._serialized_end=1913
-  _globals['_ADVISORYESCALATED']._serialized_start=1916
-  _globals['_ADVISORYESCALATED']._serialized_end=2096
-  _globals['_RELAYSCANCELLED']._serialized_start=2099
-  _globals['_RELAYSCANCELLED']._serialized_end=2235
-  _globals['_RELAYOVERDUE']._serialized_start=2238
-  _globals['_RELAYOVERDUE']._serialized_end=2389
+  _globals['_ADVISORYRESEARCHREQUESTED']._serialized_end=290
+  _globals['_ADVISORYOPENED']._serialized_start=293
+  _globals['_ADVISORYOPENED']._serialized_end=441
+  _globals['_RELAYSPLANNED']._serialized_start=444
+  _globals['_RELAYSPLANNED']._serialized_end=596
+  _globals['_RELAYDELIVERED']._serialized_start=599
+  _globals['_RELAYDELIVERED']._serialized_end=823
+  _globals['_RELAYACKNOWLEDGED']._serialized_start=826
+  _globals['_RELAYACKNOWLEDGED']._serialized_end=990
+  _globals['_ROSTERJOINED']._serialized_start=992
+  _globals['_ROSTERJOINED']._serialized_end=1091
+  _globals['_ROSTERLEFT']._serialized_start=1094
+  _globals['_ROSTERLEFT']._serialized_end=1242
+  _globals['_ADVISORYACKNOWLEDGED']._serialized_start=1245
+  _globals['_ADVISORYACKNOWLEDGED']._serialized_end=1394
+  _globals['_ADVISORYANSWERED']._serialized_start=1397
+  _globals['_ADVISORYANSWERED']._serialized_end=1622
+  _globals['_ADVISORYCLOSED']._serialized_start=1625
+  _globals['_ADVISORYCLOSED']._serialized_end=1771
+  _globals['_ADVISORYOVERDUE']._serialized_start=1774
+  _globals['_ADVISORYOVERDUE']._serialized_end=1958
+  _globals['_ADVISORYESCALATED']._serialized_start=1961
+  _globals['_ADVISORYESCALATED']._serialized_end=2141
+  _globals['_RELAYSCANCELLED']._serialized_start=2144
+  _globals['_RELAYSCANCELLED']._serialized_end=2280
+  _globals['_RELAYOVERDUE']._serialized_start=2283
+  _globals['_RELAYOVERDUE']._serialized_end=2434
 # @@protoc_insertion_point(module_scope)

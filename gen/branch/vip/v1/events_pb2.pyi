@@ -31,11 +31,17 @@ class AdvisoryResearchRequested(_message.Message):
     TICKERS_FIELD_NUMBER: _builtins.int
     QUESTION_FIELD_NUMBER: _builtins.int
     DUE_TIME_FIELD_NUMBER: _builtins.int
+    ON_CALL_ANALYST_ID_FIELD_NUMBER: _builtins.int
+    URGENCY_FIELD_NUMBER: _builtins.int
     advisory_id: _builtins.str
     client_id: _builtins.str
     asker_id: _builtins.str
     """The broker who asks on the client's behalf."""
     question: _builtins.str
+    on_call_analyst_id: _builtins.str
+    """The analyst on research duty in vip's rota when it was asked; empty when none."""
+    urgency: _builtins.str
+    """HIGH or NORMAL, as the advisory's urgency."""
     @_builtins.property
     def tickers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -49,10 +55,12 @@ class AdvisoryResearchRequested(_message.Message):
         tickers: _abc.Iterable[_builtins.str] | None = ...,
         question: _builtins.str = ...,
         due_time: _timestamp_pb2.Timestamp | None = ...,
+        on_call_analyst_id: _builtins.str = ...,
+        urgency: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["due_time", b"due_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["advisory_id", b"advisory_id", "asker_id", b"asker_id", "client_id", b"client_id", "due_time", b"due_time", "question", b"question", "tickers", b"tickers"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["advisory_id", b"advisory_id", "asker_id", b"asker_id", "client_id", b"client_id", "due_time", b"due_time", "on_call_analyst_id", b"on_call_analyst_id", "question", b"question", "tickers", b"tickers", "urgency", b"urgency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
