@@ -14,6 +14,8 @@ from branch.remote.v1 import remote_service_pb2 as rapi
 from branch.remote.v1 import remote_service_pb2_grpc as rgrpc
 from branch.remote.v1 import ticket_pb2 as tpb
 from branch.research.v1 import note_enums_pb2 as notes
+from branch.research.v1 import research_service_pb2 as research_api
+from branch.research.v1 import research_service_pb2_grpc as research_grpc
 from branch.vip.v1 import advisory_pb2
 from branch.vip.v1 import vip_service_pb2 as api
 
@@ -66,6 +68,20 @@ async def test_flow5_overdue_items_from_every_service_reach_the_supervisor(tmp_p
         adv = await b.vip.CreateAdvisory(api.CreateAdvisoryRequest(
             advisory=advisory_pb2.Advisory(client_id=key, question="Sell now?")),
             metadata=broker(br))
+        # ... and a second one sent to research, which nobody answers either
+        adv2 = await b.vip.CreateAdvisory(api.CreateAdvisoryRequest(
+            advisory=advisory_pb2.Advisory(client_id=key, question="Dividend safe?",
+                                           tickers=["600036"])), metadata=broker(br))
+        await b.vip.RequestAdvisoryResearch(api.RequestAdvisoryResearchRequest(id=adv2.id),
+                                            metadata=broker(br))
+        rstub = research_grpc.ResearchServiceStub(b.channels["research"])
+
+        async def queued():
+            res = await rstub.ListResearchRequests(research_api.ListResearchRequestsRequest(),
+                                                   metadata=SUPERVISOR)
+            return [q for q in res.research_requests if q.advisory_id == adv2.id]
+
+        await eventually(queued)
         from branch.research.v1 import events_pb2 as research_events
 
         from tests.vip.support import publish
@@ -83,11 +99,11 @@ async def test_flow5_overdue_items_from_every_service_reach_the_supervisor(tmp_p
         assert await onsite_check_overdue(b.runners["onsite"].ctx) >= 1
         assert await remote_check_sla(b.runners["remote"].ctx) >= 1
         # both advisory breaches and escalation step 1 at once; step 2 one window later
-        assert await check_advisory_sla(b.runners["vip"].ctx) == 3
+        assert await check_advisory_sla(b.runners["vip"].ctx) == 5  # 3 + 2 (acked in time)
         assert await check_relays_overdue(b.runners["vip"].ctx) == 1
 
         b.clock.advance(timedelta(minutes=6))
-        assert await check_advisory_sla(b.runners["vip"].ctx) == 1
+        assert await check_advisory_sla(b.runners["vip"].ctx) == 2
 
         # each raised an event
         for subject in ("branch.onsite.consultation.overdue", "branch.remote.ticket.escalated",
@@ -109,8 +125,12 @@ async def test_flow5_overdue_items_from_every_service_reach_the_supervisor(tmp_p
             (api.BREACH_KIND_ADVISORY_ACKNOWLEDGE, adv.id),
             (api.BREACH_KIND_ADVISORY_ANSWER, adv.id)}
         assert api.BREACH_KIND_RELAY in {x.kind for x in breaches.breaches}
+        [late] = await queued()
+        assert late.overdue  # research shows the question it owes as overdue
         report = await b.vip.GetSlaReport(api.GetSlaReportRequest(broker_id=br),
                                           metadata=SUPERVISOR)
         row = report.rows[0]
-        assert (row.acknowledge_breaches, row.answer_breaches, row.relays_overdue) == (1, 1, 1)
+        # the research-pending advisory was acknowledged in time: only its answer breached
+        assert (row.advisories, row.acknowledge_breaches, row.answer_breaches,
+                row.escalations, row.relays_overdue) == (2, 1, 2, 2, 1)
         assert row.sla_compliance == 0.0
