@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import calendar
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -33,6 +34,7 @@ class DirectoryPeer:
 
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
+        self._sync_channel: grpc.Channel | None = None
 
     def _stub(self) -> dgrpc.DirectoryServiceStub:
         return dgrpc.DirectoryServiceStub(self.ctx.channel("directory"))
@@ -92,6 +94,43 @@ class DirectoryPeer:
         except grpc.aio.AioRpcError as err:
             raise self._unavailable(err) from None
         return out
+
+    def _sync_stub(self) -> dgrpc.DirectoryServiceStub:
+        """A blocking stub, for long streams read in a worker thread."""
+        if self._sync_channel is None:
+            token = self.ctx.signer.service_token(self.ctx.name, self.ctx.clock.now())
+            creds = grpc.composite_channel_credentials(
+                grpc.local_channel_credentials(), grpc.access_token_call_credentials(token))
+            self._sync_channel = grpc.secure_channel(self.ctx.settings.address("directory"),
+                                                     creds)
+        return dgrpc.DirectoryServiceStub(self._sync_channel)
+
+    async def fold_trades(self, client_id: str, end: datetime,
+                          fold: Callable[[holding_pb2.Trade], None]) -> None:
+        """Stream a client's trades up to end into fold, in a worker thread.
+
+        grpc.aio costs tens of microseconds per streamed message on this side and the fold
+        is CPU work; a thread with the blocking client keeps 100,000 trades off the event
+        loop and is markedly faster.
+        """
+        request = dapi.StreamTradesRequest(client_id=client_id)
+        request.end_time.CopyFrom(ts(end))
+        stub = self._sync_stub()
+
+        def run() -> None:
+            for trade in stub.StreamTrades(request, timeout=600):
+                fold(trade)
+
+        try:
+            await asyncio.to_thread(run)
+        except grpc.RpcError as err:
+            code = err.code() if isinstance(err, grpc.Call) else grpc.StatusCode.UNKNOWN
+            raise Unavailable(f"directory: {code.name}") from None
+
+    def close(self) -> None:
+        if self._sync_channel is not None:
+            self._sync_channel.close()
+            self._sync_channel = None
 
     async def trades(
         self, client_id: str, end: datetime | None = None

@@ -67,8 +67,7 @@ class Reports:
             raise NotFound(f"client {req.client_id} not found")
         start_at, end_at = self.core.day_range(start, end)
         analyzer = Analyzer(int(start_at.timestamp()), int(end_at.timestamp()))
-        async for trade in self.core.directory.trades(client.id, end_at):
-            analyzer.add_trade(trade)
+        await self.core.directory.fold_trades(client.id, end_at, analyzer.add_trade)
         holdings = await self.core.directory.holdings(client.id)
         tickers = sorted({h.ticker for h in holdings} | set(analyzer.tickers))
         securities = await self.core.directory.securities(tickers)

@@ -69,7 +69,13 @@ def background(ctx: ServiceContext, stop: asyncio.Event) -> list:
             except TimeoutError:
                 pass
 
-    return [sla_loop]
+    async def close_peers() -> None:
+        try:
+            await stop.wait()
+        finally:
+            remote_of(ctx).core.directory.close()
+
+    return [sla_loop, close_peers]
 
 
 SPEC = ServiceSpec(

@@ -166,3 +166,19 @@ async def test_report_bad_fields_roles_and_missing(env) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await env.stub.GetReport(api.GetReportRequest(id="nope"), metadata=md)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_directory_unreachable_is_unavailable(tmp_path, nats_url) -> None:
+    from services.common.nats_link import free_port
+    from services.remote.server import SPEC as REMOTE
+    from tests.harness import channel, make_settings, running
+
+    settings = make_settings(tmp_path, nats_url, directory_addr=f"127.0.0.1:{free_port()}")
+    async with running(REMOTE, settings) as remote, channel(remote) as ch:
+        from branch.remote.v1.remote_service_pb2_grpc import RemoteServiceStub
+
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await RemoteServiceStub(ch).CreateReport(api.CreateReportRequest(
+                client_id="c", period_start="2026-01-01", period_end="2026-01-31"),
+                metadata=auth("a", "service_agent"))
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
