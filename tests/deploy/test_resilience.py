@@ -129,6 +129,18 @@ async def test_sigterm_finishes_in_flight_calls_and_exits_within_grace(deployed:
         listed = await DirectoryServiceStub(ch).ListSecurities(
             api.ListSecuritiesRequest(page_size=500), metadata=ADMIN)
     assert set(tickers) <= {s.ticker for s in listed.securities}
+
+
+async def test_sigterm_stops_consumers_and_timers_within_grace(deployed: Cluster) -> None:
+    """A rolling restart of every event-driven service: each replica told to stop exits
+    cleanly within its grace, and the other replica carries on."""
+    leaving = [rs[1] for name, rs in deployed.replicas.items() if name != "directory"]
+    start = asyncio.get_running_loop().time()
+    for replica in leaving:
+        deployed.signal(replica, signal.SIGTERM)
+    codes = await asyncio.gather(*(deployed.wait_exit(r, GRACE_SECONDS + 10) for r in leaving))
+    assert {r.name: c for r, c in zip(leaving, codes, strict=True) if c != 0} == {}
+    assert asyncio.get_running_loop().time() - start < GRACE_SECONDS + 8
     await deployed.ensure_running()
 
 
