@@ -31,10 +31,15 @@ class _CampaignKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Campaign
     CAMPAIGN_KIND_GENERAL: _CampaignKind.ValueType  # 1
     """A supervisor's campaign over standard-tier remote clients; key clients leave it."""
     CAMPAIGN_KIND_NEW_ACCOUNTS: _CampaignKind.ValueType  # 2
-    """Regulator: every newly opened account is called back within one month of opening."""
+    """Regulator: every newly opened account is called back within one month of opening.
+    Targets accounts (any channel or tier) opened from three months before the start to the
+    end and not reached since opening, each due one month after opening (overdue first);
+    accounts opened while the campaign runs join it.
+    """
     CAMPAIGN_KIND_ANNUAL_SAMPLE: _CampaignKind.ValueType  # 3
     """Regulator: at least 10% of the clients on the books at the last year end are called
-    back during the year.
+    back during the year. Targets the year-end clients not yet reached this year, longest
+    uncontacted first: the remaining gap plus half again (or rule.max_targets).
     """
 
 class CampaignKind(_CampaignKind, metaclass=_CampaignKindEnumTypeWrapper): ...
@@ -43,10 +48,15 @@ CAMPAIGN_KIND_UNSPECIFIED: CampaignKind.ValueType  # 0
 CAMPAIGN_KIND_GENERAL: CampaignKind.ValueType  # 1
 """A supervisor's campaign over standard-tier remote clients; key clients leave it."""
 CAMPAIGN_KIND_NEW_ACCOUNTS: CampaignKind.ValueType  # 2
-"""Regulator: every newly opened account is called back within one month of opening."""
+"""Regulator: every newly opened account is called back within one month of opening.
+Targets accounts (any channel or tier) opened from three months before the start to the
+end and not reached since opening, each due one month after opening (overdue first);
+accounts opened while the campaign runs join it.
+"""
 CAMPAIGN_KIND_ANNUAL_SAMPLE: CampaignKind.ValueType  # 3
 """Regulator: at least 10% of the clients on the books at the last year end are called
-back during the year.
+back during the year. Targets the year-end clients not yet reached this year, longest
+uncontacted first: the remaining gap plus half again (or rule.max_targets).
 """
 Global___CampaignKind: _TypeAlias = CampaignKind  # noqa: Y015
 
