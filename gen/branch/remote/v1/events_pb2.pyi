@@ -445,8 +445,9 @@ Global___TicketSlaWarning: _TypeAlias = TicketSlaWarning  # noqa: Y015
 
 @_typing.final
 class TicketEscalated(_message.Message):
-    """branch.remote.ticket.escalated: a target was breached; level 1 owner, 2 team lead,
-    3 supervisor. Each level is raised once.
+    """branch.remote.ticket.escalated: a target was breached; level 1 owner (at the due time),
+    2 team lead (half the target later), 3 supervisor (a whole target later). Each level is
+    raised once, also with several replicas.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
