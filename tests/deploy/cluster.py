@@ -34,6 +34,12 @@ REPO = Path(__file__).resolve().parents[2]
 GRACE_SECONDS = 4.0
 
 
+def branch_command() -> list[str]:
+    """The `branch` console script beside this interpreter, as the image runs it."""
+    script = Path(sys.executable).parent / "branch"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "services.cli.branch"]
+
+
 def pick_port(taken: set[int]) -> int:
     """A free loopback port below the kernel's ephemeral range, so that the port 0 binds of
     other processes cannot take it between planning and starting; a restarted replica binds
@@ -129,7 +135,7 @@ class Cluster:
     def spawn(self, replica: Replica) -> None:
         log = replica.log_path.open("ab")
         replica.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli.branch", "serve", replica.service],
+            [*branch_command(), "serve", replica.service],
             env=self.env_for(replica),
             cwd=REPO,
             stdout=log,
