@@ -198,12 +198,22 @@ async def bench_end_to_end(n: int) -> dict[str, float]:
                 stop.set()
                 await sampler
                 assert report.figures.trades == n, report.figures.trades
+                # the same stream read and discarded: the directory's share of the time
+                sync = grpc.insecure_channel(f"127.0.0.1:{port}")
+                t0 = time.perf_counter()
+                streamed = await asyncio.to_thread(lambda: sum(
+                    1 for _ in DirectoryServiceStub(sync).StreamTrades(
+                        dapi.StreamTradesRequest(client_id=client.id), metadata=agent)))
+                stream_seconds = time.perf_counter() - t0
+                sync.close()
+                assert streamed == n
         finally:
             await remote.stop(grace=1)
             directory.terminate()
             directory.wait(timeout=30)
             nats_server.stop()
     return {"seconds": seconds, "import_seconds": import_seconds,
+            "stream_seconds": stream_seconds,
             "rss_growth_mib": peak[0] - rss_before, "rss_peak_mib": peak[0]}
 
 
@@ -223,6 +233,8 @@ def main(argv: list[str] | None = None) -> None:
                      f"{e['seconds']:.2f} s",
                      f"+{e['rss_growth_mib']:.0f} MiB RSS in the remote process during "
                      f"the call (peak {e['rss_peak_mib']:.0f} MiB)"))
+        rows.append(("of which: the directory's StreamTrades alone (read and discarded)",
+                     f"{e['stream_seconds']:.2f} s", ""))
         rows.append(("(setup, not the report) ImportTrades of the history",
                      f"{e['import_seconds']:.1f} s", ""))
     print(f"### Remote: trading-record report, {args.trades:,} trades\n")
