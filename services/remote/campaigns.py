@@ -36,6 +36,7 @@ from services.remote.models import (
     CallbackTarget,
     Campaign,
     ClientClaim,
+    QuotaMiss,
     RemoteClient,
     Ticket,
 )
@@ -560,6 +561,14 @@ class Campaigns:
             if day_start <= convert.utc(when) < day_end:
                 p.made_today += 1
                 p.reached_today += reached_call
+        async with self.core.db.read() as session:
+            misses = (await session.exec(
+                select(QuotaMiss.agent_id, func.count())
+                .where(QuotaMiss.campaign_id == campaign_id)
+                .group_by(QuotaMiss.agent_id))).all()
+        for agent_id, count in misses:
+            if agent_id in agents:
+                agents[agent_id].quota_missed_days = int(count)
         if not principal.sees_branch:
             agents = {k: p for k, p in agents.items() if k == principal.staff_id}
         return cpb.CampaignProgress(
@@ -609,6 +618,71 @@ class Campaigns:
         out.year_end_required = math.ceil(out.year_end_clients / 10)
         out.year_end_gap = max(out.year_end_required - out.year_end_clients_called, 0)
         return out
+
+
+QUOTA_LOOKBACK_DAYS = 7
+
+
+async def check_quotas(core: Core) -> int:
+    """One pass: raise callback.quota_missed for past weekdays (the last week) on which an agent
+    of an active campaign stayed under its quota. The unique (campaign, agent, day) row is
+    the claim, so two replicas raise each miss once."""
+    today = core.today()
+    async with core.db.read() as session:
+        campaigns = list((await session.exec(select(Campaign).where(
+            Campaign.state == cpb.CAMPAIGN_STATE_ACTIVE,
+            col(Campaign.start_date) < today))).all())
+    raised = 0
+    for campaign in campaigns:
+        first = max(campaign.start_date, today - timedelta(days=QUOTA_LOOKBACK_DAYS))
+        last = min(campaign.end_date, today - timedelta(days=1))
+        if last < first:
+            continue
+        start, end = core.day_range(first, last)
+        async with core.db.read() as session:
+            calls = (await session.exec(select(CallbackRecord.agent_id, CallbackRecord.call_time)
+                                        .where(CallbackRecord.campaign_id == campaign.id,
+                                               col(CallbackRecord.call_time) >= start,
+                                               col(CallbackRecord.call_time) < end))).all()
+            known = {(m.agent_id, m.day) for m in (await session.exec(
+                select(QuotaMiss).where(QuotaMiss.campaign_id == campaign.id,
+                                        col(QuotaMiss.day) >= first))).all()}
+        made: dict[tuple[str, date], int] = {}
+        for agent_id, when in calls:
+            key = (agent_id, core.local_date(convert.utc(when)))
+            made[key] = made.get(key, 0) + 1
+        day = first
+        while day <= last:
+            if day.weekday() < 5:
+                for agent in campaign.agent_ids.split(","):
+                    count = made.get((agent, day), 0)
+                    if count >= campaign.daily_quota or (agent, day) in known:
+                        continue
+                    if await _raise_miss(core, campaign, agent, day, count):
+                        raised += 1
+            day += timedelta(days=1)
+    return raised
+
+
+async def _raise_miss(core: Core, campaign: Campaign, agent: str, day: date, made: int) -> bool:
+    from services.common import metrics
+
+    now = core.now()
+    try:
+        async with core.db.transaction() as session:
+            row = QuotaMiss(id=new_id(), campaign_id=campaign.id, agent_id=agent, day=day,
+                            daily_quota=campaign.daily_quota, made=made, raised_at=now)
+            session.add(row)
+            await session.flush()
+            emit(session, subject="branch.remote.callback.quota_missed",
+                 message=events_pb2.CallbackQuotaMissed(
+                     campaign_id=campaign.id, agent_id=agent, day=day.isoformat(),
+                     daily_quota=campaign.daily_quota, made=made),
+                 about=campaign.id, now=now)
+    except IntegrityError:  # a replica raised it first
+        return False
+    metrics.sla_breached("remote", "callback_quota")
+    return True
 
 
 def leaves_general(mirror: RemoteClient | None) -> str:

@@ -72,6 +72,23 @@ class CallbackTarget(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UtcDateTime)
 
 
+class QuotaMiss(SQLModel, table=True):
+    """A weekday on which an agent stayed under a campaign's quota; unique, so raised once."""
+
+    __tablename__ = "remote_quota_miss"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "agent_id", "day", name="uq_remote_quota_miss"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    campaign_id: str = Field(max_length=36)
+    agent_id: str = Field(max_length=100)
+    day: date
+    daily_quota: int
+    made: int
+    raised_at: datetime = Field(sa_type=UtcDateTime)
+
+
 class ClientClaim(SQLModel, table=True):
     """At most one agent calls a client at a time, across campaigns and replicas."""
 

@@ -11,7 +11,7 @@ from branch.remote.v1 import remote_service_pb2, remote_service_pb2_grpc
 
 from services.common.logs import get_logger
 from services.common.server import ServiceContext, ServiceSpec
-from services.remote import events
+from services.remote import campaigns, events
 from services.remote.access import ACCESS
 from services.remote.api import RemoteServicer
 from services.remote.campaigns import Campaigns
@@ -22,6 +22,8 @@ from services.remote.tickets import Tickets, seed_defaults
 
 SERVICE_NAME = remote_service_pb2.DESCRIPTOR.services_by_name["RemoteService"].full_name
 SLA_PASS_SECONDS = 15.0
+# the quota check looks at past days only: every 20th pass (5 minutes) is plenty
+QUOTA_EVERY_PASSES = 20
 log = get_logger("remote", component="timer")
 
 
@@ -57,13 +59,22 @@ async def check_sla(ctx: ServiceContext) -> int:
     return await remote_of(ctx).tickets.check_sla()
 
 
+async def check_quotas(ctx: ServiceContext) -> int:
+    """One pass of the daily callback-quota check."""
+    return await campaigns.check_quotas(remote_of(ctx).core)
+
+
 def background(ctx: ServiceContext, stop: asyncio.Event) -> list:
     async def sla_loop() -> None:
+        passes = 0
         while not stop.is_set():
             try:
                 await check_sla(ctx)
+                if passes % QUOTA_EVERY_PASSES == 0:
+                    await check_quotas(ctx)
             except Exception as exc:  # a bad pass must not end the timer
                 log.warning("SLA pass failed", error=type(exc).__name__)
+            passes += 1
             try:
                 await asyncio.wait_for(stop.wait(), timeout=SLA_PASS_SECONDS)
             except TimeoutError:

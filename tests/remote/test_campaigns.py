@@ -314,3 +314,34 @@ async def test_channel_change_event_removes_target(env) -> None:
         return t.targets[0].removed_reason
 
     assert await eventually(removed) == "no longer a remote client"
+
+
+async def test_quota_missed_raised_once_per_agent_and_day(env_db, nats_url) -> None:
+    from services.remote.server import check_quotas
+
+    env = env_db
+    a1, md1 = await env.agent()
+    a2, _ = await env.agent()
+    for _ in range(3):
+        await env.client()
+    made = await env.stub.CreateCampaign(api.CreateCampaignRequest(campaign=campaign(
+        [a1, a2], daily_quota=2)), metadata=SUPERVISOR)
+    for _ in range(2):  # a1 meets the quota on Monday, a2 makes no call
+        nxt = await env.stub.NextCallback(api.NextCallbackRequest(), metadata=md1)
+        await env.stub.RecordCallback(api.RecordCallbackRequest(
+            target_id=nxt.target.id, outcome=cpb.CALLBACK_OUTCOME_REACHED), metadata=md1)
+    assert await check_quotas(env.remote.ctx) == 0  # today is not over
+    env.clock.advance(days=1)
+    async with running(REMOTE, env.settings, clock=env.clock, run_consumers=False) as second:
+        counts = await asyncio.gather(check_quotas(env.remote.ctx), check_quotas(second.ctx))
+    assert sum(counts) == 1
+    env.clock.advance(days=5)  # Sunday 8 March: Tue..Fri missed by both, the weekend is not
+    assert await check_quotas(env.remote.ctx) == 8
+    assert await check_quotas(env.remote.ctx) == 0
+    progress = await env.stub.GetCampaignProgress(api.GetCampaignProgressRequest(id=made.id),
+                                                  metadata=SUPERVISOR)
+    missed = {a.agent_id: a.quota_missed_days for a in progress.agents}
+    assert missed == {a1: 4, a2: 5}
+    msgs = await collect_events(nats_url, "branch.remote.callback.quota_missed", count=1000,
+                                timeout=2)
+    assert sum(m.headers["ce-subject"] == made.id for m in msgs) == 9

@@ -374,12 +374,15 @@ class AgentProgress(_message.Message):
     REACHED_TODAY_FIELD_NUMBER: _builtins.int
     MADE_TOTAL_FIELD_NUMBER: _builtins.int
     REACHED_TOTAL_FIELD_NUMBER: _builtins.int
+    QUOTA_MISSED_DAYS_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
     daily_quota: _builtins.int
     made_today: _builtins.int
     reached_today: _builtins.int
     made_total: _builtins.int
     reached_total: _builtins.int
+    quota_missed_days: _builtins.int
+    """Past weekdays of the campaign on which the agent made fewer calls than the quota."""
     def __init__(
         self,
         *,
@@ -389,10 +392,11 @@ class AgentProgress(_message.Message):
         reached_today: _builtins.int = ...,
         made_total: _builtins.int = ...,
         reached_total: _builtins.int = ...,
+        quota_missed_days: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "daily_quota", b"daily_quota", "made_today", b"made_today", "made_total", b"made_total", "reached_today", b"reached_today", "reached_total", b"reached_total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "daily_quota", b"daily_quota", "made_today", b"made_today", "made_total", b"made_total", "quota_missed_days", b"quota_missed_days", "reached_today", b"reached_today", "reached_total", b"reached_total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

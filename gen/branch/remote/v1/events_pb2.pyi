@@ -176,6 +176,42 @@ class CallbackRecorded(_message.Message):
 Global___CallbackRecorded: _TypeAlias = CallbackRecorded  # noqa: Y015
 
 @_typing.final
+class CallbackQuotaMissed(_message.Message):
+    """branch.remote.callback.quota_missed: an agent made fewer campaign calls on a weekday than
+    the campaign's daily quota. Raised once per campaign, agent and day.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    AGENT_ID_FIELD_NUMBER: _builtins.int
+    DAY_FIELD_NUMBER: _builtins.int
+    DAILY_QUOTA_FIELD_NUMBER: _builtins.int
+    MADE_FIELD_NUMBER: _builtins.int
+    campaign_id: _builtins.str
+    agent_id: _builtins.str
+    day: _builtins.str
+    """YYYY-MM-DD in the branch's time zone."""
+    daily_quota: _builtins.int
+    made: _builtins.int
+    def __init__(
+        self,
+        *,
+        campaign_id: _builtins.str = ...,
+        agent_id: _builtins.str = ...,
+        day: _builtins.str = ...,
+        daily_quota: _builtins.int = ...,
+        made: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "campaign_id", b"campaign_id", "daily_quota", b"daily_quota", "day", b"day", "made", b"made"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallbackQuotaMissed: _TypeAlias = CallbackQuotaMissed  # noqa: Y015
+
+@_typing.final
 class ReportCreated(_message.Message):
     """branch.remote.report.created"""
 

@@ -2,7 +2,7 @@
 
 Revision ID: remote_0001
 Revises: 
-Create Date: 2026-11-27 00:34:01.462146
+Create Date: 2026-11-27 00:49:55.781176
 """
 
 from collections.abc import Sequence
@@ -162,6 +162,17 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('line')
     )
+    op.create_table('remote_quota_miss',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('campaign_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('agent_id', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('daily_quota', sa.Integer(), nullable=False),
+    sa.Column('made', sa.Integer(), nullable=False),
+    sa.Column('raised_at', services.common.db.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('campaign_id', 'agent_id', 'day', name='uq_remote_quota_miss')
+    )
     op.create_table('remote_report',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
     sa.Column('client_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
@@ -289,6 +300,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_remote_report_client')
 
     op.drop_table('remote_report')
+    op.drop_table('remote_quota_miss')
     op.drop_table('remote_line_cursor')
     op.drop_table('remote_client_claim')
     op.drop_table('remote_client')
