@@ -323,9 +323,11 @@ async def campaign_show(args: argparse.Namespace, ctl: Ctl) -> None:
                                                 "reached", "exhausted", "removed", "overdue"],
               [[str(x) for x in (p.targets, p.pending, p.claimed, p.done, p.reached,
                                  p.exhausted, p.removed, p.overdue)]])
-    ctl.table("agents", ["agent", "today / quota", "reached today", "total", "reached total"],
+    ctl.table("agents", ["agent", "today / quota", "reached today", "total", "reached total",
+                         "days under quota"],
               [[a.agent_id, f"{a.made_today}/{a.daily_quota}", str(a.reached_today),
-                str(a.made_total), str(a.reached_total)] for a in p.agents])
+                str(a.made_total), str(a.reached_total), str(a.quota_missed_days)]
+               for a in p.agents])
 
 
 async def stats(args: argparse.Namespace, ctl: Ctl) -> None:
