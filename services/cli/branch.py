@@ -144,9 +144,9 @@ async def _replay_parked(services: list[str], settings: Settings, dry_run: bool)
     from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
     from services.common.events import CONTENT_TYPE
-    from services.common.nats_link import STREAM
+    from services.common.nats_link import STREAM, servers
 
-    nc = await nats.connect(settings.nats_url, connect_timeout=5)
+    nc = await nats.connect(servers(settings.nats_url), connect_timeout=5)
     replayed = left = 0
     try:
         js = nc.jetstream()

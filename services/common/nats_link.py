@@ -42,7 +42,7 @@ class NatsLink:
             tries += 1
             try:
                 self.nc = await nats.connect(
-                    self.url,
+                    servers(self.url),
                     name=self.service,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.5,
@@ -85,6 +85,11 @@ class NatsLink:
 
     async def _on_reconnect(self) -> None:
         self._log.info("nats reconnected")
+
+
+def servers(url: str) -> list[str]:
+    """BRANCH_NATS_URL may list several servers of a cluster, comma-separated."""
+    return [u.strip() for u in url.split(",") if u.strip()]
 
 
 async def ensure_stream(js: JetStreamContext, replicas: int = 1) -> None:

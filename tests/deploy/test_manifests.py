@@ -18,6 +18,7 @@ import yaml
 from packaging.requirements import Requirement
 
 from services import registry
+from services.common.nats_link import NatsLink
 from services.common.settings import SERVICE_PORTS, Settings
 from tests.deploy.cluster import REPO, Cluster
 from tests.harness import SECRET
@@ -185,3 +186,13 @@ async def test_healthcheck_script_reports_a_serving_replica(deployed: Cluster) -
         env=env | {"BRANCH_DIRECTORY_PORT": "1"}, timeout=30,
     )
     assert down.returncode == 1 and "unhealthy" in down.stdout
+
+
+async def test_nats_url_may_list_the_servers_of_a_cluster(nats_url: str) -> None:
+    """Production's BRANCH_NATS_URL names several servers; one being down is no matter."""
+    link = NatsLink(f"nats://127.0.0.1:1, {nats_url}", "probe")
+    await link.connect(attempts=3)
+    try:
+        assert link.connected
+    finally:
+        await link.close()
