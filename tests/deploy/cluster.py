@@ -34,6 +34,16 @@ REPO = Path(__file__).resolve().parents[2]
 GRACE_SECONDS = 4.0
 
 
+def _die_with_parent() -> None:
+    """A test run that is itself killed leaves no replicas behind (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def branch_command() -> list[str]:
     """The `branch` console script beside this interpreter, as the image runs it."""
     script = Path(sys.executable).parent / "branch"
@@ -140,6 +150,7 @@ class Cluster:
             cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
         log.close()
 

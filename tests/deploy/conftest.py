@@ -24,7 +24,7 @@ def deployed_services() -> list[str]:
     return [name for name in names if registry.spec(name) is not None]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped when this folder's tests are done
 async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
     root = tmp_path_factory.mktemp("deploy")
     server = EmbeddedNats(root / "nats", port=pick_port(set()))
