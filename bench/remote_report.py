@@ -202,7 +202,7 @@ async def bench_end_to_end(n: int) -> dict[str, float]:
                 sync = grpc.insecure_channel(f"127.0.0.1:{port}")
                 t0 = time.perf_counter()
                 streamed = await asyncio.to_thread(lambda: sum(
-                    1 for _ in DirectoryServiceStub(sync).StreamTrades(
+                    len(batch.trades) for batch in DirectoryServiceStub(sync).StreamTrades(
                         dapi.StreamTradesRequest(client_id=client.id), metadata=agent)))
                 stream_seconds = time.perf_counter() - t0
                 sync.close()

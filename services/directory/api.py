@@ -73,8 +73,8 @@ class DirectoryServicer(grpc_api.DirectoryServiceServicer):
         start, end = from_ts(request.start_time), from_ts(request.end_time)
         if start and end and end <= start:
             raise InvalidArgument({"end_time": "must be after start_time"})
-        async for trade in self.d.stream_trades(current_principal(), request, start, end):
-            yield trade
+        async for batch in self.d.stream_trades(current_principal(), request, start, end):
+            yield batch
 
     async def ListSecurities(self, request, context):  # type: ignore[no-untyped-def]
         return await self.d.list_securities(request)

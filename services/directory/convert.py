@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from branch.directory.v1 import client_pb2, holding_pb2, staff_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common.protos import ts
-from services.directory.models import Client, Holding, Security, Staff, Trade
+from services.directory.models import Client, Holding, Security, Staff
 
 ROLE_NAMES = {
     staff_pb2.ROLE_CLIENT_MANAGER: "client_manager",
@@ -79,16 +80,20 @@ def holding_to_proto(row: Holding, risk_level: int) -> holding_pb2.Holding:
     )
 
 
-def trade_to_proto(row: Trade) -> holding_pb2.Trade:
+def trade_columns_to_proto(
+    client_id: str, trade_id: str, ticker: str, side: int, quantity: int, price: str, fee: str,
+    trade_time: datetime,
+) -> holding_pb2.Trade:
+    micros = int(trade_time.timestamp() * 1_000_000)
     return holding_pb2.Trade(
-        trade_id=row.trade_id,
-        client_id=row.client_id,
-        ticker=row.ticker,
-        side=row.side,  # type: ignore[arg-type]
-        quantity=row.quantity,
-        price=row.price,
-        fee=row.fee,
-        trade_time=ts(row.trade_time),
+        trade_id=trade_id,
+        client_id=client_id,
+        ticker=ticker,
+        side=side,  # type: ignore[arg-type]
+        quantity=quantity,
+        price=price,
+        fee=fee,
+        trade_time=Timestamp(seconds=micros // 1_000_000, nanos=micros % 1_000_000 * 1000),
     )
 
 

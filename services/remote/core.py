@@ -118,8 +118,9 @@ class DirectoryPeer:
         stub = self._sync_stub()
 
         def run() -> None:
-            for trade in stub.StreamTrades(request, timeout=600):
-                fold(trade)
+            for batch in stub.StreamTrades(request, timeout=600):
+                for trade in batch.trades:
+                    fold(trade)
 
         try:
             await asyncio.to_thread(run)
@@ -139,8 +140,9 @@ class DirectoryPeer:
         if end is not None:
             request.end_time.CopyFrom(ts(end))
         try:
-            async for trade in self._stub().StreamTrades(request, timeout=600):
-                yield trade
+            async for batch in self._stub().StreamTrades(request, timeout=600):
+                for trade in batch.trades:
+                    yield trade
         except grpc.aio.AioRpcError as err:
             raise self._unavailable(err) from None
 

@@ -560,6 +560,26 @@ class StreamTradesRequest(_message.Message):
 Global___StreamTradesRequest: _TypeAlias = StreamTradesRequest  # noqa: Y015
 
 @_typing.final
+class StreamTradesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRADES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def trades(self) -> _containers.RepeatedCompositeFieldContainer[_holding_pb2.Trade]: ...
+    def __init__(
+        self,
+        *,
+        trades: _abc.Iterable[_holding_pb2.Trade] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["trades", b"trades"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamTradesResponse: _TypeAlias = StreamTradesResponse  # noqa: Y015
+
+@_typing.final
 class ListSecuritiesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -5,7 +5,6 @@ import warnings
 
 from branch.directory.v1 import client_pb2 as branch_dot_directory_dot_v1_dot_client__pb2
 from branch.directory.v1 import directory_service_pb2 as branch_dot_directory_dot_v1_dot_directory__service__pb2
-from branch.directory.v1 import holding_pb2 as branch_dot_directory_dot_v1_dot_holding__pb2
 from branch.directory.v1 import staff_pb2 as branch_dot_directory_dot_v1_dot_staff__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -107,7 +106,7 @@ class DirectoryServiceStub:
         self.StreamTrades = channel.unary_stream(
                 '/branch.directory.v1.DirectoryService/StreamTrades',
                 request_serializer=branch_dot_directory_dot_v1_dot_directory__service__pb2.StreamTradesRequest.SerializeToString,
-                response_deserializer=branch_dot_directory_dot_v1_dot_holding__pb2.Trade.FromString,
+                response_deserializer=branch_dot_directory_dot_v1_dot_directory__service__pb2.StreamTradesResponse.FromString,
                 _registered_method=True)
         self.ListSecurities = channel.unary_unary(
                 '/branch.directory.v1.DirectoryService/ListSecurities',
@@ -208,7 +207,7 @@ class DirectoryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamTrades(self, request, context):
-        """Streams a client's trades in time order; for long histories.
+        """Streams a client's trades in time order, in batches of up to 1000; for long histories.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -298,7 +297,7 @@ def add_DirectoryServiceServicer_to_server(servicer, server):
             'StreamTrades': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamTrades,
                     request_deserializer=branch_dot_directory_dot_v1_dot_directory__service__pb2.StreamTradesRequest.FromString,
-                    response_serializer=branch_dot_directory_dot_v1_dot_holding__pb2.Trade.SerializeToString,
+                    response_serializer=branch_dot_directory_dot_v1_dot_directory__service__pb2.StreamTradesResponse.SerializeToString,
             ),
             'ListSecurities': grpc.unary_unary_rpc_method_handler(
                     servicer.ListSecurities,
@@ -690,7 +689,7 @@ class DirectoryService:
             target,
             '/branch.directory.v1.DirectoryService/StreamTrades',
             branch_dot_directory_dot_v1_dot_directory__service__pb2.StreamTradesRequest.SerializeToString,
-            branch_dot_directory_dot_v1_dot_holding__pb2.Trade.FromString,
+            branch_dot_directory_dot_v1_dot_directory__service__pb2.StreamTradesResponse.FromString,
             options,
             channel_credentials,
             insecure,

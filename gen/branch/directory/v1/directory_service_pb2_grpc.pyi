@@ -5,7 +5,6 @@ isort:skip_file
 
 from branch.directory.v1 import client_pb2 as _client_pb2
 from branch.directory.v1 import directory_service_pb2 as _directory_service_pb2
-from branch.directory.v1 import holding_pb2 as _holding_pb2
 from branch.directory.v1 import staff_pb2 as _staff_pb2
 from collections import abc as _abc
 from grpc import aio as _aio
@@ -55,8 +54,8 @@ class DirectoryServiceStub:
     trade id (and on client, ticker and as-of date for holdings).
     """
     ListHoldings: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.ListHoldingsRequest, _directory_service_pb2.ListHoldingsResponse]
-    StreamTrades: _grpc.UnaryStreamMultiCallable[_directory_service_pb2.StreamTradesRequest, _holding_pb2.Trade]
-    """Streams a client's trades in time order; for long histories."""
+    StreamTrades: _grpc.UnaryStreamMultiCallable[_directory_service_pb2.StreamTradesRequest, _directory_service_pb2.StreamTradesResponse]
+    """Streams a client's trades in time order, in batches of up to 1000; for long histories."""
     ListSecurities: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.ListSecuritiesRequest, _directory_service_pb2.ListSecuritiesResponse]
     FindClientsByTickers: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.FindClientsByTickersRequest, _directory_service_pb2.FindClientsByTickersResponse]
     """Clients holding any of the tickers, answered from the holdings index."""
@@ -85,8 +84,8 @@ class DirectoryServiceAsyncStub(DirectoryServiceStub):
     trade id (and on client, ticker and as-of date for holdings).
     """
     ListHoldings: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.ListHoldingsRequest, _directory_service_pb2.ListHoldingsResponse]  # type: ignore[assignment]
-    StreamTrades: _aio.UnaryStreamMultiCallable[_directory_service_pb2.StreamTradesRequest, _holding_pb2.Trade]  # type: ignore[assignment]
-    """Streams a client's trades in time order; for long histories."""
+    StreamTrades: _aio.UnaryStreamMultiCallable[_directory_service_pb2.StreamTradesRequest, _directory_service_pb2.StreamTradesResponse]  # type: ignore[assignment]
+    """Streams a client's trades in time order, in batches of up to 1000; for long histories."""
     ListSecurities: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.ListSecuritiesRequest, _directory_service_pb2.ListSecuritiesResponse]  # type: ignore[assignment]
     FindClientsByTickers: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.FindClientsByTickersRequest, _directory_service_pb2.FindClientsByTickersResponse]  # type: ignore[assignment]
     """Clients holding any of the tickers, answered from the holdings index."""
@@ -196,8 +195,8 @@ class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _directory_service_pb2.StreamTradesRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_holding_pb2.Trade], _abc.AsyncIterator[_holding_pb2.Trade]]:
-        """Streams a client's trades in time order; for long histories."""
+    ) -> _typing.Union[_abc.Iterator[_directory_service_pb2.StreamTradesResponse], _abc.AsyncIterator[_directory_service_pb2.StreamTradesResponse]]:
+        """Streams a client's trades in time order, in batches of up to 1000; for long histories."""
 
     @_abc_1.abstractmethod
     def ListSecurities(
