@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 from branch.common.v1 import audit_pb2, audit_pb2_grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlmodel import col, select
 
 from services.common.auth import Access, allow
 from services.common.db import Database
 from services.common.models import AuditRecord
 from services.common.pagination import decode_token, encode_token, page_size
+from services.common.protos import ts
 
 AUDIT_ACCESS: dict[str, Access] = {"ListAuditRecords": allow("supervisor", "admin")}
-
-
-def _ts(value) -> Timestamp:  # type: ignore[no-untyped-def]
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
 
 
 class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
@@ -46,7 +40,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
                     method=r.method,
                     resource=r.resource,
                     request_id=r.request_id,
-                    time=_ts(r.time),
+                    time=ts(r.time),
                     outcome=r.outcome,
                 )
                 for r in rows

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from branch.directory.v1 import client_pb2, holding_pb2, staff_pb2
 from branch.directory.v1 import directory_service_pb2 as api
 from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
-from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.common.protos import ts
 
 if TYPE_CHECKING:
     from services.cli.demo import Demo
@@ -58,12 +59,6 @@ CLIENTS = 2000
 
 def _name(rng) -> str:  # type: ignore[no-untyped-def]
     return rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2))))
-
-
-def _ts(when) -> Timestamp:  # type: ignore[no-untyped-def]
-    out = Timestamp()
-    out.FromDatetime(when)
-    return out
 
 
 async def load(demo: Demo) -> None:
@@ -167,7 +162,7 @@ async def _market(demo: Demo) -> AsyncIterator[api.ImportTradesRequest]:
                 trade_id=f"D{ci:05d}-{k:03d}", client_id=client.id, ticker=ticker,
                 side=holding_pb2.SIDE_SELL if sell else holding_pb2.SIDE_BUY, quantity=qty,
                 price=str(price), fee=str((price * qty * Decimal("0.0003")).quantize(
-                    Decimal("0.01"))), trade_time=_ts(when)))
+                    Decimal("0.01"))), trade_time=ts(when)))
         for ticker, (qty, cost) in sorted(position.items()):
             if qty > 0:
                 yield api.ImportTradesRequest(holding=api.HoldingSnapshot(

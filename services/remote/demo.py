@@ -12,7 +12,8 @@ from branch.remote.v1 import remote_service_pb2 as api
 from branch.remote.v1 import report_pb2
 from branch.remote.v1 import ticket_pb2 as tpb
 from branch.remote.v1.remote_service_pb2_grpc import RemoteServiceStub
-from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.common.protos import ts
 
 if TYPE_CHECKING:
     from services.cli.demo import Demo
@@ -46,12 +47,6 @@ TICKETS = [
 RECEIVED_MINUTES_AGO = {0: 20160, 1: 10080, 2: 9, 3: 8, 4: 7, 5: 6, 6: 5, 7: 4, 8: 3, 9: 2,
                         10: 4000, 11: 12, 12: 90, 13: 30, 14: 10, 15: 300, 16: 25000,
                         17: 600, 18: 40, 19: 5}
-
-
-def _ts(when) -> Timestamp:  # type: ignore[no-untyped-def]
-    out = Timestamp()
-    out.FromDatetime(when)
-    return out
 
 
 async def load(demo: Demo) -> None:
@@ -104,10 +99,10 @@ async def load(demo: Demo) -> None:
             target_id=nxt.target.id, outcome=outcome, notes=rng.choice(NOTES[outcome]),
             request_id=f"demo-callback-{round_}")
         if round_ < 80:  # the last ones are today's
-            req.call_time.CopyFrom(_ts(demo.now - timedelta(days=21 * (80 - round_) / 80,
+            req.call_time.CopyFrom(ts(demo.now - timedelta(days=21 * (80 - round_) / 80,
                                                             minutes=rng.randint(0, 300))))
         if outcome == cpb.CALLBACK_OUTCOME_CALL_BACK_LATER:
-            req.callback_time.CopyFrom(_ts(demo.now + timedelta(hours=rng.randint(2, 48))))
+            req.callback_time.CopyFrom(ts(demo.now + timedelta(hours=rng.randint(2, 48))))
         await stub.RecordCallback(req, metadata=md)
         made += 1
     # one agent is mid-call right now
@@ -148,7 +143,7 @@ async def load(demo: Demo) -> None:
                                     request_id=f"demo-ticket-{i}")
         minutes_ago = RECEIVED_MINUTES_AGO.get(i, 0)
         if minutes_ago:
-            req.received_time.CopyFrom(_ts(demo.now - timedelta(minutes=minutes_ago)))
+            req.received_time.CopyFrom(ts(demo.now - timedelta(minutes=minutes_ago)))
         tickets.append(await stub.OpenTicket(req, metadata=sup))
 
     async def act(t: tpb.Ticket, step: str) -> None:

@@ -19,6 +19,7 @@ from services.common.errors import InvalidArgument, NotFound, PermissionDenied, 
 from services.common.events import Event, emit
 from services.common.logs import get_logger
 from services.common.pagination import decode_token, encode_token, page_size
+from services.common.protos import ts
 from services.vip import convert
 from services.vip.core import Vip
 from services.vip.models import Advisory, Relay, RosterEntry
@@ -71,7 +72,7 @@ async def apply_client(vip: Vip, session: AsyncSession, client: client_pb2.Clien
         if joined:
             emit(session, subject="branch.vip.roster.joined",
                  message=events_pb2.RosterJoined(client_id=client.id, broker_id=row.broker_id,
-                                                 join_time=_ts(now)),
+                                                 join_time=ts(now)),
                  about=client.id, now=now)
             log.info("client joined roster", client_id=client.id)
         return
@@ -95,7 +96,7 @@ async def leave(vip: Vip, session: AsyncSession, row: RosterEntry, reason: str) 
         session.add(adv)
         emit(session, subject="branch.vip.advisory.closed",
              message=events_pb2.AdvisoryClosed(advisory_id=adv.id, client_id=adv.client_id,
-                                               reason=reason, close_time=_ts(now),
+                                               reason=reason, close_time=ts(now),
                                                source_ticket_id=adv.source_ticket_id),
              about=adv.id, now=now)
     relays = (await session.exec(
@@ -109,16 +110,10 @@ async def leave(vip: Vip, session: AsyncSession, row: RosterEntry, reason: str) 
     emit(session, subject="branch.vip.roster.left",
          message=events_pb2.RosterLeft(client_id=row.client_id, reason=reason,
                                        advisories_closed=len(advisories),
-                                       relays_cancelled=len(relays), leave_time=_ts(now)),
+                                       relays_cancelled=len(relays), leave_time=ts(now)),
          about=row.client_id, now=now)
     log.info("client left roster", client_id=row.client_id, advisories_closed=len(advisories),
              relays_cancelled=len(relays))
-
-
-def _ts(value):  # type: ignore[no-untyped-def]
-    from services.common.protos import ts
-
-    return ts(value)
 
 
 # ---- event handlers ----------------------------------------------------------------------
