@@ -55,7 +55,7 @@ find_kubectl() {
 kubectl_bin=$(find_kubectl || true)
 if [ -z "$kubectl_bin" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   # Debian's package: `kubectl` where an apt source carries it, else `kubernetes-client`.
-  echo "kubectl: not found; installing Debian's package with apt-get" >&2
+  echo "kubectl: none with kustomize >= v4 on PATH; trying Debian's package (apt-get)" >&2
   apt-get update -qq >/dev/null 2>&1 || true
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubectl >/dev/null 2>&1 \
     || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null 2>&1 \
