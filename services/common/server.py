@@ -14,6 +14,7 @@ import grpc
 from branch.common.v1 import audit_pb2, audit_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from sqlalchemy.exc import IntegrityError
 
 from services.common import housekeeping, metrics, migrations
 from services.common.audit import AUDIT_ACCESS, AuditServicer
@@ -123,7 +124,7 @@ class ServiceRunner:
         await migrations.upgrade(self.db, self.spec.migrations)
         await self.nats.connect()
         if self.spec.on_start:
-            await self.spec.on_start(self.ctx)
+            await self._seed()
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.spec.name}-outbox"))
         self._tasks.append(asyncio.create_task(
             housekeeping.run(self.db, self.clock, self._stop_background),
@@ -170,6 +171,19 @@ class ServiceRunner:
         for name in ["", *self.spec.grpc_services]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.log.info("service started", port=self.port)
+
+    async def _seed(self) -> None:
+        """on_start hooks seed rows idempotently (insert what is missing). Replicas starting
+        together may race to insert the same row: the loser looks again and finds it."""
+        assert self.spec.on_start is not None
+        for attempt in range(3):
+            try:
+                await self.spec.on_start(self.ctx)
+                return
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.1 * (attempt + 1))
 
     async def stop(self, grace: float | None = None) -> None:
         grace = self.settings.shutdown_grace_seconds if grace is None else grace

@@ -101,3 +101,21 @@ async def test_in_flight_call_finishes_during_graceful_stop(tmp_path: Path, nats
             await runner.stop(grace=5)
             got = await call
             assert got.id == created.id
+
+
+async def test_replicas_starting_together_seed_once(tmp_path: Path, nats_url: str,
+                                                    database_url: str) -> None:
+    """Two replicas migrate and seed the same database at the same moment; both come up and
+    the seeded row (the bootstrap admin) exists once."""
+    from services.common.server import ServiceRunner
+
+    settings = make_settings(tmp_path, nats_url, database_url)
+    runners = [ServiceRunner(SPEC, settings, port=0) for _ in range(3)]
+    try:
+        await asyncio.gather(*(r.start() for r in runners))
+        async with channel(runners[1]) as ch:
+            admins = await DirectoryServiceStub(ch).ListStaff(
+                api.ListStaffRequest(), metadata=ADMIN)
+        assert [s.employee_no for s in admins.staff] == ["ADMIN"]
+    finally:
+        await asyncio.gather(*(r.stop(grace=1) for r in runners), return_exceptions=True)
