@@ -29,6 +29,8 @@ ACCESS = {
                                      mutating=True),
     "CancelConsultationForm": allow("client_manager", "consultant", "supervisor", "admin",
                                     mutating=True),
+    # Scoped as reading the form: its consultant, the manager who raised it, supervisors.
+    "ListRelevantNotes": allow(*FORM_READERS),
     "SummarizeOverdueForms": allow("supervisor", "admin", SERVICE_ROLE),
     "GetOnsiteSettings": allow(*EVERY_STAFF),
     "UpdateOnsiteSettings": allow("supervisor", "admin", mutating=True),

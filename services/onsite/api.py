@@ -7,7 +7,7 @@ from branch.onsite.v1 import onsite_service_pb2_grpc as grpc_api
 
 from services.common import idempotency
 from services.common.auth import current_principal
-from services.onsite import consultation, day, meetings
+from services.onsite import consultation, day, meetings, relevant_notes
 from services.onsite.core import Onsite
 
 
@@ -81,6 +81,10 @@ class OnsiteServicer(grpc_api.OnsiteServiceServicer):
 
     async def CancelConsultationForm(self, request, context):  # type: ignore[no-untyped-def]
         return await consultation.cancel(self.o, current_principal(), request)
+
+    async def ListRelevantNotes(self, request, context):  # type: ignore[no-untyped-def]
+        return await relevant_notes.list_relevant_notes(
+            self.o, current_principal(), self.o.research, request)
 
     async def SummarizeOverdueForms(self, request, context):  # type: ignore[no-untyped-def]
         return await consultation.summarize_overdue(self.o, request)

@@ -11,6 +11,7 @@ from branch.onsite.v1 import consultation_pb2 as cpb
 from branch.onsite.v1 import day_pb2, meeting_pb2
 from branch.onsite.v1 import onsite_service_pb2 as api
 from branch.onsite.v1.onsite_service_pb2_grpc import OnsiteServiceStub
+from branch.research.v1 import note_enums_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.cli.branchctl import Ctl
@@ -225,6 +226,30 @@ def _print_form(ctl: Ctl, f: cpb.ConsultationForm) -> None:
 async def form(args: argparse.Namespace, ctl: Ctl) -> None:
     _print_form(ctl, await _stub(ctl).GetConsultationForm(
         api.GetConsultationFormRequest(id=args.id), metadata=ctl.metadata))
+
+
+async def notes(args: argparse.Namespace, ctl: Ctl) -> None:
+    resp = await _stub(ctl).ListRelevantNotes(api.ListRelevantNotesRequest(
+        form_id=args.id, page_size=args.limit, page_token=args.page or ""),
+        metadata=ctl.metadata)
+    tolerance = client_pb2.RiskTolerance.Name(resp.client_risk_tolerance).removeprefix(
+        "RISK_TOLERANCE_") if resp.client_risk_tolerance else "none"
+    ctl.console.print(f"tickers {', '.join(resp.tickers) or '(no holdings)'}; client tolerance "
+                      f"{tolerance}" + (" (assessment expired)"
+                                        if resp.risk_assessment_expired else ""))
+    ctl.table("research notes on the form's tickers",
+              ["id", "title", "kind", "tickers", "stance", "risk", "valid until", "suits"],
+              [[n.note_id, n.title,
+                note_enums_pb2.NoteKind.Name(n.kind).removeprefix("NOTE_KIND_").lower(),
+                " ".join(n.matched_tickers),
+                " ".join(f"{st.ticker}:"
+                         + note_enums_pb2.Stance.Name(st.stance).removeprefix("STANCE_").lower()
+                         for st in n.stances if st.ticker in n.matched_tickers),
+                client_pb2.RiskLevel.Name(n.risk_level).removeprefix("RISK_LEVEL_"),
+                n.valid_until, "yes" if n.suitable else f"NO: {n.suitability_problem}"]
+               for n in resp.notes])
+    if resp.next_page_token:
+        ctl.console.print(f"next page: --page {resp.next_page_token}")
 
 
 async def raise_form(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -443,6 +468,12 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p = sub.add_parser("form", help="one form with its holdings snapshot")
     p.add_argument("id")
     p.set_defaults(func=form)
+
+    p = sub.add_parser("notes", help="published research notes on a form's tickers")
+    p.add_argument("id", metavar="FORM_ID")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--page")
+    p.set_defaults(func=notes)
 
     p = sub.add_parser("raise", help="raise a consultation form for a target client")
     p.add_argument("client")

@@ -15,6 +15,7 @@ from services.common.db import Database
 from services.common.errors import PermissionDenied, Violations
 from services.common.protos import from_ts, parse_date
 from services.onsite.directory_link import DirectoryLink
+from services.onsite.research_link import ResearchLink
 
 # How far back staff may record what already happened (visits, patrols) or an admin may
 # backfill paper records; further back is refused.
@@ -29,6 +30,7 @@ class Onsite:
     clock: Clock
     tz: ZoneInfo
     directory: DirectoryLink
+    research: ResearchLink | None = None
 
     def now(self) -> datetime:
         return self.clock.now()

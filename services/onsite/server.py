@@ -15,6 +15,7 @@ from services.onsite.api import OnsiteServicer
 from services.onsite.consultation import check_overdue as _check_overdue
 from services.onsite.core import Onsite
 from services.onsite.directory_link import DirectoryLink
+from services.onsite.research_link import ResearchLink
 
 SERVICE_NAME = onsite_service_pb2.DESCRIPTOR.services_by_name["OnsiteService"].full_name
 
@@ -24,6 +25,7 @@ def onsite_of(ctx: ServiceContext) -> Onsite:
         ctx.extras["onsite"] = Onsite(
             db=ctx.db, clock=ctx.clock, tz=ZoneInfo(ctx.settings.timezone),
             directory=DirectoryLink(lambda: ctx.channel("directory")),
+            research=ResearchLink(lambda: ctx.channel("research")),
         )
     return ctx.extras["onsite"]
 

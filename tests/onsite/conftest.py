@@ -17,11 +17,13 @@ from branch.directory.v1 import client_pb2, holding_pb2, staff_pb2
 from branch.directory.v1 import directory_service_pb2 as dapi
 from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
 from branch.onsite.v1.onsite_service_pb2_grpc import OnsiteServiceStub
+from branch.research.v1.research_service_pb2_grpc import ResearchServiceStub
 
 from services.common.clock import FakeClock
 from services.common.server import ServiceRunner
 from services.directory.server import SPEC as DIRECTORY
 from services.onsite.server import SPEC as ONSITE
+from services.research.server import SPEC as RESEARCH
 from tests.harness import ADMIN, auth, make_settings, running
 
 ROLE = {
@@ -41,6 +43,9 @@ class Stack:
     directory: DirectoryServiceStub
     onsite: OnsiteServiceStub
     channels: list[grpc.aio.Channel] = field(default_factory=list)
+    # Set when the stack runs the real research service too.
+    research_runner: ServiceRunner | None = None
+    research: ResearchServiceStub | None = None
 
     @property
     def runner(self) -> ServiceRunner:
@@ -49,21 +54,33 @@ class Stack:
 
 @asynccontextmanager
 async def make_stack(tmp: Path, nats_url: str, database_url: str = "",
-                     replicas: int = 1) -> AsyncIterator[Stack]:
+                     replicas: int = 1, research: bool = False) -> AsyncIterator[Stack]:
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
     async with AsyncExitStack() as stack:
         dir_runner = await stack.enter_async_context(
             running(DIRECTORY, make_settings(tmp / "dir", nats_url, database_url)))
-        settings = make_settings(tmp / "onsite", nats_url, database_url,
-                                 directory_addr=f"127.0.0.1:{dir_runner.port}")
+        addrs = {"directory_addr": f"127.0.0.1:{dir_runner.port}"}
+        research_runner = None
+        if research:
+            research_runner = await stack.enter_async_context(running(
+                RESEARCH, make_settings(tmp / "research", nats_url, database_url, **addrs),
+                clock=clock))
+            addrs["research_addr"] = f"127.0.0.1:{research_runner.port}"
+        settings = make_settings(tmp / "onsite", nats_url, database_url, **addrs)
         runners = [await stack.enter_async_context(running(ONSITE, settings, clock=clock))
                    for _ in range(replicas)]
         dch = grpc.aio.insecure_channel(f"127.0.0.1:{dir_runner.port}")
         och = grpc.aio.insecure_channel(f"127.0.0.1:{runners[0].port}")
         stack.push_async_callback(dch.close)
         stack.push_async_callback(och.close)
-        yield Stack(dir_runner, runners, clock, DirectoryServiceStub(dch),
+        out = Stack(dir_runner, runners, clock, DirectoryServiceStub(dch),
                     OnsiteServiceStub(och), [dch, och])
+        if research_runner is not None:
+            rch = grpc.aio.insecure_channel(f"127.0.0.1:{research_runner.port}")
+            stack.push_async_callback(rch.close)
+            out.research_runner, out.research = research_runner, ResearchServiceStub(rch)
+            out.channels.append(rch)
+        yield out
 
 
 @pytest.fixture(scope="module")

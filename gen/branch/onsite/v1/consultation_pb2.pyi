@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from branch.directory.v1 import client_pb2 as _client_pb2
+from branch.research.v1 import note_enums_pb2 as _note_enums_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -264,3 +265,79 @@ class StaffOverdue(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StaffOverdue: _TypeAlias = StaffOverdue  # noqa: Y015
+
+@_typing.final
+class RelevantNote(_message.Message):
+    """A published research note on one or more of a form's tickers, as research lists it, with
+    its suitability for the form's client.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTE_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    TICKERS_FIELD_NUMBER: _builtins.int
+    STANCES_FIELD_NUMBER: _builtins.int
+    MATCHED_TICKERS_FIELD_NUMBER: _builtins.int
+    RISK_LEVEL_FIELD_NUMBER: _builtins.int
+    VALID_UNTIL_FIELD_NUMBER: _builtins.int
+    VALID_UNTIL_TIME_FIELD_NUMBER: _builtins.int
+    PUBLISH_TIME_FIELD_NUMBER: _builtins.int
+    AUDIENCE_FIELD_NUMBER: _builtins.int
+    SUITABLE_FIELD_NUMBER: _builtins.int
+    SUITABILITY_PROBLEM_FIELD_NUMBER: _builtins.int
+    note_id: _builtins.str
+    title: _builtins.str
+    summary: _builtins.str
+    kind: _note_enums_pb2.NoteKind.ValueType
+    risk_level: _client_pb2.RiskLevel.ValueType
+    valid_until: _builtins.str
+    """Last day the note is valid, YYYY-MM-DD in the branch's time zone."""
+    audience: _note_enums_pb2.Audience.ValueType
+    suitable: _builtins.bool
+    """The note's risk level suits the client's tolerance (same rule as for advice)."""
+    suitability_problem: _builtins.str
+    """Why not, when not suitable."""
+    @_builtins.property
+    def tickers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Every ticker the note covers."""
+
+    @_builtins.property
+    def stances(self) -> _containers.RepeatedCompositeFieldContainer[_note_enums_pb2.TickerStance]:
+        """The note's stance per ticker."""
+
+    @_builtins.property
+    def matched_tickers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The form's tickers the note covers."""
+
+    @_builtins.property
+    def valid_until_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def publish_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        note_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        summary: _builtins.str = ...,
+        kind: _note_enums_pb2.NoteKind.ValueType = ...,
+        tickers: _abc.Iterable[_builtins.str] | None = ...,
+        stances: _abc.Iterable[_note_enums_pb2.TickerStance] | None = ...,
+        matched_tickers: _abc.Iterable[_builtins.str] | None = ...,
+        risk_level: _client_pb2.RiskLevel.ValueType = ...,
+        valid_until: _builtins.str = ...,
+        valid_until_time: _timestamp_pb2.Timestamp | None = ...,
+        publish_time: _timestamp_pb2.Timestamp | None = ...,
+        audience: _note_enums_pb2.Audience.ValueType = ...,
+        suitable: _builtins.bool = ...,
+        suitability_problem: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["publish_time", b"publish_time", "valid_until_time", b"valid_until_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "kind", b"kind", "matched_tickers", b"matched_tickers", "note_id", b"note_id", "publish_time", b"publish_time", "risk_level", b"risk_level", "stances", b"stances", "suitability_problem", b"suitability_problem", "suitable", b"suitable", "summary", b"summary", "tickers", b"tickers", "title", b"title", "valid_until", b"valid_until", "valid_until_time", b"valid_until_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RelevantNote: _TypeAlias = RelevantNote  # noqa: Y015

@@ -528,6 +528,68 @@ class AnalyseConsultationFormRequest(_message.Message):
 Global___AnalyseConsultationFormRequest: _TypeAlias = AnalyseConsultationFormRequest  # noqa: Y015
 
 @_typing.final
+class ListRelevantNotesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FORM_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    form_id: _builtins.str
+    """The consultation form whose holdings snapshot names the tickers."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        form_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["form_id", b"form_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRelevantNotesRequest: _TypeAlias = ListRelevantNotesRequest  # noqa: Y015
+
+@_typing.final
+class ListRelevantNotesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TICKERS_FIELD_NUMBER: _builtins.int
+    CLIENT_RISK_TOLERANCE_FIELD_NUMBER: _builtins.int
+    RISK_ASSESSMENT_EXPIRED_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    client_risk_tolerance: _client_pb2.RiskTolerance.ValueType
+    """The client's risk profile as the directory knows it now (what suitability is judged on)."""
+    risk_assessment_expired: _builtins.bool
+    @_builtins.property
+    def notes(self) -> _containers.RepeatedCompositeFieldContainer[_consultation_pb2.RelevantNote]: ...
+    @_builtins.property
+    def tickers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The tickers asked about: those of the form's holdings snapshot."""
+
+    def __init__(
+        self,
+        *,
+        notes: _abc.Iterable[_consultation_pb2.RelevantNote] | None = ...,
+        next_page_token: _builtins.str = ...,
+        tickers: _abc.Iterable[_builtins.str] | None = ...,
+        client_risk_tolerance: _client_pb2.RiskTolerance.ValueType = ...,
+        risk_assessment_expired: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_risk_tolerance", b"client_risk_tolerance", "next_page_token", b"next_page_token", "notes", b"notes", "risk_assessment_expired", b"risk_assessment_expired", "tickers", b"tickers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRelevantNotesResponse: _TypeAlias = ListRelevantNotesResponse  # noqa: Y015
+
+@_typing.final
 class DeliverConsultationFormRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -113,6 +113,11 @@ class OnsiteServiceStub:
                 request_serializer=branch_dot_onsite_dot_v1_dot_onsite__service__pb2.CancelConsultationFormRequest.SerializeToString,
                 response_deserializer=branch_dot_onsite_dot_v1_dot_consultation__pb2.ConsultationForm.FromString,
                 _registered_method=True)
+        self.ListRelevantNotes = channel.unary_unary(
+                '/branch.onsite.v1.OnsiteService/ListRelevantNotes',
+                request_serializer=branch_dot_onsite_dot_v1_dot_onsite__service__pb2.ListRelevantNotesRequest.SerializeToString,
+                response_deserializer=branch_dot_onsite_dot_v1_dot_onsite__service__pb2.ListRelevantNotesResponse.FromString,
+                _registered_method=True)
         self.SummarizeOverdueForms = channel.unary_unary(
                 '/branch.onsite.v1.OnsiteService/SummarizeOverdueForms',
                 request_serializer=branch_dot_onsite_dot_v1_dot_onsite__service__pb2.SummarizeOverdueFormsRequest.SerializeToString,
@@ -272,6 +277,15 @@ class OnsiteServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRelevantNotes(self, request, context):
+        """Published, unexpired research notes on the tickers of the form's holdings snapshot,
+        newest first, each marked with whether its risk level suits the client (the rule used
+        for advice). Asks the research service; UNAVAILABLE when it cannot be reached.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SummarizeOverdueForms(self, request, context):
         """Supervisor's view: overdue forms counted per consultant and per client manager.
         """
@@ -425,6 +439,11 @@ def add_OnsiteServiceServicer_to_server(servicer, server):
                     servicer.CancelConsultationForm,
                     request_deserializer=branch_dot_onsite_dot_v1_dot_onsite__service__pb2.CancelConsultationFormRequest.FromString,
                     response_serializer=branch_dot_onsite_dot_v1_dot_consultation__pb2.ConsultationForm.SerializeToString,
+            ),
+            'ListRelevantNotes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRelevantNotes,
+                    request_deserializer=branch_dot_onsite_dot_v1_dot_onsite__service__pb2.ListRelevantNotesRequest.FromString,
+                    response_serializer=branch_dot_onsite_dot_v1_dot_onsite__service__pb2.ListRelevantNotesResponse.SerializeToString,
             ),
             'SummarizeOverdueForms': grpc.unary_unary_rpc_method_handler(
                     servicer.SummarizeOverdueForms,
@@ -893,6 +912,33 @@ class OnsiteService:
             '/branch.onsite.v1.OnsiteService/CancelConsultationForm',
             branch_dot_onsite_dot_v1_dot_onsite__service__pb2.CancelConsultationFormRequest.SerializeToString,
             branch_dot_onsite_dot_v1_dot_consultation__pb2.ConsultationForm.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRelevantNotes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/branch.onsite.v1.OnsiteService/ListRelevantNotes',
+            branch_dot_onsite_dot_v1_dot_onsite__service__pb2.ListRelevantNotesRequest.SerializeToString,
+            branch_dot_onsite_dot_v1_dot_onsite__service__pb2.ListRelevantNotesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -55,6 +55,11 @@ class OnsiteServiceStub:
     AnalyseConsultationForm: _grpc.UnaryUnaryMultiCallable[_onsite_service_pb2.AnalyseConsultationFormRequest, _consultation_pb2.ConsultationForm]
     DeliverConsultationForm: _grpc.UnaryUnaryMultiCallable[_onsite_service_pb2.DeliverConsultationFormRequest, _consultation_pb2.ConsultationForm]
     CancelConsultationForm: _grpc.UnaryUnaryMultiCallable[_onsite_service_pb2.CancelConsultationFormRequest, _consultation_pb2.ConsultationForm]
+    ListRelevantNotes: _grpc.UnaryUnaryMultiCallable[_onsite_service_pb2.ListRelevantNotesRequest, _onsite_service_pb2.ListRelevantNotesResponse]
+    """Published, unexpired research notes on the tickers of the form's holdings snapshot,
+    newest first, each marked with whether its risk level suits the client (the rule used
+    for advice). Asks the research service; UNAVAILABLE when it cannot be reached.
+    """
     SummarizeOverdueForms: _grpc.UnaryUnaryMultiCallable[_onsite_service_pb2.SummarizeOverdueFormsRequest, _onsite_service_pb2.SummarizeOverdueFormsResponse]
     """Supervisor's view: overdue forms counted per consultant and per client manager."""
     GetOnsiteSettings: _grpc.UnaryUnaryMultiCallable[_onsite_service_pb2.GetOnsiteSettingsRequest, _onsite_service_pb2.OnsiteSettings]
@@ -97,6 +102,11 @@ class OnsiteServiceAsyncStub(OnsiteServiceStub):
     AnalyseConsultationForm: _aio.UnaryUnaryMultiCallable[_onsite_service_pb2.AnalyseConsultationFormRequest, _consultation_pb2.ConsultationForm]  # type: ignore[assignment]
     DeliverConsultationForm: _aio.UnaryUnaryMultiCallable[_onsite_service_pb2.DeliverConsultationFormRequest, _consultation_pb2.ConsultationForm]  # type: ignore[assignment]
     CancelConsultationForm: _aio.UnaryUnaryMultiCallable[_onsite_service_pb2.CancelConsultationFormRequest, _consultation_pb2.ConsultationForm]  # type: ignore[assignment]
+    ListRelevantNotes: _aio.UnaryUnaryMultiCallable[_onsite_service_pb2.ListRelevantNotesRequest, _onsite_service_pb2.ListRelevantNotesResponse]  # type: ignore[assignment]
+    """Published, unexpired research notes on the tickers of the form's holdings snapshot,
+    newest first, each marked with whether its risk level suits the client (the rule used
+    for advice). Asks the research service; UNAVAILABLE when it cannot be reached.
+    """
     SummarizeOverdueForms: _aio.UnaryUnaryMultiCallable[_onsite_service_pb2.SummarizeOverdueFormsRequest, _onsite_service_pb2.SummarizeOverdueFormsResponse]  # type: ignore[assignment]
     """Supervisor's view: overdue forms counted per consultant and per client manager."""
     GetOnsiteSettings: _aio.UnaryUnaryMultiCallable[_onsite_service_pb2.GetOnsiteSettingsRequest, _onsite_service_pb2.OnsiteSettings]  # type: ignore[assignment]
@@ -226,6 +236,17 @@ class OnsiteServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _onsite_service_pb2.CancelConsultationFormRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_consultation_pb2.ConsultationForm, _abc.Awaitable[_consultation_pb2.ConsultationForm]]: ...
+
+    @_abc_1.abstractmethod
+    def ListRelevantNotes(
+        self,
+        request: _onsite_service_pb2.ListRelevantNotesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_onsite_service_pb2.ListRelevantNotesResponse, _abc.Awaitable[_onsite_service_pb2.ListRelevantNotesResponse]]:
+        """Published, unexpired research notes on the tickers of the form's holdings snapshot,
+        newest first, each marked with whether its risk level suits the client (the rule used
+        for advice). Asks the research service; UNAVAILABLE when it cannot be reached.
+        """
 
     @_abc_1.abstractmethod
     def SummarizeOverdueForms(
