@@ -58,7 +58,7 @@ def _echo_server(port_q: mp.Queue, stop: mp.Event) -> None:  # type: ignore[type
 
 
 def _directory_server(data_dir: str, nats_url: str, port_q: mp.Queue,  # type: ignore[type-arg]
-                      stop: mp.Event, sync_reads: bool = False) -> None:
+                      stop: mp.Event, sync_reads: bool = False, database_url: str = "") -> None:
     from services.common.logs import configure_logging
     from services.common.server import ServiceRunner
     from services.common.settings import Settings
@@ -69,7 +69,8 @@ def _directory_server(data_dir: str, nats_url: str, port_q: mp.Queue,  # type: i
         _use_sync_reads(Path(data_dir) / "directory.db")
 
     async def serve() -> None:
-        settings = Settings(data_dir=Path(data_dir), nats_url=nats_url, token_secret=SECRET)
+        settings = Settings(data_dir=Path(data_dir), nats_url=nats_url, token_secret=SECRET,
+                            database_url=database_url)
         runner = ServiceRunner(SPEC, settings, port=0)
         await runner.start()
         port_q.put(runner.port)
@@ -253,6 +254,28 @@ async def bench_rpc(calls: int, data_dir: Path, nats_url: str) -> list[list[str]
         elapsed, lat = await _load(get, calls)
         rows.append(_row("directory GetClient, read via sync session in thread pool", calls,
                          elapsed, lat, base_rate))
+    stop.set()
+    server.join()
+    pg = os.environ.get("BRANCH_TEST_POSTGRES_URL", "")
+    if not pg:
+        return rows
+
+    # the production storage: PostgreSQL through asyncpg
+    url = await _pg_database(pg)
+    stop = ctx.Event()
+    server = ctx.Process(target=_directory_server,
+                         args=(str(data_dir / "pg"), nats_url, q, stop, False, url))
+    server.start()
+    port = q.get(timeout=60)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+        stub = DirectoryServiceStub(ch)
+        ids.clear()
+        await _load(create, 300)
+        elapsed, lat = await _load(create, calls)
+        rows.append(_row("directory CreateClient, PostgreSQL", calls, elapsed, lat, base_rate))
+        await _load(get, 500)
+        elapsed, lat = await _load(get, calls)
+        rows.append(_row("directory GetClient, PostgreSQL", calls, elapsed, lat, base_rate))
         rows.append(["event hop: CreateClient commit → durable consumer in another process",
                      f"({hop_n} events)", f"{q_hop[49] * 1000:.2f}", f"{q_hop[98] * 1000:.2f}",
                      "—"])
