@@ -68,7 +68,13 @@ class Demo:
             await ch.close()
 
 
-async def load_demo(settings: Settings, admin_token: str) -> Demo:
+async def load_demo(settings: Settings, admin_token: str) -> Demo | None:
+    """Load the demo branch once per data directory; a second `--demo` only says so."""
+    marker = settings.data_dir / "demo.loaded"
+    if marker.exists():
+        print(f"demo: already loaded into {settings.data_dir} (remove the directory, or give "
+              "another --data-dir, for a fresh one)", flush=True)
+        return None
     demo = Demo(settings=settings, admin_token=admin_token)
     try:
         for service in registry.SERVICES:
@@ -78,4 +84,5 @@ async def load_demo(settings: Settings, admin_token: str) -> Demo:
                 await module.load(demo)
     finally:
         await demo.close()
+    marker.write_text(demo.now.isoformat() + "\n")
     return demo
