@@ -1,0 +1,65 @@
+"""`branch up`: the embedded suite starts every service and its own NATS, and Ctrl-C stops
+all of it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services import registry
+from services.cli.demo import load_demo
+from services.common.nats_link import free_port
+from tests.harness import make_settings
+
+BRANCH = str(Path(sys.executable).parent / "branch")
+
+
+async def test_up_serves_every_service_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    ports = {name: free_port() for name in registry.SERVICES}
+    env = {**os.environ, **{f"BRANCH_{n.upper()}_PORT": str(p) for n, p in ports.items()}}
+    env.pop("BRANCH_NATS_URL", None)
+    proc = await asyncio.create_subprocess_exec(
+        BRANCH, "up", "--data-dir", str(tmp_path / "data"), env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    banner = []
+    try:
+        assert proc.stdout is not None
+        while True:
+            line = (await asyncio.wait_for(proc.stdout.readline(), timeout=90)).decode()
+            assert line, "branch up exited early:\n" + "".join(banner)
+            banner.append(line)
+            if "Ctrl-C" in line:
+                break
+        text = "".join(banner)
+        assert "NATS      nats://127.0.0.1:" in text
+        assert (tmp_path / "data" / "admin.token").exists()
+        for name, port in ports.items():
+            assert f"{name:<9} 127.0.0.1:{port}" in text
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+                resp = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest())
+                assert resp.status == health_pb2.HealthCheckResponse.SERVING
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    for port in ports.values():  # every server is gone
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            raise AssertionError(f"port {port} still open")
+        except OSError:
+            pass
+
+
+async def test_demo_loads_once_per_data_dir(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, "nats://127.0.0.1:1")
+    (tmp_path / "demo.loaded").write_text("2026-11-27T00:00:00+00:00\n")
+    assert await load_demo(settings, "unused") is None
