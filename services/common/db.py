@@ -42,7 +42,9 @@ class Database:
         self.url = url
         self.service = service
         self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {}
+        # SQL parameters are personal data (names, phones, holdings): keep them out of
+        # exception messages, which reach logs and parked-event reasons
+        kwargs: dict[str, Any] = {"hide_parameters": True}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30, "isolation_level": None}
             # transactions are explicit (transaction() commits or rolls back), so a returned

@@ -38,7 +38,7 @@ class ResearchLink:
             if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 if page_token:
                     raise InvalidArgument({"page_token": "no longer valid; start again"}) from None
-                log.warning("research refused a ticker", ticker=ticker)
+                log.warning("research refused a ticker of a form")
                 return [], ""
             raise Unavailable(
                 f"the research service did not answer ({err.code().name}); "
