@@ -166,8 +166,10 @@ async def bench_end_to_end(n: int) -> dict[str, float]:
                     for t in TICKERS:
                         yield dapi.ImportTradesRequest(security=holding_pb2.Security(
                             ticker=t, name=f"S{t}", risk_level=(int(t) % 5) + 1))  # type: ignore[arg-type]
-                    for tr in synthetic_trades(client.id, n):
-                        yield dapi.ImportTradesRequest(trade=tr)
+                    trades = list(synthetic_trades(client.id, n))
+                    for start in range(0, len(trades), 500):
+                        yield dapi.ImportTradesRequest(batch=[
+                            dapi.ImportRecord(trade=tr) for tr in trades[start:start + 500]])
                     for h in holdings:
                         yield dapi.ImportTradesRequest(holding=dapi.HoldingSnapshot(
                             client_id=client.id, ticker=h.ticker, quantity=h.quantity,

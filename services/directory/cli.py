@@ -19,6 +19,7 @@ from services.cli.branchctl import Ctl
 CHANNELS = {"onsite": client_pb2.CHANNEL_ONSITE, "remote": client_pb2.CHANNEL_REMOTE}
 TIERS = {"standard": client_pb2.TIER_STANDARD, "key": client_pb2.TIER_KEY}
 SIDES = {"buy": holding_pb2.SIDE_BUY, "sell": holding_pb2.SIDE_SELL}
+SEND_BATCH = 500
 CSV_COLUMNS = ["trade_id", "client_id", "ticker", "side", "quantity", "price", "fee",
                "trade_time"]
 
@@ -89,7 +90,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(reader)
 
 
-def _trade(row: dict[str, str]) -> api.ImportTradesRequest:
+def _trade(row: dict[str, str]) -> api.ImportRecord:
     trade = holding_pb2.Trade(trade_id=row["trade_id"], client_id=row["client_id"],
                               ticker=row["ticker"], side=SIDES.get(row["side"].lower(), 0),
                               price=row["price"], fee=row.get("fee") or "0")
@@ -104,7 +105,7 @@ def _trade(row: dict[str, str]) -> api.ImportTradesRequest:
         trade.trade_time.CopyFrom(ts)
     except ValueError:
         pass
-    return api.ImportTradesRequest(trade=trade)
+    return api.ImportRecord(trade=trade)
 
 
 async def import_csv(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -114,9 +115,10 @@ async def import_csv(args: argparse.Namespace, ctl: Ctl) -> None:
         task = progress.add_task("import", total=len(rows))
 
         async def records() -> AsyncIterator[api.ImportTradesRequest]:
-            for row in rows:
-                yield _trade(row)
-                progress.advance(task)
+            for start in range(0, len(rows), SEND_BATCH):
+                chunk = rows[start:start + SEND_BATCH]
+                yield api.ImportTradesRequest(batch=[_trade(row) for row in chunk])
+                progress.advance(task, len(chunk))
 
         result = await _stub(ctl).ImportTrades(records(), metadata=ctl.metadata)
     ctl.console.print(f"accepted {result.accepted}, duplicate {result.duplicate}, "

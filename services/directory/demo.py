@@ -122,17 +122,31 @@ async def load(demo: Demo) -> None:
                                        risk_tolerance=c.risk_tolerance, broker_id=c.broker_id,
                                        client_manager_id=c.client_manager_id))
     demo.tickers = [t for t, *_ in SECURITIES]
-    result = await stub.ImportTrades(_market(demo), metadata=admin)
+    result = await stub.ImportTrades(_batched(_market(demo)), metadata=admin)
     print(f"demo: directory {len(created)} clients, {sum(map(len, demo.staff.values()))} staff,"
           f" import accepted {result.accepted} (duplicates {result.duplicate},"
           f" rejected {result.rejected})", flush=True)
 
 
-async def _market(demo: Demo) -> AsyncIterator[api.ImportTradesRequest]:
+async def _batched(
+    records: AsyncIterator[api.ImportRecord], size: int = 500
+) -> AsyncIterator[api.ImportTradesRequest]:
+    """Many records per message: the stream's per-message cost dominates single records."""
+    batch: list[api.ImportRecord] = []
+    async for one in records:
+        batch.append(one)
+        if len(batch) >= size:
+            yield api.ImportTradesRequest(batch=batch)
+            batch = []
+    if batch:
+        yield api.ImportTradesRequest(batch=batch)
+
+
+async def _market(demo: Demo) -> AsyncIterator[api.ImportRecord]:
     """Securities, a year of trades per client (positions kept consistent), then holdings."""
     rng = demo.rng
     for ticker, name, risk, price in SECURITIES:
-        yield api.ImportTradesRequest(security=holding_pb2.Security(
+        yield api.ImportRecord(security=holding_pb2.Security(
             ticker=ticker, name=name, risk_level=risk, last_price=price))
     last = {t: Decimal(p) for t, _, _, p in SECURITIES}
     start = demo.now - timedelta(days=365)
@@ -158,14 +172,14 @@ async def _market(demo: Demo) -> AsyncIterator[api.ImportTradesRequest]:
             when += timedelta(hours=rng.randint(2, 400))
             if when > demo.now:
                 break
-            yield api.ImportTradesRequest(trade=holding_pb2.Trade(
+            yield api.ImportRecord(trade=holding_pb2.Trade(
                 trade_id=f"D{ci:05d}-{k:03d}", client_id=client.id, ticker=ticker,
                 side=holding_pb2.SIDE_SELL if sell else holding_pb2.SIDE_BUY, quantity=qty,
                 price=str(price), fee=str((price * qty * Decimal("0.0003")).quantize(
                     Decimal("0.01"))), trade_time=ts(when)))
         for ticker, (qty, cost) in sorted(position.items()):
             if qty > 0:
-                yield api.ImportTradesRequest(holding=api.HoldingSnapshot(
+                yield api.ImportRecord(holding=api.HoldingSnapshot(
                     client_id=client.id, ticker=ticker, quantity=qty, cost_price=str(cost),
                     market_price=str(last[ticker]), as_of=demo.now.date().isoformat()))
         client.tickers = sorted(t for t, (q, _) in position.items() if q > 0)

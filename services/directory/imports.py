@@ -26,6 +26,8 @@ from services.directory.models import Client, Holding, Security, Trade
 from services.directory.validation import check_date, check_decimal, check_text, check_ticker
 
 BATCH = 1000
+# A record is an ImportRecord, or an ImportTradesRequest carrying one (same oneof).
+Record = api.ImportRecord | api.ImportTradesRequest
 MAX_REJECTIONS = 1000
 
 
@@ -52,14 +54,18 @@ async def import_stream(
     db: Database, clock: Clock, records: AsyncIterator[api.ImportTradesRequest]
 ) -> ImportResult:
     result = ImportResult()
-    batch: list[tuple[int, api.ImportTradesRequest]] = []
+    batch: list[tuple[int, Record]] = []
     index = 0
-    async for record in records:
-        batch.append((index, record))
-        index += 1
-        if len(batch) >= BATCH:
-            await _apply(db, clock, batch, result)
-            batch = []
+    async for message in records:
+        # the message itself is a record when its oneof is set (or when it is empty, which
+        # is rejected as such); then come the records of its batch
+        singles = [message] if message.WhichOneof("record") or not message.batch else []
+        for record in [*singles, *message.batch]:
+            batch.append((index, record))
+            index += 1
+            if len(batch) >= BATCH:
+                await _apply(db, clock, batch, result)
+                batch = []
     if batch:
         await _apply(db, clock, batch, result)
     return result
@@ -101,7 +107,7 @@ def _check_security(s: holding_pb2.Security) -> Violations:
 async def _apply(
     db: Database,
     clock: Clock,
-    batch: list[tuple[int, api.ImportTradesRequest]],
+    batch: list[tuple[int, Record]],
     result: ImportResult,
 ) -> None:
     now = clock.now()

@@ -206,3 +206,24 @@ async def test_streaming_rpc_checks_token_role_and_scope(stub) -> None:
         [t async for b in stub.StreamTrades(api.StreamTradesRequest(
             client_id=theirs.id, start_time=ts(T0), end_time=ts(T0)), metadata=ADMIN) for t in b.trades]
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_batched_records_are_numbered_in_stream_order(stub) -> None:
+    client = await make_client(stub)
+
+    def rec(r: api.ImportTradesRequest) -> api.ImportRecord:
+        return api.ImportRecord.FromString(r.SerializeToString())
+
+    async def gen():
+        yield trade("M1", client.id, "600519", holding_pb2.SIDE_BUY, 100, "10", T0)  # index 0
+        yield api.ImportTradesRequest(batch=[  # indexes 1..3
+            rec(trade("M2", client.id, "600519", holding_pb2.SIDE_BUY, 100, "10", T0)),
+            rec(trade("M3", "ghost", "600519", holding_pb2.SIDE_BUY, 100, "10", T0)),
+            rec(trade("M1", client.id, "600519", holding_pb2.SIDE_BUY, 100, "10", T0)),
+        ])
+        yield trade("M4", client.id, "600519", holding_pb2.SIDE_SELL, 0, "10", T0)  # index 4
+
+    result = await stub.ImportTrades(gen(), metadata=ADMIN)
+    assert (result.accepted, result.duplicate, result.rejected) == (2, 1, 2)
+    assert sorted((r.index, r.field) for r in result.rejections) == [
+        (2, "trade.client_id"), (4, "trade.quantity")]

@@ -405,7 +405,7 @@ class HoldingSnapshot(_message.Message):
 Global___HoldingSnapshot: _TypeAlias = HoldingSnapshot  # noqa: Y015
 
 @_typing.final
-class ImportTradesRequest(_message.Message):
+class ImportRecord(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SECURITY_FIELD_NUMBER: _builtins.int
@@ -427,6 +427,44 @@ class ImportTradesRequest(_message.Message):
     _HasFieldArgType: _TypeAlias = _typing.Literal["holding", b"holding", "record", b"record", "security", b"security", "trade", b"trade"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
     _ClearFieldArgType: _TypeAlias = _typing.Literal["holding", b"holding", "record", b"record", "security", b"security", "trade", b"trade"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_record: _TypeAlias = _typing.Literal["security", "trade", "holding"]  # noqa: Y015
+    _WhichOneofArgType_record: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_record) -> _WhichOneofReturnType_record | None: ...
+
+Global___ImportRecord: _TypeAlias = ImportRecord  # noqa: Y015
+
+@_typing.final
+class ImportTradesRequest(_message.Message):
+    """One record per message, or many in batch (far cheaper for large files: per-message cost
+    dominates); both may be used on one stream. Records are numbered in stream order.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SECURITY_FIELD_NUMBER: _builtins.int
+    TRADE_FIELD_NUMBER: _builtins.int
+    HOLDING_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def security(self) -> _holding_pb2.Security: ...
+    @_builtins.property
+    def trade(self) -> _holding_pb2.Trade: ...
+    @_builtins.property
+    def holding(self) -> Global___HoldingSnapshot: ...
+    @_builtins.property
+    def batch(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImportRecord]: ...
+    def __init__(
+        self,
+        *,
+        security: _holding_pb2.Security | None = ...,
+        trade: _holding_pb2.Trade | None = ...,
+        holding: Global___HoldingSnapshot | None = ...,
+        batch: _abc.Iterable[Global___ImportRecord] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["holding", b"holding", "record", b"record", "security", b"security", "trade", b"trade"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "holding", b"holding", "record", b"record", "security", b"security", "trade", b"trade"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_record: _TypeAlias = _typing.Literal["security", "trade", "holding"]  # noqa: Y015
     _WhichOneofArgType_record: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
