@@ -55,6 +55,14 @@ async def test_health_reflection_and_audit(tmp_path: Path, nats_url: str) -> Non
                 await audit.ListAuditRecords(audit_pb2.ListAuditRecordsRequest(),
                                              metadata=auth("b", "broker"))
             assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            # a refused attempt at a mutating call is on the record too
+            with pytest.raises(grpc.aio.AioRpcError):
+                await stub.ChangeClientTier(api.ChangeClientTierRequest(
+                    id=created.id, tier=2), metadata=auth("broker-9", "broker"))
+            refused = await audit.ListAuditRecords(audit_pb2.ListAuditRecordsRequest(
+                staff_id="broker-9"), metadata=SUPERVISOR)
+            assert [(r.method, r.outcome, r.resource) for r in refused.audit_records] == [
+                ("ChangeClientTier", "PERMISSION_DENIED", created.id)]
         await runner.stop(grace=1)
         resp_status = None
         async with channel(runner) as ch:
