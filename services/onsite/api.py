@@ -8,7 +8,7 @@ from branch.onsite.v1 import onsite_service_pb2_grpc as grpc_api
 from services.common import idempotency
 from services.common.auth import current_principal
 from services.onsite import consultation, day, meetings, relevant_notes
-from services.onsite.core import Onsite
+from services.onsite.core import Onsite, stored_result
 
 
 class OnsiteServicer(grpc_api.OnsiteServiceServicer):
@@ -25,6 +25,9 @@ class OnsiteServicer(grpc_api.OnsiteServiceServicer):
 
     async def RecordVisit(self, request, context):  # type: ignore[no-untyped-def]
         p = current_principal()
+        first = await stored_result(self.o, p, "RecordVisit", request.request_id, day_pb2.Visit)
+        if first is not None:
+            return first
         manager, when = await day.prepare_visit(self.o, p, request.visit)
         return await idempotency.once(
             self.o.db, self.o.clock, method="RecordVisit", request_id=request.request_id,
@@ -37,6 +40,10 @@ class OnsiteServicer(grpc_api.OnsiteServiceServicer):
 
     async def RecordPatrol(self, request, context):  # type: ignore[no-untyped-def]
         p = current_principal()
+        first = await stored_result(self.o, p, "RecordPatrol", request.request_id,
+                                    day_pb2.Patrol)
+        if first is not None:
+            return first
         manager, when = day.prepare_patrol(self.o, p, request.patrol)
         return await idempotency.once(
             self.o.db, self.o.clock, method="RecordPatrol", request_id=request.request_id,
@@ -60,6 +67,10 @@ class OnsiteServicer(grpc_api.OnsiteServiceServicer):
 
     async def RaiseConsultationForm(self, request, context):  # type: ignore[no-untyped-def]
         p = current_principal()
+        first = await stored_result(self.o, p, "RaiseConsultationForm", request.request_id,
+                                    consultation_pb2.ConsultationForm)
+        if first is not None:
+            return first
         manager, when, holdings = await consultation.prepare_raise(self.o, p, request)
         return await idempotency.once(
             self.o.db, self.o.clock, method="RaiseConsultationForm",
@@ -110,6 +121,10 @@ class OnsiteServicer(grpc_api.OnsiteServiceServicer):
 
     async def ScheduleMeeting(self, request, context):  # type: ignore[no-untyped-def]
         p = current_principal()
+        first = await stored_result(self.o, p, "ScheduleMeeting", request.request_id,
+                                    meeting_pb2.Meeting)
+        if first is not None:
+            return first
         start = meetings.validate_meeting(self.o, p, request.meeting)
         return await idempotency.once(
             self.o.db, self.o.clock, method="ScheduleMeeting", request_id=request.request_id,
@@ -128,6 +143,10 @@ class OnsiteServicer(grpc_api.OnsiteServiceServicer):
 
     async def RegisterForMeeting(self, request, context):  # type: ignore[no-untyped-def]
         p = current_principal()
+        first = await stored_result(self.o, p, "RegisterForMeeting", request.request_id,
+                                    meeting_pb2.Registration)
+        if first is not None:
+            return first
         await meetings.check_registrant(self.o, p, request)
         return await idempotency.once(
             self.o.db, self.o.clock, method="RegisterForMeeting",

@@ -5,17 +5,23 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+from sqlmodel import select
 
 from services.common.auth import Principal
 from services.common.clock import Clock
 from services.common.db import Database
 from services.common.errors import PermissionDenied, Violations
+from services.common.models import IdempotencyRecord
 from services.common.protos import from_ts, parse_date
 from services.onsite.directory_link import DirectoryLink
 from services.onsite.research_link import ResearchLink
+
+M = TypeVar("M", bound=Message)
 
 # How far back staff may record what already happened (visits, patrols) or an admin may
 # backfill paper records; further back is refused.
@@ -44,6 +50,26 @@ class Onsite:
     def day_start(self, day: date) -> datetime:
         """The UTC instant the branch-local day begins."""
         return datetime.combine(day, time.min, tzinfo=self.tz).astimezone(UTC)
+
+
+async def stored_result(o: Onsite, p: Principal, method: str, request_id: str,
+                        response_type: type[M]) -> M | None:
+    """The first answer to this caller's create with this request_id, if there was one.
+
+    Looked up before the directory checks, so a retry after the client changed (reassigned,
+    turned remote, left) returns the first result instead of a refusal (AIP-155).
+    """
+    if not request_id:
+        return None
+    async with o.db.read() as s:
+        row = (await s.exec(select(IdempotencyRecord).where(
+            IdempotencyRecord.staff_id == p.staff_id, IdempotencyRecord.method == method,
+            IdempotencyRecord.request_id == request_id))).first()
+    if row is None:
+        return None
+    message = response_type()
+    message.ParseFromString(row.response)
+    return message
 
 
 def is_branch_wide(p: Principal) -> bool:

@@ -1,0 +1,51 @@
+"""Review findings: retries return the first result, bad tokens, scope holes, races."""
+
+from __future__ import annotations
+
+import grpc
+from branch.directory.v1 import client_pb2
+from branch.directory.v1 import directory_service_pb2 as dapi
+from branch.onsite.v1 import consultation_pb2 as cpb
+from branch.onsite.v1 import meeting_pb2 as mpb
+from branch.onsite.v1 import onsite_service_pb2 as api
+
+from tests.harness import ADMIN
+from tests.onsite.conftest import World, make_client
+from tests.onsite.helpers import fails
+from tests.onsite.test_day import visit
+from tests.onsite.test_forms import raise_form
+from tests.onsite.test_meetings import schedule
+
+PD = grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_retry_after_the_client_changed_returns_the_first_result(world: World) -> None:
+    """AIP-155: the stored result is looked up before the directory is asked again."""
+    o, d = world.s.onsite, world.s.directory
+    client = await make_client(d, client_manager_id=world.cm1)
+    m = await schedule(world, capacity=5)
+    first_visit = await o.RecordVisit(visit(client, request_id="rv-1"), metadata=world.as_cm1)
+    first_form = await raise_form(world, client, request_id="rf-1")
+    first_reg = await o.RegisterForMeeting(api.RegisterForMeetingRequest(
+        meeting_id=m.id, client_id=client, request_id="rr-1"), metadata=world.as_cm1)
+    # the client goes to another manager, then leaves the branch
+    await d.AssignClientStaff(dapi.AssignClientStaffRequest(
+        id=client, client_manager_id=world.cm2), metadata=ADMIN)
+    await fails(o.RecordVisit(visit(client, request_id="rv-2"), metadata=world.as_cm1), PD)
+    again = await o.RecordVisit(visit(client, request_id="rv-1"), metadata=world.as_cm1)
+    assert again == first_visit
+    assert (await raise_form(world, client, request_id="rf-1")) == first_form
+    await d.UpdateClient(dapi.UpdateClientRequest(
+        client=client_pb2.Client(id=client, status=client_pb2.CLIENT_STATUS_CLOSED),
+        update_mask={"paths": ["status"]}), metadata=ADMIN)
+    await fails(o.RegisterForMeeting(api.RegisterForMeetingRequest(
+        meeting_id=m.id, client_id=client, request_id="rr-2"), metadata=world.as_cm1),
+        grpc.StatusCode.FAILED_PRECONDITION)
+    reg = await o.RegisterForMeeting(api.RegisterForMeetingRequest(
+        meeting_id=m.id, client_id=client, request_id="rr-1"), metadata=world.as_cm1)
+    assert reg == first_reg
+    # the same request_id from another caller is that caller's own, not a way to read ours
+    await fails(o.RecordVisit(visit(client, request_id="rv-1"), metadata=world.as_cm2),
+                grpc.StatusCode.FAILED_PRECONDITION)
+    assert isinstance(first_form, cpb.ConsultationForm)
+    assert isinstance(reg, mpb.Registration)
