@@ -36,6 +36,7 @@ from services.onsite.core import (
     dumps,
     is_branch_wide,
     loads,
+    token_time,
 )
 from services.onsite.day import onsite_client
 from services.onsite.models import FormPositionRow, FormRow, OnsiteSettingsRow
@@ -165,7 +166,7 @@ async def list_forms(o: Onsite, p: Principal,
         q = q.where(or_(_overdue_clause(now), col(FormRow.suitability_override).is_(True),
                         col(FormRow.client_flag) != 0))
     if after:
-        t = datetime.fromisoformat(str(after[0]))
+        t = token_time(after)
         q = q.where((col(FormRow.deadline) > t)
                     | ((col(FormRow.deadline) == t) & (col(FormRow.id) > str(after[1]))))
     async with o.db.read() as s:

@@ -15,7 +15,7 @@ from sqlmodel import select
 from services.common.auth import Principal
 from services.common.clock import Clock
 from services.common.db import Database
-from services.common.errors import PermissionDenied, Violations
+from services.common.errors import InvalidArgument, PermissionDenied, Violations
 from services.common.models import IdempotencyRecord
 from services.common.protos import from_ts, parse_date
 from services.onsite.directory_link import DirectoryLink
@@ -136,6 +136,24 @@ def backfill_time(o: Onsite, p: Principal, v: Violations, value: Timestamp) -> d
         v.add("backfill_time", "only an admin may backfill paper records")
         return o.now()
     return past_time(o, v, "backfill_time", value)
+
+
+def token_time(key: list[object]) -> datetime:
+    """The time a page token ended on; a forged or garbled token is INVALID_ARGUMENT."""
+    try:
+        when = datetime.fromisoformat(str(key[0]))
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise InvalidArgument({"page_token": "not a token this service issued"})
+    return when
+
+
+def token_int(key: list[object]) -> int:
+    value = key[0]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidArgument({"page_token": "not a token this service issued"})
+    return value
 
 
 def dumps(values: list[str]) -> str:

@@ -28,6 +28,8 @@ from services.onsite.core import (
     loads,
     past_time,
     staff_scope,
+    token_int,
+    token_time,
 )
 from services.onsite.models import (
     CONSULT,
@@ -234,7 +236,7 @@ async def list_visits(o: Onsite, p: Principal,
     if hi:
         q = q.where(col(VisitRow.visit_date) <= hi)
     if after:
-        t = datetime.fromisoformat(str(after[0]))
+        t = token_time(after)
         q = q.where((col(VisitRow.visit_time) > t)
                     | ((col(VisitRow.visit_time) == t) & (col(VisitRow.id) > str(after[1]))))
     async with o.db.read() as s:
@@ -263,7 +265,7 @@ async def list_patrols(o: Onsite, p: Principal,
     if hi:
         q = q.where(col(PatrolRow.patrol_date) <= hi)
     if after:
-        t = datetime.fromisoformat(str(after[0]))
+        t = token_time(after)
         q = q.where((col(PatrolRow.patrol_time) > t)
                     | ((col(PatrolRow.patrol_time) == t) & (col(PatrolRow.id) > str(after[1]))))
     async with o.db.read() as s:
@@ -306,7 +308,7 @@ async def list_quotas(o: Onsite, req: api.ListQuotasRequest) -> api.ListQuotasRe
     after = decode_token(req.page_token)
     q = select(QuotaRow).order_by(col(QuotaRow.id)).limit(size + 1)
     if after:
-        q = q.where(col(QuotaRow.id) > int(after[0]))  # type: ignore[call-overload]
+        q = q.where(col(QuotaRow.id) > token_int(after))
     async with o.db.read() as s:
         rows = list((await s.exec(q)).all())
     more = len(rows) > size

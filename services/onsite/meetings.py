@@ -28,7 +28,15 @@ from services.common.ids import new_id
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.protos import from_ts
 from services.onsite import convert
-from services.onsite.core import Onsite, check_ids, check_text, dumps, is_branch_wide
+from services.onsite.core import (
+    Onsite,
+    check_ids,
+    check_text,
+    dumps,
+    is_branch_wide,
+    token_int,
+    token_time,
+)
 from services.onsite.models import MeetingRow, RegistrationRow, SeriesRow
 
 SCHEDULED = meeting_pb2.MEETING_STATE_SCHEDULED
@@ -265,7 +273,7 @@ async def list_meetings(o: Onsite, req: api.ListMeetingsRequest) -> api.ListMeet
     if req.series_id:
         q = q.where(MeetingRow.series_id == req.series_id)
     if after:
-        t = datetime.fromisoformat(str(after[0]))
+        t = token_time(after)
         q = q.where((col(MeetingRow.start_time) > t)
                     | ((col(MeetingRow.start_time) == t) & (col(MeetingRow.id) > str(after[1]))))
     async with o.db.read() as s:
@@ -379,6 +387,7 @@ async def list_registrations(o: Onsite,
                              req: api.ListRegistrationsRequest) -> api.ListRegistrationsResponse:
     size = page_size(req.page_size)
     after = decode_token(req.page_token)
+    after_seq = token_int(after) if after else None
     async with o.db.read() as s:
         await _meeting(s, req.meeting_id, "meeting_id")
         rows = list((await s.exec(select(RegistrationRow).where(
@@ -388,8 +397,8 @@ async def list_registrations(o: Onsite,
     for r in rows:
         position += r.status == WAITLISTED
         out.append((r, position if r.status == WAITLISTED else 0))
-    if after:
-        out = [x for x in out if x[0].seq > int(after[0])]  # type: ignore[call-overload]
+    if after_seq is not None:
+        out = [x for x in out if x[0].seq > after_seq]
     more = len(out) > size
     out = out[:size]
     return api.ListRegistrationsResponse(

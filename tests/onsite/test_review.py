@@ -9,9 +9,10 @@ from branch.onsite.v1 import consultation_pb2 as cpb
 from branch.onsite.v1 import meeting_pb2 as mpb
 from branch.onsite.v1 import onsite_service_pb2 as api
 
+from services.common.pagination import encode_token
 from tests.harness import ADMIN
 from tests.onsite.conftest import World, make_client
-from tests.onsite.helpers import fails
+from tests.onsite.helpers import bad, fails
 from tests.onsite.test_day import visit
 from tests.onsite.test_forms import raise_form
 from tests.onsite.test_meetings import schedule
@@ -49,3 +50,26 @@ async def test_retry_after_the_client_changed_returns_the_first_result(world: Wo
                 grpc.StatusCode.FAILED_PRECONDITION)
     assert isinstance(first_form, cpb.ConsultationForm)
     assert isinstance(reg, mpb.Registration)
+
+
+async def test_forged_page_tokens_are_invalid_argument(world: World) -> None:
+    """A token that decodes but does not hold a key this service wrote is the caller's error,
+    not INTERNAL."""
+    o, md = world.s.onsite, world.as_sup
+    m = await schedule(world)
+    for key in (("yesterday", "x"), ("2026-01-01T00:00:00", "x"), (7, "x")):
+        token = encode_token(*key)
+        await bad(o.ListVisits(api.ListVisitsRequest(page_token=token), metadata=md),
+                  "page_token")
+        await bad(o.ListPatrols(api.ListPatrolsRequest(page_token=token), metadata=md),
+                  "page_token")
+        await bad(o.ListConsultationForms(api.ListConsultationFormsRequest(page_token=token),
+                                          metadata=md), "page_token")
+        await bad(o.ListMeetings(api.ListMeetingsRequest(page_token=token), metadata=md),
+                  "page_token")
+    for key in ("x", "1.5", None, True):
+        token = encode_token(key)
+        await bad(o.ListQuotas(api.ListQuotasRequest(page_token=token), metadata=md),
+                  "page_token")
+        await bad(o.ListRegistrations(api.ListRegistrationsRequest(
+            meeting_id=m.id, page_token=token), metadata=md), "page_token")
