@@ -248,7 +248,7 @@ async def update_meeting(o: Onsite, p: Principal,
                     f"{confirmed} clients are confirmed; cancel registrations first",
                     reason="CAPACITY_BELOW_CONFIRMED")
             row.capacity = msg.capacity
-            await _promote(s, o, row, msg.capacity - confirmed)
+            await _promote(s, o, row)
         s.add(row)
         await s.flush()
         return await _meeting_out(s, row)
@@ -334,12 +334,22 @@ async def register(s: AsyncSession, o: Onsite, p: Principal,
     return convert.registration_to_proto(row, position)
 
 
-async def _promote(s: AsyncSession, o: Onsite, meeting: MeetingRow, free: int) -> None:
+async def _promote(s: AsyncSession, o: Onsite, meeting: MeetingRow) -> None:
+    """Fill the meeting's free places from the waiting list, first come first served.
+
+    The caller holds the meeting's row lock, so the count and the promotions see every
+    committed cancellation and no other writer promotes the same people meanwhile; counting
+    the free places (instead of trusting the caller's "one place freed") keeps the list right
+    even if an earlier promotion was missed.
+    """
+    await s.flush()
+    free = meeting.capacity - (await _counts(s, [meeting.id]))[meeting.id]["confirmed"]
     if free <= 0:
         return
     waiting = (await s.exec(select(RegistrationRow).where(
         RegistrationRow.meeting_id == meeting.id, RegistrationRow.status == WAITLISTED,
-    ).order_by(col(RegistrationRow.seq)).limit(free))).all()
+    ).order_by(col(RegistrationRow.seq)).limit(free).execution_options(
+        populate_existing=True))).all()
     for r in waiting:
         r.status = CONFIRMED
         r.promoted_at = o.now()
@@ -377,9 +387,8 @@ async def cancel_registration(o: Onsite, p: Principal,
         row.cancelled_at = o.now()
         row.cancel_reason = req.reason
         s.add(row)
-        await s.flush()
         if was_confirmed:
-            await _promote(s, o, meeting, 1)
+            await _promote(s, o, meeting)
         return convert.registration_to_proto(row)
 
 
@@ -444,20 +453,30 @@ async def record_attendance(o: Onsite, p: Principal,
 
 async def release_registrations(s: AsyncSession, o: Onsite, client_id: str) -> int:
     """A client who left the branch gives up their places in meetings still to come; the
-    waiting lists move up."""
-    rows = (await s.exec(
-        select(RegistrationRow, MeetingRow).join(
+    waiting lists move up. Each meeting is locked first, as CancelRegistration does, so a
+    cancellation running at the same time cannot promote the same waiting client twice."""
+    meeting_ids = sorted(set((await s.exec(
+        select(RegistrationRow.meeting_id).join(
             MeetingRow, col(MeetingRow.id) == col(RegistrationRow.meeting_id)).where(
             RegistrationRow.client_id == client_id,
             col(RegistrationRow.status).in_([CONFIRMED, WAITLISTED]),
-            MeetingRow.state == SCHEDULED, col(MeetingRow.start_time) > o.now()))).all()
-    for reg, meeting in rows:
-        was_confirmed = reg.status == CONFIRMED
-        reg.status = R_CANCELLED
-        reg.cancelled_at = o.now()
-        reg.cancel_reason = "client left the branch"
-        s.add(reg)
-        await s.flush()
-        if was_confirmed:
-            await _promote(s, o, meeting, 1)
-    return len(rows)
+            MeetingRow.state == SCHEDULED, col(MeetingRow.start_time) > o.now()))).all()))
+    released = 0
+    for meeting_id in meeting_ids:
+        meeting = await _meeting(s, meeting_id, lock=True)
+        await s.refresh(meeting)  # as it is now that it is locked
+        if meeting.state != SCHEDULED:
+            continue
+        regs = (await s.exec(select(RegistrationRow).where(
+            RegistrationRow.meeting_id == meeting_id, RegistrationRow.client_id == client_id,
+            col(RegistrationRow.status).in_([CONFIRMED, WAITLISTED])).execution_options(
+            populate_existing=True))).all()
+        for reg in regs:
+            reg.status = R_CANCELLED
+            reg.cancelled_at = o.now()
+            reg.cancel_reason = "client left the branch"
+            s.add(reg)
+            released += 1
+        if regs:
+            await _promote(s, o, meeting)
+    return released

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 from branch.directory.v1 import client_pb2
 from branch.directory.v1 import directory_service_pb2 as dapi
@@ -10,6 +12,7 @@ from branch.onsite.v1 import meeting_pb2 as mpb
 from branch.onsite.v1 import onsite_service_pb2 as api
 
 from services.common.pagination import encode_token
+from services.onsite.meetings import release_registrations
 from tests.harness import ADMIN
 from tests.onsite.conftest import World, make_client
 from tests.onsite.helpers import bad, fails
@@ -73,3 +76,41 @@ async def test_forged_page_tokens_are_invalid_argument(world: World) -> None:
                   "page_token")
         await bad(o.ListRegistrations(api.ListRegistrationsRequest(
             meeting_id=m.id, page_token=token), metadata=md), "page_token")
+
+
+async def test_waiting_list_under_concurrent_cancellations(db_world: World) -> None:
+    """A client leaving the branch (the directory event's handler) while staff cancel other
+    places: every freed place goes to the next on the waiting list, nobody twice."""
+    w = db_world
+    o = w.s.onsite
+    runner = w.s.runner
+    onsite = runner.ctx.extras["onsite"]
+    extra = [await make_client(w.s.directory, client_manager_id=w.cm1) for _ in range(3)]
+    m = await schedule(w, capacity=3)
+    order = [w.client_a, w.client_old, w.client_b, w.client_r, *extra]
+    regs = {c: await o.RegisterForMeeting(api.RegisterForMeetingRequest(
+        meeting_id=m.id, client_id=c), metadata=w.as_sup) for c in order}
+    assert [regs[c].status for c in order] == [mpb.REGISTRATION_STATUS_CONFIRMED] * 3 + [
+        mpb.REGISTRATION_STATUS_WAITLISTED] * 4
+    async with runner.db.transaction() as s:
+        # client_b leaves while two cancellations arrive; they wait for the meeting's lock
+        assert await release_registrations(s, onsite, w.client_b) == 1
+        cancels = [asyncio.ensure_future(o.CancelRegistration(api.CancelRegistrationRequest(
+            id=regs[c].id, reason="ill"), metadata=w.as_sup))
+            for c in (w.client_a, w.client_old)]
+        await asyncio.sleep(0.3)  # let them reach the lock; the outcome must not depend on it
+    await asyncio.gather(*cancels)
+    got = (await o.ListRegistrations(api.ListRegistrationsRequest(meeting_id=m.id),
+                                     metadata=w.as_sup)).registrations
+    status = {r.client_id: (r.status, r.waitlist_position) for r in got}
+    assert status == {
+        w.client_a: (mpb.REGISTRATION_STATUS_CANCELLED, 0),
+        w.client_old: (mpb.REGISTRATION_STATUS_CANCELLED, 0),
+        w.client_b: (mpb.REGISTRATION_STATUS_CANCELLED, 0),
+        w.client_r: (mpb.REGISTRATION_STATUS_CONFIRMED, 0),
+        extra[0]: (mpb.REGISTRATION_STATUS_CONFIRMED, 0),
+        extra[1]: (mpb.REGISTRATION_STATUS_CONFIRMED, 0),
+        extra[2]: (mpb.REGISTRATION_STATUS_WAITLISTED, 1),
+    }
+    meeting = await o.GetMeeting(api.GetMeetingRequest(id=m.id), metadata=w.as_sup)
+    assert (meeting.confirmed_count, meeting.waitlisted_count) == (3, 1)
