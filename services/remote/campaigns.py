@@ -28,7 +28,6 @@ from services.common.errors import (
 from services.common.events import emit
 from services.common.ids import new_id
 from services.common.pagination import decode_token, encode_token, page_size
-from services.common.protos import from_ts
 from services.remote import convert
 from services.remote.core import Core, add_month, remember_client
 from services.remote.models import (
@@ -435,11 +434,13 @@ class Campaigns:
                 "REACHED, NO_ANSWER, WRONG_NUMBER, CALL_BACK_LATER or DECLINED")
         v.check(len(req.notes) <= 2000, "notes", "at most 2000 characters")
         now = self.core.now()
-        when = from_ts(req.callback_time)
-        made_at = from_ts(req.call_time) or now
+        known = len(v.items)
+        when = convert.when(v, "callback_time", req.callback_time)
+        callback_time_valid = len(v.items) == known
+        made_at = convert.when(v, "call_time", req.call_time) or now
         if not now - timedelta(days=30) <= made_at <= now:
             v.add("call_time", "within the last 30 days, not in the future")
-        if req.outcome == cpb.CALLBACK_OUTCOME_CALL_BACK_LATER:
+        if req.outcome == cpb.CALLBACK_OUTCOME_CALL_BACK_LATER and callback_time_valid:
             if when is None:
                 v.add("callback_time", "required when the client asks to be called back")
             elif not now < when <= now + timedelta(days=90):

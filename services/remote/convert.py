@@ -6,9 +6,11 @@ from datetime import datetime
 
 from branch.remote.v1 import campaign_pb2 as cpb
 from branch.remote.v1 import report_pb2, ticket_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common.clock import as_utc
-from services.common.protos import ts
+from services.common.errors import Violations
+from services.common.protos import from_ts, ts
 from services.remote.models import (
     Agent,
     CallbackRecord,
@@ -23,6 +25,16 @@ from services.remote.models import (
 
 def utc(value: datetime) -> datetime:
     return as_utc(value)
+
+
+def when(v: Violations, field: str, value: Timestamp) -> datetime | None:
+    """A caller's timestamp, or None when unset; out of range (year 1 to 9999, nanos within
+    a second) is the caller's mistake, named in v, not an internal error."""
+    try:
+        return from_ts(value)
+    except ValueError:
+        v.add(field, "not a valid timestamp")
+        return None
 
 
 def campaign(row: Campaign) -> cpb.Campaign:

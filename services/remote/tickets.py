@@ -222,7 +222,7 @@ class Tickets:
         if not req.auto_assign and not t.owner_id and not principal.has("service_agent"):
             v.add("ticket.owner_id", "name the owner or ask for auto_assign")
         v.check(len(t.owner_id) <= 100, "ticket.owner_id", "at most 100 characters")
-        received = from_ts(req.received_time)
+        received = convert.when(v, "received_time", req.received_time)
         if received is not None:
             now = self.core.now()
             v.check(now - timedelta(days=30) <= received <= now, "received_time",
