@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import grpc
 from branch.directory.v1 import directory_service_pb2 as dir_api
 from branch.directory.v1 import directory_service_pb2_grpc as dir_grpc
 from branch.directory.v1 import staff_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common.clock import Clock
 from services.common.db import Database
-from services.common.errors import NotFound, Unavailable, Violations
+from services.common.errors import InvalidArgument, NotFound, Unavailable, Violations
+from services.common.protos import from_ts
 from services.vip.config import VipConfig
 
 # A risk assessment is valid for two years (适当性管理), as in the directory.
@@ -64,6 +66,52 @@ class Vip:
             v.add(field, "no such active staff member")
         elif role not in roles:
             v.add(field, f"staff member is not a {role}")
+
+
+# Times and dates a request may name: wide enough for any real use, narrow enough that time-zone
+# conversion and "+ N days" never overflow (a bad value is INVALID_ARGUMENT, not INTERNAL).
+EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def timestamp(v: Violations, field: str, value: Timestamp) -> datetime | None:
+    """A request's timestamp, None when unset; a bad or far-off value is a violation."""
+    try:
+        at = from_ts(value)
+    except ValueError:
+        v.add(field, "not a valid timestamp")
+        return None
+    if at is not None and not EARLIEST <= at <= LATEST:
+        v.add(field, "out of range")
+        return None
+    return at
+
+
+def day(v: Violations, field: str, value: str) -> date | None:
+    """A request's YYYY-MM-DD, None when empty; a bad or far-off value is a violation."""
+    if not value:
+        return None
+    try:
+        out = date.fromisoformat(value) if len(value) == 10 else None
+    except ValueError:
+        out = None
+    if out is None:
+        v.add(field, "YYYY-MM-DD")
+    elif not EARLIEST.date() <= out <= LATEST.date():
+        v.add(field, "out of range")
+        return None
+    return out
+
+
+def token_time(value: object) -> datetime:
+    """The time a page token carries (one this service issued: ISO 8601 with an offset)."""
+    try:
+        at = datetime.fromisoformat(str(value))
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise InvalidArgument({"page_token": "not a token this service issued"})
+    return at
 
 
 def assessment_expired(assessed_on: date | None, today: date) -> bool:

@@ -14,9 +14,9 @@ from services.common.auth import Principal
 from services.common.errors import InvalidArgument, NotFound, Violations
 from services.common.ids import new_id
 from services.common.pagination import decode_token, encode_token, page_size
-from services.common.protos import from_ts, ts
+from services.common.protos import ts
 from services.vip import convert
-from services.vip.core import Vip
+from services.vip.core import Vip, timestamp, token_time
 from services.vip.models import Shift
 
 ROLE_FOR_SHIFT = {
@@ -45,10 +45,14 @@ async def is_on_shift(session: AsyncSession, staff_id: str, role: int, at: datet
 async def create_shift(vip: Vip, session: AsyncSession, principal: Principal,
                        msg: rota_pb2.Shift) -> rota_pb2.Shift:
     v = Violations()
-    start, end = from_ts(msg.start_time), from_ts(msg.end_time)
+    start = timestamp(v, "shift.start_time", msg.start_time)
+    end = timestamp(v, "shift.end_time", msg.end_time)
     v.check(msg.role in ROLE_FOR_SHIFT, "shift.role", "BROKER, ANALYST or SUPERVISOR")
-    v.check(start is not None, "shift.start_time", "required")
-    v.check(end is not None, "shift.end_time", "required")
+    named = {f for f, _ in v.items}
+    if start is None and "shift.start_time" not in named:
+        v.add("shift.start_time", "required")
+    if end is None and "shift.end_time" not in named:
+        v.add("shift.end_time", "required")
     if start and end:
         if end <= start:
             v.add("shift.end_time", "must be after start_time")
@@ -70,11 +74,14 @@ async def create_shift(vip: Vip, session: AsyncSession, principal: Principal,
 async def list_shifts(vip: Vip, req: api.ListShiftsRequest) -> api.ListShiftsResponse:
     size = page_size(req.page_size)
     after = decode_token(req.page_token, parts=2)
-    start, end = from_ts(req.start_time), from_ts(req.end_time)
+    v = Violations()
+    start = timestamp(v, "start_time", req.start_time)
+    end = timestamp(v, "end_time", req.end_time)
     if start and end and end <= start:
-        raise InvalidArgument({"end_time": "must be after start_time"})
+        v.add("end_time", "must be after start_time")
     if req.role and req.role not in ROLE_FOR_SHIFT:
-        raise InvalidArgument({"role": "unknown role"})
+        v.add("role", "unknown role")
+    v.raise_if_any()
     query = select(Shift).order_by(col(Shift.start_at), col(Shift.id)).limit(size + 1)
     if start:
         query = query.where(col(Shift.end_at) > start)
@@ -87,7 +94,7 @@ async def list_shifts(vip: Vip, req: api.ListShiftsRequest) -> api.ListShiftsRes
     if after:
         from sqlalchemy import and_, or_
 
-        at = datetime.fromisoformat(str(after[0]))
+        at = token_time(after[0])
         query = query.where(or_(col(Shift.start_at) > at,
                                 and_(col(Shift.start_at) == at, col(Shift.id) > str(after[1]))))
     async with vip.db.read() as session:
@@ -112,7 +119,9 @@ async def delete_shift(vip: Vip, shift_id: str) -> api.DeleteShiftResponse:
 
 
 async def get_on_call(vip: Vip, req: api.GetOnCallRequest) -> api.GetOnCallResponse:
-    at = from_ts(req.time) or vip.now()
+    v = Violations()
+    at = timestamp(v, "time", req.time) or vip.now()
+    v.raise_if_any()
     async with vip.db.read() as session:
         brokers = await on_shift(session, rota_pb2.SHIFT_ROLE_BROKER, at)
         analysts = await on_shift(session, rota_pb2.SHIFT_ROLE_ANALYST, at)
@@ -157,8 +166,9 @@ async def check_gaps(vip: Vip, req: api.CheckRotaGapsRequest) -> api.CheckRotaGa
     role = req.role or rota_pb2.SHIFT_ROLE_BROKER
     v.check(role in ROLE_FOR_SHIFT, "role", "unknown role")
     v.check(0 <= req.days <= MAX_DAYS, "days", f"between 1 and {MAX_DAYS}")
+    start_time = timestamp(v, "start_time", req.start_time)
     v.raise_if_any()
-    start, end = window(vip, from_ts(req.start_time) or vip.now(), req.days or 14)
+    start, end = window(vip, start_time or vip.now(), req.days or 14)
     async with vip.db.read() as session:
         rows = (await session.exec(
             select(Shift.start_at, Shift.end_at).where(

@@ -12,11 +12,11 @@ from sqlalchemy import and_, func, or_
 from sqlmodel import col, select
 
 from services.common.auth import Principal
-from services.common.errors import InvalidArgument, PermissionDenied, Violations
+from services.common.errors import PermissionDenied, Violations
 from services.common.pagination import decode_token, encode_token, page_size
-from services.common.protos import from_ts, ts
+from services.common.protos import ts
 from services.vip import convert
-from services.vip.core import Vip
+from services.vip.core import Vip, day, timestamp, token_time
 from services.vip.models import Advisory, Breach, Relay
 from services.vip.roster import OPEN_ADVISORY_STATES
 
@@ -44,7 +44,7 @@ async def inbox(vip: Vip, principal: Principal, req: api.GetInboxRequest) -> api
         raise PermissionDenied("a broker sees only their own inbox", reason="OUT_OF_SCOPE")
     size = page_size(req.page_size)
     after = decode_token(req.page_token, parts=2)
-    cursor = (datetime.fromisoformat(str(after[0])), str(after[1])) if after else None
+    cursor = (token_time(after[0]), str(after[1])) if after else None
     now = vip.now()
     async with vip.db.read() as session:
         advisories = list((await session.exec(
@@ -101,18 +101,8 @@ def _local_midnight(day: date, vip: Vip) -> datetime:
 async def sla_report(vip: Vip, req: api.GetSlaReportRequest) -> api.GetSlaReportResponse:
     v = Violations()
     today = vip.today()
-
-    def parse(name: str, value: str) -> date | None:
-        if not value:
-            return None
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            v.add(name, "YYYY-MM-DD")
-            return None
-
-    end_day = parse("end_date", req.end_date) or today
-    start_day = parse("start_date", req.start_date) or (
+    end_day = day(v, "end_date", req.end_date) or today
+    start_day = day(v, "start_date", req.start_date) or (
         end_day - timedelta(days=end_day.weekday()) - timedelta(weeks=3))
     if start_day > end_day:
         v.add("end_date", "must not be before start_date")
@@ -182,12 +172,13 @@ async def sla_report(vip: Vip, req: api.GetSlaReportRequest) -> api.GetSlaReport
 async def breaches(vip: Vip, req: api.ListBreachesRequest) -> api.ListBreachesResponse:
     size = page_size(req.page_size)
     after = decode_token(req.page_token)
-    if req.kind not in api.BreachKind.values():
-        raise InvalidArgument({"kind": "unknown kind"})
+    v = Violations()
+    v.check(req.kind in api.BreachKind.values(), "kind", "unknown kind")
+    since = timestamp(v, "since_time", req.since_time)
+    v.raise_if_any()
     query = select(Breach).order_by(col(Breach.id).desc()).limit(size + 1)
     if after:
         query = query.where(col(Breach.id) < str(after[0]))
-    since = from_ts(req.since_time)
     if since:
         query = query.where(col(Breach.breached_at) >= since)
     if req.broker_id:
