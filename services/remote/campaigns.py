@@ -12,7 +12,7 @@ from branch.directory.v1 import client_pb2
 from branch.remote.v1 import campaign_pb2 as cpb
 from branch.remote.v1 import events_pb2
 from branch.remote.v1 import remote_service_pb2 as api
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import String, and_, func, literal, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -277,7 +277,10 @@ class Campaigns:
         if req.kind:
             query = query.where(Campaign.kind == req.kind)
         if not principal.sees_branch:
-            query = query.where(col(Campaign.agent_ids).contains(principal.staff_id))
+            # whole ids only: agent "a1" must not see the campaigns of agent "a12"
+            query = query.where((literal(",", String) + col(Campaign.agent_ids)
+                                 + literal(",", String)).contains(f",{principal.staff_id},",
+                                                                  autoescape=True))
         async with self.core.db.read() as session:
             rows = list((await session.exec(query.limit(size + 1))).all())
         more = len(rows) > size
