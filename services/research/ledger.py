@@ -21,9 +21,10 @@ from services.common.clock import Clock
 from services.common.db import Database
 from services.common.errors import InvalidArgument, NotFound, PermissionDenied, Violations
 from services.common.ids import new_id
-from services.common.pagination import decode_token, encode_token, page_size
+from services.common.pagination import encode_token, page_size
 from services.common.protos import from_ts, ts
 from services.research import convert
+from services.research.checks import int_after, time_id_after
 from services.research.models import LedgerEntry, Note
 
 K = distribution_pb2
@@ -159,7 +160,7 @@ class Ledger:
         self, p: Principal, req: api.ListNoteReachRequest
     ) -> api.ListNoteReachResponse:
         size = page_size(req.page_size)
-        after = decode_token(req.page_token, parts=2)
+        after = time_id_after(req.page_token)
         author = req.author_id
         if not _sees_all_reach(p):
             if author and author != p.staff_id:
@@ -170,11 +171,11 @@ class Ledger:
                  .order_by(col(Note.published_at).desc(), col(Note.id).desc()).limit(size + 1))
         if author:
             query = query.where(Note.author_id == author)
-        if after:
-            when = datetime.fromisoformat(str(after[0]))
+        if after is not None:
+            when, last_id = after
             query = query.where(or_(
                 col(Note.published_at) < when,
-                (col(Note.published_at) == when) & (col(Note.id) < str(after[1])),
+                (col(Note.published_at) == when) & (col(Note.id) < last_id),
             ))
         async with self.db.read() as session:
             notes = list((await session.exec(query)).all())
@@ -212,13 +213,13 @@ class Ledger:
         self, req: api.ListDistributionRecordsRequest
     ) -> api.ListDistributionRecordsResponse:
         size = page_size(req.page_size)
-        after = decode_token(req.page_token)
+        after = int_after(req.page_token)
         v = Violations()
         start, end = self._period(v, req.start_time, req.end_time, required=False)
         v.raise_if_any()
         query = self._query(req.note_id, start, end).limit(size + 1)
-        if after:
-            query = query.where(col(LedgerEntry.seq) > int(after[0]))  # type: ignore[call-overload]
+        if after is not None:
+            query = query.where(col(LedgerEntry.seq) > after)
         async with self.db.read() as session:
             rows = list((await session.exec(query)).all())
         more = len(rows) > size

@@ -25,9 +25,10 @@ from services.common.errors import (
 )
 from services.common.events import emit
 from services.common.ids import new_id
-from services.common.pagination import decode_token, encode_token, page_size
+from services.common.pagination import encode_token, page_size
 from services.common.protos import from_ts, ts
 from services.research import convert, ledger
+from services.research.checks import int_after, str_after, time_id_after
 from services.research.models import Note, NoteReview, NoteRevision, NoteTicker
 
 S = note_pb2
@@ -464,7 +465,7 @@ class Notes:
         self, p: Principal, req: api.ListNoteRevisionsRequest
     ) -> api.ListNoteRevisionsResponse:
         size = page_size(req.page_size)
-        after = decode_token(req.page_token)
+        after = int_after(req.page_token)
         async with self.db.read() as session:
             if not req.note_id:
                 raise InvalidArgument({"note_id": "required"})
@@ -474,8 +475,8 @@ class Notes:
                                        "supervisors", reason="NOTE_NOT_VISIBLE")
             query = (select(NoteRevision).where(NoteRevision.note_id == note.id)
                      .order_by(col(NoteRevision.revision)).limit(size + 1))
-            if after:
-                query = query.where(col(NoteRevision.revision) > int(after[0]))  # type: ignore[call-overload]
+            if after is not None:
+                query = query.where(col(NoteRevision.revision) > after)
             revs = list((await session.exec(query)).all())
             more = len(revs) > size
             revs = revs[:size]
@@ -491,7 +492,7 @@ class Notes:
 
     async def list(self, p: Principal, req: api.ListNotesRequest) -> api.ListNotesResponse:
         size = page_size(req.page_size)
-        after = decode_token(req.page_token)
+        after = str_after(req.page_token)
         v = Violations()
         ticker = req.ticker.strip().upper()
         if ticker and not TICKER.match(ticker):
@@ -508,8 +509,8 @@ class Notes:
         v.raise_if_any()
         now = self.clock.now()
         query = select(Note).order_by(col(Note.id).desc()).limit(size + 1)
-        if after:
-            query = query.where(col(Note.id) < str(after[0]))
+        if after is not None:
+            query = query.where(col(Note.id) < after)
         if ticker:
             query = query.where(col(Note.id).in_(
                 select(NoteTicker.note_id).where(NoteTicker.ticker == ticker)
@@ -567,14 +568,14 @@ class Notes:
 
     async def review_queue(self, req: api.ListReviewQueueRequest) -> api.ListReviewQueueResponse:
         size = page_size(req.page_size)
-        after = decode_token(req.page_token, parts=2)
+        after = time_id_after(req.page_token)
         query = (select(Note).where(Note.state == S.NOTE_STATE_SUBMITTED)
                  .order_by(col(Note.submitted_at), col(Note.id)).limit(size + 1))
-        if after:
-            when = datetime.fromisoformat(str(after[0]))
+        if after is not None:
+            when, last_id = after
             query = query.where(or_(
                 col(Note.submitted_at) > when,
-                (col(Note.submitted_at) == when) & (col(Note.id) > str(after[1])),
+                (col(Note.submitted_at) == when) & (col(Note.id) > last_id),
             ))
         async with self.db.read() as session:
             rows = list((await session.exec(query)).all())

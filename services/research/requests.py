@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from branch.research.v1 import events_pb2, note_pb2, research_request_pb2
 from branch.research.v1 import research_service_pb2 as api
@@ -29,9 +29,10 @@ from services.common.errors import (
 from services.common.events import Event, emit
 from services.common.ids import new_id
 from services.common.logs import get_logger
-from services.common.pagination import decode_token, encode_token, page_size
+from services.common.pagination import encode_token, page_size
 from services.common.protos import from_ts, ts
 from services.research import convert
+from services.research.checks import time_id_after
 from services.research.models import Note, ResearchRequest
 from services.research.notes import TICKER
 
@@ -142,7 +143,7 @@ class Requests:
         self, p: Principal, req: api.ListResearchRequestsRequest
     ) -> api.ListResearchRequestsResponse:
         size = page_size(req.page_size)
-        after = decode_token(req.page_token, parts=2)
+        after = time_id_after(req.page_token)
         if req.state and req.state not in R.ResearchRequestState.values():
             raise InvalidArgument({"state": "unknown state"})
         asker = req.asker_id
@@ -162,11 +163,11 @@ class Requests:
             query = query.where(ResearchRequest.asker_id == asker)
         if req.claimed_by:
             query = query.where(ResearchRequest.claimed_by == req.claimed_by)
-        if after:
-            when = datetime.fromisoformat(str(after[0]))
+        if after is not None:
+            when, last_id = after
             query = query.where(or_(
                 col(ResearchRequest.due_at) > when,
-                (col(ResearchRequest.due_at) == when) & (col(ResearchRequest.id) > str(after[1])),
+                (col(ResearchRequest.due_at) == when) & (col(ResearchRequest.id) > last_id),
             ))
         async with self.db.read() as session:
             rows = list((await session.exec(query)).all())
