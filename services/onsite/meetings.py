@@ -230,6 +230,9 @@ async def update_meeting(o: Onsite, p: Principal,
     v.raise_if_any()
     async with o.db.transaction() as s:
         row = await _meeting(s, msg.id, "meeting.id", lock=True)
+        if not (is_branch_wide(p) or p.staff_id in (row.created_by, row.presenter_id)):
+            raise PermissionDenied("only the meeting's organiser, its presenter or a supervisor "
+                                   "may change it", reason="NOT_MEETING_ORGANISER")
         if row.state != SCHEDULED:
             raise FailedPrecondition("only a scheduled meeting can be changed",
                                      reason="MEETING_NOT_SCHEDULED")

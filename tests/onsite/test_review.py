@@ -15,7 +15,7 @@ from services.common.pagination import encode_token
 from services.onsite.meetings import release_registrations
 from tests.harness import ADMIN
 from tests.onsite.conftest import World, make_client
-from tests.onsite.helpers import bad, fails
+from tests.onsite.helpers import bad, fails, reason
 from tests.onsite.test_day import visit
 from tests.onsite.test_forms import raise_form
 from tests.onsite.test_meetings import schedule
@@ -114,3 +114,27 @@ async def test_waiting_list_under_concurrent_cancellations(db_world: World) -> N
     }
     meeting = await o.GetMeeting(api.GetMeetingRequest(id=m.id), metadata=w.as_sup)
     assert (meeting.confirmed_count, meeting.waitlisted_count) == (3, 1)
+
+
+async def test_only_the_organiser_presenter_or_a_supervisor_changes_a_meeting(
+        world: World) -> None:
+    o = world.s.onsite
+    m = await schedule(world, capacity=4)  # scheduled by the supervisor, the analyst presents
+    cancel = api.UpdateMeetingRequest(meeting=mpb.Meeting(id=m.id, state=mpb.MEETING_STATE_CANCELLED),
+                                      update_mask={"paths": ["state"]})
+    err = await fails(o.UpdateMeeting(cancel, metadata=world.as_cm1), PD)
+    assert reason(err) == "NOT_MEETING_ORGANISER"
+    await fails(o.UpdateMeeting(cancel, metadata=world.md("other-analyst", "analyst")), PD)
+    got = await o.GetMeeting(api.GetMeetingRequest(id=m.id), metadata=world.as_cm1)
+    assert got.state == mpb.MEETING_STATE_SCHEDULED
+    topic = api.UpdateMeetingRequest(meeting=mpb.Meeting(id=m.id, topic="Rates, revised"),
+                                     update_mask={"paths": ["topic"]})
+    changed = await o.UpdateMeeting(topic, metadata=world.md(world.analyst, "analyst"))
+    assert changed.topic == "Rates, revised"
+    own = await schedule(world, metadata=world.as_cm1)
+    done = await o.UpdateMeeting(api.UpdateMeetingRequest(
+        meeting=mpb.Meeting(id=own.id, state=mpb.MEETING_STATE_CANCELLED),
+        update_mask={"paths": ["state"]}), metadata=world.as_cm1)
+    assert done.state == mpb.MEETING_STATE_CANCELLED
+    assert (await o.UpdateMeeting(cancel, metadata=world.as_sup)).state == \
+        mpb.MEETING_STATE_CANCELLED
