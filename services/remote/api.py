@@ -113,7 +113,7 @@ class RemoteServicer(grpc_api.RemoteServiceServicer):
             create=lambda s: self.t.open(s, principal, request, client))
 
     async def GetTicket(self, request, context):  # type: ignore[no-untyped-def]
-        return await self.t.get(request.id)
+        return await self.t.get(current_principal(), request.id)
 
     async def ListTickets(self, request, context):  # type: ignore[no-untyped-def]
         return await self.t.list(current_principal(), request)

@@ -301,13 +301,26 @@ class Tickets:
 
     # ---- reading -------------------------------------------------------------------------
 
-    async def get(self, ticket_id: str) -> ticket_pb2.Ticket:
+    @staticmethod
+    def _reads_all(principal: Principal) -> bool:
+        """Supervisors, admins, services and compliance read every ticket; an agent reads the
+        tickets they own, substitute on or handle (callers' names, phones and complaints)."""
+        return principal.sees_branch or principal.has("compliance")
+
+    @staticmethod
+    def _works_on(principal: Principal, row: Ticket) -> bool:
+        return principal.staff_id in {row.owner_id, row.substitute_id, row.handler_id} - {""}
+
+    async def get(self, principal: Principal, ticket_id: str) -> ticket_pb2.Ticket:
         if not ticket_id:
             raise InvalidArgument({"id": "required"})
         async with self.core.db.read() as session:
             row = await session.get(Ticket, ticket_id)
             if row is None:
                 raise NotFound(f"ticket {ticket_id} not found")
+            if not self._reads_all(principal) and not self._works_on(principal, row):
+                raise PermissionDenied("agents read the tickets they own, substitute on or "
+                                       "handle", reason="OUT_OF_SCOPE")
             acts = list((await session.exec(select(TicketActivity).where(
                 TicketActivity.ticket_id == ticket_id).order_by(
                 col(TicketActivity.seq)))).all())
@@ -319,6 +332,11 @@ class Tickets:
         after = decode_token(req.page_token)
         if req.state and req.state not in ticket_pb2.TicketState.values():
             raise InvalidArgument({"state": "unknown state"})
+        staff_id = req.staff_id
+        if not self._reads_all(principal):
+            if staff_id and staff_id != principal.staff_id:
+                raise PermissionDenied("agents list their own tickets", reason="OUT_OF_SCOPE")
+            staff_id = principal.staff_id
         query = select(Ticket).order_by(col(Ticket.id).desc())
         if after:
             query = query.where(col(Ticket.id) < str(after[0]))
@@ -328,10 +346,10 @@ class Tickets:
             query = query.where(col(Ticket.state).in_(UNRESOLVED))
         if req.line:
             query = query.where(Ticket.line == req.line)
-        if req.staff_id:
-            query = query.where(or_(Ticket.owner_id == req.staff_id,
-                                    Ticket.substitute_id == req.staff_id,
-                                    Ticket.handler_id == req.staff_id))
+        if staff_id:
+            query = query.where(or_(Ticket.owner_id == staff_id,
+                                    Ticket.substitute_id == staff_id,
+                                    Ticket.handler_id == staff_id))
         if req.breached_only:
             query = query.where(or_(col(Ticket.frt_breached_at).is_not(None),
                                     col(Ticket.res_breached_at).is_not(None)))
@@ -357,8 +375,7 @@ class Tickets:
         row = await session.get(Ticket, ticket_id)
         if row is None:
             raise NotFound(f"ticket {ticket_id} not found")
-        if not principal.sees_branch and principal.staff_id not in {
-                row.owner_id, row.substitute_id, row.handler_id} - {""}:
+        if not principal.sees_branch and not self._works_on(principal, row):
             raise PermissionDenied("only the owner, the substitute or the handler works a ticket",
                                    reason="OUT_OF_SCOPE")
         return row

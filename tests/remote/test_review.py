@@ -1,5 +1,5 @@
-"""Review findings: caller mistakes are INVALID_ARGUMENT, never INTERNAL; scopes match whole
-staff ids."""
+"""Review findings: caller mistakes are INVALID_ARGUMENT, scopes are whole ids, agents read
+their own tickets, and no RPC deletes the records kept for the regulator."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import grpc
 import pytest
 from branch.remote.v1 import campaign_pb2 as cpb
 from branch.remote.v1 import remote_service_pb2 as api
+from branch.remote.v1 import ticket_pb2 as tpb
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from tests.harness import SUPERVISOR, auth, bad_fields
 from tests.remote.test_campaigns import campaign
-from tests.remote.test_tickets import on_duty, ticket
+from tests.remote.test_tickets import on_duty, open_ticket, ticket
 
 OUT_OF_RANGE = Timestamp(seconds=10**15)
 
@@ -50,3 +51,43 @@ async def test_agent_lists_campaigns_that_name_them_in_full(env) -> None:
     wildcard = await env.stub.ListCampaigns(api.ListCampaignsRequest(),
                                             metadata=auth("%", "service_agent"))
     assert not wildcard.campaigns
+
+
+async def test_agent_reads_only_tickets_they_work_on(env) -> None:
+    owner, md = await on_duty(env)
+    other, other_md = await on_duty(env)
+    made = await open_ticket(env, md, complaint=True)
+    assert (await env.stub.GetTicket(api.GetTicketRequest(id=made.id), metadata=md)).id == made.id
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await env.stub.GetTicket(api.GetTicketRequest(id=made.id), metadata=other_md)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    listed = await env.stub.ListTickets(api.ListTicketsRequest(), metadata=other_md)
+    assert made.id not in [t.id for t in listed.tickets]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await env.stub.ListTickets(api.ListTicketsRequest(staff_id=owner), metadata=other_md)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    listed = await env.stub.ListTickets(api.ListTicketsRequest(complaint_only=True),
+                                        metadata=md)
+    assert [t.id for t in listed.tickets] == [made.id]
+    # compliance and supervisors read the branch
+    for md_all in (auth("comp-1", "compliance"), SUPERVISOR):
+        got = await env.stub.GetTicket(api.GetTicketRequest(id=made.id), metadata=md_all)
+        assert got.complaint
+    # the agent it is handed to reads it; the owner still does
+    await env.stub.TransferTicket(api.TransferTicketRequest(
+        id=made.id, department="operations", handler_id=other), metadata=md)
+    got = await env.stub.GetTicket(api.GetTicketRequest(id=made.id), metadata=other_md)
+    assert got.owner_id == owner and got.handler_id == other
+    listed = await env.stub.ListTickets(api.ListTicketsRequest(), metadata=other_md)
+    assert [t.id for t in listed.tickets] == [made.id]
+
+
+def test_no_rpc_deletes_callbacks_or_tickets() -> None:
+    methods = api.DESCRIPTOR.services_by_name["RemoteService"].methods_by_name
+    assert not [m for m in methods if m.startswith(("Delete", "Remove", "Purge", "Erase"))]
+    # nothing rewrites a recorded call or a ticket's complaint flag
+    assert not [m for m in methods if m.startswith("Update") and m != "UpdateSlaPolicy"]
+    assert "complaint" not in {f.name for m in ("RespondTicket", "TransferTicket",
+                                                 "ResolveTicket", "ReopenTicket")
+                               for f in methods[m].input_type.fields}
+    assert tpb.Ticket.DESCRIPTOR.fields_by_name["complaint"]
