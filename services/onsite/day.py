@@ -46,6 +46,9 @@ DEFAULT_VISITS_PER_DAY = 10
 DEFAULT_ROOMS_PER_DAY = 3
 WORKING_DAYS_PER_WEEK = 5
 PLAN_AHEAD = timedelta(days=31)
+# onsite_plan.rooms and onsite_visit.topics hold a JSON list in a VARCHAR(2000): the items'
+# own limits allow more than fits once quoted, which PostgreSQL refused as INTERNAL.
+JSON_COLUMN_MAX = 2000
 
 
 async def onsite_client(o: Onsite, p: Principal, client_id: str,
@@ -93,6 +96,8 @@ async def set_plan(o: Onsite, p: Principal, req: api.SetDailyPlanRequest) -> day
         v.add("rooms", "a room appears twice")
     for n, room in enumerate(req.rooms):
         check_text(v, f"rooms[{n}]", room, 100, required=True)
+    if len(dumps(list(req.rooms))) > JSON_COLUMN_MAX:
+        v.add("rooms", "too long in all")
     check_text(v, "note", req.note, 2000)
     v.raise_if_any()
     assert day is not None
@@ -145,6 +150,8 @@ def _validate_visit(o: Onsite, v: Violations, msg: day_pb2.Visit) -> datetime:
         v.add("visit.topics", "at most 20")
     for n, topic in enumerate(msg.topics):
         check_text(v, f"visit.topics[{n}]", topic, 200, required=True)
+    if len(dumps(list(msg.topics))) > JSON_COLUMN_MAX:
+        v.add("visit.topics", "too long in all")
     check_text(v, "visit.client_requests", msg.client_requests, 2000)
     check_text(v, "visit.follow_up_note", msg.follow_up_note, 2000)
     if msg.follow_up_note and not msg.follow_up_needed:

@@ -138,3 +138,24 @@ async def test_only_the_organiser_presenter_or_a_supervisor_changes_a_meeting(
     assert done.state == mpb.MEETING_STATE_CANCELLED
     assert (await o.UpdateMeeting(cancel, metadata=world.as_sup)).state == \
         mpb.MEETING_STATE_CANCELLED
+
+
+async def test_lists_too_long_to_store_are_invalid_argument(db_world: World) -> None:
+    """20 topics of 200 characters each pass the per-item checks but do not fit the column:
+    on PostgreSQL that was INTERNAL after the directory call; now it is a named bad field."""
+    w = db_world
+    o = w.s.onsite
+    await bad(o.RecordVisit(visit(w.client_a, topics=["t" * 199 + str(n % 10)
+                                                      for n in range(20)]),
+                            metadata=w.as_cm1), "visit.topics")
+    await bad(o.SetDailyPlan(api.SetDailyPlanRequest(
+        plan_date=w.s.runner.ctx.extras["onsite"].today().isoformat(),
+        rooms=["r" * 98 + f"{n:02d}" for n in range(20)]), metadata=w.as_cm1), "rooms")
+    # what fits is stored in full
+    v = await o.RecordVisit(visit(w.client_a, topics=["t" * 90 + f"{n:02d}" for n in range(20)]),
+                            metadata=w.as_cm1)
+    assert len(v.topics) == 20
+    plan = await o.SetDailyPlan(api.SetDailyPlanRequest(
+        plan_date=w.s.runner.ctx.extras["onsite"].today().isoformat(),
+        rooms=["r" * 90 + f"{n:02d}" for n in range(20)]), metadata=w.as_cm1)
+    assert len(plan.rooms) == 20
