@@ -154,6 +154,10 @@ class Ledger:
             if not _sees_all_reach(p) and note.author_id != p.staff_id:
                 raise PermissionDenied("an analyst sees the reach of their own notes",
                                        reason="NOT_AUTHOR")
+            if (note.published_at is None and note.author_id != p.staff_id
+                    and not p.has("supervisor", "compliance")):
+                raise PermissionDenied("this note was never published",
+                                       reason="NOTE_NOT_VISIBLE")
             return (await self._reaches(session, [note]))[0]
 
     async def list_reach(

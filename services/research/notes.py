@@ -36,8 +36,6 @@ TICKER = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,15}$")
 CONTENT_FIELDS = (
     "title", "summary", "body", "kind", "stances", "risk_level", "valid_until", "audience",
 )
-# States anyone who reads research may know of; the others are drafts.
-AFTER_PUBLICATION = (S.NOTE_STATE_PUBLISHED, S.NOTE_STATE_WITHDRAWN, S.NOTE_STATE_SUPERSEDED)
 EDITABLE = (S.NOTE_STATE_DRAFT, S.NOTE_STATE_RETURNED)
 MAX_STANCES = 20
 MAX_VALIDITY_DAYS = 366
@@ -47,12 +45,18 @@ SUBJECT_WITHDRAWN = "branch.research.note.withdrawn"
 
 
 def sees_all_notes(p: Principal) -> bool:
-    """Compliance, supervisors, admins and services see drafts of every note."""
-    return p.has("compliance", "supervisor", "admin", SERVICE_ROLE)
+    """Compliance and supervisors see drafts of every note; nobody else does."""
+    return p.has("compliance", "supervisor")
 
 
 def sees_drafts_of(p: Principal, note: Note) -> bool:
     return sees_all_notes(p) or (p.has("analyst") and note.author_id == p.staff_id)
+
+
+def sees_past_notes(p: Principal) -> bool:
+    """Analysts, admins and other services also see notes after their publication ended
+    (withdrawn, superseded, expired); never a note that was not published."""
+    return p.has("analyst", "admin", SERVICE_ROLE)
 
 
 @dataclass
@@ -161,7 +165,7 @@ class Notes:
     def _visible(self, p: Principal, note: Note) -> bool:
         if sees_drafts_of(p, note):
             return True
-        if p.has("analyst") and note.state in AFTER_PUBLICATION:
+        if sees_past_notes(p) and note.published_at is not None:
             return True
         return note.state == S.NOTE_STATE_PUBLISHED and self.clock.now() < note.valid_until_at
 
@@ -529,14 +533,14 @@ class Notes:
             query = query.where(col(Note.published_at) >= start)
         if end:
             query = query.where(col(Note.published_at) < end)
-        restricted = not sees_all_notes(p) and not p.has("analyst")
-        if restricted:
+        if not sees_all_notes(p) and not sees_past_notes(p):
             query = query.where(Note.state == S.NOTE_STATE_PUBLISHED,
                                 col(Note.valid_until_at) > now)
         else:
-            if not sees_all_notes(p):  # an analyst: own notes, and others' after publication
-                query = query.where(or_(col(Note.author_id) == p.staff_id,
-                                        col(Note.state).in_(AFTER_PUBLICATION)))
+            if not sees_all_notes(p):  # published once; and an analyst's own drafts
+                ever_published = col(Note.published_at).is_not(None)
+                query = query.where(or_(col(Note.author_id) == p.staff_id, ever_published)
+                                    if p.has("analyst") else ever_published)
             if not req.include_expired:
                 query = query.where(or_(col(Note.state) != S.NOTE_STATE_PUBLISHED,
                                         col(Note.valid_until_at) > now))

@@ -145,3 +145,42 @@ async def test_review_queue_oldest_first(stub, clock) -> None:
     await stub.ApproveNote(api.ApproveNoteRequest(id=b.id), metadata=COMPLIANCE)
     queue = await stub.ListReviewQueue(api.ListReviewQueueRequest(), metadata=COMPLIANCE)
     assert [n.id for n in queue.notes] == [a.id]
+
+
+async def test_unpublished_notes_stay_hidden_after_withdrawal(stub) -> None:
+    """A draft or approved note that is withdrawn was never published: it stays a draft to
+    everyone but its author, compliance and supervisors. Admins and other services see
+    published notes (also withdrawn or expired ones), never drafts."""
+    from tests.harness import auth
+
+    admin, service = auth("adm-1", "admin"), auth("svc-onsite", "service")
+    draft = await create(stub, title="Half-written view on liquor")
+    approved = await create(stub, title="Approved, never published")
+    await stub.SubmitNote(api.SubmitNoteRequest(id=approved.id), metadata=ANALYST)
+    await stub.ApproveNote(api.ApproveNoteRequest(id=approved.id), metadata=COMPLIANCE)
+    was_public = await published(stub, title="Published then withdrawn")
+    for n in (draft, approved, was_public):
+        await stub.WithdrawNote(api.WithdrawNoteRequest(id=n.id, reason="dropped"),
+                                metadata=ANALYST)
+    live_draft = await create(stub, title="Another draft")
+    hidden = {draft.id, approved.id, live_draft.id}
+    for meta in (ANALYST2, admin, service):
+        for n in hidden:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.GetNote(api.GetNoteRequest(id=n), metadata=meta)
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        for search in ({}, {"state": S.NOTE_STATE_WITHDRAWN}, {"text": "liquor"},
+                       {"author_id": "ana-1", "include_expired": True}):
+            assert set(await ids(stub, meta, **search)).isdisjoint(hidden), (meta, search)
+        got = await stub.GetNote(api.GetNoteRequest(id=was_public.id), metadata=meta)
+        assert got.state == S.NOTE_STATE_WITHDRAWN
+        assert was_public.id in await ids(stub, meta, state=S.NOTE_STATE_WITHDRAWN)
+    with pytest.raises(grpc.aio.AioRpcError) as err:  # not even its title through reach
+        await stub.GetNoteReach(api.GetNoteReachRequest(note_id=draft.id), metadata=admin)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    for meta in (BROKER, CONSULTANT):
+        assert await ids(stub, meta, state=S.NOTE_STATE_WITHDRAWN) == []
+    # the author, compliance and supervisors still see them all
+    for meta in (ANALYST, COMPLIANCE, SUPER):
+        assert hidden <= set(await ids(stub, meta))
+        await stub.GetNote(api.GetNoteRequest(id=draft.id), metadata=meta)
