@@ -15,6 +15,9 @@ from services.common.errors import InvalidArgument, PermissionDenied
 from services.remote.core import Core
 from services.remote.models import CallbackRecord, Report, Ticket, TicketEscalation
 
+# weeks near year 1 or 9999 overflow in UTC; the branch has no records before this
+EARLIEST = date(2000, 1, 1)
+
 
 @dataclass
 class Statistics:
@@ -29,6 +32,8 @@ class Statistics:
                 day = None
             if day is None:
                 raise InvalidArgument({"week_of": "YYYY-MM-DD"})
+            if not EARLIEST <= day <= self.core.today() + timedelta(days=366):
+                raise InvalidArgument({"week_of": "from 2000-01-01, at most a year ahead"})
         else:
             day = self.core.today()
         agent = req.agent_id

@@ -91,3 +91,15 @@ def test_no_rpc_deletes_callbacks_or_tickets() -> None:
                                                  "ResolveTicket", "ReopenTicket")
                                for f in methods[m].input_type.fields}
     assert tpb.Ticket.DESCRIPTOR.fields_by_name["complaint"]
+
+
+async def test_weekly_statistics_week_out_of_range(env) -> None:
+    for week_of in ("9999-12-31", "0001-01-01", "1999-12-31", "2030-01-01"):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await env.stub.GetWeeklyStatistics(api.GetWeeklyStatisticsRequest(week_of=week_of),
+                                               metadata=SUPERVISOR)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, week_of
+        assert bad_fields(err.value) == {"week_of"}
+    got = await env.stub.GetWeeklyStatistics(api.GetWeeklyStatisticsRequest(
+        week_of="2000-01-03"), metadata=SUPERVISOR)
+    assert got.week_start == "2000-01-03"
