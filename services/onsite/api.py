@@ -44,7 +44,7 @@ class OnsiteServicer(grpc_api.OnsiteServiceServicer):
                                     day_pb2.Patrol)
         if first is not None:
             return first
-        manager, when = day.prepare_patrol(self.o, p, request.patrol)
+        manager, when = await day.prepare_patrol(self.o, p, request.patrol)
         return await idempotency.once(
             self.o.db, self.o.clock, method="RecordPatrol", request_id=request.request_id,
             response_type=day_pb2.Patrol,

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
+from branch.directory.v1 import staff_pb2
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlmodel import select
@@ -83,6 +84,17 @@ def staff_scope(p: Principal, requested: str, field: str = "client_manager_id") 
     if requested and requested != p.staff_id:
         raise PermissionDenied(f"you may act only for yourself ({field})", reason="OUT_OF_SCOPE")
     return p.staff_id
+
+
+async def acting_for(o: Onsite, p: Principal, requested: str, field: str) -> str:
+    """The client manager a plan, visit or patrol is for: the caller, or (for a supervisor)
+    an active client manager the directory knows; anything else would be stored as is."""
+    manager = staff_scope(p, requested, field)
+    if manager != p.staff_id:
+        staff = await o.directory.get_staff(manager)
+        if staff is None or not staff.active or staff_pb2.ROLE_CLIENT_MANAGER not in staff.roles:
+            raise InvalidArgument({field: "not an active client manager"})
+    return manager
 
 
 def check_date(v: Violations, field: str, value: str, *, required: bool = True) -> date | None:

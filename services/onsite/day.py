@@ -21,6 +21,7 @@ from services.onsite import convert
 from services.onsite.core import (
     BACKFILL_WINDOW,
     Onsite,
+    acting_for,
     check_date,
     check_text,
     dumps,
@@ -71,7 +72,7 @@ async def onsite_client(o: Onsite, p: Principal, client_id: str,
 # ---- plans -------------------------------------------------------------------------------
 
 async def set_plan(o: Onsite, p: Principal, req: api.SetDailyPlanRequest) -> day_pb2.DailyPlan:
-    manager = staff_scope(p, req.client_manager_id)
+    staff_scope(p, req.client_manager_id)
     v = Violations()
     day = check_date(v, "plan_date", req.plan_date)
     if day is not None:
@@ -101,6 +102,7 @@ async def set_plan(o: Onsite, p: Principal, req: api.SetDailyPlanRequest) -> day
     check_text(v, "note", req.note, 2000)
     v.raise_if_any()
     assert day is not None
+    manager = await acting_for(o, p, req.client_manager_id, "client_manager_id")
     await asyncio.gather(*(onsite_client(o, p, cid, manager) for cid in sorted(
         {i.client_id for i in (*req.visits, *req.consultation_targets)})))
     now = o.now()
@@ -161,10 +163,11 @@ def _validate_visit(o: Onsite, v: Violations, msg: day_pb2.Visit) -> datetime:
 
 async def prepare_visit(o: Onsite, p: Principal, msg: day_pb2.Visit) -> tuple[str, datetime]:
     """Everything checked before the write: fields, the directory, the scope."""
-    manager = staff_scope(p, msg.client_manager_id, "visit.client_manager_id")
+    staff_scope(p, msg.client_manager_id, "visit.client_manager_id")
     v = Violations()
     when = _validate_visit(o, v, msg)
     v.raise_if_any()
+    manager = await acting_for(o, p, msg.client_manager_id, "visit.client_manager_id")
     await onsite_client(o, p, msg.client_id, manager)
     return manager, when
 
@@ -185,13 +188,15 @@ async def record_visit(s: AsyncSession, o: Onsite, p: Principal, msg: day_pb2.Vi
     return out
 
 
-def prepare_patrol(o: Onsite, p: Principal, msg: day_pb2.Patrol) -> tuple[str, datetime]:
-    manager = staff_scope(p, msg.client_manager_id, "patrol.client_manager_id")
+async def prepare_patrol(o: Onsite, p: Principal,
+                         msg: day_pb2.Patrol) -> tuple[str, datetime]:
+    staff_scope(p, msg.client_manager_id, "patrol.client_manager_id")
     v = Violations()
     check_text(v, "patrol.room", msg.room, 100, required=True)
     when = past_time(o, v, "patrol.patrol_time", msg.patrol_time)
     check_text(v, "patrol.observations", msg.observations, 2000)
     v.raise_if_any()
+    manager = await acting_for(o, p, msg.client_manager_id, "patrol.client_manager_id")
     return manager, when
 
 

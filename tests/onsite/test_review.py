@@ -8,6 +8,7 @@ import grpc
 from branch.directory.v1 import client_pb2
 from branch.directory.v1 import directory_service_pb2 as dapi
 from branch.onsite.v1 import consultation_pb2 as cpb
+from branch.onsite.v1 import day_pb2
 from branch.onsite.v1 import meeting_pb2 as mpb
 from branch.onsite.v1 import onsite_service_pb2 as api
 
@@ -159,3 +160,30 @@ async def test_lists_too_long_to_store_are_invalid_argument(db_world: World) -> 
         plan_date=w.s.runner.ctx.extras["onsite"].today().isoformat(),
         rooms=["r" * 90 + f"{n:02d}" for n in range(20)]), metadata=w.as_cm1)
     assert len(plan.rooms) == 20
+
+
+async def test_supervisor_acts_only_for_real_client_managers(db_world: World) -> None:
+    """A supervisor may record for anyone, but 'anyone' is a client manager the directory
+    knows: a typo or a consultant's id is refused instead of counting in compliance."""
+    w = db_world
+    o = w.s.onsite
+    today = w.s.runner.ctx.extras["onsite"].today().isoformat()
+    for who in ("ghost", w.cons1, "x" * 200):
+        await bad(o.RecordVisit(visit(w.client_a, client_manager_id=who), metadata=w.as_sup),
+                  "visit.client_manager_id")
+        await bad(o.RecordPatrol(api.RecordPatrolRequest(patrol=day_pb2.Patrol(
+            client_manager_id=who, room="Room 1")), metadata=w.as_sup),
+            "patrol.client_manager_id")
+        await bad(o.SetDailyPlan(api.SetDailyPlanRequest(
+            client_manager_id=who, plan_date=today, rooms=["Room 1"]), metadata=w.as_sup),
+            "client_manager_id")
+    visits = await o.ListVisits(api.ListVisitsRequest(), metadata=w.as_sup)
+    patrols = await o.ListPatrols(api.ListPatrolsRequest(), metadata=w.as_sup)
+    assert not visits.visits and not patrols.patrols
+    compliance = await o.GetCompliance(api.GetComplianceRequest(), metadata=w.as_sup)
+    assert not compliance.rows
+    # a real manager, and the supervisor's own records, are fine
+    await o.RecordPatrol(api.RecordPatrolRequest(patrol=day_pb2.Patrol(
+        client_manager_id=w.cm1, room="Room 1")), metadata=w.as_sup)
+    await o.RecordPatrol(api.RecordPatrolRequest(patrol=day_pb2.Patrol(room="Room 2")),
+                         metadata=w.as_sup)
