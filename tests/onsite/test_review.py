@@ -187,3 +187,33 @@ async def test_supervisor_acts_only_for_real_client_managers(db_world: World) ->
         client_manager_id=w.cm1, room="Room 1")), metadata=w.as_sup)
     await o.RecordPatrol(api.RecordPatrolRequest(patrol=day_pb2.Patrol(room="Room 2")),
                          metadata=w.as_sup)
+
+
+async def test_other_staff_cannot_act_on_a_form(world: World) -> None:
+    """Another consultant or client manager can neither analyse, deliver nor cancel a form,
+    and their attempts leave it as it was."""
+    o = world.s.onsite
+    form = await raise_form(world)
+    others = (world.as_cons2, world.as_cm2)
+    for md in others:
+        await fails(o.CancelConsultationForm(api.CancelConsultationFormRequest(
+            id=form.id, reason="mine now"), metadata=md), PD)
+        await fails(o.ListRelevantNotes(api.ListRelevantNotesRequest(form_id=form.id),
+                                        metadata=md), PD)
+    await fails(o.AnalyseConsultationForm(api.AnalyseConsultationFormRequest(
+        id=form.id, analysis="a", advice="b", advice_risk_level=1), metadata=world.as_cons2), PD)
+    # the manager who raised it reads it but may not write the analysis
+    await fails(o.AnalyseConsultationForm(api.AnalyseConsultationFormRequest(
+        id=form.id, analysis="a", advice="b", advice_risk_level=1), metadata=world.as_cm1), PD)
+    await o.AnalyseConsultationForm(api.AnalyseConsultationFormRequest(
+        id=form.id, analysis="a", advice="b", advice_risk_level=1), metadata=world.as_cons1)
+    for md in others:
+        await fails(o.DeliverConsultationForm(api.DeliverConsultationFormRequest(
+            id=form.id, acknowledgement="signed"), metadata=md), PD)
+    got = await o.GetConsultationForm(api.GetConsultationFormRequest(id=form.id),
+                                      metadata=world.as_cm1)
+    assert got.state == cpb.FORM_STATE_ANALYSED and not got.acknowledgement
+    # unknown form: NOT_FOUND, not a permission or internal error
+    await fails(o.DeliverConsultationForm(api.DeliverConsultationFormRequest(
+        id="no-such-form", acknowledgement="x"), metadata=world.as_cons1),
+        grpc.StatusCode.NOT_FOUND)
