@@ -206,19 +206,29 @@ class Requests:
             return convert.request_to_proto(row, now)
 
     async def release(self, p: Principal, request_id: str) -> research_request_pb2.ResearchRequest:
+        if not request_id:
+            raise InvalidArgument({"id": "required"})
         now = self.clock.now()
         async with self.db.transaction() as session:
+            # conditional update, as in claim: an answer committed meanwhile (on another
+            # replica) is never turned back into an open request
+            mine = [col(ResearchRequest.id) == request_id,
+                    col(ResearchRequest.state) == R.RESEARCH_REQUEST_STATE_CLAIMED]
+            if not p.has("supervisor"):
+                mine.append(col(ResearchRequest.claimed_by) == p.staff_id)
+            result = await session.exec(
+                update(ResearchRequest)  # type: ignore[call-overload]
+                .where(*mine)
+                .values(state=R.RESEARCH_REQUEST_STATE_OPEN, claimed_by="", claimed_at=None)
+            )
             row = await self._row(session, request_id)
-            if row.state != R.RESEARCH_REQUEST_STATE_CLAIMED:
-                raise FailedPrecondition("only a claimed request can be released",
-                                         reason="NOT_CLAIMED")
-            if row.claimed_by != p.staff_id and not p.has("supervisor"):
+            await session.refresh(row)
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                if row.state != R.RESEARCH_REQUEST_STATE_CLAIMED:
+                    raise FailedPrecondition("only a claimed request can be released",
+                                             reason="NOT_CLAIMED")
                 raise PermissionDenied("only the analyst who claimed it may release it",
                                        reason="NOT_CLAIMANT")
-            row.state = R.RESEARCH_REQUEST_STATE_OPEN
-            row.claimed_by = ""
-            row.claimed_at = None
-            session.add(row)
             return convert.request_to_proto(row, now)
 
     async def answer(

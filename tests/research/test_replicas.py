@@ -6,7 +6,7 @@ import asyncio
 from datetime import timedelta
 
 import grpc
-from branch.research.v1 import events_pb2
+from branch.research.v1 import events_pb2, research_request_pb2
 from branch.research.v1 import research_service_pb2 as api
 from branch.research.v1.research_service_pb2_grpc import ResearchServiceStub
 from branch.vip.v1 import events_pb2 as vip_events
@@ -89,3 +89,33 @@ async def test_two_replicas(tmp_path, nats_url, database_url) -> None:
         await eventually(lambda: sum(c.handled for c in consumers) >= 1)
         await asyncio.sleep(0.5)
         assert len(await queued()) == 1
+
+
+async def test_release_racing_answer_never_reopens_an_answer(tmp_path, nats_url,
+                                                             database_url) -> None:
+    """An analyst answers on one replica while releasing on the other: the request ends
+    answered every time, never back in the queue with an answer on it."""
+    clock = FakeClock()
+    settings = make_settings(tmp_path, nats_url, database_url)
+    async with running(SPEC, settings, clock=clock) as one, \
+            running(SPEC, settings, clock=clock) as two, \
+            channel(one) as ch1, channel(two) as ch2:
+        s1, s2 = ResearchServiceStub(ch1), ResearchServiceStub(ch2)
+        for _ in range(12):
+            r = await s1.CreateResearchRequest(api.CreateResearchRequestRequest(
+                research_request=research_request(clock)), metadata=CONSULTANT)
+            await s1.ClaimResearchRequest(api.ClaimResearchRequestRequest(id=r.id),
+                                          metadata=ANALYST)
+            results = await asyncio.gather(
+                s1.AnswerResearchRequest(api.AnswerResearchRequestRequest(
+                    id=r.id, answer="Covered."), metadata=ANALYST),
+                s2.ReleaseResearchRequest(api.ReleaseResearchRequestRequest(id=r.id),
+                                          metadata=ANALYST),
+                return_exceptions=True)
+            for x in results:
+                assert not isinstance(x, Exception) or (
+                    x.code() == grpc.StatusCode.FAILED_PRECONDITION), x
+            got = await s1.GetResearchRequest(api.GetResearchRequestRequest(id=r.id),
+                                              metadata=ANALYST)
+            assert got.state == research_request_pb2.RESEARCH_REQUEST_STATE_ANSWERED, got
+            assert got.answer == "Covered." and got.answered_by == "ana-1"
