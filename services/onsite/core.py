@@ -127,9 +127,22 @@ def check_ids(v: Violations, field: str, ids: list[str], *, max_count: int = 20)
             v.add(f"{field}[{i}]", "an id of 1 to 64 characters")
 
 
+def read_time(v: Violations, field: str, value: Timestamp) -> datetime | None:
+    """The timestamp, None when unset; out of range seconds or nanos is a bad field."""
+    try:
+        return from_ts(value)
+    except ValueError:
+        v.add(field, "not a valid timestamp")
+        return None
+
+
+def is_unset(value: Timestamp) -> bool:
+    return value.seconds == 0 and value.nanos == 0
+
+
 def past_time(o: Onsite, v: Violations, field: str, value: Timestamp) -> datetime:
     """A time something happened: unset means now; not in the future, not too old."""
-    when = from_ts(value)
+    when = read_time(v, field, value)
     now = o.now()
     if when is None:
         return now
@@ -142,7 +155,7 @@ def past_time(o: Onsite, v: Violations, field: str, value: Timestamp) -> datetim
 
 def backfill_time(o: Onsite, p: Principal, v: Violations, value: Timestamp) -> datetime:
     """When a consultation step really happened: admin only, for migrating paper records."""
-    if from_ts(value) is None:
+    if is_unset(value):
         return o.now()
     if not p.has("admin"):
         v.add("backfill_time", "only an admin may backfill paper records")

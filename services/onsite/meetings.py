@@ -26,7 +26,6 @@ from services.common.errors import (
 from services.common.events import emit
 from services.common.ids import new_id
 from services.common.pagination import decode_token, encode_token, page_size
-from services.common.protos import from_ts
 from services.onsite import convert
 from services.onsite.core import (
     Onsite,
@@ -34,6 +33,8 @@ from services.onsite.core import (
     check_text,
     dumps,
     is_branch_wide,
+    is_unset,
+    read_time,
     token_int,
     token_time,
 )
@@ -50,6 +51,8 @@ PRESENTERS = (meeting_pb2.PRESENTER_KIND_UNSPECIFIED, meeting_pb2.PRESENTER_KIND
               meeting_pb2.PRESENTER_KIND_CLIENT)
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 MAX_WEEKS = 26
+# How far ahead a meeting may be put in the calendar (a bound well inside datetime's range).
+SCHEDULE_AHEAD = timedelta(days=100 * 366)
 # Attendance may be taken from shortly before the start.
 ATTENDANCE_OPENS = timedelta(minutes=30)
 
@@ -166,10 +169,13 @@ def validate_meeting(o: Onsite, p: Principal, msg: meeting_pb2.Meeting) -> datet
     _check_presenter(v, "meeting.", msg.presenter_kind, msg.presenter_id)
     _check_shape(v, "meeting", msg.format, msg.room, msg.duration_minutes, msg.capacity)
     check_ids(v, "meeting.note_ids", list(msg.note_ids))
-    start = from_ts(msg.start_time)
+    start = read_time(v, "meeting.start_time", msg.start_time)
     now = o.now()
     if start is None:
-        v.add("meeting.start_time", "required")
+        if is_unset(msg.start_time):
+            v.add("meeting.start_time", "required")
+    elif start > now + SCHEDULE_AHEAD:
+        v.add("meeting.start_time", "at most 100 years ahead")
     elif start <= now and not p.has("admin"):
         v.add("meeting.start_time", "must be in the future")
     elif start < now - timedelta(days=60):
@@ -265,7 +271,9 @@ async def get_meeting(o: Onsite, meeting_id: str) -> meeting_pb2.Meeting:
 async def list_meetings(o: Onsite, req: api.ListMeetingsRequest) -> api.ListMeetingsResponse:
     size = page_size(req.page_size)
     after = decode_token(req.page_token, 2)
-    lo, hi = from_ts(req.start_time), from_ts(req.end_time)
+    v = Violations()
+    lo, hi = read_time(v, "start_time", req.start_time), read_time(v, "end_time", req.end_time)
+    v.raise_if_any()
     if lo and hi and hi <= lo:
         raise InvalidArgument({"end_time": "must be after start_time"})
     q = select(MeetingRow).order_by(col(MeetingRow.start_time), col(MeetingRow.id)).limit(size + 1)

@@ -11,6 +11,7 @@ from branch.onsite.v1 import consultation_pb2 as cpb
 from branch.onsite.v1 import day_pb2
 from branch.onsite.v1 import meeting_pb2 as mpb
 from branch.onsite.v1 import onsite_service_pb2 as api
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common.pagination import encode_token
 from services.onsite.meetings import release_registrations
@@ -217,3 +218,29 @@ async def test_other_staff_cannot_act_on_a_form(world: World) -> None:
     await fails(o.DeliverConsultationForm(api.DeliverConsultationFormRequest(
         id="no-such-form", acknowledgement="x"), metadata=world.as_cons1),
         grpc.StatusCode.NOT_FOUND)
+
+
+async def test_out_of_range_timestamps_are_invalid_argument(world: World) -> None:
+    """Seconds or nanos outside the Timestamp range used to raise in the service (INTERNAL)."""
+    o = world.s.onsite
+    broken = [Timestamp(seconds=10**13), Timestamp(seconds=1, nanos=-5)]
+    for t in broken:
+        await bad(o.RecordVisit(api.RecordVisitRequest(visit=day_pb2.Visit(
+            client_id=world.client_a, visit_time=t)), metadata=world.as_cm1),
+            "visit.visit_time")
+        await bad(o.RecordPatrol(api.RecordPatrolRequest(patrol=day_pb2.Patrol(
+            room="Room 1", patrol_time=t)), metadata=world.as_cm1), "patrol.patrol_time")
+        await bad(o.ListMeetings(api.ListMeetingsRequest(start_time=t), metadata=world.as_cm1),
+                  "start_time")
+        await bad(o.ListMeetings(api.ListMeetingsRequest(end_time=t), metadata=world.as_cm1),
+                  "end_time")
+        await bad(raise_form(world, backfill_time=t, metadata=ADMIN), "backfill_time")
+        await bad(o.ScheduleMeeting(api.ScheduleMeetingRequest(meeting=mpb.Meeting(
+            topic="t", format=mpb.MEETING_FORMAT_ONLINE, start_time=t, duration_minutes=60,
+            capacity=5)), metadata=world.as_sup), "meeting.start_time")
+    # the last minute datetime can hold is not a meeting time either
+    await bad(o.ScheduleMeeting(api.ScheduleMeetingRequest(meeting=mpb.Meeting(
+        topic="t", format=mpb.MEETING_FORMAT_ONLINE, start_time=Timestamp(seconds=253402300000),
+        duration_minutes=60, capacity=5)), metadata=world.as_sup), "meeting.start_time")
+    assert not (await o.ListVisits(api.ListVisitsRequest(client_id=world.client_a),
+                                   metadata=world.as_cm1)).visits
