@@ -7,7 +7,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
-from branch.research.v1 import events_pb2, note_pb2, research_request_pb2
+from branch.research.v1 import events_pb2, note_enums_pb2, note_pb2, research_request_pb2
 from branch.research.v1 import research_service_pb2 as api
 from branch.vip.v1 import events_pb2 as vip_events
 from google.protobuf.message import DecodeError
@@ -258,6 +258,11 @@ class Requests:
             if row.state == R.RESEARCH_REQUEST_STATE_ANSWERED:
                 raise FailedPrecondition("the request is already answered",
                                          reason="ALREADY_ANSWERED")
+            if note is not None and row.client_id and (
+                    note.audience == note_enums_pb2.AUDIENCE_STAFF_ONLY):
+                # the answer is relayed to the client: a staff-only note must not reach one
+                raise InvalidArgument({"note_id": "a staff-only note cannot answer a client's "
+                                                  "question"})
             if row.state == R.RESEARCH_REQUEST_STATE_CLAIMED and row.claimed_by != p.staff_id:
                 raise FailedPrecondition("another analyst has claimed this request",
                                          reason="ALREADY_CLAIMED")

@@ -223,3 +223,23 @@ async def test_unusable_advisory_event_is_parked(research, nats_url) -> None:
         assert await eventually(
             lambda eid=eid: is_parked(nats_url, "branch.parked.research.advisory-requests", eid),
             timeout=15)
+
+
+async def test_staff_only_note_cannot_answer_a_clients_question(stub, clock) -> None:
+    """The answer goes to the client through the broker: a staff-only note must not."""
+    from branch.research.v1 import note_enums_pb2
+
+    internal = await published(stub, audience=note_enums_pb2.AUDIENCE_STAFF_ONLY)
+    for_client = await ask(stub, clock)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.AnswerResearchRequest(api.AnswerResearchRequestRequest(
+            id=for_client.id, answer="See the note.", note_id=internal.id), metadata=ANALYST)
+    assert bad_fields(err.value) == {"note_id"}
+    still = await stub.GetResearchRequest(api.GetResearchRequestRequest(id=for_client.id),
+                                          metadata=ANALYST)
+    assert still.state == R.RESEARCH_REQUEST_STATE_OPEN and not still.claimed_by
+    # a general question (no client) may be answered with it
+    general = await ask(stub, clock, client_id="")
+    done = await stub.AnswerResearchRequest(api.AnswerResearchRequestRequest(
+        id=general.id, note_id=internal.id), metadata=ANALYST)
+    assert done.state == R.RESEARCH_REQUEST_STATE_ANSWERED
