@@ -9,7 +9,7 @@ import pytest
 
 from services.common.logs import configure_logging
 from services.common.nats_link import EmbeddedNats
-from tests.harness import POSTGRES_URL, create_postgres_databases
+from tests.harness import POSTGRES_URL, create_postgres_databases, drop_postgres_databases
 
 configure_logging("warning")
 
@@ -51,3 +51,4 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         pytest.skip("PostgreSQL not configured (BRANCH_TEST_POSTGRES_URL)")
     url = await create_postgres_databases()
     yield url
+    await drop_postgres_databases(url)

@@ -60,6 +60,19 @@ async def create_postgres_databases() -> str:
     return f"{prefix}/{stem}_{{service}}"
 
 
+async def drop_postgres_databases(template: str) -> None:
+    """Drop what create_postgres_databases made (FORCE: a stopped service's pool may linger)."""
+    import asyncpg
+
+    stem = template.rpartition("/")[2].replace("_{service}", "")
+    conn = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        for service in SERVICES:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{stem}_{service}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 def make_settings(data_dir: Path, nats_url: str, database_url: str = "", **extra: Any) -> Settings:
     return Settings(
         data_dir=data_dir,
