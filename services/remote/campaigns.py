@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from branch.directory.v1 import client_pb2
+from branch.directory.v1 import client_pb2, staff_pb2
 from branch.remote.v1 import campaign_pb2 as cpb
 from branch.remote.v1 import events_pb2
 from branch.remote.v1 import remote_service_pb2 as api
@@ -117,6 +117,9 @@ class Campaigns:
             staff = await self.core.directory.get_staff(agent)
             if staff is None or not staff.active:
                 v.add("campaign.agent_ids", f"{agent} is not an active staff member")
+            elif staff_pb2.ROLE_SERVICE_AGENT not in staff.roles:
+                # only a service agent may pull from the queue (NextCallback)
+                v.add("campaign.agent_ids", f"{agent} is not a service agent")
         v.raise_if_any()
         if msg.kind == cpb.CAMPAIGN_KIND_GENERAL:
             targets = await self._general_targets(msg.rule)

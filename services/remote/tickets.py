@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from branch.directory.v1 import client_pb2
+from branch.directory.v1 import client_pb2, staff_pb2
 from branch.remote.v1 import campaign_pb2 as cpb
 from branch.remote.v1 import events_pb2, ticket_pb2
 from branch.remote.v1 import remote_service_pb2 as api
@@ -61,6 +61,8 @@ FOLLOW_UP_RETRY = timedelta(hours=2)
 OWNER_REMINDER_EVERY = timedelta(hours=4)
 PHONE = re.compile(r"^\+?[0-9][0-9 \-]{3,30}$")
 TARGETS = {"first_response": "frt", "resolution": "res"}
+# who may be put on hotline duty: the roles that may work a ticket
+DESK_ROLES = {staff_pb2.ROLE_SERVICE_AGENT, staff_pb2.ROLE_SUPERVISOR}
 
 
 def add_activity(session: AsyncSession, ticket_id: str, kind: str, staff_id: str, note: str,
@@ -103,6 +105,9 @@ class Tickets:
             staff = await self.core.directory.get_staff(req.staff_id)
             if staff is None or not staff.active:
                 raise InvalidArgument({"staff_id": "no such active staff member"})
+            if not DESK_ROLES.intersection(staff.roles):
+                # tickets assigned to a broker or analyst could not be worked (access.py)
+                raise InvalidArgument({"staff_id": "not a service agent or supervisor"})
             lead = lead or staff.team_lead_id
         async with self.core.db.transaction() as session:
             row = await session.get(Agent, req.staff_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from branch.directory.v1 import staff_pb2
 from branch.remote.v1 import campaign_pb2 as cpb
 from branch.remote.v1 import remote_service_pb2 as api
 from branch.remote.v1 import ticket_pb2 as tpb
@@ -103,3 +104,22 @@ async def test_weekly_statistics_week_out_of_range(env) -> None:
     got = await env.stub.GetWeeklyStatistics(api.GetWeeklyStatisticsRequest(
         week_of="2000-01-03"), metadata=SUPERVISOR)
     assert got.week_start == "2000-01-03"
+
+
+async def test_only_desk_staff_work_queues_and_lines(env) -> None:
+    broker = await env.staff(staff_pb2.ROLE_BROKER)
+    await env.client()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await env.stub.CreateCampaign(api.CreateCampaignRequest(campaign=campaign([broker])),
+                                      metadata=SUPERVISOR)
+    assert bad_fields(err.value) == {"campaign.agent_ids"}
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await env.stub.SetAgentDuty(api.SetAgentDutyRequest(
+            staff_id=broker, lines=[tpb.LINE_INVESTMENT], on_duty=True), metadata=SUPERVISOR)
+    assert bad_fields(err.value) == {"staff_id"}
+    agents = await env.stub.ListAgents(api.ListAgentsRequest(), metadata=SUPERVISOR)
+    assert broker not in [a.staff_id for a in agents.agents]
+    lead = await env.staff(staff_pb2.ROLE_SUPERVISOR)
+    on = await env.stub.SetAgentDuty(api.SetAgentDutyRequest(
+        staff_id=lead, lines=[tpb.LINE_INVESTMENT], on_duty=True), metadata=SUPERVISOR)
+    assert on.on_duty
