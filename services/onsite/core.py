@@ -27,6 +27,8 @@ M = TypeVar("M", bound=Message)
 # How far back staff may record what already happened (visits, patrols) or an admin may
 # backfill paper records; further back is refused.
 BACKFILL_WINDOW = timedelta(days=60)
+# Dates callers may name (plans, views, reports).
+MIN_YEAR, MAX_YEAR = 1900, 2999
 # Clock skew allowed for times "now" on the caller's side.
 SKEW = timedelta(minutes=5)
 
@@ -103,10 +105,15 @@ def check_date(v: Violations, field: str, value: str, *, required: bool = True) 
             v.add(field, "required, YYYY-MM-DD")
         return None
     try:
-        return parse_date(value)
+        day = parse_date(value)
     except ValueError:
         v.add(field, "must be YYYY-MM-DD")
         return None
+    if not MIN_YEAR <= day.year <= MAX_YEAR:
+        # the day's bounds and its week are computed from it: keep well inside datetime's range
+        v.add(field, f"a year from {MIN_YEAR} to {MAX_YEAR}")
+        return None
+    return day
 
 
 def check_text(v: Violations, field: str, value: str, max_len: int, *,

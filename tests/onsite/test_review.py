@@ -244,3 +244,17 @@ async def test_out_of_range_timestamps_are_invalid_argument(world: World) -> Non
         duration_minutes=60, capacity=5)), metadata=world.as_sup), "meeting.start_time")
     assert not (await o.ListVisits(api.ListVisitsRequest(client_id=world.client_a),
                                    metadata=world.as_cm1)).visits
+
+
+async def test_dates_at_the_ends_of_the_calendar_are_invalid_argument(world: World) -> None:
+    """The week of 9999-12-31 or the local midnight of 0001-01-01 do not exist (INTERNAL)."""
+    o = world.s.onsite
+    for day in ("9999-12-31", "0001-01-01"):
+        await bad(o.GetCompliance(api.GetComplianceRequest(date=day, period=day_pb2.PERIOD_WEEK),
+                                  metadata=world.as_sup), "date")
+        await bad(o.SummarizeOverdueForms(api.SummarizeOverdueFormsRequest(
+            start_date=day, end_date=day), metadata=world.as_sup), "start_date", "end_date")
+        await bad(o.ListVisits(api.ListVisitsRequest(start_date=day), metadata=world.as_sup),
+                  "start_date")
+        await bad(o.GetDailyPlan(api.GetDailyPlanRequest(plan_date=day), metadata=world.as_cm1),
+                  "plan_date")
