@@ -37,6 +37,7 @@ from services.onsite.core import (
     is_branch_wide,
     loads,
     token_time,
+    upsert,
 )
 from services.onsite.day import onsite_client
 from services.onsite.models import FormPositionRow, FormRow, OnsiteSettingsRow
@@ -73,16 +74,20 @@ async def update_settings(o: Onsite, p: Principal, msg: api.OnsiteSettings) -> a
     seconds = msg.delivery_deadline.seconds
     if not (MIN_DEADLINE.total_seconds() <= seconds <= MAX_DEADLINE.total_seconds()):
         raise InvalidArgument({"settings.delivery_deadline": "between 30 minutes and 14 days"})
-    async with o.db.transaction() as s:
-        row = await s.get(OnsiteSettingsRow, 1)
-        if row is None:
-            row = OnsiteSettingsRow(id=1, delivery_deadline_seconds=seconds,
-                                    updated_by=p.staff_id, updated_at=o.now())
-        row.delivery_deadline_seconds = seconds
-        row.updated_by = p.staff_id
-        row.updated_at = o.now()
-        s.add(row)
-        return convert.settings_to_proto(row)
+
+    async def write() -> api.OnsiteSettings:
+        async with o.db.transaction() as s:
+            row = await s.get(OnsiteSettingsRow, 1)
+            if row is None:
+                row = OnsiteSettingsRow(id=1, delivery_deadline_seconds=seconds,
+                                        updated_by=p.staff_id, updated_at=o.now())
+            row.delivery_deadline_seconds = seconds
+            row.updated_by = p.staff_id
+            row.updated_at = o.now()
+            s.add(row)
+            return convert.settings_to_proto(row)
+
+    return await upsert(write)
 
 
 # ---- reading -------------------------------------------------------------------------------

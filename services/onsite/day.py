@@ -31,6 +31,7 @@ from services.onsite.core import (
     staff_scope,
     token_int,
     token_time,
+    upsert,
 )
 from services.onsite.models import (
     CONSULT,
@@ -106,25 +107,31 @@ async def set_plan(o: Onsite, p: Principal, req: api.SetDailyPlanRequest) -> day
     await asyncio.gather(*(onsite_client(o, p, cid, manager) for cid in sorted(
         {i.client_id for i in (*req.visits, *req.consultation_targets)})))
     now = o.now()
-    async with o.db.transaction() as s:
-        row = (await s.exec(select(PlanRow).where(
-            PlanRow.client_manager_id == manager, PlanRow.plan_date == day))).first()
-        if row is None:
-            row = PlanRow(id=new_id(), client_manager_id=manager, plan_date=day,
-                          created_at=now, updated_at=now)
-        row.rooms = dumps(list(req.rooms))
-        row.note = req.note
-        row.updated_at = now
-        s.add(row)
-        await s.flush()
-        await s.exec(delete(PlanItemRow).where(col(PlanItemRow.plan_id) == row.id))  # type: ignore[call-overload]
-        items = []
-        for kind, planned in ((VISIT, req.visits), (CONSULT, req.consultation_targets)):
-            for n, item in enumerate(planned):
-                items.append(PlanItemRow(plan_id=row.id, plan_date=day, kind=kind, position=n,
-                                         client_id=item.client_id, reason=item.reason))
-        s.add_all(items)
-        return convert.plan_to_proto(row, items)
+
+    async def write() -> day_pb2.DailyPlan:
+        async with o.db.transaction() as s:
+            row = (await s.exec(select(PlanRow).where(
+                PlanRow.client_manager_id == manager, PlanRow.plan_date == day))).first()
+            if row is None:
+                row = PlanRow(id=new_id(), client_manager_id=manager, plan_date=day,
+                              created_at=now, updated_at=now)
+            row.rooms = dumps(list(req.rooms))
+            row.note = req.note
+            row.updated_at = now
+            s.add(row)
+            await s.flush()
+            await s.exec(delete(PlanItemRow).where(  # type: ignore[call-overload]
+                col(PlanItemRow.plan_id) == row.id))
+            items = []
+            for kind, planned in ((VISIT, req.visits), (CONSULT, req.consultation_targets)):
+                for n, item in enumerate(planned):
+                    items.append(PlanItemRow(plan_id=row.id, plan_date=day, kind=kind,
+                                             position=n, client_id=item.client_id,
+                                             reason=item.reason))
+            s.add_all(items)
+            return convert.plan_to_proto(row, items)
+
+    return await upsert(write)
 
 
 async def get_plan(o: Onsite, p: Principal, req: api.GetDailyPlanRequest) -> day_pb2.DailyPlan:
@@ -301,18 +308,22 @@ async def set_quota(o: Onsite, p: Principal, msg: day_pb2.Quota) -> day_pb2.Quot
     v.check(0 <= msg.rooms_per_day <= 100, "quota.rooms_per_day", "0 to 100")
     v.raise_if_any()
     now = o.now()
-    async with o.db.transaction() as s:
-        row = (await s.exec(select(QuotaRow).where(
-            QuotaRow.role == msg.role, QuotaRow.staff_id == msg.staff_id))).first()
-        if row is None:
-            row = QuotaRow(role=msg.role, staff_id=msg.staff_id, visits_per_day=0,
-                           rooms_per_day=0, updated_by=p.staff_id, updated_at=now)
-        row.visits_per_day = msg.visits_per_day
-        row.rooms_per_day = msg.rooms_per_day
-        row.updated_by = p.staff_id
-        row.updated_at = now
-        s.add(row)
-        return convert.quota_to_proto(row)
+
+    async def write() -> day_pb2.Quota:
+        async with o.db.transaction() as s:
+            row = (await s.exec(select(QuotaRow).where(
+                QuotaRow.role == msg.role, QuotaRow.staff_id == msg.staff_id))).first()
+            if row is None:
+                row = QuotaRow(role=msg.role, staff_id=msg.staff_id, visits_per_day=0,
+                               rooms_per_day=0, updated_by=p.staff_id, updated_at=now)
+            row.visits_per_day = msg.visits_per_day
+            row.rooms_per_day = msg.rooms_per_day
+            row.updated_by = p.staff_id
+            row.updated_at = now
+            s.add(row)
+            return convert.quota_to_proto(row)
+
+    return await upsert(write)
 
 
 async def list_quotas(o: Onsite, req: api.ListQuotasRequest) -> api.ListQuotasResponse:

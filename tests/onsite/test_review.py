@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import grpc
 from branch.directory.v1 import client_pb2
@@ -11,6 +12,7 @@ from branch.onsite.v1 import consultation_pb2 as cpb
 from branch.onsite.v1 import day_pb2
 from branch.onsite.v1 import meeting_pb2 as mpb
 from branch.onsite.v1 import onsite_service_pb2 as api
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common.pagination import encode_token
@@ -258,3 +260,25 @@ async def test_dates_at_the_ends_of_the_calendar_are_invalid_argument(world: Wor
                   "start_date")
         await bad(o.GetDailyPlan(api.GetDailyPlanRequest(plan_date=day), metadata=world.as_cm1),
                   "plan_date")
+
+
+async def test_concurrent_first_writes_of_a_plan_quota_or_setting_all_succeed(
+        db_world: World) -> None:
+    """Two replicas taking the same first SetDailyPlan / SetQuota / UpdateOnsiteSettings at
+    once: the one whose insert meets the other's row updates it (was INTERNAL on PostgreSQL)."""
+    w = db_world
+    o = w.s.onsite
+    day = (w.s.runner.ctx.extras["onsite"].today() + timedelta(days=1)).isoformat()
+    plans = await asyncio.gather(*(o.SetDailyPlan(api.SetDailyPlanRequest(
+        plan_date=day, rooms=[f"Room {n}"]), metadata=w.as_cm1) for n in range(4)))
+    got = await o.GetDailyPlan(api.GetDailyPlanRequest(plan_date=day), metadata=w.as_cm1)
+    assert len({p.id for p in plans}) == 1 and list(got.rooms) in [list(p.rooms) for p in plans]
+    quotas = await asyncio.gather(*(o.SetQuota(api.SetQuotaRequest(quota=day_pb2.Quota(
+        role="client_manager", staff_id=w.cm2, visits_per_day=n, rooms_per_day=1)),
+        metadata=w.as_sup) for n in range(4)))
+    listed = [q for q in (await o.ListQuotas(api.ListQuotasRequest(), metadata=w.as_sup)).quotas
+              if q.staff_id == w.cm2]
+    assert len(listed) == 1 and listed[0].visits_per_day in {q.visits_per_day for q in quotas}
+    await asyncio.gather(*(o.UpdateOnsiteSettings(api.UpdateOnsiteSettingsRequest(
+        settings=api.OnsiteSettings(delivery_deadline=Duration(seconds=3600 * (n + 1)))),
+        metadata=w.as_sup) for n in range(4)))
