@@ -296,7 +296,7 @@ class Campaigns:
         if not campaign_id:
             raise InvalidArgument({"id": "required"})
         async with self.core.db.transaction() as session:
-            row = await session.get(Campaign, campaign_id)
+            row = await session.get(Campaign, campaign_id, with_for_update=True)
             if row is None:
                 raise NotFound(f"campaign {campaign_id} not found")
             if row.state == cpb.CAMPAIGN_STATE_CLOSED:
@@ -452,7 +452,8 @@ class Campaigns:
             elif not now < when <= now + timedelta(days=90):
                 v.add("callback_time", "must be in the next 90 days")
         v.raise_if_any()
-        target = await session.get(CallbackTarget, req.target_id)
+        # locked: a lease that ran out may be re-claimed by another agent at this moment
+        target = await session.get(CallbackTarget, req.target_id, with_for_update=True)
         if target is None:
             raise NotFound(f"callback target {req.target_id} not found")
         if target.state != cpb.TARGET_STATE_CLAIMED:

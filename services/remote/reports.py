@@ -133,7 +133,8 @@ class Reports:
         v.check(0 < len(req.delivered_to) <= 200, "delivered_to", "1 to 200 characters")
         v.raise_if_any()
         async with self.core.db.transaction() as session:
-            row = await session.get(Report, req.id)
+            # locked, so two replicas cannot both deliver it (and both raise the event)
+            row = await session.get(Report, req.id, with_for_update=True)
             if row is None:
                 raise NotFound(f"report {req.id} not found")
             if row.state == report_pb2.REPORT_STATE_DELIVERED:

@@ -377,7 +377,9 @@ class Tickets:
     async def _load(self, session: AsyncSession, principal: Principal, ticket_id: str) -> Ticket:
         if not ticket_id:
             raise InvalidArgument({"id": "required"})
-        row = await session.get(Ticket, ticket_id)
+        # locked: two replicas moving one ticket at once take turns (PostgreSQL); the second
+        # sees the state the first left and is refused, not applied twice
+        row = await session.get(Ticket, ticket_id, with_for_update=True)
         if row is None:
             raise NotFound(f"ticket {ticket_id} not found")
         if not principal.sees_branch and not self._works_on(principal, row):

@@ -3,14 +3,19 @@ their own tickets, and no RPC deletes the records kept for the regulator."""
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
 from branch.directory.v1 import staff_pb2
 from branch.remote.v1 import campaign_pb2 as cpb
 from branch.remote.v1 import remote_service_pb2 as api
+from branch.remote.v1 import report_pb2 as rpb
 from branch.remote.v1 import ticket_pb2 as tpb
 from google.protobuf.timestamp_pb2 import Timestamp
+from sqlmodel import col, select
 
+from services.common.models import OutboxEvent
 from tests.harness import SUPERVISOR, auth, bad_fields
 from tests.remote.test_campaigns import campaign
 from tests.remote.test_tickets import on_duty, open_ticket, ticket
@@ -123,3 +128,61 @@ async def test_only_desk_staff_work_queues_and_lines(env) -> None:
     on = await env.stub.SetAgentDuty(api.SetAgentDutyRequest(
         staff_id=lead, lines=[tpb.LINE_INVESTMENT], on_duty=True), metadata=SUPERVISOR)
     assert on.on_duty
+
+
+async def _once_each(calls) -> list[grpc.StatusCode]:  # type: ignore[no-untyped-def]
+    """Run the calls at once; the status codes, OK for those that succeeded."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    return sorted((r.code() if isinstance(r, grpc.aio.AioRpcError) else grpc.StatusCode.OK
+                   for r in results), key=lambda c: c.name)
+
+
+async def test_concurrent_transitions_happen_once(env_db) -> None:
+    """Two desks pressing the same button at once (two replicas, PostgreSQL read committed):
+    one wins, the other is told the state moved on; one history entry, one event."""
+    env = env_db
+    _, md = await on_duty(env)
+    made = await open_ticket(env, md)
+    codes = await _once_each([env.stub.ResolveTicket(api.ResolveTicketRequest(
+        id=made.id, resolution_note=f"fixed {i}"), metadata=md) for i in range(4)])
+    assert codes == [grpc.StatusCode.FAILED_PRECONDITION] * 3 + [grpc.StatusCode.OK]
+    got = await env.stub.GetTicket(api.GetTicketRequest(id=made.id), metadata=md)
+    assert [a.kind for a in got.activities].count("resolved") == 1
+    codes = await _once_each([env.stub.ReopenTicket(api.ReopenTicketRequest(
+        id=made.id, reason="still broken"), metadata=md) for _ in range(4)])
+    assert codes == [grpc.StatusCode.FAILED_PRECONDITION] * 3 + [grpc.StatusCode.OK]
+    got = await env.stub.GetTicket(api.GetTicketRequest(id=made.id), metadata=md)
+    assert got.reopen_count == 1
+
+    client = await env.client()
+    report = await env.stub.CreateReport(api.CreateReportRequest(
+        client_id=client.id, period_start="2026-02-01", period_end="2026-02-28"), metadata=md)
+    codes = await _once_each([env.stub.DeliverReport(api.DeliverReportRequest(
+        id=report.id, channel=rpb.DELIVERY_CHANNEL_EMAIL, delivered_to=f"c{i}@example.com"),
+        metadata=md) for i in range(4)])
+    assert codes == [grpc.StatusCode.FAILED_PRECONDITION] * 3 + [grpc.StatusCode.OK]
+    async with env.remote.ctx.db.read() as session:
+        subjects = (await session.exec(select(OutboxEvent.subject).where(
+            col(OutboxEvent.ce_subject).in_([made.id, report.id]),
+            col(OutboxEvent.subject).in_(["branch.remote.report.delivered",
+                                          "branch.remote.ticket.resolved",
+                                          "branch.remote.ticket.reopened"])))).all()
+    assert sorted(subjects) == ["branch.remote.report.delivered",
+                                "branch.remote.ticket.reopened",
+                                "branch.remote.ticket.resolved"]
+
+
+async def test_concurrent_outcomes_for_one_call_record_once(env_db) -> None:
+    env = env_db
+    agent, md = await env.agent()
+    await env.client()
+    made = await env.stub.CreateCampaign(api.CreateCampaignRequest(campaign=campaign([agent])),
+                                         metadata=SUPERVISOR)
+    nxt = await env.stub.NextCallback(api.NextCallbackRequest(campaign_id=made.id), metadata=md)
+    codes = await _once_each([env.stub.RecordCallback(api.RecordCallbackRequest(
+        target_id=nxt.target.id, outcome=cpb.CALLBACK_OUTCOME_REACHED, notes=f"call {i}"),
+        metadata=md) for i in range(4)])
+    assert codes == [grpc.StatusCode.FAILED_PRECONDITION] * 3 + [grpc.StatusCode.OK]
+    calls = await env.stub.ListCallbacks(api.ListCallbacksRequest(campaign_id=made.id),
+                                         metadata=SUPERVISOR)
+    assert len(calls.callbacks) == 1
