@@ -135,8 +135,13 @@ class Tickets:
             row = await session.get(Agent, req.staff_id)
             if row is None:
                 raise NotFound(f"agent {req.staff_id} is not on the desk")
-            if req.absent and await session.get(Agent, req.substitute_id) is None:
-                raise InvalidArgument({"substitute_id": "not an agent on the desk"})
+            if req.absent:
+                substitute = await session.get(Agent, req.substitute_id)
+                if substitute is None:
+                    raise InvalidArgument({"substitute_id": "not an agent on the desk"})
+                if not substitute.active or substitute.absent:
+                    # the tickets would sit with nobody to work them
+                    raise InvalidArgument({"substitute_id": "absent or no longer active"})
             now = self.core.now()
             previous = row.substitute_id
             row.absent = req.absent

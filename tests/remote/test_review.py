@@ -7,6 +7,7 @@ import asyncio
 
 import grpc
 import pytest
+from branch.directory.v1 import directory_service_pb2 as dapi
 from branch.directory.v1 import staff_pb2
 from branch.remote.v1 import campaign_pb2 as cpb
 from branch.remote.v1 import remote_service_pb2 as api
@@ -16,7 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlmodel import col, select
 
 from services.common.models import OutboxEvent
-from tests.harness import SUPERVISOR, auth, bad_fields
+from tests.harness import ADMIN, SUPERVISOR, auth, bad_fields, eventually
 from tests.remote.test_campaigns import campaign
 from tests.remote.test_tickets import on_duty, open_ticket, ticket
 
@@ -186,3 +187,29 @@ async def test_concurrent_outcomes_for_one_call_record_once(env_db) -> None:
     calls = await env.stub.ListCallbacks(api.ListCallbacksRequest(campaign_id=made.id),
                                          metadata=SUPERVISOR)
     assert len(calls.callbacks) == 1
+
+
+async def test_substitute_must_be_present_and_active(env) -> None:
+    a, a_md = await on_duty(env)
+    b, b_md = await on_duty(env)
+    c, _ = await on_duty(env)
+    await env.stub.SetAgentAbsence(api.SetAgentAbsenceRequest(
+        staff_id=b, absent=True, substitute_id=c), metadata=b_md)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await env.stub.SetAgentAbsence(api.SetAgentAbsenceRequest(
+            staff_id=a, absent=True, substitute_id=b), metadata=a_md)
+    assert bad_fields(err.value) == {"substitute_id"}
+    await env.dir.DeactivateStaff(dapi.DeactivateStaffRequest(id=c), metadata=ADMIN)
+
+    async def inactive() -> bool:
+        agents = await env.stub.ListAgents(api.ListAgentsRequest(), metadata=SUPERVISOR)
+        return any(x.staff_id == c and not x.active for x in agents.agents)
+
+    await eventually(inactive)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await env.stub.SetAgentAbsence(api.SetAgentAbsenceRequest(
+            staff_id=a, absent=True, substitute_id=c), metadata=a_md)
+    assert bad_fields(err.value) == {"substitute_id"}
+    agents = {x.staff_id: x for x in (await env.stub.ListAgents(
+        api.ListAgentsRequest(), metadata=SUPERVISOR)).agents}
+    assert not agents[a].absent
