@@ -5,15 +5,19 @@ refuses them), every Timestamp a real instant, page tokens of the shape each lis
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from google.protobuf.descriptor import FieldDescriptor
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
+from services.common.consumer import PermanentError
 from services.common.errors import InvalidArgument, Violations
+from services.common.events import Event
 from services.common.pagination import decode_token
 
 # revisions and ledger sequence numbers are INTEGER columns (32 bits on PostgreSQL)
 MAX_SEQUENCE = 2**31 - 1
+M = TypeVar("M", bound=Message)
 
 
 def check_request(request: Message) -> None:
@@ -79,3 +83,19 @@ def time_id_after(token: str) -> tuple[datetime, str] | None:
     except ValueError:
         raise _bad_token() from None
     return (at if at.tzinfo else at.replace(tzinfo=UTC)), ident
+
+
+def parse_event(event: Event, message_type: type[M]) -> M:
+    """The event's payload, checked as a request would be. What can never be applied (not
+    the expected message, a NUL character, an impossible timestamp) is parked at once
+    instead of being retried; the reason names fields, never their values."""
+    try:
+        msg = event.parse(message_type)
+    except DecodeError as exc:
+        raise PermanentError(
+            f"payload is not {message_type.DESCRIPTOR.name}: {exc}") from None
+    try:
+        check_request(msg)
+    except InvalidArgument as exc:
+        raise PermanentError(f"unusable {message_type.DESCRIPTOR.name}: {exc.message}") from None
+    return msg

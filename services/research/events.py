@@ -6,14 +6,14 @@ from __future__ import annotations
 from branch.onsite.v1 import events_pb2 as onsite_events
 from branch.research.v1 import distribution_pb2
 from branch.vip.v1 import events_pb2 as vip_events
-from google.protobuf.message import DecodeError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.clock import Clock
-from services.common.consumer import PermanentError, Subscription
+from services.common.consumer import Subscription
 from services.common.events import Event
 from services.common.protos import from_ts
 from services.research import ledger
+from services.research.checks import parse_event
 from services.research.models import Note
 from services.research.requests import Requests
 
@@ -35,16 +35,13 @@ class ReachRecorder:
         self.clock = clock
 
     async def __call__(self, session: AsyncSession, event: Event) -> None:
-        try:
-            await self._record(session, event)
-        except DecodeError as exc:
-            raise PermanentError(f"payload is not the expected message: {exc}") from None
+        await self._record(session, event)
 
     async def _record(self, session: AsyncSession, event: Event) -> None:
         now = self.clock.now()
         subject = event.nats_subject
         if subject == RELAY_PLANNED:
-            planned = event.parse(vip_events.RelaysPlanned)
+            planned = parse_event(event, vip_events.RelaysPlanned)
             await ledger.record(
                 session, kind=K.DISTRIBUTION_RECORD_KIND_RELAYS_PLANNED,
                 note_id=planned.note_id, revision=planned.revision,
@@ -55,7 +52,7 @@ class ReachRecorder:
                        f"withheld_for_suitability={planned.withheld_for_suitability}",
             )
         elif subject == RELAY_DELIVERED:
-            d = event.parse(vip_events.RelayDelivered)
+            d = parse_event(event, vip_events.RelayDelivered)
             await ledger.record(
                 session, kind=K.DISTRIBUTION_RECORD_KIND_DELIVERED, note_id=d.note_id,
                 revision=d.revision, actor_id=d.broker_id, client_id=d.client_id,
@@ -64,7 +61,7 @@ class ReachRecorder:
                 source_event_id=event.id,
             )
         elif subject == RELAY_ACKNOWLEDGED:
-            a = event.parse(vip_events.RelayAcknowledged)
+            a = parse_event(event, vip_events.RelayAcknowledged)
             await ledger.record(
                 session, kind=K.DISTRIBUTION_RECORD_KIND_ACKNOWLEDGED, note_id=a.note_id,
                 revision=a.revision, actor_id=a.broker_id, client_id=a.client_id,
@@ -72,14 +69,14 @@ class ReachRecorder:
                 now=now, source_event_id=event.id,
             )
         elif subject == RELAY_CANCELLED:
-            x = event.parse(vip_events.RelaysCancelled)
+            x = parse_event(event, vip_events.RelaysCancelled)
             await ledger.record(
                 session, kind=K.DISTRIBUTION_RECORD_KIND_RELAYS_CANCELLED, note_id=x.note_id,
                 revision=x.revision, occurred_at=from_ts(x.cancel_time) or event.time, now=now,
                 source_event_id=event.id, count=x.cancelled, detail=x.reason[:500],
             )
         elif subject == CONSULTATION_DELIVERED:
-            c = event.parse(onsite_events.ConsultationDelivered)
+            c = parse_event(event, onsite_events.ConsultationDelivered)
             for note_id in dict.fromkeys(c.note_ids):
                 note = await session.get(Note, note_id)
                 await ledger.record(

@@ -10,7 +10,6 @@ from datetime import timedelta
 from branch.research.v1 import events_pb2, note_enums_pb2, note_pb2, research_request_pb2
 from branch.research.v1 import research_service_pb2 as api
 from branch.vip.v1 import events_pb2 as vip_events
-from google.protobuf.message import DecodeError
 from sqlalchemy import or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -32,7 +31,7 @@ from services.common.logs import get_logger
 from services.common.pagination import encode_token, page_size
 from services.common.protos import from_ts, ts
 from services.research import convert
-from services.research.checks import time_id_after
+from services.research.checks import parse_event, time_id_after
 from services.research.models import Note, ResearchRequest
 from services.research.notes import TICKER
 
@@ -93,10 +92,7 @@ class Requests:
 
     async def on_advisory(self, session: AsyncSession, event: Event) -> None:
         """branch.vip.advisory.research_requested: queue the question once per advisory."""
-        try:
-            msg = event.parse(vip_events.AdvisoryResearchRequested)
-        except DecodeError as exc:
-            raise PermanentError(f"payload is not AdvisoryResearchRequested: {exc}") from None
+        msg = parse_event(event, vip_events.AdvisoryResearchRequested)
         if not msg.advisory_id or not msg.question.strip():
             raise PermanentError("advisory_id and question are required")
         existing = (await session.exec(

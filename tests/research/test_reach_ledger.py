@@ -258,3 +258,55 @@ async def test_csv_export_quotes_and_defuses_formulas(stub, clock) -> None:
     assert by_kind["WITHDRAWN"]["detail"] == "'+cmd|' /C calc'!A0"
     # no cell of the file starts a formula
     assert not any(cell.startswith(("=", "+", "-", "@")) for r in body for cell in r)
+
+
+async def parked_envelope(nats_url: str, parked_subject: str, event_id: str):  # type: ignore[no-untyped-def]
+    import nats
+    from branch.common.v1 import event_pb2
+    from nats.js.api import ConsumerConfig, DeliverPolicy
+
+    nc = await nats.connect(nats_url)
+    try:
+        sub = await nc.jetstream().subscribe(
+            parked_subject, stream="BRANCH", ordered_consumer=True,
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL))
+        found = None
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=0.3)
+            except Exception:
+                break
+            env = event_pb2.EventEnvelope()
+            env.ParseFromString(msg.data)
+            if env.id == event_id:
+                found = env
+        await sub.unsubscribe()
+        return found
+    finally:
+        await nc.close()
+
+
+async def test_events_that_can_never_apply_are_parked_at_once(research, nats_url) -> None:
+    """An impossible timestamp or a NUL character in an event would fail on every delivery:
+    it is parked on the first one, the reason naming the field and not its content."""
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from tests.harness import unique
+
+    far = Timestamp(seconds=2**62)
+    delivered = await publish_event(nats_url, "branch.vip.relay.delivered",
+                                    vip_events.RelayDelivered(
+                                        relay_id="rel-x", note_id="n-x", revision=1,
+                                        client_id="cli-x", broker_id="brk-1",
+                                        deliver_time=far))
+    asked = await publish_event(nats_url, "branch.vip.advisory.research_requested",
+                                vip_events.AdvisoryResearchRequested(
+                                    advisory_id=unique("adv-"), client_id="cli-x",
+                                    asker_id="brk-1", question="Secret\x00question"))
+    for subject, eid, field in (
+            ("branch.parked.research.reach", delivered, "deliver_time"),
+            ("branch.parked.research.advisory-requests", asked, "question")):
+        env = await eventually(lambda s=subject, e=eid: parked_envelope(nats_url, s, e),
+                               timeout=15)
+        assert env.deliveries == 1, env.parked_reason
+        assert field in env.parked_reason and "Secret" not in env.parked_reason
