@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from branch.directory.v1 import client_pb2
 from branch.directory.v1 import events_pb2 as directory_events
 from branch.onsite.v1 import consultation_pb2, day_pb2
 from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -45,15 +48,7 @@ async def apply_client(s: AsyncSession, o: Onsite, client: client_pb2.Client) ->
     """Remember the client's channel and status; a client who is no longer on-site and active
     leaves today's and later plans, and their open forms are flagged."""
     now = o.now()
-    state = await s.get(ClientStateRow, client.id)
-    if state is None:
-        state = ClientStateRow(client_id=client.id, channel=client.channel,
-                               status=client.status, updated_at=now)
-    state.channel = client.channel
-    state.status = client.status
-    state.client_manager_id = client.client_manager_id
-    state.updated_at = now
-    s.add(state)
+    await remember_client(s, client, now)
     if client.status == client_pb2.CLIENT_STATUS_CLOSED:
         drop, flag = day_pb2.DROP_REASON_CLIENT_CLOSED, consultation_pb2.FORM_FLAG_CLIENT_CLOSED
     elif client.channel == client_pb2.CHANNEL_REMOTE:
@@ -79,6 +74,19 @@ async def apply_client(s: AsyncSession, o: Onsite, client: client_pb2.Client) ->
     log.info("client left on-site service", client_id=client.id,
              plan_items=dropped.rowcount, forms_flagged=flagged.rowcount,
              registrations_released=released)
+
+
+async def remember_client(s: AsyncSession, client: client_pb2.Client, now: datetime) -> None:
+    """Insert or update the client's row in one statement. A find-then-insert lost to another
+    replica inserting the same client at once: the consumer takes an IntegrityError for "a
+    replica applied this event already", so the whole event (plans, flags) was dropped."""
+    dialect = (await s.connection()).dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    values = {"channel": client.channel, "status": client.status,
+              "client_manager_id": client.client_manager_id, "updated_at": now}
+    stmt = insert(ClientStateRow).values(client_id=client.id, **values)
+    await s.exec(stmt.on_conflict_do_update(  # type: ignore[call-overload]
+        index_elements=["client_id"], set_={k: stmt.excluded[k] for k in values}))
 
 
 async def reassign(s: AsyncSession, o: Onsite, client: client_pb2.Client) -> None:

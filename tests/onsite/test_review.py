@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
 
 import grpc
 from branch.directory.v1 import client_pb2
 from branch.directory.v1 import directory_service_pb2 as dapi
+from branch.directory.v1 import events_pb2 as devents
 from branch.onsite.v1 import consultation_pb2 as cpb
 from branch.onsite.v1 import day_pb2
 from branch.onsite.v1 import meeting_pb2 as mpb
@@ -15,7 +17,9 @@ from branch.onsite.v1 import onsite_service_pb2 as api
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from services.common.events import Event
 from services.common.pagination import encode_token
+from services.onsite.events import apply_client
 from services.onsite.meetings import release_registrations
 from tests.harness import ADMIN
 from tests.onsite.conftest import World, make_client
@@ -282,3 +286,47 @@ async def test_concurrent_first_writes_of_a_plan_quota_or_setting_all_succeed(
     await asyncio.gather(*(o.UpdateOnsiteSettings(api.UpdateOnsiteSettingsRequest(
         settings=api.OnsiteSettings(delivery_deadline=Duration(seconds=3600 * (n + 1)))),
         metadata=w.as_sup) for n in range(4)))
+
+
+def _client_event(client: client_pb2.Client, event_type: str) -> Event:
+    if event_type == "branch.directory.client.tier_changed":
+        payload = devents.ClientTierChanged(client=client).SerializeToString()
+    else:
+        payload = devents.ClientUpdated(client=client,
+                                        changed_fields=["channel"]).SerializeToString()
+    headers = {"ce-specversion": "1.0", "ce-id": str(uuid.uuid4()), "ce-type": event_type,
+               "ce-source": "/branch/directory", "ce-time": "2026-11-27T00:00:00Z",
+               "ce-subject": client.id}
+    return Event.from_headers(event_type, headers, payload)
+
+
+async def test_two_events_for_a_new_client_at_once_are_both_applied(db_world: World) -> None:
+    """Replica 1 applies a tier change for a client on-site has not seen yet while replica 2
+    applies 'turned remote' for the same client: the second must not be dropped as a
+    duplicate (its form stays flagged, its plan item dropped)."""
+    w = db_world
+    onsite = w.s.runner.ctx.extras["onsite"]
+    consumer = w.s.runner.consumers[0]
+    today = onsite.today().isoformat()
+    await w.s.onsite.SetDailyPlan(api.SetDailyPlanRequest(
+        plan_date=today, visits=[day_pb2.PlannedClient(client_id=w.client_a)]),
+        metadata=w.as_cm1)
+    form = await raise_form(w)
+    client = await w.s.directory.GetClient(dapi.GetClientRequest(id=w.client_a),
+                                           metadata=ADMIN)
+    # applied as the handler would be, in a transaction still open...
+    async with w.s.runner.db.transaction() as s:
+        await apply_client(s, onsite, client)
+        remote = client_pb2.Client()
+        remote.CopyFrom(client)
+        remote.channel = client_pb2.CHANNEL_REMOTE
+        second = asyncio.ensure_future(consumer.apply(
+            _client_event(remote, "branch.directory.client.updated")))
+        await asyncio.sleep(0.3)  # ...while the other event reaches the same row
+    assert await second is True
+    got = await w.s.onsite.GetConsultationForm(api.GetConsultationFormRequest(id=form.id),
+                                               metadata=w.as_cm1)
+    assert cpb.FORM_FLAG_CLIENT_REMOTE in got.flags
+    plan = await w.s.onsite.GetDailyPlan(api.GetDailyPlanRequest(plan_date=today),
+                                         metadata=w.as_cm1)
+    assert not plan.visits and [d.client_id for d in plan.dropped] == [w.client_a]
