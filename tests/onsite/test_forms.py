@@ -46,7 +46,11 @@ async def test_raise_copies_holdings_snapshot(world: World, nats_url: str) -> No
     await import_holdings(world.s.directory, world.client_a, [("600519", 300, "1500.00", "1800")])
     got = await world.s.onsite.GetConsultationForm(api.GetConsultationFormRequest(id=form.id),
                                                    metadata=world.as_cons1)
+    assert list(got.positions) == list(form.positions)
     assert {p.ticker: p.quantity for p in got.positions}["600519"] == 100
+    listed = await world.s.onsite.ListConsultationForms(api.ListConsultationFormsRequest(
+        client_id=world.client_a), metadata=world.as_cons1)
+    assert [list(f.positions) for f in listed.forms if f.id == form.id] == [list(form.positions)]
     events = await events_about(nats_url, "branch.onsite.consultation.raised", {form.id})
     assert len(events) == 1
 
