@@ -1,6 +1,7 @@
 """Checks every research request gets before it reaches the domain code, so that a caller's
 mistake is INVALID_ARGUMENT, never INTERNAL: no NUL character in any string (PostgreSQL
-refuses them), every Timestamp a real instant, page tokens of the shape each list issued."""
+refuses them), no id longer than any id can be, every Timestamp a real instant, page tokens
+of the shape each list issued."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from services.common.pagination import decode_token
 # revisions and ledger sequence numbers are INTEGER columns (32 bits on PostgreSQL)
 MAX_SEQUENCE = 2**31 - 1
 M = TypeVar("M", bound=Message)
+# staff, client, note and request ids are all far shorter
+MAX_ID = 100
 
 
 def check_request(request: Message) -> None:
@@ -41,6 +44,10 @@ def _walk(v: Violations, msg: Message, prefix: str) -> None:
             path = name if i is None else f"{name}[{i}]"
             if field.type == FieldDescriptor.TYPE_STRING and "\x00" in item:
                 v.add(path, "must not contain NUL characters")
+            elif (field.type == FieldDescriptor.TYPE_STRING and len(item) > MAX_ID
+                  and (field.name == "id" or field.name.endswith("_id"))):
+                # ids are echoed in NOT_FOUND messages: a huge one overflowed the trailers
+                v.add(path, f"at most {MAX_ID} characters")
             elif field.type == FieldDescriptor.TYPE_MESSAGE:
                 _walk(v, item, path)
 

@@ -77,6 +77,14 @@ async def test_bad_input_is_invalid_argument(tmp_path, nats_url, database_url) -
             (stub.ClaimResearchRequest, api.ClaimResearchRequestRequest(id="r\x00"), ANALYST,
              "id"),
             (stub.GetNoteReach, api.GetNoteReachRequest(note_id="\x00"), SUPER, "note_id"),
+            # ids longer than any id (NOT_FOUND echoed them, overflowing the trailers)
+            (stub.WithdrawNote, api.WithdrawNoteRequest(id="x" * 9000, reason="r"), ANALYST,
+             "id"),
+            (stub.ClaimResearchRequest, api.ClaimResearchRequestRequest(id="x" * 9000),
+             ANALYST, "id"),
+            (stub.ListNotes, api.ListNotesRequest(author_id="a" * 101), BROKER, "author_id"),
+            (stub.AnswerResearchRequest, api.AnswerResearchRequestRequest(
+                id="r", answer="a", note_id="n" * 101), ANALYST, "note_id"),
             # timestamps outside what a Timestamp may hold
             (stub.ListNotes, api.ListNotesRequest(publish_start_time=FAR), BROKER,
              "publish_start_time"),
