@@ -160,6 +160,15 @@ async def test_release_and_overdue(stub, clock) -> None:
     released = await stub.ReleaseResearchRequest(api.ReleaseResearchRequestRequest(id=r.id),
                                                  metadata=ANALYST)
     assert released.state == R.RESEARCH_REQUEST_STATE_OPEN and not released.claimed_by
+    with pytest.raises(grpc.aio.AioRpcError) as err:  # not claimed any more
+        await stub.ReleaseResearchRequest(api.ReleaseResearchRequestRequest(id=r.id),
+                                          metadata=ANALYST)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    # a supervisor frees a claim an absent analyst left behind
+    await stub.ClaimResearchRequest(api.ClaimResearchRequestRequest(id=r.id), metadata=ANALYST2)
+    freed = await stub.ReleaseResearchRequest(api.ReleaseResearchRequestRequest(id=r.id),
+                                              metadata=SUPER)
+    assert freed.state == R.RESEARCH_REQUEST_STATE_OPEN and not freed.claimed_by
     clock.advance(timedelta(hours=2))
     got = await stub.GetResearchRequest(api.GetResearchRequestRequest(id=r.id), metadata=ANALYST)
     assert got.overdue
