@@ -5,8 +5,10 @@ Starts a real nats-server, the directory and the vip service (SQLite by default;
 with --postgres URL), seeds N key clients holding one ticker, then publishes
 branch.research.note.published and measures until (a) the relay tasks are committed in vip's
 database and (b) vip's branch.vip.relay.planned event arrives on NATS. The path measured is
-the real one: JetStream delivery, the consumer's transaction, FindClientsByTickers paged from
-the directory over gRPC, suitability per client, a bulk insert, and the outbox relay.
+the real one: JetStream delivery, the consumer's transaction recording a pending plan, the
+relay planner woken on its commit paging FindClientsByTickers from the directory over gRPC
+(outside any vip write transaction), then suitability per client, a bulk insert in one short
+transaction, and the outbox relay.
 
 Seeding writes the directory's and vip's tables directly (creating 10,000 clients through the
 API is not what is measured here).

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -36,6 +37,8 @@ class Vip:
     config: VipConfig
     tz: ZoneInfo
     directory_channel: Callable[[], grpc.aio.Channel]
+    # set after a transaction that recorded a pending relay plan commits
+    planner_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
     def now(self) -> datetime:
         return self.clock.now()

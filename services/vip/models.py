@@ -89,7 +89,9 @@ class Advisory(SQLModel, table=True):
 
 
 class RelayPlan(SQLModel, table=True):
-    """One row per published note revision: makes a replayed note plan nothing twice."""
+    """One row per published note revision: makes a replayed note plan nothing twice.
+    Written pending by the note consumer; the relay planner pages the directory outside any
+    transaction, then writes the tasks and clears pending in one transaction."""
 
     __tablename__ = "vip_relay_plan"
 
@@ -98,6 +100,9 @@ class RelayPlan(SQLModel, table=True):
     title: str = Field(default="", max_length=300)
     kind: int = 0
     risk_level: int = 0
+    # Comma-separated, upper case (the note's tickers, at most 100).
+    tickers: str = Field(default="", max_length=2000)
+    pending: bool = Field(default=False, index=True)
     targeted: int = 0
     withheld: int = 0
     publish_time: datetime | None = Field(default=None, sa_type=UtcDateTime)

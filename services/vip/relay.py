@@ -31,7 +31,7 @@ from services.common.logs import get_logger
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.protos import from_ts, ts
 from services.vip import convert
-from services.vip.core import Vip, assessment_expired, suitability_problem
+from services.vip.core import Vip, assessment_expired, split, suitability_problem
 from services.vip.models import Breach, Relay, RelayPlan, RosterEntry
 from services.vip.roster import ACTIVE
 
@@ -51,17 +51,12 @@ class Candidate:
     tickers: list[str] = field(default_factory=list)
 
 
-async def _candidates(vip: Vip, session: AsyncSession,
-                      note: research_events.NotePublished) -> list[Candidate]:
+async def _directory_matches(vip: Vip, plan: RelayPlan) -> list[Candidate]:
     """Key clients the note concerns, from the directory (the source of holdings, tolerance and
     assessment dates): holders of any of its tickers, or every key client for a market note.
-    The roster's dedicated broker wins, and clients that left the roster here are skipped."""
-    # plain columns, not ORM objects: the roster may hold tens of thousands of clients
-    rows = (await session.exec(select(
-        RosterEntry.client_id, RosterEntry.broker_id, RosterEntry.status))).all()
-    roster = {r[0]: r for r in rows}
-    market = note.kind == note_enums_pb2.NOTE_KIND_MARKET or not note.tickers
-    tickers = sorted({t.upper() for t in note.tickers})[:100]
+    Runs outside any transaction: paging 10,000 clients takes a second or two."""
+    tickers = split(plan.tickers)
+    market = plan.kind == note_enums_pb2.NOTE_KIND_MARKET or not tickers
     stub = vip.directory()
     today = vip.today()
     out: list[Candidate] = []
@@ -72,26 +67,20 @@ async def _candidates(vip: Vip, session: AsyncSession,
                 page = await stub.ListClients(dir_api.ListClientsRequest(
                     tier=client_pb2.TIER_KEY, status=client_pb2.CLIENT_STATUS_ACTIVE,
                     page_size=DIRECTORY_PAGE, page_token=token), timeout=30)
-                found = [(c.id, c.broker_id, c.risk_tolerance,
-                          c.risk_assessment_expired or not c.risk_assessed_on
-                          or assessment_expired(_date(c.risk_assessed_on), today), [])
-                         for c in page.clients]
+                out += [Candidate(c.id, c.broker_id, c.risk_tolerance,
+                                  c.risk_assessment_expired or not c.risk_assessed_on
+                                  or assessment_expired(_date(c.risk_assessed_on), today))
+                        for c in page.clients]
             else:
                 page = await stub.FindClientsByTickers(dir_api.FindClientsByTickersRequest(
                     tickers=tickers, tier=client_pb2.TIER_KEY, page_size=DIRECTORY_PAGE,
                     page_token=token), timeout=30)
-                found = [(p.client_id, p.broker_id, p.risk_tolerance, p.risk_assessment_expired,
-                          list(p.tickers)) for p in page.clients]
+                out += [Candidate(p.client_id, p.broker_id, p.risk_tolerance,
+                                  p.risk_assessment_expired, list(p.tickers))
+                        for p in page.clients]
         except grpc.aio.AioRpcError as err:
-            # retried by the consumer (and parked after the configured tries)
+            # the plan stays pending; the planner's next pass retries
             raise RuntimeError(f"directory lookup failed: {err.code().name}") from None
-        for client_id, broker, tolerance, expired, held in found:
-            entry = roster.get(client_id)
-            if entry is not None and entry[2] != ACTIVE:
-                continue  # left the key tier here; the directory event may lag behind
-            # the roster's dedicated broker (a supervisor may have changed it) wins
-            broker = entry[1] if entry is not None and entry[1] else broker
-            out.append(Candidate(client_id, broker, tolerance, expired, held))
         token = page.next_page_token
         if not token:
             return out
@@ -108,53 +97,127 @@ def _date(value: str):  # type: ignore[no-untyped-def]
 
 async def plan_relays(vip: Vip, session: AsyncSession,
                       note: research_events.NotePublished) -> RelayPlan | None:
-    """Create the relay tasks for a published note, once per note revision."""
+    """Record, inside the note consumer's transaction, that a published note revision needs
+    relay tasks: once per revision, so a redelivery or replay plans nothing twice. The tasks
+    are written by plan_pending after the commit, which wakes the planner."""
     if note.audience == note_enums_pb2.AUDIENCE_STAFF_ONLY or not note.note_id:
         return None
     if await session.get(RelayPlan, (note.note_id, note.revision)) is not None:
-        return None  # redelivered or replayed: planned already
+        return None  # redelivered or replayed: planned already (or withdrawn first)
+    tickers = ",".join(sorted({t.upper() for t in note.tickers if t and "," not in t})[:100])
+    plan = RelayPlan(note_id=note.note_id, revision=note.revision, title=note.title[:300],
+                     kind=note.kind, risk_level=note.risk_level, tickers=tickers[:2000],
+                     publish_time=from_ts(note.publish_time), planned_at=vip.now(),
+                     pending=True)
+    session.add(plan)
+    session.info[WAKE_PLANNER] = True
+    return plan
+
+
+WAKE_PLANNER = "vip_wake_relay_planner"
+PLANS_PER_PASS = 20
+
+
+async def plan_pending(vip: Vip) -> int:
+    """One pass of the relay planner: for each pending plan, page the directory (no
+    transaction open), then write the tasks in one transaction that first claims the plan
+    with a conditional UPDATE, so two replicas plan a note once and a crash or a directory
+    failure leaves it pending for the next pass. Returns how many plans were written."""
+    written = 0
+    while True:
+        async with vip.db.read() as session:
+            plans = list((await session.exec(
+                select(RelayPlan).where(col(RelayPlan.pending).is_(True))
+                .order_by(col(RelayPlan.planned_at)).limit(PLANS_PER_PASS))).all())
+        progressed = 0
+        for plan in plans:
+            found: list[Candidate] = []
+            if plan.withdrawn_at is None:
+                try:
+                    found = await _directory_matches(vip, plan)
+                except RuntimeError as exc:
+                    log.warning("relay planning waits for the directory",
+                                note_id=plan.note_id, revision=plan.revision, error=str(exc))
+                    continue
+            async with vip.db.transaction() as session:
+                if await _write_plan(vip, session, plan.note_id, plan.revision, found):
+                    written += 1
+            progressed += 1
+        if len(plans) < PLANS_PER_PASS or not progressed:
+            return written
+
+
+async def _write_plan(vip: Vip, session: AsyncSession, note_id: str, revision: int,
+                      found: list[Candidate]) -> bool:
+    claimed = await session.exec(
+        update(RelayPlan).where(col(RelayPlan.note_id) == note_id,  # type: ignore[call-overload]
+                                RelayPlan.revision == revision,
+                                col(RelayPlan.pending).is_(True))
+        .values(pending=False)
+    )
+    if claimed.rowcount != 1:
+        return False  # another replica wrote it
+    plan = await session.get(RelayPlan, (note_id, revision))
+    assert plan is not None
+    if plan.withdrawn_at is not None:
+        return False  # withdrawn while the directory was paged: nothing to relay
+    # plain columns, not ORM objects: the roster may hold tens of thousands of clients
+    rows = (await session.exec(select(
+        RosterEntry.client_id, RosterEntry.broker_id, RosterEntry.status))).all()
+    roster = {r[0]: r for r in rows}
     now = vip.now()
     due = now + vip.config.relay_window
-    publish_time = from_ts(note.publish_time)
-    rows = []
+    inserts = []
     targeted = withheld = 0
-    for c in await _candidates(vip, session, note):
-        problem = suitability_problem(note.risk_level, c.tolerance, c.expired)
+    for c in found:
+        entry = roster.get(c.client_id)
+        if entry is not None and entry[2] != ACTIVE:
+            continue  # left the key tier here; the directory event may lag behind
+        # the roster's dedicated broker (a supervisor may have changed it) wins
+        broker = entry[1] if entry is not None and entry[1] else c.broker_id
+        problem = suitability_problem(plan.risk_level, c.tolerance, c.expired)
         if problem:
             withheld += 1
         else:
             targeted += 1
-        rows.append({
-            "id": new_id(), "note_id": note.note_id, "revision": note.revision,
-            "note_title": note.title[:300], "risk_level": note.risk_level,
-            "client_id": c.client_id, "broker_id": c.broker_id,
+        inserts.append({
+            "id": new_id(), "note_id": note_id, "revision": revision,
+            "note_title": plan.title, "risk_level": plan.risk_level,
+            "client_id": c.client_id, "broker_id": broker,
             "matched_tickers": ",".join(c.tickers)[:500],
             "state": R.RELAY_STATE_WITHHELD if problem else R.RELAY_STATE_PENDING,
-            "created_at": now, "due_at": due, "publish_time": publish_time,
+            "created_at": now, "due_at": due, "publish_time": plan.publish_time,
             "channel": 0, "summary": "", "ack_note": "", "reason": problem,
         })
     conn = await session.connection()
-    for i in range(0, len(rows), INSERT_BATCH):
+    for i in range(0, len(inserts), INSERT_BATCH):
         # a Core executemany: the ORM's bulk path is several times slower for 10,000 rows
-        await conn.execute(insert(Relay.__table__), rows[i:i + INSERT_BATCH])  # type: ignore[arg-type]
-    plan = RelayPlan(note_id=note.note_id, revision=note.revision, title=note.title[:300],
-                     kind=note.kind, risk_level=note.risk_level, targeted=targeted,
-                     withheld=withheld, publish_time=publish_time, planned_at=now)
+        await conn.execute(insert(Relay.__table__), inserts[i:i + INSERT_BATCH])  # type: ignore[arg-type]
+    plan.targeted, plan.withheld, plan.planned_at = targeted, withheld, now
     session.add(plan)
     emit(session, subject="branch.vip.relay.planned",
-         message=events_pb2.RelaysPlanned(note_id=note.note_id, revision=note.revision,
+         message=events_pb2.RelaysPlanned(note_id=note_id, revision=revision,
                                           targeted=targeted, withheld_for_suitability=withheld,
-                                          publish_time=note.publish_time),
-         about=note.note_id, now=now)
-    log.info("relays planned", note_id=note.note_id, revision=note.revision,
+                                          publish_time=ts(plan.publish_time)),
+         about=note_id, now=now)
+    log.info("relays planned", note_id=note_id, revision=revision,
              targeted=targeted, withheld=withheld)
-    return plan
+    return True
 
 
 async def cancel_for_note(vip: Vip, session: AsyncSession,
                           msg: research_events.NoteWithdrawn) -> int:
     now = vip.now()
     reason = ("note withdrawn" + (f": {msg.reason}" if msg.reason else ""))[:300]
+    # mark the plans first: this UPDATE waits for a planner writing this note's tasks (row
+    # lock), and a planner claiming after it sees the withdrawal and writes nothing
+    plan_conditions = [RelayPlan.note_id == msg.note_id]
+    if msg.revision:
+        plan_conditions.append(RelayPlan.revision == msg.revision)
+    await session.exec(
+        update(RelayPlan).where(*plan_conditions)  # type: ignore[call-overload]
+        .values(withdrawn_at=now)
+    )
     conditions = [Relay.note_id == msg.note_id, Relay.state == R.RELAY_STATE_PENDING]
     if msg.revision:
         conditions.append(Relay.revision == msg.revision)
@@ -163,12 +226,9 @@ async def cancel_for_note(vip: Vip, session: AsyncSession,
         .values(state=R.RELAY_STATE_CANCELLED, cancelled_at=now, reason=reason)
     )
     cancelled = int(result.rowcount or 0)
-    plans = (await session.exec(select(RelayPlan).where(RelayPlan.note_id == msg.note_id))).all()
-    for plan in plans:
-        if not msg.revision or plan.revision == msg.revision:
-            plan.withdrawn_at = now
-            session.add(plan)
-    if msg.revision and not any(p.revision == msg.revision for p in plans):
+    plans = (await session.exec(
+        select(RelayPlan.revision).where(RelayPlan.note_id == msg.note_id))).all()
+    if msg.revision and msg.revision not in plans:
         # withdrawn before we saw it published: a late publication plans nothing
         session.add(RelayPlan(note_id=msg.note_id, revision=msg.revision, planned_at=now,
                               withdrawn_at=now))

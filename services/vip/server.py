@@ -23,11 +23,18 @@ log = get_logger("vip", component="timer")
 
 def vip_of(ctx: ServiceContext) -> Vip:
     if "vip" not in ctx.extras:
-        ctx.extras["vip"] = Vip(
+        vip = Vip(
             db=ctx.db, clock=ctx.clock, config=ctx.extras.get("vip_config") or load_config(),
             tz=ZoneInfo(ctx.settings.timezone),
             directory_channel=lambda: ctx.channel("directory"),
         )
+
+        def wake_planner(session) -> None:  # type: ignore[no-untyped-def]
+            if session.info.get(relay.WAKE_PLANNER):
+                vip.planner_wakeup.set()
+
+        ctx.db.after_commit_hooks.append(wake_planner)
+        ctx.extras["vip"] = vip
     return ctx.extras["vip"]
 
 
@@ -44,6 +51,16 @@ async def check_relays_overdue(ctx: ServiceContext) -> int:
     return await relay.check_overdue(vip_of(ctx))
 
 
+async def plan_pending_relays(ctx: ServiceContext) -> int:
+    """One pass of the relay planner (tests call it directly; the loop runs it on wake-up)."""
+    return await relay.plan_pending(vip_of(ctx))
+
+
+# How often the planner looks for pending plans without a wake-up (one recorded by another
+# replica, or one waiting for the directory).
+PLANNER_POLL_SECONDS = 5.0
+
+
 def background(ctx: ServiceContext, stop: asyncio.Event):  # type: ignore[no-untyped-def]
     async def sla_loop() -> None:
         interval = vip_of(ctx).config.check_seconds
@@ -58,7 +75,25 @@ def background(ctx: ServiceContext, stop: asyncio.Event):  # type: ignore[no-unt
             except TimeoutError:
                 pass
 
-    return [sla_loop]
+    async def planner_loop() -> None:
+        vip = vip_of(ctx)
+        interval = min(vip.config.check_seconds, PLANNER_POLL_SECONDS)
+        while not stop.is_set():
+            vip.planner_wakeup.clear()
+            try:
+                await plan_pending_relays(ctx)
+            except Exception:
+                log.error("relay planning pass failed; next pass retries", exc_info=True)
+            woken = asyncio.ensure_future(vip.planner_wakeup.wait())
+            stopped = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait({woken, stopped}, timeout=interval,
+                                   return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                woken.cancel()
+                stopped.cancel()
+
+    return [sla_loop, planner_loop]
 
 
 SPEC = ServiceSpec(

@@ -1,0 +1,111 @@
+"""The relay planner pages the directory with no vip write transaction open (on SQLite that
+would hold the single write lock for the whole paging), and still plans each note once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+from branch.research.v1 import events_pb2 as research_events
+from sqlmodel import select
+
+from services.vip.models import RelayPlan
+from services.vip.server import plan_pending_relays, vip_of
+from tests.harness import collect_events, eventually, make_settings
+from tests.vip.support import branch, publish, running_vip
+from tests.vip.test_relay import matched_branch, note, planned, relays_of
+
+
+class WriteLockProbe(grpc.aio.UnaryUnaryClientInterceptor):
+    """On every directory call, notes whether vip's SQLite write lock is held right then."""
+
+    def __init__(self, db) -> None:  # type: ignore[no-untyped-def]
+        self.db = db
+        self.seen: list[tuple[str, bool]] = []
+
+    async def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
+        method = details.method.decode() if isinstance(details.method, bytes) else details.method
+        # Database._write_lock queues this process's SQLite writers (a test-only peek)
+        self.seen.append((method.rsplit("/", 1)[-1], self.db._write_lock.locked()))
+        return await continuation(details, request)
+
+
+def directory_channel(ctx, *interceptors) -> grpc.aio.Channel:  # type: ignore[no-untyped-def]
+    """The same authenticated channel vip normally uses, with interceptors."""
+    token = ctx.signer.service_token("vip", ctx.clock.now())
+    creds = grpc.metadata_call_credentials(
+        lambda _ctx, cb: cb((("authorization", f"Bearer {token}"),), None))
+    return grpc.aio.secure_channel(
+        ctx.settings.address("directory"),
+        grpc.composite_channel_credentials(grpc.local_channel_credentials(), creds),
+        interceptors=list(interceptors))
+
+
+async def test_directory_is_paged_outside_the_write_transaction(b) -> None:
+    c = await matched_branch(b)
+    ctx = b.runners["vip"].ctx
+    vip = vip_of(ctx)
+    probe = WriteLockProbe(vip.db)
+    channel = directory_channel(ctx, probe)
+    vip.directory_channel = lambda: channel
+    try:
+        await publish(b.nats_url, "branch.research.note.published", note("lock", "600519"))
+        [plan] = await planned(b)
+        await publish(b.nats_url, "branch.research.note.published", note("mkt", kind=2))
+        await planned(b, count=2)
+    finally:
+        await channel.close()
+    assert (plan.targeted, plan.withheld_for_suitability) == (2, 1)
+    assert {m for m, _ in probe.seen} == {"FindClientsByTickers", "ListClients"}
+    assert [held for _, held in probe.seen] == [False] * len(probe.seen)
+    assert {r.client_id for r in await relays_of(b, "lock")} == {c["ok"], c["ok2"], c["low"]}
+
+
+async def pending_plans(vip) -> list[RelayPlan]:  # type: ignore[no-untyped-def]
+    async with vip.db.read() as s:
+        return list((await s.exec(select(RelayPlan).where(RelayPlan.pending))).all())
+
+
+async def test_directory_down_leaves_plan_pending_then_planned_once_by_two_replicas(
+        tmp_path, database_url) -> None:
+    async with branch(tmp_path, database_url=database_url) as b:
+        c = await matched_branch(b)
+        ctx = b.runners["vip"].ctx
+        vip = vip_of(ctx)
+        real = vip.directory_channel
+        dead = grpc.aio.insecure_channel("127.0.0.1:1")
+        vip.directory_channel = lambda: dead
+        await publish(b.nats_url, "branch.research.note.published", note("down", "600519"))
+        await publish(b.nats_url, "branch.research.note.published", note("gone", "600519"))
+        await eventually(lambda: _count(vip, 2))
+        # the event was consumed (not parked, no retries): the plan waits, nothing relayed
+        assert await plan_pending_relays(ctx) == 0
+        assert await relays_of(b, "down") == []
+        consumer = next(x for x in b.runners["vip"].consumers if x.durable == "vip-notes")
+        assert consumer.parked == 0
+        # a withdrawal while the plan waits: it will plan nothing
+        await publish(b.nats_url, "branch.research.note.withdrawn",
+                      research_events.NoteWithdrawn(note_id="gone", revision=1, reason="x"))
+        await collect_events(b.nats_url, "branch.vip.relay.cancelled", count=1)
+        vip.directory_channel = real
+        await dead.close()
+        d = b.runners["directory"]
+        settings = make_settings(tmp_path, b.nats_url, database_url,
+                                 directory_addr=f"127.0.0.1:{d.port}")
+        async with running_vip(settings, clock=b.clock, run_consumers=False) as second:
+            results = await asyncio.gather(plan_pending_relays(ctx),
+                                           plan_pending_relays(second.ctx))
+            assert sum(results) <= 1  # the first replica's own loop may have won
+            assert await asyncio.gather(plan_pending_relays(ctx),
+                                        plan_pending_relays(second.ctx)) == [0, 0]
+        assert await pending_plans(vip) == []
+        relays = await relays_of(b, "down")
+        assert sorted(r.client_id for r in relays) == sorted([c["ok"], c["ok2"], c["low"]])
+        assert await relays_of(b, "gone") == []
+        events = await collect_events(b.nats_url, "branch.vip.relay.planned", count=3,
+                                      timeout=1)
+        assert [e.headers["ce-subject"] for e in events] == ["down"]
+
+
+async def _count(vip, n: int) -> bool:  # type: ignore[no-untyped-def]
+    return len(await pending_plans(vip)) == n
