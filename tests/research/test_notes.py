@@ -124,6 +124,10 @@ async def test_edit_makes_revisions(stub) -> None:
                                         metadata=COMPLIANCE)
     assert [r.revision for r in revs.revisions] == [1, 2]
     assert [r.title for r in revs.revisions] == [n.title, edited.title]
+    # each revision names its author and time
+    assert [r.author_id for r in revs.revisions] == ["ana-1", "ana-1"]
+    assert revs.revisions[0].create_time == n.create_time
+    assert revs.revisions[1].create_time == edited.update_time
     # another analyst may neither edit nor see the draft's revisions
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.UpdateNote(api.UpdateNoteRequest(note=note_pb2.Note(id=n.id, title="x"),

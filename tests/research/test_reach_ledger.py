@@ -310,3 +310,20 @@ async def test_events_that_can_never_apply_are_parked_at_once(research, nats_url
                                timeout=15)
         assert env.deliveries == 1, env.parked_reason
         assert field in env.parked_reason and "Secret" not in env.parked_reason
+
+
+async def test_ledger_outlives_housekeeping_and_exports_five_years(research, stub, clock) -> None:
+    """Five years on, after the housekeeping pass that prunes bookkeeping rows, the ledger
+    still holds the approval and publication, and one export covers the whole period."""
+    from services.common.housekeeping import prune
+
+    note = await published(stub)
+    start = clock.now() - timedelta(hours=1)
+    clock.advance(timedelta(days=5 * 366))
+    await prune(research.db, clock)
+    chunks = [p.csv_chunk async for p in stub.ExportDistributionLedger(
+        api.ExportDistributionLedgerRequest(start_time=ts(start), end_time=ts(clock.now())),
+        metadata=COMPLIANCE)]
+    rows = list(csv.DictReader(io.StringIO(b"".join(chunks).decode())))
+    assert [(r["kind"], r["note_id"]) for r in rows] == [("APPROVED", note.id),
+                                                         ("PUBLISHED", note.id)]
