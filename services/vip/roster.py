@@ -10,7 +10,7 @@ from branch.directory.v1 import client_pb2
 from branch.directory.v1 import events_pb2 as dir_events
 from branch.vip.v1 import advisory_pb2, events_pb2, relay_pb2, roster_pb2
 from branch.vip.v1 import vip_service_pb2 as api
-from sqlalchemy import or_
+from sqlalchemy import or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -34,6 +34,7 @@ OPEN_ADVISORY_STATES = (
     advisory_pb2.ADVISORY_STATE_AWAITING_RESEARCH,
 )
 UPDATABLE = {"broker_id", "backup_broker_id"}
+OPEN_RELAY_STATES = (relay_pb2.RELAY_STATE_PENDING, relay_pb2.RELAY_STATE_DELIVERED)
 
 
 def _assessed(value: str) -> date | None:
@@ -63,7 +64,8 @@ async def apply_client(vip: Vip, session: AsyncSession, client: client_pb2.Clien
             row.status, row.left_at, row.leave_reason, row.joined_at = ACTIVE, None, "", now
             row.broker_id = client.broker_id or row.broker_id
             joined = True
-        elif "broker_id" in changed and client.broker_id:
+        elif "broker_id" in changed and client.broker_id and client.broker_id != row.broker_id:
+            await move_open_work(vip, session, client.id, row.broker_id, client.broker_id)
             row.broker_id = client.broker_id
         row.risk_tolerance = client.risk_tolerance
         row.risk_assessed_on = _assessed(client.risk_assessed_on)
@@ -114,6 +116,32 @@ async def leave(vip: Vip, session: AsyncSession, row: RosterEntry, reason: str) 
          about=row.client_id, now=now)
     log.info("client left roster", client_id=row.client_id, advisories_closed=len(advisories),
              relays_cancelled=len(relays))
+
+
+async def move_open_work(vip: Vip, session: AsyncSession, client_id: str, old: str,
+                         new: str) -> None:
+    """A client's new dedicated broker takes over their open relays and advisories, so the
+    old broker no longer reaches the client through them (closed work stays as history)."""
+    if not old or old == new:
+        return
+    moved = await session.exec(
+        update(Relay).where(Relay.client_id == client_id,  # type: ignore[call-overload]
+                            Relay.broker_id == old,
+                            col(Relay.state).in_(OPEN_RELAY_STATES))
+        .values(broker_id=new)
+    )
+    advisories = (await session.exec(
+        select(Advisory).where(Advisory.client_id == client_id,
+                               col(Advisory.state).in_(OPEN_ADVISORY_STATES))
+    )).all()
+    for adv in advisories:
+        if adv.dedicated_broker_id == old:
+            adv.dedicated_broker_id = new
+        if adv.assignee_id == old:
+            adv.assignee_id = new
+        session.add(adv)
+    log.info("open work moved to the new broker", client_id=client_id,
+             relays=int(moved.rowcount or 0), advisories=len(advisories))
 
 
 # ---- event handlers ----------------------------------------------------------------------
@@ -213,6 +241,7 @@ async def update_entry(vip: Vip, req: api.UpdateRosterEntryRequest) -> roster_pb
         backup = req.entry.backup_broker_id if "backup_broker_id" in paths else row.backup_broker_id
         if backup and backup == broker:
             raise InvalidArgument({"entry.backup_broker_id": "must differ from the broker"})
+        await move_open_work(vip, session, row.client_id, row.broker_id, broker)
         row.broker_id, row.backup_broker_id, row.updated_at = broker, backup, vip.now()
         session.add(row)
         return convert.roster_to_proto(row, vip.today())
