@@ -112,7 +112,12 @@ class OnsiteServicer(grpc_api.OnsiteServiceServicer):
         from branch.onsite.v1 import onsite_service_pb2 as api
 
         p = current_principal()
+        first = await stored_result(self.o, p, "CreateMeetingSeries", request.request_id,
+                                    api.CreateMeetingSeriesResponse)
+        if first is not None:
+            return first
         meetings.validate_series(request)
+        await meetings.verify_presenter(self.o, "", request.presenter_kind, request.presenter_id)
         return await idempotency.once(
             self.o.db, self.o.clock, method="CreateMeetingSeries",
             request_id=request.request_id, response_type=api.CreateMeetingSeriesResponse,
@@ -126,6 +131,8 @@ class OnsiteServicer(grpc_api.OnsiteServiceServicer):
         if first is not None:
             return first
         start = meetings.validate_meeting(self.o, p, request.meeting)
+        await meetings.verify_presenter(self.o, "meeting.", request.meeting.presenter_kind,
+                                        request.meeting.presenter_id)
         return await idempotency.once(
             self.o.db, self.o.clock, method="ScheduleMeeting", request_id=request.request_id,
             response_type=meeting_pb2.Meeting,

@@ -7,7 +7,7 @@ import re
 from collections import Counter
 from datetime import datetime, time, timedelta
 
-from branch.directory.v1 import client_pb2
+from branch.directory.v1 import client_pb2, staff_pb2
 from branch.onsite.v1 import events_pb2, meeting_pb2
 from branch.onsite.v1 import onsite_service_pb2 as api
 from sqlalchemy import func
@@ -74,6 +74,22 @@ def _check_presenter(v: Violations, prefix: str, kind: int, presenter_id: str) -
     if presenter_id and not kind:
         v.add(f"{prefix}presenter_kind", "required with a presenter id")
     v.check(len(presenter_id) <= 100, f"{prefix}presenter_id", "at most 100 characters")
+
+
+async def verify_presenter(o: Onsite, prefix: str, kind: int, presenter_id: str) -> None:
+    """The presenter is an active analyst, or a client of the branch who shares."""
+    field = f"{prefix}presenter_id"
+    if kind == meeting_pb2.PRESENTER_KIND_ANALYST:
+        staff = await o.directory.get_staff(presenter_id)
+        if staff is None or not staff.active or staff_pb2.ROLE_ANALYST not in staff.roles:
+            raise InvalidArgument({field: "not an active analyst"})
+    elif kind == meeting_pb2.PRESENTER_KIND_CLIENT:
+        try:
+            client = await o.directory.get_client(presenter_id)
+        except NotFound:
+            raise InvalidArgument({field: "not a client the directory knows"}) from None
+        if client.status == client_pb2.CLIENT_STATUS_CLOSED:
+            raise InvalidArgument({field: "the client has left the branch"})
 
 
 async def _counts(s: AsyncSession, meeting_ids: list[str]) -> dict[str, Counter[str]]:
@@ -234,6 +250,8 @@ async def update_meeting(o: Onsite, p: Principal,
     if "state" in fields:
         v.check(msg.state == M_CANCELLED, "meeting.state", "only CANCELLED")
     v.raise_if_any()
+    if fields & {"presenter_kind", "presenter_id"}:
+        await verify_presenter(o, "meeting.", msg.presenter_kind, msg.presenter_id)
     async with o.db.transaction() as s:
         row = await _meeting(s, msg.id, "meeting.id", lock=True)
         if not (is_branch_wide(p) or p.staff_id in (row.created_by, row.presenter_id)):

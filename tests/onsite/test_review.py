@@ -19,6 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common.events import Event
 from services.common.pagination import encode_token
+from services.common.protos import ts
 from services.onsite.events import apply_client
 from services.onsite.meetings import release_registrations
 from tests.harness import ADMIN
@@ -330,3 +331,39 @@ async def test_two_events_for_a_new_client_at_once_are_both_applied(db_world: Wo
     plan = await w.s.onsite.GetDailyPlan(api.GetDailyPlanRequest(plan_date=today),
                                          metadata=w.as_cm1)
     assert not plan.visits and [d.client_id for d in plan.dropped] == [w.client_a]
+
+
+async def test_a_presenter_is_an_active_analyst_or_a_branch_client(world: World) -> None:
+    o = world.s.onsite
+
+    def meeting(kind: int, presenter: str) -> api.ScheduleMeetingRequest:
+        return api.ScheduleMeetingRequest(meeting=mpb.Meeting(
+            topic="t", format=mpb.MEETING_FORMAT_ONLINE, duration_minutes=60, capacity=5,
+            start_time=ts(world.s.clock.now() + timedelta(days=1)), presenter_kind=kind,
+            presenter_id=presenter))
+
+    for kind, who in ((mpb.PRESENTER_KIND_ANALYST, "ghost"),
+                      (mpb.PRESENTER_KIND_ANALYST, world.cons1),
+                      (mpb.PRESENTER_KIND_CLIENT, "no-such-client")):
+        await bad(o.ScheduleMeeting(meeting(kind, who), metadata=world.as_sup),
+                  "meeting.presenter_id")
+    await bad(o.CreateMeetingSeries(api.CreateMeetingSeriesRequest(
+        series=mpb.MeetingSeries(title="Friday", weekday=5, start_local_time="15:00",
+                                 duration_minutes=60, format=mpb.MEETING_FORMAT_ONLINE,
+                                 capacity=10),
+        presenter_kind=mpb.PRESENTER_KIND_ANALYST, presenter_id="ghost"),
+        metadata=world.as_sup), "presenter_id")
+    m = await schedule(world)
+    await bad(o.UpdateMeeting(api.UpdateMeetingRequest(
+        meeting=mpb.Meeting(id=m.id, presenter_kind=mpb.PRESENTER_KIND_CLIENT,
+                            presenter_id="ghost"),
+        update_mask={"paths": ["presenter_kind", "presenter_id"]}), metadata=world.as_sup),
+        "meeting.presenter_id")
+    assert not [x for x in (await o.ListMeetings(api.ListMeetingsRequest(),
+                                                 metadata=world.as_sup)).meetings
+                if x.presenter_id in ("ghost", "no-such-client", world.cons1)]
+    sharing = await o.UpdateMeeting(api.UpdateMeetingRequest(
+        meeting=mpb.Meeting(id=m.id, presenter_kind=mpb.PRESENTER_KIND_CLIENT,
+                            presenter_id=world.client_b),
+        update_mask={"paths": ["presenter_kind", "presenter_id"]}), metadata=world.as_sup)
+    assert sharing.presenter_id == world.client_b
