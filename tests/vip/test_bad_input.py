@@ -56,3 +56,39 @@ async def test_bad_times_dates_and_tokens_are_invalid_argument(b) -> None:
     assert bad_fields(err.value) == {"shift.start_time", "shift.end_time"}
     listed = await b.vip.ListShifts(api.ListShiftsRequest(), metadata=SUPERVISOR)
     assert list(listed.shifts) == []
+
+
+async def test_nul_characters_are_invalid_argument_on_every_backend(tmp_path,
+                                                                    database_url) -> None:
+    from branch.vip.v1 import advisory_pb2
+
+    from tests.vip.support import branch
+
+    async with branch(tmp_path, database_url=database_url) as b:
+        br = await b.staff(ROLE.ROLE_BROKER)
+        client_id = await b.key_client(br)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await b.vip.CreateAdvisory(api.CreateAdvisoryRequest(advisory=advisory_pb2.Advisory(
+                client_id=client_id, question="a\x00b", tickers=["OK", "X\x00"])),
+                metadata=broker(br))
+        assert bad_fields(err.value) == {"advisory.question", "advisory.tickers"}
+        adv = await b.vip.CreateAdvisory(api.CreateAdvisoryRequest(
+            advisory=advisory_pb2.Advisory(client_id=client_id, question="Q?")),
+            metadata=broker(br))
+        for call, fields in (
+            (b.vip.CloseAdvisory(api.CloseAdvisoryRequest(id=adv.id, reason="x\x00"),
+                                 metadata=broker(br)), {"reason"}),
+            (b.vip.GetAdvisory(api.GetAdvisoryRequest(id="\x00"), metadata=broker(br)),
+             {"id"}),
+            (b.vip.GetRelay(api.GetRelayRequest(id="\x00"), metadata=broker(br)), {"id"}),
+            (b.vip.GetRosterEntry(api.GetRosterEntryRequest(client_id="\x00"),
+                                  metadata=broker(br)), {"client_id"}),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await call
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert bad_fields(err.value) == fields
+        listed = await b.vip.ListAdvisories(api.ListAdvisoriesRequest(client_id=client_id),
+                                            metadata=broker(br))
+        assert [(a.id, a.state) for a in listed.advisories] == [
+            (adv.id, advisory_pb2.ADVISORY_STATE_OPEN)]
