@@ -26,6 +26,7 @@ from services.common.errors import DomainError
 from services.common.ids import new_id
 from services.common.logs import get_logger
 from services.common.models import AuditRecord
+from services.common.request_checks import check_request
 
 UNAUTHENTICATED_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 
@@ -109,6 +110,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 try:
                     if "denied" in state:  # no token, or a role the access table refuses
                         raise state["denied"]
+                    check_request(request)
                     async for item in inner_us(request, context):
                         yield item
                 except Exception as exc:
@@ -158,6 +160,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         try:
             if "denied" in state:
                 raise state["denied"]
+            if request is not None:
+                check_request(request)
             response = await run()
             return response
         except Exception as exc:
@@ -224,8 +228,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                             id=new_id(),
                             staff_id=staff_id,
                             method=method,
-                            resource=_resource_of(request, response)[:200],
-                            request_id=str(state["request_id"])[:100],
+                            resource=_clean(_resource_of(request, response))[:200],
+                            request_id=_clean(str(state["request_id"]))[:100],
                             time=self.clock.now(),
                             outcome=outcome.name,
                         )
@@ -234,6 +238,11 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 self.log.error("audit write failed", rpc_method=full, exc_info=True)
         if "error" in state:
             await context.abort_with_status(state["error"])
+
+
+def _clean(text: str) -> str:
+    """Audit rows keep what was asked, minus what the database cannot store."""
+    return text.replace("\x00", "")
 
 
 def _is_abort(exc: Exception) -> bool:

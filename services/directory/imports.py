@@ -22,6 +22,7 @@ from services.common.db import Database
 from services.common.errors import Violations
 from services.common.events import emit
 from services.common.protos import from_ts
+from services.common.request_checks import collect
 from services.directory.models import Client, Holding, Security, Trade
 from services.directory.validation import check_date, check_decimal, check_text, check_ticker
 
@@ -73,6 +74,9 @@ async def import_stream(
 
 def _check_trade(t: holding_pb2.Trade) -> Violations:
     v = Violations()
+    collect(v, t, "trade")
+    if v:
+        return v
     check_text(v, "trade.trade_id", t.trade_id, max_len=64, required=True)
     v.check(bool(t.client_id), "trade.client_id", "required")
     check_ticker(v, "trade.ticker", t.ticker)
@@ -86,6 +90,9 @@ def _check_trade(t: holding_pb2.Trade) -> Violations:
 
 def _check_holding(h: api.HoldingSnapshot) -> Violations:
     v = Violations()
+    collect(v, h, "holding")
+    if v:
+        return v
     v.check(bool(h.client_id), "holding.client_id", "required")
     check_ticker(v, "holding.ticker", h.ticker)
     v.check(h.quantity >= 0, "holding.quantity", "must not be negative")
@@ -97,6 +104,9 @@ def _check_holding(h: api.HoldingSnapshot) -> Violations:
 
 def _check_security(s: holding_pb2.Security) -> Violations:
     v = Violations()
+    collect(v, s, "security")
+    if v:
+        return v
     check_ticker(v, "security.ticker", s.ticker)
     check_text(v, "security.name", s.name, max_len=100, required=False)
     v.check(1 <= s.risk_level <= 5, "security.risk_level", "R1 to R5")

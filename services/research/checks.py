@@ -1,55 +1,23 @@
-"""Checks every research request gets before it reaches the domain code, so that a caller's
-mistake is INVALID_ARGUMENT, never INTERNAL: no NUL character in any string (PostgreSQL
-refuses them), no id longer than any id can be, every Timestamp a real instant, page tokens
-of the shape each list issued."""
+"""Research's own input checks: page tokens of the shape each list issued, and event payloads
+checked as requests are (services.common.request_checks, which the interceptor applies to
+every request)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from services.common.consumer import PermanentError
-from services.common.errors import InvalidArgument, Violations
+from services.common.errors import InvalidArgument
 from services.common.events import Event
 from services.common.pagination import decode_token
+from services.common.request_checks import check_request
 
 # revisions and ledger sequence numbers are INTEGER columns (32 bits on PostgreSQL)
 MAX_SEQUENCE = 2**31 - 1
 M = TypeVar("M", bound=Message)
-# staff, client, note and request ids are all far shorter
-MAX_ID = 100
-
-
-def check_request(request: Message) -> None:
-    v = Violations()
-    _walk(v, request, "")
-    v.raise_if_any()
-
-
-def _walk(v: Violations, msg: Message, prefix: str) -> None:
-    if msg.DESCRIPTOR.full_name == "google.protobuf.Timestamp":
-        try:
-            msg.ToDatetime()  # type: ignore[attr-defined]
-        except (ValueError, OverflowError):
-            v.add(prefix, "not a valid timestamp")
-        return
-    for field, value in msg.ListFields():
-        name = f"{prefix}.{field.name}" if prefix else field.name
-        repeated = field.is_repeated
-        items = list(enumerate(value)) if repeated else [(None, value)]
-        for i, item in items:
-            path = name if i is None else f"{name}[{i}]"
-            if field.type == FieldDescriptor.TYPE_STRING and "\x00" in item:
-                v.add(path, "must not contain NUL characters")
-            elif (field.type == FieldDescriptor.TYPE_STRING and len(item) > MAX_ID
-                  and (field.name == "id" or field.name.endswith("_id"))):
-                # ids are echoed in NOT_FOUND messages: a huge one overflowed the trailers
-                v.add(path, f"at most {MAX_ID} characters")
-            elif field.type == FieldDescriptor.TYPE_MESSAGE:
-                _walk(v, item, path)
 
 
 def _bad_token() -> InvalidArgument:

@@ -17,6 +17,7 @@ from tests.harness import (
     SERVICE,
     SUPERVISOR,
     auth,
+    bad_fields,
     channel,
     collect_events,
     make_settings,
@@ -227,3 +228,27 @@ async def test_batched_records_are_numbered_in_stream_order(stub) -> None:
     assert (result.accepted, result.duplicate, result.rejected) == (2, 1, 2)
     assert sorted((r.index, r.field) for r in result.rejections) == [
         (2, "trade.client_id"), (4, "trade.quantity")]
+
+
+async def test_unstorable_values_are_rejected_rows_not_errors(stub) -> None:
+    client = await make_client(stub)
+    result = await _import(stub, [
+        trade("N\x00UL", client.id, "600519", holding_pb2.SIDE_BUY, 1, "1", T0),
+        trade("L" * 65, client.id, "600519", holding_pb2.SIDE_BUY, 1, "1", T0),
+        trade("OK2", client.id, "600519", holding_pb2.SIDE_BUY, 1, "1", T0),
+    ])
+    assert (result.accepted, result.rejected) == (1, 2)
+    assert {(r.index, r.field) for r in result.rejections} == {
+        (0, "trade.trade_id"), (1, "trade.trade_id")}
+
+
+async def test_unstorable_request_values_are_invalid_argument(stub) -> None:
+    for bad in (api.GetClientRequest(id="x\x00"), api.GetClientRequest(id="x" * 101)):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.GetClient(bad, metadata=ADMIN)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert bad_fields(err.value) == {"id"}
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.UpdateClient(api.UpdateClientRequest(client=client_pb2.Client(
+            id="c", display_name="bad\x00name")), metadata=ADMIN)
+    assert bad_fields(err.value) == {"client.display_name"}
