@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -215,7 +217,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         log(
             "rpc",
             rpc_method=full,
-            request_id=state["request_id"],
+            request_id=_loggable(str(state["request_id"])),
             staff_id=staff_id,
             status=outcome.name,
             duration_ms=round(duration_ms, 3),
@@ -238,6 +240,17 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                 self.log.error("audit write failed", rpc_method=full, exc_info=True)
         if "error" in state:
             await context.abort_with_status(state["error"])
+
+
+SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,100}")
+
+
+def _loggable(request_id: str) -> str:
+    """Request ids are the caller's choice: log one only when it looks like an id, else its
+    digest, so free text typed there never reaches the logs."""
+    if not request_id or SAFE_REQUEST_ID.fullmatch(request_id):
+        return request_id
+    return "sha256:" + hashlib.sha256(request_id.encode()).hexdigest()[:16]
 
 
 def _clean(text: str) -> str:

@@ -97,3 +97,12 @@ def test_ids_are_time_ordered_and_unique() -> None:
     ids = [new_id() for _ in range(2000)]
     assert len(set(ids)) == 2000
     assert all(len(i) == 36 and i[14] == "7" for i in ids)
+
+
+def test_request_ids_are_logged_only_when_they_look_like_ids() -> None:
+    from services.common.interceptors import _loggable
+
+    assert _loggable("demo-client-12") == "demo-client-12"
+    assert _loggable("01a21a91-033f-7c13-90aa-e7b40d9d9c46") == "01a21a91-033f-7c13-90aa-e7b40d9d9c46"
+    hidden = _loggable("call Zhang San on 138 0000 0000")
+    assert hidden.startswith("sha256:") and "Zhang" not in hidden
