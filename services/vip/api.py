@@ -2,45 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-
 from branch.vip.v1 import advisory_pb2, rota_pb2
 from branch.vip.v1 import vip_service_pb2_grpc as grpc_api
-from google.protobuf.message import Message
 
 from services.common import idempotency
 from services.common.auth import current_principal
-from services.common.errors import Violations
 from services.vip import advisory, relay, roster, rota, views
 from services.vip.core import Vip
-
-
-def nul_fields(msg: Message, prefix: str = "") -> list[str]:
-    """Paths of string fields holding a NUL character (PostgreSQL cannot store one)."""
-    out = []
-    for fd, value in msg.ListFields():
-        path = f"{prefix}{fd.name}"
-        values = value if fd.is_repeated else [value]
-        for item in values:
-            if isinstance(item, Message):
-                out += nul_fields(item, f"{path}.")
-            elif isinstance(item, str) and "\x00" in item:
-                out.append(path)
-    return out
-
-
-def _checked(method):  # type: ignore[no-untyped-def]
-    @functools.wraps(method)
-    async def wrapper(self, request, context):  # type: ignore[no-untyped-def]
-        bad = nul_fields(request)
-        if bad:
-            v = Violations()
-            for path in dict.fromkeys(bad):
-                v.add(path, "must not contain NUL characters")
-            v.raise_if_any()
-        return await method(self, request, context)
-
-    return wrapper
 
 
 class VipServicer(grpc_api.VipServiceServicer):
@@ -128,7 +96,3 @@ class VipServicer(grpc_api.VipServiceServicer):
     async def ListBreaches(self, request, context):  # type: ignore[no-untyped-def]
         return await views.breaches(self.vip, request)
 
-
-for _name in list(vars(VipServicer)):
-    if _name[:1].isupper():
-        setattr(VipServicer, _name, _checked(getattr(VipServicer, _name)))

@@ -27,7 +27,7 @@ async def test_bad_times_dates_and_tokens_are_invalid_argument(b) -> None:
                         metadata=broker(br)), {"page_token"}),  # naive time
         (b.vip.ListShifts(api.ListShiftsRequest(page_token=encode_token(1, "y")),
                           metadata=SUPERVISOR), {"page_token"}),
-        (b.vip.ListShifts(api.ListShiftsRequest(start_time=INVALID, role=9),
+        (b.vip.ListShifts(api.ListShiftsRequest(start_time=FAR, role=9),
                           metadata=SUPERVISOR), {"start_time", "role"}),
         (b.vip.CheckRotaGaps(api.CheckRotaGapsRequest(start_time=FAR), metadata=SUPERVISOR),
          {"start_time"}),
@@ -52,7 +52,7 @@ async def test_bad_times_dates_and_tokens_are_invalid_argument(b) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await b.vip.CreateShift(api.CreateShiftRequest(shift=rota_pb2.Shift(
             staff_id=br, role=rota_pb2.SHIFT_ROLE_BROKER, start_time=FAR,
-            end_time=INVALID)), metadata=SUPERVISOR)
+            end_time=Timestamp(seconds=253402300000))), metadata=SUPERVISOR)
     assert bad_fields(err.value) == {"shift.start_time", "shift.end_time"}
     listed = await b.vip.ListShifts(api.ListShiftsRequest(), metadata=SUPERVISOR)
     assert list(listed.shifts) == []
@@ -71,7 +71,8 @@ async def test_nul_characters_are_invalid_argument_on_every_backend(tmp_path,
             await b.vip.CreateAdvisory(api.CreateAdvisoryRequest(advisory=advisory_pb2.Advisory(
                 client_id=client_id, question="a\x00b", tickers=["OK", "X\x00"])),
                 metadata=broker(br))
-        assert bad_fields(err.value) == {"advisory.question", "advisory.tickers"}
+        # (checked for every request in services.common.request_checks)
+        assert bad_fields(err.value) == {"advisory.question", "advisory.tickers[1]"}
         adv = await b.vip.CreateAdvisory(api.CreateAdvisoryRequest(
             advisory=advisory_pb2.Advisory(client_id=client_id, question="Q?")),
             metadata=broker(br))
