@@ -14,6 +14,8 @@ from branch.research.v1 import note_enums_pb2
 from branch.vip.v1 import events_pb2, relay_pb2
 from branch.vip.v1 import vip_service_pb2 as api
 from sqlalchemy import insert, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -96,22 +98,38 @@ def _date(value: str):  # type: ignore[no-untyped-def]
 
 
 async def plan_relays(vip: Vip, session: AsyncSession,
-                      note: research_events.NotePublished) -> RelayPlan | None:
+                      note: research_events.NotePublished) -> bool:
     """Record, inside the note consumer's transaction, that a published note revision needs
     relay tasks: once per revision, so a redelivery or replay plans nothing twice. The tasks
     are written by plan_pending after the commit, which wakes the planner."""
     if note.audience == note_enums_pb2.AUDIENCE_STAFF_ONLY or not note.note_id:
-        return None
-    if await session.get(RelayPlan, (note.note_id, note.revision)) is not None:
-        return None  # redelivered or replayed: planned already (or withdrawn first)
+        return False
     tickers = ",".join(sorted({t.upper() for t in note.tickers if t and "," not in t})[:100])
-    plan = RelayPlan(note_id=note.note_id, revision=note.revision, title=note.title[:300],
+    # INSERT .. ON CONFLICT DO NOTHING: a redelivery, a replay, or a withdrawal seen first
+    # (possibly by another replica at this moment) leaves the existing row as it is
+    result = await session.exec(
+        _plan_insert(vip, note_id=note.note_id, revision=note.revision, title=note.title[:300],
                      kind=note.kind, risk_level=note.risk_level, tickers=tickers[:2000],
                      publish_time=from_ts(note.publish_time), planned_at=vip.now(),
                      pending=True)
-    session.add(plan)
+        .on_conflict_do_nothing(index_elements=PLAN_KEY)
+    )
+    if result.rowcount != 1:
+        return False  # redelivered or replayed: planned already (or withdrawn first)
     session.info[WAKE_PLANNER] = True
-    return plan
+    return True
+
+
+PLAN_KEY = ["note_id", "revision"]
+
+
+def _plan_insert(vip: Vip, **values):  # type: ignore[no-untyped-def]
+    """An INSERT of one vip_relay_plan row in the database's dialect (for ON CONFLICT)."""
+    row = {"title": "", "kind": 0, "risk_level": 0, "tickers": "", "targeted": 0,
+           "withheld": 0, "pending": False, "publish_time": None, "withdrawn_at": None,
+           **values}
+    dialect_insert = sqlite_insert if vip.db.is_sqlite else postgresql_insert
+    return dialect_insert(RelayPlan.__table__).values(**row)  # type: ignore[arg-type]
 
 
 WAKE_PLANNER = "vip_wake_relay_planner"
@@ -209,15 +227,22 @@ async def cancel_for_note(vip: Vip, session: AsyncSession,
                           msg: research_events.NoteWithdrawn) -> int:
     now = vip.now()
     reason = ("note withdrawn" + (f": {msg.reason}" if msg.reason else ""))[:300]
-    # mark the plans first: this UPDATE waits for a planner writing this note's tasks (row
-    # lock), and a planner claiming after it sees the withdrawal and writes nothing
-    plan_conditions = [RelayPlan.note_id == msg.note_id]
+    # mark the plans first: this waits for a planner writing this note's tasks (row lock),
+    # and a planner claiming after it sees the withdrawal and writes nothing
     if msg.revision:
-        plan_conditions.append(RelayPlan.revision == msg.revision)
-    await session.exec(
-        update(RelayPlan).where(*plan_conditions)  # type: ignore[call-overload]
-        .values(withdrawn_at=now)
-    )
+        # withdrawn before we saw it published: the row makes a late publication plan
+        # nothing; an upsert, so a publication recorded concurrently (another replica) is
+        # marked instead of failing this transaction
+        await session.exec(
+            _plan_insert(vip, note_id=msg.note_id, revision=msg.revision, planned_at=now,
+                         withdrawn_at=now)
+            .on_conflict_do_update(index_elements=PLAN_KEY, set_={"withdrawn_at": now})
+        )
+    else:
+        await session.exec(
+            update(RelayPlan).where(col(RelayPlan.note_id) == msg.note_id)  # type: ignore[call-overload]
+            .values(withdrawn_at=now)
+        )
     conditions = [Relay.note_id == msg.note_id, Relay.state == R.RELAY_STATE_PENDING]
     if msg.revision:
         conditions.append(Relay.revision == msg.revision)
@@ -226,12 +251,6 @@ async def cancel_for_note(vip: Vip, session: AsyncSession,
         .values(state=R.RELAY_STATE_CANCELLED, cancelled_at=now, reason=reason)
     )
     cancelled = int(result.rowcount or 0)
-    plans = (await session.exec(
-        select(RelayPlan.revision).where(RelayPlan.note_id == msg.note_id))).all()
-    if msg.revision and msg.revision not in plans:
-        # withdrawn before we saw it published: a late publication plans nothing
-        session.add(RelayPlan(note_id=msg.note_id, revision=msg.revision, planned_at=now,
-                              withdrawn_at=now))
     emit(session, subject="branch.vip.relay.cancelled",
          message=events_pb2.RelaysCancelled(note_id=msg.note_id, revision=msg.revision,
                                             cancelled=cancelled, reason=reason,

@@ -109,3 +109,56 @@ async def test_directory_down_leaves_plan_pending_then_planned_once_by_two_repli
 
 async def _count(vip, n: int) -> bool:  # type: ignore[no-untyped-def]
     return len(await pending_plans(vip)) == n
+
+
+async def _race(vip, first, second):  # type: ignore[no-untyped-def]
+    """Run `first` in a transaction left open while `second` runs in another, then commit
+    `first`: on PostgreSQL `second` meets the uncommitted plan row."""
+    inside, release = asyncio.Event(), asyncio.Event()
+
+    async def one():  # type: ignore[no-untyped-def]
+        async with vip.db.transaction() as s:
+            out = await first(s)
+            inside.set()
+            await release.wait()
+        return out
+
+    async def two():  # type: ignore[no-untyped-def]
+        await inside.wait()
+        async with vip.db.transaction() as s:
+            return await second(s)
+
+    t1, t2 = asyncio.create_task(one()), asyncio.create_task(two())
+    await inside.wait()
+    await asyncio.sleep(0.2)  # let `second` reach the plan row (it waits on the lock)
+    release.set()
+    return await t1, await t2
+
+
+async def test_publication_and_withdrawal_at_once_on_two_replicas(tmp_path,
+                                                                  database_url) -> None:
+    from services.vip import relay
+
+    async with branch(tmp_path, database_url=database_url) as b:
+        vip = vip_of(b.runners["vip"].ctx)
+
+        def withdraw(note_id):  # type: ignore[no-untyped-def]
+            return lambda s: relay.cancel_for_note(vip, s, research_events.NoteWithdrawn(
+                note_id=note_id, revision=1))
+
+        def publish_(note_id):  # type: ignore[no-untyped-def]
+            return lambda s: relay.plan_relays(vip, s, note(note_id, "600519"))
+
+        # withdrawal recorded first: the concurrent publication records nothing
+        _, recorded = await _race(vip, withdraw("w1"), publish_("w1"))
+        assert recorded is False
+        # publication recorded first: the concurrent withdrawal marks it
+        recorded, _ = await _race(vip, publish_("p1"), withdraw("p1"))
+        assert recorded is True
+        async with vip.db.read() as s:
+            plans = {p.note_id: p for p in (await s.exec(select(RelayPlan))).all()}
+        assert set(plans) == {"w1", "p1"}
+        assert all(p.withdrawn_at is not None for p in plans.values())
+        assert await plan_pending_relays(b.runners["vip"].ctx) == 0
+        assert await pending_plans(vip) == []
+        assert await relays_of(b, "p1") == []
