@@ -170,11 +170,26 @@ class Consumer:
                     )
                 )
         except IntegrityError:
-            # A replica applied it concurrently; its transaction holds the effect.
-            return False
+            # Either a replica applied it concurrently (its transaction holds the effect and
+            # the processed row), or the handler itself broke a constraint: only the first
+            # is "done"; the second fails like any other error (retried, then parked).
+            if await self._processed(event.id):
+                return False
+            raise
         self.handled += 1
         metrics.EVENTS_HANDLED.labels(self._db.service, self.durable).inc()
         return True
+
+    async def _processed(self, event_id: str) -> bool:
+        async with self._db.read() as session:
+            return (
+                await session.exec(
+                    select(ProcessedEvent.id).where(
+                        ProcessedEvent.consumer == self.durable,
+                        ProcessedEvent.event_id == event_id,
+                    )
+                )
+            ).first() is not None
 
     async def _park(self, msg, event: Event | None, reason: str, deliveries: int) -> None:  # type: ignore[no-untyped-def]
         headers = dict(msg.headers or {})

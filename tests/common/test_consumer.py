@@ -165,3 +165,32 @@ async def test_consumer_resumes_after_nats_restart(tmp_path: Path) -> None:
         await link.close()
         await db.dispose()
         server.stop()
+
+
+async def test_handler_constraint_error_is_a_failure_not_a_duplicate(setup, nats_url) -> None:
+    """An IntegrityError that is the handler's own (not a replica's processed row) must not be
+    acked as 'already applied': it is retried and then parked, never silently lost."""
+    db, link = setup
+    topic = unique("i")
+    subject = f"branch.probe.{topic}.happened"
+
+    async def clashes(session, event: Event) -> None:
+        # the same primary key twice in one transaction: the handler's own constraint error
+        session.add(AuditRecord(id="fixed", staff_id="c", method="m", resource="r",
+                                request_id="", time=datetime.now(UTC), outcome="OK"))
+        await session.flush()
+        session.add(AuditRecord(id="fixed", staff_id="c", method="m", resource="r",
+                                request_id="", time=datetime.now(UTC), outcome="OK"))
+        await session.flush()
+
+    consumer = Consumer(db, link, SystemClock(), Subscription(topic, [subject], clashes),
+                        max_deliver=2)
+    await consumer.ensure()
+    task = asyncio.create_task(consumer.run())
+    try:
+        await publish(nats_url, subject, new_id())
+        await eventually(lambda: consumer.parked == 1, timeout=15)
+        assert consumer.handled == 0
+    finally:
+        consumer.stop()
+        task.cancel()
