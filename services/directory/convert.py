@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from branch.directory.v1 import client_pb2, holding_pb2, staff_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common.protos import ts
+from services.common.suitability import assessment_expired
 from services.directory.models import Client, Holding, Security, Staff
 
 ROLE_NAMES = {
@@ -21,14 +22,6 @@ ROLE_NAMES = {
     staff_pb2.ROLE_ADMIN: "admin",
 }
 ROLE_VALUES = {name: value for value, name in ROLE_NAMES.items()}
-
-# A risk assessment is valid for two years (适当性管理).
-ASSESSMENT_VALIDITY = timedelta(days=730)
-
-
-def assessment_expired(assessed_on: date, today: date) -> bool:
-    return today - assessed_on >= ASSESSMENT_VALIDITY
-
 
 def staff_to_proto(row: Staff) -> staff_pb2.Staff:
     msg = staff_pb2.Staff(

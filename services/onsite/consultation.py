@@ -12,6 +12,7 @@ from sqlalchemy import or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.common import suitability
 from services.common.auth import Principal
 from services.common.errors import (
     FailedPrecondition,
@@ -278,14 +279,10 @@ def _ensure_open(row: FormRow, action: str) -> None:
 
 
 def suitability_problem(level: int, client: client_pb2.Client) -> str:
-    """Why advice of this risk level may not go to this client, or '' when it may."""
-    if not client.risk_tolerance:
-        return "the client has no risk assessment"
-    if client.risk_assessment_expired:
-        return "the client's risk assessment is two years old or more"
-    if level > client.risk_tolerance:
-        return f"advice R{level} exceeds the client's tolerance C{client.risk_tolerance}"
-    return ""
+    """Why advice of this risk level may not go to this client, or '' when it may (the
+    suite-wide rule, with the directory's view of the assessment's age)."""
+    return suitability.suitability_problem(level, client.risk_tolerance,
+                                           client.risk_assessment_expired)
 
 
 async def analyse(o: Onsite, p: Principal,

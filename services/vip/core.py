@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -18,10 +18,10 @@ from services.common.clock import Clock
 from services.common.db import Database
 from services.common.errors import InvalidArgument, NotFound, Unavailable, Violations
 from services.common.protos import from_ts
+from services.common.suitability import assessment_expired, suitability_problem
 from services.vip.config import VipConfig
 
 # A risk assessment is valid for two years (适当性管理), as in the directory.
-ASSESSMENT_VALIDITY = timedelta(days=730)
 
 ROLE_NAMES = {
     staff_pb2.ROLE_BROKER: "broker",
@@ -115,21 +115,6 @@ def token_time(value: object) -> datetime:
     if at is None or at.tzinfo is None:
         raise InvalidArgument({"page_token": "not a token this service issued"})
     return at
-
-
-def assessment_expired(assessed_on: date | None, today: date) -> bool:
-    return assessed_on is None or today - assessed_on >= ASSESSMENT_VALIDITY
-
-
-def suitability_problem(risk_level: int, tolerance: int, expired: bool) -> str:
-    """Why advice or a note of this risk level may not go to the client; '' when it may."""
-    if expired:
-        return "risk assessment expired"
-    if not tolerance:
-        return "no risk assessment"
-    if risk_level > tolerance:
-        return f"risk R{risk_level} above tolerance C{tolerance}"
-    return ""
 
 
 def split(value: str) -> list[str]:

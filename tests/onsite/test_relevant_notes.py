@@ -117,7 +117,7 @@ async def test_notes_on_the_forms_tickers_only_published_and_marked_for_suitabil
     assert one.suitable and not one.suitability_problem
     both = by_id[on_both.id]
     assert set(both.matched_tickers) == {t1, t2}
-    assert not both.suitable and "exceeds the client's tolerance C3" in both.suitability_problem
+    assert not both.suitable and "above the client's tolerance C3" in both.suitability_problem
     assert not resp.next_page_token
 
     # the manager who raised it and a supervisor read the same list
@@ -226,7 +226,7 @@ async def test_branchctl_onsite_notes(rworld: World, monkeypatch: pytest.MonkeyP
         await ctl.close()
     out = ctl.console.export_text()
     assert ok.id in out and high.id in out and "client tolerance C3" in out
-    assert f"{t}:hold" in out and "NO: advice R5 exceeds" in out
+    assert f"{t}:hold" in out and "NO: risk R5 above" in out
 
 
 async def test_expired_notes_drop_out_and_research_down_is_unavailable(

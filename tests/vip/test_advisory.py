@@ -122,7 +122,7 @@ async def test_advice_obeys_suitability(b) -> None:
             id=adv.id, advice="Add on margin.", risk_level=client_pb2.RISK_LEVEL_R4),
             metadata=broker(br))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "above tolerance" in err.value.details()
+    assert "above the client's tolerance" in err.value.details()
     done = await b.vip.AnswerAdvisory(api.AnswerAdvisoryRequest(
         id=adv.id, advice="Add on margin.", risk_level=client_pb2.RISK_LEVEL_R4,
         override_reason="client insisted; recorded call"), metadata=broker(br))
