@@ -109,8 +109,8 @@ async def test_import_is_idempotent_and_feeds_queries(tmp_path: Path, nats_url: 
         securities = await stub.ListSecurities(api.ListSecuritiesRequest(), metadata=SUPERVISOR)
         assert [s.ticker for s in securities.securities] == ["300750", "600519"]
 
-    events = await collect_events(nats_url, "branch.directory.holdings.updated", count=100,
-                                  timeout=2)
+    events = await collect_events(nats_url, "branch.directory.holdings.updated", count=100_000,
+                                  timeout=3)
     payloads = [events_pb2.HoldingsUpdated.FromString(m.data) for m in events]
     assert any(set(p.client_ids) == {vip.id, std.id} for p in payloads)
 

@@ -29,10 +29,10 @@ async def test_create_get_list_deactivate_staff(stub, nats_url) -> None:
     everyone = await stub.ListStaff(api.ListStaffRequest(include_inactive=True), metadata=ADMIN)
     assert broker.id in {s.id for s in everyone.staff}
 
-    created = await collect_events(nats_url, "branch.directory.staff.created", count=50, timeout=2)
+    created = await collect_events(nats_url, "branch.directory.staff.created", count=100_000, timeout=3)
     assert broker.id in {m.headers["ce-subject"] for m in created}
-    deactivated = await collect_events(nats_url, "branch.directory.staff.deactivated", count=50,
-                                       timeout=2)
+    deactivated = await collect_events(nats_url, "branch.directory.staff.deactivated", count=100_000,
+                                       timeout=3)
     assert broker.id in {m.headers["ce-subject"] for m in deactivated}
 
 
