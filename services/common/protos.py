@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -20,8 +20,3 @@ def from_ts(value: Timestamp) -> datetime | None:
     if value.seconds == 0 and value.nanos == 0:
         return None
     return value.ToDatetime(tzinfo=UTC)
-
-
-def parse_date(value: str) -> date:
-    """YYYY-MM-DD; raises ValueError otherwise."""
-    return date.fromisoformat(value) if len(value) == 10 else date.fromisoformat("bad")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from services.common.errors import Violations
+from services.common.fields import check_date, check_text
 
 TICKER = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,15}$")
 PHONE = re.compile(r"^\+?[0-9][0-9 \-]{4,30}$")
@@ -41,27 +41,9 @@ def check_decimal(
     return normal(number)
 
 
-def check_date(v: Violations, field: str, value: str, *, required: bool = True) -> date | None:
-    if not value:
-        if required:
-            v.add(field, "required, as YYYY-MM-DD")
-        return None
-    try:
-        if len(value) != 10:
-            raise ValueError
-        return date.fromisoformat(value)
-    except ValueError:
-        v.add(field, "must be a date as YYYY-MM-DD")
-        return None
-
-
-def check_text(v: Violations, field: str, value: str, *, max_len: int, required: bool) -> None:
-    if required and not value.strip():
-        v.add(field, "required")
-    elif len(value) > max_len:
-        v.add(field, f"at most {max_len} characters")
-
-
 def check_ticker(v: Violations, field: str, value: str) -> None:
     if not TICKER.match(value):
         v.add(field, "must be 1-16 upper-case letters, digits, '.' or '-'")
+
+
+__all__ = ["check_date", "check_decimal", "check_text", "check_ticker"]

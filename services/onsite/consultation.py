@@ -22,6 +22,7 @@ from services.common.errors import (
     Violations,
 )
 from services.common.events import emit
+from services.common.fields import check_date, check_text
 from services.common.ids import new_id
 from services.common.logs import get_logger
 from services.common.pagination import decode_token, encode_token, page_size
@@ -31,9 +32,7 @@ from services.onsite.convert import OPEN_STATES
 from services.onsite.core import (
     Onsite,
     backfill_time,
-    check_date,
     check_ids,
-    check_text,
     dumps,
     is_branch_wide,
     loads,

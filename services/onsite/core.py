@@ -20,7 +20,7 @@ from services.common.clock import Clock
 from services.common.db import Database
 from services.common.errors import InvalidArgument, PermissionDenied, Violations
 from services.common.models import IdempotencyRecord
-from services.common.protos import from_ts, parse_date
+from services.common.protos import from_ts
 from services.onsite.directory_link import DirectoryLink
 from services.onsite.research_link import ResearchLink
 
@@ -30,7 +30,6 @@ M = TypeVar("M", bound=Message)
 # backfill paper records; further back is refused.
 BACKFILL_WINDOW = timedelta(days=60)
 # Dates callers may name (plans, views, reports).
-MIN_YEAR, MAX_YEAR = 1900, 2999
 # Clock skew allowed for times "now" on the caller's side.
 SKEW = timedelta(minutes=5)
 
@@ -111,31 +110,6 @@ async def acting_for(o: Onsite, p: Principal, requested: str, field: str) -> str
         if staff is None or not staff.active or staff_pb2.ROLE_CLIENT_MANAGER not in staff.roles:
             raise InvalidArgument({field: "not an active client manager"})
     return manager
-
-
-def check_date(v: Violations, field: str, value: str, *, required: bool = True) -> date | None:
-    if not value:
-        if required:
-            v.add(field, "required, YYYY-MM-DD")
-        return None
-    try:
-        day = parse_date(value)
-    except ValueError:
-        v.add(field, "must be YYYY-MM-DD")
-        return None
-    if not MIN_YEAR <= day.year <= MAX_YEAR:
-        # the day's bounds and its week are computed from it: keep well inside datetime's range
-        v.add(field, f"a year from {MIN_YEAR} to {MAX_YEAR}")
-        return None
-    return day
-
-
-def check_text(v: Violations, field: str, value: str, max_len: int, *,
-               required: bool = False) -> None:
-    if required and not value.strip():
-        v.add(field, "required")
-    elif len(value) > max_len:
-        v.add(field, f"at most {max_len} characters")
 
 
 def check_ids(v: Violations, field: str, ids: list[str], *, max_count: int = 20) -> None:

@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.common.auth import ROLES, Principal
 from services.common.errors import FailedPrecondition, PermissionDenied, Violations
 from services.common.events import emit
+from services.common.fields import check_date, check_text
 from services.common.ids import new_id
 from services.common.pagination import decode_token, encode_token, page_size
 from services.onsite import convert
@@ -22,8 +23,6 @@ from services.onsite.core import (
     BACKFILL_WINDOW,
     Onsite,
     acting_for,
-    check_date,
-    check_text,
     dumps,
     is_branch_wide,
     loads,

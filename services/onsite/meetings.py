@@ -24,13 +24,13 @@ from services.common.errors import (
     Violations,
 )
 from services.common.events import emit
+from services.common.fields import check_text
 from services.common.ids import new_id
 from services.common.pagination import decode_token, encode_token, page_size
 from services.onsite import convert
 from services.onsite.core import (
     Onsite,
     check_ids,
-    check_text,
     dumps,
     is_branch_wide,
     is_unset,

@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.common.auth import Principal
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, Violations
 from services.common.events import emit
+from services.common.fields import check_date
 from services.common.ids import new_id
 from services.common.logs import get_logger
 from services.common.pagination import decode_token, encode_token, page_size
@@ -35,16 +36,6 @@ class Built:
     html: str
 
 
-def _date(v: Violations, field: str, value: str) -> date | None:
-    try:
-        if len(value) == 10:
-            return date.fromisoformat(value)
-    except ValueError:
-        pass
-    v.add(field, "YYYY-MM-DD")
-    return None
-
-
 @dataclass
 class Reports:
     core: Core
@@ -53,8 +44,8 @@ class Reports:
         """Everything before the write: directory calls and the analysis."""
         v = Violations()
         v.check(bool(req.client_id), "client_id", "required")
-        start = _date(v, "period_start", req.period_start)
-        end = _date(v, "period_end", req.period_end)
+        start = check_date(v, "period_start", req.period_start)
+        end = check_date(v, "period_end", req.period_end)
         if end and end > self.core.today():
             v.add("period_end", "must not be in the future")
         elif start and end:

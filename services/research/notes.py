@@ -24,6 +24,7 @@ from services.common.errors import (
     Violations,
 )
 from services.common.events import emit
+from services.common.fields import check_date
 from services.common.ids import new_id
 from services.common.pagination import encode_token, page_size
 from services.common.protos import from_ts, ts
@@ -129,7 +130,7 @@ class Notes:
             v.check(1 <= msg.risk_level <= 5, "note.risk_level", "R1 to R5")
             c.risk_level = msg.risk_level
         if "valid_until" in fields:
-            day = _date(v, "note.valid_until", msg.valid_until)
+            day = check_date(v, "note.valid_until", msg.valid_until)
             if day is not None:
                 if day < self.today():
                     v.add("note.valid_until", "must not be in the past")
@@ -599,16 +600,3 @@ def _text(v: Violations, field: str, value: str, max_len: int) -> None:
         v.add(field, "required")
     elif len(value) > max_len:
         v.add(field, f"at most {max_len} characters")
-
-
-def _date(v: Violations, field: str, value: str) -> date | None:
-    if not value:
-        v.add(field, "required, as YYYY-MM-DD")
-        return None
-    try:
-        if len(value) != 10:
-            raise ValueError
-        return date.fromisoformat(value)
-    except ValueError:
-        v.add(field, "must be a date as YYYY-MM-DD")
-        return None

@@ -243,3 +243,10 @@ async def test_assessment_expires_after_two_years(tmp_path, nats_url) -> None:
             clock.advance(days=1)
             got = await stub.GetClient(api.GetClientRequest(id=client.id), metadata=ADMIN)
             assert got.risk_assessment_expired
+
+
+async def test_far_off_dates_are_refused(stub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.CreateClient(api.CreateClientRequest(client=client_msg(
+            opened_on="0001-01-01", risk_assessed_on="1850-06-01")), metadata=ADMIN)
+    assert bad_fields(err.value) == {"client.opened_on", "client.risk_assessed_on"}
