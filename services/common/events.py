@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from google.protobuf.message import Message
+from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -191,8 +192,6 @@ class OutboxRelay:
         return len(published)
 
     async def _mark_sent(self, seqs: list[int]) -> None:
-        from sqlalchemy import update
-
         async with self._db.transaction() as session:
             await session.exec(
                 update(OutboxEvent)  # type: ignore[call-overload]
@@ -202,8 +201,6 @@ class OutboxRelay:
 
     async def backlog(self) -> tuple[int, float]:
         """Unsent rows and the age in seconds of the oldest."""
-        from sqlalchemy import func
-
         async with self._db.read() as session:
             count, oldest = (
                 await session.exec(
