@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from services.common import housekeeping, metrics, migrations
 from services.common.audit import AUDIT_ACCESS, AuditServicer
 from services.common.auth import Access, AccessTable, TokenSigner
+from services.common.calendar import BranchCalendar
 from services.common.clock import Clock, SystemClock
 from services.common.consumer import Consumer, Subscription
 from services.common.db import Database
@@ -41,6 +42,8 @@ class ServiceContext:
     clock: Clock
     signer: TokenSigner
     nats: NatsLink
+    # the branch's business calendar; overrides loaded from the directory (calendar_sync)
+    calendar: BranchCalendar = field(default_factory=BranchCalendar)
     _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
 

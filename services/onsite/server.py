@@ -26,6 +26,7 @@ def onsite_of(ctx: ServiceContext) -> Onsite:
             db=ctx.db, clock=ctx.clock, tz=ZoneInfo(ctx.settings.timezone),
             directory=DirectoryLink(lambda: ctx.channel("directory")),
             research=ResearchLink(lambda: ctx.channel("research")),
+            calendar=ctx.calendar,
         )
     return ctx.extras["onsite"]
 

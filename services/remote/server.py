@@ -30,7 +30,7 @@ log = get_logger("remote", component="timer")
 class Remote:
     def __init__(self, ctx: ServiceContext) -> None:
         self.core = Core(db=ctx.db, clock=ctx.clock, tz=ZoneInfo(ctx.settings.timezone),
-                         directory=DirectoryPeer(ctx))
+                         directory=DirectoryPeer(ctx), calendar=ctx.calendar)
         self.campaigns = Campaigns(self.core)
         self.reports = Reports(self.core)
         self.tickets = Tickets(self.core)
