@@ -1,0 +1,103 @@
+"""Issue 12 cases 7 and 8 and the callback quota, through the real remote service: business
+time follows the branch's calendar (holidays off, make-up working days on) in its zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from branch.directory.v1 import staff_pb2
+from branch.remote.v1 import remote_service_pb2 as api
+from branch.remote.v1 import ticket_pb2 as tpb
+from sqlmodel import select
+
+from services.remote.models import QuotaMiss, TicketEscalation
+from services.remote.server import check_quotas, check_sla
+from tests.harness import SUPERVISOR
+from tests.remote.test_campaigns import campaign
+from tests.remote.test_tickets import on_duty, open_ticket
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def sh(y: int, m: int, d: int, h: int = 0, minute: int = 0) -> datetime:
+    return datetime(y, m, d, h, minute, tzinfo=SHANGHAI).astimezone(UTC)
+
+
+async def resolution_levels(env, ticket_id: str) -> list[int]:  # type: ignore[no-untyped-def]
+    async with env.remote.ctx.db.read() as session:
+        rows = (await session.exec(select(TicketEscalation).where(
+            TicketEscalation.ticket_id == ticket_id,
+            TicketEscalation.target == "resolution"))).all()
+    return sorted(r.level for r in rows)
+
+
+async def test_escalation_levels_wait_for_working_days(env) -> None:
+    # case 7: normal ticket (1,440 business minutes) opened Thursday 7 March 2024 16:00
+    lead = await env.staff(staff_pb2.ROLE_SUPERVISOR)
+    _, md = await on_duty(env, team_lead_id=lead)
+    env.clock.set(sh(2024, 3, 7, 16))
+    made = await open_ticket(env, md, priority=tpb.PRIORITY_NORMAL)
+    await env.stub.RespondTicket(api.RespondTicketRequest(id=made.id, note="on it"),
+                                 metadata=md)
+    assert made.resolution.due_time.ToDatetime(UTC) == sh(2024, 3, 8, 16)
+    steps = [
+        (sh(2024, 3, 8, 15, 59), []),
+        (sh(2024, 3, 8, 16), [1]),          # Friday 16:00: due, level 1 (owner)
+        (sh(2024, 3, 9, 4), [1]),           # Saturday 04:00: the wall clock said level 2
+        (sh(2024, 3, 9, 16), [1]),          # Saturday 16:00: the wall clock said level 3
+        (sh(2024, 3, 11, 3, 59), [1]),
+        (sh(2024, 3, 11, 4), [1, 2]),       # Monday 04:00: level 2 (team lead)
+        (sh(2024, 3, 11, 15, 59), [1, 2]),
+        (sh(2024, 3, 11, 16), [1, 2, 3]),   # Monday 16:00: level 3 (supervisor)
+    ]
+    for when, levels in steps:
+        env.clock.set(when)
+        await check_sla(env.remote.ctx)
+        assert await resolution_levels(env, made.id) == levels, when
+
+
+@pytest.mark.parametrize(("opened", "due"), [
+    (sh(2024, 9, 30, 16), sh(2024, 10, 8, 16)),        # case 8: not National Day
+    (sh(2024, 9, 30, 0, 5), sh(2024, 10, 8, 0, 5)),    # just after local midnight
+    (sh(2024, 10, 11, 16), sh(2024, 10, 12, 16)),      # the make-up Saturday is worked
+    (sh(2026, 2, 13, 16), sh(2026, 2, 14, 16)),        # 2026's Spring Festival make-up day
+    (sh(2026, 2, 14, 20), sh(2026, 2, 24, 20)),        # ... then 15-23 February off
+])
+async def test_resolution_due_time_follows_the_calendar(env, opened: datetime,
+                                                        due: datetime) -> None:
+    _, md = await on_duty(env)
+    env.clock.set(opened)
+    made = await open_ticket(env, md, priority=tpb.PRIORITY_NORMAL)
+    assert made.resolution.business_days
+    assert made.resolution.due_time.ToDatetime(UTC) == due
+
+
+async def test_quota_misses_counted_on_working_days_only(env) -> None:
+    agent, _ = await env.agent()
+    await env.client()
+    env.clock.set(sh(2024, 9, 26, 9, 30))
+    made = await env.stub.CreateCampaign(api.CreateCampaignRequest(campaign=campaign(
+        [agent], daily_quota=1, start_date="2024-09-27", end_date="2024-10-31")),
+        metadata=SUPERVISOR)
+
+    async def missed_days() -> list[date]:
+        async with env.remote.ctx.db.read() as session:
+            rows = (await session.exec(select(QuotaMiss).where(
+                QuotaMiss.campaign_id == made.id))).all()
+        return sorted(r.day for r in rows)
+
+    # Monday 30 September 00:05: Friday 27 and the make-up Sunday 29 were working days
+    env.clock.set(sh(2024, 9, 30, 0, 5))
+    assert await check_quotas(env.remote.ctx) == 2
+    assert await missed_days() == [date(2024, 9, 27), date(2024, 9, 29)]
+    # Monday 7 October (a holiday): of the last week only Monday 30 September was worked
+    env.clock.set(sh(2024, 10, 7, 9))
+    assert await check_quotas(env.remote.ctx) == 1
+    # Monday 14 October 23:59: 8-11 October and the make-up Saturday 12th
+    env.clock.set(sh(2024, 10, 14, 23, 59))
+    assert await check_quotas(env.remote.ctx) == 5
+    assert await missed_days() == [
+        date(2024, 9, 27), date(2024, 9, 29), date(2024, 9, 30), date(2024, 10, 8),
+        date(2024, 10, 9), date(2024, 10, 10), date(2024, 10, 11), date(2024, 10, 12)]
