@@ -85,3 +85,16 @@ class Trade(SQLModel, table=True):
     price: str = Field(max_length=24)
     fee: str = Field(default="0", max_length=24)
     trade_time: datetime = Field(sa_type=UtcDateTime)
+
+
+class CalendarDayRow(SQLModel, table=True):
+    """An operator's override of the business calendar for one branch-local date
+    (services.common.calendar.Override): working or not, and why."""
+
+    __tablename__ = "directory_calendar_day"
+
+    day: date = Field(primary_key=True)
+    working: bool
+    note: str = Field(default="", max_length=200)
+    set_by: str = Field(default="", max_length=100)
+    set_at: datetime = Field(sa_type=UtcDateTime)

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import grpc
 from branch.remote.v1 import remote_service_pb2, remote_service_pb2_grpc
 
+from services.common.calendar_sync import directory_loader
 from services.common.logs import get_logger
 from services.common.server import ServiceContext, ServiceSpec
 from services.remote import campaigns, events
@@ -98,4 +99,5 @@ SPEC = ServiceSpec(
     subscriptions=lambda ctx: events.subscriptions(remote_of(ctx).core, remote_of(ctx).tickets),
     background=background,
     on_start=on_start,
+    calendar_loader=lambda ctx: directory_loader(lambda: ctx.channel("directory")),
 )

@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from branch.directory.v1 import calendar_pb2 as _calendar_pb2
 from branch.directory.v1 import client_pb2 as _client_pb2
 from branch.directory.v1 import directory_service_pb2 as _directory_service_pb2
 from branch.directory.v1 import staff_pb2 as _staff_pb2
@@ -59,6 +60,10 @@ class DirectoryServiceStub:
     ListSecurities: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.ListSecuritiesRequest, _directory_service_pb2.ListSecuritiesResponse]
     FindClientsByTickers: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.FindClientsByTickersRequest, _directory_service_pb2.FindClientsByTickersResponse]
     """Clients holding any of the tickers, answered from the holdings index."""
+    SetCalendarDay: _grpc.UnaryUnaryMultiCallable[_calendar_pb2.SetCalendarDayRequest, _calendar_pb2.CalendarDay]
+    """The business calendar's operator overrides (calendar.proto)."""
+    DeleteCalendarDay: _grpc.UnaryUnaryMultiCallable[_calendar_pb2.DeleteCalendarDayRequest, _calendar_pb2.DeleteCalendarDayResponse]
+    ListCalendarDays: _grpc.UnaryUnaryMultiCallable[_calendar_pb2.ListCalendarDaysRequest, _calendar_pb2.ListCalendarDaysResponse]
 
 @_typing.type_check_only
 class DirectoryServiceAsyncStub(DirectoryServiceStub):
@@ -89,6 +94,10 @@ class DirectoryServiceAsyncStub(DirectoryServiceStub):
     ListSecurities: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.ListSecuritiesRequest, _directory_service_pb2.ListSecuritiesResponse]  # type: ignore[assignment]
     FindClientsByTickers: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.FindClientsByTickersRequest, _directory_service_pb2.FindClientsByTickersResponse]  # type: ignore[assignment]
     """Clients holding any of the tickers, answered from the holdings index."""
+    SetCalendarDay: _aio.UnaryUnaryMultiCallable[_calendar_pb2.SetCalendarDayRequest, _calendar_pb2.CalendarDay]  # type: ignore[assignment]
+    """The business calendar's operator overrides (calendar.proto)."""
+    DeleteCalendarDay: _aio.UnaryUnaryMultiCallable[_calendar_pb2.DeleteCalendarDayRequest, _calendar_pb2.DeleteCalendarDayResponse]  # type: ignore[assignment]
+    ListCalendarDays: _aio.UnaryUnaryMultiCallable[_calendar_pb2.ListCalendarDaysRequest, _calendar_pb2.ListCalendarDaysResponse]  # type: ignore[assignment]
 
 class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
     """DirectoryService keeps the branch's staff and clients, their holdings and trades, and
@@ -212,5 +221,27 @@ class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_directory_service_pb2.FindClientsByTickersResponse, _abc.Awaitable[_directory_service_pb2.FindClientsByTickersResponse]]:
         """Clients holding any of the tickers, answered from the holdings index."""
+
+    @_abc_1.abstractmethod
+    def SetCalendarDay(
+        self,
+        request: _calendar_pb2.SetCalendarDayRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calendar_pb2.CalendarDay, _abc.Awaitable[_calendar_pb2.CalendarDay]]:
+        """The business calendar's operator overrides (calendar.proto)."""
+
+    @_abc_1.abstractmethod
+    def DeleteCalendarDay(
+        self,
+        request: _calendar_pb2.DeleteCalendarDayRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calendar_pb2.DeleteCalendarDayResponse, _abc.Awaitable[_calendar_pb2.DeleteCalendarDayResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListCalendarDays(
+        self,
+        request: _calendar_pb2.ListCalendarDaysRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calendar_pb2.ListCalendarDaysResponse, _abc.Awaitable[_calendar_pb2.ListCalendarDaysResponse]]: ...
 
 def add_DirectoryServiceServicer_to_server(servicer: DirectoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
