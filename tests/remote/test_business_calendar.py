@@ -7,14 +7,20 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from branch.directory.v1 import calendar_pb2 as cpb
 from branch.directory.v1 import staff_pb2
+from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
 from branch.remote.v1 import remote_service_pb2 as api
 from branch.remote.v1 import ticket_pb2 as tpb
 from sqlmodel import select
 
+from services.common.nats_link import free_port
+from services.common.server import ServiceRunner
+from services.directory.server import SPEC as DIRECTORY
 from services.remote.models import QuotaMiss, TicketEscalation
+from services.remote.server import SPEC as REMOTE
 from services.remote.server import check_quotas, check_sla
-from tests.harness import SUPERVISOR
+from tests.harness import SUPERVISOR, channel, eventually, make_settings, running
 from tests.remote.test_campaigns import campaign
 from tests.remote.test_tickets import on_duty, open_ticket
 
@@ -101,3 +107,46 @@ async def test_quota_misses_counted_on_working_days_only(env) -> None:
     assert await missed_days() == [
         date(2024, 9, 27), date(2024, 9, 29), date(2024, 9, 30), date(2024, 10, 8),
         date(2024, 10, 9), date(2024, 10, 10), date(2024, 10, 11), date(2024, 10, 12)]
+
+
+async def test_operator_overrides_reach_every_replica_without_a_restart(env) -> None:
+    # December 2026: the State Council's 2027 notice is out, the library has no 2027 yet
+    monday = date(2027, 2, 8)
+    assert env.remote.ctx.calendar.is_working_day(monday)
+    await env.dir.SetCalendarDay(cpb.SetCalendarDayRequest(day=cpb.CalendarDay(
+        date=monday.isoformat(), working=False, note="Spring Festival 2027")),
+        metadata=SUPERVISOR)
+    # the running replica hears branch.directory.calendar.changed (refresh is 60 s away)
+    await eventually(lambda: not env.remote.ctx.calendar.is_working_day(monday))
+    # a replica started now has it before it serves
+    async with running(REMOTE, env.settings, clock=env.clock, run_consumers=False) as second:
+        assert not second.ctx.calendar.is_working_day(monday)
+    _, md = await on_duty(env)
+    env.clock.set(sh(2027, 2, 5, 16))  # Friday
+    made = await open_ticket(env, md, priority=tpb.PRIORITY_NORMAL)
+    assert made.resolution.due_time.ToDatetime(UTC) == sh(2027, 2, 9, 16)
+    await env.dir.DeleteCalendarDay(cpb.DeleteCalendarDayRequest(date=monday.isoformat()),
+                                    metadata=SUPERVISOR)
+    await eventually(lambda: env.remote.ctx.calendar.is_working_day(monday))
+
+
+async def test_overrides_load_once_the_directory_comes_up(tmp_path, nats_url) -> None:
+    """remote started while the directory is down serves with the library's calendar and
+    picks the overrides up in the background when the directory is back."""
+
+    day = date(2027, 10, 8)  # a Friday; say the 2027 notice makes it a holiday
+    dir_settings = make_settings(tmp_path / "dir", nats_url)
+    async with running(DIRECTORY, dir_settings) as directory:
+        async with channel(directory) as ch:
+            await DirectoryServiceStub(ch).SetCalendarDay(cpb.SetCalendarDayRequest(
+                day=cpb.CalendarDay(date=day.isoformat(), working=False)), metadata=SUPERVISOR)
+    port = free_port()
+    settings = make_settings(tmp_path / "rem", nats_url, directory_addr=f"127.0.0.1:{port}")
+    async with running(REMOTE, settings, run_consumers=False) as remote:
+        assert remote.ctx.calendar.is_working_day(day)  # not loaded: the library's word
+        runner = ServiceRunner(DIRECTORY, dir_settings, port=port)
+        await runner.start()
+        try:
+            await eventually(lambda: not remote.ctx.calendar.is_working_day(day), timeout=20)
+        finally:
+            await runner.stop()
