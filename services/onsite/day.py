@@ -357,7 +357,7 @@ async def quota_for(s: AsyncSession, staff_id: str,
 
 def period_bounds(period: int, day: date, cal: BranchCalendar) -> tuple[date, date, int]:
     """First and last date of the period and the working days its quota counts: the week's
-    working days in the branch's calendar (a National Day week counts 2, a week with a
+    working days in the branch's calendar (the 2024 National Day week counts 1, a week with a
     make-up Saturday 6); a single day counts 1, as the day's own quota."""
     if period == day_pb2.PERIOD_WEEK:
         start, end = week_of(day)
