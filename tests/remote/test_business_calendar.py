@@ -10,6 +10,7 @@ import pytest
 from branch.directory.v1 import calendar_pb2 as cpb
 from branch.directory.v1 import staff_pb2
 from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
+from branch.remote.v1 import campaign_pb2 as cpb_campaign
 from branch.remote.v1 import remote_service_pb2 as api
 from branch.remote.v1 import ticket_pb2 as tpb
 from sqlmodel import select
@@ -150,3 +151,27 @@ async def test_overrides_load_once_the_directory_comes_up(tmp_path, nats_url) ->
             await eventually(lambda: not remote.ctx.calendar.is_working_day(day), timeout=20)
         finally:
             await runner.stop()
+
+
+async def test_new_account_window_ending_on_a_holiday_ends_on_the_next_working_day(
+        env) -> None:
+    agent, md = await env.agent()
+    env.clock.set(sh(2024, 9, 10, 0, 5))
+    sep1 = await env.client(opened_on="2024-09-01")    # a month later: 1 October, a holiday
+    sep7 = await env.client(opened_on="2024-09-07")    # 7 October, a holiday
+    aug31 = await env.client(opened_on="2024-08-31")   # 30 September, a Monday: unchanged
+    sep14 = await env.client(opened_on="2024-09-14")   # 14 October, Monday: unchanged
+    made = await env.stub.CreateCampaign(api.CreateCampaignRequest(campaign=campaign(
+        [agent], name="New accounts", kind=cpb_campaign.CAMPAIGN_KIND_NEW_ACCOUNTS,
+        start_date="2024-09-10", end_date="2024-10-31")), metadata=SUPERVISOR)
+    targets = await env.stub.ListTargets(api.ListTargetsRequest(campaign_id=made.id),
+                                         metadata=SUPERVISOR)
+    due = {t.client_id: t.due_date for t in targets.targets}
+    assert due == {sep1.id: "2024-10-08", sep7.id: "2024-10-08", aug31.id: "2024-09-30",
+                   sep14.id: "2024-10-14"}
+    # Tuesday 8 October 09:00: the 1 and 7 September accounts are still in time
+    env.clock.set(sh(2024, 10, 8, 9))
+    progress = await env.stub.GetRegulatoryProgress(
+        api.GetRegulatoryProgressRequest(year=2024), metadata=SUPERVISOR)
+    assert set(progress.overdue_client_ids) == {aug31.id}
+    assert (progress.new_accounts_overdue, progress.new_accounts_open) == (1, 3)
