@@ -30,7 +30,7 @@ def suitability_problem(risk_level: int, tolerance: int, expired: bool) -> str:
     if not tolerance:
         return "no risk assessment"
     if expired:
-        return "risk assessment expired (past its second anniversary)"
+        return "risk assessment expired (more than two years old)"
     if risk_level > tolerance:
         return f"risk R{risk_level} above the client's tolerance C{tolerance}"
     return ""
