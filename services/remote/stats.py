@@ -98,4 +98,5 @@ class Statistics:
             total.average_satisfaction = round(sum(all_scores) / len(all_scores), 2)
         return api.GetWeeklyStatisticsResponse(
             week_start=monday.isoformat(), week_end=sunday.isoformat(),
+            working_days=self.core.calendar.working_days(monday, sunday),
             agents=[rows[k] for k in sorted(rows)], total=total)

@@ -175,3 +175,23 @@ async def test_new_account_window_ending_on_a_holiday_ends_on_the_next_working_d
         api.GetRegulatoryProgressRequest(year=2024), metadata=SUPERVISOR)
     assert set(progress.overdue_client_ids) == {aug31.id}
     assert (progress.new_accounts_overdue, progress.new_accounts_open) == (1, 3)
+
+
+@pytest.mark.parametrize(("week_of", "monday", "working_days"), [
+    ("2024-10-03", "2024-09-30", 1),   # National Day week
+    ("2024-10-13", "2024-10-07", 5),   # 7 October off, Saturday 12th worked
+    ("2026-02-18", "2026-02-16", 0),   # Spring Festival 2026: 16-22 February all off
+    ("2026-03-04", "2026-03-02", 5),
+])
+async def test_weekly_statistics_cut_in_the_branch_zone_with_its_working_days(
+        env, week_of: str, monday: str, working_days: int) -> None:
+    _, md = await on_duty(env)
+    # a ticket opened at 00:05 local on the week's Monday (still Sunday in UTC) is that week's
+    first = date.fromisoformat(monday)
+    env.clock.set(sh(first.year, first.month, first.day, 0, 5))
+    await open_ticket(env, md)
+    env.clock.set(sh(2026, 11, 30, 9))
+    week = await env.stub.GetWeeklyStatistics(api.GetWeeklyStatisticsRequest(week_of=week_of),
+                                              metadata=SUPERVISOR)
+    assert (week.week_start, week.working_days) == (monday, working_days)
+    assert week.total.tickets_accepted == 1
