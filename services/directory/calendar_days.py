@@ -76,7 +76,6 @@ async def delete_day(db: Database, clock: Clock, principal: Principal,
     day = check_date(v, "date", req.date)
     v.raise_if_any()
     assert day is not None
-    now = clock.now()
     async with db.transaction() as session:
         row = await session.get(CalendarDayRow, day)
         if row is None:
@@ -84,7 +83,7 @@ async def delete_day(db: Database, clock: Clock, principal: Principal,
         await session.delete(row)
         info = BranchCalendar().describe(day)
         emit(session, subject=CHANGED, message=cpb.CalendarDayChanged(
-            day=day_to_proto(info), removed=True), about=day.isoformat(), now=now)
+            day=day_to_proto(info), removed=True), about=day.isoformat(), now=clock.now())
     return cpb.DeleteCalendarDayResponse()
 
 
