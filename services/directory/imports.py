@@ -106,7 +106,10 @@ async def _batches(
     async for message in messages():
         # the message itself is a record when its oneof is set (or when it is empty, which
         # is rejected as such); then come the records of its batch
-        singles = [message] if message.WhichOneof("record") or not message.batch else []
+        # (a bare validate_only message is a header that carries the flag alone)
+        bare = not message.WhichOneof("record") and not message.batch
+        singles = [message] if message.WhichOneof("record") or (
+            bare and not message.validate_only) else []
         for record in [*singles, *message.batch]:
             batch.append((index, record))
             index += 1
