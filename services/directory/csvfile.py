@@ -34,7 +34,8 @@ ACTION_VALUES = ["shares_per_10", "split_ratio", "cash_per_10", "rights_price"]
 AUTO_ENCODINGS = ("utf-8-sig", "gb18030")
 SIDES = {"buy": holding_pb2.SIDE_BUY, "sell": holding_pb2.SIDE_SELL,
          "买": holding_pb2.SIDE_BUY, "买入": holding_pb2.SIDE_BUY,
-         "卖": holding_pb2.SIDE_SELL, "卖出": holding_pb2.SIDE_SELL}
+         "卖": holding_pb2.SIDE_SELL, "卖出": holding_pb2.SIDE_SELL,
+         "買入": holding_pb2.SIDE_BUY, "賣出": holding_pb2.SIDE_SELL}
 Kind = ca_pb2.CorporateActionKind
 KINDS = {
     "bonus": Kind.CORPORATE_ACTION_KIND_BONUS, "送转股": Kind.CORPORATE_ACTION_KIND_BONUS,
