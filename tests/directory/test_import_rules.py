@@ -3,6 +3,7 @@ actions; the directory runs with its clock frozen at several hours of the branch
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -65,12 +66,31 @@ async def streamed(stub: DirectoryServiceStub, client_id: str) -> list[str]:
 
 
 @pytest.fixture(params=FROZEN, ids=["0005-local", "1200-local", "2355-local"])
-async def frozen(request, tmp_path: Path, nats_url: str  # type: ignore[no-untyped-def]
-                 ) -> AsyncIterator[tuple[DirectoryServiceStub, FakeClock]]:
+async def frozen(request, tmp_path: Path, nats_url: str,  # type: ignore[no-untyped-def]
+                 database_url: str) -> AsyncIterator[tuple[DirectoryServiceStub, FakeClock]]:
     clock = FakeClock(request.param)
-    async with running(SPEC, make_settings(tmp_path, nats_url), clock=clock) as runner, \
-            channel(runner) as ch:
+    async with running(SPEC, make_settings(tmp_path, nats_url, database_url),
+                       clock=clock) as runner, channel(runner) as ch:
         yield DirectoryServiceStub(ch), clock
+
+
+async def test_replicas_importing_at_once_keep_each_files_order(
+        tmp_path: Path, nats_url: str, database_url: str) -> None:
+    """Two directory replicas on one database take import numbers without sharing one."""
+    async with running(SPEC, make_settings(tmp_path / "a", nats_url, database_url)) as a, \
+            channel(a) as cha:
+        settings_b = make_settings(tmp_path / "b", nats_url, database_url or
+                                   f"sqlite+aiosqlite:///{(tmp_path / 'a' / 'directory.db')}")
+        async with running(SPEC, settings_b) as b, channel(b) as chb:
+            stub_a, stub_b = DirectoryServiceStub(cha), DirectoryServiceStub(chb)
+            c = await make_client(stub_a)
+            second = at(1709604000)
+            files = {name: [f"{name}{n:03d}" for n in range(400, 0, -1)] for name in "AB"}
+            await asyncio.gather(*[
+                send(stub, [trade(i, c.id, BUY, 1, "1", second) for i in files[name]])
+                for stub, name in ((stub_a, "A"), (stub_b, "B"))])
+            got = await streamed(stub_a, c.id)
+            assert got in (files["A"] + files["B"], files["B"] + files["A"])
 
 
 async def test_trade_times_are_bounded(frozen) -> None:  # type: ignore[no-untyped-def]
