@@ -226,3 +226,26 @@ async def test_actions_through_import_trades(tmp_path: Path, nats_url: str, zone
         assert "| 000002 |  | 1 | 4000.00 | incomplete |" in got.markdown
         assert "Incomplete: 000002 (500 shares sold with no earlier buy)" in got.markdown
         assert "incomplete" in got.html
+
+
+async def test_dry_run_names_rows(tmp_path: Path, nats_url: str) -> None:
+    async with suite(tmp_path, nats_url, "Asia/Shanghai",
+                     datetime(2026, 3, 2, 4, tzinfo=UTC)) as s:
+        client = await make_client(s.dir)
+        path = tmp_path / "mixed.csv"
+        path.write_text("trade_id,client_id,ticker,side,quantity,price,fee,trade_time\n"
+                        f"G1,{client.id},600000,buy,\"1,000\",\"1,050.00\",0,2024-03-04 09:35\n"
+                        f"G2,{client.id},600000,buy,1.5,10,0,2024-03-04 09:36\n"
+                        f"G3,{client.id},600000,buy,10,10,0,1800-01-01 09:36\n"
+                        f"G4,{client.id},600000,buy,10,10,0,2026-03-02 12:06\n")  # 6 min ahead
+        code, out = await branchctl(s, tmp_path / "ctl", "directory", "import", "--dry-run",
+                                    str(path))
+        assert code == 0, out
+        assert "would be accepted 1, duplicate 0, rejected 3" in out
+        assert "row 3: trade.quantity" in out and "row 4: trade.trade_time" in out
+        assert "row 5: trade.trade_time: must not be in the future" in out
+        trades = [t async for b in s.dir.StreamTrades(dapi.StreamTradesRequest(
+            client_id=client.id), metadata=ADMIN) for t in b.trades]
+        assert trades == []
+        code, out = await branchctl(s, tmp_path / "ctl", "directory", "import", str(path))
+        assert "trades: accepted 1, duplicate 0, rejected 3" in out
