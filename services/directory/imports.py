@@ -60,7 +60,7 @@ class ImportResult:
 
 
 class _Rollback(Exception):
-    """Ends a validate_only stream's transaction without committing it."""
+    """Ends a validate_only batch's transaction without committing it."""
 
 
 async def import_stream(
@@ -68,8 +68,10 @@ async def import_stream(
 ) -> ImportResult:
     """Apply the stream's records; counts and the first rejections, per record index.
 
-    With validate_only on the first message, the same checks run in one transaction that is
-    rolled back: the counts are those a real import would give, and nothing is written.
+    With validate_only on the first message, each batch runs the same checks in a transaction
+    that is rolled back, so nothing is written; trade ids accepted earlier in the stream are
+    remembered, so the counts are those a real import would give. (A security, holding or
+    corporate action repeated more than a batch, 1000 records, apart counts twice.)
     """
     result = ImportResult()
     stream = aiter(records)
@@ -77,13 +79,14 @@ async def import_stream(
     if first is None:
         return result
     if first.validate_only:
-        try:
-            async with db.transaction() as session:
-                async for batch in _batches(first, stream):
-                    await _apply(session, clock.now(), batch, result)
-                raise _Rollback
-        except _Rollback:
-            pass
+        seen: set[str] = set()
+        async for batch in _batches(first, stream):
+            try:
+                async with db.transaction() as session:
+                    await _apply(session, clock.now(), batch, result, seen)
+                    raise _Rollback
+            except _Rollback:
+                pass
         return result
     async for batch in _batches(first, stream):
         async with db.transaction() as session:
@@ -173,7 +176,10 @@ async def _apply(
     now: datetime,
     batch: list[tuple[int, Record]],
     result: ImportResult,
+    seen: set[str] | None = None,
 ) -> None:
+    """Check and write one batch; seen (validate_only) holds trade ids accepted by earlier
+    batches, whose writes were rolled back."""
     client_ids = set()
     for _, rec in batch:
         kind = rec.WhichOneof("record")
@@ -216,10 +222,12 @@ async def _apply(
             if v:
                 result.reject(index, v)
                 continue
-            if t.trade_id in existing:
+            if t.trade_id in existing or (seen is not None and t.trade_id in seen):
                 result.duplicate += 1
                 continue
             existing.add(t.trade_id)
+            if seen is not None:
+                seen.add(t.trade_id)
             new_trades.append(
                 dict(trade_id=t.trade_id, client_id=t.client_id, ticker=t.ticker,
                      side=t.side, quantity=t.quantity,

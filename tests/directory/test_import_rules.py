@@ -165,6 +165,12 @@ async def test_validate_only_counts_without_writing(frozen) -> None:  # type: ig
     assert list(real.rejections) == list(dry.rejections)
     again = await send(stub, records, validate_only=True)
     assert (again.accepted, again.duplicate, again.rejected) == (0, 4, 2)
+    # past the server's 1000-record batches: a repeat in a later batch is still a duplicate
+    many = [trade(f"W{n}", c.id, BUY, 1, "1", second) for n in range(1001)]
+    many.append(many[0])
+    dry = await send(stub, many, validate_only=True)
+    assert (dry.accepted, dry.duplicate, dry.rejected) == (1001, 1, 0)
+    assert len(await streamed(stub, c.id)) == 1
 
 
 async def test_corporate_actions_import_and_list(frozen) -> None:  # type: ignore[no-untyped-def]

@@ -455,7 +455,8 @@ class ImportTradesRequest(_message.Message):
     VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     validate_only: _builtins.bool
     """AIP-163: check every record and count what would be accepted, duplicate and rejected,
-    with the same reasons, without writing anything. Read from the stream's first message.
+    with the same reasons, without writing anything. Read from the stream's first message;
+    a message with only this flag set is a header, not a record.
     """
     @_builtins.property
     def security(self) -> _holding_pb2.Security: ...
