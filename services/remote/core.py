@@ -111,6 +111,8 @@ class DirectoryPeer:
                 if not token:
                     return out
         except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return []  # a directory from before corporate actions, during a rollout
             raise self._unavailable(err) from None
 
     def _sync_stub(self) -> dgrpc.DirectoryServiceStub:
