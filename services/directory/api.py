@@ -83,6 +83,9 @@ class DirectoryServicer(grpc_api.DirectoryServiceServicer):
     async def FindClientsByTickers(self, request, context):  # type: ignore[no-untyped-def]
         return await self.d.find_clients_by_tickers(request)
 
+    async def ListCorporateActions(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.d.list_corporate_actions(current_principal(), request)
+
     async def SetCalendarDay(self, request, context):  # type: ignore[no-untyped-def]
         return await calendar_days.set_day(self.d.db, self.d.clock, current_principal(),
                                            request.day)
