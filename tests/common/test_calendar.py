@@ -9,7 +9,16 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.common.calendar import LIBRARY, BranchCalendar, Override
-from services.common.clock import FakeClock, add_years, day_start, local_today, week_of
+from services.common.clock import (
+    FakeClock,
+    add_years,
+    day_range,
+    day_start,
+    local_today,
+    month_of,
+    week_of,
+    year_of,
+)
 from services.common.suitability import assessment_expired, assessment_valid_until
 from services.remote import sla
 
@@ -167,3 +176,20 @@ def test_round_the_clock_targets_ignore_the_calendar() -> None:
     due, _ = sla.due_and_warn(opened, 240, 0, False, SHANGHAI, CAL)
     assert due == (opened + timedelta(hours=4)).astimezone(UTC)
     assert sla.escalation_times(due, 240, False, SHANGHAI, CAL)[2] == due + timedelta(hours=4)
+
+
+# ---- periods cut in the branch's zone ------------------------------------------------------
+
+def test_weeks_months_and_years_are_local_calendar_periods() -> None:
+    assert week_of(date(2024, 9, 29)) == (date(2024, 9, 23), date(2024, 9, 29))
+    assert month_of(date(2024, 2, 29)) == (date(2024, 2, 1), date(2024, 2, 29))
+    assert month_of(date(2025, 12, 31)) == (date(2025, 12, 1), date(2025, 12, 31))
+    assert year_of(date(2024, 7, 1)) == (date(2024, 1, 1), date(2024, 12, 31))
+    # March 2024 in Shanghai starts at 16:00 UTC on 29 February
+    start, end = day_range(*month_of(date(2024, 3, 15)), SHANGHAI)
+    assert start == datetime(2024, 2, 29, 16, 0, tzinfo=UTC)
+    assert end == datetime(2024, 3, 31, 16, 0, tzinfo=UTC)
+    # a London day across the autumn change lasts 25 hours
+    london = ZoneInfo("Europe/London")
+    start, end = day_range(date(2026, 10, 25), date(2026, 10, 25), london)
+    assert end - start == timedelta(hours=25)
