@@ -110,7 +110,8 @@ async def test_quota_misses_counted_on_working_days_only(env) -> None:
         date(2024, 10, 9), date(2024, 10, 10), date(2024, 10, 11), date(2024, 10, 12)]
 
 
-async def test_operator_overrides_reach_every_replica_without_a_restart(env) -> None:
+async def test_operator_overrides_reach_every_replica_without_a_restart(env_db) -> None:
+    env = env_db  # SQLite, and PostgreSQL when configured
     # December 2026: the State Council's 2027 notice is out, the library has no 2027 yet
     monday = date(2027, 2, 8)
     assert env.remote.ctx.calendar.is_working_day(monday)
