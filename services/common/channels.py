@@ -41,6 +41,9 @@ from services.common.settings import Settings
 DEFAULT_DEADLINE_SECONDS = 30.0
 KEEPALIVE_TIME_MS = 20_000
 KEEPALIVE_TIMEOUT_MS = 10_000
+MAX_CONNECTION_AGE_MS = 5 * 60_000
+# longer than the longest call a peer makes (remote reads a client's trades for up to 600 s)
+MAX_CONNECTION_AGE_GRACE_MS = 11 * 60_000
 # The fastest keepalive a server accepts from a client before answering GOAWAY.
 SERVER_MIN_PING_INTERVAL_MS = 10_000
 READ_PREFIXES = ("Get", "List", "BatchGet", "Search", "Find", "Stream")
@@ -95,9 +98,23 @@ def service_config(service: str | None) -> dict[str, Any]:
     }
 
 
-def client_options(service: str | None = None) -> list[tuple[str, Any]]:
-    """Channel arguments for a client of `service` (None: no retried reads but health)."""
-    return [
+def server_name_for(settings: Settings, service: str) -> str:
+    """The name a service's certificate carries: the host of BRANCH_<SERVICE>_ADDR (what its
+    peers dial), or the service's own name when that is unset or names no single host."""
+    address = getattr(settings, f"{service}_addr", "")
+    host = address.removeprefix("dns:///").rsplit(":", 1)[0] if address else ""
+    if not host or _SCHEME.match(address.removeprefix("dns:///")) or "," in host:
+        return service
+    return host
+
+
+def client_options(service: str | None = None,
+                   server_name: str | None = None) -> list[tuple[str, Any]]:
+    """Channel arguments for a client of `service` (None: no retried reads but health);
+    server_name: the name the server's certificate must carry when it is not the target's
+    host (a health check dialling 127.0.0.1)."""
+    named = [("grpc.ssl_target_name_override", server_name)] if server_name else []
+    return [*named,
         ("grpc.service_config", json.dumps(service_config(service))),
         ("grpc.enable_retries", 1),
         ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
@@ -108,9 +125,13 @@ def client_options(service: str | None = None) -> list[tuple[str, Any]]:
 
 
 def server_options() -> list[tuple[str, Any]]:
-    """Server arguments: accept the clients' keepalive pings (also between calls)."""
+    """Server arguments: accept the clients' keepalive pings (also between calls); close
+    each connection after MAX_CONNECTION_AGE_MS (calls in flight get the grace to finish),
+    so that clients resolve the name again and spread over replicas added since."""
     return [
         ("grpc.so_reuseport", 0),
+        ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
+        ("grpc.max_connection_age_grace_ms", MAX_CONNECTION_AGE_GRACE_MS),
         ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
         ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
         ("grpc.keepalive_permit_without_calls", 1),
@@ -281,17 +302,18 @@ def _bearer(token: str | None) -> list[tuple[str, str]]:
 
 
 def aio_channel(settings: Settings, service: str, *, token: str | None = None,
-                address: str | None = None,
+                address: str | None = None, server_name: str | None = None,
                 deadline: float = DEFAULT_DEADLINE_SECONDS) -> grpc.aio.Channel:
     """A grpc.aio channel to `service` (its configured address unless `address` is given).
 
     token: bearer token sent with every call that carries no authorization of its own.
+    server_name: the name to check the server's certificate for, when not the address's host.
     deadline: seconds allowed to a call made without `timeout=`.
     Raises nothing on creation; calls fail UNAVAILABLE while no address answers.
     """
     target = peer_target(address or settings.address(service))
     interceptors = [_AioDefaults(deadline, _bearer(token))]
-    options = client_options(service)
+    options = client_options(service, server_name)
     creds = client_credentials(settings)
     if creds is None:
         return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
@@ -299,12 +321,12 @@ def aio_channel(settings: Settings, service: str, *, token: str | None = None,
 
 
 def sync_channel(settings: Settings, service: str, *, token: str | None = None,
-                 address: str | None = None,
+                 address: str | None = None, server_name: str | None = None,
                  deadline: float = DEFAULT_DEADLINE_SECONDS) -> grpc.Channel:
     """The blocking API's channel to `service`, with the same transport and defaults as
     aio_channel (for long streams read in a worker thread)."""
     target = peer_target(address or settings.address(service))
-    options = client_options(service)
+    options = client_options(service, server_name)
     creds = client_credentials(settings)
     channel = (grpc.insecure_channel(target, options=options) if creds is None
                else grpc.secure_channel(target, creds, options=options))

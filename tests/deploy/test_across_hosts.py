@@ -11,6 +11,8 @@ Databases are SQLite files shared through the filesystem (namespaces split only 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,7 @@ from services import registry
 from services.common.nats_link import EmbeddedNats
 from services.common.settings import SERVICE_PORTS
 from tests.deploy import test_flows as flows
-from tests.deploy.cluster import Cluster, Replica
+from tests.deploy.cluster import REPO, Cluster, Replica
 from tests.deploy.conftest import deployed_services
 from tests.deploy.netns import Host, NetnsUnavailable, Network
 from tests.tls import TestCA
@@ -170,3 +172,14 @@ test_flow4_client_becomes_key_across_a_nats_restart = (
     flows.test_flow4_client_becomes_key_across_a_nats_restart)
 test_every_event_was_handled_exactly_once_across_replicas = (
     flows.test_every_event_was_handled_exactly_once_across_replicas)
+
+
+async def test_container_healthcheck_speaks_the_served_transport(deployed: Cluster) -> None:
+    """The image's HEALTHCHECK, run on a replica's host with its environment, asks over
+    plaintext or (mutual) TLS as the replica serves."""
+    replica = deployed.replicas["directory"][0]
+    done = subprocess.run(
+        [*deployed.launcher(replica), sys.executable, str(REPO / "deploy" / "healthcheck.py"),
+         "directory"],
+        cwd=REPO, env=deployed.env_for(replica), capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, "SERVING"), done.stdout + done.stderr
