@@ -29,11 +29,19 @@ class NetnsUnavailable(RuntimeError):
 def ip(*args: str) -> str:
     try:
         done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
-    except OSError as exc:
+    except (OSError, subprocess.TimeoutExpired) as exc:
         raise NetnsUnavailable(f"`ip` (iproute2) cannot run: {exc}") from None
     if done.returncode != 0:
         raise NetnsUnavailable(f"`ip {' '.join(args)}` failed: {done.stderr.strip()}")
     return done.stdout
+
+
+def quietly(*args: str) -> None:
+    """`ip ARGS`, for cleaning up: whatever fails is already gone (or never was)."""
+    try:
+        subprocess.run(["ip", *args], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
 
 
 def remove_stale() -> None:
@@ -47,14 +55,13 @@ def remove_stale() -> None:
             continue
         pid = name[len(PREFIX):].split("-", 1)[0]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+            quietly("netns", "del", name)
             shutil.rmtree(NETNS_ETC / name, ignore_errors=True)
 
 
 def _free_subnet() -> str:
     """A 10.x.y.0/24 that no route of this host overlaps: '10.x.y'."""
-    routes = subprocess.run(["ip", "-4", "route", "show", "table", "all"], capture_output=True,
-                            text=True).stdout
+    routes = ip("-4", "route", "show", "table", "all")
     taken = []
     for line in routes.splitlines():
         dest = line.split()[0] if line.split() else ""
@@ -145,9 +152,13 @@ class Network:
     def destroy(self) -> None:
         """Remove every namespace, link and hosts file this network made (never raises)."""
         for host in self.hosts.values():
-            subprocess.run(["ip", "netns", "del", host.netns], capture_output=True)
+            quietly("netns", "del", host.netns)
             shutil.rmtree(NETNS_ETC / host.netns, ignore_errors=True)
         if self._root_link:
-            subprocess.run(["ip", "link", "del", self._root_link], capture_output=True)
-        subprocess.run(["ip", "netns", "del", self.switch], capture_output=True)
+            quietly("link", "del", self._root_link)
+        quietly("netns", "del", self.switch)
         self.hosts.clear()
+        try:
+            NETNS_ETC.rmdir()  # only when no one else keeps files there
+        except OSError:
+            pass
