@@ -9,6 +9,7 @@ import json
 import socket
 import subprocess
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from services.common.settings import ConfigError, Settings, load_settings
 from services.directory.server import SPEC as DIRECTORY
 from services.onsite.directory_link import DirectoryLink
 from services.onsite.server import SPEC as ONSITE
+from services.remote.core import DirectoryPeer
+from services.remote.server import SPEC as REMOTE
 from tests.directory.factories import client_msg
 from tests.harness import ADMIN, make_settings, running
 from tests.tls import TestCA
@@ -76,6 +79,22 @@ async def test_onsite_reaches_a_directory_on_another_address(
         link = DirectoryLink(lambda: onsite.ctx.channel("directory"))  # as onsite wires it
         got = await link.get_client(client_id)
     assert got.id == client_id  # reached, and onsite's own token was accepted
+
+
+async def test_remote_streams_trades_from_a_directory_on_another_address(
+        tmp_path: Path, nats_url: str, addr: str, directory_plain: ServiceRunner) -> None:
+    """remote's blocking channel (trades read in a worker thread) reaches it too."""
+    target = f"{addr}:{directory_plain.port}"
+    client_id = await create_client(directory_plain.settings, target)
+    settings = make_settings(tmp_path / "remote", nats_url, directory_addr=target)
+    async with running(REMOTE, settings, run_consumers=False) as remote:
+        peer = DirectoryPeer(remote.ctx)  # as remote wires it
+        try:
+            seen: list[object] = []
+            await peer.fold_trades(client_id, datetime.now(UTC), seen.append)
+        finally:
+            peer.close()
+    assert seen == []  # a new client has no trades; the stream ended cleanly
 
 
 def tls_settings(root: Path, nats_url: str, ca: TestCA, *, cert: bool, **extra: Any) -> Settings:
