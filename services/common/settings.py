@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import ssl
 from pathlib import Path
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
@@ -106,6 +107,11 @@ class Settings(BaseSettings):
             raise ValueError("required with BRANCH_TLS_CERT_FILE")
         if value and "tls_cert_file" in info.data and not cert:
             raise ValueError("needs BRANCH_TLS_CERT_FILE too")
+        if cert and value:
+            try:
+                ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, value)
+            except ssl.SSLError as exc:
+                raise ValueError(f"is not the key of BRANCH_TLS_CERT_FILE ({exc.reason})") from None
         return value
 
     @field_validator("tls_ca_file")
@@ -114,6 +120,11 @@ class Settings(BaseSettings):
         if info.data.get("tls_cert_file") and not value:
             raise ValueError("required with BRANCH_TLS_CERT_FILE: peers are called over TLS "
                              "and their certificates checked against it")
+        if value:
+            try:
+                ssl.create_default_context(cafile=value)
+            except ssl.SSLError as exc:
+                raise ValueError(f"holds no usable CA certificate ({exc.reason})") from None
         return value
 
     @field_validator("tls_client_auth")

@@ -186,6 +186,12 @@ def test_tls_settings_are_checked_at_start_up(tmp_path: Path, ca: TestCA,
         tls_key_file=str(issued.key))
     assert "BRANCH_TLS_CA_FILE: Value error, required with BRANCH_TLS_CERT_FILE" in error(
         tls_cert_file=str(issued.cert), tls_key_file=str(issued.key))
+    stranger = ca.issue("stranger")
+    assert "BRANCH_TLS_KEY_FILE: Value error, is not the key of BRANCH_TLS_CERT_FILE" in error(
+        tls_cert_file=str(issued.cert), tls_key_file=str(stranger.key),
+        tls_ca_file=str(ca.ca_file))
+    assert "BRANCH_TLS_CA_FILE: Value error, holds no usable CA certificate" in error(
+        tls_ca_file=str(issued.key))
     assert "BRANCH_TLS_CLIENT_AUTH: Value error, needs" in error(
         tls_client_auth="true", tls_ca_file=str(ca.ca_file))
     monkeypatch.setenv("BRANCH_TLS_CA_FILE", str(ca.ca_file))

@@ -174,6 +174,15 @@ test_every_event_was_handled_exactly_once_across_replicas = (
     flows.test_every_event_was_handled_exactly_once_across_replicas)
 
 
+async def test_peers_spread_their_calls_over_every_directory_host(deployed: Cluster) -> None:
+    """`directory:50051` names two hosts: the other services' calls (their own service
+    tokens, `svc:*`) reached both, round robin, not only the first address."""
+    for replica in deployed.replicas["directory"]:
+        calls = [line for line in replica.log_path.read_text().splitlines()
+                 if '"event": "rpc"' in line and '"staff_id": "svc:' in line]
+        assert calls, f"{replica.name} served no calls from peers"
+
+
 async def test_container_healthcheck_speaks_the_served_transport(deployed: Cluster) -> None:
     """The image's HEALTHCHECK, run on a replica's host with its environment, asks over
     plaintext or (mutual) TLS as the replica serves."""
