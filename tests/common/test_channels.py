@@ -17,7 +17,9 @@ import grpc
 import pytest
 from branch.directory.v1 import directory_service_pb2 as api
 from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
+from rich.console import Console
 
+from services.cli.branchctl import Ctl, build_parser
 from services.common import channels
 from services.common.server import ServiceRunner
 from services.common.settings import ConfigError, Settings, load_settings
@@ -27,7 +29,7 @@ from services.onsite.server import SPEC as ONSITE
 from services.remote.core import DirectoryPeer
 from services.remote.server import SPEC as REMOTE
 from tests.directory.factories import client_msg
-from tests.harness import ADMIN, make_settings, running
+from tests.harness import ADMIN, make_settings, running, token
 from tests.tls import TestCA
 
 
@@ -128,8 +130,25 @@ async def test_tls_on_both_ends(tmp_path: Path, nats_url: str, ca: TestCA, addr:
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
+async def branchctl(monkeypatch: pytest.MonkeyPatch, settings: Settings, target: str,
+                    *argv: str) -> str:
+    """Run a branchctl command as an admin with settings' BRANCH_TLS_* in the environment."""
+    with monkeypatch.context() as env:  # undone before the next Settings() reads it
+        for name in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
+            env.setenv(f"BRANCH_{name.upper()}", getattr(settings, name))
+        env.setenv("BRANCH_DIRECTORY_ADDR", target)
+        ctl = Ctl(token=token("admin-1", "admin"), console=Console(record=True, width=250))
+        try:
+            args = build_parser().parse_args(list(argv))
+            await args.func(args, ctl)
+        finally:
+            await ctl.close()
+    return ctl.console.export_text()
+
+
 async def test_mutual_tls_refuses_clients_without_a_good_certificate(
-        tmp_path: Path, nats_url: str, ca: TestCA, addr: str) -> None:
+        tmp_path: Path, nats_url: str, ca: TestCA, addr: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     served = tls_settings(tmp_path / "dir", nats_url, ca, cert=True, host=addr,
                           tls_client_auth=True)
     async with running(DIRECTORY, served) as directory:
@@ -141,6 +160,11 @@ async def test_mutual_tls_refuses_clients_without_a_good_certificate(
         async with running(ONSITE, onsite_settings, run_consumers=False) as onsite:
             link = DirectoryLink(lambda: onsite.ctx.channel("directory"))
             assert (await link.get_client(client_id)).id == client_id
+        # branchctl with the same settings (its own certificate) is admitted too
+        out = await branchctl(monkeypatch, tls_settings(tmp_path / "ctl", nats_url, ca,
+                                                        cert=True),
+                              target, "directory", "client", client_id)
+        assert client_id in out
         # no client certificate: the handshake is refused
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await create_client(tls_settings(tmp_path / "nocert", nats_url, ca, cert=False),
