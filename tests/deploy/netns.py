@@ -114,6 +114,11 @@ class Network:
         remove_stale()
         self.subnet = _free_subnet()
         ip("netns", "add", self.switch)
+        ip("netns", "exec", self.switch, "ip", "link", "set", "lo", "up")  # exec works here
+        try:
+            NETNS_ETC.mkdir(parents=True, exist_ok=True)  # for the hosts files
+        except OSError as exc:
+            raise NetnsUnavailable(f"cannot write {NETNS_ETC}: {exc}") from None
         ip("-n", self.switch, "link", "add", "br0", "type", "bridge")
         ip("-n", self.switch, "link", "set", "br0", "up")
         self._root_link = f"bm{self.run[-4:]}l"
