@@ -16,7 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy.exc import IntegrityError
 
-from services.common import housekeeping, metrics, migrations
+from services.common import channels, housekeeping, metrics, migrations
 from services.common.audit import AUDIT_ACCESS, AuditServicer
 from services.common.auth import Access, AccessTable, TokenSigner
 from services.common.clock import Clock, SystemClock
@@ -45,16 +45,12 @@ class ServiceContext:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def channel(self, peer: str) -> grpc.aio.Channel:
-        """A channel to another service, calling with this service's own token."""
+        """A channel to another service (another host), calling with this service's own
+        token: plaintext or TLS per BRANCH_TLS_*, round robin over the peer's addresses,
+        reads retried on UNAVAILABLE, a default deadline (services/common/channels.py)."""
         if peer not in self._channels:
             token = self.signer.service_token(self.name, self.clock.now())
-            creds = grpc.metadata_call_credentials(
-                lambda _ctx, cb: cb((("authorization", f"Bearer {token}"),), None)
-            )
-            self._channels[peer] = grpc.aio.secure_channel(
-                self.settings.address(peer),
-                grpc.composite_channel_credentials(grpc.local_channel_credentials(), creds),
-            )
+            self._channels[peer] = channels.aio_channel(self.settings, peer, token=token)
         return self._channels[peer]
 
     async def close_channels(self) -> None:
@@ -156,7 +152,7 @@ class ServiceRunner:
                     clock=self.clock,
                 )
             ],
-            options=[("grpc.so_reuseport", 0)],
+            options=channels.server_options(),
         )
         self.spec.register(self.server, self.ctx)
         audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.db), self.server)
@@ -164,13 +160,15 @@ class ServiceRunner:
         names = [*self.spec.grpc_services, AUDIT_SERVICE_NAME, health.SERVICE_NAME,
                  reflection.SERVICE_NAME]
         reflection.enable_server_reflection(names, self.server)
-        self.port = self.server.add_insecure_port(f"{self.settings.host}:{self._port}")
+        self.port = channels.bind(
+            self.server, self.settings, f"{self.settings.host}:{self._port}")
         if self.port == 0:
             raise RuntimeError(f"{self.spec.name}: cannot bind {self.settings.host}:{self._port}")
         await self.server.start()
         for name in ["", *self.spec.grpc_services]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        self.log.info("service started", port=self.port)
+        self.log.info("service started", port=self.port,
+                      tls=channels.serving_mode(self.settings))
 
     async def _seed(self) -> None:
         """on_start hooks seed rows idempotently (insert what is missing). Replicas starting

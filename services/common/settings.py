@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import secrets
+import ssl
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_PORTS = {
@@ -56,6 +57,15 @@ class Settings(BaseSettings):
     remote_addr: str = ""
     vip_addr: str = ""
     research_addr: str = ""
+    tls_cert_file: str = Field(
+        "", description="PEM certificate chain this process serves (and shows to peers that "
+        "require client certificates); empty: plaintext")
+    tls_key_file: str = Field("", description="PEM private key of BRANCH_TLS_CERT_FILE")
+    tls_ca_file: str = Field(
+        "", description="PEM CA bundle; set: peers are called over TLS and their certificates "
+        "verified against it (and client certificates, with BRANCH_TLS_CLIENT_AUTH)")
+    tls_client_auth: bool = Field(
+        False, description="require a client certificate signed by BRANCH_TLS_CA_FILE (mTLS)")
 
     @field_validator("timezone")
     @classmethod
@@ -74,6 +84,56 @@ class Settings(BaseSettings):
         if value.lower() not in {"debug", "info", "warning", "error"}:
             raise ValueError("must be debug, info, warning or error")
         return value.lower()
+
+    @field_validator("tls_cert_file", "tls_key_file", "tls_ca_file")
+    @classmethod
+    def _pem_file(cls, value: str) -> str:
+        """A set TLS file must be readable PEM now, not at the first call."""
+        if not value:
+            return value
+        try:
+            head = Path(value).read_bytes()
+        except OSError as exc:
+            raise ValueError(f"cannot read {value}: {exc.strerror or exc}") from None
+        if b"-----BEGIN " not in head:
+            raise ValueError(f"{value} is not a PEM file")
+        return value
+
+    @field_validator("tls_key_file")
+    @classmethod
+    def _pair(cls, value: str, info: ValidationInfo) -> str:
+        cert = info.data.get("tls_cert_file")
+        if cert and not value:
+            raise ValueError("required with BRANCH_TLS_CERT_FILE")
+        if value and "tls_cert_file" in info.data and not cert:
+            raise ValueError("needs BRANCH_TLS_CERT_FILE too")
+        if cert and value:
+            try:
+                ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, value)
+            except ssl.SSLError as exc:
+                raise ValueError(f"is not the key of BRANCH_TLS_CERT_FILE ({exc.reason})") from None
+        return value
+
+    @field_validator("tls_ca_file")
+    @classmethod
+    def _ca_with_cert(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("tls_cert_file") and not value:
+            raise ValueError("required with BRANCH_TLS_CERT_FILE: peers are called over TLS "
+                             "and their certificates checked against it")
+        if value:
+            try:
+                ssl.create_default_context(cafile=value)
+            except ssl.SSLError as exc:
+                raise ValueError(f"holds no usable CA certificate ({exc.reason})") from None
+        return value
+
+    @field_validator("tls_client_auth")
+    @classmethod
+    def _client_auth(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and not (info.data.get("tls_cert_file") and info.data.get("tls_ca_file")):
+            raise ValueError("needs BRANCH_TLS_CERT_FILE, BRANCH_TLS_KEY_FILE and "
+                             "BRANCH_TLS_CA_FILE")
+        return value
 
     def port(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))

