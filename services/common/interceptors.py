@@ -70,12 +70,16 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         self.clock = clock
         self.domain = f"{service}.branch"
         self.log = get_logger(service)
+        # every call the server has taken from its queue, health checks included: while
+        # it still grows after SIGTERM, calls that arrived before the signal are waiting
+        self.calls_taken = 0
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
+        self.calls_taken += 1
         handler = await continuation(details)
         if handler is None or details.method.startswith(UNAUTHENTICATED_PREFIXES):
             return handler

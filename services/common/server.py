@@ -30,6 +30,12 @@ from services.common.settings import Settings
 
 AUDIT_SERVICE_NAME = audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name
 
+# Drain after SIGTERM: the queue of calls is empty once none has been taken for QUIET_SECONDS
+# and QUIET_TURNS sleeps of QUIET_TICK.
+QUIET_SECONDS = 0.25
+QUIET_TURNS = 5
+QUIET_TICK = 0.05
+
 
 @dataclass
 class ServiceContext:
@@ -146,16 +152,12 @@ class ServiceRunner:
                 self.spec.name, self.relay, self.consumers, self.nats, self._stop_background
             ), name=f"{self.spec.name}-metrics"))
         access = AccessTable({**self.spec.access, **AUDIT_ACCESS})
+        self.interceptor = ServiceInterceptor(
+            service=self.spec.name, access=access, signer=self.signer, db=self.db,
+            clock=self.clock,
+        )
         self.server = grpc.aio.server(
-            interceptors=[
-                ServiceInterceptor(
-                    service=self.spec.name,
-                    access=access,
-                    signer=self.signer,
-                    db=self.db,
-                    clock=self.clock,
-                )
-            ],
+            interceptors=[self.interceptor],
             options=[("grpc.so_reuseport", 0)],
         )
         self.spec.register(self.server, self.ctx)
@@ -186,15 +188,24 @@ class ServiceRunner:
                 await asyncio.sleep(0.1 * (attempt + 1))
 
     async def stop(self, grace: float | None = None) -> None:
+        """Drain, then stop: health turns NOT_SERVING; the server takes the calls already
+        queued for it (grpc cancels queued calls when it stops) until none has arrived for
+        QUIET_SECONDS, for at most half the grace; every call taken may then run until the
+        grace period ends. Then consumers finish the event in hand, the outbox is flushed
+        and the connections close."""
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
-        for name in ["", *self.spec.grpc_services]:
-            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        await self.health.enter_graceful_shutdown()  # NOT_SERVING, and stays so
         if self.server is not None:
-            await self.server.stop(grace)  # stops accepting, lets in-flight calls finish
+            await self._take_queued_calls(loop.time() + grace / 2)
+            await self.server.stop(max(deadline - loop.time(), 0.5))
         self._stop_background.set()
         for consumer in self.consumers:
             consumer.stop()
         self.relay.stop()
+        if self._tasks:  # each loop notices the stop within a second (its fetch timeout)
+            await asyncio.wait(self._tasks, timeout=min(max(grace, 1), 5))
         try:
             await asyncio.wait_for(self.relay.flush_once(), timeout=min(grace, 5))
         except Exception:
@@ -207,6 +218,22 @@ class ServiceRunner:
         await self.nats.close()
         await self.db.dispose()
         self.log.info("service stopped")
+
+    async def _take_queued_calls(self, until: float) -> None:
+        """Keep the server taking calls until its queue has been empty for a while: a call
+        is counted when the interceptor sees it, and several loop turns must pass with none
+        (a busy loop takes queued calls slowly, but it takes them in those turns)."""
+        loop = asyncio.get_running_loop()
+        seen = self.interceptor.calls_taken
+        quiet_since, turns = loop.time(), 0
+        while loop.time() < until:
+            await asyncio.sleep(QUIET_TICK)
+            if self.interceptor.calls_taken != seen:
+                seen, quiet_since, turns = self.interceptor.calls_taken, loop.time(), 0
+                continue
+            turns += 1
+            if turns >= QUIET_TURNS and loop.time() - quiet_since >= QUIET_SECONDS:
+                return
 
 
 def default_token_ttl(settings: Settings) -> timedelta:
