@@ -163,6 +163,9 @@ def is_unavailable(exc: BaseException) -> bool:
             return True
         if isinstance(current, asyncpg.InterfaceError) and "closed" in str(current):
             return True
+        if isinstance(current, asyncpg.ObjectNotInPrerequisiteStateError) and (
+                "not currently accepting connections" in str(current)):
+            return True  # ALTER DATABASE ... ALLOW_CONNECTIONS false, during maintenance
         if isinstance(current, sqlite3.OperationalError) and str(current).lower().startswith(
                 SQLITE_BUSY):
             return True
