@@ -36,6 +36,9 @@ AUDIT_SERVICE_NAME = audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_
 QUIET_SECONDS = 0.25
 QUIET_TURNS = 5
 QUIET_TICK = 0.05
+# Health name for liveness probes: SERVING while the process runs, whatever the database does
+# (a restart does not bring a database back); NOT_SERVING only once the service is stopping.
+LIVENESS = "liveness"
 
 
 class HealthServicer(health.aio.HealthServicer):
@@ -188,6 +191,7 @@ class ServiceRunner:
             raise RuntimeError(f"{self.spec.name}: cannot bind {self.settings.host}:{self._port}")
         await self.server.start()
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
         self._tasks.append(asyncio.create_task(self._watch_database(),
                                                name=f"{self.spec.name}-health"))
         self.log.info("service started", port=self.port)

@@ -46,7 +46,7 @@ async def test_list_names_every_service_with_its_status(tmp_path: Path, nats_url
             reply = await health_pb2_grpc.HealthStub(ch).List(
                 health_pb2.HealthListRequest(), timeout=5)
     assert {name: s.status for name, s in reply.statuses.items()} == {
-        "": SERVING, SERVICE: SERVING}
+        "": SERVING, SERVICE: SERVING, "liveness": SERVING}
 
 
 async def test_serving_while_nats_is_down(tmp_path: Path) -> None:
@@ -98,6 +98,7 @@ async def test_not_serving_while_the_database_is_unreachable(tmp_path: Path,
                 return await status(ch) == wanted and await status(ch, SERVICE) == wanted
 
             await eventually(lambda: is_(NOT_SERVING), timeout=20)
+            assert await status(ch, "liveness") == SERVING  # no restart: it would not help
             with pytest.raises(grpc.aio.AioRpcError) as err:  # and calls say why
                 await DirectoryServiceStub(ch).ListClients(api.ListClientsRequest(),
                                                            metadata=ADMIN, timeout=10)

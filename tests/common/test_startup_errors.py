@@ -4,8 +4,8 @@ stderr naming the variable or path, exit status 2 and no traceback (issue 10, it
 from __future__ import annotations
 
 import socket
-import sys
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
