@@ -148,3 +148,45 @@ async def test_postgres_backends_terminated_under_load(tmp_path: Path, nats_url:
     # every client whose creation answered OK is there, each with exactly one event
     assert created <= ids
     assert events == len(ids)
+
+
+async def test_consumer_waits_for_a_locked_database_instead_of_parking(
+        tmp_path: Path, nats_url: str) -> None:
+    """An event whose handler meets a locked database is redelivered until the database is
+    back, however many tries that takes; it is never parked for it."""
+    from services.common import migrations
+    from services.common.clock import SystemClock
+    from services.common.consumer import Consumer, Subscription
+    from services.common.db import Database
+    from services.common.ids import new_id
+    from services.common.nats_link import NatsLink
+    from tests.common.test_consumer import applied, effect, publish
+    from tests.harness import eventually
+
+    path = tmp_path / "probe.db"
+    db = Database(f"sqlite+aiosqlite:///{path}", service=unique("probe"), busy_timeout=0.3)
+    await migrations.upgrade(db, SPEC.migrations)
+    link = NatsLink(nats_url, db.service)
+    await link.connect(attempts=3)
+    topic = unique("t")
+    subject = f"branch.probe.{topic}.happened"
+    consumer = Consumer(db, link, SystemClock(), Subscription(topic, [subject], effect),
+                        max_deliver=2)
+    await consumer.ensure()
+    task = asyncio.create_task(consumer.run())
+    other = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+    try:
+        await asyncio.to_thread(other.execute, "BEGIN EXCLUSIVE")
+        event_id = new_id()
+        await publish(nats_url, subject, event_id)
+        await eventually(lambda: consumer.redelivered >= 2, timeout=20)  # past max_deliver
+        await asyncio.to_thread(other.close)
+        await eventually(lambda: consumer.handled == 1, timeout=30)
+        assert consumer.parked == 0
+        assert await applied(db, event_id) == 1
+    finally:
+        await asyncio.to_thread(other.close)
+        consumer.stop()
+        await asyncio.wait_for(task, timeout=10)
+        await link.close()
+        await db.dispose()
