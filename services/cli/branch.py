@@ -41,7 +41,7 @@ async def _start(runner: ServiceRunner, started: list[ServiceRunner]) -> None:
 
 
 async def _serve(services: list[str], settings: Settings) -> None:
-    check_ports(settings, services)
+    check_ports(settings, services, metrics=True)
     runners = []
     for name in services:
         spec = registry.spec(name)
@@ -65,7 +65,7 @@ async def _serve(services: list[str], settings: Settings) -> None:
 
 async def _up(args: argparse.Namespace, settings: Settings) -> None:
     specs = registry.specs()
-    check_ports(settings, [spec.name for spec in specs])
+    check_ports(settings, [spec.name for spec in specs], metrics=False)
     nats_server = None
     if not settings.nats_url:
         nats_server = EmbeddedNats(settings.data_dir / "nats")

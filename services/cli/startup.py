@@ -43,10 +43,12 @@ def check_port(settings: Settings, variable: str, port: int) -> None:
                 f"{exc.strerror or exc}") from None
 
 
-def check_ports(settings: Settings, services: list[str]) -> None:
+def check_ports(settings: Settings, services: list[str], *, metrics: bool) -> None:
+    """Every service's gRPC port, and the metrics port when this command serves metrics."""
     for name in services:
         check_port(settings, f"BRANCH_{name.upper()}_PORT", settings.port(name))
-    check_port(settings, "BRANCH_METRICS_PORT", settings.metrics_port)
+    if metrics:
+        check_port(settings, "BRANCH_METRICS_PORT", settings.metrics_port)
 
 
 def describe_start_failure(service: str, settings: Settings, exc: BaseException) -> str | None:
