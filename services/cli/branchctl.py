@@ -16,8 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from rich.console import Console
-from rich.table import Table
+
+try:
+    from rich.console import Console
+    from rich.table import Table
+except ImportError:  # an install without the cli extra, e.g. the service image
+    raise SystemExit("branchctl needs the cli extra: "
+                     "pip install 'branch-client-service-suite[cli]'") from None
 
 from services import registry
 from services.common import channels

@@ -18,6 +18,10 @@ SERVICE_PORTS = {
 }
 
 
+MIN_SECRET_LENGTH = 32
+ASYNC_DRIVERS = {"postgresql+asyncpg", "sqlite+aiosqlite"}
+
+
 class ConfigError(RuntimeError):
     """A BRANCH_ variable is missing or malformed; the message names it."""
 
@@ -33,12 +37,20 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL; '{service}' is replaced by the service name. "
         "Empty: sqlite+aiosqlite:///<data_dir>/<service>.db",
     )
-    token_secret: str = Field("", description="HS256 signing key; empty: <data_dir>/token_secret")
+    token_secret: str = Field(
+        "", description="HS256 signing key, 32 characters or more; empty: <data_dir>/token_secret"
+    )
     token_ttl_seconds: int = Field(12 * 3600, gt=0)
     timezone: str = Field("Asia/Shanghai", description="the branch's time zone, for display")
     log_level: str = Field("info")
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus HTTP port; 0 is off")
     shutdown_grace_seconds: float = Field(10.0, gt=0)
+    health_check_seconds: float = Field(
+        5.0, gt=0, description="how often health asks the database; NOT_SERVING while it fails"
+    )
+    sqlite_busy_timeout_seconds: float = Field(
+        30.0, gt=0, description="SQLite: how long a write waits for another process's lock"
+    )
     outbox_poll_seconds: float = Field(1.0, gt=0)
     consumer_max_deliver: int = Field(5, ge=1, description="tries before an event is parked")
     consumer_ack_wait_seconds: float = Field(
@@ -76,6 +88,32 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except Exception as exc:  # ZoneInfoNotFoundError or a malformed key
             raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("token_secret")
+    @classmethod
+    def _long_secret(cls, value: str) -> str:
+        if value and len(value) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters (HS256 key), "
+                             f"got {len(value)}")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value:
+            return value
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value.replace("{service}", "directory"))
+        except ArgumentError:
+            raise ValueError("not a database URL (postgresql+asyncpg://user:pw@host:5432/"
+                             "branch_{service} or sqlite+aiosqlite:///path/{service}.db)") from None
+        if url.drivername not in ASYNC_DRIVERS:
+            raise ValueError(f"driver {url.drivername!r} not supported; use "
+                             + " or ".join(sorted(ASYNC_DRIVERS)))
         return value
 
     @field_validator("log_level")
@@ -163,8 +201,13 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            name = "BRANCH_" + "_".join(str(p) for p in err["loc"]).upper()
-            lines.append(f"{name}: {err['msg']}")
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+        raise config_error(exc, "BRANCH_") from None
+
+
+def config_error(exc: ValidationError, prefix: str) -> ConfigError:
+    """One line naming every bad variable (prefix + field name, upper case) and why."""
+    lines = []
+    for err in exc.errors():
+        name = prefix + "_".join(str(p) for p in err["loc"]).upper()
+        lines.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
+    return ConfigError("invalid configuration: " + "; ".join(lines))

