@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import grpc
 
 from services import registry
+from services.common import channels
 from services.common.auth import TokenSigner
 from services.common.clock import SystemClock, local_date
 from services.common.settings import Settings
@@ -49,7 +50,7 @@ class Demo:
 
     def channel(self, service: str) -> grpc.aio.Channel:
         if service not in self._channels:
-            self._channels[service] = grpc.aio.insecure_channel(self.settings.address(service))
+            self._channels[service] = channels.aio_channel(self.settings, service)
         return self._channels[service]
 
     @property
