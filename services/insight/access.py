@@ -32,4 +32,5 @@ ACCESS = {
     "GetReport": audited(*REPORT_READERS),
     "ListReports": audited(*REPORT_READERS),
     "DownloadReport": audited(*REPORT_READERS),
+    "GetReadModelStatus": allow("supervisor", "quality_inspector", "admin", SERVICE_ROLE),
 }

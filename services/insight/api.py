@@ -89,3 +89,6 @@ class InsightServicer(grpc_api.InsightServiceServicer):
         name, content_type, content = render.render(report, request.format)
         return api.DownloadReportResponse(filename=name, content_type=content_type,
                                           content=content)
+
+    async def GetReadModelStatus(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.i.status()

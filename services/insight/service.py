@@ -5,9 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from branch.insight.v1 import insight_service_pb2 as api
+from sqlalchemy import func
+from sqlmodel import col, select
+
 from services.common.calendar import BranchCalendar
 from services.common.clock import Clock
 from services.common.db import Database
+from services.common.models import ProcessedEvent
+from services.common.protos import ts
 from services.insight.duty_log import DutyLog
 from services.insight.events import ReadModel
 from services.insight.inspections import Inspections
@@ -34,3 +40,11 @@ class Insight:
                    inspections=Inspections(db, clock, tz, cards),
                    duty_log=DutyLog(db, clock, tz), reports=Reports(db, clock, tz, calendar),
                    read_model=ReadModel(tz, db.is_sqlite))
+
+    async def status(self) -> api.ReadModelStatus:
+        """Events applied by insight's consumers (rows insight-* in the processed table)."""
+        async with self.db.read() as session:
+            count, last = (await session.exec(select(
+                func.count(), func.max(ProcessedEvent.handled_at)).where(
+                col(ProcessedEvent.consumer).startswith(f"{self.db.service}-")))).one()
+        return api.ReadModelStatus(events_applied=int(count or 0), last_apply_time=ts(last))

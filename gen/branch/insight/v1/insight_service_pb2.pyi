@@ -9,6 +9,7 @@ from branch.insight.v1 import report_pb2 as _report_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
@@ -625,3 +626,46 @@ class DownloadReportResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DownloadReportResponse: _TypeAlias = DownloadReportResponse  # noqa: Y015
+
+@_typing.final
+class GetReadModelStatusRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReadModelStatusRequest: _TypeAlias = GetReadModelStatusRequest  # noqa: Y015
+
+@_typing.final
+class ReadModelStatus(_message.Message):
+    """The read model's progress (for operators, and to wait for it to catch up)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_APPLIED_FIELD_NUMBER: _builtins.int
+    LAST_APPLY_TIME_FIELD_NUMBER: _builtins.int
+    events_applied: _builtins.int
+    """Events applied by insight's consumers since its database was created."""
+    @_builtins.property
+    def last_apply_time(self) -> _timestamp_pb2.Timestamp:
+        """When the newest was applied (UTC); unset when none."""
+
+    def __init__(
+        self,
+        *,
+        events_applied: _builtins.int = ...,
+        last_apply_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_apply_time", b"last_apply_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events_applied", b"events_applied", "last_apply_time", b"last_apply_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReadModelStatus: _TypeAlias = ReadModelStatus  # noqa: Y015

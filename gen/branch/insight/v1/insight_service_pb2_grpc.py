@@ -125,6 +125,11 @@ class InsightServiceStub:
                 request_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.DownloadReportRequest.SerializeToString,
                 response_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.DownloadReportResponse.FromString,
                 _registered_method=True)
+        self.GetReadModelStatus = channel.unary_unary(
+                '/branch.insight.v1.InsightService/GetReadModelStatus',
+                request_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.GetReadModelStatusRequest.SerializeToString,
+                response_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.ReadModelStatus.FromString,
+                _registered_method=True)
 
 
 class InsightServiceServicer:
@@ -245,6 +250,13 @@ class InsightServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetReadModelStatus(self, request, context):
+        """How far the read model has got: events applied from the other services' streams.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InsightServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -332,6 +344,11 @@ def add_InsightServiceServicer_to_server(servicer, server):
                     servicer.DownloadReport,
                     request_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.DownloadReportRequest.FromString,
                     response_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.DownloadReportResponse.SerializeToString,
+            ),
+            'GetReadModelStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReadModelStatus,
+                    request_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.GetReadModelStatusRequest.FromString,
+                    response_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.ReadModelStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -796,6 +813,33 @@ class InsightService:
             '/branch.insight.v1.InsightService/DownloadReport',
             branch_dot_insight_dot_v1_dot_insight__service__pb2.DownloadReportRequest.SerializeToString,
             branch_dot_insight_dot_v1_dot_insight__service__pb2.DownloadReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReadModelStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/branch.insight.v1.InsightService/GetReadModelStatus',
+            branch_dot_insight_dot_v1_dot_insight__service__pb2.GetReadModelStatusRequest.SerializeToString,
+            branch_dot_insight_dot_v1_dot_insight__service__pb2.ReadModelStatus.FromString,
             options,
             channel_credentials,
             insecure,

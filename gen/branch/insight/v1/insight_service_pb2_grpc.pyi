@@ -68,6 +68,8 @@ class InsightServiceStub:
     ListReports: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.ListReportsRequest, _insight_service_pb2.ListReportsResponse]
     DownloadReport: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.DownloadReportRequest, _insight_service_pb2.DownloadReportResponse]
     """The report as a file (HTML with charts, CSV or XLSX)."""
+    GetReadModelStatus: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.GetReadModelStatusRequest, _insight_service_pb2.ReadModelStatus]
+    """How far the read model has got: events applied from the other services' streams."""
 
 @_typing.type_check_only
 class InsightServiceAsyncStub(InsightServiceStub):
@@ -106,6 +108,8 @@ class InsightServiceAsyncStub(InsightServiceStub):
     ListReports: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.ListReportsRequest, _insight_service_pb2.ListReportsResponse]  # type: ignore[assignment]
     DownloadReport: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.DownloadReportRequest, _insight_service_pb2.DownloadReportResponse]  # type: ignore[assignment]
     """The report as a file (HTML with charts, CSV or XLSX)."""
+    GetReadModelStatus: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.GetReadModelStatusRequest, _insight_service_pb2.ReadModelStatus]  # type: ignore[assignment]
+    """How far the read model has got: events applied from the other services' streams."""
 
 class InsightServiceServicer(metaclass=_abc_1.ABCMeta):
     """InsightService: quality inspection (质检), the shift lead's duty log (值班日志) and the
@@ -243,5 +247,13 @@ class InsightServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_insight_service_pb2.DownloadReportResponse, _abc.Awaitable[_insight_service_pb2.DownloadReportResponse]]:
         """The report as a file (HTML with charts, CSV or XLSX)."""
+
+    @_abc_1.abstractmethod
+    def GetReadModelStatus(
+        self,
+        request: _insight_service_pb2.GetReadModelStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_insight_service_pb2.ReadModelStatus, _abc.Awaitable[_insight_service_pb2.ReadModelStatus]]:
+        """How far the read model has got: events applied from the other services' streams."""
 
 def add_InsightServiceServicer_to_server(servicer: InsightServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
