@@ -30,6 +30,9 @@ from services.common.nats_link import STREAM, NatsLink
 
 Handler = Callable[[AsyncSession, Event], Awaitable[None]]
 
+# the longest a pull subscription's unsubscribe may take at shutdown
+UNSUBSCRIBE_SECONDS = 2.0
+
 
 @dataclass(frozen=True)
 class Subscription:
@@ -113,14 +116,35 @@ class Consumer:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             finally:
-                # A pull subscription left open (stopped, cancelled or lost) makes the
-                # connection's drain wait its full timeout (30 s) at shutdown.
                 if psub is not None:
-                    with contextlib.suppress(Exception):
-                        await psub.unsubscribe()
+                    await self._release(psub)
+
+    async def _release(self, psub) -> None:  # type: ignore[no-untyped-def]
+        """Close the pull subscription, within UNSUBSCRIBE_SECONDS.
+
+        One left open (stopped, cancelled or lost) makes the connection's drain wait its full
+        timeout (30 s) at shutdown; but on a connection already closing or closed the
+        unsubscribe can wait forever, so it is skipped there and bounded everywhere."""
+        nc = self._link.nc
+        if nc is None or nc.is_closed or nc.is_draining:
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(psub.unsubscribe(), timeout=UNSUBSCRIBE_SECONDS)
 
     def stop(self) -> None:
         self._stopping = True
+
+    async def close(self, task: asyncio.Task[None], timeout: float = 10.0) -> None:
+        """Stop, and wait (at most timeout seconds, then cancel) for run() in task to end.
+        Call before closing the NATS connection, so the subscription is released first."""
+        self.stop()
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if not done:
+            task.cancel()
+            await asyncio.wait({task}, timeout=UNSUBSCRIBE_SECONDS + 1)
+        elif not task.cancelled() and task.exception() is not None:
+            self._log.warning("consumer ended with an error",
+                              error=type(task.exception()).__name__)
 
     async def _handle(self, msg) -> None:  # type: ignore[no-untyped-def]
         deliveries = msg.metadata.num_delivered

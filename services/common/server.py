@@ -28,6 +28,8 @@ from services.common.logs import get_logger
 from services.common.nats_link import NatsLink
 from services.common.settings import Settings
 
+# the longest stop() waits for the background tasks it cancelled
+STOP_TASKS_SECONDS = 10.0
 AUDIT_SERVICE_NAME = audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name
 
 
@@ -201,7 +203,11 @@ class ServiceRunner:
             self.log.warning("outbox not flushed at shutdown; rows stay for the next start")
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # bounded: a task whose cleanup hangs must not keep the process from exiting
+        if self._tasks:
+            _, hung = await asyncio.wait(self._tasks, timeout=STOP_TASKS_SECONDS)
+            for task in hung:
+                self.log.warning("task did not stop in time", task=task.get_name())
         self._tasks.clear()
         await self.ctx.close_channels()
         await self.nats.close()
