@@ -11,20 +11,22 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from branch.common.v1 import event_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry.trace import SpanKind
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.common import metrics
+from services.common import metrics, tracing
 from services.common.clock import Clock
 from services.common.db import Database
-from services.common.events import Event
-from services.common.logs import get_logger
+from services.common.events import Event, trace_headers
+from services.common.logs import bind_request, get_logger, unbind
 from services.common.models import ProcessedEvent
 from services.common.nats_link import STREAM, NatsLink
 
@@ -151,11 +153,27 @@ class Consumer:
         if deliveries > 1:
             self.redelivered += 1
             metrics.EVENT_REDELIVERIES.labels(self._db.service, self.durable).inc()
+        headers = dict(msg.headers or {})
         try:
-            event = Event.from_headers(msg.subject, dict(msg.headers or {}), msg.data, deliveries)
+            event = Event.from_headers(msg.subject, headers, msg.data, deliveries)
         except ValueError as exc:
             await self._park(msg, None, f"malformed: {exc}", deliveries)
             return
+        # the handler continues the publisher's trace; its log lines carry the event id
+        with tracing.continued(
+            trace_headers(headers), f"{msg.subject} process", SpanKind.CONSUMER,
+            self._db.service, **{"messaging.system": "nats",
+                                 "messaging.destination.name": msg.subject,
+                                 "messaging.message.id": event.id,
+                                 "messaging.consumer.group.name": self.durable},
+        ):
+            tokens = bind_request(event_id=event.id)
+            try:
+                await self._handle_event(msg, event, deliveries)
+            finally:
+                unbind(tokens)
+
+    async def _handle_event(self, msg, event: Event, deliveries: int) -> None:  # type: ignore[no-untyped-def]
         try:
             await self.apply(event)
         except PermanentError as exc:
@@ -216,7 +234,8 @@ class Consumer:
             ).first() is not None
 
     async def _park(self, msg, event: Event | None, reason: str, deliveries: int) -> None:  # type: ignore[no-untyped-def]
-        headers = dict(msg.headers or {})
+        headers = {k: unquote(v) if k.startswith("ce-") else v
+                   for k, v in (msg.headers or {}).items()}
         envelope = event_pb2.EventEnvelope(
             id=headers.get("ce-id", ""),
             type=headers.get("ce-type", ""),

@@ -16,7 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy.exc import IntegrityError
 
-from services.common import housekeeping, metrics, migrations
+from services.common import housekeeping, metrics, migrations, tracing
 from services.common.audit import AUDIT_ACCESS, AuditServicer
 from services.common.auth import Access, AccessTable, TokenSigner
 from services.common.clock import Clock, SystemClock
@@ -56,6 +56,7 @@ class ServiceContext:
             self._channels[peer] = grpc.aio.secure_channel(
                 self.settings.address(peer),
                 grpc.composite_channel_credentials(grpc.local_channel_credentials(), creds),
+                interceptors=tracing.channel_interceptors(),
             )
         return self._channels[peer]
 
@@ -100,6 +101,7 @@ class ServiceRunner:
         self.port = 0
         self.run_consumers = run_consumers
         self.log = get_logger(spec.name)
+        tracing.configure_tracing(spec.name, settings.otlp_endpoint)
         self.db = Database(settings.database_url_for(spec.name), service=spec.name)
         self.signer = TokenSigner(settings.signing_key())
         self.nats = NatsLink(settings.nats_url, spec.name, settings.nats_stream_replicas)
@@ -150,6 +152,7 @@ class ServiceRunner:
         access = AccessTable({**self.spec.access, **AUDIT_ACCESS})
         self.server = grpc.aio.server(
             interceptors=[
+                tracing.server_interceptor(),  # first: its span is current in the next
                 ServiceInterceptor(
                     service=self.spec.name,
                     access=access,
