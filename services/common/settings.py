@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -103,11 +104,21 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Read the environment; a bad value raises ConfigError naming the BRANCH_ variable."""
+    return load_env(Settings, **overrides)
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_env(cls: type[S], **overrides: object) -> S:
+    """Read a settings class from the environment; a bad value raises ConfigError naming the
+    variable (the class's env_prefix, e.g. BRANCH_VIP_, plus the field), one line each."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return cls(**overrides)
     except ValidationError as exc:
+        prefix = str(cls.model_config.get("env_prefix", ""))
         lines = []
         for err in exc.errors():
-            name = "BRANCH_" + "_".join(str(p) for p in err["loc"]).upper()
+            name = prefix + "_".join(str(p) for p in err["loc"]).upper()
             lines.append(f"{name}: {err['msg']}")
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from branch.vip.v1 import advisory_pb2
-from pydantic import Field, ValidationError
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.common.settings import ConfigError
+from services.common.settings import load_env
 
 
 class VipConfig(BaseSettings):
@@ -38,9 +38,5 @@ class VipConfig(BaseSettings):
 
 
 def load_config() -> VipConfig:
-    try:
-        return VipConfig()
-    except ValidationError as exc:
-        lines = [f"BRANCH_VIP_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-                 for e in exc.errors()]
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+    """BRANCH_VIP_* from the environment; a bad value raises ConfigError naming it."""
+    return load_env(VipConfig)
