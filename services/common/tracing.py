@@ -46,17 +46,22 @@ def configure_tracing(service: str, otlp_endpoint: str = "") -> TracerProvider:
         provider = TracerProvider(resource=Resource.create({"service.name": service}))
         trace.set_tracer_provider(provider)
     if otlp_endpoint and otlp_endpoint not in _exporting:
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-        provider.add_span_processor(
-            BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint, insecure=True))
-        )
+        export_otlp(provider, otlp_endpoint)
         _exporting.add(otlp_endpoint)
     return provider
 
 
 _exporting: set[str] = set()
+
+
+def export_otlp(provider: TracerProvider, endpoint: str) -> None:
+    """Send the provider's spans, in batches, to an OTLP/gRPC collector at endpoint
+    (host:port, plaintext inside the cluster)."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint,
+                                                                    insecure=True)))
 
 
 def tracer(service: str) -> trace.Tracer:
