@@ -70,6 +70,7 @@ class Consumer:
         self._max_deliver = max_deliver
         self._ack_wait = ack_wait
         self._stopping = False
+        self._fetching = False  # waiting in a fetch: no event in hand, safe to interrupt
         self._log = get_logger(db.service, component="consumer", consumer=self.durable)
         self.handled = 0
         self.parked = 0
@@ -101,11 +102,16 @@ class Consumer:
                 psub = await self._link.jetstream().pull_subscribe_bind(self.durable, STREAM)
                 delay = 0.2
                 while not self._stopping:
+                    self._fetching = True
                     try:
                         msgs = await psub.fetch(self.FETCH_BATCH, timeout=1)
                     except (TimeoutError, NatsTimeoutError):
                         continue
+                    finally:
+                        self._fetching = False
                     for msg in msgs:
+                        if self._stopping:
+                            break  # the rest stay unacknowledged: redelivered later
                         await self._handle(msg)
             except asyncio.CancelledError:
                 raise
@@ -138,8 +144,14 @@ class Consumer:
 
     async def close(self, task: asyncio.Task[None], timeout: float = 10.0) -> None:
         """Stop, and wait (at most timeout seconds, then cancel) for run() in task to end.
-        Call before closing the NATS connection, so the subscription is released first."""
+        Call before closing the NATS connection, so the subscription is released first.
+
+        A consumer waiting in a fetch is interrupted at once; one handling an event finishes
+        it first: cancelling inside a handler's transaction can leave a cleanup that waits
+        forever on a connection being closed."""
         self.stop()
+        if self._fetching:
+            task.cancel()
         done, _ = await asyncio.wait({task}, timeout=timeout)
         if not done:
             task.cancel()

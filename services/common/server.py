@@ -118,6 +118,7 @@ class ServiceRunner:
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._consumer_tasks: list[tuple[Consumer, asyncio.Task[None]]] = []
         self._stop_background = asyncio.Event()
 
     @property
@@ -142,7 +143,9 @@ class ServiceRunner:
                 )
                 await consumer.ensure()
                 self.consumers.append(consumer)
-                self._tasks.append(asyncio.create_task(consumer.run(), name=consumer.durable))
+                task = asyncio.create_task(consumer.run(), name=consumer.durable)
+                self._consumer_tasks.append((consumer, task))
+                self._tasks.append(task)
             for job in self.spec.background(self.ctx, self._stop_background):
                 self._tasks.append(asyncio.create_task(job()))
         if self.settings.metrics_port:
@@ -204,9 +207,14 @@ class ServiceRunner:
             await asyncio.wait_for(self.relay.flush_once(), timeout=min(grace, 5))
         except Exception:
             self.log.warning("outbox not flushed at shutdown; rows stay for the next start")
+        # Consumers finish the event in hand (Consumer.close) rather than being cancelled
+        # inside a handler's transaction, whose cleanup can wait forever on a connection being
+        # closed. Everything is bounded: a task that hangs must not keep the process alive.
+        await asyncio.gather(*(consumer.close(task, STOP_TASKS_SECONDS)
+                               for consumer, task in self._consumer_tasks))
+        self._consumer_tasks.clear()
         for task in self._tasks:
             task.cancel()
-        # bounded: a task whose cleanup hangs must not keep the process from exiting
         if self._tasks:
             _, hung = await asyncio.wait(self._tasks, timeout=STOP_TASKS_SECONDS)
             for task in hung:
