@@ -29,4 +29,6 @@ ACCESS = {
     "StreamTrades": allow(*CLIENT_READERS),
     "ListSecurities": allow(*EVERY_STAFF),
     "FindClientsByTickers": allow("supervisor", "admin", SERVICE_ROLE),
+    # public market facts; with client_id, scoped to the client like StreamTrades
+    "ListCorporateActions": allow(*EVERY_STAFF),
 }
