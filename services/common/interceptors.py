@@ -277,8 +277,9 @@ def _bind_log_context(state: dict[str, Any]) -> None:
 
 def _unbind_log_context(state: dict[str, Any]) -> None:
     # a streaming handler may end in another context than it began: nothing to reset then
-    with contextlib.suppress(ValueError):
-        if "log_tokens" in state:
+    if "log_tokens" in state:
+        with contextlib.suppress(ValueError):
             unbind(state.pop("log_tokens"))
-        if "request_id_token" in state:
+    if "request_id_token" in state:
+        with contextlib.suppress(ValueError):
             REQUEST_ID.reset(state.pop("request_id_token"))
