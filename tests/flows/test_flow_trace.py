@@ -38,6 +38,7 @@ EXPORTER = InMemorySpanExporter()
 def spans() -> Iterator[InMemorySpanExporter]:
     tracing.configure_tracing("tests").add_span_processor(SimpleSpanProcessor(EXPORTER))
     yield EXPORTER
+    EXPORTER.shutdown()  # later tests' spans are not kept (a processor cannot be removed)
 
 
 @pytest.fixture
