@@ -271,6 +271,8 @@ async def bench_rpc(calls: int, data_dir: Path, nats_url: str,
                          elapsed, lat, base_rate))
     stop.set()
     _join(server)
+    rows.append(["event hop: CreateClient commit → durable consumer in another process",
+                 f"({hop_n} events)", f"{q_hop[49] * 1000:.2f}", f"{q_hop[98] * 1000:.2f}", "—"])
     pg = os.environ.get("BRANCH_TEST_POSTGRES_URL", "")
     if not pg:
         return rows
@@ -291,9 +293,6 @@ async def bench_rpc(calls: int, data_dir: Path, nats_url: str,
         await _load(get, min(500, calls))
         elapsed, lat = await _load(get, calls)
         rows.append(_row("directory GetClient, PostgreSQL", calls, elapsed, lat, base_rate))
-        rows.append(["event hop: CreateClient commit → durable consumer in another process",
-                     f"({hop_n} events)", f"{q_hop[49] * 1000:.2f}", f"{q_hop[98] * 1000:.2f}",
-                     "—"])
     stop.set()
     _join(server)
     return rows
