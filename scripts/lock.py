@@ -63,11 +63,24 @@ def pins(path: Path) -> dict[str, str]:
     return out
 
 
+def _extra(project: dict, name: str) -> list[str]:
+    """An extra's requirements, with the project's own extras it names (e.g. dev naming
+    "<project>[embedded,cli]") expanded."""
+    out: list[str] = []
+    for spec in project.get("optional-dependencies", {}).get(name, []):
+        req = Requirement(spec)
+        if req.name.lower().replace("_", "-") == project["name"].lower().replace("_", "-"):
+            for extra in sorted(req.extras):
+                out += _extra(project, extra)
+        else:
+            out.append(spec)
+    return out
+
+
 def problems() -> list[str]:
     found: list[str] = []
     project = _project()
-    wanted = {LOCK: [*project["dependencies"],
-                     *project.get("optional-dependencies", {}).get("dev", [])],
+    wanted = {LOCK: [*project["dependencies"], *_extra(project, "dev")],
               IMAGE_LOCK: list(project["dependencies"])}
     for path, specs in wanted.items():
         rel = path.relative_to(ROOT)

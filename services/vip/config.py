@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from branch.vip.v1 import advisory_pb2
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.common.settings import load_env
+from services.common.settings import config_error
 
 
 class VipConfig(BaseSettings):
@@ -38,5 +38,7 @@ class VipConfig(BaseSettings):
 
 
 def load_config() -> VipConfig:
-    """BRANCH_VIP_* from the environment; a bad value raises ConfigError naming it."""
-    return load_env(VipConfig)
+    try:
+        return VipConfig()
+    except ValidationError as exc:
+        raise config_error(exc, "BRANCH_VIP_") from None

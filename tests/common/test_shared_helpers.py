@@ -1,4 +1,4 @@
-"""The one copy of the command-line time helpers and of the settings error formatter."""
+"""The one copy of the command-line time helpers (services/cli/timefmt.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.cli import timefmt
-from services.common.settings import ConfigError, load_settings
-from services.vip.config import load_config
 
 
 def test_times_are_read_and_shown_in_the_branch_zone(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -24,14 +22,3 @@ def test_times_are_read_and_shown_in_the_branch_zone(monkeypatch: pytest.MonkeyP
     with pytest.raises(ValueError):
         timefmt.timestamp("next tuesday")
 
-
-def test_vip_settings_errors_name_the_variable_like_the_suite_settings(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BRANCH_VIP_ACK_MINUTES_NORMAL", "-1")
-    monkeypatch.setenv("BRANCH_LOG_LEVEL", "loud")
-    with pytest.raises(ConfigError) as vip:
-        load_config()
-    with pytest.raises(ConfigError) as suite:
-        load_settings()
-    assert str(vip.value).startswith("invalid configuration:\n  BRANCH_VIP_ACK_MINUTES_NORMAL: ")
-    assert str(suite.value).startswith("invalid configuration:\n  BRANCH_LOG_LEVEL: ")
