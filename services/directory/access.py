@@ -29,4 +29,7 @@ ACCESS = {
     "StreamTrades": allow(*CLIENT_READERS),
     "ListSecurities": allow(*EVERY_STAFF),
     "FindClientsByTickers": allow("supervisor", "admin", SERVICE_ROLE),
+    # scoped as ListClients (search.py); phones masked for roles that do not contact clients
+    "SearchClients": allow(*CLIENT_READERS),
+    "SearchStaff": allow(*EVERY_STAFF),
 }

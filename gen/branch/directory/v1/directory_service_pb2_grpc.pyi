@@ -5,6 +5,7 @@ isort:skip_file
 
 from branch.directory.v1 import client_pb2 as _client_pb2
 from branch.directory.v1 import directory_service_pb2 as _directory_service_pb2
+from branch.directory.v1 import search_pb2 as _search_pb2
 from branch.directory.v1 import staff_pb2 as _staff_pb2
 from collections import abc as _abc
 from grpc import aio as _aio
@@ -59,6 +60,10 @@ class DirectoryServiceStub:
     ListSecurities: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.ListSecuritiesRequest, _directory_service_pb2.ListSecuritiesResponse]
     FindClientsByTickers: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.FindClientsByTickersRequest, _directory_service_pb2.FindClientsByTickersResponse]
     """Clients holding any of the tickers, answered from the holdings index."""
+    SearchClients: _grpc.UnaryUnaryMultiCallable[_search_pb2.SearchClientsRequest, _search_pb2.SearchClientsResponse]
+    """Finds clients in the caller's scope by name, pinyin, phone, account number or id prefix."""
+    SearchStaff: _grpc.UnaryUnaryMultiCallable[_search_pb2.SearchStaffRequest, _search_pb2.SearchStaffResponse]
+    """Finds staff by employee number, name, pinyin or id prefix."""
 
 @_typing.type_check_only
 class DirectoryServiceAsyncStub(DirectoryServiceStub):
@@ -89,6 +94,10 @@ class DirectoryServiceAsyncStub(DirectoryServiceStub):
     ListSecurities: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.ListSecuritiesRequest, _directory_service_pb2.ListSecuritiesResponse]  # type: ignore[assignment]
     FindClientsByTickers: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.FindClientsByTickersRequest, _directory_service_pb2.FindClientsByTickersResponse]  # type: ignore[assignment]
     """Clients holding any of the tickers, answered from the holdings index."""
+    SearchClients: _aio.UnaryUnaryMultiCallable[_search_pb2.SearchClientsRequest, _search_pb2.SearchClientsResponse]  # type: ignore[assignment]
+    """Finds clients in the caller's scope by name, pinyin, phone, account number or id prefix."""
+    SearchStaff: _aio.UnaryUnaryMultiCallable[_search_pb2.SearchStaffRequest, _search_pb2.SearchStaffResponse]  # type: ignore[assignment]
+    """Finds staff by employee number, name, pinyin or id prefix."""
 
 class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
     """DirectoryService keeps the branch's staff and clients, their holdings and trades, and
@@ -212,5 +221,21 @@ class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_directory_service_pb2.FindClientsByTickersResponse, _abc.Awaitable[_directory_service_pb2.FindClientsByTickersResponse]]:
         """Clients holding any of the tickers, answered from the holdings index."""
+
+    @_abc_1.abstractmethod
+    def SearchClients(
+        self,
+        request: _search_pb2.SearchClientsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_search_pb2.SearchClientsResponse, _abc.Awaitable[_search_pb2.SearchClientsResponse]]:
+        """Finds clients in the caller's scope by name, pinyin, phone, account number or id prefix."""
+
+    @_abc_1.abstractmethod
+    def SearchStaff(
+        self,
+        request: _search_pb2.SearchStaffRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_search_pb2.SearchStaffResponse, _abc.Awaitable[_search_pb2.SearchStaffResponse]]:
+        """Finds staff by employee number, name, pinyin or id prefix."""
 
 def add_DirectoryServiceServicer_to_server(servicer: DirectoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
