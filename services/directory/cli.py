@@ -15,6 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from services.cli.branchctl import Ctl
+from services.cli.people import client_option, staff_option
 
 CHANNELS = {"onsite": client_pb2.CHANNEL_ONSITE, "remote": client_pb2.CHANNEL_REMOTE}
 TIERS = {"standard": client_pb2.TIER_STANDARD, "key": client_pb2.TIER_KEY}
@@ -133,13 +134,13 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p = sub.add_parser("clients", help="list clients you may see")
     p.add_argument("--channel", choices=CHANNELS)
     p.add_argument("--tier", choices=TIERS)
-    p.add_argument("--broker")
-    p.add_argument("--manager")
+    staff_option(p, "--broker")
+    staff_option(p, "--manager")
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--page")
     p.set_defaults(func=clients)
     p = sub.add_parser("client", help="show one client with holdings")
-    p.add_argument("id")
+    client_option(p, "id")
     p.set_defaults(func=client)
     p = sub.add_parser("staff", help="list staff")
     p.add_argument("--role")
@@ -147,7 +148,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=staff)
     p = sub.add_parser("tier", help="make a client key or standard (supervisor)")
-    p.add_argument("id")
+    client_option(p, "id")
     p.add_argument("tier", choices=TIERS)
     p.add_argument("--reason", default="")
     p.set_defaults(func=tier)
