@@ -29,6 +29,8 @@ ACCESS = {
     "StreamTrades": allow(*CLIENT_READERS),
     "ListSecurities": allow(*EVERY_STAFF),
     "FindClientsByTickers": allow("supervisor", "admin", SERVICE_ROLE),
+    # public market facts; with client_id, scoped to the client like StreamTrades
+    "ListCorporateActions": allow(*EVERY_STAFF),
     # scoped as ListClients (search.py); phones masked for roles that do not contact clients
     "SearchClients": allow(*CLIENT_READERS),
     "SearchStaff": allow(*EVERY_STAFF),

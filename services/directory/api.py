@@ -83,6 +83,9 @@ class DirectoryServicer(grpc_api.DirectoryServiceServicer):
     async def FindClientsByTickers(self, request, context):  # type: ignore[no-untyped-def]
         return await self.d.find_clients_by_tickers(request)
 
+    async def ListCorporateActions(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.d.list_corporate_actions(current_principal(), request)
+
     async def SearchClients(self, request, context):  # type: ignore[no-untyped-def]
         return await search.search_clients(self.d.db, current_principal(), request)
 
