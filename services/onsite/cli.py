@@ -15,7 +15,7 @@ from branch.research.v1 import note_enums_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.cli.branchctl import Ctl
-from services.cli.people import client_option, staff_option
+from services.cli.people import client_option, resolve_client, staff_option
 from services.common.settings import load_settings
 
 STATES = {"raised": cpb.FORM_STATE_RAISED, "analysed": cpb.FORM_STATE_ANALYSED,
@@ -112,9 +112,12 @@ def _planned(values: list[str] | None) -> list[day_pb2.PlannedClient]:
 
 async def plan(args: argparse.Namespace, ctl: Ctl) -> None:
     date = args.date or datetime.now(_tz()).date().isoformat()
+    visits, targets = _planned(args.visit), _planned(args.consult)
+    for planned in (*visits, *targets):  # CLIENT is typed as anywhere else (people.py)
+        planned.client_id = await resolve_client(ctl, planned.client_id)
     result = await _stub(ctl).SetDailyPlan(api.SetDailyPlanRequest(
-        client_manager_id=args.manager or "", plan_date=date, visits=_planned(args.visit),
-        rooms=args.room or [], consultation_targets=_planned(args.consult), note=args.note or ""),
+        client_manager_id=args.manager or "", plan_date=date, visits=visits,
+        rooms=args.room or [], consultation_targets=targets, note=args.note or ""),
         metadata=ctl.metadata)
     ctl.console.print(f"plan {result.id} for {result.plan_date}: {len(result.visits)} visits, "
                       f"{len(result.rooms)} rooms, {len(result.consultation_targets)} targets")

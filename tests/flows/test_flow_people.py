@@ -117,12 +117,16 @@ async def test_a_day_typing_names_and_numbers(branch: Branch) -> None:
     code, out = await b.ctl("directory", "clients", "--broker", "S0025", tok=sup_tok)
     assert code == 0 and "(1 match)" in out and zhang.id in out, out
 
-    # the manager records a visit naming the client by pinyin initials; the day shows it
-    code, out = await b.ctl("onsite", "visit", "zs", "--room", "VIP 1",
-                            tok=token(manager.id, "client_manager"))
+    # the manager plans and records a visit naming the client by pinyin initials and
+    # account number; the supervisor sees the day by employee number
+    manager_tok = token(manager.id, "client_manager")
+    code, out = await b.ctl("onsite", "plan", "--date", "2026-03-02", "--visit",
+                            "310000123456:dividends", tok=manager_tok)
+    assert code == 0 and "1 visits" in out, out
+    code, out = await b.ctl("onsite", "visit", "zs", "--room", "VIP 1", tok=manager_tok)
     assert code == 0, out
     code, out = await b.ctl("onsite", "day", "--manager", "S0003", tok=sup_tok)
-    assert code == 0 and zhang.id in out and "VIP 1" in out, out
+    assert code == 0 and zhang.id in out and "VIP 1" in out and "dividends" in out, out
 
     # a client by account number, phone digits or name
     for typed in ("310000123456", "4935", "张三"):
