@@ -17,7 +17,7 @@ from typing import Any
 
 from branch.directory.v1 import search_pb2 as spb
 from pypinyin import Style, lazy_pinyin, pinyin
-from sqlalchemy import ColumnElement, case, event, false, or_, text
+from sqlalchemy import ColumnElement, and_, case, event, or_, text
 from sqlmodel import col, select
 
 from services.common.auth import SERVICE_ROLE, Principal
@@ -35,6 +35,7 @@ FTS_MIN = 3
 SQLITE_CLIENT_FTS = "directory_client_fts"
 PHONE_QUERY = re.compile(r"^\+?[0-9][0-9 \-()]*$")
 ID_QUERY = re.compile(r"^[0-9a-f\-]+$")
+WILDCARDS = re.compile(r"[%_\\]")
 HAN = re.compile(r"[\u3400-\u9fff]")
 WORD = re.compile(r"[0-9a-z]+")
 # Readings of a polyphonic first character (a surname: 曾 zeng/ceng, 单 shan/dan) are all
@@ -123,21 +124,41 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _text_match(column: Any, q: Query, sqlite_fts: str | None, id_column: Any) -> ColumnElement:
-    if not q.key:
-        return false()
-    if sqlite_fts and len(q.key) >= FTS_MIN:
-        return col(id_column).in_(text(
-            f"SELECT id FROM {sqlite_fts} WHERE search_text LIKE :pattern ESCAPE '\\'"
-        ).bindparams(pattern=q.like()).columns(id=id_column.type))
-    return col(column).like(q.like(), escape="\\")
+def _fts(column: str, pattern: str) -> ColumnElement:
+    """SQLite: ids whose FTS5 trigram column is LIKE pattern (no ESCAPE: it disables the
+    index, so patterns given here hold no wildcard of their own)."""
+    return col(Client.id).in_(text(
+        f"SELECT id FROM {SQLITE_CLIENT_FTS} WHERE {column} LIKE :pattern"
+    ).bindparams(pattern=pattern).columns(id=Client.id.type))  # type: ignore[attr-defined]
+
+
+def _starts(column: Any, prefix: str) -> ColumnElement:
+    """SQLite: a prefix as a range, which the column's B-tree index answers (BINARY order)."""
+    return and_(col(column) >= prefix, col(column) < prefix + "\U0010ffff")
 
 
 def client_filter(q: Query, dialect: str) -> ColumnElement:
-    """Any way the query names a client."""
-    fts = SQLITE_CLIENT_FTS if dialect == "sqlite" else None
-    terms = [_text_match(Client.search_text, q, fts, Client.id),
-             col(Client.account_no).like(_escape(q.raw) + "%", escape="\\")]
+    """Any way the query names a client. Each term is one an index answers (pg_trgm GIN or
+    B-tree on PostgreSQL; FTS5 trigram or B-tree on SQLite) so the planner ORs index scans
+    (BitmapOr / MULTI-INDEX OR) rather than reading every client; only SQLite names under
+    3 characters are scanned."""
+    terms: list[ColumnElement] = []
+    if dialect == "sqlite":
+        if len(q.key) >= FTS_MIN and not WILDCARDS.search(q.key):
+            terms.append(_fts("search_text", "%" + q.key + "%"))
+        elif q.key:
+            terms.append(col(Client.search_text).like(q.like(), escape="\\"))
+        terms.append(_starts(Client.account_no, q.raw))
+        if q.phone:
+            terms.append(Client.phone_normalized == q.phone)
+            if len(q.phone) >= PHONE_SUFFIX_MIN:
+                terms.append(_fts("phone", "%" + q.phone))
+        if q.id_prefix:
+            terms += [_starts(Client.id, q.id_prefix), _fts("id", "%" + q.id_prefix)]
+        return or_(*terms)
+    if q.key:
+        terms.append(col(Client.search_text).like(q.like(), escape="\\"))
+    terms.append(col(Client.account_no).like(_escape(q.raw) + "%", escape="\\"))
     if q.phone:
         terms.append(Client.phone_normalized == q.phone)
         if len(q.phone) >= PHONE_SUFFIX_MIN:

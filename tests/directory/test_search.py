@@ -137,6 +137,9 @@ async def test_updates_keep_search_current(dstub) -> None:  # type: ignore[no-un
     assert [r.id for r in await find(dstub, "zhoubaba")] == [c.id]
     assert [r.id for r in await find(dstub, "zbb")] == [c.id]
     assert [r.id for r in await find(dstub, "138-0000-0002")] == [c.id]
+    # the last digits too (the phone's trigram index follows the update)
+    assert await find(dstub, "0000 0001") == []
+    assert [r.id for r in await find(dstub, "0000 0002")] == [c.id]
 
 
 async def test_staff_by_employee_number_name_and_pinyin(dstub) -> None:  # type: ignore[no-untyped-def]

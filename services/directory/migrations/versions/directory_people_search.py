@@ -24,17 +24,27 @@ down_revision: str | None = 'directory_0002'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# names by substring, account numbers and ids by prefix, phones and ids by suffix
+PG_TRIGRAM_INDEXES = [
+    ("ix_directory_client_search", "directory_client", "search_text"),
+    ("ix_directory_client_account_trgm", "directory_client", "account_no"),
+    ("ix_directory_client_phone_trgm", "directory_client", "phone_normalized"),
+    ("ix_directory_client_id_trgm", "directory_client", "id"),
+    ("ix_directory_staff_search", "directory_staff", "search_text"),
+]
 SQLITE_TRIGGERS = [
     f"""CREATE TRIGGER {SQLITE_CLIENT_FTS}_ai AFTER INSERT ON directory_client BEGIN
-      INSERT INTO {SQLITE_CLIENT_FTS}(id, search_text) VALUES (new.id, new.search_text);
+      INSERT INTO {SQLITE_CLIENT_FTS}(id, search_text, phone)
+      VALUES (new.id, new.search_text, new.phone_normalized);
     END""",
     f"""CREATE TRIGGER {SQLITE_CLIENT_FTS}_ad AFTER DELETE ON directory_client BEGIN
       DELETE FROM {SQLITE_CLIENT_FTS} WHERE id = old.id;
     END""",
-    f"""CREATE TRIGGER {SQLITE_CLIENT_FTS}_au AFTER UPDATE OF search_text ON directory_client
-    BEGIN
+    f"""CREATE TRIGGER {SQLITE_CLIENT_FTS}_au
+    AFTER UPDATE OF search_text, phone_normalized ON directory_client BEGIN
       DELETE FROM {SQLITE_CLIENT_FTS} WHERE id = old.id;
-      INSERT INTO {SQLITE_CLIENT_FTS}(id, search_text) VALUES (new.id, new.search_text);
+      INSERT INTO {SQLITE_CLIENT_FTS}(id, search_text, phone)
+      VALUES (new.id, new.search_text, new.phone_normalized);
     END""",
 ]
 
@@ -69,14 +79,14 @@ def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        for table in ("directory_client", "directory_staff"):
-            op.execute(f"CREATE INDEX ix_{table}_search ON {table} "
-                       "USING gin (search_text gin_trgm_ops)")
+        for name, table, column in PG_TRIGRAM_INDEXES:
+            op.execute(f"CREATE INDEX {name} ON {table} USING gin ({column} gin_trgm_ops)")
     elif bind.dialect.name == "sqlite":
+        # every column trigram-indexed: names (substring), phones and ids (suffix)
         op.execute(f"CREATE VIRTUAL TABLE {SQLITE_CLIENT_FTS} USING fts5("
-                   "id UNINDEXED, search_text, tokenize='trigram')")
-        op.execute(f"INSERT INTO {SQLITE_CLIENT_FTS}(id, search_text) "
-                   "SELECT id, search_text FROM directory_client")
+                   "id, search_text, phone, tokenize='trigram')")
+        op.execute(f"INSERT INTO {SQLITE_CLIENT_FTS}(id, search_text, phone) "
+                   "SELECT id, search_text, phone_normalized FROM directory_client")
         for trigger in SQLITE_TRIGGERS:
             op.execute(trigger)
 
@@ -102,8 +112,8 @@ def _backfill() -> None:
 def downgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
-        op.execute("DROP INDEX IF EXISTS ix_directory_staff_search")
-        op.execute("DROP INDEX IF EXISTS ix_directory_client_search")
+        for name, _, _ in PG_TRIGRAM_INDEXES:
+            op.execute(f"DROP INDEX IF EXISTS {name}")
     elif bind.dialect.name == "sqlite":
         for suffix in ("ai", "ad", "au"):
             op.execute(f"DROP TRIGGER IF EXISTS {SQLITE_CLIENT_FTS}_{suffix}")
