@@ -109,5 +109,4 @@ def pick(kind: str, typed: str, results: Sequence[Any], more: bool, line: Any) -
     shown = exact or list(results)
     lines = "\n".join("  " + line(r) for r in shown)
     tail = "\n  ... and more: type more of the name or number" if more and not exact else ""
-    raise Ambiguous(f"{typed!r} names {'several' if len(shown) > 1 else 'more than one'} "
-                    f"{kind}s; give one of:\n{lines}{tail}")
+    raise Ambiguous(f"{typed!r} names several {kind}s; give one of:\n{lines}{tail}")

@@ -143,10 +143,12 @@ def client_filter(q: Query, dialect: str) -> ColumnElement:
     (BitmapOr / MULTI-INDEX OR) rather than reading every client; only SQLite names under
     3 characters are scanned."""
     terms: list[ColumnElement] = []
+    # digits, spaces and '+' only: a phone or account number, never a name
+    name = q.key if not q.phone else ""
     if dialect == "sqlite":
-        if len(q.key) >= FTS_MIN and not WILDCARDS.search(q.key):
-            terms.append(_fts("search_text", "%" + q.key + "%"))
-        elif q.key:
+        if len(name) >= FTS_MIN and not WILDCARDS.search(name):
+            terms.append(_fts("search_text", "%" + name + "%"))
+        elif name:
             terms.append(col(Client.search_text).like(q.like(), escape="\\"))
         terms.append(_starts(Client.account_no, q.raw))
         if q.phone:
@@ -156,7 +158,7 @@ def client_filter(q: Query, dialect: str) -> ColumnElement:
         if q.id_prefix:
             terms += [_starts(Client.id, q.id_prefix), _fts("id", "%" + q.id_prefix)]
         return or_(*terms)
-    if q.key:
+    if name:
         terms.append(col(Client.search_text).like(q.like(), escape="\\"))
     terms.append(col(Client.account_no).like(_escape(q.raw) + "%", escape="\\"))
     if q.phone:
