@@ -35,6 +35,7 @@ FTS_MIN = 3
 SQLITE_CLIENT_FTS = "directory_client_fts"
 PHONE_QUERY = re.compile(r"^\+?[0-9][0-9 \-()]*$")
 ID_QUERY = re.compile(r"^[0-9a-f\-]+$")
+HEX_LETTER = re.compile(r"[a-f]")
 WILDCARDS = re.compile(r"[%_\\]")
 HAN = re.compile(r"[\u3400-\u9fff]")
 WORD = re.compile(r"[0-9a-z]+")
@@ -113,7 +114,9 @@ class Query:
         v.raise_if_any()
         phone = normalize_phone(raw) if PHONE_QUERY.match(raw) else ""
         lower = raw.lower()
-        id_prefix = lower if len(lower) >= ID_PREFIX_MIN and ID_QUERY.match(lower) else ""
+        # all digits reads as a phone or account number, not as part of an id
+        hexish = ID_QUERY.match(lower) and HEX_LETTER.search(lower)
+        id_prefix = lower if len(lower) >= ID_PREFIX_MIN and hexish else ""
         return cls(raw=raw, key=name_key(raw), phone=phone, id_prefix=id_prefix)
 
     def like(self) -> str:

@@ -36,3 +36,4 @@ def test_mask_and_query_reading() -> None:
     assert q.phone == "13089384935"
     assert Query.parse("01a22f8a").id_prefix == "01a22f8a"
     assert Query.parse("abc").id_prefix == ""  # too short for an id
+    assert Query.parse("01234567").id_prefix == ""  # digits: a phone or account number

@@ -29,7 +29,9 @@ class _SearchMatchEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SearchMat
     DESCRIPTOR: _descriptor.EnumDescriptor
     SEARCH_MATCH_UNSPECIFIED: _SearchMatch.ValueType  # 0
     SEARCH_MATCH_ID: _SearchMatch.ValueType  # 1
-    """The whole id, or its first or last 4 or more characters."""
+    """The whole id, or its first or last 4 or more characters (with a letter a-f: digits
+    alone are read as a phone or account number).
+    """
     SEARCH_MATCH_ACCOUNT_NO: _SearchMatch.ValueType  # 2
     """资金账号 (clients) or prefix of it."""
     SEARCH_MATCH_EMPLOYEE_NO: _SearchMatch.ValueType  # 3
@@ -48,7 +50,9 @@ class SearchMatch(_SearchMatch, metaclass=_SearchMatchEnumTypeWrapper):
 
 SEARCH_MATCH_UNSPECIFIED: SearchMatch.ValueType  # 0
 SEARCH_MATCH_ID: SearchMatch.ValueType  # 1
-"""The whole id, or its first or last 4 or more characters."""
+"""The whole id, or its first or last 4 or more characters (with a letter a-f: digits
+alone are read as a phone or account number).
+"""
 SEARCH_MATCH_ACCOUNT_NO: SearchMatch.ValueType  # 2
 """资金账号 (clients) or prefix of it."""
 SEARCH_MATCH_EMPLOYEE_NO: SearchMatch.ValueType  # 3
@@ -77,7 +81,7 @@ class SearchClientsRequest(_message.Message):
     query: _builtins.str
     """1 to 100 characters: a name or part of it, pinyin initials or full pinyin, a phone
     number in any spacing with or without +86, an account number or its prefix, or an id
-    prefix or suffix of at least 4 characters.
+    prefix or suffix of at least 4 characters holding a letter a-f.
     """
     page_size: _builtins.int
     """At most 1000; 0 means 50."""
@@ -184,7 +188,7 @@ class SearchStaffRequest(_message.Message):
     INCLUDE_INACTIVE_FIELD_NUMBER: _builtins.int
     query: _builtins.str
     """1 to 100 characters: employee number or its prefix, a name or part of it, pinyin,
-    or an id prefix or suffix of at least 4 characters.
+    or an id prefix or suffix of at least 4 characters holding a letter a-f.
     """
     page_size: _builtins.int
     page_token: _builtins.str
