@@ -17,6 +17,7 @@ from branch.directory.v1 import directory_service_pb2_grpc as dgrpc
 from branch.directory.v1 import search_pb2 as spb
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.common import channels
 from services.common.clock import Clock
 from services.common.db import Database
 from services.common.errors import Unavailable
@@ -133,10 +134,8 @@ class DirectoryPeer:
         """A blocking stub, for long streams read in a worker thread."""
         if self._sync_channel is None:
             token = self.ctx.signer.service_token(self.ctx.name, self.ctx.clock.now())
-            creds = grpc.composite_channel_credentials(
-                grpc.local_channel_credentials(), grpc.access_token_call_credentials(token))
-            self._sync_channel = grpc.secure_channel(self.ctx.settings.address("directory"),
-                                                     creds)
+            self._sync_channel = channels.sync_channel(self.ctx.settings, "directory",
+                                                       token=token)
         return dgrpc.DirectoryServiceStub(self._sync_channel)
 
     async def fold_trades(self, client_id: str, end: datetime,
