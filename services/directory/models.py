@@ -126,6 +126,19 @@ class CorporateAction(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UtcDateTime)
 
 
+class CalendarDayRow(SQLModel, table=True):
+    """An operator's override of the business calendar for one branch-local date
+    (services.common.calendar.Override): working or not, and why."""
+
+    __tablename__ = "directory_calendar_day"
+
+    day: date = Field(primary_key=True)
+    working: bool
+    note: str = Field(default="", max_length=200)
+    set_by: str = Field(default="", max_length=100)
+    set_at: datetime = Field(sa_type=UtcDateTime)
+
+
 class AssignmentGrant(SQLModel, table=True):
     """Work on a client assigned to a staff member outside their own clients (the on-call
     broker's advisory), fed by other services' events. While open (ended_at empty) it lets

@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from branch.directory.v1 import calendar_pb2 as _calendar_pb2
 from branch.directory.v1 import client_pb2 as _client_pb2
 from branch.directory.v1 import corporate_action_pb2 as _corporate_action_pb2
 from branch.directory.v1 import directory_service_pb2 as _directory_service_pb2
@@ -67,6 +68,10 @@ class DirectoryServiceStub:
     """Clients holding any of the tickers, answered from the holdings index."""
     ListCorporateActions: _grpc.UnaryUnaryMultiCallable[_corporate_action_pb2.ListCorporateActionsRequest, _corporate_action_pb2.ListCorporateActionsResponse]
     """Corporate actions (bonus shares, splits, dividends, rights issues) for reports."""
+    SetCalendarDay: _grpc.UnaryUnaryMultiCallable[_calendar_pb2.SetCalendarDayRequest, _calendar_pb2.CalendarDay]
+    """The business calendar's operator overrides (calendar.proto)."""
+    DeleteCalendarDay: _grpc.UnaryUnaryMultiCallable[_calendar_pb2.DeleteCalendarDayRequest, _calendar_pb2.DeleteCalendarDayResponse]
+    ListCalendarDays: _grpc.UnaryUnaryMultiCallable[_calendar_pb2.ListCalendarDaysRequest, _calendar_pb2.ListCalendarDaysResponse]
     SearchClients: _grpc.UnaryUnaryMultiCallable[_search_pb2.SearchClientsRequest, _search_pb2.SearchClientsResponse]
     """Finds clients in the caller's scope by name, pinyin, phone, account number or id prefix."""
     SearchStaff: _grpc.UnaryUnaryMultiCallable[_search_pb2.SearchStaffRequest, _search_pb2.SearchStaffResponse]
@@ -107,6 +112,10 @@ class DirectoryServiceAsyncStub(DirectoryServiceStub):
     """Clients holding any of the tickers, answered from the holdings index."""
     ListCorporateActions: _aio.UnaryUnaryMultiCallable[_corporate_action_pb2.ListCorporateActionsRequest, _corporate_action_pb2.ListCorporateActionsResponse]  # type: ignore[assignment]
     """Corporate actions (bonus shares, splits, dividends, rights issues) for reports."""
+    SetCalendarDay: _aio.UnaryUnaryMultiCallable[_calendar_pb2.SetCalendarDayRequest, _calendar_pb2.CalendarDay]  # type: ignore[assignment]
+    """The business calendar's operator overrides (calendar.proto)."""
+    DeleteCalendarDay: _aio.UnaryUnaryMultiCallable[_calendar_pb2.DeleteCalendarDayRequest, _calendar_pb2.DeleteCalendarDayResponse]  # type: ignore[assignment]
+    ListCalendarDays: _aio.UnaryUnaryMultiCallable[_calendar_pb2.ListCalendarDaysRequest, _calendar_pb2.ListCalendarDaysResponse]  # type: ignore[assignment]
     SearchClients: _aio.UnaryUnaryMultiCallable[_search_pb2.SearchClientsRequest, _search_pb2.SearchClientsResponse]  # type: ignore[assignment]
     """Finds clients in the caller's scope by name, pinyin, phone, account number or id prefix."""
     SearchStaff: _aio.UnaryUnaryMultiCallable[_search_pb2.SearchStaffRequest, _search_pb2.SearchStaffResponse]  # type: ignore[assignment]
@@ -246,6 +255,28 @@ class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_corporate_action_pb2.ListCorporateActionsResponse, _abc.Awaitable[_corporate_action_pb2.ListCorporateActionsResponse]]:
         """Corporate actions (bonus shares, splits, dividends, rights issues) for reports."""
+
+    @_abc_1.abstractmethod
+    def SetCalendarDay(
+        self,
+        request: _calendar_pb2.SetCalendarDayRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calendar_pb2.CalendarDay, _abc.Awaitable[_calendar_pb2.CalendarDay]]:
+        """The business calendar's operator overrides (calendar.proto)."""
+
+    @_abc_1.abstractmethod
+    def DeleteCalendarDay(
+        self,
+        request: _calendar_pb2.DeleteCalendarDayRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calendar_pb2.DeleteCalendarDayResponse, _abc.Awaitable[_calendar_pb2.DeleteCalendarDayResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListCalendarDays(
+        self,
+        request: _calendar_pb2.ListCalendarDaysRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calendar_pb2.ListCalendarDaysResponse, _abc.Awaitable[_calendar_pb2.ListCalendarDaysResponse]]: ...
 
     @_abc_1.abstractmethod
     def SearchClients(

@@ -1,7 +1,7 @@
 """search: client and staff search columns and indexes, assignment grants
 
 Revision ID: directory_people_search
-Revises: directory_0002
+Revises: directory_0003
 Create Date: 2026-12-01 02:53:45.625587
 
 Adds search_text (name|pinyin|initials) to clients and staff and phone_normalized to clients,
@@ -20,7 +20,7 @@ import services.common.db
 from services.directory.search import SQLITE_CLIENT_FTS, normalize_phone, search_text
 
 revision: str = 'directory_people_search'
-down_revision: str | None = 'directory_0002'
+down_revision: str | None = 'directory_0003'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
