@@ -8,17 +8,18 @@ from zoneinfo import ZoneInfo
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.common.settings import load_settings
+from services.common.settings import ConfigError, load_settings
 
 DATE_TIME = "%Y-%m-%d %H:%M"
 
 
 def zone() -> ZoneInfo:
-    """The branch's zone; UTC when the settings cannot be read."""
+    """The branch's zone. A bad BRANCH_ setting ends the command with its one-line message
+    (times read or shown in a wrong zone would mislead)."""
     try:
         return ZoneInfo(load_settings().timezone)
-    except Exception:
-        return ZoneInfo("UTC")
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def local(value: Timestamp, fmt: str = "%m-%d %H:%M", empty: str = "") -> str:
