@@ -15,6 +15,7 @@ HUNG_AFTER = 600  # seconds: far beyond a small run on a loaded 2-core machine
 
 SMALL = {
     "directory_rpc.py": ["--calls", "20", "--events", "10"],
+    "directory_search.py": ["--clients", "200"],
     "vip_relay.py": ["--clients", "20", "--runs", "1"],
     "remote_report.py": ["--trades", "300"],
 }
