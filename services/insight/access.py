@@ -32,5 +32,12 @@ ACCESS = {
     "GetReport": audited(*REPORT_READERS),
     "ListReports": audited(*REPORT_READERS),
     "DownloadReport": audited(*REPORT_READERS),
+    "CreatePerformanceReview": audited("supervisor"),
+    "GetPerformanceReview": audited("supervisor", "admin", *INSPECTED),
+    "ListPerformanceReviews": audited("supervisor", "admin", *INSPECTED),
+    "CreateKeyEvent": audited("supervisor"),
+    "InterviewPerformanceReview": audited("supervisor"),
+    "AppealPerformanceReview": audited(*INSPECTED),
+    "DecidePerformanceReviewAppeal": audited("supervisor"),
     "GetReadModelStatus": allow("supervisor", "quality_inspector", "admin", SERVICE_ROLE),
 }

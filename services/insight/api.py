@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from branch.insight.v1 import duty_log_pb2, inspection_pb2
+from branch.insight.v1 import duty_log_pb2, inspection_pb2, performance_pb2
 from branch.insight.v1 import insight_service_pb2 as api
 from branch.insight.v1 import insight_service_pb2_grpc as grpc_api
 
@@ -92,3 +92,32 @@ class InsightServicer(grpc_api.InsightServiceServicer):
 
     async def GetReadModelStatus(self, request, context):  # type: ignore[no-untyped-def]
         return await self.i.status()
+
+    async def CreatePerformanceReview(self, request, context):  # type: ignore[no-untyped-def]
+        p = current_principal()
+        return await idempotency.once(
+            self.i.db, self.i.clock, method="CreatePerformanceReview",
+            request_id=request.request_id, response_type=performance_pb2.PerformanceReview,
+            create=lambda s: self.i.performance.create(s, p, request.performance_review))
+
+    async def GetPerformanceReview(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.i.performance.get(current_principal(), request.id)
+
+    async def ListPerformanceReviews(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.i.performance.list(current_principal(), request)
+
+    async def CreateKeyEvent(self, request, context):  # type: ignore[no-untyped-def]
+        p = current_principal()
+        return await idempotency.once(
+            self.i.db, self.i.clock, method="CreateKeyEvent", request_id=request.request_id,
+            response_type=performance_pb2.KeyEvent,
+            create=lambda s: self.i.performance.add_key_event(s, p, request.key_event))
+
+    async def InterviewPerformanceReview(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.i.performance.interview(current_principal(), request)
+
+    async def AppealPerformanceReview(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.i.performance.appeal(current_principal(), request)
+
+    async def DecidePerformanceReviewAppeal(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.i.performance.decide(current_principal(), request)

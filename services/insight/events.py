@@ -5,7 +5,7 @@ the consumer's transaction that records the event id, so a redelivery counts onc
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 from branch.insight.v1 import inspection_pb2
@@ -20,7 +20,7 @@ from services.common.consumer import PermanentError, Subscription
 from services.common.events import Event
 from services.common.protos import from_ts
 from services.common.upsert import insert_if_absent
-from services.insight.models import Activity, Interaction, Ticket
+from services.insight.models import Activity, Campaign, Interaction, Ticket
 
 K = inspection_pb2
 AGENTS = "service_agent"
@@ -171,6 +171,12 @@ class ReadModel:
                         m: remote_events.CampaignCreated) -> None:
         await self._count(session, event, "callback_target", self._time(m.create_time, event),
                           amount=max(m.target_count, 0))
+        await insert_if_absent(
+            session, Campaign.__table__,  # type: ignore[arg-type]
+            {"campaign_id": m.campaign_id[:64], "daily_quota": max(m.daily_quota, 0),
+             "start_date": _day(m.start_date), "end_date": _day(m.end_date),
+             "agent_ids": "," + ",".join(a for a in m.agent_ids if "," not in a) + ","},
+            ["campaign_id"], sqlite=self.sqlite)
 
     async def _quota_missed(self, session: AsyncSession, event: Event,
                             m: remote_events.CallbackQuotaMissed) -> None:
@@ -217,6 +223,13 @@ class ReadModel:
                                m: vip_events.RelayDelivered) -> None:
         await self._count(session, event, "research_delivered",
                           self._time(m.deliver_time, event), m.broker_id)
+
+
+def _day(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
 
 
 def subscriptions(model: ReadModel) -> list[Subscription]:

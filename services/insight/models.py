@@ -152,3 +152,52 @@ class Report(SQLModel, table=True):
     figures: bytes
     generated_by: str = Field(max_length=100)
     generated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class Campaign(SQLModel, table=True):
+    """Callback campaigns' quotas (from branch.remote.campaign.created): the callback targets
+    of performance reviews."""
+
+    __tablename__ = "insight_campaign"
+
+    campaign_id: str = Field(primary_key=True, max_length=64)
+    daily_quota: int = 0
+    start_date: date | None = None
+    end_date: date | None = None
+    # ",a1,a2," so one agent's campaigns are a LIKE on ",a1,"
+    agent_ids: str = Field(default="")
+
+
+class PerformanceReview(SQLModel, table=True):
+    __tablename__ = "insight_performance_review"
+    __table_args__ = (UniqueConstraint("person_id", "month", name="uq_insight_review_month"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    person_id: str = Field(max_length=100)
+    team: str = Field(max_length=40)
+    month: str = Field(max_length=7)
+    reviewer_id: str = Field(max_length=100)
+    state: int
+    # JSON list of {"metric", "target", "source"}; actuals are computed when read
+    targets: str = Field(default="[]")
+    interview_summary: str = Field(default="")
+    improvement_plan: str = Field(default="")
+    interviewed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    appeal_reason: str = Field(default="")
+    appeal_decision: str = Field(default="")
+    created_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class KeyEvent(SQLModel, table=True):
+    """Append-only key events of a review (关键事件法)."""
+
+    __tablename__ = "insight_key_event"
+    __table_args__ = (Index("ix_insight_key_event_review", "review_id", "id"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    review_id: str = Field(max_length=36)
+    kind: int
+    occurred_day: date
+    description: str
+    recorded_by: str = Field(max_length=100)
+    created_at: datetime = Field(sa_type=UtcDateTime)

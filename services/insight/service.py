@@ -17,6 +17,7 @@ from services.common.protos import ts
 from services.insight.duty_log import DutyLog
 from services.insight.events import ReadModel
 from services.insight.inspections import Inspections
+from services.insight.performance import Performance
 from services.insight.reports import Reports
 from services.insight.scorecards import Scorecards
 
@@ -29,6 +30,7 @@ class Insight:
     inspections: Inspections
     duty_log: DutyLog
     reports: Reports
+    performance: Performance
     read_model: ReadModel
 
     @classmethod
@@ -39,6 +41,7 @@ class Insight:
         return cls(db=db, clock=clock, scorecards=cards,
                    inspections=Inspections(db, clock, tz, cards),
                    duty_log=DutyLog(db, clock, tz), reports=Reports(db, clock, tz, calendar),
+                   performance=Performance(db, clock, tz, calendar),
                    read_model=ReadModel(tz, db.is_sqlite))
 
     async def status(self) -> api.ReadModelStatus:

@@ -23,6 +23,9 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 AGENTS = [f"agent-{i}" for i in range(1, 5)]
 BROKERS = [f"broker-{i}" for i in range(1, 4)]
 MANAGERS = ["cm-1", "cm-2"]
+# the month's callback campaign: 2 calls a working day from the 10th on
+CAMPAIGN_QUOTA = 2
+CAMPAIGN_FROM = 10
 
 
 def stamp(when: datetime) -> Timestamp:
@@ -123,7 +126,9 @@ def build_month(year: int, month: int, seed: int = 7) -> list[Published]:
             satisfaction=4, call_time=stamp(edge)), edge, AGENTS[0]))
     created = at(first, 9)
     out.append(Published("branch.remote.campaign.created", remote_events.CampaignCreated(
-        campaign_id="camp-1", target_count=40, agent_ids=AGENTS, create_time=stamp(created)),
+        campaign_id="camp-1", target_count=40, agent_ids=AGENTS, create_time=stamp(created),
+        daily_quota=CAMPAIGN_QUOTA, start_date=first.replace(day=CAMPAIGN_FROM).isoformat(),
+        end_date=(nxt + timedelta(days=20)).isoformat()),
         created))
     return out
 

@@ -5,6 +5,7 @@ isort:skip_file
 
 from branch.insight.v1 import duty_log_pb2 as _duty_log_pb2
 from branch.insight.v1 import inspection_pb2 as _inspection_pb2
+from branch.insight.v1 import performance_pb2 as _performance_pb2
 from branch.insight.v1 import report_pb2 as _report_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
@@ -669,3 +670,190 @@ class ReadModelStatus(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReadModelStatus: _TypeAlias = ReadModelStatus  # noqa: Y015
+
+@_typing.final
+class CreatePerformanceReviewRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERFORMANCE_REVIEW_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    @_builtins.property
+    def performance_review(self) -> _performance_pb2.PerformanceReview:
+        """person_id, team ("service_agent" or "broker") and month required."""
+
+    def __init__(
+        self,
+        *,
+        performance_review: _performance_pb2.PerformanceReview | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["performance_review", b"performance_review"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["performance_review", b"performance_review", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreatePerformanceReviewRequest: _TypeAlias = CreatePerformanceReviewRequest  # noqa: Y015
+
+@_typing.final
+class GetPerformanceReviewRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPerformanceReviewRequest: _TypeAlias = GetPerformanceReviewRequest  # noqa: Y015
+
+@_typing.final
+class ListPerformanceReviewsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    page_token: _builtins.str
+    month: _builtins.str
+    """Optional "YYYY-MM"."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        month: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["month", b"month", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPerformanceReviewsRequest: _TypeAlias = ListPerformanceReviewsRequest  # noqa: Y015
+
+@_typing.final
+class ListPerformanceReviewsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERFORMANCE_REVIEWS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def performance_reviews(self) -> _containers.RepeatedCompositeFieldContainer[_performance_pb2.PerformanceReview]: ...
+    def __init__(
+        self,
+        *,
+        performance_reviews: _abc.Iterable[_performance_pb2.PerformanceReview] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "performance_reviews", b"performance_reviews"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPerformanceReviewsResponse: _TypeAlias = ListPerformanceReviewsResponse  # noqa: Y015
+
+@_typing.final
+class CreateKeyEventRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_EVENT_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    @_builtins.property
+    def key_event(self) -> _performance_pb2.KeyEvent:
+        """review_id, kind, occurred_day (inside the review's month) and description required."""
+
+    def __init__(
+        self,
+        *,
+        key_event: _performance_pb2.KeyEvent | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["key_event", b"key_event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_event", b"key_event", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateKeyEventRequest: _TypeAlias = CreateKeyEventRequest  # noqa: Y015
+
+@_typing.final
+class InterviewPerformanceReviewRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    INTERVIEW_SUMMARY_FIELD_NUMBER: _builtins.int
+    IMPROVEMENT_PLAN_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    interview_summary: _builtins.str
+    improvement_plan: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        interview_summary: _builtins.str = ...,
+        improvement_plan: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "improvement_plan", b"improvement_plan", "interview_summary", b"interview_summary"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InterviewPerformanceReviewRequest: _TypeAlias = InterviewPerformanceReviewRequest  # noqa: Y015
+
+@_typing.final
+class AppealPerformanceReviewRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AppealPerformanceReviewRequest: _TypeAlias = AppealPerformanceReviewRequest  # noqa: Y015
+
+@_typing.final
+class DecidePerformanceReviewAppealRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    decision: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        decision: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecidePerformanceReviewAppealRequest: _TypeAlias = DecidePerformanceReviewAppealRequest  # noqa: Y015

@@ -6,6 +6,7 @@ import warnings
 from branch.insight.v1 import duty_log_pb2 as branch_dot_insight_dot_v1_dot_duty__log__pb2
 from branch.insight.v1 import insight_service_pb2 as branch_dot_insight_dot_v1_dot_insight__service__pb2
 from branch.insight.v1 import inspection_pb2 as branch_dot_insight_dot_v1_dot_inspection__pb2
+from branch.insight.v1 import performance_pb2 as branch_dot_insight_dot_v1_dot_performance__pb2
 from branch.insight.v1 import report_pb2 as branch_dot_insight_dot_v1_dot_report__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -124,6 +125,41 @@ class InsightServiceStub:
                 '/branch.insight.v1.InsightService/DownloadReport',
                 request_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.DownloadReportRequest.SerializeToString,
                 response_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.DownloadReportResponse.FromString,
+                _registered_method=True)
+        self.CreatePerformanceReview = channel.unary_unary(
+                '/branch.insight.v1.InsightService/CreatePerformanceReview',
+                request_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.CreatePerformanceReviewRequest.SerializeToString,
+                response_deserializer=branch_dot_insight_dot_v1_dot_performance__pb2.PerformanceReview.FromString,
+                _registered_method=True)
+        self.GetPerformanceReview = channel.unary_unary(
+                '/branch.insight.v1.InsightService/GetPerformanceReview',
+                request_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.GetPerformanceReviewRequest.SerializeToString,
+                response_deserializer=branch_dot_insight_dot_v1_dot_performance__pb2.PerformanceReview.FromString,
+                _registered_method=True)
+        self.ListPerformanceReviews = channel.unary_unary(
+                '/branch.insight.v1.InsightService/ListPerformanceReviews',
+                request_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.ListPerformanceReviewsRequest.SerializeToString,
+                response_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.ListPerformanceReviewsResponse.FromString,
+                _registered_method=True)
+        self.CreateKeyEvent = channel.unary_unary(
+                '/branch.insight.v1.InsightService/CreateKeyEvent',
+                request_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.CreateKeyEventRequest.SerializeToString,
+                response_deserializer=branch_dot_insight_dot_v1_dot_performance__pb2.KeyEvent.FromString,
+                _registered_method=True)
+        self.InterviewPerformanceReview = channel.unary_unary(
+                '/branch.insight.v1.InsightService/InterviewPerformanceReview',
+                request_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.InterviewPerformanceReviewRequest.SerializeToString,
+                response_deserializer=branch_dot_insight_dot_v1_dot_performance__pb2.PerformanceReview.FromString,
+                _registered_method=True)
+        self.AppealPerformanceReview = channel.unary_unary(
+                '/branch.insight.v1.InsightService/AppealPerformanceReview',
+                request_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.AppealPerformanceReviewRequest.SerializeToString,
+                response_deserializer=branch_dot_insight_dot_v1_dot_performance__pb2.PerformanceReview.FromString,
+                _registered_method=True)
+        self.DecidePerformanceReviewAppeal = channel.unary_unary(
+                '/branch.insight.v1.InsightService/DecidePerformanceReviewAppeal',
+                request_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.DecidePerformanceReviewAppealRequest.SerializeToString,
+                response_deserializer=branch_dot_insight_dot_v1_dot_performance__pb2.PerformanceReview.FromString,
                 _registered_method=True)
         self.GetReadModelStatus = channel.unary_unary(
                 '/branch.insight.v1.InsightService/GetReadModelStatus',
@@ -250,6 +286,53 @@ class InsightServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreatePerformanceReview(self, request, context):
+        """A month's review of one agent or broker; one per (person, month).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPerformanceReview(self, request, context):
+        """The person sees their own; supervisors every review.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPerformanceReviews(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateKeyEvent(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def InterviewPerformanceReview(self, request, context):
+        """PerformanceReview:interview, the feedback interview with an improvement plan.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AppealPerformanceReview(self, request, context):
+        """PerformanceReview:appeal, by the reviewed person after the interview.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecidePerformanceReviewAppeal(self, request, context):
+        """PerformanceReview:decideAppeal, by a supervisor other than the reviewer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetReadModelStatus(self, request, context):
         """How far the read model has got: events applied from the other services' streams.
         """
@@ -344,6 +427,41 @@ def add_InsightServiceServicer_to_server(servicer, server):
                     servicer.DownloadReport,
                     request_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.DownloadReportRequest.FromString,
                     response_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.DownloadReportResponse.SerializeToString,
+            ),
+            'CreatePerformanceReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePerformanceReview,
+                    request_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.CreatePerformanceReviewRequest.FromString,
+                    response_serializer=branch_dot_insight_dot_v1_dot_performance__pb2.PerformanceReview.SerializeToString,
+            ),
+            'GetPerformanceReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPerformanceReview,
+                    request_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.GetPerformanceReviewRequest.FromString,
+                    response_serializer=branch_dot_insight_dot_v1_dot_performance__pb2.PerformanceReview.SerializeToString,
+            ),
+            'ListPerformanceReviews': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPerformanceReviews,
+                    request_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.ListPerformanceReviewsRequest.FromString,
+                    response_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.ListPerformanceReviewsResponse.SerializeToString,
+            ),
+            'CreateKeyEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateKeyEvent,
+                    request_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.CreateKeyEventRequest.FromString,
+                    response_serializer=branch_dot_insight_dot_v1_dot_performance__pb2.KeyEvent.SerializeToString,
+            ),
+            'InterviewPerformanceReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.InterviewPerformanceReview,
+                    request_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.InterviewPerformanceReviewRequest.FromString,
+                    response_serializer=branch_dot_insight_dot_v1_dot_performance__pb2.PerformanceReview.SerializeToString,
+            ),
+            'AppealPerformanceReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.AppealPerformanceReview,
+                    request_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.AppealPerformanceReviewRequest.FromString,
+                    response_serializer=branch_dot_insight_dot_v1_dot_performance__pb2.PerformanceReview.SerializeToString,
+            ),
+            'DecidePerformanceReviewAppeal': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecidePerformanceReviewAppeal,
+                    request_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.DecidePerformanceReviewAppealRequest.FromString,
+                    response_serializer=branch_dot_insight_dot_v1_dot_performance__pb2.PerformanceReview.SerializeToString,
             ),
             'GetReadModelStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetReadModelStatus,
@@ -813,6 +931,195 @@ class InsightService:
             '/branch.insight.v1.InsightService/DownloadReport',
             branch_dot_insight_dot_v1_dot_insight__service__pb2.DownloadReportRequest.SerializeToString,
             branch_dot_insight_dot_v1_dot_insight__service__pb2.DownloadReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePerformanceReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/branch.insight.v1.InsightService/CreatePerformanceReview',
+            branch_dot_insight_dot_v1_dot_insight__service__pb2.CreatePerformanceReviewRequest.SerializeToString,
+            branch_dot_insight_dot_v1_dot_performance__pb2.PerformanceReview.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPerformanceReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/branch.insight.v1.InsightService/GetPerformanceReview',
+            branch_dot_insight_dot_v1_dot_insight__service__pb2.GetPerformanceReviewRequest.SerializeToString,
+            branch_dot_insight_dot_v1_dot_performance__pb2.PerformanceReview.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPerformanceReviews(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/branch.insight.v1.InsightService/ListPerformanceReviews',
+            branch_dot_insight_dot_v1_dot_insight__service__pb2.ListPerformanceReviewsRequest.SerializeToString,
+            branch_dot_insight_dot_v1_dot_insight__service__pb2.ListPerformanceReviewsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateKeyEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/branch.insight.v1.InsightService/CreateKeyEvent',
+            branch_dot_insight_dot_v1_dot_insight__service__pb2.CreateKeyEventRequest.SerializeToString,
+            branch_dot_insight_dot_v1_dot_performance__pb2.KeyEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InterviewPerformanceReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/branch.insight.v1.InsightService/InterviewPerformanceReview',
+            branch_dot_insight_dot_v1_dot_insight__service__pb2.InterviewPerformanceReviewRequest.SerializeToString,
+            branch_dot_insight_dot_v1_dot_performance__pb2.PerformanceReview.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AppealPerformanceReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/branch.insight.v1.InsightService/AppealPerformanceReview',
+            branch_dot_insight_dot_v1_dot_insight__service__pb2.AppealPerformanceReviewRequest.SerializeToString,
+            branch_dot_insight_dot_v1_dot_performance__pb2.PerformanceReview.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecidePerformanceReviewAppeal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/branch.insight.v1.InsightService/DecidePerformanceReviewAppeal',
+            branch_dot_insight_dot_v1_dot_insight__service__pb2.DecidePerformanceReviewAppealRequest.SerializeToString,
+            branch_dot_insight_dot_v1_dot_performance__pb2.PerformanceReview.FromString,
             options,
             channel_credentials,
             insecure,

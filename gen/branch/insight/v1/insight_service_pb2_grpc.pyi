@@ -6,6 +6,7 @@ isort:skip_file
 from branch.insight.v1 import duty_log_pb2 as _duty_log_pb2
 from branch.insight.v1 import insight_service_pb2 as _insight_service_pb2
 from branch.insight.v1 import inspection_pb2 as _inspection_pb2
+from branch.insight.v1 import performance_pb2 as _performance_pb2
 from branch.insight.v1 import report_pb2 as _report_pb2
 from collections import abc as _abc
 from grpc import aio as _aio
@@ -68,6 +69,18 @@ class InsightServiceStub:
     ListReports: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.ListReportsRequest, _insight_service_pb2.ListReportsResponse]
     DownloadReport: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.DownloadReportRequest, _insight_service_pb2.DownloadReportResponse]
     """The report as a file (HTML with charts, CSV or XLSX)."""
+    CreatePerformanceReview: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.CreatePerformanceReviewRequest, _performance_pb2.PerformanceReview]
+    """A month's review of one agent or broker; one per (person, month)."""
+    GetPerformanceReview: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.GetPerformanceReviewRequest, _performance_pb2.PerformanceReview]
+    """The person sees their own; supervisors every review."""
+    ListPerformanceReviews: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.ListPerformanceReviewsRequest, _insight_service_pb2.ListPerformanceReviewsResponse]
+    CreateKeyEvent: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.CreateKeyEventRequest, _performance_pb2.KeyEvent]
+    InterviewPerformanceReview: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.InterviewPerformanceReviewRequest, _performance_pb2.PerformanceReview]
+    """PerformanceReview:interview, the feedback interview with an improvement plan."""
+    AppealPerformanceReview: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.AppealPerformanceReviewRequest, _performance_pb2.PerformanceReview]
+    """PerformanceReview:appeal, by the reviewed person after the interview."""
+    DecidePerformanceReviewAppeal: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.DecidePerformanceReviewAppealRequest, _performance_pb2.PerformanceReview]
+    """PerformanceReview:decideAppeal, by a supervisor other than the reviewer."""
     GetReadModelStatus: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.GetReadModelStatusRequest, _insight_service_pb2.ReadModelStatus]
     """How far the read model has got: events applied from the other services' streams."""
 
@@ -108,6 +121,18 @@ class InsightServiceAsyncStub(InsightServiceStub):
     ListReports: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.ListReportsRequest, _insight_service_pb2.ListReportsResponse]  # type: ignore[assignment]
     DownloadReport: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.DownloadReportRequest, _insight_service_pb2.DownloadReportResponse]  # type: ignore[assignment]
     """The report as a file (HTML with charts, CSV or XLSX)."""
+    CreatePerformanceReview: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.CreatePerformanceReviewRequest, _performance_pb2.PerformanceReview]  # type: ignore[assignment]
+    """A month's review of one agent or broker; one per (person, month)."""
+    GetPerformanceReview: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.GetPerformanceReviewRequest, _performance_pb2.PerformanceReview]  # type: ignore[assignment]
+    """The person sees their own; supervisors every review."""
+    ListPerformanceReviews: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.ListPerformanceReviewsRequest, _insight_service_pb2.ListPerformanceReviewsResponse]  # type: ignore[assignment]
+    CreateKeyEvent: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.CreateKeyEventRequest, _performance_pb2.KeyEvent]  # type: ignore[assignment]
+    InterviewPerformanceReview: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.InterviewPerformanceReviewRequest, _performance_pb2.PerformanceReview]  # type: ignore[assignment]
+    """PerformanceReview:interview, the feedback interview with an improvement plan."""
+    AppealPerformanceReview: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.AppealPerformanceReviewRequest, _performance_pb2.PerformanceReview]  # type: ignore[assignment]
+    """PerformanceReview:appeal, by the reviewed person after the interview."""
+    DecidePerformanceReviewAppeal: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.DecidePerformanceReviewAppealRequest, _performance_pb2.PerformanceReview]  # type: ignore[assignment]
+    """PerformanceReview:decideAppeal, by a supervisor other than the reviewer."""
     GetReadModelStatus: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.GetReadModelStatusRequest, _insight_service_pb2.ReadModelStatus]  # type: ignore[assignment]
     """How far the read model has got: events applied from the other services' streams."""
 
@@ -247,6 +272,60 @@ class InsightServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_insight_service_pb2.DownloadReportResponse, _abc.Awaitable[_insight_service_pb2.DownloadReportResponse]]:
         """The report as a file (HTML with charts, CSV or XLSX)."""
+
+    @_abc_1.abstractmethod
+    def CreatePerformanceReview(
+        self,
+        request: _insight_service_pb2.CreatePerformanceReviewRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_performance_pb2.PerformanceReview, _abc.Awaitable[_performance_pb2.PerformanceReview]]:
+        """A month's review of one agent or broker; one per (person, month)."""
+
+    @_abc_1.abstractmethod
+    def GetPerformanceReview(
+        self,
+        request: _insight_service_pb2.GetPerformanceReviewRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_performance_pb2.PerformanceReview, _abc.Awaitable[_performance_pb2.PerformanceReview]]:
+        """The person sees their own; supervisors every review."""
+
+    @_abc_1.abstractmethod
+    def ListPerformanceReviews(
+        self,
+        request: _insight_service_pb2.ListPerformanceReviewsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_insight_service_pb2.ListPerformanceReviewsResponse, _abc.Awaitable[_insight_service_pb2.ListPerformanceReviewsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateKeyEvent(
+        self,
+        request: _insight_service_pb2.CreateKeyEventRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_performance_pb2.KeyEvent, _abc.Awaitable[_performance_pb2.KeyEvent]]: ...
+
+    @_abc_1.abstractmethod
+    def InterviewPerformanceReview(
+        self,
+        request: _insight_service_pb2.InterviewPerformanceReviewRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_performance_pb2.PerformanceReview, _abc.Awaitable[_performance_pb2.PerformanceReview]]:
+        """PerformanceReview:interview, the feedback interview with an improvement plan."""
+
+    @_abc_1.abstractmethod
+    def AppealPerformanceReview(
+        self,
+        request: _insight_service_pb2.AppealPerformanceReviewRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_performance_pb2.PerformanceReview, _abc.Awaitable[_performance_pb2.PerformanceReview]]:
+        """PerformanceReview:appeal, by the reviewed person after the interview."""
+
+    @_abc_1.abstractmethod
+    def DecidePerformanceReviewAppeal(
+        self,
+        request: _insight_service_pb2.DecidePerformanceReviewAppealRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_performance_pb2.PerformanceReview, _abc.Awaitable[_performance_pb2.PerformanceReview]]:
+        """PerformanceReview:decideAppeal, by a supervisor other than the reviewer."""
 
     @_abc_1.abstractmethod
     def GetReadModelStatus(

@@ -2,7 +2,7 @@
 
 Revision ID: insight_0001
 Revises: 
-Create Date: 2026-12-01 03:46:41.853006
+Create Date: 2026-12-01 03:49:22.974565
 """
 
 from collections.abc import Sequence
@@ -49,6 +49,14 @@ def upgrade() -> None:
     with op.batch_alter_table('insight_appeal', schema=None) as batch_op:
         batch_op.create_index('ix_insight_appeal_inspection', ['inspection_id'], unique=False)
 
+    op.create_table('insight_campaign',
+    sa.Column('campaign_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('daily_quota', sa.Integer(), nullable=False),
+    sa.Column('start_date', sa.Date(), nullable=True),
+    sa.Column('end_date', sa.Date(), nullable=True),
+    sa.Column('agent_ids', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.PrimaryKeyConstraint('campaign_id')
+    )
     op.create_table('insight_duty_log',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
     sa.Column('author_id', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
@@ -100,6 +108,36 @@ def upgrade() -> None:
     with op.batch_alter_table('insight_interaction', schema=None) as batch_op:
         batch_op.create_index('ix_insight_interaction_month_person', ['month', 'person_id'], unique=False)
 
+    op.create_table('insight_key_event',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('review_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('kind', sa.Integer(), nullable=False),
+    sa.Column('occurred_day', sa.Date(), nullable=False),
+    sa.Column('description', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('recorded_by', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('created_at', services.common.db.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('insight_key_event', schema=None) as batch_op:
+        batch_op.create_index('ix_insight_key_event_review', ['review_id', 'id'], unique=False)
+
+    op.create_table('insight_performance_review',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('person_id', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('team', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('month', sqlmodel.sql.sqltypes.AutoString(length=7), nullable=False),
+    sa.Column('reviewer_id', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('state', sa.Integer(), nullable=False),
+    sa.Column('targets', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('interview_summary', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('improvement_plan', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('interviewed_at', services.common.db.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('appeal_reason', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('appeal_decision', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('created_at', services.common.db.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('person_id', 'month', name='uq_insight_review_month')
+    )
     op.create_table('insight_report',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
     sa.Column('kind', sa.Integer(), nullable=False),
@@ -145,6 +183,11 @@ def downgrade() -> None:
     op.drop_table('insight_scorecard')
     op.drop_table('insight_sample')
     op.drop_table('insight_report')
+    op.drop_table('insight_performance_review')
+    with op.batch_alter_table('insight_key_event', schema=None) as batch_op:
+        batch_op.drop_index('ix_insight_key_event_review')
+
+    op.drop_table('insight_key_event')
     with op.batch_alter_table('insight_interaction', schema=None) as batch_op:
         batch_op.drop_index('ix_insight_interaction_month_person')
 
@@ -158,6 +201,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_insight_duty_log_day')
 
     op.drop_table('insight_duty_log')
+    op.drop_table('insight_campaign')
     with op.batch_alter_table('insight_appeal', schema=None) as batch_op:
         batch_op.drop_index('ix_insight_appeal_inspection')
 
