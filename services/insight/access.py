@@ -39,5 +39,6 @@ ACCESS = {
     "InterviewPerformanceReview": audited("supervisor"),
     "AppealPerformanceReview": audited(*INSPECTED),
     "DecidePerformanceReviewAppeal": audited("supervisor"),
+    "RebuildReadModel": audited("admin"),
     "GetReadModelStatus": allow("supervisor", "quality_inspector", "admin", SERVICE_ROLE),
 }

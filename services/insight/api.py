@@ -121,3 +121,6 @@ class InsightServicer(grpc_api.InsightServiceServicer):
 
     async def DecidePerformanceReviewAppeal(self, request, context):  # type: ignore[no-untyped-def]
         return await self.i.performance.decide(current_principal(), request)
+
+    async def RebuildReadModel(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.i.rebuild()

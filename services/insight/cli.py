@@ -158,6 +158,19 @@ async def download(args: argparse.Namespace, ctl: Ctl) -> None:
     ctl.console.print(f"wrote {target} ({len(resp.content)} bytes)")
 
 
+async def rebuild(args: argparse.Namespace, ctl: Ctl) -> None:
+    await _stub(ctl).RebuildReadModel(api.RebuildReadModelRequest(), metadata=ctl.metadata)
+    ctl.console.print("read model emptied; the event stream is being replayed (see "
+                      "`branchctl insight status`)")
+
+
+async def status(args: argparse.Namespace, ctl: Ctl) -> None:
+    s = await _stub(ctl).GetReadModelStatus(api.GetReadModelStatusRequest(),
+                                            metadata=ctl.metadata)
+    when = s.last_apply_time.ToDatetime().isoformat() if s.last_apply_time.seconds else "-"
+    ctl.console.print(f"events applied: {s.events_applied}; last at {when} UTC")
+
+
 def add_commands(groups: argparse._SubParsersAction) -> None:
     group = groups.add_parser("insight", help="quality inspection, duty log, reports pack")
     sub = group.add_subparsers(dest="command", required=True)
@@ -233,3 +246,9 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=sorted(FORMATS), default="html")
     p.add_argument("--output", "-o")
     p.set_defaults(func=download)
+
+    p = sub.add_parser("status", help="how far the read model has got")
+    p.set_defaults(func=status)
+
+    p = sub.add_parser("rebuild", help="replay the event stream into a fresh read model (admin)")
+    p.set_defaults(func=rebuild)

@@ -20,6 +20,7 @@ from services.common.consumer import PermanentError, Subscription
 from services.common.events import Event
 from services.common.protos import from_ts
 from services.common.upsert import insert_if_absent
+from services.insight import rebuild
 from services.insight.models import Activity, Campaign, Interaction, Ticket
 
 K = inspection_pb2
@@ -233,4 +234,4 @@ def _day(value: str) -> date | None:
 
 
 def subscriptions(model: ReadModel) -> list[Subscription]:
-    return [Subscription("read-model", model.subjects, model)]
+    return [Subscription(rebuild.CONSUMER, model.subjects, model)]

@@ -15,7 +15,7 @@ from services.common.consumer import Subscription
 from services.common.db import is_unavailable
 from services.common.logs import get_logger
 from services.common.server import ServiceContext, ServiceSpec
-from services.insight import events
+from services.insight import events, rebuild
 from services.insight.access import ACCESS
 from services.insight.api import InsightServicer
 from services.insight.service import Insight
@@ -28,7 +28,7 @@ log = get_logger("insight", component="timer")
 def insight_of(ctx: ServiceContext) -> Insight:
     if "insight" not in ctx.extras:
         ctx.extras["insight"] = Insight.build(ctx.db, ctx.clock, ctx.settings.timezone,
-                                              ctx.calendar)
+                                              ctx.calendar, ctx.nats)
     return ctx.extras["insight"]
 
 
@@ -48,7 +48,12 @@ async def draw_samples(ctx: ServiceContext) -> int:
 
 async def generate_reports(ctx: ServiceContext) -> int:
     """The report timer's single pass: due reports not stored yet; returns how many this
-    replica made."""
+    replica made. Skipped while the read model lags behind the stream (after a start, a
+    rebuild or an outage), so a stored report is not cut from half the events."""
+    behind = await rebuild.lag(ctx.db, ctx.nats)
+    if behind:
+        log.info("reports wait for the read model", pending_events=behind)
+        return 0
     return await insight_of(ctx).reports.generate_due()
 
 

@@ -13,11 +13,13 @@ from services.common.calendar import BranchCalendar
 from services.common.clock import Clock
 from services.common.db import Database
 from services.common.models import ProcessedEvent
+from services.common.nats_link import NatsLink
 from services.common.protos import ts
 from services.insight.duty_log import DutyLog
 from services.insight.events import ReadModel
 from services.insight.inspections import Inspections
 from services.insight.performance import Performance
+from services.insight.rebuild import rebuild
 from services.insight.reports import Reports
 from services.insight.scorecards import Scorecards
 
@@ -32,17 +34,18 @@ class Insight:
     reports: Reports
     performance: Performance
     read_model: ReadModel
+    nats: NatsLink
 
     @classmethod
-    def build(cls, db: Database, clock: Clock, timezone: str,
-              calendar: BranchCalendar) -> Insight:
+    def build(cls, db: Database, clock: Clock, timezone: str, calendar: BranchCalendar,
+              nats: NatsLink) -> Insight:
         tz = ZoneInfo(timezone)
         cards = Scorecards(db, clock)
         return cls(db=db, clock=clock, scorecards=cards,
                    inspections=Inspections(db, clock, tz, cards),
                    duty_log=DutyLog(db, clock, tz), reports=Reports(db, clock, tz, calendar),
                    performance=Performance(db, clock, tz, calendar),
-                   read_model=ReadModel(tz, db.is_sqlite))
+                   read_model=ReadModel(tz, db.is_sqlite), nats=nats)
 
     async def status(self) -> api.ReadModelStatus:
         """Events applied by insight's consumers (rows insight-* in the processed table)."""
@@ -51,3 +54,7 @@ class Insight:
                 func.count(), func.max(ProcessedEvent.handled_at)).where(
                 col(ProcessedEvent.consumer).startswith(f"{self.db.service}-")))).one()
         return api.ReadModelStatus(events_applied=int(count or 0), last_apply_time=ts(last))
+
+    async def rebuild(self) -> api.ReadModelStatus:
+        await rebuild(self.db, self.nats)
+        return await self.status()

@@ -158,3 +158,38 @@ async def test_a_month_of_activity(replicas: tuple[ServiceRunner, ServiceRunner]
         feb = [line for line in summary.teams if line.month == "2026-02"]
         assert sum(line.scored for line in feb) == len(listed)
         assert {line.subject for line in feb} == {"service_agent", "broker"}
+
+
+async def test_the_read_model_rebuilds_from_the_stream(
+        replicas: tuple[ServiceRunner, ServiceRunner], nats_url: str) -> None:
+    one, _ = replicas
+    events = build_month(2026, 2, seed=21)
+    await publish_all(nats_url, events)
+    await eventually(lambda: sum(c.handled for r in replicas for c in r.consumers)
+                     >= len(events), timeout=30)
+    reports = insight_server.insight_of(one.ctx).reports
+
+    async def figures() -> report_pb2.ReportFigures:
+        async with one.db.read() as session:
+            return await reports.figures(session, report_pb2.REPORT_KIND_MONTHLY, FIRST, LAST)
+
+    before = await figures()
+    assert before.accepted == expected(events, FIRST, LAST)["accepted"]
+    async with channel(one) as ch:
+        stub = InsightServiceStub(ch)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.RebuildReadModel(api.RebuildReadModelRequest(), metadata=INSPECTOR)
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        handled = sum(c.handled for r in replicas for c in r.consumers)
+        await stub.RebuildReadModel(api.RebuildReadModelRequest(),
+                                    metadata=auth("admin-1", "admin"))
+
+        async def caught_up() -> bool:
+            status = await stub.GetReadModelStatus(api.GetReadModelStatusRequest(),
+                                                   metadata=INSPECTOR)
+            return status.events_applied >= len(events)
+
+        await eventually(caught_up, timeout=30)
+    # every event was applied again, by one replica or the other
+    assert sum(c.handled for r in replicas for c in r.consumers) >= handled + len(events)
+    assert await figures() == before

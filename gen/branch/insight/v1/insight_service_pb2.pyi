@@ -644,6 +644,21 @@ class GetReadModelStatusRequest(_message.Message):
 Global___GetReadModelStatusRequest: _TypeAlias = GetReadModelStatusRequest  # noqa: Y015
 
 @_typing.final
+class RebuildReadModelRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RebuildReadModelRequest: _TypeAlias = RebuildReadModelRequest  # noqa: Y015
+
+@_typing.final
 class ReadModelStatus(_message.Message):
     """The read model's progress (for operators, and to wait for it to catch up)."""
 

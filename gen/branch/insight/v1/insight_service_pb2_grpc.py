@@ -166,6 +166,11 @@ class InsightServiceStub:
                 request_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.GetReadModelStatusRequest.SerializeToString,
                 response_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.ReadModelStatus.FromString,
                 _registered_method=True)
+        self.RebuildReadModel = channel.unary_unary(
+                '/branch.insight.v1.InsightService/RebuildReadModel',
+                request_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.RebuildReadModelRequest.SerializeToString,
+                response_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.ReadModelStatus.FromString,
+                _registered_method=True)
 
 
 class InsightServiceServicer:
@@ -340,6 +345,15 @@ class InsightServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RebuildReadModel(self, request, context):
+        """Empties the read model and replays the whole event stream into it (admin): proves every
+        figure can be rebuilt from the events. Inspections, appeals, the duty log, reviews and
+        stored reports are insight's own records and stay.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InsightServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -466,6 +480,11 @@ def add_InsightServiceServicer_to_server(servicer, server):
             'GetReadModelStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetReadModelStatus,
                     request_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.GetReadModelStatusRequest.FromString,
+                    response_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.ReadModelStatus.SerializeToString,
+            ),
+            'RebuildReadModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.RebuildReadModel,
+                    request_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.RebuildReadModelRequest.FromString,
                     response_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.ReadModelStatus.SerializeToString,
             ),
     }
@@ -1146,6 +1165,33 @@ class InsightService:
             target,
             '/branch.insight.v1.InsightService/GetReadModelStatus',
             branch_dot_insight_dot_v1_dot_insight__service__pb2.GetReadModelStatusRequest.SerializeToString,
+            branch_dot_insight_dot_v1_dot_insight__service__pb2.ReadModelStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RebuildReadModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/branch.insight.v1.InsightService/RebuildReadModel',
+            branch_dot_insight_dot_v1_dot_insight__service__pb2.RebuildReadModelRequest.SerializeToString,
             branch_dot_insight_dot_v1_dot_insight__service__pb2.ReadModelStatus.FromString,
             options,
             channel_credentials,

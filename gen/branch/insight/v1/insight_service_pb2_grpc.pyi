@@ -83,6 +83,11 @@ class InsightServiceStub:
     """PerformanceReview:decideAppeal, by a supervisor other than the reviewer."""
     GetReadModelStatus: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.GetReadModelStatusRequest, _insight_service_pb2.ReadModelStatus]
     """How far the read model has got: events applied from the other services' streams."""
+    RebuildReadModel: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.RebuildReadModelRequest, _insight_service_pb2.ReadModelStatus]
+    """Empties the read model and replays the whole event stream into it (admin): proves every
+    figure can be rebuilt from the events. Inspections, appeals, the duty log, reviews and
+    stored reports are insight's own records and stay.
+    """
 
 @_typing.type_check_only
 class InsightServiceAsyncStub(InsightServiceStub):
@@ -135,6 +140,11 @@ class InsightServiceAsyncStub(InsightServiceStub):
     """PerformanceReview:decideAppeal, by a supervisor other than the reviewer."""
     GetReadModelStatus: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.GetReadModelStatusRequest, _insight_service_pb2.ReadModelStatus]  # type: ignore[assignment]
     """How far the read model has got: events applied from the other services' streams."""
+    RebuildReadModel: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.RebuildReadModelRequest, _insight_service_pb2.ReadModelStatus]  # type: ignore[assignment]
+    """Empties the read model and replays the whole event stream into it (admin): proves every
+    figure can be rebuilt from the events. Inspections, appeals, the duty log, reviews and
+    stored reports are insight's own records and stay.
+    """
 
 class InsightServiceServicer(metaclass=_abc_1.ABCMeta):
     """InsightService: quality inspection (质检), the shift lead's duty log (值班日志) and the
@@ -334,5 +344,16 @@ class InsightServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_insight_service_pb2.ReadModelStatus, _abc.Awaitable[_insight_service_pb2.ReadModelStatus]]:
         """How far the read model has got: events applied from the other services' streams."""
+
+    @_abc_1.abstractmethod
+    def RebuildReadModel(
+        self,
+        request: _insight_service_pb2.RebuildReadModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_insight_service_pb2.ReadModelStatus, _abc.Awaitable[_insight_service_pb2.ReadModelStatus]]:
+        """Empties the read model and replays the whole event stream into it (admin): proves every
+        figure can be rebuilt from the events. Inspections, appeals, the duty log, reviews and
+        stored reports are insight's own records and stay.
+        """
 
 def add_InsightServiceServicer_to_server(servicer: InsightServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
