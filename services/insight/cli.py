@@ -40,7 +40,8 @@ async def draw(args: argparse.Namespace, ctl: Ctl) -> None:
 
 async def queue(args: argparse.Namespace, ctl: Ctl) -> None:
     req = api.ListInspectionsRequest(page_size=args.limit, page_token=args.page or "",
-                                     month=args.month or "", person_id=args.person or "")
+                                     month=args.month or "", person_id=args.person or "",
+                                     compliance_flagged=args.flagged)
     if args.state:
         req.state = STATES[args.state]
     resp = await _stub(ctl).ListInspections(req, metadata=ctl.metadata)
@@ -184,6 +185,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--month")
     p.add_argument("--person")
     p.add_argument("--state", choices=sorted(STATES))
+    p.add_argument("--flagged", action="store_true", help="failed securities checks only")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--page")
     p.set_defaults(func=queue)

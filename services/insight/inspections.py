@@ -192,6 +192,8 @@ class Inspections:
             query = query.where(Inspection.month == req.month)
         if req.state:
             query = query.where(Inspection.state == req.state)
+        if req.compliance_flagged:
+            query = query.where(col(Inspection.flagged))
         if after:
             query = query.where(col(Inspection.id) > str(after[0]))
         async with self.db.read() as session:

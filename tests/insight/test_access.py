@@ -158,6 +158,9 @@ async def test_failed_check_flags_and_bad_input(stub: InsightServiceStub) -> Non
     seen = await stub.GetInspection(api.GetInspectionRequest(id=pending.id),
                                     metadata=compliance)
     assert seen.compliance_flagged
+    follow_up = (await stub.ListInspections(api.ListInspectionsRequest(
+        compliance_flagged=True), metadata=compliance)).inspections
+    assert [i.id for i in follow_up] == [pending.id]
 
     # a new scorecard: weights must add up to 100
     err = await refused(stub.CreateScorecard(api.CreateScorecardRequest(scorecard=K.Scorecard(

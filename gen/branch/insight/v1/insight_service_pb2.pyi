@@ -188,12 +188,15 @@ class ListInspectionsRequest(_message.Message):
     MONTH_FIELD_NUMBER: _builtins.int
     PERSON_ID_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
+    COMPLIANCE_FLAGGED_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     page_token: _builtins.str
     month: _builtins.str
     """Filters, all optional: "YYYY-MM", staff id, state."""
     person_id: _builtins.str
     state: _inspection_pb2.InspectionState.ValueType
+    compliance_flagged: _builtins.bool
+    """Only inspections with a failed securities check (compliance's follow-up list)."""
     def __init__(
         self,
         *,
@@ -202,10 +205,11 @@ class ListInspectionsRequest(_message.Message):
         month: _builtins.str = ...,
         person_id: _builtins.str = ...,
         state: _inspection_pb2.InspectionState.ValueType = ...,
+        compliance_flagged: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["month", b"month", "page_size", b"page_size", "page_token", b"page_token", "person_id", b"person_id", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compliance_flagged", b"compliance_flagged", "month", b"month", "page_size", b"page_size", "page_token", b"page_token", "person_id", b"person_id", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
