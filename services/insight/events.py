@@ -15,7 +15,7 @@ from branch.vip.v1 import events_pb2 as vip_events
 from google.protobuf.message import DecodeError, Message
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.common.clock import local_date
+from services.common.clock import day_start, local_date
 from services.common.consumer import PermanentError, Subscription
 from services.common.events import Event
 from services.common.protos import from_ts
@@ -181,7 +181,9 @@ class ReadModel:
 
     async def _quota_missed(self, session: AsyncSession, event: Event,
                             m: remote_events.CallbackQuotaMissed) -> None:
-        await self._count(session, event, "quota_missed", event.time, m.agent_id)
+        day = _day(m.day)  # the branch-local day the quota was missed on
+        when = day_start(day, self.tz) if day else event.time
+        await self._count(session, event, "quota_missed", when, m.agent_id)
 
     # ---- onsite ----------------------------------------------------------------------------
 

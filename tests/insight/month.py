@@ -124,6 +124,13 @@ def build_month(year: int, month: int, seed: int = 7) -> list[Published]:
         out.append(Published("branch.remote.callback.recorded", remote_events.CallbackRecorded(
             callback_id=cb, campaign_id="camp-1", client_id="c-x", agent_id=AGENTS[0],
             satisfaction=4, call_time=stamp(edge)), edge, AGENTS[0]))
+    # raised by remote's timer just after local midnight, about the day before (the last day)
+    raised = at(nxt, 0, 20)
+    out.append(Published("branch.remote.callback.quota_missed",
+                         remote_events.CallbackQuotaMissed(
+                             campaign_id="camp-1", agent_id=AGENTS[1],
+                             day=(nxt - timedelta(days=1)).isoformat(), daily_quota=2, made=0),
+                         raised, AGENTS[1]))
     created = at(first, 9)
     out.append(Published("branch.remote.campaign.created", remote_events.CampaignCreated(
         campaign_id="camp-1", target_count=40, agent_ids=AGENTS, create_time=stamp(created),
@@ -179,6 +186,9 @@ def expected(events: list[Published], first: date, last: date) -> dict[str, obje
         "advisories_answered": count["advisory.answered"],
         "advisories_late": sum(1 for e in inside if e.subject.endswith("advisory.answered")
                                and e.message.late),
+        "callback_quota_missed": sum(
+            1 for e in events if e.subject.endswith("callback.quota_missed")
+            and first <= date.fromisoformat(e.message.day) <= last),
         "callback_target": sum(e.message.target_count for e in inside
                                if e.subject.endswith("campaign.created")),
         "working_days": sum(1 for d in days if chinese_calendar.is_workday(d)),

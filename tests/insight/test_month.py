@@ -115,9 +115,11 @@ async def test_a_month_of_activity(replicas: tuple[ServiceRunner, ServiceRunner]
         want = expected(events, FIRST, LAST)
         for name in ("accepted", "supervised", "feedback", "resolved_within_sla", "callbacks",
                      "visits", "patrols", "advisories_opened", "advisories_answered",
-                     "advisories_late", "callback_target", "working_days"):
+                     "advisories_late", "callback_target", "callback_quota_missed",
+                     "working_days"):
             assert getattr(f, name) == want[name], name
         assert f.working_days < 20  # the Spring Festival holidays are not working days
+        assert f.callback_quota_missed == 1  # raised on 1 March, about 28 February
         assert {b.label: b.count for b in f.waiting if b.count} == want["waiting"]
         assert f.inspections_scored == len(listed)
         assert f.compliance_flags == 1
