@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import grpc
 from branch.onsite.v1 import onsite_service_pb2, onsite_service_pb2_grpc
 
+from services.common import names
 from services.common.server import ServiceContext, ServiceSpec
 from services.onsite import events
 from services.onsite.access import ACCESS
@@ -15,6 +16,7 @@ from services.onsite.api import OnsiteServicer
 from services.onsite.consultation import check_overdue as _check_overdue
 from services.onsite.core import Onsite
 from services.onsite.directory_link import DirectoryLink
+from services.onsite.models import PersonName
 from services.onsite.research_link import ResearchLink
 
 SERVICE_NAME = onsite_service_pb2.DESCRIPTOR.services_by_name["OnsiteService"].full_name
@@ -37,7 +39,7 @@ async def check_overdue(ctx: ServiceContext) -> int:
 
 def register(server: grpc.aio.Server, ctx: ServiceContext) -> None:
     onsite_service_pb2_grpc.add_OnsiteServiceServicer_to_server(
-        OnsiteServicer(onsite_of(ctx)), server
+        names.with_names(OnsiteServicer(onsite_of(ctx)), ctx.db, PersonName), server
     )
 
 
@@ -47,6 +49,7 @@ SPEC = ServiceSpec(
     access=ACCESS,
     register=register,
     migrations=Path(__file__).parent / "migrations" / "versions",
-    subscriptions=lambda ctx: events.subscriptions(onsite_of(ctx)),
+    subscriptions=lambda ctx: [*events.subscriptions(onsite_of(ctx)),
+                               names.subscription(PersonName, ctx.clock)],
     background=lambda ctx, stop: [events.overdue_timer(onsite_of(ctx), stop)],
 )
