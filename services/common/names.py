@@ -20,6 +20,7 @@ Names are personal data: nothing here logs them.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
@@ -37,6 +38,7 @@ from services.common.clock import Clock
 from services.common.consumer import Subscription
 from services.common.db import Database, UtcDateTime
 from services.common.events import Event
+from services.common.logs import get_logger
 from services.common.protos import from_ts
 from services.common.upsert import session_insert
 
@@ -142,6 +144,43 @@ async def lookup(session: AsyncSession, model: Any, ids: Iterable[str]) -> dict[
     return found
 
 
+class Keeper:
+    """Stores the names in the Client and Staff answers a service got from the directory
+    (first use: a row the events have not reached yet gets its name now).
+
+    saw() returns at once; the write runs as a task of its own in its own transaction, so a
+    caller inside a read session or a write transaction never waits on it (on SQLite it
+    waits for the caller's commit instead). A failed write is logged by id and error type
+    only; the next event or answer writes the name again."""
+
+    def __init__(self, db: Database, model: Any, clock: Clock) -> None:
+        self.db, self.model, self.clock = db, model, clock
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._log = get_logger(db.service, component="names")
+
+    def saw(self, person: client_pb2.Client | staff_pb2.Staff | None) -> None:
+        if person is None or not person.id or not person.display_name:
+            return
+        task = asyncio.get_running_loop().create_task(self._keep(person))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _keep(self, person: client_pb2.Client | staff_pb2.Staff) -> None:
+        try:
+            async with self.db.transaction() as session:
+                if isinstance(person, client_pb2.Client):
+                    await remember_client(session, self.model, person, self.clock.now())
+                else:
+                    await remember_staff(session, self.model, person, self.clock.now())
+        except Exception as exc:  # a missed first-use copy is filled by the next event
+            self._log.warning("name copy not written", person_id=person.id,
+                              error=type(exc).__name__)
+
+    async def settled(self) -> None:
+        """Wait for the writes started so far (tests, shutdown)."""
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
 Slot = tuple[Message, str, Any]  # (message, name field, id or list of ids)
 
 
@@ -152,12 +191,12 @@ def _slots(message: Message, out: list[Slot]) -> None:
             if field.message_type.GetOptions().map_entry:
                 continue
             value = getattr(message, field.name)
-            if field.label == field.LABEL_REPEATED:
+            if field.is_repeated:
                 for item in value:
                     _slots(item, out)
             elif message.HasField(field.name):
                 _slots(value, out)
-        elif field.name.endswith(MANY_SUFFIX) and field.label == field.LABEL_REPEATED:
+        elif field.name.endswith(MANY_SUFFIX) and field.is_repeated:
             ids = field.name.removesuffix(MANY_SUFFIX) + IDS_SUFFIX
             if ids in fields and not getattr(message, field.name):
                 out.append((message, field.name, list(getattr(message, ids))))

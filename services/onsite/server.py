@@ -26,7 +26,8 @@ def onsite_of(ctx: ServiceContext) -> Onsite:
     if "onsite" not in ctx.extras:
         ctx.extras["onsite"] = Onsite(
             db=ctx.db, clock=ctx.clock, tz=ZoneInfo(ctx.settings.timezone),
-            directory=DirectoryLink(lambda: ctx.channel("directory")),
+            directory=DirectoryLink(lambda: ctx.channel("directory"),
+                                    names.Keeper(ctx.db, PersonName, ctx.clock)),
             research=ResearchLink(lambda: ctx.channel("research")),
         )
     return ctx.extras["onsite"]

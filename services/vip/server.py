@@ -29,6 +29,7 @@ def vip_of(ctx: ServiceContext) -> Vip:
             db=ctx.db, clock=ctx.clock, config=ctx.extras.get("vip_config") or load_config(),
             tz=ZoneInfo(ctx.settings.timezone),
             directory_channel=lambda: ctx.channel("directory"),
+            names=names.Keeper(ctx.db, PersonName, ctx.clock),
         )
 
         def wake_planner(session) -> None:  # type: ignore[no-untyped-def]
