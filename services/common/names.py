@@ -4,8 +4,9 @@ directory's events, and put beside every id a response names (issue 13 "People, 
 A service declares its copy as ``class PersonName(PersonNameBase, table=True)`` with
 ``__tablename__ = "<service>_person_name"``, subscribes with ``subscription(PersonName,
 clock)`` and wraps its servicer with ``with_names(servicer, db, PersonName)``: every unary
-response then gets, for each ``X_id`` field that has a sibling ``X_display_name`` (or
-``X_ids`` / ``X_display_names``), the name the copy holds ("" until known).
+response then gets, for each ``X_id`` (or ``X_by``) field that has a sibling
+``X_display_name`` (or ``X_ids`` / ``X_display_names``), the name the copy holds ("" until
+known).
 
 Rows come from branch.directory.client.created/updated/tier_changed (the full Client) and
 branch.directory.staff.created/deactivated (the full Staff); a new consumer reads the stream
@@ -201,7 +202,8 @@ def _slots(message: Message, out: list[Slot]) -> None:
             if ids in fields and not getattr(message, field.name):
                 out.append((message, field.name, list(getattr(message, ids))))
         elif field.name.endswith(SUFFIX):
-            one = field.name.removesuffix(SUFFIX) + ID_SUFFIX
+            base = field.name.removesuffix(SUFFIX)
+            one = base + ID_SUFFIX if base + ID_SUFFIX in fields else base  # X_id or X_by
             if one in fields and not getattr(message, field.name):
                 out.append((message, field.name, getattr(message, one)))
 

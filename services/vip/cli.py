@@ -44,7 +44,8 @@ def _name(enum, value: int, prefix: str) -> str:  # type: ignore[no-untyped-def]
 
 def _print_advisory(ctl: Ctl, a: advisory_pb2.Advisory) -> None:
     ctl.table(f"advisory {a.id}", ["field", "value"], [
-        ["client", who(a.client_display_name, a.client_id)], ["question", a.question], ["tickers", ", ".join(a.tickers)],
+        ["client", who(a.client_display_name, a.client_id)], ["question", a.question],
+        ["tickers", ", ".join(a.tickers)],
         ["state", _name(advisory_pb2.AdvisoryState, a.state, "ADVISORY_STATE_")],
         ["urgency", _name(advisory_pb2.Urgency, a.urgency, "URGENCY_")],
         ["source", _name(advisory_pb2.AdvisorySource, a.source, "ADVISORY_SOURCE_")
@@ -231,7 +232,8 @@ async def report(args: argparse.Namespace, ctl: Ctl) -> None:
               ["week", "broker", "advisories", "ack ok", "answer ok", "ack breach",
                "answer breach", "escalated", "SLA", "relays", "delivered", "acked", "overdue",
                "withheld", "coverage"],
-              [[r.week_start, who(r.broker_display_name, r.broker_id), r.advisories, r.acknowledged_in_time,
+              [[r.week_start, who(r.broker_display_name, r.broker_id), r.advisories,
+                r.acknowledged_in_time,
                 r.answered_in_time, r.acknowledge_breaches, r.answer_breaches, r.escalations,
                 f"{r.sla_compliance:.0%}", r.relays_targeted, r.relays_delivered,
                 r.relays_acknowledged, r.relays_overdue, r.relays_withheld,
