@@ -20,6 +20,7 @@ import grpc
 
 try:
     from rich.console import Console
+    from rich.measure import Measurement
     from rich.table import Table
 except ImportError:  # an install without the cli extra, e.g. the service image
     raise SystemExit("branchctl needs the cli extra: "
@@ -67,7 +68,10 @@ class Ctl:
             table.add_column(col, min_width=_id_width(col, cells) or None)
         for row in rows:
             table.add_row(*[str(c) for c in row])
-        self.console.print(table)
+        # a table that cannot fit keeps its ids whole: the line grows past the terminal
+        # (which wraps it) rather than rich cropping the columns on the right
+        needed = Measurement.get(self.console, self.console.options, table).minimum
+        self.console.print(table, width=max(needed, self.console.width), crop=False)
 
     async def close(self) -> None:
         for ch in self._channels.values():

@@ -212,11 +212,11 @@ async def breaches(args: argparse.Namespace, ctl: Ctl) -> None:
     resp = await _stub(ctl).ListBreaches(api.ListBreachesRequest(
         broker_id=args.broker or "", page_size=args.limit, page_token=args.page or ""),
         metadata=ctl.metadata)
-    ctl.table("breaches", ["kind", "resource", "client", "broker", "due", "breached",
+    ctl.table("breaches", ["kind", "resource", "client", "broker", "due / breached",
                            "escalation"],
-              [[_name(api.BreachKind, b.kind, "BREACH_KIND_"), b.resource_id,
+              [[_name(api.BreachKind, b.kind, "BREACH_KIND_ADVISORY_"), b.resource_id,
                 who(b.client_display_name, b.client_id), who(b.broker_display_name, b.broker_id),
-                _local(b.due_time), _local(b.breach_time),
+                f"{_local(b.due_time)} / {_local(b.breach_time)}",
                 f"{b.escalation_level} -> {who(b.escalated_to_display_name, b.escalated_to_id)}"
                 if b.escalation_level else ""]
                for b in resp.breaches])
