@@ -199,24 +199,24 @@ def test_tls_settings_are_checked_at_start_up(tmp_path: Path, ca: TestCA,
                 monkeypatch.delenv(f"BRANCH_{key.upper()}")
 
     missing = str(tmp_path / "nope.pem")
-    assert "BRANCH_TLS_CA_FILE: Value error, cannot read" in error(tls_ca_file=missing)
+    assert "BRANCH_TLS_CA_FILE: cannot read" in error(tls_ca_file=missing)
     not_pem = tmp_path / "x.pem"
     not_pem.write_text("hello")
-    assert "BRANCH_TLS_CERT_FILE: Value error, " in error(
+    assert "BRANCH_TLS_CERT_FILE: " in error(
         tls_cert_file=str(not_pem), tls_key_file=str(issued.key), tls_ca_file=str(ca.ca_file))
-    assert "BRANCH_TLS_KEY_FILE: Value error, required with BRANCH_TLS_CERT_FILE" in error(
+    assert "BRANCH_TLS_KEY_FILE: required with BRANCH_TLS_CERT_FILE" in error(
         tls_cert_file=str(issued.cert), tls_ca_file=str(ca.ca_file))
-    assert "BRANCH_TLS_KEY_FILE: Value error, needs BRANCH_TLS_CERT_FILE" in error(
+    assert "BRANCH_TLS_KEY_FILE: needs BRANCH_TLS_CERT_FILE" in error(
         tls_key_file=str(issued.key))
-    assert "BRANCH_TLS_CA_FILE: Value error, required with BRANCH_TLS_CERT_FILE" in error(
+    assert "BRANCH_TLS_CA_FILE: required with BRANCH_TLS_CERT_FILE" in error(
         tls_cert_file=str(issued.cert), tls_key_file=str(issued.key))
     stranger = ca.issue("stranger")
-    assert "BRANCH_TLS_KEY_FILE: Value error, is not the key of BRANCH_TLS_CERT_FILE" in error(
+    assert "BRANCH_TLS_KEY_FILE: is not the key of BRANCH_TLS_CERT_FILE" in error(
         tls_cert_file=str(issued.cert), tls_key_file=str(stranger.key),
         tls_ca_file=str(ca.ca_file))
-    assert "BRANCH_TLS_CA_FILE: Value error, holds no usable CA certificate" in error(
+    assert "BRANCH_TLS_CA_FILE: holds no usable CA certificate" in error(
         tls_ca_file=str(issued.key))
-    assert "BRANCH_TLS_CLIENT_AUTH: Value error, needs" in error(
+    assert "BRANCH_TLS_CLIENT_AUTH: needs" in error(
         tls_client_auth="true", tls_ca_file=str(ca.ca_file))
     monkeypatch.setenv("BRANCH_TLS_CA_FILE", str(ca.ca_file))
     assert load_settings().tls_ca_file == str(ca.ca_file)  # a client needs only the CA
