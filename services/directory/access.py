@@ -31,4 +31,8 @@ ACCESS = {
     "FindClientsByTickers": allow("supervisor", "admin", SERVICE_ROLE),
     # public market facts; with client_id, scoped to the client like StreamTrades
     "ListCorporateActions": allow(*EVERY_STAFF),
+    # the business calendar's overrides: the operator sets them, every service reads them
+    "SetCalendarDay": allow("admin", "supervisor", mutating=True),
+    "DeleteCalendarDay": allow("admin", "supervisor", mutating=True),
+    "ListCalendarDays": allow(*EVERY_STAFF),
 }

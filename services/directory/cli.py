@@ -120,6 +120,9 @@ async def import_csv(args: argparse.Namespace, ctl: Ctl) -> None:
 
 
 def add_commands(groups: argparse._SubParsersAction) -> None:
+    from services.directory import calendar_cli
+
+    calendar_cli.add_commands(groups)
     group = groups.add_parser("directory", help="clients, staff and imports")
     sub = group.add_subparsers(dest="command", required=True)
     p = sub.add_parser("clients", help="list clients you may see")

@@ -117,3 +117,16 @@ class CorporateAction(SQLModel, table=True):
     cash_per_10: str = Field(default="", max_length=24)
     rights_price: str = Field(default="", max_length=24)
     updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class CalendarDayRow(SQLModel, table=True):
+    """An operator's override of the business calendar for one branch-local date
+    (services.common.calendar.Override): working or not, and why."""
+
+    __tablename__ = "directory_calendar_day"
+
+    day: date = Field(primary_key=True)
+    working: bool
+    note: str = Field(default="", max_length=200)
+    set_by: str = Field(default="", max_length=100)
+    set_at: datetime = Field(sa_type=UtcDateTime)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import grpc
 from branch.directory.v1 import directory_service_pb2, directory_service_pb2_grpc
@@ -19,7 +20,7 @@ def directory_of(ctx: ServiceContext) -> Directory:
     if "directory" not in ctx.extras:
         ctx.extras["directory"] = Directory(
             db=ctx.db, clock=ctx.clock, signer=ctx.signer,
-            token_ttl=default_token_ttl(ctx.settings),
+            token_ttl=default_token_ttl(ctx.settings), tz=ZoneInfo(ctx.settings.timezone),
         )
     return ctx.extras["directory"]
 

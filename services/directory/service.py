@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from branch.directory.v1 import (
     client_pb2,
@@ -21,7 +22,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.auth import Principal, TokenSigner
-from services.common.clock import Clock
+from services.common.clock import Clock, local_today
 from services.common.db import Database
 from services.common.errors import (
     AlreadyExists,
@@ -63,9 +64,11 @@ class Directory:
     clock: Clock
     signer: TokenSigner
     token_ttl: timedelta
+    tz: ZoneInfo = ZoneInfo("Asia/Shanghai")
 
     def today(self) -> date:
-        return self.clock.now().date()
+        """Today in the branch's zone (BRANCH_TIMEZONE), not UTC's."""
+        return local_today(self.clock, self.tz)
 
     # ---- staff ---------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import grpc
 from branch.onsite.v1 import onsite_service_pb2, onsite_service_pb2_grpc
 
 from services.common import names
+from services.common.calendar_sync import directory_loader
 from services.common.server import ServiceContext, ServiceSpec
 from services.onsite import events
 from services.onsite.access import ACCESS
@@ -29,6 +30,7 @@ def onsite_of(ctx: ServiceContext) -> Onsite:
             directory=DirectoryLink(lambda: ctx.channel("directory"),
                                     names.Keeper(ctx.db, PersonName, ctx.clock)),
             research=ResearchLink(lambda: ctx.channel("research")),
+            calendar=ctx.calendar,
         )
     return ctx.extras["onsite"]
 
@@ -53,4 +55,5 @@ SPEC = ServiceSpec(
     subscriptions=lambda ctx: [*events.subscriptions(onsite_of(ctx)),
                                names.subscription(PersonName, ctx.clock)],
     background=lambda ctx, stop: [events.overdue_timer(onsite_of(ctx), stop)],
+    calendar_loader=lambda ctx: directory_loader(lambda: ctx.channel("directory")),
 )

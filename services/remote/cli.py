@@ -344,7 +344,7 @@ async def stats(args: argparse.Namespace, ctl: Ctl) -> None:
                 str(a.callbacks_reached), str(a.reports_delivered), str(a.complaints),
                 f"{a.average_satisfaction:.2f}" if a.average_satisfaction else "-"]
 
-    ctl.table(f"week {resp.week_start} .. {resp.week_end}", cols,
+    ctl.table(f"week {resp.week_start} .. {resp.week_end} ({resp.working_days} working days)", cols,
               [row(a) for a in resp.agents] + [row(resp.total)])
 
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import calendar
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -17,7 +16,8 @@ from branch.directory.v1 import directory_service_pb2_grpc as dgrpc
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common import channels, names
-from services.common.clock import Clock
+from services.common.calendar import BranchCalendar
+from services.common.clock import Clock, add_months, day_range, day_start, local_date
 from services.common.db import Database
 from services.common.errors import Unavailable
 from services.common.protos import ts
@@ -27,8 +27,7 @@ from services.remote.models import PersonName, RemoteClient
 
 def add_month(day: date) -> date:
     """The same day one month later, clamped to the month's end (31 Jan -> 28/29 Feb)."""
-    year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+    return add_months(day, 1)
 
 
 class DirectoryPeer:
@@ -178,23 +177,30 @@ class Core:
     clock: Clock
     tz: ZoneInfo
     directory: DirectoryPeer
+    calendar: BranchCalendar
 
     def now(self) -> datetime:
         return self.clock.now()
 
     def today(self) -> date:
-        return self.clock.now().astimezone(self.tz).date()
+        return local_date(self.clock.now(), self.tz)
 
     def local_date(self, when: datetime) -> date:
-        return when.astimezone(self.tz).date()
+        return local_date(when, self.tz)
 
     def day_start(self, day: date) -> datetime:
         """The instant the branch's day begins."""
-        return datetime.combine(day, time(0), tzinfo=self.tz)
+        return day_start(day, self.tz)
 
     def day_range(self, first: date, last: date) -> tuple[datetime, datetime]:
         """[start of first, start of the day after last)."""
-        return self.day_start(first), self.day_start(last + timedelta(days=1))
+        return day_range(first, last, self.tz)
+
+    def new_account_callback_due(self, opened: date) -> date:
+        """The last day of the regulator's new-account callback window: one calendar month
+        after opening (add_month), moved to the next working day of the branch's calendar
+        when it falls on a weekend or holiday (Civil Code art. 203)."""
+        return self.calendar.next_working_day(add_month(opened))
 
 
 async def remember_client(session: AsyncSession, client: client_pb2.Client, now: datetime) -> None:

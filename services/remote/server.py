@@ -10,6 +10,7 @@ import grpc
 from branch.remote.v1 import remote_service_pb2, remote_service_pb2_grpc
 
 from services.common import names
+from services.common.calendar_sync import directory_loader
 from services.common.logs import get_logger
 from services.common.server import ServiceContext, ServiceSpec
 from services.remote import campaigns, events
@@ -32,7 +33,7 @@ log = get_logger("remote", component="timer")
 class Remote:
     def __init__(self, ctx: ServiceContext) -> None:
         self.core = Core(db=ctx.db, clock=ctx.clock, tz=ZoneInfo(ctx.settings.timezone),
-                         directory=DirectoryPeer(ctx))
+                         directory=DirectoryPeer(ctx), calendar=ctx.calendar)
         self.campaigns = Campaigns(self.core)
         self.reports = Reports(self.core)
         self.tickets = Tickets(self.core)
@@ -103,4 +104,5 @@ SPEC = ServiceSpec(
         names.subscription(PersonName, ctx.clock)],
     background=background,
     on_start=on_start,
+    calendar_loader=lambda ctx: directory_loader(lambda: ctx.channel("directory")),
 )

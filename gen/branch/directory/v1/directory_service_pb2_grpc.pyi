@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from branch.directory.v1 import calendar_pb2 as _calendar_pb2
 from branch.directory.v1 import client_pb2 as _client_pb2
 from branch.directory.v1 import corporate_action_pb2 as _corporate_action_pb2
 from branch.directory.v1 import directory_service_pb2 as _directory_service_pb2
@@ -66,6 +67,10 @@ class DirectoryServiceStub:
     """Clients holding any of the tickers, answered from the holdings index."""
     ListCorporateActions: _grpc.UnaryUnaryMultiCallable[_corporate_action_pb2.ListCorporateActionsRequest, _corporate_action_pb2.ListCorporateActionsResponse]
     """Corporate actions (bonus shares, splits, dividends, rights issues) for reports."""
+    SetCalendarDay: _grpc.UnaryUnaryMultiCallable[_calendar_pb2.SetCalendarDayRequest, _calendar_pb2.CalendarDay]
+    """The business calendar's operator overrides (calendar.proto)."""
+    DeleteCalendarDay: _grpc.UnaryUnaryMultiCallable[_calendar_pb2.DeleteCalendarDayRequest, _calendar_pb2.DeleteCalendarDayResponse]
+    ListCalendarDays: _grpc.UnaryUnaryMultiCallable[_calendar_pb2.ListCalendarDaysRequest, _calendar_pb2.ListCalendarDaysResponse]
 
 @_typing.type_check_only
 class DirectoryServiceAsyncStub(DirectoryServiceStub):
@@ -102,6 +107,10 @@ class DirectoryServiceAsyncStub(DirectoryServiceStub):
     """Clients holding any of the tickers, answered from the holdings index."""
     ListCorporateActions: _aio.UnaryUnaryMultiCallable[_corporate_action_pb2.ListCorporateActionsRequest, _corporate_action_pb2.ListCorporateActionsResponse]  # type: ignore[assignment]
     """Corporate actions (bonus shares, splits, dividends, rights issues) for reports."""
+    SetCalendarDay: _aio.UnaryUnaryMultiCallable[_calendar_pb2.SetCalendarDayRequest, _calendar_pb2.CalendarDay]  # type: ignore[assignment]
+    """The business calendar's operator overrides (calendar.proto)."""
+    DeleteCalendarDay: _aio.UnaryUnaryMultiCallable[_calendar_pb2.DeleteCalendarDayRequest, _calendar_pb2.DeleteCalendarDayResponse]  # type: ignore[assignment]
+    ListCalendarDays: _aio.UnaryUnaryMultiCallable[_calendar_pb2.ListCalendarDaysRequest, _calendar_pb2.ListCalendarDaysResponse]  # type: ignore[assignment]
 
 class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
     """DirectoryService keeps the branch's staff and clients, their holdings and trades, and
@@ -237,5 +246,27 @@ class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_corporate_action_pb2.ListCorporateActionsResponse, _abc.Awaitable[_corporate_action_pb2.ListCorporateActionsResponse]]:
         """Corporate actions (bonus shares, splits, dividends, rights issues) for reports."""
+
+    @_abc_1.abstractmethod
+    def SetCalendarDay(
+        self,
+        request: _calendar_pb2.SetCalendarDayRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calendar_pb2.CalendarDay, _abc.Awaitable[_calendar_pb2.CalendarDay]]:
+        """The business calendar's operator overrides (calendar.proto)."""
+
+    @_abc_1.abstractmethod
+    def DeleteCalendarDay(
+        self,
+        request: _calendar_pb2.DeleteCalendarDayRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calendar_pb2.DeleteCalendarDayResponse, _abc.Awaitable[_calendar_pb2.DeleteCalendarDayResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListCalendarDays(
+        self,
+        request: _calendar_pb2.ListCalendarDaysRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calendar_pb2.ListCalendarDaysResponse, _abc.Awaitable[_calendar_pb2.ListCalendarDaysResponse]]: ...
 
 def add_DirectoryServiceServicer_to_server(servicer: DirectoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
