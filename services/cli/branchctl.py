@@ -1,7 +1,9 @@
 """`branchctl`: the staff client. Each service adds its own command group from its cli.py.
 
 Log in once (`branchctl login --token-file .branch/admin.token`, or `branchctl login --as
-STAFF_ID` with an admin token to mint one); the token is kept in ~/.config/branchctl/token.
+S0003` with an admin token to mint one); the token is kept in ~/.config/branchctl/token.
+Wherever a client or staff member is asked for, type an account number, employee number,
+name, pinyin initials, phone or the start or end of an id (services/cli/people.py).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ except ImportError:  # an install without the cli extra, e.g. the service image
                      "pip install 'branch-client-service-suite[cli]'") from None
 
 from services import registry
+from services.cli import people
 from services.common import channels
 from services.common.settings import ConfigError, load_settings
 
@@ -144,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     async def run() -> None:
         ctl = Ctl(token=saved_token())
         try:
+            await people.resolve_args(args, ctl)  # names, numbers -> ids
             await command(args, ctl)
         except grpc.aio.AioRpcError as err:
             print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)

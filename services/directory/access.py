@@ -35,4 +35,7 @@ ACCESS = {
     "SetCalendarDay": allow("admin", "supervisor", mutating=True),
     "DeleteCalendarDay": allow("admin", "supervisor", mutating=True),
     "ListCalendarDays": allow(*EVERY_STAFF),
+    # scoped as ListClients (search.py); phones masked for roles that do not contact clients
+    "SearchClients": allow(*CLIENT_READERS),
+    "SearchStaff": allow(*EVERY_STAFF),
 }

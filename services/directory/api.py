@@ -10,7 +10,7 @@ from services.common import idempotency
 from services.common.auth import current_principal
 from services.common.errors import InvalidArgument
 from services.common.protos import from_ts
-from services.directory import calendar_days
+from services.directory import calendar_days, search
 from services.directory.imports import import_stream
 from services.directory.service import Directory
 
@@ -96,6 +96,12 @@ class DirectoryServicer(grpc_api.DirectoryServiceServicer):
 
     async def ListCalendarDays(self, request, context):  # type: ignore[no-untyped-def]
         return await calendar_days.list_days(self.d.db, request)
+
+    async def SearchClients(self, request, context):  # type: ignore[no-untyped-def]
+        return await search.search_clients(self.d.db, current_principal(), request)
+
+    async def SearchStaff(self, request, context):  # type: ignore[no-untyped-def]
+        return await search.search_staff(self.d.db, request)
 
 
 __all__ = ["DirectoryServicer", "api"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import AsyncIterator
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from branch.directory.v1 import client_pb2, staff_pb2
 from branch.directory.v1 import directory_service_pb2 as api
@@ -13,7 +12,8 @@ from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from services.cli.branchctl import Ctl
-from services.common.settings import ConfigError, load_settings
+from services.cli.people import client_option, staff_option
+from services.cli.timefmt import zone
 from services.directory import csvfile
 
 CHANNELS = {"onsite": client_pb2.CHANNEL_ONSITE, "remote": client_pb2.CHANNEL_REMOTE}
@@ -78,18 +78,11 @@ async def tier(args: argparse.Namespace, ctl: Ctl) -> None:
     ctl.console.print(f"{c.id} is now {args.tier}")
 
 
-def _zone() -> ZoneInfo:
-    try:
-        return ZoneInfo(load_settings().timezone)
-    except ConfigError as exc:
-        raise SystemExit(str(exc)) from None
-
-
 async def import_csv(args: argparse.Namespace, ctl: Ctl) -> None:
     """Send a trades or corporate-actions CSV (see services/directory/csvfile.py)."""
     path = Path(args.file)
     try:
-        parsed = csvfile.read(path.read_bytes(), _zone(), encoding=args.encoding or "",
+        parsed = csvfile.read(path.read_bytes(), zone(), encoding=args.encoding or "",
                               name=str(path))
     except OSError as exc:
         raise SystemExit(f"{path}: {exc.strerror}") from None
@@ -128,13 +121,13 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p = sub.add_parser("clients", help="list clients you may see")
     p.add_argument("--channel", choices=CHANNELS)
     p.add_argument("--tier", choices=TIERS)
-    p.add_argument("--broker")
-    p.add_argument("--manager")
+    staff_option(p, "--broker")
+    staff_option(p, "--manager")
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--page")
     p.set_defaults(func=clients)
     p = sub.add_parser("client", help="show one client with holdings")
-    p.add_argument("id")
+    client_option(p, "id")
     p.set_defaults(func=client)
     p = sub.add_parser("staff", help="list staff")
     p.add_argument("--role")
@@ -142,7 +135,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=staff)
     p = sub.add_parser("tier", help="make a client key or standard (supervisor)")
-    p.add_argument("id")
+    client_option(p, "id")
     p.add_argument("tier", choices=TIERS)
     p.add_argument("--reason", default="")
     p.set_defaults(func=tier)

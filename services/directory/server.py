@@ -9,6 +9,7 @@ import grpc
 from branch.directory.v1 import directory_service_pb2, directory_service_pb2_grpc
 
 from services.common.server import ServiceContext, ServiceSpec, default_token_ttl
+from services.directory import assignments
 from services.directory.access import ACCESS
 from services.directory.api import DirectoryServicer
 from services.directory.service import Directory
@@ -42,4 +43,5 @@ SPEC = ServiceSpec(
     register=register,
     migrations=Path(__file__).parent / "migrations" / "versions",
     on_start=on_start,
+    subscriptions=lambda ctx: assignments.subscriptions(),
 )

@@ -4,9 +4,7 @@ supervisor's (campaigns, weekly statistics, breached tickets, regulatory progres
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from branch.directory.v1 import client_pb2
 from branch.remote.v1 import campaign_pb2 as cpb
@@ -14,10 +12,10 @@ from branch.remote.v1 import remote_service_pb2 as api
 from branch.remote.v1 import report_pb2
 from branch.remote.v1 import ticket_pb2 as tpb
 from branch.remote.v1.remote_service_pb2_grpc import RemoteServiceStub
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.cli.branchctl import Ctl, clip, who
-from services.common.settings import load_settings
+from services.cli.people import client_option, staff_list_option, staff_option
+from services.cli.timefmt import local, timestamp
 
 LINES = {"investment": tpb.LINE_INVESTMENT, "technical": tpb.LINE_TECHNICAL}
 PRIORITIES = {"normal": tpb.PRIORITY_NORMAL, "urgent": tpb.PRIORITY_URGENT}
@@ -48,36 +46,17 @@ def _me(ctl: Ctl) -> str:
     return str(jwt.decode(ctl.token, options={"verify_signature": False})["sub"])
 
 
-def _zone() -> ZoneInfo:
-    return ZoneInfo(load_settings().timezone)
-
-
-def _when(value: Timestamp) -> str:
-    if not value.seconds:
-        return "-"
-    return value.ToDatetime(tzinfo=ZoneInfo("UTC")).astimezone(_zone()).strftime("%m-%d %H:%M")
-
-
-def _ts(text: str) -> Timestamp:
-    when = datetime.fromisoformat(text)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=_zone())
-    out = Timestamp()
-    out.FromDatetime(when)
-    return out
-
-
 def _name(enum, value: int, prefix: str) -> str:  # type: ignore[no-untyped-def]
     return enum.Name(value).removeprefix(prefix).lower().replace("_", "-")
 
 
 def _clock(c: tpb.SlaClock) -> str:
     if c.met_time.seconds:
-        state = f"met {_when(c.met_time)}"
+        state = f"met {local(c.met_time, empty='-')}"
     elif c.paused:
         state = "paused"
     else:
-        state = f"due {_when(c.due_time)}"
+        state = f"due {local(c.due_time, empty='-')}"
     return state + (" BREACHED" if c.breached else " warned" if c.warned else "")
 
 
@@ -118,8 +97,8 @@ async def day(args: argparse.Namespace, ctl: Ctl) -> None:
     due = await stub.ListTickets(api.ListTicketsRequest(staff_id=me, follow_up_due_only=True,
                                                         page_size=100), metadata=ctl.metadata)
     ctl.table("follow-up callbacks due", ["id", "summary", "resolved", "follow-up due"],
-              [[t.id, clip(t.summary), _when(t.resolution.met_time),
-                _when(t.follow_up_due_time)] for t in due.tickets])
+              [[t.id, clip(t.summary), local(t.resolution.met_time, empty="-"),
+                local(t.follow_up_due_time, empty="-")] for t in due.tickets])
 
 
 async def next_callback(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -132,7 +111,7 @@ async def next_callback(args: argparse.Namespace, ctl: Ctl) -> None:
     ctl.table(f"call now: {got.campaign.name}", ["target", "client", "name", "phone",
                                                  "attempts", "due by", "hold until"],
               [[t.id, t.client_id, got.client_name, got.client_phone, str(t.attempts),
-                t.due_date or "-", _when(t.lease_expire_time)]])
+                t.due_date or "-", local(t.lease_expire_time, empty="-")]])
     ctl.console.print(f"purpose: {got.campaign.purpose}")
     ctl.console.print(f"record with: branchctl remote record {t.id} reached --notes ...")
 
@@ -141,9 +120,9 @@ async def record(args: argparse.Namespace, ctl: Ctl) -> None:
     req = api.RecordCallbackRequest(target_id=args.target, outcome=OUTCOMES[args.outcome],
                                     notes=args.notes or "", request_id=args.request_id or "")
     if args.callback_at:
-        req.callback_time.CopyFrom(_ts(args.callback_at))
+        req.callback_time.CopyFrom(timestamp(args.callback_at))
     if args.called_at:
-        req.call_time.CopyFrom(_ts(args.called_at))
+        req.call_time.CopyFrom(timestamp(args.called_at))
     rec = await _stub(ctl).RecordCallback(req, metadata=ctl.metadata)
     ctl.console.print(f"recorded {rec.id}: {args.outcome}")
 
@@ -203,11 +182,12 @@ async def show_ticket(args: argparse.Namespace, ctl: Ctl) -> None:
     tier = _name(client_pb2.Tier, t.client_tier, "TIER_") if t.client_tier else "unidentified"
     extra = [("client", f"{who(t.client_display_name, t.client_id)} ({tier})"),
              ("VIP advisory", t.vip_advisory_id or "-"),
-             ("follow-up due", _when(t.follow_up_due_time)),
+             ("follow-up due", local(t.follow_up_due_time, empty="-")),
              ("satisfaction", str(t.satisfaction or "-")), ("reopened", str(t.reopen_count))]
     ctl.table("details", ["", ""], [list(x) for x in extra])
     ctl.table("history", ["time", "what", "who", "note"],
-              [[_when(a.time), a.kind, who(a.staff_display_name, a.staff_id), clip(a.note, 70)]
+              [[local(a.time, empty="-"), a.kind, who(a.staff_display_name, a.staff_id),
+                clip(a.note, 70)]
                for a in t.activities])
 
 
@@ -267,14 +247,15 @@ async def report_show(args: argparse.Namespace, ctl: Ctl) -> None:
 async def report_deliver(args: argparse.Namespace, ctl: Ctl) -> None:
     r = await _stub(ctl).DeliverReport(api.DeliverReportRequest(
         id=args.id, channel=CHANNELS[args.channel], delivered_to=args.to), metadata=ctl.metadata)
-    ctl.console.print(f"report {r.id} delivered by {args.channel} at {_when(r.deliver_time)}")
+    when = local(r.deliver_time, empty="-")
+    ctl.console.print(f"report {r.id} delivered by {args.channel} at {when}")
 
 
 def _delivery(r: report_pb2.Report) -> str:
     if not r.delivered_by:
         return "-"
     channel = _name(report_pb2.DeliveryChannel, r.delivery_channel, "DELIVERY_CHANNEL_")
-    return f"{_when(r.deliver_time)} {channel}"
+    return f"{local(r.deliver_time, empty='-')} {channel}"
 
 
 async def reports(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -411,12 +392,12 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p = g.add_parser("duty", help="go on or off duty on lines")
     p.add_argument("--lines", default="investment,technical")
     p.add_argument("--off", action="store_true")
-    p.add_argument("--staff", help="another agent (supervisors)")
+    staff_option(p, "--staff", help="another agent (supervisors)")
     p.set_defaults(func=duty)
     p = g.add_parser("absent", help="mark absence and name a substitute (or --back)")
-    p.add_argument("--substitute")
+    staff_option(p, "--substitute")
     p.add_argument("--back", action="store_true")
-    p.add_argument("--staff")
+    staff_option(p, "--staff")
     p.set_defaults(func=absence)
     p = g.add_parser("open", help="open a hotline ticket")
     p.add_argument("--line", choices=sorted(LINES), required=True)
@@ -426,7 +407,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--description")
     p.add_argument("--caller")
     p.add_argument("--phone")
-    p.add_argument("--client")
+    client_option(p, "--client")
     p.add_argument("--complaint", action="store_true")
     p.add_argument("--auto", action="store_true", help="assign round-robin to an agent on duty")
     p.add_argument("--request-id")
@@ -473,7 +454,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.set_defaults(func=ticket_action, action="follow-up")
 
     p = g.add_parser("report-create", help="build a client's trading-record report")
-    p.add_argument("client")
+    client_option(p, "client")
     p.add_argument("--start", required=True, help="YYYY-MM-DD")
     p.add_argument("--end", required=True, help="YYYY-MM-DD")
     p.add_argument("--request-id")
@@ -488,7 +469,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--to", required=True)
     p.set_defaults(func=report_deliver)
     p = g.add_parser("reports", help="list reports")
-    p.add_argument("--client")
+    client_option(p, "--client")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=reports)
 
@@ -498,7 +479,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--purpose")
     p.add_argument("--start", required=True, help="YYYY-MM-DD")
     p.add_argument("--end", required=True, help="YYYY-MM-DD")
-    p.add_argument("--agents", required=True, help="comma-separated staff ids")
+    staff_list_option(p, "--agents", required=True, help="comma-separated agents")
     p.add_argument("--quota", type=int, required=True, help="callbacks per agent per day")
     p.add_argument("--max-attempts", type=int)
     p.add_argument("--backoff", type=int, help="first retry delay, minutes")
@@ -516,7 +497,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.set_defaults(func=campaign_show)
     p = g.add_parser("stats", help="weekly statistics per agent")
     p.add_argument("--week-of", help="any day of the week, YYYY-MM-DD")
-    p.add_argument("--agent")
+    staff_option(p, "--agent")
     p.set_defaults(func=stats)
     p = g.add_parser("breached", help="tickets past an SLA target")
     p.add_argument("--all", action="store_true", help="include resolved ones")

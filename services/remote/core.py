@@ -13,6 +13,7 @@ from branch.directory.v1 import client_pb2, holding_pb2, staff_pb2
 from branch.directory.v1 import corporate_action_pb2 as ca_pb2
 from branch.directory.v1 import directory_service_pb2 as dapi
 from branch.directory.v1 import directory_service_pb2_grpc as dgrpc
+from branch.directory.v1 import search_pb2 as spb
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common import channels, names
@@ -55,6 +56,19 @@ class DirectoryPeer:
             raise self._unavailable(err) from None
         self.names.saw(client)
         return client
+
+    async def client_by_phone(self, phone: str) -> client_pb2.Client | None:
+        """The one client whose phone is this number (compared by the directory without
+        spaces, dashes and +86); None when nobody or several clients have it."""
+        try:
+            found = await self._stub().SearchClients(
+                spb.SearchClientsRequest(query=phone, page_size=2), timeout=10)
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                return None
+            raise self._unavailable(err) from None
+        same = [r for r in found.results if r.match == spb.SEARCH_MATCH_PHONE and r.exact]
+        return await self.get_client(same[0].id) if len(same) == 1 else None
 
     async def get_staff(self, staff_id: str) -> staff_pb2.Staff | None:
         try:

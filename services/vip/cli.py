@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from branch.directory.v1 import client_pb2
 from branch.vip.v1 import advisory_pb2, relay_pb2, rota_pb2
 from branch.vip.v1 import vip_service_pb2 as api
 from branch.vip.v1.vip_service_pb2_grpc import VipServiceStub
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.cli.branchctl import Ctl, clip, who
-from services.common.settings import load_settings
+from services.cli.people import client_option, staff_option
+from services.cli.timefmt import local, zone
 
 CHANNELS = {"phone": relay_pb2.RELAY_CHANNEL_PHONE, "meeting": relay_pb2.RELAY_CHANNEL_MEETING,
             "message": relay_pb2.RELAY_CHANNEL_MESSAGE, "video": relay_pb2.RELAY_CHANNEL_VIDEO}
@@ -25,17 +24,6 @@ URGENCY = {"normal": advisory_pb2.URGENCY_NORMAL, "high": advisory_pb2.URGENCY_H
 
 def _stub(ctl: Ctl) -> VipServiceStub:
     return VipServiceStub(ctl.channel("vip"))
-
-
-def _tz() -> ZoneInfo:
-    return ZoneInfo(load_settings().timezone)
-
-
-def _local(value: Timestamp) -> str:
-    if not value.seconds:
-        return ""
-    return value.ToDatetime().replace(tzinfo=ZoneInfo("UTC")).astimezone(_tz()).strftime(
-        "%m-%d %H:%M")
 
 
 def _name(enum, value: int, prefix: str) -> str:  # type: ignore[no-untyped-def]
@@ -52,8 +40,8 @@ def _print_advisory(ctl: Ctl, a: advisory_pb2.Advisory) -> None:
          + (f" (ticket {a.source_ticket_id})" if a.source_ticket_id else "")],
         ["assignee", who(a.assignee_display_name, a.assignee_id)],
         ["dedicated broker", who(a.dedicated_broker_display_name, a.dedicated_broker_id)],
-        ["acknowledge due", _local(a.acknowledge_due_time)],
-        ["answer due", _local(a.answer_due_time)],
+        ["acknowledge due", local(a.acknowledge_due_time)],
+        ["answer due", local(a.answer_due_time)],
         ["research answer", a.research_answer + (f" (note {a.research_note_id})"
                                                  if a.research_note_id else "")],
         ["advice", a.advice + (f" [R{a.advice_risk_level}]" if a.advice_risk_level else "")
@@ -77,12 +65,12 @@ async def inbox(args: argparse.Namespace, ctl: Ctl) -> None:
             a = item.advisory
             rows.append(["advisory", a.id, who(a.client_display_name, a.client_id),
                          clip(a.question, 50),
-                         _local(item.deadline), "OVERDUE" if item.overdue else "",
+                         local(item.deadline), "OVERDUE" if item.overdue else "",
                          item.next_action])
         else:
             r = item.relay
             rows.append(["relay", r.id, who(r.client_display_name, r.client_id),
-                         clip(r.note_title, 50), _local(item.deadline),
+                         clip(r.note_title, 50), local(item.deadline),
                          "OVERDUE" if item.overdue else "", item.next_action])
     ctl.table(f"inbox of {who(resp.broker_display_name, resp.broker_id)}: "
               f"{resp.advisory_count} advisories, "
@@ -136,11 +124,11 @@ def _print_relay(ctl: Ctl, r: relay_pb2.RelayTask) -> None:
         ["broker", who(r.broker_display_name, r.broker_id)],
         ["held tickers", ", ".join(r.matched_tickers)],
         ["state", _name(relay_pb2.RelayState, r.state, "RELAY_STATE_")],
-        ["due", _local(r.due_time) + (" OVERDUE" if r.overdue else "")],
-        ["delivered", f"{_local(r.deliver_time)} by "
+        ["due", local(r.due_time) + (" OVERDUE" if r.overdue else "")],
+        ["delivered", f"{local(r.deliver_time)} by "
          f"{_name(relay_pb2.RelayChannel, r.channel, 'RELAY_CHANNEL_')}: {r.summary}"
          if r.deliver_time.seconds else ""],
-        ["acknowledged", f"{_local(r.acknowledge_time)} {r.acknowledgement_note}"
+        ["acknowledged", f"{local(r.acknowledge_time)} {r.acknowledgement_note}"
          if r.acknowledge_time.seconds else ""],
         ["reason", r.reason],
     ])
@@ -167,7 +155,7 @@ async def relays(args: argparse.Namespace, ctl: Ctl) -> None:
     ctl.table("relays", ["id", "note", "client", "broker", "state", "due", "reason"],
               [[r.id, clip(r.note_title, 30), who(r.client_display_name, r.client_id),
                 who(r.broker_display_name, r.broker_id),
-                _name(relay_pb2.RelayState, r.state, "RELAY_STATE_"), _local(r.due_time),
+                _name(relay_pb2.RelayState, r.state, "RELAY_STATE_"), local(r.due_time),
                 clip(r.reason, 30)] for r in resp.relays])
     if resp.next_page_token:
         ctl.console.print(f"next page: --page {resp.next_page_token}")
@@ -187,17 +175,17 @@ async def on_call(args: argparse.Namespace, ctl: Ctl) -> None:
     req = api.GetOnCallRequest()
     if args.at:
         when = datetime.fromisoformat(args.at)
-        req.time.FromDatetime(when if when.tzinfo else when.replace(tzinfo=_tz()))
+        req.time.FromDatetime(when if when.tzinfo else when.replace(tzinfo=zone()))
     resp = await _stub(ctl).GetOnCall(req, metadata=ctl.metadata)
-    rows = [[kind, who(s.staff_display_name, s.staff_id), _local(s.start_time),
-             _local(s.end_time)]
+    rows = [[kind, who(s.staff_display_name, s.staff_id), local(s.start_time),
+             local(s.end_time)]
             for kind, shifts in (("broker", resp.brokers), ("analyst", resp.analysts),
                                  ("supervisor", resp.supervisors)) for s in shifts]
-    ctl.table(f"on call at {_local(resp.time)}", ["role", "staff", "from", "to"], rows)
+    ctl.table(f"on call at {local(resp.time)}", ["role", "staff", "from", "to"], rows)
 
 
 async def shift(args: argparse.Namespace, ctl: Ctl) -> None:
-    tz = _tz()
+    tz = zone()
     start = datetime.fromisoformat(args.start)
     end = datetime.fromisoformat(args.end)
     msg = rota_pb2.Shift(staff_id=args.staff, role=ROLES[args.role], note=args.note or "")
@@ -205,7 +193,7 @@ async def shift(args: argparse.Namespace, ctl: Ctl) -> None:
     msg.end_time.FromDatetime(end if end.tzinfo else end.replace(tzinfo=tz))
     made = await _stub(ctl).CreateShift(api.CreateShiftRequest(shift=msg),
                                         metadata=ctl.metadata)
-    ctl.console.print(f"shift {made.id}: {_local(made.start_time)} - {_local(made.end_time)}")
+    ctl.console.print(f"shift {made.id}: {local(made.start_time)} - {local(made.end_time)}")
 
 
 async def breaches(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -216,7 +204,7 @@ async def breaches(args: argparse.Namespace, ctl: Ctl) -> None:
                            "escalation"],
               [[_name(api.BreachKind, b.kind, "BREACH_KIND_ADVISORY_"), b.resource_id,
                 who(b.client_display_name, b.client_id), who(b.broker_display_name, b.broker_id),
-                f"{_local(b.due_time)} / {_local(b.breach_time)}",
+                f"{local(b.due_time)} / {local(b.breach_time)}",
                 f"{b.escalation_level} -> {who(b.escalated_to_display_name, b.escalated_to_id)}"
                 if b.escalation_level else ""]
                for b in resp.breaches])
@@ -244,7 +232,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     group = groups.add_parser("vip", help="key clients: broker inbox, advisories, relays, rota")
     sub = group.add_subparsers(dest="command", required=True)
     p = sub.add_parser("inbox", help="advisories and relays due, by deadline")
-    p.add_argument("--broker", help="supervisors: whose inbox")
+    staff_option(p, "--broker", help="supervisors: whose inbox")
     p.add_argument("--limit", type=int, default=30)
     p.add_argument("--page")
     p.set_defaults(func=inbox)
@@ -252,7 +240,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("id")
     p.set_defaults(func=show)
     p = sub.add_parser("ask", help="open an advisory request for a key client")
-    p.add_argument("client")
+    client_option(p, "client")
     p.add_argument("question")
     p.add_argument("--ticker", action="append")
     p.add_argument("--urgency", choices=URGENCY, default="normal")
@@ -277,7 +265,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.set_defaults(func=close)
     p = sub.add_parser("relays", help="list relay tasks")
     p.add_argument("--note")
-    p.add_argument("--client")
+    client_option(p, "--client")
     p.add_argument("--state", choices=["pending", "delivered", "acknowledged", "cancelled",
                                        "withheld"])
     p.add_argument("--limit", type=int, default=30)
@@ -300,19 +288,19 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--at")
     p.set_defaults(func=on_call)
     p = sub.add_parser("shift", help="add a shift (supervisor; local times)")
-    p.add_argument("staff")
+    staff_option(p, "staff")
     p.add_argument("start", help="e.g. 2026-03-02T08:00")
     p.add_argument("end")
     p.add_argument("--role", choices=ROLES, default="broker")
     p.add_argument("--note")
     p.set_defaults(func=shift)
     p = sub.add_parser("breaches", help="SLA breaches, newest first (supervisor)")
-    p.add_argument("--broker")
+    staff_option(p, "--broker")
     p.add_argument("--limit", type=int, default=30)
     p.add_argument("--page")
     p.set_defaults(func=breaches)
     p = sub.add_parser("report", help="SLA compliance per broker per week (supervisor)")
     p.add_argument("--start")
     p.add_argument("--end")
-    p.add_argument("--broker")
+    staff_option(p, "--broker")
     p.set_defaults(func=report)

@@ -7,6 +7,7 @@ from branch.directory.v1 import calendar_pb2 as _calendar_pb2
 from branch.directory.v1 import client_pb2 as _client_pb2
 from branch.directory.v1 import corporate_action_pb2 as _corporate_action_pb2
 from branch.directory.v1 import directory_service_pb2 as _directory_service_pb2
+from branch.directory.v1 import search_pb2 as _search_pb2
 from branch.directory.v1 import staff_pb2 as _staff_pb2
 from collections import abc as _abc
 from grpc import aio as _aio
@@ -71,6 +72,10 @@ class DirectoryServiceStub:
     """The business calendar's operator overrides (calendar.proto)."""
     DeleteCalendarDay: _grpc.UnaryUnaryMultiCallable[_calendar_pb2.DeleteCalendarDayRequest, _calendar_pb2.DeleteCalendarDayResponse]
     ListCalendarDays: _grpc.UnaryUnaryMultiCallable[_calendar_pb2.ListCalendarDaysRequest, _calendar_pb2.ListCalendarDaysResponse]
+    SearchClients: _grpc.UnaryUnaryMultiCallable[_search_pb2.SearchClientsRequest, _search_pb2.SearchClientsResponse]
+    """Finds clients in the caller's scope by name, pinyin, phone, account number or id prefix."""
+    SearchStaff: _grpc.UnaryUnaryMultiCallable[_search_pb2.SearchStaffRequest, _search_pb2.SearchStaffResponse]
+    """Finds staff by employee number, name, pinyin or id prefix."""
 
 @_typing.type_check_only
 class DirectoryServiceAsyncStub(DirectoryServiceStub):
@@ -111,6 +116,10 @@ class DirectoryServiceAsyncStub(DirectoryServiceStub):
     """The business calendar's operator overrides (calendar.proto)."""
     DeleteCalendarDay: _aio.UnaryUnaryMultiCallable[_calendar_pb2.DeleteCalendarDayRequest, _calendar_pb2.DeleteCalendarDayResponse]  # type: ignore[assignment]
     ListCalendarDays: _aio.UnaryUnaryMultiCallable[_calendar_pb2.ListCalendarDaysRequest, _calendar_pb2.ListCalendarDaysResponse]  # type: ignore[assignment]
+    SearchClients: _aio.UnaryUnaryMultiCallable[_search_pb2.SearchClientsRequest, _search_pb2.SearchClientsResponse]  # type: ignore[assignment]
+    """Finds clients in the caller's scope by name, pinyin, phone, account number or id prefix."""
+    SearchStaff: _aio.UnaryUnaryMultiCallable[_search_pb2.SearchStaffRequest, _search_pb2.SearchStaffResponse]  # type: ignore[assignment]
+    """Finds staff by employee number, name, pinyin or id prefix."""
 
 class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
     """DirectoryService keeps the branch's staff and clients, their holdings and trades, and
@@ -268,5 +277,21 @@ class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _calendar_pb2.ListCalendarDaysRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_calendar_pb2.ListCalendarDaysResponse, _abc.Awaitable[_calendar_pb2.ListCalendarDaysResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SearchClients(
+        self,
+        request: _search_pb2.SearchClientsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_search_pb2.SearchClientsResponse, _abc.Awaitable[_search_pb2.SearchClientsResponse]]:
+        """Finds clients in the caller's scope by name, pinyin, phone, account number or id prefix."""
+
+    @_abc_1.abstractmethod
+    def SearchStaff(
+        self,
+        request: _search_pb2.SearchStaffRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_search_pb2.SearchStaffResponse, _abc.Awaitable[_search_pb2.SearchStaffResponse]]:
+        """Finds staff by employee number, name, pinyin or id prefix."""
 
 def add_DirectoryServiceServicer_to_server(servicer: DirectoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
