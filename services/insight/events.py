@@ -19,7 +19,7 @@ from services.common.clock import day_start, local_date
 from services.common.consumer import PermanentError, Subscription
 from services.common.events import Event
 from services.common.protos import from_ts
-from services.common.upsert import insert_if_absent
+from services.common.upsert import insert_missing
 from services.insight import rebuild
 from services.insight.models import Activity, Campaign, Interaction, Ticket
 
@@ -36,9 +36,8 @@ def month_key(when: datetime, tz: tzinfo) -> str:
 class ReadModel:
     """Applies one event to the read-model tables."""
 
-    def __init__(self, tz: tzinfo, sqlite: bool) -> None:
+    def __init__(self, tz: tzinfo) -> None:
         self.tz = tz
-        self.sqlite = sqlite
         self._handlers: dict[str, tuple[type[Message], Callable[..., Any]]] = {
             "branch.remote.ticket.opened": (remote_events.TicketOpened, self._ticket_opened),
             "branch.remote.ticket.escalated": (remote_events.TicketEscalated,
@@ -85,29 +84,29 @@ class ReadModel:
 
     async def _count(self, session: AsyncSession, event: Event, kind: str, when: datetime,
                      person_id: str = "", amount: int = 1) -> None:
-        await insert_if_absent(
-            session, Activity.__table__,  # type: ignore[arg-type]
+        await insert_missing(
+            session, Activity,
             {"event_id": event.id, "kind": kind, "person_id": person_id[:100],
              "occurred_at": when, "local_day": local_date(when, self.tz), "amount": amount},
-            ["event_id", "kind"], sqlite=self.sqlite)
+            ["event_id", "kind"])
 
     async def _interaction(self, session: AsyncSession, kind: int, interaction_id: str,
                            person_id: str, team: str, client_id: str, when: datetime) -> None:
         if not interaction_id or not person_id:
             return
-        await insert_if_absent(
-            session, Interaction.__table__,  # type: ignore[arg-type]
+        await insert_missing(
+            session, Interaction,
             {"id": f"{kind}:{interaction_id}"[:80], "kind": kind,
              "interaction_id": interaction_id[:64], "person_id": person_id[:100], "team": team,
              "client_id": client_id[:64], "occurred_at": when,
              "month": month_key(when, self.tz)},
-            ["id"], sqlite=self.sqlite)
+            ["id"])
 
     async def _ticket(self, session: AsyncSession, ticket_id: str) -> Ticket:
         """The ticket's row, made if this is the first of its events to arrive."""
-        await insert_if_absent(session, Ticket.__table__,  # type: ignore[arg-type]
-                               {"ticket_id": ticket_id[:64], "owner_id": ""}, ["ticket_id"],
-                               sqlite=self.sqlite)
+        await insert_missing(
+                               session, Ticket,
+                               {"ticket_id": ticket_id[:64], "owner_id": ""}, ["ticket_id"])
         ticket = await session.get(Ticket, ticket_id[:64], populate_existing=True)
         assert ticket is not None
         return ticket
@@ -172,12 +171,12 @@ class ReadModel:
                         m: remote_events.CampaignCreated) -> None:
         await self._count(session, event, "callback_target", self._time(m.create_time, event),
                           amount=max(m.target_count, 0))
-        await insert_if_absent(
-            session, Campaign.__table__,  # type: ignore[arg-type]
+        await insert_missing(
+            session, Campaign,
             {"campaign_id": m.campaign_id[:64], "daily_quota": max(m.daily_quota, 0),
              "start_date": _day(m.start_date), "end_date": _day(m.end_date),
              "agent_ids": "," + ",".join(a for a in m.agent_ids if "," not in a) + ","},
-            ["campaign_id"], sqlite=self.sqlite)
+            ["campaign_id"])
 
     async def _quota_missed(self, session: AsyncSession, event: Event,
                             m: remote_events.CallbackQuotaMissed) -> None:

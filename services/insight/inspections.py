@@ -31,7 +31,7 @@ from services.common.ids import new_id
 from services.common.logs import get_logger
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.protos import ts
-from services.common.upsert import insert_if_absent
+from services.common.upsert import insert_missing
 from services.insight import scorecards
 from services.insight.models import Appeal, Inspection, Interaction, Sample, Scorecard
 
@@ -129,10 +129,10 @@ class Inspections:
     async def _draw_person(self, person_id: str, team: str, month: str, k: int) -> int:
         now = self.clock.now()
         async with self.db.transaction() as session:
-            won = await insert_if_absent(
-                session, Sample.__table__,  # type: ignore[arg-type]
+            won = await insert_missing(
+                session, Sample,
                 {"person_id": person_id, "month": month, "drawn": 0, "drawn_at": now},
-                ["person_id", "month"], sqlite=self.db.is_sqlite)
+                ["person_id", "month"])
             if not won:
                 return 0
             pool = list((await session.exec(select(Interaction).where(

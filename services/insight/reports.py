@@ -31,7 +31,7 @@ from services.common.ids import new_id
 from services.common.logs import get_logger
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.protos import ts
-from services.common.upsert import insert_if_absent
+from services.common.upsert import insert_missing
 from services.insight.inspections import average
 from services.insight.models import Activity, Inspection, Ticket
 from services.insight.models import Report as ReportRow
@@ -184,12 +184,12 @@ class Reports:
                 return to_proto(existing), False
             figures = await self.figures(session, kind, first, last)
             report_id = new_id()
-            won = await insert_if_absent(
-                session, ReportRow.__table__,  # type: ignore[arg-type]
+            won = await insert_missing(
+                session, ReportRow,
                 {"id": report_id, "kind": kind, "period_start": first, "period_end": last,
                  "figures": figures.SerializeToString(), "generated_by": by[:100],
                  "generated_at": now},
-                ["kind", "period_start"], sqlite=self.db.is_sqlite)
+                ["kind", "period_start"])
             if won:
                 emit(session, subject=GENERATED, about=report_id, now=now,
                      message=events_pb2.ReportGenerated(

@@ -45,7 +45,7 @@ class Insight:
                    inspections=Inspections(db, clock, tz, cards),
                    duty_log=DutyLog(db, clock, tz), reports=Reports(db, clock, tz, calendar),
                    performance=Performance(db, clock, tz, calendar),
-                   read_model=ReadModel(tz, db.is_sqlite), nats=nats)
+                   read_model=ReadModel(tz), nats=nats)
 
     async def status(self) -> api.ReadModelStatus:
         """Events applied by insight's consumers (rows insight-* in the processed table)."""
