@@ -10,6 +10,7 @@ from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from services.common.db import UtcDateTime
+from services.common.names import PersonNameBase
 
 
 class Scorecard(SQLModel, table=True):
@@ -201,3 +202,10 @@ class KeyEvent(SQLModel, table=True):
     description: str
     recorded_by: str = Field(max_length=100)
     created_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class PersonName(PersonNameBase, table=True):
+    """Clients' and staff members' display names from the directory's events
+    (services/common/names.py): responses carry them beside the ids."""
+
+    __tablename__ = "insight_person_name"

@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 from branch.insight.v1 import insight_service_pb2, insight_service_pb2_grpc
 
+from services.common import names
 from services.common.calendar_sync import directory_loader
 from services.common.consumer import Subscription
 from services.common.db import is_unavailable
@@ -18,6 +19,7 @@ from services.common.server import ServiceContext, ServiceSpec
 from services.insight import events, rebuild
 from services.insight.access import ACCESS
 from services.insight.api import InsightServicer
+from services.insight.models import PersonName
 from services.insight.service import Insight
 
 SERVICE_NAME = insight_service_pb2.DESCRIPTOR.services_by_name["InsightService"].full_name
@@ -34,11 +36,12 @@ def insight_of(ctx: ServiceContext) -> Insight:
 
 def register(server: grpc.aio.Server, ctx: ServiceContext) -> None:
     insight_service_pb2_grpc.add_InsightServiceServicer_to_server(
-        InsightServicer(insight_of(ctx)), server)
+        names.with_names(InsightServicer(insight_of(ctx)), ctx.db, PersonName), server)
 
 
 def subscriptions(ctx: ServiceContext) -> list[Subscription]:
-    return events.subscriptions(insight_of(ctx).read_model)
+    return [*events.subscriptions(insight_of(ctx).read_model),
+            names.subscription(PersonName, ctx.clock)]
 
 
 async def draw_samples(ctx: ServiceContext) -> int:

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from branch.insight.v1 import insight_service_pb2 as api
 from sqlalchemy import func
-from sqlmodel import col, select
+from sqlmodel import select
 
 from services.common.calendar import BranchCalendar
 from services.common.clock import Clock
@@ -19,7 +19,7 @@ from services.insight.duty_log import DutyLog
 from services.insight.events import ReadModel
 from services.insight.inspections import Inspections
 from services.insight.performance import Performance
-from services.insight.rebuild import rebuild
+from services.insight.rebuild import CONSUMER, rebuild
 from services.insight.reports import Reports
 from services.insight.scorecards import Scorecards
 
@@ -48,11 +48,11 @@ class Insight:
                    read_model=ReadModel(tz), nats=nats)
 
     async def status(self) -> api.ReadModelStatus:
-        """Events applied by insight's consumers (rows insight-* in the processed table)."""
+        """Events applied by the read model's consumer (its rows in the processed table)."""
         async with self.db.read() as session:
             count, last = (await session.exec(select(
                 func.count(), func.max(ProcessedEvent.handled_at)).where(
-                col(ProcessedEvent.consumer).startswith(f"{self.db.service}-")))).one()
+                ProcessedEvent.consumer == f"{self.db.service}-{CONSUMER}"))).one()
         return api.ReadModelStatus(events_applied=int(count or 0), last_apply_time=ts(last))
 
     async def rebuild(self) -> api.ReadModelStatus:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+from branch.directory.v1 import events_pb2 as directory_events
+from branch.directory.v1 import staff_pb2
 from branch.insight.v1 import duty_log_pb2, inspection_pb2
 from branch.insight.v1 import insight_service_pb2 as api
 from branch.insight.v1.insight_service_pb2_grpc import InsightServiceStub
@@ -24,7 +26,7 @@ from tests.harness import (
     make_settings,
     running,
 )
-from tests.insight.month import AGENTS, build_month, publish_all
+from tests.insight.month import AGENTS, Published, build_month, publish_all
 
 INSPECTOR = auth("qi-1", "quality_inspector")
 OTHER_INSPECTOR = auth("qi-2", "quality_inspector")
@@ -43,6 +45,9 @@ async def refused(call, code: grpc.StatusCode) -> grpc.aio.AioRpcError:  # type:
 @pytest.fixture
 async def stub(tmp_path: Path, nats_url: str) -> AsyncIterator[InsightServiceStub]:
     events = build_month(2026, 2, seed=11)
+    # the directory names the first agent (names beside ids, services/common/names.py)
+    events.append(Published("branch.directory.staff.created", directory_events.StaffCreated(
+        staff=staff_pb2.Staff(id=AGENTS[0], display_name="张伟", active=True)), NOW))
     async with running(SPEC, make_settings(tmp_path, nats_url), clock=FakeClock(NOW)) as one:
         await publish_all(nats_url, events)
         await eventually(lambda: sum(c.handled for c in one.consumers) >= len(events),
@@ -67,6 +72,7 @@ async def test_agents_see_their_own_and_appeal(stub: InsightServiceStub) -> None
     mine = auth(me, "service_agent")
     own = (await stub.ListInspections(api.ListInspectionsRequest(), metadata=mine)).inspections
     assert own and {i.person_id for i in own} == {me} and len(own) <= 2
+    assert {i.person_display_name for i in own} == {"张伟"}
     everyone = (await stub.ListInspections(api.ListInspectionsRequest(page_size=500),
                                            metadata=INSPECTOR)).inspections
     theirs = next(i for i in everyone if i.person_id == other)

@@ -31,6 +31,7 @@ class DutyLogEntry(_message.Message):
     CATEGORY_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    AUTHOR_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     author_id: _builtins.str
     shift_day: _builtins.str
@@ -38,6 +39,7 @@ class DutyLogEntry(_message.Message):
     category: _builtins.str
     """Free category, e.g. "handover", "incident", "briefing" (班前会 common faults)."""
     text: _builtins.str
+    author_display_name: _builtins.str
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -49,10 +51,11 @@ class DutyLogEntry(_message.Message):
         category: _builtins.str = ...,
         text: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        author_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_id", b"author_id", "category", b"category", "create_time", b"create_time", "id", b"id", "shift_day", b"shift_day", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_display_name", b"author_display_name", "author_id", b"author_id", "category", b"category", "create_time", b"create_time", "id", b"id", "shift_day", b"shift_day", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -222,6 +222,9 @@ class Inspection(_message.Message):
     COMMENT_FIELD_NUMBER: _builtins.int
     DRAW_TIME_FIELD_NUMBER: _builtins.int
     SCORE_TIME_FIELD_NUMBER: _builtins.int
+    PERSON_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    INSPECTOR_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    CLIENT_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     person_id: _builtins.str
     """The agent or broker whose call is inspected (staff id)."""
@@ -243,6 +246,12 @@ class Inspection(_message.Message):
     compliance_flagged: _builtins.bool
     """A securities check failed: raised to compliance (branch.insight.inspection.flagged)."""
     comment: _builtins.str
+    person_display_name: _builtins.str
+    """Display names beside the ids, filled on every response ("" until the directory's events
+    have named them).
+    """
+    inspector_display_name: _builtins.str
+    client_display_name: _builtins.str
     @_builtins.property
     def interaction_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -271,10 +280,13 @@ class Inspection(_message.Message):
         comment: _builtins.str = ...,
         draw_time: _timestamp_pb2.Timestamp | None = ...,
         score_time: _timestamp_pb2.Timestamp | None = ...,
+        person_display_name: _builtins.str = ...,
+        inspector_display_name: _builtins.str = ...,
+        client_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["draw_time", b"draw_time", "interaction_time", b"interaction_time", "score_time", b"score_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "comment", b"comment", "compliance_flagged", b"compliance_flagged", "draw_time", b"draw_time", "id", b"id", "inspector_id", b"inspector_id", "interaction_id", b"interaction_id", "interaction_kind", b"interaction_kind", "interaction_time", b"interaction_time", "month", b"month", "person_id", b"person_id", "score_time", b"score_time", "scorecard_id", b"scorecard_id", "scores", b"scores", "state", b"state", "team", b"team", "total_score", b"total_score"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_display_name", b"client_display_name", "client_id", b"client_id", "comment", b"comment", "compliance_flagged", b"compliance_flagged", "draw_time", b"draw_time", "id", b"id", "inspector_display_name", b"inspector_display_name", "inspector_id", b"inspector_id", "interaction_id", b"interaction_id", "interaction_kind", b"interaction_kind", "interaction_time", b"interaction_time", "month", b"month", "person_display_name", b"person_display_name", "person_id", b"person_id", "score_time", b"score_time", "scorecard_id", b"scorecard_id", "scores", b"scores", "state", b"state", "team", b"team", "total_score", b"total_score"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -298,6 +310,8 @@ class Appeal(_message.Message):
     REVISED_SCORE_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     DECIDE_TIME_FIELD_NUMBER: _builtins.int
+    PERSON_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    DECIDER_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     inspection_id: _builtins.str
     person_id: _builtins.str
@@ -308,6 +322,8 @@ class Appeal(_message.Message):
     decision: _builtins.str
     revised_score: _builtins.str
     """Upheld appeals: the new total, 0.00 to 100.00, decimal string."""
+    person_display_name: _builtins.str
+    decider_display_name: _builtins.str
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -325,10 +341,12 @@ class Appeal(_message.Message):
         revised_score: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         decide_time: _timestamp_pb2.Timestamp | None = ...,
+        person_display_name: _builtins.str = ...,
+        decider_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "decide_time", b"decide_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "decide_time", b"decide_time", "decider_id", b"decider_id", "decision", b"decision", "id", b"id", "inspection_id", b"inspection_id", "person_id", b"person_id", "reason", b"reason", "revised_score", b"revised_score", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "decide_time", b"decide_time", "decider_display_name", b"decider_display_name", "decider_id", b"decider_id", "decision", b"decision", "id", b"id", "inspection_id", b"inspection_id", "person_display_name", b"person_display_name", "person_id", b"person_id", "reason", b"reason", "revised_score", b"revised_score", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

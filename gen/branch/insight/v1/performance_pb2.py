@@ -25,21 +25,21 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#branch/insight/v1/performance.proto\x12\x11\x62ranch.insight.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x01\n\x08KeyEvent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\treview_id\x18\x02 \x01(\t\x12-\n\x04kind\x18\x03 \x01(\x0e\x32\x1f.branch.insight.v1.KeyEventKind\x12\x14\n\x0coccurred_day\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x13\n\x0brecorded_by\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"U\n\x06Target\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tual\x18\x03 \x01(\t\x12\x0b\n\x03met\x18\x04 \x01(\x08\x12\x0e\n\x06source\x18\x05 \x01(\t\"\xc5\x03\n\x11PerformanceReview\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tperson_id\x18\x02 \x01(\t\x12\x0c\n\x04team\x18\x03 \x01(\t\x12\r\n\x05month\x18\x04 \x01(\t\x12\x13\n\x0breviewer_id\x18\x05 \x01(\t\x12\x38\n\x05state\x18\x06 \x01(\x0e\x32).branch.insight.v1.PerformanceReviewState\x12*\n\x07targets\x18\x07 \x03(\x0b\x32\x19.branch.insight.v1.Target\x12/\n\nkey_events\x18\x08 \x03(\x0b\x32\x1b.branch.insight.v1.KeyEvent\x12\x19\n\x11interview_summary\x18\t \x01(\t\x12\x18\n\x10improvement_plan\x18\n \x01(\t\x12\x32\n\x0einterview_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rappeal_reason\x18\x0c \x01(\t\x12\x17\n\x0f\x61ppeal_decision\x18\r \x01(\t\x12/\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp*_\n\x0cKeyEventKind\x12\x1e\n\x1aKEY_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13KEY_EVENT_KIND_GOOD\x10\x01\x12\x16\n\x12KEY_EVENT_KIND_BAD\x10\x02*\xdb\x01\n\x16PerformanceReviewState\x12(\n$PERFORMANCE_REVIEW_STATE_UNSPECIFIED\x10\x00\x12!\n\x1dPERFORMANCE_REVIEW_STATE_OPEN\x10\x01\x12(\n$PERFORMANCE_REVIEW_STATE_INTERVIEWED\x10\x02\x12%\n!PERFORMANCE_REVIEW_STATE_APPEALED\x10\x03\x12#\n\x1fPERFORMANCE_REVIEW_STATE_CLOSED\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#branch/insight/v1/performance.proto\x12\x11\x62ranch.insight.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xeb\x01\n\x08KeyEvent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\treview_id\x18\x02 \x01(\t\x12-\n\x04kind\x18\x03 \x01(\x0e\x32\x1f.branch.insight.v1.KeyEventKind\x12\x14\n\x0coccurred_day\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x13\n\x0brecorded_by\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x18recorded_by_display_name\x18\x08 \x01(\t\"U\n\x06Target\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tual\x18\x03 \x01(\t\x12\x0b\n\x03met\x18\x04 \x01(\x08\x12\x0e\n\x06source\x18\x05 \x01(\t\"\x81\x04\n\x11PerformanceReview\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tperson_id\x18\x02 \x01(\t\x12\x0c\n\x04team\x18\x03 \x01(\t\x12\r\n\x05month\x18\x04 \x01(\t\x12\x13\n\x0breviewer_id\x18\x05 \x01(\t\x12\x38\n\x05state\x18\x06 \x01(\x0e\x32).branch.insight.v1.PerformanceReviewState\x12*\n\x07targets\x18\x07 \x03(\x0b\x32\x19.branch.insight.v1.Target\x12/\n\nkey_events\x18\x08 \x03(\x0b\x32\x1b.branch.insight.v1.KeyEvent\x12\x19\n\x11interview_summary\x18\t \x01(\t\x12\x18\n\x10improvement_plan\x18\n \x01(\t\x12\x32\n\x0einterview_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rappeal_reason\x18\x0c \x01(\t\x12\x17\n\x0f\x61ppeal_decision\x18\r \x01(\t\x12/\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13person_display_name\x18\x0f \x01(\t\x12\x1d\n\x15reviewer_display_name\x18\x10 \x01(\t*_\n\x0cKeyEventKind\x12\x1e\n\x1aKEY_EVENT_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13KEY_EVENT_KIND_GOOD\x10\x01\x12\x16\n\x12KEY_EVENT_KIND_BAD\x10\x02*\xdb\x01\n\x16PerformanceReviewState\x12(\n$PERFORMANCE_REVIEW_STATE_UNSPECIFIED\x10\x00\x12!\n\x1dPERFORMANCE_REVIEW_STATE_OPEN\x10\x01\x12(\n$PERFORMANCE_REVIEW_STATE_INTERVIEWED\x10\x02\x12%\n!PERFORMANCE_REVIEW_STATE_APPEALED\x10\x03\x12#\n\x1fPERFORMANCE_REVIEW_STATE_CLOSED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'branch.insight.v1.performance_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_KEYEVENTKIND']._serialized_start=838
-  _globals['_KEYEVENTKIND']._serialized_end=933
-  _globals['_PERFORMANCEREVIEWSTATE']._serialized_start=936
-  _globals['_PERFORMANCEREVIEWSTATE']._serialized_end=1155
+  _globals['_KEYEVENTKIND']._serialized_start=932
+  _globals['_KEYEVENTKIND']._serialized_end=1027
+  _globals['_PERFORMANCEREVIEWSTATE']._serialized_start=1030
+  _globals['_PERFORMANCEREVIEWSTATE']._serialized_end=1249
   _globals['_KEYEVENT']._serialized_start=92
-  _globals['_KEYEVENT']._serialized_end=293
-  _globals['_TARGET']._serialized_start=295
-  _globals['_TARGET']._serialized_end=380
-  _globals['_PERFORMANCEREVIEW']._serialized_start=383
-  _globals['_PERFORMANCEREVIEW']._serialized_end=836
+  _globals['_KEYEVENT']._serialized_end=327
+  _globals['_TARGET']._serialized_start=329
+  _globals['_TARGET']._serialized_end=414
+  _globals['_PERFORMANCEREVIEW']._serialized_start=417
+  _globals['_PERFORMANCEREVIEW']._serialized_end=930
 # @@protoc_insertion_point(module_scope)

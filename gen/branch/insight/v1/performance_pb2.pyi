@@ -80,6 +80,7 @@ class KeyEvent(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     RECORDED_BY_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    RECORDED_BY_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     review_id: _builtins.str
     kind: Global___KeyEventKind.ValueType
@@ -87,6 +88,7 @@ class KeyEvent(_message.Message):
     """Branch-local day it happened, "YYYY-MM-DD"."""
     description: _builtins.str
     recorded_by: _builtins.str
+    recorded_by_display_name: _builtins.str
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -99,10 +101,11 @@ class KeyEvent(_message.Message):
         description: _builtins.str = ...,
         recorded_by: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        recorded_by_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "description", b"description", "id", b"id", "kind", b"kind", "occurred_day", b"occurred_day", "recorded_by", b"recorded_by", "review_id", b"review_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "description", b"description", "id", b"id", "kind", b"kind", "occurred_day", b"occurred_day", "recorded_by", b"recorded_by", "recorded_by_display_name", b"recorded_by_display_name", "review_id", b"review_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -170,6 +173,8 @@ class PerformanceReview(_message.Message):
     APPEAL_REASON_FIELD_NUMBER: _builtins.int
     APPEAL_DECISION_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    PERSON_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    REVIEWER_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     person_id: _builtins.str
     team: _builtins.str
@@ -182,6 +187,8 @@ class PerformanceReview(_message.Message):
     improvement_plan: _builtins.str
     appeal_reason: _builtins.str
     appeal_decision: _builtins.str
+    person_display_name: _builtins.str
+    reviewer_display_name: _builtins.str
     @_builtins.property
     def targets(self) -> _containers.RepeatedCompositeFieldContainer[Global___Target]:
         """Actuals are computed when the review is read."""
@@ -209,10 +216,12 @@ class PerformanceReview(_message.Message):
         appeal_reason: _builtins.str = ...,
         appeal_decision: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        person_display_name: _builtins.str = ...,
+        reviewer_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "interview_time", b"interview_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["appeal_decision", b"appeal_decision", "appeal_reason", b"appeal_reason", "create_time", b"create_time", "id", b"id", "improvement_plan", b"improvement_plan", "interview_summary", b"interview_summary", "interview_time", b"interview_time", "key_events", b"key_events", "month", b"month", "person_id", b"person_id", "reviewer_id", b"reviewer_id", "state", b"state", "targets", b"targets", "team", b"team"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["appeal_decision", b"appeal_decision", "appeal_reason", b"appeal_reason", "create_time", b"create_time", "id", b"id", "improvement_plan", b"improvement_plan", "interview_summary", b"interview_summary", "interview_time", b"interview_time", "key_events", b"key_events", "month", b"month", "person_display_name", b"person_display_name", "person_id", b"person_id", "reviewer_display_name", b"reviewer_display_name", "reviewer_id", b"reviewer_id", "state", b"state", "targets", b"targets", "team", b"team"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

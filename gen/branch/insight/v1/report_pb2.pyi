@@ -110,6 +110,7 @@ class PersonFigures(_message.Message):
     ADVISORIES_ANSWERED_FIELD_NUMBER: _builtins.int
     INSPECTIONS_SCORED_FIELD_NUMBER: _builtins.int
     AVERAGE_SCORE_FIELD_NUMBER: _builtins.int
+    PERSON_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     person_id: _builtins.str
     team: _builtins.str
     accepted: _builtins.int
@@ -118,6 +119,7 @@ class PersonFigures(_message.Message):
     inspections_scored: _builtins.int
     average_score: _builtins.str
     """Mean inspection total, decimal string; empty when none."""
+    person_display_name: _builtins.str
     def __init__(
         self,
         *,
@@ -128,10 +130,11 @@ class PersonFigures(_message.Message):
         advisories_answered: _builtins.int = ...,
         inspections_scored: _builtins.int = ...,
         average_score: _builtins.str = ...,
+        person_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "advisories_answered", b"advisories_answered", "average_score", b"average_score", "callbacks", b"callbacks", "inspections_scored", b"inspections_scored", "person_id", b"person_id", "team", b"team"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "advisories_answered", b"advisories_answered", "average_score", b"average_score", "callbacks", b"callbacks", "inspections_scored", b"inspections_scored", "person_display_name", b"person_display_name", "person_id", b"person_id", "team", b"team"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -280,6 +283,7 @@ class Report(_message.Message):
     FIGURES_FIELD_NUMBER: _builtins.int
     GENERATE_TIME_FIELD_NUMBER: _builtins.int
     GENERATED_BY_FIELD_NUMBER: _builtins.int
+    GENERATED_BY_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     kind: Global___ReportKind.ValueType
     period_start: _builtins.str
@@ -287,6 +291,7 @@ class Report(_message.Message):
     period_end: _builtins.str
     generated_by: _builtins.str
     """Staff id, or "schedule" for the timer."""
+    generated_by_display_name: _builtins.str
     @_builtins.property
     def figures(self) -> Global___ReportFigures: ...
     @_builtins.property
@@ -301,10 +306,11 @@ class Report(_message.Message):
         figures: Global___ReportFigures | None = ...,
         generate_time: _timestamp_pb2.Timestamp | None = ...,
         generated_by: _builtins.str = ...,
+        generated_by_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["figures", b"figures", "generate_time", b"generate_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["figures", b"figures", "generate_time", b"generate_time", "generated_by", b"generated_by", "id", b"id", "kind", b"kind", "period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["figures", b"figures", "generate_time", b"generate_time", "generated_by", b"generated_by", "generated_by_display_name", b"generated_by_display_name", "id", b"id", "kind", b"kind", "period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -2,7 +2,7 @@
 
 Revision ID: insight_0001
 Revises: 
-Create Date: 2026-12-01 03:49:22.974565
+Create Date: 2026-12-01 04:08:03.935982
 """
 
 from collections.abc import Sequence
@@ -138,6 +138,14 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('person_id', 'month', name='uq_insight_review_month')
     )
+    op.create_table('insight_person_name',
+    sa.Column('person_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+    sa.Column('display_name', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('source_time', services.common.db.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', services.common.db.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('person_id')
+    )
     op.create_table('insight_report',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
     sa.Column('kind', sa.Integer(), nullable=False),
@@ -183,6 +191,7 @@ def downgrade() -> None:
     op.drop_table('insight_scorecard')
     op.drop_table('insight_sample')
     op.drop_table('insight_report')
+    op.drop_table('insight_person_name')
     op.drop_table('insight_performance_review')
     with op.batch_alter_table('insight_key_event', schema=None) as batch_op:
         batch_op.drop_index('ix_insight_key_event_review')
