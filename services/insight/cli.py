@@ -12,7 +12,7 @@ from branch.insight.v1 import duty_log_pb2, inspection_pb2, report_pb2
 from branch.insight.v1 import insight_service_pb2 as api
 from branch.insight.v1.insight_service_pb2_grpc import InsightServiceStub
 
-from services.cli.branchctl import Ctl
+from services.cli.branchctl import Ctl, clip, who
 
 K = inspection_pb2
 KINDS = {"daily": report_pb2.REPORT_KIND_DAILY, "weekly": report_pb2.REPORT_KIND_WEEKLY,
@@ -47,7 +47,7 @@ async def queue(args: argparse.Namespace, ctl: Ctl) -> None:
     resp = await _stub(ctl).ListInspections(req, metadata=ctl.metadata)
     ctl.table("inspections", ["id", "person", "team", "month", "kind", "interaction", "state",
                               "total", "flagged"],
-              [[i.id, i.person_id, i.team, i.month,
+              [[i.id, who(i.person_display_name, i.person_id), i.team, i.month,
                 _name(K.InteractionKind, i.interaction_kind, "INTERACTION_KIND_"),
                 i.interaction_id, _name(K.InspectionState, i.state, "INSPECTION_STATE_"),
                 i.total_score, "yes" if i.compliance_flagged else ""]
@@ -59,7 +59,8 @@ async def queue(args: argparse.Namespace, ctl: Ctl) -> None:
 async def show(args: argparse.Namespace, ctl: Ctl) -> None:
     i = await _stub(ctl).GetInspection(api.GetInspectionRequest(id=args.id),
                                        metadata=ctl.metadata)
-    ctl.console.print(f"{i.id} {i.person_id} {i.month} total={i.total_score or '-'} "
+    ctl.console.print(f"{i.id} {who(i.person_display_name, i.person_id)} {i.month} "
+                      f"total={i.total_score or '-'} "
                       f"flagged={i.compliance_flagged}")
     ctl.table("scores", ["criterion", "score", "passed", "comment"],
               [[s.criterion_key, s.score, s.passed, s.comment] for s in i.scores])
@@ -108,8 +109,8 @@ async def appeals(args: argparse.Namespace, ctl: Ctl) -> None:
     resp = await _stub(ctl).ListAppeals(api.ListAppealsRequest(page_size=args.limit),
                                         metadata=ctl.metadata)
     ctl.table("appeals", ["id", "inspection", "person", "state", "decision", "revised"],
-              [[a.id, a.inspection_id, a.person_id,
-                _name(K.AppealState, a.state, "APPEAL_STATE_"), a.decision[:40],
+              [[a.id, a.inspection_id, who(a.person_display_name, a.person_id),
+                _name(K.AppealState, a.state, "APPEAL_STATE_"), clip(a.decision),
                 a.revised_score] for a in resp.appeals])
 
 
@@ -131,7 +132,8 @@ async def log_list(args: argparse.Namespace, ctl: Ctl) -> None:
     resp = await _stub(ctl).ListDutyLogEntries(api.ListDutyLogEntriesRequest(
         page_size=args.limit, shift_day=args.day or ""), metadata=ctl.metadata)
     ctl.table("duty log", ["day", "category", "author", "text"],
-              [[e.shift_day, e.category, e.author_id, e.text[:80]] for e in resp.entries])
+              [[e.shift_day, e.category, who(e.author_display_name, e.author_id),
+                clip(e.text, 80)] for e in resp.entries])
 
 
 async def reports(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -142,7 +144,8 @@ async def reports(args: argparse.Namespace, ctl: Ctl) -> None:
     ctl.table("reports", ["id", "kind", "from", "to", "accepted", "SLA %", "avg score", "by"],
               [[r.id, _name(report_pb2.ReportKind, r.kind, "REPORT_KIND_"), r.period_start,
                 r.period_end, r.figures.accepted, r.figures.sla_compliance_percent,
-                r.figures.average_score, r.generated_by] for r in resp.reports])
+                r.figures.average_score, who(r.generated_by_display_name, r.generated_by)]
+               for r in resp.reports])
 
 
 async def generate(args: argparse.Namespace, ctl: Ctl) -> None:
