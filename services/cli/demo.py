@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import grpc
 
 from services import registry
 from services.common.auth import TokenSigner
 from services.common.clock import SystemClock
+from services.common.retry import RetryTransient
 from services.common.settings import Settings
 
 SEED = 20261126
@@ -38,6 +40,8 @@ class Demo:
     admin_token: str
     rng: random.Random = field(default_factory=lambda: random.Random(SEED))
     now: datetime = field(default_factory=lambda: SystemClock().now())
+    # how many clients the directory demo creates (tests load a small branch)
+    client_count: int = 2000
     # role name -> staff ids
     staff: dict[str, list[str]] = field(default_factory=dict)
     clients: list[DemoClient] = field(default_factory=list)
@@ -48,8 +52,26 @@ class Demo:
 
     def channel(self, service: str) -> grpc.aio.Channel:
         if service not in self._channels:
-            self._channels[service] = grpc.aio.insecure_channel(self.settings.address(service))
+            # a call that finds a service (or its peer) briefly unable to answer is retried:
+            # every create the demo sends carries a request_id, so a retry is harmless
+            self._channels[service] = grpc.aio.insecure_channel(
+                self.settings.address(service), interceptors=[RetryTransient()])
         return self._channels[service]
+
+    def local_now(self) -> datetime:
+        """The demo's now on the branch's wall clock (settings.timezone)."""
+        return self.now.astimezone(ZoneInfo(self.settings.timezone))
+
+    def today(self) -> date:
+        """The branch's date at the demo's now (not the UTC date: 00:30 in Shanghai is
+        still yesterday in UTC)."""
+        return self.local_now().date()
+
+    def past(self, when: datetime) -> datetime:
+        """when, or now if when is later: a time the demo sends for something that has
+        happened is never in the future, whatever the hour, zone or date the demo runs at
+        (yesterday's forms delivered "8 to 22 hours after 11:00" would be, before 09:00)."""
+        return min(when, self.now)
 
     def as_admin(self) -> list[tuple[str, str]]:
         return [("authorization", f"Bearer {self.admin_token}")]
@@ -68,14 +90,21 @@ class Demo:
             await ch.close()
 
 
-async def load_demo(settings: Settings, admin_token: str) -> Demo | None:
-    """Load the demo branch once per data directory; a second `--demo` only says so."""
+async def load_demo(settings: Settings, admin_token: str, *, now: datetime | None = None,
+                    client_count: int = 2000) -> Demo | None:
+    """Load the demo branch once per data directory; a second `--demo` only says so.
+
+    now: the instant the demo's history ends (default: the system clock; tests pass the
+    services' frozen clock); every time the demo sends is at or before it.
+    client_count: clients the directory demo creates (a small branch for tests).
+    """
     marker = settings.data_dir / "demo.loaded"
     if marker.exists():
         print(f"demo: already loaded into {settings.data_dir} (remove the directory, or give "
               "another --data-dir, for a fresh one)", flush=True)
         return None
-    demo = Demo(settings=settings, admin_token=admin_token)
+    demo = Demo(settings=settings, admin_token=admin_token, client_count=client_count,
+                **({"now": now} if now is not None else {}))
     try:
         for service in registry.SERVICES:
             module = registry.demo_module(service)
