@@ -1,7 +1,9 @@
 """`branchctl`: the staff client. Each service adds its own command group from its cli.py.
 
 Log in once (`branchctl login --token-file .branch/admin.token`, or `branchctl login --as
-STAFF_ID` with an admin token to mint one); the token is kept in ~/.config/branchctl/token.
+S0003` with an admin token to mint one); the token is kept in ~/.config/branchctl/token.
+Wherever a client or staff member is asked for, type an account number, employee number,
+name, pinyin initials, phone or the start or end of an id (services/cli/people.py).
 """
 
 from __future__ import annotations
@@ -16,11 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from rich.console import Console
-from rich.table import Table
+
+try:
+    from rich.console import Console
+    from rich.table import Table
+except ImportError:  # an install without the cli extra, e.g. the service image
+    raise SystemExit("branchctl needs the cli extra: "
+                     "pip install 'branch-client-service-suite[cli]'") from None
 
 from services import registry
-from services.common.settings import load_settings
+from services.cli import people
+from services.common import channels
+from services.common.settings import ConfigError, load_settings
 
 CONFIG_DIR = Path(os.environ.get("BRANCHCTL_HOME", Path.home() / ".config" / "branchctl"))
 Command = Callable[[argparse.Namespace, "Ctl"], Awaitable[None]]
@@ -38,11 +47,10 @@ class Ctl:
     _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
 
     def channel(self, service: str) -> grpc.aio.Channel:
+        """A channel to `service` at BRANCH_<SERVICE>_ADDR, plaintext or TLS per BRANCH_TLS_*
+        (services/common/channels.py); commands send the token as call metadata."""
         if service not in self._channels:
-            address = os.environ.get(f"BRANCH_{service.upper()}_ADDR") or load_settings().address(
-                service
-            )
-            self._channels[service] = grpc.aio.insecure_channel(address)
+            self._channels[service] = channels.aio_channel(load_settings(), service)
         return self._channels[service]
 
     @property
@@ -105,11 +113,15 @@ def main(argv: list[str] | None = None) -> None:
     async def run() -> None:
         ctl = Ctl(token=saved_token())
         try:
+            await people.resolve_args(args, ctl)  # names, numbers -> ids
             await command(args, ctl)
         except grpc.aio.AioRpcError as err:
             print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)
             _print_bad_fields(err)
             raise SystemExit(1) from None
+        except ConfigError as err:  # e.g. an unreadable BRANCH_TLS_CA_FILE
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
         finally:
             await ctl.close()
 

@@ -15,8 +15,9 @@ from zoneinfo import ZoneInfo
 import grpc
 
 from services import registry
+from services.common import channels
 from services.common.auth import TokenSigner
-from services.common.clock import SystemClock
+from services.common.clock import SystemClock, local_date
 from services.common.retry import RetryTransient
 from services.common.settings import Settings
 
@@ -54,18 +55,19 @@ class Demo:
         if service not in self._channels:
             # a call that finds a service (or its peer) briefly unable to answer is retried:
             # every create the demo sends carries a request_id, so a retry is harmless
-            self._channels[service] = grpc.aio.insecure_channel(
-                self.settings.address(service), interceptors=[RetryTransient()])
+            self._channels[service] = channels.aio_channel(
+                self.settings, service, interceptors=[RetryTransient()])
         return self._channels[service]
 
-    def local_now(self) -> datetime:
-        """The demo's now on the branch's wall clock (settings.timezone)."""
-        return self.now.astimezone(ZoneInfo(self.settings.timezone))
-
+    @property
     def today(self) -> date:
-        """The branch's date at the demo's now (not the UTC date: 00:30 in Shanghai is
-        still yesterday in UTC)."""
-        return self.local_now().date()
+        """The demo's branch-local date (BRANCH_TIMEZONE; 00:30 in Shanghai is still
+        yesterday in UTC)."""
+        return local_date(self.now, ZoneInfo(self.settings.timezone))
+
+    def local_now(self) -> datetime:
+        """The demo's now on the branch's wall clock (BRANCH_TIMEZONE)."""
+        return self.now.astimezone(ZoneInfo(self.settings.timezone))
 
     def past(self, when: datetime) -> datetime:
         """when, or now if when is later: a time the demo sends for something that has

@@ -9,6 +9,7 @@ from branch.directory.v1 import directory_service_pb2 as api
 from branch.directory.v1 import directory_service_pb2_grpc as grpc_api
 
 from services.cli.branchctl import Ctl, save_token
+from services.cli.people import staff_option
 from services.common.auth import TokenSigner
 
 
@@ -23,7 +24,7 @@ async def login(args: argparse.Namespace, ctl: Ctl) -> None:
                                        metadata=ctl.metadata)
         token = issued.token
     else:
-        raise SystemExit("give --token-file, --token or --as STAFF_ID")
+        raise SystemExit("give --token-file, --token or --as STAFF (employee number, name or id)")
     save_token(token)
     ctl.token = token
     await whoami(args, ctl)
@@ -43,8 +44,9 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p = groups.add_parser("login", help="store a token for later commands")
     p.add_argument("--token-file")
     p.add_argument("--token")
-    p.add_argument("--as", dest="as_staff", metavar="STAFF_ID",
-                   help="mint a token for this staff member (needs an admin token)")
+    staff_option(p, "--as", dest="as_staff",
+                 help="mint a token for this staff member: employee number, name or id "
+                      "(needs an admin token)")
     p.set_defaults(func=login)
     w = groups.add_parser("whoami", help="who the stored token names")
     w.set_defaults(func=whoami)

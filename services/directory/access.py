@@ -29,4 +29,13 @@ ACCESS = {
     "StreamTrades": allow(*CLIENT_READERS),
     "ListSecurities": allow(*EVERY_STAFF),
     "FindClientsByTickers": allow("supervisor", "admin", SERVICE_ROLE),
+    # public market facts; with client_id, scoped to the client like StreamTrades
+    "ListCorporateActions": allow(*EVERY_STAFF),
+    # the business calendar's overrides: the operator sets them, every service reads them
+    "SetCalendarDay": allow("admin", "supervisor", mutating=True),
+    "DeleteCalendarDay": allow("admin", "supervisor", mutating=True),
+    "ListCalendarDays": allow(*EVERY_STAFF),
+    # scoped as ListClients (search.py); phones masked for roles that do not contact clients
+    "SearchClients": allow(*CLIENT_READERS),
+    "SearchStaff": allow(*EVERY_STAFF),
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Index
+from sqlalchemy import BigInteger, Index
 from sqlmodel import Field, SQLModel
 
 from services.common.db import UtcDateTime
@@ -20,6 +20,8 @@ class Staff(SQLModel, table=True):
     roles: str = Field(max_length=200)
     active: bool = True
     team_lead_id: str = Field(default="", max_length=36)
+    # "name|pinyin|initials" in lower case, kept by services/directory/search.py on write.
+    search_text: str = Field(default="", max_length=400)
     created_at: datetime = Field(sa_type=UtcDateTime)
     deactivated_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
@@ -29,12 +31,17 @@ class Client(SQLModel, table=True):
     __table_args__ = (
         Index("ix_directory_client_broker", "broker_id", "id"),
         Index("ix_directory_client_manager", "client_manager_id", "id"),
+        Index("ix_directory_client_phone", "phone_normalized"),
     )
 
     id: str = Field(primary_key=True, max_length=36)
     account_no: str = Field(max_length=32, unique=True)
     display_name: str = Field(max_length=100)
     phone: str = Field(default="", max_length=32)
+    # Digits only, without +86 / 0086; and "name|pinyin|initials" in lower case. Both kept by
+    # services/directory/search.py whenever a row is written.
+    phone_normalized: str = Field(default="", max_length=32)
+    search_text: str = Field(default="", max_length=400)
     channel: int
     tier: int
     risk_tolerance: int
@@ -74,8 +81,13 @@ class Holding(SQLModel, table=True):
 
 
 class Trade(SQLModel, table=True):
+    """One execution. import_seq is the import order; it breaks ties of trade_time."""
+
     __tablename__ = "directory_trade"
-    __table_args__ = (Index("ix_directory_trade_client_time", "client_id", "trade_time"),)
+    __table_args__ = (
+        Index("ix_directory_trade_client_time", "client_id", "trade_time"),
+        Index("ix_directory_trade_client_ticker", "client_id", "ticker"),
+    )
 
     trade_id: str = Field(primary_key=True, max_length=64)
     client_id: str = Field(max_length=36, foreign_key="directory_client.id")
@@ -85,3 +97,60 @@ class Trade(SQLModel, table=True):
     price: str = Field(max_length=24)
     fee: str = Field(default="0", max_length=24)
     trade_time: datetime = Field(sa_type=UtcDateTime)
+    # rows imported before the column existed keep 0 (their ties fall back to trade id)
+    import_seq: int = Field(default=0, sa_type=BigInteger,
+                            sa_column_kwargs={"server_default": "0"})
+
+
+class ImportCounter(SQLModel, table=True):
+    """The next import sequence number; one row, taken in blocks under the row's lock."""
+
+    __tablename__ = "directory_import_counter"
+
+    name: str = Field(primary_key=True, max_length=32)
+    next_value: int = Field(sa_type=BigInteger)
+
+
+class CorporateAction(SQLModel, table=True):
+    """Bonus shares, splits, cash dividends and rights issues; amounts as decimal strings."""
+
+    __tablename__ = "directory_corporate_action"
+
+    ticker: str = Field(primary_key=True, max_length=16)
+    ex_date: date = Field(primary_key=True)
+    kind: int = Field(primary_key=True)
+    shares_per_10: str = Field(default="", max_length=24)
+    split_ratio: str = Field(default="", max_length=24)
+    cash_per_10: str = Field(default="", max_length=24)
+    rights_price: str = Field(default="", max_length=24)
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class CalendarDayRow(SQLModel, table=True):
+    """An operator's override of the business calendar for one branch-local date
+    (services.common.calendar.Override): working or not, and why."""
+
+    __tablename__ = "directory_calendar_day"
+
+    day: date = Field(primary_key=True)
+    working: bool
+    note: str = Field(default="", max_length=200)
+    set_by: str = Field(default="", max_length=100)
+    set_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class AssignmentGrant(SQLModel, table=True):
+    """Work on a client assigned to a staff member outside their own clients (the on-call
+    broker's advisory), fed by other services' events. While open (ended_at empty) it lets
+    that staff member read the client's contact details; each such read is audited."""
+
+    __tablename__ = "directory_assignment_grant"
+    __table_args__ = (Index("ix_directory_grant_staff_client", "staff_id", "client_id"),)
+
+    # e.g. "vip.advisory"
+    source: str = Field(primary_key=True, max_length=40)
+    source_id: str = Field(primary_key=True, max_length=64)
+    staff_id: str = Field(primary_key=True, max_length=36)
+    client_id: str = Field(max_length=36)
+    granted_at: datetime = Field(sa_type=UtcDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UtcDateTime)

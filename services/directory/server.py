@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import grpc
 from branch.directory.v1 import directory_service_pb2, directory_service_pb2_grpc
 
 from services.common.server import ServiceContext, ServiceSpec, default_token_ttl
+from services.directory import assignments
 from services.directory.access import ACCESS
 from services.directory.api import DirectoryServicer
 from services.directory.service import Directory
@@ -19,7 +21,7 @@ def directory_of(ctx: ServiceContext) -> Directory:
     if "directory" not in ctx.extras:
         ctx.extras["directory"] = Directory(
             db=ctx.db, clock=ctx.clock, signer=ctx.signer,
-            token_ttl=default_token_ttl(ctx.settings),
+            token_ttl=default_token_ttl(ctx.settings), tz=ZoneInfo(ctx.settings.timezone),
         )
     return ctx.extras["directory"]
 
@@ -41,4 +43,5 @@ SPEC = ServiceSpec(
     register=register,
     migrations=Path(__file__).parent / "migrations" / "versions",
     on_start=on_start,
+    subscriptions=lambda ctx: assignments.subscriptions(),
 )

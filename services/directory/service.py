@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from branch.directory.v1 import (
     client_pb2,
     events_pb2,
     staff_pb2,
 )
+from branch.directory.v1 import corporate_action_pb2 as ca_pb2
 from branch.directory.v1 import (
     directory_service_pb2 as api,
 )
@@ -20,7 +22,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.auth import Principal, TokenSigner
-from services.common.clock import Clock
+from services.common.clock import Clock, local_today
 from services.common.db import Database
 from services.common.errors import (
     AlreadyExists,
@@ -33,7 +35,7 @@ from services.common.errors import (
 from services.common.events import emit
 from services.common.ids import new_id
 from services.common.pagination import decode_token, encode_token, page_size
-from services.directory import convert
+from services.directory import assignments, convert, corporate_actions
 from services.directory.models import Client, Holding, Security, Staff, Trade
 from services.directory.validation import (
     PHONE,
@@ -62,9 +64,11 @@ class Directory:
     clock: Clock
     signer: TokenSigner
     token_ttl: timedelta
+    tz: ZoneInfo = ZoneInfo("Asia/Shanghai")
 
     def today(self) -> date:
-        return self.clock.now().date()
+        """Today in the branch's zone (BRANCH_TIMEZONE), not UTC's."""
+        return local_today(self.clock, self.tz)
 
     # ---- staff ---------------------------------------------------------------------------
 
@@ -250,9 +254,24 @@ class Directory:
         return out
 
     async def get_client(self, principal: Principal, client_id: str) -> client_pb2.Client:
+        """The client's record and contact details: for their own staff, the branch-wide
+        roles, and staff with work on the client assigned to them (audited, assignments.py).
+        Raises NOT_FOUND, PERMISSION_DENIED (OUT_OF_SCOPE)."""
+        grant = None
         async with self.db.read() as session:
-            row = await self._client_in_scope(session, principal, client_id)
-            return convert.client_to_proto(row, self.today())
+            if not client_id:
+                raise InvalidArgument({"id": "required"})
+            row = await session.get(Client, client_id)
+            if row is None:
+                raise NotFound(f"client {client_id} not found")
+            if not in_scope(principal, row):
+                grant = await assignments.open_grant(session, principal.staff_id, row.id)
+                if grant is None:
+                    ensure_scope(principal, row)
+            out = convert.client_to_proto(row, self.today())
+        if grant is not None:
+            await assignments.audit_read(self.db, self.clock, principal, grant)
+        return out
 
     async def _client_in_scope(
         self, session: AsyncSession, principal: Principal, client_id: str
@@ -435,8 +454,10 @@ class Directory:
         async with self.db.read() as session:
             await self._client_in_scope(session, principal, req.client_id)
         columns = (Trade.trade_id, Trade.ticker, Trade.side, Trade.quantity, Trade.price,
-                   Trade.fee, Trade.trade_time)
-        last: tuple[datetime, str] | None = None
+                   Trade.fee, Trade.trade_time, Trade.import_seq)
+        # ties of trade_time in import order (a buy and its sell in the same second), then
+        # trade id for rows imported before import order was kept
+        last: tuple[datetime, int, str] | None = None
         while True:
             query = select(*columns).where(Trade.client_id == req.client_id)
             if start:
@@ -444,20 +465,30 @@ class Directory:
             if end:
                 query = query.where(col(Trade.trade_time) < end)
             if last:
-                query = query.where(or_(col(Trade.trade_time) > last[0],
-                                        and_(col(Trade.trade_time) == last[0],
-                                             col(Trade.trade_id) > last[1])))
-            query = query.order_by(col(Trade.trade_time), col(Trade.trade_id)).limit(
-                TRADE_BATCH)
+                query = query.where(or_(
+                    col(Trade.trade_time) > last[0],
+                    and_(col(Trade.trade_time) == last[0], col(Trade.import_seq) > last[1]),
+                    and_(col(Trade.trade_time) == last[0], col(Trade.import_seq) == last[1],
+                         col(Trade.trade_id) > last[2])))
+            query = query.order_by(col(Trade.trade_time), col(Trade.import_seq),
+                                   col(Trade.trade_id)).limit(TRADE_BATCH)
             async with self.db.read() as session:
                 rows = (await session.exec(query)).all()
             if rows:
                 yield api.StreamTradesResponse(trades=[
-                    convert.trade_columns_to_proto(req.client_id, *row) for row in rows
+                    convert.trade_columns_to_proto(req.client_id, *row[:7]) for row in rows
                 ])
             if len(rows) < TRADE_BATCH:
                 return
-            last = (rows[-1][6], rows[-1][0])
+            last = (rows[-1][6], rows[-1][7], rows[-1][0])
+
+    async def list_corporate_actions(
+        self, principal: Principal, req: ca_pb2.ListCorporateActionsRequest
+    ) -> ca_pb2.ListCorporateActionsResponse:
+        if req.client_id:
+            async with self.db.read() as session:
+                await self._client_in_scope(session, principal, req.client_id)
+        return await corporate_actions.list_actions(self.db, req)
 
     async def list_securities(self, req: api.ListSecuritiesRequest) -> api.ListSecuritiesResponse:
         size = page_size(req.page_size)
@@ -538,15 +569,18 @@ class Directory:
         )
 
 
-def ensure_scope(principal: Principal, row: Client) -> None:
+def in_scope(principal: Principal, row: Client) -> bool:
     """Brokers and client managers reach only the clients assigned to them."""
     if principal.sees_branch or principal.has("consultant", "service_agent", "compliance"):
-        return
+        return True
     if principal.has("broker") and row.broker_id == principal.staff_id:
-        return
-    if principal.has("client_manager") and row.client_manager_id == principal.staff_id:
-        return
-    raise PermissionDenied("client is not assigned to you", reason="OUT_OF_SCOPE")
+        return True
+    return principal.has("client_manager") and row.client_manager_id == principal.staff_id
+
+
+def ensure_scope(principal: Principal, row: Client) -> None:
+    if not in_scope(principal, row):
+        raise PermissionDenied("client is not assigned to you", reason="OUT_OF_SCOPE")
 
 
 async def _staff_or_raise(session: AsyncSession, staff_id: str) -> Staff:

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import calendar
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import grpc
 from branch.directory.v1 import client_pb2, holding_pb2, staff_pb2
+from branch.directory.v1 import corporate_action_pb2 as ca_pb2
 from branch.directory.v1 import directory_service_pb2 as dapi
 from branch.directory.v1 import directory_service_pb2_grpc as dgrpc
+from branch.directory.v1 import search_pb2 as spb
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.common.clock import Clock
+from services.common import channels
+from services.common.calendar import BranchCalendar
+from services.common.clock import Clock, add_months, day_range, day_start, local_date
 from services.common.db import Database
 from services.common.errors import Unavailable
 from services.common.protos import ts
@@ -26,8 +29,7 @@ from services.remote.models import RemoteClient
 
 def add_month(day: date) -> date:
     """The same day one month later, clamped to the month's end (31 Jan -> 28/29 Feb)."""
-    year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+    return add_months(day, 1)
 
 
 class DirectoryPeer:
@@ -51,6 +53,19 @@ class DirectoryPeer:
             if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
                 return None
             raise self._unavailable(err) from None
+
+    async def client_by_phone(self, phone: str) -> client_pb2.Client | None:
+        """The one client whose phone is this number (compared by the directory without
+        spaces, dashes and +86); None when nobody or several clients have it."""
+        try:
+            found = await self._stub().SearchClients(
+                spb.SearchClientsRequest(query=phone, page_size=2), timeout=10)
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                return None
+            raise self._unavailable(err) from None
+        same = [r for r in found.results if r.match == spb.SEARCH_MATCH_PHONE and r.exact]
+        return await self.get_client(same[0].id) if len(same) == 1 else None
 
     async def get_staff(self, staff_id: str) -> staff_pb2.Staff | None:
         try:
@@ -96,14 +111,31 @@ class DirectoryPeer:
             raise self._unavailable(err) from None
         return out
 
+    async def corporate_actions(self, client_id: str, last_ex_date: date
+                                ) -> list[ca_pb2.CorporateAction]:
+        """Corporate actions of the tickers the client traded, ex-dates up to last_ex_date."""
+        out: list[ca_pb2.CorporateAction] = []
+        token = ""
+        try:
+            while True:
+                page = await self._stub().ListCorporateActions(ca_pb2.ListCorporateActionsRequest(
+                    client_id=client_id, last_ex_date=last_ex_date.isoformat(),
+                    page_size=1000, page_token=token), timeout=30)
+                out.extend(page.corporate_actions)
+                token = page.next_page_token
+                if not token:
+                    return out
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return []  # a directory from before corporate actions, during a rollout
+            raise self._unavailable(err) from None
+
     def _sync_stub(self) -> dgrpc.DirectoryServiceStub:
         """A blocking stub, for long streams read in a worker thread."""
         if self._sync_channel is None:
             token = self.ctx.signer.service_token(self.ctx.name, self.ctx.clock.now())
-            creds = grpc.composite_channel_credentials(
-                grpc.local_channel_credentials(), grpc.access_token_call_credentials(token))
-            self._sync_channel = grpc.secure_channel(self.ctx.settings.address("directory"),
-                                                     creds)
+            self._sync_channel = channels.sync_channel(self.ctx.settings, "directory",
+                                                       token=token)
         return dgrpc.DirectoryServiceStub(self._sync_channel)
 
     async def fold_trades(self, client_id: str, end: datetime,
@@ -154,23 +186,30 @@ class Core:
     clock: Clock
     tz: ZoneInfo
     directory: DirectoryPeer
+    calendar: BranchCalendar
 
     def now(self) -> datetime:
         return self.clock.now()
 
     def today(self) -> date:
-        return self.clock.now().astimezone(self.tz).date()
+        return local_date(self.clock.now(), self.tz)
 
     def local_date(self, when: datetime) -> date:
-        return when.astimezone(self.tz).date()
+        return local_date(when, self.tz)
 
     def day_start(self, day: date) -> datetime:
         """The instant the branch's day begins."""
-        return datetime.combine(day, time(0), tzinfo=self.tz)
+        return day_start(day, self.tz)
 
     def day_range(self, first: date, last: date) -> tuple[datetime, datetime]:
         """[start of first, start of the day after last)."""
-        return self.day_start(first), self.day_start(last + timedelta(days=1))
+        return day_range(first, last, self.tz)
+
+    def new_account_callback_due(self, opened: date) -> date:
+        """The last day of the regulator's new-account callback window: one calendar month
+        after opening (add_month), moved to the next working day of the branch's calendar
+        when it falls on a weekend or holiday (Civil Code art. 203)."""
+        return self.calendar.next_working_day(add_month(opened))
 
 
 async def remember_client(session: AsyncSession, client: client_pb2.Client, now: datetime) -> None:

@@ -42,7 +42,7 @@ async def test_loader_retries_while_a_peer_is_down(tmp_path: Path, nats_url: str
         # a supervisor plans for a manager: on-site asks the directory, which is down
         call = asyncio.ensure_future(OnsiteServiceStub(demo.channel("onsite")).SetDailyPlan(
             api.SetDailyPlanRequest(client_manager_id=manager,
-                                    plan_date=demo.today().isoformat(), rooms=["Hall"]),
+                                    plan_date=demo.today.isoformat(), rooms=["Hall"]),
             metadata=SUPERVISOR))
         await asyncio.sleep(0.5)
         assert not call.done()

@@ -3,8 +3,11 @@
 isort:skip_file
 """
 
+from branch.directory.v1 import calendar_pb2 as _calendar_pb2
 from branch.directory.v1 import client_pb2 as _client_pb2
+from branch.directory.v1 import corporate_action_pb2 as _corporate_action_pb2
 from branch.directory.v1 import directory_service_pb2 as _directory_service_pb2
+from branch.directory.v1 import search_pb2 as _search_pb2
 from branch.directory.v1 import staff_pb2 as _staff_pb2
 from collections import abc as _abc
 from grpc import aio as _aio
@@ -50,15 +53,29 @@ class DirectoryServiceStub:
     ChangeClientTier: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.ChangeClientTierRequest, _client_pb2.Client]
     AssignClientStaff: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.AssignClientStaffRequest, _client_pb2.Client]
     ImportTrades: _grpc.StreamUnaryMultiCallable[_directory_service_pb2.ImportTradesRequest, _directory_service_pb2.ImportTradesResponse]
-    """Imports securities, trades and holding snapshots from the trading system. Idempotent on
-    trade id (and on client, ticker and as-of date for holdings).
+    """Imports securities, trades, holding snapshots and corporate actions from the trading
+    system. Idempotent on trade id (on client, ticker and as-of date for holdings; on ticker,
+    ex-date and kind for corporate actions). Trades keep their import order: trades of one
+    client at the same instant stream in the order they were imported.
     """
     ListHoldings: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.ListHoldingsRequest, _directory_service_pb2.ListHoldingsResponse]
     StreamTrades: _grpc.UnaryStreamMultiCallable[_directory_service_pb2.StreamTradesRequest, _directory_service_pb2.StreamTradesResponse]
-    """Streams a client's trades in time order, in batches of up to 1000; for long histories."""
+    """Streams a client's trades in time order (ties in import order), in batches of up to
+    1000; for long histories.
+    """
     ListSecurities: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.ListSecuritiesRequest, _directory_service_pb2.ListSecuritiesResponse]
     FindClientsByTickers: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.FindClientsByTickersRequest, _directory_service_pb2.FindClientsByTickersResponse]
     """Clients holding any of the tickers, answered from the holdings index."""
+    ListCorporateActions: _grpc.UnaryUnaryMultiCallable[_corporate_action_pb2.ListCorporateActionsRequest, _corporate_action_pb2.ListCorporateActionsResponse]
+    """Corporate actions (bonus shares, splits, dividends, rights issues) for reports."""
+    SetCalendarDay: _grpc.UnaryUnaryMultiCallable[_calendar_pb2.SetCalendarDayRequest, _calendar_pb2.CalendarDay]
+    """The business calendar's operator overrides (calendar.proto)."""
+    DeleteCalendarDay: _grpc.UnaryUnaryMultiCallable[_calendar_pb2.DeleteCalendarDayRequest, _calendar_pb2.DeleteCalendarDayResponse]
+    ListCalendarDays: _grpc.UnaryUnaryMultiCallable[_calendar_pb2.ListCalendarDaysRequest, _calendar_pb2.ListCalendarDaysResponse]
+    SearchClients: _grpc.UnaryUnaryMultiCallable[_search_pb2.SearchClientsRequest, _search_pb2.SearchClientsResponse]
+    """Finds clients in the caller's scope by name, pinyin, phone, account number or id prefix."""
+    SearchStaff: _grpc.UnaryUnaryMultiCallable[_search_pb2.SearchStaffRequest, _search_pb2.SearchStaffResponse]
+    """Finds staff by employee number, name, pinyin or id prefix."""
 
 @_typing.type_check_only
 class DirectoryServiceAsyncStub(DirectoryServiceStub):
@@ -80,15 +97,29 @@ class DirectoryServiceAsyncStub(DirectoryServiceStub):
     ChangeClientTier: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.ChangeClientTierRequest, _client_pb2.Client]  # type: ignore[assignment]
     AssignClientStaff: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.AssignClientStaffRequest, _client_pb2.Client]  # type: ignore[assignment]
     ImportTrades: _aio.StreamUnaryMultiCallable[_directory_service_pb2.ImportTradesRequest, _directory_service_pb2.ImportTradesResponse]  # type: ignore[assignment]
-    """Imports securities, trades and holding snapshots from the trading system. Idempotent on
-    trade id (and on client, ticker and as-of date for holdings).
+    """Imports securities, trades, holding snapshots and corporate actions from the trading
+    system. Idempotent on trade id (on client, ticker and as-of date for holdings; on ticker,
+    ex-date and kind for corporate actions). Trades keep their import order: trades of one
+    client at the same instant stream in the order they were imported.
     """
     ListHoldings: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.ListHoldingsRequest, _directory_service_pb2.ListHoldingsResponse]  # type: ignore[assignment]
     StreamTrades: _aio.UnaryStreamMultiCallable[_directory_service_pb2.StreamTradesRequest, _directory_service_pb2.StreamTradesResponse]  # type: ignore[assignment]
-    """Streams a client's trades in time order, in batches of up to 1000; for long histories."""
+    """Streams a client's trades in time order (ties in import order), in batches of up to
+    1000; for long histories.
+    """
     ListSecurities: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.ListSecuritiesRequest, _directory_service_pb2.ListSecuritiesResponse]  # type: ignore[assignment]
     FindClientsByTickers: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.FindClientsByTickersRequest, _directory_service_pb2.FindClientsByTickersResponse]  # type: ignore[assignment]
     """Clients holding any of the tickers, answered from the holdings index."""
+    ListCorporateActions: _aio.UnaryUnaryMultiCallable[_corporate_action_pb2.ListCorporateActionsRequest, _corporate_action_pb2.ListCorporateActionsResponse]  # type: ignore[assignment]
+    """Corporate actions (bonus shares, splits, dividends, rights issues) for reports."""
+    SetCalendarDay: _aio.UnaryUnaryMultiCallable[_calendar_pb2.SetCalendarDayRequest, _calendar_pb2.CalendarDay]  # type: ignore[assignment]
+    """The business calendar's operator overrides (calendar.proto)."""
+    DeleteCalendarDay: _aio.UnaryUnaryMultiCallable[_calendar_pb2.DeleteCalendarDayRequest, _calendar_pb2.DeleteCalendarDayResponse]  # type: ignore[assignment]
+    ListCalendarDays: _aio.UnaryUnaryMultiCallable[_calendar_pb2.ListCalendarDaysRequest, _calendar_pb2.ListCalendarDaysResponse]  # type: ignore[assignment]
+    SearchClients: _aio.UnaryUnaryMultiCallable[_search_pb2.SearchClientsRequest, _search_pb2.SearchClientsResponse]  # type: ignore[assignment]
+    """Finds clients in the caller's scope by name, pinyin, phone, account number or id prefix."""
+    SearchStaff: _aio.UnaryUnaryMultiCallable[_search_pb2.SearchStaffRequest, _search_pb2.SearchStaffResponse]  # type: ignore[assignment]
+    """Finds staff by employee number, name, pinyin or id prefix."""
 
 class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
     """DirectoryService keeps the branch's staff and clients, their holdings and trades, and
@@ -179,8 +210,10 @@ class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_directory_service_pb2.ImportTradesRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_directory_service_pb2.ImportTradesResponse, _abc.Awaitable[_directory_service_pb2.ImportTradesResponse]]:
-        """Imports securities, trades and holding snapshots from the trading system. Idempotent on
-        trade id (and on client, ticker and as-of date for holdings).
+        """Imports securities, trades, holding snapshots and corporate actions from the trading
+        system. Idempotent on trade id (on client, ticker and as-of date for holdings; on ticker,
+        ex-date and kind for corporate actions). Trades keep their import order: trades of one
+        client at the same instant stream in the order they were imported.
         """
 
     @_abc_1.abstractmethod
@@ -196,7 +229,9 @@ class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _directory_service_pb2.StreamTradesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_directory_service_pb2.StreamTradesResponse], _abc.AsyncIterator[_directory_service_pb2.StreamTradesResponse]]:
-        """Streams a client's trades in time order, in batches of up to 1000; for long histories."""
+        """Streams a client's trades in time order (ties in import order), in batches of up to
+        1000; for long histories.
+        """
 
     @_abc_1.abstractmethod
     def ListSecurities(
@@ -212,5 +247,51 @@ class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_directory_service_pb2.FindClientsByTickersResponse, _abc.Awaitable[_directory_service_pb2.FindClientsByTickersResponse]]:
         """Clients holding any of the tickers, answered from the holdings index."""
+
+    @_abc_1.abstractmethod
+    def ListCorporateActions(
+        self,
+        request: _corporate_action_pb2.ListCorporateActionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_corporate_action_pb2.ListCorporateActionsResponse, _abc.Awaitable[_corporate_action_pb2.ListCorporateActionsResponse]]:
+        """Corporate actions (bonus shares, splits, dividends, rights issues) for reports."""
+
+    @_abc_1.abstractmethod
+    def SetCalendarDay(
+        self,
+        request: _calendar_pb2.SetCalendarDayRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calendar_pb2.CalendarDay, _abc.Awaitable[_calendar_pb2.CalendarDay]]:
+        """The business calendar's operator overrides (calendar.proto)."""
+
+    @_abc_1.abstractmethod
+    def DeleteCalendarDay(
+        self,
+        request: _calendar_pb2.DeleteCalendarDayRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calendar_pb2.DeleteCalendarDayResponse, _abc.Awaitable[_calendar_pb2.DeleteCalendarDayResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListCalendarDays(
+        self,
+        request: _calendar_pb2.ListCalendarDaysRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calendar_pb2.ListCalendarDaysResponse, _abc.Awaitable[_calendar_pb2.ListCalendarDaysResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SearchClients(
+        self,
+        request: _search_pb2.SearchClientsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_search_pb2.SearchClientsResponse, _abc.Awaitable[_search_pb2.SearchClientsResponse]]:
+        """Finds clients in the caller's scope by name, pinyin, phone, account number or id prefix."""
+
+    @_abc_1.abstractmethod
+    def SearchStaff(
+        self,
+        request: _search_pb2.SearchStaffRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_search_pb2.SearchStaffResponse, _abc.Awaitable[_search_pb2.SearchStaffResponse]]:
+        """Finds staff by employee number, name, pinyin or id prefix."""
 
 def add_DirectoryServiceServicer_to_server(servicer: DirectoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
