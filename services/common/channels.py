@@ -36,6 +36,7 @@ from typing import Any
 
 import grpc
 
+from services.common import tracing
 from services.common.settings import Settings
 
 DEFAULT_DEADLINE_SECONDS = 30.0
@@ -315,7 +316,10 @@ def aio_channel(settings: Settings, service: str, *, token: str | None = None,
     Raises nothing on creation; calls fail UNAVAILABLE while no address answers.
     """
     target = peer_target(address or settings.address(service))
-    chain = [*interceptors, _AioDefaults(deadline, _bearer(token))]
+    # the caller's own (a retry) outermost, so each attempt gets its own span and deadline;
+    # then tracing: a client span per call, traceparent and x-request-id in its metadata
+    chain = [*interceptors, *tracing.channel_interceptors(),
+             _AioDefaults(deadline, _bearer(token))]
     options = client_options(service, server_name)
     creds = client_credentials(settings)
     if creds is None:
