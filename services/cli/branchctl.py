@@ -21,13 +21,12 @@ import grpc
 
 try:
     from rich.console import Console
-    from rich.table import Table
 except ImportError:  # an install without the cli extra, e.g. the service image
     raise SystemExit("branchctl needs the cli extra: "
                      "pip install 'branch-client-service-suite[cli]'") from None
 
 from services import registry
-from services.cli import people
+from services.cli import errors, output, people
 from services.common import channels
 from services.common.settings import ConfigError, load_settings
 
@@ -37,18 +36,22 @@ Command = Callable[[argparse.Namespace, "Ctl"], Awaitable[None]]
 
 @dataclass
 class Ctl:
-    """What a command gets: channels to the services, the caller's token, a console."""
+    """What a command gets: channels to the services, the caller's token, a console, and the
+    output format (--output) its lists are printed in."""
 
     token: str
     # a pipe gets full ids rather than columns cut to 80
     console: Console = field(
         default_factory=lambda: Console(width=None if sys.stdout.isatty() else 200)
     )
+    output: str = "table"
     _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+    last_service: str = ""
 
     def channel(self, service: str) -> grpc.aio.Channel:
         """A channel to `service` at BRANCH_<SERVICE>_ADDR, plaintext or TLS per BRANCH_TLS_*
         (services/common/channels.py); commands send the token as call metadata."""
+        self.last_service = service
         if service not in self._channels:
             self._channels[service] = channels.aio_channel(load_settings(), service)
         return self._channels[service]
@@ -60,12 +63,8 @@ class Ctl:
         return [("authorization", f"Bearer {self.token}")]
 
     def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
-        table = Table(title=title)
-        for col in columns:
-            table.add_column(col)
-        for row in rows:
-            table.add_row(*[str(c) for c in row])
-        self.console.print(table)
+        """A list: a table, or JSON/CSV per --output (services/cli/output.py)."""
+        output.emit(self.output, self.console, title, columns, rows)
 
     async def close(self) -> None:
         for ch in self._channels.values():
@@ -87,9 +86,46 @@ def save_token(token: str) -> None:
     path.chmod(0o600)
 
 
+def version() -> str:
+    """The installed package's version ('unknown' when run from a bare checkout)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("branch-client-service-suite")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    """--output, --debug: accepted before the group and after the command alike."""
+    parser.add_argument("--output", "-o", choices=output.FORMATS, default=default,
+                        help="lists as a table (default), JSON or CSV")
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="show the traceback of an unexpected failure")
+
+
+def leaves(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+           ) -> list[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """Every runnable command as (("vip", "gaps"), its parser), walking the subcommand tree."""
+    found: list[tuple[tuple[str, ...], argparse.ArgumentParser]] = []
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return [(path, parser)]
+    seen: set[int] = set()
+    for action in subs:
+        for name, child in action.choices.items():
+            if id(child) not in seen:  # aliases share a parser
+                seen.add(id(child))
+                found += leaves(child, (*path, name))
+    return found
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="branchctl", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"branchctl {version()}")
+    _global_options(parser, None)
     groups = parser.add_subparsers(dest="group", required=True)
     for service in ("common", *registry.SERVICES):
         module = registry.cli_module(service) if service != "common" else None
@@ -99,46 +135,104 @@ def build_parser() -> argparse.ArgumentParser:
             session_cli.add_commands(groups)
         elif module is not None:
             module.add_commands(groups)
+    for path, leaf in leaves(parser):
+        _global_options(leaf, argparse.SUPPRESS)
+        leaf.set_defaults(_command=" ".join(path), _options={
+            a.dest: (max(a.option_strings, key=len) if a.option_strings else a.dest.upper())
+            for a in leaf._actions if a.dest not in ("help", "output", "debug")})
+    try:  # shell completion: eval "$(register-python-argcomplete branchctl)"
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
+    except ImportError:
+        pass
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run one command; exits with the status documented in services/cli/errors.py."""
     parser = build_parser()
     args = parser.parse_args(argv)
     command: Command | None = getattr(args, "func", None)
     if command is None:
         parser.print_help()
         raise SystemExit(2)
+    ctl = Ctl(token=saved_token(), output=args.output or "table")
 
     async def run() -> None:
-        ctl = Ctl(token=saved_token())
         try:
             await people.resolve_args(args, ctl)  # names, numbers -> ids
             await command(args, ctl)
-        except grpc.aio.AioRpcError as err:
-            print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)
-            _print_bad_fields(err)
-            raise SystemExit(1) from None
-        except ConfigError as err:  # e.g. an unreadable BRANCH_TLS_CA_FILE
-            print(f"error: {err}", file=sys.stderr)
-            raise SystemExit(2) from None
         finally:
             await ctl.close()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except grpc.aio.AioRpcError as err:
+        raise SystemExit(_report_rpc(err, args, ctl)) from None
+    except errors.UsageError as err:
+        print(f"branchctl {args._command}: error: {err}", file=sys.stderr)
+        raise SystemExit(errors.USAGE) from None
+    except ConfigError as err:  # e.g. an unreadable BRANCH_TLS_CA_FILE
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(errors.USAGE) from None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(errors.INTERRUPTED) from None
+    except SystemExit:
+        raise
+    except OSError as err:  # a file named on the command line, a closed pipe
+        print(f"error: {err.filename + ': ' if err.filename else ''}{err.strerror or err}",
+              file=sys.stderr)
+        raise SystemExit(errors.STOPPED) from None
+    except Exception as err:  # the last resort: a bug, told in one line
+        if args.debug:
+            raise
+        print(f"error: branchctl {args._command} failed unexpectedly "
+              f"({type(err).__name__}: {err}); rerun with --debug and report it",
+              file=sys.stderr)
+        raise SystemExit(errors.BUG) from None
 
 
-def _print_bad_fields(err: grpc.aio.AioRpcError) -> None:
+def _report_rpc(err: grpc.aio.AioRpcError, args: argparse.Namespace, ctl: Ctl) -> int:
+    """Print what the service said, in the command's words; returns the exit status."""
+    code = err.code()
+    details = err.details() or ""
+    if code == grpc.StatusCode.UNAVAILABLE and ("connect" in details.lower()
+                                                 or "connection" in details.lower()):
+        service = ctl.last_service or "directory"
+        try:
+            address = load_settings().address(service)
+        except ConfigError:
+            address = f"BRANCH_{service.upper()}_ADDR"
+        print(f"error: {errors.unreachable(service, address)}", file=sys.stderr)
+        return errors.exit_code(code)
+    command, options = args._command, args._options
+    print(f"error: {code.name}: {errors.with_flags(details, command, options)}",
+          file=sys.stderr)
+    for field_name, description in _bad_fields(err):
+        print(f"  {errors.flag_for(field_name, command, options)}: {description}",
+              file=sys.stderr)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        print("  log in again: branchctl login", file=sys.stderr)
+    return errors.exit_code(code)
+
+
+def _bad_fields(err: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
     from google.rpc import error_details_pb2
     from grpc_status import rpc_status
 
-    status = rpc_status.from_call(err)
+    try:
+        status = rpc_status.from_call(err)
+    except ValueError:  # a status whose code does not match the call's
+        return []
+    found = []
     for detail in status.details if status else []:
         if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             bad = error_details_pb2.BadRequest()
             detail.Unpack(bad)
-            for v in bad.field_violations:
-                print(f"  {v.field}: {v.description}", file=sys.stderr)
+            found += [(v.field, v.description) for v in bad.field_violations]
+    return found
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from branch.onsite.v1.onsite_service_pb2_grpc import OnsiteServiceStub
 from branch.research.v1 import note_enums_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from services.cli import when
+from services.cli.argtypes import count
 from services.cli.branchctl import Ctl
 from services.cli.people import client_option, resolve_client, staff_option
 from services.common.settings import load_settings
@@ -38,16 +40,9 @@ def _local(value: Timestamp, fmt: str = "%m-%d %H:%M") -> str:
     return value.ToDatetime().replace(tzinfo=ZoneInfo("UTC")).astimezone(_tz()).strftime(fmt)
 
 
-def _ts(text: str | None) -> Timestamp | None:
-    """A local 'YYYY-MM-DD HH:MM' (or ISO) time as a Timestamp."""
-    if not text:
-        return None
-    when = datetime.fromisoformat(text)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=_tz())
-    out = Timestamp()
-    out.FromDatetime(when)
-    return out
+def _ts(value: datetime | None) -> Timestamp | None:
+    """A time given on the command line (services/cli/when.py) as a Timestamp."""
+    return when.timestamp(value) if value else None
 
 
 def _short(value: str) -> str:
@@ -285,6 +280,7 @@ async def cancel(args: argparse.Namespace, ctl: Ctl) -> None:
 
 
 async def overdue(args: argparse.Namespace, ctl: Ctl) -> None:
+    when.in_order(args.start, args.end, ("--start", "--end"))
     stub = _stub(ctl)
     s = await stub.SummarizeOverdueForms(api.SummarizeOverdueFormsRequest(
         start_date=args.start or "", end_date=args.end or ""), metadata=ctl.metadata)
@@ -412,12 +408,12 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     sub = g.add_subparsers(dest="onsite_cmd", required=True)
 
     p = sub.add_parser("day", help="a manager's plan, visits, patrols and quota progress")
-    p.add_argument("--date", help="YYYY-MM-DD (default today)")
+    p.add_argument("--date", type=when.day, help="YYYY-MM-DD (default today)")
     staff_option(p, "--manager", help="whose day (supervisors)")
     p.set_defaults(func=day)
 
     p = sub.add_parser("plan", help="set the day's plan (replaces it)")
-    p.add_argument("--date")
+    p.add_argument("--date", type=when.day, help="YYYY-MM-DD, today, tomorrow")
     staff_option(p, "--manager")
     p.add_argument("--visit", action="append", metavar="CLIENT[:why]")
     p.add_argument("--room", action="append")
@@ -431,7 +427,8 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--topic", action="append")
     p.add_argument("--requests", help="what the client asked for")
     p.add_argument("--follow-up", metavar="NOTE")
-    p.add_argument("--at", help="local time 'YYYY-MM-DD HH:MM' (default now)")
+    p.add_argument("--at", type=when.moment,
+                   help="when: 'YYYY-MM-DD HH:MM', '10:30', 'yesterday 16:00' (default now)")
     staff_option(p, "--manager")
     p.add_argument("--request-id")
     p.set_defaults(func=visit)
@@ -439,13 +436,14 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p = sub.add_parser("patrol", help="record a room patrol")
     p.add_argument("room")
     p.add_argument("--obs", help="observations")
-    p.add_argument("--at")
+    p.add_argument("--at", type=when.moment, help="when: '12:00', 'YYYY-MM-DD HH:MM' "
+                   "(default now)")
     staff_option(p, "--manager")
     p.add_argument("--request-id")
     p.set_defaults(func=patrol)
 
     p = sub.add_parser("compliance", help="planned vs done vs quota per manager")
-    p.add_argument("--date")
+    p.add_argument("--date", type=when.day, help="YYYY-MM-DD, today, tomorrow")
     p.add_argument("--week", action="store_true")
     staff_option(p, "--manager")
     p.set_defaults(func=compliance)
@@ -506,8 +504,8 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cancel)
 
     p = sub.add_parser("overdue", help="supervisor: overdue forms by consultant and manager")
-    p.add_argument("--start", help="deadline from YYYY-MM-DD")
-    p.add_argument("--end")
+    p.add_argument("--start", type=when.day, help="deadline from YYYY-MM-DD")
+    p.add_argument("--end", type=when.day)
     p.set_defaults(func=overdue)
 
     p = sub.add_parser("settings", help="show or set the delivery deadline")
@@ -515,7 +513,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.set_defaults(func=settings)
 
     p = sub.add_parser("meetings", help="exchange meetings from a week ago on")
-    p.add_argument("--past", type=int, default=7, help="days back (default 7)")
+    p.add_argument("--past", type=count, default=7, help="days back (default 7)")
     p.add_argument("--limit", type=int, default=30)
     p.add_argument("--page")
     p.set_defaults(func=meetings)
@@ -529,7 +527,8 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
                            else "create a weekly schedule")
         if name == "schedule":
             p.add_argument("--topic", required=True)
-            p.add_argument("--start", required=True, help="local 'YYYY-MM-DD HH:MM'")
+            p.add_argument("--start", required=True, type=when.moment,
+                           help="local 'YYYY-MM-DD HH:MM' or 'next friday 19:00'")
             p.add_argument("--note-id", action="append")
         else:
             p.add_argument("--title", required=True)

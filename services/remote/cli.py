@@ -16,6 +16,7 @@ from branch.remote.v1 import ticket_pb2 as tpb
 from branch.remote.v1.remote_service_pb2_grpc import RemoteServiceStub
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from services.cli import when
 from services.cli.branchctl import Ctl
 from services.cli.people import client_option, staff_list_option, staff_option
 from services.common.settings import load_settings
@@ -59,13 +60,9 @@ def _when(value: Timestamp) -> str:
     return value.ToDatetime(tzinfo=ZoneInfo("UTC")).astimezone(_zone()).strftime("%m-%d %H:%M")
 
 
-def _ts(text: str) -> Timestamp:
-    when = datetime.fromisoformat(text)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=_zone())
-    out = Timestamp()
-    out.FromDatetime(when)
-    return out
+def _ts(value: datetime) -> Timestamp:
+    """A time given on the command line (services/cli/when.py) as a Timestamp."""
+    return when.timestamp(value)
 
 
 def _name(enum, value: int, prefix: str) -> str:  # type: ignore[no-untyped-def]
@@ -245,6 +242,7 @@ async def ticket_action(args: argparse.Namespace, ctl: Ctl) -> None:
 # ---- reports ---------------------------------------------------------------------------------
 
 async def report_create(args: argparse.Namespace, ctl: Ctl) -> None:
+    when.in_order(args.start, args.end, ("--start", "--end"))
     r = await _stub(ctl).CreateReport(api.CreateReportRequest(
         client_id=args.client, period_start=args.start, period_end=args.end,
         request_id=args.request_id or ""), metadata=ctl.metadata)
@@ -401,8 +399,10 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("target")
     p.add_argument("outcome", choices=sorted(OUTCOMES))
     p.add_argument("--notes")
-    p.add_argument("--callback-at", help="when the client asked to be called (ISO time)")
-    p.add_argument("--called-at", help="when the call was made, if recorded later (ISO time)")
+    p.add_argument("--callback-at", type=when.moment,
+                   help="when the client asked to be called: 'tomorrow 10am', 'YYYY-MM-DD HH:MM'")
+    p.add_argument("--called-at", type=when.moment,
+                   help="when the call was made, if recorded later: 'now', '09:40'")
     p.add_argument("--request-id")
     p.set_defaults(func=record)
     p = g.add_parser("duty", help="go on or off duty on lines")
@@ -471,8 +471,8 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
 
     p = g.add_parser("report-create", help="build a client's trading-record report")
     client_option(p, "client")
-    p.add_argument("--start", required=True, help="YYYY-MM-DD")
-    p.add_argument("--end", required=True, help="YYYY-MM-DD")
+    p.add_argument("--start", required=True, type=when.day, help="YYYY-MM-DD")
+    p.add_argument("--end", required=True, type=when.day, help="YYYY-MM-DD")
     p.add_argument("--request-id")
     p.set_defaults(func=report_create)
     p = g.add_parser("report", help="print a report (Markdown) or write its HTML")
@@ -493,8 +493,8 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--name", required=True)
     p.add_argument("--kind", choices=sorted(KINDS), default="general")
     p.add_argument("--purpose")
-    p.add_argument("--start", required=True, help="YYYY-MM-DD")
-    p.add_argument("--end", required=True, help="YYYY-MM-DD")
+    p.add_argument("--start", required=True, type=when.day, help="YYYY-MM-DD")
+    p.add_argument("--end", required=True, type=when.day, help="YYYY-MM-DD")
     staff_list_option(p, "--agents", required=True, help="comma-separated agents")
     p.add_argument("--quota", type=int, required=True, help="callbacks per agent per day")
     p.add_argument("--max-attempts", type=int)
