@@ -28,3 +28,28 @@ class Count:
 
 
 count = Count()
+
+
+def risk_level(text: str) -> int:
+    """argparse type: a product risk level R1..R5 (also r3 or 3) as its number 1..5."""
+    value = text.strip().upper().removeprefix("R")
+    if value not in {"1", "2", "3", "4", "5"}:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a risk level: R1, R2, R3, R4 or R5")
+    return int(value)
+
+
+risk_level.__name__ = "risk level"
+
+
+def comma_list(choices: list[str] | dict[str, object]) -> Callable[[str], str]:
+    """argparse type: comma-separated names, each one of `choices` (returned unchanged)."""
+    names = sorted(choices)
+
+    def parse(text: str) -> str:
+        bad = [x for x in text.split(",") if x and x not in names]
+        if bad:
+            raise argparse.ArgumentTypeError(
+                f"{', '.join(map(repr, bad))} not known; choose from {', '.join(names)}")
+        return text
+
+    return parse

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import jwt
 
 try:
     from rich.console import Console
@@ -181,6 +182,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(errors.INTERRUPTED) from None
     except SystemExit:
         raise
+    except jwt.PyJWTError:  # a token read for its claims (whoami, --mine) is not one
+        print("error: the stored token is not a valid token: run `branchctl login` again",
+              file=sys.stderr)
+        raise SystemExit(errors.STOPPED) from None
     except OSError as err:  # a file named on the command line, a closed pipe
         print(f"error: {err.filename + ': ' if err.filename else ''}{err.strerror or err}",
               file=sys.stderr)

@@ -15,7 +15,7 @@ from branch.research.v1 import note_enums_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.cli import when
-from services.cli.argtypes import count
+from services.cli.argtypes import count, risk_level
 from services.cli.branchctl import Ctl
 from services.cli.people import client_option, resolve_client, staff_option
 from services.common.settings import load_settings
@@ -259,7 +259,7 @@ async def raise_form(args: argparse.Namespace, ctl: Ctl) -> None:
 
 
 async def analyse(args: argparse.Namespace, ctl: Ctl) -> None:
-    level = int(args.risk.upper().removeprefix("R"))
+    level = args.risk
     f = await _stub(ctl).AnalyseConsultationForm(api.AnalyseConsultationFormRequest(
         id=args.id, analysis=args.analysis, advice=args.advice, advice_risk_level=level,
         note_ids=args.note_id or [], suitability_override_reason=args.override or ""),
@@ -488,7 +488,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("id")
     p.add_argument("--analysis", required=True)
     p.add_argument("--advice", required=True)
-    p.add_argument("--risk", required=True, help="R1..R5")
+    p.add_argument("--risk", required=True, type=risk_level, help="R1..R5")
     p.add_argument("--note-id", action="append", help="research note cited")
     p.add_argument("--override", metavar="REASON", help="record a suitability override")
     p.set_defaults(func=analyse)

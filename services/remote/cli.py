@@ -17,6 +17,7 @@ from branch.remote.v1.remote_service_pb2_grpc import RemoteServiceStub
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.cli import when
+from services.cli.argtypes import comma_list
 from services.cli.branchctl import Ctl
 from services.cli.people import client_option, staff_list_option, staff_option
 from services.common.settings import load_settings
@@ -406,7 +407,8 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--request-id")
     p.set_defaults(func=record)
     p = g.add_parser("duty", help="go on or off duty on lines")
-    p.add_argument("--lines", default="investment,technical")
+    p.add_argument("--lines", default="investment,technical", type=comma_list(LINES),
+                   help="comma-separated: " + ",".join(sorted(LINES)))
     p.add_argument("--off", action="store_true")
     staff_option(p, "--staff", help="another agent (supervisors)")
     p.set_defaults(func=duty)

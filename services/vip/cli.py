@@ -13,7 +13,7 @@ from branch.vip.v1.vip_service_pb2_grpc import VipServiceStub
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.cli import when
-from services.cli.argtypes import count
+from services.cli.argtypes import count, risk_level
 from services.cli.branchctl import Ctl
 from services.cli.people import client_option, staff_option
 from services.common.settings import load_settings
@@ -113,7 +113,7 @@ async def research(args: argparse.Namespace, ctl: Ctl) -> None:
 
 
 async def answer(args: argparse.Namespace, ctl: Ctl) -> None:
-    level = int(args.risk.upper().removeprefix("R"))
+    level = args.risk
     _print_advisory(ctl, await _stub(ctl).AnswerAdvisory(api.AnswerAdvisoryRequest(
         id=args.id, advice=args.advice, risk_level=level,
         override_reason=args.override or ""), metadata=ctl.metadata))
@@ -256,7 +256,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p = sub.add_parser("answer", help="give the advice (risk level R1-R5)")
     p.add_argument("id")
     p.add_argument("advice")
-    p.add_argument("--risk", required=True, help="R1..R5")
+    p.add_argument("--risk", required=True, type=risk_level, help="R1..R5")
     p.add_argument("--override", help="reason to give advice above the client's tolerance")
     p.set_defaults(func=answer)
     p = sub.add_parser("close", help="close an advisory without advice")
