@@ -78,6 +78,8 @@ def humane_enum(field: FieldDescriptor, number: int) -> str:
     if value is None:
         return str(number)
     name = value.name.removeprefix(_enum_prefix(field) or value.name.split("_")[0] + "_")
+    if len(name) == 2 and name[1].isdigit():  # C1-C5, R1-R5 stay as written
+        return name
     return name.lower().replace("_", " ")
 
 
@@ -102,9 +104,9 @@ def record_rows(msg: Message, zone: Any, prefix: str = "") -> list[list[str]]:
     for field, value in msg.ListFields():
         name = prefix + field.name.replace("_", " ")
         if field.message_type is not None and field.message_type.full_name == \
-                "google.protobuf.Timestamp" and field.label != FieldDescriptor.LABEL_REPEATED:
+                "google.protobuf.Timestamp" and not field.is_repeated:
             rows.append([name, local_time(value, zone)])
-        elif field.label == FieldDescriptor.LABEL_REPEATED:
+        elif field.is_repeated:
             if field.type == FieldDescriptor.TYPE_ENUM:
                 rows.append([name, ", ".join(humane_enum(field, v) for v in value)])
             elif field.message_type is not None:
