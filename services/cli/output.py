@@ -11,12 +11,12 @@ import csv
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC
 from typing import Any, TextIO
 
-from google.protobuf import timestamp_pb2
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
+
+from services.cli import timefmt
 
 FORMATS = ("table", "json", "csv")
 
@@ -90,14 +90,7 @@ def _enum_prefix(field: FieldDescriptor) -> str:
     return prefix if all(n.startswith(prefix) for n in names) else ""
 
 
-def local_time(ts: timestamp_pb2.Timestamp, zone: Any) -> str:
-    """A Timestamp as branch-local 'YYYY-MM-DD HH:MM' ('' when unset)."""
-    if not ts.seconds and not ts.nanos:
-        return ""
-    return ts.ToDatetime(tzinfo=UTC).astimezone(zone).strftime("%Y-%m-%d %H:%M")
-
-
-def record_rows(msg: Message, zone: Any, prefix: str = "") -> list[list[str]]:
+def record_rows(msg: Message, prefix: str = "") -> list[list[str]]:
     """One message as [field, value] rows for a person: set fields only, enums by their
     name, times branch-local with the year, nested messages as dotted names."""
     rows: list[list[str]] = []
@@ -105,19 +98,19 @@ def record_rows(msg: Message, zone: Any, prefix: str = "") -> list[list[str]]:
         name = prefix + field.name.replace("_", " ")
         if field.message_type is not None and field.message_type.full_name == \
                 "google.protobuf.Timestamp" and not field.is_repeated:
-            rows.append([name, local_time(value, zone)])
+            rows.append([name, timefmt.local(value, timefmt.DATE_TIME)])
         elif field.is_repeated:
             if field.type == FieldDescriptor.TYPE_ENUM:
                 rows.append([name, ", ".join(humane_enum(field, v) for v in value)])
             elif field.message_type is not None:
                 for i, item in enumerate(value):
-                    rows += record_rows(item, zone, f"{name} {i + 1}: ")
+                    rows += record_rows(item, f"{name} {i + 1}: ")
             else:
                 rows.append([name, ", ".join(str(v) for v in value)])
         elif field.type == FieldDescriptor.TYPE_ENUM:
             rows.append([name, humane_enum(field, value)])
         elif field.message_type is not None:
-            rows += record_rows(value, zone, f"{name} ")
+            rows += record_rows(value, f"{name} ")
         elif field.type == FieldDescriptor.TYPE_BOOL:
             rows.append([name, "yes" if value else "no"])
         else:

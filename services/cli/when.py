@@ -18,10 +18,8 @@ import re
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
+from services.cli import timefmt
 from services.cli.errors import UsageError
-from services.common.settings import ConfigError, load_settings
 
 ISO_START = re.compile(r"^\s*\d{4}-\d{1,2}-\d{1,2}")
 NOW_WORDS = {"now", "现在", "此刻", "right now"}
@@ -33,11 +31,11 @@ _ZH_CLOCK = re.compile(
 
 
 def zone() -> ZoneInfo:
-    """The branch's zone (BRANCH_TIMEZONE); argparse error when the setting is bad."""
+    """The branch's zone (services/cli/timefmt.py); an argparse error when the setting is bad."""
     try:
-        return ZoneInfo(load_settings().timezone)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        return timefmt.zone()
+    except SystemExit as exc:
+        raise argparse.ArgumentTypeError(str(exc.code)) from None
 
 
 def _zh_clock(match: re.Match[str]) -> str:
@@ -96,26 +94,15 @@ def day(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not a day ({exc}); {DAY_EXAMPLES}") from None
 
 
-def day_start(value: date | datetime) -> datetime:
-    """The first instant of a day in the branch's zone (a datetime is returned unchanged)."""
-    if isinstance(value, datetime):
-        return value
-    return datetime.combine(value, time(), tzinfo=zone())
-
-
-def timestamp(value: date | datetime) -> Timestamp:
-    """A day (its first instant, branch zone) or an aware datetime as a protobuf Timestamp."""
-    out = Timestamp()
-    out.FromDatetime(day_start(value).astimezone(ZoneInfo("UTC")))
-    return out
-
-
 def in_order(start: str | date | datetime | None, end: str | date | datetime | None,
              flags: tuple[str, str]) -> None:
     """UsageError (exit 2) when both ends are given and the start is after the end (days as
     YYYY-MM-DD, or datetimes)."""
     def first(value: str | date | datetime) -> datetime:
-        return day_start(date.fromisoformat(value) if isinstance(value, str) else value)
+        if isinstance(value, datetime):
+            return value
+        day = date.fromisoformat(value) if isinstance(value, str) else value
+        return datetime.combine(day, time(), tzinfo=timefmt.zone())
 
     if start and end and first(start) > first(end):
         raise UsageError(f"{flags[0]} ({start}) is after {flags[1]} ({end})")

@@ -36,6 +36,7 @@ from typing import Any
 
 import grpc
 
+from services.common import tracing
 from services.common.settings import Settings
 
 DEFAULT_DEADLINE_SECONDS = 30.0
@@ -312,7 +313,8 @@ def aio_channel(settings: Settings, service: str, *, token: str | None = None,
     Raises nothing on creation; calls fail UNAVAILABLE while no address answers.
     """
     target = peer_target(address or settings.address(service))
-    interceptors = [_AioDefaults(deadline, _bearer(token))]
+    # tracing first: a client span per call, traceparent and x-request-id in its metadata
+    interceptors = [*tracing.channel_interceptors(), _AioDefaults(deadline, _bearer(token))]
     options = client_options(service, server_name)
     creds = client_credentials(settings)
     if creds is None:

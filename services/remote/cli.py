@@ -4,9 +4,7 @@ supervisor's (campaigns, weekly statistics, breached tickets, regulatory progres
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from branch.directory.v1 import client_pb2
 from branch.remote.v1 import campaign_pb2 as cpb
@@ -14,13 +12,12 @@ from branch.remote.v1 import remote_service_pb2 as api
 from branch.remote.v1 import report_pb2
 from branch.remote.v1 import ticket_pb2 as tpb
 from branch.remote.v1.remote_service_pb2_grpc import RemoteServiceStub
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.cli import when
 from services.cli.argtypes import comma_list
 from services.cli.branchctl import Ctl
 from services.cli.people import client_option, staff_list_option, staff_option
-from services.common.settings import load_settings
+from services.cli.timefmt import local, timestamp
 
 LINES = {"investment": tpb.LINE_INVESTMENT, "technical": tpb.LINE_TECHNICAL}
 PRIORITIES = {"normal": tpb.PRIORITY_NORMAL, "urgent": tpb.PRIORITY_URGENT}
@@ -51,21 +48,6 @@ def _me(ctl: Ctl) -> str:
     return str(jwt.decode(ctl.token, options={"verify_signature": False})["sub"])
 
 
-def _zone() -> ZoneInfo:
-    return ZoneInfo(load_settings().timezone)
-
-
-def _when(value: Timestamp) -> str:
-    if not value.seconds:
-        return "-"
-    return value.ToDatetime(tzinfo=ZoneInfo("UTC")).astimezone(_zone()).strftime("%m-%d %H:%M")
-
-
-def _ts(value: datetime) -> Timestamp:
-    """A time given on the command line (services/cli/when.py) as a Timestamp."""
-    return when.timestamp(value)
-
-
 def _name(enum, value: int, prefix: str) -> str:  # type: ignore[no-untyped-def]
     return enum.Name(value).removeprefix(prefix).lower().replace("_", "-")
 
@@ -76,11 +58,11 @@ def _short(staff_id: str) -> str:
 
 def _clock(c: tpb.SlaClock) -> str:
     if c.met_time.seconds:
-        state = f"met {_when(c.met_time)}"
+        state = f"met {local(c.met_time, empty='-')}"
     elif c.paused:
         state = "paused"
     else:
-        state = f"due {_when(c.due_time)}"
+        state = f"due {local(c.due_time, empty='-')}"
     return state + (" BREACHED" if c.breached else " warned" if c.warned else "")
 
 
@@ -118,8 +100,8 @@ async def day(args: argparse.Namespace, ctl: Ctl) -> None:
     due = await stub.ListTickets(api.ListTicketsRequest(staff_id=me, follow_up_due_only=True,
                                                         page_size=100), metadata=ctl.metadata)
     ctl.table("follow-up callbacks due", ["id", "summary", "resolved", "follow-up due"],
-              [[t.id, t.summary[:40], _when(t.resolution.met_time),
-                _when(t.follow_up_due_time)] for t in due.tickets])
+              [[t.id, t.summary[:40], local(t.resolution.met_time, empty="-"),
+                local(t.follow_up_due_time, empty="-")] for t in due.tickets])
 
 
 async def next_callback(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -132,7 +114,7 @@ async def next_callback(args: argparse.Namespace, ctl: Ctl) -> None:
     ctl.table(f"call now: {got.campaign.name}", ["target", "client", "name", "phone",
                                                  "attempts", "due by", "hold until"],
               [[t.id, t.client_id, got.client_name, got.client_phone, str(t.attempts),
-                t.due_date or "-", _when(t.lease_expire_time)]])
+                t.due_date or "-", local(t.lease_expire_time, empty="-")]])
     ctl.console.print(f"purpose: {got.campaign.purpose}")
     ctl.console.print(f"record with: branchctl remote record {t.id} reached --notes ...")
 
@@ -141,9 +123,9 @@ async def record(args: argparse.Namespace, ctl: Ctl) -> None:
     req = api.RecordCallbackRequest(target_id=args.target, outcome=OUTCOMES[args.outcome],
                                     notes=args.notes or "", request_id=args.request_id or "")
     if args.callback_at:
-        req.callback_time.CopyFrom(_ts(args.callback_at))
+        req.callback_time.CopyFrom(timestamp(args.callback_at))
     if args.called_at:
-        req.call_time.CopyFrom(_ts(args.called_at))
+        req.call_time.CopyFrom(timestamp(args.called_at))
     rec = await _stub(ctl).RecordCallback(req, metadata=ctl.metadata)
     ctl.console.print(f"recorded {rec.id}: {args.outcome}")
 
@@ -203,11 +185,12 @@ async def show_ticket(args: argparse.Namespace, ctl: Ctl) -> None:
     tier = _name(client_pb2.Tier, t.client_tier, "TIER_") if t.client_tier else "unidentified"
     extra = [("client", f"{t.client_id or '-'} ({tier})"),
              ("VIP advisory", t.vip_advisory_id or "-"),
-             ("follow-up due", _when(t.follow_up_due_time)),
+             ("follow-up due", local(t.follow_up_due_time, empty="-")),
              ("satisfaction", str(t.satisfaction or "-")), ("reopened", str(t.reopen_count))]
     ctl.table("details", ["", ""], [list(x) for x in extra])
     ctl.table("history", ["time", "what", "who", "note"],
-              [[_when(a.time), a.kind, _short(a.staff_id), a.note[:70]] for a in t.activities])
+              [[local(a.time, empty="-"), a.kind, _short(a.staff_id), a.note[:70]]
+               for a in t.activities])
 
 
 async def ticket_action(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -267,14 +250,15 @@ async def report_show(args: argparse.Namespace, ctl: Ctl) -> None:
 async def report_deliver(args: argparse.Namespace, ctl: Ctl) -> None:
     r = await _stub(ctl).DeliverReport(api.DeliverReportRequest(
         id=args.id, channel=CHANNELS[args.channel], delivered_to=args.to), metadata=ctl.metadata)
-    ctl.console.print(f"report {r.id} delivered by {args.channel} at {_when(r.deliver_time)}")
+    when = local(r.deliver_time, empty="-")
+    ctl.console.print(f"report {r.id} delivered by {args.channel} at {when}")
 
 
 def _delivery(r: report_pb2.Report) -> str:
     if not r.delivered_by:
         return "-"
     channel = _name(report_pb2.DeliveryChannel, r.delivery_channel, "DELIVERY_CHANNEL_")
-    return f"{_when(r.deliver_time)} {channel}"
+    return f"{local(r.deliver_time, empty='-')} {channel}"
 
 
 async def reports(args: argparse.Namespace, ctl: Ctl) -> None:

@@ -4,19 +4,17 @@ client's acknowledgement); a supervisor checks the rota, on-call, breaches and S
 from __future__ import annotations
 
 import argparse
-from zoneinfo import ZoneInfo
 
 from branch.directory.v1 import client_pb2
 from branch.vip.v1 import advisory_pb2, relay_pb2, rota_pb2
 from branch.vip.v1 import vip_service_pb2 as api
 from branch.vip.v1.vip_service_pb2_grpc import VipServiceStub
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.cli import when
 from services.cli.argtypes import count, risk_level
 from services.cli.branchctl import Ctl
 from services.cli.people import client_option, staff_option
-from services.common.settings import load_settings
+from services.cli.timefmt import local, timestamp
 
 CHANNELS = {"phone": relay_pb2.RELAY_CHANNEL_PHONE, "meeting": relay_pb2.RELAY_CHANNEL_MEETING,
             "message": relay_pb2.RELAY_CHANNEL_MESSAGE, "video": relay_pb2.RELAY_CHANNEL_VIDEO}
@@ -27,17 +25,6 @@ URGENCY = {"normal": advisory_pb2.URGENCY_NORMAL, "high": advisory_pb2.URGENCY_H
 
 def _stub(ctl: Ctl) -> VipServiceStub:
     return VipServiceStub(ctl.channel("vip"))
-
-
-def _tz() -> ZoneInfo:
-    return ZoneInfo(load_settings().timezone)
-
-
-def _local(value: Timestamp) -> str:
-    if not value.seconds:
-        return ""
-    return value.ToDatetime().replace(tzinfo=ZoneInfo("UTC")).astimezone(_tz()).strftime(
-        "%m-%d %H:%M")
 
 
 def _name(enum, value: int, prefix: str) -> str:  # type: ignore[no-untyped-def]
@@ -52,8 +39,8 @@ def _print_advisory(ctl: Ctl, a: advisory_pb2.Advisory) -> None:
         ["source", _name(advisory_pb2.AdvisorySource, a.source, "ADVISORY_SOURCE_")
          + (f" (ticket {a.source_ticket_id})" if a.source_ticket_id else "")],
         ["assignee", a.assignee_id], ["dedicated broker", a.dedicated_broker_id],
-        ["acknowledge due", _local(a.acknowledge_due_time)],
-        ["answer due", _local(a.answer_due_time)],
+        ["acknowledge due", local(a.acknowledge_due_time)],
+        ["answer due", local(a.answer_due_time)],
         ["research answer", a.research_answer + (f" (note {a.research_note_id})"
                                                  if a.research_note_id else "")],
         ["advice", a.advice + (f" [R{a.advice_risk_level}]" if a.advice_risk_level else "")
@@ -75,11 +62,11 @@ async def inbox(args: argparse.Namespace, ctl: Ctl) -> None:
         if item.WhichOneof("item") == "advisory":
             a = item.advisory
             rows.append(["advisory", a.id, a.client_id, a.question[:50],
-                         _local(item.deadline), "OVERDUE" if item.overdue else "",
+                         local(item.deadline), "OVERDUE" if item.overdue else "",
                          item.next_action])
         else:
             r = item.relay
-            rows.append(["relay", r.id, r.client_id, r.note_title[:50], _local(item.deadline),
+            rows.append(["relay", r.id, r.client_id, r.note_title[:50], local(item.deadline),
                          "OVERDUE" if item.overdue else "", item.next_action])
     ctl.table(f"inbox of {resp.broker_id}: {resp.advisory_count} advisories, "
               f"{resp.relay_count} relays", ["kind", "id", "client", "subject",
@@ -131,11 +118,11 @@ def _print_relay(ctl: Ctl, r: relay_pb2.RelayTask) -> None:
         ["client", r.client_id], ["broker", r.broker_id],
         ["held tickers", ", ".join(r.matched_tickers)],
         ["state", _name(relay_pb2.RelayState, r.state, "RELAY_STATE_")],
-        ["due", _local(r.due_time) + (" OVERDUE" if r.overdue else "")],
-        ["delivered", f"{_local(r.deliver_time)} by "
+        ["due", local(r.due_time) + (" OVERDUE" if r.overdue else "")],
+        ["delivered", f"{local(r.deliver_time)} by "
          f"{_name(relay_pb2.RelayChannel, r.channel, 'RELAY_CHANNEL_')}: {r.summary}"
          if r.deliver_time.seconds else ""],
-        ["acknowledged", f"{_local(r.acknowledge_time)} {r.acknowledgement_note}"
+        ["acknowledged", f"{local(r.acknowledge_time)} {r.acknowledgement_note}"
          if r.acknowledge_time.seconds else ""],
         ["reason", r.reason],
     ])
@@ -161,7 +148,7 @@ async def relays(args: argparse.Namespace, ctl: Ctl) -> None:
     resp = await _stub(ctl).ListRelays(req, metadata=ctl.metadata)
     ctl.table("relays", ["id", "note", "client", "broker", "state", "due", "reason"],
               [[r.id, r.note_title[:40], r.client_id, r.broker_id,
-                _name(relay_pb2.RelayState, r.state, "RELAY_STATE_"), _local(r.due_time),
+                _name(relay_pb2.RelayState, r.state, "RELAY_STATE_"), local(r.due_time),
                 r.reason] for r in resp.relays])
     if resp.next_page_token:
         ctl.console.print(f"next page: --page {resp.next_page_token}")
@@ -180,22 +167,22 @@ async def gaps(args: argparse.Namespace, ctl: Ctl) -> None:
 async def on_call(args: argparse.Namespace, ctl: Ctl) -> None:
     req = api.GetOnCallRequest()
     if args.at:
-        req.time.CopyFrom(when.timestamp(args.at))
+        req.time.CopyFrom(timestamp(args.at))
     resp = await _stub(ctl).GetOnCall(req, metadata=ctl.metadata)
-    rows = [[kind, s.staff_id, _local(s.start_time), _local(s.end_time)]
+    rows = [[kind, s.staff_id, local(s.start_time), local(s.end_time)]
             for kind, shifts in (("broker", resp.brokers), ("analyst", resp.analysts),
                                  ("supervisor", resp.supervisors)) for s in shifts]
-    ctl.table(f"on call at {_local(resp.time)}", ["role", "staff", "from", "to"], rows)
+    ctl.table(f"on call at {local(resp.time)}", ["role", "staff", "from", "to"], rows)
 
 
 async def shift(args: argparse.Namespace, ctl: Ctl) -> None:
     when.in_order(args.start, args.end, ("START", "END"))
     msg = rota_pb2.Shift(staff_id=args.staff, role=ROLES[args.role], note=args.note or "")
-    msg.start_time.CopyFrom(when.timestamp(args.start))
-    msg.end_time.CopyFrom(when.timestamp(args.end))
+    msg.start_time.CopyFrom(timestamp(args.start))
+    msg.end_time.CopyFrom(timestamp(args.end))
     made = await _stub(ctl).CreateShift(api.CreateShiftRequest(shift=msg),
                                         metadata=ctl.metadata)
-    ctl.console.print(f"shift {made.id}: {_local(made.start_time)} - {_local(made.end_time)}")
+    ctl.console.print(f"shift {made.id}: {local(made.start_time)} - {local(made.end_time)}")
 
 
 async def breaches(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -205,7 +192,7 @@ async def breaches(args: argparse.Namespace, ctl: Ctl) -> None:
     ctl.table("breaches", ["kind", "resource", "client", "broker", "due", "breached",
                            "escalation"],
               [[_name(api.BreachKind, b.kind, "BREACH_KIND_"), b.resource_id, b.client_id,
-                b.broker_id, _local(b.due_time), _local(b.breach_time),
+                b.broker_id, local(b.due_time), local(b.breach_time),
                 f"{b.escalation_level} -> {b.escalated_to_id}" if b.escalation_level else ""]
                for b in resp.breaches])
     if resp.next_page_token:

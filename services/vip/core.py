@@ -39,6 +39,9 @@ class Vip:
     directory_channel: Callable[[], grpc.aio.Channel]
     # set after a transaction that recorded a pending relay plan commits
     planner_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # (note_id, revision) -> trace context of the note event that recorded the plan, so the
+    # planner's directory calls and events continue that trace (in memory: best effort)
+    plan_traces: dict[tuple[str, int], dict[str, str]] = field(default_factory=dict)
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -13,12 +13,14 @@ from branch.research.v1 import events_pb2 as research_events
 from branch.research.v1 import note_enums_pb2
 from branch.vip.v1 import events_pb2, relay_pb2
 from branch.vip.v1 import vip_service_pb2 as api
+from opentelemetry.trace import SpanKind
 from sqlalchemy import insert, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.common import tracing
 from services.common.auth import Principal
 from services.common.errors import (
     FailedPrecondition,
@@ -117,6 +119,7 @@ async def plan_relays(vip: Vip, session: AsyncSession,
     if result.rowcount != 1:
         return False  # redelivered or replayed: planned already (or withdrawn first)
     session.info[WAKE_PLANNER] = True
+    vip.plan_traces[(note.note_id, note.revision)] = tracing.carrier()
     return True
 
 
@@ -149,18 +152,23 @@ async def plan_pending(vip: Vip) -> int:
                 .order_by(col(RelayPlan.planned_at)).limit(PLANS_PER_PASS))).all())
         progressed = 0
         for plan in plans:
-            found: list[Candidate] = []
-            if plan.withdrawn_at is None:
-                try:
-                    found = await _directory_matches(vip, plan)
-                except RuntimeError as exc:
-                    log.warning("relay planning waits for the directory",
-                                note_id=plan.note_id, revision=plan.revision, error=str(exc))
-                    continue
-            async with vip.db.transaction() as session:
-                if await _write_plan(vip, session, plan.note_id, plan.revision, found):
-                    written += 1
-            progressed += 1
+            key = (plan.note_id, plan.revision)
+            with tracing.continued(vip.plan_traces.get(key, {}), "vip relay plan",
+                                   SpanKind.INTERNAL, "vip", **{"branch.note_id": plan.note_id}):
+                found: list[Candidate] = []
+                if plan.withdrawn_at is None:
+                    try:
+                        found = await _directory_matches(vip, plan)
+                    except RuntimeError as exc:
+                        log.warning("relay planning waits for the directory",
+                                    note_id=plan.note_id, revision=plan.revision,
+                                    error=str(exc))
+                        continue
+                async with vip.db.transaction() as session:
+                    if await _write_plan(vip, session, plan.note_id, plan.revision, found):
+                        written += 1
+                vip.plan_traces.pop(key, None)
+                progressed += 1
         if len(plans) < PLANS_PER_PASS or not progressed:
             return written
 
