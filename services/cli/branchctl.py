@@ -131,9 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     for service in ("common", *registry.SERVICES):
         module = registry.cli_module(service) if service != "common" else None
         if service == "common":
-            from services.cli import session_cli
+            from services.cli import ops_cli, session_cli
 
             session_cli.add_commands(groups)
+            ops_cli.add_commands(groups)
         elif module is not None:
             module.add_commands(groups)
     for path, leaf in leaves(parser):

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -30,6 +31,15 @@ BRANCHCTL = str(Path(sys.executable).parent / "branchctl")
 START = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)  # Monday 09:30 in Asia/Shanghai
 
 
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+CLOSED = _closed_port()
+
+
 @dataclass
 class Suite:
     runners: dict[str, ServiceRunner]
@@ -39,6 +49,9 @@ class Suite:
     async def ctl(self, *args: str, tok: str) -> tuple[int, str, str]:
         env = {**os.environ, "BRANCHCTL_HOME": str(self.home), "BRANCH_TOKEN": tok,
                "BRANCH_TIMEZONE": "Asia/Shanghai",
+               # the services this test does not run: nobody listens there
+               **{f"BRANCH_{name}_ADDR": f"127.0.0.1:{CLOSED}"
+                  for name in ("RESEARCH", "REMOTE", "VIP")},
                **{f"BRANCH_{name.upper()}_ADDR": f"127.0.0.1:{r.port}"
                   for name, r in self.runners.items()}}
         proc = await asyncio.create_subprocess_exec(
@@ -108,3 +121,35 @@ async def test_people_and_scripts_read_the_same_answers(suite: Suite) -> None:
     code, out, err = await suite.ctl("directory", "tier", "310000123456", "standard",
                                      tok=token("agent-1", "service_agent"))
     assert code == 17 and "PERMISSION_DENIED" in err, (code, err)
+
+
+async def test_audit_and_today(suite: Suite) -> None:
+    manager = await suite.directory.CreateStaff(dapi.CreateStaffRequest(staff=staff_pb2.Staff(
+        employee_no="S0003", display_name="陈静", roles=[staff_pb2.ROLE_CLIENT_MANAGER])),
+        metadata=ADMIN)
+    await suite.directory.CreateClient(dapi.CreateClientRequest(client=client_pb2.Client(
+        account_no="310000123456", display_name="张三", channel=client_pb2.CHANNEL_ONSITE,
+        tier=client_pb2.TIER_STANDARD, risk_tolerance=client_pb2.RISK_TOLERANCE_C3,
+        risk_assessed_on="2025-06-01", commission_rate="0.00025",
+        client_manager_id=manager.id)), metadata=ADMIN)
+    sup = token("sup-1", "supervisor")
+    code, out, err = await suite.ctl("directory", "tier", "310000123456", "key", "--reason",
+                                     "large holdings", tok=sup)
+    assert code == 0, err
+
+    # every service's audit records in one list: directory answers, the three stopped
+    # services are named, and the exit status says one did not answer (24 UNAVAILABLE)
+    code, out, err = await suite.ctl("-o", "json", "audit", "--since", "1 hour ago", tok=sup)
+    assert code == 24 and "Traceback" not in err, err
+    records = json.loads(out)
+    assert any(r["method"].endswith("ChangeClientTier") and r["service"] == "directory"
+               and r["staff"] == "sup-1" for r in records), records
+    assert all(name in err for name in ("research", "remote", "vip")), err
+
+    # a client manager's today is the day's plan; nothing else is needed
+    code, out, err = await suite.ctl("today", tok=token(manager.id, "client_manager"))
+    assert code == 0 and "branchctl onsite day" in out and "plan for" in out, (out, err)
+    # a supervisor's today: onsite's overdue forms shown though vip and remote are down
+    code, out, err = await suite.ctl("today", tok=sup)
+    assert code == 24 and "overdue forms: 0" in out, (out, err)
+    assert "vip breaches: UNAVAILABLE" in err and "Traceback" not in err, err
