@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from services.cli.i18n import _
+
 
 class Count:
     """A whole number >= `low` (default 0): `type=count`, or `type=count.at_least(1)`."""
@@ -18,9 +20,11 @@ class Count:
         try:
             value = int(text.strip())
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+            raise argparse.ArgumentTypeError(
+                _("{text!r} is not a whole number").format(text=text)) from None
         if value < self.low:
-            raise argparse.ArgumentTypeError(f"{value} is too small: at least {self.low}")
+            raise argparse.ArgumentTypeError(
+                _("{value} is too small: at least {low}").format(value=value, low=self.low))
         return value
 
     def at_least(self, low: int) -> Callable[[str], int]:
@@ -34,7 +38,8 @@ def risk_level(text: str) -> int:
     """argparse type: a product risk level R1..R5 (also r3 or 3) as its number 1..5."""
     value = text.strip().upper().removeprefix("R")
     if value not in {"1", "2", "3", "4", "5"}:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a risk level: R1, R2, R3, R4 or R5")
+        raise argparse.ArgumentTypeError(
+            _("{text!r} is not a risk level: R1, R2, R3, R4 or R5").format(text=text))
     return int(value)
 
 
@@ -48,8 +53,8 @@ def comma_list(choices: list[str] | dict[str, object]) -> Callable[[str], str]:
     def parse(text: str) -> str:
         bad = [x for x in text.split(",") if x and x not in names]
         if bad:
-            raise argparse.ArgumentTypeError(
-                f"{', '.join(map(repr, bad))} not known; choose from {', '.join(names)}")
+            raise argparse.ArgumentTypeError(_("{bad} not known; choose from {names}").format(
+                bad=", ".join(map(repr, bad)), names=", ".join(names)))
         return text
 
     return parse

@@ -27,7 +27,8 @@ except ImportError:  # an install without the cli extra, e.g. the service image
                      "pip install 'branch-client-service-suite[cli]'") from None
 
 from services import registry
-from services.cli import errors, output, people
+from services.cli import errors, i18n, output, people
+from services.cli.i18n import _
 from services.common import channels
 from services.common.settings import ConfigError, load_settings
 
@@ -60,7 +61,7 @@ class Ctl:
     @property
     def metadata(self) -> list[tuple[str, str]]:
         if not self.token:
-            raise SystemExit("not logged in: run `branchctl login` first")
+            raise SystemExit(_("not logged in: run `branchctl login` first"))
         return [("authorization", f"Bearer {self.token}")]
 
     def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
@@ -104,6 +105,8 @@ def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
                         help="lists as a table (default), JSON or CSV")
     parser.add_argument("--debug", action="store_true", default=default,
                         help="show the traceback of an unexpected failure")
+    parser.add_argument("--lang", type=i18n.normalise, default=default,
+                        help="zh_CN (中文) or en (default: from LANG)")
 
 
 def leaves(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
@@ -141,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         _global_options(leaf, argparse.SUPPRESS)
         leaf.set_defaults(_command=" ".join(path), _options={
             a.dest: (max(a.option_strings, key=len) if a.option_strings else a.dest.upper())
-            for a in leaf._actions if a.dest not in ("help", "output", "debug")})
+            for a in leaf._actions if a.dest not in ("help", "output", "debug", "lang")})
     try:  # shell completion: eval "$(register-python-argcomplete branchctl)"
         import argcomplete
 
@@ -153,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     """Run one command; exits with the status documented in services/cli/errors.py."""
+    i18n.install(i18n.language(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     args = parser.parse_args(argv)
     command: Command | None = getattr(args, "func", None)
@@ -173,29 +177,32 @@ def main(argv: list[str] | None = None) -> None:
     except grpc.aio.AioRpcError as err:
         raise SystemExit(_report_rpc(err, args, ctl)) from None
     except errors.UsageError as err:
-        print(f"branchctl {args._command}: error: {err}", file=sys.stderr)
+        print(f"branchctl {args._command}: " + _("error: {message}").format(message=err),
+              file=sys.stderr)
         raise SystemExit(errors.USAGE) from None
     except ConfigError as err:  # e.g. an unreadable BRANCH_TLS_CA_FILE
-        print(f"error: {err}", file=sys.stderr)
+        print(_("error: {message}").format(message=err), file=sys.stderr)
         raise SystemExit(errors.USAGE) from None
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(_("interrupted"), file=sys.stderr)
         raise SystemExit(errors.INTERRUPTED) from None
     except SystemExit:
         raise
     except jwt.PyJWTError:  # a token read for its claims (whoami, --mine) is not one
-        print("error: the stored token is not a valid token: run `branchctl login` again",
+        print(_("error: the stored token is not a valid token: run `branchctl login` again"),
               file=sys.stderr)
         raise SystemExit(errors.STOPPED) from None
     except OSError as err:  # a file named on the command line, a closed pipe
-        print(f"error: {err.filename + ': ' if err.filename else ''}{err.strerror or err}",
-              file=sys.stderr)
+        print(_("error: {message}").format(
+            message=f"{err.filename + ': ' if err.filename else ''}{err.strerror or err}"),
+            file=sys.stderr)
         raise SystemExit(errors.STOPPED) from None
     except Exception as err:  # the last resort: a bug, told in one line
         if args.debug:
             raise
-        print(f"error: branchctl {args._command} failed unexpectedly "
-              f"({type(err).__name__}: {err}); rerun with --debug and report it",
+        print(_("error: branchctl {command} failed unexpectedly ({problem}); rerun with --debug "
+                "and report it").format(command=args._command,
+                                        problem=f"{type(err).__name__}: {err}"),
               file=sys.stderr)
         raise SystemExit(errors.BUG) from None
 
@@ -211,17 +218,37 @@ def _report_rpc(err: grpc.aio.AioRpcError, args: argparse.Namespace, ctl: Ctl) -
             address = load_settings().address(service)
         except ConfigError:
             address = f"BRANCH_{service.upper()}_ADDR"
-        print(f"error: {errors.unreachable(service, address)}", file=sys.stderr)
+        print(_("error: {message}").format(message=errors.unreachable(service, address)),
+              file=sys.stderr)
         return errors.exit_code(code)
     command, options = args._command, args._options
-    print(f"error: {code.name}: {errors.with_flags(details, command, options)}",
-          file=sys.stderr)
+    localized = _localized(err) if i18n.chosen() == "zh_CN" else ""
+    message = errors.with_flags(localized or details, command, options)
+    print(_("error: {message}").format(message=f"{code.name}: {message}"), file=sys.stderr)
     for field_name, description in _bad_fields(err):
         print(f"  {errors.flag_for(field_name, command, options)}: {description}",
               file=sys.stderr)
     if code == grpc.StatusCode.UNAUTHENTICATED:
-        print("  log in again: branchctl login", file=sys.stderr)
+        print("  " + _("log in again: branchctl login"), file=sys.stderr)
     return errors.exit_code(code)
+
+
+def _localized(err: grpc.aio.AioRpcError) -> str:
+    """The service's zh-CN LocalizedMessage, '' when it sent none."""
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    try:
+        status = rpc_status.from_call(err)
+    except ValueError:
+        return ""
+    for detail in status.details if status else []:
+        if detail.Is(error_details_pb2.LocalizedMessage.DESCRIPTOR):
+            msg = error_details_pb2.LocalizedMessage()
+            detail.Unpack(msg)
+            if msg.locale.lower().startswith("zh"):
+                return msg.message
+    return ""
 
 
 def _bad_fields(err: grpc.aio.AioRpcError) -> list[tuple[str, str]]:

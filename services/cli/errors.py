@@ -20,6 +20,8 @@ from collections.abc import Mapping
 
 import grpc
 
+from services.cli.i18n import _
+
 USAGE, STOPPED, BUG, INTERRUPTED = 2, 1, 70, 130
 GRPC_BASE = 10
 
@@ -80,5 +82,6 @@ def with_flags(text: str, command: str, options: Mapping[str, str]) -> str:
 
 def unreachable(service: str, address: str) -> str:
     """The line shown when a service does not answer at all."""
-    return (f"cannot reach the {service} service at {address}: is the suite running? "
-            f"(./dev up, or check BRANCH_{service.upper()}_ADDR)")
+    return _("cannot reach the {service} service at {address}: is the suite running? "
+             "(./dev up, or check {variable})").format(
+        service=service, address=address, variable=f"BRANCH_{service.upper()}_ADDR")

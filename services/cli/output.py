@@ -17,6 +17,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from services.cli import timefmt
+from services.cli.i18n import _
 
 FORMATS = ("table", "json", "csv")
 
@@ -57,9 +58,9 @@ def emit(fmt: str, console: Any, title: str, columns: Sequence[str],
     else:
         from rich.table import Table
 
-        table = Table(title=title)
+        table = Table(title=_(title) if title else title)
         for col in columns:
-            table.add_column(col)
+            table.add_column(_(col) if col else col)
         for row in rows:
             table.add_row(*["" if c is None else str(c) for c in row])
         console.print(table)

@@ -20,11 +20,12 @@ from zoneinfo import ZoneInfo
 
 from services.cli import timefmt
 from services.cli.errors import UsageError
+from services.cli.i18n import N_, _
 
 ISO_START = re.compile(r"^\s*\d{4}-\d{1,2}-\d{1,2}")
 NOW_WORDS = {"now", "现在", "此刻", "right now"}
-EXAMPLES = "try 'YYYY-MM-DD HH:MM', '12:00', 'now', 'yesterday' or 'tomorrow 10am'"
-DAY_EXAMPLES = "try 'YYYY-MM-DD', 'today', 'yesterday' or '3 days ago'"
+EXAMPLES = N_("try 'YYYY-MM-DD HH:MM', '12:00', 'now', 'yesterday' or 'tomorrow 10am'")
+DAY_EXAMPLES = N_("try 'YYYY-MM-DD', 'today', 'yesterday' or '3 days ago'")
 # 上午10点 / 下午3点半 / 晚上8点15分 -> a clock dateparser reads
 _ZH_CLOCK = re.compile(
     r"(上午|早上|早晨|中午|下午|晚上)?\s*(\d{1,2})\s*[点點时]\s*(半|(\d{1,2})\s*分?)?")
@@ -83,7 +84,8 @@ def moment(text: str) -> datetime:
     try:
         return parse_moment(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a time ({exc}); {EXAMPLES}") from None
+        raise argparse.ArgumentTypeError(_("{text!r} is not a time ({why}); {examples}").format(
+            text=text, why=exc, examples=_(EXAMPLES))) from None
 
 
 def day(text: str) -> str:
@@ -91,7 +93,8 @@ def day(text: str) -> str:
     try:
         return parse_day(text).isoformat()
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a day ({exc}); {DAY_EXAMPLES}") from None
+        raise argparse.ArgumentTypeError(_("{text!r} is not a day ({why}); {examples}").format(
+            text=text, why=exc, examples=_(DAY_EXAMPLES))) from None
 
 
 def in_order(start: str | date | datetime | None, end: str | date | datetime | None,
@@ -105,4 +108,5 @@ def in_order(start: str | date | datetime | None, end: str | date | datetime | N
         return datetime.combine(day, time(), tzinfo=timefmt.zone())
 
     if start and end and first(start) > first(end):
-        raise UsageError(f"{flags[0]} ({start}) is after {flags[1]} ({end})")
+        raise UsageError(_("{first} ({start}) is after {second} ({end})").format(
+            first=flags[0], start=start, second=flags[1], end=end))

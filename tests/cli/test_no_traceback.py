@@ -18,7 +18,7 @@ import pytest
 from services.cli import argtypes, branchctl, errors, when
 
 SOME_ID = "0e4f5b7a-1111-4222-8333-944455556666"
-GLOBAL = {"help", "output", "debug", "version"}
+GLOBAL = {"help", "output", "debug", "version", "lang"}
 
 
 def _closed_port() -> int:
