@@ -127,3 +127,32 @@ def test_a_bad_value_names_the_flag(path: tuple[str, ...], action: argparse.Acti
     last = err.strip().splitlines()[-1]
     assert f"argument {flag}" in last or f"argument {'/'.join(action.option_strings)}" in last \
         or flag.lower() in last.lower(), last
+
+
+@pytest.mark.parametrize("argv,flag", [
+    (["directory", "staff", "--role", "brokers"], "--role"),
+    (["onsite", "visit", SOME_ID, "--at", "2026-12-01 25:00"], "--at"),
+    (["vip", "gaps", "--days", "0"], "--days"),
+    (["research", "ledger", "--from", "2026-13-01", "--to", "2026-12-01"], "--from"),
+    (["research", "ledger", "--from", "2026-12-02", "--to", "2026-12-01"], "--from"),
+    (["vip", "answer", SOME_ID, "advice", "--risk", "R9"], "--risk"),
+])
+def test_the_issue_cases_are_usage_errors(argv: list[str], flag: str, no_suite: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _run(argv, capsys)
+    assert code == errors.USAGE and flag in err.strip().splitlines()[-1], err
+
+
+@pytest.mark.parametrize("argv", [
+    ["onsite", "visit", SOME_ID, "--at", "yesterday"],
+    ["onsite", "patrol", "Hall", "--at", "12:00"],
+    ["remote", "record", SOME_ID, "call-back-later", "--callback-at", "tomorrow 10am"],
+    ["remote", "record", SOME_ID, "reached", "--called-at", "now"],
+    ["vip", "on-call", "--at", "tomorrow"],
+    ["research", "notes", "--since", "yesterday"],
+])
+def test_the_issue_cases_reach_the_service(argv: list[str], no_suite: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Relative times are read; the call is made (and finds no suite running)."""
+    code, err = _run(argv, capsys)
+    assert code == 24 and "is the suite running?" in err and "Traceback" not in err, err
