@@ -156,3 +156,20 @@ def test_the_issue_cases_reach_the_service(argv: list[str], no_suite: Path,
     """Relative times are read; the call is made (and finds no suite running)."""
     code, err = _run(argv, capsys)
     assert code == 24 and "is the suite running?" in err and "Traceback" not in err, err
+
+
+def test_version_and_shell_completion(capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+    import subprocess
+    import sys
+
+    with pytest.raises(SystemExit) as stop:
+        branchctl.main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.startswith("branchctl ")
+    # what bash's completion hook (register-python-argcomplete branchctl) asks and gets
+    exe = str(Path(sys.executable).parent / "branchctl")
+    env = {**os.environ, "_ARGCOMPLETE": "1", "_ARGCOMPLETE_IFS": " ",
+           "COMP_LINE": "branchctl vip ga", "COMP_POINT": "16"}
+    done = subprocess.run(["bash", "-c", f"'{exe}' 8>&1 9>/dev/null"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["gaps"], done
