@@ -30,7 +30,7 @@ def plain(value: Any) -> Any:
     """A cell as JSON takes it: numbers and booleans kept, everything else as text."""
     if value is None or isinstance(value, bool | int | float):
         return value
-    return str(value)
+    return str.__str__(value)
 
 
 def write_json(out: TextIO, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
@@ -45,7 +45,7 @@ def write_csv(out: TextIO, title: str, columns: Sequence[str], rows: Sequence[Se
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(_keys(columns))
     for row in rows:
-        writer.writerow(["" if c is None else c for c in row])
+        writer.writerow(["" if c is None else plain(c) for c in row])
 
 
 def emit(fmt: str, console: Any, title: str, columns: Sequence[str],
@@ -62,13 +62,32 @@ def emit(fmt: str, console: Any, title: str, columns: Sequence[str],
         for col in columns:
             table.add_column(_(col) if col else col)
         for row in rows:
-            table.add_row(*["" if c is None else str(c) for c in row])
+            table.add_row(*[_cell(c) for c in row])
         console.print(table)
 
 
 def cut(text: str, width: int) -> str:
     """`text` at most `width` characters, ending in … when cut."""
     return text if len(text) <= width else text[:width - 1] + "…"
+
+
+class Short(str):
+    """A cell shown at most `width` characters (with …) in a table, whole in JSON and CSV."""
+
+    width: int
+
+    def __new__(cls, text: str, width: int) -> Short:
+        made = super().__new__(cls, text)
+        made.width = width
+        return made
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Short):
+        return cut(str(value), value.width)
+    return str(value)
 
 
 def humane_enum(field: FieldDescriptor, number: int) -> str:

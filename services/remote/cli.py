@@ -16,6 +16,7 @@ from branch.remote.v1.remote_service_pb2_grpc import RemoteServiceStub
 from services.cli import when
 from services.cli.argtypes import comma_list
 from services.cli.branchctl import Ctl
+from services.cli.output import Short
 from services.cli.people import client_option, staff_list_option, staff_option
 from services.cli.timefmt import local, timestamp
 
@@ -68,7 +69,7 @@ def _clock(c: tpb.SlaClock) -> str:
 
 def _ticket_rows(tickets) -> list[list[str]]:  # type: ignore[no-untyped-def]
     return [[t.id, _name(tpb.Line, t.line, "LINE_"), _name(tpb.Priority, t.priority, "PRIORITY_"),
-             _name(tpb.TicketState, t.state, "TICKET_STATE_"), t.summary[:40],
+             _name(tpb.TicketState, t.state, "TICKET_STATE_"), Short(t.summary, 40),
              _short(t.owner_id) + (f" (sub {_short(t.substitute_id)})" if t.substitute_id else ""),
              (t.handler_department or "-"), _clock(t.first_response), _clock(t.resolution),
              str(t.escalation_level or "-"), "yes" if t.complaint else ""] for t in tickets]
@@ -100,7 +101,7 @@ async def day(args: argparse.Namespace, ctl: Ctl) -> None:
     due = await stub.ListTickets(api.ListTicketsRequest(staff_id=me, follow_up_due_only=True,
                                                         page_size=100), metadata=ctl.metadata)
     ctl.table("follow-up callbacks due", ["id", "summary", "resolved", "follow-up due"],
-              [[t.id, t.summary[:40], local(t.resolution.met_time, empty="-"),
+              [[t.id, Short(t.summary, 40), local(t.resolution.met_time, empty="-"),
                 local(t.follow_up_due_time, empty="-")] for t in due.tickets])
 
 
@@ -189,7 +190,7 @@ async def show_ticket(args: argparse.Namespace, ctl: Ctl) -> None:
              ("satisfaction", str(t.satisfaction or "-")), ("reopened", str(t.reopen_count))]
     ctl.table("details", ["", ""], [list(x) for x in extra])
     ctl.table("history", ["time", "what", "who", "note"],
-              [[local(a.time, empty="-"), a.kind, _short(a.staff_id), a.note[:70]]
+              [[local(a.time, empty="-"), a.kind, _short(a.staff_id), Short(a.note, 70)]
                for a in t.activities])
 
 

@@ -19,6 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.cli import when
 from services.cli.branchctl import Ctl
+from services.cli.output import Short
 from services.cli.people import client_option
 from services.cli.timefmt import DATE_TIME, local, timestamp
 
@@ -115,7 +116,7 @@ def _print_note(ctl: Ctl, n: note_pb2.Note) -> None:
 
 
 def _note_rows(notes) -> list[list[str]]:  # type: ignore[no-untyped-def]
-    return [[n.id, n.title[:48], _name(note_pb2.NoteState, n.state, "NOTE_STATE_")
+    return [[n.id, Short(n.title, 48), _name(note_pb2.NoteState, n.state, "NOTE_STATE_")
              + (" (expired)" if n.expired else ""),
              _name(enums.NoteKind, n.kind, "NOTE_KIND_"), f"R{n.risk_level}", _stances(n),
              n.author_id[-8:],
@@ -158,9 +159,10 @@ async def show(args: argparse.Namespace, ctl: Ctl) -> None:
                                                                          page_size=1000),
                                             metadata=ctl.metadata)
         ctl.table("revisions", ["rev", "title", "author", "written", "review", "by", "comments"],
-                  [[r.revision, r.title[:40], r.author_id[-8:], local(r.create_time, DATE_TIME),
+                  [[r.revision, Short(r.title, 40), r.author_id[-8:],
+                    local(r.create_time, DATE_TIME),
                     _name(note_pb2.ReviewDecision, r.review_decision, "REVIEW_DECISION_"),
-                    r.reviewer_id[-8:], r.review_comments[:60]] for r in revs.revisions])
+                    r.reviewer_id[-8:], Short(r.review_comments, 60)] for r in revs.revisions])
 
 
 async def write(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -207,7 +209,7 @@ async def queue(args: argparse.Namespace, ctl: Ctl) -> None:
                                             metadata=ctl.metadata)
     ctl.table("review queue (oldest first)",
               ["id", "title", "rev", "kind", "risk", "stances", "author", "submitted"],
-              [[n.id, n.title[:48], n.revision, _name(enums.NoteKind, n.kind, "NOTE_KIND_"),
+              [[n.id, Short(n.title, 48), n.revision, _name(enums.NoteKind, n.kind, "NOTE_KIND_"),
                 f"R{n.risk_level}", _stances(n), n.author_id[-8:], local(n.submit_time, DATE_TIME)]
                for n in resp.notes])
 
@@ -230,7 +232,7 @@ def _request_rows(items) -> list[list[str]]:  # type: ignore[no-untyped-def]
     return [[r.id, _name(research_request_pb2.ResearchRequestState, r.state,
                          "RESEARCH_REQUEST_STATE_"),
              local(r.due_time, DATE_TIME) + (" OVERDUE" if r.overdue else ""),
-             ",".join(r.tickers), r.question[:50], r.client_id[-8:], r.asker_id[-8:],
+             ",".join(r.tickers), Short(r.question, 50), r.client_id[-8:], r.asker_id[-8:],
              r.claimed_by[-8:]] for r in items]
 
 
@@ -299,7 +301,8 @@ async def reach(args: argparse.Namespace, ctl: Ctl) -> None:
                                                metadata=ctl.metadata)).reaches)
     ctl.table("reach", ["note", "title", "published", "targeted", "relayed", "acknowledged",
                         "withheld", "cancelled", "median to relay", "worst"],
-              [[r.note_id, r.title[:40], local(r.publish_time, DATE_TIME), r.targeted, r.relayed,
+              [[r.note_id, Short(r.title, 40), local(r.publish_time, DATE_TIME), r.targeted,
+                r.relayed,
                 r.acknowledged, r.withheld_for_suitability, r.cancelled,
                 _duration(r.median_time_to_relay, r.relayed),
                 _duration(r.worst_time_to_relay, r.relayed)] for r in items])

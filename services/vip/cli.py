@@ -13,6 +13,7 @@ from branch.vip.v1.vip_service_pb2_grpc import VipServiceStub
 from services.cli import when
 from services.cli.argtypes import count, risk_level
 from services.cli.branchctl import Ctl
+from services.cli.output import Short
 from services.cli.people import client_option, staff_option
 from services.cli.timefmt import local, timestamp
 
@@ -61,12 +62,12 @@ async def inbox(args: argparse.Namespace, ctl: Ctl) -> None:
     for item in resp.items:
         if item.WhichOneof("item") == "advisory":
             a = item.advisory
-            rows.append(["advisory", a.id, a.client_id, a.question[:50],
+            rows.append(["advisory", a.id, a.client_id, Short(a.question, 50),
                          local(item.deadline), "OVERDUE" if item.overdue else "",
                          item.next_action])
         else:
             r = item.relay
-            rows.append(["relay", r.id, r.client_id, r.note_title[:50], local(item.deadline),
+            rows.append(["relay", r.id, r.client_id, Short(r.note_title, 50), local(item.deadline),
                          "OVERDUE" if item.overdue else "", item.next_action])
     ctl.table(f"inbox of {resp.broker_id}: {resp.advisory_count} advisories, "
               f"{resp.relay_count} relays", ["kind", "id", "client", "subject",
@@ -147,7 +148,7 @@ async def relays(args: argparse.Namespace, ctl: Ctl) -> None:
         req.state = relay_pb2.RelayState.Value("RELAY_STATE_" + args.state.upper())
     resp = await _stub(ctl).ListRelays(req, metadata=ctl.metadata)
     ctl.table("relays", ["id", "note", "client", "broker", "state", "due", "reason"],
-              [[r.id, r.note_title[:40], r.client_id, r.broker_id,
+              [[r.id, Short(r.note_title, 40), r.client_id, r.broker_id,
                 _name(relay_pb2.RelayState, r.state, "RELAY_STATE_"), local(r.due_time),
                 r.reason] for r in resp.relays])
     if resp.next_page_token:
