@@ -73,6 +73,20 @@ class Ctl:
             await ch.close()
 
 
+def who(display_name: str, person_id: str) -> str:
+    """A client or staff member in a table: the name beside the FULL id ("-" for none);
+    the id alone while the service does not know the name yet."""
+    if not person_id:
+        return "-"
+    return f"{display_name} {person_id}" if display_name else person_id
+
+
+def clip(text: str, width: int = 40) -> str:
+    """Free text shown at most `width` characters in a table, ending with "…" when it was
+    longer; JSON and CSV (--output) get it whole (output.Short)."""
+    return output.Short(" ".join(text.split()), width)
+
+
 def saved_token() -> str:
     env = os.environ.get("BRANCH_TOKEN")
     if env:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -48,6 +49,17 @@ def write_csv(out: TextIO, title: str, columns: Sequence[str], rows: Sequence[Se
         writer.writerow(["" if c is None else plain(c) for c in row])
 
 
+ID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+
+def id_width(header: str, cells: list[str]) -> int:
+    """The width of the longest id in a column (0: no ids)."""
+    ids = [m.group(0) for c in cells for m in ID_PATTERN.finditer(c)]
+    if header.strip().lower() in ("id", "ids") or header.strip().lower().endswith(" id"):
+        ids += [c for c in cells if c and not any(ch.isspace() for ch in c)]
+    return max((len(i) for i in ids), default=0)
+
+
 def emit(fmt: str, console: Any, title: str, columns: Sequence[str],
          rows: Sequence[Sequence[Any]]) -> None:
     """Print a list in `fmt` (one of FORMATS); table goes through the rich console."""
@@ -56,14 +68,22 @@ def emit(fmt: str, console: Any, title: str, columns: Sequence[str],
     elif fmt == "csv":
         write_csv(sys.stdout, title, columns, rows)
     else:
+        from rich.measure import Measurement
         from rich.table import Table
 
+        # Ids are never cut: a column holding ids (a UUID anywhere in a cell, or every cell
+        # of an "id" column) is at least as wide as its longest id, so narrow terminals wrap
+        # names and free text instead ("…" only ends long free text, Short).
         table = Table(title=_(title) if title else title)
-        for col in columns:
-            table.add_column(_(col) if col else col)
+        for i, col in enumerate(columns):
+            cells = [_cell(row[i]) for row in rows if i < len(row)]
+            table.add_column(_(col) if col else col, min_width=id_width(col, cells) or None)
         for row in rows:
             table.add_row(*[_cell(c) for c in row])
-        console.print(table)
+        # a table that cannot fit keeps its ids whole: the line grows past the terminal
+        # (which wraps it) rather than rich cropping the columns on the right
+        needed = Measurement.get(console, console.options, table).minimum
+        console.print(table, width=max(needed, console.width), crop=False)
 
 
 def cut(text: str, width: int) -> str:

@@ -14,7 +14,7 @@ from branch.research.v1 import note_enums_pb2
 
 from services.cli import when
 from services.cli.argtypes import count, risk_level
-from services.cli.branchctl import Ctl
+from services.cli.branchctl import Ctl, clip, who
 from services.cli.people import client_option, resolve_client, staff_option
 from services.cli.timefmt import local, timestamp, zone
 
@@ -28,8 +28,6 @@ def _stub(ctl: Ctl) -> OnsiteServiceStub:
     return OnsiteServiceStub(ctl.channel("onsite"))
 
 
-def _short(value: str) -> str:
-    return value[-8:] if value else ""
 
 
 def _flags(form: cpb.ConsultationForm) -> str:
@@ -42,26 +40,30 @@ async def day(args: argparse.Namespace, ctl: Ctl) -> None:
     stub = _stub(ctl)
     plan = await stub.GetDailyPlan(api.GetDailyPlanRequest(
         client_manager_id=args.manager or "", plan_date=args.date or ""), metadata=ctl.metadata)
-    who = plan.client_manager_id
-    ctl.console.print(f"[bold]{who}[/bold] plan for {plan.plan_date}"
+    manager = who(plan.client_manager_display_name, plan.client_manager_id)
+    ctl.console.print(f"[bold]{manager}[/bold] plan for {plan.plan_date}"
                       + (f": {plan.note}" if plan.note else ""))
     visits = await stub.ListVisits(api.ListVisitsRequest(
         client_manager_id=args.manager or "", start_date=plan.plan_date,
         end_date=plan.plan_date, page_size=200), metadata=ctl.metadata)
     done = {v.client_id for v in visits.visits}
     ctl.table("planned visits", ["client", "why", "visited"],
-              [[p.client_id, p.reason, "yes" if p.client_id in done else ""]
+              [[who(p.client_display_name, p.client_id), clip(p.reason),
+                "yes" if p.client_id in done else ""]
                for p in plan.visits])
     if plan.consultation_targets:
         ctl.table("consultation targets", ["client", "why"],
-                  [[p.client_id, p.reason] for p in plan.consultation_targets])
+                  [[who(p.client_display_name, p.client_id), clip(p.reason)]
+                   for p in plan.consultation_targets])
     if plan.dropped:
         ctl.table("dropped since planning", ["client", "why"],
-                  [[p.client_id, day_pb2.DropReason.Name(p.dropped).removeprefix(
+                  [[who(p.client_display_name, p.client_id),
+                    day_pb2.DropReason.Name(p.dropped).removeprefix(
                       "DROP_REASON_").lower()] for p in plan.dropped])
     ctl.table("visits recorded", ["time", "client", "room", "topics", "requests", "follow-up"],
-              [[local(v.visit_time, "%H:%M"), v.client_id, v.room, ", ".join(v.topics),
-                v.client_requests, v.follow_up_note if v.follow_up_needed else ""]
+              [[local(v.visit_time, "%H:%M"), who(v.client_display_name, v.client_id), v.room,
+                ", ".join(v.topics), clip(v.client_requests),
+                clip(v.follow_up_note) if v.follow_up_needed else ""]
                for v in visits.visits])
     patrols = await stub.ListPatrols(api.ListPatrolsRequest(
         client_manager_id=args.manager or "", start_date=plan.plan_date,
@@ -132,7 +134,8 @@ async def compliance(args: argparse.Namespace, ctl: Ctl) -> None:
         metadata=ctl.metadata)
     ctl.table("compliance", ["manager", "period", "visits", "planned done", "rooms", "targets",
                              "forms", "overdue", "met"],
-              [[r.client_manager_id, f"{r.start_date}..{r.end_date}",
+              [[who(r.client_manager_display_name, r.client_manager_id),
+                f"{r.start_date}..{r.end_date}",
                 f"{r.visits_done}/{r.visits_quota}",
                 f"{r.planned_visits_done}/{r.planned_visits}",
                 f"{r.rooms_patrolled}/{r.rooms_quota}", r.consultation_targets, r.forms_raised,
@@ -151,7 +154,8 @@ async def quota(args: argparse.Namespace, ctl: Ctl) -> None:
     ctl.table(f"quotas (default {resp.default_visits_per_day} visits, "
               f"{resp.default_rooms_per_day} rooms a day)",
               ["role", "staff", "visits/day", "rooms/day", "set by", "at"],
-              [[q.role, q.staff_id or "(all)", q.visits_per_day, q.rooms_per_day,
+              [[q.role, who(q.staff_display_name, q.staff_id) if q.staff_id else "(all)",
+                q.visits_per_day, q.rooms_per_day,
                 q.updated_by, local(q.update_time)] for q in resp.quotas])
 
 
@@ -168,7 +172,9 @@ async def forms(args: argparse.Namespace, ctl: Ctl) -> None:
         metadata=ctl.metadata)
     ctl.table("consultation forms", ["id", "client", "manager", "consultant", "state",
                                      "raised", "deadline", "risk", "flags"],
-              [[f.id, f.client_id, _short(f.client_manager_id), _short(f.consultant_id),
+              [[f.id, who(f.client_display_name, f.client_id),
+                who(f.client_manager_display_name, f.client_manager_id),
+                who(f.consultant_display_name, f.consultant_id),
                 cpb.FormState.Name(f.state).removeprefix("FORM_STATE_").lower(),
                 local(f.raise_time), local(f.deadline),
                 client_pb2.RiskLevel.Name(f.advice_risk_level).removeprefix("RISK_LEVEL_")
@@ -181,7 +187,9 @@ def _print_form(ctl: Ctl, f: cpb.ConsultationForm) -> None:
     c = ctl.console
     c.print(f"[bold]form {f.id}[/bold]  {cpb.FormState.Name(f.state).removeprefix('FORM_STATE_')}"
             + (f"  [red]{_flags(f)}[/red]" if f.flags else ""))
-    c.print(f"client {f.client_id}  manager {f.client_manager_id}  consultant {f.consultant_id}")
+    c.print(f"client {who(f.client_display_name, f.client_id)}  "
+            f"manager {who(f.client_manager_display_name, f.client_manager_id)}  "
+            f"consultant {who(f.consultant_display_name, f.consultant_id)}")
     c.print(f"raised {local(f.raise_time)}  deadline {local(f.deadline)}"
             + (f"  overdue event {local(f.overdue_time)}" if f.overdue_time.seconds else ""))
     if f.request_note:
@@ -269,9 +277,11 @@ async def overdue(args: argparse.Namespace, ctl: Ctl) -> None:
         start_date=args.start or "", end_date=args.end or ""), metadata=ctl.metadata)
     ctl.console.print(f"overdue forms: {s.overdue_total} ({s.open_overdue} still open)")
     ctl.table("by consultant", ["consultant", "overdue", "still open"],
-              [[x.staff_id, x.overdue, x.open] for x in s.by_consultant])
+              [[who(x.staff_display_name, x.staff_id), x.overdue, x.open]
+               for x in s.by_consultant])
     ctl.table("by client manager", ["manager", "overdue", "still open"],
-              [[x.staff_id, x.overdue, x.open] for x in s.by_client_manager])
+              [[who(x.staff_display_name, x.staff_id), x.overdue, x.open]
+               for x in s.by_client_manager])
     args.state, args.inbox, args.overdue, args.flagged = None, False, True, False
     args.consultant = args.manager = args.client = args.page = None
     args.limit = 50
@@ -306,8 +316,8 @@ async def meetings(args: argparse.Namespace, ctl: Ctl) -> None:
     resp = await _stub(ctl).ListMeetings(req, metadata=ctl.metadata)
     ctl.table("exchange meetings", ["id", "start", "topic", "where", "presenter", "state",
                                     "confirmed", "waiting", "attended"],
-              [[m.id, local(m.start_time, "%a %m-%d %H:%M"), m.topic, _fmt(m),
-                _short(m.presenter_id),
+              [[m.id, local(m.start_time, "%a %m-%d %H:%M"), clip(m.topic), _fmt(m),
+                who(m.presenter_display_name, m.presenter_id),
                 meeting_pb2.MeetingState.Name(m.state).removeprefix("MEETING_STATE_").lower(),
                 f"{m.confirmed_count}/{m.capacity}", m.waitlisted_count, m.attended_count]
                for m in resp.meetings])
@@ -326,7 +336,8 @@ async def meeting(args: argparse.Namespace, ctl: Ctl) -> None:
     regs = await stub.ListRegistrations(api.ListRegistrationsRequest(
         meeting_id=m.id, page_size=1000), metadata=ctl.metadata)
     ctl.table("registrations", ["id", "client", "status", "waiting #", "attended"],
-              [[r.id, r.client_id, meeting_pb2.RegistrationStatus.Name(r.status).removeprefix(
+              [[r.id, who(r.client_display_name, r.client_id),
+                meeting_pb2.RegistrationStatus.Name(r.status).removeprefix(
                   "REGISTRATION_STATUS_").lower(), r.waitlist_position or "",
                 "yes" if r.attended else ""] for r in regs.registrations])
 

@@ -15,8 +15,7 @@ from branch.remote.v1.remote_service_pb2_grpc import RemoteServiceStub
 
 from services.cli import when
 from services.cli.argtypes import comma_list
-from services.cli.branchctl import Ctl
-from services.cli.output import Short
+from services.cli.branchctl import Ctl, clip, who
 from services.cli.people import client_option, staff_list_option, staff_option
 from services.cli.timefmt import local, timestamp
 
@@ -53,10 +52,6 @@ def _name(enum, value: int, prefix: str) -> str:  # type: ignore[no-untyped-def]
     return enum.Name(value).removeprefix(prefix).lower().replace("_", "-")
 
 
-def _short(staff_id: str) -> str:
-    return staff_id[-8:] if staff_id else "-"
-
-
 def _clock(c: tpb.SlaClock) -> str:
     if c.met_time.seconds:
         state = f"met {local(c.met_time, empty='-')}"
@@ -69,13 +64,16 @@ def _clock(c: tpb.SlaClock) -> str:
 
 def _ticket_rows(tickets) -> list[list[str]]:  # type: ignore[no-untyped-def]
     return [[t.id, _name(tpb.Line, t.line, "LINE_"), _name(tpb.Priority, t.priority, "PRIORITY_"),
-             _name(tpb.TicketState, t.state, "TICKET_STATE_"), Short(t.summary, 40),
-             _short(t.owner_id) + (f" (sub {_short(t.substitute_id)})" if t.substitute_id else ""),
+             _name(tpb.TicketState, t.state, "TICKET_STATE_"), clip(t.summary, 30),
+             who(t.client_display_name, t.client_id),
+             who(t.owner_display_name, t.owner_id)
+             + (f" (sub {who(t.substitute_display_name, t.substitute_id)})"
+                if t.substitute_id else ""),
              (t.handler_department or "-"), _clock(t.first_response), _clock(t.resolution),
              str(t.escalation_level or "-"), "yes" if t.complaint else ""] for t in tickets]
 
 
-TICKET_COLUMNS = ["id", "line", "prio", "state", "summary", "owner", "handled by",
+TICKET_COLUMNS = ["id", "line", "prio", "state", "summary", "client", "owner", "handled by",
                   "first response", "resolution", "esc", "complaint"]
 
 
@@ -101,7 +99,7 @@ async def day(args: argparse.Namespace, ctl: Ctl) -> None:
     due = await stub.ListTickets(api.ListTicketsRequest(staff_id=me, follow_up_due_only=True,
                                                         page_size=100), metadata=ctl.metadata)
     ctl.table("follow-up callbacks due", ["id", "summary", "resolved", "follow-up due"],
-              [[t.id, Short(t.summary, 40), local(t.resolution.met_time, empty="-"),
+              [[t.id, clip(t.summary), local(t.resolution.met_time, empty="-"),
                 local(t.follow_up_due_time, empty="-")] for t in due.tickets])
 
 
@@ -184,13 +182,14 @@ async def show_ticket(args: argparse.Namespace, ctl: Ctl) -> None:
     t = await _stub(ctl).GetTicket(api.GetTicketRequest(id=args.id), metadata=ctl.metadata)
     ctl.table(f"ticket {t.id}", TICKET_COLUMNS, _ticket_rows([t]))
     tier = _name(client_pb2.Tier, t.client_tier, "TIER_") if t.client_tier else "unidentified"
-    extra = [("client", f"{t.client_id or '-'} ({tier})"),
+    extra = [("client", f"{who(t.client_display_name, t.client_id)} ({tier})"),
              ("VIP advisory", t.vip_advisory_id or "-"),
              ("follow-up due", local(t.follow_up_due_time, empty="-")),
              ("satisfaction", str(t.satisfaction or "-")), ("reopened", str(t.reopen_count))]
     ctl.table("details", ["", ""], [list(x) for x in extra])
     ctl.table("history", ["time", "what", "who", "note"],
-              [[local(a.time, empty="-"), a.kind, _short(a.staff_id), Short(a.note, 70)]
+              [[local(a.time, empty="-"), a.kind, who(a.staff_display_name, a.staff_id),
+                clip(a.note, 70)]
                for a in t.activities])
 
 
@@ -266,7 +265,7 @@ async def reports(args: argparse.Namespace, ctl: Ctl) -> None:
     resp = await _stub(ctl).ListReports(api.ListReportsRequest(
         client_id=args.client or "", page_size=args.limit), metadata=ctl.metadata)
     ctl.table("reports", ["id", "client", "period", "state", "trades", "P&L", "delivered"],
-              [[r.id, r.client_id, f"{r.period_start}..{r.period_end}",
+              [[r.id, who(r.client_display_name, r.client_id), f"{r.period_start}..{r.period_end}",
                 _name(report_pb2.ReportState, r.state, "REPORT_STATE_"), str(r.figures.trades),
                 r.figures.realised_pnl,
                 _delivery(r)] for r in resp.reports])
@@ -310,7 +309,8 @@ async def campaign_show(args: argparse.Namespace, ctl: Ctl) -> None:
                                  p.exhausted, p.removed, p.overdue)]])
     ctl.table("agents", ["agent", "today / quota", "reached today", "total", "reached total",
                          "days under quota"],
-              [[a.agent_id, f"{a.made_today}/{a.daily_quota}", str(a.reached_today),
+              [[who(a.agent_display_name, a.agent_id), f"{a.made_today}/{a.daily_quota}",
+                str(a.reached_today),
                 str(a.made_total), str(a.reached_total), str(a.quota_missed_days)]
                for a in p.agents])
 
@@ -322,7 +322,8 @@ async def stats(args: argparse.Namespace, ctl: Ctl) -> None:
             "reached", "reports", "complaints", "satisfaction"]
 
     def row(a: tpb.AgentWeek) -> list[str]:
-        return [a.agent_id or "TOTAL", str(a.tickets_accepted), str(a.tickets_escalated),
+        return [who(a.agent_display_name, a.agent_id) if a.agent_id else "TOTAL",
+                str(a.tickets_accepted), str(a.tickets_escalated),
                 str(a.tickets_resolved), str(a.resolved_within_sla), str(a.callbacks_made),
                 str(a.callbacks_reached), str(a.reports_delivered), str(a.complaints),
                 f"{a.average_satisfaction:.2f}" if a.average_satisfaction else "-"]
@@ -351,9 +352,11 @@ async def agents(args: argparse.Namespace, ctl: Ctl) -> None:
                                        metadata=ctl.metadata)
     ctl.table("agents", ["agent", "lines", "on duty", "active", "absent", "substitute",
                          "team lead"],
-              [[a.staff_id, ",".join(_name(tpb.Line, x, "LINE_") for x in a.lines),
+              [[who(a.staff_display_name, a.staff_id),
+                ",".join(_name(tpb.Line, x, "LINE_") for x in a.lines),
                 "yes" if a.on_duty else "", "yes" if a.active else "no",
-                "yes" if a.absent else "", _short(a.substitute_id), _short(a.team_lead_id)]
+                "yes" if a.absent else "", who(a.substitute_display_name, a.substitute_id),
+                who(a.team_lead_display_name, a.team_lead_id)]
                for a in resp.agents])
 
 

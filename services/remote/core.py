@@ -16,14 +16,14 @@ from branch.directory.v1 import directory_service_pb2_grpc as dgrpc
 from branch.directory.v1 import search_pb2 as spb
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.common import channels
+from services.common import channels, names
 from services.common.calendar import BranchCalendar
 from services.common.clock import Clock, add_months, day_range, day_start, local_date
 from services.common.db import Database
 from services.common.errors import Unavailable
 from services.common.protos import ts
 from services.common.server import ServiceContext
-from services.remote.models import RemoteClient
+from services.remote.models import PersonName, RemoteClient
 
 
 def add_month(day: date) -> date:
@@ -37,6 +37,7 @@ class DirectoryPeer:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
         self._sync_channel: grpc.Channel | None = None
+        self.names = names.Keeper(ctx.db, PersonName, ctx.clock)
 
     def _stub(self) -> dgrpc.DirectoryServiceStub:
         return dgrpc.DirectoryServiceStub(self.ctx.channel("directory"))
@@ -47,11 +48,14 @@ class DirectoryPeer:
 
     async def get_client(self, client_id: str) -> client_pb2.Client | None:
         try:
-            return await self._stub().GetClient(dapi.GetClientRequest(id=client_id), timeout=10)
+            client = await self._stub().GetClient(dapi.GetClientRequest(id=client_id),
+                                                  timeout=10)
         except grpc.aio.AioRpcError as err:
             if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
                 return None
             raise self._unavailable(err) from None
+        self.names.saw(client)
+        return client
 
     async def client_by_phone(self, phone: str) -> client_pb2.Client | None:
         """The one client whose phone is this number (compared by the directory without
@@ -68,11 +72,13 @@ class DirectoryPeer:
 
     async def get_staff(self, staff_id: str) -> staff_pb2.Staff | None:
         try:
-            return await self._stub().GetStaff(dapi.GetStaffRequest(id=staff_id), timeout=10)
+            staff = await self._stub().GetStaff(dapi.GetStaffRequest(id=staff_id), timeout=10)
         except grpc.aio.AioRpcError as err:
             if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
                 return None
             raise self._unavailable(err) from None
+        self.names.saw(staff)
+        return staff
 
     async def list_clients(self, **filters: int) -> list[client_pb2.Client]:
         out: list[client_pb2.Client] = []

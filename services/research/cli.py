@@ -18,8 +18,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.cli import when
-from services.cli.branchctl import Ctl
-from services.cli.output import Short
+from services.cli.branchctl import Ctl, clip, who
 from services.cli.people import client_option
 from services.cli.timefmt import DATE_TIME, local, timestamp
 
@@ -116,10 +115,10 @@ def _print_note(ctl: Ctl, n: note_pb2.Note) -> None:
 
 
 def _note_rows(notes) -> list[list[str]]:  # type: ignore[no-untyped-def]
-    return [[n.id, Short(n.title, 48), _name(note_pb2.NoteState, n.state, "NOTE_STATE_")
+    return [[n.id, clip(n.title, 48), _name(note_pb2.NoteState, n.state, "NOTE_STATE_")
              + (" (expired)" if n.expired else ""),
              _name(enums.NoteKind, n.kind, "NOTE_KIND_"), f"R{n.risk_level}", _stances(n),
-             n.author_id[-8:],
+             who(n.author_display_name, n.author_id),
              local(n.publish_time, DATE_TIME) or local(n.update_time, DATE_TIME)] for n in notes]
 
 
@@ -159,10 +158,11 @@ async def show(args: argparse.Namespace, ctl: Ctl) -> None:
                                                                          page_size=1000),
                                             metadata=ctl.metadata)
         ctl.table("revisions", ["rev", "title", "author", "written", "review", "by", "comments"],
-                  [[r.revision, Short(r.title, 40), r.author_id[-8:],
+                  [[r.revision, clip(r.title), who(r.author_display_name, r.author_id),
                     local(r.create_time, DATE_TIME),
                     _name(note_pb2.ReviewDecision, r.review_decision, "REVIEW_DECISION_"),
-                    r.reviewer_id[-8:], Short(r.review_comments, 60)] for r in revs.revisions])
+                    who(r.reviewer_display_name, r.reviewer_id), clip(r.review_comments, 60)]
+                   for r in revs.revisions])
 
 
 async def write(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -209,8 +209,9 @@ async def queue(args: argparse.Namespace, ctl: Ctl) -> None:
                                             metadata=ctl.metadata)
     ctl.table("review queue (oldest first)",
               ["id", "title", "rev", "kind", "risk", "stances", "author", "submitted"],
-              [[n.id, Short(n.title, 48), n.revision, _name(enums.NoteKind, n.kind, "NOTE_KIND_"),
-                f"R{n.risk_level}", _stances(n), n.author_id[-8:], local(n.submit_time, DATE_TIME)]
+              [[n.id, clip(n.title, 48), n.revision,
+                _name(enums.NoteKind, n.kind, "NOTE_KIND_"), f"R{n.risk_level}", _stances(n),
+                who(n.author_display_name, n.author_id), local(n.submit_time, DATE_TIME)]
                for n in resp.notes])
 
 
@@ -232,8 +233,9 @@ def _request_rows(items) -> list[list[str]]:  # type: ignore[no-untyped-def]
     return [[r.id, _name(research_request_pb2.ResearchRequestState, r.state,
                          "RESEARCH_REQUEST_STATE_"),
              local(r.due_time, DATE_TIME) + (" OVERDUE" if r.overdue else ""),
-             ",".join(r.tickers), Short(r.question, 50), r.client_id[-8:], r.asker_id[-8:],
-             r.claimed_by[-8:]] for r in items]
+             ",".join(r.tickers), clip(r.question, 50), who(r.client_display_name, r.client_id),
+             who(r.asker_display_name, r.asker_id),
+             who(r.claimed_by_display_name, r.claimed_by)] for r in items]
 
 
 async def requests(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -301,8 +303,7 @@ async def reach(args: argparse.Namespace, ctl: Ctl) -> None:
                                                metadata=ctl.metadata)).reaches)
     ctl.table("reach", ["note", "title", "published", "targeted", "relayed", "acknowledged",
                         "withheld", "cancelled", "median to relay", "worst"],
-              [[r.note_id, Short(r.title, 40), local(r.publish_time, DATE_TIME), r.targeted,
-                r.relayed,
+              [[r.note_id, clip(r.title), local(r.publish_time, DATE_TIME), r.targeted, r.relayed,
                 r.acknowledged, r.withheld_for_suitability, r.cancelled,
                 _duration(r.median_time_to_relay, r.relayed),
                 _duration(r.worst_time_to_relay, r.relayed)] for r in items])
@@ -335,8 +336,9 @@ async def ledger(args: argparse.Namespace, ctl: Ctl) -> None:
     ctl.table("distribution ledger", ["seq", "kind", "note", "rev", "actor", "client", "channel",
                                       "when"],
               [[r.sequence, _name(distribution_pb2.DistributionRecordKind, r.kind,
-                                  "DISTRIBUTION_RECORD_KIND_"), r.note_id[-12:], r.revision,
-                r.actor_id[-8:], r.client_id[-8:], r.channel, local(r.occur_time, DATE_TIME)]
+                                  "DISTRIBUTION_RECORD_KIND_"), r.note_id, r.revision,
+                who(r.actor_display_name, r.actor_id), who(r.client_display_name, r.client_id),
+                r.channel, local(r.occur_time, DATE_TIME)]
                for r in resp.records])
 
 
