@@ -173,3 +173,18 @@ def test_version_and_shell_completion(capsys: pytest.CaptureFixture[str]) -> Non
     done = subprocess.run(["bash", "-c", f"'{exe}' 8>&1 9>/dev/null"], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["gaps"], done
+
+
+def test_refusals_name_the_flags_not_the_api_fields() -> None:
+    options = dict(COMMANDS)[("onsite", "analyse")].get_default("_options")
+    text = ("unsuitable advice: risk R4 above tolerance C2; record suitability_override_reason "
+            "to override")
+    assert errors.with_flags(text, "onsite analyse", options).endswith("record --override "
+                                                                      "to override")
+    assert errors.flag_for("suitability_override_reason", "onsite analyse", options) == \
+        "--override"
+    assert errors.flag_for("analysis", "onsite analyse", options) == "--analysis"
+    visit = dict(COMMANDS)[("onsite", "visit")].get_default("_options")
+    assert errors.flag_for("visit.visit_time", "onsite visit", visit) == "--at"
+    assert errors.flag_for("visit.room", "onsite visit", visit) == "--room"
+    assert errors.flag_for("something_else", "onsite visit", visit) == "something_else"
