@@ -22,7 +22,7 @@ def zone() -> ZoneInfo:
         raise SystemExit(str(exc)) from None
 
 
-def local(value: Timestamp, fmt: str = "%m-%d %H:%M", empty: str = "") -> str:
+def local(value: Timestamp, fmt: str = DATE_TIME, empty: str = "") -> str:
     """A Timestamp in the branch's zone, as fmt; `empty` for an unset one."""
     if value.seconds == 0 and value.nanos == 0:
         return empty

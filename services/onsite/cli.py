@@ -316,7 +316,7 @@ async def meetings(args: argparse.Namespace, ctl: Ctl) -> None:
     resp = await _stub(ctl).ListMeetings(req, metadata=ctl.metadata)
     ctl.table("exchange meetings", ["id", "start", "topic", "where", "presenter", "state",
                                     "confirmed", "waiting", "attended"],
-              [[m.id, local(m.start_time, "%a %m-%d %H:%M"), clip(m.topic), _fmt(m),
+              [[m.id, local(m.start_time, "%a %Y-%m-%d %H:%M"), clip(m.topic), _fmt(m),
                 who(m.presenter_display_name, m.presenter_id),
                 meeting_pb2.MeetingState.Name(m.state).removeprefix("MEETING_STATE_").lower(),
                 f"{m.confirmed_count}/{m.capacity}", m.waitlisted_count, m.attended_count]
@@ -373,7 +373,7 @@ async def series(args: argparse.Namespace, ctl: Ctl) -> None:
         weeks=args.weeks, topic=args.topic or "", presenter_kind=kind,  # type: ignore[arg-type]
         presenter_id=presenter, request_id=args.request_id or ""), metadata=ctl.metadata)
     ctl.console.print(f"series {resp.series.id}: "
-                      + ", ".join(local(m.start_time, "%a %m-%d %H:%M") for m in resp.meetings))
+                      + ", ".join(local(m.start_time, "%a %Y-%m-%d %H:%M") for m in resp.meetings))
 
 
 async def register(args: argparse.Namespace, ctl: Ctl) -> None:
