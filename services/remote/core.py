@@ -23,6 +23,7 @@ from services.common.db import Database
 from services.common.errors import Unavailable
 from services.common.protos import ts
 from services.common.server import ServiceContext
+from services.common.upsert import upsert
 from services.remote.models import PersonName, RemoteClient
 
 
@@ -218,14 +219,12 @@ class Core:
 
 
 async def remember_client(session: AsyncSession, client: client_pb2.Client, now: datetime) -> None:
-    """Keep remote's copy of what it needs about a directory client."""
-    row = await session.get(RemoteClient, client.id)
+    """Keep remote's copy of what it needs about a directory client: one INSERT .. ON
+    CONFLICT DO UPDATE (an OpenTicket for a client created a moment earlier and the
+    client.created consumer both wrote the copy; a read-then-insert lost on the duplicate key,
+    INTERNAL). An event without opened_on keeps the date already known."""
     opened = date.fromisoformat(client.opened_on) if client.opened_on else None
-    if row is None:
-        session.add(RemoteClient(client_id=client.id, tier=client.tier, channel=client.channel,
-                                 status=client.status, opened_on=opened, updated_at=now))
-        return
-    row.tier, row.channel, row.status = client.tier, client.channel, client.status
-    row.opened_on = opened or row.opened_on
-    row.updated_at = now
-    session.add(row)
+    await upsert(session, RemoteClient,
+                 {"client_id": client.id, "tier": client.tier, "channel": client.channel,
+                  "status": client.status, "opened_on": opened, "updated_at": now},
+                 key=["client_id"], keep_if_null=["opened_on"])

@@ -15,8 +15,6 @@ from branch.vip.v1 import events_pb2, relay_pb2
 from branch.vip.v1 import vip_service_pb2 as api
 from opentelemetry.trace import SpanKind
 from sqlalchemy import insert, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -34,6 +32,7 @@ from services.common.ids import new_id
 from services.common.logs import get_logger
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.protos import from_ts, ts
+from services.common.upsert import dialect_insert
 from services.vip import convert
 from services.vip.core import Vip, assessment_expired, split, suitability_problem
 from services.vip.models import Breach, Relay, RelayPlan, RosterEntry
@@ -131,8 +130,7 @@ def _plan_insert(vip: Vip, **values):  # type: ignore[no-untyped-def]
     row = {"title": "", "kind": 0, "risk_level": 0, "tickers": "", "targeted": 0,
            "withheld": 0, "pending": False, "publish_time": None, "withdrawn_at": None,
            **values}
-    dialect_insert = sqlite_insert if vip.db.is_sqlite else postgresql_insert
-    return dialect_insert(RelayPlan.__table__).values(**row)  # type: ignore[arg-type]
+    return dialect_insert("sqlite" if vip.db.is_sqlite else "postgresql", RelayPlan).values(**row)
 
 
 WAKE_PLANNER = "vip_wake_relay_planner"
