@@ -178,6 +178,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.print_help()
         raise SystemExit(2)
     ctl = Ctl(token=saved_token(), output=args.output or "table")
+    if ctl.output != "table":  # stdout holds only the JSON/CSV; notes and titles go aside
+        ctl.console = Console(stderr=True, width=200)
 
     async def run() -> None:
         try:

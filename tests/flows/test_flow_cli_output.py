@@ -106,6 +106,14 @@ async def test_people_and_scripts_read_the_same_answers(suite: Suite) -> None:
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [r["id"] for r in rows] == [zhang.id] and rows[0]["account"] == "310000123456"
+    await suite.directory.CreateClient(dapi.CreateClientRequest(client=client_pb2.Client(
+        account_no="310000654321", display_name="李四", channel=client_pb2.CHANNEL_REMOTE,
+        tier=client_pb2.TIER_STANDARD, risk_tolerance=client_pb2.RISK_TOLERANCE_C2,
+        risk_assessed_on="2025-06-01", commission_rate="0.0003")), metadata=ADMIN)
+    # a page of a longer list: stdout is still one JSON document; the hint goes to stderr
+    code, out, err = await suite.ctl("directory", "clients", "-o", "json", "--limit", "1",
+                                     tok=sup)
+    assert code == 0 and len(json.loads(out)) == 1 and "next page" in err, (out, err)
 
     # exit status by the service's gRPC status: NOT_FOUND (5) -> 15
     code, out, err = await suite.ctl("directory", "client", "0e4f5b7a-1111-4222-8333-94445555"
