@@ -60,6 +60,17 @@ def id_width(header: str, cells: list[str]) -> int:
     return max((len(i) for i in ids), default=0)
 
 
+def write_message(msg: Message, items: Sequence[Message] = (), key: str = "items") -> None:
+    """One record as JSON with the API's field names and raw values (enum names, RFC 3339
+    UTC times, money as decimal strings), with `items` (e.g. its holdings) under `key`."""
+    from google.protobuf.json_format import MessageToDict
+
+    doc = MessageToDict(msg, preserving_proto_field_name=True)
+    if items:
+        doc[key] = [MessageToDict(i, preserving_proto_field_name=True) for i in items]
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+
+
 def emit(fmt: str, console: Any, title: str, columns: Sequence[str],
          rows: Sequence[Sequence[Any]]) -> None:
     """Print a list in `fmt` (one of FORMATS); table goes through the rich console."""

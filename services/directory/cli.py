@@ -54,14 +54,17 @@ async def clients(args: argparse.Namespace, ctl: Ctl) -> None:
 async def client(args: argparse.Namespace, ctl: Ctl) -> None:
     stub = _stub(ctl)
     c = await stub.GetClient(api.GetClientRequest(id=args.id), metadata=ctl.metadata)
+    held = await stub.ListHoldings(api.ListHoldingsRequest(client_id=args.id),
+                                   metadata=ctl.metadata)
+    if ctl.output == "json":  # scripts: the API's own field names and values
+        output.write_message(c, held.holdings, "holdings")
+        return
     if ctl.output == "table":
         ctl.table(f"client {c.account_no} {c.display_name}", ["field", "value"],
                   output.record_rows(c))
     else:
         ctl.table("client", [r[0] for r in output.record_rows(c)],
                   [[r[1] for r in output.record_rows(c)]])
-    held = await stub.ListHoldings(api.ListHoldingsRequest(client_id=args.id),
-                                   metadata=ctl.metadata)
     ctl.table("holdings", ["ticker", "quantity", "cost", "market", "risk", "as of"],
               [[h.ticker, h.quantity, h.cost_price, h.market_price,
                 client_pb2.RiskLevel.Name(h.risk_level).removeprefix("RISK_LEVEL_"), h.as_of]

@@ -97,6 +97,14 @@ async def test_people_and_scripts_read_the_same_answers(suite: Suite) -> None:
     assert "onsite" in out and "key" in out and "C3" in out, out
     assert str(datetime.now(UTC).year) in out.split("create time", 1)[1].splitlines()[0], out
 
+    # the same client for a script: the API's names and values
+    code, out, err = await suite.ctl("directory", "client", "310000123456", "-o", "json",
+                                     tok=sup)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["id"] == zhang.id and doc["channel"] == "CHANNEL_ONSITE", doc
+    assert doc["create_time"].endswith("Z"), doc
+
     # lists for scripts: JSON and CSV carry full ids, whatever the terminal width
     code, out, err = await suite.ctl("--output", "json", "directory", "staff", tok=sup)
     assert code == 0, err
