@@ -40,13 +40,18 @@ class DomainError(Exception):
         zh-CN beside the English `message` (AIP-193)."""
         info = any_pb2.Any()
         info.Pack(error_details_pb2.ErrorInfo(reason=self.reason, domain=domain))
-        zh = any_pb2.Any()
-        zh.Pack(error_details_pb2.LocalizedMessage(locale="zh-CN", message=self.localized()))
         return status_pb2.Status(
             code=self.code.value[0],
             message=self.message,
-            details=[info, *self.details(), zh],
+            details=[info, *self.details(), zh_cn(self.localized())],
         )
+
+
+def zh_cn(message: str) -> any_pb2.Any:
+    """A google.rpc.LocalizedMessage in zh-CN, packed for a Status's details."""
+    packed = any_pb2.Any()
+    packed.Pack(error_details_pb2.LocalizedMessage(locale="zh-CN", message=message))
+    return packed
 
 
 # The Chinese summary of each kind of error, shown to staff whose client asks for zh-CN.
