@@ -4,6 +4,7 @@ in-process services on port 0, tokens and channels."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -14,20 +15,38 @@ from typing import Any
 
 import grpc
 import nats
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from services.common.auth import TokenSigner
-from services.common.clock import Clock
+from services.common.auth import SERVICE_NAMES, TokenSigner, svc
+from services.common.clock import Clock, SystemClock
+from services.common.identity import LocalServiceTokens
+from services.common.keys import SigningKey, jwks
 from services.common.server import ServiceRunner, ServiceSpec
 from services.common.settings import Settings
 
-SECRET = "test-signing-key-0123456789abcdef"
+# The harness is a test identity provider: it signs with its own Ed25519 key (fixed, so
+# subprocesses agree), and every runner the harness configures trusts its public key
+# (BRANCH_TRUSTED_KEYS) besides the directory's. Never configure it outside tests.
+HARNESS_KEY = SigningKey(Ed25519PrivateKey.from_private_bytes(
+    hashlib.sha256(b"branch test harness signing key").digest()))
+TRUSTED_KEYS = jwks([HARNESS_KEY.public_jwk()])
+# the key service credentials derive from, in tests
+SERVICE_KEY = "test-service-key-0123456789abcdef"
+# Old name (HS256 days): kept so imports keep working; it is the trusted JWKS now.
+SECRET = TRUSTED_KEYS
 POSTGRES_URL = os.environ.get("BRANCH_TEST_POSTGRES_URL", "")
-SIGNER = TokenSigner(SECRET)
+SIGNER = TokenSigner(HARNESS_KEY)
 
 
 def token(staff_id: str, *roles: str) -> str:
+    """A one-hour access token signed by the harness key (trusted by harness runners)."""
     return SIGNER.issue(staff_id, roles, datetime.now(UTC), timedelta(hours=1))
+
+
+def harness_service_tokens(service: str) -> LocalServiceTokens:
+    """A runner's own service token, signed by the harness (tests need no directory)."""
+    return LocalServiceTokens(service, lambda: SIGNER, SystemClock(), timedelta(minutes=10))
 
 
 def auth(staff_id: str, *roles: str) -> list[tuple[str, str]]:
@@ -37,7 +56,8 @@ def auth(staff_id: str, *roles: str) -> list[tuple[str, str]]:
 
 ADMIN = auth("admin-1", "admin")
 SUPERVISOR = auth("sup-1", "supervisor")
-SERVICE = auth("svc:test", "service")
+# a test caller that may call whatever any service may
+SERVICE = auth("svc:test", "service", *svc(*SERVICE_NAMES))
 
 
 SERVICES = ("directory", "onsite", "remote", "vip", "research")
@@ -78,7 +98,8 @@ def make_settings(data_dir: Path, nats_url: str, database_url: str = "", **extra
         data_dir=data_dir,
         nats_url=nats_url,
         database_url=database_url,
-        token_secret=SECRET,
+        trusted_keys=TRUSTED_KEYS,
+        service_key=SERVICE_KEY,
         outbox_poll_seconds=0.5,
         shutdown_grace_seconds=2,
         **extra,
@@ -92,8 +113,13 @@ async def running(
     *,
     clock: Clock | None = None,
     run_consumers: bool = True,
+    directory_issues_service_tokens: bool = False,
 ) -> AsyncIterator[ServiceRunner]:
-    runner = ServiceRunner(spec, settings, clock=clock, port=0, run_consumers=run_consumers)
+    """A started runner on a free port. Its own service token comes from the harness unless
+    directory_issues_service_tokens (then from the directory, as in production)."""
+    tokens = None if directory_issues_service_tokens else harness_service_tokens(spec.name)
+    runner = ServiceRunner(spec, settings, clock=clock, port=0, run_consumers=run_consumers,
+                           service_tokens=tokens)
     await runner.start()
     try:
         yield runner

@@ -4,6 +4,7 @@ grpc.aio server with the interceptor, health and reflection. Every service is a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -18,15 +19,26 @@ from sqlalchemy.exc import IntegrityError
 
 from services.common import housekeeping, metrics, migrations
 from services.common.audit import AUDIT_ACCESS, AuditServicer
-from services.common.auth import Access, AccessTable, TokenSigner
+from services.common.auth import Access, AccessTable, TokenVerifier
 from services.common.clock import Clock, SystemClock
 from services.common.consumer import Consumer, Subscription
 from services.common.db import Database
 from services.common.events import OutboxRelay
+from services.common.identity import (
+    DIRECTORY_SOURCE,
+    DirectoryKeys,
+    DirectoryServiceTokens,
+    LocalServiceTokens,
+    ServiceTokens,
+    SigningSide,
+    keep_renewed,
+    trust_configured_keys,
+)
 from services.common.interceptors import ServiceInterceptor
 from services.common.logs import get_logger
 from services.common.nats_link import NatsLink
 from services.common.settings import Settings
+from services.common.standing import StandingBook
 
 AUDIT_SERVICE_NAME = audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name
 
@@ -39,7 +51,9 @@ class ServiceContext:
     settings: Settings
     db: Database
     clock: Clock
-    signer: TokenSigner
+    # this service's own short-lived token (renewed in the background) and the verifier
+    tokens: ServiceTokens
+    verifier: TokenVerifier
     nats: NatsLink
     _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
@@ -47,9 +61,9 @@ class ServiceContext:
     def channel(self, peer: str) -> grpc.aio.Channel:
         """A channel to another service, calling with this service's own token."""
         if peer not in self._channels:
-            token = self.signer.service_token(self.name, self.clock.now())
+            tokens = self.tokens
             creds = grpc.metadata_call_credentials(
-                lambda _ctx, cb: cb((("authorization", f"Bearer {token}"),), None)
+                lambda _ctx, cb: cb((("authorization", f"Bearer {tokens.current()}"),), None)
             )
             self._channels[peer] = grpc.aio.secure_channel(
                 self.settings.address(peer),
@@ -79,6 +93,8 @@ class ServiceSpec:
     # Long-running coroutines (timers); each must return when its stop event is set.
     background: Callable[[ServiceContext, asyncio.Event], list[Task]] = lambda ctx, stop: []
     on_start: Callable[[ServiceContext], Awaitable[None]] | None = None
+    # The directory only: its key store (loaded after migrations), which signs every token.
+    signing: Callable[[ServiceContext], Awaitable[SigningSide]] | None = None
 
 
 class ServiceRunner:
@@ -90,6 +106,7 @@ class ServiceRunner:
         clock: Clock | None = None,
         port: int | None = None,
         run_consumers: bool = True,
+        service_tokens: ServiceTokens | None = None,
     ) -> None:
         self.spec = spec
         self.settings = settings
@@ -99,14 +116,23 @@ class ServiceRunner:
         self.run_consumers = run_consumers
         self.log = get_logger(spec.name)
         self.db = Database(settings.database_url_for(spec.name), service=spec.name)
-        self.signer = TokenSigner(settings.signing_key())
         self.nats = NatsLink(settings.nats_url, spec.name, settings.nats_stream_replicas)
+        # identity: verify with the directory's public keys (and any configured ones), refuse
+        # by each staff member's standing, call peers with a token the directory issued
+        self.verifier = TokenVerifier()
+        trust_configured_keys(self.verifier, settings)
+        self.standing = StandingBook(self.nats, on_keys_changed=self._keys_changed)
+        self.keys = DirectoryKeys(spec.name, settings, self.verifier)
+        self.signing: SigningSide | None = None
+        self._own_tokens = service_tokens is not None
+        tokens = service_tokens or DirectoryServiceTokens(spec.name, settings, self.clock)
         self.ctx = ServiceContext(
             name=spec.name,
             settings=settings,
             db=self.db,
             clock=self.clock,
-            signer=self.signer,
+            tokens=tokens,
+            verifier=self.verifier,
             nats=self.nats,
         )
         self.relay = OutboxRelay(self.db, self.nats, self.clock, settings.outbox_poll_seconds)
@@ -123,6 +149,7 @@ class ServiceRunner:
     async def start(self) -> None:
         await migrations.upgrade(self.db, self.spec.migrations)
         await self.nats.connect()
+        await self._start_identity()
         if self.spec.on_start:
             await self._seed()
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.spec.name}-outbox"))
@@ -151,7 +178,7 @@ class ServiceRunner:
                 ServiceInterceptor(
                     service=self.spec.name,
                     access=access,
-                    signer=self.signer,
+                    verifier=self.verifier,
                     db=self.db,
                     clock=self.clock,
                 )
@@ -171,6 +198,47 @@ class ServiceRunner:
         for name in ["", *self.spec.grpc_services]:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.log.info("service started", port=self.port)
+
+    async def _start_identity(self) -> None:
+        """Load every staff member's standing before serving; the directory loads its keys
+        and signs its own service token, the others fetch keys and tokens from it."""
+        await self.standing.start()
+        self.verifier.standing = self.standing.get
+        if self.spec.signing is not None:
+            self.signing = await self.spec.signing(self.ctx)
+            self.verifier.set_keys(DIRECTORY_SOURCE, self.signing.jwks())
+            if not self._own_tokens:
+                side = self.signing
+                self.ctx.tokens = LocalServiceTokens(
+                    self.spec.name, side.signer, self.clock,
+                    timedelta(seconds=self.settings.token_ttl_seconds))
+        else:
+            self.verifier.on_unknown_key = self.keys.request_refresh
+            with contextlib.suppress(Exception):  # the directory may start later
+                await self.keys.fetch()
+            self._tasks.append(asyncio.create_task(
+                self.keys.run(self._stop_background), name=f"{self.spec.name}-keys"))
+        with contextlib.suppress(Exception):
+            await self.ctx.tokens.renew()
+        self._tasks.append(asyncio.create_task(
+            keep_renewed(self.ctx.tokens, self._stop_background, self.spec.name),
+            name=f"{self.spec.name}-service-token"))
+
+    def _keys_changed(self) -> None:
+        """The directory's hint that signing keys changed: fetch (or reload) them now."""
+        if self.signing is None:
+            self.keys.request_refresh()
+            return
+        side = self.signing
+
+        async def reload() -> None:
+            try:
+                await side.reload()
+                self.verifier.set_keys(DIRECTORY_SOURCE, side.jwks())
+            except Exception:
+                self.log.error("signing keys not reloaded", exc_info=True)
+
+        self._tasks.append(asyncio.create_task(reload()))
 
     async def _seed(self) -> None:
         """on_start hooks seed rows idempotently (insert what is missing). Replicas starting
@@ -204,6 +272,7 @@ class ServiceRunner:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.ctx.close_channels()
+        await self.standing.stop()
         await self.nats.close()
         await self.db.dispose()
         self.log.info("service stopped")
