@@ -36,6 +36,8 @@ class DemoClient:
 class Demo:
     settings: Settings
     admin_token: str
+    # the directory's signer: the demo loads inside `branch up`, beside the directory
+    signer: TokenSigner
     rng: random.Random = field(default_factory=lambda: random.Random(SEED))
     now: datetime = field(default_factory=lambda: SystemClock().now())
     # role name -> staff ids
@@ -55,9 +57,8 @@ class Demo:
         return [("authorization", f"Bearer {self.admin_token}")]
 
     def as_staff(self, staff_id: str, *roles: str) -> list[tuple[str, str]]:
-        """Metadata for a call made by this staff member (demo tokens, one hour)."""
-        signer = TokenSigner(self.settings.signing_key())
-        token = signer.issue(staff_id, roles, SystemClock().now(), timedelta(hours=1))
+        """Metadata for a call made by this staff member (demo tokens, ten minutes)."""
+        token = self.signer.issue(staff_id, roles, SystemClock().now(), timedelta(minutes=10))
         return [("authorization", f"Bearer {token}")]
 
     def as_role(self, role: str, index: int = 0) -> list[tuple[str, str]]:
@@ -68,14 +69,15 @@ class Demo:
             await ch.close()
 
 
-async def load_demo(settings: Settings, admin_token: str) -> Demo | None:
+async def load_demo(settings: Settings, admin_id: str, signer: TokenSigner) -> Demo | None:
     """Load the demo branch once per data directory; a second `--demo` only says so."""
     marker = settings.data_dir / "demo.loaded"
     if marker.exists():
         print(f"demo: already loaded into {settings.data_dir} (remove the directory, or give "
               "another --data-dir, for a fresh one)", flush=True)
         return None
-    demo = Demo(settings=settings, admin_token=admin_token)
+    admin_token = signer.issue(admin_id, ["admin"], SystemClock().now(), timedelta(minutes=10))
+    demo = Demo(settings=settings, admin_token=admin_token, signer=signer)
     try:
         for service in registry.SERVICES:
             module = registry.demo_module(service)

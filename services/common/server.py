@@ -207,11 +207,13 @@ class ServiceRunner:
         if self.spec.signing is not None:
             self.signing = await self.spec.signing(self.ctx)
             self.verifier.set_keys(DIRECTORY_SOURCE, self.signing.jwks())
+            side = self.signing
             if not self._own_tokens:
-                side = self.signing
                 self.ctx.tokens = LocalServiceTokens(
                     self.spec.name, side.signer, self.clock,
                     timedelta(seconds=self.settings.token_ttl_seconds))
+            self._tasks.append(asyncio.create_task(
+                self._reload_keys_periodically(), name=f"{self.spec.name}-keys"))
         else:
             self.verifier.on_unknown_key = self.keys.request_refresh
             with contextlib.suppress(Exception):  # the directory may start later
@@ -223,6 +225,15 @@ class ServiceRunner:
         self._tasks.append(asyncio.create_task(
             keep_renewed(self.ctx.tokens, self._stop_background, self.spec.name),
             name=f"{self.spec.name}-service-token"))
+
+    async def _reload_keys_periodically(self) -> None:
+        """A rotation made while NATS was away still reaches this replica."""
+        while not self._stop_background.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop_background.wait(),
+                                       timeout=self.settings.keys_refresh_seconds)
+            if not self._stop_background.is_set():
+                self._keys_changed()
 
     def _keys_changed(self) -> None:
         """The directory's hint that signing keys changed: fetch (or reload) them now."""
@@ -238,6 +249,7 @@ class ServiceRunner:
             except Exception:
                 self.log.error("signing keys not reloaded", exc_info=True)
 
+        self._tasks = [t for t in self._tasks if not t.done()]
         self._tasks.append(asyncio.create_task(reload()))
 
     async def _seed(self) -> None:

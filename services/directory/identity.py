@@ -79,9 +79,6 @@ class Identity:
 
     # ---- passwords -----------------------------------------------------------------------
 
-    async def _hash(self, password: str) -> str:
-        return await asyncio.to_thread(self.hasher.hash, password)
-
     async def _matches(self, password_hash: str, password: str) -> bool:
         def check() -> bool:
             try:
@@ -151,9 +148,16 @@ class Identity:
 
     async def set_password(self, session: AsyncSession, staff_id: str, password: str, *,
                            must_change: bool) -> None:
+        await self.set_password_row(session, staff_id, password, self.clock.now(),
+                                    must_change=must_change, hasher=self.hasher)
+
+    @staticmethod
+    async def set_password_row(session: AsyncSession, staff_id: str, password: str,
+                               now: datetime, *, must_change: bool,
+                               hasher: PasswordHasher | None = None) -> None:
+        """Store an argon2id hash of password; a reset lifts any lockout."""
         row = await session.get(Credential, staff_id)
-        now = self.clock.now()
-        hashed = await self._hash(password)
+        hashed = await asyncio.to_thread((hasher or PasswordHasher()).hash, password)
         if row is None:
             row = Credential(staff_id=staff_id, password_hash=hashed, changed_at=now,
                              must_change=must_change)
@@ -242,7 +246,6 @@ class Identity:
     async def _spend(session: AsyncSession, token_id: str, now: datetime) -> bool:
         """Mark used unless a racing replica already did (then it is a reuse)."""
         result = await session.exec(  # type: ignore[call-overload]
-
             update(RefreshToken)
             .where(col(RefreshToken.id) == token_id, col(RefreshToken.used_at).is_(None))
             .values(used_at=now))
@@ -251,7 +254,6 @@ class Identity:
     @staticmethod
     async def _revoke_family(session: AsyncSession, family_id: str, now: datetime) -> None:
         await session.exec(  # type: ignore[call-overload]
-
             update(RefreshToken)
             .where(col(RefreshToken.family_id) == family_id, col(RefreshToken.revoked_at).is_(None))
             .values(revoked_at=now))
@@ -260,7 +262,6 @@ class Identity:
     async def revoke_staff(session: AsyncSession, staff_id: str, now: datetime) -> None:
         """End every sign-in of a staff member."""
         await session.exec(  # type: ignore[call-overload]
-
             update(RefreshToken)
             .where(col(RefreshToken.staff_id) == staff_id, col(RefreshToken.revoked_at).is_(None))
             .values(revoked_at=now))

@@ -35,9 +35,11 @@ async def test_login_list_show_and_import(directory, stub, tmp_path: Path) -> No
     broker = await make_staff(stub, "broker", display_name="Broker One")
     client = await make_client(stub, tier=client_pb2.TIER_KEY, broker_id=broker.id)
 
-    code, out = await ctl(directory, home, "login", "--as", broker.id, tok=admin_tok)
+    code, out = await ctl(directory, home, "login", "--as", broker.id, "--into", "broker",
+                          tok=admin_tok)
     assert code == 0 and "roles: broker" in out
-    code, out = await ctl(directory, home, "directory", "clients", "--tier", "key")
+    code, out = await ctl(directory, home, "--profile", "broker", "directory", "clients",
+                          "--tier", "key")
     assert code == 0 and client.id in out and "(1 match)" in out  # the broker's own only
 
     csv = tmp_path / "trades.csv"
@@ -64,7 +66,7 @@ async def test_errors_are_reported_not_tracebacks(directory, stub, tmp_path: Pat
                           tok=token("b1", "broker"))
     assert code == 1 and "error: NOT_FOUND" in out and "Traceback" not in out
     code, out = await ctl(directory, home, "directory", "clients")
-    assert code != 0 and "not logged in" in out
+    assert code != 0 and "not signed in" in out
     other = await make_client(stub)
     code, out = await ctl(directory, home, "directory", "client", other.id,
                           tok=token("b1", "broker"))
@@ -72,3 +74,55 @@ async def test_errors_are_reported_not_tracebacks(directory, stub, tmp_path: Pat
     # the command changed nothing
     got = await stub.GetClient(api.GetClientRequest(id=other.id), metadata=ADMIN)
     assert got == other
+
+
+async def test_password_sign_in_with_two_profiles_side_by_side(
+    directory, stub, tmp_path: Path
+) -> None:
+    """The bootstrap admin signs in with the generated first password (changing it), an
+    admin-reset broker signs in beside it in another profile; logging one out leaves the
+    other signed in."""
+    from branch.directory.v1 import identity_pb2, identity_pb2_grpc
+
+    from tests.harness import channel
+
+    home = tmp_path / "ctl"
+    first = (tmp_path / "admin.password").read_text().strip()
+    assert (tmp_path / "admin.password").stat().st_mode & 0o777 == 0o600
+    env = {"BRANCH_PASSWORD": first, "BRANCH_NEW_PASSWORD": "admin-chosen-pass-1"}
+    code, out = await ctl_env(directory, home, env, "--profile", "admin", "login", "ADMIN")
+    assert code == 0 and "password changed" in out and "roles: admin" in out, out
+    profile = home / "profiles" / "admin.json"
+    assert profile.stat().st_mode & 0o777 == 0o600
+    assert first not in profile.read_text() and "admin-chosen-pass-1" not in profile.read_text()
+
+    broker = await make_staff(stub, "broker")
+    async with channel(directory) as ch:
+        reset = await identity_pb2_grpc.IdentityServiceStub(ch).ResetPassword(
+            identity_pb2.ResetPasswordRequest(staff_id=broker.id), metadata=ADMIN)
+    env = {"BRANCH_EMPLOYEE_NO": broker.employee_no, "BRANCH_PASSWORD":
+           reset.temporary_password, "BRANCH_NEW_PASSWORD": "broker-own-pass-1"}
+    code, out = await ctl_env(directory, home, env, "--profile", "me", "login")
+    assert code == 0 and "roles: broker" in out, out
+
+    code, out = await ctl_env(directory, home, {}, "--profile", "admin", "directory", "staff")
+    assert code == 0 and broker.employee_no in out
+    code, out = await ctl_env(directory, home, {}, "profiles")
+    assert "admin" in out and "me" in out
+    code, out = await ctl_env(directory, home, {}, "--profile", "me", "logout")
+    assert code == 0 and not (home / "profiles" / "me.json").exists()
+    code, out = await ctl_env(directory, home, {}, "--profile", "me", "whoami")
+    assert code != 0 and "not signed in" in out
+    code, out = await ctl_env(directory, home, {}, "--profile", "admin", "whoami")
+    assert code == 0 and "ADMIN" in out
+
+
+async def ctl_env(runner, home: Path, extra: dict[str, str], *args: str) -> tuple[int, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRANCH")}
+    env.update(BRANCHCTL_HOME=str(home), BRANCH_DIRECTORY_ADDR=f"127.0.0.1:{runner.port}",
+               **extra)
+    proc = await asyncio.create_subprocess_exec(
+        BRANCHCTL, *args, env=env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode()
