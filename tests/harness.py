@@ -94,7 +94,7 @@ async def drop_postgres_databases(template: str) -> None:
 
 
 def make_settings(data_dir: Path, nats_url: str, database_url: str = "", **extra: Any) -> Settings:
-    return Settings(
+    values: dict[str, Any] = dict(
         data_dir=data_dir,
         nats_url=nats_url,
         database_url=database_url,
@@ -102,8 +102,8 @@ def make_settings(data_dir: Path, nats_url: str, database_url: str = "", **extra
         service_key=SERVICE_KEY,
         outbox_poll_seconds=0.5,
         shutdown_grace_seconds=2,
-        **extra,
     )
+    return Settings(**{**values, **extra})
 
 
 @asynccontextmanager

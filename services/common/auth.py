@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -136,22 +136,27 @@ class TokenSigner:
 StandingLookup = Callable[[str], "Standing | None"]
 
 
+class UnknownKey(Unauthenticated):
+    """The token names a key id this verifier does not know (yet: keys may have rotated)."""
+
+
 class TokenVerifier:
     """Checks a bearer token: EdDSA only, a known key id, issuer, expiry, then the staff
     member's standing (deactivated: refused; roles removed since the token was issued:
     dropped). Keys come from named sources (the directory's JWKS, keys the operator
-    configured); a token naming an unknown key asks the owner to fetch keys again."""
+    configured); on a token naming an unknown key, the caller may await refresh() (which
+    fetches keys again, at most once a second) and verify once more."""
 
     def __init__(
         self,
         *,
         standing: StandingLookup | None = None,
-        on_unknown_key: Callable[[], None] | None = None,
+        refresh: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._sources: dict[str, dict[str, Any]] = {}
         self._keys: dict[str, Any] = {}
         self.standing = standing
-        self.on_unknown_key = on_unknown_key
+        self.refresh = refresh
 
     def set_keys(self, source: str, document: str | Mapping[str, Any]) -> None:
         """Replace one source's keys with a JWKS document (JSON text or a dict). Keys not of
@@ -184,9 +189,7 @@ class TokenVerifier:
             raise Unauthenticated("invalid token", reason="TOKEN_INVALID")
         key = self._keys.get(kid)
         if key is None:
-            if self.on_unknown_key is not None:
-                self.on_unknown_key()
-            raise Unauthenticated("token signed with an unknown key", reason="TOKEN_INVALID")
+            raise UnknownKey("token signed with an unknown key", reason="TOKEN_INVALID")
         try:
             claims = jwt.decode(
                 token,

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -142,14 +143,29 @@ class DirectoryKeys:
         self.settings = settings
         self.verifier = verifier
         self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._last = 0.0
         self.loaded = False
         self.log = get_logger(service, component="keys")
 
     def request_refresh(self) -> None:
-        """Called on a token with an unknown key id, or on the directory's hint."""
+        """The directory's hint that keys changed: fetch soon, in the background."""
         self._wake.set()
 
+    async def fetch_soon(self) -> None:
+        """A token named an unknown key: fetch now unless a fetch finished within the last
+        second (a flood of made-up key ids costs the directory one call a second)."""
+        async with self._lock:
+            if time.monotonic() - self._last < self.MIN_INTERVAL:
+                return
+            await self._fetch_locked()
+
     async def fetch(self) -> None:
+        async with self._lock:
+            await self._fetch_locked()
+
+    async def _fetch_locked(self) -> None:
+        self._last = time.monotonic()
         async with grpc.aio.insecure_channel(self.settings.address("directory")) as ch:
             reply = await identity_pb2_grpc.IdentityServiceStub(ch).ListSigningKeys(
                 identity_pb2.ListSigningKeysRequest(), timeout=5)

@@ -18,6 +18,7 @@ from services.common.auth import (
     AccessTable,
     Principal,
     TokenVerifier,
+    UnknownKey,
     bearer_from_metadata,
     reset_principal,
     set_principal,
@@ -141,7 +142,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         if known is not None and known.public:
             return state  # sign-in and public keys: no token; the handler audits itself
         try:
-            principal: Principal = self.verifier.verify(bearer_from_metadata(metadata))
+            principal: Principal = await self._verify(bearer_from_metadata(metadata))
             state["principal"] = principal
             self.access.check(method, principal)
         except DomainError as exc:
@@ -149,6 +150,18 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             return state
         state["token"] = set_principal(principal)
         return state
+
+    async def _verify(self, token: str) -> Principal:
+        try:
+            return self.verifier.verify(token)
+        except UnknownKey:
+            if self.verifier.refresh is None:
+                raise
+        try:  # keys may have just rotated: fetch them (rate-limited) and look once more
+            await self.verifier.refresh()
+        except Exception:
+            self.log.warning("keys not refreshed", exc_info=True)
+        return self.verifier.verify(token)
 
     async def _call(
         self,

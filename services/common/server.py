@@ -214,8 +214,14 @@ class ServiceRunner:
                     timedelta(seconds=self.settings.token_ttl_seconds))
             self._tasks.append(asyncio.create_task(
                 self._reload_keys_periodically(), name=f"{self.spec.name}-keys"))
+
+            async def reload_now() -> None:
+                await side.reload()
+                self.verifier.set_keys(DIRECTORY_SOURCE, side.jwks())
+
+            self.verifier.refresh = reload_now
         else:
-            self.verifier.on_unknown_key = self.keys.request_refresh
+            self.verifier.refresh = self.keys.fetch_soon
             with contextlib.suppress(Exception):  # the directory may start later
                 await self.keys.fetch()
             self._tasks.append(asyncio.create_task(

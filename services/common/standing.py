@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
@@ -55,7 +56,9 @@ async def publish_standing(
     """Write a staff member's standing. `changed` never moves back (a late or replayed event
     must not shorten the window of tokens that lose removed roles)."""
     kv = await bucket(link)
-    stamp = changed.timestamp()
+    # never earlier than the wall clock either: a later stamp only makes more tokens lose
+    # the removed roles, never fewer (tokens may be stamped by another clock)
+    stamp = max(changed.timestamp(), time.time())
     try:
         old = json.loads((await kv.get(_staff_key(staff_id))).value or b"{}")
         stamp = max(stamp, float(old.get("changed", 0)))

@@ -368,7 +368,10 @@ class Identity:
         return identity_pb2.IssueServiceTokenResponse(token=token,
                                                       expire_time=ts(now + self.access_ttl))
 
-    def list_signing_keys(self) -> identity_pb2.ListSigningKeysResponse:
+    async def list_signing_keys(self) -> identity_pb2.ListSigningKeysResponse:
+        """Read from the database each time: a rotation or retirement made by any replica
+        (or the operator command) is what every service fetches next."""
+        await self.keys.reload()
         return identity_pb2.ListSigningKeysResponse(jwks=self.keys.jwks())
 
 

@@ -33,4 +33,4 @@ class IdentityServicer(grpc_api.IdentityServiceServicer):
         return await self.i.issue_service_token(request)
 
     async def ListSigningKeys(self, request, context):  # type: ignore[no-untyped-def]
-        return self.i.list_signing_keys()
+        return await self.i.list_signing_keys()
