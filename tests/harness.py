@@ -4,7 +4,6 @@ in-process services on port 0, tokens and channels."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -15,21 +14,19 @@ from typing import Any
 
 import grpc
 import nats
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.common.auth import SERVICE_NAMES, TokenSigner, svc
 from services.common.clock import Clock, SystemClock
 from services.common.identity import LocalServiceTokens
-from services.common.keys import SigningKey, jwks
+from services.common.keys import jwks, key_from_seed
 from services.common.server import ServiceRunner, ServiceSpec
 from services.common.settings import Settings
 
 # The harness is a test identity provider: it signs with its own Ed25519 key (fixed, so
 # subprocesses agree), and every runner the harness configures trusts its public key
 # (BRANCH_TRUSTED_KEYS) besides the directory's. Never configure it outside tests.
-HARNESS_KEY = SigningKey(Ed25519PrivateKey.from_private_bytes(
-    hashlib.sha256(b"branch test harness signing key").digest()))
+HARNESS_KEY = key_from_seed("branch test harness signing key")
 TRUSTED_KEYS = jwks([HARNESS_KEY.public_jwk()])
 # the key service credentials derive from, in tests
 SERVICE_KEY = "test-service-key-0123456789abcdef"

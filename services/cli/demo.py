@@ -37,7 +37,7 @@ class Demo:
     settings: Settings
     admin_token: str
     # the directory's signer: the demo loads inside `branch up`, beside the directory
-    signer: TokenSigner
+    signer: TokenSigner | None = None
     rng: random.Random = field(default_factory=lambda: random.Random(SEED))
     now: datetime = field(default_factory=lambda: SystemClock().now())
     # role name -> staff ids
@@ -58,6 +58,8 @@ class Demo:
 
     def as_staff(self, staff_id: str, *roles: str) -> list[tuple[str, str]]:
         """Metadata for a call made by this staff member (demo tokens, ten minutes)."""
+        if self.signer is None:
+            raise RuntimeError("the demo signs as staff with the directory's signer")
         token = self.signer.issue(staff_id, roles, SystemClock().now(), timedelta(minutes=10))
         return [("authorization", f"Bearer {token}")]
 

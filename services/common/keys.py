@@ -65,3 +65,10 @@ class SigningKey:
 def jwks(keys: list[dict[str, Any]]) -> str:
     """The JWKS document for these public JWKs, as JSON text."""
     return json.dumps({"keys": keys}, sort_keys=True)
+
+
+def key_from_seed(seed: str) -> SigningKey:
+    """A deterministic key, for tests and benchmarks only (anyone can derive it)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey as Key
+
+    return SigningKey(Key.from_private_bytes(hashlib.sha256(seed.encode()).digest()))

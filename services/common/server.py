@@ -125,7 +125,9 @@ class ServiceRunner:
         self.keys = DirectoryKeys(spec.name, settings, self.verifier)
         self.signing: SigningSide | None = None
         self._own_tokens = service_tokens is not None
-        tokens = service_tokens or DirectoryServiceTokens(spec.name, settings, self.clock)
+        # tokens carry wall-clock times (verifiers check them against the wall clock), so
+        # they never use an injected clock
+        tokens = service_tokens or DirectoryServiceTokens(spec.name, settings, SystemClock())
         self.ctx = ServiceContext(
             name=spec.name,
             settings=settings,
@@ -210,7 +212,7 @@ class ServiceRunner:
             side = self.signing
             if not self._own_tokens:
                 self.ctx.tokens = LocalServiceTokens(
-                    self.spec.name, side.signer, self.clock,
+                    self.spec.name, side.signer, SystemClock(),
                     timedelta(seconds=self.settings.token_ttl_seconds))
             self._tasks.append(asyncio.create_task(
                 self._reload_keys_periodically(), name=f"{self.spec.name}-keys"))

@@ -11,7 +11,7 @@ import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -40,6 +40,12 @@ ROLES_CHANGED = "branch.directory.staff.roles_changed"
 DEACTIVATED = "branch.directory.staff.deactivated"
 # Standing publisher: (staff id, active, roles, changed) -> written to the identity bucket.
 Publish = Callable[[str, bool, list[str], datetime], Awaitable[None]]
+
+
+def wall_now() -> datetime:
+    """Token times: verifiers check them against the wall clock, whatever clock the
+    directory's rules run on (tests inject a frozen one)."""
+    return datetime.now(UTC)
 
 
 def _sha256(text: str) -> str:
@@ -198,7 +204,7 @@ class Identity:
     def _signed_in(
         self, staff: Staff, refresh: tuple[str, datetime]
     ) -> identity_pb2.SignInResponse:
-        now = self.clock.now()
+        now = wall_now()
         roles = [r for r in staff.roles.split(",") if r]
         access = self.keys.signer().issue(staff.id, roles, now, self.access_ttl)
         return identity_pb2.SignInResponse(
@@ -361,7 +367,7 @@ class Identity:
             await self._audit(f"svc:{req.service}", "IssueServiceToken", req.service,
                               "WRONG_CREDENTIAL")
             raise Unauthenticated("service credential not valid", reason="CREDENTIAL_INVALID")
-        now = self.clock.now()
+        now = wall_now()
         token = self.keys.signer().issue(f"svc:{req.service}",
                                          service_principal_roles(req.service), now,
                                          self.access_ttl)

@@ -34,6 +34,7 @@ from services.common.events import emit
 from services.common.ids import new_id
 from services.common.pagination import decode_token, encode_token, page_size
 from services.directory import convert
+from services.directory.identity import Identity, wall_now
 from services.directory.keystore import KeyStore
 from services.directory.models import Client, Holding, Security, Staff, Trade
 from services.directory.validation import (
@@ -133,8 +134,6 @@ class Directory:
     async def deactivate_staff(self, staff_id: str) -> staff_pb2.Staff:
         if not staff_id:
             raise InvalidArgument({"id": "required"})
-        from services.directory.identity import Identity
-
         now = self.clock.now()
         async with self.db.transaction() as session:
             row = await _staff_or_raise(session, staff_id)
@@ -167,7 +166,7 @@ class Directory:
         if not row.active:
             raise FailedPrecondition("staff member is deactivated", reason="STAFF_INACTIVE")
         ttl = timedelta(seconds=req.ttl_seconds) if req.ttl_seconds else self.token_ttl
-        now = self.clock.now()
+        now = wall_now()
         token = self.keys.signer().issue(row.id, row.roles.split(","), now, ttl)
         out = api.IssueTokenResponse(token=token)
         out.expire_time.FromDatetime(now + ttl)

@@ -98,9 +98,11 @@ class DirectoryPeer:
     def _sync_stub(self) -> dgrpc.DirectoryServiceStub:
         """A blocking stub, for long streams read in a worker thread."""
         if self._sync_channel is None:
-            token = self.ctx.signer.service_token(self.ctx.name, self.ctx.clock.now())
+            tokens = self.ctx.tokens  # short-lived, renewed: read at every call
             creds = grpc.composite_channel_credentials(
-                grpc.local_channel_credentials(), grpc.access_token_call_credentials(token))
+                grpc.local_channel_credentials(), grpc.metadata_call_credentials(
+                    lambda _ctx, cb: cb((("authorization", f"Bearer {tokens.current()}"),),
+                                        None)))
             self._sync_channel = grpc.secure_channel(self.ctx.settings.address("directory"),
                                                      creds)
         return dgrpc.DirectoryServiceStub(self._sync_channel)

@@ -1,7 +1,7 @@
 """The deployment files agree with the code: every service deployed on its port with gRPC
 probes and the metrics port annotated, every BRANCH_ variable a real setting, pinned
 dependencies inside pyproject's ranges, and the container commands (`branch migrate`,
-`branch admin-token`, the HEALTHCHECK script) working. Linters and schema validation run in
+`branch admin-password`, the HEALTHCHECK script) working. Linters and schema validation run in
 scripts/check_deploy.sh."""
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ import yaml
 from packaging.requirements import Requirement
 
 from services import registry
+from services.common.identity import service_credential
 from services.common.nats_link import NatsLink
 from services.common.settings import SERVICE_PORTS, Settings
 from tests.deploy.cluster import REPO, Cluster
-from tests.harness import SECRET
+from tests.harness import SERVICE_KEY
 
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "k8s"
@@ -162,14 +163,17 @@ def run_branch(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
                           cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
-def test_branch_migrate_then_admin_token(tmp_path: Path) -> None:
-    env = {"BRANCH_DATA_DIR": str(tmp_path), "BRANCH_TOKEN_SECRET": SECRET}
-    before = run_branch("admin-token", env=env)
+def test_branch_migrate_then_admin_password(tmp_path: Path) -> None:
+    env = {"BRANCH_DATA_DIR": str(tmp_path), "BRANCH_SERVICE_KEY": SERVICE_KEY}
+    before = run_branch("admin-password", env=env)
     assert before.returncode != 0 and "start the directory service once" in before.stderr
+    assert "Traceback" not in before.stderr
     done = run_branch("migrate", "directory", env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "directory: migrated"
     assert (tmp_path / "directory.db").exists()
+    cred = run_branch("service-credential", "vip", env=env)
+    assert cred.returncode == 0 and cred.stdout.strip() == service_credential(SERVICE_KEY, "vip")
 
 
 async def test_healthcheck_script_reports_a_serving_replica(deployed: Cluster) -> None:
