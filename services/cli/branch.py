@@ -300,6 +300,12 @@ def main(argv: list[str] | None = None) -> None:
         if not settings.nats_url:
             print("BRANCH_NATS_URL: required for `branch serve`", file=sys.stderr)
             raise SystemExit(2)
+        if args.service != "directory" and not (settings.service_credential
+                                                or settings.service_key):
+            print("BRANCH_SERVICE_CREDENTIAL: required for `branch serve "
+                  f"{args.service}` (`branch service-credential {args.service}` beside the "
+                  "directory prints it)", file=sys.stderr)
+            raise SystemExit(2)
         asyncio.run(_serve([args.service], settings))
 
 

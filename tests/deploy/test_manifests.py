@@ -80,7 +80,8 @@ def test_every_service_has_a_deployment_service_and_budget_with_grpc_probes() ->
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         assert spec["securityContext"]["runAsNonRoot"] is True
         assert [e for e in container["envFrom"]] == [
-            {"configMapRef": {"name": "branch-config"}}, {"secretRef": {"name": "branch-secrets"}}
+            {"configMapRef": {"name": "branch-config"}}, {"secretRef": {"name": "branch-secrets"}},
+            {"secretRef": {"name": f"branch-identity-{service}"}},  # its own credential only
         ]
         assert "env" not in container, "config comes from the ConfigMap and the Secret only"
         # the kubelet waits for preStop, the drain and the outbox flush before SIGKILL
