@@ -82,10 +82,6 @@ async def test_password_sign_in_with_two_profiles_side_by_side(
     """The bootstrap admin signs in with the generated first password (changing it), an
     admin-reset broker signs in beside it in another profile; logging one out leaves the
     other signed in."""
-    from branch.directory.v1 import identity_pb2, identity_pb2_grpc
-
-    from tests.harness import channel
-
     home = tmp_path / "ctl"
     first = (tmp_path / "admin.password").read_text().strip()
     assert (tmp_path / "admin.password").stat().st_mode & 0o777 == 0o600
@@ -97,11 +93,12 @@ async def test_password_sign_in_with_two_profiles_side_by_side(
     assert first not in profile.read_text() and "admin-chosen-pass-1" not in profile.read_text()
 
     broker = await make_staff(stub, "broker")
-    async with channel(directory) as ch:
-        reset = await identity_pb2_grpc.IdentityServiceStub(ch).ResetPassword(
-            identity_pb2.ResetPasswordRequest(staff_id=broker.id), metadata=ADMIN)
-    env = {"BRANCH_EMPLOYEE_NO": broker.employee_no, "BRANCH_PASSWORD":
-           reset.temporary_password, "BRANCH_NEW_PASSWORD": "broker-own-pass-1"}
+    code, out = await ctl_env(directory, home, {}, "--profile", "admin", "directory",
+                              "reset-password", broker.id)
+    assert code == 0 and "temporary password" in out, out
+    temporary = out.strip().split()[-1]
+    env = {"BRANCH_EMPLOYEE_NO": broker.employee_no, "BRANCH_PASSWORD": temporary,
+           "BRANCH_NEW_PASSWORD": "broker-own-pass-1"}
     code, out = await ctl_env(directory, home, env, "--profile", "me", "login")
     assert code == 0 and "roles: broker" in out, out
 
