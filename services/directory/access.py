@@ -38,4 +38,6 @@ ACCESS = {
     "SetStaffRoles": allow("admin", mutating=True),
     "IssueServiceToken": public(),
     "ListSigningKeys": public(),
+    # public market facts; with client_id, scoped to the client like StreamTrades
+    "ListCorporateActions": allow(*EVERY_STAFF, *svc("remote")),
 }

@@ -82,5 +82,8 @@ class DirectoryServicer(grpc_api.DirectoryServiceServicer):
     async def FindClientsByTickers(self, request, context):  # type: ignore[no-untyped-def]
         return await self.d.find_clients_by_tickers(request)
 
+    async def ListCorporateActions(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.d.list_corporate_actions(current_principal(), request)
+
 
 __all__ = ["DirectoryServicer", "api"]

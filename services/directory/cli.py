@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import csv
 from collections.abc import AsyncIterator
-from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from branch.directory.v1 import client_pb2, holding_pb2, identity_pb2, staff_pb2
+from branch.directory.v1 import client_pb2, identity_pb2, staff_pb2
 from branch.directory.v1 import directory_service_pb2 as api
 from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
 from branch.directory.v1.identity_pb2_grpc import IdentityServiceStub
-from google.protobuf.timestamp_pb2 import Timestamp
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from services.cli.branchctl import Ctl
+from services.common.settings import ConfigError, load_settings
+from services.directory import csvfile
 
 CHANNELS = {"onsite": client_pb2.CHANNEL_ONSITE, "remote": client_pb2.CHANNEL_REMOTE}
 TIERS = {"standard": client_pb2.TIER_STANDARD, "key": client_pb2.TIER_KEY}
-SIDES = {"buy": holding_pb2.SIDE_BUY, "sell": holding_pb2.SIDE_SELL}
 SEND_BATCH = 500
-CSV_COLUMNS = ["trade_id", "client_id", "ticker", "side", "quantity", "price", "fee",
-               "trade_time"]
 
 
 def _stub(ctl: Ctl) -> DirectoryServiceStub:
@@ -107,50 +104,45 @@ async def tier(args: argparse.Namespace, ctl: Ctl) -> None:
     ctl.console.print(f"{c.id} is now {args.tier}")
 
 
-def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = set(CSV_COLUMNS) - set(reader.fieldnames or [])
-        if missing:
-            raise SystemExit(f"{path}: missing columns {', '.join(sorted(missing))}")
-        return list(reader)
-
-
-def _trade(row: dict[str, str]) -> api.ImportRecord:
-    trade = holding_pb2.Trade(trade_id=row["trade_id"], client_id=row["client_id"],
-                              ticker=row["ticker"], side=SIDES.get(row["side"].lower(), 0),
-                              price=row["price"], fee=row.get("fee") or "0")
+def _zone() -> ZoneInfo:
     try:
-        trade.quantity = int(row["quantity"])
-    except ValueError:
-        trade.quantity = 0  # the server names the field
-    try:
-        when = datetime.fromisoformat(row["trade_time"])
-        ts = Timestamp()
-        ts.FromDatetime(when)
-        trade.trade_time.CopyFrom(ts)
-    except ValueError:
-        pass
-    return api.ImportRecord(trade=trade)
+        return ZoneInfo(load_settings().timezone)
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 async def import_csv(args: argparse.Namespace, ctl: Ctl) -> None:
-    rows = _rows(Path(args.file))
-    with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(),
-                  console=ctl.console) as progress:
-        task = progress.add_task("import", total=len(rows))
+    """Send a trades or corporate-actions CSV (see services/directory/csvfile.py)."""
+    path = Path(args.file)
+    try:
+        parsed = csvfile.read(path.read_bytes(), _zone(), encoding=args.encoding or "",
+                              name=str(path))
+    except OSError as exc:
+        raise SystemExit(f"{path}: {exc.strerror}") from None
+    except csvfile.FileError as exc:
+        raise SystemExit(f"{path}: {exc}") from None
+    records = parsed.records
+    with Progress(TextColumn("checking" if args.dry_run else "importing"), BarColumn(),
+                  MofNCompleteColumn(), console=ctl.console) as progress:
+        task = progress.add_task("import", total=len(records))
 
-        async def records() -> AsyncIterator[api.ImportTradesRequest]:
-            for start in range(0, len(rows), SEND_BATCH):
-                chunk = rows[start:start + SEND_BATCH]
-                yield api.ImportTradesRequest(batch=[_trade(row) for row in chunk])
+        async def messages() -> AsyncIterator[api.ImportTradesRequest]:
+            for start in range(0, len(records), SEND_BATCH):
+                chunk = records[start:start + SEND_BATCH]
+                yield api.ImportTradesRequest(batch=chunk, validate_only=args.dry_run)
                 progress.advance(task, len(chunk))
 
-        result = await _stub(ctl).ImportTrades(records(), metadata=ctl.metadata)
-    ctl.console.print(f"accepted {result.accepted}, duplicate {result.duplicate}, "
-                      f"rejected {result.rejected}")
-    for r in result.rejections[:20]:
-        ctl.console.print(f"  row {r.index + 2}: {r.field}: {r.reason}")
+        result = await _stub(ctl).ImportTrades(messages(), metadata=ctl.metadata)
+    rejections = [(parsed.rows[r.index], r.field, r.reason) for r in result.rejections
+                  if 0 <= r.index < len(parsed.rows)]
+    rejected = result.rejected + len({row for row, _, _ in parsed.refused})
+    counts = f"accepted {result.accepted}, duplicate {result.duplicate}, rejected {rejected}"
+    if args.dry_run:
+        ctl.console.print(f"dry run ({parsed.kind}), nothing written: would be {counts}")
+    else:
+        ctl.console.print(f"{parsed.kind}: {counts}")
+    for row, name, reason in sorted(parsed.refused + rejections)[:20]:
+        ctl.console.print(f"  row {row}: {name}: {reason}", markup=False)
 
 
 def add_commands(groups: argparse._SubParsersAction) -> None:
@@ -192,7 +184,13 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("tier", choices=TIERS)
     p.add_argument("--reason", default="")
     p.set_defaults(func=tier)
-    p = sub.add_parser("import", help="import trades from a CSV file: "
-                       + ",".join(CSV_COLUMNS))
+    p = sub.add_parser(
+        "import", help="import trades (" + ",".join(csvfile.TRADE_COLUMNS) + ") or corporate "
+        "actions (" + ",".join(csvfile.ACTION_COLUMNS + csvfile.ACTION_VALUES) + ") from CSV; "
+        "times without an offset are branch-local (BRANCH_TIMEZONE)")
     p.add_argument("file")
+    p.add_argument("--encoding", help="the file's encoding (default: UTF-8 with or without BOM, "
+                   "else GB18030/GBK)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check every row and show what would be accepted, without writing")
     p.set_defaults(func=import_csv)

@@ -1,19 +1,22 @@
-"""The trading system's import stream: securities, trades and holding snapshots.
+"""The trading system's import stream: securities, trades, holding snapshots, corporate actions.
 
-Trades are idempotent on trade id and holdings on (client, ticker, as-of): a re-sent file counts
-as duplicates and changes nothing. Records are applied in batches, each in one transaction with
-its holdings.updated event.
+Trades are idempotent on trade id, holdings on (client, ticker, as-of) and corporate actions on
+(ticker, ex-date, kind): a re-sent file counts as duplicates and changes nothing. Records are
+applied in batches, each in one transaction with its holdings.updated event. New trades take
+import sequence numbers in stream order, so trades at the same instant keep their file order.
+A validate_only stream runs every check in one transaction that is then rolled back.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from branch.directory.v1 import directory_service_pb2 as api
 from branch.directory.v1 import events_pb2, holding_pb2
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -23,13 +26,18 @@ from services.common.errors import Violations
 from services.common.events import emit
 from services.common.protos import from_ts
 from services.common.request_checks import collect
-from services.directory.models import Client, Holding, Security, Trade
+from services.directory import corporate_actions
+from services.directory.models import Client, Holding, ImportCounter, Security, Trade
 from services.directory.validation import check_date, check_decimal, check_text, check_ticker
 
 BATCH = 1000
 # A record is an ImportRecord, or an ImportTradesRequest carrying one (same oneof).
 Record = api.ImportRecord | api.ImportTradesRequest
 MAX_REJECTIONS = 1000
+# The exchanges opened in December 1990; a trade time before it is a typing or unit mistake.
+EARLIEST_TRADE = datetime(1990, 12, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
+# Clocks of the trading system and the directory may differ by this much.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass
@@ -51,28 +59,71 @@ class ImportResult:
                                         rejected=self.rejected, rejections=self.rejections)
 
 
+class _Rollback(Exception):
+    """Ends a validate_only batch's transaction without committing it."""
+
+
 async def import_stream(
     db: Database, clock: Clock, records: AsyncIterator[api.ImportTradesRequest]
 ) -> ImportResult:
+    """Apply the stream's records; counts and the first rejections, per record index.
+
+    With validate_only on the first message, each batch runs the same checks in a transaction
+    that is rolled back, so nothing is written; trade ids accepted earlier in the stream are
+    remembered, so the counts are those a real import would give. (A security, holding or
+    corporate action repeated more than a batch, 1000 records, apart counts twice.)
+    """
     result = ImportResult()
+    stream = aiter(records)
+    first = await anext(stream, None)
+    if first is None:
+        return result
+    if first.validate_only:
+        seen: set[str] = set()
+        async for batch in _batches(first, stream):
+            try:
+                async with db.transaction() as session:
+                    await _apply(session, clock.now(), batch, result, seen)
+                    raise _Rollback
+            except _Rollback:
+                pass
+        return result
+    async for batch in _batches(first, stream):
+        async with db.transaction() as session:
+            await _apply(session, clock.now(), batch, result)
+    return result
+
+
+async def _batches(
+    first: api.ImportTradesRequest, rest: AsyncIterator[api.ImportTradesRequest]
+) -> AsyncIterator[list[tuple[int, Record]]]:
+    """Numbered records in stream order, BATCH at a time."""
     batch: list[tuple[int, Record]] = []
     index = 0
-    async for message in records:
+
+    async def messages() -> AsyncIterator[api.ImportTradesRequest]:
+        yield first
+        async for message in rest:
+            yield message
+
+    async for message in messages():
         # the message itself is a record when its oneof is set (or when it is empty, which
         # is rejected as such); then come the records of its batch
-        singles = [message] if message.WhichOneof("record") or not message.batch else []
+        # (a bare validate_only message is a header that carries the flag alone)
+        bare = not message.WhichOneof("record") and not message.batch
+        singles = [message] if message.WhichOneof("record") or (
+            bare and not message.validate_only) else []
         for record in [*singles, *message.batch]:
             batch.append((index, record))
             index += 1
             if len(batch) >= BATCH:
-                await _apply(db, clock, batch, result)
+                yield batch
                 batch = []
     if batch:
-        await _apply(db, clock, batch, result)
-    return result
+        yield batch
 
 
-def _check_trade(t: holding_pb2.Trade) -> Violations:
+def _check_trade(t: holding_pb2.Trade, now: datetime) -> Violations:
     v = Violations()
     collect(v, t, "trade")
     if v:
@@ -84,7 +135,13 @@ def _check_trade(t: holding_pb2.Trade) -> Violations:
     v.check(t.quantity > 0, "trade.quantity", "must be greater than zero")
     check_decimal(v, "trade.price", t.price, positive=True)
     check_decimal(v, "trade.fee", t.fee or "0")
-    v.check(from_ts(t.trade_time) is not None, "trade.trade_time", "required")
+    when = from_ts(t.trade_time)
+    if when is None:
+        v.add("trade.trade_time", "required")
+    elif when < EARLIEST_TRADE:
+        v.add("trade.trade_time", "on or after 1990-12-01 (the exchanges opened in December 1990)")
+    elif when > now + CLOCK_SKEW:
+        v.add("trade.trade_time", "must not be in the future")
     return v
 
 
@@ -115,12 +172,14 @@ def _check_security(s: holding_pb2.Security) -> Violations:
 
 
 async def _apply(
-    db: Database,
-    clock: Clock,
+    session: AsyncSession,
+    now: datetime,
     batch: list[tuple[int, Record]],
     result: ImportResult,
+    seen: set[str] | None = None,
 ) -> None:
-    now = clock.now()
+    """Check and write one batch; seen (validate_only) holds trade ids accepted by earlier
+    batches, whose writes were rolled back."""
     client_ids = set()
     for _, rec in batch:
         kind = rec.WhichOneof("record")
@@ -128,97 +187,123 @@ async def _apply(
             client_ids.add(rec.trade.client_id)
         elif kind == "holding":
             client_ids.add(rec.holding.client_id)
-    async with db.transaction() as session:
-        known = set()
-        if client_ids:
-            known = set(
-                (await session.exec(select(Client.id).where(col(Client.id).in_(client_ids)))).all()
-            )
-        trade_ids = [rec.trade.trade_id for _, rec in batch if rec.WhichOneof("record") == "trade"]
-        existing = set()
-        if trade_ids:
-            existing = set(
-                (
-                    await session.exec(
-                        select(Trade.trade_id).where(col(Trade.trade_id).in_(trade_ids))
-                    )
-                ).all()
-            )
-        holdings: dict[tuple[str, str], Holding] = {}
-        holding_clients = {rec.holding.client_id for _, rec in batch
-                           if rec.WhichOneof("record") == "holding"} & known
-        if holding_clients:
-            for row in (await session.exec(
-                    select(Holding).where(col(Holding.client_id).in_(holding_clients)))).all():
-                holdings[(row.client_id, row.ticker)] = row
-        new_trades: list[dict] = []
-        touched_clients: set[str] = set()
-        touched_tickers: set[str] = set()
-        for index, rec in batch:
-            kind = rec.WhichOneof("record")
-            if kind == "trade":
-                t = rec.trade
-                v = _check_trade(t)
-                if t.client_id and t.client_id not in known:
-                    v.add("trade.client_id", "unknown client")
-                if v:
-                    result.reject(index, v)
-                    continue
-                if t.trade_id in existing:
-                    result.duplicate += 1
-                    continue
-                existing.add(t.trade_id)
-                new_trades.append(
-                    dict(trade_id=t.trade_id, client_id=t.client_id, ticker=t.ticker,
-                         side=t.side, quantity=t.quantity,
-                         price=check_decimal(Violations(), "", t.price),
-                         fee=check_decimal(Violations(), "", t.fee or "0"),
-                         trade_time=from_ts(t.trade_time))
+    known = set()
+    if client_ids:
+        known = set(
+            (await session.exec(select(Client.id).where(col(Client.id).in_(client_ids)))).all()
+        )
+    trade_ids = [rec.trade.trade_id for _, rec in batch if rec.WhichOneof("record") == "trade"]
+    existing = set()
+    if trade_ids:
+        existing = set(
+            (
+                await session.exec(
+                    select(Trade.trade_id).where(col(Trade.trade_id).in_(trade_ids))
                 )
-                result.accepted += 1
-            elif kind == "holding":
-                h = rec.holding
-                v = _check_holding(h)
-                if h.client_id and h.client_id not in known:
-                    v.add("holding.client_id", "unknown client")
-                if v:
-                    result.reject(index, v)
-                    continue
-                if _upsert_holding(session, holdings, h, now):
-                    result.accepted += 1
-                    touched_clients.add(h.client_id)
-                    touched_tickers.add(h.ticker)
-                else:
-                    result.duplicate += 1
-            elif kind == "security":
-                s = rec.security
-                v = _check_security(s)
-                if v:
-                    result.reject(index, v)
-                    continue
-                row = await session.get(Security, s.ticker)
-                if row is None:
-                    session.add(Security(ticker=s.ticker, name=s.name, risk_level=s.risk_level,
-                                         last_price=s.last_price))
-                    result.accepted += 1
-                elif (row.name, row.risk_level, row.last_price) == (s.name, s.risk_level,
-                                                                     s.last_price):
-                    result.duplicate += 1
-                else:
-                    row.name, row.risk_level, row.last_price = s.name, s.risk_level, s.last_price
-                    session.add(row)
-                    result.accepted += 1
-            else:
-                v = Violations()
-                v.add("record", "empty record: set security, trade or holding")
+            ).all()
+        )
+    holdings: dict[tuple[str, str], Holding] = {}
+    holding_clients = {rec.holding.client_id for _, rec in batch
+                       if rec.WhichOneof("record") == "holding"} & known
+    if holding_clients:
+        for row in (await session.exec(
+                select(Holding).where(col(Holding.client_id).in_(holding_clients)))).all():
+            holdings[(row.client_id, row.ticker)] = row
+    new_trades: list[dict] = []
+    touched_clients: set[str] = set()
+    touched_tickers: set[str] = set()
+    for index, rec in batch:
+        kind = rec.WhichOneof("record")
+        if kind == "trade":
+            t = rec.trade
+            v = _check_trade(t, now)
+            if t.client_id and t.client_id not in known:
+                v.add("trade.client_id", "unknown client")
+            if v:
                 result.reject(index, v)
-        if new_trades:
-            await session.exec(insert(Trade), params=new_trades)  # type: ignore[call-overload]
-        if touched_clients:
-            emit(session, subject="branch.directory.holdings.updated",
-                 message=events_pb2.HoldingsUpdated(client_ids=sorted(touched_clients),
-                                                    tickers=sorted(touched_tickers)),
-                 about="import", now=now)
+                continue
+            if t.trade_id in existing or (seen is not None and t.trade_id in seen):
+                result.duplicate += 1
+                continue
+            existing.add(t.trade_id)
+            if seen is not None:
+                seen.add(t.trade_id)
+            new_trades.append(
+                dict(trade_id=t.trade_id, client_id=t.client_id, ticker=t.ticker,
+                     side=t.side, quantity=t.quantity,
+                     price=check_decimal(Violations(), "", t.price),
+                     fee=check_decimal(Violations(), "", t.fee or "0"),
+                     trade_time=from_ts(t.trade_time))
+            )
+            result.accepted += 1
+        elif kind == "holding":
+            h = rec.holding
+            v = _check_holding(h)
+            if h.client_id and h.client_id not in known:
+                v.add("holding.client_id", "unknown client")
+            if v:
+                result.reject(index, v)
+                continue
+            if _upsert_holding(session, holdings, h, now):
+                result.accepted += 1
+                touched_clients.add(h.client_id)
+                touched_tickers.add(h.ticker)
+            else:
+                result.duplicate += 1
+        elif kind == "security":
+            s = rec.security
+            v = _check_security(s)
+            if v:
+                result.reject(index, v)
+                continue
+            row = await session.get(Security, s.ticker)
+            if row is None:
+                session.add(Security(ticker=s.ticker, name=s.name, risk_level=s.risk_level,
+                                     last_price=s.last_price))
+                result.accepted += 1
+            elif (row.name, row.risk_level, row.last_price) == (s.name, s.risk_level,
+                                                                 s.last_price):
+                result.duplicate += 1
+            else:
+                row.name, row.risk_level, row.last_price = s.name, s.risk_level, s.last_price
+                session.add(row)
+                result.accepted += 1
+        elif kind == "corporate_action":
+            v, values = corporate_actions.check_action(rec.corporate_action, now)
+            if v:
+                result.reject(index, v)
+            elif await corporate_actions.upsert(session, rec.corporate_action, values, now):
+                result.accepted += 1
+            else:
+                result.duplicate += 1
+        else:
+            v = Violations()
+            v.add("record", "empty record: set security, trade, holding or corporate_action")
+            result.reject(index, v)
+    if new_trades:
+        first = await _take_sequence(session, len(new_trades))
+        for offset, row in enumerate(new_trades):
+            row["import_seq"] = first + offset
+        await session.exec(insert(Trade), params=new_trades)  # type: ignore[call-overload]
+    if touched_clients:
+        emit(session, subject="branch.directory.holdings.updated",
+             message=events_pb2.HoldingsUpdated(client_ids=sorted(touched_clients),
+                                                tickers=sorted(touched_tickers)),
+             about="import", now=now)
+
+
+async def _take_sequence(session: AsyncSession, count: int) -> int:
+    """The first of count consecutive import sequence numbers, taken under the counter row's
+    lock (held to commit), so replicas importing at once never share a number."""
+    taken = (await session.exec(  # type: ignore[call-overload]
+        update(ImportCounter).where(col(ImportCounter.name) == "trade")
+        .values(next_value=col(ImportCounter.next_value) + count)
+        .returning(col(ImportCounter.next_value)))).first()
+    if taken is None:  # a database made without the migration's row
+        session.add(ImportCounter(name="trade", next_value=1 + count))
+        await session.flush()
+        return 1
+    return int(taken[0]) - count
 
 
 def _upsert_holding(

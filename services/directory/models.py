@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Index
+from sqlalchemy import BigInteger, Index
 from sqlmodel import Field, SQLModel
 
 from services.common.db import UtcDateTime
@@ -74,8 +74,13 @@ class Holding(SQLModel, table=True):
 
 
 class Trade(SQLModel, table=True):
+    """One execution. import_seq is the import order; it breaks ties of trade_time."""
+
     __tablename__ = "directory_trade"
-    __table_args__ = (Index("ix_directory_trade_client_time", "client_id", "trade_time"),)
+    __table_args__ = (
+        Index("ix_directory_trade_client_time", "client_id", "trade_time"),
+        Index("ix_directory_trade_client_ticker", "client_id", "ticker"),
+    )
 
     trade_id: str = Field(primary_key=True, max_length=64)
     client_id: str = Field(max_length=36, foreign_key="directory_client.id")
@@ -85,6 +90,9 @@ class Trade(SQLModel, table=True):
     price: str = Field(max_length=24)
     fee: str = Field(default="0", max_length=24)
     trade_time: datetime = Field(sa_type=UtcDateTime)
+    # rows imported before the column existed keep 0 (their ties fall back to trade id)
+    import_seq: int = Field(default=0, sa_type=BigInteger,
+                            sa_column_kwargs={"server_default": "0"})
 
 
 class SigningKeyRow(SQLModel, table=True):
@@ -133,3 +141,28 @@ class RefreshToken(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UtcDateTime)
     used_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+
+class ImportCounter(SQLModel, table=True):
+    """The next import sequence number; one row, taken in blocks under the row's lock."""
+
+    __tablename__ = "directory_import_counter"
+
+    name: str = Field(primary_key=True, max_length=32)
+    next_value: int = Field(sa_type=BigInteger)
+
+
+class CorporateAction(SQLModel, table=True):
+    """Bonus shares, splits, cash dividends and rights issues; amounts as decimal strings."""
+
+    __tablename__ = "directory_corporate_action"
+
+    ticker: str = Field(primary_key=True, max_length=16)
+    ex_date: date = Field(primary_key=True)
+    kind: int = Field(primary_key=True)
+    shares_per_10: str = Field(default="", max_length=24)
+    split_ratio: str = Field(default="", max_length=24)
+    cash_per_10: str = Field(default="", max_length=24)
+    rights_price: str = Field(default="", max_length=24)
+    updated_at: datetime = Field(sa_type=UtcDateTime)

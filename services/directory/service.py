@@ -12,6 +12,7 @@ from branch.directory.v1 import (
     events_pb2,
     staff_pb2,
 )
+from branch.directory.v1 import corporate_action_pb2 as ca_pb2
 from branch.directory.v1 import (
     directory_service_pb2 as api,
 )
@@ -33,7 +34,7 @@ from services.common.errors import (
 from services.common.events import emit
 from services.common.ids import new_id
 from services.common.pagination import decode_token, encode_token, page_size
-from services.directory import convert
+from services.directory import convert, corporate_actions
 from services.directory.identity import Identity, wall_now
 from services.directory.keystore import KeyStore
 from services.directory.models import Client, Holding, Security, Staff, Trade
@@ -448,8 +449,10 @@ class Directory:
         async with self.db.read() as session:
             await self._client_in_scope(session, principal, req.client_id)
         columns = (Trade.trade_id, Trade.ticker, Trade.side, Trade.quantity, Trade.price,
-                   Trade.fee, Trade.trade_time)
-        last: tuple[datetime, str] | None = None
+                   Trade.fee, Trade.trade_time, Trade.import_seq)
+        # ties of trade_time in import order (a buy and its sell in the same second), then
+        # trade id for rows imported before import order was kept
+        last: tuple[datetime, int, str] | None = None
         while True:
             query = select(*columns).where(Trade.client_id == req.client_id)
             if start:
@@ -457,20 +460,30 @@ class Directory:
             if end:
                 query = query.where(col(Trade.trade_time) < end)
             if last:
-                query = query.where(or_(col(Trade.trade_time) > last[0],
-                                        and_(col(Trade.trade_time) == last[0],
-                                             col(Trade.trade_id) > last[1])))
-            query = query.order_by(col(Trade.trade_time), col(Trade.trade_id)).limit(
-                TRADE_BATCH)
+                query = query.where(or_(
+                    col(Trade.trade_time) > last[0],
+                    and_(col(Trade.trade_time) == last[0], col(Trade.import_seq) > last[1]),
+                    and_(col(Trade.trade_time) == last[0], col(Trade.import_seq) == last[1],
+                         col(Trade.trade_id) > last[2])))
+            query = query.order_by(col(Trade.trade_time), col(Trade.import_seq),
+                                   col(Trade.trade_id)).limit(TRADE_BATCH)
             async with self.db.read() as session:
                 rows = (await session.exec(query)).all()
             if rows:
                 yield api.StreamTradesResponse(trades=[
-                    convert.trade_columns_to_proto(req.client_id, *row) for row in rows
+                    convert.trade_columns_to_proto(req.client_id, *row[:7]) for row in rows
                 ])
             if len(rows) < TRADE_BATCH:
                 return
-            last = (rows[-1][6], rows[-1][0])
+            last = (rows[-1][6], rows[-1][7], rows[-1][0])
+
+    async def list_corporate_actions(
+        self, principal: Principal, req: ca_pb2.ListCorporateActionsRequest
+    ) -> ca_pb2.ListCorporateActionsResponse:
+        if req.client_id:
+            async with self.db.read() as session:
+                await self._client_in_scope(session, principal, req.client_id)
+        return await corporate_actions.list_actions(self.db, req)
 
     async def list_securities(self, req: api.ListSecuritiesRequest) -> api.ListSecuritiesResponse:
         size = page_size(req.page_size)

@@ -5,18 +5,40 @@ and tickers, not with the number of trades. Realised P&L is FIFO per ticker, aft
 buy's fee is part of its lots' cost, a sell's fee reduces its proceeds. Sells before the
 period still consume lots (so the period's lots are right) but only sells inside the
 period count toward P&L, win rate and holding periods.
+
+Corporate actions adjust the open lots at the first instant of their ex-date (branch time),
+before any trade at or after it, the way a brokerage's position cost (摊薄成本) moves:
+bonus shares (送转股) and splits multiply each lot's quantity and keep its cost, so cost per
+share falls; a cash dividend (派息, before tax) lowers the lots' cost by the cash received,
+so it shows in the P&L when the shares are sold rather than as separate income; a rights
+issue (配股) is taken up in full, a new lot bought at the rights price on the ex-date.
+Quantities are whole shares: the position's new total is rounded down (fractional shares
+are paid in cash by the registrar, not modelled). Several actions on one ex-date apply in
+the order cash dividend, bonus, split, rights.
+
+A ticker with quantity sold in the period and no earlier buy in the records (an unknown
+opening position) is incomplete: no P&L is given for it and the totals leave it out.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from fractions import Fraction
 
+from branch.directory.v1 import corporate_action_pb2 as ca_pb2
 from branch.directory.v1 import holding_pb2
 from branch.remote.v1 import report_pb2
 
+Kind = ca_pb2.CorporateActionKind
+# one ex-date's actions apply in this order (each on the quantity held before the day)
+ACTION_ORDER = {Kind.CORPORATE_ACTION_KIND_CASH_DIVIDEND: 0, Kind.CORPORATE_ACTION_KIND_BONUS: 1,
+                Kind.CORPORATE_ACTION_KIND_SPLIT: 2, Kind.CORPORATE_ACTION_KIND_RIGHTS: 3}
+# (epoch of the ex-date's first instant in branch time, action), per ticker
+Actions = Mapping[str, Sequence[tuple[int, ca_pb2.CorporateAction]]]
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
 SHORT_TERM_DAYS = 5.0
@@ -64,15 +86,58 @@ class TickerState:
     held_qty_days: float = 0.0
     held_qty: int = 0
     unmatched: int = 0
+    # corporate actions not yet applied, oldest first
+    pending: deque[tuple[int, ca_pb2.CorporateAction]] = field(default_factory=deque)
+
+
+def apply_action(lots: deque[tuple[int, int, int]], action: ca_pb2.CorporateAction,
+                 epoch: int) -> None:
+    """Adjust FIFO lots (quantity, cost in 1e-8 yuan, buy epoch) for one corporate action."""
+    if not lots:
+        return
+    if action.kind == Kind.CORPORATE_ACTION_KIND_CASH_DIVIDEND:
+        per_10 = scaled(action.cash_per_10)
+        for i, (qty, cost, bought) in enumerate(lots):
+            lots[i] = (qty, cost - qty * per_10 // 10, bought)
+        return
+    if action.kind == Kind.CORPORATE_ACTION_KIND_SPLIT:
+        factor = Fraction(action.split_ratio)
+    elif action.kind in (Kind.CORPORATE_ACTION_KIND_BONUS, Kind.CORPORATE_ACTION_KIND_RIGHTS):
+        factor = 1 + Fraction(action.shares_per_10) / 10
+    else:
+        return
+    total = sum(qty for qty, _, _ in lots)
+    new_total = int(total * factor)  # whole shares: rounded down on the position
+    if action.kind == Kind.CORPORATE_ACTION_KIND_RIGHTS:
+        added = new_total - total
+        if added > 0:
+            lots.append((added, added * scaled(action.rights_price), epoch))
+        return
+    new = [int(qty * factor) for qty, _, _ in lots]
+    new[-1] += new_total - sum(new)
+    carried = 0  # the cost of a lot rounded away (a consolidation) moves to the next one
+    adjusted: deque[tuple[int, int, int]] = deque()
+    for qty, (_, cost, bought) in zip(new, lots, strict=True):
+        if qty <= 0:
+            carried += cost
+            continue
+        adjusted.append((qty, cost + carried, bought))
+        carried = 0
+    if carried and adjusted:
+        qty, cost, bought = adjusted[-1]
+        adjusted[-1] = (qty, cost + carried, bought)
+    lots.clear()
+    lots.extend(adjusted)
 
 
 class Analyzer:
     """Fold trades with add(); read the figures with figures()."""
 
-    def __init__(self, start_epoch: int, end_epoch: int) -> None:
+    def __init__(self, start_epoch: int, end_epoch: int, actions: Actions | None = None) -> None:
         # period is [start, end)
         self.start = start_epoch
         self.end = end_epoch
+        self.actions: Actions = actions or {}
         self.tickers: dict[str, TickerState] = {}
         self.trades = self.buys = self.sells = 0
         self._turnover = 0
@@ -112,7 +177,12 @@ class Analyzer:
             return
         state = self.tickers.get(ticker)
         if state is None:
-            state = self.tickers[ticker] = TickerState()
+            state = self.tickers[ticker] = TickerState(pending=deque(sorted(
+                self.actions.get(ticker, ()),
+                key=lambda a: (a[0], ACTION_ORDER.get(a[1].kind, 9)))))
+        while state.pending and state.pending[0][0] <= epoch:
+            at, action = state.pending.popleft()
+            apply_action(state.lots, action, at)
         fee_s = scaled(fee) if fee != "0" else 0
         amount = scaled(price) * quantity
         in_period = epoch >= self.start
@@ -183,19 +253,22 @@ class Analyzer:
             s = self.tickers[ticker]
             if not (s.trades or s.closing):
                 continue
+            sec = securities.get(ticker)
+            incomplete = s.unmatched > 0
+            out.tickers.append(report_pb2.TickerFigures(
+                ticker=ticker, name=sec.name if sec else "", trades=s.trades,
+                turnover=money(s.turnover), realised_pnl="" if incomplete else money(s.realised),
+                winning_sells=s.winning, closing_sells=s.closing,
+                average_holding_days=round(s.held_qty_days / s.held_qty, 2) if s.held_qty else 0.0,
+                unmatched_quantity=s.unmatched, incomplete=incomplete,
+            ))
+            if incomplete:
+                continue
             realised += s.realised
             winning += s.winning
             closing += s.closing
             qty_days += s.held_qty_days
             qty += s.held_qty
-            sec = securities.get(ticker)
-            out.tickers.append(report_pb2.TickerFigures(
-                ticker=ticker, name=sec.name if sec else "", trades=s.trades,
-                turnover=money(s.turnover), realised_pnl=money(s.realised),
-                winning_sells=s.winning, closing_sells=s.closing,
-                average_holding_days=round(s.held_qty_days / s.held_qty, 2) if s.held_qty else 0.0,
-                unmatched_quantity=s.unmatched,
-            ))
         out.realised_pnl = money(realised)
         out.win_rate = round(winning / closing, 4) if closing else 0.0
         avg = qty_days / qty if qty else 0.0

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import grpc
 from branch.directory.v1 import client_pb2, holding_pb2, staff_pb2
+from branch.directory.v1 import corporate_action_pb2 as ca_pb2
 from branch.directory.v1 import directory_service_pb2 as dapi
 from branch.directory.v1 import directory_service_pb2_grpc as dgrpc
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -94,6 +95,25 @@ class DirectoryPeer:
         except grpc.aio.AioRpcError as err:
             raise self._unavailable(err) from None
         return out
+
+    async def corporate_actions(self, client_id: str, last_ex_date: date
+                                ) -> list[ca_pb2.CorporateAction]:
+        """Corporate actions of the tickers the client traded, ex-dates up to last_ex_date."""
+        out: list[ca_pb2.CorporateAction] = []
+        token = ""
+        try:
+            while True:
+                page = await self._stub().ListCorporateActions(ca_pb2.ListCorporateActionsRequest(
+                    client_id=client_id, last_ex_date=last_ex_date.isoformat(),
+                    page_size=1000, page_token=token), timeout=30)
+                out.extend(page.corporate_actions)
+                token = page.next_page_token
+                if not token:
+                    return out
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return []  # a directory from before corporate actions, during a rollout
+            raise self._unavailable(err) from None
 
     def _sync_stub(self) -> dgrpc.DirectoryServiceStub:
         """A blocking stub, for long streams read in a worker thread."""

@@ -30,9 +30,29 @@ def _tolerance(value: int) -> str:
 
 
 def _chart_rows(figures: report_pb2.ReportFigures) -> list[tuple[str, Decimal]]:
-    rows = [(t.ticker, Decimal(t.realised_pnl)) for t in figures.tickers if t.closing_sells]
+    rows = [(t.ticker, Decimal(t.realised_pnl)) for t in figures.tickers
+            if t.closing_sells and not t.incomplete]
     rows.sort(key=lambda r: (-abs(r[1]), r[0]))
     return rows[:MAX_CHART_TICKERS]
+
+
+def _pnl(t: report_pb2.TickerFigures) -> str:
+    return "incomplete" if t.incomplete else t.realised_pnl
+
+
+def incomplete_note(figures: report_pb2.ReportFigures) -> str:
+    """One sentence naming incomplete tickers, or ''."""
+    names = [f"{t.ticker} ({t.unmatched_quantity} shares sold with no earlier buy)"
+             for t in figures.tickers if t.incomplete]
+    if not names:
+        return ""
+    return ("Incomplete: " + "; ".join(names) + ". The opening position is unknown, so no "
+            "P&L is given for these tickers and the totals leave them out.")
+
+
+CONVENTIONS = ("Corporate actions adjust positions at their ex-date: bonus shares and splits "
+               "add shares at no cost, cash dividends lower the cost (as a brokerage's diluted "
+               "cost does), rights issues add shares at the rights price.")
 
 
 def summary_rows(figures: report_pb2.ReportFigures) -> list[tuple[str, str]]:
@@ -71,8 +91,10 @@ def markdown(client: client_pb2.Client, start: str, end: str,
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for t in figures.tickers:
-        out.append(f"| {t.ticker} | {t.name} | {t.trades} | {t.turnover} | {t.realised_pnl} "
+        out.append(f"| {t.ticker} | {t.name} | {t.trades} | {t.turnover} | {_pnl(t)} "
                    f"| {t.winning_sells} / {t.closing_sells} | {t.average_holding_days:.2f} |")
+    note = incomplete_note(figures)
+    out += ["", *([note, ""] if note else []), CONVENTIONS]
     rows = _chart_rows(figures)
     if rows:
         top = max(abs(v) for _, v in rows) or Decimal(1)
@@ -152,7 +174,7 @@ def html(client: client_pb2.Client, start: str, end: str,
     rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in summary_rows(figures))
     tickers = "".join(
         f"<tr><td>{e(t.ticker)}</td><td>{e(t.name)}</td><td>{t.trades}</td>"
-        f"<td>{e(t.turnover)}</td><td>{e(t.realised_pnl)}</td>"
+        f"<td>{e(t.turnover)}</td><td>{e(_pnl(t))}</td>"
         f"<td>{t.winning_sells} / {t.closing_sells}</td><td>{t.average_holding_days:.2f}</td></tr>"
         for t in figures.tickers
     )
@@ -179,6 +201,9 @@ def html(client: client_pb2.Client, start: str, end: str,
         "<table><tr><th>Ticker</th><th>Name</th><th>Trades</th><th>Turnover</th>"
         "<th>Realised P&amp;L</th><th>Wins / closing sells</th><th>Avg holding (days)</th></tr>"
         f"{tickers}</table>"
+        + (f"<p class='warn'>{e(incomplete_note(figures))}</p>" if incomplete_note(figures)
+           else "")
+        + f"<p>{e(CONVENTIONS)}</p>"
         f"<h2>Monthly turnover</h2>{_column_chart_svg(monthly, 'Monthly turnover')}"
         f"<h2>Suitability</h2>{warnings}</body></html>"
     )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from branch.directory.v1 import client_pb2
+from branch.directory.v1 import corporate_action_pb2 as ca_pb2
 from branch.remote.v1 import events_pb2, report_pb2
 from branch.remote.v1 import remote_service_pb2 as api
 from sqlmodel import col, select
@@ -57,7 +58,12 @@ class Reports:
         if client is None:
             raise NotFound(f"client {req.client_id} not found")
         start_at, end_at = self.core.day_range(start, end)
-        analyzer = Analyzer(int(start_at.timestamp()), int(end_at.timestamp()))
+        actions: dict[str, list[tuple[int, ca_pb2.CorporateAction]]] = {}
+        for action in await self.core.directory.corporate_actions(client.id, end):
+            # an ex-date is a branch-local date: the action applies from its first instant
+            at = self.core.day_start(date.fromisoformat(action.ex_date))
+            actions.setdefault(action.ticker, []).append((int(at.timestamp()), action))
+        analyzer = Analyzer(int(start_at.timestamp()), int(end_at.timestamp()), actions)
         await self.core.directory.fold_trades(client.id, end_at, analyzer.add_trade)
         holdings = await self.core.directory.holdings(client.id)
         tickers = sorted({h.ticker for h in holdings} | set(analyzer.tickers))

@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from branch.directory.v1 import client_pb2 as _client_pb2
+from branch.directory.v1 import corporate_action_pb2 as _corporate_action_pb2
 from branch.directory.v1 import holding_pb2 as _holding_pb2
 from branch.directory.v1 import staff_pb2 as _staff_pb2
 from collections import abc as _abc
@@ -411,24 +412,28 @@ class ImportRecord(_message.Message):
     SECURITY_FIELD_NUMBER: _builtins.int
     TRADE_FIELD_NUMBER: _builtins.int
     HOLDING_FIELD_NUMBER: _builtins.int
+    CORPORATE_ACTION_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def security(self) -> _holding_pb2.Security: ...
     @_builtins.property
     def trade(self) -> _holding_pb2.Trade: ...
     @_builtins.property
     def holding(self) -> Global___HoldingSnapshot: ...
+    @_builtins.property
+    def corporate_action(self) -> _corporate_action_pb2.CorporateAction: ...
     def __init__(
         self,
         *,
         security: _holding_pb2.Security | None = ...,
         trade: _holding_pb2.Trade | None = ...,
         holding: Global___HoldingSnapshot | None = ...,
+        corporate_action: _corporate_action_pb2.CorporateAction | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["holding", b"holding", "record", b"record", "security", b"security", "trade", b"trade"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["corporate_action", b"corporate_action", "holding", b"holding", "record", b"record", "security", b"security", "trade", b"trade"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["holding", b"holding", "record", b"record", "security", b"security", "trade", b"trade"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["corporate_action", b"corporate_action", "holding", b"holding", "record", b"record", "security", b"security", "trade", b"trade"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_record: _TypeAlias = _typing.Literal["security", "trade", "holding"]  # noqa: Y015
+    _WhichOneofReturnType_record: _TypeAlias = _typing.Literal["security", "trade", "holding", "corporate_action"]  # noqa: Y015
     _WhichOneofArgType_record: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_record) -> _WhichOneofReturnType_record | None: ...
 
@@ -445,13 +450,22 @@ class ImportTradesRequest(_message.Message):
     SECURITY_FIELD_NUMBER: _builtins.int
     TRADE_FIELD_NUMBER: _builtins.int
     HOLDING_FIELD_NUMBER: _builtins.int
+    CORPORATE_ACTION_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    validate_only: _builtins.bool
+    """AIP-163: check every record and count what would be accepted, duplicate and rejected,
+    with the same reasons, without writing anything. Read from the stream's first message;
+    a message with only this flag set is a header, not a record.
+    """
     @_builtins.property
     def security(self) -> _holding_pb2.Security: ...
     @_builtins.property
     def trade(self) -> _holding_pb2.Trade: ...
     @_builtins.property
     def holding(self) -> Global___HoldingSnapshot: ...
+    @_builtins.property
+    def corporate_action(self) -> _corporate_action_pb2.CorporateAction: ...
     @_builtins.property
     def batch(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImportRecord]: ...
     def __init__(
@@ -460,13 +474,15 @@ class ImportTradesRequest(_message.Message):
         security: _holding_pb2.Security | None = ...,
         trade: _holding_pb2.Trade | None = ...,
         holding: Global___HoldingSnapshot | None = ...,
+        corporate_action: _corporate_action_pb2.CorporateAction | None = ...,
         batch: _abc.Iterable[Global___ImportRecord] | None = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["holding", b"holding", "record", b"record", "security", b"security", "trade", b"trade"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["corporate_action", b"corporate_action", "holding", b"holding", "record", b"record", "security", b"security", "trade", b"trade"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "holding", b"holding", "record", b"record", "security", b"security", "trade", b"trade"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "corporate_action", b"corporate_action", "holding", b"holding", "record", b"record", "security", b"security", "trade", b"trade", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_record: _TypeAlias = _typing.Literal["security", "trade", "holding"]  # noqa: Y015
+    _WhichOneofReturnType_record: _TypeAlias = _typing.Literal["security", "trade", "holding", "corporate_action"]  # noqa: Y015
     _WhichOneofArgType_record: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_record) -> _WhichOneofReturnType_record | None: ...
 

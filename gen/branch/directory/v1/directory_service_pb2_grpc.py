@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from branch.directory.v1 import client_pb2 as branch_dot_directory_dot_v1_dot_client__pb2
+from branch.directory.v1 import corporate_action_pb2 as branch_dot_directory_dot_v1_dot_corporate__action__pb2
 from branch.directory.v1 import directory_service_pb2 as branch_dot_directory_dot_v1_dot_directory__service__pb2
 from branch.directory.v1 import staff_pb2 as branch_dot_directory_dot_v1_dot_staff__pb2
 
@@ -118,6 +119,11 @@ class DirectoryServiceStub:
                 request_serializer=branch_dot_directory_dot_v1_dot_directory__service__pb2.FindClientsByTickersRequest.SerializeToString,
                 response_deserializer=branch_dot_directory_dot_v1_dot_directory__service__pb2.FindClientsByTickersResponse.FromString,
                 _registered_method=True)
+        self.ListCorporateActions = channel.unary_unary(
+                '/branch.directory.v1.DirectoryService/ListCorporateActions',
+                request_serializer=branch_dot_directory_dot_v1_dot_corporate__action__pb2.ListCorporateActionsRequest.SerializeToString,
+                response_deserializer=branch_dot_directory_dot_v1_dot_corporate__action__pb2.ListCorporateActionsResponse.FromString,
+                _registered_method=True)
 
 
 class DirectoryServiceServicer:
@@ -193,8 +199,10 @@ class DirectoryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ImportTrades(self, request_iterator, context):
-        """Imports securities, trades and holding snapshots from the trading system. Idempotent on
-        trade id (and on client, ticker and as-of date for holdings).
+        """Imports securities, trades, holding snapshots and corporate actions from the trading
+        system. Idempotent on trade id (on client, ticker and as-of date for holdings; on ticker,
+        ex-date and kind for corporate actions). Trades keep their import order: trades of one
+        client at the same instant stream in the order they were imported.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -207,7 +215,8 @@ class DirectoryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamTrades(self, request, context):
-        """Streams a client's trades in time order, in batches of up to 1000; for long histories.
+        """Streams a client's trades in time order (ties in import order), in batches of up to
+        1000; for long histories.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -221,6 +230,13 @@ class DirectoryServiceServicer:
 
     def FindClientsByTickers(self, request, context):
         """Clients holding any of the tickers, answered from the holdings index.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCorporateActions(self, request, context):
+        """Corporate actions (bonus shares, splits, dividends, rights issues) for reports.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -308,6 +324,11 @@ def add_DirectoryServiceServicer_to_server(servicer, server):
                     servicer.FindClientsByTickers,
                     request_deserializer=branch_dot_directory_dot_v1_dot_directory__service__pb2.FindClientsByTickersRequest.FromString,
                     response_serializer=branch_dot_directory_dot_v1_dot_directory__service__pb2.FindClientsByTickersResponse.SerializeToString,
+            ),
+            'ListCorporateActions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCorporateActions,
+                    request_deserializer=branch_dot_directory_dot_v1_dot_corporate__action__pb2.ListCorporateActionsRequest.FromString,
+                    response_serializer=branch_dot_directory_dot_v1_dot_corporate__action__pb2.ListCorporateActionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -744,6 +765,33 @@ class DirectoryService:
             '/branch.directory.v1.DirectoryService/FindClientsByTickers',
             branch_dot_directory_dot_v1_dot_directory__service__pb2.FindClientsByTickersRequest.SerializeToString,
             branch_dot_directory_dot_v1_dot_directory__service__pb2.FindClientsByTickersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCorporateActions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/branch.directory.v1.DirectoryService/ListCorporateActions',
+            branch_dot_directory_dot_v1_dot_corporate__action__pb2.ListCorporateActionsRequest.SerializeToString,
+            branch_dot_directory_dot_v1_dot_corporate__action__pb2.ListCorporateActionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

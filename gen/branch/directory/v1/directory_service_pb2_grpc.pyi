@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from branch.directory.v1 import client_pb2 as _client_pb2
+from branch.directory.v1 import corporate_action_pb2 as _corporate_action_pb2
 from branch.directory.v1 import directory_service_pb2 as _directory_service_pb2
 from branch.directory.v1 import staff_pb2 as _staff_pb2
 from collections import abc as _abc
@@ -50,15 +51,21 @@ class DirectoryServiceStub:
     ChangeClientTier: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.ChangeClientTierRequest, _client_pb2.Client]
     AssignClientStaff: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.AssignClientStaffRequest, _client_pb2.Client]
     ImportTrades: _grpc.StreamUnaryMultiCallable[_directory_service_pb2.ImportTradesRequest, _directory_service_pb2.ImportTradesResponse]
-    """Imports securities, trades and holding snapshots from the trading system. Idempotent on
-    trade id (and on client, ticker and as-of date for holdings).
+    """Imports securities, trades, holding snapshots and corporate actions from the trading
+    system. Idempotent on trade id (on client, ticker and as-of date for holdings; on ticker,
+    ex-date and kind for corporate actions). Trades keep their import order: trades of one
+    client at the same instant stream in the order they were imported.
     """
     ListHoldings: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.ListHoldingsRequest, _directory_service_pb2.ListHoldingsResponse]
     StreamTrades: _grpc.UnaryStreamMultiCallable[_directory_service_pb2.StreamTradesRequest, _directory_service_pb2.StreamTradesResponse]
-    """Streams a client's trades in time order, in batches of up to 1000; for long histories."""
+    """Streams a client's trades in time order (ties in import order), in batches of up to
+    1000; for long histories.
+    """
     ListSecurities: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.ListSecuritiesRequest, _directory_service_pb2.ListSecuritiesResponse]
     FindClientsByTickers: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.FindClientsByTickersRequest, _directory_service_pb2.FindClientsByTickersResponse]
     """Clients holding any of the tickers, answered from the holdings index."""
+    ListCorporateActions: _grpc.UnaryUnaryMultiCallable[_corporate_action_pb2.ListCorporateActionsRequest, _corporate_action_pb2.ListCorporateActionsResponse]
+    """Corporate actions (bonus shares, splits, dividends, rights issues) for reports."""
 
 @_typing.type_check_only
 class DirectoryServiceAsyncStub(DirectoryServiceStub):
@@ -80,15 +87,21 @@ class DirectoryServiceAsyncStub(DirectoryServiceStub):
     ChangeClientTier: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.ChangeClientTierRequest, _client_pb2.Client]  # type: ignore[assignment]
     AssignClientStaff: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.AssignClientStaffRequest, _client_pb2.Client]  # type: ignore[assignment]
     ImportTrades: _aio.StreamUnaryMultiCallable[_directory_service_pb2.ImportTradesRequest, _directory_service_pb2.ImportTradesResponse]  # type: ignore[assignment]
-    """Imports securities, trades and holding snapshots from the trading system. Idempotent on
-    trade id (and on client, ticker and as-of date for holdings).
+    """Imports securities, trades, holding snapshots and corporate actions from the trading
+    system. Idempotent on trade id (on client, ticker and as-of date for holdings; on ticker,
+    ex-date and kind for corporate actions). Trades keep their import order: trades of one
+    client at the same instant stream in the order they were imported.
     """
     ListHoldings: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.ListHoldingsRequest, _directory_service_pb2.ListHoldingsResponse]  # type: ignore[assignment]
     StreamTrades: _aio.UnaryStreamMultiCallable[_directory_service_pb2.StreamTradesRequest, _directory_service_pb2.StreamTradesResponse]  # type: ignore[assignment]
-    """Streams a client's trades in time order, in batches of up to 1000; for long histories."""
+    """Streams a client's trades in time order (ties in import order), in batches of up to
+    1000; for long histories.
+    """
     ListSecurities: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.ListSecuritiesRequest, _directory_service_pb2.ListSecuritiesResponse]  # type: ignore[assignment]
     FindClientsByTickers: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.FindClientsByTickersRequest, _directory_service_pb2.FindClientsByTickersResponse]  # type: ignore[assignment]
     """Clients holding any of the tickers, answered from the holdings index."""
+    ListCorporateActions: _aio.UnaryUnaryMultiCallable[_corporate_action_pb2.ListCorporateActionsRequest, _corporate_action_pb2.ListCorporateActionsResponse]  # type: ignore[assignment]
+    """Corporate actions (bonus shares, splits, dividends, rights issues) for reports."""
 
 class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
     """DirectoryService keeps the branch's staff and clients, their holdings and trades, and
@@ -179,8 +192,10 @@ class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_directory_service_pb2.ImportTradesRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_directory_service_pb2.ImportTradesResponse, _abc.Awaitable[_directory_service_pb2.ImportTradesResponse]]:
-        """Imports securities, trades and holding snapshots from the trading system. Idempotent on
-        trade id (and on client, ticker and as-of date for holdings).
+        """Imports securities, trades, holding snapshots and corporate actions from the trading
+        system. Idempotent on trade id (on client, ticker and as-of date for holdings; on ticker,
+        ex-date and kind for corporate actions). Trades keep their import order: trades of one
+        client at the same instant stream in the order they were imported.
         """
 
     @_abc_1.abstractmethod
@@ -196,7 +211,9 @@ class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _directory_service_pb2.StreamTradesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_directory_service_pb2.StreamTradesResponse], _abc.AsyncIterator[_directory_service_pb2.StreamTradesResponse]]:
-        """Streams a client's trades in time order, in batches of up to 1000; for long histories."""
+        """Streams a client's trades in time order (ties in import order), in batches of up to
+        1000; for long histories.
+        """
 
     @_abc_1.abstractmethod
     def ListSecurities(
@@ -212,5 +229,13 @@ class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_directory_service_pb2.FindClientsByTickersResponse, _abc.Awaitable[_directory_service_pb2.FindClientsByTickersResponse]]:
         """Clients holding any of the tickers, answered from the holdings index."""
+
+    @_abc_1.abstractmethod
+    def ListCorporateActions(
+        self,
+        request: _corporate_action_pb2.ListCorporateActionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_corporate_action_pb2.ListCorporateActionsResponse, _abc.Awaitable[_corporate_action_pb2.ListCorporateActionsResponse]]:
+        """Corporate actions (bonus shares, splits, dividends, rights issues) for reports."""
 
 def add_DirectoryServiceServicer_to_server(servicer: DirectoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

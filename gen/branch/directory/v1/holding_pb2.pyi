@@ -133,7 +133,11 @@ class Trade(_message.Message):
     """Decimal strings."""
     fee: _builtins.str
     @_builtins.property
-    def trade_time(self) -> _timestamp_pb2.Timestamp: ...
+    def trade_time(self) -> _timestamp_pb2.Timestamp:
+        """UTC instant; imports refuse one before 1990-12-01 00:00 Asia/Shanghai (the exchanges
+        opened in December 1990) or more than 5 minutes after the directory's clock.
+        """
+
     def __init__(
         self,
         *,

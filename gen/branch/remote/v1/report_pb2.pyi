@@ -99,18 +99,26 @@ class TickerFigures(_message.Message):
     CLOSING_SELLS_FIELD_NUMBER: _builtins.int
     AVERAGE_HOLDING_DAYS_FIELD_NUMBER: _builtins.int
     UNMATCHED_QUANTITY_FIELD_NUMBER: _builtins.int
+    INCOMPLETE_FIELD_NUMBER: _builtins.int
     ticker: _builtins.str
     name: _builtins.str
     trades: _builtins.int
     turnover: _builtins.str
     realised_pnl: _builtins.str
-    """FIFO realised P&L after fees, decimal string."""
+    """FIFO realised P&L after fees, decimal string; lots are adjusted for corporate actions at
+    their ex-date. Empty when incomplete.
+    """
     winning_sells: _builtins.int
     closing_sells: _builtins.int
     average_holding_days: _builtins.float
     """Quantity-weighted average holding period of closed lots, in days."""
     unmatched_quantity: _builtins.int
     """Quantity sold without a matching earlier buy (history before the records)."""
+    incomplete: _builtins.bool
+    """Some quantity sold in the period has no matching earlier buy (unknown opening
+    position): the ticker's P&L cannot be known, so none is given and the report's totals
+    (P&L, win rate, holding period) leave this ticker out.
+    """
     def __init__(
         self,
         *,
@@ -123,10 +131,11 @@ class TickerFigures(_message.Message):
         closing_sells: _builtins.int = ...,
         average_holding_days: _builtins.float = ...,
         unmatched_quantity: _builtins.int = ...,
+        incomplete: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["average_holding_days", b"average_holding_days", "closing_sells", b"closing_sells", "name", b"name", "realised_pnl", b"realised_pnl", "ticker", b"ticker", "trades", b"trades", "turnover", b"turnover", "unmatched_quantity", b"unmatched_quantity", "winning_sells", b"winning_sells"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["average_holding_days", b"average_holding_days", "closing_sells", b"closing_sells", "incomplete", b"incomplete", "name", b"name", "realised_pnl", b"realised_pnl", "ticker", b"ticker", "trades", b"trades", "turnover", b"turnover", "unmatched_quantity", b"unmatched_quantity", "winning_sells", b"winning_sells"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
