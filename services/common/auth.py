@@ -139,19 +139,23 @@ StandingLookup = Callable[[str], "Standing | None"]
 class UnknownKey(Unauthenticated):
     """The token names a key id this verifier does not know (yet: keys may have rotated)."""
 
+    def __init__(self, kid: str) -> None:
+        super().__init__("token signed with an unknown key", reason="TOKEN_INVALID")
+        self.kid = kid
+
 
 class TokenVerifier:
     """Checks a bearer token: EdDSA only, a known key id, issuer, expiry, then the staff
     member's standing (deactivated: refused; roles removed since the token was issued:
     dropped). Keys come from named sources (the directory's JWKS, keys the operator
-    configured); on a token naming an unknown key, the caller may await refresh() (which
+    configured); on a token naming an unknown key, the caller may await refresh(kid) (which
     fetches keys again, at most once a second) and verify once more."""
 
     def __init__(
         self,
         *,
         standing: StandingLookup | None = None,
-        refresh: Callable[[], Awaitable[None]] | None = None,
+        refresh: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._sources: dict[str, dict[str, Any]] = {}
         self._keys: dict[str, Any] = {}
@@ -189,7 +193,7 @@ class TokenVerifier:
             raise Unauthenticated("invalid token", reason="TOKEN_INVALID")
         key = self._keys.get(kid)
         if key is None:
-            raise UnknownKey("token signed with an unknown key", reason="TOKEN_INVALID")
+            raise UnknownKey(kid)
         try:
             claims = jwt.decode(
                 token,

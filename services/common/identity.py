@@ -152,12 +152,15 @@ class DirectoryKeys:
         """The directory's hint that keys changed: fetch soon, in the background."""
         self._wake.set()
 
-    async def fetch_soon(self) -> None:
-        """A token named an unknown key: fetch now unless a fetch finished within the last
-        second (a flood of made-up key ids costs the directory one call a second)."""
+    async def fetch_for(self, kid: str) -> None:
+        """A token named an unknown key: fetch the keys, at most once a second (a flood of
+        made-up key ids costs the directory one call a second, and waits for it)."""
         async with self._lock:
-            if time.monotonic() - self._last < self.MIN_INTERVAL:
-                return
+            if kid in self.verifier.key_ids:
+                return  # a fetch made while this call waited brought it
+            wait = self.MIN_INTERVAL - (time.monotonic() - self._last)
+            if wait > 0:
+                await asyncio.sleep(wait)
             await self._fetch_locked()
 
     async def fetch(self) -> None:

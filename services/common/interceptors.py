@@ -154,11 +154,12 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
     async def _verify(self, token: str) -> Principal:
         try:
             return self.verifier.verify(token)
-        except UnknownKey:
+        except UnknownKey as exc:
             if self.verifier.refresh is None:
                 raise
+            kid = exc.kid
         try:  # keys may have just rotated: fetch them (rate-limited) and look once more
-            await self.verifier.refresh()
+            await self.verifier.refresh(kid)
         except Exception:
             self.log.warning("keys not refreshed", exc_info=True)
         return self.verifier.verify(token)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -217,13 +218,23 @@ class ServiceRunner:
             self._tasks.append(asyncio.create_task(
                 self._reload_keys_periodically(), name=f"{self.spec.name}-keys"))
 
-            async def reload_now() -> None:
-                await side.reload()
-                self.verifier.set_keys(DIRECTORY_SOURCE, side.jwks())
+            lock, last = asyncio.Lock(), [0.0]
+
+            async def reload_now(kid: str) -> None:
+                """As DirectoryKeys.fetch_for: at most one database read a second."""
+                async with lock:
+                    if kid in self.verifier.key_ids:
+                        return
+                    wait = 1.0 - (time.monotonic() - last[0])
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    last[0] = time.monotonic()
+                    await side.reload()
+                    self.verifier.set_keys(DIRECTORY_SOURCE, side.jwks())
 
             self.verifier.refresh = reload_now
         else:
-            self.verifier.refresh = self.keys.fetch_soon
+            self.verifier.refresh = self.keys.fetch_for
             with contextlib.suppress(Exception):  # the directory may start later
                 await self.keys.fetch()
             self._tasks.append(asyncio.create_task(

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
 
 from services.common.auth import Standing
@@ -66,6 +66,16 @@ async def publish_standing(
         pass
     value = {"active": active, "roles": sorted(roles), "changed": stamp}
     await kv.put(_staff_key(staff_id), json.dumps(value).encode())
+
+
+async def known_staff(link: NatsLink) -> set[str]:
+    """Staff ids that have an entry in the bucket."""
+    kv = await bucket(link)
+    try:
+        keys = await kv.keys()
+    except NoKeysError:
+        return set()
+    return {k.removeprefix("staff.") for k in keys if k.startswith("staff.")}
 
 
 async def publish_keys_changed(link: NatsLink, when: datetime) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,13 +17,15 @@ from branch.directory.v1 import (
     identity_pb2,
     identity_pb2_grpc,
 )
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.consumer import Subscription
 from services.common.events import Event
 from services.common.identity import SigningSide
+from services.common.logs import get_logger
 from services.common.server import ServiceContext, ServiceSpec, default_token_ttl
-from services.common.standing import publish_standing
+from services.common.standing import known_staff, publish_standing
 from services.directory.access import ACCESS
 from services.directory.api import DirectoryServicer
 from services.directory.identity import DEACTIVATED, ROLES_CHANGED, Identity
@@ -110,6 +114,26 @@ async def bootstrap_admin_password(ctx: ServiceContext, admin_id: str) -> None:
             fh.write(password + "\n")
 
 
+def background(ctx: ServiceContext, stop: asyncio.Event) -> list[Callable[[], Awaitable[None]]]:
+    async def reconcile() -> None:
+        """Write the standing of every staff member missing from the bucket (a new or
+        wiped NATS store): a deactivation must not be forgotten with it."""
+        try:
+            known = await known_staff(ctx.nats)
+            async with ctx.db.read() as session:
+                rows = list((await session.exec(select(Staff))).all())
+            for row in rows:
+                if row.id not in known and not stop.is_set():
+                    await publish_standing(
+                        ctx.nats, row.id, active=row.active,
+                        roles=[r for r in row.roles.split(",") if r],
+                        changed=row.deactivated_at or ctx.clock.now())
+        except Exception:
+            get_logger("directory").warning("standing not reconciled", exc_info=True)
+
+    return [reconcile]
+
+
 def subscriptions(ctx: ServiceContext) -> list[Subscription]:
     async def standing(session: AsyncSession, event: Event) -> None:
         """Backs up the write made right after the change: lands even if NATS was away."""
@@ -133,5 +157,6 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations" / "versions",
     on_start=on_start,
     subscriptions=subscriptions,
+    background=background,
     signing=signing,
 )

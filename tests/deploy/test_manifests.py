@@ -201,3 +201,30 @@ async def test_nats_url_may_list_the_servers_of_a_cluster(nats_url: str) -> None
         assert link.connected
     finally:
         await link.close()
+
+
+def test_identity_secrets_script_gives_each_service_its_own_credential(tmp_path: Path) -> None:
+    """deploy/identity-secrets.sh derives the credentials exactly as the directory checks
+    them, and puts the service key in the directory's Secret only (kubectl stubbed)."""
+    log = tmp_path / "kubectl.log"
+    stub = tmp_path / "bin" / "kubectl"
+    stub.parent.mkdir()
+    stub.write_text(f"""#!/usr/bin/env bash
+case " $* " in
+  *" get secret "*) exit 1 ;;
+  *" create secret "*) echo "$*" ;;
+  *" apply "*) cat >> {log} ;;
+esac
+""")
+    stub.chmod(0o755)
+    env = {**os.environ, "PATH": f"{stub.parent}:{os.environ['PATH']}"}
+    done = subprocess.run(["bash", str(DEPLOY / "identity-secrets.sh"), "branch-t"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = log.read_text().splitlines()
+    [key_line] = [ln for ln in lines if "branch-identity-directory" in ln]
+    key = key_line.split("BRANCH_SERVICE_KEY=", 1)[1].split()[0]
+    for service in ("onsite", "remote", "vip", "research"):
+        [line] = [ln for ln in lines if f"branch-identity-{service} " in ln + " "]
+        assert f"BRANCH_SERVICE_CREDENTIAL={service_credential(key, service)}" in line
+        assert "BRANCH_SERVICE_KEY" not in line

@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 import jwt
 import pytest
+from branch.directory.v1 import directory_service_pb2 as api
 from branch.directory.v1 import identity_pb2 as iapi
 from branch.directory.v1.identity_pb2_grpc import IdentityServiceStub
 from sqlmodel import select
@@ -18,7 +19,7 @@ from services.common.models import AuditRecord
 from services.directory.models import Credential
 from services.directory.server import SPEC
 from tests.directory.factories import ROLE, make_staff
-from tests.harness import ADMIN, bad_fields, channel, make_settings, running
+from tests.harness import ADMIN, bad_fields, channel, eventually, make_settings, running
 
 PASSWORD = "correct-horse-1"
 
@@ -135,3 +136,36 @@ async def test_keys_and_bootstrap_admin_survive_a_restart(tmp_path: Path, nats_u
             assert forced[0] == grpc.StatusCode.FAILED_PRECONDITION
     assert kids[0] == kids[1]
     assert not (tmp_path / "admin.password").exists()  # set by the environment instead
+
+
+async def test_a_wiped_standing_bucket_is_written_again(tmp_path: Path) -> None:
+    """NATS storage lost: the directory writes every member's standing again at start, so a
+    deactivated member stays refused everywhere."""
+    import nats
+
+    from services.common.nats_link import EmbeddedNats
+    from services.common.standing import BUCKET
+
+    server = EmbeddedNats(tmp_path / "nats")
+    server.start()
+    try:
+        settings = make_settings(tmp_path, server.url)
+        async with running(SPEC, settings) as d, channel(d) as ch:
+            from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
+
+            stub = DirectoryServiceStub(ch)
+            gone = await make_staff(stub, "broker")
+            await stub.DeactivateStaff(api.DeactivateStaffRequest(id=gone.id), metadata=ADMIN)
+        nc = await nats.connect(server.url)
+        try:
+            await nc.jetstream().delete_key_value(BUCKET)
+        finally:
+            await nc.close()
+        async with running(SPEC, settings) as d:
+            async def refused() -> bool:
+                standing = d.standing.get(gone.id)
+                return standing is not None and not standing.active
+
+            await eventually(refused)
+    finally:
+        server.stop()
