@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import json
 import os
 import sys
@@ -131,11 +132,25 @@ async def saved_token(ctl: Ctl | None = None, profile: str = DEFAULT_PROFILE) ->
     if env:
         return env.strip()
     data = load_profile(profile)
-    token = str(data.get("access_token", ""))
-    refresh = str(data.get("refresh_token", ""))
-    if not refresh or ctl is None or time.time() < float(data.get("access_expires", 0)) - \
-            REFRESH_MARGIN:
-        return token
+    if not _needs_refresh(data) or ctl is None:
+        return str(data.get("access_token", ""))
+    path = profile_path(profile)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        # two branchctl at once must not both spend the single-use refresh token (the
+        # second would look like a thief and end the sign-in): one refreshes, one waits
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = load_profile(profile)
+        if not _needs_refresh(data):
+            return str(data.get("access_token", ""))
+        return await _refresh(ctl, profile, str(data["refresh_token"]))
+
+
+def _needs_refresh(data: dict[str, Any]) -> bool:
+    return bool(data.get("refresh_token")) and \
+        time.time() >= float(data.get("access_expires", 0)) - REFRESH_MARGIN
+
+
+async def _refresh(ctl: Ctl, profile: str, refresh: str) -> str:
     from branch.directory.v1 import identity_pb2, identity_pb2_grpc
 
     stub = identity_pb2_grpc.IdentityServiceStub(ctl.channel("directory"))

@@ -123,3 +123,27 @@ async def ctl_env(runner, home: Path, extra: dict[str, str], *args: str) -> tupl
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     out, _ = await proc.communicate()
     return proc.returncode or 0, out.decode()
+
+
+async def test_expiring_sign_in_is_refreshed_once_by_concurrent_commands(
+    tmp_path: Path, nats_url: str
+) -> None:
+    """Access tokens shorter than branchctl's refresh margin: every command refreshes. Two
+    commands at once take turns (the refresh token is single use; spending it twice would
+    end the sign-in as a theft)."""
+    from services.directory.server import SPEC
+    from tests.harness import make_settings, running
+
+    settings = make_settings(tmp_path, nats_url, token_ttl_seconds=20,
+                             admin_password="first-admin-pass")
+    async with running(SPEC, settings) as d:
+        home = tmp_path / "ctl"
+        env = {"BRANCH_PASSWORD": "first-admin-pass", "BRANCH_NEW_PASSWORD": "admin-pass-002"}
+        code, out = await ctl_env(d, home, env, "login", "ADMIN")
+        assert code == 0, out
+        before = (home / "profiles" / "default.json").read_text()
+        results = await asyncio.gather(*(ctl_env(d, home, {}, "whoami") for _ in range(2)))
+        assert all(c == 0 and "ADMIN" in o for c, o in results), results
+        assert (home / "profiles" / "default.json").read_text() != before  # refreshed
+        code, out = await ctl_env(d, home, {}, "directory", "staff")
+        assert code == 0 and "ADMIN" in out, out
