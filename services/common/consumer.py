@@ -22,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common import metrics
 from services.common.clock import Clock
-from services.common.db import Database
+from services.common.db import Database, is_unavailable
 from services.common.events import Event
 from services.common.logs import get_logger
 from services.common.models import ProcessedEvent
@@ -138,6 +138,12 @@ class Consumer:
             await self._park(msg, event, str(exc), deliveries)
             return
         except Exception as exc:
+            if is_unavailable(exc):  # the database, not the event: wait for it, never park
+                self._log.warning("database unavailable; event will be redelivered",
+                                  event_id=event.id, deliveries=deliveries,
+                                  error=type(exc).__name__)
+                await msg.nak(delay=min(0.5 * 2 ** min(deliveries - 1, 6), 30.0))
+                return
             if deliveries >= self._max_deliver:
                 self._log.error("handler failed; parking", event_id=event.id,
                                 error=type(exc).__name__, exc_info=True)

@@ -7,12 +7,15 @@ on one file) queue on the lock instead of failing when a read lock cannot be upg
 from __future__ import annotations
 
 import asyncio
+import socket
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, event
+from sqlalchemy import DateTime, event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
@@ -38,7 +41,10 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 class Database:
-    def __init__(self, url: str, *, service: str, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, service: str, pool_size: int = 10,
+                 busy_timeout: float = 30.0) -> None:
+        """busy_timeout (seconds, SQLite only): how long a statement waits for another
+        process's lock on the file before failing with "database is locked"."""
         self.url = url
         self.service = service
         self.is_sqlite = url.startswith("sqlite")
@@ -46,7 +52,7 @@ class Database:
         # exception messages, which reach logs and parked-event reasons
         kwargs: dict[str, Any] = {"hide_parameters": True}
         if self.is_sqlite:
-            kwargs["connect_args"] = {"timeout": 30, "isolation_level": None}
+            kwargs["connect_args"] = {"timeout": busy_timeout, "isolation_level": None}
             # transactions are explicit (transaction() commits or rolls back), so a returned
             # connection holds none: skip the pool's reset round trip
             kwargs["pool_reset_on_return"] = None
@@ -54,7 +60,7 @@ class Database:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
-            self._sqlite_pragmas()
+            self._sqlite_pragmas(int(busy_timeout * 1000))
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
@@ -62,7 +68,7 @@ class Database:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._write_lock_owner: asyncio.Task[Any] | None = None
 
-    def _sqlite_pragmas(self) -> None:
+    def _sqlite_pragmas(self, busy_ms: int) -> None:
         sync_engine = self.engine.sync_engine
 
         @event.listens_for(sync_engine, "connect")
@@ -71,7 +77,7 @@ class Database:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={busy_ms}")
             cur.close()
 
         @event.listens_for(sync_engine, "begin")
@@ -117,8 +123,54 @@ class Database:
             # closing ends the transaction without expiring what was loaded
             yield session
 
+    async def reachable(self, timeout: float) -> bool:
+        """True when the database answers a read of its schema within timeout seconds
+        (a new connection when the pooled ones are gone; SQLite: the file can be read)."""
+        try:
+            async with asyncio.timeout(timeout), self.engine.connect() as conn:
+                await conn.execute(text("SELECT count(*) FROM alembic_version"))
+            return True
+        except Exception:
+            return False
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+SQLITE_BUSY = ("database is locked", "database table is locked", "unable to open database file",
+               "disk i/o error")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when exc, or an exception that caused it, says the database could not be reached
+    or is busy (a dropped or refused connection, a server shutting down or not yet accepting,
+    too many connections, a pool with no free connection, a SQLite file locked by another
+    process); False for errors in what was asked (constraints, SQL, our own bugs)."""
+    import asyncpg
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, (sa_exc.DisconnectionError, sa_exc.TimeoutError,
+                                asyncpg.PostgresConnectionError,
+                                asyncpg.OperatorInterventionError,
+                                asyncpg.InsufficientResourcesError,
+                                asyncpg.ConnectionDoesNotExistError,
+                                ConnectionError, socket.gaierror)):
+            return True
+        if isinstance(current, asyncpg.InterfaceError) and "closed" in str(current):
+            return True
+        if isinstance(current, asyncpg.ObjectNotInPrerequisiteStateError) and (
+                "not currently accepting connections" in str(current)):
+            return True  # ALTER DATABASE ... ALLOW_CONNECTIONS false, during maintenance
+        if isinstance(current, sqlite3.OperationalError) and str(current).lower().startswith(
+                SQLITE_BUSY):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 @asynccontextmanager

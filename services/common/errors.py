@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 
@@ -90,6 +90,25 @@ class Unavailable(DomainError):
 
     code = grpc.StatusCode.UNAVAILABLE
     reason = "DEPENDENCY_UNAVAILABLE"
+
+
+class DatabaseUnavailable(Unavailable):
+    """The service's database did not answer (connection lost, server restarting, SQLite file
+    locked by another process). The call's transaction was rolled back whole (or, when the
+    connection broke during COMMIT, committed whole): retry after RetryInfo.retry_delay with
+    the same request_id."""
+
+    reason = "DATABASE_UNAVAILABLE"
+
+    def __init__(self, retry_seconds: int = 1) -> None:
+        super().__init__("database unavailable; retry shortly")
+        self.retry_seconds = retry_seconds
+
+    def details(self) -> list[any_pb2.Any]:
+        packed = any_pb2.Any()
+        packed.Pack(error_details_pb2.RetryInfo(
+            retry_delay=duration_pb2.Duration(seconds=self.retry_seconds)))
+        return [packed]
 
 
 class Violations:

@@ -20,9 +20,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-import grpc
 from branch.directory.v1 import identity_pb2, identity_pb2_grpc
 
+from services.common import channels
 from services.common.auth import TokenSigner, TokenVerifier, service_principal_roles
 from services.common.clock import Clock
 from services.common.logs import get_logger
@@ -104,7 +104,7 @@ class DirectoryServiceTokens(_Renewing):
         self._credential = credential_of(settings, service)
 
     async def renew(self) -> None:
-        async with grpc.aio.insecure_channel(self.settings.address("directory")) as ch:
+        async with channels.aio_channel(self.settings, "directory") as ch:
             reply = await identity_pb2_grpc.IdentityServiceStub(ch).IssueServiceToken(
                 identity_pb2.IssueServiceTokenRequest(service=self.service,
                                                       credential=self._credential),
@@ -169,7 +169,7 @@ class DirectoryKeys:
 
     async def _fetch_locked(self) -> None:
         self._last = time.monotonic()
-        async with grpc.aio.insecure_channel(self.settings.address("directory")) as ch:
+        async with channels.aio_channel(self.settings, "directory") as ch:
             reply = await identity_pb2_grpc.IdentityServiceStub(ch).ListSigningKeys(
                 identity_pb2.ListSigningKeysRequest(), timeout=5)
         self.verifier.set_keys(DIRECTORY_SOURCE, reply.jwks)

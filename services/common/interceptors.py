@@ -24,8 +24,8 @@ from services.common.auth import (
     set_principal,
 )
 from services.common.clock import Clock
-from services.common.db import Database
-from services.common.errors import DomainError
+from services.common.db import Database, is_unavailable
+from services.common.errors import DatabaseUnavailable, DomainError
 from services.common.ids import new_id
 from services.common.logs import get_logger
 from services.common.models import AuditRecord
@@ -71,12 +71,16 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         self.clock = clock
         self.domain = f"{service}.branch"
         self.log = get_logger(service)
+        # every call the server has taken from its queue, health checks included: while
+        # it still grows after SIGTERM, calls that arrived before the signal are waiting
+        self.calls_taken = 0
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
+        self.calls_taken += 1
         handler = await continuation(details)
         if handler is None or details.method.startswith(UNAUTHENTICATED_PREFIXES):
             return handler
@@ -203,6 +207,12 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         code = context.code() if hasattr(context, "code") else None
         if code not in (None, grpc.StatusCode.OK) and _is_abort(exc):
             raise exc  # the servicer aborted on purpose
+        if is_unavailable(exc):  # the database, not the request: the caller retries
+            self.log.warning("database unavailable", rpc_method=method,
+                             error=type(exc).__name__)
+            unavailable = DatabaseUnavailable()
+            state["error"] = rpc_status.to_status(unavailable.to_status(self.domain))
+            return unavailable.code
         ref = new_id()
         self.log.error("internal error", rpc_method=method, error_ref=ref, exc_info=exc)
         state["error"] = rpc_status.to_status(
@@ -252,8 +262,12 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                             outcome=outcome.name,
                         )
                     )
-            except Exception:
-                self.log.error("audit write failed", rpc_method=full, exc_info=True)
+            except Exception as exc:
+                if is_unavailable(exc):
+                    self.log.warning("audit write failed: database unavailable",
+                                     rpc_method=full, error=type(exc).__name__)
+                else:
+                    self.log.error("audit write failed", rpc_method=full, exc_info=True)
         if "error" in state:
             await context.abort_with_status(state["error"])
 

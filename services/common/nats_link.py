@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import nats
@@ -132,21 +133,27 @@ def nats_server_binary() -> str:
 class EmbeddedNats:
     """A nats-server with JetStream in a child process, on a free loopback port."""
 
-    def __init__(self, store_dir: Path, port: int | None = None) -> None:
+    def __init__(self, store_dir: Path, port: int | None = None, *, host: str = "127.0.0.1",
+                 launcher: Sequence[str] = ()) -> None:
+        """host: the address it listens on; launcher: what it runs under (a test runs it in
+        its own network namespace with `ip netns exec NS`)."""
         self.store_dir = Path(store_dir)
         self.port = port or free_port()
+        self.host = host
+        self.launcher = list(launcher)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return f"nats://{self.host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> None:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [
+                *self.launcher,
                 nats_server_binary(),
-                "-a", "127.0.0.1",
+                "-a", self.host,
                 "-p", str(self.port),
                 "-js",
                 "-sd", str(self.store_dir),
@@ -159,7 +166,7 @@ class EmbeddedNats:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"nats-server exited with {self.proc.returncode}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                with socket.create_connection((self.host, self.port), timeout=0.2):
                     return
             except OSError:
                 time.sleep(0.05)

@@ -16,14 +16,15 @@ import grpc
 from branch.common.v1 import audit_pb2, audit_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from services.common import housekeeping, metrics, migrations
+from services.common import channels, housekeeping, metrics, migrations
 from services.common.audit import AUDIT_ACCESS, AuditServicer
 from services.common.auth import Access, AccessTable, TokenVerifier
 from services.common.clock import Clock, SystemClock
 from services.common.consumer import Consumer, Subscription
-from services.common.db import Database
+from services.common.db import Database, is_unavailable
 from services.common.events import OutboxRelay
 from services.common.identity import (
     DIRECTORY_SOURCE,
@@ -43,6 +44,28 @@ from services.common.standing import StandingBook
 
 AUDIT_SERVICE_NAME = audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name
 
+# Drain after SIGTERM: the queue of calls is empty once none has been taken for QUIET_SECONDS
+# and QUIET_TURNS sleeps of QUIET_TICK.
+QUIET_SECONDS = 0.25
+QUIET_TURNS = 5
+QUIET_TICK = 0.05
+# Health name for liveness probes: SERVING while the process runs, whatever the database does
+# (a restart does not bring a database back); NOT_SERVING only once the service is stopping.
+LIVENESS = "liveness"
+
+
+class HealthServicer(health.aio.HealthServicer):
+    """grpc's health service with List (every service name and its status), which the
+    library leaves unimplemented although reflection advertises it."""
+
+    async def List(  # noqa: N802 (the RPC's name)
+        self, request: health_pb2.HealthListRequest, context: grpc.aio.ServicerContext
+    ) -> health_pb2.HealthListResponse:
+        return health_pb2.HealthListResponse(statuses={
+            name: health_pb2.HealthCheckResponse(status=status)
+            for name, status in self._server_status.items()
+        })
+
 
 @dataclass
 class ServiceContext:
@@ -60,16 +83,13 @@ class ServiceContext:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def channel(self, peer: str) -> grpc.aio.Channel:
-        """A channel to another service, calling with this service's own token."""
+        """A channel to another service (another host), calling with this service's own
+        token: plaintext or TLS per BRANCH_TLS_*, round robin over the peer's addresses,
+        reads retried on UNAVAILABLE, a default deadline (services/common/channels.py)."""
         if peer not in self._channels:
-            tokens = self.tokens
-            creds = grpc.metadata_call_credentials(
-                lambda _ctx, cb: cb((("authorization", f"Bearer {tokens.current()}"),), None)
-            )
-            self._channels[peer] = grpc.aio.secure_channel(
-                self.settings.address(peer),
-                grpc.composite_channel_credentials(grpc.local_channel_credentials(), creds),
-            )
+            tokens = self.tokens  # short-lived, renewed: read at every call
+            self._channels[peer] = channels.aio_channel(self.settings, peer,
+                                                        token=tokens.current)
         return self._channels[peer]
 
     async def close_channels(self) -> None:
@@ -116,7 +136,8 @@ class ServiceRunner:
         self.port = 0
         self.run_consumers = run_consumers
         self.log = get_logger(spec.name)
-        self.db = Database(settings.database_url_for(spec.name), service=spec.name)
+        self.db = Database(settings.database_url_for(spec.name), service=spec.name,
+                           busy_timeout=settings.sqlite_busy_timeout_seconds)
         self.nats = NatsLink(settings.nats_url, spec.name, settings.nats_stream_replicas)
         # identity: verify with the directory's public keys (and any configured ones), refuse
         # by each staff member's standing, call peers with a token the directory issued
@@ -140,7 +161,8 @@ class ServiceRunner:
         )
         self.relay = OutboxRelay(self.db, self.nats, self.clock, settings.outbox_poll_seconds)
         self.consumers: list[Consumer] = []
-        self.health = health.aio.HealthServicer()
+        self.health = HealthServicer()
+        self.interceptor: ServiceInterceptor | None = None
         self.server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stop_background = asyncio.Event()
@@ -150,6 +172,7 @@ class ServiceRunner:
         return f"{self.settings.host}:{self.port}"
 
     async def start(self) -> None:
+        await self._wait_for_database()
         await migrations.upgrade(self.db, self.spec.migrations)
         await self.nats.connect()
         await self._start_identity()
@@ -176,17 +199,13 @@ class ServiceRunner:
                 self.spec.name, self.relay, self.consumers, self.nats, self._stop_background
             ), name=f"{self.spec.name}-metrics"))
         access = AccessTable({**self.spec.access, **AUDIT_ACCESS})
+        self.interceptor = ServiceInterceptor(
+            service=self.spec.name, access=access, verifier=self.verifier, db=self.db,
+            clock=self.clock,
+        )
         self.server = grpc.aio.server(
-            interceptors=[
-                ServiceInterceptor(
-                    service=self.spec.name,
-                    access=access,
-                    verifier=self.verifier,
-                    db=self.db,
-                    clock=self.clock,
-                )
-            ],
-            options=[("grpc.so_reuseport", 0)],
+            interceptors=[self.interceptor],
+            options=channels.server_options(),
         )
         self.spec.register(self.server, self.ctx)
         audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.db), self.server)
@@ -194,13 +213,59 @@ class ServiceRunner:
         names = [*self.spec.grpc_services, AUDIT_SERVICE_NAME, health.SERVICE_NAME,
                  reflection.SERVICE_NAME]
         reflection.enable_server_reflection(names, self.server)
-        self.port = self.server.add_insecure_port(f"{self.settings.host}:{self._port}")
+        self.port = channels.bind(
+            self.server, self.settings, f"{self.settings.host}:{self._port}")
         if self.port == 0:
             raise RuntimeError(f"{self.spec.name}: cannot bind {self.settings.host}:{self._port}")
         await self.server.start()
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
+        self._tasks.append(asyncio.create_task(self._watch_database(),
+                                               name=f"{self.spec.name}-health"))
+        self.log.info("service started", port=self.port,
+                      tls=channels.serving_mode(self.settings))
+
+    async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
         for name in ["", *self.spec.grpc_services]:
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        self.log.info("service started", port=self.port)
+            await self.health.set(name, status)
+
+    async def _wait_for_database(self) -> None:
+        """A database that is down or not yet accepting is waited for, as NATS is; one that
+        refuses (bad credentials, no such database) raises at once."""
+        delay = 0.2
+        while True:
+            try:
+                async with self.db.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+                return
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                self.log.warning("database not reachable; retrying", error=type(exc).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _watch_database(self) -> None:
+        """Health follows the database: NOT_SERVING while it does not answer within the check
+        period (calls would fail), SERVING again once it does. NATS is not watched: while it
+        is down, writes still commit and their events wait in the outbox."""
+        period = self.settings.health_check_seconds
+        serving = True
+        while not self._stop_background.is_set():
+            try:
+                await asyncio.wait_for(self._stop_background.wait(), timeout=period)
+                return
+            except TimeoutError:
+                pass
+            ok = await self.db.reachable(timeout=max(period, 2.0))
+            if ok != serving and not self._stop_background.is_set():
+                serving = ok
+                await self._set_health(health_pb2.HealthCheckResponse.SERVING if ok
+                                       else health_pb2.HealthCheckResponse.NOT_SERVING)
+                if ok:
+                    self.log.info("database reachable again; SERVING")
+                else:
+                    self.log.warning("database not reachable; NOT_SERVING")
 
     async def _start_identity(self) -> None:
         """Load every staff member's standing before serving; the directory loads its keys
@@ -285,19 +350,28 @@ class ServiceRunner:
                 await asyncio.sleep(0.1 * (attempt + 1))
 
     async def stop(self, grace: float | None = None) -> None:
+        """Drain, then stop: health turns NOT_SERVING; the server takes the calls already
+        queued for it (grpc cancels queued calls when it stops) until none has arrived for
+        QUIET_SECONDS, for at most half the grace; every call taken may then run until the
+        grace period ends. Then consumers finish the event in hand, the outbox is flushed
+        and the connections close."""
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
-        for name in ["", *self.spec.grpc_services]:
-            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        if self.server is not None:
-            await self.server.stop(grace)  # stops accepting, lets in-flight calls finish
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        await self.health.enter_graceful_shutdown()  # NOT_SERVING, and stays so
+        if self.server is not None and self.interceptor is not None:
+            await self._take_queued_calls(loop.time() + grace / 2)
+            await self.server.stop(max(deadline - loop.time(), 0.5))
         self._stop_background.set()
         for consumer in self.consumers:
             consumer.stop()
         self.relay.stop()
-        try:
-            await asyncio.wait_for(self.relay.flush_once(), timeout=min(grace, 5))
-        except Exception:
-            self.log.warning("outbox not flushed at shutdown; rows stay for the next start")
+        if self._tasks:  # started: each loop notices the stop within a second (its fetch timeout)
+            await asyncio.wait(self._tasks, timeout=min(max(grace, 1), 5))
+            try:
+                await asyncio.wait_for(self.relay.flush_once(), timeout=min(grace, 5))
+            except Exception:
+                self.log.warning("outbox not flushed at shutdown; rows stay for the next start")
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -307,6 +381,23 @@ class ServiceRunner:
         await self.nats.close()
         await self.db.dispose()
         self.log.info("service stopped")
+
+    async def _take_queued_calls(self, until: float) -> None:
+        """Keep the server taking calls until its queue has been empty for a while: a call
+        is counted when the interceptor sees it, and several loop turns must pass with none
+        (a busy loop takes queued calls slowly, but it takes them in those turns)."""
+        loop = asyncio.get_running_loop()
+        assert self.interceptor is not None
+        seen = self.interceptor.calls_taken
+        quiet_since, turns = loop.time(), 0
+        while loop.time() < until:
+            await asyncio.sleep(QUIET_TICK)
+            if self.interceptor.calls_taken != seen:
+                seen, quiet_since, turns = self.interceptor.calls_taken, loop.time(), 0
+                continue
+            turns += 1
+            if turns >= QUIET_TURNS and loop.time() - quiet_since >= QUIET_SECONDS:
+                return
 
 
 def default_token_ttl(settings: Settings) -> timedelta:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import ssl
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_PORTS = {
@@ -16,6 +17,10 @@ SERVICE_PORTS = {
     "vip": 50054,
     "research": 50055,
 }
+
+
+MIN_SECRET_LENGTH = 32
+ASYNC_DRIVERS = {"postgresql+asyncpg", "sqlite+aiosqlite"}
 
 
 class ConfigError(RuntimeError):
@@ -64,6 +69,12 @@ class Settings(BaseSettings):
     log_level: str = Field("info")
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus HTTP port; 0 is off")
     shutdown_grace_seconds: float = Field(10.0, gt=0)
+    health_check_seconds: float = Field(
+        5.0, gt=0, description="how often health asks the database; NOT_SERVING while it fails"
+    )
+    sqlite_busy_timeout_seconds: float = Field(
+        30.0, gt=0, description="SQLite: how long a write waits for another process's lock"
+    )
     outbox_poll_seconds: float = Field(1.0, gt=0)
     consumer_max_deliver: int = Field(5, ge=1, description="tries before an event is parked")
     consumer_ack_wait_seconds: float = Field(
@@ -82,6 +93,15 @@ class Settings(BaseSettings):
     remote_addr: str = ""
     vip_addr: str = ""
     research_addr: str = ""
+    tls_cert_file: str = Field(
+        "", description="PEM certificate chain this process serves (and shows to peers that "
+        "require client certificates); empty: plaintext")
+    tls_key_file: str = Field("", description="PEM private key of BRANCH_TLS_CERT_FILE")
+    tls_ca_file: str = Field(
+        "", description="PEM CA bundle; set: peers are called over TLS and their certificates "
+        "verified against it (and client certificates, with BRANCH_TLS_CLIENT_AUTH)")
+    tls_client_auth: bool = Field(
+        False, description="require a client certificate signed by BRANCH_TLS_CA_FILE (mTLS)")
 
     @field_validator("timezone")
     @classmethod
@@ -94,12 +114,88 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
+    @field_validator("service_key")
+    @classmethod
+    def _long_secret(cls, value: str) -> str:
+        if value and len(value) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters (service key), "
+                             f"got {len(value)}")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value:
+            return value
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value.replace("{service}", "directory"))
+        except ArgumentError:
+            raise ValueError("not a database URL (postgresql+asyncpg://user:pw@host:5432/"
+                             "branch_{service} or sqlite+aiosqlite:///path/{service}.db)") from None
+        if url.drivername not in ASYNC_DRIVERS:
+            raise ValueError(f"driver {url.drivername!r} not supported; use "
+                             + " or ".join(sorted(ASYNC_DRIVERS)))
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
         if value.lower() not in {"debug", "info", "warning", "error"}:
             raise ValueError("must be debug, info, warning or error")
         return value.lower()
+
+    @field_validator("tls_cert_file", "tls_key_file", "tls_ca_file")
+    @classmethod
+    def _pem_file(cls, value: str) -> str:
+        """A set TLS file must be readable PEM now, not at the first call."""
+        if not value:
+            return value
+        try:
+            head = Path(value).read_bytes()
+        except OSError as exc:
+            raise ValueError(f"cannot read {value}: {exc.strerror or exc}") from None
+        if b"-----BEGIN " not in head:
+            raise ValueError(f"{value} is not a PEM file")
+        return value
+
+    @field_validator("tls_key_file")
+    @classmethod
+    def _pair(cls, value: str, info: ValidationInfo) -> str:
+        cert = info.data.get("tls_cert_file")
+        if cert and not value:
+            raise ValueError("required with BRANCH_TLS_CERT_FILE")
+        if value and "tls_cert_file" in info.data and not cert:
+            raise ValueError("needs BRANCH_TLS_CERT_FILE too")
+        if cert and value:
+            try:
+                ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, value)
+            except ssl.SSLError as exc:
+                raise ValueError(f"is not the key of BRANCH_TLS_CERT_FILE ({exc.reason})") from None
+        return value
+
+    @field_validator("tls_ca_file")
+    @classmethod
+    def _ca_with_cert(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("tls_cert_file") and not value:
+            raise ValueError("required with BRANCH_TLS_CERT_FILE: peers are called over TLS "
+                             "and their certificates checked against it")
+        if value:
+            try:
+                ssl.create_default_context(cafile=value)
+            except ssl.SSLError as exc:
+                raise ValueError(f"holds no usable CA certificate ({exc.reason})") from None
+        return value
+
+    @field_validator("tls_client_auth")
+    @classmethod
+    def _client_auth(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and not (info.data.get("tls_cert_file") and info.data.get("tls_ca_file")):
+            raise ValueError("needs BRANCH_TLS_CERT_FILE, BRANCH_TLS_KEY_FILE and "
+                             "BRANCH_TLS_CA_FILE")
+        return value
 
     def port(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))
@@ -142,8 +238,13 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            name = "BRANCH_" + "_".join(str(p) for p in err["loc"]).upper()
-            lines.append(f"{name}: {err['msg']}")
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+        raise config_error(exc, "BRANCH_") from None
+
+
+def config_error(exc: ValidationError, prefix: str) -> ConfigError:
+    """One line naming every bad variable (prefix + field name, upper case) and why."""
+    lines = []
+    for err in exc.errors():
+        name = prefix + "_".join(str(p) for p in err["loc"]).upper()
+        lines.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
+    return ConfigError("invalid configuration: " + "; ".join(lines))

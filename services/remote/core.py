@@ -16,6 +16,7 @@ from branch.directory.v1 import directory_service_pb2 as dapi
 from branch.directory.v1 import directory_service_pb2_grpc as dgrpc
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.common import channels
 from services.common.clock import Clock
 from services.common.db import Database
 from services.common.errors import Unavailable
@@ -119,12 +120,8 @@ class DirectoryPeer:
         """A blocking stub, for long streams read in a worker thread."""
         if self._sync_channel is None:
             tokens = self.ctx.tokens  # short-lived, renewed: read at every call
-            creds = grpc.composite_channel_credentials(
-                grpc.local_channel_credentials(), grpc.metadata_call_credentials(
-                    lambda _ctx, cb: cb((("authorization", f"Bearer {tokens.current()}"),),
-                                        None)))
-            self._sync_channel = grpc.secure_channel(self.ctx.settings.address("directory"),
-                                                     creds)
+            self._sync_channel = channels.sync_channel(self.ctx.settings, "directory",
+                                                       token=tokens.current)
         return dgrpc.DirectoryServiceStub(self._sync_channel)
 
     async def fold_trades(self, client_id: str, end: datetime,

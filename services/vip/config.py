@@ -8,7 +8,7 @@ from branch.vip.v1 import advisory_pb2
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.common.settings import ConfigError
+from services.common.settings import config_error
 
 
 class VipConfig(BaseSettings):
@@ -41,6 +41,4 @@ def load_config() -> VipConfig:
     try:
         return VipConfig()
     except ValidationError as exc:
-        lines = [f"BRANCH_VIP_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-                 for e in exc.errors()]
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+        raise config_error(exc, "BRANCH_VIP_") from None

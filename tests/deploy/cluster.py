@@ -120,6 +120,19 @@ class Cluster:
         ports = [r.address for r in self.replicas.get(service, [])]
         return "ipv4:" + ",".join(ports) if len(ports) > 1 else (ports[0] if ports else "")
 
+    def client_target(self, service: str) -> str:
+        """The target the test (the load) calls a service by."""
+        return self.peer_address(service)
+
+    def dial(self, target: str, service: str,
+             options: list[tuple[str, Any]] | None = None) -> grpc.aio.Channel:
+        """A channel from the test to target (one replica or all of a service's)."""
+        return grpc.aio.insecure_channel(target, options=options)
+
+    def launcher(self, replica: Replica) -> list[str]:
+        """What a replica's command runs under (e.g. `ip netns exec NS`); nothing here."""
+        return []
+
     def env_for(self, replica: Replica) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BRANCH_")}
         env.update(
@@ -153,7 +166,7 @@ class Cluster:
     def spawn(self, replica: Replica) -> None:
         log = replica.log_path.open("ab")
         replica.proc = subprocess.Popen(
-            [*branch_command(), "serve", replica.service],
+            [*self.launcher(replica), *branch_command(), "serve", replica.service],
             env=self.env_for(replica),
             cwd=REPO,
             stdout=log,
@@ -175,7 +188,7 @@ class Cluster:
     async def wait_serving(self, replica: Replica, timeout: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        async with grpc.aio.insecure_channel(replica.address) as ch:
+        async with self.dial(replica.address, replica.service) as ch:
             stub = health_pb2_grpc.HealthStub(ch)
             while True:
                 if not replica.alive:
@@ -225,7 +238,7 @@ class Cluster:
 
     def channel(self, service: str) -> grpc.aio.Channel:
         """A client channel over every replica of a service."""
-        return grpc.aio.insecure_channel(self.peer_address(service))
+        return self.dial(self.client_target(service), service)
 
     def database(self, service: str) -> Database:
         return Database(self.database_url.replace("{service}", service), service=service)

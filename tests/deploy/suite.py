@@ -56,7 +56,7 @@ class Suite:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self.channels = {
-            name: grpc.aio.insecure_channel(cluster.peer_address(name), options=CHANNEL_OPTIONS)
+            name: cluster.dial(cluster.client_target(name), name, options=CHANNEL_OPTIONS)
             for name in cluster.replicas
         }
 

