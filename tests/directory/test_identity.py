@@ -88,8 +88,10 @@ async def test_lockout_is_audited_and_never_tells_who_exists(tmp_path: Path, nat
         assert "a-new-password-2" not in cred.password_hash
 
 
-async def test_refresh_logout_and_roles(tmp_path: Path, nats_url: str) -> None:
-    async with running(SPEC, make_settings(tmp_path, nats_url)) as d, channel(d) as ch:
+async def test_refresh_logout_and_roles(tmp_path: Path, nats_url: str,
+                                        database_url: str) -> None:
+    async with running(SPEC, make_settings(tmp_path, nats_url, database_url)) as d, \
+            channel(d) as ch:
         from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
 
         stub, identity = DirectoryServiceStub(ch), IdentityServiceStub(ch)
