@@ -5,6 +5,8 @@ BRANCH_EMPLOYEE_NO and BRANCH_PASSWORD). The sign-in is kept per profile in
 ~/.config/branchctl/profiles/NAME.json (mode 0600) and refreshed as needed; `--profile NAME`
 (or BRANCHCTL_PROFILE) keeps, say, an admin and a staff sign-in side by side.
 `branchctl logout` ends it. Tokens travel in clear unless TLS is on: see deploy/README.md.
+Wherever a client or staff member is asked for, type an account number, employee number,
+name, pinyin initials, phone or the start or end of an id (services/cli/people.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ except ImportError:  # an install without the cli extra, e.g. the service image
                      "pip install 'branch-client-service-suite[cli]'") from None
 
 from services import registry
+from services.cli import people
 from services.common import channels
 from services.common.settings import ConfigError, load_settings
 
@@ -200,8 +203,13 @@ def main(argv: list[str] | None = None) -> None:
     async def run() -> None:
         ctl = Ctl(token="", profile=args.profile)
         try:
-            if not getattr(args, "no_token", False):
+            try:
                 ctl.token = await saved_token(ctl, args.profile)
+            except SystemExit:
+                if not getattr(args, "no_token", False):
+                    raise
+                ctl.token = ""  # login and logout work without a live sign-in
+            await people.resolve_args(args, ctl)  # names, numbers -> ids
             await command(args, ctl)
         except grpc.aio.AioRpcError as err:
             print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import grpc
 
 from services import registry
 from services.common import channels
 from services.common.auth import TokenSigner
-from services.common.clock import SystemClock
+from services.common.clock import SystemClock, local_date
 from services.common.settings import Settings
 
 SEED = 20261126
@@ -53,6 +54,11 @@ class Demo:
         if service not in self._channels:
             self._channels[service] = channels.aio_channel(self.settings, service)
         return self._channels[service]
+
+    @property
+    def today(self) -> date:
+        """The demo's branch-local date (BRANCH_TIMEZONE)."""
+        return local_date(self.now, ZoneInfo(self.settings.timezone))
 
     def as_admin(self) -> list[tuple[str, str]]:
         return [("authorization", f"Bearer {self.admin_token}")]

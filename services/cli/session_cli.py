@@ -22,6 +22,7 @@ from services.cli.branchctl import (
     save_token,
     saved_token,
 )
+from services.cli.people import staff_option
 
 
 def _ask(env: str, prompt: str, *, secret: bool = False) -> str:
@@ -125,9 +126,9 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("employee_no", nargs="?", help="asked for when not given")
     p.add_argument("--token-file", help="keep a token given by other means instead")
     p.add_argument("--token")
-    p.add_argument("--as", dest="as_staff", metavar="STAFF_ID",
-                   help="admin support: a short token for this staff member (audited), "
-                   "kept in profile --into (default as-STAFF_ID)")
+    staff_option(p, "--as", dest="as_staff",
+                 help="admin support: a short token for this staff member (employee number, "
+                      "name or id; audited), kept in profile --into (default as-STAFF_ID)")
     p.add_argument("--into", metavar="PROFILE", help="with --as: the profile to keep it in")
     p.set_defaults(func=login, no_token=True)
     p = groups.add_parser("logout", help="end this profile's sign-in")

@@ -22,6 +22,9 @@ from sqlalchemy.exc import IntegrityError
 from services.common import channels, housekeeping, metrics, migrations
 from services.common.audit import AUDIT_ACCESS, AuditServicer
 from services.common.auth import Access, AccessTable, TokenVerifier
+from services.common.calendar import BranchCalendar
+from services.common.calendar_sync import CHANGED as CALENDAR_CHANGED
+from services.common.calendar_sync import FIRST_TRY_SECONDS, CalendarSync, Loader
 from services.common.clock import Clock, SystemClock
 from services.common.consumer import Consumer, Subscription
 from services.common.db import Database, is_unavailable
@@ -79,6 +82,8 @@ class ServiceContext:
     tokens: ServiceTokens
     verifier: TokenVerifier
     nats: NatsLink
+    # the branch's business calendar; overrides loaded from the directory (calendar_sync)
+    calendar: BranchCalendar = field(default_factory=BranchCalendar)
     _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -116,6 +121,9 @@ class ServiceSpec:
     on_start: Callable[[ServiceContext], Awaitable[None]] | None = None
     # The directory only: its key store (loaded after migrations), which signs every token.
     signing: Callable[[ServiceContext], Awaitable[SigningSide]] | None = None
+    # Services whose rules count business time keep ctx.calendar's overrides in step with the
+    # directory (services.common.calendar_sync): this makes the loader.
+    calendar_loader: Callable[[ServiceContext], Loader] | None = None
 
 
 class ServiceRunner:
@@ -194,6 +202,8 @@ class ServiceRunner:
                 self._tasks.append(asyncio.create_task(consumer.run(), name=consumer.durable))
             for job in self.spec.background(self.ctx, self._stop_background):
                 self._tasks.append(asyncio.create_task(job()))
+        if self.spec.calendar_loader is not None:
+            await self._start_calendar_sync(self.spec.calendar_loader(self.ctx))
         if self.settings.metrics_port:
             self._tasks.append(asyncio.create_task(metrics.run_sampler(
                 self.spec.name, self.relay, self.consumers, self.nats, self._stop_background
@@ -335,6 +345,18 @@ class ServiceRunner:
 
         self._tasks = [t for t in self._tasks if not t.done()]
         self._tasks.append(asyncio.create_task(reload()))
+
+    async def _start_calendar_sync(self, load: Loader) -> None:
+        sync = CalendarSync(self.spec.name, self.ctx.calendar, load,
+                            self.settings.calendar_refresh_seconds)
+        await sync.once(timeout=FIRST_TRY_SECONDS)
+        if self.nats.nc is not None:
+            async def changed(_msg: object) -> None:
+                sync.on_changed()
+
+            await self.nats.nc.subscribe(CALENDAR_CHANGED, cb=changed)
+        self._tasks.append(asyncio.create_task(sync.run(self._stop_background),
+                                               name=f"{self.spec.name}-calendar"))
 
     async def _seed(self) -> None:
         """on_start hooks seed rows idempotently (insert what is missing). Replicas starting

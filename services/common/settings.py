@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     consumer_ack_wait_seconds: float = Field(
         30.0, gt=0, description="an unacknowledged event is redelivered after this long"
     )
+    calendar_refresh_seconds: float = Field(
+        60.0, gt=0, description="reload the business calendar's overrides from the directory "
+        "this often (and at once on branch.directory.calendar.changed)"
+    )
     nats_stream_replicas: int = Field(
         1, ge=1, le=5, description="replicas of the BRANCH stream; 3 on a NATS cluster (R3)"
     )

@@ -5,14 +5,24 @@ rule; what a service does with a mismatch (refuse, record an override, withhold)
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
-ASSESSMENT_VALIDITY = timedelta(days=730)
+from services.common.clock import add_years
+
+ASSESSMENT_VALIDITY_YEARS = 2
+
+
+def assessment_valid_until(assessed_on: date) -> date:
+    """The last day an assessment is valid: its second anniversary in the branch's calendar
+    (a calendar period, Civil Code arts. 201-202: assessed 2022-03-01 is valid through
+    2024-03-01; assessed 2024-02-29 through 2026-02-28)."""
+    return add_years(assessed_on, ASSESSMENT_VALIDITY_YEARS)
 
 
 def assessment_expired(assessed_on: date | None, today: date) -> bool:
-    """No assessment counts as expired."""
-    return assessed_on is None or today - assessed_on >= ASSESSMENT_VALIDITY
+    """No assessment counts as expired. `today` is the branch-local date
+    (services.common.clock.local_today)."""
+    return assessed_on is None or today > assessment_valid_until(assessed_on)
 
 
 def suitability_problem(risk_level: int, tolerance: int, expired: bool) -> str:
@@ -20,7 +30,7 @@ def suitability_problem(risk_level: int, tolerance: int, expired: bool) -> str:
     if not tolerance:
         return "no risk assessment"
     if expired:
-        return "risk assessment expired (two years or older)"
+        return "risk assessment expired (more than two years old)"
     if risk_level > tolerance:
         return f"risk R{risk_level} above the client's tolerance C{tolerance}"
     return ""

@@ -40,4 +40,11 @@ ACCESS = {
     "ListSigningKeys": public(),
     # public market facts; with client_id, scoped to the client like StreamTrades
     "ListCorporateActions": allow(*EVERY_STAFF, *svc("remote")),
+    # the business calendar's overrides: the operator sets them, every service reads them
+    "SetCalendarDay": allow("admin", "supervisor", mutating=True),
+    "DeleteCalendarDay": allow("admin", "supervisor", mutating=True),
+    "ListCalendarDays": allow(*EVERY_STAFF, *svc("onsite", "remote")),
+    # scoped as ListClients (search.py); phones masked for roles that do not contact clients
+    "SearchClients": allow(*CLIENT_READERS, *svc("remote")),
+    "SearchStaff": allow(*EVERY_STAFF),
 }

@@ -10,6 +10,7 @@ from services.common import idempotency
 from services.common.auth import current_principal
 from services.common.errors import InvalidArgument
 from services.common.protos import from_ts
+from services.directory import calendar_days, search
 from services.directory.imports import import_stream
 from services.directory.service import Directory
 
@@ -84,6 +85,23 @@ class DirectoryServicer(grpc_api.DirectoryServiceServicer):
 
     async def ListCorporateActions(self, request, context):  # type: ignore[no-untyped-def]
         return await self.d.list_corporate_actions(current_principal(), request)
+
+    async def SetCalendarDay(self, request, context):  # type: ignore[no-untyped-def]
+        return await calendar_days.set_day(self.d.db, self.d.clock, current_principal(),
+                                           request.day)
+
+    async def DeleteCalendarDay(self, request, context):  # type: ignore[no-untyped-def]
+        return await calendar_days.delete_day(self.d.db, self.d.clock, current_principal(),
+                                              request)
+
+    async def ListCalendarDays(self, request, context):  # type: ignore[no-untyped-def]
+        return await calendar_days.list_days(self.d.db, request)
+
+    async def SearchClients(self, request, context):  # type: ignore[no-untyped-def]
+        return await search.search_clients(self.d.db, current_principal(), request)
+
+    async def SearchStaff(self, request, context):  # type: ignore[no-untyped-def]
+        return await search.search_staff(self.d.db, request)
 
 
 __all__ = ["DirectoryServicer", "api"]

@@ -14,6 +14,7 @@ from branch.directory.v1.identity_pb2_grpc import IdentityServiceStub
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from services.cli.branchctl import Ctl
+from services.cli.people import client_option, staff_option
 from services.common.settings import ConfigError, load_settings
 from services.directory import csvfile
 
@@ -146,18 +147,21 @@ async def import_csv(args: argparse.Namespace, ctl: Ctl) -> None:
 
 
 def add_commands(groups: argparse._SubParsersAction) -> None:
+    from services.directory import calendar_cli
+
+    calendar_cli.add_commands(groups)
     group = groups.add_parser("directory", help="clients, staff and imports")
     sub = group.add_subparsers(dest="command", required=True)
     p = sub.add_parser("clients", help="list clients you may see")
     p.add_argument("--channel", choices=CHANNELS)
     p.add_argument("--tier", choices=TIERS)
-    p.add_argument("--broker")
-    p.add_argument("--manager")
+    staff_option(p, "--broker")
+    staff_option(p, "--manager")
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--page")
     p.set_defaults(func=clients)
     p = sub.add_parser("client", help="show one client with holdings")
-    p.add_argument("id")
+    client_option(p, "id")
     p.set_defaults(func=client)
     p = sub.add_parser("staff", help="list staff")
     p.add_argument("--role")
@@ -180,7 +184,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("id", metavar="STAFF_ID")
     p.set_defaults(func=deactivate)
     p = sub.add_parser("tier", help="make a client key or standard (supervisor)")
-    p.add_argument("id")
+    client_option(p, "id")
     p.add_argument("tier", choices=TIERS)
     p.add_argument("--reason", default="")
     p.set_defaults(func=tier)

@@ -84,7 +84,7 @@ async def load(demo: Demo) -> None:
         metadata=admin)
     demo.staff.setdefault("admin", []).append(ops.id)
 
-    today = demo.now.date()
+    today = demo.today
     specs = []
     for i in range(CLIENTS):
         onsite = rng.random() < 0.55
@@ -181,5 +181,5 @@ async def _market(demo: Demo) -> AsyncIterator[api.ImportRecord]:
             if qty > 0:
                 yield api.ImportRecord(holding=api.HoldingSnapshot(
                     client_id=client.id, ticker=ticker, quantity=qty, cost_price=str(cost),
-                    market_price=str(last[ticker]), as_of=demo.now.date().isoformat()))
+                    market_price=str(last[ticker]), as_of=demo.today.isoformat()))
         client.tickers = sorted(t for t, (q, _) in position.items() if q > 0)

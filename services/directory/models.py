@@ -20,6 +20,8 @@ class Staff(SQLModel, table=True):
     roles: str = Field(max_length=200)
     active: bool = True
     team_lead_id: str = Field(default="", max_length=36)
+    # "name|pinyin|initials" in lower case, kept by services/directory/search.py on write.
+    search_text: str = Field(default="", max_length=400)
     created_at: datetime = Field(sa_type=UtcDateTime)
     deactivated_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
@@ -29,12 +31,17 @@ class Client(SQLModel, table=True):
     __table_args__ = (
         Index("ix_directory_client_broker", "broker_id", "id"),
         Index("ix_directory_client_manager", "client_manager_id", "id"),
+        Index("ix_directory_client_phone", "phone_normalized"),
     )
 
     id: str = Field(primary_key=True, max_length=36)
     account_no: str = Field(max_length=32, unique=True)
     display_name: str = Field(max_length=100)
     phone: str = Field(default="", max_length=32)
+    # Digits only, without +86 / 0086; and "name|pinyin|initials" in lower case. Both kept by
+    # services/directory/search.py whenever a row is written.
+    phone_normalized: str = Field(default="", max_length=32)
+    search_text: str = Field(default="", max_length=400)
     channel: int
     tier: int
     risk_tolerance: int
@@ -166,3 +173,33 @@ class CorporateAction(SQLModel, table=True):
     cash_per_10: str = Field(default="", max_length=24)
     rights_price: str = Field(default="", max_length=24)
     updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class CalendarDayRow(SQLModel, table=True):
+    """An operator's override of the business calendar for one branch-local date
+    (services.common.calendar.Override): working or not, and why."""
+
+    __tablename__ = "directory_calendar_day"
+
+    day: date = Field(primary_key=True)
+    working: bool
+    note: str = Field(default="", max_length=200)
+    set_by: str = Field(default="", max_length=100)
+    set_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class AssignmentGrant(SQLModel, table=True):
+    """Work on a client assigned to a staff member outside their own clients (the on-call
+    broker's advisory), fed by other services' events. While open (ended_at empty) it lets
+    that staff member read the client's contact details; each such read is audited."""
+
+    __tablename__ = "directory_assignment_grant"
+    __table_args__ = (Index("ix_directory_grant_staff_client", "staff_id", "client_id"),)
+
+    # e.g. "vip.advisory"
+    source: str = Field(primary_key=True, max_length=40)
+    source_id: str = Field(primary_key=True, max_length=64)
+    staff_id: str = Field(primary_key=True, max_length=36)
+    client_id: str = Field(max_length=36)
+    granted_at: datetime = Field(sa_type=UtcDateTime)
+    ended_at: datetime | None = Field(default=None, sa_type=UtcDateTime)

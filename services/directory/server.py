@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import grpc
 from branch.directory.v1 import (
@@ -26,6 +27,7 @@ from services.common.identity import SigningSide
 from services.common.logs import get_logger
 from services.common.server import ServiceContext, ServiceSpec, default_token_ttl
 from services.common.standing import known_staff, publish_standing
+from services.directory import assignments
 from services.directory.access import ACCESS
 from services.directory.api import DirectoryServicer
 from services.directory.identity import DEACTIVATED, ROLES_CHANGED, Identity
@@ -56,7 +58,8 @@ def directory_of(ctx: ServiceContext) -> Directory:
     if "directory" not in ctx.extras:
         ctx.extras["directory"] = Directory(
             db=ctx.db, clock=ctx.clock, keys=keys_of(ctx),
-            token_ttl=default_token_ttl(ctx.settings), announce=_announcer(ctx),
+            token_ttl=default_token_ttl(ctx.settings), tz=ZoneInfo(ctx.settings.timezone),
+            announce=_announcer(ctx),
         )
     return ctx.extras["directory"]
 
@@ -156,7 +159,7 @@ SPEC = ServiceSpec(
     register=register,
     migrations=Path(__file__).parent / "migrations" / "versions",
     on_start=on_start,
-    subscriptions=subscriptions,
+    subscriptions=lambda ctx: [*assignments.subscriptions(), *subscriptions(ctx)],
     background=background,
     signing=signing,
 )

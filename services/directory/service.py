@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from branch.directory.v1 import (
     client_pb2,
@@ -21,7 +22,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.auth import Principal
-from services.common.clock import Clock
+from services.common.clock import Clock, local_today
 from services.common.db import Database
 from services.common.errors import (
     AlreadyExists,
@@ -34,7 +35,7 @@ from services.common.errors import (
 from services.common.events import emit
 from services.common.ids import new_id
 from services.common.pagination import decode_token, encode_token, page_size
-from services.directory import convert, corporate_actions
+from services.directory import assignments, convert, corporate_actions
 from services.directory.identity import Identity, wall_now
 from services.directory.keystore import KeyStore
 from services.directory.models import Client, Holding, Security, Staff, Trade
@@ -65,11 +66,13 @@ class Directory:
     clock: Clock
     keys: KeyStore
     token_ttl: timedelta
+    tz: ZoneInfo = ZoneInfo("Asia/Shanghai")
     # after a deactivation commits: (staff id, active, roles, time) to every service at once
     announce: Callable[[str, bool, list[str], datetime], Awaitable[None]] | None = None
 
     def today(self) -> date:
-        return self.clock.now().date()
+        """Today in the branch's zone (BRANCH_TIMEZONE), not UTC's."""
+        return local_today(self.clock, self.tz)
 
     # ---- staff ---------------------------------------------------------------------------
 
@@ -264,9 +267,24 @@ class Directory:
         return out
 
     async def get_client(self, principal: Principal, client_id: str) -> client_pb2.Client:
+        """The client's record and contact details: for their own staff, the branch-wide
+        roles, and staff with work on the client assigned to them (audited, assignments.py).
+        Raises NOT_FOUND, PERMISSION_DENIED (OUT_OF_SCOPE)."""
+        grant = None
         async with self.db.read() as session:
-            row = await self._client_in_scope(session, principal, client_id)
-            return convert.client_to_proto(row, self.today())
+            if not client_id:
+                raise InvalidArgument({"id": "required"})
+            row = await session.get(Client, client_id)
+            if row is None:
+                raise NotFound(f"client {client_id} not found")
+            if not in_scope(principal, row):
+                grant = await assignments.open_grant(session, principal.staff_id, row.id)
+                if grant is None:
+                    ensure_scope(principal, row)
+            out = convert.client_to_proto(row, self.today())
+        if grant is not None:
+            await assignments.audit_read(self.db, self.clock, principal, grant)
+        return out
 
     async def _client_in_scope(
         self, session: AsyncSession, principal: Principal, client_id: str
@@ -564,15 +582,18 @@ class Directory:
         )
 
 
-def ensure_scope(principal: Principal, row: Client) -> None:
+def in_scope(principal: Principal, row: Client) -> bool:
     """Brokers and client managers reach only the clients assigned to them."""
     if principal.sees_branch or principal.has("consultant", "service_agent", "compliance"):
-        return
+        return True
     if principal.has("broker") and row.broker_id == principal.staff_id:
-        return
-    if principal.has("client_manager") and row.client_manager_id == principal.staff_id:
-        return
-    raise PermissionDenied("client is not assigned to you", reason="OUT_OF_SCOPE")
+        return True
+    return principal.has("client_manager") and row.client_manager_id == principal.staff_id
+
+
+def ensure_scope(principal: Principal, row: Client) -> None:
+    if not in_scope(principal, row):
+        raise PermissionDenied("client is not assigned to you", reason="OUT_OF_SCOPE")
 
 
 async def _staff_or_raise(session: AsyncSession, staff_id: str) -> Staff:

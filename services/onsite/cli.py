@@ -15,6 +15,7 @@ from branch.research.v1 import note_enums_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.cli.branchctl import Ctl
+from services.cli.people import client_option, resolve_client, staff_option
 from services.common.settings import load_settings
 
 STATES = {"raised": cpb.FORM_STATE_RAISED, "analysed": cpb.FORM_STATE_ANALYSED,
@@ -111,9 +112,12 @@ def _planned(values: list[str] | None) -> list[day_pb2.PlannedClient]:
 
 async def plan(args: argparse.Namespace, ctl: Ctl) -> None:
     date = args.date or datetime.now(_tz()).date().isoformat()
+    visits, targets = _planned(args.visit), _planned(args.consult)
+    for planned in (*visits, *targets):  # CLIENT is typed as anywhere else (people.py)
+        planned.client_id = await resolve_client(ctl, planned.client_id)
     result = await _stub(ctl).SetDailyPlan(api.SetDailyPlanRequest(
-        client_manager_id=args.manager or "", plan_date=date, visits=_planned(args.visit),
-        rooms=args.room or [], consultation_targets=_planned(args.consult), note=args.note or ""),
+        client_manager_id=args.manager or "", plan_date=date, visits=visits,
+        rooms=args.room or [], consultation_targets=targets, note=args.note or ""),
         metadata=ctl.metadata)
     ctl.console.print(f"plan {result.id} for {result.plan_date}: {len(result.visits)} visits, "
                       f"{len(result.rooms)} rooms, {len(result.consultation_targets)} targets")
@@ -409,12 +413,12 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("day", help="a manager's plan, visits, patrols and quota progress")
     p.add_argument("--date", help="YYYY-MM-DD (default today)")
-    p.add_argument("--manager", help="staff id (supervisors)")
+    staff_option(p, "--manager", help="whose day (supervisors)")
     p.set_defaults(func=day)
 
     p = sub.add_parser("plan", help="set the day's plan (replaces it)")
     p.add_argument("--date")
-    p.add_argument("--manager")
+    staff_option(p, "--manager")
     p.add_argument("--visit", action="append", metavar="CLIENT[:why]")
     p.add_argument("--room", action="append")
     p.add_argument("--consult", action="append", metavar="CLIENT[:why]")
@@ -422,13 +426,13 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.set_defaults(func=plan)
 
     p = sub.add_parser("visit", help="record a visit")
-    p.add_argument("client")
+    client_option(p, "client")
     p.add_argument("--room")
     p.add_argument("--topic", action="append")
     p.add_argument("--requests", help="what the client asked for")
     p.add_argument("--follow-up", metavar="NOTE")
     p.add_argument("--at", help="local time 'YYYY-MM-DD HH:MM' (default now)")
-    p.add_argument("--manager")
+    staff_option(p, "--manager")
     p.add_argument("--request-id")
     p.set_defaults(func=visit)
 
@@ -436,19 +440,19 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("room")
     p.add_argument("--obs", help="observations")
     p.add_argument("--at")
-    p.add_argument("--manager")
+    staff_option(p, "--manager")
     p.add_argument("--request-id")
     p.set_defaults(func=patrol)
 
     p = sub.add_parser("compliance", help="planned vs done vs quota per manager")
     p.add_argument("--date")
     p.add_argument("--week", action="store_true")
-    p.add_argument("--manager")
+    staff_option(p, "--manager")
     p.set_defaults(func=compliance)
 
     p = sub.add_parser("quota", help="list quotas, or set one (supervisor)")
     p.add_argument("--role", default="client_manager")
-    p.add_argument("--staff", help="one staff member instead of the whole role")
+    staff_option(p, "--staff", help="one staff member instead of the whole role")
     p.add_argument("--visits", type=int)
     p.add_argument("--rooms", type=int)
     p.set_defaults(func=quota)
@@ -458,9 +462,9 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--state", action="append", choices=sorted(STATES))
     p.add_argument("--overdue", action="store_true")
     p.add_argument("--flagged", action="store_true")
-    p.add_argument("--consultant")
-    p.add_argument("--manager")
-    p.add_argument("--client")
+    staff_option(p, "--consultant")
+    staff_option(p, "--manager")
+    client_option(p, "--client")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--page")
     p.set_defaults(func=forms)
@@ -476,8 +480,8 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.set_defaults(func=notes)
 
     p = sub.add_parser("raise", help="raise a consultation form for a target client")
-    p.add_argument("client")
-    p.add_argument("--consultant", required=True)
+    client_option(p, "client")
+    staff_option(p, "--consultant", required=True)
     p.add_argument("--note", help="what the client asked")
     p.add_argument("--request-id")
     p.set_defaults(func=raise_form)
@@ -537,14 +541,14 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
         p.add_argument("--capacity", type=int, default=30)
         p.add_argument("--room")
         p.add_argument("--online", action="store_true")
-        p.add_argument("--analyst", help="presenting analyst's staff id")
-        p.add_argument("--sharing-client", help="client id of an experienced client sharing")
+        staff_option(p, "--analyst", help="presenting analyst")
+        client_option(p, "--sharing-client", help="an experienced client sharing")
         p.add_argument("--request-id")
         p.set_defaults(func=fn)
 
     p = sub.add_parser("register", help="register a client (waiting list when full)")
     p.add_argument("meeting")
-    p.add_argument("client")
+    client_option(p, "client")
     p.add_argument("--request-id")
     p.set_defaults(func=register)
 
@@ -555,5 +559,5 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("attendance", help="take attendance (marks the meeting held)")
     p.add_argument("meeting")
-    p.add_argument("clients", nargs="*")
+    client_option(p, "clients", nargs="*")
     p.set_defaults(func=attendance)

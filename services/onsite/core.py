@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
@@ -16,7 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from services.common.auth import Principal
-from services.common.clock import Clock
+from services.common.calendar import BranchCalendar
+from services.common.clock import Clock, day_start, local_date
 from services.common.db import Database
 from services.common.errors import InvalidArgument, PermissionDenied, Violations
 from services.common.models import IdempotencyRecord
@@ -41,6 +42,7 @@ class Onsite:
     tz: ZoneInfo
     directory: DirectoryLink
     research: ResearchLink | None = None
+    calendar: BranchCalendar = field(default_factory=BranchCalendar)
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -49,11 +51,11 @@ class Onsite:
         return self.local_date(self.now())
 
     def local_date(self, when: datetime) -> date:
-        return when.astimezone(self.tz).date()
+        return local_date(when, self.tz)
 
     def day_start(self, day: date) -> datetime:
         """The UTC instant the branch-local day begins."""
-        return datetime.combine(day, time.min, tzinfo=self.tz).astimezone(UTC)
+        return day_start(day, self.tz)
 
 
 async def stored_result(o: Onsite, p: Principal, method: str, request_id: str,

@@ -13,6 +13,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.auth import ROLES, Principal
+from services.common.calendar import BranchCalendar
+from services.common.clock import week_of
 from services.common.errors import FailedPrecondition, PermissionDenied, Violations
 from services.common.events import emit
 from services.common.fields import check_date, check_text
@@ -45,7 +47,6 @@ from services.onsite.models import (
 
 DEFAULT_VISITS_PER_DAY = 10
 DEFAULT_ROOMS_PER_DAY = 3
-WORKING_DAYS_PER_WEEK = 5
 PLAN_AHEAD = timedelta(days=31)
 # onsite_plan.rooms and onsite_visit.topics hold a JSON list in a VARCHAR(2000): the items'
 # own limits allow more than fits once quoted, which PostgreSQL refused as INTERNAL.
@@ -354,11 +355,13 @@ async def quota_for(s: AsyncSession, staff_id: str,
     return row.visits_per_day, row.rooms_per_day
 
 
-def period_bounds(period: int, day: date) -> tuple[date, date, int]:
-    """First and last date of the period and the working days its quota counts."""
+def period_bounds(period: int, day: date, cal: BranchCalendar) -> tuple[date, date, int]:
+    """First and last date of the period and the working days its quota counts: the week's
+    working days in the branch's calendar (the 2024 National Day week counts 1, a week with a
+    make-up Saturday 6); a single day counts 1, as the day's own quota."""
     if period == day_pb2.PERIOD_WEEK:
-        start = day - timedelta(days=day.weekday())
-        return start, start + timedelta(days=6), WORKING_DAYS_PER_WEEK
+        start, end = week_of(day)
+        return start, end, cal.working_days(start, end)
     return day, day, 1
 
 
@@ -369,7 +372,7 @@ async def compliance(o: Onsite, p: Principal,
     v.check(req.period in (day_pb2.PERIOD_UNSPECIFIED, day_pb2.PERIOD_DAY, day_pb2.PERIOD_WEEK),
             "period", "DAY or WEEK")
     v.raise_if_any()
-    start, end, days = period_bounds(req.period or day_pb2.PERIOD_DAY, day)
+    start, end, days = period_bounds(req.period or day_pb2.PERIOD_DAY, day, o.calendar)
     requested = _list_scope(p, req.client_manager_id)
     lo, hi = o.day_start(start), o.day_start(end + timedelta(days=1))
     now = o.now()

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import grpc
 from branch.onsite.v1 import onsite_service_pb2, onsite_service_pb2_grpc
 
+from services.common.calendar_sync import directory_loader
 from services.common.server import ServiceContext, ServiceSpec
 from services.onsite import events
 from services.onsite.access import ACCESS
@@ -26,6 +27,7 @@ def onsite_of(ctx: ServiceContext) -> Onsite:
             db=ctx.db, clock=ctx.clock, tz=ZoneInfo(ctx.settings.timezone),
             directory=DirectoryLink(lambda: ctx.channel("directory")),
             research=ResearchLink(lambda: ctx.channel("research")),
+            calendar=ctx.calendar,
         )
     return ctx.extras["onsite"]
 
@@ -49,4 +51,5 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations" / "versions",
     subscriptions=lambda ctx: events.subscriptions(onsite_of(ctx)),
     background=lambda ctx, stop: [events.overdue_timer(onsite_of(ctx), stop)],
+    calendar_loader=lambda ctx: directory_loader(lambda: ctx.channel("directory")),
 )

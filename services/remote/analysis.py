@@ -25,13 +25,15 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
 from fractions import Fraction
 
 from branch.directory.v1 import corporate_action_pb2 as ca_pb2
 from branch.directory.v1 import holding_pb2
 from branch.remote.v1 import report_pb2
+
+from services.common.clock import day_range, local_date, month_of
 
 Kind = ca_pb2.CorporateActionKind
 # one ex-date's actions apply in this order (each on the quantity held before the day)
@@ -133,8 +135,11 @@ def apply_action(lots: deque[tuple[int, int, int]], action: ca_pb2.CorporateActi
 class Analyzer:
     """Fold trades with add(); read the figures with figures()."""
 
-    def __init__(self, start_epoch: int, end_epoch: int, actions: Actions | None = None) -> None:
-        # period is [start, end)
+    def __init__(self, start_epoch: int, end_epoch: int, actions: Actions | None = None,
+                 tz: tzinfo = UTC) -> None:
+        """The period is [start, end) in epoch seconds; monthly turnover is cut at the
+        months of `tz` (the branch's zone), so 07:00 Beijing on 1 March counts in March."""
+        self.tz = tz
         self.start = start_epoch
         self.end = end_epoch
         self.actions: Actions = actions or {}
@@ -162,13 +167,12 @@ class Analyzer:
 
     def _month_of(self, epoch: int) -> str:
         if not self._month_start <= epoch < self._month_end:
-            when = datetime.fromtimestamp(epoch, UTC)
-            self._month = when.strftime("%Y-%m")
-            first = when.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-            following = (first.replace(year=first.year + 1, month=1) if first.month == 12
-                         else first.replace(month=first.month + 1))
-            self._month_start = int(first.timestamp())
-            self._month_end = int(following.timestamp())
+            day = local_date(datetime.fromtimestamp(epoch, UTC), self.tz)
+            first, last = month_of(day)
+            self._month = first.strftime("%Y-%m")
+            start, end = day_range(first, last, self.tz)
+            self._month_start = int(start.timestamp())
+            self._month_end = int(end.timestamp())
         return self._month
 
     def add(self, ticker: str, side: int, quantity: int, price: str, fee: str,

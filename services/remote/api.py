@@ -107,6 +107,9 @@ class RemoteServicer(grpc_api.RemoteServiceServicer):
             client = await self.t.core.directory.get_client(request.ticket.client_id)
             if client is None:
                 raise InvalidArgument({"ticket.client_id": "no such client"})
+        elif request.ticket.caller_phone:
+            # a known client's number identifies the caller, in any spacing or with +86
+            client = await self.t.core.directory.client_by_phone(request.ticket.caller_phone)
         return await idempotency.once(
             self.db, self.clock, method="OpenTicket", request_id=request.request_id,
             response_type=ticket_pb2.Ticket,

@@ -29,7 +29,7 @@ from services.common.events import emit
 from services.common.ids import new_id
 from services.common.pagination import decode_token, encode_token, page_size
 from services.remote import convert
-from services.remote.core import Core, add_month, remember_client
+from services.remote.core import Core, remember_client
 from services.remote.models import (
     CallbackRecord,
     CallbackTarget,
@@ -196,7 +196,7 @@ class Campaigns:
             opened = date.fromisoformat(c.opened_on)
             if earliest <= opened <= end and not (
                     c.id in reached and self.core.local_date(reached[c.id]) >= opened):
-                out.append((c, add_month(opened)))
+                out.append((c, self.core.new_account_callback_due(opened)))
         out.sort(key=lambda pair: (pair[1], pair[0].id))
         return out
 
@@ -611,7 +611,7 @@ class Campaigns:
             calls = reached_by.get(c.id, [])
             if opened.year == year and opened <= today:
                 out.new_accounts += 1
-                due = add_month(opened)
+                due = self.core.new_account_callback_due(opened)
                 if any(opened <= d <= due for d in calls):
                     out.new_accounts_called_in_time += 1
                 elif today > due:
@@ -632,7 +632,8 @@ QUOTA_LOOKBACK_DAYS = 7
 
 
 async def check_quotas(core: Core) -> int:
-    """One pass: raise callback.quota_missed for past weekdays (the last week) on which an agent
+    """One pass: raise callback.quota_missed for past working days of the branch's calendar
+    (the last week: holidays skipped, make-up working days counted) on which an agent
     of an active campaign stayed under its quota. The unique (campaign, agent, day) row is
     the claim, so two replicas raise each miss once."""
     today = core.today()
@@ -661,7 +662,7 @@ async def check_quotas(core: Core) -> int:
             made[key] = made.get(key, 0) + 1
         day = first
         while day <= last:
-            if day.weekday() < 5:
+            if core.calendar.is_working_day(day):
                 for agent in campaign.agent_ids.split(","):
                     count = made.get((agent, day), 0)
                     if count >= campaign.daily_quota or (agent, day) in known:
@@ -749,7 +750,7 @@ async def add_new_account(session: AsyncSession, core: Core, client: client_pb2.
         session.add(CallbackTarget(
             id=new_id(), campaign_id=campaign.id, client_id=client.id,
             state=cpb.TARGET_STATE_PENDING, next_attempt_at=now,
-            due_date=add_month(opened), updated_at=now))
+            due_date=core.new_account_callback_due(opened), updated_at=now))
         campaign.target_count += 1
         session.add(campaign)
         added += 1

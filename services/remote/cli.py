@@ -17,6 +17,7 @@ from branch.remote.v1.remote_service_pb2_grpc import RemoteServiceStub
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.cli.branchctl import Ctl
+from services.cli.people import client_option, staff_list_option, staff_option
 from services.common.settings import load_settings
 
 LINES = {"investment": tpb.LINE_INVESTMENT, "technical": tpb.LINE_TECHNICAL}
@@ -342,7 +343,7 @@ async def stats(args: argparse.Namespace, ctl: Ctl) -> None:
                 str(a.callbacks_reached), str(a.reports_delivered), str(a.complaints),
                 f"{a.average_satisfaction:.2f}" if a.average_satisfaction else "-"]
 
-    ctl.table(f"week {resp.week_start} .. {resp.week_end}", cols,
+    ctl.table(f"week {resp.week_start} .. {resp.week_end} ({resp.working_days} working days)", cols,
               [row(a) for a in resp.agents] + [row(resp.total)])
 
 
@@ -407,12 +408,12 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p = g.add_parser("duty", help="go on or off duty on lines")
     p.add_argument("--lines", default="investment,technical")
     p.add_argument("--off", action="store_true")
-    p.add_argument("--staff", help="another agent (supervisors)")
+    staff_option(p, "--staff", help="another agent (supervisors)")
     p.set_defaults(func=duty)
     p = g.add_parser("absent", help="mark absence and name a substitute (or --back)")
-    p.add_argument("--substitute")
+    staff_option(p, "--substitute")
     p.add_argument("--back", action="store_true")
-    p.add_argument("--staff")
+    staff_option(p, "--staff")
     p.set_defaults(func=absence)
     p = g.add_parser("open", help="open a hotline ticket")
     p.add_argument("--line", choices=sorted(LINES), required=True)
@@ -422,7 +423,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--description")
     p.add_argument("--caller")
     p.add_argument("--phone")
-    p.add_argument("--client")
+    client_option(p, "--client")
     p.add_argument("--complaint", action="store_true")
     p.add_argument("--auto", action="store_true", help="assign round-robin to an agent on duty")
     p.add_argument("--request-id")
@@ -469,7 +470,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.set_defaults(func=ticket_action, action="follow-up")
 
     p = g.add_parser("report-create", help="build a client's trading-record report")
-    p.add_argument("client")
+    client_option(p, "client")
     p.add_argument("--start", required=True, help="YYYY-MM-DD")
     p.add_argument("--end", required=True, help="YYYY-MM-DD")
     p.add_argument("--request-id")
@@ -484,7 +485,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--to", required=True)
     p.set_defaults(func=report_deliver)
     p = g.add_parser("reports", help="list reports")
-    p.add_argument("--client")
+    client_option(p, "--client")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=reports)
 
@@ -494,7 +495,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--purpose")
     p.add_argument("--start", required=True, help="YYYY-MM-DD")
     p.add_argument("--end", required=True, help="YYYY-MM-DD")
-    p.add_argument("--agents", required=True, help="comma-separated staff ids")
+    staff_list_option(p, "--agents", required=True, help="comma-separated agents")
     p.add_argument("--quota", type=int, required=True, help="callbacks per agent per day")
     p.add_argument("--max-attempts", type=int)
     p.add_argument("--backoff", type=int, help="first retry delay, minutes")
@@ -512,7 +513,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.set_defaults(func=campaign_show)
     p = g.add_parser("stats", help="weekly statistics per agent")
     p.add_argument("--week-of", help="any day of the week, YYYY-MM-DD")
-    p.add_argument("--agent")
+    staff_option(p, "--agent")
     p.set_defaults(func=stats)
     p = g.add_parser("breached", help="tickets past an SLA target")
     p.add_argument("--all", action="store_true", help="include resolved ones")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import calendar
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -14,10 +13,12 @@ from branch.directory.v1 import client_pb2, holding_pb2, staff_pb2
 from branch.directory.v1 import corporate_action_pb2 as ca_pb2
 from branch.directory.v1 import directory_service_pb2 as dapi
 from branch.directory.v1 import directory_service_pb2_grpc as dgrpc
+from branch.directory.v1 import search_pb2 as spb
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common import channels
-from services.common.clock import Clock
+from services.common.calendar import BranchCalendar
+from services.common.clock import Clock, add_months, day_range, day_start, local_date
 from services.common.db import Database
 from services.common.errors import Unavailable
 from services.common.protos import ts
@@ -27,8 +28,7 @@ from services.remote.models import RemoteClient
 
 def add_month(day: date) -> date:
     """The same day one month later, clamped to the month's end (31 Jan -> 28/29 Feb)."""
-    year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+    return add_months(day, 1)
 
 
 class DirectoryPeer:
@@ -52,6 +52,19 @@ class DirectoryPeer:
             if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
                 return None
             raise self._unavailable(err) from None
+
+    async def client_by_phone(self, phone: str) -> client_pb2.Client | None:
+        """The one client whose phone is this number (compared by the directory without
+        spaces, dashes and +86); None when nobody or several clients have it."""
+        try:
+            found = await self._stub().SearchClients(
+                spb.SearchClientsRequest(query=phone, page_size=2), timeout=10)
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                return None
+            raise self._unavailable(err) from None
+        same = [r for r in found.results if r.match == spb.SEARCH_MATCH_PHONE and r.exact]
+        return await self.get_client(same[0].id) if len(same) == 1 else None
 
     async def get_staff(self, staff_id: str) -> staff_pb2.Staff | None:
         try:
@@ -172,23 +185,30 @@ class Core:
     clock: Clock
     tz: ZoneInfo
     directory: DirectoryPeer
+    calendar: BranchCalendar
 
     def now(self) -> datetime:
         return self.clock.now()
 
     def today(self) -> date:
-        return self.clock.now().astimezone(self.tz).date()
+        return local_date(self.clock.now(), self.tz)
 
     def local_date(self, when: datetime) -> date:
-        return when.astimezone(self.tz).date()
+        return local_date(when, self.tz)
 
     def day_start(self, day: date) -> datetime:
         """The instant the branch's day begins."""
-        return datetime.combine(day, time(0), tzinfo=self.tz)
+        return day_start(day, self.tz)
 
     def day_range(self, first: date, last: date) -> tuple[datetime, datetime]:
         """[start of first, start of the day after last)."""
-        return self.day_start(first), self.day_start(last + timedelta(days=1))
+        return day_range(first, last, self.tz)
+
+    def new_account_callback_due(self, opened: date) -> date:
+        """The last day of the regulator's new-account callback window: one calendar month
+        after opening (add_month), moved to the next working day of the branch's calendar
+        when it falls on a weekend or holiday (Civil Code art. 203)."""
+        return self.calendar.next_working_day(add_month(opened))
 
 
 async def remember_client(session: AsyncSession, client: client_pb2.Client, now: datetime) -> None:

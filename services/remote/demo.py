@@ -66,7 +66,7 @@ async def load(demo: Demo) -> None:
         await stub.SetAgentDuty(api.SetAgentDutyRequest(staff_id=agent, lines=lines,
                                                         on_duty=i < 6), metadata=sup)
 
-    today = demo.now.date()
+    today = demo.today
     start = (today - timedelta(days=21)).isoformat()
     general = await stub.CreateCampaign(api.CreateCampaignRequest(campaign=cpb.Campaign(
         name="Quarterly check-in", purpose="hear remote clients' needs, offer the written report",

@@ -63,7 +63,8 @@ class Reports:
             # an ex-date is a branch-local date: the action applies from its first instant
             at = self.core.day_start(date.fromisoformat(action.ex_date))
             actions.setdefault(action.ticker, []).append((int(at.timestamp()), action))
-        analyzer = Analyzer(int(start_at.timestamp()), int(end_at.timestamp()), actions)
+        analyzer = Analyzer(int(start_at.timestamp()), int(end_at.timestamp()), actions,
+                            tz=self.core.tz)
         await self.core.directory.fold_trades(client.id, end_at, analyzer.add_trade)
         holdings = await self.core.directory.holdings(client.id)
         tickers = sorted({h.ticker for h in holdings} | set(analyzer.tickers))

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import grpc
 from branch.remote.v1 import remote_service_pb2, remote_service_pb2_grpc
 
+from services.common.calendar_sync import directory_loader
 from services.common.logs import get_logger
 from services.common.server import ServiceContext, ServiceSpec
 from services.remote import campaigns, events
@@ -30,7 +31,7 @@ log = get_logger("remote", component="timer")
 class Remote:
     def __init__(self, ctx: ServiceContext) -> None:
         self.core = Core(db=ctx.db, clock=ctx.clock, tz=ZoneInfo(ctx.settings.timezone),
-                         directory=DirectoryPeer(ctx))
+                         directory=DirectoryPeer(ctx), calendar=ctx.calendar)
         self.campaigns = Campaigns(self.core)
         self.reports = Reports(self.core)
         self.tickets = Tickets(self.core)
@@ -98,4 +99,5 @@ SPEC = ServiceSpec(
     subscriptions=lambda ctx: events.subscriptions(remote_of(ctx).core, remote_of(ctx).tickets),
     background=background,
     on_start=on_start,
+    calendar_loader=lambda ctx: directory_loader(lambda: ctx.channel("directory")),
 )

@@ -11,6 +11,7 @@ from branch.remote.v1 import ticket_pb2
 from sqlmodel import col, select
 
 from services.common.auth import Principal
+from services.common.clock import week_of
 from services.common.errors import InvalidArgument, PermissionDenied
 from services.remote.core import Core
 from services.remote.models import CallbackRecord, Report, Ticket, TicketEscalation
@@ -41,8 +42,7 @@ class Statistics:
             if agent and agent != principal.staff_id:
                 raise PermissionDenied("agents see their own statistics", reason="OUT_OF_SCOPE")
             agent = principal.staff_id
-        monday = day - timedelta(days=day.weekday())
-        sunday = monday + timedelta(days=6)
+        monday, sunday = week_of(day)
         start, end = self.core.day_range(monday, sunday)
         rows: dict[str, ticket_pb2.AgentWeek] = {}
         satisfaction: dict[str, list[int]] = {}
@@ -98,4 +98,5 @@ class Statistics:
             total.average_satisfaction = round(sum(all_scores) / len(all_scores), 2)
         return api.GetWeeklyStatisticsResponse(
             week_start=monday.isoformat(), week_end=sunday.isoformat(),
+            working_days=self.core.calendar.working_days(monday, sunday),
             agents=[rows[k] for k in sorted(rows)], total=total)

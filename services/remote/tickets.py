@@ -280,8 +280,10 @@ class Tickets:
         frt, res, business = (
             (policy.first_response_minutes, policy.resolution_minutes,
              policy.resolution_business_days) if policy else DEFAULT_POLICY[priority])
-        frt_due, frt_warn = sla.due_and_warn(now, frt, 0, False, self.core.tz)
-        res_due, res_warn = sla.due_and_warn(now, res, 0, business, self.core.tz)
+        frt_due, frt_warn = sla.due_and_warn(now, frt, 0, False, self.core.tz,
+                                            self.core.calendar)
+        res_due, res_warn = sla.due_and_warn(now, res, 0, business, self.core.tz,
+                                            self.core.calendar)
         row = Ticket(
             id=new_id(), line=t.line, caller_name=t.caller_name, caller_phone=t.caller_phone,
             client_id=client.id if client else "", client_tier=client.tier if client else 0,
@@ -393,11 +395,11 @@ class Tickets:
         return row
 
     def _recompute(self, row: Ticket) -> None:
-        tz = self.core.tz
+        tz, cal = self.core.tz, self.core.calendar
         row.frt_due_at, row.frt_warn_at = sla.due_and_warn(
-            row.opened_at, row.frt_minutes, row.frt_paused_s, False, tz)
+            row.opened_at, row.frt_minutes, row.frt_paused_s, False, tz, cal)
         row.res_due_at, row.res_warn_at = sla.due_and_warn(
-            row.opened_at, row.res_minutes, row.res_paused_s, row.res_business, tz)
+            row.opened_at, row.res_minutes, row.res_paused_s, row.res_business, tz, cal)
 
     def _meet_first_response(self, row: Ticket, now: datetime) -> None:
         if row.frt_met_at is None:
@@ -453,8 +455,10 @@ class Tickets:
     def _end_pause(self, row: Ticket, now: datetime) -> None:
         since = row.paused_since or now
         if row.frt_met_at is None:
-            row.frt_paused_s += int(sla.elapsed(since, now, False, self.core.tz))
-        row.res_paused_s += int(sla.elapsed(since, now, row.res_business, self.core.tz))
+            row.frt_paused_s += int(sla.elapsed(since, now, False, self.core.tz,
+                                                self.core.calendar))
+        row.res_paused_s += int(sla.elapsed(since, now, row.res_business, self.core.tz,
+                                                  self.core.calendar))
         row.paused_since = None
         row.state = (ticket_pb2.TICKET_STATE_OPEN if row.frt_met_at is None
                      else ticket_pb2.TICKET_STATE_IN_PROGRESS)
@@ -546,7 +550,7 @@ class Tickets:
                                          reason="TICKET_NOT_RESOLVED")
             # the time it stood resolved does not count against the resolution target
             row.res_paused_s += int(sla.elapsed(row.resolved_at or now, now, row.res_business,
-                                                self.core.tz))
+                                                self.core.tz, self.core.calendar))
             row.res_met_at = None
             row.followup_due_at = None
             row.closed_at = None
@@ -706,7 +710,9 @@ class Tickets:
                          about=row.id, now=now)
                     raised += 1
         minutes = getattr(row, f"{p}_minutes")
-        wanted = sla.escalation_level(due, minutes, now)
+        business = p == "res" and row.res_business
+        wanted = sla.escalation_level(due, minutes, now, business, self.core.tz,
+                                      self.core.calendar)
         for level in range(getattr(row, f"{p}_escalation") + 1, wanted + 1):
             if level == 1:
                 recipient = row.owner_id

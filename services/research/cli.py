@@ -19,6 +19,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.cli.branchctl import Ctl
+from services.cli.people import client_option
 from services.common.settings import load_settings
 
 KINDS = {"market": enums.NOTE_KIND_MARKET, "sector": enums.NOTE_KIND_SECTOR,
@@ -440,7 +441,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("ask", help="ask research a question (consultant, broker)")
     p.add_argument("--question", required=True)
-    p.add_argument("--client")
+    client_option(p, "--client")
     p.add_argument("--ticker", action="append")
     p.add_argument("--due", metavar="DATETIME")
     p.add_argument("--due-hours", type=float, default=24.0)

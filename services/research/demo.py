@@ -66,7 +66,7 @@ def _note(demo: Demo, i: int, tickers: list[str]) -> note_pb2.Note:
             enums.NOTE_KIND_SECTOR: rng.choice([2, 3, 4]),
             enums.NOTE_KIND_STOCK: rng.choice([3, 4, 5])}[kind]
     words = ", ".join(f"{s.ticker} {STANCE_WORDS[s.stance]}" for s in stances) or "no single name"
-    valid = (demo.now + timedelta(days=rng.randint(14, 90))).date()
+    valid = demo.today + timedelta(days=rng.randint(14, 90))
     audience = rng.choices([enums.AUDIENCE_ALL_CLIENTS, enums.AUDIENCE_KEY_CLIENTS,
                             enums.AUDIENCE_STAFF_ONLY], weights=[6, 3, 1])[0]
     return note_pb2.Note(

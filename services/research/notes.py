@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from branch.research.v1 import distribution_pb2, events_pb2, note_enums_pb2, note_pb2
@@ -14,7 +14,7 @@ from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.auth import SERVICE_ROLE, Principal
-from services.common.clock import Clock
+from services.common.clock import Clock, day_start, local_today
 from services.common.db import Database
 from services.common.errors import (
     FailedPrecondition,
@@ -81,11 +81,11 @@ class Notes:
     # ---- helpers -------------------------------------------------------------------------
 
     def today(self) -> date:
-        return self.clock.now().astimezone(self.tz).date()
+        return local_today(self.clock, self.tz)
 
     def end_of(self, day: date) -> datetime:
         """The instant a note valid until `day` stops being valid."""
-        return datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.tz).astimezone(UTC)
+        return day_start(day + timedelta(days=1), self.tz)
 
     def _check_content(
         self, v: Violations, msg: note_pb2.Note, fields: set[str], base: Content | None

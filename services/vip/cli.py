@@ -14,6 +14,7 @@ from branch.vip.v1.vip_service_pb2_grpc import VipServiceStub
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.cli.branchctl import Ctl
+from services.cli.people import client_option, staff_option
 from services.common.settings import load_settings
 
 CHANNELS = {"phone": relay_pb2.RELAY_CHANNEL_PHONE, "meeting": relay_pb2.RELAY_CHANNEL_MEETING,
@@ -232,7 +233,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     group = groups.add_parser("vip", help="key clients: broker inbox, advisories, relays, rota")
     sub = group.add_subparsers(dest="command", required=True)
     p = sub.add_parser("inbox", help="advisories and relays due, by deadline")
-    p.add_argument("--broker", help="supervisors: whose inbox")
+    staff_option(p, "--broker", help="supervisors: whose inbox")
     p.add_argument("--limit", type=int, default=30)
     p.add_argument("--page")
     p.set_defaults(func=inbox)
@@ -240,7 +241,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("id")
     p.set_defaults(func=show)
     p = sub.add_parser("ask", help="open an advisory request for a key client")
-    p.add_argument("client")
+    client_option(p, "client")
     p.add_argument("question")
     p.add_argument("--ticker", action="append")
     p.add_argument("--urgency", choices=URGENCY, default="normal")
@@ -265,7 +266,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.set_defaults(func=close)
     p = sub.add_parser("relays", help="list relay tasks")
     p.add_argument("--note")
-    p.add_argument("--client")
+    client_option(p, "--client")
     p.add_argument("--state", choices=["pending", "delivered", "acknowledged", "cancelled",
                                        "withheld"])
     p.add_argument("--limit", type=int, default=30)
@@ -288,19 +289,19 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--at")
     p.set_defaults(func=on_call)
     p = sub.add_parser("shift", help="add a shift (supervisor; local times)")
-    p.add_argument("staff")
+    staff_option(p, "staff")
     p.add_argument("start", help="e.g. 2026-03-02T08:00")
     p.add_argument("end")
     p.add_argument("--role", choices=ROLES, default="broker")
     p.add_argument("--note")
     p.set_defaults(func=shift)
     p = sub.add_parser("breaches", help="SLA breaches, newest first (supervisor)")
-    p.add_argument("--broker")
+    staff_option(p, "--broker")
     p.add_argument("--limit", type=int, default=30)
     p.add_argument("--page")
     p.set_defaults(func=breaches)
     p = sub.add_parser("report", help="SLA compliance per broker per week (supervisor)")
     p.add_argument("--start")
     p.add_argument("--end")
-    p.add_argument("--broker")
+    staff_option(p, "--broker")
     p.set_defaults(func=report)

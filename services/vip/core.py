@@ -14,7 +14,7 @@ from branch.directory.v1 import directory_service_pb2_grpc as dir_grpc
 from branch.directory.v1 import staff_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.common.clock import Clock
+from services.common.clock import Clock, local_today
 from services.common.db import Database
 from services.common.errors import InvalidArgument, NotFound, Unavailable, Violations
 from services.common.protos import from_ts
@@ -44,7 +44,7 @@ class Vip:
         return self.clock.now()
 
     def today(self) -> date:
-        return self.now().astimezone(self.tz).date()
+        return local_today(self.clock, self.tz)
 
     def directory(self) -> dir_grpc.DirectoryServiceStub:
         return dir_grpc.DirectoryServiceStub(self.directory_channel())

@@ -4,6 +4,7 @@ time zone (wall-clock days, so a daylight-saving change makes a day 23 or 25 hou
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from branch.vip.v1 import rota_pb2
 from branch.vip.v1 import vip_service_pb2 as api
@@ -24,8 +25,16 @@ ROLE_FOR_SHIFT = {
     rota_pb2.SHIFT_ROLE_ANALYST: "analyst",
     rota_pb2.SHIFT_ROLE_SUPERVISOR: "supervisor",
 }
+# a shift is at most a day on the wall clock (wall_clock_length)
 MAX_SHIFT = timedelta(hours=24)
 MAX_DAYS = 62
+
+
+def wall_clock_length(start: datetime, end: datetime, tz: ZoneInfo) -> timedelta:
+    """A shift's length on the branch's wall clock: 09:00 to 09:00 is 24 hours even across a
+    daylight-saving change (25 or 23 hours elapsed)."""
+    return (end.astimezone(tz).replace(tzinfo=None)
+            - start.astimezone(tz).replace(tzinfo=None))
 
 
 async def on_shift(session: AsyncSession, role: int, at: datetime) -> list[Shift]:
@@ -56,8 +65,8 @@ async def create_shift(vip: Vip, session: AsyncSession, principal: Principal,
     if start and end:
         if end <= start:
             v.add("shift.end_time", "must be after start_time")
-        elif end - start > MAX_SHIFT:
-            v.add("shift.end_time", "a shift is at most 24 hours")
+        elif wall_clock_length(start, end, vip.tz) > MAX_SHIFT:
+            v.add("shift.end_time", "a shift is at most 24 hours on the branch's clock")
     v.check(len(msg.note) <= 200, "shift.note", "at most 200 characters")
     if not msg.staff_id:
         v.add("shift.staff_id", "required")

@@ -4,7 +4,7 @@ SLA report and breach list."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from branch.vip.v1 import relay_pb2
 from branch.vip.v1 import vip_service_pb2 as api
@@ -12,6 +12,7 @@ from sqlalchemy import and_, func, or_
 from sqlmodel import col, select
 
 from services.common.auth import Principal
+from services.common.clock import day_start, local_date, week_of
 from services.common.errors import PermissionDenied, Violations
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.protos import ts
@@ -90,12 +91,11 @@ async def inbox(vip: Vip, principal: Principal, req: api.GetInboxRequest) -> api
 
 
 def _week_start(moment: datetime, vip: Vip) -> str:
-    local = moment.astimezone(vip.tz).date()
-    return (local - timedelta(days=local.weekday())).isoformat()
+    return week_of(local_date(moment, vip.tz))[0].isoformat()
 
 
 def _local_midnight(day: date, vip: Vip) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=vip.tz).astimezone(UTC)
+    return day_start(day, vip.tz)
 
 
 async def sla_report(vip: Vip, req: api.GetSlaReportRequest) -> api.GetSlaReportResponse:
@@ -103,7 +103,7 @@ async def sla_report(vip: Vip, req: api.GetSlaReportRequest) -> api.GetSlaReport
     today = vip.today()
     end_day = day(v, "end_date", req.end_date) or today
     start_day = day(v, "start_date", req.start_date) or (
-        end_day - timedelta(days=end_day.weekday()) - timedelta(weeks=3))
+        week_of(end_day)[0] - timedelta(weeks=3))
     if start_day > end_day:
         v.add("end_date", "must not be before start_date")
     elif (end_day - start_day).days > 370:

@@ -233,7 +233,8 @@ async def test_change_tier_and_assign_staff(stub, nats_url) -> None:
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_assessment_expires_after_two_years(tmp_path, nats_url) -> None:
+async def test_assessment_expires_after_its_second_anniversary(tmp_path, nats_url) -> None:
+    # 08:00 on 1 June 2026 in Shanghai; valid through 2 June 2026, the second anniversary
     clock = FakeClock(datetime(2026, 6, 1, tzinfo=UTC))
     async with running(SPEC, make_settings(tmp_path, nats_url), clock=clock) as runner:
         async with channel(runner) as ch:
@@ -241,6 +242,9 @@ async def test_assessment_expires_after_two_years(tmp_path, nats_url) -> None:
             client = await make_client(stub, risk_assessed_on="2024-06-02")
             assert not client.risk_assessment_expired
             clock.advance(days=1)
+            got = await stub.GetClient(api.GetClientRequest(id=client.id), metadata=ADMIN)
+            assert not got.risk_assessment_expired
+            clock.set(datetime(2026, 6, 2, 16, 0, tzinfo=UTC))  # 00:00 on 3 June local
             got = await stub.GetClient(api.GetClientRequest(id=client.id), metadata=ADMIN)
             assert got.risk_assessment_expired
 

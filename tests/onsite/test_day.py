@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import grpc
+import pytest
 from branch.onsite.v1 import day_pb2
 from branch.onsite.v1 import onsite_service_pb2 as api
 
@@ -224,3 +225,22 @@ async def test_quotas_and_compliance(world: World) -> None:
                               metadata=world.as_cm1), "date", "period")
     await fails(o.GetCompliance(api.GetComplianceRequest(),
                                 metadata=auth("b-1", "broker")), PD)
+
+
+@pytest.mark.parametrize(("week_of", "working_days"), [
+    ("2024-10-03", 1),  # National Day week: only Monday 30 September is worked
+    ("2024-10-10", 5),  # 7 October off, make-up Saturday 12 October worked
+    ("2024-09-25", 6),  # make-up Sunday 29 September worked
+    ("2024-02-14", 1),  # Spring Festival week 2024: 12-17 February off, Sunday 18th worked
+    ("2025-04-30", 3),  # 28-30 April worked, Labour Day from 1 May (27 April is last week's)
+    ("2026-03-04", 5),
+])
+async def test_weekly_quota_counts_the_weeks_working_days(world: World, week_of: str,
+                                                           working_days: int) -> None:
+    o = world.s.onsite
+    await o.SetQuota(api.SetQuotaRequest(quota=day_pb2.Quota(
+        role="client_manager", staff_id=world.cm1, visits_per_day=2, rooms_per_day=1)),
+        metadata=world.as_sup)
+    week = (await o.GetCompliance(api.GetComplianceRequest(
+        date=week_of, period=day_pb2.PERIOD_WEEK), metadata=world.as_cm1)).rows[0]
+    assert (week.visits_quota, week.rooms_quota) == (2 * working_days, working_days)

@@ -19,6 +19,7 @@ turnover ratio 5600/3000 = 1.8667; BBB R4 > C3 warns.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import grpc
 import pytest
@@ -182,3 +183,19 @@ async def test_directory_unreachable_is_unavailable(tmp_path, nats_url) -> None:
                 client_id="c", period_start="2026-01-01", period_end="2026-01-31"),
                 metadata=auth("a", "service_agent"))
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_monthly_turnover_is_cut_at_branch_local_months() -> None:
+    """07:00 Beijing on 1 March is 23:00 UTC on 28 February: it is March's turnover."""
+    from zoneinfo import ZoneInfo
+
+    shanghai = ZoneInfo("Asia/Shanghai")
+    early_march = int(datetime(2026, 3, 1, 7, tzinfo=shanghai).timestamp())
+    late_feb = int(datetime(2026, 2, 28, 23, 59, tzinfo=shanghai).timestamp())
+    a = Analyzer(0, 2**40, tz=shanghai)
+    a.add("AAA", 1, 100, "10", "0", late_feb)
+    a.add("AAA", 1, 100, "11", "0", early_march)
+    assert a.monthly == {"2026-02": Decimal("1000"), "2026-03": Decimal("1100")}
+    utc = Analyzer(0, 2**40)
+    utc.add("AAA", 1, 100, "11", "0", early_march)
+    assert list(utc.monthly) == ["2026-02"]

@@ -74,7 +74,7 @@ async def test_note_matches_holders_and_withholds_for_suitability(b) -> None:
     assert relays[c["low"]].state == R.RELAY_STATE_WITHHELD
     assert relays[c["low"]].reason == "risk R3 above the client's tolerance C2"
     assert relays[c["expired"]].state == R.RELAY_STATE_WITHHELD
-    assert relays[c["expired"]].reason == "risk assessment expired (two years or older)"
+    assert relays[c["expired"]].reason == "risk assessment expired (more than two years old)"
     # each broker's inbox holds only their own clients' relays
     inbox1, inbox2 = await b.inbox(c["br1"]), await b.inbox(c["br2"])
     assert [i.relay.client_id for i in inbox1.items] == [c["ok"]]

@@ -144,3 +144,36 @@ async def _shift_at(b, when: datetime) -> rota_pb2.Shift:
     on_call = await b.vip.GetOnCall(api.GetOnCallRequest(time=ts(when.astimezone(UTC))),
                                     metadata=SUPERVISOR)
     return on_call.brokers[0]
+
+
+LONDON = ZoneInfo("Europe/London")
+
+
+@pytest.mark.parametrize("now_local", [datetime(2026, 3, 20, 0, 5), datetime(2026, 3, 20, 23, 30)])
+async def test_shift_length_is_the_wall_clock_day_across_both_london_changes(
+        tmp_path, now_local: datetime) -> None:
+    # issue 12 case 11. Autumn: Sunday 25 October 2026 02:00 BST -> 01:00 GMT, so Saturday
+    # 09:00 to Sunday 09:00 is 25 hours elapsed; spring: Sunday 29 March 2026 01:00 GMT ->
+    # 02:00 BST, 23 hours. Both are a 24-hour shift on the branch's clock.
+    clock = FakeClock(now_local.replace(tzinfo=LONDON).astimezone(UTC))
+    async with branch(tmp_path, clock=clock, timezone="Europe/London") as b:
+        br = await b.staff(ROLE.ROLE_BROKER)
+
+        def at(y: int, m: int, d: int, h: int, minute: int = 0) -> datetime:
+            return datetime(y, m, d, h, minute, tzinfo=LONDON).astimezone(UTC)
+
+        autumn = await b.shift(br, at(2026, 10, 24, 9), at(2026, 10, 25, 9))
+        assert (autumn.end_time.ToDatetime() - autumn.start_time.ToDatetime()
+                ) == timedelta(hours=25)
+        spring = await b.shift(br, at(2026, 3, 28, 9), at(2026, 3, 29, 9))
+        assert (spring.end_time.ToDatetime() - spring.start_time.ToDatetime()
+                ) == timedelta(hours=23)
+        # 09:00 to 09:30 next day is 24.5 hours on the wall clock, though 23.5 elapsed
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await b.shift(br, at(2026, 3, 28, 9), at(2026, 3, 29, 9, 30))
+        assert bad_fields(err.value) == {"shift.end_time"}
+        # an ordinary day: 24 h accepted, 24 h 1 min refused
+        await b.shift(br, at(2026, 6, 1, 9), at(2026, 6, 2, 9))
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await b.shift(br, at(2026, 6, 3, 9), at(2026, 6, 4, 9, 1))
+        assert bad_fields(err.value) == {"shift.end_time"}

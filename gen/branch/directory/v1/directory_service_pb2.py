@@ -22,77 +22,79 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from branch.directory.v1 import calendar_pb2 as branch_dot_directory_dot_v1_dot_calendar__pb2
 from branch.directory.v1 import client_pb2 as branch_dot_directory_dot_v1_dot_client__pb2
 from branch.directory.v1 import corporate_action_pb2 as branch_dot_directory_dot_v1_dot_corporate__action__pb2
 from branch.directory.v1 import holding_pb2 as branch_dot_directory_dot_v1_dot_holding__pb2
+from branch.directory.v1 import search_pb2 as branch_dot_directory_dot_v1_dot_search__pb2
 from branch.directory.v1 import staff_pb2 as branch_dot_directory_dot_v1_dot_staff__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+branch/directory/v1/directory_service.proto\x12\x13\x62ranch.directory.v1\x1a branch/directory/v1/client.proto\x1a*branch/directory/v1/corporate_action.proto\x1a!branch/directory/v1/holding.proto\x1a\x1f\x62ranch/directory/v1/staff.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"S\n\x12\x43reateStaffRequest\x12)\n\x05staff\x18\x01 \x01(\x0b\x32\x1a.branch.directory.v1.Staff\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1d\n\x0fGetStaffRequest\x12\n\n\x02id\x18\x01 \x01(\t\"|\n\x10ListStaffRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\'\n\x04role\x18\x03 \x01(\x0e\x32\x19.branch.directory.v1.Role\x12\x18\n\x10include_inactive\x18\x04 \x01(\x08\"W\n\x11ListStaffResponse\x12)\n\x05staff\x18\x01 \x03(\x0b\x32\x1a.branch.directory.v1.Staff\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x16\x44\x65\x61\x63tivateStaffRequest\x12\n\n\x02id\x18\x01 \x01(\t\":\n\x11IssueTokenRequest\x12\x10\n\x08staff_id\x18\x01 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\x03\"T\n\x12IssueTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"V\n\x13\x43reateClientRequest\x12+\n\x06\x63lient\x18\x01 \x01(\x0b\x32\x1b.branch.directory.v1.Client\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1e\n\x10GetClientRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xb0\x02\n\x12ListClientsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12-\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x1c.branch.directory.v1.Channel\x12\'\n\x04tier\x18\x04 \x01(\x0e\x32\x19.branch.directory.v1.Tier\x12:\n\x0erisk_tolerance\x18\x05 \x01(\x0e\x32\".branch.directory.v1.RiskTolerance\x12\x19\n\x11\x63lient_manager_id\x18\x06 \x01(\t\x12\x11\n\tbroker_id\x18\x07 \x01(\t\x12\x31\n\x06status\x18\x08 \x01(\x0e\x32!.branch.directory.v1.ClientStatus\"p\n\x13ListClientsResponse\x12,\n\x07\x63lients\x18\x01 \x03(\x0b\x32\x1b.branch.directory.v1.Client\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"s\n\x13UpdateClientRequest\x12+\n\x06\x63lient\x18\x01 \x01(\x0b\x32\x1b.branch.directory.v1.Client\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"^\n\x17\x43hangeClientTierRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\'\n\x04tier\x18\x02 \x01(\x0e\x32\x19.branch.directory.v1.Tier\x12\x0e\n\x06reason\x18\x03 \x01(\t\"T\n\x18\x41ssignClientStaffRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x19\n\x11\x63lient_manager_id\x18\x02 \x01(\t\x12\x11\n\tbroker_id\x18\x03 \x01(\t\"\x7f\n\x0fHoldingSnapshot\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x0e\n\x06ticker\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x12\n\ncost_price\x18\x04 \x01(\t\x12\x14\n\x0cmarket_price\x18\x05 \x01(\t\x12\r\n\x05\x61s_of\x18\x06 \x01(\t\"\xf3\x01\n\x0cImportRecord\x12\x31\n\x08security\x18\x01 \x01(\x0b\x32\x1d.branch.directory.v1.SecurityH\x00\x12+\n\x05trade\x18\x02 \x01(\x0b\x32\x1a.branch.directory.v1.TradeH\x00\x12\x37\n\x07holding\x18\x03 \x01(\x0b\x32$.branch.directory.v1.HoldingSnapshotH\x00\x12@\n\x10\x63orporate_action\x18\x04 \x01(\x0b\x32$.branch.directory.v1.CorporateActionH\x00\x42\x08\n\x06record\"\xc3\x02\n\x13ImportTradesRequest\x12\x31\n\x08security\x18\x01 \x01(\x0b\x32\x1d.branch.directory.v1.SecurityH\x00\x12+\n\x05trade\x18\x02 \x01(\x0b\x32\x1a.branch.directory.v1.TradeH\x00\x12\x37\n\x07holding\x18\x03 \x01(\x0b\x32$.branch.directory.v1.HoldingSnapshotH\x00\x12@\n\x10\x63orporate_action\x18\x05 \x01(\x0b\x32$.branch.directory.v1.CorporateActionH\x00\x12\x30\n\x05\x62\x61tch\x18\x04 \x03(\x0b\x32!.branch.directory.v1.ImportRecord\x12\x15\n\rvalidate_only\x18\x06 \x01(\x08\x42\x08\n\x06record\"?\n\x0fImportRejection\x12\r\n\x05index\x18\x01 \x01(\x03\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x87\x01\n\x14ImportTradesResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12\x11\n\tduplicate\x18\x02 \x01(\x03\x12\x10\n\x08rejected\x18\x03 \x01(\x03\x12\x38\n\nrejections\x18\x04 \x03(\x0b\x32$.branch.directory.v1.ImportRejection\"(\n\x13ListHoldingsRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\"F\n\x14ListHoldingsResponse\x12.\n\x08holdings\x18\x01 \x03(\x0b\x32\x1c.branch.directory.v1.Holding\"\x86\x01\n\x13StreamTradesRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\x14StreamTradesResponse\x12*\n\x06trades\x18\x01 \x03(\x0b\x32\x1a.branch.directory.v1.Trade\"O\n\x15ListSecuritiesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0f\n\x07tickers\x18\x03 \x03(\t\"d\n\x16ListSecuritiesResponse\x12\x31\n\nsecurities\x18\x01 \x03(\x0b\x32\x1d.branch.directory.v1.Security\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"~\n\x1b\x46indClientsByTickersRequest\x12\x0f\n\x07tickers\x18\x01 \x03(\t\x12\'\n\x04tier\x18\x02 \x01(\x0e\x32\x19.branch.directory.v1.Tier\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"\xe8\x01\n\x0e\x43lientPosition\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\'\n\x04tier\x18\x02 \x01(\x0e\x32\x19.branch.directory.v1.Tier\x12:\n\x0erisk_tolerance\x18\x03 \x01(\x0e\x32\".branch.directory.v1.RiskTolerance\x12\x1f\n\x17risk_assessment_expired\x18\x04 \x01(\x08\x12\x11\n\tbroker_id\x18\x05 \x01(\t\x12\x19\n\x11\x63lient_manager_id\x18\x06 \x01(\t\x12\x0f\n\x07tickers\x18\x07 \x03(\t\"m\n\x1c\x46indClientsByTickersResponse\x12\x34\n\x07\x63lients\x18\x01 \x03(\x0b\x32#.branch.directory.v1.ClientPosition\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x84\r\n\x10\x44irectoryService\x12R\n\x0b\x43reateStaff\x12\'.branch.directory.v1.CreateStaffRequest\x1a\x1a.branch.directory.v1.Staff\x12L\n\x08GetStaff\x12$.branch.directory.v1.GetStaffRequest\x1a\x1a.branch.directory.v1.Staff\x12Z\n\tListStaff\x12%.branch.directory.v1.ListStaffRequest\x1a&.branch.directory.v1.ListStaffResponse\x12Z\n\x0f\x44\x65\x61\x63tivateStaff\x12+.branch.directory.v1.DeactivateStaffRequest\x1a\x1a.branch.directory.v1.Staff\x12]\n\nIssueToken\x12&.branch.directory.v1.IssueTokenRequest\x1a\'.branch.directory.v1.IssueTokenResponse\x12U\n\x0c\x43reateClient\x12(.branch.directory.v1.CreateClientRequest\x1a\x1b.branch.directory.v1.Client\x12O\n\tGetClient\x12%.branch.directory.v1.GetClientRequest\x1a\x1b.branch.directory.v1.Client\x12`\n\x0bListClients\x12\'.branch.directory.v1.ListClientsRequest\x1a(.branch.directory.v1.ListClientsResponse\x12U\n\x0cUpdateClient\x12(.branch.directory.v1.UpdateClientRequest\x1a\x1b.branch.directory.v1.Client\x12]\n\x10\x43hangeClientTier\x12,.branch.directory.v1.ChangeClientTierRequest\x1a\x1b.branch.directory.v1.Client\x12_\n\x11\x41ssignClientStaff\x12-.branch.directory.v1.AssignClientStaffRequest\x1a\x1b.branch.directory.v1.Client\x12\x65\n\x0cImportTrades\x12(.branch.directory.v1.ImportTradesRequest\x1a).branch.directory.v1.ImportTradesResponse(\x01\x12\x63\n\x0cListHoldings\x12(.branch.directory.v1.ListHoldingsRequest\x1a).branch.directory.v1.ListHoldingsResponse\x12\x65\n\x0cStreamTrades\x12(.branch.directory.v1.StreamTradesRequest\x1a).branch.directory.v1.StreamTradesResponse0\x01\x12i\n\x0eListSecurities\x12*.branch.directory.v1.ListSecuritiesRequest\x1a+.branch.directory.v1.ListSecuritiesResponse\x12{\n\x14\x46indClientsByTickers\x12\x30.branch.directory.v1.FindClientsByTickersRequest\x1a\x31.branch.directory.v1.FindClientsByTickersResponse\x12{\n\x14ListCorporateActions\x12\x30.branch.directory.v1.ListCorporateActionsRequest\x1a\x31.branch.directory.v1.ListCorporateActionsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+branch/directory/v1/directory_service.proto\x12\x13\x62ranch.directory.v1\x1a\"branch/directory/v1/calendar.proto\x1a branch/directory/v1/client.proto\x1a*branch/directory/v1/corporate_action.proto\x1a!branch/directory/v1/holding.proto\x1a branch/directory/v1/search.proto\x1a\x1f\x62ranch/directory/v1/staff.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"S\n\x12\x43reateStaffRequest\x12)\n\x05staff\x18\x01 \x01(\x0b\x32\x1a.branch.directory.v1.Staff\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1d\n\x0fGetStaffRequest\x12\n\n\x02id\x18\x01 \x01(\t\"|\n\x10ListStaffRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\'\n\x04role\x18\x03 \x01(\x0e\x32\x19.branch.directory.v1.Role\x12\x18\n\x10include_inactive\x18\x04 \x01(\x08\"W\n\x11ListStaffResponse\x12)\n\x05staff\x18\x01 \x03(\x0b\x32\x1a.branch.directory.v1.Staff\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x16\x44\x65\x61\x63tivateStaffRequest\x12\n\n\x02id\x18\x01 \x01(\t\":\n\x11IssueTokenRequest\x12\x10\n\x08staff_id\x18\x01 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\x03\"T\n\x12IssueTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"V\n\x13\x43reateClientRequest\x12+\n\x06\x63lient\x18\x01 \x01(\x0b\x32\x1b.branch.directory.v1.Client\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"\x1e\n\x10GetClientRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xb0\x02\n\x12ListClientsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12-\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x1c.branch.directory.v1.Channel\x12\'\n\x04tier\x18\x04 \x01(\x0e\x32\x19.branch.directory.v1.Tier\x12:\n\x0erisk_tolerance\x18\x05 \x01(\x0e\x32\".branch.directory.v1.RiskTolerance\x12\x19\n\x11\x63lient_manager_id\x18\x06 \x01(\t\x12\x11\n\tbroker_id\x18\x07 \x01(\t\x12\x31\n\x06status\x18\x08 \x01(\x0e\x32!.branch.directory.v1.ClientStatus\"p\n\x13ListClientsResponse\x12,\n\x07\x63lients\x18\x01 \x03(\x0b\x32\x1b.branch.directory.v1.Client\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"s\n\x13UpdateClientRequest\x12+\n\x06\x63lient\x18\x01 \x01(\x0b\x32\x1b.branch.directory.v1.Client\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"^\n\x17\x43hangeClientTierRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\'\n\x04tier\x18\x02 \x01(\x0e\x32\x19.branch.directory.v1.Tier\x12\x0e\n\x06reason\x18\x03 \x01(\t\"T\n\x18\x41ssignClientStaffRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x19\n\x11\x63lient_manager_id\x18\x02 \x01(\t\x12\x11\n\tbroker_id\x18\x03 \x01(\t\"\x7f\n\x0fHoldingSnapshot\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x0e\n\x06ticker\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x12\n\ncost_price\x18\x04 \x01(\t\x12\x14\n\x0cmarket_price\x18\x05 \x01(\t\x12\r\n\x05\x61s_of\x18\x06 \x01(\t\"\xf3\x01\n\x0cImportRecord\x12\x31\n\x08security\x18\x01 \x01(\x0b\x32\x1d.branch.directory.v1.SecurityH\x00\x12+\n\x05trade\x18\x02 \x01(\x0b\x32\x1a.branch.directory.v1.TradeH\x00\x12\x37\n\x07holding\x18\x03 \x01(\x0b\x32$.branch.directory.v1.HoldingSnapshotH\x00\x12@\n\x10\x63orporate_action\x18\x04 \x01(\x0b\x32$.branch.directory.v1.CorporateActionH\x00\x42\x08\n\x06record\"\xc3\x02\n\x13ImportTradesRequest\x12\x31\n\x08security\x18\x01 \x01(\x0b\x32\x1d.branch.directory.v1.SecurityH\x00\x12+\n\x05trade\x18\x02 \x01(\x0b\x32\x1a.branch.directory.v1.TradeH\x00\x12\x37\n\x07holding\x18\x03 \x01(\x0b\x32$.branch.directory.v1.HoldingSnapshotH\x00\x12@\n\x10\x63orporate_action\x18\x05 \x01(\x0b\x32$.branch.directory.v1.CorporateActionH\x00\x12\x30\n\x05\x62\x61tch\x18\x04 \x03(\x0b\x32!.branch.directory.v1.ImportRecord\x12\x15\n\rvalidate_only\x18\x06 \x01(\x08\x42\x08\n\x06record\"?\n\x0fImportRejection\x12\r\n\x05index\x18\x01 \x01(\x03\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x87\x01\n\x14ImportTradesResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12\x11\n\tduplicate\x18\x02 \x01(\x03\x12\x10\n\x08rejected\x18\x03 \x01(\x03\x12\x38\n\nrejections\x18\x04 \x03(\x0b\x32$.branch.directory.v1.ImportRejection\"(\n\x13ListHoldingsRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\"F\n\x14ListHoldingsResponse\x12.\n\x08holdings\x18\x01 \x03(\x0b\x32\x1c.branch.directory.v1.Holding\"\x86\x01\n\x13StreamTradesRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\x14StreamTradesResponse\x12*\n\x06trades\x18\x01 \x03(\x0b\x32\x1a.branch.directory.v1.Trade\"O\n\x15ListSecuritiesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0f\n\x07tickers\x18\x03 \x03(\t\"d\n\x16ListSecuritiesResponse\x12\x31\n\nsecurities\x18\x01 \x03(\x0b\x32\x1d.branch.directory.v1.Security\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"~\n\x1b\x46indClientsByTickersRequest\x12\x0f\n\x07tickers\x18\x01 \x03(\t\x12\'\n\x04tier\x18\x02 \x01(\x0e\x32\x19.branch.directory.v1.Tier\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"\xe8\x01\n\x0e\x43lientPosition\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\'\n\x04tier\x18\x02 \x01(\x0e\x32\x19.branch.directory.v1.Tier\x12:\n\x0erisk_tolerance\x18\x03 \x01(\x0e\x32\".branch.directory.v1.RiskTolerance\x12\x1f\n\x17risk_assessment_expired\x18\x04 \x01(\x08\x12\x11\n\tbroker_id\x18\x05 \x01(\t\x12\x19\n\x11\x63lient_manager_id\x18\x06 \x01(\t\x12\x0f\n\x07tickers\x18\x07 \x03(\t\"m\n\x1c\x46indClientsByTickersResponse\x12\x34\n\x07\x63lients\x18\x01 \x03(\x0b\x32#.branch.directory.v1.ClientPosition\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x93\x11\n\x10\x44irectoryService\x12R\n\x0b\x43reateStaff\x12\'.branch.directory.v1.CreateStaffRequest\x1a\x1a.branch.directory.v1.Staff\x12L\n\x08GetStaff\x12$.branch.directory.v1.GetStaffRequest\x1a\x1a.branch.directory.v1.Staff\x12Z\n\tListStaff\x12%.branch.directory.v1.ListStaffRequest\x1a&.branch.directory.v1.ListStaffResponse\x12Z\n\x0f\x44\x65\x61\x63tivateStaff\x12+.branch.directory.v1.DeactivateStaffRequest\x1a\x1a.branch.directory.v1.Staff\x12]\n\nIssueToken\x12&.branch.directory.v1.IssueTokenRequest\x1a\'.branch.directory.v1.IssueTokenResponse\x12U\n\x0c\x43reateClient\x12(.branch.directory.v1.CreateClientRequest\x1a\x1b.branch.directory.v1.Client\x12O\n\tGetClient\x12%.branch.directory.v1.GetClientRequest\x1a\x1b.branch.directory.v1.Client\x12`\n\x0bListClients\x12\'.branch.directory.v1.ListClientsRequest\x1a(.branch.directory.v1.ListClientsResponse\x12U\n\x0cUpdateClient\x12(.branch.directory.v1.UpdateClientRequest\x1a\x1b.branch.directory.v1.Client\x12]\n\x10\x43hangeClientTier\x12,.branch.directory.v1.ChangeClientTierRequest\x1a\x1b.branch.directory.v1.Client\x12_\n\x11\x41ssignClientStaff\x12-.branch.directory.v1.AssignClientStaffRequest\x1a\x1b.branch.directory.v1.Client\x12\x65\n\x0cImportTrades\x12(.branch.directory.v1.ImportTradesRequest\x1a).branch.directory.v1.ImportTradesResponse(\x01\x12\x63\n\x0cListHoldings\x12(.branch.directory.v1.ListHoldingsRequest\x1a).branch.directory.v1.ListHoldingsResponse\x12\x65\n\x0cStreamTrades\x12(.branch.directory.v1.StreamTradesRequest\x1a).branch.directory.v1.StreamTradesResponse0\x01\x12i\n\x0eListSecurities\x12*.branch.directory.v1.ListSecuritiesRequest\x1a+.branch.directory.v1.ListSecuritiesResponse\x12{\n\x14\x46indClientsByTickers\x12\x30.branch.directory.v1.FindClientsByTickersRequest\x1a\x31.branch.directory.v1.FindClientsByTickersResponse\x12{\n\x14ListCorporateActions\x12\x30.branch.directory.v1.ListCorporateActionsRequest\x1a\x31.branch.directory.v1.ListCorporateActionsResponse\x12^\n\x0eSetCalendarDay\x12*.branch.directory.v1.SetCalendarDayRequest\x1a .branch.directory.v1.CalendarDay\x12r\n\x11\x44\x65leteCalendarDay\x12-.branch.directory.v1.DeleteCalendarDayRequest\x1a..branch.directory.v1.DeleteCalendarDayResponse\x12o\n\x10ListCalendarDays\x12,.branch.directory.v1.ListCalendarDaysRequest\x1a-.branch.directory.v1.ListCalendarDaysResponse\x12\x66\n\rSearchClients\x12).branch.directory.v1.SearchClientsRequest\x1a*.branch.directory.v1.SearchClientsResponse\x12`\n\x0bSearchStaff\x12\'.branch.directory.v1.SearchStaffRequest\x1a(.branch.directory.v1.SearchStaffResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'branch.directory.v1.directory_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREATESTAFFREQUEST']._serialized_start=281
-  _globals['_CREATESTAFFREQUEST']._serialized_end=364
-  _globals['_GETSTAFFREQUEST']._serialized_start=366
-  _globals['_GETSTAFFREQUEST']._serialized_end=395
-  _globals['_LISTSTAFFREQUEST']._serialized_start=397
-  _globals['_LISTSTAFFREQUEST']._serialized_end=521
-  _globals['_LISTSTAFFRESPONSE']._serialized_start=523
-  _globals['_LISTSTAFFRESPONSE']._serialized_end=610
-  _globals['_DEACTIVATESTAFFREQUEST']._serialized_start=612
-  _globals['_DEACTIVATESTAFFREQUEST']._serialized_end=648
-  _globals['_ISSUETOKENREQUEST']._serialized_start=650
-  _globals['_ISSUETOKENREQUEST']._serialized_end=708
-  _globals['_ISSUETOKENRESPONSE']._serialized_start=710
-  _globals['_ISSUETOKENRESPONSE']._serialized_end=794
-  _globals['_CREATECLIENTREQUEST']._serialized_start=796
-  _globals['_CREATECLIENTREQUEST']._serialized_end=882
-  _globals['_GETCLIENTREQUEST']._serialized_start=884
-  _globals['_GETCLIENTREQUEST']._serialized_end=914
-  _globals['_LISTCLIENTSREQUEST']._serialized_start=917
-  _globals['_LISTCLIENTSREQUEST']._serialized_end=1221
-  _globals['_LISTCLIENTSRESPONSE']._serialized_start=1223
-  _globals['_LISTCLIENTSRESPONSE']._serialized_end=1335
-  _globals['_UPDATECLIENTREQUEST']._serialized_start=1337
-  _globals['_UPDATECLIENTREQUEST']._serialized_end=1452
-  _globals['_CHANGECLIENTTIERREQUEST']._serialized_start=1454
-  _globals['_CHANGECLIENTTIERREQUEST']._serialized_end=1548
-  _globals['_ASSIGNCLIENTSTAFFREQUEST']._serialized_start=1550
-  _globals['_ASSIGNCLIENTSTAFFREQUEST']._serialized_end=1634
-  _globals['_HOLDINGSNAPSHOT']._serialized_start=1636
-  _globals['_HOLDINGSNAPSHOT']._serialized_end=1763
-  _globals['_IMPORTRECORD']._serialized_start=1766
-  _globals['_IMPORTRECORD']._serialized_end=2009
-  _globals['_IMPORTTRADESREQUEST']._serialized_start=2012
-  _globals['_IMPORTTRADESREQUEST']._serialized_end=2335
-  _globals['_IMPORTREJECTION']._serialized_start=2337
-  _globals['_IMPORTREJECTION']._serialized_end=2400
-  _globals['_IMPORTTRADESRESPONSE']._serialized_start=2403
-  _globals['_IMPORTTRADESRESPONSE']._serialized_end=2538
-  _globals['_LISTHOLDINGSREQUEST']._serialized_start=2540
-  _globals['_LISTHOLDINGSREQUEST']._serialized_end=2580
-  _globals['_LISTHOLDINGSRESPONSE']._serialized_start=2582
-  _globals['_LISTHOLDINGSRESPONSE']._serialized_end=2652
-  _globals['_STREAMTRADESREQUEST']._serialized_start=2655
-  _globals['_STREAMTRADESREQUEST']._serialized_end=2789
-  _globals['_STREAMTRADESRESPONSE']._serialized_start=2791
-  _globals['_STREAMTRADESRESPONSE']._serialized_end=2857
-  _globals['_LISTSECURITIESREQUEST']._serialized_start=2859
-  _globals['_LISTSECURITIESREQUEST']._serialized_end=2938
-  _globals['_LISTSECURITIESRESPONSE']._serialized_start=2940
-  _globals['_LISTSECURITIESRESPONSE']._serialized_end=3040
-  _globals['_FINDCLIENTSBYTICKERSREQUEST']._serialized_start=3042
-  _globals['_FINDCLIENTSBYTICKERSREQUEST']._serialized_end=3168
-  _globals['_CLIENTPOSITION']._serialized_start=3171
-  _globals['_CLIENTPOSITION']._serialized_end=3403
-  _globals['_FINDCLIENTSBYTICKERSRESPONSE']._serialized_start=3405
-  _globals['_FINDCLIENTSBYTICKERSRESPONSE']._serialized_end=3514
-  _globals['_DIRECTORYSERVICE']._serialized_start=3517
-  _globals['_DIRECTORYSERVICE']._serialized_end=5185
+  _globals['_CREATESTAFFREQUEST']._serialized_start=351
+  _globals['_CREATESTAFFREQUEST']._serialized_end=434
+  _globals['_GETSTAFFREQUEST']._serialized_start=436
+  _globals['_GETSTAFFREQUEST']._serialized_end=465
+  _globals['_LISTSTAFFREQUEST']._serialized_start=467
+  _globals['_LISTSTAFFREQUEST']._serialized_end=591
+  _globals['_LISTSTAFFRESPONSE']._serialized_start=593
+  _globals['_LISTSTAFFRESPONSE']._serialized_end=680
+  _globals['_DEACTIVATESTAFFREQUEST']._serialized_start=682
+  _globals['_DEACTIVATESTAFFREQUEST']._serialized_end=718
+  _globals['_ISSUETOKENREQUEST']._serialized_start=720
+  _globals['_ISSUETOKENREQUEST']._serialized_end=778
+  _globals['_ISSUETOKENRESPONSE']._serialized_start=780
+  _globals['_ISSUETOKENRESPONSE']._serialized_end=864
+  _globals['_CREATECLIENTREQUEST']._serialized_start=866
+  _globals['_CREATECLIENTREQUEST']._serialized_end=952
+  _globals['_GETCLIENTREQUEST']._serialized_start=954
+  _globals['_GETCLIENTREQUEST']._serialized_end=984
+  _globals['_LISTCLIENTSREQUEST']._serialized_start=987
+  _globals['_LISTCLIENTSREQUEST']._serialized_end=1291
+  _globals['_LISTCLIENTSRESPONSE']._serialized_start=1293
+  _globals['_LISTCLIENTSRESPONSE']._serialized_end=1405
+  _globals['_UPDATECLIENTREQUEST']._serialized_start=1407
+  _globals['_UPDATECLIENTREQUEST']._serialized_end=1522
+  _globals['_CHANGECLIENTTIERREQUEST']._serialized_start=1524
+  _globals['_CHANGECLIENTTIERREQUEST']._serialized_end=1618
+  _globals['_ASSIGNCLIENTSTAFFREQUEST']._serialized_start=1620
+  _globals['_ASSIGNCLIENTSTAFFREQUEST']._serialized_end=1704
+  _globals['_HOLDINGSNAPSHOT']._serialized_start=1706
+  _globals['_HOLDINGSNAPSHOT']._serialized_end=1833
+  _globals['_IMPORTRECORD']._serialized_start=1836
+  _globals['_IMPORTRECORD']._serialized_end=2079
+  _globals['_IMPORTTRADESREQUEST']._serialized_start=2082
+  _globals['_IMPORTTRADESREQUEST']._serialized_end=2405
+  _globals['_IMPORTREJECTION']._serialized_start=2407
+  _globals['_IMPORTREJECTION']._serialized_end=2470
+  _globals['_IMPORTTRADESRESPONSE']._serialized_start=2473
+  _globals['_IMPORTTRADESRESPONSE']._serialized_end=2608
+  _globals['_LISTHOLDINGSREQUEST']._serialized_start=2610
+  _globals['_LISTHOLDINGSREQUEST']._serialized_end=2650
+  _globals['_LISTHOLDINGSRESPONSE']._serialized_start=2652
+  _globals['_LISTHOLDINGSRESPONSE']._serialized_end=2722
+  _globals['_STREAMTRADESREQUEST']._serialized_start=2725
+  _globals['_STREAMTRADESREQUEST']._serialized_end=2859
+  _globals['_STREAMTRADESRESPONSE']._serialized_start=2861
+  _globals['_STREAMTRADESRESPONSE']._serialized_end=2927
+  _globals['_LISTSECURITIESREQUEST']._serialized_start=2929
+  _globals['_LISTSECURITIESREQUEST']._serialized_end=3008
+  _globals['_LISTSECURITIESRESPONSE']._serialized_start=3010
+  _globals['_LISTSECURITIESRESPONSE']._serialized_end=3110
+  _globals['_FINDCLIENTSBYTICKERSREQUEST']._serialized_start=3112
+  _globals['_FINDCLIENTSBYTICKERSREQUEST']._serialized_end=3238
+  _globals['_CLIENTPOSITION']._serialized_start=3241
+  _globals['_CLIENTPOSITION']._serialized_end=3473
+  _globals['_FINDCLIENTSBYTICKERSRESPONSE']._serialized_start=3475
+  _globals['_FINDCLIENTSBYTICKERSRESPONSE']._serialized_end=3584
+  _globals['_DIRECTORYSERVICE']._serialized_start=3587
+  _globals['_DIRECTORYSERVICE']._serialized_end=5782
 # @@protoc_insertion_point(module_scope)

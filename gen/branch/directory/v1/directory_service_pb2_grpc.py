@@ -3,9 +3,11 @@
 import grpc
 import warnings
 
+from branch.directory.v1 import calendar_pb2 as branch_dot_directory_dot_v1_dot_calendar__pb2
 from branch.directory.v1 import client_pb2 as branch_dot_directory_dot_v1_dot_client__pb2
 from branch.directory.v1 import corporate_action_pb2 as branch_dot_directory_dot_v1_dot_corporate__action__pb2
 from branch.directory.v1 import directory_service_pb2 as branch_dot_directory_dot_v1_dot_directory__service__pb2
+from branch.directory.v1 import search_pb2 as branch_dot_directory_dot_v1_dot_search__pb2
 from branch.directory.v1 import staff_pb2 as branch_dot_directory_dot_v1_dot_staff__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -123,6 +125,31 @@ class DirectoryServiceStub:
                 '/branch.directory.v1.DirectoryService/ListCorporateActions',
                 request_serializer=branch_dot_directory_dot_v1_dot_corporate__action__pb2.ListCorporateActionsRequest.SerializeToString,
                 response_deserializer=branch_dot_directory_dot_v1_dot_corporate__action__pb2.ListCorporateActionsResponse.FromString,
+                _registered_method=True)
+        self.SetCalendarDay = channel.unary_unary(
+                '/branch.directory.v1.DirectoryService/SetCalendarDay',
+                request_serializer=branch_dot_directory_dot_v1_dot_calendar__pb2.SetCalendarDayRequest.SerializeToString,
+                response_deserializer=branch_dot_directory_dot_v1_dot_calendar__pb2.CalendarDay.FromString,
+                _registered_method=True)
+        self.DeleteCalendarDay = channel.unary_unary(
+                '/branch.directory.v1.DirectoryService/DeleteCalendarDay',
+                request_serializer=branch_dot_directory_dot_v1_dot_calendar__pb2.DeleteCalendarDayRequest.SerializeToString,
+                response_deserializer=branch_dot_directory_dot_v1_dot_calendar__pb2.DeleteCalendarDayResponse.FromString,
+                _registered_method=True)
+        self.ListCalendarDays = channel.unary_unary(
+                '/branch.directory.v1.DirectoryService/ListCalendarDays',
+                request_serializer=branch_dot_directory_dot_v1_dot_calendar__pb2.ListCalendarDaysRequest.SerializeToString,
+                response_deserializer=branch_dot_directory_dot_v1_dot_calendar__pb2.ListCalendarDaysResponse.FromString,
+                _registered_method=True)
+        self.SearchClients = channel.unary_unary(
+                '/branch.directory.v1.DirectoryService/SearchClients',
+                request_serializer=branch_dot_directory_dot_v1_dot_search__pb2.SearchClientsRequest.SerializeToString,
+                response_deserializer=branch_dot_directory_dot_v1_dot_search__pb2.SearchClientsResponse.FromString,
+                _registered_method=True)
+        self.SearchStaff = channel.unary_unary(
+                '/branch.directory.v1.DirectoryService/SearchStaff',
+                request_serializer=branch_dot_directory_dot_v1_dot_search__pb2.SearchStaffRequest.SerializeToString,
+                response_deserializer=branch_dot_directory_dot_v1_dot_search__pb2.SearchStaffResponse.FromString,
                 _registered_method=True)
 
 
@@ -243,6 +270,39 @@ class DirectoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetCalendarDay(self, request, context):
+        """The business calendar's operator overrides (calendar.proto).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteCalendarDay(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCalendarDays(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchClients(self, request, context):
+        """Finds clients in the caller's scope by name, pinyin, phone, account number or id prefix.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchStaff(self, request, context):
+        """Finds staff by employee number, name, pinyin or id prefix.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DirectoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -330,6 +390,31 @@ def add_DirectoryServiceServicer_to_server(servicer, server):
                     servicer.ListCorporateActions,
                     request_deserializer=branch_dot_directory_dot_v1_dot_corporate__action__pb2.ListCorporateActionsRequest.FromString,
                     response_serializer=branch_dot_directory_dot_v1_dot_corporate__action__pb2.ListCorporateActionsResponse.SerializeToString,
+            ),
+            'SetCalendarDay': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetCalendarDay,
+                    request_deserializer=branch_dot_directory_dot_v1_dot_calendar__pb2.SetCalendarDayRequest.FromString,
+                    response_serializer=branch_dot_directory_dot_v1_dot_calendar__pb2.CalendarDay.SerializeToString,
+            ),
+            'DeleteCalendarDay': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteCalendarDay,
+                    request_deserializer=branch_dot_directory_dot_v1_dot_calendar__pb2.DeleteCalendarDayRequest.FromString,
+                    response_serializer=branch_dot_directory_dot_v1_dot_calendar__pb2.DeleteCalendarDayResponse.SerializeToString,
+            ),
+            'ListCalendarDays': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCalendarDays,
+                    request_deserializer=branch_dot_directory_dot_v1_dot_calendar__pb2.ListCalendarDaysRequest.FromString,
+                    response_serializer=branch_dot_directory_dot_v1_dot_calendar__pb2.ListCalendarDaysResponse.SerializeToString,
+            ),
+            'SearchClients': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchClients,
+                    request_deserializer=branch_dot_directory_dot_v1_dot_search__pb2.SearchClientsRequest.FromString,
+                    response_serializer=branch_dot_directory_dot_v1_dot_search__pb2.SearchClientsResponse.SerializeToString,
+            ),
+            'SearchStaff': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchStaff,
+                    request_deserializer=branch_dot_directory_dot_v1_dot_search__pb2.SearchStaffRequest.FromString,
+                    response_serializer=branch_dot_directory_dot_v1_dot_search__pb2.SearchStaffResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -793,6 +878,141 @@ class DirectoryService:
             '/branch.directory.v1.DirectoryService/ListCorporateActions',
             branch_dot_directory_dot_v1_dot_corporate__action__pb2.ListCorporateActionsRequest.SerializeToString,
             branch_dot_directory_dot_v1_dot_corporate__action__pb2.ListCorporateActionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetCalendarDay(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/branch.directory.v1.DirectoryService/SetCalendarDay',
+            branch_dot_directory_dot_v1_dot_calendar__pb2.SetCalendarDayRequest.SerializeToString,
+            branch_dot_directory_dot_v1_dot_calendar__pb2.CalendarDay.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteCalendarDay(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/branch.directory.v1.DirectoryService/DeleteCalendarDay',
+            branch_dot_directory_dot_v1_dot_calendar__pb2.DeleteCalendarDayRequest.SerializeToString,
+            branch_dot_directory_dot_v1_dot_calendar__pb2.DeleteCalendarDayResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCalendarDays(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/branch.directory.v1.DirectoryService/ListCalendarDays',
+            branch_dot_directory_dot_v1_dot_calendar__pb2.ListCalendarDaysRequest.SerializeToString,
+            branch_dot_directory_dot_v1_dot_calendar__pb2.ListCalendarDaysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchClients(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/branch.directory.v1.DirectoryService/SearchClients',
+            branch_dot_directory_dot_v1_dot_search__pb2.SearchClientsRequest.SerializeToString,
+            branch_dot_directory_dot_v1_dot_search__pb2.SearchClientsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchStaff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/branch.directory.v1.DirectoryService/SearchStaff',
+            branch_dot_directory_dot_v1_dot_search__pb2.SearchStaffRequest.SerializeToString,
+            branch_dot_directory_dot_v1_dot_search__pb2.SearchStaffResponse.FromString,
             options,
             channel_credentials,
             insecure,

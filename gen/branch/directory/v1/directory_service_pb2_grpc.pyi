@@ -3,9 +3,11 @@
 isort:skip_file
 """
 
+from branch.directory.v1 import calendar_pb2 as _calendar_pb2
 from branch.directory.v1 import client_pb2 as _client_pb2
 from branch.directory.v1 import corporate_action_pb2 as _corporate_action_pb2
 from branch.directory.v1 import directory_service_pb2 as _directory_service_pb2
+from branch.directory.v1 import search_pb2 as _search_pb2
 from branch.directory.v1 import staff_pb2 as _staff_pb2
 from collections import abc as _abc
 from grpc import aio as _aio
@@ -68,6 +70,14 @@ class DirectoryServiceStub:
     """Clients holding any of the tickers, answered from the holdings index."""
     ListCorporateActions: _grpc.UnaryUnaryMultiCallable[_corporate_action_pb2.ListCorporateActionsRequest, _corporate_action_pb2.ListCorporateActionsResponse]
     """Corporate actions (bonus shares, splits, dividends, rights issues) for reports."""
+    SetCalendarDay: _grpc.UnaryUnaryMultiCallable[_calendar_pb2.SetCalendarDayRequest, _calendar_pb2.CalendarDay]
+    """The business calendar's operator overrides (calendar.proto)."""
+    DeleteCalendarDay: _grpc.UnaryUnaryMultiCallable[_calendar_pb2.DeleteCalendarDayRequest, _calendar_pb2.DeleteCalendarDayResponse]
+    ListCalendarDays: _grpc.UnaryUnaryMultiCallable[_calendar_pb2.ListCalendarDaysRequest, _calendar_pb2.ListCalendarDaysResponse]
+    SearchClients: _grpc.UnaryUnaryMultiCallable[_search_pb2.SearchClientsRequest, _search_pb2.SearchClientsResponse]
+    """Finds clients in the caller's scope by name, pinyin, phone, account number or id prefix."""
+    SearchStaff: _grpc.UnaryUnaryMultiCallable[_search_pb2.SearchStaffRequest, _search_pb2.SearchStaffResponse]
+    """Finds staff by employee number, name, pinyin or id prefix."""
 
 @_typing.type_check_only
 class DirectoryServiceAsyncStub(DirectoryServiceStub):
@@ -106,6 +116,14 @@ class DirectoryServiceAsyncStub(DirectoryServiceStub):
     """Clients holding any of the tickers, answered from the holdings index."""
     ListCorporateActions: _aio.UnaryUnaryMultiCallable[_corporate_action_pb2.ListCorporateActionsRequest, _corporate_action_pb2.ListCorporateActionsResponse]  # type: ignore[assignment]
     """Corporate actions (bonus shares, splits, dividends, rights issues) for reports."""
+    SetCalendarDay: _aio.UnaryUnaryMultiCallable[_calendar_pb2.SetCalendarDayRequest, _calendar_pb2.CalendarDay]  # type: ignore[assignment]
+    """The business calendar's operator overrides (calendar.proto)."""
+    DeleteCalendarDay: _aio.UnaryUnaryMultiCallable[_calendar_pb2.DeleteCalendarDayRequest, _calendar_pb2.DeleteCalendarDayResponse]  # type: ignore[assignment]
+    ListCalendarDays: _aio.UnaryUnaryMultiCallable[_calendar_pb2.ListCalendarDaysRequest, _calendar_pb2.ListCalendarDaysResponse]  # type: ignore[assignment]
+    SearchClients: _aio.UnaryUnaryMultiCallable[_search_pb2.SearchClientsRequest, _search_pb2.SearchClientsResponse]  # type: ignore[assignment]
+    """Finds clients in the caller's scope by name, pinyin, phone, account number or id prefix."""
+    SearchStaff: _aio.UnaryUnaryMultiCallable[_search_pb2.SearchStaffRequest, _search_pb2.SearchStaffResponse]  # type: ignore[assignment]
+    """Finds staff by employee number, name, pinyin or id prefix."""
 
 class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
     """DirectoryService keeps the branch's staff and clients, their holdings and trades. Staff sign
@@ -243,5 +261,43 @@ class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_corporate_action_pb2.ListCorporateActionsResponse, _abc.Awaitable[_corporate_action_pb2.ListCorporateActionsResponse]]:
         """Corporate actions (bonus shares, splits, dividends, rights issues) for reports."""
+
+    @_abc_1.abstractmethod
+    def SetCalendarDay(
+        self,
+        request: _calendar_pb2.SetCalendarDayRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calendar_pb2.CalendarDay, _abc.Awaitable[_calendar_pb2.CalendarDay]]:
+        """The business calendar's operator overrides (calendar.proto)."""
+
+    @_abc_1.abstractmethod
+    def DeleteCalendarDay(
+        self,
+        request: _calendar_pb2.DeleteCalendarDayRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calendar_pb2.DeleteCalendarDayResponse, _abc.Awaitable[_calendar_pb2.DeleteCalendarDayResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListCalendarDays(
+        self,
+        request: _calendar_pb2.ListCalendarDaysRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_calendar_pb2.ListCalendarDaysResponse, _abc.Awaitable[_calendar_pb2.ListCalendarDaysResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SearchClients(
+        self,
+        request: _search_pb2.SearchClientsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_search_pb2.SearchClientsResponse, _abc.Awaitable[_search_pb2.SearchClientsResponse]]:
+        """Finds clients in the caller's scope by name, pinyin, phone, account number or id prefix."""
+
+    @_abc_1.abstractmethod
+    def SearchStaff(
+        self,
+        request: _search_pb2.SearchStaffRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_search_pb2.SearchStaffResponse, _abc.Awaitable[_search_pb2.SearchStaffResponse]]:
+        """Finds staff by employee number, name, pinyin or id prefix."""
 
 def add_DirectoryServiceServicer_to_server(servicer: DirectoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

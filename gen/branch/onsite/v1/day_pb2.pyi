@@ -55,14 +55,18 @@ class _PeriodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Period.ValueTy
     PERIOD_UNSPECIFIED: _Period.ValueType  # 0
     PERIOD_DAY: _Period.ValueType  # 1
     PERIOD_WEEK: _Period.ValueType  # 2
-    """Monday to Sunday of the week holding the date; quota counts five working days."""
+    """Monday to Sunday of the week holding the date; the quota counts the week's working days
+    in the branch's calendar (public holidays off, make-up working days on).
+    """
 
 class Period(_Period, metaclass=_PeriodEnumTypeWrapper): ...
 
 PERIOD_UNSPECIFIED: Period.ValueType  # 0
 PERIOD_DAY: Period.ValueType  # 1
 PERIOD_WEEK: Period.ValueType  # 2
-"""Monday to Sunday of the week holding the date; quota counts five working days."""
+"""Monday to Sunday of the week holding the date; the quota counts the week's working days
+in the branch's calendar (public holidays off, make-up working days on).
+"""
 Global___Period: _TypeAlias = Period  # noqa: Y015
 
 @_typing.final

@@ -994,8 +994,13 @@ class GetWeeklyStatisticsResponse(_message.Message):
     WEEK_END_FIELD_NUMBER: _builtins.int
     AGENTS_FIELD_NUMBER: _builtins.int
     TOTAL_FIELD_NUMBER: _builtins.int
+    WORKING_DAYS_FIELD_NUMBER: _builtins.int
     week_start: _builtins.str
     week_end: _builtins.str
+    working_days: _builtins.int
+    """The branch's working days in the week (its business calendar: public holidays off,
+    make-up working days on), e.g. 1 for the 2024 National Day week, 6 with a make-up Saturday.
+    """
     @_builtins.property
     def agents(self) -> _containers.RepeatedCompositeFieldContainer[_ticket_pb2.AgentWeek]: ...
     @_builtins.property
@@ -1007,10 +1012,11 @@ class GetWeeklyStatisticsResponse(_message.Message):
         week_end: _builtins.str = ...,
         agents: _abc.Iterable[_ticket_pb2.AgentWeek] | None = ...,
         total: _ticket_pb2.AgentWeek | None = ...,
+        working_days: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["total", b"total"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents", b"agents", "total", b"total", "week_end", b"week_end", "week_start", b"week_start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agents", b"agents", "total", b"total", "week_end", b"week_end", "week_start", b"week_start", "working_days", b"working_days"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

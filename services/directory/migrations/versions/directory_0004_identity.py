@@ -1,7 +1,7 @@
 """identity: signing keys, passwords, refresh tokens
 
-Revision ID: directory_0003
-Revises: directory_0002
+Revision ID: directory_0004
+Revises: directory_people_search
 Create Date: 2026-12-01 02:50:00
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 import services.common.db
 
-revision: str = 'directory_0003'
-down_revision: str | None = 'directory_0002'
+revision: str = 'directory_0004'
+down_revision: str | None = 'directory_people_search'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

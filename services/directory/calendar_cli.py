@@ -1,0 +1,88 @@
+"""branchctl calendar ...: the branch's business calendar and the operator's overrides."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
+
+from branch.directory.v1 import calendar_pb2 as cpb
+from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
+
+from services.cli.branchctl import Ctl
+from services.common.clock import SystemClock, local_today
+from services.common.settings import load_settings
+
+WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+def _stub(ctl: Ctl) -> DirectoryServiceStub:
+    return DirectoryServiceStub(ctl.channel("directory"))
+
+
+def _today() -> date:
+    return local_today(SystemClock(), ZoneInfo(load_settings().timezone))
+
+
+def _rows(days: list[cpb.CalendarDay]) -> list[list[str]]:
+    return [[d.date, WEEKDAYS[date.fromisoformat(d.date).weekday()],
+             "yes" if d.working else "no", "yes" if d.trading else "no", d.kind, d.name,
+             d.source, d.note + (f" ({d.set_by})" if d.set_by else "")] for d in days]
+
+
+COLUMNS = ["date", "day", "working", "trading", "kind", "holiday", "source", "note"]
+
+
+async def show(args: argparse.Namespace, ctl: Ctl) -> None:
+    first = date.fromisoformat(args.start) if args.start else _today()
+    last = first + timedelta(days=args.days - 1)
+    resp = await _stub(ctl).ListCalendarDays(cpb.ListCalendarDaysRequest(
+        start_date=first.isoformat(), end_date=last.isoformat()), metadata=ctl.metadata)
+    days = [d for d in resp.days if args.all or d.kind != "workday"]
+    ctl.table(f"calendar {first} .. {last}" + ("" if args.all else " (days off and exceptions)"),
+              COLUMNS, _rows(days))
+    ctl.console.print(f"library: {resp.library}, notices {resp.library_first_year}-"
+                      f"{resp.library_last_year}; other years: Monday to Friday plus overrides")
+
+
+async def overrides(args: argparse.Namespace, ctl: Ctl) -> None:
+    resp = await _stub(ctl).ListCalendarDays(cpb.ListCalendarDaysRequest(overrides_only=True),
+                                             metadata=ctl.metadata)
+    ctl.table("calendar overrides", COLUMNS, _rows(list(resp.days)))
+
+
+async def set_day(args: argparse.Namespace, ctl: Ctl) -> None:
+    day = await _stub(ctl).SetCalendarDay(cpb.SetCalendarDayRequest(day=cpb.CalendarDay(
+        date=args.date, working=args.working, note=args.note)), metadata=ctl.metadata)
+    ctl.console.print(f"{day.date}: {day.kind} ({day.source})")
+
+
+async def unset_day(args: argparse.Namespace, ctl: Ctl) -> None:
+    await _stub(ctl).DeleteCalendarDay(cpb.DeleteCalendarDayRequest(date=args.date),
+                                       metadata=ctl.metadata)
+    ctl.console.print(f"{args.date}: override removed")
+
+
+def add_commands(groups: argparse._SubParsersAction) -> None:
+    group = groups.add_parser("calendar", help="business calendar: holidays, make-up working "
+                              "days and overrides")
+    sub = group.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("show", help="days off, make-up working days and overrides")
+    p.add_argument("--from", dest="start", help="YYYY-MM-DD (default today, branch-local)")
+    p.add_argument("--days", type=int, default=62)
+    p.add_argument("--all", action="store_true", help="every day, plain workdays too")
+    p.set_defaults(func=show)
+    p = sub.add_parser("overrides", help="every operator override")
+    p.set_defaults(func=overrides)
+    p = sub.add_parser("set", help="override one date (admin, supervisor; audited)")
+    p.add_argument("date", help="YYYY-MM-DD")
+    kind = p.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--holiday", dest="working", action="store_false",
+                      help="the branch does not work that day")
+    kind.add_argument("--working", dest="working", action="store_true",
+                      help="the branch works that day (make-up day, 调休)")
+    p.add_argument("--note", default="", help="why, e.g. the notice's number")
+    p.set_defaults(func=set_day)
+    p = sub.add_parser("unset", help="remove a date's override (admin, supervisor; audited)")
+    p.add_argument("date", help="YYYY-MM-DD")
+    p.set_defaults(func=unset_day)
