@@ -40,6 +40,19 @@ ECHO_METHOD = "/bench.Echo/Echo"
 
 # ---- servers, each in a child process ---------------------------------------------------
 
+def _join(proc: mp.process.BaseProcess, timeout: float = 60) -> None:
+    """Wait for a child to exit, at most timeout seconds; then end it, so the bench always
+    ends by itself."""
+    proc.join(timeout)
+    if proc.is_alive():
+        print(f"{proc.name} did not exit within {timeout:.0f} s; terminating it", file=sys.stderr)
+        proc.terminate()
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+
+
 def _echo_server(port_q: mp.Queue, stop: mp.Event) -> None:  # type: ignore[type-arg]
     async def serve() -> None:
         async def echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
@@ -143,12 +156,14 @@ def _hop_consumer(data_dir: str, nats_url: str, expect: int,
         await consumer.ensure()
         task = asyncio.create_task(consumer.run())
         ready.set()
-        await asyncio.wait_for(done.wait(), timeout=120)
-        consumer.stop()
-        task.cancel()
-        out_q.put(latencies)
-        await link.close()
-        await db.dispose()
+        try:
+            await asyncio.wait_for(done.wait(), timeout=120)
+        finally:
+            out_q.put(latencies)
+            # the subscription is released before the connection closes (bounded both)
+            await consumer.close(task)
+            await link.close()
+            await db.dispose()
 
     asyncio.run(consume())
 
@@ -177,7 +192,8 @@ def _row(name: str, n: int, elapsed: float, lat: list[float], base: float | None
             f"{rate / base:.2f}" if base else "1.00"]
 
 
-async def bench_rpc(calls: int, data_dir: Path, nats_url: str) -> list[list[str]]:
+async def bench_rpc(calls: int, data_dir: Path, nats_url: str,
+                    hop_n: int = 300) -> list[list[str]]:
     from services.common.auth import TokenSigner
     from tests.directory.factories import client_msg
 
@@ -192,12 +208,12 @@ async def bench_rpc(calls: int, data_dir: Path, nats_url: str) -> list[list[str]
     payload = bytes(400)  # about the size of a serialised Client
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
         call = ch.unary_unary(ECHO_METHOD)
-        await _load(lambda i: call(payload), 500)
+        await _load(lambda i: call(payload), min(500, calls))
         elapsed, lat = await _load(lambda i: call(payload), calls)
         base_rate = calls / elapsed
         rows.append(_row("echo (bare grpc.aio, baseline)", calls, elapsed, lat, None))
     stop.set()
-    echo.join()
+    _join(echo)
 
     stop = ctx.Event()
     server = ctx.Process(target=_directory_server, args=(str(data_dir), nats_url, q, stop))
@@ -211,7 +227,6 @@ async def bench_rpc(calls: int, data_dir: Path, nats_url: str) -> list[list[str]
 
         # the event hop first, on an empty stream: CreateClient commit -> durable consumer
         # in another process, one event at a time (a trickle, not a burst)
-        hop_n = 300
         out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
         ready = ctx.Event()
         consumer = ctx.Process(target=_hop_consumer,
@@ -222,7 +237,7 @@ async def bench_rpc(calls: int, data_dir: Path, nats_url: str) -> list[list[str]
             await stub.CreateClient(api.CreateClientRequest(client=client_msg()), metadata=md)
             await asyncio.sleep(0.005)
         hops = await loop.run_in_executor(None, out.get, True, 120)
-        consumer.join()
+        _join(consumer)
         q_hop = statistics.quantiles(hops, n=100)
 
         ids: list[str] = []
@@ -231,7 +246,7 @@ async def bench_rpc(calls: int, data_dir: Path, nats_url: str) -> list[list[str]
             c = await stub.CreateClient(api.CreateClientRequest(client=client_msg()), metadata=md)
             ids.append(c.id)
 
-        await _load(create, 300)
+        await _load(create, min(300, calls))
         elapsed, lat = await _load(create, calls)
         rows.append(_row("directory CreateClient", calls, elapsed, lat, base_rate))
         rng = random.Random(1)
@@ -239,11 +254,11 @@ async def bench_rpc(calls: int, data_dir: Path, nats_url: str) -> list[list[str]
         async def get(i: int) -> None:
             await stub.GetClient(api.GetClientRequest(id=rng.choice(ids)), metadata=md)
 
-        await _load(get, 500)
+        await _load(get, min(500, calls))
         elapsed, lat = await _load(get, calls)
         rows.append(_row("directory GetClient", calls, elapsed, lat, base_rate))
     stop.set()
-    server.join()
+    _join(server)
 
     # the same GetClient with its read on a sync session in a thread pool (same data)
     stop = ctx.Event()
@@ -253,12 +268,14 @@ async def bench_rpc(calls: int, data_dir: Path, nats_url: str) -> list[list[str]
     port = q.get(timeout=60)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
         stub = DirectoryServiceStub(ch)
-        await _load(get, 500)
+        await _load(get, min(500, calls))
         elapsed, lat = await _load(get, calls)
         rows.append(_row("directory GetClient, read via sync session in thread pool", calls,
                          elapsed, lat, base_rate))
     stop.set()
-    server.join()
+    _join(server)
+    rows.append(["event hop: CreateClient commit → durable consumer in another process",
+                 f"({hop_n} events)", f"{q_hop[49] * 1000:.2f}", f"{q_hop[98] * 1000:.2f}", "—"])
     pg = os.environ.get("BRANCH_TEST_POSTGRES_URL", "")
     if not pg:
         return rows
@@ -273,17 +290,14 @@ async def bench_rpc(calls: int, data_dir: Path, nats_url: str) -> list[list[str]
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
         stub = DirectoryServiceStub(ch)
         ids.clear()
-        await _load(create, 300)
+        await _load(create, min(300, calls))
         elapsed, lat = await _load(create, calls)
         rows.append(_row("directory CreateClient, PostgreSQL", calls, elapsed, lat, base_rate))
-        await _load(get, 500)
+        await _load(get, min(500, calls))
         elapsed, lat = await _load(get, calls)
         rows.append(_row("directory GetClient, PostgreSQL", calls, elapsed, lat, base_rate))
-        rows.append(["event hop: CreateClient commit → durable consumer in another process",
-                     f"({hop_n} events)", f"{q_hop[49] * 1000:.2f}", f"{q_hop[98] * 1000:.2f}",
-                     "—"])
     stop.set()
-    server.join()
+    _join(server)
     return rows
 
 
@@ -314,7 +328,7 @@ async def bench_db(calls: int, async_url: str, sync_url: str, label: str) -> lis
         async with db.read() as session:
             await session.get(Client, rng.choice(ids))
 
-    await _load(async_get, 300)
+    await _load(async_get, min(300, calls))
     a_elapsed, a_lat = await _load(async_get, calls)
     await db.dispose()
 
@@ -331,7 +345,7 @@ async def bench_db(calls: int, async_url: str, sync_url: str, label: str) -> lis
     async def threaded_get(i: int) -> None:
         await loop.run_in_executor(pool, sync_get)
 
-    await _load(threaded_get, 300)
+    await _load(threaded_get, min(300, calls))
     s_elapsed, s_lat = await _load(threaded_get, calls)
     pool.shutdown()
     engine.dispose()
@@ -357,6 +371,7 @@ async def _pg_database(url: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=3000)
+    parser.add_argument("--events", type=int, default=300, help="events in the event hop")
     args = parser.parse_args()
     from services.common.nats_link import EmbeddedNats
 
@@ -364,7 +379,7 @@ def main() -> None:
         nats = EmbeddedNats(Path(tmp) / "nats")
         nats.start()
         try:
-            rpc_rows = asyncio.run(bench_rpc(args.calls, Path(tmp), nats.url))
+            rpc_rows = asyncio.run(bench_rpc(args.calls, Path(tmp), nats.url, args.events))
         finally:
             nats.stop()
         path = Path(tmp) / "dbbench.db"

@@ -217,7 +217,11 @@ async def bench_end_to_end(n: int) -> dict[str, float]:
         finally:
             await remote.stop(grace=1)
             directory.terminate()
-            directory.wait(timeout=30)
+            try:
+                directory.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                directory.kill()
+                directory.wait()
             nats_server.stop()
     return {"seconds": seconds, "import_seconds": import_seconds,
             "stream_seconds": stream_seconds,

@@ -50,6 +50,8 @@ from services.vip.models import Relay, RosterEntry  # noqa: E402
 from services.vip.server import SPEC as VIP  # noqa: E402
 
 TICKER = "600519"
+# the longest one run may take before the bench gives up (it never waits without end)
+RUN_TIMEOUT = 300
 BROKERS = 50
 
 
@@ -116,13 +118,19 @@ async def one_run(nats_url: str, vip: ServiceRunner, kind: int, clients: int) ->
                                           "ce-source": "/branch/bench",
                                           "ce-time": datetime.now(UTC).isoformat()})
     committed = None
+    deadline = t0 + RUN_TIMEOUT
     while committed is None:
         if await relay_count(vip, note_id) >= clients:
             committed = time.perf_counter()
             break
+        if time.perf_counter() > deadline:
+            await nc.close()
+            raise TimeoutError(f"relay tasks not all committed within {RUN_TIMEOUT} s")
         await asyncio.sleep(0.01)
-    seen = await asyncio.wait_for(planned, timeout=120)
-    await nc.close()
+    try:
+        seen = await asyncio.wait_for(planned, timeout=RUN_TIMEOUT)
+    finally:
+        await nc.close()
     return {"committed": committed - t0, "event": seen - t0,
             "tasks": await relay_count(vip, note_id)}
 

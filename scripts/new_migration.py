@@ -1,4 +1,7 @@
-"""Autogenerate a migration for one service: ./dev migration SERVICE "message"."""
+"""Autogenerate a migration for one service: ./dev migration SERVICE "message".
+
+SERVICE `common` is the platform tables' branch (outbox, processed events, audit,
+idempotency), shared by every service's database."""
 
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 async def main(service: str, message: str) -> None:
     importlib.import_module(f"services.{service}.models")
-    versions = ROOT / "services" / service / "migrations" / "versions"
+    versions = (migrations.COMMON_VERSIONS if service == "common"
+                else ROOT / "services" / service / "migrations" / "versions")
     versions.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         db = Database(f"sqlite+aiosqlite:///{tmp}/m.db", service=service)
@@ -33,7 +37,8 @@ async def main(service: str, message: str) -> None:
             cfg.attributes["include_tables"] = migrations.service_tables(service)
             count = len(list(versions.glob("*.py")))
             command.revision(cfg, message=message, autogenerate=True,
-                             rev_id=f"{service}_{count + 1:04d}")
+                             rev_id=f"{service}_{count + 1:04d}", head=f"{service}@head",
+                             version_path=str(versions))
 
         async with db.engine.begin() as conn:
             await conn.run_sync(_revise)

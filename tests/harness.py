@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,9 +15,11 @@ from typing import Any
 import grpc
 import nats
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.auth import SERVICE_NAMES, TokenSigner, svc
 from services.common.clock import Clock, SystemClock
+from services.common.db import Database
 from services.common.identity import LocalServiceTokens
 from services.common.keys import jwks, key_from_seed
 from services.common.server import ServiceRunner, ServiceSpec
@@ -198,3 +200,27 @@ def unique(prefix: str = "") -> str:
 
 def subjects(msgs: Iterable[Any]) -> list[str]:
     return [m.subject for m in msgs]
+
+
+HOLD = 0.5
+"""Seconds a racing writer keeps its transaction open for the other to write too."""
+
+
+async def overlapped(db: Database, write: Callable[[AsyncSession], Awaitable[Any]]) -> None:
+    """Two writers in their own transactions, released together by a barrier; each holds its
+    transaction open until the other has written too (or HOLD seconds, when the other is
+    waiting for this one's row), so both read before either commits."""
+    barrier = asyncio.Barrier(2)
+    wrote = [asyncio.Event(), asyncio.Event()]
+
+    async def one(k: int) -> None:
+        await barrier.wait()
+        async with db.transaction() as s:  # SQLite: the second waits for the first here
+            await write(s)
+            wrote[k].set()
+            try:
+                await asyncio.wait_for(wrote[1 - k].wait(), HOLD)
+            except TimeoutError:
+                pass
+
+    await asyncio.gather(one(0), one(1))

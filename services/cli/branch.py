@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from datetime import UTC
 from pathlib import Path
 
 from services import registry
@@ -221,7 +222,7 @@ async def _replay_parked(services: list[str], settings: Settings, dry_run: bool)
     from branch.common.v1 import event_pb2
     from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-    from services.common.events import CONTENT_TYPE
+    from services.common.events import ce_headers
     from services.common.nats_link import STREAM, servers
 
     nc = await nats.connect(servers(settings.nats_url), connect_timeout=5)
@@ -245,13 +246,10 @@ async def _replay_parked(services: list[str], settings: Settings, dry_run: bool)
                     print(f"{'would replay' if dry_run else 'replayed'} {what}")
                     if dry_run:
                         continue
-                    time = env.time.ToDatetime().isoformat() + "Z"
-                    await js.publish(env.nats_subject, env.data, headers={
-                        "Nats-Msg-Id": f"replay:{env.id}:{seq}", "ce-specversion": "1.0",
-                        "ce-id": env.id, "ce-type": env.type, "ce-source": env.source,
-                        "ce-time": time, "ce-subject": env.subject,
-                        "ce-dataschema": env.data_schema, "content-type": CONTENT_TYPE,
-                    })
+                    await js.publish(env.nats_subject, env.data, headers=ce_headers(
+                        event_id=env.id, type=env.type, source=env.source,
+                        time=env.time.ToDatetime(tzinfo=UTC), subject=env.subject,
+                        data_schema=env.data_schema, msg_id=f"replay:{env.id}:{seq}"))
                     await js.delete_msg(STREAM, seq)
                     replayed += 1
             await sub.unsubscribe()

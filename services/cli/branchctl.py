@@ -16,6 +16,7 @@ import asyncio
 import fcntl
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ import grpc
 
 try:
     from rich.console import Console
+    from rich.measure import Measurement
     from rich.table import Table
 except ImportError:  # an install without the cli extra, e.g. the service image
     raise SystemExit("branchctl needs the cli extra: "
@@ -68,16 +70,48 @@ class Ctl:
         return [("authorization", f"Bearer {self.token}")]
 
     def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
+        """Print a table. Ids are never cut: a column holding ids (a UUID anywhere in a cell,
+        or every cell of an "id" column) is at least as wide as its longest id, so narrow
+        terminals wrap names and free text instead ("…" only ends long free text, clip())."""
         table = Table(title=title)
-        for col in columns:
-            table.add_column(col)
+        for i, col in enumerate(columns):
+            cells = [str(row[i]) for row in rows if i < len(row)]
+            table.add_column(col, min_width=_id_width(col, cells) or None)
         for row in rows:
             table.add_row(*[str(c) for c in row])
-        self.console.print(table)
+        # a table that cannot fit keeps its ids whole: the line grows past the terminal
+        # (which wraps it) rather than rich cropping the columns on the right
+        needed = Measurement.get(self.console, self.console.options, table).minimum
+        self.console.print(table, width=max(needed, self.console.width), crop=False)
 
     async def close(self) -> None:
         for ch in self._channels.values():
             await ch.close()
+
+
+ID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+
+def _id_width(header: str, cells: list[str]) -> int:
+    """The width of the longest id in a column (0: no ids)."""
+    ids = [m.group(0) for c in cells for m in ID_PATTERN.finditer(c)]
+    if header.strip().lower() in ("id", "ids") or header.strip().lower().endswith(" id"):
+        ids += [c for c in cells if c and not any(ch.isspace() for ch in c)]
+    return max((len(i) for i in ids), default=0)
+
+
+def who(display_name: str, person_id: str) -> str:
+    """A client or staff member in a table: the name beside the FULL id ("-" for none);
+    the id alone while the service does not know the name yet."""
+    if not person_id:
+        return "-"
+    return f"{display_name} {person_id}" if display_name else person_id
+
+
+def clip(text: str, width: int = 40) -> str:
+    """Free text cut to `width` characters, ending with "…" when it was longer."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 # refresh when the access token has less than this left (seconds)

@@ -36,6 +36,7 @@ from typing import Any
 
 import grpc
 
+from services.common import tracing
 from services.common.settings import Settings
 
 DEFAULT_DEADLINE_SECONDS = 30.0
@@ -313,22 +314,28 @@ def _bearer(token: TokenSource) -> Callable[[], list[tuple[str, str]]]:
 
 def aio_channel(settings: Settings, service: str, *, token: TokenSource = None,
                 address: str | None = None, server_name: str | None = None,
-                deadline: float = DEFAULT_DEADLINE_SECONDS) -> grpc.aio.Channel:
+                deadline: float = DEFAULT_DEADLINE_SECONDS,
+                interceptors: Sequence[grpc.aio.ClientInterceptor] = ()) -> grpc.aio.Channel:
     """A grpc.aio channel to `service` (its configured address unless `address` is given).
 
     token: bearer token sent with every call that carries no authorization of its own, or a
     function returning the current one (asked at every call).
     server_name: the name to check the server's certificate for, when not the address's host.
-    deadline: seconds allowed to a call made without `timeout=`.
+    deadline: seconds allowed to a call made without `timeout=` (each attempt, when one of
+    `interceptors` retries).
+    interceptors: the caller's own, outside the suite's (e.g. retry.RetryTransient).
     Raises nothing on creation; calls fail UNAVAILABLE while no address answers.
     """
     target = peer_target(address or settings.address(service))
-    interceptors = [_AioDefaults(deadline, _bearer(token))]
+    # the caller's own (a retry) outermost, so each attempt gets its own span and deadline;
+    # then tracing: a client span per call, traceparent and x-request-id in its metadata
+    chain = [*interceptors, *tracing.channel_interceptors(),
+             _AioDefaults(deadline, _bearer(token))]
     options = client_options(service, server_name)
     creds = client_credentials(settings)
     if creds is None:
-        return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
-    return grpc.aio.secure_channel(target, creds, options=options, interceptors=interceptors)
+        return grpc.aio.insecure_channel(target, options=options, interceptors=chain)
+    return grpc.aio.secure_channel(target, creds, options=options, interceptors=chain)
 
 
 def sync_channel(settings: Settings, service: str, *, token: TokenSource = None,

@@ -11,24 +11,29 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from branch.common.v1 import event_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry.trace import SpanKind
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.common import metrics
+from services.common import metrics, tracing
 from services.common.clock import Clock
 from services.common.db import Database, is_unavailable
-from services.common.events import Event
-from services.common.logs import get_logger
+from services.common.events import Event, trace_headers
+from services.common.logs import bind_request, get_logger, unbind
 from services.common.models import ProcessedEvent
 from services.common.nats_link import STREAM, NatsLink
 
 Handler = Callable[[AsyncSession, Event], Awaitable[None]]
+
+# the longest a pull subscription's unsubscribe may take at shutdown
+UNSUBSCRIBE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class Consumer:
         self._max_deliver = max_deliver
         self._ack_wait = ack_wait
         self._stopping = False
+        self._fetching = False  # waiting in a fetch: no event in hand, safe to interrupt
         self._log = get_logger(db.service, component="consumer", consumer=self.durable)
         self.handled = 0
         self.parked = 0
@@ -96,11 +102,16 @@ class Consumer:
                 psub = await self._link.jetstream().pull_subscribe_bind(self.durable, STREAM)
                 delay = 0.2
                 while not self._stopping:
+                    self._fetching = True
                     try:
                         msgs = await psub.fetch(self.FETCH_BATCH, timeout=1)
                     except (TimeoutError, NatsTimeoutError):
                         continue
+                    finally:
+                        self._fetching = False
                     for msg in msgs:
+                        if self._stopping:
+                            break  # the rest stay unacknowledged: redelivered later
                         await self._handle(msg)
             except asyncio.CancelledError:
                 raise
@@ -113,25 +124,68 @@ class Consumer:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             finally:
-                # A pull subscription left open (stopped, cancelled or lost) makes the
-                # connection's drain wait its full timeout (30 s) at shutdown.
                 if psub is not None:
-                    with contextlib.suppress(Exception):
-                        await psub.unsubscribe()
+                    await self._release(psub)
+
+    async def _release(self, psub) -> None:  # type: ignore[no-untyped-def]
+        """Close the pull subscription, within UNSUBSCRIBE_SECONDS.
+
+        One left open (stopped, cancelled or lost) makes the connection's drain wait its full
+        timeout (30 s) at shutdown; but on a connection already closing or closed the
+        unsubscribe can wait forever, so it is skipped there and bounded everywhere."""
+        nc = self._link.nc
+        if nc is None or nc.is_closed or nc.is_draining:
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(psub.unsubscribe(), timeout=UNSUBSCRIBE_SECONDS)
 
     def stop(self) -> None:
         self._stopping = True
+
+    async def close(self, task: asyncio.Task[None], timeout: float = 10.0) -> None:
+        """Stop, and wait (at most timeout seconds, then cancel) for run() in task to end.
+        Call before closing the NATS connection, so the subscription is released first.
+
+        A consumer waiting in a fetch is interrupted at once; one handling an event finishes
+        it first: cancelling inside a handler's transaction can leave a cleanup that waits
+        forever on a connection being closed."""
+        self.stop()
+        if self._fetching:
+            task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if not done:
+            task.cancel()
+            await asyncio.wait({task}, timeout=UNSUBSCRIBE_SECONDS + 1)
+        elif not task.cancelled() and task.exception() is not None:
+            self._log.warning("consumer ended with an error",
+                              error=type(task.exception()).__name__)
 
     async def _handle(self, msg) -> None:  # type: ignore[no-untyped-def]
         deliveries = msg.metadata.num_delivered
         if deliveries > 1:
             self.redelivered += 1
             metrics.EVENT_REDELIVERIES.labels(self._db.service, self.durable).inc()
+        headers = dict(msg.headers or {})
         try:
-            event = Event.from_headers(msg.subject, dict(msg.headers or {}), msg.data, deliveries)
+            event = Event.from_headers(msg.subject, headers, msg.data, deliveries)
         except ValueError as exc:
             await self._park(msg, None, f"malformed: {exc}", deliveries)
             return
+        # the handler continues the publisher's trace; its log lines carry the event id
+        with tracing.continued(
+            trace_headers(headers), f"{msg.subject} process", SpanKind.CONSUMER,
+            self._db.service, **{"messaging.system": "nats",
+                                 "messaging.destination.name": msg.subject,
+                                 "messaging.message.id": event.id,
+                                 "messaging.consumer.group.name": self.durable},
+        ):
+            tokens = bind_request(event_id=event.id)
+            try:
+                await self._handle_event(msg, event, deliveries)
+            finally:
+                unbind(tokens)
+
+    async def _handle_event(self, msg, event: Event, deliveries: int) -> None:  # type: ignore[no-untyped-def]
         try:
             await self.apply(event)
         except PermanentError as exc:
@@ -198,7 +252,8 @@ class Consumer:
             ).first() is not None
 
     async def _park(self, msg, event: Event | None, reason: str, deliveries: int) -> None:  # type: ignore[no-untyped-def]
-        headers = dict(msg.headers or {})
+        headers = {k: unquote(v) if k.startswith("ce-") else v
+                   for k, v in (msg.headers or {}).items()}
         envelope = event_pb2.EventEnvelope(
             id=headers.get("ce-id", ""),
             type=headers.get("ce-type", ""),

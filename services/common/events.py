@@ -1,22 +1,27 @@
 """Events: the outbox (written with the state change), the relay to JetStream, and Event.
 
-Subjects are branch.<service>.<entity>.<event>; CloudEvents attributes travel as ce-* headers
-and Nats-Msg-Id equals ce-id, so JetStream drops a re-published duplicate.
+Subjects are branch.<service>.<entity>.<event>; events follow the CloudEvents NATS binding's
+binary mode (attributes as percent-encoded ce-* headers, the protobuf payload as the body) and
+Nats-Msg-Id equals ce-id, so JetStream drops a re-published duplicate. Each outbox row keeps
+the trace context of the call that wrote it; the relay sends it on (traceparent).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
+from urllib.parse import quote, unquote
 
 from google.protobuf.message import Message
+from opentelemetry.trace import SpanKind
 from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.common import metrics
+from services.common import metrics, tracing
 from services.common.clock import Clock, as_utc
 from services.common.db import Database
 from services.common.ids import new_id
@@ -25,6 +30,10 @@ from services.common.models import OutboxEvent
 from services.common.nats_link import NatsLink
 
 CONTENT_TYPE = "application/protobuf"
+TYPE_URL_PREFIX = "type.googleapis.com/"
+TRACE_HEADERS = ("traceparent", "tracestate")
+# printable ASCII except space, '"' and '%': left as is in header values
+_HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"%')
 OUTBOX_PENDING = "outbox_pending"
 SLA_OVERDUE = "sla_overdue"
 
@@ -53,6 +62,7 @@ def emit(
             data_schema=message.DESCRIPTOR.full_name,
             data=message.SerializeToString(),
             created_at=now,
+            trace_context=tracing.dumps(tracing.carrier()),
         )
     )
     session.info[OUTBOX_PENDING] = True
@@ -61,18 +71,67 @@ def emit(
     return event_id
 
 
-def headers_for(row: OutboxEvent, source: str) -> dict[str, str]:
-    return {
-        "Nats-Msg-Id": row.event_id,
-        "ce-specversion": "1.0",
-        "ce-id": row.event_id,
-        "ce-type": row.ce_type,
-        "ce-source": source,
-        "ce-time": as_utc(row.created_at).isoformat().replace("+00:00", "Z"),
-        "ce-subject": row.ce_subject,
-        "ce-dataschema": row.data_schema,
-        "content-type": CONTENT_TYPE,
+def type_url(data_schema: str) -> str:
+    """The protobuf format's dataschema: the message's type URL (a bare full name gains the
+    type.googleapis.com/ prefix; a URL is kept)."""
+    return data_schema if "/" in data_schema or not data_schema else TYPE_URL_PREFIX + data_schema
+
+
+def encode_value(value: str) -> str:
+    """Percent-encode a header value as the CloudEvents bindings require: space, '"', '%' and
+    everything outside printable ASCII (as UTF-8 bytes)."""
+    return quote(value, safe=_HEADER_SAFE)
+
+
+def ce_headers(
+    *,
+    event_id: str,
+    type: str,
+    source: str,
+    time: datetime,
+    subject: str,
+    data_schema: str,
+    msg_id: str = "",
+    trace: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """NATS headers of one event in the CloudEvents NATS binding's binary mode: attributes as
+    percent-encoded ce-* headers (ce-datacontenttype for the content type; ce-subject left out
+    when empty), Nats-Msg-Id (default: the event id) for JetStream's de-duplication, and the
+    trace context both as W3C headers (traceparent, tracestate) and as the CloudEvents
+    distributed-tracing extension (ce-traceparent, ce-tracestate)."""
+    attributes = {
+        "specversion": "1.0",
+        "id": event_id,
+        "type": type,
+        "source": source,
+        "time": as_utc(time).isoformat().replace("+00:00", "Z"),
+        "subject": subject,
+        "dataschema": type_url(data_schema),
+        "datacontenttype": CONTENT_TYPE,
     }
+    headers = {"Nats-Msg-Id": msg_id or event_id}
+    headers.update({f"ce-{k}": encode_value(v) for k, v in attributes.items() if v})
+    for name in TRACE_HEADERS:
+        if trace and trace.get(name):
+            headers[name] = trace[name]
+            headers[f"ce-{name}"] = encode_value(trace[name])
+    return headers
+
+
+def trace_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The W3C trace context of a received event: traceparent/tracestate, else the
+    CloudEvents extension's ce-traceparent/ce-tracestate."""
+    out = {n: headers[n] for n in TRACE_HEADERS if headers.get(n)}
+    if not out:
+        out = {n: unquote(headers[f"ce-{n}"]) for n in TRACE_HEADERS if headers.get(f"ce-{n}")}
+    return out
+
+
+def headers_for(row: OutboxEvent, source: str, trace: Mapping[str, str] | None = None
+                ) -> dict[str, str]:
+    return ce_headers(event_id=row.event_id, type=row.ce_type, source=source,
+                      time=row.created_at, subject=row.ce_subject, data_schema=row.data_schema,
+                      trace=trace)
 
 
 @dataclass(frozen=True)
@@ -101,14 +160,15 @@ class Event:
         missing = [h for h in ("ce-id", "ce-type", "ce-source", "ce-time") if not headers.get(h)]
         if missing:
             raise ValueError(f"not a CloudEvent: missing {', '.join(missing)}")
+        ce = {k[3:]: unquote(v) for k, v in headers.items() if k.startswith("ce-")}
         return cls(
-            id=headers["ce-id"],
-            type=headers["ce-type"],
-            source=headers["ce-source"],
-            subject=headers.get("ce-subject", ""),
-            time=datetime.fromisoformat(headers["ce-time"].replace("Z", "+00:00")),
+            id=ce["id"],
+            type=ce["type"],
+            source=ce["source"],
+            subject=ce.get("subject", ""),
+            time=datetime.fromisoformat(ce["time"].replace("Z", "+00:00")),
             nats_subject=nats_subject,
-            data_schema=headers.get("ce-dataschema", ""),
+            data_schema=ce.get("dataschema", ""),
             data=data,
             deliveries=deliveries,
         )
@@ -181,9 +241,15 @@ class OutboxRelay:
         published: list[int] = []
         try:
             for row in rows:
-                await js.publish(
-                    row.subject, row.data, timeout=5, headers=headers_for(row, self._source)
-                )
+                # the publish continues the trace of the call (or event) that wrote the row
+                with tracing.continued(
+                    tracing.loads(row.trace_context), f"{row.subject} publish",
+                    SpanKind.PRODUCER, self._db.service,
+                    **{"messaging.system": "nats", "messaging.destination.name": row.subject,
+                       "messaging.message.id": row.event_id},
+                ):
+                    await js.publish(row.subject, row.data, timeout=5,
+                                     headers=headers_for(row, self._source, tracing.carrier()))
                 published.append(row.seq or 0)
                 metrics.OUTBOX_PUBLISHED.labels(service=self._db.service).inc()
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 import time
@@ -27,9 +28,10 @@ from services.common.clock import Clock
 from services.common.db import Database, is_unavailable
 from services.common.errors import DatabaseUnavailable, DomainError
 from services.common.ids import new_id
-from services.common.logs import get_logger
+from services.common.logs import bind_request, get_logger, unbind
 from services.common.models import AuditRecord
 from services.common.request_checks import check_request
+from services.common.tracing import REQUEST_ID
 
 UNAUTHENTICATED_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 
@@ -140,6 +142,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             "token": None,
             "mutating": False,
         }
+        _bind_log_context(state)
         known = self.access.methods.get(method)
         # a refused attempt at a mutating call is audited too, with its outcome
         state["mutating"] = bool(known and known.mutating)
@@ -148,6 +151,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         try:
             principal: Principal = await self._verify(bearer_from_metadata(metadata))
             state["principal"] = principal
+            state["log_tokens"].update(bind_request(staff_id=principal.staff_id))
             self.access.check(method, principal)
         except DomainError as exc:
             state["denied"] = exc
@@ -232,6 +236,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
     ) -> None:
         if state.get("token") is not None:
             reset_principal(state["token"])
+        _unbind_log_context(state)
         duration_ms = (time.perf_counter() - state["start"]) * 1000
         principal: Principal | None = state.get("principal")
         staff_id = principal.staff_id if principal else ""
@@ -290,3 +295,21 @@ def _clean(text: str) -> str:
 
 def _is_abort(exc: Exception) -> bool:
     return type(exc).__name__ in {"AbortError", "_AbortError"}
+
+
+def _bind_log_context(state: dict[str, Any]) -> None:
+    """Log lines inside the handler carry request_id (and staff_id once known; trace_id comes
+    from the span); peer calls made by the handler forward the request id."""
+    request_id = _loggable(str(state["request_id"]))
+    state["log_tokens"] = bind_request(request_id=request_id)
+    state["request_id_token"] = REQUEST_ID.set(request_id)
+
+
+def _unbind_log_context(state: dict[str, Any]) -> None:
+    # a streaming handler may end in another context than it began: nothing to reset then
+    if "log_tokens" in state:
+        with contextlib.suppress(ValueError):
+            unbind(state.pop("log_tokens"))
+    if "request_id_token" in state:
+        with contextlib.suppress(ValueError):
+            REQUEST_ID.reset(state.pop("request_id_token"))

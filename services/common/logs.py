@@ -7,8 +7,18 @@ import sys
 from pathlib import Path
 
 import structlog
+from opentelemetry import trace
 
 _configured = False
+
+
+def add_trace_ids(_logger: object, _name: str, event: dict[str, object]) -> dict[str, object]:
+    """trace_id and span_id of the current OpenTelemetry span, when there is one."""
+    ctx = trace.get_current_span().get_span_context()
+    if ctx.is_valid:
+        event.setdefault("trace_id", format(ctx.trace_id, "032x"))
+        event.setdefault("span_id", format(ctx.span_id, "016x"))
+    return event
 
 
 def configure_logging(level: str = "info", path: Path | None = None) -> None:
@@ -21,7 +31,9 @@ def configure_logging(level: str = "info", path: Path | None = None) -> None:
     logging.basicConfig(format="%(message)s", stream=sys.stdout, level=logging.WARNING)
     structlog.configure(
         processors=[
+            # request_id and staff_id bound by the RPC interceptor, event_id by consumers
             structlog.contextvars.merge_contextvars,
+            add_trace_ids,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
@@ -40,3 +52,13 @@ def get_logger(service: str, **fields: object) -> structlog.stdlib.BoundLogger:
     # A lazy proxy: module-level loggers made at import time (before configure_logging)
     # still follow the configuration in force when they log.
     return structlog.get_logger(service=service, **fields)  # type: ignore[no-any-return]
+
+
+def bind_request(**fields: str) -> dict[str, object]:
+    """Bind ids (request_id, staff_id, event_id) to every log line of the current task until
+    unbind(tokens). Ids only: never names, phones or holdings."""
+    return dict(structlog.contextvars.bind_contextvars(**fields))
+
+
+def unbind(tokens: dict[str, object]) -> None:
+    structlog.contextvars.reset_contextvars(**tokens)  # type: ignore[arg-type]

@@ -25,6 +25,8 @@ class OutboxEvent(SQLModel, table=True):
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime = Field(sa_type=UtcDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # W3C trace context (JSON of traceparent/tracestate) of the call that wrote the row
+    trace_context: str = Field(default="", max_length=600, sa_column_kwargs={"server_default": ""})
 
 
 class ProcessedEvent(SQLModel, table=True):

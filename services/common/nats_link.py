@@ -71,10 +71,11 @@ class NatsLink:
     def connected(self) -> bool:
         return self.nc is not None and self.nc.is_connected
 
-    async def close(self) -> None:
+    async def close(self, drain_seconds: float = 10.0) -> None:
+        """Drain (at most drain_seconds), then close: shutdown never waits without end."""
         if self.nc is not None and not self.nc.is_closed:
             try:
-                await self.nc.drain()
+                await asyncio.wait_for(self.nc.drain(), timeout=drain_seconds)
             except Exception:
                 await self.nc.close()
 

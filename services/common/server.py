@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from services.common import channels, housekeeping, metrics, migrations
+from services.common import channels, housekeeping, metrics, migrations, tracing
 from services.common.audit import AUDIT_ACCESS, AuditServicer
 from services.common.auth import Access, AccessTable, TokenVerifier
 from services.common.calendar import BranchCalendar
@@ -45,6 +45,8 @@ from services.common.nats_link import NatsLink
 from services.common.settings import Settings
 from services.common.standing import StandingBook
 
+# the longest stop() waits for the background tasks it cancelled
+STOP_TASKS_SECONDS = 10.0
 AUDIT_SERVICE_NAME = audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name
 
 # Drain after SIGTERM: the queue of calls is empty once none has been taken for QUIET_SECONDS
@@ -144,6 +146,7 @@ class ServiceRunner:
         self.port = 0
         self.run_consumers = run_consumers
         self.log = get_logger(spec.name)
+        tracing.configure_tracing(spec.name, settings.otlp_endpoint)
         self.db = Database(settings.database_url_for(spec.name), service=spec.name,
                            busy_timeout=settings.sqlite_busy_timeout_seconds)
         self.nats = NatsLink(settings.nats_url, spec.name, settings.nats_stream_replicas)
@@ -173,6 +176,7 @@ class ServiceRunner:
         self.interceptor: ServiceInterceptor | None = None
         self.server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._consumer_tasks: list[tuple[Consumer, asyncio.Task[None]]] = []
         self._stop_background = asyncio.Event()
 
     @property
@@ -199,7 +203,9 @@ class ServiceRunner:
                 )
                 await consumer.ensure()
                 self.consumers.append(consumer)
-                self._tasks.append(asyncio.create_task(consumer.run(), name=consumer.durable))
+                task = asyncio.create_task(consumer.run(), name=consumer.durable)
+                self._consumer_tasks.append((consumer, task))
+                self._tasks.append(task)
             for job in self.spec.background(self.ctx, self._stop_background):
                 self._tasks.append(asyncio.create_task(job()))
         if self.spec.calendar_loader is not None:
@@ -214,7 +220,8 @@ class ServiceRunner:
             clock=self.clock,
         )
         self.server = grpc.aio.server(
-            interceptors=[self.interceptor],
+            # the OpenTelemetry interceptor first: its span is current in ours
+            interceptors=[tracing.server_interceptor(), self.interceptor],
             options=channels.server_options(),
         )
         self.spec.register(self.server, self.ctx)
@@ -389,14 +396,23 @@ class ServiceRunner:
             consumer.stop()
         self.relay.stop()
         if self._tasks:  # started: each loop notices the stop within a second (its fetch timeout)
+            # Consumers finish the event in hand (Consumer.close: one waiting in a fetch is
+            # interrupted at once) rather than being cancelled inside a handler's transaction,
+            # whose cleanup can wait forever on a connection being closed.
+            await asyncio.gather(*(consumer.close(task, STOP_TASKS_SECONDS)
+                                   for consumer, task in self._consumer_tasks))
             await asyncio.wait(self._tasks, timeout=min(max(grace, 1), 5))
             try:
                 await asyncio.wait_for(self.relay.flush_once(), timeout=min(grace, 5))
             except Exception:
                 self.log.warning("outbox not flushed at shutdown; rows stay for the next start")
+        self._consumer_tasks.clear()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, hung = await asyncio.wait(self._tasks, timeout=STOP_TASKS_SECONDS)
+            for task in hung:
+                self.log.warning("task did not stop in time", task=task.get_name())
         self._tasks.clear()
         await self.ctx.close_channels()
         await self.standing.stop()

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     nats_stream_replicas: int = Field(
         1, ge=1, le=5, description="replicas of the BRANCH stream; 3 on a NATS cluster (R3)"
     )
+    otlp_endpoint: str = Field(
+        "", description="host:port of an OTLP/gRPC collector to export traces to; empty: off"
+    )
     directory_port: int = SERVICE_PORTS["directory"]
     onsite_port: int = SERVICE_PORTS["onsite"]
     remote_port: int = SERVICE_PORTS["remote"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import AsyncIterator
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from branch.directory.v1 import client_pb2, identity_pb2, staff_pb2
 from branch.directory.v1 import directory_service_pb2 as api
@@ -15,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from services.cli.branchctl import Ctl
 from services.cli.people import client_option, staff_option
-from services.common.settings import ConfigError, load_settings
+from services.cli.timefmt import zone
 from services.directory import csvfile
 
 CHANNELS = {"onsite": client_pb2.CHANNEL_ONSITE, "remote": client_pb2.CHANNEL_REMOTE}
@@ -105,18 +104,11 @@ async def tier(args: argparse.Namespace, ctl: Ctl) -> None:
     ctl.console.print(f"{c.id} is now {args.tier}")
 
 
-def _zone() -> ZoneInfo:
-    try:
-        return ZoneInfo(load_settings().timezone)
-    except ConfigError as exc:
-        raise SystemExit(str(exc)) from None
-
-
 async def import_csv(args: argparse.Namespace, ctl: Ctl) -> None:
     """Send a trades or corporate-actions CSV (see services/directory/csvfile.py)."""
     path = Path(args.file)
     try:
-        parsed = csvfile.read(path.read_bytes(), _zone(), encoding=args.encoding or "",
+        parsed = csvfile.read(path.read_bytes(), zone(), encoding=args.encoding or "",
                               name=str(path))
     except OSError as exc:
         raise SystemExit(f"{path}: {exc.strerror}") from None

@@ -17,6 +17,7 @@ from services.common.db import Database
 from services.common.errors import InvalidArgument, Violations
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.request_checks import collect
+from services.common.upsert import upsert as upsert_row
 from services.directory.models import CorporateAction, Trade
 from services.directory.validation import check_date, check_decimal, check_ticker
 
@@ -71,16 +72,14 @@ async def upsert(session: AsyncSession, a: ca_pb2.CorporateAction, values: dict[
     """True when stored or changed; False for a duplicate of what is stored."""
     key = (a.ticker, date.fromisoformat(a.ex_date), a.kind)
     row = await session.get(CorporateAction, key)
-    if row is None:
-        session.add(CorporateAction(ticker=key[0], ex_date=key[1], kind=key[2], updated_at=now,
-                                    **values))
-        return True
-    if all(getattr(row, name) == values[name] for name in VALUE_FIELDS):
+    if row is not None and all(getattr(row, name) == values[name] for name in VALUE_FIELDS):
         return False
-    for name in VALUE_FIELDS:
-        setattr(row, name, values[name])
-    row.updated_at = now
-    session.add(row)
+    # one statement: two imports of a new action at once both inserted it (duplicate key)
+    await upsert_row(session, CorporateAction, {
+        "ticker": key[0], "ex_date": key[1], "kind": key[2], "updated_at": now, **values},
+        key=["ticker", "ex_date", "kind"])
+    if row is not None:
+        await session.refresh(row)
     return True
 
 

@@ -54,7 +54,6 @@ SECURITIES = [
     ("300015", "爱尔眼科", 4, "12.6"), ("688012", "中微公司", 5, "148"),
     ("510300", "沪深300ETF", 2, "3.72"), ("159915", "创业板ETF", 3, "1.96"),
 ]
-CLIENTS = 2000
 
 
 def _name(rng) -> str:  # type: ignore[no-untyped-def]
@@ -86,7 +85,7 @@ async def load(demo: Demo) -> None:
 
     today = demo.today
     specs = []
-    for i in range(CLIENTS):
+    for i in range(demo.client_count):
         onsite = rng.random() < 0.55
         key = rng.random() < 0.08
         assessed = today - timedelta(days=rng.randint(0, 900))
@@ -114,7 +113,7 @@ async def load(demo: Demo) -> None:
             client=msg, request_id=f"demo-client-{i}"), metadata=admin)
 
     created: list[client_pb2.Client] = []
-    for start in range(0, CLIENTS, 100):
+    for start in range(0, demo.client_count, 100):
         chunk = specs[start:start + 100]
         created += await asyncio.gather(*(create(start + j, m) for j, m in enumerate(chunk)))
     for c in created:

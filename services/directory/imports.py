@@ -26,6 +26,7 @@ from services.common.errors import Violations
 from services.common.events import emit
 from services.common.protos import from_ts
 from services.common.request_checks import collect
+from services.common.upsert import upsert
 from services.directory import corporate_actions
 from services.directory.models import Client, Holding, ImportCounter, Security, Trade
 from services.directory.validation import check_date, check_decimal, check_text, check_ticker
@@ -257,16 +258,16 @@ async def _apply(
                 result.reject(index, v)
                 continue
             row = await session.get(Security, s.ticker)
-            if row is None:
-                session.add(Security(ticker=s.ticker, name=s.name, risk_level=s.risk_level,
-                                     last_price=s.last_price))
-                result.accepted += 1
-            elif (row.name, row.risk_level, row.last_price) == (s.name, s.risk_level,
-                                                                 s.last_price):
+            if row is not None and (row.name, row.risk_level, row.last_price) == (
+                    s.name, s.risk_level, s.last_price):
                 result.duplicate += 1
             else:
-                row.name, row.risk_level, row.last_price = s.name, s.risk_level, s.last_price
-                session.add(row)
+                # one statement: two imports naming a new security at once both inserted
+                await upsert(session, Security, {
+                    "ticker": s.ticker, "name": s.name, "risk_level": s.risk_level,
+                    "last_price": s.last_price}, key=["ticker"])
+                if row is not None:
+                    await session.refresh(row)
                 result.accepted += 1
         elif kind == "corporate_action":
             v, values = corporate_actions.check_action(rec.corporate_action, now)

@@ -35,10 +35,12 @@ from services.common.errors import (
 from services.common.events import emit
 from services.common.ids import new_id
 from services.common.pagination import decode_token, encode_token, page_size
+from services.common.upsert import insert_missing
 from services.directory import assignments, convert, corporate_actions
 from services.directory.identity import Identity, wall_now
 from services.directory.keystore import KeyStore
 from services.directory.models import Client, Holding, Security, Staff, Trade
+from services.directory.search import search_text
 from services.directory.validation import (
     PHONE,
     check_date,
@@ -179,12 +181,7 @@ class Directory:
     async def ensure_admin(self) -> Staff:
         """The bootstrap admin account (employee_no ADMIN), created on first start."""
         async with self.db.transaction() as session:
-            row = (await session.exec(select(Staff).where(Staff.employee_no == "ADMIN"))).first()
-            if row is None:
-                row = Staff(id=new_id(), employee_no="ADMIN", display_name="Administrator",
-                            roles="admin", created_at=self.clock.now())
-                session.add(row)
-            return row
+            return await admin_row(session, self.clock.now())
 
     # ---- clients -------------------------------------------------------------------------
 
@@ -589,6 +586,18 @@ def in_scope(principal: Principal, row: Client) -> bool:
     if principal.has("broker") and row.broker_id == principal.staff_id:
         return True
     return principal.has("client_manager") and row.client_manager_id == principal.staff_id
+
+
+async def admin_row(session: AsyncSession, now: datetime) -> Staff:
+    """The bootstrap admin's row, inserted if missing in one statement (ON CONFLICT on the
+    unique employee_no): two replicas starting at once both inserted it, and the second
+    failed its start on the duplicate key."""
+    await insert_missing(session, Staff, {
+        "id": new_id(), "employee_no": "ADMIN", "display_name": "Administrator",
+        "roles": "admin", "active": True, "team_lead_id": "",
+        "search_text": search_text("Administrator"), "created_at": now,
+        "deactivated_at": None}, key=["employee_no"])
+    return (await session.exec(select(Staff).where(Staff.employee_no == "ADMIN"))).one()
 
 
 def ensure_scope(principal: Principal, row: Client) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from branch.directory.v1 import client_pb2
 from branch.onsite.v1 import consultation_pb2 as cpb
@@ -12,11 +11,10 @@ from branch.onsite.v1 import day_pb2, meeting_pb2
 from branch.onsite.v1 import onsite_service_pb2 as api
 from branch.onsite.v1.onsite_service_pb2_grpc import OnsiteServiceStub
 from branch.research.v1 import note_enums_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.cli.branchctl import Ctl
+from services.cli.branchctl import Ctl, clip, who
 from services.cli.people import client_option, resolve_client, staff_option
-from services.common.settings import load_settings
+from services.cli.timefmt import local, timestamp, zone
 
 STATES = {"raised": cpb.FORM_STATE_RAISED, "analysed": cpb.FORM_STATE_ANALYSED,
           "delivered": cpb.FORM_STATE_DELIVERED, "cancelled": cpb.FORM_STATE_CANCELLED}
@@ -28,30 +26,6 @@ def _stub(ctl: Ctl) -> OnsiteServiceStub:
     return OnsiteServiceStub(ctl.channel("onsite"))
 
 
-def _tz() -> ZoneInfo:
-    return ZoneInfo(load_settings().timezone)
-
-
-def _local(value: Timestamp, fmt: str = "%m-%d %H:%M") -> str:
-    if not value.seconds:
-        return ""
-    return value.ToDatetime().replace(tzinfo=ZoneInfo("UTC")).astimezone(_tz()).strftime(fmt)
-
-
-def _ts(text: str | None) -> Timestamp | None:
-    """A local 'YYYY-MM-DD HH:MM' (or ISO) time as a Timestamp."""
-    if not text:
-        return None
-    when = datetime.fromisoformat(text)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=_tz())
-    out = Timestamp()
-    out.FromDatetime(when)
-    return out
-
-
-def _short(value: str) -> str:
-    return value[-8:] if value else ""
 
 
 def _flags(form: cpb.ConsultationForm) -> str:
@@ -64,33 +38,37 @@ async def day(args: argparse.Namespace, ctl: Ctl) -> None:
     stub = _stub(ctl)
     plan = await stub.GetDailyPlan(api.GetDailyPlanRequest(
         client_manager_id=args.manager or "", plan_date=args.date or ""), metadata=ctl.metadata)
-    who = plan.client_manager_id
-    ctl.console.print(f"[bold]{who}[/bold] plan for {plan.plan_date}"
+    manager = who(plan.client_manager_display_name, plan.client_manager_id)
+    ctl.console.print(f"[bold]{manager}[/bold] plan for {plan.plan_date}"
                       + (f": {plan.note}" if plan.note else ""))
     visits = await stub.ListVisits(api.ListVisitsRequest(
         client_manager_id=args.manager or "", start_date=plan.plan_date,
         end_date=plan.plan_date, page_size=200), metadata=ctl.metadata)
     done = {v.client_id for v in visits.visits}
     ctl.table("planned visits", ["client", "why", "visited"],
-              [[p.client_id, p.reason, "yes" if p.client_id in done else ""]
+              [[who(p.client_display_name, p.client_id), clip(p.reason),
+                "yes" if p.client_id in done else ""]
                for p in plan.visits])
     if plan.consultation_targets:
         ctl.table("consultation targets", ["client", "why"],
-                  [[p.client_id, p.reason] for p in plan.consultation_targets])
+                  [[who(p.client_display_name, p.client_id), clip(p.reason)]
+                   for p in plan.consultation_targets])
     if plan.dropped:
         ctl.table("dropped since planning", ["client", "why"],
-                  [[p.client_id, day_pb2.DropReason.Name(p.dropped).removeprefix(
+                  [[who(p.client_display_name, p.client_id),
+                    day_pb2.DropReason.Name(p.dropped).removeprefix(
                       "DROP_REASON_").lower()] for p in plan.dropped])
     ctl.table("visits recorded", ["time", "client", "room", "topics", "requests", "follow-up"],
-              [[_local(v.visit_time, "%H:%M"), v.client_id, v.room, ", ".join(v.topics),
-                v.client_requests, v.follow_up_note if v.follow_up_needed else ""]
+              [[local(v.visit_time, "%H:%M"), who(v.client_display_name, v.client_id), v.room,
+                ", ".join(v.topics), clip(v.client_requests),
+                clip(v.follow_up_note) if v.follow_up_needed else ""]
                for v in visits.visits])
     patrols = await stub.ListPatrols(api.ListPatrolsRequest(
         client_manager_id=args.manager or "", start_date=plan.plan_date,
         end_date=plan.plan_date, page_size=200), metadata=ctl.metadata)
     ctl.table(f"rooms (planned: {', '.join(plan.rooms) or '-'})",
               ["time", "room", "observations"],
-              [[_local(p.patrol_time, "%H:%M"), p.room, p.observations]
+              [[local(p.patrol_time, "%H:%M"), p.room, p.observations]
                for p in patrols.patrols])
     report = await stub.GetCompliance(api.GetComplianceRequest(
         client_manager_id=args.manager or "", date=plan.plan_date), metadata=ctl.metadata)
@@ -111,7 +89,7 @@ def _planned(values: list[str] | None) -> list[day_pb2.PlannedClient]:
 
 
 async def plan(args: argparse.Namespace, ctl: Ctl) -> None:
-    date = args.date or datetime.now(_tz()).date().isoformat()
+    date = args.date or datetime.now(zone()).date().isoformat()
     visits, targets = _planned(args.visit), _planned(args.consult)
     for planned in (*visits, *targets):  # CLIENT is typed as anywhere else (people.py)
         planned.client_id = await resolve_client(ctl, planned.client_id)
@@ -130,21 +108,21 @@ async def visit(args: argparse.Namespace, ctl: Ctl) -> None:
                         follow_up_note=args.follow_up or "",
                         client_manager_id=args.manager or "")
     if args.at:
-        msg.visit_time.CopyFrom(_ts(args.at))
+        msg.visit_time.CopyFrom(timestamp(args.at))
     v = await _stub(ctl).RecordVisit(api.RecordVisitRequest(visit=msg,
                                                             request_id=args.request_id or ""),
                                      metadata=ctl.metadata)
-    ctl.console.print(f"visit {v.id} recorded: client {v.client_id} at {_local(v.visit_time)}")
+    ctl.console.print(f"visit {v.id} recorded: client {v.client_id} at {local(v.visit_time)}")
 
 
 async def patrol(args: argparse.Namespace, ctl: Ctl) -> None:
     msg = day_pb2.Patrol(room=args.room, observations=args.obs or "",
                          client_manager_id=args.manager or "")
     if args.at:
-        msg.patrol_time.CopyFrom(_ts(args.at))
+        msg.patrol_time.CopyFrom(timestamp(args.at))
     p = await _stub(ctl).RecordPatrol(api.RecordPatrolRequest(
         patrol=msg, request_id=args.request_id or ""), metadata=ctl.metadata)
-    ctl.console.print(f"patrol {p.id} recorded: {p.room} at {_local(p.patrol_time)}")
+    ctl.console.print(f"patrol {p.id} recorded: {p.room} at {local(p.patrol_time)}")
 
 
 async def compliance(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -154,7 +132,8 @@ async def compliance(args: argparse.Namespace, ctl: Ctl) -> None:
         metadata=ctl.metadata)
     ctl.table("compliance", ["manager", "period", "visits", "planned done", "rooms", "targets",
                              "forms", "overdue", "met"],
-              [[r.client_manager_id, f"{r.start_date}..{r.end_date}",
+              [[who(r.client_manager_display_name, r.client_manager_id),
+                f"{r.start_date}..{r.end_date}",
                 f"{r.visits_done}/{r.visits_quota}",
                 f"{r.planned_visits_done}/{r.planned_visits}",
                 f"{r.rooms_patrolled}/{r.rooms_quota}", r.consultation_targets, r.forms_raised,
@@ -173,8 +152,9 @@ async def quota(args: argparse.Namespace, ctl: Ctl) -> None:
     ctl.table(f"quotas (default {resp.default_visits_per_day} visits, "
               f"{resp.default_rooms_per_day} rooms a day)",
               ["role", "staff", "visits/day", "rooms/day", "set by", "at"],
-              [[q.role, q.staff_id or "(all)", q.visits_per_day, q.rooms_per_day,
-                q.updated_by, _local(q.update_time)] for q in resp.quotas])
+              [[q.role, who(q.staff_display_name, q.staff_id) if q.staff_id else "(all)",
+                q.visits_per_day, q.rooms_per_day,
+                q.updated_by, local(q.update_time)] for q in resp.quotas])
 
 
 # ---- consultation forms ----------------------------------------------------------------------
@@ -190,9 +170,11 @@ async def forms(args: argparse.Namespace, ctl: Ctl) -> None:
         metadata=ctl.metadata)
     ctl.table("consultation forms", ["id", "client", "manager", "consultant", "state",
                                      "raised", "deadline", "risk", "flags"],
-              [[f.id, f.client_id, _short(f.client_manager_id), _short(f.consultant_id),
+              [[f.id, who(f.client_display_name, f.client_id),
+                who(f.client_manager_display_name, f.client_manager_id),
+                who(f.consultant_display_name, f.consultant_id),
                 cpb.FormState.Name(f.state).removeprefix("FORM_STATE_").lower(),
-                _local(f.raise_time), _local(f.deadline),
+                local(f.raise_time), local(f.deadline),
                 client_pb2.RiskLevel.Name(f.advice_risk_level).removeprefix("RISK_LEVEL_")
                 if f.advice_risk_level else "", _flags(f)] for f in resp.forms])
     if resp.next_page_token:
@@ -203,9 +185,11 @@ def _print_form(ctl: Ctl, f: cpb.ConsultationForm) -> None:
     c = ctl.console
     c.print(f"[bold]form {f.id}[/bold]  {cpb.FormState.Name(f.state).removeprefix('FORM_STATE_')}"
             + (f"  [red]{_flags(f)}[/red]" if f.flags else ""))
-    c.print(f"client {f.client_id}  manager {f.client_manager_id}  consultant {f.consultant_id}")
-    c.print(f"raised {_local(f.raise_time)}  deadline {_local(f.deadline)}"
-            + (f"  overdue event {_local(f.overdue_time)}" if f.overdue_time.seconds else ""))
+    c.print(f"client {who(f.client_display_name, f.client_id)}  "
+            f"manager {who(f.client_manager_display_name, f.client_manager_id)}  "
+            f"consultant {who(f.consultant_display_name, f.consultant_id)}")
+    c.print(f"raised {local(f.raise_time)}  deadline {local(f.deadline)}"
+            + (f"  overdue event {local(f.overdue_time)}" if f.overdue_time.seconds else ""))
     if f.request_note:
         c.print(f"request: {f.request_note}")
     ctl.table("holdings when raised", ["ticker", "quantity", "cost", "market", "risk", "as of"],
@@ -213,7 +197,7 @@ def _print_form(ctl: Ctl, f: cpb.ConsultationForm) -> None:
                 client_pb2.RiskLevel.Name(p.risk_level).removeprefix("RISK_LEVEL_"), p.as_of]
                for p in f.positions])
     if f.analysis:
-        c.print(f"analysis ({_local(f.analyse_time)} by {f.analysed_by}): {f.analysis}")
+        c.print(f"analysis ({local(f.analyse_time)} by {f.analysed_by}): {f.analysis}")
         c.print(f"advice R{f.advice_risk_level} for a C{f.client_risk_tolerance} client"
                 + (" (assessment expired)" if f.risk_assessment_expired else "")
                 + f": {f.advice}")
@@ -222,9 +206,9 @@ def _print_form(ctl: Ctl, f: cpb.ConsultationForm) -> None:
         if f.note_ids:
             c.print("research notes cited: " + ", ".join(f.note_ids))
     if f.deliver_time.seconds:
-        c.print(f"delivered {_local(f.deliver_time)} by {f.delivered_by}: {f.acknowledgement}")
+        c.print(f"delivered {local(f.deliver_time)} by {f.delivered_by}: {f.acknowledgement}")
     if f.cancel_time.seconds:
-        c.print(f"cancelled {_local(f.cancel_time)} by {f.cancelled_by}: {f.cancel_reason}")
+        c.print(f"cancelled {local(f.cancel_time)} by {f.cancelled_by}: {f.cancel_reason}")
 
 
 async def form(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -290,9 +274,11 @@ async def overdue(args: argparse.Namespace, ctl: Ctl) -> None:
         start_date=args.start or "", end_date=args.end or ""), metadata=ctl.metadata)
     ctl.console.print(f"overdue forms: {s.overdue_total} ({s.open_overdue} still open)")
     ctl.table("by consultant", ["consultant", "overdue", "still open"],
-              [[x.staff_id, x.overdue, x.open] for x in s.by_consultant])
+              [[who(x.staff_display_name, x.staff_id), x.overdue, x.open]
+               for x in s.by_consultant])
     ctl.table("by client manager", ["manager", "overdue", "still open"],
-              [[x.staff_id, x.overdue, x.open] for x in s.by_client_manager])
+              [[who(x.staff_display_name, x.staff_id), x.overdue, x.open]
+               for x in s.by_client_manager])
     args.state, args.inbox, args.overdue, args.flagged = None, False, True, False
     args.consultant = args.manager = args.client = args.page = None
     args.limit = 50
@@ -322,13 +308,13 @@ def _fmt(m: meeting_pb2.Meeting) -> str:
 
 async def meetings(args: argparse.Namespace, ctl: Ctl) -> None:
     req = api.ListMeetingsRequest(page_size=args.limit, page_token=args.page or "")
-    start = datetime.now(_tz()) - timedelta(days=args.past)
+    start = datetime.now(zone()) - timedelta(days=args.past)
     req.start_time.FromDatetime(start)
     resp = await _stub(ctl).ListMeetings(req, metadata=ctl.metadata)
     ctl.table("exchange meetings", ["id", "start", "topic", "where", "presenter", "state",
                                     "confirmed", "waiting", "attended"],
-              [[m.id, _local(m.start_time, "%a %m-%d %H:%M"), m.topic, _fmt(m),
-                _short(m.presenter_id),
+              [[m.id, local(m.start_time, "%a %m-%d %H:%M"), clip(m.topic), _fmt(m),
+                who(m.presenter_display_name, m.presenter_id),
                 meeting_pb2.MeetingState.Name(m.state).removeprefix("MEETING_STATE_").lower(),
                 f"{m.confirmed_count}/{m.capacity}", m.waitlisted_count, m.attended_count]
                for m in resp.meetings])
@@ -339,7 +325,7 @@ async def meetings(args: argparse.Namespace, ctl: Ctl) -> None:
 async def meeting(args: argparse.Namespace, ctl: Ctl) -> None:
     stub = _stub(ctl)
     m = await stub.GetMeeting(api.GetMeetingRequest(id=args.id), metadata=ctl.metadata)
-    ctl.console.print(f"[bold]{m.topic}[/bold]  {_local(m.start_time, '%a %Y-%m-%d %H:%M')} "
+    ctl.console.print(f"[bold]{m.topic}[/bold]  {local(m.start_time, '%a %Y-%m-%d %H:%M')} "
                       f"({m.duration_minutes} min), {_fmt(m)}, capacity {m.capacity}, "
                       f"{meeting_pb2.MeetingState.Name(m.state).removeprefix('MEETING_STATE_')}")
     if m.note_ids:
@@ -347,7 +333,8 @@ async def meeting(args: argparse.Namespace, ctl: Ctl) -> None:
     regs = await stub.ListRegistrations(api.ListRegistrationsRequest(
         meeting_id=m.id, page_size=1000), metadata=ctl.metadata)
     ctl.table("registrations", ["id", "client", "status", "waiting #", "attended"],
-              [[r.id, r.client_id, meeting_pb2.RegistrationStatus.Name(r.status).removeprefix(
+              [[r.id, who(r.client_display_name, r.client_id),
+                meeting_pb2.RegistrationStatus.Name(r.status).removeprefix(
                   "REGISTRATION_STATUS_").lower(), r.waitlist_position or "",
                 "yes" if r.attended else ""] for r in regs.registrations])
 
@@ -363,12 +350,13 @@ def _presenter(args: argparse.Namespace) -> tuple[int, str]:
 async def schedule(args: argparse.Namespace, ctl: Ctl) -> None:
     kind, presenter = _presenter(args)
     m = await _stub(ctl).ScheduleMeeting(api.ScheduleMeetingRequest(meeting=meeting_pb2.Meeting(
-        topic=args.topic, start_time=_ts(args.start), duration_minutes=args.duration,
+        topic=args.topic, start_time=timestamp(args.start) if args.start else None,
+        duration_minutes=args.duration,
         format=meeting_pb2.MEETING_FORMAT_ONLINE if args.online
         else meeting_pb2.MEETING_FORMAT_IN_PERSON, room=args.room or "",
         capacity=args.capacity, presenter_kind=kind, presenter_id=presenter,  # type: ignore[arg-type]
         note_ids=args.note_id or []), request_id=args.request_id or ""), metadata=ctl.metadata)
-    ctl.console.print(f"meeting {m.id} scheduled for {_local(m.start_time)}")
+    ctl.console.print(f"meeting {m.id} scheduled for {local(m.start_time)}")
 
 
 async def series(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -382,7 +370,7 @@ async def series(args: argparse.Namespace, ctl: Ctl) -> None:
         weeks=args.weeks, topic=args.topic or "", presenter_kind=kind,  # type: ignore[arg-type]
         presenter_id=presenter, request_id=args.request_id or ""), metadata=ctl.metadata)
     ctl.console.print(f"series {resp.series.id}: "
-                      + ", ".join(_local(m.start_time, "%a %m-%d %H:%M") for m in resp.meetings))
+                      + ", ".join(local(m.start_time, "%a %m-%d %H:%M") for m in resp.meetings))
 
 
 async def register(args: argparse.Namespace, ctl: Ctl) -> None:

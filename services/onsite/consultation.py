@@ -27,6 +27,7 @@ from services.common.ids import new_id
 from services.common.logs import get_logger
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.protos import ts
+from services.common.upsert import upsert
 from services.onsite import convert
 from services.onsite.convert import OPEN_STATES
 from services.onsite.core import (
@@ -37,7 +38,6 @@ from services.onsite.core import (
     is_branch_wide,
     loads,
     token_time,
-    upsert,
 )
 from services.onsite.day import onsite_client
 from services.onsite.models import FormPositionRow, FormRow, OnsiteSettingsRow
@@ -77,17 +77,12 @@ async def update_settings(o: Onsite, p: Principal, msg: api.OnsiteSettings) -> a
 
     async def write() -> api.OnsiteSettings:
         async with o.db.transaction() as s:
-            row = await s.get(OnsiteSettingsRow, 1)
-            if row is None:
-                row = OnsiteSettingsRow(id=1, delivery_deadline_seconds=seconds,
-                                        updated_by=p.staff_id, updated_at=o.now())
-            row.delivery_deadline_seconds = seconds
-            row.updated_by = p.staff_id
-            row.updated_at = o.now()
-            s.add(row)
-            return convert.settings_to_proto(row)
+            values = {"id": 1, "delivery_deadline_seconds": seconds, "updated_by": p.staff_id,
+                      "updated_at": o.now()}
+            await upsert(s, OnsiteSettingsRow, values, key=["id"])
+            return convert.settings_to_proto(OnsiteSettingsRow(**values))
 
-    return await upsert(write)
+    return await write()
 
 
 # ---- reading -------------------------------------------------------------------------------

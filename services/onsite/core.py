@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TypeVar
@@ -12,7 +11,6 @@ from zoneinfo import ZoneInfo
 from branch.directory.v1 import staff_pb2
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from services.common.auth import Principal
@@ -76,18 +74,6 @@ async def stored_result(o: Onsite, p: Principal, method: str, request_id: str,
     message = response_type()
     message.ParseFromString(row.response)
     return message
-
-
-T = TypeVar("T")
-
-
-async def upsert(write: Callable[[], Awaitable[T]]) -> T:
-    """Run a find-or-insert write; when a concurrent caller inserted the same row first (the
-    unique key refused ours), run it again: it now finds and updates that row."""
-    try:
-        return await write()
-    except IntegrityError:
-        return await write()
 
 
 def is_branch_wide(p: Principal) -> bool:

@@ -20,6 +20,7 @@ from services.common.events import emit
 from services.common.fields import check_date, check_text
 from services.common.ids import new_id
 from services.common.pagination import decode_token, encode_token, page_size
+from services.common.upsert import upsert
 from services.onsite import convert
 from services.onsite.core import (
     BACKFILL_WINDOW,
@@ -32,7 +33,6 @@ from services.onsite.core import (
     staff_scope,
     token_int,
     token_time,
-    upsert,
 )
 from services.onsite.models import (
     CONSULT,
@@ -110,16 +110,15 @@ async def set_plan(o: Onsite, p: Principal, req: api.SetDailyPlanRequest) -> day
 
     async def write() -> day_pb2.DailyPlan:
         async with o.db.transaction() as s:
+            # the day's plan row in one statement (two saves of a new day both inserted)
+            await upsert(s, PlanRow, {
+                "id": new_id(), "client_manager_id": manager, "plan_date": day,
+                "rooms": dumps(list(req.rooms)), "note": req.note, "created_at": now,
+                "updated_at": now}, key=["client_manager_id", "plan_date"],
+                update=["rooms", "note", "updated_at"])
             row = (await s.exec(select(PlanRow).where(
-                PlanRow.client_manager_id == manager, PlanRow.plan_date == day))).first()
-            if row is None:
-                row = PlanRow(id=new_id(), client_manager_id=manager, plan_date=day,
-                              created_at=now, updated_at=now)
-            row.rooms = dumps(list(req.rooms))
-            row.note = req.note
-            row.updated_at = now
-            s.add(row)
-            await s.flush()
+                PlanRow.client_manager_id == manager, PlanRow.plan_date == day)
+                .execution_options(populate_existing=True))).one()
             await s.exec(delete(PlanItemRow).where(  # type: ignore[call-overload]
                 col(PlanItemRow.plan_id) == row.id))
             items = []
@@ -131,7 +130,7 @@ async def set_plan(o: Onsite, p: Principal, req: api.SetDailyPlanRequest) -> day
             s.add_all(items)
             return convert.plan_to_proto(row, items)
 
-    return await upsert(write)
+    return await write()
 
 
 async def get_plan(o: Onsite, p: Principal, req: api.GetDailyPlanRequest) -> day_pb2.DailyPlan:
@@ -311,19 +310,13 @@ async def set_quota(o: Onsite, p: Principal, msg: day_pb2.Quota) -> day_pb2.Quot
 
     async def write() -> day_pb2.Quota:
         async with o.db.transaction() as s:
-            row = (await s.exec(select(QuotaRow).where(
-                QuotaRow.role == msg.role, QuotaRow.staff_id == msg.staff_id))).first()
-            if row is None:
-                row = QuotaRow(role=msg.role, staff_id=msg.staff_id, visits_per_day=0,
-                               rooms_per_day=0, updated_by=p.staff_id, updated_at=now)
-            row.visits_per_day = msg.visits_per_day
-            row.rooms_per_day = msg.rooms_per_day
-            row.updated_by = p.staff_id
-            row.updated_at = now
-            s.add(row)
-            return convert.quota_to_proto(row)
+            values = {"role": msg.role, "staff_id": msg.staff_id,
+                      "visits_per_day": msg.visits_per_day, "rooms_per_day": msg.rooms_per_day,
+                      "updated_by": p.staff_id, "updated_at": now}
+            await upsert(s, QuotaRow, values, key=["role", "staff_id"])
+            return convert.quota_to_proto(QuotaRow(**values))
 
-    return await upsert(write)
+    return await write()
 
 
 async def list_quotas(o: Onsite, req: api.ListQuotasRequest) -> api.ListQuotasResponse:

@@ -52,8 +52,8 @@ async def load(demo: Demo) -> None:
     note_ids = [str(n) for n in demo.shared.get("research_notes", [])][:6]
     mine = {m: [c for c in demo.clients if c.client_manager_id == m
                 and c.channel == client_pb2.CHANNEL_ONSITE] for m in managers}
-    today = datetime.now(tz).date()
-    now = datetime.now(tz)
+    now = demo.local_now()
+    today = now.date()
 
     await stub.SetQuota(api.SetQuotaRequest(quota=day_pb2.Quota(
         role="client_manager", visits_per_day=10, rooms_per_day=3)), metadata=sup)
@@ -89,7 +89,7 @@ async def load(demo: Demo) -> None:
         for c in consult:
             targets.append((day, m, c.id))
         is_today = day == today
-        visited = chosen[: (3 if is_today else rng.randint(6, len(chosen)))]
+        visited = chosen[: (3 if is_today else rng.randint(min(6, len(chosen)), len(chosen)))]
         calls = []
         for k, c in enumerate(visited):
             when = _at(day, 9, 40, tz) + timedelta(minutes=25 * k + rng.randint(0, 15))
@@ -155,7 +155,7 @@ async def load(demo: Demo) -> None:
         if fate == "cancelled":
             await stub.CancelConsultationForm(api.CancelConsultationFormRequest(
                 id=form.id, reason="client sold the position before the analysis",
-                backfill_time=ts(raised_at + timedelta(hours=2))), metadata=admin)
+                backfill_time=ts(demo.past(raised_at + timedelta(hours=2)))), metadata=admin)
             states["cancelled"] += 1
             return
         if fate == "open_overdue":
@@ -171,7 +171,8 @@ async def load(demo: Demo) -> None:
         if fate == "analysed_live":
             md = demo.as_staff(consultant, "consultant")
         else:
-            req.backfill_time.CopyFrom(ts(raised_at + timedelta(hours=rng.randint(2, 6))))
+            req.backfill_time.CopyFrom(ts(demo.past(
+                raised_at + timedelta(hours=rng.randint(2, 6)))))
         try:
             await stub.AnalyseConsultationForm(req, metadata=md)
         except grpc.aio.AioRpcError as err:
@@ -187,7 +188,7 @@ async def load(demo: Demo) -> None:
         await stub.DeliverConsultationForm(api.DeliverConsultationFormRequest(
             id=form.id, acknowledgement=rng.choice(
                 ["client signed the printed form", "read back by phone", "explained in Room 2"]),
-            backfill_time=ts(raised_at + timedelta(hours=hours))), metadata=admin)
+            backfill_time=ts(demo.past(raised_at + timedelta(hours=hours)))), metadata=admin)
         states["late" if fate == "late" else "delivered"] += 1
 
 

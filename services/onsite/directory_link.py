@@ -10,13 +10,16 @@ from branch.directory.v1 import directory_service_pb2 as dapi
 from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
 
 from services.common.errors import NotFound, Unavailable
+from services.common.names import Keeper
 
 TIMEOUT = 5.0
 
 
 class DirectoryLink:
-    def __init__(self, channel: Callable[[], grpc.aio.Channel]) -> None:
+    def __init__(self, channel: Callable[[], grpc.aio.Channel],
+                 names: Keeper | None = None) -> None:
         self._channel = channel
+        self._names = names  # keeps the names of the clients and staff it is told about
 
     def _stub(self) -> DirectoryServiceStub:
         return DirectoryServiceStub(self._channel())
@@ -24,13 +27,16 @@ class DirectoryLink:
     async def get_client(self, client_id: str) -> client_pb2.Client:
         """The client, or NotFound (reason CLIENT_UNKNOWN) when the directory has no such id."""
         try:
-            return await self._stub().GetClient(dapi.GetClientRequest(id=client_id),
-                                                timeout=TIMEOUT)
+            client = await self._stub().GetClient(dapi.GetClientRequest(id=client_id),
+                                                  timeout=TIMEOUT)
         except grpc.aio.AioRpcError as err:
             if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
                 raise NotFound(f"client {client_id} is not known to the directory",
                                reason="CLIENT_UNKNOWN") from None
             raise _unavailable(err) from None
+        if self._names is not None:
+            self._names.saw(client)
+        return client
 
     async def list_holdings(self, client_id: str) -> list[holding_pb2.Holding]:
         try:
@@ -45,12 +51,15 @@ class DirectoryLink:
 
     async def get_staff(self, staff_id: str) -> staff_pb2.Staff | None:
         try:
-            return await self._stub().GetStaff(dapi.GetStaffRequest(id=staff_id),
-                                               timeout=TIMEOUT)
+            staff = await self._stub().GetStaff(dapi.GetStaffRequest(id=staff_id),
+                                                timeout=TIMEOUT)
         except grpc.aio.AioRpcError as err:
             if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
                 return None
             raise _unavailable(err) from None
+        if self._names is not None:
+            self._names.saw(staff)
+        return staff
 
 
 def _unavailable(err: grpc.aio.AioRpcError) -> Unavailable:

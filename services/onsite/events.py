@@ -10,14 +10,13 @@ from branch.directory.v1 import client_pb2
 from branch.directory.v1 import events_pb2 as directory_events
 from branch.onsite.v1 import consultation_pb2, day_pb2
 from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.consumer import Subscription
 from services.common.events import Event
 from services.common.logs import get_logger
+from services.common.upsert import upsert
 from services.onsite.consultation import check_overdue
 from services.onsite.convert import OPEN_STATES
 from services.onsite.core import Onsite
@@ -80,13 +79,10 @@ async def remember_client(s: AsyncSession, client: client_pb2.Client, now: datet
     """Insert or update the client's row in one statement. A find-then-insert lost to another
     replica inserting the same client at once: the consumer takes an IntegrityError for "a
     replica applied this event already", so the whole event (plans, flags) was dropped."""
-    dialect = (await s.connection()).dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    values = {"channel": client.channel, "status": client.status,
-              "client_manager_id": client.client_manager_id, "updated_at": now}
-    stmt = insert(ClientStateRow).values(client_id=client.id, **values)
-    await s.exec(stmt.on_conflict_do_update(  # type: ignore[call-overload]
-        index_elements=["client_id"], set_={k: stmt.excluded[k] for k in values}))
+    await upsert(s, ClientStateRow,
+                 {"client_id": client.id, "channel": client.channel, "status": client.status,
+                  "client_manager_id": client.client_manager_id, "updated_at": now},
+                 key=["client_id"])
 
 
 async def reassign(s: AsyncSession, o: Onsite, client: client_pb2.Client) -> None:

@@ -8,6 +8,7 @@ from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from services.common.db import UtcDateTime
+from services.common.names import PersonNameBase
 
 # Plan item kinds
 VISIT = "visit"
@@ -222,3 +223,10 @@ class RegistrationRow(SQLModel, table=True):
     promoted_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     cancelled_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     cancel_reason: str = Field(default="", max_length=500)
+
+
+class PersonName(PersonNameBase, table=True):
+    """Clients' and staff members' display names from the directory's events
+    (services/common/names.py): responses carry them beside the ids."""
+
+    __tablename__ = "onsite_person_name"

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import grpc
 from branch.onsite.v1 import onsite_service_pb2, onsite_service_pb2_grpc
 
+from services.common import names
 from services.common.calendar_sync import directory_loader
 from services.common.server import ServiceContext, ServiceSpec
 from services.onsite import events
@@ -16,6 +17,7 @@ from services.onsite.api import OnsiteServicer
 from services.onsite.consultation import check_overdue as _check_overdue
 from services.onsite.core import Onsite
 from services.onsite.directory_link import DirectoryLink
+from services.onsite.models import PersonName
 from services.onsite.research_link import ResearchLink
 
 SERVICE_NAME = onsite_service_pb2.DESCRIPTOR.services_by_name["OnsiteService"].full_name
@@ -25,7 +27,8 @@ def onsite_of(ctx: ServiceContext) -> Onsite:
     if "onsite" not in ctx.extras:
         ctx.extras["onsite"] = Onsite(
             db=ctx.db, clock=ctx.clock, tz=ZoneInfo(ctx.settings.timezone),
-            directory=DirectoryLink(lambda: ctx.channel("directory")),
+            directory=DirectoryLink(lambda: ctx.channel("directory"),
+                                    names.Keeper(ctx.db, PersonName, ctx.clock)),
             research=ResearchLink(lambda: ctx.channel("research")),
             calendar=ctx.calendar,
         )
@@ -39,7 +42,7 @@ async def check_overdue(ctx: ServiceContext) -> int:
 
 def register(server: grpc.aio.Server, ctx: ServiceContext) -> None:
     onsite_service_pb2_grpc.add_OnsiteServiceServicer_to_server(
-        OnsiteServicer(onsite_of(ctx)), server
+        names.with_names(OnsiteServicer(onsite_of(ctx)), ctx.db, PersonName), server
     )
 
 
@@ -49,7 +52,8 @@ SPEC = ServiceSpec(
     access=ACCESS,
     register=register,
     migrations=Path(__file__).parent / "migrations" / "versions",
-    subscriptions=lambda ctx: events.subscriptions(onsite_of(ctx)),
+    subscriptions=lambda ctx: [*events.subscriptions(onsite_of(ctx)),
+                               names.subscription(PersonName, ctx.clock)],
     background=lambda ctx, stop: [events.overdue_timer(onsite_of(ctx), stop)],
     calendar_loader=lambda ctx: directory_loader(lambda: ctx.channel("directory")),
 )

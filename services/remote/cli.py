@@ -4,9 +4,7 @@ supervisor's (campaigns, weekly statistics, breached tickets, regulatory progres
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from branch.directory.v1 import client_pb2
 from branch.remote.v1 import campaign_pb2 as cpb
@@ -14,11 +12,10 @@ from branch.remote.v1 import remote_service_pb2 as api
 from branch.remote.v1 import report_pb2
 from branch.remote.v1 import ticket_pb2 as tpb
 from branch.remote.v1.remote_service_pb2_grpc import RemoteServiceStub
-from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.cli.branchctl import Ctl
+from services.cli.branchctl import Ctl, clip, who
 from services.cli.people import client_option, staff_list_option, staff_option
-from services.common.settings import load_settings
+from services.cli.timefmt import local, timestamp
 
 LINES = {"investment": tpb.LINE_INVESTMENT, "technical": tpb.LINE_TECHNICAL}
 PRIORITIES = {"normal": tpb.PRIORITY_NORMAL, "urgent": tpb.PRIORITY_URGENT}
@@ -49,52 +46,32 @@ def _me(ctl: Ctl) -> str:
     return str(jwt.decode(ctl.token, options={"verify_signature": False})["sub"])
 
 
-def _zone() -> ZoneInfo:
-    return ZoneInfo(load_settings().timezone)
-
-
-def _when(value: Timestamp) -> str:
-    if not value.seconds:
-        return "-"
-    return value.ToDatetime(tzinfo=ZoneInfo("UTC")).astimezone(_zone()).strftime("%m-%d %H:%M")
-
-
-def _ts(text: str) -> Timestamp:
-    when = datetime.fromisoformat(text)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=_zone())
-    out = Timestamp()
-    out.FromDatetime(when)
-    return out
-
-
 def _name(enum, value: int, prefix: str) -> str:  # type: ignore[no-untyped-def]
     return enum.Name(value).removeprefix(prefix).lower().replace("_", "-")
 
 
-def _short(staff_id: str) -> str:
-    return staff_id[-8:] if staff_id else "-"
-
-
 def _clock(c: tpb.SlaClock) -> str:
     if c.met_time.seconds:
-        state = f"met {_when(c.met_time)}"
+        state = f"met {local(c.met_time, empty='-')}"
     elif c.paused:
         state = "paused"
     else:
-        state = f"due {_when(c.due_time)}"
+        state = f"due {local(c.due_time, empty='-')}"
     return state + (" BREACHED" if c.breached else " warned" if c.warned else "")
 
 
 def _ticket_rows(tickets) -> list[list[str]]:  # type: ignore[no-untyped-def]
     return [[t.id, _name(tpb.Line, t.line, "LINE_"), _name(tpb.Priority, t.priority, "PRIORITY_"),
-             _name(tpb.TicketState, t.state, "TICKET_STATE_"), t.summary[:40],
-             _short(t.owner_id) + (f" (sub {_short(t.substitute_id)})" if t.substitute_id else ""),
+             _name(tpb.TicketState, t.state, "TICKET_STATE_"), clip(t.summary, 30),
+             who(t.client_display_name, t.client_id),
+             who(t.owner_display_name, t.owner_id)
+             + (f" (sub {who(t.substitute_display_name, t.substitute_id)})"
+                if t.substitute_id else ""),
              (t.handler_department or "-"), _clock(t.first_response), _clock(t.resolution),
              str(t.escalation_level or "-"), "yes" if t.complaint else ""] for t in tickets]
 
 
-TICKET_COLUMNS = ["id", "line", "prio", "state", "summary", "owner", "handled by",
+TICKET_COLUMNS = ["id", "line", "prio", "state", "summary", "client", "owner", "handled by",
                   "first response", "resolution", "esc", "complaint"]
 
 
@@ -120,8 +97,8 @@ async def day(args: argparse.Namespace, ctl: Ctl) -> None:
     due = await stub.ListTickets(api.ListTicketsRequest(staff_id=me, follow_up_due_only=True,
                                                         page_size=100), metadata=ctl.metadata)
     ctl.table("follow-up callbacks due", ["id", "summary", "resolved", "follow-up due"],
-              [[t.id, t.summary[:40], _when(t.resolution.met_time),
-                _when(t.follow_up_due_time)] for t in due.tickets])
+              [[t.id, clip(t.summary), local(t.resolution.met_time, empty="-"),
+                local(t.follow_up_due_time, empty="-")] for t in due.tickets])
 
 
 async def next_callback(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -134,7 +111,7 @@ async def next_callback(args: argparse.Namespace, ctl: Ctl) -> None:
     ctl.table(f"call now: {got.campaign.name}", ["target", "client", "name", "phone",
                                                  "attempts", "due by", "hold until"],
               [[t.id, t.client_id, got.client_name, got.client_phone, str(t.attempts),
-                t.due_date or "-", _when(t.lease_expire_time)]])
+                t.due_date or "-", local(t.lease_expire_time, empty="-")]])
     ctl.console.print(f"purpose: {got.campaign.purpose}")
     ctl.console.print(f"record with: branchctl remote record {t.id} reached --notes ...")
 
@@ -143,9 +120,9 @@ async def record(args: argparse.Namespace, ctl: Ctl) -> None:
     req = api.RecordCallbackRequest(target_id=args.target, outcome=OUTCOMES[args.outcome],
                                     notes=args.notes or "", request_id=args.request_id or "")
     if args.callback_at:
-        req.callback_time.CopyFrom(_ts(args.callback_at))
+        req.callback_time.CopyFrom(timestamp(args.callback_at))
     if args.called_at:
-        req.call_time.CopyFrom(_ts(args.called_at))
+        req.call_time.CopyFrom(timestamp(args.called_at))
     rec = await _stub(ctl).RecordCallback(req, metadata=ctl.metadata)
     ctl.console.print(f"recorded {rec.id}: {args.outcome}")
 
@@ -203,13 +180,15 @@ async def show_ticket(args: argparse.Namespace, ctl: Ctl) -> None:
     t = await _stub(ctl).GetTicket(api.GetTicketRequest(id=args.id), metadata=ctl.metadata)
     ctl.table(f"ticket {t.id}", TICKET_COLUMNS, _ticket_rows([t]))
     tier = _name(client_pb2.Tier, t.client_tier, "TIER_") if t.client_tier else "unidentified"
-    extra = [("client", f"{t.client_id or '-'} ({tier})"),
+    extra = [("client", f"{who(t.client_display_name, t.client_id)} ({tier})"),
              ("VIP advisory", t.vip_advisory_id or "-"),
-             ("follow-up due", _when(t.follow_up_due_time)),
+             ("follow-up due", local(t.follow_up_due_time, empty="-")),
              ("satisfaction", str(t.satisfaction or "-")), ("reopened", str(t.reopen_count))]
     ctl.table("details", ["", ""], [list(x) for x in extra])
     ctl.table("history", ["time", "what", "who", "note"],
-              [[_when(a.time), a.kind, _short(a.staff_id), a.note[:70]] for a in t.activities])
+              [[local(a.time, empty="-"), a.kind, who(a.staff_display_name, a.staff_id),
+                clip(a.note, 70)]
+               for a in t.activities])
 
 
 async def ticket_action(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -268,21 +247,22 @@ async def report_show(args: argparse.Namespace, ctl: Ctl) -> None:
 async def report_deliver(args: argparse.Namespace, ctl: Ctl) -> None:
     r = await _stub(ctl).DeliverReport(api.DeliverReportRequest(
         id=args.id, channel=CHANNELS[args.channel], delivered_to=args.to), metadata=ctl.metadata)
-    ctl.console.print(f"report {r.id} delivered by {args.channel} at {_when(r.deliver_time)}")
+    when = local(r.deliver_time, empty="-")
+    ctl.console.print(f"report {r.id} delivered by {args.channel} at {when}")
 
 
 def _delivery(r: report_pb2.Report) -> str:
     if not r.delivered_by:
         return "-"
     channel = _name(report_pb2.DeliveryChannel, r.delivery_channel, "DELIVERY_CHANNEL_")
-    return f"{_when(r.deliver_time)} {channel}"
+    return f"{local(r.deliver_time, empty='-')} {channel}"
 
 
 async def reports(args: argparse.Namespace, ctl: Ctl) -> None:
     resp = await _stub(ctl).ListReports(api.ListReportsRequest(
         client_id=args.client or "", page_size=args.limit), metadata=ctl.metadata)
     ctl.table("reports", ["id", "client", "period", "state", "trades", "P&L", "delivered"],
-              [[r.id, r.client_id, f"{r.period_start}..{r.period_end}",
+              [[r.id, who(r.client_display_name, r.client_id), f"{r.period_start}..{r.period_end}",
                 _name(report_pb2.ReportState, r.state, "REPORT_STATE_"), str(r.figures.trades),
                 r.figures.realised_pnl,
                 _delivery(r)] for r in resp.reports])
@@ -326,7 +306,8 @@ async def campaign_show(args: argparse.Namespace, ctl: Ctl) -> None:
                                  p.exhausted, p.removed, p.overdue)]])
     ctl.table("agents", ["agent", "today / quota", "reached today", "total", "reached total",
                          "days under quota"],
-              [[a.agent_id, f"{a.made_today}/{a.daily_quota}", str(a.reached_today),
+              [[who(a.agent_display_name, a.agent_id), f"{a.made_today}/{a.daily_quota}",
+                str(a.reached_today),
                 str(a.made_total), str(a.reached_total), str(a.quota_missed_days)]
                for a in p.agents])
 
@@ -338,7 +319,8 @@ async def stats(args: argparse.Namespace, ctl: Ctl) -> None:
             "reached", "reports", "complaints", "satisfaction"]
 
     def row(a: tpb.AgentWeek) -> list[str]:
-        return [a.agent_id or "TOTAL", str(a.tickets_accepted), str(a.tickets_escalated),
+        return [who(a.agent_display_name, a.agent_id) if a.agent_id else "TOTAL",
+                str(a.tickets_accepted), str(a.tickets_escalated),
                 str(a.tickets_resolved), str(a.resolved_within_sla), str(a.callbacks_made),
                 str(a.callbacks_reached), str(a.reports_delivered), str(a.complaints),
                 f"{a.average_satisfaction:.2f}" if a.average_satisfaction else "-"]
@@ -367,9 +349,11 @@ async def agents(args: argparse.Namespace, ctl: Ctl) -> None:
                                        metadata=ctl.metadata)
     ctl.table("agents", ["agent", "lines", "on duty", "active", "absent", "substitute",
                          "team lead"],
-              [[a.staff_id, ",".join(_name(tpb.Line, x, "LINE_") for x in a.lines),
+              [[who(a.staff_display_name, a.staff_id),
+                ",".join(_name(tpb.Line, x, "LINE_") for x in a.lines),
                 "yes" if a.on_duty else "", "yes" if a.active else "no",
-                "yes" if a.absent else "", _short(a.substitute_id), _short(a.team_lead_id)]
+                "yes" if a.absent else "", who(a.substitute_display_name, a.substitute_id),
+                who(a.team_lead_display_name, a.team_lead_id)]
                for a in resp.agents])
 
 

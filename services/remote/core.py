@@ -16,14 +16,15 @@ from branch.directory.v1 import directory_service_pb2_grpc as dgrpc
 from branch.directory.v1 import search_pb2 as spb
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.common import channels
+from services.common import channels, names
 from services.common.calendar import BranchCalendar
 from services.common.clock import Clock, add_months, day_range, day_start, local_date
 from services.common.db import Database
 from services.common.errors import Unavailable
 from services.common.protos import ts
 from services.common.server import ServiceContext
-from services.remote.models import RemoteClient
+from services.common.upsert import upsert
+from services.remote.models import PersonName, RemoteClient
 
 
 def add_month(day: date) -> date:
@@ -37,6 +38,7 @@ class DirectoryPeer:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
         self._sync_channel: grpc.Channel | None = None
+        self.names = names.Keeper(ctx.db, PersonName, ctx.clock)
 
     def _stub(self) -> dgrpc.DirectoryServiceStub:
         return dgrpc.DirectoryServiceStub(self.ctx.channel("directory"))
@@ -47,11 +49,14 @@ class DirectoryPeer:
 
     async def get_client(self, client_id: str) -> client_pb2.Client | None:
         try:
-            return await self._stub().GetClient(dapi.GetClientRequest(id=client_id), timeout=10)
+            client = await self._stub().GetClient(dapi.GetClientRequest(id=client_id),
+                                                  timeout=10)
         except grpc.aio.AioRpcError as err:
             if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
                 return None
             raise self._unavailable(err) from None
+        self.names.saw(client)
+        return client
 
     async def client_by_phone(self, phone: str) -> client_pb2.Client | None:
         """The one client whose phone is this number (compared by the directory without
@@ -68,11 +73,13 @@ class DirectoryPeer:
 
     async def get_staff(self, staff_id: str) -> staff_pb2.Staff | None:
         try:
-            return await self._stub().GetStaff(dapi.GetStaffRequest(id=staff_id), timeout=10)
+            staff = await self._stub().GetStaff(dapi.GetStaffRequest(id=staff_id), timeout=10)
         except grpc.aio.AioRpcError as err:
             if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
                 return None
             raise self._unavailable(err) from None
+        self.names.saw(staff)
+        return staff
 
     async def list_clients(self, **filters: int) -> list[client_pb2.Client]:
         out: list[client_pb2.Client] = []
@@ -212,14 +219,12 @@ class Core:
 
 
 async def remember_client(session: AsyncSession, client: client_pb2.Client, now: datetime) -> None:
-    """Keep remote's copy of what it needs about a directory client."""
-    row = await session.get(RemoteClient, client.id)
+    """Keep remote's copy of what it needs about a directory client: one INSERT .. ON
+    CONFLICT DO UPDATE (an OpenTicket for a client created a moment earlier and the
+    client.created consumer both wrote the copy; a read-then-insert lost on the duplicate key,
+    INTERNAL). An event without opened_on keeps the date already known."""
     opened = date.fromisoformat(client.opened_on) if client.opened_on else None
-    if row is None:
-        session.add(RemoteClient(client_id=client.id, tier=client.tier, channel=client.channel,
-                                 status=client.status, opened_on=opened, updated_at=now))
-        return
-    row.tier, row.channel, row.status = client.tier, client.channel, client.status
-    row.opened_on = opened or row.opened_on
-    row.updated_at = now
-    session.add(row)
+    await upsert(session, RemoteClient,
+                 {"client_id": client.id, "tier": client.tier, "channel": client.channel,
+                  "status": client.status, "opened_on": opened, "updated_at": now},
+                 key=["client_id"], keep_if_null=["opened_on"])

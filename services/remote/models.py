@@ -9,6 +9,7 @@ from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from services.common.db import UtcDateTime
+from services.common.names import PersonNameBase
 
 
 class RemoteClient(SQLModel, table=True):
@@ -269,3 +270,10 @@ class SlaPolicy(SQLModel, table=True):
     first_response_minutes: int
     resolution_minutes: int
     resolution_business_days: bool
+
+
+class PersonName(PersonNameBase, table=True):
+    """Clients' and staff members' display names from the directory's events
+    (services/common/names.py): responses carry them beside the ids."""
+
+    __tablename__ = "remote_person_name"

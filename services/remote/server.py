@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import grpc
 from branch.remote.v1 import remote_service_pb2, remote_service_pb2_grpc
 
+from services.common import names
 from services.common.calendar_sync import directory_loader
 from services.common.logs import get_logger
 from services.common.server import ServiceContext, ServiceSpec
@@ -17,6 +18,7 @@ from services.remote.access import ACCESS
 from services.remote.api import RemoteServicer
 from services.remote.campaigns import Campaigns
 from services.remote.core import Core, DirectoryPeer
+from services.remote.models import PersonName
 from services.remote.reports import Reports
 from services.remote.stats import Statistics
 from services.remote.tickets import Tickets, seed_defaults
@@ -47,7 +49,8 @@ def remote_of(ctx: ServiceContext) -> Remote:
 def register(server: grpc.aio.Server, ctx: ServiceContext) -> None:
     r = remote_of(ctx)
     remote_service_pb2_grpc.add_RemoteServiceServicer_to_server(
-        RemoteServicer(r.campaigns, r.reports, r.tickets, r.stats), server)
+        names.with_names(RemoteServicer(r.campaigns, r.reports, r.tickets, r.stats),
+                         ctx.db, PersonName), server)
 
 
 async def on_start(ctx: ServiceContext) -> None:
@@ -96,7 +99,9 @@ SPEC = ServiceSpec(
     access=ACCESS,
     register=register,
     migrations=Path(__file__).parent / "migrations" / "versions",
-    subscriptions=lambda ctx: events.subscriptions(remote_of(ctx).core, remote_of(ctx).tickets),
+    subscriptions=lambda ctx: [
+        *events.subscriptions(remote_of(ctx).core, remote_of(ctx).tickets),
+        names.subscription(PersonName, ctx.clock)],
     background=background,
     on_start=on_start,
     calendar_loader=lambda ctx: directory_loader(lambda: ctx.channel("directory")),

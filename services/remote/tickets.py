@@ -30,6 +30,7 @@ from services.common.ids import new_id
 from services.common.logs import get_logger
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.protos import from_ts, ts
+from services.common.upsert import insert_missing, upsert
 from services.remote import convert, sla
 from services.remote.core import Core, remember_client
 from services.remote.models import (
@@ -72,14 +73,16 @@ def add_activity(session: AsyncSession, ticket_id: str, kind: str, staff_id: str
 
 
 async def seed_defaults(session: AsyncSession) -> None:
-    """Default SLA policies and round-robin cursors, created once."""
+    """Default SLA policies and round-robin cursors, created once (insert-if-missing in one
+    statement each: replicas starting together both seed)."""
     for line in LINES:
-        if await session.get(LineCursor, line) is None:
-            session.add(LineCursor(line=line))
+        await insert_missing(session, LineCursor,
+                             {"line": line, "last_agent_id": "", "version": 0}, key=["line"])
         for priority, (frt, res, business) in DEFAULT_POLICY.items():
-            if await session.get(SlaPolicy, (line, priority)) is None:
-                session.add(SlaPolicy(line=line, priority=priority, first_response_minutes=frt,
-                                      resolution_minutes=res, resolution_business_days=business))
+            await insert_missing(session, SlaPolicy, {
+                "line": line, "priority": priority, "first_response_minutes": frt,
+                "resolution_minutes": res, "resolution_business_days": business,
+            }, key=["line", "priority"])
 
 
 @dataclass
@@ -110,15 +113,16 @@ class Tickets:
                 raise InvalidArgument({"staff_id": "not a service agent or supervisor"})
             lead = lead or staff.team_lead_id
         async with self.core.db.transaction() as session:
-            row = await session.get(Agent, req.staff_id)
             now = self.core.now()
-            if row is None:
-                row = Agent(staff_id=req.staff_id, updated_at=now)
-            row.lines = ",".join(str(x) for x in sorted(set(req.lines)))
-            row.on_duty = req.on_duty
-            row.team_lead_id = lead or row.team_lead_id
-            row.updated_at = now
-            session.add(row)
+            # one statement: two first SetAgentDuty calls for an agent both inserted
+            await upsert(session, Agent, {
+                "staff_id": req.staff_id, "lines": ",".join(str(x) for x in sorted(set(req.lines))),
+                "on_duty": req.on_duty, "active": True, "absent": False, "substitute_id": "",
+                "team_lead_id": lead, "updated_at": now,
+            }, key=["staff_id"],
+                update=["lines", "on_duty", "updated_at", *(["team_lead_id"] if lead else [])])
+            row = (await session.exec(select(Agent).where(Agent.staff_id == req.staff_id)
+                                      .execution_options(populate_existing=True))).one()
             return convert.agent(row)
 
     async def set_absence(self, principal: Principal, req: api.SetAgentAbsenceRequest
@@ -202,15 +206,12 @@ class Tickets:
                     "policy.resolution_minutes", "must not be shorter than first response")
         v.raise_if_any()
         async with self.core.db.transaction() as session:
-            row = await session.get(SlaPolicy, (p.line, p.priority))
-            if row is None:
-                row = SlaPolicy(line=p.line, priority=p.priority, first_response_minutes=0,
-                                resolution_minutes=0, resolution_business_days=False)
-            row.first_response_minutes = p.first_response_minutes
-            row.resolution_minutes = p.resolution_minutes
-            row.resolution_business_days = p.resolution_business_days
-            session.add(row)
-            return convert.policy(row)
+            values = {"line": p.line, "priority": p.priority,
+                      "first_response_minutes": p.first_response_minutes,
+                      "resolution_minutes": p.resolution_minutes,
+                      "resolution_business_days": p.resolution_business_days}
+            await upsert(session, SlaPolicy, values, key=["line", "priority"])
+            return convert.policy(SlaPolicy(**values))
 
     # ---- opening -------------------------------------------------------------------------
 
@@ -249,10 +250,11 @@ class Tickets:
         if not agents:
             raise FailedPrecondition("no agent is on duty for this line",
                                      reason="NO_AGENT_ON_DUTY")
+        await insert_missing(session, LineCursor,
+                             {"line": line, "last_agent_id": "", "version": 0}, key=["line"])
         cursor = (await session.exec(
-            select(LineCursor).where(LineCursor.line == line).with_for_update())).first()
-        if cursor is None:
-            cursor = LineCursor(line=line)
+            select(LineCursor).where(LineCursor.line == line).with_for_update()
+            .execution_options(populate_existing=True))).one()
         pick = next((a.staff_id for a in agents if a.staff_id > cursor.last_agent_id),
                     agents[0].staff_id)
         cursor.last_agent_id = pick

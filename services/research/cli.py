@@ -8,7 +8,6 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from branch.directory.v1 import client_pb2
 from branch.research.v1 import distribution_pb2, note_pb2, research_request_pb2
@@ -18,9 +17,9 @@ from branch.research.v1.research_service_pb2_grpc import ResearchServiceStub
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.cli.branchctl import Ctl
+from services.cli.branchctl import Ctl, clip, who
 from services.cli.people import client_option
-from services.common.settings import load_settings
+from services.cli.timefmt import DATE_TIME, local, timestamp
 
 KINDS = {"market": enums.NOTE_KIND_MARKET, "sector": enums.NOTE_KIND_SECTOR,
          "stock": enums.NOTE_KIND_STOCK}
@@ -44,35 +43,12 @@ def _me(ctl: Ctl) -> str:
     return str(jwt.decode(ctl.token, options={"verify_signature": False})["sub"])
 
 
-def _zone() -> ZoneInfo:
-    try:
-        return ZoneInfo(load_settings().timezone)
-    except Exception:
-        return ZoneInfo("UTC")
-
-
-def _when(value: Timestamp) -> str:
-    if value.seconds == 0 and value.nanos == 0:
-        return ""
-    return value.ToDatetime(tzinfo=UTC).astimezone(_zone()).strftime("%Y-%m-%d %H:%M")
-
-
 def _name(enum, value: int, prefix: str) -> str:  # type: ignore[no-untyped-def]
     return enum.Name(value).removeprefix(prefix).lower() if value else ""
 
 
 def _stances(note: note_pb2.Note) -> str:
     return " ".join(f"{s.ticker}={_name(enums.Stance, s.stance, 'STANCE_')}" for s in note.stances)
-
-
-def _timestamp(text: str) -> Timestamp:
-    """YYYY-MM-DD or an ISO date-time, in the branch's zone unless it names one."""
-    value = datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=_zone())
-    out = Timestamp()
-    out.FromDatetime(value.astimezone(UTC))
-    return out
 
 
 def _content(args: argparse.Namespace) -> tuple[note_pb2.Note, list[str]]:
@@ -122,7 +98,7 @@ def _print_note(ctl: Ctl, n: note_pb2.Note) -> None:
         f"author {n.author_id}"
         + (f", approved by {n.approved_by} (revision {n.approved_revision})"
            if n.approved_by else "")
-        + (f", published {_when(n.publish_time)}" if n.published_revision else "")
+        + (f", published {local(n.publish_time, DATE_TIME)}" if n.published_revision else "")
         + (f"\nstances: {_stances(n)}" if n.stances else "")
         + (f"\nreturned with comments: {n.review_comments}"
            if n.state == note_pb2.NOTE_STATE_RETURNED else "")
@@ -138,10 +114,11 @@ def _print_note(ctl: Ctl, n: note_pb2.Note) -> None:
 
 
 def _note_rows(notes) -> list[list[str]]:  # type: ignore[no-untyped-def]
-    return [[n.id, n.title[:48], _name(note_pb2.NoteState, n.state, "NOTE_STATE_")
+    return [[n.id, clip(n.title, 48), _name(note_pb2.NoteState, n.state, "NOTE_STATE_")
              + (" (expired)" if n.expired else ""),
              _name(enums.NoteKind, n.kind, "NOTE_KIND_"), f"R{n.risk_level}", _stances(n),
-             n.author_id[-8:], _when(n.publish_time) or _when(n.update_time)] for n in notes]
+             who(n.author_display_name, n.author_id),
+             local(n.publish_time, DATE_TIME) or local(n.update_time, DATE_TIME)] for n in notes]
 
 
 # ---- notes -------------------------------------------------------------------------------
@@ -159,9 +136,9 @@ async def notes(args: argparse.Namespace, ctl: Ctl) -> None:
     elif args.author:
         req.author_id = args.author
     if args.since:
-        req.publish_start_time.CopyFrom(_timestamp(args.since))
+        req.publish_start_time.CopyFrom(timestamp(args.since))
     if args.until:
-        req.publish_end_time.CopyFrom(_timestamp(args.until))
+        req.publish_end_time.CopyFrom(timestamp(args.until))
     resp = await _stub(ctl).ListNotes(req, metadata=ctl.metadata)
     ctl.table("notes", ["id", "title", "state", "kind", "risk", "stances", "author", "date"],
               _note_rows(resp.notes))
@@ -179,9 +156,11 @@ async def show(args: argparse.Namespace, ctl: Ctl) -> None:
                                                                          page_size=1000),
                                             metadata=ctl.metadata)
         ctl.table("revisions", ["rev", "title", "author", "written", "review", "by", "comments"],
-                  [[r.revision, r.title[:40], r.author_id[-8:], _when(r.create_time),
+                  [[r.revision, clip(r.title), who(r.author_display_name, r.author_id),
+                    local(r.create_time, DATE_TIME),
                     _name(note_pb2.ReviewDecision, r.review_decision, "REVIEW_DECISION_"),
-                    r.reviewer_id[-8:], r.review_comments[:60]] for r in revs.revisions])
+                    who(r.reviewer_display_name, r.reviewer_id), clip(r.review_comments, 60)]
+                   for r in revs.revisions])
 
 
 async def write(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -212,7 +191,7 @@ async def submit(args: argparse.Namespace, ctl: Ctl) -> None:
 async def publish(args: argparse.Namespace, ctl: Ctl) -> None:
     n = await _stub(ctl).PublishNote(api.PublishNoteRequest(id=args.id), metadata=ctl.metadata)
     ctl.console.print(f"{n.id}: revision {n.published_revision} published "
-                      f"{_when(n.publish_time)}")
+                      f"{local(n.publish_time, DATE_TIME)}")
 
 
 async def withdraw(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -228,8 +207,9 @@ async def queue(args: argparse.Namespace, ctl: Ctl) -> None:
                                             metadata=ctl.metadata)
     ctl.table("review queue (oldest first)",
               ["id", "title", "rev", "kind", "risk", "stances", "author", "submitted"],
-              [[n.id, n.title[:48], n.revision, _name(enums.NoteKind, n.kind, "NOTE_KIND_"),
-                f"R{n.risk_level}", _stances(n), n.author_id[-8:], _when(n.submit_time)]
+              [[n.id, clip(n.title, 48), n.revision,
+                _name(enums.NoteKind, n.kind, "NOTE_KIND_"), f"R{n.risk_level}", _stances(n),
+                who(n.author_display_name, n.author_id), local(n.submit_time, DATE_TIME)]
                for n in resp.notes])
 
 
@@ -250,9 +230,10 @@ async def return_note(args: argparse.Namespace, ctl: Ctl) -> None:
 def _request_rows(items) -> list[list[str]]:  # type: ignore[no-untyped-def]
     return [[r.id, _name(research_request_pb2.ResearchRequestState, r.state,
                          "RESEARCH_REQUEST_STATE_"),
-             _when(r.due_time) + (" OVERDUE" if r.overdue else ""),
-             ",".join(r.tickers), r.question[:50], r.client_id[-8:], r.asker_id[-8:],
-             r.claimed_by[-8:]] for r in items]
+             local(r.due_time, DATE_TIME) + (" OVERDUE" if r.overdue else ""),
+             ",".join(r.tickers), clip(r.question, 50), who(r.client_display_name, r.client_id),
+             who(r.asker_display_name, r.asker_id),
+             who(r.claimed_by_display_name, r.claimed_by)] for r in items]
 
 
 async def requests(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -268,7 +249,7 @@ async def requests(args: argparse.Namespace, ctl: Ctl) -> None:
 
 
 async def ask(args: argparse.Namespace, ctl: Ctl) -> None:
-    due = _timestamp(args.due) if args.due else None
+    due = timestamp(args.due) if args.due else None
     if due is None:
         due = Timestamp()
         due.FromDatetime(datetime.now(UTC) + timedelta(hours=args.due_hours))
@@ -277,7 +258,7 @@ async def ask(args: argparse.Namespace, ctl: Ctl) -> None:
             client_id=args.client or "", tickers=args.ticker or [], question=args.question,
             due_time=due),
         request_id=uuid.uuid4().hex), metadata=ctl.metadata)
-    ctl.console.print(f"research request {r.id} queued, due {_when(r.due_time)}")
+    ctl.console.print(f"research request {r.id} queued, due {local(r.due_time, DATE_TIME)}")
 
 
 async def claim(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -320,7 +301,7 @@ async def reach(args: argparse.Namespace, ctl: Ctl) -> None:
                                                metadata=ctl.metadata)).reaches)
     ctl.table("reach", ["note", "title", "published", "targeted", "relayed", "acknowledged",
                         "withheld", "cancelled", "median to relay", "worst"],
-              [[r.note_id, r.title[:40], _when(r.publish_time), r.targeted, r.relayed,
+              [[r.note_id, clip(r.title), local(r.publish_time, DATE_TIME), r.targeted, r.relayed,
                 r.acknowledged, r.withheld_for_suitability, r.cancelled,
                 _duration(r.median_time_to_relay, r.relayed),
                 _duration(r.worst_time_to_relay, r.relayed)] for r in items])
@@ -334,7 +315,7 @@ async def ledger(args: argparse.Namespace, ctl: Ctl) -> None:
         target = sys.stdout.buffer if args.out == "-" else Path(args.out).open("wb")
         try:
             async for part in stub.ExportDistributionLedger(api.ExportDistributionLedgerRequest(
-                    start_time=_timestamp(args.since), end_time=_timestamp(args.until),
+                    start_time=timestamp(args.since), end_time=timestamp(args.until),
                     note_id=args.note or ""), metadata=ctl.metadata):
                 target.write(part.csv_chunk)
         finally:
@@ -345,15 +326,16 @@ async def ledger(args: argparse.Namespace, ctl: Ctl) -> None:
         return
     req = api.ListDistributionRecordsRequest(page_size=args.limit, note_id=args.note or "")
     if args.since:
-        req.start_time.CopyFrom(_timestamp(args.since))
+        req.start_time.CopyFrom(timestamp(args.since))
     if args.until:
-        req.end_time.CopyFrom(_timestamp(args.until))
+        req.end_time.CopyFrom(timestamp(args.until))
     resp = await stub.ListDistributionRecords(req, metadata=ctl.metadata)
     ctl.table("distribution ledger", ["seq", "kind", "note", "rev", "actor", "client", "channel",
                                       "when"],
               [[r.sequence, _name(distribution_pb2.DistributionRecordKind, r.kind,
-                                  "DISTRIBUTION_RECORD_KIND_"), r.note_id[-12:], r.revision,
-                r.actor_id[-8:], r.client_id[-8:], r.channel, _when(r.occur_time)]
+                                  "DISTRIBUTION_RECORD_KIND_"), r.note_id, r.revision,
+                who(r.actor_display_name, r.actor_id), who(r.client_display_name, r.client_id),
+                r.channel, local(r.occur_time, DATE_TIME)]
                for r in resp.records])
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from services.common.db import UtcDateTime
+from services.common.names import PersonNameBase
 
 
 class Note(SQLModel, table=True):
@@ -148,3 +149,10 @@ class LedgerEntry(SQLModel, table=True):
     count: int = 0
     withheld: int = 0
     detail: str = Field(default="", max_length=500)
+
+
+class PersonName(PersonNameBase, table=True):
+    """Clients' and staff members' display names from the directory's events
+    (services/common/names.py): responses carry them beside the ids."""
+
+    __tablename__ = "research_person_name"

@@ -8,12 +8,14 @@ from pathlib import Path
 import grpc
 from branch.research.v1 import research_service_pb2, research_service_pb2_grpc
 
+from services.common import names
 from services.common.consumer import Subscription
 from services.common.server import ServiceContext, ServiceSpec
 from services.research import events
 from services.research import requests as request_rules
 from services.research.access import ACCESS
 from services.research.api import ResearchServicer
+from services.research.models import PersonName
 from services.research.service import Research
 
 SERVICE_NAME = research_service_pb2.DESCRIPTOR.services_by_name["ResearchService"].full_name
@@ -27,12 +29,13 @@ def research_of(ctx: ServiceContext) -> Research:
 
 def register(server: grpc.aio.Server, ctx: ServiceContext) -> None:
     research_service_pb2_grpc.add_ResearchServiceServicer_to_server(
-        ResearchServicer(research_of(ctx)), server
+        names.with_names(ResearchServicer(research_of(ctx)), ctx.db, PersonName), server
     )
 
 
 def subscriptions(ctx: ServiceContext) -> list[Subscription]:
-    return events.subscriptions(research_of(ctx).requests, ctx.clock)
+    return [*events.subscriptions(research_of(ctx).requests, ctx.clock),
+            names.subscription(PersonName, ctx.clock)]
 
 
 def background(ctx: ServiceContext, stop: asyncio.Event) -> list:  # type: ignore[type-arg]

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from branch.directory.v1 import client_pb2
 from branch.vip.v1 import advisory_pb2, relay_pb2, rota_pb2
 from branch.vip.v1 import vip_service_pb2 as api
 from branch.vip.v1.vip_service_pb2_grpc import VipServiceStub
-from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.cli.branchctl import Ctl
+from services.cli.branchctl import Ctl, clip, who
 from services.cli.people import client_option, staff_option
-from services.common.settings import load_settings
+from services.cli.timefmt import local, zone
 
 CHANNELS = {"phone": relay_pb2.RELAY_CHANNEL_PHONE, "meeting": relay_pb2.RELAY_CHANNEL_MEETING,
             "message": relay_pb2.RELAY_CHANNEL_MESSAGE, "video": relay_pb2.RELAY_CHANNEL_VIDEO}
@@ -28,38 +26,30 @@ def _stub(ctl: Ctl) -> VipServiceStub:
     return VipServiceStub(ctl.channel("vip"))
 
 
-def _tz() -> ZoneInfo:
-    return ZoneInfo(load_settings().timezone)
-
-
-def _local(value: Timestamp) -> str:
-    if not value.seconds:
-        return ""
-    return value.ToDatetime().replace(tzinfo=ZoneInfo("UTC")).astimezone(_tz()).strftime(
-        "%m-%d %H:%M")
-
-
 def _name(enum, value: int, prefix: str) -> str:  # type: ignore[no-untyped-def]
     return enum.Name(value).removeprefix(prefix).lower()
 
 
 def _print_advisory(ctl: Ctl, a: advisory_pb2.Advisory) -> None:
     ctl.table(f"advisory {a.id}", ["field", "value"], [
-        ["client", a.client_id], ["question", a.question], ["tickers", ", ".join(a.tickers)],
+        ["client", who(a.client_display_name, a.client_id)], ["question", a.question],
+        ["tickers", ", ".join(a.tickers)],
         ["state", _name(advisory_pb2.AdvisoryState, a.state, "ADVISORY_STATE_")],
         ["urgency", _name(advisory_pb2.Urgency, a.urgency, "URGENCY_")],
         ["source", _name(advisory_pb2.AdvisorySource, a.source, "ADVISORY_SOURCE_")
          + (f" (ticket {a.source_ticket_id})" if a.source_ticket_id else "")],
-        ["assignee", a.assignee_id], ["dedicated broker", a.dedicated_broker_id],
-        ["acknowledge due", _local(a.acknowledge_due_time)],
-        ["answer due", _local(a.answer_due_time)],
+        ["assignee", who(a.assignee_display_name, a.assignee_id)],
+        ["dedicated broker", who(a.dedicated_broker_display_name, a.dedicated_broker_id)],
+        ["acknowledge due", local(a.acknowledge_due_time)],
+        ["answer due", local(a.answer_due_time)],
         ["research answer", a.research_answer + (f" (note {a.research_note_id})"
                                                  if a.research_note_id else "")],
         ["advice", a.advice + (f" [R{a.advice_risk_level}]" if a.advice_risk_level else "")
          + (f" OVERRIDE: {a.override_reason}" if a.suitability_overridden else "")],
         ["breaches", ", ".join(n for n, b in (("acknowledge", a.acknowledge_breached),
                                               ("answer", a.answer_breached)) if b)],
-        ["escalation", f"level {a.escalation_level} -> {a.escalated_to_id}"
+        ["escalation", f"level {a.escalation_level} -> "
+                       f"{who(a.escalated_to_display_name, a.escalated_to_id)}"
          if a.escalation_level else ""],
         ["closed", a.close_reason],
     ])
@@ -73,14 +63,17 @@ async def inbox(args: argparse.Namespace, ctl: Ctl) -> None:
     for item in resp.items:
         if item.WhichOneof("item") == "advisory":
             a = item.advisory
-            rows.append(["advisory", a.id, a.client_id, a.question[:50],
-                         _local(item.deadline), "OVERDUE" if item.overdue else "",
+            rows.append(["advisory", a.id, who(a.client_display_name, a.client_id),
+                         clip(a.question, 50),
+                         local(item.deadline), "OVERDUE" if item.overdue else "",
                          item.next_action])
         else:
             r = item.relay
-            rows.append(["relay", r.id, r.client_id, r.note_title[:50], _local(item.deadline),
+            rows.append(["relay", r.id, who(r.client_display_name, r.client_id),
+                         clip(r.note_title, 50), local(item.deadline),
                          "OVERDUE" if item.overdue else "", item.next_action])
-    ctl.table(f"inbox of {resp.broker_id}: {resp.advisory_count} advisories, "
+    ctl.table(f"inbox of {who(resp.broker_display_name, resp.broker_id)}: "
+              f"{resp.advisory_count} advisories, "
               f"{resp.relay_count} relays", ["kind", "id", "client", "subject",
                                              "deadline", "", "next"], rows)
     if resp.next_page_token:
@@ -127,14 +120,15 @@ def _print_relay(ctl: Ctl, r: relay_pb2.RelayTask) -> None:
     ctl.table(f"relay {r.id}", ["field", "value"], [
         ["note", f"{r.note_id} rev {r.revision}: {r.note_title}"],
         ["risk", client_pb2.RiskLevel.Name(r.risk_level).removeprefix("RISK_LEVEL_")],
-        ["client", r.client_id], ["broker", r.broker_id],
+        ["client", who(r.client_display_name, r.client_id)],
+        ["broker", who(r.broker_display_name, r.broker_id)],
         ["held tickers", ", ".join(r.matched_tickers)],
         ["state", _name(relay_pb2.RelayState, r.state, "RELAY_STATE_")],
-        ["due", _local(r.due_time) + (" OVERDUE" if r.overdue else "")],
-        ["delivered", f"{_local(r.deliver_time)} by "
+        ["due", local(r.due_time) + (" OVERDUE" if r.overdue else "")],
+        ["delivered", f"{local(r.deliver_time)} by "
          f"{_name(relay_pb2.RelayChannel, r.channel, 'RELAY_CHANNEL_')}: {r.summary}"
          if r.deliver_time.seconds else ""],
-        ["acknowledged", f"{_local(r.acknowledge_time)} {r.acknowledgement_note}"
+        ["acknowledged", f"{local(r.acknowledge_time)} {r.acknowledgement_note}"
          if r.acknowledge_time.seconds else ""],
         ["reason", r.reason],
     ])
@@ -159,9 +153,10 @@ async def relays(args: argparse.Namespace, ctl: Ctl) -> None:
         req.state = relay_pb2.RelayState.Value("RELAY_STATE_" + args.state.upper())
     resp = await _stub(ctl).ListRelays(req, metadata=ctl.metadata)
     ctl.table("relays", ["id", "note", "client", "broker", "state", "due", "reason"],
-              [[r.id, r.note_title[:40], r.client_id, r.broker_id,
-                _name(relay_pb2.RelayState, r.state, "RELAY_STATE_"), _local(r.due_time),
-                r.reason] for r in resp.relays])
+              [[r.id, clip(r.note_title, 30), who(r.client_display_name, r.client_id),
+                who(r.broker_display_name, r.broker_id),
+                _name(relay_pb2.RelayState, r.state, "RELAY_STATE_"), local(r.due_time),
+                clip(r.reason, 30)] for r in resp.relays])
     if resp.next_page_token:
         ctl.console.print(f"next page: --page {resp.next_page_token}")
 
@@ -180,16 +175,17 @@ async def on_call(args: argparse.Namespace, ctl: Ctl) -> None:
     req = api.GetOnCallRequest()
     if args.at:
         when = datetime.fromisoformat(args.at)
-        req.time.FromDatetime(when if when.tzinfo else when.replace(tzinfo=_tz()))
+        req.time.FromDatetime(when if when.tzinfo else when.replace(tzinfo=zone()))
     resp = await _stub(ctl).GetOnCall(req, metadata=ctl.metadata)
-    rows = [[kind, s.staff_id, _local(s.start_time), _local(s.end_time)]
+    rows = [[kind, who(s.staff_display_name, s.staff_id), local(s.start_time),
+             local(s.end_time)]
             for kind, shifts in (("broker", resp.brokers), ("analyst", resp.analysts),
                                  ("supervisor", resp.supervisors)) for s in shifts]
-    ctl.table(f"on call at {_local(resp.time)}", ["role", "staff", "from", "to"], rows)
+    ctl.table(f"on call at {local(resp.time)}", ["role", "staff", "from", "to"], rows)
 
 
 async def shift(args: argparse.Namespace, ctl: Ctl) -> None:
-    tz = _tz()
+    tz = zone()
     start = datetime.fromisoformat(args.start)
     end = datetime.fromisoformat(args.end)
     msg = rota_pb2.Shift(staff_id=args.staff, role=ROLES[args.role], note=args.note or "")
@@ -197,18 +193,20 @@ async def shift(args: argparse.Namespace, ctl: Ctl) -> None:
     msg.end_time.FromDatetime(end if end.tzinfo else end.replace(tzinfo=tz))
     made = await _stub(ctl).CreateShift(api.CreateShiftRequest(shift=msg),
                                         metadata=ctl.metadata)
-    ctl.console.print(f"shift {made.id}: {_local(made.start_time)} - {_local(made.end_time)}")
+    ctl.console.print(f"shift {made.id}: {local(made.start_time)} - {local(made.end_time)}")
 
 
 async def breaches(args: argparse.Namespace, ctl: Ctl) -> None:
     resp = await _stub(ctl).ListBreaches(api.ListBreachesRequest(
         broker_id=args.broker or "", page_size=args.limit, page_token=args.page or ""),
         metadata=ctl.metadata)
-    ctl.table("breaches", ["kind", "resource", "client", "broker", "due", "breached",
+    ctl.table("breaches", ["kind", "resource", "client", "broker", "due / breached",
                            "escalation"],
-              [[_name(api.BreachKind, b.kind, "BREACH_KIND_"), b.resource_id, b.client_id,
-                b.broker_id, _local(b.due_time), _local(b.breach_time),
-                f"{b.escalation_level} -> {b.escalated_to_id}" if b.escalation_level else ""]
+              [[_name(api.BreachKind, b.kind, "BREACH_KIND_ADVISORY_"), b.resource_id,
+                who(b.client_display_name, b.client_id), who(b.broker_display_name, b.broker_id),
+                f"{local(b.due_time)} / {local(b.breach_time)}",
+                f"{b.escalation_level} -> {who(b.escalated_to_display_name, b.escalated_to_id)}"
+                if b.escalation_level else ""]
                for b in resp.breaches])
     if resp.next_page_token:
         ctl.console.print(f"next page: --page {resp.next_page_token}")
@@ -222,7 +220,8 @@ async def report(args: argparse.Namespace, ctl: Ctl) -> None:
               ["week", "broker", "advisories", "ack ok", "answer ok", "ack breach",
                "answer breach", "escalated", "SLA", "relays", "delivered", "acked", "overdue",
                "withheld", "coverage"],
-              [[r.week_start, r.broker_id, r.advisories, r.acknowledged_in_time,
+              [[r.week_start, who(r.broker_display_name, r.broker_id), r.advisories,
+                r.acknowledged_in_time,
                 r.answered_in_time, r.acknowledge_breaches, r.answer_breaches, r.escalations,
                 f"{r.sla_compliance:.0%}", r.relays_targeted, r.relays_delivered,
                 r.relays_acknowledged, r.relays_overdue, r.relays_withheld,

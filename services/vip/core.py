@@ -17,6 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from services.common.clock import Clock, local_today
 from services.common.db import Database
 from services.common.errors import InvalidArgument, NotFound, Unavailable, Violations
+from services.common.names import Keeper
 from services.common.protos import from_ts
 from services.common.suitability import assessment_expired, suitability_problem
 from services.vip.config import VipConfig
@@ -37,8 +38,13 @@ class Vip:
     config: VipConfig
     tz: ZoneInfo
     directory_channel: Callable[[], grpc.aio.Channel]
+    # keeps the names of the staff the directory answers about (services/common/names.py)
+    names: Keeper | None = None
     # set after a transaction that recorded a pending relay plan commits
     planner_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # (note_id, revision) -> trace context of the note event that recorded the plan, so the
+    # planner's directory calls and events continue that trace (in memory: best effort)
+    plan_traces: dict[tuple[str, int], dict[str, str]] = field(default_factory=dict)
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -58,6 +64,8 @@ class Vip:
             if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
                 return None
             raise Unavailable("directory is not reachable") from None
+        if self.names is not None:
+            self.names.saw(staff)
         if not staff.active:
             return None
         names = {staff_pb2.Role.Name(r).removeprefix("ROLE_").lower() for r in staff.roles}

@@ -32,23 +32,25 @@ QUESTIONS = [
 ]
 
 
-async def _wait_for_roster(stub: VipServiceStub, supervisor, expected: int) -> int:  # type: ignore[no-untyped-def]
-    """The roster fills from the directory's events; wait (bounded) until it has them."""
-    count = 0
+async def _wait_for_roster(stub: VipServiceStub, supervisor, expected: set[str]) -> int:  # type: ignore[no-untyped-def]
+    """The roster fills from the directory's events; wait (bounded) until every expected
+    client is on it (a count alone was met by key clients without a broker while one with
+    a broker was still on its way, and the demo then asked about a client not on it)."""
+    seen: set[str] = set()
     for _ in range(200):
-        count, token = 0, ""
+        seen, token = set(), ""
         while True:
             page = await stub.ListRoster(api.ListRosterRequest(
                 page_size=1000, page_token=token, status=roster_pb2.ROSTER_STATUS_ACTIVE),
                 metadata=supervisor)
-            count += len(page.entries)
+            seen.update(e.client_id for e in page.entries)
             token = page.next_page_token
             if not token:
                 break
-        if count >= expected:
+        if seen >= expected:
             break
         await asyncio.sleep(0.1)
-    return count
+    return len(seen)
 
 
 def _local_day_start(day: datetime, hour: int, tz: ZoneInfo) -> datetime:
@@ -177,7 +179,7 @@ async def load(demo: Demo) -> None:
         return
     supervisor = demo.as_role("supervisor")
     key_clients = [c for c in demo.clients if c.tier == client_pb2.TIER_KEY and c.broker_id]
-    on_roster = await _wait_for_roster(stub, supervisor, len(key_clients))
+    on_roster = await _wait_for_roster(stub, supervisor, {c.id for c in key_clients})
     brokers = demo.staff["broker"]
     # backup brokers: the next broker along, never the dedicated one
     for i in range(0, len(key_clients), 25):

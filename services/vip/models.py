@@ -9,6 +9,7 @@ from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from services.common.db import UtcDateTime
+from services.common.names import PersonNameBase
 
 
 class RosterEntry(SQLModel, table=True):
@@ -171,3 +172,10 @@ class Escalation(SQLModel, table=True):
     from_staff_id: str = Field(default="", max_length=36)
     broker_id: str = Field(default="", max_length=36)
     escalated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class PersonName(PersonNameBase, table=True):
+    """Clients' and staff members' display names from the directory's events
+    (services/common/names.py): responses carry them beside the ids."""
+
+    __tablename__ = "vip_person_name"

@@ -13,12 +13,12 @@ from branch.research.v1 import events_pb2 as research_events
 from branch.research.v1 import note_enums_pb2
 from branch.vip.v1 import events_pb2, relay_pb2
 from branch.vip.v1 import vip_service_pb2 as api
+from opentelemetry.trace import SpanKind
 from sqlalchemy import insert, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.common import tracing
 from services.common.auth import Principal
 from services.common.errors import (
     FailedPrecondition,
@@ -32,6 +32,7 @@ from services.common.ids import new_id
 from services.common.logs import get_logger
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.protos import from_ts, ts
+from services.common.upsert import dialect_insert
 from services.vip import convert
 from services.vip.core import Vip, assessment_expired, split, suitability_problem
 from services.vip.models import Breach, Relay, RelayPlan, RosterEntry
@@ -117,6 +118,7 @@ async def plan_relays(vip: Vip, session: AsyncSession,
     if result.rowcount != 1:
         return False  # redelivered or replayed: planned already (or withdrawn first)
     session.info[WAKE_PLANNER] = True
+    vip.plan_traces[(note.note_id, note.revision)] = tracing.carrier()
     return True
 
 
@@ -128,8 +130,7 @@ def _plan_insert(vip: Vip, **values):  # type: ignore[no-untyped-def]
     row = {"title": "", "kind": 0, "risk_level": 0, "tickers": "", "targeted": 0,
            "withheld": 0, "pending": False, "publish_time": None, "withdrawn_at": None,
            **values}
-    dialect_insert = sqlite_insert if vip.db.is_sqlite else postgresql_insert
-    return dialect_insert(RelayPlan.__table__).values(**row)  # type: ignore[arg-type]
+    return dialect_insert("sqlite" if vip.db.is_sqlite else "postgresql", RelayPlan).values(**row)
 
 
 WAKE_PLANNER = "vip_wake_relay_planner"
@@ -149,18 +150,23 @@ async def plan_pending(vip: Vip) -> int:
                 .order_by(col(RelayPlan.planned_at)).limit(PLANS_PER_PASS))).all())
         progressed = 0
         for plan in plans:
-            found: list[Candidate] = []
-            if plan.withdrawn_at is None:
-                try:
-                    found = await _directory_matches(vip, plan)
-                except RuntimeError as exc:
-                    log.warning("relay planning waits for the directory",
-                                note_id=plan.note_id, revision=plan.revision, error=str(exc))
-                    continue
-            async with vip.db.transaction() as session:
-                if await _write_plan(vip, session, plan.note_id, plan.revision, found):
-                    written += 1
-            progressed += 1
+            key = (plan.note_id, plan.revision)
+            with tracing.continued(vip.plan_traces.get(key, {}), "vip relay plan",
+                                   SpanKind.INTERNAL, "vip", **{"branch.note_id": plan.note_id}):
+                found: list[Candidate] = []
+                if plan.withdrawn_at is None:
+                    try:
+                        found = await _directory_matches(vip, plan)
+                    except RuntimeError as exc:
+                        log.warning("relay planning waits for the directory",
+                                    note_id=plan.note_id, revision=plan.revision,
+                                    error=str(exc))
+                        continue
+                async with vip.db.transaction() as session:
+                    if await _write_plan(vip, session, plan.note_id, plan.revision, found):
+                        written += 1
+                vip.plan_traces.pop(key, None)
+                progressed += 1
         if len(plans) < PLANS_PER_PASS or not progressed:
             return written
 

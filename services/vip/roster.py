@@ -20,6 +20,7 @@ from services.common.events import Event, emit
 from services.common.logs import get_logger
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.protos import ts
+from services.common.upsert import insert_missing
 from services.vip import convert
 from services.vip.core import Vip
 from services.vip.models import Advisory, Relay, RosterEntry
@@ -53,13 +54,20 @@ async def apply_client(vip: Vip, session: AsyncSession, client: client_pb2.Clien
                        changed: Sequence[str] = ()) -> None:
     """Bring the roster in line with the directory's view of one client."""
     now = vip.now()
-    row = await session.get(RosterEntry, client.id)
     if _is_key(client):
-        joined = False
-        if row is None:
-            row = RosterEntry(client_id=client.id, broker_id=client.broker_id,
-                              joined_at=now, updated_at=now)
-            joined = True
+        # insert-if-missing in one statement: two replicas (or a tier change racing an
+        # update) joining the same client at once both inserted, and the loser's duplicate
+        # key made the consumer drop its event
+        joined = await insert_missing(session, RosterEntry, {
+            "client_id": client.id, "broker_id": client.broker_id, "backup_broker_id": "",
+            "risk_tolerance": client.risk_tolerance,
+            "risk_assessed_on": _assessed(client.risk_assessed_on), "status": ACTIVE,
+            "leave_reason": "", "joined_at": now, "left_at": None, "updated_at": now,
+        }, key=["client_id"])
+        row = (await session.exec(select(RosterEntry).where(
+            RosterEntry.client_id == client.id).execution_options(populate_existing=True))).one()
+        if joined:
+            pass  # the row was written whole just now
         elif row.status != ACTIVE:
             row.status, row.left_at, row.leave_reason, row.joined_at = ACTIVE, None, "", now
             row.broker_id = client.broker_id or row.broker_id
@@ -78,6 +86,7 @@ async def apply_client(vip: Vip, session: AsyncSession, client: client_pb2.Clien
                  about=client.id, now=now)
             log.info("client joined roster", client_id=client.id)
         return
+    row = await session.get(RosterEntry, client.id)
     if row is not None and row.status == ACTIVE:
         reason = ("client left the branch" if client.status == client_pb2.CLIENT_STATUS_CLOSED
                   else "client is no longer a key client")

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import grpc
 from branch.vip.v1 import vip_service_pb2, vip_service_pb2_grpc
 
+from services.common import names
 from services.common.logs import get_logger
 from services.common.server import ServiceContext, ServiceSpec
 from services.vip import advisory, events, relay
@@ -16,6 +17,7 @@ from services.vip.access import ACCESS
 from services.vip.api import VipServicer
 from services.vip.config import load_config
 from services.vip.core import Vip
+from services.vip.models import PersonName
 
 SERVICE_NAME = vip_service_pb2.DESCRIPTOR.services_by_name["VipService"].full_name
 log = get_logger("vip", component="timer")
@@ -27,6 +29,7 @@ def vip_of(ctx: ServiceContext) -> Vip:
             db=ctx.db, clock=ctx.clock, config=ctx.extras.get("vip_config") or load_config(),
             tz=ZoneInfo(ctx.settings.timezone),
             directory_channel=lambda: ctx.channel("directory"),
+            names=names.Keeper(ctx.db, PersonName, ctx.clock),
         )
 
         def wake_planner(session) -> None:  # type: ignore[no-untyped-def]
@@ -39,7 +42,8 @@ def vip_of(ctx: ServiceContext) -> Vip:
 
 
 def register(server: grpc.aio.Server, ctx: ServiceContext) -> None:
-    vip_service_pb2_grpc.add_VipServiceServicer_to_server(VipServicer(vip_of(ctx)), server)
+    vip_service_pb2_grpc.add_VipServiceServicer_to_server(
+        names.with_names(VipServicer(vip_of(ctx)), ctx.db, PersonName), server)
 
 
 async def check_advisory_sla(ctx: ServiceContext) -> int:
@@ -102,6 +106,7 @@ SPEC = ServiceSpec(
     access=ACCESS,
     register=register,
     migrations=Path(__file__).parent / "migrations" / "versions",
-    subscriptions=lambda ctx: events.subscriptions(vip_of(ctx)),
+    subscriptions=lambda ctx: [*events.subscriptions(vip_of(ctx)),
+                               names.subscription(PersonName, ctx.clock)],
     background=background,
 )

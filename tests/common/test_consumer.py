@@ -194,3 +194,17 @@ async def test_handler_constraint_error_is_a_failure_not_a_duplicate(setup, nats
     finally:
         consumer.stop()
         task.cancel()
+
+
+async def test_close_releases_the_subscription_before_the_connection(setup) -> None:
+    db, link = setup
+    topic = unique("rel")
+    consumer = Consumer(db, link, SystemClock(), Subscription(
+        topic, [f"branch.probe.{topic}.happened"], effect))
+    await consumer.ensure()
+    before = set(link.nc._subs)  # the connection's own (JetStream's reply inbox)
+    task = asyncio.create_task(consumer.run())
+    await eventually(lambda: set(link.nc._subs) != before)  # its pull subscription
+    await consumer.close(task)
+    assert task.done()  # interrupted in its fetch: no event was in hand
+    assert set(link.nc._subs) == before  # nothing left for the drain to wait on

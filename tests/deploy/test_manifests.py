@@ -45,8 +45,9 @@ def base_documents() -> list[dict[str, Any]]:
 def test_requirements_pin_every_dependency_inside_pyproject_ranges() -> None:
     pins = {}
     for line in (DEPLOY / "requirements.txt").read_text().splitlines():
-        line = line.split("#")[0].strip()
-        if line:
+        # name==version [; markers] [\], then --hash lines (scripts/lock.py makes it)
+        line = line.split("#")[0].split(";")[0].strip().rstrip("\\").strip()
+        if line and not line.startswith("--"):
             name, _, version = line.partition("==")
             assert version, f"not pinned: {line}"
             pins[name.lower().replace("_", "-")] = version

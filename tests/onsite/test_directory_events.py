@@ -90,7 +90,8 @@ async def test_redelivered_duplicate_is_applied_once(world: World, nats_url: str
         await nc.close()
     async with world.s.runner.db.read() as s:
         rows = (await s.exec(select(ProcessedEvent).where(
-            ProcessedEvent.event_id == event_id))).all()
+            ProcessedEvent.event_id == event_id,
+            ProcessedEvent.consumer == consumer.durable))).all()
     assert len(rows) == 1
     got = await world.s.onsite.GetConsultationForm(api.GetConsultationFormRequest(id=form.id),
                                                    metadata=world.as_cm1)

@@ -146,6 +146,9 @@ class ConsultationForm(_message.Message):
     OVERDUE_FIELD_NUMBER: _builtins.int
     FLAGS_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    CLIENT_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    CLIENT_MANAGER_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    CONSULTANT_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     client_id: _builtins.str
     client_manager_id: _builtins.str
@@ -172,6 +175,12 @@ class ConsultationForm(_message.Message):
     cancel_reason: _builtins.str
     overdue: _builtins.bool
     """Overdue now or before (computed from the deadline, even before the timer ran)."""
+    client_display_name: _builtins.str
+    """The client's name for client_id, as the directory knows it; empty until known."""
+    client_manager_display_name: _builtins.str
+    """The staff member's name for client_manager_id, as the directory knows it; empty until known."""
+    consultant_display_name: _builtins.str
+    """The staff member's name for consultant_id, as the directory knows it; empty until known."""
     @_builtins.property
     def positions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PositionSnapshot]: ...
     @_builtins.property
@@ -228,10 +237,13 @@ class ConsultationForm(_message.Message):
         overdue: _builtins.bool = ...,
         flags: _abc.Iterable[Global___FormFlag.ValueType] | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        client_display_name: _builtins.str = ...,
+        client_manager_display_name: _builtins.str = ...,
+        consultant_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["analyse_time", b"analyse_time", "cancel_time", b"cancel_time", "deadline", b"deadline", "deliver_time", b"deliver_time", "overdue_time", b"overdue_time", "raise_time", b"raise_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledgement", b"acknowledgement", "advice", b"advice", "advice_risk_level", b"advice_risk_level", "analyse_time", b"analyse_time", "analysed_by", b"analysed_by", "analysis", b"analysis", "cancel_reason", b"cancel_reason", "cancel_time", b"cancel_time", "cancelled_by", b"cancelled_by", "client_id", b"client_id", "client_manager_id", b"client_manager_id", "client_risk_tolerance", b"client_risk_tolerance", "consultant_id", b"consultant_id", "deadline", b"deadline", "deliver_time", b"deliver_time", "delivered_by", b"delivered_by", "flags", b"flags", "id", b"id", "note_ids", b"note_ids", "overdue", b"overdue", "overdue_time", b"overdue_time", "positions", b"positions", "raise_time", b"raise_time", "request_note", b"request_note", "risk_assessment_expired", b"risk_assessment_expired", "state", b"state", "suitability_override", b"suitability_override", "suitability_override_reason", b"suitability_override_reason", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledgement", b"acknowledgement", "advice", b"advice", "advice_risk_level", b"advice_risk_level", "analyse_time", b"analyse_time", "analysed_by", b"analysed_by", "analysis", b"analysis", "cancel_reason", b"cancel_reason", "cancel_time", b"cancel_time", "cancelled_by", b"cancelled_by", "client_display_name", b"client_display_name", "client_id", b"client_id", "client_manager_display_name", b"client_manager_display_name", "client_manager_id", b"client_manager_id", "client_risk_tolerance", b"client_risk_tolerance", "consultant_display_name", b"consultant_display_name", "consultant_id", b"consultant_id", "deadline", b"deadline", "deliver_time", b"deliver_time", "delivered_by", b"delivered_by", "flags", b"flags", "id", b"id", "note_ids", b"note_ids", "overdue", b"overdue", "overdue_time", b"overdue_time", "positions", b"positions", "raise_time", b"raise_time", "request_note", b"request_note", "risk_assessment_expired", b"risk_assessment_expired", "state", b"state", "suitability_override", b"suitability_override", "suitability_override_reason", b"suitability_override_reason", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -246,21 +258,25 @@ class StaffOverdue(_message.Message):
     STAFF_ID_FIELD_NUMBER: _builtins.int
     OVERDUE_FIELD_NUMBER: _builtins.int
     OPEN_FIELD_NUMBER: _builtins.int
+    STAFF_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     staff_id: _builtins.str
     overdue: _builtins.int
     """Forms past deadline in the period (delivered late or still open)."""
     open: _builtins.int
     """Of those, still open now."""
+    staff_display_name: _builtins.str
+    """The staff member's name for staff_id, as the directory knows it; empty until known."""
     def __init__(
         self,
         *,
         staff_id: _builtins.str = ...,
         overdue: _builtins.int = ...,
         open: _builtins.int = ...,
+        staff_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["open", b"open", "overdue", b"overdue", "staff_id", b"staff_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["open", b"open", "overdue", b"overdue", "staff_display_name", b"staff_display_name", "staff_id", b"staff_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

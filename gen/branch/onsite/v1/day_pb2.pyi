@@ -78,21 +78,25 @@ class PlannedClient(_message.Message):
     CLIENT_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     DROPPED_FIELD_NUMBER: _builtins.int
+    CLIENT_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     client_id: _builtins.str
     reason: _builtins.str
     """What earlier conversations showed, the reason for choosing this client today."""
     dropped: Global___DropReason.ValueType
     """Set when the client dropped out of the plan after it was made; not counted then."""
+    client_display_name: _builtins.str
+    """The client's name for client_id, as the directory knows it; empty until known."""
     def __init__(
         self,
         *,
         client_id: _builtins.str = ...,
         reason: _builtins.str = ...,
         dropped: Global___DropReason.ValueType = ...,
+        client_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "dropped", b"dropped", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_display_name", b"client_display_name", "client_id", b"client_id", "dropped", b"dropped", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -114,11 +118,14 @@ class DailyPlan(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     DROPPED_FIELD_NUMBER: _builtins.int
+    CLIENT_MANAGER_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     client_manager_id: _builtins.str
     plan_date: _builtins.str
     """The branch-local date, YYYY-MM-DD."""
     note: _builtins.str
+    client_manager_display_name: _builtins.str
+    """The staff member's name for client_manager_id, as the directory knows it; empty until known."""
     @_builtins.property
     def visits(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlannedClient]: ...
     @_builtins.property
@@ -146,10 +153,11 @@ class DailyPlan(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         dropped: _abc.Iterable[Global___PlannedClient] | None = ...,
+        client_manager_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_manager_id", b"client_manager_id", "consultation_targets", b"consultation_targets", "create_time", b"create_time", "dropped", b"dropped", "id", b"id", "note", b"note", "plan_date", b"plan_date", "rooms", b"rooms", "update_time", b"update_time", "visits", b"visits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_manager_display_name", b"client_manager_display_name", "client_manager_id", b"client_manager_id", "consultation_targets", b"consultation_targets", "create_time", b"create_time", "dropped", b"dropped", "id", b"id", "note", b"note", "plan_date", b"plan_date", "rooms", b"rooms", "update_time", b"update_time", "visits", b"visits"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -173,6 +181,8 @@ class Visit(_message.Message):
     RECORDED_BY_FIELD_NUMBER: _builtins.int
     VISIT_DATE_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    CLIENT_MANAGER_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    CLIENT_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     client_manager_id: _builtins.str
     client_id: _builtins.str
@@ -185,6 +195,10 @@ class Visit(_message.Message):
     """Who recorded it (the manager, or a supervisor recording for anyone)."""
     visit_date: _builtins.str
     """Branch-local date of visit_time, YYYY-MM-DD."""
+    client_manager_display_name: _builtins.str
+    """The staff member's name for client_manager_id, as the directory knows it; empty until known."""
+    client_display_name: _builtins.str
+    """The client's name for client_id, as the directory knows it; empty until known."""
     @_builtins.property
     def visit_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -206,10 +220,12 @@ class Visit(_message.Message):
         recorded_by: _builtins.str = ...,
         visit_date: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        client_manager_display_name: _builtins.str = ...,
+        client_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "visit_time", b"visit_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "client_manager_id", b"client_manager_id", "client_requests", b"client_requests", "create_time", b"create_time", "follow_up_needed", b"follow_up_needed", "follow_up_note", b"follow_up_note", "id", b"id", "recorded_by", b"recorded_by", "room", b"room", "topics", b"topics", "visit_date", b"visit_date", "visit_time", b"visit_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_display_name", b"client_display_name", "client_id", b"client_id", "client_manager_display_name", b"client_manager_display_name", "client_manager_id", b"client_manager_id", "client_requests", b"client_requests", "create_time", b"create_time", "follow_up_needed", b"follow_up_needed", "follow_up_note", b"follow_up_note", "id", b"id", "recorded_by", b"recorded_by", "room", b"room", "topics", b"topics", "visit_date", b"visit_date", "visit_time", b"visit_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -229,12 +245,15 @@ class Patrol(_message.Message):
     RECORDED_BY_FIELD_NUMBER: _builtins.int
     PATROL_DATE_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    CLIENT_MANAGER_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     client_manager_id: _builtins.str
     room: _builtins.str
     observations: _builtins.str
     recorded_by: _builtins.str
     patrol_date: _builtins.str
+    client_manager_display_name: _builtins.str
+    """The staff member's name for client_manager_id, as the directory knows it; empty until known."""
     @_builtins.property
     def patrol_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -250,10 +269,11 @@ class Patrol(_message.Message):
         recorded_by: _builtins.str = ...,
         patrol_date: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        client_manager_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "patrol_time", b"patrol_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_manager_id", b"client_manager_id", "create_time", b"create_time", "id", b"id", "observations", b"observations", "patrol_date", b"patrol_date", "patrol_time", b"patrol_time", "recorded_by", b"recorded_by", "room", b"room"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_manager_display_name", b"client_manager_display_name", "client_manager_id", b"client_manager_id", "create_time", b"create_time", "id", b"id", "observations", b"observations", "patrol_date", b"patrol_date", "patrol_time", b"patrol_time", "recorded_by", b"recorded_by", "room", b"room"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -273,6 +293,7 @@ class Quota(_message.Message):
     ROOMS_PER_DAY_FIELD_NUMBER: _builtins.int
     UPDATED_BY_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    STAFF_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     role: _builtins.str
     """Role name, e.g. "client_manager"."""
     staff_id: _builtins.str
@@ -280,6 +301,8 @@ class Quota(_message.Message):
     visits_per_day: _builtins.int
     rooms_per_day: _builtins.int
     updated_by: _builtins.str
+    staff_display_name: _builtins.str
+    """The staff member's name for staff_id, as the directory knows it; empty until known."""
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -291,10 +314,11 @@ class Quota(_message.Message):
         rooms_per_day: _builtins.int = ...,
         updated_by: _builtins.str = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        staff_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["role", b"role", "rooms_per_day", b"rooms_per_day", "staff_id", b"staff_id", "update_time", b"update_time", "updated_by", b"updated_by", "visits_per_day", b"visits_per_day"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["role", b"role", "rooms_per_day", b"rooms_per_day", "staff_display_name", b"staff_display_name", "staff_id", b"staff_id", "update_time", b"update_time", "updated_by", b"updated_by", "visits_per_day", b"visits_per_day"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -322,6 +346,7 @@ class ComplianceRow(_message.Message):
     FORMS_RAISED_FIELD_NUMBER: _builtins.int
     FORMS_OVERDUE_FIELD_NUMBER: _builtins.int
     MET_FIELD_NUMBER: _builtins.int
+    CLIENT_MANAGER_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     client_manager_id: _builtins.str
     start_date: _builtins.str
     end_date: _builtins.str
@@ -342,6 +367,8 @@ class ComplianceRow(_message.Message):
     """Forms this manager raised that went past their deadline undelivered."""
     met: _builtins.bool
     """Visits and rooms both met."""
+    client_manager_display_name: _builtins.str
+    """The staff member's name for client_manager_id, as the directory knows it; empty until known."""
     def __init__(
         self,
         *,
@@ -361,10 +388,11 @@ class ComplianceRow(_message.Message):
         forms_raised: _builtins.int = ...,
         forms_overdue: _builtins.int = ...,
         met: _builtins.bool = ...,
+        client_manager_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_manager_id", b"client_manager_id", "consultation_targets", b"consultation_targets", "end_date", b"end_date", "forms_overdue", b"forms_overdue", "forms_raised", b"forms_raised", "met", b"met", "planned_rooms", b"planned_rooms", "planned_visits", b"planned_visits", "planned_visits_done", b"planned_visits_done", "rooms_met", b"rooms_met", "rooms_patrolled", b"rooms_patrolled", "rooms_quota", b"rooms_quota", "start_date", b"start_date", "visits_done", b"visits_done", "visits_met", b"visits_met", "visits_quota", b"visits_quota"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_manager_display_name", b"client_manager_display_name", "client_manager_id", b"client_manager_id", "consultation_targets", b"consultation_targets", "end_date", b"end_date", "forms_overdue", b"forms_overdue", "forms_raised", b"forms_raised", "met", b"met", "planned_rooms", b"planned_rooms", "planned_visits", b"planned_visits", "planned_visits_done", b"planned_visits_done", "rooms_met", b"rooms_met", "rooms_patrolled", b"rooms_patrolled", "rooms_quota", b"rooms_quota", "start_date", b"start_date", "visits_done", b"visits_done", "visits_met", b"visits_met", "visits_quota", b"visits_quota"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -175,6 +175,7 @@ class Meeting(_message.Message):
     ATTENDED_COUNT_FIELD_NUMBER: _builtins.int
     HELD_TIME_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    PRESENTER_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     series_id: _builtins.str
     """Empty for a one-off meeting."""
@@ -190,6 +191,8 @@ class Meeting(_message.Message):
     confirmed_count: _builtins.int
     waitlisted_count: _builtins.int
     attended_count: _builtins.int
+    presenter_display_name: _builtins.str
+    """The staff member's name for presenter_id, as the directory knows it; empty until known."""
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -220,10 +223,11 @@ class Meeting(_message.Message):
         attended_count: _builtins.int = ...,
         held_time: _timestamp_pb2.Timestamp | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        presenter_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "held_time", b"held_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attended_count", b"attended_count", "capacity", b"capacity", "confirmed_count", b"confirmed_count", "create_time", b"create_time", "duration_minutes", b"duration_minutes", "format", b"format", "held_time", b"held_time", "id", b"id", "note_ids", b"note_ids", "presenter_id", b"presenter_id", "presenter_kind", b"presenter_kind", "room", b"room", "series_id", b"series_id", "start_time", b"start_time", "state", b"state", "topic", b"topic", "waitlisted_count", b"waitlisted_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attended_count", b"attended_count", "capacity", b"capacity", "confirmed_count", b"confirmed_count", "create_time", b"create_time", "duration_minutes", b"duration_minutes", "format", b"format", "held_time", b"held_time", "id", b"id", "note_ids", b"note_ids", "presenter_display_name", b"presenter_display_name", "presenter_id", b"presenter_id", "presenter_kind", b"presenter_kind", "room", b"room", "series_id", b"series_id", "start_time", b"start_time", "state", b"state", "topic", b"topic", "waitlisted_count", b"waitlisted_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -244,6 +248,7 @@ class Registration(_message.Message):
     PROMOTE_TIME_FIELD_NUMBER: _builtins.int
     CANCEL_TIME_FIELD_NUMBER: _builtins.int
     CANCEL_REASON_FIELD_NUMBER: _builtins.int
+    CLIENT_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     meeting_id: _builtins.str
     client_id: _builtins.str
@@ -253,6 +258,8 @@ class Registration(_message.Message):
     attended: _builtins.bool
     registered_by: _builtins.str
     cancel_reason: _builtins.str
+    client_display_name: _builtins.str
+    """The client's name for client_id, as the directory knows it; empty until known."""
     @_builtins.property
     def register_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -275,10 +282,11 @@ class Registration(_message.Message):
         promote_time: _timestamp_pb2.Timestamp | None = ...,
         cancel_time: _timestamp_pb2.Timestamp | None = ...,
         cancel_reason: _builtins.str = ...,
+        client_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cancel_time", b"cancel_time", "promote_time", b"promote_time", "register_time", b"register_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attended", b"attended", "cancel_reason", b"cancel_reason", "cancel_time", b"cancel_time", "client_id", b"client_id", "id", b"id", "meeting_id", b"meeting_id", "promote_time", b"promote_time", "register_time", b"register_time", "registered_by", b"registered_by", "status", b"status", "waitlist_position", b"waitlist_position"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attended", b"attended", "cancel_reason", b"cancel_reason", "cancel_time", b"cancel_time", "client_display_name", b"client_display_name", "client_id", b"client_id", "id", b"id", "meeting_id", b"meeting_id", "promote_time", b"promote_time", "register_time", b"register_time", "registered_by", b"registered_by", "status", b"status", "waitlist_position", b"waitlist_position"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

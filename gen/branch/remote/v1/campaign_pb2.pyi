@@ -199,6 +199,7 @@ class Campaign(_message.Message):
     CREATED_BY_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     CLOSE_TIME_FIELD_NUMBER: _builtins.int
+    AGENT_DISPLAY_NAMES_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     purpose: _builtins.str
@@ -223,6 +224,12 @@ class Campaign(_message.Message):
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def close_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def agent_display_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Display names of agent_ids, in the same order, as the directory knows them; "" where
+        not known yet. Filled by the service from its copy of the directory's events.
+        """
+
     def __init__(
         self,
         *,
@@ -242,10 +249,11 @@ class Campaign(_message.Message):
         created_by: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         close_time: _timestamp_pb2.Timestamp | None = ...,
+        agent_display_names: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "create_time", b"create_time", "rule", b"rule"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_ids", b"agent_ids", "close_time", b"close_time", "create_time", b"create_time", "created_by", b"created_by", "daily_quota", b"daily_quota", "end_date", b"end_date", "id", b"id", "kind", b"kind", "max_attempts", b"max_attempts", "name", b"name", "purpose", b"purpose", "retry_backoff_minutes", b"retry_backoff_minutes", "rule", b"rule", "start_date", b"start_date", "state", b"state", "target_count", b"target_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_display_names", b"agent_display_names", "agent_ids", b"agent_ids", "close_time", b"close_time", "create_time", b"create_time", "created_by", b"created_by", "daily_quota", b"daily_quota", "end_date", b"end_date", "id", b"id", "kind", b"kind", "max_attempts", b"max_attempts", "name", b"name", "purpose", b"purpose", "retry_backoff_minutes", b"retry_backoff_minutes", "rule", b"rule", "start_date", b"start_date", "state", b"state", "target_count", b"target_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -266,6 +274,7 @@ class CallbackTarget(_message.Message):
     LAST_OUTCOME_FIELD_NUMBER: _builtins.int
     DUE_DATE_FIELD_NUMBER: _builtins.int
     REMOVED_REASON_FIELD_NUMBER: _builtins.int
+    CLIENT_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     campaign_id: _builtins.str
     client_id: _builtins.str
@@ -276,6 +285,8 @@ class CallbackTarget(_message.Message):
     due_date: _builtins.str
     """For new-account campaigns: the date by which the call is due (YYYY-MM-DD)."""
     removed_reason: _builtins.str
+    client_display_name: _builtins.str
+    """The client's name for client_id, as the directory knows it; empty until known."""
     @_builtins.property
     def next_attempt_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -294,10 +305,11 @@ class CallbackTarget(_message.Message):
         last_outcome: Global___CallbackOutcome.ValueType = ...,
         due_date: _builtins.str = ...,
         removed_reason: _builtins.str = ...,
+        client_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["lease_expire_time", b"lease_expire_time", "next_attempt_time", b"next_attempt_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "campaign_id", b"campaign_id", "claimed_by", b"claimed_by", "client_id", b"client_id", "due_date", b"due_date", "id", b"id", "last_outcome", b"last_outcome", "lease_expire_time", b"lease_expire_time", "next_attempt_time", b"next_attempt_time", "removed_reason", b"removed_reason", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "campaign_id", b"campaign_id", "claimed_by", b"claimed_by", "client_display_name", b"client_display_name", "client_id", b"client_id", "due_date", b"due_date", "id", b"id", "last_outcome", b"last_outcome", "lease_expire_time", b"lease_expire_time", "next_attempt_time", b"next_attempt_time", "removed_reason", b"removed_reason", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -321,6 +333,8 @@ class Callback(_message.Message):
     CALL_TIME_FIELD_NUMBER: _builtins.int
     SATISFACTION_FIELD_NUMBER: _builtins.int
     RECORD_TIME_FIELD_NUMBER: _builtins.int
+    CLIENT_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    AGENT_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     campaign_id: _builtins.str
     target_id: _builtins.str
@@ -332,6 +346,10 @@ class Callback(_message.Message):
     notes: _builtins.str
     satisfaction: _builtins.int
     """1 (very dissatisfied) to 5 (very satisfied); 0 when not asked."""
+    client_display_name: _builtins.str
+    """The client's name for client_id, as the directory knows it; empty until known."""
+    agent_display_name: _builtins.str
+    """The staff member's name for agent_id, as the directory knows it; empty until known."""
     @_builtins.property
     def callback_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -355,10 +373,12 @@ class Callback(_message.Message):
         call_time: _timestamp_pb2.Timestamp | None = ...,
         satisfaction: _builtins.int = ...,
         record_time: _timestamp_pb2.Timestamp | None = ...,
+        client_display_name: _builtins.str = ...,
+        agent_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["call_time", b"call_time", "callback_time", b"callback_time", "record_time", b"record_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "call_time", b"call_time", "callback_time", b"callback_time", "campaign_id", b"campaign_id", "client_id", b"client_id", "id", b"id", "notes", b"notes", "outcome", b"outcome", "record_time", b"record_time", "satisfaction", b"satisfaction", "target_id", b"target_id", "ticket_id", b"ticket_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_display_name", b"agent_display_name", "agent_id", b"agent_id", "call_time", b"call_time", "callback_time", b"callback_time", "campaign_id", b"campaign_id", "client_display_name", b"client_display_name", "client_id", b"client_id", "id", b"id", "notes", b"notes", "outcome", b"outcome", "record_time", b"record_time", "satisfaction", b"satisfaction", "target_id", b"target_id", "ticket_id", b"ticket_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -375,6 +395,7 @@ class AgentProgress(_message.Message):
     MADE_TOTAL_FIELD_NUMBER: _builtins.int
     REACHED_TOTAL_FIELD_NUMBER: _builtins.int
     QUOTA_MISSED_DAYS_FIELD_NUMBER: _builtins.int
+    AGENT_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
     daily_quota: _builtins.int
     made_today: _builtins.int
@@ -383,6 +404,8 @@ class AgentProgress(_message.Message):
     reached_total: _builtins.int
     quota_missed_days: _builtins.int
     """Past weekdays of the campaign on which the agent made fewer calls than the quota."""
+    agent_display_name: _builtins.str
+    """The staff member's name for agent_id, as the directory knows it; empty until known."""
     def __init__(
         self,
         *,
@@ -393,10 +416,11 @@ class AgentProgress(_message.Message):
         made_total: _builtins.int = ...,
         reached_total: _builtins.int = ...,
         quota_missed_days: _builtins.int = ...,
+        agent_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "daily_quota", b"daily_quota", "made_today", b"made_today", "made_total", b"made_total", "quota_missed_days", b"quota_missed_days", "reached_today", b"reached_today", "reached_total", b"reached_total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_display_name", b"agent_display_name", "agent_id", b"agent_id", "daily_quota", b"daily_quota", "made_today", b"made_today", "made_total", b"made_total", "quota_missed_days", b"quota_missed_days", "reached_today", b"reached_today", "reached_total", b"reached_total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -255,6 +255,7 @@ class Report(_message.Message):
     DELIVERED_BY_FIELD_NUMBER: _builtins.int
     DELIVER_TIME_FIELD_NUMBER: _builtins.int
     DELIVERED_TO_FIELD_NUMBER: _builtins.int
+    CLIENT_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     client_id: _builtins.str
     period_start: _builtins.str
@@ -269,6 +270,8 @@ class Report(_message.Message):
     delivered_by: _builtins.str
     delivered_to: _builtins.str
     """Where it went (an e-mail address, a postal reference); not logged."""
+    client_display_name: _builtins.str
+    """The client's name for client_id, as the directory knows it; empty until known."""
     @_builtins.property
     def figures(self) -> Global___ReportFigures: ...
     @_builtins.property
@@ -292,10 +295,11 @@ class Report(_message.Message):
         delivered_by: _builtins.str = ...,
         deliver_time: _timestamp_pb2.Timestamp | None = ...,
         delivered_to: _builtins.str = ...,
+        client_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "deliver_time", b"deliver_time", "figures", b"figures"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "create_time", b"create_time", "created_by", b"created_by", "deliver_time", b"deliver_time", "delivered_by", b"delivered_by", "delivered_to", b"delivered_to", "delivery_channel", b"delivery_channel", "figures", b"figures", "html", b"html", "id", b"id", "markdown", b"markdown", "period_end", b"period_end", "period_start", b"period_start", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_display_name", b"client_display_name", "client_id", b"client_id", "create_time", b"create_time", "created_by", b"created_by", "deliver_time", b"deliver_time", "delivered_by", b"delivered_by", "delivered_to", b"delivered_to", "delivery_channel", b"delivery_channel", "figures", b"figures", "html", b"html", "id", b"id", "markdown", b"markdown", "period_end", b"period_end", "period_start", b"period_start", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -170,6 +170,7 @@ class TicketActivity(_message.Message):
     STAFF_ID_FIELD_NUMBER: _builtins.int
     NOTE_FIELD_NUMBER: _builtins.int
     TIME_FIELD_NUMBER: _builtins.int
+    STAFF_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     kind: _builtins.str
     """opened, responded, paused, resumed, transferred, resolved, follow_up, reopened, closed,
@@ -177,6 +178,8 @@ class TicketActivity(_message.Message):
     """
     staff_id: _builtins.str
     note: _builtins.str
+    staff_display_name: _builtins.str
+    """The staff member's name for staff_id, as the directory knows it; empty until known."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -187,10 +190,11 @@ class TicketActivity(_message.Message):
         staff_id: _builtins.str = ...,
         note: _builtins.str = ...,
         time: _timestamp_pb2.Timestamp | None = ...,
+        staff_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "kind", b"kind", "note", b"note", "staff_id", b"staff_id", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "kind", b"kind", "note", b"note", "staff_display_name", b"staff_display_name", "staff_id", b"staff_id", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -230,6 +234,10 @@ class Ticket(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     CLOSE_TIME_FIELD_NUMBER: _builtins.int
     ACTIVITIES_FIELD_NUMBER: _builtins.int
+    CLIENT_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    OWNER_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    SUBSTITUTE_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    HANDLER_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     line: Global___Line.ValueType
     caller_name: _builtins.str
@@ -261,6 +269,14 @@ class Ticket(_message.Message):
     reopen_count: _builtins.int
     vip_advisory_id: _builtins.str
     """The VIP service's advisory opened from this ticket."""
+    client_display_name: _builtins.str
+    """The client's name for client_id, as the directory knows it; empty until known."""
+    owner_display_name: _builtins.str
+    """The staff member's name for owner_id, as the directory knows it; empty until known."""
+    substitute_display_name: _builtins.str
+    """The staff member's name for substitute_id, as the directory knows it; empty until known."""
+    handler_display_name: _builtins.str
+    """The staff member's name for handler_id, as the directory knows it; empty until known."""
     @_builtins.property
     def first_response(self) -> Global___SlaClock: ...
     @_builtins.property
@@ -310,10 +326,14 @@ class Ticket(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         close_time: _timestamp_pb2.Timestamp | None = ...,
         activities: _abc.Iterable[Global___TicketActivity] | None = ...,
+        client_display_name: _builtins.str = ...,
+        owner_display_name: _builtins.str = ...,
+        substitute_display_name: _builtins.str = ...,
+        handler_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "first_response", b"first_response", "follow_up_due_time", b"follow_up_due_time", "open_time", b"open_time", "resolution", b"resolution", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["activities", b"activities", "caller_name", b"caller_name", "caller_phone", b"caller_phone", "category", b"category", "client_id", b"client_id", "client_tier", b"client_tier", "close_time", b"close_time", "complaint", b"complaint", "description", b"description", "escalation_level", b"escalation_level", "first_response", b"first_response", "follow_up_due_time", b"follow_up_due_time", "handler_department", b"handler_department", "handler_id", b"handler_id", "id", b"id", "line", b"line", "open_time", b"open_time", "owner_id", b"owner_id", "pause_note", b"pause_note", "pause_reason", b"pause_reason", "priority", b"priority", "reopen_count", b"reopen_count", "resolution", b"resolution", "resolution_note", b"resolution_note", "satisfaction", b"satisfaction", "state", b"state", "substitute_id", b"substitute_id", "summary", b"summary", "update_time", b"update_time", "vip_advisory_id", b"vip_advisory_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activities", b"activities", "caller_name", b"caller_name", "caller_phone", b"caller_phone", "category", b"category", "client_display_name", b"client_display_name", "client_id", b"client_id", "client_tier", b"client_tier", "close_time", b"close_time", "complaint", b"complaint", "description", b"description", "escalation_level", b"escalation_level", "first_response", b"first_response", "follow_up_due_time", b"follow_up_due_time", "handler_department", b"handler_department", "handler_display_name", b"handler_display_name", "handler_id", b"handler_id", "id", b"id", "line", b"line", "open_time", b"open_time", "owner_display_name", b"owner_display_name", "owner_id", b"owner_id", "pause_note", b"pause_note", "pause_reason", b"pause_reason", "priority", b"priority", "reopen_count", b"reopen_count", "resolution", b"resolution", "resolution_note", b"resolution_note", "satisfaction", b"satisfaction", "state", b"state", "substitute_display_name", b"substitute_display_name", "substitute_id", b"substitute_id", "summary", b"summary", "update_time", b"update_time", "vip_advisory_id", b"vip_advisory_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -363,6 +383,9 @@ class Agent(_message.Message):
     SUBSTITUTE_ID_FIELD_NUMBER: _builtins.int
     TEAM_LEAD_ID_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    STAFF_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    SUBSTITUTE_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    TEAM_LEAD_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     staff_id: _builtins.str
     on_duty: _builtins.bool
     active: _builtins.bool
@@ -370,6 +393,12 @@ class Agent(_message.Message):
     absent: _builtins.bool
     substitute_id: _builtins.str
     team_lead_id: _builtins.str
+    staff_display_name: _builtins.str
+    """The staff member's name for staff_id, as the directory knows it; empty until known."""
+    substitute_display_name: _builtins.str
+    """The staff member's name for substitute_id, as the directory knows it; empty until known."""
+    team_lead_display_name: _builtins.str
+    """The staff member's name for team_lead_id, as the directory knows it; empty until known."""
     @_builtins.property
     def lines(self) -> _containers.RepeatedScalarFieldContainer[Global___Line.ValueType]: ...
     @_builtins.property
@@ -385,10 +414,13 @@ class Agent(_message.Message):
         substitute_id: _builtins.str = ...,
         team_lead_id: _builtins.str = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        staff_display_name: _builtins.str = ...,
+        substitute_display_name: _builtins.str = ...,
+        team_lead_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["absent", b"absent", "active", b"active", "lines", b"lines", "on_duty", b"on_duty", "staff_id", b"staff_id", "substitute_id", b"substitute_id", "team_lead_id", b"team_lead_id", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["absent", b"absent", "active", b"active", "lines", b"lines", "on_duty", b"on_duty", "staff_display_name", b"staff_display_name", "staff_id", b"staff_id", "substitute_display_name", b"substitute_display_name", "substitute_id", b"substitute_id", "team_lead_display_name", b"team_lead_display_name", "team_lead_id", b"team_lead_id", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -408,6 +440,7 @@ class AgentWeek(_message.Message):
     REPORTS_DELIVERED_FIELD_NUMBER: _builtins.int
     COMPLAINTS_FIELD_NUMBER: _builtins.int
     AVERAGE_SATISFACTION_FIELD_NUMBER: _builtins.int
+    AGENT_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
     tickets_accepted: _builtins.int
     tickets_escalated: _builtins.int
@@ -420,6 +453,8 @@ class AgentWeek(_message.Message):
     complaints: _builtins.int
     average_satisfaction: _builtins.float
     """Mean satisfaction of follow-ups in the week; 0 when none."""
+    agent_display_name: _builtins.str
+    """The staff member's name for agent_id, as the directory knows it; empty until known."""
     def __init__(
         self,
         *,
@@ -433,10 +468,11 @@ class AgentWeek(_message.Message):
         reports_delivered: _builtins.int = ...,
         complaints: _builtins.int = ...,
         average_satisfaction: _builtins.float = ...,
+        agent_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "average_satisfaction", b"average_satisfaction", "callbacks_made", b"callbacks_made", "callbacks_reached", b"callbacks_reached", "complaints", b"complaints", "reports_delivered", b"reports_delivered", "resolved_within_sla", b"resolved_within_sla", "tickets_accepted", b"tickets_accepted", "tickets_escalated", b"tickets_escalated", "tickets_resolved", b"tickets_resolved"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_display_name", b"agent_display_name", "agent_id", b"agent_id", "average_satisfaction", b"average_satisfaction", "callbacks_made", b"callbacks_made", "callbacks_reached", b"callbacks_reached", "complaints", b"complaints", "reports_delivered", b"reports_delivered", "resolved_within_sla", b"resolved_within_sla", "tickets_accepted", b"tickets_accepted", "tickets_escalated", b"tickets_escalated", "tickets_resolved", b"tickets_resolved"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -79,6 +79,8 @@ class DistributionRecord(_message.Message):
     SOURCE_EVENT_ID_FIELD_NUMBER: _builtins.int
     COUNT_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
+    ACTOR_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    CLIENT_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Ledger order."""
     kind: Global___DistributionRecordKind.ValueType
@@ -95,6 +97,10 @@ class DistributionRecord(_message.Message):
     """The event that reported it, when it came from another service."""
     count: _builtins.int
     detail: _builtins.str
+    actor_display_name: _builtins.str
+    """The staff member's name for actor_id, as the directory knows it; empty until known."""
+    client_display_name: _builtins.str
+    """The client's name for client_id, as the directory knows it; empty until known."""
     @_builtins.property
     def occur_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -115,10 +121,12 @@ class DistributionRecord(_message.Message):
         source_event_id: _builtins.str = ...,
         count: _builtins.int = ...,
         detail: _builtins.str = ...,
+        actor_display_name: _builtins.str = ...,
+        client_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["occur_time", b"occur_time", "record_time", b"record_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "channel", b"channel", "client_id", b"client_id", "count", b"count", "detail", b"detail", "kind", b"kind", "note_id", b"note_id", "occur_time", b"occur_time", "record_time", b"record_time", "relay_id", b"relay_id", "revision", b"revision", "sequence", b"sequence", "source_event_id", b"source_event_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_display_name", b"actor_display_name", "actor_id", b"actor_id", "channel", b"channel", "client_display_name", b"client_display_name", "client_id", b"client_id", "count", b"count", "detail", b"detail", "kind", b"kind", "note_id", b"note_id", "occur_time", b"occur_time", "record_time", b"record_time", "relay_id", b"relay_id", "revision", b"revision", "sequence", b"sequence", "source_event_id", b"source_event_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -145,6 +153,7 @@ class NoteReach(_message.Message):
     MEDIAN_TIME_TO_RELAY_FIELD_NUMBER: _builtins.int
     WORST_TIME_TO_RELAY_FIELD_NUMBER: _builtins.int
     CANCELLED_FIELD_NUMBER: _builtins.int
+    AUTHOR_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     note_id: _builtins.str
     author_id: _builtins.str
     title: _builtins.str
@@ -159,6 +168,8 @@ class NoteReach(_message.Message):
     delivered_onsite: _builtins.int
     cancelled: _builtins.int
     """Relays the VIP service cancelled before they were done (withdrawal, supersession)."""
+    author_display_name: _builtins.str
+    """The staff member's name for author_id, as the directory knows it; empty until known."""
     @_builtins.property
     def publish_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -183,10 +194,11 @@ class NoteReach(_message.Message):
         median_time_to_relay: _duration_pb2.Duration | None = ...,
         worst_time_to_relay: _duration_pb2.Duration | None = ...,
         cancelled: _builtins.int = ...,
+        author_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["median_time_to_relay", b"median_time_to_relay", "publish_time", b"publish_time", "worst_time_to_relay", b"worst_time_to_relay"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged", b"acknowledged", "author_id", b"author_id", "cancelled", b"cancelled", "delivered_onsite", b"delivered_onsite", "median_time_to_relay", b"median_time_to_relay", "note_id", b"note_id", "publish_time", b"publish_time", "relayed", b"relayed", "relayed_by_brokers", b"relayed_by_brokers", "targeted", b"targeted", "title", b"title", "withheld_for_suitability", b"withheld_for_suitability", "worst_time_to_relay", b"worst_time_to_relay"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged", b"acknowledged", "author_display_name", b"author_display_name", "author_id", b"author_id", "cancelled", b"cancelled", "delivered_onsite", b"delivered_onsite", "median_time_to_relay", b"median_time_to_relay", "note_id", b"note_id", "publish_time", b"publish_time", "relayed", b"relayed", "relayed_by_brokers", b"relayed_by_brokers", "targeted", b"targeted", "title", b"title", "withheld_for_suitability", b"withheld_for_suitability", "worst_time_to_relay", b"worst_time_to_relay"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -113,6 +113,7 @@ class Note(_message.Message):
     APPROVE_TIME_FIELD_NUMBER: _builtins.int
     PUBLISH_TIME_FIELD_NUMBER: _builtins.int
     WITHDRAW_TIME_FIELD_NUMBER: _builtins.int
+    AUTHOR_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only."""
     revision: _builtins.int
@@ -141,6 +142,8 @@ class Note(_message.Message):
     withdraw_reason: _builtins.str
     expired: _builtins.bool
     """Published but past its validity: no longer shown to brokers and consultants."""
+    author_display_name: _builtins.str
+    """The staff member's name for author_id, as the directory knows it; empty until known."""
     @_builtins.property
     def stances(self) -> _containers.RepeatedCompositeFieldContainer[_note_enums_pb2.TickerStance]:
         """Stance per ticker; required for stock notes."""
@@ -196,10 +199,11 @@ class Note(_message.Message):
         approve_time: _timestamp_pb2.Timestamp | None = ...,
         publish_time: _timestamp_pb2.Timestamp | None = ...,
         withdraw_time: _timestamp_pb2.Timestamp | None = ...,
+        author_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["approve_time", b"approve_time", "create_time", b"create_time", "publish_time", b"publish_time", "submit_time", b"submit_time", "update_time", b"update_time", "valid_until_time", b"valid_until_time", "withdraw_time", b"withdraw_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approve_time", b"approve_time", "approved_by", b"approved_by", "approved_revision", b"approved_revision", "audience", b"audience", "author_id", b"author_id", "body", b"body", "create_time", b"create_time", "expired", b"expired", "id", b"id", "kind", b"kind", "publish_time", b"publish_time", "published_revision", b"published_revision", "review_comments", b"review_comments", "revision", b"revision", "risk_level", b"risk_level", "stances", b"stances", "state", b"state", "submit_time", b"submit_time", "summary", b"summary", "superseded_by_note_id", b"superseded_by_note_id", "supersedes_note_id", b"supersedes_note_id", "tickers", b"tickers", "title", b"title", "update_time", b"update_time", "valid_until", b"valid_until", "valid_until_time", b"valid_until_time", "withdraw_reason", b"withdraw_reason", "withdraw_time", b"withdraw_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approve_time", b"approve_time", "approved_by", b"approved_by", "approved_revision", b"approved_revision", "audience", b"audience", "author_display_name", b"author_display_name", "author_id", b"author_id", "body", b"body", "create_time", b"create_time", "expired", b"expired", "id", b"id", "kind", b"kind", "publish_time", b"publish_time", "published_revision", b"published_revision", "review_comments", b"review_comments", "revision", b"revision", "risk_level", b"risk_level", "stances", b"stances", "state", b"state", "submit_time", b"submit_time", "summary", b"summary", "superseded_by_note_id", b"superseded_by_note_id", "supersedes_note_id", b"supersedes_note_id", "tickers", b"tickers", "title", b"title", "update_time", b"update_time", "valid_until", b"valid_until", "valid_until_time", b"valid_until_time", "withdraw_reason", b"withdraw_reason", "withdraw_time", b"withdraw_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -227,6 +231,8 @@ class NoteRevision(_message.Message):
     REVIEWER_ID_FIELD_NUMBER: _builtins.int
     REVIEW_COMMENTS_FIELD_NUMBER: _builtins.int
     REVIEW_TIME_FIELD_NUMBER: _builtins.int
+    AUTHOR_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    REVIEWER_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     note_id: _builtins.str
     revision: _builtins.int
     title: _builtins.str
@@ -241,6 +247,10 @@ class NoteRevision(_message.Message):
     review_decision: Global___ReviewDecision.ValueType
     reviewer_id: _builtins.str
     review_comments: _builtins.str
+    author_display_name: _builtins.str
+    """The staff member's name for author_id, as the directory knows it; empty until known."""
+    reviewer_display_name: _builtins.str
+    """The staff member's name for reviewer_id, as the directory knows it; empty until known."""
     @_builtins.property
     def stances(self) -> _containers.RepeatedCompositeFieldContainer[_note_enums_pb2.TickerStance]: ...
     @_builtins.property
@@ -266,10 +276,12 @@ class NoteRevision(_message.Message):
         reviewer_id: _builtins.str = ...,
         review_comments: _builtins.str = ...,
         review_time: _timestamp_pb2.Timestamp | None = ...,
+        author_display_name: _builtins.str = ...,
+        reviewer_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "review_time", b"review_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "author_id", b"author_id", "body", b"body", "create_time", b"create_time", "kind", b"kind", "note_id", b"note_id", "review_comments", b"review_comments", "review_decision", b"review_decision", "review_time", b"review_time", "reviewer_id", b"reviewer_id", "revision", b"revision", "risk_level", b"risk_level", "stances", b"stances", "summary", b"summary", "title", b"title", "valid_until", b"valid_until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "author_display_name", b"author_display_name", "author_id", b"author_id", "body", b"body", "create_time", b"create_time", "kind", b"kind", "note_id", b"note_id", "review_comments", b"review_comments", "review_decision", b"review_decision", "review_time", b"review_time", "reviewer_display_name", b"reviewer_display_name", "reviewer_id", b"reviewer_id", "revision", b"revision", "risk_level", b"risk_level", "stances", b"stances", "summary", b"summary", "title", b"title", "valid_until", b"valid_until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -25,17 +25,17 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)branch/research/v1/research_request.proto\x12\x12\x62ranch.research.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x04\n\x0fResearchRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x37\n\x05state\x18\x02 \x01(\x0e\x32(.branch.research.v1.ResearchRequestState\x12\x39\n\x06source\x18\x03 \x01(\x0e\x32).branch.research.v1.ResearchRequestSource\x12\x10\n\x08\x61sker_id\x18\x04 \x01(\t\x12\x11\n\tclient_id\x18\x05 \x01(\t\x12\x13\n\x0b\x61\x64visory_id\x18\x06 \x01(\t\x12\x0f\n\x07tickers\x18\x07 \x03(\t\x12\x10\n\x08question\x18\x08 \x01(\t\x12,\n\x08\x64ue_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07overdue\x18\n \x01(\x08\x12\x12\n\nclaimed_by\x18\x0b \x01(\t\x12.\n\nclaim_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61nswer\x18\r \x01(\t\x12\x16\n\x0e\x61nswer_note_id\x18\x0e \x01(\t\x12\x13\n\x0b\x61nswered_by\x18\x0f \x01(\t\x12/\n\x0b\x61nswer_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xa8\x01\n\x14ResearchRequestState\x12&\n\"RESEARCH_REQUEST_STATE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bRESEARCH_REQUEST_STATE_OPEN\x10\x01\x12\"\n\x1eRESEARCH_REQUEST_STATE_CLAIMED\x10\x02\x12#\n\x1fRESEARCH_REQUEST_STATE_ANSWERED\x10\x03*\x8d\x01\n\x15ResearchRequestSource\x12\'\n#RESEARCH_REQUEST_SOURCE_UNSPECIFIED\x10\x00\x12!\n\x1dRESEARCH_REQUEST_SOURCE_STAFF\x10\x01\x12(\n$RESEARCH_REQUEST_SOURCE_VIP_ADVISORY\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)branch/research/v1/research_request.proto\x12\x12\x62ranch.research.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x05\n\x0fResearchRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x37\n\x05state\x18\x02 \x01(\x0e\x32(.branch.research.v1.ResearchRequestState\x12\x39\n\x06source\x18\x03 \x01(\x0e\x32).branch.research.v1.ResearchRequestSource\x12\x10\n\x08\x61sker_id\x18\x04 \x01(\t\x12\x11\n\tclient_id\x18\x05 \x01(\t\x12\x13\n\x0b\x61\x64visory_id\x18\x06 \x01(\t\x12\x0f\n\x07tickers\x18\x07 \x03(\t\x12\x10\n\x08question\x18\x08 \x01(\t\x12,\n\x08\x64ue_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07overdue\x18\n \x01(\x08\x12\x12\n\nclaimed_by\x18\x0b \x01(\t\x12.\n\nclaim_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61nswer\x18\r \x01(\t\x12\x16\n\x0e\x61nswer_note_id\x18\x0e \x01(\t\x12\x13\n\x0b\x61nswered_by\x18\x0f \x01(\t\x12/\n\x0b\x61nswer_time\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12\x61sker_display_name\x18\x12 \x01(\t\x12\x1b\n\x13\x63lient_display_name\x18\x13 \x01(\t\x12\x1f\n\x17\x63laimed_by_display_name\x18\x14 \x01(\t\x12 \n\x18\x61nswered_by_display_name\x18\x15 \x01(\t*\xa8\x01\n\x14ResearchRequestState\x12&\n\"RESEARCH_REQUEST_STATE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bRESEARCH_REQUEST_STATE_OPEN\x10\x01\x12\"\n\x1eRESEARCH_REQUEST_STATE_CLAIMED\x10\x02\x12#\n\x1fRESEARCH_REQUEST_STATE_ANSWERED\x10\x03*\x8d\x01\n\x15ResearchRequestSource\x12\'\n#RESEARCH_REQUEST_SOURCE_UNSPECIFIED\x10\x00\x12!\n\x1dRESEARCH_REQUEST_SOURCE_STAFF\x10\x01\x12(\n$RESEARCH_REQUEST_SOURCE_VIP_ADVISORY\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'branch.research.v1.research_request_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESEARCHREQUESTSTATE']._serialized_start=630
-  _globals['_RESEARCHREQUESTSTATE']._serialized_end=798
-  _globals['_RESEARCHREQUESTSOURCE']._serialized_start=801
-  _globals['_RESEARCHREQUESTSOURCE']._serialized_end=942
+  _globals['_RESEARCHREQUESTSTATE']._serialized_start=754
+  _globals['_RESEARCHREQUESTSTATE']._serialized_end=922
+  _globals['_RESEARCHREQUESTSOURCE']._serialized_start=925
+  _globals['_RESEARCHREQUESTSOURCE']._serialized_end=1066
   _globals['_RESEARCHREQUEST']._serialized_start=99
-  _globals['_RESEARCHREQUEST']._serialized_end=627
+  _globals['_RESEARCHREQUEST']._serialized_end=751
 # @@protoc_insertion_point(module_scope)

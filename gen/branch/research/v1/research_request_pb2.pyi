@@ -87,6 +87,10 @@ class ResearchRequest(_message.Message):
     ANSWERED_BY_FIELD_NUMBER: _builtins.int
     ANSWER_TIME_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    ASKER_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    CLIENT_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    CLAIMED_BY_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    ANSWERED_BY_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only."""
     state: Global___ResearchRequestState.ValueType
@@ -107,6 +111,14 @@ class ResearchRequest(_message.Message):
     answer_note_id: _builtins.str
     """Set when the answer is a published note."""
     answered_by: _builtins.str
+    asker_display_name: _builtins.str
+    """The staff member's name for asker_id, as the directory knows it; empty until known."""
+    client_display_name: _builtins.str
+    """The client's name for client_id, as the directory knows it; empty until known."""
+    claimed_by_display_name: _builtins.str
+    """The staff member's name for claimed_by, as the directory knows it; empty until known."""
+    answered_by_display_name: _builtins.str
+    """The staff member's name for answered_by, as the directory knows it; empty until known."""
     @_builtins.property
     def tickers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -137,10 +149,14 @@ class ResearchRequest(_message.Message):
         answered_by: _builtins.str = ...,
         answer_time: _timestamp_pb2.Timestamp | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        asker_display_name: _builtins.str = ...,
+        client_display_name: _builtins.str = ...,
+        claimed_by_display_name: _builtins.str = ...,
+        answered_by_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["answer_time", b"answer_time", "claim_time", b"claim_time", "create_time", b"create_time", "due_time", b"due_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["advisory_id", b"advisory_id", "answer", b"answer", "answer_note_id", b"answer_note_id", "answer_time", b"answer_time", "answered_by", b"answered_by", "asker_id", b"asker_id", "claim_time", b"claim_time", "claimed_by", b"claimed_by", "client_id", b"client_id", "create_time", b"create_time", "due_time", b"due_time", "id", b"id", "overdue", b"overdue", "question", b"question", "source", b"source", "state", b"state", "tickers", b"tickers"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["advisory_id", b"advisory_id", "answer", b"answer", "answer_note_id", b"answer_note_id", "answer_time", b"answer_time", "answered_by", b"answered_by", "answered_by_display_name", b"answered_by_display_name", "asker_display_name", b"asker_display_name", "asker_id", b"asker_id", "claim_time", b"claim_time", "claimed_by", b"claimed_by", "claimed_by_display_name", b"claimed_by_display_name", "client_display_name", b"client_display_name", "client_id", b"client_id", "create_time", b"create_time", "due_time", b"due_time", "id", b"id", "overdue", b"overdue", "question", b"question", "source", b"source", "state", b"state", "tickers", b"tickers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -132,6 +132,11 @@ class Advisory(_message.Message):
     ESCALATED_TO_ID_FIELD_NUMBER: _builtins.int
     ANSWERED_BY_FIELD_NUMBER: _builtins.int
     CREATED_BY_FIELD_NUMBER: _builtins.int
+    CLIENT_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    ASSIGNEE_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    DEDICATED_BROKER_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    RESEARCH_ANALYST_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    ESCALATED_TO_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     client_id: _builtins.str
     question: _builtins.str
@@ -161,6 +166,16 @@ class Advisory(_message.Message):
     escalated_to_id: _builtins.str
     answered_by: _builtins.str
     created_by: _builtins.str
+    client_display_name: _builtins.str
+    """The client's name for client_id, as the directory knows it; empty until known."""
+    assignee_display_name: _builtins.str
+    """The staff member's name for assignee_id, as the directory knows it; empty until known."""
+    dedicated_broker_display_name: _builtins.str
+    """The staff member's name for dedicated_broker_id, as the directory knows it; empty until known."""
+    research_analyst_display_name: _builtins.str
+    """The staff member's name for research_analyst_id, as the directory knows it; empty until known."""
+    escalated_to_display_name: _builtins.str
+    """The staff member's name for escalated_to_id, as the directory knows it; empty until known."""
     @_builtins.property
     def tickers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -212,10 +227,15 @@ class Advisory(_message.Message):
         escalated_to_id: _builtins.str = ...,
         answered_by: _builtins.str = ...,
         created_by: _builtins.str = ...,
+        client_display_name: _builtins.str = ...,
+        assignee_display_name: _builtins.str = ...,
+        dedicated_broker_display_name: _builtins.str = ...,
+        research_analyst_display_name: _builtins.str = ...,
+        escalated_to_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledge_due_time", b"acknowledge_due_time", "acknowledge_time", b"acknowledge_time", "answer_due_time", b"answer_due_time", "answer_time", b"answer_time", "close_time", b"close_time", "open_time", b"open_time", "research_answer_time", b"research_answer_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledge_breached", b"acknowledge_breached", "acknowledge_due_time", b"acknowledge_due_time", "acknowledge_time", b"acknowledge_time", "advice", b"advice", "advice_risk_level", b"advice_risk_level", "answer_breached", b"answer_breached", "answer_due_time", b"answer_due_time", "answer_time", b"answer_time", "answered_by", b"answered_by", "assignee_id", b"assignee_id", "client_id", b"client_id", "close_reason", b"close_reason", "close_time", b"close_time", "created_by", b"created_by", "dedicated_broker_id", b"dedicated_broker_id", "escalated_to_id", b"escalated_to_id", "escalation_level", b"escalation_level", "id", b"id", "open_time", b"open_time", "override_reason", b"override_reason", "question", b"question", "research_analyst_id", b"research_analyst_id", "research_answer", b"research_answer", "research_answer_time", b"research_answer_time", "research_note_id", b"research_note_id", "research_requested", b"research_requested", "source", b"source", "source_ticket_id", b"source_ticket_id", "state", b"state", "suitability_overridden", b"suitability_overridden", "tickers", b"tickers", "urgency", b"urgency"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledge_breached", b"acknowledge_breached", "acknowledge_due_time", b"acknowledge_due_time", "acknowledge_time", b"acknowledge_time", "advice", b"advice", "advice_risk_level", b"advice_risk_level", "answer_breached", b"answer_breached", "answer_due_time", b"answer_due_time", "answer_time", b"answer_time", "answered_by", b"answered_by", "assignee_display_name", b"assignee_display_name", "assignee_id", b"assignee_id", "client_display_name", b"client_display_name", "client_id", b"client_id", "close_reason", b"close_reason", "close_time", b"close_time", "created_by", b"created_by", "dedicated_broker_display_name", b"dedicated_broker_display_name", "dedicated_broker_id", b"dedicated_broker_id", "escalated_to_display_name", b"escalated_to_display_name", "escalated_to_id", b"escalated_to_id", "escalation_level", b"escalation_level", "id", b"id", "open_time", b"open_time", "override_reason", b"override_reason", "question", b"question", "research_analyst_display_name", b"research_analyst_display_name", "research_analyst_id", b"research_analyst_id", "research_answer", b"research_answer", "research_answer_time", b"research_answer_time", "research_note_id", b"research_note_id", "research_requested", b"research_requested", "source", b"source", "source_ticket_id", b"source_ticket_id", "state", b"state", "suitability_overridden", b"suitability_overridden", "tickers", b"tickers", "urgency", b"urgency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -103,6 +103,8 @@ class RelayTask(_message.Message):
     CANCEL_TIME_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     OVERDUE_FIELD_NUMBER: _builtins.int
+    CLIENT_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    BROKER_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     note_id: _builtins.str
     revision: _builtins.int
@@ -117,6 +119,10 @@ class RelayTask(_message.Message):
     reason: _builtins.str
     """Why it was cancelled or withheld."""
     overdue: _builtins.bool
+    client_display_name: _builtins.str
+    """The client's name for client_id, as the directory knows it; empty until known."""
+    broker_display_name: _builtins.str
+    """The staff member's name for broker_id, as the directory knows it; empty until known."""
     @_builtins.property
     def matched_tickers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Tickers of the note the client holds (empty for market notes)."""
@@ -156,10 +162,12 @@ class RelayTask(_message.Message):
         cancel_time: _timestamp_pb2.Timestamp | None = ...,
         reason: _builtins.str = ...,
         overdue: _builtins.bool = ...,
+        client_display_name: _builtins.str = ...,
+        broker_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledge_time", b"acknowledge_time", "cancel_time", b"cancel_time", "create_time", b"create_time", "deliver_time", b"deliver_time", "due_time", b"due_time", "publish_time", b"publish_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledge_time", b"acknowledge_time", "acknowledgement_note", b"acknowledgement_note", "broker_id", b"broker_id", "cancel_time", b"cancel_time", "channel", b"channel", "client_id", b"client_id", "create_time", b"create_time", "deliver_time", b"deliver_time", "due_time", b"due_time", "id", b"id", "matched_tickers", b"matched_tickers", "note_id", b"note_id", "note_title", b"note_title", "overdue", b"overdue", "publish_time", b"publish_time", "reason", b"reason", "revision", b"revision", "risk_level", b"risk_level", "state", b"state", "summary", b"summary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledge_time", b"acknowledge_time", "acknowledgement_note", b"acknowledgement_note", "broker_display_name", b"broker_display_name", "broker_id", b"broker_id", "cancel_time", b"cancel_time", "channel", b"channel", "client_display_name", b"client_display_name", "client_id", b"client_id", "create_time", b"create_time", "deliver_time", b"deliver_time", "due_time", b"due_time", "id", b"id", "matched_tickers", b"matched_tickers", "note_id", b"note_id", "note_title", b"note_title", "overdue", b"overdue", "publish_time", b"publish_time", "reason", b"reason", "revision", b"revision", "risk_level", b"risk_level", "state", b"state", "summary", b"summary"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,15 +26,15 @@ from branch.directory.v1 import client_pb2 as branch_dot_directory_dot_v1_dot_cl
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x62ranch/vip/v1/roster.proto\x12\rbranch.vip.v1\x1a branch/directory/v1/client.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x97\x03\n\x0bRosterEntry\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x11\n\tbroker_id\x18\x02 \x01(\t\x12\x18\n\x10\x62\x61\x63kup_broker_id\x18\x03 \x01(\t\x12:\n\x0erisk_tolerance\x18\x04 \x01(\x0e\x32\".branch.directory.v1.RiskTolerance\x12\x18\n\x10risk_assessed_on\x18\x05 \x01(\t\x12\x1f\n\x17risk_assessment_expired\x18\x06 \x01(\x08\x12+\n\x06status\x18\x07 \x01(\x0e\x32\x1b.branch.vip.v1.RosterStatus\x12\x14\n\x0cleave_reason\x18\x08 \x01(\t\x12-\n\tjoin_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nleave_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp*_\n\x0cRosterStatus\x12\x1d\n\x19ROSTER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14ROSTER_STATUS_ACTIVE\x10\x01\x12\x16\n\x12ROSTER_STATUS_LEFT\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x62ranch/vip/v1/roster.proto\x12\rbranch.vip.v1\x1a branch/directory/v1/client.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x03\n\x0bRosterEntry\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x11\n\tbroker_id\x18\x02 \x01(\t\x12\x18\n\x10\x62\x61\x63kup_broker_id\x18\x03 \x01(\t\x12:\n\x0erisk_tolerance\x18\x04 \x01(\x0e\x32\".branch.directory.v1.RiskTolerance\x12\x18\n\x10risk_assessed_on\x18\x05 \x01(\t\x12\x1f\n\x17risk_assessment_expired\x18\x06 \x01(\x08\x12+\n\x06status\x18\x07 \x01(\x0e\x32\x1b.branch.vip.v1.RosterStatus\x12\x14\n\x0cleave_reason\x18\x08 \x01(\t\x12-\n\tjoin_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nleave_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13\x63lient_display_name\x18\x0c \x01(\t\x12\x1b\n\x13\x62roker_display_name\x18\r \x01(\t\x12\"\n\x1a\x62\x61\x63kup_broker_display_name\x18\x0e \x01(\t*_\n\x0cRosterStatus\x12\x1d\n\x19ROSTER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14ROSTER_STATUS_ACTIVE\x10\x01\x12\x16\n\x12ROSTER_STATUS_LEFT\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'branch.vip.v1.roster_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROSTERSTATUS']._serialized_start=522
-  _globals['_ROSTERSTATUS']._serialized_end=617
+  _globals['_ROSTERSTATUS']._serialized_start=616
+  _globals['_ROSTERSTATUS']._serialized_end=711
   _globals['_ROSTERENTRY']._serialized_start=113
-  _globals['_ROSTERENTRY']._serialized_end=520
+  _globals['_ROSTERENTRY']._serialized_end=614
 # @@protoc_insertion_point(module_scope)

@@ -57,6 +57,9 @@ class RosterEntry(_message.Message):
     JOIN_TIME_FIELD_NUMBER: _builtins.int
     LEAVE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    CLIENT_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    BROKER_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    BACKUP_BROKER_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     client_id: _builtins.str
     broker_id: _builtins.str
     """The dedicated broker (经纪人); starts as the client's broker in the directory."""
@@ -68,6 +71,12 @@ class RosterEntry(_message.Message):
     risk_assessment_expired: _builtins.bool
     status: Global___RosterStatus.ValueType
     leave_reason: _builtins.str
+    client_display_name: _builtins.str
+    """The client's name for client_id, as the directory knows it; empty until known."""
+    broker_display_name: _builtins.str
+    """The staff member's name for broker_id, as the directory knows it; empty until known."""
+    backup_broker_display_name: _builtins.str
+    """The staff member's name for backup_broker_id, as the directory knows it; empty until known."""
     @_builtins.property
     def join_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -88,10 +97,13 @@ class RosterEntry(_message.Message):
         join_time: _timestamp_pb2.Timestamp | None = ...,
         leave_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        client_display_name: _builtins.str = ...,
+        broker_display_name: _builtins.str = ...,
+        backup_broker_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["join_time", b"join_time", "leave_time", b"leave_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backup_broker_id", b"backup_broker_id", "broker_id", b"broker_id", "client_id", b"client_id", "join_time", b"join_time", "leave_reason", b"leave_reason", "leave_time", b"leave_time", "risk_assessed_on", b"risk_assessed_on", "risk_assessment_expired", b"risk_assessment_expired", "risk_tolerance", b"risk_tolerance", "status", b"status", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backup_broker_display_name", b"backup_broker_display_name", "backup_broker_id", b"backup_broker_id", "broker_display_name", b"broker_display_name", "broker_id", b"broker_id", "client_display_name", b"client_display_name", "client_id", b"client_id", "join_time", b"join_time", "leave_reason", b"leave_reason", "leave_time", b"leave_time", "risk_assessed_on", b"risk_assessed_on", "risk_assessment_expired", b"risk_assessment_expired", "risk_tolerance", b"risk_tolerance", "status", b"status", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -25,17 +25,17 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x62ranch/vip/v1/rota.proto\x12\rbranch.vip.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x01\n\x05Shift\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08staff_id\x18\x02 \x01(\t\x12&\n\x04role\x18\x03 \x01(\x0e\x32\x18.branch.vip.v1.ShiftRole\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04note\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x08 \x01(\t\"\x9e\x01\n\x07RotaGap\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05hours\x18\x03 \x01(\x01\x12\x13\n\x0blocal_start\x18\x04 \x01(\t\x12\x11\n\tlocal_end\x18\x05 \x01(\t*q\n\tShiftRole\x12\x1a\n\x16SHIFT_ROLE_UNSPECIFIED\x10\x00\x12\x15\n\x11SHIFT_ROLE_BROKER\x10\x01\x12\x16\n\x12SHIFT_ROLE_ANALYST\x10\x02\x12\x19\n\x15SHIFT_ROLE_SUPERVISOR\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x62ranch/vip/v1/rota.proto\x12\rbranch.vip.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x02\n\x05Shift\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08staff_id\x18\x02 \x01(\t\x12&\n\x04role\x18\x03 \x01(\x0e\x32\x18.branch.vip.v1.ShiftRole\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04note\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x08 \x01(\t\x12\x1a\n\x12staff_display_name\x18\t \x01(\t\"\x9e\x01\n\x07RotaGap\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05hours\x18\x03 \x01(\x01\x12\x13\n\x0blocal_start\x18\x04 \x01(\t\x12\x11\n\tlocal_end\x18\x05 \x01(\t*q\n\tShiftRole\x12\x1a\n\x16SHIFT_ROLE_UNSPECIFIED\x10\x00\x12\x15\n\x11SHIFT_ROLE_BROKER\x10\x01\x12\x16\n\x12SHIFT_ROLE_ANALYST\x10\x02\x12\x19\n\x15SHIFT_ROLE_SUPERVISOR\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'branch.vip.v1.rota_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SHIFTROLE']._serialized_start=494
-  _globals['_SHIFTROLE']._serialized_end=607
+  _globals['_SHIFTROLE']._serialized_start=522
+  _globals['_SHIFTROLE']._serialized_end=635
   _globals['_SHIFT']._serialized_start=77
-  _globals['_SHIFT']._serialized_end=331
-  _globals['_ROTAGAP']._serialized_start=334
-  _globals['_ROTAGAP']._serialized_end=492
+  _globals['_SHIFT']._serialized_end=359
+  _globals['_ROTAGAP']._serialized_start=362
+  _globals['_ROTAGAP']._serialized_end=520
 # @@protoc_insertion_point(module_scope)

@@ -58,11 +58,14 @@ class Shift(_message.Message):
     NOTE_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     CREATED_BY_FIELD_NUMBER: _builtins.int
+    STAFF_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     staff_id: _builtins.str
     role: Global___ShiftRole.ValueType
     note: _builtins.str
     created_by: _builtins.str
+    staff_display_name: _builtins.str
+    """The staff member's name for staff_id, as the directory knows it; empty until known."""
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -80,10 +83,11 @@ class Shift(_message.Message):
         note: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         created_by: _builtins.str = ...,
+        staff_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "created_by", b"created_by", "end_time", b"end_time", "id", b"id", "note", b"note", "role", b"role", "staff_id", b"staff_id", "start_time", b"start_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "created_by", b"created_by", "end_time", b"end_time", "id", b"id", "note", b"note", "role", b"role", "staff_display_name", b"staff_display_name", "staff_id", b"staff_id", "start_time", b"start_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

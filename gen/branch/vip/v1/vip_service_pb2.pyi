@@ -771,10 +771,13 @@ class GetInboxResponse(_message.Message):
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     ADVISORY_COUNT_FIELD_NUMBER: _builtins.int
     RELAY_COUNT_FIELD_NUMBER: _builtins.int
+    BROKER_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     broker_id: _builtins.str
     next_page_token: _builtins.str
     advisory_count: _builtins.int
     relay_count: _builtins.int
+    broker_display_name: _builtins.str
+    """The staff member's name for broker_id, as the directory knows it; empty until known."""
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___InboxItem]: ...
     def __init__(
@@ -785,10 +788,11 @@ class GetInboxResponse(_message.Message):
         next_page_token: _builtins.str = ...,
         advisory_count: _builtins.int = ...,
         relay_count: _builtins.int = ...,
+        broker_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["advisory_count", b"advisory_count", "broker_id", b"broker_id", "items", b"items", "next_page_token", b"next_page_token", "relay_count", b"relay_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["advisory_count", b"advisory_count", "broker_display_name", b"broker_display_name", "broker_id", b"broker_id", "items", b"items", "next_page_token", b"next_page_token", "relay_count", b"relay_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -839,6 +843,7 @@ class BrokerWeek(_message.Message):
     RELAYS_OVERDUE_FIELD_NUMBER: _builtins.int
     RELAYS_WITHHELD_FIELD_NUMBER: _builtins.int
     RELAY_COVERAGE_FIELD_NUMBER: _builtins.int
+    BROKER_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     broker_id: _builtins.str
     week_start: _builtins.str
     """Monday of the ISO week, YYYY-MM-DD in the branch's time zone."""
@@ -857,6 +862,8 @@ class BrokerWeek(_message.Message):
     relays_withheld: _builtins.int
     relay_coverage: _builtins.float
     """Delivered (or acknowledged) share of relays targeted, 0..1."""
+    broker_display_name: _builtins.str
+    """The staff member's name for broker_id, as the directory knows it; empty until known."""
     def __init__(
         self,
         *,
@@ -875,10 +882,11 @@ class BrokerWeek(_message.Message):
         relays_overdue: _builtins.int = ...,
         relays_withheld: _builtins.int = ...,
         relay_coverage: _builtins.float = ...,
+        broker_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledge_breaches", b"acknowledge_breaches", "acknowledged_in_time", b"acknowledged_in_time", "advisories", b"advisories", "answer_breaches", b"answer_breaches", "answered_in_time", b"answered_in_time", "broker_id", b"broker_id", "escalations", b"escalations", "relay_coverage", b"relay_coverage", "relays_acknowledged", b"relays_acknowledged", "relays_delivered", b"relays_delivered", "relays_overdue", b"relays_overdue", "relays_targeted", b"relays_targeted", "relays_withheld", b"relays_withheld", "sla_compliance", b"sla_compliance", "week_start", b"week_start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledge_breaches", b"acknowledge_breaches", "acknowledged_in_time", b"acknowledged_in_time", "advisories", b"advisories", "answer_breaches", b"answer_breaches", "answered_in_time", b"answered_in_time", "broker_display_name", b"broker_display_name", "broker_id", b"broker_id", "escalations", b"escalations", "relay_coverage", b"relay_coverage", "relays_acknowledged", b"relays_acknowledged", "relays_delivered", b"relays_delivered", "relays_overdue", b"relays_overdue", "relays_targeted", b"relays_targeted", "relays_withheld", b"relays_withheld", "sla_compliance", b"sla_compliance", "week_start", b"week_start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -920,6 +928,9 @@ class Breach(_message.Message):
     BREACH_TIME_FIELD_NUMBER: _builtins.int
     ESCALATION_LEVEL_FIELD_NUMBER: _builtins.int
     ESCALATED_TO_ID_FIELD_NUMBER: _builtins.int
+    CLIENT_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    BROKER_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    ESCALATED_TO_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     kind: Global___BreachKind.ValueType
     resource_id: _builtins.str
@@ -929,6 +940,12 @@ class Breach(_message.Message):
     escalation_level: _builtins.int
     """For advisories: escalation level reached and to whom."""
     escalated_to_id: _builtins.str
+    client_display_name: _builtins.str
+    """The client's name for client_id, as the directory knows it; empty until known."""
+    broker_display_name: _builtins.str
+    """The staff member's name for broker_id, as the directory knows it; empty until known."""
+    escalated_to_display_name: _builtins.str
+    """The staff member's name for escalated_to_id, as the directory knows it; empty until known."""
     @_builtins.property
     def due_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -945,10 +962,13 @@ class Breach(_message.Message):
         breach_time: _timestamp_pb2.Timestamp | None = ...,
         escalation_level: _builtins.int = ...,
         escalated_to_id: _builtins.str = ...,
+        client_display_name: _builtins.str = ...,
+        broker_display_name: _builtins.str = ...,
+        escalated_to_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["breach_time", b"breach_time", "due_time", b"due_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["breach_time", b"breach_time", "broker_id", b"broker_id", "client_id", b"client_id", "due_time", b"due_time", "escalated_to_id", b"escalated_to_id", "escalation_level", b"escalation_level", "id", b"id", "kind", b"kind", "resource_id", b"resource_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["breach_time", b"breach_time", "broker_display_name", b"broker_display_name", "broker_id", b"broker_id", "client_display_name", b"client_display_name", "client_id", b"client_id", "due_time", b"due_time", "escalated_to_display_name", b"escalated_to_display_name", "escalated_to_id", b"escalated_to_id", "escalation_level", b"escalation_level", "id", b"id", "kind", b"kind", "resource_id", b"resource_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

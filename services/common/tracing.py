@@ -1,0 +1,154 @@
+"""OpenTelemetry tracing: W3C trace context through gRPC calls, the outbox and NATS headers.
+
+- configure_tracing(): one SDK tracer provider per process; spans are exported over OTLP/gRPC
+  only when Settings.otlp_endpoint (BRANCH_OTLP_ENDPOINT) is set; off by default. Without an
+  exporter spans are still made, so log lines carry a real trace_id.
+- server_interceptor() / channel_interceptors(): the gRPC instrumentation for the server and
+  for peer channels (the latter also forwards the caller's x-request-id).
+- carrier() / context_from(): the current trace context as W3C headers (traceparent,
+  tracestate) and back; the outbox stores it with each row, the relay sends it, consumers
+  continue it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+import grpc
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
+from opentelemetry.instrumentation.grpc.filters import any_of, health_check, negate, service_prefix
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+# the caller's request id, forwarded on peer calls made while handling its RPC
+REQUEST_ID: ContextVar[str] = ContextVar("branch_request_id", default="")
+REQUEST_ID_HEADER = "x-request-id"
+# health checks and reflection make no spans
+_FILTER = negate(any_of(health_check(), service_prefix("grpc.reflection.")))
+
+
+def configure_tracing(service: str, otlp_endpoint: str = "") -> TracerProvider:
+    """Install the process's tracer provider (once) and, with otlp_endpoint
+    (host:port of an OTLP/gRPC collector), a batching exporter to it. Returns the provider;
+    tests add an in-memory exporter to it."""
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        provider = current
+    else:
+        provider = TracerProvider(resource=Resource.create({"service.name": service}))
+        trace.set_tracer_provider(provider)
+    if otlp_endpoint and otlp_endpoint not in _exporting:
+        export_otlp(provider, otlp_endpoint)
+        _exporting.add(otlp_endpoint)
+    return provider
+
+
+_exporting: set[str] = set()
+
+
+def export_otlp(provider: TracerProvider, endpoint: str) -> None:
+    """Send the provider's spans, in batches, to an OTLP/gRPC collector at endpoint
+    (host:port, plaintext inside the cluster)."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint,
+                                                                    insecure=True)))
+
+
+def tracer(service: str) -> trace.Tracer:
+    return trace.get_tracer(f"branch.{service}")
+
+
+def server_interceptor() -> grpc.aio.ServerInterceptor:
+    """The OpenTelemetry gRPC server interceptor: put it first, so the span is current in
+    the service's own interceptor and handlers."""
+    return aio_server_interceptor(filter_=_FILTER)  # type: ignore[no-any-return]
+
+
+def channel_interceptors() -> list[grpc.aio.ClientInterceptor]:
+    """Interceptors for a channel to a peer service: a client span per call, traceparent in
+    the call's metadata, and the x-request-id of the RPC being handled."""
+    return [*aio_client_interceptors(filter_=_FILTER), *_request_id_interceptors()]
+
+
+def carrier() -> dict[str, str]:
+    """The current trace context as W3C headers ({} outside any span)."""
+    out: dict[str, str] = {}
+    _PROPAGATOR.inject(out)
+    return out
+
+
+def dumps(headers: Mapping[str, str]) -> str:
+    """For the outbox's trace_context column: '' when there is no context."""
+    return json.dumps(dict(headers), separators=(",", ":")) if headers else ""
+
+
+def loads(text: str) -> dict[str, str]:
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+def context_from(headers: Mapping[str, str]) -> otel_context.Context:
+    """The trace context carried by headers (traceparent, tracestate); empty if none."""
+    return _PROPAGATOR.extract(dict(headers))
+
+
+@contextmanager
+def continued(
+    headers: Mapping[str, str], name: str, kind: trace.SpanKind, service: str,
+    **attributes: Any,
+) -> Iterator[trace.Span]:
+    """A span, child of the context in headers, current for the block."""
+    with tracer(service).start_as_current_span(
+        name, context=context_from(headers), kind=kind,
+        attributes={"branch.service": service, **attributes},
+    ) as span:
+        yield span
+
+
+def _with_request_id(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+    request_id = REQUEST_ID.get()
+    metadata = list(details.metadata or ())
+    if not request_id or any(k == REQUEST_ID_HEADER for k, _ in metadata):
+        return details
+    metadata.append((REQUEST_ID_HEADER, request_id))
+    return grpc.aio.ClientCallDetails(
+        details.method, details.timeout, grpc.aio.Metadata(*metadata),
+        details.credentials, details.wait_for_ready,
+    )
+
+
+class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
+        return await continuation(_with_request_id(details), request)
+
+
+class _UnaryStream(grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation, details, request):  # type: ignore[no-untyped-def]
+        return await continuation(_with_request_id(details), request)
+
+
+class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(self, continuation, details, request_iterator):  # type: ignore[no-untyped-def]
+        return await continuation(_with_request_id(details), request_iterator)
+
+
+class _StreamStream(grpc.aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(self, continuation, details, request_iterator):  # type: ignore[no-untyped-def]
+        return await continuation(_with_request_id(details), request_iterator)
+
+
+def _request_id_interceptors() -> list[grpc.aio.ClientInterceptor]:
+    return [_UnaryUnary(), _UnaryStream(), _StreamUnary(), _StreamStream()]
