@@ -159,6 +159,12 @@ async def bench_end_to_end(n: int) -> dict[str, float]:
                     grpc.aio.insecure_channel(f"127.0.0.1:{remote.port}") as rch:
                 dstub, rstub = DirectoryServiceStub(dch), RemoteServiceStub(rch)
                 await asyncio.wait_for(dch.channel_ready(), timeout=60)
+                # remote asks the directory for its own service token once the directory
+                # answers (retried each second): a report before that has no token to call with
+                for _ in range(600):
+                    if remote.ctx.tokens.current():
+                        break
+                    await asyncio.sleep(0.1)
                 client = await dstub.CreateClient(dapi.CreateClientRequest(
                     client=client_pb2.Client(
                         account_no="BENCH0001", display_name="Bench", phone="13800000000",
