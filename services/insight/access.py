@@ -19,6 +19,8 @@ ACCESS = {
     "GetScorecard": audited(*OVERSEERS, *INSPECTED),
     "ListScorecards": audited(*OVERSEERS, *INSPECTED),
     "DrawSamples": audited(*INSPECTORS, "admin"),
+    "GetInspectionSettings": audited(*INSPECTORS),
+    "UpdateInspectionSettings": audited(*INSPECTORS),
     "GetInspection": audited(*OVERSEERS, *INSPECTED),
     "ListInspections": audited(*OVERSEERS, *INSPECTED),
     "ScoreInspection": audited(*INSPECTORS),

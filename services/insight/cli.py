@@ -38,6 +38,19 @@ async def draw(args: argparse.Namespace, ctl: Ctl) -> None:
                       f"for {args.month}")
 
 
+async def settings(args: argparse.Namespace, ctl: Ctl) -> None:
+    stub = _stub(ctl)
+    if args.samples_per_person is None:
+        s = await stub.GetInspectionSettings(api.GetInspectionSettingsRequest(),
+                                             metadata=ctl.metadata)
+    else:
+        s = await stub.UpdateInspectionSettings(api.UpdateInspectionSettingsRequest(
+            settings=K.InspectionSettings(samples_per_person=args.samples_per_person)),
+            metadata=ctl.metadata)
+    by = f" (set by {s.update_by})" if s.update_by else " (default)"
+    ctl.console.print(f"samples per person each month: {s.samples_per_person}{by}")
+
+
 async def queue(args: argparse.Namespace, ctl: Ctl) -> None:
     req = api.ListInspectionsRequest(page_size=args.limit, page_token=args.page or "",
                                      month=args.month or "", person_id=args.person or "",
@@ -181,8 +194,13 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("draw", help="draw a finished month's sample (inspector)")
     p.add_argument("month", help="YYYY-MM")
-    p.add_argument("--per-person", type=int, default=0, help="1-5; default 3")
+    p.add_argument("--per-person", type=int, default=0,
+                   help="1-5; default: the branch setting (insight settings)")
     p.set_defaults(func=draw)
+
+    p = sub.add_parser("settings", help="show or set the monthly sample size (inspector)")
+    p.add_argument("--samples-per-person", type=int, help="1-5, for the scheduled draw")
+    p.set_defaults(func=settings)
 
     p = sub.add_parser("inspections", help="the queue, or your own results")
     p.add_argument("--month")

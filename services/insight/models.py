@@ -209,3 +209,14 @@ class PersonName(PersonNameBase, table=True):
     (services/common/names.py): responses carry them beside the ids."""
 
     __tablename__ = "insight_person_name"
+
+
+class InspectionSettingsRow(SQLModel, table=True):
+    """The branch's inspection settings: one row, key "branch", written by one upsert."""
+
+    __tablename__ = "insight_inspection_settings"
+
+    key: str = Field(primary_key=True, max_length=20)
+    samples_per_person: int
+    updated_by: str = Field(default="", max_length=100)
+    updated_at: datetime = Field(sa_type=UtcDateTime)

@@ -121,7 +121,7 @@ class DrawSamplesRequest(_message.Message):
     month: _builtins.str
     """Branch-local month, "YYYY-MM"; must be over (before the current month)."""
     per_person: _builtins.int
-    """Per person, 1 to 5; 0 means the configured default (3)."""
+    """Per person, 1 to 5; 0 means the branch's InspectionSettings.samples_per_person."""
     def __init__(
         self,
         *,
@@ -159,6 +159,43 @@ class DrawSamplesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DrawSamplesResponse: _TypeAlias = DrawSamplesResponse  # noqa: Y015
+
+@_typing.final
+class GetInspectionSettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetInspectionSettingsRequest: _TypeAlias = GetInspectionSettingsRequest  # noqa: Y015
+
+@_typing.final
+class UpdateInspectionSettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> _inspection_pb2.InspectionSettings:
+        """samples_per_person: 1 to 5. update_by and update_time are set by the service."""
+
+    def __init__(
+        self,
+        *,
+        settings: _inspection_pb2.InspectionSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateInspectionSettingsRequest: _TypeAlias = UpdateInspectionSettingsRequest  # noqa: Y015
 
 @_typing.final
 class GetInspectionRequest(_message.Message):

@@ -61,6 +61,16 @@ class InsightServiceStub:
                 request_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.DrawSamplesRequest.SerializeToString,
                 response_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.DrawSamplesResponse.FromString,
                 _registered_method=True)
+        self.GetInspectionSettings = channel.unary_unary(
+                '/branch.insight.v1.InsightService/GetInspectionSettings',
+                request_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.GetInspectionSettingsRequest.SerializeToString,
+                response_deserializer=branch_dot_insight_dot_v1_dot_inspection__pb2.InspectionSettings.FromString,
+                _registered_method=True)
+        self.UpdateInspectionSettings = channel.unary_unary(
+                '/branch.insight.v1.InsightService/UpdateInspectionSettings',
+                request_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.UpdateInspectionSettingsRequest.SerializeToString,
+                response_deserializer=branch_dot_insight_dot_v1_dot_inspection__pb2.InspectionSettings.FromString,
+                _registered_method=True)
         self.GetInspection = channel.unary_unary(
                 '/branch.insight.v1.InsightService/GetInspection',
                 request_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.GetInspectionRequest.SerializeToString,
@@ -200,6 +210,21 @@ class InsightServiceServicer:
     def DrawSamples(self, request, context):
         """Draws the month's random sample of every agent's and broker's interactions (1 to 5 per
         person). Idempotent: a person's sample for a month is drawn once, across replicas.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetInspectionSettings(self, request, context):
+        """The branch's inspection settings (supervisor, quality inspector).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateInspectionSettings(self, request, context):
+        """Changes the settings (supervisor, quality inspector; audited). INVALID_ARGUMENT naming
+        settings.samples_per_person when it is not 1 to 5; nothing changes then.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -376,6 +401,16 @@ def add_InsightServiceServicer_to_server(servicer, server):
                     servicer.DrawSamples,
                     request_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.DrawSamplesRequest.FromString,
                     response_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.DrawSamplesResponse.SerializeToString,
+            ),
+            'GetInspectionSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInspectionSettings,
+                    request_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.GetInspectionSettingsRequest.FromString,
+                    response_serializer=branch_dot_insight_dot_v1_dot_inspection__pb2.InspectionSettings.SerializeToString,
+            ),
+            'UpdateInspectionSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateInspectionSettings,
+                    request_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.UpdateInspectionSettingsRequest.FromString,
+                    response_serializer=branch_dot_insight_dot_v1_dot_inspection__pb2.InspectionSettings.SerializeToString,
             ),
             'GetInspection': grpc.unary_unary_rpc_method_handler(
                     servicer.GetInspection,
@@ -599,6 +634,60 @@ class InsightService:
             '/branch.insight.v1.InsightService/DrawSamples',
             branch_dot_insight_dot_v1_dot_insight__service__pb2.DrawSamplesRequest.SerializeToString,
             branch_dot_insight_dot_v1_dot_insight__service__pb2.DrawSamplesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInspectionSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/branch.insight.v1.InsightService/GetInspectionSettings',
+            branch_dot_insight_dot_v1_dot_insight__service__pb2.GetInspectionSettingsRequest.SerializeToString,
+            branch_dot_insight_dot_v1_dot_inspection__pb2.InspectionSettings.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateInspectionSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/branch.insight.v1.InsightService/UpdateInspectionSettings',
+            branch_dot_insight_dot_v1_dot_insight__service__pb2.UpdateInspectionSettingsRequest.SerializeToString,
+            branch_dot_insight_dot_v1_dot_inspection__pb2.InspectionSettings.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,6 +47,12 @@ class InsightServiceStub:
     """Draws the month's random sample of every agent's and broker's interactions (1 to 5 per
     person). Idempotent: a person's sample for a month is drawn once, across replicas.
     """
+    GetInspectionSettings: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.GetInspectionSettingsRequest, _inspection_pb2.InspectionSettings]
+    """The branch's inspection settings (supervisor, quality inspector)."""
+    UpdateInspectionSettings: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.UpdateInspectionSettingsRequest, _inspection_pb2.InspectionSettings]
+    """Changes the settings (supervisor, quality inspector; audited). INVALID_ARGUMENT naming
+    settings.samples_per_person when it is not 1 to 5; nothing changes then.
+    """
     GetInspection: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.GetInspectionRequest, _inspection_pb2.Inspection]
     ListInspections: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.ListInspectionsRequest, _insight_service_pb2.ListInspectionsResponse]
     """Inspectors and supervisors see all; an agent or broker only their own."""
@@ -103,6 +109,12 @@ class InsightServiceAsyncStub(InsightServiceStub):
     DrawSamples: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.DrawSamplesRequest, _insight_service_pb2.DrawSamplesResponse]  # type: ignore[assignment]
     """Draws the month's random sample of every agent's and broker's interactions (1 to 5 per
     person). Idempotent: a person's sample for a month is drawn once, across replicas.
+    """
+    GetInspectionSettings: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.GetInspectionSettingsRequest, _inspection_pb2.InspectionSettings]  # type: ignore[assignment]
+    """The branch's inspection settings (supervisor, quality inspector)."""
+    UpdateInspectionSettings: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.UpdateInspectionSettingsRequest, _inspection_pb2.InspectionSettings]  # type: ignore[assignment]
+    """Changes the settings (supervisor, quality inspector; audited). INVALID_ARGUMENT naming
+    settings.samples_per_person when it is not 1 to 5; nothing changes then.
     """
     GetInspection: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.GetInspectionRequest, _inspection_pb2.Inspection]  # type: ignore[assignment]
     ListInspections: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.ListInspectionsRequest, _insight_service_pb2.ListInspectionsResponse]  # type: ignore[assignment]
@@ -181,6 +193,24 @@ class InsightServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_insight_service_pb2.DrawSamplesResponse, _abc.Awaitable[_insight_service_pb2.DrawSamplesResponse]]:
         """Draws the month's random sample of every agent's and broker's interactions (1 to 5 per
         person). Idempotent: a person's sample for a month is drawn once, across replicas.
+        """
+
+    @_abc_1.abstractmethod
+    def GetInspectionSettings(
+        self,
+        request: _insight_service_pb2.GetInspectionSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inspection_pb2.InspectionSettings, _abc.Awaitable[_inspection_pb2.InspectionSettings]]:
+        """The branch's inspection settings (supervisor, quality inspector)."""
+
+    @_abc_1.abstractmethod
+    def UpdateInspectionSettings(
+        self,
+        request: _insight_service_pb2.UpdateInspectionSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inspection_pb2.InspectionSettings, _abc.Awaitable[_inspection_pb2.InspectionSettings]]:
+        """Changes the settings (supervisor, quality inspector; audited). INVALID_ARGUMENT naming
+        settings.samples_per_person when it is not 1 to 5; nothing changes then.
         """
 
     @_abc_1.abstractmethod
