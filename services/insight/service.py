@@ -23,6 +23,7 @@ from services.insight.rebuild import CONSUMER, rebuild
 from services.insight.reports import Reports
 from services.insight.scorecards import Scorecards
 from services.insight.settings import InspectionSettings
+from services.insight.weekly import WeeklySummaries
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Insight:
     read_model: ReadModel
     nats: NatsLink
     settings: InspectionSettings
+    weekly: WeeklySummaries
 
     @classmethod
     def build(cls, db: Database, clock: Clock, timezone: str, calendar: BranchCalendar,
@@ -48,7 +50,8 @@ class Insight:
                    duty_log=DutyLog(db, clock, tz), reports=Reports(db, clock, tz, calendar),
                    performance=Performance(db, clock, tz, calendar),
                    read_model=ReadModel(tz), nats=nats,
-                   settings=InspectionSettings(db, clock))
+                   settings=InspectionSettings(db, clock),
+                   weekly=WeeklySummaries(db, clock, tz, cards))
 
     async def status(self) -> api.ReadModelStatus:
         """Events applied by the read model's consumer (its rows in the processed table)."""
