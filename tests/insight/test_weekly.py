@@ -15,12 +15,14 @@ from branch.insight.v1 import insight_service_pb2 as api
 from branch.insight.v1 import weekly_summary_pb2 as W
 from branch.insight.v1.insight_service_pb2_grpc import InsightServiceStub
 
+from services.cli.branchctl import Ctl
 from services.common.clock import FakeClock
 from services.common.server import ServiceRunner
 from services.insight import server as insight_server
 from services.insight.server import SPEC
-from tests.harness import auth, bad_fields, channel, eventually, make_settings, running
+from tests.harness import auth, bad_fields, channel, eventually, make_settings, running, token
 from tests.insight.month import build_month, publish_all
+from tests.insight.test_demo_cli import run
 from tests.insight.test_month import score_all
 
 INSPECTOR = auth("qi-1", "quality_inspector")
@@ -163,3 +165,34 @@ async def test_only_the_inspector_writes_and_bad_input_changes_nothing(
         assert (got.summary, got.author_id, len(got.training_plan)) == (
             "更新：周三复盘", "qi-2", 0)
         assert got.figures.inspections == 0 and got.figures.average_score == ""
+
+
+async def test_branchctl_writes_and_shows_the_week_and_sets_the_sample_size(
+        one: tuple[ServiceRunner, FakeClock], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    runner, _ = one
+    monkeypatch.setenv("BRANCH_INSIGHT_ADDR", runner.address)
+    inspector = Ctl(token=token("qi-1", "quality_inspector"))
+    agent = Ctl(token=token("agent-1", "service_agent"))
+    async with channel(runner) as ch:
+        card = (await InsightServiceStub(ch).ListScorecards(
+            api.ListScorecardsRequest(), metadata=INSPECTOR)).scorecards[0]
+    key = card.criteria[0].key
+    try:
+        await run(inspector, "summary", WEEK, "--text", "首周总结", "--fault", f"{key}=语速过快",
+                  "--train", "话术|service_agent|2026-03-13")
+        await run(inspector, "summary", WEEK, "--text", "修订总结")  # the week has one: update
+        await run(agent, "summary", WEEK)
+        await run(agent, "summary", "weeks")
+        await run(inspector, "settings", "--samples-per-person", "4")
+        await run(inspector, "settings")
+    finally:
+        await inspector.close()
+        await agent.close()
+    out = capsys.readouterr().out
+    assert "首周总结" in out and "修订总结" in out and "2026-03-02" in out
+    assert "samples per person each month: 4 (set by qi-1)" in out
+    async with channel(runner) as ch:
+        got = await InsightServiceStub(ch).GetWeeklySummary(
+            api.GetWeeklySummaryRequest(week=WEEK), metadata=AGENT)
+    assert (got.summary, list(got.common_faults)) == ("修订总结", [])
