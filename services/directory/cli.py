@@ -174,16 +174,16 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
                   for v in staff_pb2.Role.values() if v]
     p = sub.add_parser("reset-password", help="admin: a temporary password for a staff "
                        "member, changed at their next sign-in")
-    p.add_argument("id", metavar="STAFF_ID")
+    staff_option(p, "id", help="employee number, name, id prefix or id")
     p.set_defaults(func=reset_password)
     p = sub.add_parser("roles", help="admin: replace a staff member's roles (effective on "
                        "every service at once)")
-    p.add_argument("id", metavar="STAFF_ID")
+    staff_option(p, "id", help="employee number, name, id prefix or id")
     p.add_argument("roles", nargs="+", choices=role_names)
     p.set_defaults(func=roles)
     p = sub.add_parser("deactivate", help="admin: deactivate a staff member (their tokens "
                        "are refused at once)")
-    p.add_argument("id", metavar="STAFF_ID")
+    staff_option(p, "id", help="employee number, name, id prefix or id")
     p.set_defaults(func=deactivate)
     p = sub.add_parser("tier", help="make a client key or standard (supervisor)")
     client_option(p, "id")
