@@ -56,10 +56,12 @@ class Ctl:
         return self._channels[service]
 
     @property
-    def metadata(self) -> list[tuple[str, str]]:
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """The call metadata every command sends: the bearer token, as the tuple of pairs
+        grpc.aio's stubs take."""
         if not self.token:
             raise SystemExit("not logged in: run `branchctl login` first")
-        return [("authorization", f"Bearer {self.token}")]
+        return (("authorization", f"Bearer {self.token}"),)
 
     def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
         """Print a table. Ids are never cut: a column holding ids (a UUID anywhere in a cell,

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import overload
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 
+@overload
+def ts(value: datetime) -> Timestamp: ...
+@overload
+def ts(value: None) -> None: ...
+@overload
+def ts(value: datetime | None) -> Timestamp | None: ...
 def ts(value: datetime | None) -> Timestamp | None:
+    """`value` (any zone) as a UTC Timestamp; None stays None (an unset message field)."""
     if value is None:
         return None
     out = Timestamp()

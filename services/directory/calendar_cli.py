@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from branch.directory.v1 import calendar_pb2 as cpb
@@ -13,10 +14,13 @@ from services.cli.branchctl import Ctl
 from services.common.clock import SystemClock, local_today
 from services.common.settings import load_settings
 
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
+
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
-def _stub(ctl: Ctl) -> DirectoryServiceStub:
+def _stub(ctl: Ctl) -> DirectoryServiceAsyncStub:
     return DirectoryServiceStub(ctl.channel("directory"))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from branch.directory.v1 import client_pb2, staff_pb2
 from branch.directory.v1 import directory_service_pb2 as api
@@ -16,12 +17,15 @@ from services.cli.people import client_option, staff_option
 from services.cli.timefmt import zone
 from services.directory import csvfile
 
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
+
 CHANNELS = {"onsite": client_pb2.CHANNEL_ONSITE, "remote": client_pb2.CHANNEL_REMOTE}
 TIERS = {"standard": client_pb2.TIER_STANDARD, "key": client_pb2.TIER_KEY}
 SEND_BATCH = 500
 
 
-def _stub(ctl: Ctl) -> DirectoryServiceStub:
+def _stub(ctl: Ctl) -> DirectoryServiceAsyncStub:
     return DirectoryServiceStub(ctl.channel("directory"))
 
 

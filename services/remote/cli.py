@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from branch.directory.v1 import client_pb2
 from branch.remote.v1 import campaign_pb2 as cpb
@@ -16,6 +17,9 @@ from branch.remote.v1.remote_service_pb2_grpc import RemoteServiceStub
 from services.cli.branchctl import Ctl, clip, who
 from services.cli.people import client_option, staff_list_option, staff_option
 from services.cli.timefmt import local, timestamp
+
+if TYPE_CHECKING:
+    from branch.remote.v1.remote_service_pb2_grpc import RemoteServiceAsyncStub
 
 LINES = {"investment": tpb.LINE_INVESTMENT, "technical": tpb.LINE_TECHNICAL}
 PRIORITIES = {"normal": tpb.PRIORITY_NORMAL, "urgent": tpb.PRIORITY_URGENT}
@@ -36,7 +40,7 @@ CHANNELS = {"email": report_pb2.DELIVERY_CHANNEL_EMAIL, "post": report_pb2.DELIV
             "app": report_pb2.DELIVERY_CHANNEL_APP, "fax": report_pb2.DELIVERY_CHANNEL_FAX}
 
 
-def _stub(ctl: Ctl) -> RemoteServiceStub:
+def _stub(ctl: Ctl) -> RemoteServiceAsyncStub:
     return RemoteServiceStub(ctl.channel("remote"))
 
 

@@ -40,7 +40,7 @@ class DirectoryPeer:
         self._sync_channel: grpc.Channel | None = None
         self.names = names.Keeper(ctx.db, PersonName, ctx.clock)
 
-    def _stub(self) -> dgrpc.DirectoryServiceStub:
+    def _stub(self) -> dgrpc.DirectoryServiceAsyncStub:
         return dgrpc.DirectoryServiceStub(self.ctx.channel("directory"))
 
     @staticmethod

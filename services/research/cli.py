@@ -8,6 +8,7 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from branch.directory.v1 import client_pb2
 from branch.research.v1 import distribution_pb2, note_pb2, research_request_pb2
@@ -21,6 +22,9 @@ from services.cli.branchctl import Ctl, clip, who
 from services.cli.people import client_option
 from services.cli.timefmt import DATE_TIME, local, timestamp
 
+if TYPE_CHECKING:
+    from branch.research.v1.research_service_pb2_grpc import ResearchServiceAsyncStub
+
 KINDS = {"market": enums.NOTE_KIND_MARKET, "sector": enums.NOTE_KIND_SECTOR,
          "stock": enums.NOTE_KIND_STOCK}
 STANCES = {name.removeprefix("STANCE_").lower(): value
@@ -33,7 +37,7 @@ REQUEST_STATES = {name.removeprefix("RESEARCH_REQUEST_STATE_").lower(): value
                   for name, value in research_request_pb2.ResearchRequestState.items() if value}
 
 
-def _stub(ctl: Ctl) -> ResearchServiceStub:
+def _stub(ctl: Ctl) -> ResearchServiceAsyncStub:
     return ResearchServiceStub(ctl.channel("research"))
 
 

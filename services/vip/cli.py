@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from branch.directory.v1 import client_pb2
 from branch.vip.v1 import advisory_pb2, relay_pb2, rota_pb2
@@ -15,6 +16,9 @@ from services.cli.branchctl import Ctl, clip, who
 from services.cli.people import client_option, staff_option
 from services.cli.timefmt import local, zone
 
+if TYPE_CHECKING:
+    from branch.vip.v1.vip_service_pb2_grpc import VipServiceAsyncStub
+
 CHANNELS = {"phone": relay_pb2.RELAY_CHANNEL_PHONE, "meeting": relay_pb2.RELAY_CHANNEL_MEETING,
             "message": relay_pb2.RELAY_CHANNEL_MESSAGE, "video": relay_pb2.RELAY_CHANNEL_VIDEO}
 ROLES = {"broker": rota_pb2.SHIFT_ROLE_BROKER, "analyst": rota_pb2.SHIFT_ROLE_ANALYST,
@@ -22,7 +26,7 @@ ROLES = {"broker": rota_pb2.SHIFT_ROLE_BROKER, "analyst": rota_pb2.SHIFT_ROLE_AN
 URGENCY = {"normal": advisory_pb2.URGENCY_NORMAL, "high": advisory_pb2.URGENCY_HIGH}
 
 
-def _stub(ctl: Ctl) -> VipServiceStub:
+def _stub(ctl: Ctl) -> VipServiceAsyncStub:
     return VipServiceStub(ctl.channel("vip"))
 
 

@@ -19,6 +19,8 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from services.common.protos import ts
 
 if TYPE_CHECKING:
+    from branch.vip.v1.vip_service_pb2_grpc import VipServiceAsyncStub
+
     from services.cli.demo import Demo
 
 A = advisory_pb2
@@ -32,7 +34,7 @@ QUESTIONS = [
 ]
 
 
-async def _wait_for_roster(stub: VipServiceStub, supervisor, expected: set[str]) -> int:  # type: ignore[no-untyped-def]
+async def _wait_for_roster(stub: VipServiceAsyncStub, supervisor, expected: set[str]) -> int:  # type: ignore[no-untyped-def]
     """The roster fills from the directory's events; wait (bounded) until every expected
     client is on it (a count alone was met by key clients without a broker while one with
     a broker was still on its way, and the demo then asked about a client not on it)."""
@@ -57,7 +59,7 @@ def _local_day_start(day: datetime, hour: int, tz: ZoneInfo) -> datetime:
     return day.replace(hour=hour, minute=0, second=0, microsecond=0, tzinfo=tz)
 
 
-async def _rota(demo: Demo, stub: VipServiceStub, supervisor) -> int:  # type: ignore[no-untyped-def]
+async def _rota(demo: Demo, stub: VipServiceAsyncStub, supervisor) -> int:  # type: ignore[no-untyped-def]
     """Brokers in three eight-hour shifts, supervisors in two twelve-hour shifts, analysts on
     research duty 08-20; local wall-clock hours, so a daylight-saving change is covered."""
     tz = ZoneInfo(demo.settings.timezone)
@@ -93,7 +95,7 @@ async def _rota(demo: Demo, stub: VipServiceStub, supervisor) -> int:  # type: i
     return len(plan)
 
 
-async def _advisories(demo: Demo, stub: VipServiceStub, key_clients) -> dict[str, int]:  # type: ignore[no-untyped-def]
+async def _advisories(demo: Demo, stub: VipServiceAsyncStub, key_clients) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """Advisories in every state, asked through each client's dedicated broker."""
     states: dict[str, int] = {}
     rng = demo.rng
@@ -135,7 +137,7 @@ async def _advisories(demo: Demo, stub: VipServiceStub, key_clients) -> dict[str
     return states
 
 
-async def _relays(demo: Demo, stub: VipServiceStub, supervisor) -> dict[str, int]:  # type: ignore[no-untyped-def]
+async def _relays(demo: Demo, stub: VipServiceAsyncStub, supervisor) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """Wait for the relay tasks of the demo notes, then have brokers work some of them."""
     notes = demo.shared.get("research_notes") or []
     tasks: list[relay_pb2.RelayTask] = []
