@@ -285,7 +285,7 @@ async def _apply(
         first = await _take_sequence(session, len(new_trades))
         for offset, row in enumerate(new_trades):
             row["import_seq"] = first + offset
-        await session.exec(insert(Trade), params=new_trades)  # type: ignore[call-overload]
+        await session.exec(insert(Trade), params=new_trades)
     if touched_clients:
         emit(session, subject="branch.directory.holdings.updated",
              message=events_pb2.HoldingsUpdated(client_ids=sorted(touched_clients),
@@ -296,7 +296,7 @@ async def _apply(
 async def _take_sequence(session: AsyncSession, count: int) -> int:
     """The first of count consecutive import sequence numbers, taken under the counter row's
     lock (held to commit), so replicas importing at once never share a number."""
-    taken = (await session.exec(  # type: ignore[call-overload]
+    taken = (await session.exec(
         update(ImportCounter).where(col(ImportCounter.name) == "trade")
         .values(next_value=col(ImportCounter.next_value) + count)
         .returning(col(ImportCounter.next_value)))).first()

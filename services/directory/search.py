@@ -155,7 +155,7 @@ def client_filter(q: Query, dialect: str) -> ColumnElement:
             terms.append(col(Client.search_text).like(q.like(), escape="\\"))
         terms.append(_starts(Client.account_no, q.raw))
         if q.phone:
-            terms.append(Client.phone_normalized == q.phone)
+            terms.append(col(Client.phone_normalized) == q.phone)
             if len(q.phone) >= PHONE_SUFFIX_MIN:
                 terms.append(_fts("phone", "%" + q.phone))
         if q.id_prefix:
@@ -165,7 +165,7 @@ def client_filter(q: Query, dialect: str) -> ColumnElement:
         terms.append(col(Client.search_text).like(q.like(), escape="\\"))
     terms.append(col(Client.account_no).like(_escape(q.raw) + "%", escape="\\"))
     if q.phone:
-        terms.append(Client.phone_normalized == q.phone)
+        terms.append(col(Client.phone_normalized) == q.phone)
         if len(q.phone) >= PHONE_SUFFIX_MIN:
             terms.append(col(Client.phone_normalized).like("%" + q.phone))
     if q.id_prefix:
@@ -174,10 +174,10 @@ def client_filter(q: Query, dialect: str) -> ColumnElement:
 
 
 def client_exact(q: Query) -> ColumnElement:
-    terms = [Client.id == q.raw.lower(), Client.account_no == q.raw,
+    terms = [col(Client.id) == q.raw.lower(), col(Client.account_no) == q.raw,
              col(Client.search_text).like(_escape(q.key) + "|%", escape="\\")]
     if q.phone:
-        terms.append(Client.phone_normalized == q.phone)
+        terms.append(col(Client.phone_normalized) == q.phone)
     return case((or_(*terms), 0), else_=1)
 
 
@@ -190,7 +190,7 @@ def staff_filter(q: Query) -> ColumnElement:
 
 
 def staff_exact(q: Query) -> ColumnElement:
-    return case((or_(Staff.id == q.raw.lower(), col(Staff.employee_no).ilike(_escape(q.raw),
+    return case((or_(col(Staff.id) == q.raw.lower(), col(Staff.employee_no).ilike(_escape(q.raw),
                                                                             escape="\\"),
                      col(Staff.search_text).like(_escape(q.key) + "|%", escape="\\")), 0),
                 else_=1)
@@ -241,9 +241,9 @@ def client_scope(principal: Principal) -> ColumnElement | None:
         return None
     own: list[ColumnElement] = [col(Client.id).in_(open_grant_clients(principal.staff_id))]
     if principal.has("broker"):
-        own.append(Client.broker_id == principal.staff_id)
+        own.append(col(Client.broker_id) == principal.staff_id)
     if principal.has("client_manager"):
-        own.append(Client.client_manager_id == principal.staff_id)
+        own.append(col(Client.client_manager_id) == principal.staff_id)
     return or_(*own)
 
 

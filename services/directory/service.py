@@ -87,7 +87,7 @@ class Directory:
             v.add("staff.team_lead_id", "no such staff member")
         v.raise_if_any()
         existing = (
-            await session.exec(select(Staff).where(Staff.employee_no == msg.employee_no))
+            await session.exec(select(Staff).where(col(Staff.employee_no) == msg.employee_no))
         ).first()
         if existing is not None:
             raise AlreadyExists(f"employee_no {msg.employee_no} is taken")
@@ -227,7 +227,7 @@ class Directory:
                 await _check_staff_role(session, v, f"client.{field_name}", staff_id, role)
         v.raise_if_any()
         taken = (
-            await session.exec(select(Client.id).where(Client.account_no == msg.account_no))
+            await session.exec(select(Client.id).where(col(Client.account_no) == msg.account_no))
         ).first()
         if taken is not None:
             raise AlreadyExists(f"account_no {msg.account_no} already exists")
@@ -288,17 +288,17 @@ class Directory:
         after = decode_token(req.page_token)
         filters = []
         if req.channel:
-            filters.append(Client.channel == req.channel)
+            filters.append(col(Client.channel) == req.channel)
         if req.tier:
-            filters.append(Client.tier == req.tier)
+            filters.append(col(Client.tier) == req.tier)
         if req.risk_tolerance:
-            filters.append(Client.risk_tolerance == req.risk_tolerance)
+            filters.append(col(Client.risk_tolerance) == req.risk_tolerance)
         if req.status:
-            filters.append(Client.status == req.status)
+            filters.append(col(Client.status) == req.status)
         if req.client_manager_id:
-            filters.append(Client.client_manager_id == req.client_manager_id)
+            filters.append(col(Client.client_manager_id) == req.client_manager_id)
         if req.broker_id:
-            filters.append(Client.broker_id == req.broker_id)
+            filters.append(col(Client.broker_id) == req.broker_id)
         if not principal.sees_branch and not principal.has("consultant", "service_agent",
                                                                "compliance"):
             own = []
@@ -306,13 +306,13 @@ class Directory:
                 if req.broker_id and req.broker_id != principal.staff_id:
                     raise PermissionDenied("brokers see only their own clients",
                                            reason="OUT_OF_SCOPE")
-                own.append(Client.broker_id == principal.staff_id)
+                own.append(col(Client.broker_id) == principal.staff_id)
             if principal.has("client_manager"):
                 if req.client_manager_id and req.client_manager_id != principal.staff_id:
                     raise PermissionDenied("client managers see only their own clients",
                                            reason="OUT_OF_SCOPE")
-                own.append(Client.client_manager_id == principal.staff_id)
-            filters.append(or_(*own) if own else Client.id == "")
+                own.append(col(Client.client_manager_id) == principal.staff_id)
+            filters.append(or_(*own) if own else col(Client.id) == "")
         query = select(Client).where(*filters).order_by(col(Client.id)).limit(size + 1)
         if after:
             query = query.where(col(Client.id) > str(after[0]))
@@ -434,7 +434,7 @@ class Directory:
                 await session.exec(
                     select(Holding, Security.risk_level)
                     .join(Security, col(Security.ticker) == col(Holding.ticker), isouter=True)
-                    .where(Holding.client_id == client_id, col(Holding.quantity) > 0)
+                    .where(col(Holding.client_id) == client_id, col(Holding.quantity) > 0)
                     .order_by(col(Holding.ticker))
                 )
             ).all()
@@ -456,7 +456,7 @@ class Directory:
         # trade id for rows imported before import order was kept
         last: tuple[datetime, int, str] | None = None
         while True:
-            query = select(*columns).where(Trade.client_id == req.client_id)
+            query = select(*columns).where(col(Trade.client_id) == req.client_id)
             if start:
                 query = query.where(col(Trade.trade_time) >= start)
             if end:
@@ -525,12 +525,12 @@ class Directory:
         query = (
             select(Client)
             .where(col(Client.id).in_(id_query.scalar_subquery()),
-                   Client.status == client_pb2.CLIENT_STATUS_ACTIVE)
+                   col(Client.status) == client_pb2.CLIENT_STATUS_ACTIVE)
             .order_by(col(Client.id))
             .limit(size + 1)
         )
         if req.tier:
-            query = query.where(Client.tier == req.tier)
+            query = query.where(col(Client.tier) == req.tier)
         async with self.db.read() as session:
             clients = list((await session.exec(query)).all())
             more = len(clients) > size
@@ -584,7 +584,7 @@ async def admin_row(session: AsyncSession, now: datetime) -> Staff:
         "roles": "admin", "active": True, "team_lead_id": "",
         "search_text": search_text("Administrator"), "created_at": now,
         "deactivated_at": None}, key=["employee_no"])
-    return (await session.exec(select(Staff).where(Staff.employee_no == "ADMIN"))).one()
+    return (await session.exec(select(Staff).where(col(Staff.employee_no) == "ADMIN"))).one()
 
 
 def ensure_scope(principal: Principal, row: Client) -> None:

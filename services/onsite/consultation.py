@@ -322,7 +322,7 @@ async def analyse(o: Onsite, p: Principal,
         emit(s, subject="branch.onsite.consultation.analysed",
              message=events_pb2.ConsultationAnalysed(
                  form_id=row.id, client_id=row.client_id, consultant_id=row.consultant_id,
-                 advice_risk_level=row.advice_risk_level,  # type: ignore[arg-type]
+                 advice_risk_level=row.advice_risk_level,
                  suitability_override=override, note_ids=list(req.note_ids)),
              about=row.id, now=now)
         if override:
@@ -415,7 +415,7 @@ async def check_overdue(o: Onsite, *, batch: int = 500) -> int:
     for form_id in due:
         async with o.db.transaction() as s:
             result = await s.exec(
-                update(FormRow)  # type: ignore[call-overload]
+                update(FormRow)
                 .where(col(FormRow.id) == form_id, col(FormRow.overdue_at).is_(None),
                        col(FormRow.state).in_(OPEN_STATES), col(FormRow.deadline) <= now)
                 .values(overdue_at=now, updated_at=now)

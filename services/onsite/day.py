@@ -119,7 +119,7 @@ async def set_plan(o: Onsite, p: Principal, req: api.SetDailyPlanRequest) -> day
             row = (await s.exec(select(PlanRow).where(
                 PlanRow.client_manager_id == manager, PlanRow.plan_date == day)
                 .execution_options(populate_existing=True))).one()
-            await s.exec(delete(PlanItemRow).where(  # type: ignore[call-overload]
+            await s.exec(delete(PlanItemRow).where(
                 col(PlanItemRow.plan_id) == row.id))
             items = []
             for kind, planned in ((VISIT, req.visits), (CONSULT, req.consultation_targets)):

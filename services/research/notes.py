@@ -148,7 +148,7 @@ class Notes:
     async def _note(self, session: AsyncSession, note_id: str, *, lock: bool = False) -> Note:
         if not note_id:
             raise InvalidArgument({"id": "required"})
-        query = select(Note).where(Note.id == note_id)
+        query = select(Note).where(col(Note.id) == note_id)
         if lock:
             query = query.with_for_update()
         row = (await session.exec(query)).first()
@@ -204,7 +204,7 @@ class Notes:
             [content.title, content.summary, content.body, " ".join(tickers)]
         ).lower()
         note.updated_at = now
-        await session.exec(delete(NoteTicker).where(col(NoteTicker.note_id) == note.id))  # type: ignore[call-overload]
+        await session.exec(delete(NoteTicker).where(col(NoteTicker.note_id) == note.id))
         for ticker in tickers:
             session.add(NoteTicker(note_id=note.id, ticker=ticker))
         return rev
@@ -315,7 +315,7 @@ class Notes:
                 )
             authors = set(
                 (await session.exec(
-                    select(NoteRevision.author_id).where(NoteRevision.note_id == note.id)
+                    select(NoteRevision.author_id).where(col(NoteRevision.note_id) == note.id)
                 )).all()
             )
             if p.staff_id == note.author_id or p.staff_id in authors:
@@ -393,7 +393,7 @@ class Notes:
                  ))
             if note.supersedes_note_id:
                 old = (await session.exec(
-                    select(Note).where(Note.id == note.supersedes_note_id).with_for_update()
+                    select(Note).where(col(Note.id) == note.supersedes_note_id).with_for_update()
                 )).first()
                 if old is not None and old.state == S.NOTE_STATE_PUBLISHED:
                     old.state = S.NOTE_STATE_SUPERSEDED
@@ -478,7 +478,7 @@ class Notes:
             if not sees_drafts_of(p, note):
                 raise PermissionDenied("revisions are visible to the author, compliance and "
                                        "supervisors", reason="NOTE_NOT_VISIBLE")
-            query = (select(NoteRevision).where(NoteRevision.note_id == note.id)
+            query = (select(NoteRevision).where(col(NoteRevision.note_id) == note.id)
                      .order_by(col(NoteRevision.revision)).limit(size + 1))
             if after is not None:
                 query = query.where(col(NoteRevision.revision) > after)
@@ -487,7 +487,7 @@ class Notes:
             revs = revs[:size]
             reviews = {
                 r.revision: r for r in (await session.exec(
-                    select(NoteReview).where(NoteReview.note_id == note.id)
+                    select(NoteReview).where(col(NoteReview.note_id) == note.id)
                 )).all()
             }
         return api.ListNoteRevisionsResponse(
@@ -518,14 +518,14 @@ class Notes:
             query = query.where(col(Note.id) < after)
         if ticker:
             query = query.where(col(Note.id).in_(
-                select(NoteTicker.note_id).where(NoteTicker.ticker == ticker)
+                select(NoteTicker.note_id).where(col(NoteTicker.ticker) == ticker)
             ))
         if req.kind:
-            query = query.where(Note.kind == req.kind)
+            query = query.where(col(Note.kind) == req.kind)
         if req.author_id:
-            query = query.where(Note.author_id == req.author_id)
+            query = query.where(col(Note.author_id) == req.author_id)
         if req.state:
-            query = query.where(Note.state == req.state)
+            query = query.where(col(Note.state) == req.state)
         if req.text.strip():
             query = query.where(
                 col(Note.search_text).contains(req.text.strip().lower(), autoescape=True)
@@ -535,7 +535,7 @@ class Notes:
         if end:
             query = query.where(col(Note.published_at) < end)
         if not sees_all_notes(p) and not sees_past_notes(p):
-            query = query.where(Note.state == S.NOTE_STATE_PUBLISHED,
+            query = query.where(col(Note.state) == S.NOTE_STATE_PUBLISHED,
                                 col(Note.valid_until_at) > now)
         else:
             if not sees_all_notes(p):  # published once; and an analyst's own drafts
@@ -574,7 +574,7 @@ class Notes:
     async def review_queue(self, req: api.ListReviewQueueRequest) -> api.ListReviewQueueResponse:
         size = page_size(req.page_size)
         after = time_id_after(req.page_token)
-        query = (select(Note).where(Note.state == S.NOTE_STATE_SUBMITTED)
+        query = (select(Note).where(col(Note.state) == S.NOTE_STATE_SUBMITTED)
                  .order_by(col(Note.submitted_at), col(Note.id)).limit(size + 1))
         if after is not None:
             when, last_id = after

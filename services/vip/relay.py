@@ -174,8 +174,8 @@ async def plan_pending(vip: Vip) -> int:
 async def _write_plan(vip: Vip, session: AsyncSession, note_id: str, revision: int,
                       found: list[Candidate]) -> bool:
     claimed = await session.exec(
-        update(RelayPlan).where(col(RelayPlan.note_id) == note_id,  # type: ignore[call-overload]
-                                RelayPlan.revision == revision,
+        update(RelayPlan).where(col(RelayPlan.note_id) == note_id,
+                                col(RelayPlan.revision) == revision,
                                 col(RelayPlan.pending).is_(True))
         .values(pending=False)
     )
@@ -216,7 +216,7 @@ async def _write_plan(vip: Vip, session: AsyncSession, note_id: str, revision: i
     conn = await session.connection()
     for i in range(0, len(inserts), INSERT_BATCH):
         # a Core executemany: the ORM's bulk path is several times slower for 10,000 rows
-        await conn.execute(insert(Relay.__table__), inserts[i:i + INSERT_BATCH])  # type: ignore[arg-type]
+        await conn.execute(insert(Relay.__table__), inserts[i:i + INSERT_BATCH])
     plan.targeted, plan.withheld, plan.planned_at = targeted, withheld, now
     session.add(plan)
     emit(session, subject="branch.vip.relay.planned",
@@ -246,14 +246,14 @@ async def cancel_for_note(vip: Vip, session: AsyncSession,
         )
     else:
         await session.exec(
-            update(RelayPlan).where(col(RelayPlan.note_id) == msg.note_id)  # type: ignore[call-overload]
+            update(RelayPlan).where(col(RelayPlan.note_id) == msg.note_id)
             .values(withdrawn_at=now)
         )
-    conditions = [Relay.note_id == msg.note_id, Relay.state == R.RELAY_STATE_PENDING]
+    conditions = [col(Relay.note_id) == msg.note_id, col(Relay.state) == R.RELAY_STATE_PENDING]
     if msg.revision:
-        conditions.append(Relay.revision == msg.revision)
+        conditions.append(col(Relay.revision) == msg.revision)
     result = await session.exec(
-        update(Relay).where(*conditions)  # type: ignore[call-overload]
+        update(Relay).where(*conditions)
         .values(state=R.RELAY_STATE_CANCELLED, cancelled_at=now, reason=reason)
     )
     cancelled = int(result.rowcount or 0)
@@ -321,7 +321,7 @@ async def list_(vip: Vip, principal: Principal,
     if not can_see_all(principal):
         if req.broker_id and req.broker_id != principal.staff_id:
             raise PermissionDenied("brokers see only their own clients", reason="OUT_OF_SCOPE")
-        query = query.where(Relay.broker_id == principal.staff_id)
+        query = query.where(col(Relay.broker_id) == principal.staff_id)
     async with vip.db.read() as session:
         rows = list((await session.exec(query)).all())
     more = len(rows) > size
@@ -392,15 +392,15 @@ async def check_overdue(vip: Vip, batch: int = 500) -> int:
     raised = 0
     async with vip.db.transaction() as session:
         rows = (await session.exec(
-            select(Relay).where(Relay.state == R.RELAY_STATE_PENDING,
+            select(Relay).where(col(Relay.state) == R.RELAY_STATE_PENDING,
                                 col(Relay.due_at) <= now, col(Relay.overdue_at).is_(None))
             .order_by(col(Relay.due_at)).limit(batch)
         )).all()
         for row in rows:
             result = await session.exec(
-                update(Relay).where(col(Relay.id) == row.id,  # type: ignore[call-overload]
+                update(Relay).where(col(Relay.id) == row.id,
                                     col(Relay.overdue_at).is_(None),
-                                    Relay.state == R.RELAY_STATE_PENDING)
+                                    col(Relay.state) == R.RELAY_STATE_PENDING)
                 .values(overdue_at=now)
             )
             if result.rowcount != 1:
