@@ -40,7 +40,7 @@ async def whoami(args: argparse.Namespace, ctl: Ctl) -> None:
                       + ", ".join(claims.get("roles", [])))
 
 
-def add_commands(groups: argparse._SubParsersAction) -> None:
+def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = groups.add_parser("login", help="store a token for later commands")
     p.add_argument("--token-file")
     p.add_argument("--token")

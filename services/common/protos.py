@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import overload
+from typing import TYPE_CHECKING, Any, overload
 
 from google.protobuf.timestamp_pb2 import Timestamp
+
+if TYPE_CHECKING:
+    from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
 
 
 @overload
@@ -28,3 +31,10 @@ def from_ts(value: Timestamp) -> datetime | None:
     if value.seconds == 0 and value.nanos == 0:
         return None
     return value.ToDatetime(tzinfo=UTC)
+
+
+def enum_name(enum: _EnumTypeWrapper[Any], value: int) -> str:
+    """The name of `value` in the proto enum `enum` (e.g. NoteState, 2 -> "NOTE_STATE_DRAFT")
+    for a number kept as a plain int (a database column); ValueError for a number the enum
+    lacks."""
+    return enum.Name(value)

@@ -67,7 +67,7 @@ async def unset_day(args: argparse.Namespace, ctl: Ctl) -> None:
     ctl.console.print(f"{args.date}: override removed")
 
 
-def add_commands(groups: argparse._SubParsersAction) -> None:
+def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     group = groups.add_parser("calendar", help="business calendar: holidays, make-up working "
                               "days and overrides")
     sub = group.add_subparsers(dest="command", required=True)

@@ -116,7 +116,7 @@ async def import_csv(args: argparse.Namespace, ctl: Ctl) -> None:
         ctl.console.print(f"  row {row}: {name}: {reason}", markup=False)
 
 
-def add_commands(groups: argparse._SubParsersAction) -> None:
+def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from services.directory import calendar_cli
 
     calendar_cli.add_commands(groups)

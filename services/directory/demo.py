@@ -4,6 +4,7 @@ trades, all made through the directory's public API (deterministic: one seed).""
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
@@ -56,7 +57,7 @@ SECURITIES = [
 ]
 
 
-def _name(rng) -> str:  # type: ignore[no-untyped-def]
+def _name(rng: random.Random) -> str:
     return rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2))))
 
 

@@ -23,7 +23,8 @@ def directory_of(ctx: ServiceContext) -> Directory:
             db=ctx.db, clock=ctx.clock, signer=ctx.signer,
             token_ttl=default_token_ttl(ctx.settings), tz=ZoneInfo(ctx.settings.timezone),
         )
-    return ctx.extras["directory"]
+    built: Directory = ctx.extras["directory"]
+    return built
 
 
 def register(server: grpc.aio.Server, ctx: ServiceContext) -> None:

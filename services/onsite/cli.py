@@ -399,7 +399,7 @@ async def attendance(args: argparse.Namespace, ctl: Ctl) -> None:
     ctl.console.print(f"meeting {m.id} held: {m.attended_count} of {m.confirmed_count} attended")
 
 
-def add_commands(groups: argparse._SubParsersAction) -> None:
+def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g = groups.add_parser("onsite", help="client managers' day, consultation forms, meetings")
     sub = g.add_subparsers(dest="onsite_cmd", required=True)
 

@@ -43,7 +43,8 @@ class Remote:
 def remote_of(ctx: ServiceContext) -> Remote:
     if "remote" not in ctx.extras:
         ctx.extras["remote"] = Remote(ctx)
-    return ctx.extras["remote"]
+    built: Remote = ctx.extras["remote"]
+    return built
 
 
 def register(server: grpc.aio.Server, ctx: ServiceContext) -> None:

@@ -357,7 +357,7 @@ def _content_options(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--audience", choices=sorted(AUDIENCES), required=required)
 
 
-def add_commands(groups: argparse._SubParsersAction) -> None:
+def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     group = groups.add_parser("research", help="research notes, review, requests, reach")
     sub = group.add_subparsers(dest="command", required=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -27,7 +28,7 @@ from services.common.events import emit
 from services.common.fields import check_date
 from services.common.ids import new_id
 from services.common.pagination import encode_token, page_size
-from services.common.protos import from_ts, ts
+from services.common.protos import enum_name, from_ts, ts
 from services.research import convert, ledger
 from services.research.checks import int_after, str_after, time_id_after
 from services.research.models import Note, NoteReview, NoteRevision, NoteTicker
@@ -246,8 +247,8 @@ class Notes:
             self._own(p, note)
             if note.state not in EDITABLE:
                 raise FailedPrecondition(
-                    f"a {S.NoteState.Name(note.state)} note cannot be edited; only drafts and "
-                    "returned notes can (write a new note to supersede a published one)",
+                    f"a {enum_name(S.NoteState, note.state)} note cannot be edited; only drafts"
+                    " and returned notes can (write a new note to supersede a published one)",
                     reason="NOTE_NOT_EDITABLE",
                 )
             current = await self._revision(session, note.id, note.revision)
@@ -277,7 +278,8 @@ class Notes:
                                          reason="NOTE_RETURNED_UNCHANGED")
             if note.state != S.NOTE_STATE_DRAFT:
                 raise FailedPrecondition(
-                    f"only a draft can be submitted, not a {S.NoteState.Name(note.state)} note",
+                    "only a draft can be submitted, not a "
+                    f"{enum_name(S.NoteState, note.state)} note",
                     reason="NOTE_NOT_DRAFT",
                 )
             now = self.clock.now()
@@ -305,7 +307,7 @@ class Notes:
             if note.state != S.NOTE_STATE_SUBMITTED:
                 raise FailedPrecondition(
                     f"only a submitted note can be reviewed, not a "
-                    f"{S.NoteState.Name(note.state)} note",
+                    f"{enum_name(S.NoteState, note.state)} note",
                     reason="NOTE_NOT_SUBMITTED",
                 )
             if revision and revision != note.revision:
@@ -360,7 +362,7 @@ class Notes:
             if note.state != S.NOTE_STATE_APPROVED:
                 raise FailedPrecondition(
                     f"only an approved note can be published, not a "
-                    f"{S.NoteState.Name(note.state)} note",
+                    f"{enum_name(S.NoteState, note.state)} note",
                     reason="NOTE_NOT_APPROVED",
                 )
             if note.approved_revision != note.revision:  # edits after approval are refused
@@ -554,7 +556,9 @@ class Notes:
             notes=notes, next_page_token=encode_token(rows[-1].id) if more else ""
         )
 
-    async def _summaries(self, session: AsyncSession, rows: list[Note]) -> list[note_pb2.Note]:
+    async def _summaries(
+        self, session: AsyncSession, rows: builtins.list[Note]
+    ) -> builtins.list[note_pb2.Note]:
         """Notes at their current revision, without body."""
         if not rows:
             return []

@@ -26,7 +26,7 @@ from services.common.events import Event, emit
 from services.common.ids import new_id
 from services.common.logs import get_logger
 from services.common.pagination import decode_token, encode_token, page_size
-from services.common.protos import ts
+from services.common.protos import enum_name, ts
 from services.vip import convert
 from services.vip.core import Vip, assessment_expired, suitability_problem
 from services.vip.models import Advisory, Breach, Escalation, RosterEntry
@@ -146,7 +146,7 @@ async def create(vip: Vip, session: AsyncSession, principal: Principal,
 
 def _require_open(row: Advisory) -> None:
     if row.state not in OPEN_ADVISORY_STATES:
-        raise FailedPrecondition(f"advisory is {S.AdvisoryState.Name(row.state)}",
+        raise FailedPrecondition(f"advisory is {enum_name(S.AdvisoryState, row.state)}",
                                  reason="ADVISORY_NOT_OPEN")
 
 
@@ -191,7 +191,7 @@ async def request_research(vip: Vip, principal: Principal,
                  tickers=row.tickers.split(",") if row.tickers else [],
                  question=req.question.strip() or row.question, due_time=ts(row.answer_due_at),
                  on_call_analyst_id=analysts[0].staff_id if analysts else "",
-                 urgency=S.Urgency.Name(row.urgency).removeprefix("URGENCY_")),
+                 urgency=enum_name(S.Urgency, row.urgency).removeprefix("URGENCY_")),
              about=row.id, now=now)
         return convert.advisory_to_proto(row)
 

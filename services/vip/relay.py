@@ -31,7 +31,7 @@ from services.common.events import Event, emit
 from services.common.ids import new_id
 from services.common.logs import get_logger
 from services.common.pagination import decode_token, encode_token, page_size
-from services.common.protos import from_ts, ts
+from services.common.protos import enum_name, from_ts, ts
 from services.common.upsert import dialect_insert
 from services.vip import convert
 from services.vip.core import Vip, assessment_expired, split, suitability_problem
@@ -345,7 +345,7 @@ async def record_delivery(vip: Vip, principal: Principal,
         row = await _load(session, principal, req.id)
         _require_worker(principal, row)
         if row.state != R.RELAY_STATE_PENDING:
-            raise FailedPrecondition(f"relay is {R.RelayState.Name(row.state)}",
+            raise FailedPrecondition(f"relay is {enum_name(R.RelayState, row.state)}",
                                      reason="RELAY_NOT_PENDING")
         now = vip.now()
         row.state, row.delivered_at = R.RELAY_STATE_DELIVERED, now
@@ -372,7 +372,7 @@ async def record_acknowledgement(vip: Vip, principal: Principal,
         if row.state != R.RELAY_STATE_DELIVERED:
             raise FailedPrecondition(
                 "record the delivery first" if row.state == R.RELAY_STATE_PENDING
-                else f"relay is {R.RelayState.Name(row.state)}", reason="RELAY_NOT_DELIVERED")
+                else f"relay is {enum_name(R.RelayState, row.state)}", reason="RELAY_NOT_DELIVERED")
         now = vip.now()
         row.state, row.acknowledged_at, row.ack_note = R.RELAY_STATE_ACKNOWLEDGED, now, req.note
         session.add(row)
