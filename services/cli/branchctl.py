@@ -16,7 +16,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
@@ -168,7 +168,8 @@ def _print_bad_fields(err: grpc.aio.AioRpcError) -> None:
     from google.rpc import error_details_pb2
     from grpc_status import rpc_status
 
-    status = rpc_status.from_call(err)
+    # an AioRpcError has what from_call reads: code(), details(), trailing_metadata()
+    status = rpc_status.from_call(cast(grpc.Call, err))
     for detail in status.details if status else []:
         if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             bad = error_details_pb2.BadRequest()

@@ -105,8 +105,9 @@ async def load_demo(settings: Settings, admin_token: str, *, now: datetime | Non
         print(f"demo: already loaded into {settings.data_dir} (remove the directory, or give "
               "another --data-dir, for a fresh one)", flush=True)
         return None
-    demo = Demo(settings=settings, admin_token=admin_token, client_count=client_count,
-                **({"now": now} if now is not None else {}))
+    demo = Demo(settings=settings, admin_token=admin_token, client_count=client_count)
+    if now is not None:
+        demo.now = now
     try:
         for service in registry.SERVICES:
             module = registry.demo_module(service)
