@@ -113,7 +113,7 @@ async def research(args: argparse.Namespace, ctl: Ctl) -> None:
 async def answer(args: argparse.Namespace, ctl: Ctl) -> None:
     level = int(args.risk.upper().removeprefix("R"))
     _print_advisory(ctl, await _stub(ctl).AnswerAdvisory(api.AnswerAdvisoryRequest(
-        id=args.id, advice=args.advice, risk_level=level,
+        id=args.id, advice=args.advice, risk_level=client_pb2.RiskLevel.ValueType(level),
         override_reason=args.override or ""), metadata=ctl.metadata))
 
 

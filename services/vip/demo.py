@@ -81,8 +81,8 @@ async def _rota(demo: Demo, stub: VipServiceAsyncStub, supervisor) -> int:  # ty
         if analysts:
             plan.append((analysts[d % len(analysts)], rota_pb2.SHIFT_ROLE_ANALYST, day, 8, 12))
 
-    async def create(k: int, staff_id: str, role: int, day: datetime, start: int,
-                     hours: int) -> None:
+    async def create(k: int, staff_id: str, role: rota_pb2.ShiftRole.ValueType,
+                     day: datetime, start: int, hours: int) -> None:
         begin = _local_day_start(day, start, tz)
         end_naive = begin.replace(tzinfo=None) + timedelta(hours=hours)
         end = end_naive.replace(tzinfo=tz)
@@ -122,7 +122,8 @@ async def _advisories(demo: Demo, stub: VipServiceAsyncStub, key_clients) -> dic
                 "client asked for the aggressive view; risks read back and recorded"
             try:
                 adv = await stub.AnswerAdvisory(api.AnswerAdvisoryRequest(
-                    id=adv.id, risk_level=level, override_reason=override,
+                    id=adv.id, risk_level=client_pb2.RiskLevel.ValueType(level),
+                    override_reason=override,
                     advice=rng.choice(["Hold; review after the results.",
                                        "Trim a third into strength.",
                                        "Keep the position; add only below cost."])),

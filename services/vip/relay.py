@@ -74,17 +74,18 @@ async def _directory_matches(vip: Vip, plan: RelayPlan) -> list[Candidate]:
                                   c.risk_assessment_expired or not c.risk_assessed_on
                                   or assessment_expired(_date(c.risk_assessed_on), today))
                         for c in page.clients]
+                token = page.next_page_token
             else:
-                page = await stub.FindClientsByTickers(dir_api.FindClientsByTickersRequest(
+                found = await stub.FindClientsByTickers(dir_api.FindClientsByTickersRequest(
                     tickers=tickers, tier=client_pb2.TIER_KEY, page_size=DIRECTORY_PAGE,
                     page_token=token), timeout=30)
                 out += [Candidate(p.client_id, p.broker_id, p.risk_tolerance,
                                   p.risk_assessment_expired, list(p.tickers))
-                        for p in page.clients]
+                        for p in found.clients]
+                token = found.next_page_token
         except grpc.aio.AioRpcError as err:
             # the plan stays pending; the planner's next pass retries
             raise RuntimeError(f"directory lookup failed: {err.code().name}") from None
-        token = page.next_page_token
         if not token:
             return out
 
@@ -216,7 +217,7 @@ async def _write_plan(vip: Vip, session: AsyncSession, note_id: str, revision: i
     conn = await session.connection()
     for i in range(0, len(inserts), INSERT_BATCH):
         # a Core executemany: the ORM's bulk path is several times slower for 10,000 rows
-        await conn.execute(insert(Relay.__table__), inserts[i:i + INSERT_BATCH])
+        await conn.execute(insert(Relay), inserts[i:i + INSERT_BATCH])
     plan.targeted, plan.withheld, plan.planned_at = targeted, withheld, now
     session.add(plan)
     emit(session, subject="branch.vip.relay.planned",

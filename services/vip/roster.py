@@ -87,11 +87,11 @@ async def apply_client(vip: Vip, session: AsyncSession, client: client_pb2.Clien
                  about=client.id, now=now)
             log.info("client joined roster", client_id=client.id)
         return
-    row = await session.get(RosterEntry, client.id)
-    if row is not None and row.status == ACTIVE:
+    present = await session.get(RosterEntry, client.id)
+    if present is not None and present.status == ACTIVE:
         reason = ("client left the branch" if client.status == client_pb2.CLIENT_STATUS_CLOSED
                   else "client is no longer a key client")
-        await leave(vip, session, row, reason)
+        await leave(vip, session, present, reason)
 
 
 async def leave(vip: Vip, session: AsyncSession, row: RosterEntry, reason: str) -> None:
@@ -167,9 +167,9 @@ def handlers(vip: Vip):  # type: ignore[no-untyped-def]
             await apply_client(vip, session, tier_msg.client)
         elif kind == "updated":
             upd = event.parse(dir_events.ClientUpdated)
-            if upd.client.tier == client_pb2.TIER_KEY or await session.get(
-                RosterEntry, upd.client.id
-            ):
+            if upd.client.tier == client_pb2.TIER_KEY or (
+                await session.get(RosterEntry, upd.client.id)
+            ) is not None:
                 await apply_client(vip, session, upd.client, list(upd.changed_fields))
 
     return on_client_event
