@@ -4,6 +4,7 @@ quotas, and the regulator's callback rules."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -121,13 +122,14 @@ class Campaigns:
                 # only a service agent may pull from the queue (NextCallback)
                 v.add("campaign.agent_ids", f"{agent} is not a service agent")
         v.raise_if_any()
+        targets: Sequence[tuple[client_pb2.Client, date | None]]
         if msg.kind == cpb.CAMPAIGN_KIND_GENERAL:
             targets = await self._general_targets(msg.rule)
         elif msg.kind == cpb.CAMPAIGN_KIND_NEW_ACCOUNTS:
             targets = await self._new_account_targets(start, end)
         else:
             targets = await self._annual_targets(start.year, msg.rule.max_targets)
-        return start, end, agents, targets
+        return start, end, agents, list(targets)
 
     async def _last_contacts(self) -> dict[str, datetime]:
         async with self.core.db.read() as session:
@@ -539,9 +541,9 @@ class Campaigns:
         async with self.core.db.read() as session:
             campaign = await self._visible(session, principal, campaign_id)
             counts = dict((await session.exec(
-                select(CallbackTarget.state, func.count())
+                select(col(CallbackTarget.state), func.count())
                 .where(col(CallbackTarget.campaign_id) == campaign_id)
-                .group_by(CallbackTarget.state))).all())
+                .group_by(col(CallbackTarget.state)))).all())
             reached = (await session.exec(
                 select(func.count()).select_from(CallbackTarget)
                 .where(col(CallbackTarget.campaign_id) == campaign_id,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from branch.directory.v1 import client_pb2, staff_pb2
 from branch.remote.v1 import campaign_pb2 as cpb
@@ -47,8 +48,10 @@ log = get_logger("remote", component="tickets")
 
 LINES = (ticket_pb2.LINE_INVESTMENT, ticket_pb2.LINE_TECHNICAL)
 PRIORITIES = (ticket_pb2.PRIORITY_NORMAL, ticket_pb2.PRIORITY_URGENT)
-LINE_NAMES = {ticket_pb2.LINE_INVESTMENT: "investment", ticket_pb2.LINE_TECHNICAL: "technical"}
-PRIORITY_NAMES = {ticket_pb2.PRIORITY_NORMAL: "normal", ticket_pb2.PRIORITY_URGENT: "urgent"}
+LINE_NAMES: dict[int, str] = {ticket_pb2.LINE_INVESTMENT: "investment",
+                              ticket_pb2.LINE_TECHNICAL: "technical"}
+PRIORITY_NAMES: dict[int, str] = {ticket_pb2.PRIORITY_NORMAL: "normal",
+                                  ticket_pb2.PRIORITY_URGENT: "urgent"}
 # (first response minutes, resolution minutes, resolution counted on weekdays only)
 DEFAULT_POLICY = {
     ticket_pb2.PRIORITY_NORMAL: (15, 1440, True),
@@ -206,7 +209,7 @@ class Tickets:
                     "policy.resolution_minutes", "must not be shorter than first response")
         v.raise_if_any()
         async with self.core.db.transaction() as session:
-            values = {"line": p.line, "priority": p.priority,
+            values: dict[str, Any] = {"line": p.line, "priority": p.priority,
                       "first_response_minutes": p.first_response_minutes,
                       "resolution_minutes": p.resolution_minutes,
                       "resolution_business_days": p.resolution_business_days}
@@ -724,7 +727,7 @@ class Tickets:
             else:
                 recipient = ""
             async with self.core.db.transaction() as session:
-                values: dict = {f"{p}_escalation": level}
+                values: dict[str, Any] = {f"{p}_escalation": level}
                 if level == 1:
                     values[f"{p}_breached_at"] = due
                 result = await session.exec(
