@@ -252,7 +252,7 @@ async def raise_form(args: argparse.Namespace, ctl: Ctl) -> None:
 
 
 async def analyse(args: argparse.Namespace, ctl: Ctl) -> None:
-    level = int(args.risk.upper().removeprefix("R"))
+    level = client_pb2.RiskLevel.ValueType(int(args.risk.upper().removeprefix("R")))
     f = await _stub(ctl).AnalyseConsultationForm(api.AnalyseConsultationFormRequest(
         id=args.id, analysis=args.analysis, advice=args.advice, advice_risk_level=level,
         note_ids=args.note_id or [], suitability_override_reason=args.override or ""),

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
+from typing import Any
 
 from branch.directory.v1 import client_pb2
 from branch.directory.v1 import events_pb2 as directory_events
@@ -101,8 +102,9 @@ def subscriptions(o: Onsite) -> list[Subscription]:
     return [Subscription("directory-clients", CLIENT_SUBJECTS, client_handler(o))]
 
 
-def overdue_timer(o: Onsite, stop: asyncio.Event,
-                  interval: float = OVERDUE_CHECK_SECONDS) -> Callable[[], Awaitable[None]]:
+def overdue_timer(
+    o: Onsite, stop: asyncio.Event, interval: float = OVERDUE_CHECK_SECONDS
+) -> Callable[[], Coroutine[Any, Any, None]]:
     async def run() -> None:
         while not stop.is_set():
             try:

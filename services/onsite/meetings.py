@@ -99,7 +99,8 @@ async def _counts(s: AsyncSession, meeting_ids: list[str]) -> dict[str, Counter[
     rows = (await s.exec(
         select(RegistrationRow.meeting_id, RegistrationRow.status, RegistrationRow.attended,
                func.count()).where(col(RegistrationRow.meeting_id).in_(meeting_ids))
-        .group_by(RegistrationRow.meeting_id, RegistrationRow.status, RegistrationRow.attended)
+        .group_by(col(RegistrationRow.meeting_id), col(RegistrationRow.status),
+                  col(RegistrationRow.attended))
     )).all()
     for mid, status, attended, n in rows:
         c = out[mid]
