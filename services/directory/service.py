@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from branch.directory.v1 import (
@@ -35,6 +36,7 @@ from services.common.errors import (
 from services.common.events import emit
 from services.common.ids import new_id
 from services.common.pagination import decode_token, encode_token, page_size
+from services.common.suitability import assessment_expired
 from services.common.upsert import insert_missing
 from services.directory import assignments, convert, corporate_actions
 from services.directory.models import Client, Holding, Security, Staff, Trade
@@ -172,8 +174,10 @@ class Directory:
 
     # ---- clients -------------------------------------------------------------------------
 
-    def _validate_client(self, v: Violations, msg: client_pb2.Client, fields: set[str]) -> dict:
-        values: dict = {}
+    def _validate_client(
+        self, v: Violations, msg: client_pb2.Client, fields: set[str]
+    ) -> dict[str, Any]:
+        values: dict[str, Any] = {}
         if "display_name" in fields:
             check_text(v, "client.display_name", msg.display_name, max_len=100, required=True)
             values["display_name"] = msg.display_name
@@ -450,13 +454,16 @@ class Directory:
         100,000-trade history is the case this is built for."""
         async with self.db.read() as session:
             await self._client_in_scope(session, principal, req.client_id)
-        columns = (Trade.trade_id, Trade.ticker, Trade.side, Trade.quantity, Trade.price,
-                   Trade.fee, Trade.trade_time, Trade.import_seq)
+        columns = (col(Trade.trade_id), col(Trade.ticker), col(Trade.side), col(Trade.quantity),
+                   col(Trade.price), col(Trade.fee), col(Trade.trade_time),
+                   col(Trade.import_seq))
         # ties of trade_time in import order (a buy and its sell in the same second), then
         # trade id for rows imported before import order was kept
         last: tuple[datetime, int, str] | None = None
         while True:
-            query = select(*columns).where(col(Trade.client_id) == req.client_id)
+            # sqlmodel's select is typed for at most four columns; it takes eight all the same
+            query = select(*columns).where(  # type: ignore[call-overload]
+                col(Trade.client_id) == req.client_id)
             if start:
                 query = query.where(col(Trade.trade_time) >= start)
             if end:
@@ -555,7 +562,7 @@ class Directory:
                     client_id=c.id,
                     tier=c.tier,  # type: ignore[arg-type]
                     risk_tolerance=c.risk_tolerance,  # type: ignore[arg-type]
-                    risk_assessment_expired=convert.assessment_expired(c.risk_assessed_on, today),
+                    risk_assessment_expired=assessment_expired(c.risk_assessed_on, today),
                     broker_id=c.broker_id,
                     client_manager_id=c.client_manager_id,
                     tickers=sorted(held.get(c.id, [])),
