@@ -35,9 +35,14 @@ async def main(service: str, message: str) -> None:
             cfg.attributes["connection"] = sync_conn
             cfg.attributes["target_metadata"] = SQLModel.metadata
             cfg.attributes["include_tables"] = migrations.service_tables(service)
-            count = len(list(versions.glob("*.py")))
+            count = len([p for p in versions.glob("*.py") if p.name != "__init__.py"])
+            # a service's first revision starts its own Alembic branch, after the platform's
+            first = count == 0 and service != "common"
             command.revision(cfg, message=message, autogenerate=True,
-                             rev_id=f"{service}_{count + 1:04d}", head=f"{service}@head",
+                             rev_id=f"{service}_{count + 1:04d}",
+                             head="base" if first else f"{service}@head",
+                             branch_label=service if first else None,
+                             depends_on="common_0001" if first else None,
                              version_path=str(versions))
 
         async with db.engine.begin() as conn:

@@ -8,7 +8,7 @@ from types import ModuleType
 
 from services.common.server import ServiceSpec
 
-SERVICES = ("directory", "research", "onsite", "remote", "vip")
+SERVICES = ("directory", "research", "onsite", "remote", "vip", "insight")
 
 
 def _module(service: str, name: str) -> ModuleType | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -12,6 +13,9 @@ from services.common.nats_link import EmbeddedNats
 from tests.harness import POSTGRES_URL, create_postgres_databases, drop_postgres_databases
 
 configure_logging("warning")
+# branchctl speaks the language of LANGUAGE/LANG (services/cli/i18n.py); tests read its
+# English words whatever the machine's locale (the Chinese tests pass --lang zh_CN)
+os.environ["LANGUAGE"] = "en"
 
 
 def pytest_report_header(config: pytest.Config) -> str:

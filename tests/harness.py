@@ -42,7 +42,7 @@ SUPERVISOR = auth("sup-1", "supervisor")
 SERVICE = auth("svc:test", "service")
 
 
-SERVICES = ("directory", "onsite", "remote", "vip", "research")
+SERVICES = ("directory", "onsite", "remote", "vip", "research", "insight")
 
 
 async def create_postgres_databases() -> str:

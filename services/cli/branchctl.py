@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,17 +18,17 @@ from pathlib import Path
 from typing import Any, cast
 
 import grpc
+import jwt
 
 try:
     from rich.console import Console
-    from rich.measure import Measurement
-    from rich.table import Table
 except ImportError:  # an install without the cli extra, e.g. the service image
     raise SystemExit("branchctl needs the cli extra: "
                      "pip install 'branch-client-service-suite[cli]'") from None
 
 from services import registry
-from services.cli import people
+from services.cli import errors, i18n, output, people
+from services.cli.i18n import _
 from services.common import channels
 from services.common.settings import ConfigError, load_settings
 
@@ -39,18 +38,22 @@ Command = Callable[[argparse.Namespace, "Ctl"], Awaitable[None]]
 
 @dataclass
 class Ctl:
-    """What a command gets: channels to the services, the caller's token, a console."""
+    """What a command gets: channels to the services, the caller's token, a console, and the
+    output format (--output) its lists are printed in."""
 
     token: str
     # a pipe gets full ids rather than columns cut to 80
     console: Console = field(
         default_factory=lambda: Console(width=None if sys.stdout.isatty() else 200)
     )
+    output: str = "table"
     _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+    last_service: str = ""
 
     def channel(self, service: str) -> grpc.aio.Channel:
         """A channel to `service` at BRANCH_<SERVICE>_ADDR, plaintext or TLS per BRANCH_TLS_*
         (services/common/channels.py); commands send the token as call metadata."""
+        self.last_service = service
         if service not in self._channels:
             self._channels[service] = channels.aio_channel(load_settings(), service)
         return self._channels[service]
@@ -60,38 +63,16 @@ class Ctl:
         """The call metadata every command sends: the bearer token, as the tuple of pairs
         grpc.aio's stubs take."""
         if not self.token:
-            raise SystemExit("not logged in: run `branchctl login` first")
+            raise SystemExit(_("not logged in: run `branchctl login` first"))
         return (("authorization", f"Bearer {self.token}"),)
 
     def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
-        """Print a table. Ids are never cut: a column holding ids (a UUID anywhere in a cell,
-        or every cell of an "id" column) is at least as wide as its longest id, so narrow
-        terminals wrap names and free text instead ("…" only ends long free text, clip())."""
-        table = Table(title=title)
-        for i, col in enumerate(columns):
-            cells = [str(row[i]) for row in rows if i < len(row)]
-            table.add_column(col, min_width=_id_width(col, cells) or None)
-        for row in rows:
-            table.add_row(*[str(c) for c in row])
-        # a table that cannot fit keeps its ids whole: the line grows past the terminal
-        # (which wraps it) rather than rich cropping the columns on the right
-        needed = Measurement.get(self.console, self.console.options, table).minimum
-        self.console.print(table, width=max(needed, self.console.width), crop=False)
+        """A list: a table, or JSON/CSV per --output (services/cli/output.py)."""
+        output.emit(self.output, self.console, title, columns, rows)
 
     async def close(self) -> None:
         for ch in self._channels.values():
             await ch.close()
-
-
-ID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
-
-
-def _id_width(header: str, cells: list[str]) -> int:
-    """The width of the longest id in a column (0: no ids)."""
-    ids = [m.group(0) for c in cells for m in ID_PATTERN.finditer(c)]
-    if header.strip().lower() in ("id", "ids") or header.strip().lower().endswith(" id"):
-        ids += [c for c in cells if c and not any(ch.isspace() for ch in c)]
-    return max((len(i) for i in ids), default=0)
 
 
 def who(display_name: str, person_id: str) -> str:
@@ -103,9 +84,9 @@ def who(display_name: str, person_id: str) -> str:
 
 
 def clip(text: str, width: int = 40) -> str:
-    """Free text cut to `width` characters, ending with "…" when it was longer."""
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[:width - 1] + "…"
+    """Free text shown at most `width` characters in a table, ending with "…" when it was
+    longer; JSON and CSV (--output) get it whole (output.Short)."""
+    return output.Short(" ".join(text.split()), width)
 
 
 def saved_token() -> str:
@@ -123,59 +104,192 @@ def save_token(token: str) -> None:
     path.chmod(0o600)
 
 
+def version() -> str:
+    """The installed package's version ('unknown' when run from a bare checkout)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("branch-client-service-suite")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    """--output, --debug: accepted before the group and after the command alike."""
+    parser.add_argument("--output", "-o", choices=output.FORMATS, default=default,
+                        help="lists as a table (default), JSON or CSV")
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="show the traceback of an unexpected failure")
+    parser.add_argument("--lang", type=i18n.normalise, default=default,
+                        help="zh_CN (中文) or en (default: from LANG)")
+
+
+def leaves(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+           ) -> list[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """Every runnable command as (("vip", "gaps"), its parser), walking the subcommand tree."""
+    found: list[tuple[tuple[str, ...], argparse.ArgumentParser]] = []
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return [(path, parser)]
+    seen: set[int] = set()
+    for action in subs:
+        for name, child in action.choices.items():
+            if id(child) not in seen:  # aliases share a parser
+                seen.add(id(child))
+                found += leaves(child, (*path, name))
+    return found
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="branchctl", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"branchctl {version()}")
+    _global_options(parser, None)
     groups = parser.add_subparsers(dest="group", required=True)
     for service in ("common", *registry.SERVICES):
         module = registry.cli_module(service) if service != "common" else None
         if service == "common":
-            from services.cli import session_cli
+            from services.cli import ops_cli, session_cli
 
             session_cli.add_commands(groups)
+            ops_cli.add_commands(groups)
         elif module is not None:
             module.add_commands(groups)
+    for path, leaf in leaves(parser):
+        _global_options(leaf, argparse.SUPPRESS)
+        leaf.set_defaults(_command=" ".join(path), _options={
+            a.dest: (max(a.option_strings, key=len) if a.option_strings else a.dest.upper())
+            for a in leaf._actions if a.dest not in ("help", "output", "debug", "lang")})
+    try:  # shell completion: eval "$(register-python-argcomplete branchctl)"
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
+    except ImportError:
+        pass
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run one command; exits with the status documented in services/cli/errors.py."""
+    i18n.install(i18n.language(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     args = parser.parse_args(argv)
     command: Command | None = getattr(args, "func", None)
     if command is None:
         parser.print_help()
         raise SystemExit(2)
+    ctl = Ctl(token=saved_token(), output=args.output or "table")
+    if ctl.output != "table":  # stdout holds only the JSON/CSV; notes and titles go aside
+        ctl.console = Console(stderr=True, width=200)
 
     async def run() -> None:
-        ctl = Ctl(token=saved_token())
         try:
             await people.resolve_args(args, ctl)  # names, numbers -> ids
             await command(args, ctl)
-        except grpc.aio.AioRpcError as err:
-            print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)
-            _print_bad_fields(err)
-            raise SystemExit(1) from None
-        except ConfigError as err:  # e.g. an unreadable BRANCH_TLS_CA_FILE
-            print(f"error: {err}", file=sys.stderr)
-            raise SystemExit(2) from None
         finally:
             await ctl.close()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except grpc.aio.AioRpcError as err:
+        raise SystemExit(_report_rpc(err, args, ctl)) from None
+    except errors.UsageError as err:
+        print(f"branchctl {args._command}: " + _("error: {message}").format(message=err),
+              file=sys.stderr)
+        raise SystemExit(errors.USAGE) from None
+    except ConfigError as err:  # e.g. an unreadable BRANCH_TLS_CA_FILE
+        print(_("error: {message}").format(message=err), file=sys.stderr)
+        raise SystemExit(errors.USAGE) from None
+    except KeyboardInterrupt:
+        print(_("interrupted"), file=sys.stderr)
+        raise SystemExit(errors.INTERRUPTED) from None
+    except SystemExit:
+        raise
+    except jwt.PyJWTError:  # a token read for its claims (whoami, --mine) is not one
+        print(_("error: the stored token is not a valid token: run `branchctl login` again"),
+              file=sys.stderr)
+        raise SystemExit(errors.STOPPED) from None
+    except OSError as err:  # a file named on the command line, a closed pipe
+        print(_("error: {message}").format(
+            message=f"{err.filename + ': ' if err.filename else ''}{err.strerror or err}"),
+            file=sys.stderr)
+        raise SystemExit(errors.STOPPED) from None
+    except Exception as err:  # the last resort: a bug, told in one line
+        if args.debug:
+            raise
+        print(_("error: branchctl {command} failed unexpectedly ({problem}); rerun with --debug "
+                "and report it").format(command=args._command,
+                                        problem=f"{type(err).__name__}: {err}"),
+              file=sys.stderr)
+        raise SystemExit(errors.BUG) from None
 
 
-def _print_bad_fields(err: grpc.aio.AioRpcError) -> None:
+def _report_rpc(err: grpc.aio.AioRpcError, args: argparse.Namespace, ctl: Ctl) -> int:
+    """Print what the service said, in the command's words; returns the exit status."""
+    code = err.code()
+    details = err.details() or ""
+    if code == grpc.StatusCode.UNAVAILABLE and ("connect" in details.lower()
+                                                 or "connection" in details.lower()):
+        service = ctl.last_service or "directory"
+        try:
+            address = load_settings().address(service)
+        except ConfigError:
+            address = f"BRANCH_{service.upper()}_ADDR"
+        print(_("error: {message}").format(message=errors.unreachable(service, address)),
+              file=sys.stderr)
+        return errors.exit_code(code)
+    command, options = args._command, args._options
+    localized = _localized(err) if i18n.chosen() == "zh_CN" else ""
+    message = errors.with_flags(localized or details, command, options)
+    print(_("error: {message}").format(message=f"{code.name}: {message}"), file=sys.stderr)
+    for field_name, description in _bad_fields(err):
+        print(f"  {errors.flag_for(field_name, command, options)}: {description}",
+              file=sys.stderr)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        print("  " + _("log in again: branchctl login"), file=sys.stderr)
+    return errors.exit_code(code)
+
+
+def _localized(err: grpc.aio.AioRpcError) -> str:
+    """The service's zh-CN LocalizedMessage, '' when it sent none."""
     from google.rpc import error_details_pb2
     from grpc_status import rpc_status
 
-    # an AioRpcError has what from_call reads: code(), details(), trailing_metadata()
-    status = rpc_status.from_call(cast(grpc.Call, err))
+    try:
+        status = rpc_status.from_call(_as_call(err))
+    except ValueError:
+        return ""
+    for detail in status.details if status else []:
+        if detail.Is(error_details_pb2.LocalizedMessage.DESCRIPTOR):
+            msg = error_details_pb2.LocalizedMessage()
+            detail.Unpack(msg)
+            if msg.locale.lower().startswith("zh"):
+                return msg.message
+    return ""
+
+
+def _as_call(err: grpc.aio.AioRpcError) -> grpc.Call:
+    """grpc_status's from_call is typed for a sync call; an AioRpcError has what it reads:
+    code(), details(), trailing_metadata()."""
+    return cast(grpc.Call, err)
+
+
+def _bad_fields(err: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    try:
+        status = rpc_status.from_call(_as_call(err))
+    except ValueError:  # a status whose code does not match the call's
+        return []
+    found = []
     for detail in status.details if status else []:
         if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             bad = error_details_pb2.BadRequest()
             detail.Unpack(bad)
-            for v in bad.field_violations:
-                print(f"  {v.field}: {v.description}", file=sys.stderr)
+            found += [(v.field, v.description) for v in bad.field_violations]
+    return found
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ and stored as UTC Timestamps. One copy for every service's commands."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -22,19 +22,26 @@ def zone() -> ZoneInfo:
         raise SystemExit(str(exc)) from None
 
 
-def local(value: Timestamp, fmt: str = "%m-%d %H:%M", empty: str = "") -> str:
+def local(value: Timestamp, fmt: str = DATE_TIME, empty: str = "") -> str:
     """A Timestamp in the branch's zone, as fmt; `empty` for an unset one."""
     if value.seconds == 0 and value.nanos == 0:
         return empty
     return value.ToDatetime(tzinfo=UTC).astimezone(zone()).strftime(fmt)
 
 
-def timestamp(text: str) -> Timestamp:
-    """YYYY-MM-DD, 'YYYY-MM-DD HH:MM' or ISO 8601, in the branch's zone unless the text names
-    an offset. Raises ValueError for anything else."""
-    value = datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=zone())
+def timestamp(value: str | date | datetime) -> Timestamp:
+    """A time as a UTC Timestamp: a datetime (as services/cli/when.py's argparse types give;
+    naive ones are branch-local), a date (its first instant in the branch's zone), or text
+    YYYY-MM-DD, 'YYYY-MM-DD HH:MM' or ISO 8601, in the branch's zone unless it names an
+    offset. Raises ValueError for other text."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime.combine(value, time())
+    else:
+        moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone())
     out = Timestamp()
-    out.FromDatetime(value.astimezone(UTC))
+    out.FromDatetime(moment.astimezone(UTC))
     return out

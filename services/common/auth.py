@@ -21,6 +21,7 @@ ROLES = frozenset(
         "compliance",
         "supervisor",
         "admin",
+        "quality_inspector",
     }
 )
 # Services call each other with this role; no staff member holds it.

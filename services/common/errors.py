@@ -26,14 +26,48 @@ class DomainError(Exception):
     def details(self) -> list[any_pb2.Any]:
         return []
 
+    def localized(self) -> str:
+        """The message in Chinese (zh-CN): the fixed phrase for this kind of error, then the
+        English particulars (ids, field names) when the message is not itself a fixed phrase."""
+        fixed = ZH_MESSAGES.get(self.message)
+        if fixed:
+            return fixed
+        phrase = ZH_BY_CODE.get(self.code, "请求失败")
+        return f"{phrase}（{self.message}）"
+
     def to_status(self, domain: str) -> status_pb2.Status:
+        """The rich status: ErrorInfo, the subclass's details, and a LocalizedMessage in
+        zh-CN beside the English `message` (AIP-193)."""
         info = any_pb2.Any()
         info.Pack(error_details_pb2.ErrorInfo(reason=self.reason, domain=domain))
         return status_pb2.Status(
             code=self.code.value[0],
             message=self.message,
-            details=[info, *self.details()],
+            details=[info, *self.details(), zh_cn(self.localized())],
         )
+
+
+def zh_cn(message: str) -> any_pb2.Any:
+    """A google.rpc.LocalizedMessage in zh-CN, packed for a Status's details."""
+    packed = any_pb2.Any()
+    packed.Pack(error_details_pb2.LocalizedMessage(locale="zh-CN", message=message))
+    return packed
+
+
+# The Chinese summary of each kind of error, shown to staff whose client asks for zh-CN.
+ZH_BY_CODE: dict[grpc.StatusCode, str] = {
+    grpc.StatusCode.INVALID_ARGUMENT: "请求参数有误",
+    grpc.StatusCode.NOT_FOUND: "未找到",
+    grpc.StatusCode.ALREADY_EXISTS: "已存在",
+    grpc.StatusCode.FAILED_PRECONDITION: "当前状态不允许此操作",
+    grpc.StatusCode.PERMISSION_DENIED: "无权执行此操作",
+    grpc.StatusCode.UNAUTHENTICATED: "未登录或登录已失效",
+    grpc.StatusCode.UNAVAILABLE: "服务暂不可用，请稍后重试",
+}
+# Whole messages that are fixed phrases.
+ZH_MESSAGES: dict[str, str] = {
+    "database unavailable; retry shortly": "数据库暂不可用，请稍后重试",
+}
 
 
 class InvalidArgument(DomainError):
@@ -47,6 +81,9 @@ class InvalidArgument(DomainError):
         self.violations = items
         fields = ", ".join(f for f, _ in items)
         super().__init__(f"invalid argument: {fields}: " + "; ".join(d for _, d in items))
+
+    def localized(self) -> str:
+        return "请求参数有误：" + "；".join(f"{f}：{d}" for f, d in self.violations)
 
     def details(self) -> list[any_pb2.Any]:
         bad = error_details_pb2.BadRequest(

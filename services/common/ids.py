@@ -16,3 +16,13 @@ def new_id() -> str:
     value |= 0b10 << 62
     value |= rand & ((1 << 62) - 1)
     return str(uuid.UUID(int=value))
+
+
+def looks_like_id(text: str) -> bool:
+    """Whether `text` has an id's shape (a UUID, any version), so a refusal can say "not an
+    id" rather than "no such person" for a name or number typed where an id was expected."""
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True

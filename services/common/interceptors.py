@@ -25,7 +25,7 @@ from services.common.auth import (
 )
 from services.common.clock import Clock
 from services.common.db import Database, is_unavailable
-from services.common.errors import DatabaseUnavailable, DomainError
+from services.common.errors import DatabaseUnavailable, DomainError, zh_cn
 from services.common.ids import new_id
 from services.common.logs import bind_request, get_logger, unbind
 from services.common.models import AuditRecord
@@ -213,7 +213,8 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         ref = new_id()
         self.log.error("internal error", rpc_method=method, error_ref=ref, exc_info=exc)
         state["error"] = rpc_status.to_status(
-            status_pb2.Status(code=code_pb2.INTERNAL, message=f"internal error (ref {ref})")
+            status_pb2.Status(code=code_pb2.INTERNAL, message=f"internal error (ref {ref})",
+                              details=[zh_cn(f"服务内部错误（编号 {ref}）")])
         )
         return grpc.StatusCode.INTERNAL
 

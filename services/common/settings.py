@@ -15,6 +15,7 @@ SERVICE_PORTS = {
     "remote": 50053,
     "vip": 50054,
     "research": 50055,
+    "insight": 50056,
 }
 
 
@@ -71,11 +72,13 @@ class Settings(BaseSettings):
     remote_port: int = SERVICE_PORTS["remote"]
     vip_port: int = SERVICE_PORTS["vip"]
     research_port: int = SERVICE_PORTS["research"]
+    insight_port: int = SERVICE_PORTS["insight"]
     directory_addr: str = Field("", description="host:port of directory; empty: host and port")
     onsite_addr: str = ""
     remote_addr: str = ""
     vip_addr: str = ""
     research_addr: str = ""
+    insight_addr: str = ""
     tls_cert_file: str = Field(
         "", description="PEM certificate chain this process serves (and shows to peers that "
         "require client certificates); empty: plaintext")

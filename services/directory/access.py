@@ -9,7 +9,7 @@ CLIENT_READERS = (
 )
 EVERY_STAFF = (
     "client_manager", "consultant", "service_agent", "broker", "analyst", "compliance",
-    "supervisor", "admin", SERVICE_ROLE,
+    "supervisor", "admin", "quality_inspector", SERVICE_ROLE,
 )
 
 ACCESS = {

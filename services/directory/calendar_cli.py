@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from branch.directory.v1 import calendar_pb2 as cpb
 from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
 
+from services.cli import when
 from services.cli.branchctl import Ctl
 from services.common.clock import SystemClock, local_today
 from services.common.settings import load_settings
@@ -72,14 +73,15 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                               "days and overrides")
     sub = group.add_subparsers(dest="command", required=True)
     p = sub.add_parser("show", help="days off, make-up working days and overrides")
-    p.add_argument("--from", dest="start", help="YYYY-MM-DD (default today, branch-local)")
+    p.add_argument("--from", dest="start", type=when.day,
+                   help="YYYY-MM-DD (default today, branch-local)")
     p.add_argument("--days", type=int, default=62)
     p.add_argument("--all", action="store_true", help="every day, plain workdays too")
     p.set_defaults(func=show)
     p = sub.add_parser("overrides", help="every operator override")
     p.set_defaults(func=overrides)
     p = sub.add_parser("set", help="override one date (admin, supervisor; audited)")
-    p.add_argument("date", help="YYYY-MM-DD")
+    p.add_argument("date", type=when.day, help="YYYY-MM-DD")
     kind = p.add_mutually_exclusive_group(required=True)
     kind.add_argument("--holiday", dest="working", action="store_false",
                       help="the branch does not work that day")
@@ -88,5 +90,5 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--note", default="", help="why, e.g. the notice's number")
     p.set_defaults(func=set_day)
     p = sub.add_parser("unset", help="remove a date's override (admin, supervisor; audited)")
-    p.add_argument("date", help="YYYY-MM-DD")
+    p.add_argument("date", type=when.day, help="YYYY-MM-DD")
     p.set_defaults(func=unset_day)

@@ -12,6 +12,7 @@ from branch.directory.v1 import directory_service_pb2 as api
 from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from services.cli import output
 from services.cli.branchctl import Ctl
 from services.cli.people import client_option, staff_option
 from services.cli.timefmt import zone
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 CHANNELS = {"onsite": client_pb2.CHANNEL_ONSITE, "remote": client_pb2.CHANNEL_REMOTE}
 TIERS = {"standard": client_pb2.TIER_STANDARD, "key": client_pb2.TIER_KEY}
+ROLES = [n.removeprefix("ROLE_").lower() for n in staff_pb2.Role.keys() if n != "ROLE_UNSPECIFIED"]
 SEND_BATCH = 500
 
 
@@ -56,9 +58,17 @@ async def clients(args: argparse.Namespace, ctl: Ctl) -> None:
 async def client(args: argparse.Namespace, ctl: Ctl) -> None:
     stub = _stub(ctl)
     c = await stub.GetClient(api.GetClientRequest(id=args.id), metadata=ctl.metadata)
-    ctl.console.print(c)
     held = await stub.ListHoldings(api.ListHoldingsRequest(client_id=args.id),
                                    metadata=ctl.metadata)
+    if ctl.output == "json":  # scripts: the API's own field names and values
+        output.write_message(c, held.holdings, "holdings")
+        return
+    if ctl.output == "table":
+        ctl.table(f"client {c.account_no} {c.display_name}", ["field", "value"],
+                  output.record_rows(c))
+    else:
+        ctl.table("client", [r[0] for r in output.record_rows(c)],
+                  [[r[1] for r in output.record_rows(c)]])
     ctl.table("holdings", ["ticker", "quantity", "cost", "market", "risk", "as of"],
               [[h.ticker, h.quantity, h.cost_price, h.market_price,
                 client_pb2.RiskLevel.Name(h.risk_level).removeprefix("RISK_LEVEL_"), h.as_of]
@@ -134,7 +144,7 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     client_option(p, "id")
     p.set_defaults(func=client)
     p = sub.add_parser("staff", help="list staff")
-    p.add_argument("--role")
+    p.add_argument("--role", choices=ROLES, help="one of: " + ", ".join(ROLES))
     p.add_argument("--all", action="store_true", help="include deactivated")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=staff)

@@ -20,6 +20,7 @@ ROLE_NAMES = {
     staff_pb2.ROLE_COMPLIANCE: "compliance",
     staff_pb2.ROLE_SUPERVISOR: "supervisor",
     staff_pb2.ROLE_ADMIN: "admin",
+    staff_pb2.ROLE_QUALITY_INSPECTOR: "quality_inspector",
 }
 ROLE_VALUES = {name: value for value, name in ROLE_NAMES.items()}
 

@@ -30,13 +30,14 @@ GIVEN = (
 )
 STAFF_PLAN = [
     ("supervisor", 2), ("client_manager", 8), ("consultant", 6), ("service_agent", 8),
-    ("broker", 8), ("analyst", 5), ("compliance", 2),
+    ("broker", 8), ("analyst", 5), ("compliance", 2), ("quality_inspector", 2),
 ]
 ROLE_ENUM = {
     "client_manager": staff_pb2.ROLE_CLIENT_MANAGER, "consultant": staff_pb2.ROLE_CONSULTANT,
     "service_agent": staff_pb2.ROLE_SERVICE_AGENT, "broker": staff_pb2.ROLE_BROKER,
     "analyst": staff_pb2.ROLE_ANALYST, "compliance": staff_pb2.ROLE_COMPLIANCE,
     "supervisor": staff_pb2.ROLE_SUPERVISOR, "admin": staff_pb2.ROLE_ADMIN,
+    "quality_inspector": staff_pb2.ROLE_QUALITY_INSPECTOR,
 }
 SECURITIES = [
     ("600519", "贵州茅台", 3, "1620"), ("000858", "五粮液", 3, "142"),

@@ -13,6 +13,8 @@ from branch.onsite.v1 import onsite_service_pb2 as api
 from branch.onsite.v1.onsite_service_pb2_grpc import OnsiteServiceStub
 from branch.research.v1 import note_enums_pb2
 
+from services.cli import when
+from services.cli.argtypes import count, risk_level
 from services.cli.branchctl import Ctl, clip, who
 from services.cli.people import client_option, resolve_client, staff_option
 from services.cli.timefmt import local, timestamp, zone
@@ -252,7 +254,7 @@ async def raise_form(args: argparse.Namespace, ctl: Ctl) -> None:
 
 
 async def analyse(args: argparse.Namespace, ctl: Ctl) -> None:
-    level = client_pb2.RiskLevel.ValueType(int(args.risk.upper().removeprefix("R")))
+    level = args.risk
     f = await _stub(ctl).AnalyseConsultationForm(api.AnalyseConsultationFormRequest(
         id=args.id, analysis=args.analysis, advice=args.advice, advice_risk_level=level,
         note_ids=args.note_id or [], suitability_override_reason=args.override or ""),
@@ -273,6 +275,7 @@ async def cancel(args: argparse.Namespace, ctl: Ctl) -> None:
 
 
 async def overdue(args: argparse.Namespace, ctl: Ctl) -> None:
+    when.in_order(args.start, args.end, ("--start", "--end"))
     stub = _stub(ctl)
     s = await stub.SummarizeOverdueForms(api.SummarizeOverdueFormsRequest(
         start_date=args.start or "", end_date=args.end or ""), metadata=ctl.metadata)
@@ -317,7 +320,7 @@ async def meetings(args: argparse.Namespace, ctl: Ctl) -> None:
     resp = await _stub(ctl).ListMeetings(req, metadata=ctl.metadata)
     ctl.table("exchange meetings", ["id", "start", "topic", "where", "presenter", "state",
                                     "confirmed", "waiting", "attended"],
-              [[m.id, local(m.start_time, "%a %m-%d %H:%M"), clip(m.topic), _fmt(m),
+              [[m.id, local(m.start_time, "%a %Y-%m-%d %H:%M"), clip(m.topic), _fmt(m),
                 who(m.presenter_display_name, m.presenter_id),
                 meeting_pb2.MeetingState.Name(m.state).removeprefix("MEETING_STATE_").lower(),
                 f"{m.confirmed_count}/{m.capacity}", m.waitlisted_count, m.attended_count]
@@ -374,7 +377,7 @@ async def series(args: argparse.Namespace, ctl: Ctl) -> None:
         weeks=args.weeks, topic=args.topic or "", presenter_kind=kind,  # type: ignore[arg-type]
         presenter_id=presenter, request_id=args.request_id or ""), metadata=ctl.metadata)
     ctl.console.print(f"series {resp.series.id}: "
-                      + ", ".join(local(m.start_time, "%a %m-%d %H:%M") for m in resp.meetings))
+                      + ", ".join(local(m.start_time, "%a %Y-%m-%d %H:%M") for m in resp.meetings))
 
 
 async def register(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -404,12 +407,12 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sub = g.add_subparsers(dest="onsite_cmd", required=True)
 
     p = sub.add_parser("day", help="a manager's plan, visits, patrols and quota progress")
-    p.add_argument("--date", help="YYYY-MM-DD (default today)")
+    p.add_argument("--date", type=when.day, help="YYYY-MM-DD (default today)")
     staff_option(p, "--manager", help="whose day (supervisors)")
     p.set_defaults(func=day)
 
     p = sub.add_parser("plan", help="set the day's plan (replaces it)")
-    p.add_argument("--date")
+    p.add_argument("--date", type=when.day, help="YYYY-MM-DD, today, tomorrow")
     staff_option(p, "--manager")
     p.add_argument("--visit", action="append", metavar="CLIENT[:why]")
     p.add_argument("--room", action="append")
@@ -423,7 +426,8 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--topic", action="append")
     p.add_argument("--requests", help="what the client asked for")
     p.add_argument("--follow-up", metavar="NOTE")
-    p.add_argument("--at", help="local time 'YYYY-MM-DD HH:MM' (default now)")
+    p.add_argument("--at", type=when.moment,
+                   help="when: 'YYYY-MM-DD HH:MM', '10:30', 'yesterday 16:00' (default now)")
     staff_option(p, "--manager")
     p.add_argument("--request-id")
     p.set_defaults(func=visit)
@@ -431,13 +435,14 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = sub.add_parser("patrol", help="record a room patrol")
     p.add_argument("room")
     p.add_argument("--obs", help="observations")
-    p.add_argument("--at")
+    p.add_argument("--at", type=when.moment, help="when: '12:00', 'YYYY-MM-DD HH:MM' "
+                   "(default now)")
     staff_option(p, "--manager")
     p.add_argument("--request-id")
     p.set_defaults(func=patrol)
 
     p = sub.add_parser("compliance", help="planned vs done vs quota per manager")
-    p.add_argument("--date")
+    p.add_argument("--date", type=when.day, help="YYYY-MM-DD, today, tomorrow")
     p.add_argument("--week", action="store_true")
     staff_option(p, "--manager")
     p.set_defaults(func=compliance)
@@ -482,7 +487,7 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("id")
     p.add_argument("--analysis", required=True)
     p.add_argument("--advice", required=True)
-    p.add_argument("--risk", required=True, help="R1..R5")
+    p.add_argument("--risk", required=True, type=risk_level, help="R1..R5")
     p.add_argument("--note-id", action="append", help="research note cited")
     p.add_argument("--override", metavar="REASON", help="record a suitability override")
     p.set_defaults(func=analyse)
@@ -498,8 +503,8 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=cancel)
 
     p = sub.add_parser("overdue", help="supervisor: overdue forms by consultant and manager")
-    p.add_argument("--start", help="deadline from YYYY-MM-DD")
-    p.add_argument("--end")
+    p.add_argument("--start", type=when.day, help="deadline from YYYY-MM-DD")
+    p.add_argument("--end", type=when.day)
     p.set_defaults(func=overdue)
 
     p = sub.add_parser("settings", help="show or set the delivery deadline")
@@ -507,7 +512,7 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=settings)
 
     p = sub.add_parser("meetings", help="exchange meetings from a week ago on")
-    p.add_argument("--past", type=int, default=7, help="days back (default 7)")
+    p.add_argument("--past", type=count, default=7, help="days back (default 7)")
     p.add_argument("--limit", type=int, default=30)
     p.add_argument("--page")
     p.set_defaults(func=meetings)
@@ -521,7 +526,8 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                            else "create a weekly schedule")
         if name == "schedule":
             p.add_argument("--topic", required=True)
-            p.add_argument("--start", required=True, help="local 'YYYY-MM-DD HH:MM'")
+            p.add_argument("--start", required=True, type=when.moment,
+                           help="local 'YYYY-MM-DD HH:MM' or 'next friday 19:00'")
             p.add_argument("--note-id", action="append")
         else:
             p.add_argument("--title", required=True)

@@ -24,7 +24,7 @@ from services.common.errors import (
 )
 from services.common.events import emit
 from services.common.fields import check_date, check_text
-from services.common.ids import new_id
+from services.common.ids import looks_like_id, new_id
 from services.common.logs import get_logger
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.protos import ts
@@ -217,6 +217,18 @@ async def summarize_overdue(
 
 # ---- raising -------------------------------------------------------------------------------
 
+def consultant_problem(typed: str, staff: staff_pb2.Staff | None) -> str:
+    """Why `typed` cannot be the form's consultant, told apart: not an id at all (a name or
+    employee number sent where the API takes an id), no such staff member, deactivated, or
+    not a consultant."""
+    if staff is None:
+        return ("no staff member has this id" if looks_like_id(typed) else
+                "not a staff id (an id is a UUID; branchctl takes an employee number or name)")
+    if not staff.active:
+        return "this staff member is deactivated"
+    return "this staff member is not a consultant"
+
+
 async def prepare_raise(o: Onsite, p: Principal, req: api.RaiseConsultationFormRequest):  # type: ignore[no-untyped-def]
     """Checks and directory look-ups done before the write (client, consultant, holdings)."""
     v = Violations()
@@ -228,7 +240,7 @@ async def prepare_raise(o: Onsite, p: Principal, req: api.RaiseConsultationFormR
     client = await onsite_client(o, p, req.client_id, p.staff_id)
     staff = await o.directory.get_staff(req.consultant_id)
     if staff is None or not staff.active or staff_pb2.ROLE_CONSULTANT not in staff.roles:
-        raise InvalidArgument({"consultant_id": "not an active consultant"})
+        raise InvalidArgument({"consultant_id": consultant_problem(req.consultant_id, staff)})
     holdings = await o.directory.list_holdings(req.client_id)
     manager = client.client_manager_id if is_branch_wide(p) and client.client_manager_id \
         else p.staff_id

@@ -251,7 +251,9 @@ class Campaigns:
         emit(session, subject="branch.remote.campaign.created",
              message=events_pb2.CampaignCreated(
                  campaign_id=row.id, kind=row.kind, target_count=row.target_count,  # type: ignore[arg-type]
-                 agent_ids=agents, create_time=out.create_time),
+                 agent_ids=agents, create_time=out.create_time,
+                 daily_quota=row.daily_quota, start_date=row.start_date.isoformat(),
+                 end_date=row.end_date.isoformat()),
              about=row.id, now=now)
         return out
 

@@ -14,6 +14,8 @@ from branch.remote.v1 import report_pb2
 from branch.remote.v1 import ticket_pb2 as tpb
 from branch.remote.v1.remote_service_pb2_grpc import RemoteServiceStub
 
+from services.cli import when
+from services.cli.argtypes import comma_list
 from services.cli.branchctl import Ctl, clip, who
 from services.cli.people import client_option, staff_list_option, staff_option
 from services.cli.timefmt import local, timestamp
@@ -230,6 +232,7 @@ async def ticket_action(args: argparse.Namespace, ctl: Ctl) -> None:
 # ---- reports ---------------------------------------------------------------------------------
 
 async def report_create(args: argparse.Namespace, ctl: Ctl) -> None:
+    when.in_order(args.start, args.end, ("--start", "--end"))
     r = await _stub(ctl).CreateReport(api.CreateReportRequest(
         client_id=args.client, period_start=args.start, period_end=args.end,
         request_id=args.request_id or ""), metadata=ctl.metadata)
@@ -391,12 +394,15 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("target")
     p.add_argument("outcome", choices=sorted(OUTCOMES))
     p.add_argument("--notes")
-    p.add_argument("--callback-at", help="when the client asked to be called (ISO time)")
-    p.add_argument("--called-at", help="when the call was made, if recorded later (ISO time)")
+    p.add_argument("--callback-at", type=when.moment,
+                   help="when the client asked to be called: 'tomorrow 10am', 'YYYY-MM-DD HH:MM'")
+    p.add_argument("--called-at", type=when.moment,
+                   help="when the call was made, if recorded later: 'now', '09:40'")
     p.add_argument("--request-id")
     p.set_defaults(func=record)
     p = g.add_parser("duty", help="go on or off duty on lines")
-    p.add_argument("--lines", default="investment,technical")
+    p.add_argument("--lines", default="investment,technical", type=comma_list(LINES),
+                   help="comma-separated: " + ",".join(sorted(LINES)))
     p.add_argument("--off", action="store_true")
     staff_option(p, "--staff", help="another agent (supervisors)")
     p.set_defaults(func=duty)
@@ -461,8 +467,8 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = g.add_parser("report-create", help="build a client's trading-record report")
     client_option(p, "client")
-    p.add_argument("--start", required=True, help="YYYY-MM-DD")
-    p.add_argument("--end", required=True, help="YYYY-MM-DD")
+    p.add_argument("--start", required=True, type=when.day, help="YYYY-MM-DD")
+    p.add_argument("--end", required=True, type=when.day, help="YYYY-MM-DD")
     p.add_argument("--request-id")
     p.set_defaults(func=report_create)
     p = g.add_parser("report", help="print a report (Markdown) or write its HTML")
@@ -483,8 +489,8 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--name", required=True)
     p.add_argument("--kind", choices=sorted(KINDS), default="general")
     p.add_argument("--purpose")
-    p.add_argument("--start", required=True, help="YYYY-MM-DD")
-    p.add_argument("--end", required=True, help="YYYY-MM-DD")
+    p.add_argument("--start", required=True, type=when.day, help="YYYY-MM-DD")
+    p.add_argument("--end", required=True, type=when.day, help="YYYY-MM-DD")
     staff_list_option(p, "--agents", required=True, help="comma-separated agents")
     p.add_argument("--quota", type=int, required=True, help="callbacks per agent per day")
     p.add_argument("--max-attempts", type=int)

@@ -67,7 +67,10 @@ async def load(demo: Demo) -> None:
                                                         on_duty=i < 6), metadata=sup)
 
     today = demo.today
-    start = (today - timedelta(days=21)).isoformat()
+    # three weeks of callbacks, and at least two weeks of last month whatever today's date,
+    # so the quality inspectors' monthly sample (insight) has last month's calls to draw
+    span = max(21, today.day + 14)
+    start = (today - timedelta(days=span)).isoformat()
     general = await stub.CreateCampaign(api.CreateCampaignRequest(campaign=cpb.Campaign(
         name="Quarterly check-in", purpose="hear remote clients' needs, offer the written report",
         kind=cpb.CAMPAIGN_KIND_GENERAL, start_date=start,
@@ -86,7 +89,7 @@ async def load(demo: Demo) -> None:
         end_date=today.replace(month=12, day=31).isoformat(), agent_ids=agents[2:6],
         daily_quota=15), request_id="demo-campaign-annual"), metadata=sup)
 
-    # three weeks of callbacks, recorded with the time they were made
+    # callbacks over the span, recorded with the time they were made
     made = 0
     for round_ in range(90):
         agent = agents[round_ % 6]
@@ -99,7 +102,7 @@ async def load(demo: Demo) -> None:
             target_id=nxt.target.id, outcome=outcome, notes=rng.choice(NOTES[outcome]),
             request_id=f"demo-callback-{round_}")
         if round_ < 80:  # the last ones are today's
-            req.call_time.CopyFrom(ts(demo.now - timedelta(days=21 * (80 - round_) / 80,
+            req.call_time.CopyFrom(ts(demo.now - timedelta(days=span * (80 - round_) / 80,
                                                             minutes=rng.randint(0, 300))))
         if outcome == cpb.CALLBACK_OUTCOME_CALL_BACK_LATER:
             req.callback_time.CopyFrom(ts(demo.now + timedelta(hours=rng.randint(2, 48))))

@@ -8,6 +8,8 @@ from html import escape
 from branch.directory.v1 import client_pb2
 from branch.remote.v1 import report_pb2
 
+from services.common.charts import bar_chart_svg, column_chart_svg
+
 STYLE_NAMES = {
     report_pb2.TRADING_STYLE_SHORT_TERM: "short-term",
     report_pb2.TRADING_STYLE_SWING: "swing",
@@ -117,57 +119,6 @@ def markdown(client: client_pb2.Client, start: str, end: str,
     return "\n".join(out)
 
 
-def _bar_chart_svg(rows: list[tuple[str, Decimal]], title: str) -> str:
-    if not rows:
-        return ""
-    width, bar_h, gap, label_w = 640, 20, 6, 90
-    height = 30 + len(rows) * (bar_h + gap)
-    top = max(abs(v) for _, v in rows) or Decimal(1)
-    half = (width - label_w - 20) / 2
-    axis = label_w + half
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'role="img" aria-label="{escape(title)}">',
-        f'<text x="4" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
-        f'<line x1="{axis}" y1="24" x2="{axis}" y2="{height}" stroke="#888"/>',
-    ]
-    for i, (label, value) in enumerate(rows):
-        y = 28 + i * (bar_h + gap)
-        length = float(abs(value) / top) * half
-        x = axis if value >= 0 else axis - length
-        colour = "#2e7d32" if value >= 0 else "#c62828"
-        parts.append(f'<text x="4" y="{y + 14}" font-size="12">{escape(label)}</text>')
-        parts.append(f'<rect x="{x:.1f}" y="{y}" width="{max(length, 1):.1f}" '
-                     f'height="{bar_h}" fill="{colour}"><title>{escape(label)}: {value}'
-                     f'</title></rect>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _column_chart_svg(monthly: dict[str, Decimal], title: str) -> str:
-    if not monthly:
-        return ""
-    months = sorted(monthly)[-24:]
-    width, height, base = 640, 220, 190
-    top = max(monthly[m] for m in months) or Decimal(1)
-    step = (width - 20) / len(months)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'role="img" aria-label="{escape(title)}">',
-        f'<text x="4" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
-    ]
-    for i, month in enumerate(months):
-        h = float(monthly[month] / top) * (base - 30)
-        x = 10 + i * step
-        parts.append(f'<rect x="{x:.1f}" y="{base - h:.1f}" width="{step * 0.8:.1f}" '
-                     f'height="{h:.1f}" fill="#1565c0"><title>{month}: '
-                     f'{monthly[month].quantize(Decimal("0.01"))}</title></rect>')
-        if len(months) <= 12 or i % 3 == 0:
-            parts.append(f'<text x="{x:.1f}" y="{base + 14}" font-size="10">{month}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
 def html(client: client_pb2.Client, start: str, end: str,
          figures: report_pb2.ReportFigures, monthly: dict[str, Decimal]) -> str:
     e = escape
@@ -197,13 +148,13 @@ def html(client: client_pb2.Client, start: str, end: str,
         f"{e(_tolerance(client.risk_tolerance))}.</p>"
         f"<h2>Summary</h2><table>{rows}</table>"
         f"<h2>Realised P&amp;L by ticker</h2>"
-        f"{_bar_chart_svg(_chart_rows(figures), 'Realised P&L by ticker')}"
+        f"{bar_chart_svg(_chart_rows(figures), 'Realised P&L by ticker')}"
         "<table><tr><th>Ticker</th><th>Name</th><th>Trades</th><th>Turnover</th>"
         "<th>Realised P&amp;L</th><th>Wins / closing sells</th><th>Avg holding (days)</th></tr>"
         f"{tickers}</table>"
         + (f"<p class='warn'>{e(incomplete_note(figures))}</p>" if incomplete_note(figures)
            else "")
         + f"<p>{e(CONVENTIONS)}</p>"
-        f"<h2>Monthly turnover</h2>{_column_chart_svg(monthly, 'Monthly turnover')}"
+        f"<h2>Monthly turnover</h2>{column_chart_svg(monthly, 'Monthly turnover')}"
         f"<h2>Suitability</h2>{warnings}</body></html>"
     )

@@ -18,6 +18,7 @@ from branch.research.v1.research_service_pb2_grpc import ResearchServiceStub
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from services.cli import when
 from services.cli.branchctl import Ctl, clip, who
 from services.cli.people import client_option
 from services.cli.timefmt import DATE_TIME, local, timestamp
@@ -128,6 +129,7 @@ def _note_rows(notes) -> list[list[str]]:  # type: ignore[no-untyped-def]
 # ---- notes -------------------------------------------------------------------------------
 
 async def notes(args: argparse.Namespace, ctl: Ctl) -> None:
+    when.in_order(args.since, args.until, ("--since", "--until"))
     req = api.ListNotesRequest(page_size=args.limit, page_token=args.page or "",
                                ticker=args.ticker or "", text=args.text or "",
                                include_expired=args.expired)
@@ -312,6 +314,7 @@ async def reach(args: argparse.Namespace, ctl: Ctl) -> None:
 
 
 async def ledger(args: argparse.Namespace, ctl: Ctl) -> None:
+    when.in_order(args.since, args.until, ("--from", "--to"))
     stub = _stub(ctl)
     if args.out:
         if not (args.since and args.until):
@@ -353,7 +356,7 @@ def _content_options(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--stance", action="append", metavar="TICKER=STANCE",
                    help="repeatable; stance: " + ", ".join(STANCES))
     p.add_argument("--risk", choices=["R1", "R2", "R3", "R4", "R5"], required=required)
-    p.add_argument("--valid-until", metavar="YYYY-MM-DD", required=required)
+    p.add_argument("--valid-until", metavar="YYYY-MM-DD", type=when.day, required=required)
     p.add_argument("--audience", choices=sorted(AUDIENCES), required=required)
 
 
@@ -368,8 +371,9 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--author")
     p.add_argument("--mine", action="store_true", help="notes I wrote")
     p.add_argument("--text")
-    p.add_argument("--since", metavar="DATE", help="published on or after")
-    p.add_argument("--until", metavar="DATE", help="published before")
+    p.add_argument("--since", metavar="DATE", type=when.day,
+                   help="published on or after: YYYY-MM-DD, yesterday, '7 days ago'")
+    p.add_argument("--until", metavar="DATE", type=when.day, help="published before")
     p.add_argument("--expired", action="store_true", help="include expired published notes")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--page")
@@ -429,7 +433,8 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--question", required=True)
     client_option(p, "--client")
     p.add_argument("--ticker", action="append")
-    p.add_argument("--due", metavar="DATETIME")
+    p.add_argument("--due", metavar="DATETIME", type=when.moment,
+                   help="'tomorrow 17:00', 'YYYY-MM-DD HH:MM'")
     p.add_argument("--due-hours", type=float, default=24.0)
     p.set_defaults(func=ask)
 
@@ -452,8 +457,8 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = sub.add_parser("ledger", help="the distribution ledger; --out FILE exports CSV")
     p.add_argument("--note")
-    p.add_argument("--from", dest="since", metavar="DATE")
-    p.add_argument("--to", dest="until", metavar="DATE")
+    p.add_argument("--from", dest="since", metavar="DATE", type=when.day)
+    p.add_argument("--to", dest="until", metavar="DATE", type=when.day)
     p.add_argument("--out", metavar="FILE", help="CSV file, or - for stdout")
     p.add_argument("--limit", type=int, default=100)
     p.set_defaults(func=ledger)

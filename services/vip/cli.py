@@ -4,7 +4,6 @@ client's acknowledgement); a supervisor checks the rota, on-call, breaches and S
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from branch.directory.v1 import client_pb2
@@ -12,9 +11,11 @@ from branch.vip.v1 import advisory_pb2, relay_pb2, rota_pb2
 from branch.vip.v1 import vip_service_pb2 as api
 from branch.vip.v1.vip_service_pb2_grpc import VipServiceStub
 
+from services.cli import when
+from services.cli.argtypes import count, risk_level
 from services.cli.branchctl import Ctl, clip, who
 from services.cli.people import client_option, staff_option
-from services.cli.timefmt import local, zone
+from services.cli.timefmt import local, timestamp
 from services.common.protos import enum_name
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ async def research(args: argparse.Namespace, ctl: Ctl) -> None:
 
 
 async def answer(args: argparse.Namespace, ctl: Ctl) -> None:
-    level = int(args.risk.upper().removeprefix("R"))
+    level = args.risk
     _print_advisory(ctl, await _stub(ctl).AnswerAdvisory(api.AnswerAdvisoryRequest(
         id=args.id, advice=args.advice, risk_level=client_pb2.RiskLevel.ValueType(level),
         override_reason=args.override or ""), metadata=ctl.metadata))
@@ -180,8 +181,7 @@ async def gaps(args: argparse.Namespace, ctl: Ctl) -> None:
 async def on_call(args: argparse.Namespace, ctl: Ctl) -> None:
     req = api.GetOnCallRequest()
     if args.at:
-        when = datetime.fromisoformat(args.at)
-        req.time.FromDatetime(when if when.tzinfo else when.replace(tzinfo=zone()))
+        req.time.CopyFrom(timestamp(args.at))
     resp = await _stub(ctl).GetOnCall(req, metadata=ctl.metadata)
     rows = [[kind, who(s.staff_display_name, s.staff_id), local(s.start_time),
              local(s.end_time)]
@@ -191,12 +191,10 @@ async def on_call(args: argparse.Namespace, ctl: Ctl) -> None:
 
 
 async def shift(args: argparse.Namespace, ctl: Ctl) -> None:
-    tz = zone()
-    start = datetime.fromisoformat(args.start)
-    end = datetime.fromisoformat(args.end)
+    when.in_order(args.start, args.end, ("START", "END"))
     msg = rota_pb2.Shift(staff_id=args.staff, role=ROLES[args.role], note=args.note or "")
-    msg.start_time.FromDatetime(start if start.tzinfo else start.replace(tzinfo=tz))
-    msg.end_time.FromDatetime(end if end.tzinfo else end.replace(tzinfo=tz))
+    msg.start_time.CopyFrom(timestamp(args.start))
+    msg.end_time.CopyFrom(timestamp(args.end))
     made = await _stub(ctl).CreateShift(api.CreateShiftRequest(shift=msg),
                                         metadata=ctl.metadata)
     ctl.console.print(f"shift {made.id}: {local(made.start_time)} - {local(made.end_time)}")
@@ -219,6 +217,7 @@ async def breaches(args: argparse.Namespace, ctl: Ctl) -> None:
 
 
 async def report(args: argparse.Namespace, ctl: Ctl) -> None:
+    when.in_order(args.start, args.end, ("--start", "--end"))
     resp = await _stub(ctl).GetSlaReport(api.GetSlaReportRequest(
         start_date=args.start or "", end_date=args.end or "", broker_id=args.broker or ""),
         metadata=ctl.metadata)
@@ -262,7 +261,7 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = sub.add_parser("answer", help="give the advice (risk level R1-R5)")
     p.add_argument("id")
     p.add_argument("advice")
-    p.add_argument("--risk", required=True, help="R1..R5")
+    p.add_argument("--risk", required=True, type=risk_level, help="R1..R5")
     p.add_argument("--override", help="reason to give advice above the client's tolerance")
     p.set_defaults(func=answer)
     p = sub.add_parser("close", help="close an advisory without advice")
@@ -288,15 +287,15 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=client_ack)
     p = sub.add_parser("gaps", help="uncovered rota hours (supervisor)")
     p.add_argument("--role", choices=ROLES, default="broker")
-    p.add_argument("--days", type=int, default=14)
+    p.add_argument("--days", type=count.at_least(1), default=14)
     p.set_defaults(func=gaps)
     p = sub.add_parser("on-call", help="who is on call (now, or --at local time)")
-    p.add_argument("--at")
+    p.add_argument("--at", type=when.moment, help="'tomorrow 09:00', 'YYYY-MM-DD HH:MM'")
     p.set_defaults(func=on_call)
     p = sub.add_parser("shift", help="add a shift (supervisor; local times)")
     staff_option(p, "staff")
-    p.add_argument("start", help="e.g. 2026-03-02T08:00")
-    p.add_argument("end")
+    p.add_argument("start", type=when.moment, help="e.g. 2026-03-02T08:00, 'monday 08:00'")
+    p.add_argument("end", type=when.moment)
     p.add_argument("--role", choices=ROLES, default="broker")
     p.add_argument("--note")
     p.set_defaults(func=shift)
@@ -306,7 +305,7 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--page")
     p.set_defaults(func=breaches)
     p = sub.add_parser("report", help="SLA compliance per broker per week (supervisor)")
-    p.add_argument("--start")
-    p.add_argument("--end")
+    p.add_argument("--start", type=when.day)
+    p.add_argument("--end", type=when.day)
     staff_option(p, "--broker")
     p.set_defaults(func=report)

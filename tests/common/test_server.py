@@ -87,6 +87,13 @@ async def test_our_bug_is_internal_without_details(tmp_path: Path, nats_url: str
                                                          metadata=ADMIN)
     assert err.value.code() == grpc.StatusCode.INTERNAL
     assert "secret" not in (err.value.details() or "") and "ref" in err.value.details()
+    # beside the English, the same in Chinese for staff whose client asks for zh-CN
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    zh = error_details_pb2.LocalizedMessage()
+    assert any(d.Unpack(zh) for d in rpc_status.from_call(err.value).details)
+    assert zh.locale == "zh-CN" and zh.message.startswith("服务内部错误") and "secret" not in zh.message
 
 
 async def test_in_flight_call_finishes_during_graceful_stop(tmp_path: Path, nats_url: str,

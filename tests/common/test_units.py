@@ -106,3 +106,23 @@ def test_request_ids_are_logged_only_when_they_look_like_ids() -> None:
     assert _loggable("01a21a91-033f-7c13-90aa-e7b40d9d9c46") == "01a21a91-033f-7c13-90aa-e7b40d9d9c46"
     hidden = _loggable("call Zhang San on 138 0000 0000")
     assert hidden.startswith("sha256:") and "Zhang" not in hidden
+
+
+def test_errors_carry_a_chinese_localized_message() -> None:
+    from google.rpc import error_details_pb2
+
+    from services.common.errors import DatabaseUnavailable, InvalidArgument, NotFound
+
+    def zh(status) -> str:  # type: ignore[no-untyped-def]
+        for detail in status.details:
+            msg = error_details_pb2.LocalizedMessage()
+            if detail.Unpack(msg):
+                assert msg.locale == "zh-CN"
+                return msg.message
+        raise AssertionError("no LocalizedMessage")
+
+    assert zh(NotFound("client 42 not found").to_status("d")) == "未找到（client 42 not found）"
+    assert zh(DatabaseUnavailable().to_status("d")) == "数据库暂不可用，请稍后重试"
+    bad = InvalidArgument({"visit.topics": "at most 20"}).to_status("d")
+    assert zh(bad) == "请求参数有误：visit.topics：at most 20"
+    assert bad.message.startswith("invalid argument")  # the English stays

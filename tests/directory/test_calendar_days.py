@@ -108,8 +108,8 @@ async def test_branchctl_calendar(directory, tmp_path: Path) -> None:
     assert code == 0 and "2027-02-08" in out and "notice 2027" in out
     code, out = await ctl(directory, home, "calendar", "set", "2027-02-08", "--working",
                           tok=token("b1", "broker"))
-    assert code == 1 and "PERMISSION_DENIED" in out and "Traceback" not in out
+    assert code == 17 and "PERMISSION_DENIED" in out and "Traceback" not in out
     code, out = await ctl(directory, home, "calendar", "unset", "2027-02-08", tok=sup)
     assert code == 0
     code, out = await ctl(directory, home, "calendar", "unset", "2027-02-08", tok=sup)
-    assert code == 1 and "NOT_FOUND" in out
+    assert code == 15 and "NOT_FOUND" in out

@@ -69,7 +69,7 @@ async def test_errors_are_reported_not_tracebacks(directory, stub, tmp_path: Pat
     other = await make_client(stub)
     code, out = await ctl(directory, home, "directory", "client", other.id,
                           tok=token("b1", "broker"))
-    assert code == 1 and "PERMISSION_DENIED" in out
+    assert code == 17 and "PERMISSION_DENIED" in out
     # the command changed nothing
     got = await stub.GetClient(api.GetClientRequest(id=other.id), metadata=ADMIN)
     assert got == other

@@ -75,6 +75,26 @@ async def test_raise_refusals(world: World) -> None:
               "backfill_time")
 
 
+async def test_a_wrong_consultant_is_told_apart(world: World) -> None:
+    """Not an id at all, no such person, not a consultant: three different refusals."""
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    def why(err: grpc.aio.AioRpcError) -> str:
+        for detail in rpc_status.from_call(err).details:
+            bad_request = error_details_pb2.BadRequest()
+            if detail.Unpack(bad_request):
+                return bad_request.field_violations[0].description
+        return ""
+
+    ghost = "0e4f5b7a-1111-4222-8333-944455556666"
+    for consultant, said in (("S0017", "not a staff id"), (ghost, "no staff member has this id"),
+                             (world.cm2, "not a consultant")):
+        err = await fails(raise_form(world, consultant_id=consultant),
+                          grpc.StatusCode.INVALID_ARGUMENT)
+        assert said in why(err), (consultant, why(err))
+
+
 async def test_state_machine(world: World, nats_url: str) -> None:
     o = world.s.onsite
     form = await raise_form(world)

@@ -47,7 +47,14 @@ async def test_create_campaign_targets_standard_remote_clients(env, nats_url) ->
     assert got.agent_ids == [agent]
     events = await collect_events(nats_url, "branch.remote.campaign.created", count=50,
                                   timeout=2)
-    assert any(e.headers["ce-subject"] == made.id for e in events)
+    mine = [e for e in events if e.headers["ce-subject"] == made.id]
+    assert len(mine) == 1
+    from branch.remote.v1 import events_pb2
+
+    created = events_pb2.CampaignCreated.FromString(mine[0].data)
+    # what the insight service's performance targets are built from
+    assert (created.daily_quota, created.start_date, created.end_date) == (
+        made.daily_quota, made.start_date, made.end_date)
 
 
 async def test_campaign_rules_concentration_and_risk(env) -> None:

@@ -41,7 +41,7 @@ async def test_broker_and_supervisor_commands(b, tmp_path) -> None:
     assert code == 0 and adv_id in out and "acknowledge" in out, out
     code, out = await branchctl(b, tmp_path, br, "broker", "answer", adv_id, "Add more",
                                 "--risk", "R4")
-    assert code == 1 and "FAILED_PRECONDITION" in out, out
+    assert code == 19 and "FAILED_PRECONDITION" in out and "--override" in out, out
     from branch.vip.v1 import vip_service_pb2 as api
 
     from tests.vip.support import broker
@@ -67,4 +67,4 @@ async def test_broker_and_supervisor_commands(b, tmp_path) -> None:
     code, out = await branchctl(b, tmp_path, sup, "supervisor", "report")
     assert code == 0 and br[-6:] in out.replace("\n", ""), out
     code, out = await branchctl(b, tmp_path, br, "broker", "gaps")
-    assert code == 1 and "PERMISSION_DENIED" in out, out
+    assert code == 17 and "PERMISSION_DENIED" in out, out

@@ -5,3 +5,4 @@ CREATE DATABASE branch_onsite;
 CREATE DATABASE branch_remote;
 CREATE DATABASE branch_vip;
 CREATE DATABASE branch_research;
+CREATE DATABASE branch_insight;

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x62ranch/directory/v1/staff.proto\x12\x13\x62ranch.directory.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf4\x01\n\x05Staff\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0b\x65mployee_no\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12(\n\x05roles\x18\x04 \x03(\x0e\x32\x19.branch.directory.v1.Role\x12\x0e\n\x06\x61\x63tive\x18\x05 \x01(\x08\x12\x14\n\x0cteam_lead_id\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0f\x64\x65\x61\x63tivate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xbf\x01\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x17\n\x13ROLE_CLIENT_MANAGER\x10\x01\x12\x13\n\x0fROLE_CONSULTANT\x10\x02\x12\x16\n\x12ROLE_SERVICE_AGENT\x10\x03\x12\x0f\n\x0bROLE_BROKER\x10\x04\x12\x10\n\x0cROLE_ANALYST\x10\x05\x12\x13\n\x0fROLE_COMPLIANCE\x10\x06\x12\x13\n\x0fROLE_SUPERVISOR\x10\x07\x12\x0e\n\nROLE_ADMIN\x10\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x62ranch/directory/v1/staff.proto\x12\x13\x62ranch.directory.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf4\x01\n\x05Staff\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0b\x65mployee_no\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12(\n\x05roles\x18\x04 \x03(\x0e\x32\x19.branch.directory.v1.Role\x12\x0e\n\x06\x61\x63tive\x18\x05 \x01(\x08\x12\x14\n\x0cteam_lead_id\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0f\x64\x65\x61\x63tivate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xdb\x01\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x17\n\x13ROLE_CLIENT_MANAGER\x10\x01\x12\x13\n\x0fROLE_CONSULTANT\x10\x02\x12\x16\n\x12ROLE_SERVICE_AGENT\x10\x03\x12\x0f\n\x0bROLE_BROKER\x10\x04\x12\x10\n\x0cROLE_ANALYST\x10\x05\x12\x13\n\x0fROLE_COMPLIANCE\x10\x06\x12\x13\n\x0fROLE_SUPERVISOR\x10\x07\x12\x0e\n\nROLE_ADMIN\x10\x08\x12\x1a\n\x16ROLE_QUALITY_INSPECTOR\x10\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,7 +33,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'branch.directory.v1.staff_p
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ROLE']._serialized_start=337
-  _globals['_ROLE']._serialized_end=528
+  _globals['_ROLE']._serialized_end=556
   _globals['_STAFF']._serialized_start=90
   _globals['_STAFF']._serialized_end=334
 # @@protoc_insertion_point(module_scope)

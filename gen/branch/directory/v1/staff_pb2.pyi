@@ -35,6 +35,8 @@ class _RoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Role.ValueType],
     ROLE_COMPLIANCE: _Role.ValueType  # 6
     ROLE_SUPERVISOR: _Role.ValueType  # 7
     ROLE_ADMIN: _Role.ValueType  # 8
+    ROLE_QUALITY_INSPECTOR: _Role.ValueType  # 9
+    """质检员: samples and scores agents' and brokers' calls (services/insight)."""
 
 class Role(_Role, metaclass=_RoleEnumTypeWrapper):
     """Role is what a staff member does in the branch; tokens carry roles in lower snake case
@@ -50,6 +52,8 @@ ROLE_ANALYST: Role.ValueType  # 5
 ROLE_COMPLIANCE: Role.ValueType  # 6
 ROLE_SUPERVISOR: Role.ValueType  # 7
 ROLE_ADMIN: Role.ValueType  # 8
+ROLE_QUALITY_INSPECTOR: Role.ValueType  # 9
+"""质检员: samples and scores agents' and brokers' calls (services/insight)."""
 Global___Role: _TypeAlias = Role  # noqa: Y015
 
 @_typing.final

@@ -28,7 +28,7 @@ from branch.remote.v1 import report_pb2 as branch_dot_remote_dot_v1_dot_report__
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x62ranch/remote/v1/events.proto\x12\x10\x62ranch.remote.v1\x1a branch/directory/v1/client.proto\x1a\x1f\x62ranch/remote/v1/campaign.proto\x1a\x1d\x62ranch/remote/v1/report.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfb\x01\n\x0cTicketOpened\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\t\x12\x11\n\tclient_id\x18\x03 \x01(\t\x12.\n\x0b\x63lient_tier\x18\x04 \x01(\x0e\x32\x19.branch.directory.v1.Tier\x12\x10\n\x08\x63\x61tegory\x18\x05 \x01(\t\x12\x10\n\x08priority\x18\x06 \x01(\t\x12\x0f\n\x07summary\x18\x07 \x01(\t\x12\x10\n\x08owner_id\x18\x08 \x01(\t\x12\x11\n\tcomplaint\x18\t \x01(\x08\x12-\n\topen_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xae\x01\n\x0f\x43\x61mpaignCreated\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.branch.remote.v1.CampaignKind\x12\x14\n\x0ctarget_count\x18\x03 \x01(\x05\x12\x11\n\tagent_ids\x18\x04 \x03(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"U\n\x0e\x43\x61mpaignClosed\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12.\n\nclose_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xed\x01\n\x10\x43\x61llbackRecorded\x12\x13\n\x0b\x63\x61llback_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x11\n\tticket_id\x18\x03 \x01(\t\x12\x11\n\tclient_id\x18\x04 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x05 \x01(\t\x12\x32\n\x07outcome\x18\x06 \x01(\x0e\x32!.branch.remote.v1.CallbackOutcome\x12\x14\n\x0csatisfaction\x18\x07 \x01(\x05\x12-\n\tcall_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"l\n\x13\x43\x61llbackQuotaMissed\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x0b\n\x03\x64\x61y\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x61ily_quota\x18\x04 \x01(\x05\x12\x0c\n\x04made\x18\x05 \x01(\x05\"x\n\rReportCreated\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x10\n\x08warnings\x18\x03 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb3\x01\n\x0fReportDelivered\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x32\n\x07\x63hannel\x18\x03 \x01(\x0e\x32!.branch.remote.v1.DeliveryChannel\x12\x14\n\x0c\x64\x65livered_by\x18\x04 \x01(\t\x12\x30\n\x0c\x64\x65liver_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x93\x01\n\x11TicketTransferred\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x12\n\ndepartment\x18\x03 \x01(\t\x12\x12\n\nhandler_id\x18\x04 \x01(\t\x12\x31\n\rtransfer_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb2\x01\n\x13TicketOwnerReminded\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x12\n\ndepartment\x18\x03 \x01(\t\x12\x31\n\rtransfer_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bremind_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc6\x01\n\x0eTicketResolved\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x11\n\tclient_id\x18\x03 \x01(\t\x12\x12\n\nwithin_sla\x18\x04 \x01(\x08\x12\x30\n\x0cresolve_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x12\x66ollow_up_due_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"|\n\x0eTicketReopened\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x14\n\x0creopen_count\x18\x03 \x01(\x05\x12/\n\x0breopen_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"y\n\x0cTicketClosed\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x14\n\x0csatisfaction\x18\x03 \x01(\x05\x12.\n\nclose_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"u\n\x10TicketSlaWarning\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x0e\n\x06target\x18\x03 \x01(\t\x12,\n\x08\x64ue_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xcc\x01\n\x0fTicketEscalated\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x0e\n\x06target\x18\x03 \x01(\t\x12\r\n\x05level\x18\x04 \x01(\x05\x12\x14\n\x0crecipient_id\x18\x05 \x01(\t\x12,\n\x08\x64ue_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rescalate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x62ranch/remote/v1/events.proto\x12\x10\x62ranch.remote.v1\x1a branch/directory/v1/client.proto\x1a\x1f\x62ranch/remote/v1/campaign.proto\x1a\x1d\x62ranch/remote/v1/report.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfb\x01\n\x0cTicketOpened\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\t\x12\x11\n\tclient_id\x18\x03 \x01(\t\x12.\n\x0b\x63lient_tier\x18\x04 \x01(\x0e\x32\x19.branch.directory.v1.Tier\x12\x10\n\x08\x63\x61tegory\x18\x05 \x01(\t\x12\x10\n\x08priority\x18\x06 \x01(\t\x12\x0f\n\x07summary\x18\x07 \x01(\t\x12\x10\n\x08owner_id\x18\x08 \x01(\t\x12\x11\n\tcomplaint\x18\t \x01(\x08\x12-\n\topen_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe9\x01\n\x0f\x43\x61mpaignCreated\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.branch.remote.v1.CampaignKind\x12\x14\n\x0ctarget_count\x18\x03 \x01(\x05\x12\x11\n\tagent_ids\x18\x04 \x03(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64\x61ily_quota\x18\x06 \x01(\x05\x12\x12\n\nstart_date\x18\x07 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x08 \x01(\t\"U\n\x0e\x43\x61mpaignClosed\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12.\n\nclose_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xed\x01\n\x10\x43\x61llbackRecorded\x12\x13\n\x0b\x63\x61llback_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x02 \x01(\t\x12\x11\n\tticket_id\x18\x03 \x01(\t\x12\x11\n\tclient_id\x18\x04 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x05 \x01(\t\x12\x32\n\x07outcome\x18\x06 \x01(\x0e\x32!.branch.remote.v1.CallbackOutcome\x12\x14\n\x0csatisfaction\x18\x07 \x01(\x05\x12-\n\tcall_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"l\n\x13\x43\x61llbackQuotaMissed\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x0b\n\x03\x64\x61y\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x61ily_quota\x18\x04 \x01(\x05\x12\x0c\n\x04made\x18\x05 \x01(\x05\"x\n\rReportCreated\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x10\n\x08warnings\x18\x03 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb3\x01\n\x0fReportDelivered\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x32\n\x07\x63hannel\x18\x03 \x01(\x0e\x32!.branch.remote.v1.DeliveryChannel\x12\x14\n\x0c\x64\x65livered_by\x18\x04 \x01(\t\x12\x30\n\x0c\x64\x65liver_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x93\x01\n\x11TicketTransferred\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x12\n\ndepartment\x18\x03 \x01(\t\x12\x12\n\nhandler_id\x18\x04 \x01(\t\x12\x31\n\rtransfer_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb2\x01\n\x13TicketOwnerReminded\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x12\n\ndepartment\x18\x03 \x01(\t\x12\x31\n\rtransfer_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bremind_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc6\x01\n\x0eTicketResolved\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x11\n\tclient_id\x18\x03 \x01(\t\x12\x12\n\nwithin_sla\x18\x04 \x01(\x08\x12\x30\n\x0cresolve_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x12\x66ollow_up_due_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"|\n\x0eTicketReopened\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x14\n\x0creopen_count\x18\x03 \x01(\x05\x12/\n\x0breopen_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"y\n\x0cTicketClosed\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x14\n\x0csatisfaction\x18\x03 \x01(\x05\x12.\n\nclose_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"u\n\x10TicketSlaWarning\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x0e\n\x06target\x18\x03 \x01(\t\x12,\n\x08\x64ue_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xcc\x01\n\x0fTicketEscalated\x12\x11\n\tticket_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x0e\n\x06target\x18\x03 \x01(\t\x12\r\n\x05level\x18\x04 \x01(\x05\x12\x14\n\x0crecipient_id\x18\x05 \x01(\t\x12,\n\x08\x64ue_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rescalate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,29 +38,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TICKETOPENED']._serialized_start=183
   _globals['_TICKETOPENED']._serialized_end=434
   _globals['_CAMPAIGNCREATED']._serialized_start=437
-  _globals['_CAMPAIGNCREATED']._serialized_end=611
-  _globals['_CAMPAIGNCLOSED']._serialized_start=613
-  _globals['_CAMPAIGNCLOSED']._serialized_end=698
-  _globals['_CALLBACKRECORDED']._serialized_start=701
-  _globals['_CALLBACKRECORDED']._serialized_end=938
-  _globals['_CALLBACKQUOTAMISSED']._serialized_start=940
-  _globals['_CALLBACKQUOTAMISSED']._serialized_end=1048
-  _globals['_REPORTCREATED']._serialized_start=1050
-  _globals['_REPORTCREATED']._serialized_end=1170
-  _globals['_REPORTDELIVERED']._serialized_start=1173
-  _globals['_REPORTDELIVERED']._serialized_end=1352
-  _globals['_TICKETTRANSFERRED']._serialized_start=1355
-  _globals['_TICKETTRANSFERRED']._serialized_end=1502
-  _globals['_TICKETOWNERREMINDED']._serialized_start=1505
-  _globals['_TICKETOWNERREMINDED']._serialized_end=1683
-  _globals['_TICKETRESOLVED']._serialized_start=1686
-  _globals['_TICKETRESOLVED']._serialized_end=1884
-  _globals['_TICKETREOPENED']._serialized_start=1886
-  _globals['_TICKETREOPENED']._serialized_end=2010
-  _globals['_TICKETCLOSED']._serialized_start=2012
-  _globals['_TICKETCLOSED']._serialized_end=2133
-  _globals['_TICKETSLAWARNING']._serialized_start=2135
-  _globals['_TICKETSLAWARNING']._serialized_end=2252
-  _globals['_TICKETESCALATED']._serialized_start=2255
-  _globals['_TICKETESCALATED']._serialized_end=2459
+  _globals['_CAMPAIGNCREATED']._serialized_end=670
+  _globals['_CAMPAIGNCLOSED']._serialized_start=672
+  _globals['_CAMPAIGNCLOSED']._serialized_end=757
+  _globals['_CALLBACKRECORDED']._serialized_start=760
+  _globals['_CALLBACKRECORDED']._serialized_end=997
+  _globals['_CALLBACKQUOTAMISSED']._serialized_start=999
+  _globals['_CALLBACKQUOTAMISSED']._serialized_end=1107
+  _globals['_REPORTCREATED']._serialized_start=1109
+  _globals['_REPORTCREATED']._serialized_end=1229
+  _globals['_REPORTDELIVERED']._serialized_start=1232
+  _globals['_REPORTDELIVERED']._serialized_end=1411
+  _globals['_TICKETTRANSFERRED']._serialized_start=1414
+  _globals['_TICKETTRANSFERRED']._serialized_end=1561
+  _globals['_TICKETOWNERREMINDED']._serialized_start=1564
+  _globals['_TICKETOWNERREMINDED']._serialized_end=1742
+  _globals['_TICKETRESOLVED']._serialized_start=1745
+  _globals['_TICKETRESOLVED']._serialized_end=1943
+  _globals['_TICKETREOPENED']._serialized_start=1945
+  _globals['_TICKETREOPENED']._serialized_end=2069
+  _globals['_TICKETCLOSED']._serialized_start=2071
+  _globals['_TICKETCLOSED']._serialized_end=2192
+  _globals['_TICKETSLAWARNING']._serialized_start=2194
+  _globals['_TICKETSLAWARNING']._serialized_end=2311
+  _globals['_TICKETESCALATED']._serialized_start=2314
+  _globals['_TICKETESCALATED']._serialized_end=2518
 # @@protoc_insertion_point(module_scope)

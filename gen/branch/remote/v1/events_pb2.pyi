@@ -83,9 +83,17 @@ class CampaignCreated(_message.Message):
     TARGET_COUNT_FIELD_NUMBER: _builtins.int
     AGENT_IDS_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    DAILY_QUOTA_FIELD_NUMBER: _builtins.int
+    START_DATE_FIELD_NUMBER: _builtins.int
+    END_DATE_FIELD_NUMBER: _builtins.int
     campaign_id: _builtins.str
     kind: _campaign_pb2.CampaignKind.ValueType
     target_count: _builtins.int
+    daily_quota: _builtins.int
+    """Calls each agent is to make per working day (the campaign's quota)."""
+    start_date: _builtins.str
+    """Branch-local first and last day of the campaign, "YYYY-MM-DD"."""
+    end_date: _builtins.str
     @_builtins.property
     def agent_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -98,10 +106,13 @@ class CampaignCreated(_message.Message):
         target_count: _builtins.int = ...,
         agent_ids: _abc.Iterable[_builtins.str] | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        daily_quota: _builtins.int = ...,
+        start_date: _builtins.str = ...,
+        end_date: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_ids", b"agent_ids", "campaign_id", b"campaign_id", "create_time", b"create_time", "kind", b"kind", "target_count", b"target_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_ids", b"agent_ids", "campaign_id", b"campaign_id", "create_time", b"create_time", "daily_quota", b"daily_quota", "end_date", b"end_date", "kind", b"kind", "start_date", b"start_date", "target_count", b"target_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,259 @@
+"""branchctl insight ...: inspectors draw and score the month's sample, people see their own
+results and appeal, shift leads keep the duty log, everyone entitled reads and downloads the
+reports pack (日报, 周报, 月报)."""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+from pathlib import Path
+
+from branch.insight.v1 import duty_log_pb2, inspection_pb2, report_pb2
+from branch.insight.v1 import insight_service_pb2 as api
+from branch.insight.v1.insight_service_pb2_grpc import InsightServiceStub
+
+from services.cli.branchctl import Ctl, clip, who
+
+K = inspection_pb2
+KINDS = {"daily": report_pb2.REPORT_KIND_DAILY, "weekly": report_pb2.REPORT_KIND_WEEKLY,
+         "monthly": report_pb2.REPORT_KIND_MONTHLY}
+FORMATS = {"html": report_pb2.REPORT_FORMAT_HTML, "csv": report_pb2.REPORT_FORMAT_CSV,
+           "xlsx": report_pb2.REPORT_FORMAT_XLSX}
+STATES = {"pending": K.INSPECTION_STATE_PENDING, "scored": K.INSPECTION_STATE_SCORED}
+DECISIONS = {"uphold": K.APPEAL_STATE_UPHELD, "reject": K.APPEAL_STATE_REJECTED}
+
+
+def _stub(ctl: Ctl) -> InsightServiceStub:
+    return InsightServiceStub(ctl.channel("insight"))
+
+
+def _name(enum, value: int, prefix: str) -> str:  # type: ignore[no-untyped-def]
+    return enum.Name(value).removeprefix(prefix).lower() if value else ""
+
+
+async def draw(args: argparse.Namespace, ctl: Ctl) -> None:
+    resp = await _stub(ctl).DrawSamples(api.DrawSamplesRequest(
+        month=args.month, per_person=args.per_person), metadata=ctl.metadata)
+    ctl.console.print(f"{resp.drawn} inspections drawn; {resp.people} people sampled "
+                      f"for {args.month}")
+
+
+async def queue(args: argparse.Namespace, ctl: Ctl) -> None:
+    req = api.ListInspectionsRequest(page_size=args.limit, page_token=args.page or "",
+                                     month=args.month or "", person_id=args.person or "",
+                                     compliance_flagged=args.flagged)
+    if args.state:
+        req.state = STATES[args.state]
+    resp = await _stub(ctl).ListInspections(req, metadata=ctl.metadata)
+    ctl.table("inspections", ["id", "person", "team", "month", "kind", "interaction", "state",
+                              "total", "flagged"],
+              [[i.id, who(i.person_display_name, i.person_id), i.team, i.month,
+                _name(K.InteractionKind, i.interaction_kind, "INTERACTION_KIND_"),
+                i.interaction_id, _name(K.InspectionState, i.state, "INSPECTION_STATE_"),
+                i.total_score, "yes" if i.compliance_flagged else ""]
+               for i in resp.inspections])
+    if resp.next_page_token:
+        ctl.console.print(f"next page: --page {resp.next_page_token}")
+
+
+async def show(args: argparse.Namespace, ctl: Ctl) -> None:
+    i = await _stub(ctl).GetInspection(api.GetInspectionRequest(id=args.id),
+                                       metadata=ctl.metadata)
+    ctl.console.print(f"{i.id} {who(i.person_display_name, i.person_id)} {i.month} "
+                      f"total={i.total_score or '-'} "
+                      f"flagged={i.compliance_flagged}")
+    ctl.table("scores", ["criterion", "score", "passed", "comment"],
+              [[s.criterion_key, s.score, s.passed, s.comment] for s in i.scores])
+
+
+async def score(args: argparse.Namespace, ctl: Ctl) -> None:
+    """--score key=value for scored criteria; --fail key for a failed check."""
+    stub = _stub(ctl)
+    i = await stub.GetInspection(api.GetInspectionRequest(id=args.id), metadata=ctl.metadata)
+    card = await stub.GetScorecard(api.GetScorecardRequest(id=i.scorecard_id),
+                                   metadata=ctl.metadata)
+    given = dict(item.split("=", 1) for item in args.score or [])
+    scores = []
+    for c in card.criteria:
+        value = given.get(c.key, "0")
+        if not c.check and not value.isdigit():
+            raise SystemExit(f"--score {c.key}=N: a whole number 0-100")
+        scores.append(K.CriterionScore(criterion_key=c.key, score=0 if c.check else int(value),
+                                       passed=c.key not in (args.fail or [])))
+    done = await stub.ScoreInspection(api.ScoreInspectionRequest(
+        id=args.id, scores=scores, comment=args.comment or ""), metadata=ctl.metadata)
+    ctl.console.print(f"scored {done.id}: total {done.total_score}"
+                      + ("; flagged to compliance" if done.compliance_flagged else ""))
+
+
+async def summary(args: argparse.Namespace, ctl: Ctl) -> None:
+    resp = await _stub(ctl).GetInspectionSummary(api.GetInspectionSummaryRequest(
+        month=args.month, months=args.months, person_id=args.person or ""),
+        metadata=ctl.metadata)
+    columns = ["who", "team", "month", "drawn", "scored", "average", "checks failed",
+               "appeals upheld"]
+    for title, lines in (("people", resp.people), ("teams", resp.teams)):
+        ctl.table(title, columns, [[x.subject, x.team, x.month, x.drawn, x.scored,
+                                    x.average_score, x.checks_failed, x.appeals_upheld]
+                                   for x in lines])
+
+
+async def appeal(args: argparse.Namespace, ctl: Ctl) -> None:
+    a = await _stub(ctl).CreateAppeal(api.CreateAppealRequest(
+        appeal=K.Appeal(inspection_id=args.inspection, reason=args.reason),
+        request_id=uuid.uuid4().hex), metadata=ctl.metadata)
+    ctl.console.print(f"appeal {a.id} open")
+
+
+async def appeals(args: argparse.Namespace, ctl: Ctl) -> None:
+    resp = await _stub(ctl).ListAppeals(api.ListAppealsRequest(page_size=args.limit),
+                                        metadata=ctl.metadata)
+    ctl.table("appeals", ["id", "inspection", "person", "state", "decision", "revised"],
+              [[a.id, a.inspection_id, who(a.person_display_name, a.person_id),
+                _name(K.AppealState, a.state, "APPEAL_STATE_"), clip(a.decision),
+                a.revised_score] for a in resp.appeals])
+
+
+async def decide(args: argparse.Namespace, ctl: Ctl) -> None:
+    a = await _stub(ctl).DecideAppeal(api.DecideAppealRequest(
+        id=args.id, state=DECISIONS[args.decision], decision=args.reason,
+        revised_score=args.revised_score or ""), metadata=ctl.metadata)
+    ctl.console.print(f"appeal {a.id}: {_name(K.AppealState, a.state, 'APPEAL_STATE_')}")
+
+
+async def log_entry(args: argparse.Namespace, ctl: Ctl) -> None:
+    e = await _stub(ctl).CreateDutyLogEntry(api.CreateDutyLogEntryRequest(
+        entry=duty_log_pb2.DutyLogEntry(category=args.category, text=args.text),
+        request_id=uuid.uuid4().hex), metadata=ctl.metadata)
+    ctl.console.print(f"logged {e.id} for {e.shift_day}")
+
+
+async def log_list(args: argparse.Namespace, ctl: Ctl) -> None:
+    resp = await _stub(ctl).ListDutyLogEntries(api.ListDutyLogEntriesRequest(
+        page_size=args.limit, shift_day=args.day or ""), metadata=ctl.metadata)
+    ctl.table("duty log", ["day", "category", "author", "text"],
+              [[e.shift_day, e.category, who(e.author_display_name, e.author_id),
+                clip(e.text, 80)] for e in resp.entries])
+
+
+async def reports(args: argparse.Namespace, ctl: Ctl) -> None:
+    req = api.ListReportsRequest(page_size=args.limit)
+    if args.kind:
+        req.kind = KINDS[args.kind]
+    resp = await _stub(ctl).ListReports(req, metadata=ctl.metadata)
+    ctl.table("reports", ["id", "kind", "from", "to", "accepted", "SLA %", "avg score", "by"],
+              [[r.id, _name(report_pb2.ReportKind, r.kind, "REPORT_KIND_"), r.period_start,
+                r.period_end, r.figures.accepted, r.figures.sla_compliance_percent,
+                r.figures.average_score, who(r.generated_by_display_name, r.generated_by)]
+               for r in resp.reports])
+
+
+async def generate(args: argparse.Namespace, ctl: Ctl) -> None:
+    r = await _stub(ctl).GenerateReport(api.GenerateReportRequest(
+        kind=KINDS[args.kind], day=args.day), metadata=ctl.metadata)
+    ctl.console.print(f"report {r.id}: {r.period_start} – {r.period_end}")
+
+
+async def download(args: argparse.Namespace, ctl: Ctl) -> None:
+    resp = await _stub(ctl).DownloadReport(api.DownloadReportRequest(
+        id=args.id, format=FORMATS[args.format]), metadata=ctl.metadata)
+    target = Path(args.output or resp.filename)
+    target.write_bytes(resp.content)
+    ctl.console.print(f"wrote {target} ({len(resp.content)} bytes)")
+
+
+async def rebuild(args: argparse.Namespace, ctl: Ctl) -> None:
+    await _stub(ctl).RebuildReadModel(api.RebuildReadModelRequest(), metadata=ctl.metadata)
+    ctl.console.print("read model emptied; the event stream is being replayed (see "
+                      "`branchctl insight status`)")
+
+
+async def status(args: argparse.Namespace, ctl: Ctl) -> None:
+    s = await _stub(ctl).GetReadModelStatus(api.GetReadModelStatusRequest(),
+                                            metadata=ctl.metadata)
+    when = s.last_apply_time.ToDatetime().isoformat() if s.last_apply_time.seconds else "-"
+    ctl.console.print(f"events applied: {s.events_applied}; last at {when} UTC")
+
+
+def add_commands(groups: argparse._SubParsersAction) -> None:
+    group = groups.add_parser("insight", help="quality inspection, duty log, reports pack")
+    sub = group.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("draw", help="draw a finished month's sample (inspector)")
+    p.add_argument("month", help="YYYY-MM")
+    p.add_argument("--per-person", type=int, default=0, help="1-5; default 3")
+    p.set_defaults(func=draw)
+
+    p = sub.add_parser("inspections", help="the queue, or your own results")
+    p.add_argument("--month")
+    p.add_argument("--person")
+    p.add_argument("--state", choices=sorted(STATES))
+    p.add_argument("--flagged", action="store_true", help="failed securities checks only")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--page")
+    p.set_defaults(func=queue)
+
+    p = sub.add_parser("show", help="one inspection with its scores")
+    p.add_argument("id")
+    p.set_defaults(func=show)
+
+    p = sub.add_parser("score", help="score an inspection (inspector)")
+    p.add_argument("id")
+    p.add_argument("--score", action="append", metavar="KEY=N")
+    p.add_argument("--fail", action="append", metavar="CHECK_KEY")
+    p.add_argument("--comment")
+    p.set_defaults(func=score)
+
+    p = sub.add_parser("summary", help="monthly and trend figures per person and team")
+    p.add_argument("month", help="YYYY-MM, the last month")
+    p.add_argument("--months", type=int, default=1)
+    p.add_argument("--person")
+    p.set_defaults(func=summary)
+
+    p = sub.add_parser("appeal", help="appeal your inspection's result")
+    p.add_argument("inspection")
+    p.add_argument("--reason", required=True)
+    p.set_defaults(func=appeal)
+
+    p = sub.add_parser("appeals", help="list appeals")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=appeals)
+
+    p = sub.add_parser("decide", help="decide an appeal (inspector or supervisor)")
+    p.add_argument("id")
+    p.add_argument("decision", choices=sorted(DECISIONS))
+    p.add_argument("--reason", required=True)
+    p.add_argument("--revised-score")
+    p.set_defaults(func=decide)
+
+    p = sub.add_parser("log", help="append to today's duty log (shift lead)")
+    p.add_argument("text")
+    p.add_argument("--category", default="note")
+    p.set_defaults(func=log_entry)
+
+    p = sub.add_parser("logbook", help="read the duty log")
+    p.add_argument("--day", help="YYYY-MM-DD")
+    p.add_argument("--limit", type=int, default=100)
+    p.set_defaults(func=log_list)
+
+    p = sub.add_parser("reports", help="stored reports")
+    p.add_argument("--kind", choices=sorted(KINDS))
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=reports)
+
+    p = sub.add_parser("generate", help="build a finished period's report now")
+    p.add_argument("kind", choices=sorted(KINDS))
+    p.add_argument("day", help="any day in the period, YYYY-MM-DD")
+    p.set_defaults(func=generate)
+
+    p = sub.add_parser("download", help="a report as HTML, CSV or XLSX")
+    p.add_argument("id")
+    p.add_argument("--format", choices=sorted(FORMATS), default="html")
+    p.add_argument("--output", "-o")
+    p.set_defaults(func=download)
+
+    p = sub.add_parser("status", help="how far the read model has got")
+    p.set_defaults(func=status)
+
+    p = sub.add_parser("rebuild", help="replay the event stream into a fresh read model (admin)")
+    p.set_defaults(func=rebuild)
