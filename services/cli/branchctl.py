@@ -265,7 +265,7 @@ def _localized(err: grpc.aio.AioRpcError) -> str:
             msg = error_details_pb2.LocalizedMessage()
             detail.Unpack(msg)
             if msg.locale.lower().startswith("zh"):
-                return msg.message
+                return str(msg.message)
     return ""
 
 
