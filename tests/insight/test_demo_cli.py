@@ -74,7 +74,7 @@ async def test_demo_and_branchctl(tmp_path: Path, nats_url: str, monkeypatch: py
             await run(lead, "logbook", "--day", "2026-04-02")
             await run(lead, "reports", "--kind", "monthly")
             target = tmp_path / "march.xlsx"
-            await run(lead, "download", monthly.id, "--format", "xlsx", "-o", str(target))
+            await run(lead, "download", monthly.id, "--format", "xlsx", "--out", str(target))
             await run(agent, "inspections", "--month", "2026-03")
         finally:
             await lead.close()
