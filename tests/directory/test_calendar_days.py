@@ -30,7 +30,7 @@ async def test_overrides_set_listed_audited_and_published(directory, stub, nats_
     assert again.note == "除夕"
 
     listed = await stub.ListCalendarDays(cpb.ListCalendarDaysRequest(overrides_only=True),
-                                         metadata=auth("svc", "service"))
+                                         metadata=auth("svc:remote", "service", "service:remote"))
     assert [(d.date, d.working, d.note) for d in listed.days] == [
         ("2027-02-08", False, "除夕"), ("2027-02-20", True, "调休")]
     assert listed.library_first_year == 2004 and listed.library_last_year >= 2026
