@@ -35,7 +35,7 @@ def _ask(env: str, prompt: str, *, secret: bool = False) -> str:
     return getpass.getpass(prompt) if secret else input(prompt).strip()
 
 
-def _identity(ctl: Ctl) -> identity_pb2_grpc.IdentityServiceStub:
+def _identity(ctl: Ctl) -> identity_pb2_grpc.IdentityServiceAsyncStub:
     return identity_pb2_grpc.IdentityServiceStub(ctl.channel("directory"))
 
 

@@ -21,6 +21,7 @@ from services.directory import csvfile
 
 if TYPE_CHECKING:
     from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
+    from branch.directory.v1.identity_pb2_grpc import IdentityServiceAsyncStub
 
 CHANNELS = {"onsite": client_pb2.CHANNEL_ONSITE, "remote": client_pb2.CHANNEL_REMOTE}
 TIERS = {"standard": client_pb2.TIER_STANDARD, "key": client_pb2.TIER_KEY}
@@ -87,7 +88,7 @@ async def staff(args: argparse.Namespace, ctl: Ctl) -> None:
                 s.active] for s in resp.staff])
 
 
-def _identity(ctl: Ctl) -> IdentityServiceStub:
+def _identity(ctl: Ctl) -> IdentityServiceAsyncStub:
     return IdentityServiceStub(ctl.channel("directory"))
 
 
