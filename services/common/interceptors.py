@@ -48,7 +48,8 @@ def _resource_of(request: Any, response: Any) -> str:
     for message in (response, request):
         if message is None or not hasattr(message, "DESCRIPTOR"):
             continue
-        for name in ("id", "name", "client_id", "staff_id"):
+        # "date": the business calendar's overrides are keyed by their day
+        for name in ("id", "name", "client_id", "staff_id", "date"):
             if name in message.DESCRIPTOR.fields_by_name:
                 value = getattr(message, name)
                 if value:

