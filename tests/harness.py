@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import nats
@@ -146,7 +146,7 @@ async def collect_events(
             subject, stream="BRANCH", ordered_consumer=True,
             config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
         )
-        out = []
+        out: list[Any] = []
         deadline = asyncio.get_running_loop().time() + timeout
         while len(out) < count:
             remaining = deadline - asyncio.get_running_loop().time()
@@ -182,7 +182,8 @@ def bad_fields(err: grpc.aio.AioRpcError) -> set[str]:
     from google.rpc import error_details_pb2
     from grpc_status import rpc_status
 
-    status = rpc_status.from_call(err)
+    # an AioRpcError has what from_call reads: code(), details(), trailing_metadata()
+    status = rpc_status.from_call(cast(grpc.Call, err))
     fields: set[str] = set()
     if status is None:
         return fields

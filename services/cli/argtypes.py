@@ -4,7 +4,7 @@ flag (exit 2) rather than a refusal from a service or a misleading answer."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from services.cli.i18n import _
 
@@ -46,7 +46,7 @@ def risk_level(text: str) -> int:
 risk_level.__name__ = "risk level"
 
 
-def comma_list(choices: list[str] | dict[str, object]) -> Callable[[str], str]:
+def comma_list(choices: Iterable[str]) -> Callable[[str], str]:
     """argparse type: comma-separated names, each one of `choices` (returned unchanged)."""
     names = sorted(choices)
 

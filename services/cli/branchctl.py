@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import jwt
@@ -67,11 +67,13 @@ class Ctl:
         return self._channels[service]
 
     @property
-    def metadata(self) -> list[tuple[str, str]]:
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """The call metadata every command sends: the bearer token, as the tuple of pairs
+        grpc.aio's stubs take."""
         if not self.token:
             raise SystemExit(_("not signed in (profile {profile}): run `branchctl login`")
                              .format(profile=self.profile))
-        return [("authorization", f"Bearer {self.token}")]
+        return (("authorization", f"Bearer {self.token}"),)
 
     def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
         """A list: a table, or JSON/CSV per --output (services/cli/output.py)."""
@@ -352,7 +354,7 @@ def _localized(err: grpc.aio.AioRpcError) -> str:
     from grpc_status import rpc_status
 
     try:
-        status = rpc_status.from_call(err)
+        status = rpc_status.from_call(_as_call(err))
     except ValueError:
         return ""
     for detail in status.details if status else []:
@@ -360,8 +362,14 @@ def _localized(err: grpc.aio.AioRpcError) -> str:
             msg = error_details_pb2.LocalizedMessage()
             detail.Unpack(msg)
             if msg.locale.lower().startswith("zh"):
-                return msg.message
+                return str(msg.message)
     return ""
+
+
+def _as_call(err: grpc.aio.AioRpcError) -> grpc.Call:
+    """grpc_status's from_call is typed for a sync call; an AioRpcError has what it reads:
+    code(), details(), trailing_metadata()."""
+    return cast(grpc.Call, err)
 
 
 def _bad_fields(err: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
@@ -369,7 +377,7 @@ def _bad_fields(err: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
     from grpc_status import rpc_status
 
     try:
-        status = rpc_status.from_call(err)
+        status = rpc_status.from_call(_as_call(err))
     except ValueError:  # a status whose code does not match the call's
         return []
     found = []

@@ -112,7 +112,9 @@ async def load_demo(settings: Settings, admin_id: str, signer: TokenSigner, *,
         return None
     admin_token = signer.issue(admin_id, ["admin"], SystemClock().now(), timedelta(minutes=10))
     demo = Demo(settings=settings, admin_token=admin_token, signer=signer,
-                client_count=client_count, **({"now": now} if now is not None else {}))
+                client_count=client_count)
+    if now is not None:
+        demo.now = now
     try:
         for service in registry.SERVICES:
             module = registry.demo_module(service)

@@ -110,7 +110,7 @@ async def audit(args: argparse.Namespace, ctl: Ctl) -> None:
         raise SystemExit(errors.exit_code(failed[0].code()))
 
 
-def add_commands(groups: argparse._SubParsersAction) -> None:
+def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = groups.add_parser("today", help="what to do now, for each of your roles")
     p.set_defaults(func=today)
     p = groups.add_parser("audit", help="audit records of every service, newest first "

@@ -125,6 +125,8 @@ def humane_enum(field: FieldDescriptor, number: int) -> str:
     """CHANNEL_ONSITE -> onsite; an unspecified (0) value -> ''."""
     if number == 0:
         return ""
+    if field.enum_type is None:  # not an enum field
+        return str(number)
     value = field.enum_type.values_by_number.get(number)
     if value is None:
         return str(number)
@@ -135,7 +137,7 @@ def humane_enum(field: FieldDescriptor, number: int) -> str:
 
 
 def _enum_prefix(field: FieldDescriptor) -> str:
-    names = [v.name for v in field.enum_type.values]
+    names = [v.name for v in field.enum_type.values] if field.enum_type else [""]
     first = names[0]
     prefix = first[:first.rfind("UNSPECIFIED")] if "UNSPECIFIED" in first else ""
     return prefix if all(n.startswith(prefix) for n in names) else ""

@@ -35,7 +35,7 @@ def _ask(env: str, prompt: str, *, secret: bool = False) -> str:
     return getpass.getpass(prompt) if secret else input(prompt).strip()
 
 
-def _identity(ctl: Ctl) -> identity_pb2_grpc.IdentityServiceStub:
+def _identity(ctl: Ctl) -> identity_pb2_grpc.IdentityServiceAsyncStub:
     return identity_pb2_grpc.IdentityServiceStub(ctl.channel("directory"))
 
 
@@ -120,7 +120,7 @@ async def profiles(args: argparse.Namespace, ctl: Ctl) -> None:
     ctl.table("profiles", ["profile", "employee no", "roles", "in use"], rows)
 
 
-def add_commands(groups: argparse._SubParsersAction) -> None:
+def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = groups.add_parser("login", help="sign in with employee number and password "
                           "(BRANCH_EMPLOYEE_NO / BRANCH_PASSWORD for scripts)")
     p.add_argument("employee_no", nargs="?", help="asked for when not given")

@@ -67,11 +67,11 @@ def parse_moment(text: str, now: datetime | None = None) -> datetime:
 
     settings = {"TIMEZONE": str(tz), "RETURN_AS_TIMEZONE_AWARE": True, "DATE_ORDER": "YMD",
                 "RELATIVE_BASE": base.replace(tzinfo=None)}
-    value = dateparser.parse(_ZH_CLOCK.sub(_zh_clock, typed), languages=["en", "zh"],
-                             settings=settings)  # type: ignore[arg-type]
-    if value is None:
+    parsed = dateparser.parse(_ZH_CLOCK.sub(_zh_clock, typed), languages=["en", "zh"],
+                              settings=settings)
+    if parsed is None:
         raise ValueError("not a time")
-    return value.astimezone(tz)
+    return parsed.astimezone(tz)
 
 
 def parse_day(text: str, now: datetime | None = None) -> date:

@@ -9,6 +9,7 @@ the trace context of the call that wrote it; the relay sends it on (traceparent)
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -148,7 +149,7 @@ class Event:
     data: bytes
     deliveries: int = 1
 
-    def parse(self, message_type: type[M]) -> M:
+    def parse(self, message_type: builtins.type[M]) -> M:
         message = message_type()
         message.ParseFromString(self.data)
         return message
@@ -260,7 +261,7 @@ class OutboxRelay:
     async def _mark_sent(self, seqs: list[int]) -> None:
         async with self._db.transaction() as session:
             await session.exec(
-                update(OutboxEvent)  # type: ignore[call-overload]
+                update(OutboxEvent)
                 .where(col(OutboxEvent.seq).in_(seqs))
                 .values(sent_at=self._clock.now())
             )

@@ -24,13 +24,13 @@ async def prune(db: Database, clock: Clock) -> tuple[int, int]:
     now = clock.now()
     async with db.transaction() as session:
         outbox = await session.exec(
-            delete(OutboxEvent).where(  # type: ignore[call-overload]
+            delete(OutboxEvent).where(
                 col(OutboxEvent.sent_at).is_not(None),
                 col(OutboxEvent.sent_at) < now - SENT_OUTBOX_KEEP,
             )
         )
         processed = await session.exec(
-            delete(ProcessedEvent).where(  # type: ignore[call-overload]
+            delete(ProcessedEvent).where(
                 col(ProcessedEvent.handled_at) < now - PROCESSED_KEEP
             )
         )

@@ -80,13 +80,18 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         self.calls_taken += 1
-        handler = await continuation(details)
-        if handler is None or details.method.startswith(UNAUTHENTICATED_PREFIXES):
-            return handler
+        # Any: grpc's stubs type a handler's behaviours as synchronous; under grpc.aio they
+        # are coroutine functions (async generators for server streams)
+        found = await continuation(details)
+        if found is None or details.method.startswith(UNAUTHENTICATED_PREFIXES):
+            return found
+        handler: Any = found
         method = details.method.rsplit("/", 1)[-1]
         full = details.method
         kw = dict(
@@ -96,7 +101,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_unary:
             inner = handler.unary_unary
 
-            async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 return await self._call(
                     full, method, request, context, lambda: inner(request, context)
                 )
@@ -105,7 +110,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         if handler.stream_unary:
             inner_su = handler.stream_unary
 
-            async def stream_unary(request_iter: Any, context: grpc.aio.ServicerContext) -> Any:
+            async def stream_unary(
+                request_iter: Any, context: grpc.aio.ServicerContext[Any, Any]
+            ) -> Any:
                 return await self._call(
                     full, method, None, context, lambda: inner_su(request_iter, context)
                 )
@@ -114,7 +121,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_stream:
             inner_us = handler.unary_stream
 
-            async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async def unary_stream(
+                request: Any, context: grpc.aio.ServicerContext[Any, Any]
+            ) -> Any:
                 state = await self._begin(method, request, context)
                 outcome = grpc.StatusCode.OK
                 try:
@@ -129,12 +138,12 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
                     await self._end(full, method, request, None, state, outcome, context)
 
             return grpc.unary_stream_rpc_method_handler(unary_stream, **kw)
-        return handler  # bidi streams: none in our APIs
+        return found  # bidi streams: none in our APIs
 
     async def _begin(
-        self, method: str, request: Any, context: grpc.aio.ServicerContext
+        self, method: str, request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> dict[str, Any]:
-        metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+        metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
         request_id = metadata.get("x-request-id") or getattr(request, "request_id", "") or ""
         state: dict[str, Any] = {
             "start": time.perf_counter(),
@@ -178,7 +187,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         full: str,
         method: str,
         request: Any,
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
         run: Callable[[], Awaitable[Any]],
     ) -> Any:
         state = await self._begin(method, request, context)
@@ -199,7 +208,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
     async def _fail(
         self,
         exc: Exception,
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
         method: str,
         state: dict[str, Any],
     ) -> grpc.StatusCode:
@@ -234,7 +243,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         response: Any,
         state: dict[str, Any],
         outcome: grpc.StatusCode,
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> None:
         if state.get("token") is not None:
             reset_principal(state["token"])

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 import structlog
 from opentelemetry import trace
@@ -12,7 +14,9 @@ from opentelemetry import trace
 _configured = False
 
 
-def add_trace_ids(_logger: object, _name: str, event: dict[str, object]) -> dict[str, object]:
+def add_trace_ids(
+    _logger: Any, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """trace_id and span_id of the current OpenTelemetry span, when there is one."""
     ctx = trace.get_current_span().get_span_context()
     if ctx.is_valid:

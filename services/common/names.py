@@ -80,7 +80,7 @@ async def remember(session: AsyncSession, model: Any, *, person_id: str, kind: s
     stmt = (await session_insert(session, model)).values(**row)
     newer = or_(table.c.source_time.is_(None), stmt.excluded.source_time.is_(None),
                 stmt.excluded.source_time >= table.c.source_time)
-    await session.exec(stmt.on_conflict_do_update(  # type: ignore[call-overload]
+    await session.exec(stmt.on_conflict_do_update(
         index_elements=["person_id"], where=newer,
         set_={c: stmt.excluded[c] for c in ("kind", "display_name", "source_time",
                                               "updated_at")}))

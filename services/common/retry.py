@@ -19,7 +19,7 @@ TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXC
 log = get_logger("common", component="retry")
 
 
-class RetryTransient(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+class RetryTransient(grpc.aio.UnaryUnaryClientInterceptor):
     """Retry a unary call up to `attempts` times in all while it fails with a transient code,
     waiting first_backoff seconds, doubling up to max_backoff (defaults: 6 attempts, about
     12 s of waiting in all); any other outcome, or the last failure, goes to the caller."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -59,12 +59,12 @@ QUIET_TICK = 0.05
 LIVENESS = "liveness"
 
 
-class HealthServicer(health.aio.HealthServicer):
+class HealthServicer(health.aio.HealthServicer):  # type: ignore[misc]  # grpc_health: untyped
     """grpc's health service with List (every service name and its status), which the
     library leaves unimplemented although reflection advertises it."""
 
     async def List(  # noqa: N802 (the RPC's name)
-        self, request: health_pb2.HealthListRequest, context: grpc.aio.ServicerContext
+        self, request: health_pb2.HealthListRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> health_pb2.HealthListResponse:
         return health_pb2.HealthListResponse(statuses={
             name: health_pb2.HealthCheckResponse(status=status)
@@ -106,7 +106,7 @@ class ServiceContext:
 
 
 Registrar = Callable[[grpc.aio.Server, ServiceContext], None]
-Task = Callable[[], Awaitable[None]]
+Task = Callable[[], Coroutine[Any, Any, None]]
 
 
 @dataclass

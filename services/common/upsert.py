@@ -15,17 +15,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import Insert as PostgresqlInsert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.sql.dml import Insert
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+# either dialect's INSERT: both have .excluded, on_conflict_do_nothing and on_conflict_do_update
+Insert = PostgresqlInsert | SqliteInsert
 
 
 def dialect_insert(dialect: str, model: Any) -> Insert:
     """INSERT into the model's table in the named dialect ("sqlite" or "postgresql"), the
     kind of statement that has on_conflict_do_nothing / on_conflict_do_update."""
-    make = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    return make(getattr(model, "__table__", model))
+    table = getattr(model, "__table__", model)
+    if dialect == "postgresql":
+        return postgresql_insert(table)
+    return sqlite_insert(table)
 
 
 async def session_insert(session: AsyncSession, model: Any) -> Insert:
@@ -41,9 +47,9 @@ async def insert_missing(session: AsyncSession, model: Any, row: Mapping[str, An
     there already (or was being inserted by another transaction, which it waited for)."""
     table = getattr(model, "__table__", model)
     stmt = (await session_insert(session, model)).values(**row)
-    stmt = stmt.on_conflict_do_nothing(index_elements=list(key)).returning(
+    returning = stmt.on_conflict_do_nothing(index_elements=list(key)).returning(
         *(table.c[k] for k in key))
-    result = await session.exec(stmt)  # type: ignore[call-overload]
+    result = await session.exec(returning)
     return result.first() is not None
 
 
@@ -63,5 +69,5 @@ async def upsert(session: AsyncSession, model: Any, row: Mapping[str, Any],
     if not set_:
         await insert_missing(session, model, row, key)
         return
-    await session.exec(stmt.on_conflict_do_update(  # type: ignore[call-overload]
+    await session.exec(stmt.on_conflict_do_update(
         index_elements=list(key), set_=set_))

@@ -34,7 +34,7 @@ ADVISORY_SUBJECTS = ["branch.vip.advisory.opened", "branch.vip.advisory.escalate
                      "branch.vip.advisory.answered", "branch.vip.advisory.closed"]
 
 
-def open_grant_clients(staff_id: str) -> Select:
+def open_grant_clients(staff_id: str) -> Select[str]:
     """Ids of the clients a staff member has open assignment grants for (a subquery)."""
     return select(AssignmentGrant.client_id).where(
         AssignmentGrant.staff_id == staff_id, col(AssignmentGrant.ended_at).is_(None))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from branch.directory.v1 import calendar_pb2 as cpb
@@ -15,10 +16,13 @@ from services.cli.errors import UsageError
 from services.common.clock import SystemClock, local_today
 from services.common.settings import load_settings
 
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
+
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
-def _stub(ctl: Ctl) -> DirectoryServiceStub:
+def _stub(ctl: Ctl) -> DirectoryServiceAsyncStub:
     return DirectoryServiceStub(ctl.channel("directory"))
 
 
@@ -87,7 +91,7 @@ async def unset_day(args: argparse.Namespace, ctl: Ctl) -> None:
     ctl.console.print(f"{args.date}: override removed")
 
 
-def add_commands(groups: argparse._SubParsersAction) -> None:
+def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     group = groups.add_parser("calendar", help="business calendar: holidays, make-up working "
                               "days and overrides")
     sub = group.add_subparsers(dest="command", required=True)

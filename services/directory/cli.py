@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from branch.directory.v1 import client_pb2, identity_pb2, staff_pb2
 from branch.directory.v1 import directory_service_pb2 as api
@@ -18,13 +19,17 @@ from services.cli.people import client_option, staff_option
 from services.cli.timefmt import zone
 from services.directory import csvfile
 
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
+    from branch.directory.v1.identity_pb2_grpc import IdentityServiceAsyncStub
+
 CHANNELS = {"onsite": client_pb2.CHANNEL_ONSITE, "remote": client_pb2.CHANNEL_REMOTE}
 TIERS = {"standard": client_pb2.TIER_STANDARD, "key": client_pb2.TIER_KEY}
 ROLES = [n.removeprefix("ROLE_").lower() for n in staff_pb2.Role.keys() if n != "ROLE_UNSPECIFIED"]
 SEND_BATCH = 500
 
 
-def _stub(ctl: Ctl) -> DirectoryServiceStub:
+def _stub(ctl: Ctl) -> DirectoryServiceAsyncStub:
     return DirectoryServiceStub(ctl.channel("directory"))
 
 
@@ -83,7 +88,7 @@ async def staff(args: argparse.Namespace, ctl: Ctl) -> None:
                 s.active] for s in resp.staff])
 
 
-def _identity(ctl: Ctl) -> IdentityServiceStub:
+def _identity(ctl: Ctl) -> IdentityServiceAsyncStub:
     return IdentityServiceStub(ctl.channel("directory"))
 
 
@@ -148,7 +153,7 @@ async def import_csv(args: argparse.Namespace, ctl: Ctl) -> None:
         ctl.console.print(f"  row {row}: {name}: {reason}", markup=False)
 
 
-def add_commands(groups: argparse._SubParsersAction) -> None:
+def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from services.directory import calendar_cli
 
     calendar_cli.add_commands(groups)

@@ -197,7 +197,7 @@ def _trade(row: dict[str, str | None], zone: ZoneInfo
     return api.ImportRecord(trade=trade), problems  # the server checks the rest
 
 
-def _actions(reader: csv.DictReader, header: set[str], name: str) -> Parsed:
+def _actions(reader: csv.DictReader[str], header: set[str], name: str) -> Parsed:
     missing = set(ACTION_COLUMNS) - header
     if missing:
         raise FileError(f"{name}: missing columns {', '.join(sorted(missing))}")

@@ -4,6 +4,7 @@ trades, all made through the directory's public API (deterministic: one seed).""
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
@@ -57,7 +58,7 @@ SECURITIES = [
 ]
 
 
-def _name(rng) -> str:  # type: ignore[no-untyped-def]
+def _name(rng: random.Random) -> str:
     return rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2))))
 
 
@@ -98,9 +99,10 @@ async def load(demo: Demo) -> None:
             phone=f"+86 13{rng.randint(0, 9)} {rng.randint(1000, 9999)} {rng.randint(1000, 9999)}",
             channel=client_pb2.CHANNEL_ONSITE if onsite else client_pb2.CHANNEL_REMOTE,
             tier=client_pb2.TIER_KEY if key else client_pb2.TIER_STANDARD,
-            risk_tolerance=rng.choices([1, 2, 3, 4, 5], weights=[8, 20, 35, 25, 12])[0],
+            risk_tolerance=client_pb2.RiskTolerance.ValueType(
+                rng.choices([1, 2, 3, 4, 5], weights=[8, 20, 35, 25, 12])[0]),
             risk_assessed_on=assessed.isoformat(),
-            operating_style=rng.randint(1, 4),
+            operating_style=client_pb2.OperatingStyle.ValueType(rng.randint(1, 4)),
             client_manager_id=rng.choice(demo.staff["client_manager"]) if onsite else "",
             broker_id=rng.choice(demo.staff["broker"]) if key or rng.random() < 0.5 else "",
             commission_rate="0.0006" if key else rng.choice(["0.00025", "0.0003", "0.00018"]),
@@ -145,9 +147,10 @@ async def _batched(
 async def _market(demo: Demo) -> AsyncIterator[api.ImportRecord]:
     """Securities, a year of trades per client (positions kept consistent), then holdings."""
     rng = demo.rng
-    for ticker, name, risk, price in SECURITIES:
+    for ticker, name, risk, list_price in SECURITIES:
         yield api.ImportRecord(security=holding_pb2.Security(
-            ticker=ticker, name=name, risk_level=risk, last_price=price))
+            ticker=ticker, name=name, risk_level=client_pb2.RiskLevel.ValueType(risk),
+            last_price=list_price))
     last = {t: Decimal(p) for t, _, _, p in SECURITIES}
     start = demo.now - timedelta(days=365)
     for ci, client in enumerate(demo.clients):

@@ -251,15 +251,15 @@ class Identity:
     @staticmethod
     async def _spend(session: AsyncSession, token_id: str, now: datetime) -> bool:
         """Mark used unless a racing replica already did (then it is a reuse)."""
-        result = await session.exec(  # type: ignore[call-overload]
+        result = await session.exec(
             update(RefreshToken)
             .where(col(RefreshToken.id) == token_id, col(RefreshToken.used_at).is_(None))
             .values(used_at=now))
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return bool(result.rowcount)
 
     @staticmethod
     async def _revoke_family(session: AsyncSession, family_id: str, now: datetime) -> None:
-        await session.exec(  # type: ignore[call-overload]
+        await session.exec(
             update(RefreshToken)
             .where(col(RefreshToken.family_id) == family_id, col(RefreshToken.revoked_at).is_(None))
             .values(revoked_at=now))
@@ -267,7 +267,7 @@ class Identity:
     @staticmethod
     async def revoke_staff(session: AsyncSession, staff_id: str, now: datetime) -> None:
         """End every sign-in of a staff member."""
-        await session.exec(  # type: ignore[call-overload]
+        await session.exec(
             update(RefreshToken)
             .where(col(RefreshToken.staff_id) == staff_id, col(RefreshToken.revoked_at).is_(None))
             .values(revoked_at=now))

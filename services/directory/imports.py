@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from branch.directory.v1 import directory_service_pb2 as api
@@ -114,7 +115,8 @@ async def _batches(
         bare = not message.WhichOneof("record") and not message.batch
         singles = [message] if message.WhichOneof("record") or (
             bare and not message.validate_only) else []
-        for record in [*singles, *message.batch]:
+        records: list[Record] = [*singles, *message.batch]
+        for record in records:
             batch.append((index, record))
             index += 1
             if len(batch) >= BATCH:
@@ -210,7 +212,7 @@ async def _apply(
         for row in (await session.exec(
                 select(Holding).where(col(Holding.client_id).in_(holding_clients)))).all():
             holdings[(row.client_id, row.ticker)] = row
-    new_trades: list[dict] = []
+    new_trades: list[dict[str, Any]] = []
     touched_clients: set[str] = set()
     touched_tickers: set[str] = set()
     for index, rec in batch:
@@ -257,8 +259,8 @@ async def _apply(
             if v:
                 result.reject(index, v)
                 continue
-            row = await session.get(Security, s.ticker)
-            if row is not None and (row.name, row.risk_level, row.last_price) == (
+            stored = await session.get(Security, s.ticker)
+            if stored is not None and (stored.name, stored.risk_level, stored.last_price) == (
                     s.name, s.risk_level, s.last_price):
                 result.duplicate += 1
             else:
@@ -266,8 +268,8 @@ async def _apply(
                 await upsert(session, Security, {
                     "ticker": s.ticker, "name": s.name, "risk_level": s.risk_level,
                     "last_price": s.last_price}, key=["ticker"])
-                if row is not None:
-                    await session.refresh(row)
+                if stored is not None:
+                    await session.refresh(stored)
                 result.accepted += 1
         elif kind == "corporate_action":
             v, values = corporate_actions.check_action(rec.corporate_action, now)
@@ -283,9 +285,9 @@ async def _apply(
             result.reject(index, v)
     if new_trades:
         first = await _take_sequence(session, len(new_trades))
-        for offset, row in enumerate(new_trades):
-            row["import_seq"] = first + offset
-        await session.exec(insert(Trade), params=new_trades)  # type: ignore[call-overload]
+        for offset, trade in enumerate(new_trades):
+            trade["import_seq"] = first + offset
+        await session.exec(insert(Trade), params=new_trades)
     if touched_clients:
         emit(session, subject="branch.directory.holdings.updated",
              message=events_pb2.HoldingsUpdated(client_ids=sorted(touched_clients),
@@ -296,7 +298,7 @@ async def _apply(
 async def _take_sequence(session: AsyncSession, count: int) -> int:
     """The first of count consecutive import sequence numbers, taken under the counter row's
     lock (held to commit), so replicas importing at once never share a number."""
-    taken = (await session.exec(  # type: ignore[call-overload]
+    taken = (await session.exec(
         update(ImportCounter).where(col(ImportCounter.name) == "trade")
         .values(next_value=col(ImportCounter.next_value) + count)
         .returning(col(ImportCounter.next_value)))).first()

@@ -127,7 +127,7 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _fts(column: str, pattern: str) -> ColumnElement:
+def _fts(column: str, pattern: str) -> ColumnElement[bool]:
     """SQLite: ids whose FTS5 trigram column is LIKE pattern (no ESCAPE: it disables the
     index, so patterns given here hold no wildcard of their own)."""
     return col(Client.id).in_(text(
@@ -135,17 +135,17 @@ def _fts(column: str, pattern: str) -> ColumnElement:
     ).bindparams(pattern=pattern).columns(id=Client.id.type))  # type: ignore[attr-defined]
 
 
-def _starts(column: Any, prefix: str) -> ColumnElement:
+def _starts(column: Any, prefix: str) -> ColumnElement[bool]:
     """SQLite: a prefix as a range, which the column's B-tree index answers (BINARY order)."""
     return and_(col(column) >= prefix, col(column) < prefix + "\U0010ffff")
 
 
-def client_filter(q: Query, dialect: str) -> ColumnElement:
+def client_filter(q: Query, dialect: str) -> ColumnElement[bool]:
     """Any way the query names a client. Each term is one an index answers (pg_trgm GIN or
     B-tree on PostgreSQL; FTS5 trigram or B-tree on SQLite) so the planner ORs index scans
     (BitmapOr / MULTI-INDEX OR) rather than reading every client; only SQLite names under
     3 characters are scanned."""
-    terms: list[ColumnElement] = []
+    terms: list[ColumnElement[bool]] = []
     # digits, spaces and '+' only: a phone or account number, never a name
     name = q.key if not q.phone else ""
     if dialect == "sqlite":
@@ -155,7 +155,7 @@ def client_filter(q: Query, dialect: str) -> ColumnElement:
             terms.append(col(Client.search_text).like(q.like(), escape="\\"))
         terms.append(_starts(Client.account_no, q.raw))
         if q.phone:
-            terms.append(Client.phone_normalized == q.phone)
+            terms.append(col(Client.phone_normalized) == q.phone)
             if len(q.phone) >= PHONE_SUFFIX_MIN:
                 terms.append(_fts("phone", "%" + q.phone))
         if q.id_prefix:
@@ -165,7 +165,7 @@ def client_filter(q: Query, dialect: str) -> ColumnElement:
         terms.append(col(Client.search_text).like(q.like(), escape="\\"))
     terms.append(col(Client.account_no).like(_escape(q.raw) + "%", escape="\\"))
     if q.phone:
-        terms.append(Client.phone_normalized == q.phone)
+        terms.append(col(Client.phone_normalized) == q.phone)
         if len(q.phone) >= PHONE_SUFFIX_MIN:
             terms.append(col(Client.phone_normalized).like("%" + q.phone))
     if q.id_prefix:
@@ -173,15 +173,15 @@ def client_filter(q: Query, dialect: str) -> ColumnElement:
     return or_(*terms)
 
 
-def client_exact(q: Query) -> ColumnElement:
-    terms = [Client.id == q.raw.lower(), Client.account_no == q.raw,
+def client_exact(q: Query) -> ColumnElement[bool]:
+    terms = [col(Client.id) == q.raw.lower(), col(Client.account_no) == q.raw,
              col(Client.search_text).like(_escape(q.key) + "|%", escape="\\")]
     if q.phone:
-        terms.append(Client.phone_normalized == q.phone)
+        terms.append(col(Client.phone_normalized) == q.phone)
     return case((or_(*terms), 0), else_=1)
 
 
-def staff_filter(q: Query) -> ColumnElement:
+def staff_filter(q: Query) -> ColumnElement[bool]:
     terms = [col(Staff.search_text).like(q.like(), escape="\\"),
              col(Staff.employee_no).ilike(_escape(q.raw) + "%", escape="\\")]
     if q.id_prefix:
@@ -189,8 +189,8 @@ def staff_filter(q: Query) -> ColumnElement:
     return or_(*terms)
 
 
-def staff_exact(q: Query) -> ColumnElement:
-    return case((or_(Staff.id == q.raw.lower(), col(Staff.employee_no).ilike(_escape(q.raw),
+def staff_exact(q: Query) -> ColumnElement[bool]:
+    return case((or_(col(Staff.id) == q.raw.lower(), col(Staff.employee_no).ilike(_escape(q.raw),
                                                                             escape="\\"),
                      col(Staff.search_text).like(_escape(q.key) + "|%", escape="\\")), 0),
                 else_=1)
@@ -234,16 +234,16 @@ CONTACT_ROLES = ("supervisor", "admin", SERVICE_ROLE, "broker", "client_manager"
                  "service_agent")
 
 
-def client_scope(principal: Principal) -> ColumnElement | None:
+def client_scope(principal: Principal) -> ColumnElement[bool] | None:
     """As ListClients: brokers and client managers find their own clients, plus those whose
     work is assigned to them now (open assignment grants); None means the whole branch."""
     if principal.sees_branch or principal.has("consultant", "service_agent", "compliance"):
         return None
-    own: list[ColumnElement] = [col(Client.id).in_(open_grant_clients(principal.staff_id))]
+    own: list[ColumnElement[bool]] = [col(Client.id).in_(open_grant_clients(principal.staff_id))]
     if principal.has("broker"):
-        own.append(Client.broker_id == principal.staff_id)
+        own.append(col(Client.broker_id) == principal.staff_id)
     if principal.has("client_manager"):
-        own.append(Client.client_manager_id == principal.staff_id)
+        own.append(col(Client.client_manager_id) == principal.staff_id)
     return or_(*own)
 
 

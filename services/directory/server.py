@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -25,7 +24,7 @@ from services.common.consumer import Subscription
 from services.common.events import Event
 from services.common.identity import SigningSide
 from services.common.logs import get_logger
-from services.common.server import ServiceContext, ServiceSpec, default_token_ttl
+from services.common.server import ServiceContext, ServiceSpec, Task, default_token_ttl
 from services.common.standing import known_staff, publish_standing
 from services.directory import assignments
 from services.directory.access import ACCESS
@@ -44,7 +43,8 @@ ADMIN_PASSWORD_FILE = "admin.password"
 def keys_of(ctx: ServiceContext) -> KeyStore:
     if "keys" not in ctx.extras:
         ctx.extras["keys"] = KeyStore(ctx.db, ctx.clock)
-    return ctx.extras["keys"]
+    keys: KeyStore = ctx.extras["keys"]
+    return keys
 
 
 def _announcer(ctx: ServiceContext):  # type: ignore[no-untyped-def]
@@ -61,7 +61,8 @@ def directory_of(ctx: ServiceContext) -> Directory:
             token_ttl=default_token_ttl(ctx.settings), tz=ZoneInfo(ctx.settings.timezone),
             announce=_announcer(ctx),
         )
-    return ctx.extras["directory"]
+    built: Directory = ctx.extras["directory"]
+    return built
 
 
 def identity_of(ctx: ServiceContext) -> Identity:
@@ -76,7 +77,8 @@ def identity_of(ctx: ServiceContext) -> Identity:
             lockout=timedelta(seconds=s.login_lockout_seconds),
             publish=_announcer(ctx),
         )
-    return ctx.extras["identity"]
+    identity: Identity = ctx.extras["identity"]
+    return identity
 
 
 def register(server: grpc.aio.Server, ctx: ServiceContext) -> None:
@@ -117,7 +119,7 @@ async def bootstrap_admin_password(ctx: ServiceContext, admin_id: str) -> None:
             fh.write(password + "\n")
 
 
-def background(ctx: ServiceContext, stop: asyncio.Event) -> list[Callable[[], Awaitable[None]]]:
+def background(ctx: ServiceContext, stop: asyncio.Event) -> list[Task]:
     async def reconcile() -> None:
         """Write the standing of every staff member missing from the bucket (a new or
         wiped NATS store): a deactivation must not be forgotten with it."""

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from branch.directory.v1 import (
@@ -35,6 +36,7 @@ from services.common.errors import (
 from services.common.events import emit
 from services.common.ids import new_id
 from services.common.pagination import decode_token, encode_token, page_size
+from services.common.suitability import assessment_expired
 from services.common.upsert import insert_missing
 from services.directory import assignments, convert, corporate_actions
 from services.directory.identity import Identity, wall_now
@@ -91,7 +93,7 @@ class Directory:
             v.add("staff.team_lead_id", "no such staff member")
         v.raise_if_any()
         existing = (
-            await session.exec(select(Staff).where(Staff.employee_no == msg.employee_no))
+            await session.exec(select(Staff).where(col(Staff.employee_no) == msg.employee_no))
         ).first()
         if existing is not None:
             raise AlreadyExists(f"employee_no {msg.employee_no} is taken")
@@ -185,8 +187,10 @@ class Directory:
 
     # ---- clients -------------------------------------------------------------------------
 
-    def _validate_client(self, v: Violations, msg: client_pb2.Client, fields: set[str]) -> dict:
-        values: dict = {}
+    def _validate_client(
+        self, v: Violations, msg: client_pb2.Client, fields: set[str]
+    ) -> dict[str, Any]:
+        values: dict[str, Any] = {}
         if "display_name" in fields:
             check_text(v, "client.display_name", msg.display_name, max_len=100, required=True)
             values["display_name"] = msg.display_name
@@ -240,7 +244,7 @@ class Directory:
                 await _check_staff_role(session, v, f"client.{field_name}", staff_id, role)
         v.raise_if_any()
         taken = (
-            await session.exec(select(Client.id).where(Client.account_no == msg.account_no))
+            await session.exec(select(Client.id).where(col(Client.account_no) == msg.account_no))
         ).first()
         if taken is not None:
             raise AlreadyExists(f"account_no {msg.account_no} already exists")
@@ -301,17 +305,17 @@ class Directory:
         after = decode_token(req.page_token)
         filters = []
         if req.channel:
-            filters.append(Client.channel == req.channel)
+            filters.append(col(Client.channel) == req.channel)
         if req.tier:
-            filters.append(Client.tier == req.tier)
+            filters.append(col(Client.tier) == req.tier)
         if req.risk_tolerance:
-            filters.append(Client.risk_tolerance == req.risk_tolerance)
+            filters.append(col(Client.risk_tolerance) == req.risk_tolerance)
         if req.status:
-            filters.append(Client.status == req.status)
+            filters.append(col(Client.status) == req.status)
         if req.client_manager_id:
-            filters.append(Client.client_manager_id == req.client_manager_id)
+            filters.append(col(Client.client_manager_id) == req.client_manager_id)
         if req.broker_id:
-            filters.append(Client.broker_id == req.broker_id)
+            filters.append(col(Client.broker_id) == req.broker_id)
         if not principal.sees_branch and not principal.has("consultant", "service_agent",
                                                                "compliance"):
             own = []
@@ -319,13 +323,13 @@ class Directory:
                 if req.broker_id and req.broker_id != principal.staff_id:
                     raise PermissionDenied("brokers see only their own clients",
                                            reason="OUT_OF_SCOPE")
-                own.append(Client.broker_id == principal.staff_id)
+                own.append(col(Client.broker_id) == principal.staff_id)
             if principal.has("client_manager"):
                 if req.client_manager_id and req.client_manager_id != principal.staff_id:
                     raise PermissionDenied("client managers see only their own clients",
                                            reason="OUT_OF_SCOPE")
-                own.append(Client.client_manager_id == principal.staff_id)
-            filters.append(or_(*own) if own else Client.id == "")
+                own.append(col(Client.client_manager_id) == principal.staff_id)
+            filters.append(or_(*own) if own else col(Client.id) == "")
         query = select(Client).where(*filters).order_by(col(Client.id)).limit(size + 1)
         if after:
             query = query.where(col(Client.id) > str(after[0]))
@@ -447,7 +451,7 @@ class Directory:
                 await session.exec(
                     select(Holding, Security.risk_level)
                     .join(Security, col(Security.ticker) == col(Holding.ticker), isouter=True)
-                    .where(Holding.client_id == client_id, col(Holding.quantity) > 0)
+                    .where(col(Holding.client_id) == client_id, col(Holding.quantity) > 0)
                     .order_by(col(Holding.ticker))
                 )
             ).all()
@@ -463,13 +467,16 @@ class Directory:
         100,000-trade history is the case this is built for."""
         async with self.db.read() as session:
             await self._client_in_scope(session, principal, req.client_id)
-        columns = (Trade.trade_id, Trade.ticker, Trade.side, Trade.quantity, Trade.price,
-                   Trade.fee, Trade.trade_time, Trade.import_seq)
+        columns = (col(Trade.trade_id), col(Trade.ticker), col(Trade.side), col(Trade.quantity),
+                   col(Trade.price), col(Trade.fee), col(Trade.trade_time),
+                   col(Trade.import_seq))
         # ties of trade_time in import order (a buy and its sell in the same second), then
         # trade id for rows imported before import order was kept
         last: tuple[datetime, int, str] | None = None
         while True:
-            query = select(*columns).where(Trade.client_id == req.client_id)
+            # sqlmodel's select is typed for at most four columns; it takes eight all the same
+            query = select(*columns).where(  # type: ignore[call-overload]
+                col(Trade.client_id) == req.client_id)
             if start:
                 query = query.where(col(Trade.trade_time) >= start)
             if end:
@@ -538,12 +545,12 @@ class Directory:
         query = (
             select(Client)
             .where(col(Client.id).in_(id_query.scalar_subquery()),
-                   Client.status == client_pb2.CLIENT_STATUS_ACTIVE)
+                   col(Client.status) == client_pb2.CLIENT_STATUS_ACTIVE)
             .order_by(col(Client.id))
             .limit(size + 1)
         )
         if req.tier:
-            query = query.where(Client.tier == req.tier)
+            query = query.where(col(Client.tier) == req.tier)
         async with self.db.read() as session:
             clients = list((await session.exec(query)).all())
             more = len(clients) > size
@@ -568,7 +575,7 @@ class Directory:
                     client_id=c.id,
                     tier=c.tier,  # type: ignore[arg-type]
                     risk_tolerance=c.risk_tolerance,  # type: ignore[arg-type]
-                    risk_assessment_expired=convert.assessment_expired(c.risk_assessed_on, today),
+                    risk_assessment_expired=assessment_expired(c.risk_assessed_on, today),
                     broker_id=c.broker_id,
                     client_manager_id=c.client_manager_id,
                     tickers=sorted(held.get(c.id, [])),
@@ -597,7 +604,7 @@ async def admin_row(session: AsyncSession, now: datetime) -> Staff:
         "roles": "admin", "active": True, "team_lead_id": "",
         "search_text": search_text("Administrator"), "created_at": now,
         "deactivated_at": None}, key=["employee_no"])
-    return (await session.exec(select(Staff).where(Staff.employee_no == "ADMIN"))).one()
+    return (await session.exec(select(Staff).where(col(Staff.employee_no) == "ADMIN"))).one()
 
 
 def ensure_scope(principal: Principal, row: Client) -> None:

@@ -7,11 +7,15 @@ from __future__ import annotations
 import argparse
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from branch.insight.v1 import duty_log_pb2, inspection_pb2, report_pb2, weekly_summary_pb2
 from branch.insight.v1 import insight_service_pb2 as api
 from branch.insight.v1.insight_service_pb2_grpc import InsightServiceStub
+
+if TYPE_CHECKING:
+    from branch.insight.v1.insight_service_pb2_grpc import InsightServiceAsyncStub
 
 from services.cli.branchctl import Ctl, clip, who
 from services.insight.weekly import WEEK
@@ -25,7 +29,7 @@ STATES = {"pending": K.INSPECTION_STATE_PENDING, "scored": K.INSPECTION_STATE_SC
 DECISIONS = {"uphold": K.APPEAL_STATE_UPHELD, "reject": K.APPEAL_STATE_REJECTED}
 
 
-def _stub(ctl: Ctl) -> InsightServiceStub:
+def _stub(ctl: Ctl) -> InsightServiceAsyncStub:
     return InsightServiceStub(ctl.channel("insight"))
 
 
@@ -247,7 +251,7 @@ async def status(args: argparse.Namespace, ctl: Ctl) -> None:
     ctl.console.print(f"events applied: {s.events_applied}; last at {when} UTC")
 
 
-def add_commands(groups: argparse._SubParsersAction) -> None:
+def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     group = groups.add_parser("insight", help="quality inspection, duty log, reports pack")
     sub = group.add_subparsers(dest="command", required=True)
 

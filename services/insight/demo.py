@@ -17,6 +17,8 @@ from branch.insight.v1.insight_service_pb2_grpc import InsightServiceStub
 from services.common.clock import add_months, week_of
 
 if TYPE_CHECKING:
+    from branch.insight.v1.insight_service_pb2_grpc import InsightServiceAsyncStub
+
     from services.cli.demo import Demo
 
 K = inspection_pb2
@@ -33,7 +35,7 @@ COMMENTS = ["clear wording, confirmed the need", "should summarise the client's 
             "calm under pressure", "tone a little hurried", "good handling of an unexpected ask"]
 
 
-async def _wait_for_read_model(stub: InsightServiceStub, demo: Demo) -> None:
+async def _wait_for_read_model(stub: InsightServiceAsyncStub, demo: Demo) -> None:
     """Until the events of the demos loaded before stop arriving (or MAX_WAIT_SECONDS)."""
     meta = demo.as_admin()
     loop = asyncio.get_running_loop()

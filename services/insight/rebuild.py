@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from nats.js.errors import NotFoundError
 from sqlalchemy import delete
+from sqlmodel import col
 
 from services.common.db import Database
 from services.common.logs import get_logger
@@ -25,9 +26,9 @@ async def rebuild(db: Database, link: NatsLink) -> None:
     durable = f"{db.service}-{CONSUMER}"
     async with db.transaction() as session:
         for table in READ_MODEL:
-            await session.exec(delete(table))  # type: ignore[call-overload]
-        await session.exec(delete(ProcessedEvent).where(  # type: ignore[call-overload]
-            ProcessedEvent.consumer == durable))
+            await session.exec(delete(table))
+        await session.exec(delete(ProcessedEvent).where(
+            col(ProcessedEvent.consumer) == durable))
     try:
         await link.jetstream().delete_consumer(STREAM, durable)
     except NotFoundError:

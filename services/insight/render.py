@@ -101,7 +101,7 @@ def csv_bytes(report: report_pb2.Report) -> bytes:
 
 def xlsx_bytes(report: report_pb2.Report) -> bytes:
     book = Workbook()
-    sheet = book.active
+    sheet = book.worksheets[0]  # a new workbook's one (active) sheet
     sheet.title = "Summary"
     sheet.append(["report", SLUG.get(report.kind, ""), report.period_start, report.period_end])
     sheet.append(["figure", "value"])

@@ -39,7 +39,7 @@ from services.insight.models import Report as ReportRow
 R = report_pb2
 GENERATED = "branch.insight.report.generated"
 SCHEDULE = "schedule"
-KIND_NAMES = {R.REPORT_KIND_DAILY: "daily", R.REPORT_KIND_WEEKLY: "weekly",
+KIND_NAMES: dict[int, str] = {R.REPORT_KIND_DAILY: "daily", R.REPORT_KIND_WEEKLY: "weekly",
               R.REPORT_KIND_MONTHLY: "monthly"}
 # Waiting work (工单滞留) by age at the end of the period, in days: [low, high).
 AGE_BANDS = (("0-1d", 0, 1), ("1-3d", 1, 3), ("3-7d", 3, 7), (">7d", 7, None))
@@ -101,10 +101,10 @@ class Reports:
         per_person: dict[tuple[str, str], int] = defaultdict(int)
         per_day: dict[date, int] = defaultdict(int)
         rows = (await session.exec(select(
-            Activity.kind, Activity.person_id, Activity.local_day,
+            col(Activity.kind), col(Activity.person_id), col(Activity.local_day),
             func.sum(Activity.amount)).where(
             col(Activity.local_day) >= first, col(Activity.local_day) <= last).group_by(
-            Activity.kind, Activity.person_id, Activity.local_day))).all()
+            col(Activity.kind), col(Activity.person_id), col(Activity.local_day)))).all()
         for activity, person, day, amount in rows:
             sums[activity] += int(amount)
             per_person[(activity, person)] += int(amount)
@@ -129,8 +129,8 @@ class Reports:
                                 col(Inspection.scored_at) < end)
         inspections = list((await session.exec(query)).all())
         by_person: dict[str, list[Inspection]] = defaultdict(list)
-        for i in inspections:
-            by_person[i.person_id].append(i)
+        for inspection in inspections:
+            by_person[inspection.person_id].append(inspection)
         teams = {i.person_id: i.team for i in inspections}
         people_ids = sorted({p for (a, p) in per_person if p and a in (
             "accepted", "callback", "advisory_answered")} | set(by_person))

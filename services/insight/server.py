@@ -31,7 +31,8 @@ def insight_of(ctx: ServiceContext) -> Insight:
     if "insight" not in ctx.extras:
         ctx.extras["insight"] = Insight.build(ctx.db, ctx.clock, ctx.settings.timezone,
                                               ctx.calendar, ctx.nats)
-    return ctx.extras["insight"]
+    built: Insight = ctx.extras["insight"]
+    return built
 
 
 def register(server: grpc.aio.Server, ctx: ServiceContext) -> None:

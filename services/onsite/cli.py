@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from branch.directory.v1 import client_pb2
 from branch.onsite.v1 import consultation_pb2 as cpb
@@ -18,13 +19,16 @@ from services.cli.branchctl import Ctl, clip, who
 from services.cli.people import client_option, resolve_client, staff_option
 from services.cli.timefmt import local, timestamp, zone
 
+if TYPE_CHECKING:
+    from branch.onsite.v1.onsite_service_pb2_grpc import OnsiteServiceAsyncStub
+
 STATES = {"raised": cpb.FORM_STATE_RAISED, "analysed": cpb.FORM_STATE_ANALYSED,
           "delivered": cpb.FORM_STATE_DELIVERED, "cancelled": cpb.FORM_STATE_CANCELLED}
 FLAGS = {cpb.FORM_FLAG_SUITABILITY_OVERRIDE: "OVERRIDE", cpb.FORM_FLAG_OVERDUE: "OVERDUE",
          cpb.FORM_FLAG_CLIENT_REMOTE: "CLIENT-REMOTE", cpb.FORM_FLAG_CLIENT_CLOSED: "CLIENT-LEFT"}
 
 
-def _stub(ctl: Ctl) -> OnsiteServiceStub:
+def _stub(ctl: Ctl) -> OnsiteServiceAsyncStub:
     return OnsiteServiceStub(ctl.channel("onsite"))
 
 
@@ -398,7 +402,7 @@ async def attendance(args: argparse.Namespace, ctl: Ctl) -> None:
     ctl.console.print(f"meeting {m.id} held: {m.attended_count} of {m.confirmed_count} attended")
 
 
-def add_commands(groups: argparse._SubParsersAction) -> None:
+def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g = groups.add_parser("onsite", help="client managers' day, consultation forms, meetings")
     sub = g.add_subparsers(dest="onsite_cmd", required=True)
 

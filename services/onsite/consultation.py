@@ -4,6 +4,7 @@ rule, deliver by the deadline or cancel; the overdue check that raises each even
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from branch.directory.v1 import client_pb2, staff_pb2
 from branch.onsite.v1 import consultation_pb2, events_pb2
@@ -49,7 +50,7 @@ RAISED = consultation_pb2.FORM_STATE_RAISED
 ANALYSED = consultation_pb2.FORM_STATE_ANALYSED
 DELIVERED = consultation_pb2.FORM_STATE_DELIVERED
 CANCELLED = consultation_pb2.FORM_STATE_CANCELLED
-STATE_NAMES = {RAISED: "raised", ANALYSED: "analysed", DELIVERED: "delivered",
+STATE_NAMES: dict[int, str] = {RAISED: "raised", ANALYSED: "analysed", DELIVERED: "delivered",
                CANCELLED: "cancelled"}
 
 log = get_logger("onsite", component="consultation")
@@ -77,8 +78,8 @@ async def update_settings(o: Onsite, p: Principal, msg: api.OnsiteSettings) -> a
 
     async def write() -> api.OnsiteSettings:
         async with o.db.transaction() as s:
-            values = {"id": 1, "delivery_deadline_seconds": seconds, "updated_by": p.staff_id,
-                      "updated_at": o.now()}
+            values: dict[str, Any] = {"id": 1, "delivery_deadline_seconds": seconds,
+                                      "updated_by": p.staff_id, "updated_at": o.now()}
             await upsert(s, OnsiteSettingsRow, values, key=["id"])
             return convert.settings_to_proto(OnsiteSettingsRow(**values))
 
@@ -334,7 +335,7 @@ async def analyse(o: Onsite, p: Principal,
         emit(s, subject="branch.onsite.consultation.analysed",
              message=events_pb2.ConsultationAnalysed(
                  form_id=row.id, client_id=row.client_id, consultant_id=row.consultant_id,
-                 advice_risk_level=row.advice_risk_level,  # type: ignore[arg-type]
+                 advice_risk_level=row.advice_risk_level,
                  suitability_override=override, note_ids=list(req.note_ids)),
              about=row.id, now=now)
         if override:
@@ -427,7 +428,7 @@ async def check_overdue(o: Onsite, *, batch: int = 500) -> int:
     for form_id in due:
         async with o.db.transaction() as s:
             result = await s.exec(
-                update(FormRow)  # type: ignore[call-overload]
+                update(FormRow)
                 .where(col(FormRow.id) == form_id, col(FormRow.overdue_at).is_(None),
                        col(FormRow.state).in_(OPEN_STATES), col(FormRow.deadline) <= now)
                 .values(overdue_at=now, updated_at=now)

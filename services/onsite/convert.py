@@ -86,7 +86,7 @@ def is_overdue(row: FormRow, now: datetime) -> bool:
 
 
 def form_flags(row: FormRow, now: datetime) -> list[int]:
-    flags = []
+    flags: list[int] = []
     if row.suitability_override:
         flags.append(consultation_pb2.FORM_FLAG_SUITABILITY_OVERRIDE)
     if is_overdue(row, now):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from branch.directory.v1 import client_pb2
 from branch.onsite.v1 import day_pb2, events_pb2
@@ -119,7 +120,7 @@ async def set_plan(o: Onsite, p: Principal, req: api.SetDailyPlanRequest) -> day
             row = (await s.exec(select(PlanRow).where(
                 PlanRow.client_manager_id == manager, PlanRow.plan_date == day)
                 .execution_options(populate_existing=True))).one()
-            await s.exec(delete(PlanItemRow).where(  # type: ignore[call-overload]
+            await s.exec(delete(PlanItemRow).where(
                 col(PlanItemRow.plan_id) == row.id))
             items = []
             for kind, planned in ((VISIT, req.visits), (CONSULT, req.consultation_targets)):
@@ -310,7 +311,7 @@ async def set_quota(o: Onsite, p: Principal, msg: day_pb2.Quota) -> day_pb2.Quot
 
     async def write() -> day_pb2.Quota:
         async with o.db.transaction() as s:
-            values = {"role": msg.role, "staff_id": msg.staff_id,
+            values: dict[str, Any] = {"role": msg.role, "staff_id": msg.staff_id,
                       "visits_per_day": msg.visits_per_day, "rooms_per_day": msg.rooms_per_day,
                       "updated_by": p.staff_id, "updated_at": now}
             await upsert(s, QuotaRow, values, key=["role", "staff_id"])
@@ -393,10 +394,11 @@ async def compliance(o: Onsite, p: Principal,
             rooms_planned = sum(len(loads(r)) for r in (await s.exec(select(PlanRow.rooms).where(
                 PlanRow.client_manager_id == manager, col(PlanRow.plan_date) >= start,
                 col(PlanRow.plan_date) <= end))).all())
-            visits = list((await s.exec(select(VisitRow.client_id, VisitRow.visit_date).where(
+            visits = list((await s.exec(select(
+                    col(VisitRow.client_id), col(VisitRow.visit_date)).where(
                 VisitRow.client_manager_id == manager, col(VisitRow.visit_date) >= start,
                 col(VisitRow.visit_date) <= end))).all())
-            patrolled = (await s.exec(select(PatrolRow.patrol_date, PatrolRow.room).where(
+            patrolled = (await s.exec(select(col(PatrolRow.patrol_date), col(PatrolRow.room)).where(
                 PatrolRow.client_manager_id == manager, col(PatrolRow.patrol_date) >= start,
                 col(PatrolRow.patrol_date) <= end).distinct())).all()
             raised = (await s.exec(select(func.count()).select_from(FormRow).where(

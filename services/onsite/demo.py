@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -90,7 +91,7 @@ async def load(demo: Demo) -> None:
             targets.append((day, m, c.id))
         is_today = day == today
         visited = chosen[: (3 if is_today else rng.randint(min(6, len(chosen)), len(chosen)))]
-        calls = []
+        calls: list[Awaitable[Any]] = []
         for k, c in enumerate(visited):
             when = _at(day, 9, 40, tz) + timedelta(minutes=25 * k + rng.randint(0, 15))
             if when > now:
@@ -166,7 +167,8 @@ async def load(demo: Demo) -> None:
             id=form.id, analysis="Concentrated in two names; cost well below market; "
                                  "volatility above the client's comfort.",
             advice="Take partial profit, keep the core position, no margin.",
-            advice_risk_level=level, note_ids=rng.sample(note_ids, min(len(note_ids), 2)))
+            advice_risk_level=client_pb2.RiskLevel.ValueType(level),
+            note_ids=rng.sample(note_ids, min(len(note_ids), 2)))
         md = admin
         if fate == "analysed_live":
             md = demo.as_staff(consultant, "consultant")
@@ -229,7 +231,8 @@ async def load(demo: Demo) -> None:
             duration_minutes=90, format=meeting_pb2.MEETING_FORMAT_IN_PERSON, room="Room 1",
             capacity=20),
         weeks=4, topic="Market review and client sharing",
-        presenter_kind=meeting_pb2.PRESENTER_KIND_ANALYST if analysts else 0,
+        presenter_kind=(meeting_pb2.PRESENTER_KIND_ANALYST if analysts
+                        else meeting_pb2.PRESENTER_KIND_UNSPECIFIED),
         presenter_id=analysts[0] if analysts else "", request_id="demo-series-friday"),
         metadata=sup)
     online = await stub.CreateMeetingSeries(api.CreateMeetingSeriesRequest(

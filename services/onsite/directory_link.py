@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import grpc
 from branch.directory.v1 import client_pb2, holding_pb2, staff_pb2
@@ -11,6 +12,9 @@ from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
 
 from services.common.errors import NotFound, Unavailable
 from services.common.names import Keeper
+
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
 
 TIMEOUT = 5.0
 
@@ -21,7 +25,7 @@ class DirectoryLink:
         self._channel = channel
         self._names = names  # keeps the names of the clients and staff it is told about
 
-    def _stub(self) -> DirectoryServiceStub:
+    def _stub(self) -> DirectoryServiceAsyncStub:
         return DirectoryServiceStub(self._channel())
 
     async def get_client(self, client_id: str) -> client_pb2.Client:

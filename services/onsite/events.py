@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
+from typing import Any
 
 from branch.directory.v1 import client_pb2
 from branch.directory.v1 import events_pb2 as directory_events
@@ -55,14 +56,14 @@ async def apply_client(s: AsyncSession, o: Onsite, client: client_pb2.Client) ->
     else:
         return
     dropped = await s.exec(
-        update(PlanItemRow)  # type: ignore[call-overload]
+        update(PlanItemRow)
         .where(col(PlanItemRow.client_id) == client.id, col(PlanItemRow.plan_date) >= o.today(),
                col(PlanItemRow.dropped) == 0)
         .values(dropped=drop, dropped_at=now)
     )
     # CLOSED outranks REMOTE: a remote client who then leaves gets the stronger flag.
     flagged = await s.exec(
-        update(FormRow)  # type: ignore[call-overload]
+        update(FormRow)
         .where(col(FormRow.client_id) == client.id, col(FormRow.state).in_(OPEN_STATES),
                col(FormRow.client_flag) < flag)
         .values(client_flag=flag, client_flagged_at=now, updated_at=now)
@@ -90,7 +91,7 @@ async def reassign(s: AsyncSession, o: Onsite, client: client_pb2.Client) -> Non
     plans = select(PlanRow.id).where(PlanRow.client_manager_id != client.client_manager_id,
                                      col(PlanRow.plan_date) >= o.today())
     await s.exec(
-        update(PlanItemRow)  # type: ignore[call-overload]
+        update(PlanItemRow)
         .where(col(PlanItemRow.client_id) == client.id, col(PlanItemRow.plan_id).in_(plans),
                col(PlanItemRow.dropped) == 0)
         .values(dropped=day_pb2.DROP_REASON_REASSIGNED, dropped_at=o.now())
@@ -101,8 +102,9 @@ def subscriptions(o: Onsite) -> list[Subscription]:
     return [Subscription("directory-clients", CLIENT_SUBJECTS, client_handler(o))]
 
 
-def overdue_timer(o: Onsite, stop: asyncio.Event,
-                  interval: float = OVERDUE_CHECK_SECONDS) -> Callable[[], Awaitable[None]]:
+def overdue_timer(
+    o: Onsite, stop: asyncio.Event, interval: float = OVERDUE_CHECK_SECONDS
+) -> Callable[[], Coroutine[Any, Any, None]]:
     async def run() -> None:
         while not stop.is_set():
             try:

@@ -99,7 +99,8 @@ async def _counts(s: AsyncSession, meeting_ids: list[str]) -> dict[str, Counter[
     rows = (await s.exec(
         select(RegistrationRow.meeting_id, RegistrationRow.status, RegistrationRow.attended,
                func.count()).where(col(RegistrationRow.meeting_id).in_(meeting_ids))
-        .group_by(RegistrationRow.meeting_id, RegistrationRow.status, RegistrationRow.attended)
+        .group_by(col(RegistrationRow.meeting_id), col(RegistrationRow.status),
+                  col(RegistrationRow.attended))
     )).all()
     for mid, status, attended, n in rows:
         c = out[mid]
@@ -218,7 +219,7 @@ async def _meeting(s: AsyncSession, meeting_id: str, field: str = "id", *,
                    lock: bool = False) -> MeetingRow:
     if not meeting_id:
         raise InvalidArgument({field: "required"})
-    q = select(MeetingRow).where(MeetingRow.id == meeting_id)
+    q = select(MeetingRow).where(col(MeetingRow.id) == meeting_id)
     if lock:
         q = q.with_for_update()
     row = (await s.exec(q)).first()
@@ -300,7 +301,7 @@ async def list_meetings(o: Onsite, req: api.ListMeetingsRequest) -> api.ListMeet
     if hi:
         q = q.where(col(MeetingRow.start_time) < hi)
     if req.series_id:
-        q = q.where(MeetingRow.series_id == req.series_id)
+        q = q.where(col(MeetingRow.series_id) == req.series_id)
     if after:
         t = token_time(after)
         q = q.where((col(MeetingRow.start_time) > t)
@@ -348,7 +349,7 @@ async def register(s: AsyncSession, o: Onsite, p: Principal,
     if meeting.start_time <= o.now() and not p.has("admin"):
         raise FailedPrecondition("the meeting has started", reason="MEETING_STARTED")
     regs = list((await s.exec(select(RegistrationRow).where(
-        RegistrationRow.meeting_id == meeting.id))).all())
+        col(RegistrationRow.meeting_id) == meeting.id))).all())
     if any(r.client_id == req.client_id and r.status != R_CANCELLED for r in regs):
         raise AlreadyExists(f"client {req.client_id} is already registered")
     confirmed = sum(1 for r in regs if r.status == CONFIRMED)
@@ -376,7 +377,7 @@ async def _promote(s: AsyncSession, o: Onsite, meeting: MeetingRow) -> None:
     if free <= 0:
         return
     waiting = (await s.exec(select(RegistrationRow).where(
-        RegistrationRow.meeting_id == meeting.id, RegistrationRow.status == WAITLISTED,
+        col(RegistrationRow.meeting_id) == meeting.id, col(RegistrationRow.status) == WAITLISTED,
     ).order_by(col(RegistrationRow.seq)).limit(free).execution_options(
         populate_existing=True))).all()
     for r in waiting:
@@ -429,7 +430,7 @@ async def list_registrations(o: Onsite,
     async with o.db.read() as s:
         await _meeting(s, req.meeting_id, "meeting_id")
         rows = list((await s.exec(select(RegistrationRow).where(
-            RegistrationRow.meeting_id == req.meeting_id).order_by(
+            col(RegistrationRow.meeting_id) == req.meeting_id).order_by(
             col(RegistrationRow.seq)))).all())
     out, position = [], 0
     for r in rows:
@@ -460,8 +461,8 @@ async def record_attendance(o: Onsite, p: Principal,
         if now < meeting.start_time - ATTENDANCE_OPENS:
             raise FailedPrecondition("the meeting has not started", reason="MEETING_NOT_STARTED")
         regs = {r.client_id: r for r in (await s.exec(select(RegistrationRow).where(
-            RegistrationRow.meeting_id == meeting.id,
-            RegistrationRow.status == CONFIRMED))).all()}
+            col(RegistrationRow.meeting_id) == meeting.id,
+            col(RegistrationRow.status) == CONFIRMED))).all()}
         for n, cid in enumerate(req.client_ids):
             if cid not in regs:
                 v.add(f"client_ids[{n}]", "no confirmed registration for this client")
@@ -487,9 +488,9 @@ async def release_registrations(s: AsyncSession, o: Onsite, client_id: str) -> i
     meeting_ids = sorted(set((await s.exec(
         select(RegistrationRow.meeting_id).join(
             MeetingRow, col(MeetingRow.id) == col(RegistrationRow.meeting_id)).where(
-            RegistrationRow.client_id == client_id,
+            col(RegistrationRow.client_id) == client_id,
             col(RegistrationRow.status).in_([CONFIRMED, WAITLISTED]),
-            MeetingRow.state == SCHEDULED, col(MeetingRow.start_time) > o.now()))).all()))
+            col(MeetingRow.state) == SCHEDULED, col(MeetingRow.start_time) > o.now()))).all()))
     released = 0
     for meeting_id in meeting_ids:
         meeting = await _meeting(s, meeting_id, lock=True)
@@ -497,7 +498,8 @@ async def release_registrations(s: AsyncSession, o: Onsite, client_id: str) -> i
         if meeting.state != SCHEDULED:
             continue
         regs = (await s.exec(select(RegistrationRow).where(
-            RegistrationRow.meeting_id == meeting_id, RegistrationRow.client_id == client_id,
+            col(RegistrationRow.meeting_id) == meeting_id,
+            col(RegistrationRow.client_id) == client_id,
             col(RegistrationRow.status).in_([CONFIRMED, WAITLISTED])).execution_options(
             populate_existing=True))).all()
         for reg in regs:

@@ -32,7 +32,8 @@ def onsite_of(ctx: ServiceContext) -> Onsite:
             research=ResearchLink(lambda: ctx.channel("research")),
             calendar=ctx.calendar,
         )
-    return ctx.extras["onsite"]
+    built: Onsite = ctx.extras["onsite"]
+    return built
 
 
 async def check_overdue(ctx: ServiceContext) -> int:

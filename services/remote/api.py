@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from branch.remote.v1 import campaign_pb2, report_pb2, ticket_pb2
+from typing import Any, TypeVar
+
+import grpc
+from branch.remote.v1 import campaign_pb2, remote_service_pb2, report_pb2, ticket_pb2
 from branch.remote.v1 import remote_service_pb2_grpc as grpc_api
+from google.protobuf.message import Message
 
 from services.common import idempotency
 from services.common.auth import current_principal
@@ -13,8 +17,12 @@ from services.remote.reports import Reports
 from services.remote.stats import Statistics
 from services.remote.tickets import Tickets
 
+M = TypeVar("M", bound=Message)
 
-async def _replayed(svc, method: str, request_id: str, response_type):  # type: ignore[no-untyped-def]
+
+async def _replayed(
+    svc: Campaigns | Reports | Tickets, method: str, request_id: str, response_type: type[M]
+) -> M | None:
     """A retried create answers before the directory is asked anything again."""
     if not request_id:
         return None
@@ -31,7 +39,11 @@ class RemoteServicer(grpc_api.RemoteServiceServicer):
         self.db, self.clock = campaigns.core.db, campaigns.core.clock
 
     # campaigns
-    async def CreateCampaign(self, request, context):  # type: ignore[no-untyped-def]
+    async def CreateCampaign(
+        self,
+        request: remote_service_pb2.CreateCampaignRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> campaign_pb2.Campaign:
         principal = current_principal()
         done = await _replayed(self.c, "CreateCampaign", request.request_id,
                                campaign_pb2.Campaign)
@@ -43,39 +55,79 @@ class RemoteServicer(grpc_api.RemoteServiceServicer):
             response_type=campaign_pb2.Campaign,
             create=lambda s: self.c.create(s, principal, request.campaign, prepared))
 
-    async def GetCampaign(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetCampaign(
+        self,
+        request: remote_service_pb2.GetCampaignRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> campaign_pb2.Campaign:
         return await self.c.get(current_principal(), request.id)
 
-    async def ListCampaigns(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListCampaigns(
+        self,
+        request: remote_service_pb2.ListCampaignsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> remote_service_pb2.ListCampaignsResponse:
         return await self.c.list(current_principal(), request)
 
-    async def CloseCampaign(self, request, context):  # type: ignore[no-untyped-def]
+    async def CloseCampaign(
+        self,
+        request: remote_service_pb2.CloseCampaignRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> campaign_pb2.Campaign:
         return await self.c.close(request.id)
 
-    async def ListTargets(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListTargets(
+        self,
+        request: remote_service_pb2.ListTargetsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> remote_service_pb2.ListTargetsResponse:
         return await self.c.list_targets(current_principal(), request)
 
-    async def NextCallback(self, request, context):  # type: ignore[no-untyped-def]
+    async def NextCallback(
+        self,
+        request: remote_service_pb2.NextCallbackRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> remote_service_pb2.NextCallbackResponse:
         return await self.c.next_callback(current_principal(), request.campaign_id)
 
-    async def RecordCallback(self, request, context):  # type: ignore[no-untyped-def]
+    async def RecordCallback(
+        self,
+        request: remote_service_pb2.RecordCallbackRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> campaign_pb2.Callback:
         principal = current_principal()
         return await idempotency.once(
             self.db, self.clock, method="RecordCallback", request_id=request.request_id,
             response_type=campaign_pb2.Callback,
             create=lambda s: self.c.record(s, principal, request))
 
-    async def ListCallbacks(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListCallbacks(
+        self,
+        request: remote_service_pb2.ListCallbacksRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> remote_service_pb2.ListCallbacksResponse:
         return await self.c.list_callbacks(current_principal(), request)
 
-    async def GetCampaignProgress(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetCampaignProgress(
+        self,
+        request: remote_service_pb2.GetCampaignProgressRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> campaign_pb2.CampaignProgress:
         return await self.c.progress(current_principal(), request.id)
 
-    async def GetRegulatoryProgress(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetRegulatoryProgress(
+        self,
+        request: remote_service_pb2.GetRegulatoryProgressRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> campaign_pb2.RegulatoryProgress:
         return await self.c.regulatory(request.year)
 
     # reports
-    async def CreateReport(self, request, context):  # type: ignore[no-untyped-def]
+    async def CreateReport(
+        self,
+        request: remote_service_pb2.CreateReportRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> report_pb2.Report:
         principal = current_principal()
         done = await _replayed(self.r, "CreateReport", request.request_id, report_pb2.Report)
         if done is not None:
@@ -86,17 +138,33 @@ class RemoteServicer(grpc_api.RemoteServiceServicer):
             response_type=report_pb2.Report,
             create=lambda s: self.r.store(s, principal, built))
 
-    async def GetReport(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetReport(
+        self,
+        request: remote_service_pb2.GetReportRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> report_pb2.Report:
         return await self.r.get(request.id)
 
-    async def ListReports(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListReports(
+        self,
+        request: remote_service_pb2.ListReportsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> remote_service_pb2.ListReportsResponse:
         return await self.r.list(request)
 
-    async def DeliverReport(self, request, context):  # type: ignore[no-untyped-def]
+    async def DeliverReport(
+        self,
+        request: remote_service_pb2.DeliverReportRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> report_pb2.Report:
         return await self.r.deliver(current_principal(), request)
 
     # tickets
-    async def OpenTicket(self, request, context):  # type: ignore[no-untyped-def]
+    async def OpenTicket(
+        self,
+        request: remote_service_pb2.OpenTicketRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> ticket_pb2.Ticket:
         principal = current_principal()
         done = await _replayed(self.t, "OpenTicket", request.request_id, ticket_pb2.Ticket)
         if done is not None:
@@ -115,31 +183,67 @@ class RemoteServicer(grpc_api.RemoteServiceServicer):
             response_type=ticket_pb2.Ticket,
             create=lambda s: self.t.open(s, principal, request, client))
 
-    async def GetTicket(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetTicket(
+        self,
+        request: remote_service_pb2.GetTicketRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> ticket_pb2.Ticket:
         return await self.t.get(current_principal(), request.id)
 
-    async def ListTickets(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListTickets(
+        self,
+        request: remote_service_pb2.ListTicketsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> remote_service_pb2.ListTicketsResponse:
         return await self.t.list(current_principal(), request)
 
-    async def RespondTicket(self, request, context):  # type: ignore[no-untyped-def]
+    async def RespondTicket(
+        self,
+        request: remote_service_pb2.RespondTicketRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> ticket_pb2.Ticket:
         return await self.t.respond(current_principal(), request)
 
-    async def PauseTicket(self, request, context):  # type: ignore[no-untyped-def]
+    async def PauseTicket(
+        self,
+        request: remote_service_pb2.PauseTicketRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> ticket_pb2.Ticket:
         return await self.t.pause(current_principal(), request)
 
-    async def ResumeTicket(self, request, context):  # type: ignore[no-untyped-def]
+    async def ResumeTicket(
+        self,
+        request: remote_service_pb2.ResumeTicketRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> ticket_pb2.Ticket:
         return await self.t.resume(current_principal(), request)
 
-    async def TransferTicket(self, request, context):  # type: ignore[no-untyped-def]
+    async def TransferTicket(
+        self,
+        request: remote_service_pb2.TransferTicketRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> ticket_pb2.Ticket:
         return await self.t.transfer(current_principal(), request)
 
-    async def ResolveTicket(self, request, context):  # type: ignore[no-untyped-def]
+    async def ResolveTicket(
+        self,
+        request: remote_service_pb2.ResolveTicketRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> ticket_pb2.Ticket:
         return await self.t.resolve(current_principal(), request)
 
-    async def ReopenTicket(self, request, context):  # type: ignore[no-untyped-def]
+    async def ReopenTicket(
+        self,
+        request: remote_service_pb2.ReopenTicketRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> ticket_pb2.Ticket:
         return await self.t.reopen(current_principal(), request)
 
-    async def RecordFollowUp(self, request, context):  # type: ignore[no-untyped-def]
+    async def RecordFollowUp(
+        self,
+        request: remote_service_pb2.RecordFollowUpRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> ticket_pb2.Ticket:
         principal = current_principal()
         return await idempotency.once(
             self.db, self.clock, method="RecordFollowUp", request_id=request.request_id,
@@ -147,20 +251,44 @@ class RemoteServicer(grpc_api.RemoteServiceServicer):
             create=lambda s: self.t.follow_up(s, principal, request))
 
     # agents, policies, statistics
-    async def SetAgentDuty(self, request, context):  # type: ignore[no-untyped-def]
+    async def SetAgentDuty(
+        self,
+        request: remote_service_pb2.SetAgentDutyRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> ticket_pb2.Agent:
         return await self.t.set_duty(current_principal(), request)
 
-    async def SetAgentAbsence(self, request, context):  # type: ignore[no-untyped-def]
+    async def SetAgentAbsence(
+        self,
+        request: remote_service_pb2.SetAgentAbsenceRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> ticket_pb2.Agent:
         return await self.t.set_absence(current_principal(), request)
 
-    async def ListAgents(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListAgents(
+        self,
+        request: remote_service_pb2.ListAgentsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> remote_service_pb2.ListAgentsResponse:
         return await self.t.list_agents(request)
 
-    async def ListSlaPolicies(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListSlaPolicies(
+        self,
+        request: remote_service_pb2.ListSlaPoliciesRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> remote_service_pb2.ListSlaPoliciesResponse:
         return await self.t.list_policies()
 
-    async def UpdateSlaPolicy(self, request, context):  # type: ignore[no-untyped-def]
+    async def UpdateSlaPolicy(
+        self,
+        request: remote_service_pb2.UpdateSlaPolicyRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> ticket_pb2.SlaPolicy:
         return await self.t.update_policy(request)
 
-    async def GetWeeklyStatistics(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetWeeklyStatistics(
+        self,
+        request: remote_service_pb2.GetWeeklyStatisticsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> remote_service_pb2.GetWeeklyStatisticsResponse:
         return await self.s.weekly(current_principal(), request)

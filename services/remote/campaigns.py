@@ -4,6 +4,7 @@ quotas, and the regulator's callback rules."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -121,24 +122,25 @@ class Campaigns:
                 # only a service agent may pull from the queue (NextCallback)
                 v.add("campaign.agent_ids", f"{agent} is not a service agent")
         v.raise_if_any()
+        targets: Sequence[tuple[client_pb2.Client, date | None]]
         if msg.kind == cpb.CAMPAIGN_KIND_GENERAL:
             targets = await self._general_targets(msg.rule)
         elif msg.kind == cpb.CAMPAIGN_KIND_NEW_ACCOUNTS:
             targets = await self._new_account_targets(start, end)
         else:
             targets = await self._annual_targets(start.year, msg.rule.max_targets)
-        return start, end, agents, targets
+        return start, end, agents, list(targets)
 
     async def _last_contacts(self) -> dict[str, datetime]:
         async with self.core.db.read() as session:
             calls = (await session.exec(
                 select(CallbackRecord.client_id, func.max(CallbackRecord.call_time))
-                .where(CallbackRecord.outcome == cpb.CALLBACK_OUTCOME_REACHED,
-                       CallbackRecord.client_id != "")
+                .where(col(CallbackRecord.outcome) == cpb.CALLBACK_OUTCOME_REACHED,
+                       col(CallbackRecord.client_id) != "")
                 .group_by(CallbackRecord.client_id))).all()
             tickets = (await session.exec(
                 select(Ticket.client_id, func.max(Ticket.opened_at))
-                .where(Ticket.client_id != "").group_by(Ticket.client_id))).all()
+                .where(col(Ticket.client_id) != "").group_by(Ticket.client_id))).all()
         out: dict[str, datetime] = {}
         for cid, when in [*calls, *tickets]:
             if when is not None and (cid not in out or when > out[cid]):
@@ -181,8 +183,8 @@ class Campaigns:
         async with self.core.db.read() as session:
             rows = (await session.exec(
                 select(CallbackRecord.client_id, func.min(CallbackRecord.call_time))
-                .where(CallbackRecord.outcome == cpb.CALLBACK_OUTCOME_REACHED,
-                       col(CallbackRecord.call_time) >= since, CallbackRecord.client_id != "")
+                .where(col(CallbackRecord.outcome) == cpb.CALLBACK_OUTCOME_REACHED,
+                       col(CallbackRecord.call_time) >= since, col(CallbackRecord.client_id) != "")
                 .group_by(CallbackRecord.client_id))).all()
         return {cid: convert.utc(when) for cid, when in rows}
 
@@ -278,9 +280,9 @@ class Campaigns:
         if after:
             query = query.where(col(Campaign.id) < str(after[0]))
         if req.state:
-            query = query.where(Campaign.state == req.state)
+            query = query.where(col(Campaign.state) == req.state)
         if req.kind:
-            query = query.where(Campaign.kind == req.kind)
+            query = query.where(col(Campaign.kind) == req.kind)
         if not principal.sees_branch:
             # whole ids only: agent "a1" must not see the campaigns of agent "a12"
             query = query.where((literal(",", String) + col(Campaign.agent_ids)
@@ -321,9 +323,9 @@ class Campaigns:
         async with self.core.db.read() as session:
             await self._visible(session, principal, req.campaign_id)
             query = select(CallbackTarget).where(
-                CallbackTarget.campaign_id == req.campaign_id).order_by(col(CallbackTarget.id))
+                col(CallbackTarget.campaign_id) == req.campaign_id).order_by(col(CallbackTarget.id))
             if req.state:
-                query = query.where(CallbackTarget.state == req.state)
+                query = query.where(col(CallbackTarget.state) == req.state)
             if after:
                 query = query.where(col(CallbackTarget.id) > str(after[0]))
             rows = list((await session.exec(query.limit(size + 1))).all())
@@ -341,7 +343,7 @@ class Campaigns:
         now = self.core.now()
         today = self.core.today()
         async with self.core.db.read() as session:
-            query = select(Campaign).where(Campaign.state == cpb.CAMPAIGN_STATE_ACTIVE,
+            query = select(Campaign).where(col(Campaign.state) == cpb.CAMPAIGN_STATE_ACTIVE,
                                            col(Campaign.start_date) <= today,
                                            col(Campaign.end_date) >= today)
             if campaign_id:
@@ -351,24 +353,24 @@ class Campaigns:
                 if agent not in found.agent_ids.split(","):
                     raise PermissionDenied("you are not an agent of this campaign",
                                            reason="OUT_OF_SCOPE")
-                query = query.where(Campaign.id == campaign_id)
+                query = query.where(col(Campaign.id) == campaign_id)
             campaigns = {c.id: c for c in (await session.exec(query)).all()
                          if agent in c.agent_ids.split(",")}
             if not campaigns:
                 return api.NextCallbackResponse()
             held = (await session.exec(select(CallbackTarget).where(
                 col(CallbackTarget.campaign_id).in_(list(campaigns)),
-                CallbackTarget.state == cpb.TARGET_STATE_CLAIMED,
-                CallbackTarget.claimed_by == agent,
+                col(CallbackTarget.state) == cpb.TARGET_STATE_CLAIMED,
+                col(CallbackTarget.claimed_by) == agent,
                 col(CallbackTarget.lease_until) > now))).first()
             if held is not None:
                 return await self._answer(held, campaigns[held.campaign_id])
             candidates = list((await session.exec(
                 select(CallbackTarget)
                 .where(col(CallbackTarget.campaign_id).in_(list(campaigns)),
-                       or_(and_(CallbackTarget.state == cpb.TARGET_STATE_PENDING,
+                       or_(and_(col(CallbackTarget.state) == cpb.TARGET_STATE_PENDING,
                                 col(CallbackTarget.next_attempt_at) <= now),
-                           and_(CallbackTarget.state == cpb.TARGET_STATE_CLAIMED,
+                           and_(col(CallbackTarget.state) == cpb.TARGET_STATE_CLAIMED,
                                 col(CallbackTarget.lease_until) <= now)))
                 .order_by(col(CallbackTarget.due_date).is_(None), col(CallbackTarget.due_date),
                           col(CallbackTarget.next_attempt_at), col(CallbackTarget.id))
@@ -393,18 +395,18 @@ class Campaigns:
                                              general_only=True)
                         return None
                 result = await session.exec(
-                    update(CallbackTarget)  # type: ignore[call-overload]
+                    update(CallbackTarget)
                     .where(col(CallbackTarget.id) == candidate.id,
-                           or_(and_(CallbackTarget.state == cpb.TARGET_STATE_PENDING,
+                           or_(and_(col(CallbackTarget.state) == cpb.TARGET_STATE_PENDING,
                                     col(CallbackTarget.next_attempt_at) <= now),
-                               and_(CallbackTarget.state == cpb.TARGET_STATE_CLAIMED,
+                               and_(col(CallbackTarget.state) == cpb.TARGET_STATE_CLAIMED,
                                     col(CallbackTarget.lease_until) <= now)))
                     .values(state=cpb.TARGET_STATE_CLAIMED, claimed_by=agent,
                             lease_until=lease, updated_at=now))
                 if result.rowcount != 1:
                     return None
                 moved = await session.exec(
-                    update(ClientClaim)  # type: ignore[call-overload]
+                    update(ClientClaim)
                     .where(col(ClientClaim.client_id) == candidate.client_id,
                            or_(col(ClientClaim.lease_until) <= now,
                                col(ClientClaim.target_id) == candidate.id))
@@ -494,7 +496,7 @@ class Campaigns:
                 target.next_attempt_at = when
         session.add(target)
         await session.exec(
-            update(ClientClaim)  # type: ignore[call-overload]
+            update(ClientClaim)
             .where(col(ClientClaim.client_id) == target.client_id,
                    col(ClientClaim.target_id) == target.id)
             .values(lease_until=now))
@@ -520,11 +522,11 @@ class Campaigns:
         if after:
             query = query.where(col(CallbackRecord.id) < str(after[0]))
         if agent:
-            query = query.where(CallbackRecord.agent_id == agent)
+            query = query.where(col(CallbackRecord.agent_id) == agent)
         if req.campaign_id:
-            query = query.where(CallbackRecord.campaign_id == req.campaign_id)
+            query = query.where(col(CallbackRecord.campaign_id) == req.campaign_id)
         if req.client_id:
-            query = query.where(CallbackRecord.client_id == req.client_id)
+            query = query.where(col(CallbackRecord.client_id) == req.client_id)
         async with self.core.db.read() as session:
             rows = list((await session.exec(query.limit(size + 1))).all())
         more = len(rows) > size
@@ -541,26 +543,26 @@ class Campaigns:
         async with self.core.db.read() as session:
             campaign = await self._visible(session, principal, campaign_id)
             counts = dict((await session.exec(
-                select(CallbackTarget.state, func.count())
-                .where(CallbackTarget.campaign_id == campaign_id)
-                .group_by(CallbackTarget.state))).all())
+                select(col(CallbackTarget.state), func.count())
+                .where(col(CallbackTarget.campaign_id) == campaign_id)
+                .group_by(col(CallbackTarget.state)))).all())
             reached = (await session.exec(
                 select(func.count()).select_from(CallbackTarget)
-                .where(CallbackTarget.campaign_id == campaign_id,
-                       CallbackTarget.state == cpb.TARGET_STATE_DONE,
-                       CallbackTarget.last_outcome == cpb.CALLBACK_OUTCOME_REACHED))).one()
+                .where(col(CallbackTarget.campaign_id) == campaign_id,
+                       col(CallbackTarget.state) == cpb.TARGET_STATE_DONE,
+                       col(CallbackTarget.last_outcome) == cpb.CALLBACK_OUTCOME_REACHED))).one()
             overdue = 0
             if campaign.kind == cpb.CAMPAIGN_KIND_NEW_ACCOUNTS:
                 overdue = (await session.exec(
                     select(func.count()).select_from(CallbackTarget)
-                    .where(CallbackTarget.campaign_id == campaign_id,
+                    .where(col(CallbackTarget.campaign_id) == campaign_id,
                            col(CallbackTarget.due_date) < today,
                            col(CallbackTarget.state).in_(
                                [*OPEN_STATES, cpb.TARGET_STATE_EXHAUSTED])))).one()
             calls = (await session.exec(
                 select(CallbackRecord.agent_id, CallbackRecord.outcome,
                        CallbackRecord.call_time)
-                .where(CallbackRecord.campaign_id == campaign_id))).all()
+                .where(col(CallbackRecord.campaign_id) == campaign_id))).all()
         agents = {a: cpb.AgentProgress(agent_id=a, daily_quota=campaign.daily_quota)
                   for a in campaign.agent_ids.split(",")}
         for agent_id, outcome, when in calls:
@@ -574,7 +576,7 @@ class Campaigns:
         async with self.core.db.read() as session:
             misses = (await session.exec(
                 select(QuotaMiss.agent_id, func.count())
-                .where(QuotaMiss.campaign_id == campaign_id)
+                .where(col(QuotaMiss.campaign_id) == campaign_id)
                 .group_by(QuotaMiss.agent_id))).all()
         for agent_id, count in misses:
             if agent_id in agents:
@@ -601,7 +603,7 @@ class Campaigns:
         async with self.core.db.read() as session:
             rows = (await session.exec(
                 select(CallbackRecord.client_id, CallbackRecord.call_time)
-                .where(CallbackRecord.outcome == cpb.CALLBACK_OUTCOME_REACHED,
+                .where(col(CallbackRecord.outcome) == cpb.CALLBACK_OUTCOME_REACHED,
                        col(CallbackRecord.call_time) >= self.core.day_start(
                            date(year - 1, 12, 1))))).all()
         for cid, when in rows:
@@ -641,7 +643,7 @@ async def check_quotas(core: Core) -> int:
     today = core.today()
     async with core.db.read() as session:
         campaigns = list((await session.exec(select(Campaign).where(
-            Campaign.state == cpb.CAMPAIGN_STATE_ACTIVE,
+            col(Campaign.state) == cpb.CAMPAIGN_STATE_ACTIVE,
             col(Campaign.start_date) < today))).all())
     raised = 0
     for campaign in campaigns:
@@ -652,11 +654,11 @@ async def check_quotas(core: Core) -> int:
         start, end = core.day_range(first, last)
         async with core.db.read() as session:
             calls = (await session.exec(select(CallbackRecord.agent_id, CallbackRecord.call_time)
-                                        .where(CallbackRecord.campaign_id == campaign.id,
+                                        .where(col(CallbackRecord.campaign_id) == campaign.id,
                                                col(CallbackRecord.call_time) >= start,
                                                col(CallbackRecord.call_time) < end))).all()
             known = {(m.agent_id, m.day) for m in (await session.exec(
-                select(QuotaMiss).where(QuotaMiss.campaign_id == campaign.id,
+                select(QuotaMiss).where(col(QuotaMiss.campaign_id) == campaign.id,
                                         col(QuotaMiss.day) >= first))).all()}
         made: dict[tuple[str, date], int] = {}
         for agent_id, when in calls:
@@ -713,20 +715,20 @@ async def remove_targets(session: AsyncSession, client_id: str, reason: str, now
                          *, general_only: bool) -> int:
     """Take a client out of campaign queues (records stay); returns targets removed."""
     query = select(CallbackTarget.id).where(
-        CallbackTarget.client_id == client_id, col(CallbackTarget.state).in_(OPEN_STATES))
+        col(CallbackTarget.client_id) == client_id, col(CallbackTarget.state).in_(OPEN_STATES))
     if general_only:
-        general = select(Campaign.id).where(Campaign.kind == cpb.CAMPAIGN_KIND_GENERAL)
+        general = select(Campaign.id).where(col(Campaign.kind) == cpb.CAMPAIGN_KIND_GENERAL)
         query = query.where(col(CallbackTarget.campaign_id).in_(general.scalar_subquery()))
     ids = list((await session.exec(query)).all())
     if not ids:
         return 0
     await session.exec(
-        update(CallbackTarget)  # type: ignore[call-overload]
+        update(CallbackTarget)
         .where(col(CallbackTarget.id).in_(ids))
         .values(state=cpb.TARGET_STATE_REMOVED, removed_reason=reason, claimed_by="",
                 lease_until=None, updated_at=now))
     await session.exec(
-        update(ClientClaim)  # type: ignore[call-overload]
+        update(ClientClaim)
         .where(col(ClientClaim.client_id) == client_id, col(ClientClaim.target_id).in_(ids))
         .values(lease_until=now))
     return len(ids)
@@ -736,8 +738,8 @@ async def add_new_account(session: AsyncSession, core: Core, client: client_pb2.
     """A newly opened account joins every active new-account campaign covering its date."""
     opened = date.fromisoformat(client.opened_on)
     campaigns = (await session.exec(select(Campaign).where(
-        Campaign.kind == cpb.CAMPAIGN_KIND_NEW_ACCOUNTS,
-        Campaign.state == cpb.CAMPAIGN_STATE_ACTIVE,
+        col(Campaign.kind) == cpb.CAMPAIGN_KIND_NEW_ACCOUNTS,
+        col(Campaign.state) == cpb.CAMPAIGN_STATE_ACTIVE,
         col(Campaign.end_date) >= opened))).all()
     now = core.now()
     added = 0
@@ -745,8 +747,8 @@ async def add_new_account(session: AsyncSession, core: Core, client: client_pb2.
         if opened < campaign.start_date - timedelta(days=92):
             continue
         exists = (await session.exec(select(CallbackTarget.id).where(
-            CallbackTarget.campaign_id == campaign.id,
-            CallbackTarget.client_id == client.id))).first()
+            col(CallbackTarget.campaign_id) == campaign.id,
+            col(CallbackTarget.client_id) == client.id))).first()
         if exists:
             continue
         session.add(CallbackTarget(

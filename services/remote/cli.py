@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from branch.directory.v1 import client_pb2
 from branch.remote.v1 import campaign_pb2 as cpb
@@ -18,6 +19,11 @@ from services.cli.argtypes import comma_list
 from services.cli.branchctl import Ctl, clip, who
 from services.cli.people import client_option, staff_list_option, staff_option
 from services.cli.timefmt import local, timestamp
+from services.common.protos import enum_name
+
+if TYPE_CHECKING:
+    from branch.remote.v1.remote_service_pb2_grpc import RemoteServiceAsyncStub
+    from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
 
 LINES = {"investment": tpb.LINE_INVESTMENT, "technical": tpb.LINE_TECHNICAL}
 PRIORITIES = {"normal": tpb.PRIORITY_NORMAL, "urgent": tpb.PRIORITY_URGENT}
@@ -38,7 +44,7 @@ CHANNELS = {"email": report_pb2.DELIVERY_CHANNEL_EMAIL, "post": report_pb2.DELIV
             "app": report_pb2.DELIVERY_CHANNEL_APP, "fax": report_pb2.DELIVERY_CHANNEL_FAX}
 
 
-def _stub(ctl: Ctl) -> RemoteServiceStub:
+def _stub(ctl: Ctl) -> RemoteServiceAsyncStub:
     return RemoteServiceStub(ctl.channel("remote"))
 
 
@@ -48,8 +54,8 @@ def _me(ctl: Ctl) -> str:
     return str(jwt.decode(ctl.token, options={"verify_signature": False})["sub"])
 
 
-def _name(enum, value: int, prefix: str) -> str:  # type: ignore[no-untyped-def]
-    return enum.Name(value).removeprefix(prefix).lower().replace("_", "-")
+def _name(enum: _EnumTypeWrapper[Any], value: int, prefix: str) -> str:
+    return enum_name(enum, value).removeprefix(prefix).lower().replace("_", "-")
 
 
 def _clock(c: tpb.SlaClock) -> str:
@@ -375,7 +381,7 @@ async def sla(args: argparse.Namespace, ctl: Ctl) -> None:
                 "yes" if p.resolution_business_days else ""] for p in resp.policies])
 
 
-def add_commands(groups: argparse._SubParsersAction) -> None:
+def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g = groups.add_parser("remote", help="callbacks, reports and hotline tickets").add_subparsers(
         dest="command", required=True)
 

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -40,7 +41,7 @@ class DirectoryPeer:
         self._sync_channel: grpc.Channel | None = None
         self.names = names.Keeper(ctx.db, PersonName, ctx.clock)
 
-    def _stub(self) -> dgrpc.DirectoryServiceStub:
+    def _stub(self) -> dgrpc.DirectoryServiceAsyncStub:
         return dgrpc.DirectoryServiceStub(self.ctx.channel("directory"))
 
     @staticmethod
@@ -81,7 +82,7 @@ class DirectoryPeer:
         self.names.saw(staff)
         return staff
 
-    async def list_clients(self, **filters: int) -> list[client_pb2.Client]:
+    async def list_clients(self, **filters: Any) -> list[client_pb2.Client]:
         out: list[client_pb2.Client] = []
         token = ""
         try:

@@ -137,17 +137,17 @@ async def load(demo: Demo) -> None:
     tickets = []
     for i in range(24):
         line, priority, category, summary, complaint = TICKETS[i % len(TICKETS)]
-        client = key if i == 1 and key else (rng.choice(known) if known and i % 2 else None)
+        caller = key if i == 1 and key else (rng.choice(known) if known and i % 2 else None)
         ticket = tpb.Ticket(line=line, priority=priority, category=category, summary=summary,
                             complaint=complaint and i < 16, caller_name="caller",
                             caller_phone=f"139{rng.randint(10000000, 99999999)}",
-                            client_id=client.id if client else "")
-        req = api.OpenTicketRequest(ticket=ticket, auto_assign=True,
-                                    request_id=f"demo-ticket-{i}")
+                            client_id=caller.id if caller else "")
+        opening = api.OpenTicketRequest(ticket=ticket, auto_assign=True,
+                                        request_id=f"demo-ticket-{i}")
         minutes_ago = RECEIVED_MINUTES_AGO.get(i, 0)
         if minutes_ago:
-            req.received_time.CopyFrom(ts(demo.now - timedelta(minutes=minutes_ago)))
-        tickets.append(await stub.OpenTicket(req, metadata=sup))
+            opening.received_time.CopyFrom(ts(demo.now - timedelta(minutes=minutes_ago)))
+        tickets.append(await stub.OpenTicket(opening, metadata=sup))
 
     async def act(t: tpb.Ticket, step: str) -> None:
         md = as_agent(t.owner_id)

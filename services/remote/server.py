@@ -12,7 +12,7 @@ from branch.remote.v1 import remote_service_pb2, remote_service_pb2_grpc
 from services.common import names
 from services.common.calendar_sync import directory_loader
 from services.common.logs import get_logger
-from services.common.server import ServiceContext, ServiceSpec
+from services.common.server import ServiceContext, ServiceSpec, Task
 from services.remote import campaigns, events
 from services.remote.access import ACCESS
 from services.remote.api import RemoteServicer
@@ -43,7 +43,8 @@ class Remote:
 def remote_of(ctx: ServiceContext) -> Remote:
     if "remote" not in ctx.extras:
         ctx.extras["remote"] = Remote(ctx)
-    return ctx.extras["remote"]
+    built: Remote = ctx.extras["remote"]
+    return built
 
 
 def register(server: grpc.aio.Server, ctx: ServiceContext) -> None:
@@ -68,7 +69,7 @@ async def check_quotas(ctx: ServiceContext) -> int:
     return await campaigns.check_quotas(remote_of(ctx).core)
 
 
-def background(ctx: ServiceContext, stop: asyncio.Event) -> list:
+def background(ctx: ServiceContext, stop: asyncio.Event) -> list[Task]:
     async def sla_loop() -> None:
         passes = 0
         while not stop.is_set():

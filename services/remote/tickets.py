@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from branch.directory.v1 import client_pb2, staff_pb2
 from branch.remote.v1 import campaign_pb2 as cpb
@@ -47,8 +48,10 @@ log = get_logger("remote", component="tickets")
 
 LINES = (ticket_pb2.LINE_INVESTMENT, ticket_pb2.LINE_TECHNICAL)
 PRIORITIES = (ticket_pb2.PRIORITY_NORMAL, ticket_pb2.PRIORITY_URGENT)
-LINE_NAMES = {ticket_pb2.LINE_INVESTMENT: "investment", ticket_pb2.LINE_TECHNICAL: "technical"}
-PRIORITY_NAMES = {ticket_pb2.PRIORITY_NORMAL: "normal", ticket_pb2.PRIORITY_URGENT: "urgent"}
+LINE_NAMES: dict[int, str] = {ticket_pb2.LINE_INVESTMENT: "investment",
+                              ticket_pb2.LINE_TECHNICAL: "technical"}
+PRIORITY_NAMES: dict[int, str] = {ticket_pb2.PRIORITY_NORMAL: "normal",
+                                  ticket_pb2.PRIORITY_URGENT: "urgent"}
 # (first response minutes, resolution minutes, resolution counted on weekdays only)
 DEFAULT_POLICY = {
     ticket_pb2.PRIORITY_NORMAL: (15, 1440, True),
@@ -121,7 +124,7 @@ class Tickets:
                 "team_lead_id": lead, "updated_at": now,
             }, key=["staff_id"],
                 update=["lines", "on_duty", "updated_at", *(["team_lead_id"] if lead else [])])
-            row = (await session.exec(select(Agent).where(Agent.staff_id == req.staff_id)
+            row = (await session.exec(select(Agent).where(col(Agent.staff_id) == req.staff_id)
                                       .execution_options(populate_existing=True))).one()
             return convert.agent(row)
 
@@ -153,7 +156,7 @@ class Tickets:
             row.updated_at = now
             session.add(row)
             tickets = (await session.exec(select(Ticket).where(
-                Ticket.owner_id == row.staff_id,
+                col(Ticket.owner_id) == row.staff_id,
                 col(Ticket.state).in_([*UNRESOLVED, ticket_pb2.TICKET_STATE_RESOLVED])))).all()
             for t in tickets:
                 if req.absent:
@@ -206,7 +209,7 @@ class Tickets:
                     "policy.resolution_minutes", "must not be shorter than first response")
         v.raise_if_any()
         async with self.core.db.transaction() as session:
-            values = {"line": p.line, "priority": p.priority,
+            values: dict[str, Any] = {"line": p.line, "priority": p.priority,
                       "first_response_minutes": p.first_response_minutes,
                       "resolution_minutes": p.resolution_minutes,
                       "resolution_business_days": p.resolution_business_days}
@@ -253,7 +256,7 @@ class Tickets:
         await insert_missing(session, LineCursor,
                              {"line": line, "last_agent_id": "", "version": 0}, key=["line"])
         cursor = (await session.exec(
-            select(LineCursor).where(LineCursor.line == line).with_for_update()
+            select(LineCursor).where(col(LineCursor.line) == line).with_for_update()
             .execution_options(populate_existing=True))).one()
         pick = next((a.staff_id for a in agents if a.staff_id > cursor.last_agent_id),
                     agents[0].staff_id)
@@ -336,7 +339,7 @@ class Tickets:
                 raise PermissionDenied("agents read the tickets they own, substitute on or "
                                        "handle", reason="OUT_OF_SCOPE")
             acts = list((await session.exec(select(TicketActivity).where(
-                TicketActivity.ticket_id == ticket_id).order_by(
+                col(TicketActivity.ticket_id) == ticket_id).order_by(
                 col(TicketActivity.seq)))).all())
         return convert.ticket(row, acts)
 
@@ -355,24 +358,24 @@ class Tickets:
         if after:
             query = query.where(col(Ticket.id) < str(after[0]))
         if req.state:
-            query = query.where(Ticket.state == req.state)
+            query = query.where(col(Ticket.state) == req.state)
         if req.unresolved_only:
             query = query.where(col(Ticket.state).in_(UNRESOLVED))
         if req.line:
-            query = query.where(Ticket.line == req.line)
+            query = query.where(col(Ticket.line) == req.line)
         if staff_id:
-            query = query.where(or_(Ticket.owner_id == staff_id,
-                                    Ticket.substitute_id == staff_id,
-                                    Ticket.handler_id == staff_id))
+            query = query.where(or_(col(Ticket.owner_id) == staff_id,
+                                    col(Ticket.substitute_id) == staff_id,
+                                    col(Ticket.handler_id) == staff_id))
         if req.breached_only:
             query = query.where(or_(col(Ticket.frt_breached_at).is_not(None),
                                     col(Ticket.res_breached_at).is_not(None)))
         if req.complaint_only:
             query = query.where(col(Ticket.complaint).is_(True))
         if req.client_id:
-            query = query.where(Ticket.client_id == req.client_id)
+            query = query.where(col(Ticket.client_id) == req.client_id)
         if req.follow_up_due_only:
-            query = query.where(Ticket.state == ticket_pb2.TICKET_STATE_RESOLVED,
+            query = query.where(col(Ticket.state) == ticket_pb2.TICKET_STATE_RESOLVED,
                                 col(Ticket.followup_due_at) <= self.core.now())
         async with self.core.db.read() as session:
             rows = list((await session.exec(query.limit(size + 1))).all())
@@ -611,7 +614,7 @@ class Tickets:
         emit(session, subject="branch.remote.callback.recorded",
              message=events_pb2.CallbackRecorded(
                  callback_id=record.id, ticket_id=row.id, client_id=row.client_id,
-                 agent_id=principal.staff_id, outcome=req.outcome,  # type: ignore[arg-type]
+                 agent_id=principal.staff_id, outcome=req.outcome,
                  satisfaction=req.satisfaction, call_time=ts(now)),
              about=record.id, now=now)
         return convert.ticket(row)
@@ -643,9 +646,9 @@ class Tickets:
                 col(Ticket.state).in_(RUNNING),
                 or_(
                     (col(Ticket.frt_met_at).is_(None)) & (col(Ticket.frt_warn_at) <= now)
-                    & ((col(Ticket.frt_warned_at).is_(None)) | (Ticket.frt_escalation < 3)),
+                    & ((col(Ticket.frt_warned_at).is_(None)) | (col(Ticket.frt_escalation) < 3)),
                     (col(Ticket.res_met_at).is_(None)) & (col(Ticket.res_warn_at) <= now)
-                    & ((col(Ticket.res_warned_at).is_(None)) | (Ticket.res_escalation < 3)),
+                    & ((col(Ticket.res_warned_at).is_(None)) | (col(Ticket.res_escalation) < 3)),
                 )))).all())
             agents = {a.staff_id: a for a in (await session.exec(select(Agent))).all()}
         raised = 0
@@ -664,13 +667,13 @@ class Tickets:
                   & (col(Ticket.transferred_at) <= cutoff))
         async with self.core.db.read() as session:
             rows = list((await session.exec(select(Ticket).where(
-                col(Ticket.state).in_(UNRESOLVED), Ticket.handler_department != "",
+                col(Ticket.state).in_(UNRESOLVED), col(Ticket.handler_department) != "",
                 due))).all())
         sent = 0
         for row in rows:
             async with self.core.db.transaction() as session:
                 result = await session.exec(
-                    update(Ticket)  # type: ignore[call-overload]
+                    update(Ticket)
                     .where(col(Ticket.id) == row.id, col(Ticket.state).in_(UNRESOLVED), due)
                     .values(owner_reminded_at=now))
                 if result.rowcount != 1:
@@ -698,7 +701,7 @@ class Tickets:
         if now >= warn_at and getattr(row, f"{p}_warned_at") is None:
             async with self.core.db.transaction() as session:
                 result = await session.exec(
-                    update(Ticket)  # type: ignore[call-overload]
+                    update(Ticket)
                     .where(col(Ticket.id) == row.id, col(warned).is_(None), col(met).is_(None),
                            col(Ticket.state).in_(RUNNING))
                     .values({f"{p}_warned_at": now}))
@@ -724,11 +727,11 @@ class Tickets:
             else:
                 recipient = ""
             async with self.core.db.transaction() as session:
-                values: dict = {f"{p}_escalation": level}
+                values: dict[str, Any] = {f"{p}_escalation": level}
                 if level == 1:
                     values[f"{p}_breached_at"] = due
                 result = await session.exec(
-                    update(Ticket)  # type: ignore[call-overload]
+                    update(Ticket)
                     .where(col(Ticket.id) == row.id, level_col == level - 1,
                            col(met).is_(None), col(Ticket.state).in_(RUNNING))
                     .values(values))

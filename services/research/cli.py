@@ -8,6 +8,7 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from branch.directory.v1 import client_pb2
 from branch.research.v1 import distribution_pb2, note_pb2, research_request_pb2
@@ -22,6 +23,9 @@ from services.cli.branchctl import Ctl, clip, who
 from services.cli.people import client_option
 from services.cli.timefmt import DATE_TIME, local, timestamp
 
+if TYPE_CHECKING:
+    from branch.research.v1.research_service_pb2_grpc import ResearchServiceAsyncStub
+
 KINDS = {"market": enums.NOTE_KIND_MARKET, "sector": enums.NOTE_KIND_SECTOR,
          "stock": enums.NOTE_KIND_STOCK}
 STANCES = {name.removeprefix("STANCE_").lower(): value
@@ -34,7 +38,7 @@ REQUEST_STATES = {name.removeprefix("RESEARCH_REQUEST_STATE_").lower(): value
                   for name, value in research_request_pb2.ResearchRequestState.items() if value}
 
 
-def _stub(ctl: Ctl) -> ResearchServiceStub:
+def _stub(ctl: Ctl) -> ResearchServiceAsyncStub:
     return ResearchServiceStub(ctl.channel("research"))
 
 
@@ -356,7 +360,7 @@ def _content_options(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--audience", choices=sorted(AUDIENCES), required=required)
 
 
-def add_commands(groups: argparse._SubParsersAction) -> None:
+def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     group = groups.add_parser("research", help="research notes, review, requests, reach")
     sub = group.add_subparsers(dest="command", required=True)
 

@@ -15,6 +15,8 @@ from branch.research.v1.research_service_pb2_grpc import ResearchServiceStub
 from services.common.protos import ts
 
 if TYPE_CHECKING:
+    from branch.research.v1.research_service_pb2_grpc import ResearchServiceAsyncStub
+
     from services.cli.demo import Demo
 
 S = note_pb2
@@ -81,7 +83,7 @@ def _note(demo: Demo, i: int, tickers: list[str]) -> note_pb2.Note:
     )
 
 
-async def _take(stub: ResearchServiceStub, demo: Demo, note: note_pb2.Note, target: str,
+async def _take(stub: ResearchServiceAsyncStub, demo: Demo, note: note_pb2.Note, target: str,
                 author: str, reviewer: str) -> note_pb2.Note:
     """Move a note on to `target`, from wherever an earlier run left it."""
     me = demo.as_staff(author, "analyst")

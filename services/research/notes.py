@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -27,7 +28,7 @@ from services.common.events import emit
 from services.common.fields import check_date
 from services.common.ids import new_id
 from services.common.pagination import encode_token, page_size
-from services.common.protos import from_ts, ts
+from services.common.protos import enum_name, from_ts, ts
 from services.research import convert, ledger
 from services.research.checks import int_after, str_after, time_id_after
 from services.research.models import Note, NoteReview, NoteRevision, NoteTicker
@@ -148,7 +149,7 @@ class Notes:
     async def _note(self, session: AsyncSession, note_id: str, *, lock: bool = False) -> Note:
         if not note_id:
             raise InvalidArgument({"id": "required"})
-        query = select(Note).where(Note.id == note_id)
+        query = select(Note).where(col(Note.id) == note_id)
         if lock:
             query = query.with_for_update()
         row = (await session.exec(query)).first()
@@ -204,7 +205,7 @@ class Notes:
             [content.title, content.summary, content.body, " ".join(tickers)]
         ).lower()
         note.updated_at = now
-        await session.exec(delete(NoteTicker).where(col(NoteTicker.note_id) == note.id))  # type: ignore[call-overload]
+        await session.exec(delete(NoteTicker).where(col(NoteTicker.note_id) == note.id))
         for ticker in tickers:
             session.add(NoteTicker(note_id=note.id, ticker=ticker))
         return rev
@@ -246,8 +247,8 @@ class Notes:
             self._own(p, note)
             if note.state not in EDITABLE:
                 raise FailedPrecondition(
-                    f"a {S.NoteState.Name(note.state)} note cannot be edited; only drafts and "
-                    "returned notes can (write a new note to supersede a published one)",
+                    f"a {enum_name(S.NoteState, note.state)} note cannot be edited; only drafts"
+                    " and returned notes can (write a new note to supersede a published one)",
                     reason="NOTE_NOT_EDITABLE",
                 )
             current = await self._revision(session, note.id, note.revision)
@@ -277,7 +278,8 @@ class Notes:
                                          reason="NOTE_RETURNED_UNCHANGED")
             if note.state != S.NOTE_STATE_DRAFT:
                 raise FailedPrecondition(
-                    f"only a draft can be submitted, not a {S.NoteState.Name(note.state)} note",
+                    "only a draft can be submitted, not a "
+                    f"{enum_name(S.NoteState, note.state)} note",
                     reason="NOTE_NOT_DRAFT",
                 )
             now = self.clock.now()
@@ -305,7 +307,7 @@ class Notes:
             if note.state != S.NOTE_STATE_SUBMITTED:
                 raise FailedPrecondition(
                     f"only a submitted note can be reviewed, not a "
-                    f"{S.NoteState.Name(note.state)} note",
+                    f"{enum_name(S.NoteState, note.state)} note",
                     reason="NOTE_NOT_SUBMITTED",
                 )
             if revision and revision != note.revision:
@@ -315,7 +317,7 @@ class Notes:
                 )
             authors = set(
                 (await session.exec(
-                    select(NoteRevision.author_id).where(NoteRevision.note_id == note.id)
+                    select(NoteRevision.author_id).where(col(NoteRevision.note_id) == note.id)
                 )).all()
             )
             if p.staff_id == note.author_id or p.staff_id in authors:
@@ -360,7 +362,7 @@ class Notes:
             if note.state != S.NOTE_STATE_APPROVED:
                 raise FailedPrecondition(
                     f"only an approved note can be published, not a "
-                    f"{S.NoteState.Name(note.state)} note",
+                    f"{enum_name(S.NoteState, note.state)} note",
                     reason="NOTE_NOT_APPROVED",
                 )
             if note.approved_revision != note.revision:  # edits after approval are refused
@@ -393,7 +395,7 @@ class Notes:
                  ))
             if note.supersedes_note_id:
                 old = (await session.exec(
-                    select(Note).where(Note.id == note.supersedes_note_id).with_for_update()
+                    select(Note).where(col(Note.id) == note.supersedes_note_id).with_for_update()
                 )).first()
                 if old is not None and old.state == S.NOTE_STATE_PUBLISHED:
                     old.state = S.NOTE_STATE_SUPERSEDED
@@ -478,7 +480,7 @@ class Notes:
             if not sees_drafts_of(p, note):
                 raise PermissionDenied("revisions are visible to the author, compliance and "
                                        "supervisors", reason="NOTE_NOT_VISIBLE")
-            query = (select(NoteRevision).where(NoteRevision.note_id == note.id)
+            query = (select(NoteRevision).where(col(NoteRevision.note_id) == note.id)
                      .order_by(col(NoteRevision.revision)).limit(size + 1))
             if after is not None:
                 query = query.where(col(NoteRevision.revision) > after)
@@ -487,7 +489,7 @@ class Notes:
             revs = revs[:size]
             reviews = {
                 r.revision: r for r in (await session.exec(
-                    select(NoteReview).where(NoteReview.note_id == note.id)
+                    select(NoteReview).where(col(NoteReview.note_id) == note.id)
                 )).all()
             }
         return api.ListNoteRevisionsResponse(
@@ -518,14 +520,14 @@ class Notes:
             query = query.where(col(Note.id) < after)
         if ticker:
             query = query.where(col(Note.id).in_(
-                select(NoteTicker.note_id).where(NoteTicker.ticker == ticker)
+                select(NoteTicker.note_id).where(col(NoteTicker.ticker) == ticker)
             ))
         if req.kind:
-            query = query.where(Note.kind == req.kind)
+            query = query.where(col(Note.kind) == req.kind)
         if req.author_id:
-            query = query.where(Note.author_id == req.author_id)
+            query = query.where(col(Note.author_id) == req.author_id)
         if req.state:
-            query = query.where(Note.state == req.state)
+            query = query.where(col(Note.state) == req.state)
         if req.text.strip():
             query = query.where(
                 col(Note.search_text).contains(req.text.strip().lower(), autoescape=True)
@@ -535,7 +537,7 @@ class Notes:
         if end:
             query = query.where(col(Note.published_at) < end)
         if not sees_all_notes(p) and not sees_past_notes(p):
-            query = query.where(Note.state == S.NOTE_STATE_PUBLISHED,
+            query = query.where(col(Note.state) == S.NOTE_STATE_PUBLISHED,
                                 col(Note.valid_until_at) > now)
         else:
             if not sees_all_notes(p):  # published once; and an analyst's own drafts
@@ -554,7 +556,9 @@ class Notes:
             notes=notes, next_page_token=encode_token(rows[-1].id) if more else ""
         )
 
-    async def _summaries(self, session: AsyncSession, rows: list[Note]) -> list[note_pb2.Note]:
+    async def _summaries(
+        self, session: AsyncSession, rows: builtins.list[Note]
+    ) -> builtins.list[note_pb2.Note]:
         """Notes at their current revision, without body."""
         if not rows:
             return []
@@ -574,7 +578,7 @@ class Notes:
     async def review_queue(self, req: api.ListReviewQueueRequest) -> api.ListReviewQueueResponse:
         size = page_size(req.page_size)
         after = time_id_after(req.page_token)
-        query = (select(Note).where(Note.state == S.NOTE_STATE_SUBMITTED)
+        query = (select(Note).where(col(Note.state) == S.NOTE_STATE_SUBMITTED)
                  .order_by(col(Note.submitted_at), col(Note.id)).limit(size + 1))
         if after is not None:
             when, last_id = after

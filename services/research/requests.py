@@ -96,7 +96,7 @@ class Requests:
         if not msg.advisory_id or not msg.question.strip():
             raise PermanentError("advisory_id and question are required")
         existing = (await session.exec(
-            select(ResearchRequest.id).where(ResearchRequest.advisory_id == msg.advisory_id)
+            select(ResearchRequest.id).where(col(ResearchRequest.advisory_id) == msg.advisory_id)
         )).first()
         if existing is not None:
             return
@@ -152,13 +152,13 @@ class Requests:
                  .order_by(col(ResearchRequest.due_at), col(ResearchRequest.id))
                  .limit(size + 1))
         if req.state:
-            query = query.where(ResearchRequest.state == req.state)
+            query = query.where(col(ResearchRequest.state) == req.state)
         else:
             query = query.where(col(ResearchRequest.state).in_(QUEUE_STATES))
         if asker:
-            query = query.where(ResearchRequest.asker_id == asker)
+            query = query.where(col(ResearchRequest.asker_id) == asker)
         if req.claimed_by:
-            query = query.where(ResearchRequest.claimed_by == req.claimed_by)
+            query = query.where(col(ResearchRequest.claimed_by) == req.claimed_by)
         if after is not None:
             when, last_id = after
             query = query.where(or_(
@@ -182,7 +182,7 @@ class Requests:
         async with self.db.transaction() as session:
             # conditional update: of two analysts claiming at once, exactly one wins
             result = await session.exec(
-                update(ResearchRequest)  # type: ignore[call-overload]
+                update(ResearchRequest)
                 .where(col(ResearchRequest.id) == request_id,
                        col(ResearchRequest.state) == R.RESEARCH_REQUEST_STATE_OPEN)
                 .values(state=R.RESEARCH_REQUEST_STATE_CLAIMED, claimed_by=p.staff_id,
@@ -190,7 +190,7 @@ class Requests:
             )
             row = await self._row(session, request_id)
             await session.refresh(row)
-            won = result.rowcount == 1  # type: ignore[attr-defined]
+            won = result.rowcount == 1
             if not won and not (
                 row.state == R.RESEARCH_REQUEST_STATE_CLAIMED and row.claimed_by == p.staff_id
             ):
@@ -213,13 +213,13 @@ class Requests:
             if not p.has("supervisor"):
                 mine.append(col(ResearchRequest.claimed_by) == p.staff_id)
             result = await session.exec(
-                update(ResearchRequest)  # type: ignore[call-overload]
+                update(ResearchRequest)
                 .where(*mine)
                 .values(state=R.RESEARCH_REQUEST_STATE_OPEN, claimed_by="", claimed_at=None)
             )
             row = await self._row(session, request_id)
             await session.refresh(row)
-            if result.rowcount != 1:  # type: ignore[attr-defined]
+            if result.rowcount != 1:
                 if row.state != R.RESEARCH_REQUEST_STATE_CLAIMED:
                     raise FailedPrecondition("only a claimed request can be released",
                                              reason="NOT_CLAIMED")
@@ -246,7 +246,7 @@ class Requests:
                         or now >= note.valid_until_at):
                     raise InvalidArgument({"note_id": "must be a published, unexpired note"})
             row = (await session.exec(
-                select(ResearchRequest).where(ResearchRequest.id == req.id).with_for_update()
+                select(ResearchRequest).where(col(ResearchRequest.id) == req.id).with_for_update()
             )).first()
             if row is None:
                 raise NotFound(f"research request {req.id} not found",
@@ -306,7 +306,7 @@ async def check_overdue(db: Database, clock: Clock) -> int:
     for request_id in due:
         async with db.transaction() as session:
             result = await session.exec(
-                update(ResearchRequest)  # type: ignore[call-overload]
+                update(ResearchRequest)
                 .where(col(ResearchRequest.id) == request_id,
                        col(ResearchRequest.overdue_at).is_(None),
                        col(ResearchRequest.state).in_(QUEUE_STATES))

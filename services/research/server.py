@@ -24,7 +24,8 @@ SERVICE_NAME = research_service_pb2.DESCRIPTOR.services_by_name["ResearchService
 def research_of(ctx: ServiceContext) -> Research:
     if "research" not in ctx.extras:
         ctx.extras["research"] = Research.build(ctx.db, ctx.clock, ctx.settings.timezone)
-    return ctx.extras["research"]
+    built: Research = ctx.extras["research"]
+    return built
 
 
 def register(server: grpc.aio.Server, ctx: ServiceContext) -> None:

@@ -26,7 +26,7 @@ from services.common.events import Event, emit
 from services.common.ids import new_id
 from services.common.logs import get_logger
 from services.common.pagination import decode_token, encode_token, page_size
-from services.common.protos import ts
+from services.common.protos import enum_name, ts
 from services.vip import convert
 from services.vip.core import Vip, assessment_expired, suitability_problem
 from services.vip.models import Advisory, Breach, Escalation, RosterEntry
@@ -146,7 +146,7 @@ async def create(vip: Vip, session: AsyncSession, principal: Principal,
 
 def _require_open(row: Advisory) -> None:
     if row.state not in OPEN_ADVISORY_STATES:
-        raise FailedPrecondition(f"advisory is {S.AdvisoryState.Name(row.state)}",
+        raise FailedPrecondition(f"advisory is {enum_name(S.AdvisoryState, row.state)}",
                                  reason="ADVISORY_NOT_OPEN")
 
 
@@ -191,7 +191,7 @@ async def request_research(vip: Vip, principal: Principal,
                  tickers=row.tickers.split(",") if row.tickers else [],
                  question=req.question.strip() or row.question, due_time=ts(row.answer_due_at),
                  on_call_analyst_id=analysts[0].staff_id if analysts else "",
-                 urgency=S.Urgency.Name(row.urgency).removeprefix("URGENCY_")),
+                 urgency=enum_name(S.Urgency, row.urgency).removeprefix("URGENCY_")),
              about=row.id, now=now)
         return convert.advisory_to_proto(row)
 
@@ -273,21 +273,22 @@ async def list_(vip: Vip, principal: Principal,
     if after:
         query = query.where(col(Advisory.id) < str(after[0]))
     if req.client_id:
-        query = query.where(Advisory.client_id == req.client_id)
+        query = query.where(col(Advisory.client_id) == req.client_id)
     if req.state:
-        query = query.where(Advisory.state == req.state)
+        query = query.where(col(Advisory.state) == req.state)
     if req.source_ticket_id:
-        query = query.where(Advisory.source_ticket_id == req.source_ticket_id)
+        query = query.where(col(Advisory.source_ticket_id) == req.source_ticket_id)
     if req.broker_id:
-        query = query.where(or_(Advisory.assignee_id == req.broker_id,
-                                Advisory.escalated_to_id == req.broker_id))
+        query = query.where(or_(col(Advisory.assignee_id) == req.broker_id,
+                                col(Advisory.escalated_to_id) == req.broker_id))
     if not principal.sees_branch:
         if req.broker_id and req.broker_id != principal.staff_id:
             raise PermissionDenied("brokers see only their own advisories",
                                    reason="OUT_OF_SCOPE")
         me = principal.staff_id
-        query = query.where(or_(Advisory.assignee_id == me, Advisory.escalated_to_id == me,
-                                Advisory.dedicated_broker_id == me))
+        query = query.where(or_(col(Advisory.assignee_id) == me,
+                                col(Advisory.escalated_to_id) == me,
+                                col(Advisory.dedicated_broker_id) == me))
     async with vip.db.read() as session:
         rows = list((await session.exec(query)).all())
     more = len(rows) > size
@@ -303,7 +304,7 @@ async def list_(vip: Vip, principal: Principal,
 async def _claim(session: AsyncSession, advisory_id: str, *conditions, **values) -> bool:  # type: ignore[no-untyped-def]
     """Conditional UPDATE: True only for the one replica whose update changed the row."""
     result = await session.exec(
-        update(Advisory).where(col(Advisory.id) == advisory_id, *conditions)  # type: ignore[call-overload]
+        update(Advisory).where(col(Advisory.id) == advisory_id, *conditions)
         .values(**values)
     )
     return result.rowcount == 1
@@ -319,14 +320,14 @@ async def check_sla(vip: Vip) -> int:
                 col(Advisory.state).in_(OPEN_ADVISORY_STATES),
                 col(Advisory.ack_due_at) <= now,
                 # only rows with something left to raise, so quiet passes write nothing
-                or_(and_(Advisory.state == S.ADVISORY_STATE_OPEN,
+                or_(and_(col(Advisory.state) == S.ADVISORY_STATE_OPEN,
                          col(Advisory.ack_breached_at).is_(None)),
                     and_(col(Advisory.answer_due_at) <= now,
                          col(Advisory.answer_breached_at).is_(None)),
-                    and_(Advisory.escalation_level == 0,
+                    and_(col(Advisory.escalation_level) == 0,
                          or_(col(Advisory.ack_breached_at).is_not(None),
                              col(Advisory.answer_breached_at).is_not(None))),
-                    and_(Advisory.escalation_level == 1,
+                    and_(col(Advisory.escalation_level) == 1,
                          col(Advisory.answer_breached_at).is_not(None))),
             ).order_by(col(Advisory.ack_due_at)).limit(500)
         )).all()
@@ -345,7 +346,7 @@ async def _check_one(vip: Vip, session: AsyncSession, advisory_id: str, now: dat
         return 0
     if row.state == S.ADVISORY_STATE_OPEN and row.ack_due_at <= now and await _claim(
         session, advisory_id, col(Advisory.ack_breached_at).is_(None),
-        Advisory.state == S.ADVISORY_STATE_OPEN, ack_breached_at=now,
+        col(Advisory.state) == S.ADVISORY_STATE_OPEN, ack_breached_at=now,
     ):
         _breach(session, row, BREACH_ACK, "acknowledge", row.ack_due_at, now)
         raised += 1
@@ -359,7 +360,7 @@ async def _check_one(vip: Vip, session: AsyncSession, advisory_id: str, now: dat
     breached = row.ack_breached_at is not None or row.answer_breached_at is not None
     if breached and row.escalation_level == 0 and row.state in OPEN_ADVISORY_STATES:
         target = await _backup_for(session, row, now)
-        if await _claim(session, advisory_id, Advisory.escalation_level == 0, open_states,
+        if await _claim(session, advisory_id, col(Advisory.escalation_level) == 0, open_states,
                         escalation_level=1, step1_at=now, escalated_to_id=target):
             _escalated(session, row, 1, target, now)
             raised += 1
@@ -369,7 +370,7 @@ async def _check_one(vip: Vip, session: AsyncSession, advisory_id: str, now: dat
             and now >= max(row.answer_due_at, row.step1_at + vip.config.ack_window(row.urgency))):
         sups = await on_shift(session, rota_pb2.SHIFT_ROLE_SUPERVISOR, now)
         target = sups[0].staff_id if sups else ""
-        if await _claim(session, advisory_id, Advisory.escalation_level == 1, open_states,
+        if await _claim(session, advisory_id, col(Advisory.escalation_level) == 1, open_states,
                         escalation_level=2, step2_at=now, escalated_to_id=target):
             _escalated(session, row, 2, target, now)
             raised += 1
@@ -430,7 +431,7 @@ def handlers(vip: Vip):  # type: ignore[no-untyped-def]
                 raise RuntimeError("key client not on the roster yet")
             return
         existing = (await session.exec(
-            select(Advisory.id).where(Advisory.source_ticket_id == msg.ticket_id))).first()
+            select(Advisory.id).where(col(Advisory.source_ticket_id) == msg.ticket_id))).first()
         if existing is not None:
             return
         question = msg.summary.strip() or f"hotline ticket {msg.ticket_id}"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from branch.vip.v1 import advisory_pb2, rota_pb2
+from typing import Any
+
+import grpc
+from branch.vip.v1 import advisory_pb2, relay_pb2, roster_pb2, rota_pb2, vip_service_pb2
 from branch.vip.v1 import vip_service_pb2_grpc as grpc_api
 
 from services.common import idempotency
@@ -16,17 +19,33 @@ class VipServicer(grpc_api.VipServiceServicer):
         self.vip = vip
 
     # roster
-    async def GetRosterEntry(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetRosterEntry(
+        self,
+        request: vip_service_pb2.GetRosterEntryRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> roster_pb2.RosterEntry:
         return await roster.get_entry(self.vip, current_principal(), request.client_id)
 
-    async def ListRoster(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListRoster(
+        self,
+        request: vip_service_pb2.ListRosterRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> vip_service_pb2.ListRosterResponse:
         return await roster.list_entries(self.vip, current_principal(), request)
 
-    async def UpdateRosterEntry(self, request, context):  # type: ignore[no-untyped-def]
+    async def UpdateRosterEntry(
+        self,
+        request: vip_service_pb2.UpdateRosterEntryRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> roster_pb2.RosterEntry:
         return await roster.update_entry(self.vip, request)
 
     # rota
-    async def CreateShift(self, request, context):  # type: ignore[no-untyped-def]
+    async def CreateShift(
+        self,
+        request: vip_service_pb2.CreateShiftRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> rota_pb2.Shift:
         principal = current_principal()
         return await idempotency.once(
             self.vip.db, self.vip.clock, method="CreateShift", request_id=request.request_id,
@@ -34,20 +53,38 @@ class VipServicer(grpc_api.VipServiceServicer):
             create=lambda s: rota.create_shift(self.vip, s, principal, request.shift),
         )
 
-    async def ListShifts(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListShifts(
+        self,
+        request: vip_service_pb2.ListShiftsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> vip_service_pb2.ListShiftsResponse:
         return await rota.list_shifts(self.vip, request)
 
-    async def DeleteShift(self, request, context):  # type: ignore[no-untyped-def]
+    async def DeleteShift(
+        self,
+        request: vip_service_pb2.DeleteShiftRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> vip_service_pb2.DeleteShiftResponse:
         return await rota.delete_shift(self.vip, request.id)
 
-    async def GetOnCall(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetOnCall(
+        self, request: vip_service_pb2.GetOnCallRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> vip_service_pb2.GetOnCallResponse:
         return await rota.get_on_call(self.vip, request)
 
-    async def CheckRotaGaps(self, request, context):  # type: ignore[no-untyped-def]
+    async def CheckRotaGaps(
+        self,
+        request: vip_service_pb2.CheckRotaGapsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> vip_service_pb2.CheckRotaGapsResponse:
         return await rota.check_gaps(self.vip, request)
 
     # advisories
-    async def CreateAdvisory(self, request, context):  # type: ignore[no-untyped-def]
+    async def CreateAdvisory(
+        self,
+        request: vip_service_pb2.CreateAdvisoryRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> advisory_pb2.Advisory:
         principal = current_principal()
         return await idempotency.once(
             self.vip.db, self.vip.clock, method="CreateAdvisory", request_id=request.request_id,
@@ -55,44 +92,92 @@ class VipServicer(grpc_api.VipServiceServicer):
             create=lambda s: advisory.create(self.vip, s, principal, request.advisory),
         )
 
-    async def GetAdvisory(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetAdvisory(
+        self,
+        request: vip_service_pb2.GetAdvisoryRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> advisory_pb2.Advisory:
         return await advisory.get(self.vip, current_principal(), request.id)
 
-    async def ListAdvisories(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListAdvisories(
+        self,
+        request: vip_service_pb2.ListAdvisoriesRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> vip_service_pb2.ListAdvisoriesResponse:
         return await advisory.list_(self.vip, current_principal(), request)
 
-    async def AcknowledgeAdvisory(self, request, context):  # type: ignore[no-untyped-def]
+    async def AcknowledgeAdvisory(
+        self,
+        request: vip_service_pb2.AcknowledgeAdvisoryRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> advisory_pb2.Advisory:
         return await advisory.acknowledge(self.vip, current_principal(), request.id)
 
-    async def RequestAdvisoryResearch(self, request, context):  # type: ignore[no-untyped-def]
+    async def RequestAdvisoryResearch(
+        self,
+        request: vip_service_pb2.RequestAdvisoryResearchRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> advisory_pb2.Advisory:
         return await advisory.request_research(self.vip, current_principal(), request)
 
-    async def AnswerAdvisory(self, request, context):  # type: ignore[no-untyped-def]
+    async def AnswerAdvisory(
+        self,
+        request: vip_service_pb2.AnswerAdvisoryRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> advisory_pb2.Advisory:
         return await advisory.answer(self.vip, current_principal(), request)
 
-    async def CloseAdvisory(self, request, context):  # type: ignore[no-untyped-def]
+    async def CloseAdvisory(
+        self,
+        request: vip_service_pb2.CloseAdvisoryRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> advisory_pb2.Advisory:
         return await advisory.close(self.vip, current_principal(), request)
 
     # relays
-    async def GetRelay(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetRelay(
+        self, request: vip_service_pb2.GetRelayRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> relay_pb2.RelayTask:
         return await relay.get(self.vip, current_principal(), request.id)
 
-    async def ListRelays(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListRelays(
+        self,
+        request: vip_service_pb2.ListRelaysRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> vip_service_pb2.ListRelaysResponse:
         return await relay.list_(self.vip, current_principal(), request)
 
-    async def RecordRelayDelivery(self, request, context):  # type: ignore[no-untyped-def]
+    async def RecordRelayDelivery(
+        self,
+        request: vip_service_pb2.RecordRelayDeliveryRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> relay_pb2.RelayTask:
         return await relay.record_delivery(self.vip, current_principal(), request)
 
-    async def RecordRelayAcknowledgement(self, request, context):  # type: ignore[no-untyped-def]
+    async def RecordRelayAcknowledgement(
+        self,
+        request: vip_service_pb2.RecordRelayAcknowledgementRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> relay_pb2.RelayTask:
         return await relay.record_acknowledgement(self.vip, current_principal(), request)
 
     # views
-    async def GetInbox(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetInbox(
+        self, request: vip_service_pb2.GetInboxRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> vip_service_pb2.GetInboxResponse:
         return await views.inbox(self.vip, current_principal(), request)
 
-    async def GetSlaReport(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetSlaReport(
+        self,
+        request: vip_service_pb2.GetSlaReportRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> vip_service_pb2.GetSlaReportResponse:
         return await views.sla_report(self.vip, request)
 
-    async def ListBreaches(self, request, context):  # type: ignore[no-untyped-def]
+    async def ListBreaches(
+        self,
+        request: vip_service_pb2.ListBreachesRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> vip_service_pb2.ListBreachesResponse:
         return await views.breaches(self.vip, request)
 

@@ -4,6 +4,7 @@ client's acknowledgement); a supervisor checks the rota, on-call, breaches and S
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING, Any
 
 from branch.directory.v1 import client_pb2
 from branch.vip.v1 import advisory_pb2, relay_pb2, rota_pb2
@@ -15,6 +16,11 @@ from services.cli.argtypes import count, risk_level
 from services.cli.branchctl import Ctl, clip, who
 from services.cli.people import client_option, staff_option
 from services.cli.timefmt import local, timestamp
+from services.common.protos import enum_name
+
+if TYPE_CHECKING:
+    from branch.vip.v1.vip_service_pb2_grpc import VipServiceAsyncStub
+    from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
 
 CHANNELS = {"phone": relay_pb2.RELAY_CHANNEL_PHONE, "meeting": relay_pb2.RELAY_CHANNEL_MEETING,
             "message": relay_pb2.RELAY_CHANNEL_MESSAGE, "video": relay_pb2.RELAY_CHANNEL_VIDEO}
@@ -23,12 +29,12 @@ ROLES = {"broker": rota_pb2.SHIFT_ROLE_BROKER, "analyst": rota_pb2.SHIFT_ROLE_AN
 URGENCY = {"normal": advisory_pb2.URGENCY_NORMAL, "high": advisory_pb2.URGENCY_HIGH}
 
 
-def _stub(ctl: Ctl) -> VipServiceStub:
+def _stub(ctl: Ctl) -> VipServiceAsyncStub:
     return VipServiceStub(ctl.channel("vip"))
 
 
-def _name(enum, value: int, prefix: str) -> str:  # type: ignore[no-untyped-def]
-    return enum.Name(value).removeprefix(prefix).lower()
+def _name(enum: _EnumTypeWrapper[Any], value: int, prefix: str) -> str:
+    return enum_name(enum, value).removeprefix(prefix).lower()
 
 
 def _print_advisory(ctl: Ctl, a: advisory_pb2.Advisory) -> None:
@@ -108,7 +114,7 @@ async def research(args: argparse.Namespace, ctl: Ctl) -> None:
 async def answer(args: argparse.Namespace, ctl: Ctl) -> None:
     level = args.risk
     _print_advisory(ctl, await _stub(ctl).AnswerAdvisory(api.AnswerAdvisoryRequest(
-        id=args.id, advice=args.advice, risk_level=level,
+        id=args.id, advice=args.advice, risk_level=client_pb2.RiskLevel.ValueType(level),
         override_reason=args.override or ""), metadata=ctl.metadata))
 
 
@@ -227,7 +233,7 @@ async def report(args: argparse.Namespace, ctl: Ctl) -> None:
                 f"{r.relay_coverage:.0%}"] for r in resp.rows])
 
 
-def add_commands(groups: argparse._SubParsersAction) -> None:
+def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     group = groups.add_parser("vip", help="key clients: broker inbox, advisories, relays, rota")
     sub = group.add_subparsers(dest="command", required=True)
     p = sub.add_parser("inbox", help="advisories and relays due, by deadline")

@@ -52,7 +52,7 @@ class Vip:
     def today(self) -> date:
         return local_today(self.clock, self.tz)
 
-    def directory(self) -> dir_grpc.DirectoryServiceStub:
+    def directory(self) -> dir_grpc.DirectoryServiceAsyncStub:
         return dir_grpc.DirectoryServiceStub(self.directory_channel())
 
     async def staff_roles(self, staff_id: str) -> set[str] | None:

@@ -19,6 +19,8 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from services.common.protos import ts
 
 if TYPE_CHECKING:
+    from branch.vip.v1.vip_service_pb2_grpc import VipServiceAsyncStub
+
     from services.cli.demo import Demo
 
 A = advisory_pb2
@@ -32,7 +34,7 @@ QUESTIONS = [
 ]
 
 
-async def _wait_for_roster(stub: VipServiceStub, supervisor, expected: set[str]) -> int:  # type: ignore[no-untyped-def]
+async def _wait_for_roster(stub: VipServiceAsyncStub, supervisor, expected: set[str]) -> int:  # type: ignore[no-untyped-def]
     """The roster fills from the directory's events; wait (bounded) until every expected
     client is on it (a count alone was met by key clients without a broker while one with
     a broker was still on its way, and the demo then asked about a client not on it)."""
@@ -57,7 +59,7 @@ def _local_day_start(day: datetime, hour: int, tz: ZoneInfo) -> datetime:
     return day.replace(hour=hour, minute=0, second=0, microsecond=0, tzinfo=tz)
 
 
-async def _rota(demo: Demo, stub: VipServiceStub, supervisor) -> int:  # type: ignore[no-untyped-def]
+async def _rota(demo: Demo, stub: VipServiceAsyncStub, supervisor) -> int:  # type: ignore[no-untyped-def]
     """Brokers in three eight-hour shifts, supervisors in two twelve-hour shifts, analysts on
     research duty 08-20; local wall-clock hours, so a daylight-saving change is covered."""
     tz = ZoneInfo(demo.settings.timezone)
@@ -79,8 +81,8 @@ async def _rota(demo: Demo, stub: VipServiceStub, supervisor) -> int:  # type: i
         if analysts:
             plan.append((analysts[d % len(analysts)], rota_pb2.SHIFT_ROLE_ANALYST, day, 8, 12))
 
-    async def create(k: int, staff_id: str, role: int, day: datetime, start: int,
-                     hours: int) -> None:
+    async def create(k: int, staff_id: str, role: rota_pb2.ShiftRole.ValueType,
+                     day: datetime, start: int, hours: int) -> None:
         begin = _local_day_start(day, start, tz)
         end_naive = begin.replace(tzinfo=None) + timedelta(hours=hours)
         end = end_naive.replace(tzinfo=tz)
@@ -93,7 +95,7 @@ async def _rota(demo: Demo, stub: VipServiceStub, supervisor) -> int:  # type: i
     return len(plan)
 
 
-async def _advisories(demo: Demo, stub: VipServiceStub, key_clients) -> dict[str, int]:  # type: ignore[no-untyped-def]
+async def _advisories(demo: Demo, stub: VipServiceAsyncStub, key_clients) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """Advisories in every state, asked through each client's dedicated broker."""
     states: dict[str, int] = {}
     rng = demo.rng
@@ -120,7 +122,8 @@ async def _advisories(demo: Demo, stub: VipServiceStub, key_clients) -> dict[str
                 "client asked for the aggressive view; risks read back and recorded"
             try:
                 adv = await stub.AnswerAdvisory(api.AnswerAdvisoryRequest(
-                    id=adv.id, risk_level=level, override_reason=override,
+                    id=adv.id, risk_level=client_pb2.RiskLevel.ValueType(level),
+                    override_reason=override,
                     advice=rng.choice(["Hold; review after the results.",
                                        "Trim a third into strength.",
                                        "Keep the position; add only below cost."])),
@@ -135,7 +138,7 @@ async def _advisories(demo: Demo, stub: VipServiceStub, key_clients) -> dict[str
     return states
 
 
-async def _relays(demo: Demo, stub: VipServiceStub, supervisor) -> dict[str, int]:  # type: ignore[no-untyped-def]
+async def _relays(demo: Demo, stub: VipServiceAsyncStub, supervisor) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """Wait for the relay tasks of the demo notes, then have brokers work some of them."""
     notes = demo.shared.get("research_notes") or []
     tasks: list[relay_pb2.RelayTask] = []

@@ -31,7 +31,7 @@ from services.common.events import Event, emit
 from services.common.ids import new_id
 from services.common.logs import get_logger
 from services.common.pagination import decode_token, encode_token, page_size
-from services.common.protos import from_ts, ts
+from services.common.protos import enum_name, from_ts, ts
 from services.common.upsert import dialect_insert
 from services.vip import convert
 from services.vip.core import Vip, assessment_expired, split, suitability_problem
@@ -74,17 +74,18 @@ async def _directory_matches(vip: Vip, plan: RelayPlan) -> list[Candidate]:
                                   c.risk_assessment_expired or not c.risk_assessed_on
                                   or assessment_expired(_date(c.risk_assessed_on), today))
                         for c in page.clients]
+                token = page.next_page_token
             else:
-                page = await stub.FindClientsByTickers(dir_api.FindClientsByTickersRequest(
+                found = await stub.FindClientsByTickers(dir_api.FindClientsByTickersRequest(
                     tickers=tickers, tier=client_pb2.TIER_KEY, page_size=DIRECTORY_PAGE,
                     page_token=token), timeout=30)
                 out += [Candidate(p.client_id, p.broker_id, p.risk_tolerance,
                                   p.risk_assessment_expired, list(p.tickers))
-                        for p in page.clients]
+                        for p in found.clients]
+                token = found.next_page_token
         except grpc.aio.AioRpcError as err:
             # the plan stays pending; the planner's next pass retries
             raise RuntimeError(f"directory lookup failed: {err.code().name}") from None
-        token = page.next_page_token
         if not token:
             return out
 
@@ -174,8 +175,8 @@ async def plan_pending(vip: Vip) -> int:
 async def _write_plan(vip: Vip, session: AsyncSession, note_id: str, revision: int,
                       found: list[Candidate]) -> bool:
     claimed = await session.exec(
-        update(RelayPlan).where(col(RelayPlan.note_id) == note_id,  # type: ignore[call-overload]
-                                RelayPlan.revision == revision,
+        update(RelayPlan).where(col(RelayPlan.note_id) == note_id,
+                                col(RelayPlan.revision) == revision,
                                 col(RelayPlan.pending).is_(True))
         .values(pending=False)
     )
@@ -216,7 +217,7 @@ async def _write_plan(vip: Vip, session: AsyncSession, note_id: str, revision: i
     conn = await session.connection()
     for i in range(0, len(inserts), INSERT_BATCH):
         # a Core executemany: the ORM's bulk path is several times slower for 10,000 rows
-        await conn.execute(insert(Relay.__table__), inserts[i:i + INSERT_BATCH])  # type: ignore[arg-type]
+        await conn.execute(insert(Relay), inserts[i:i + INSERT_BATCH])
     plan.targeted, plan.withheld, plan.planned_at = targeted, withheld, now
     session.add(plan)
     emit(session, subject="branch.vip.relay.planned",
@@ -246,14 +247,14 @@ async def cancel_for_note(vip: Vip, session: AsyncSession,
         )
     else:
         await session.exec(
-            update(RelayPlan).where(col(RelayPlan.note_id) == msg.note_id)  # type: ignore[call-overload]
+            update(RelayPlan).where(col(RelayPlan.note_id) == msg.note_id)
             .values(withdrawn_at=now)
         )
-    conditions = [Relay.note_id == msg.note_id, Relay.state == R.RELAY_STATE_PENDING]
+    conditions = [col(Relay.note_id) == msg.note_id, col(Relay.state) == R.RELAY_STATE_PENDING]
     if msg.revision:
-        conditions.append(Relay.revision == msg.revision)
+        conditions.append(col(Relay.revision) == msg.revision)
     result = await session.exec(
-        update(Relay).where(*conditions)  # type: ignore[call-overload]
+        update(Relay).where(*conditions)
         .values(state=R.RELAY_STATE_CANCELLED, cancelled_at=now, reason=reason)
     )
     cancelled = int(result.rowcount or 0)
@@ -321,7 +322,7 @@ async def list_(vip: Vip, principal: Principal,
     if not can_see_all(principal):
         if req.broker_id and req.broker_id != principal.staff_id:
             raise PermissionDenied("brokers see only their own clients", reason="OUT_OF_SCOPE")
-        query = query.where(Relay.broker_id == principal.staff_id)
+        query = query.where(col(Relay.broker_id) == principal.staff_id)
     async with vip.db.read() as session:
         rows = list((await session.exec(query)).all())
     more = len(rows) > size
@@ -345,7 +346,7 @@ async def record_delivery(vip: Vip, principal: Principal,
         row = await _load(session, principal, req.id)
         _require_worker(principal, row)
         if row.state != R.RELAY_STATE_PENDING:
-            raise FailedPrecondition(f"relay is {R.RelayState.Name(row.state)}",
+            raise FailedPrecondition(f"relay is {enum_name(R.RelayState, row.state)}",
                                      reason="RELAY_NOT_PENDING")
         now = vip.now()
         row.state, row.delivered_at = R.RELAY_STATE_DELIVERED, now
@@ -372,7 +373,7 @@ async def record_acknowledgement(vip: Vip, principal: Principal,
         if row.state != R.RELAY_STATE_DELIVERED:
             raise FailedPrecondition(
                 "record the delivery first" if row.state == R.RELAY_STATE_PENDING
-                else f"relay is {R.RelayState.Name(row.state)}", reason="RELAY_NOT_DELIVERED")
+                else f"relay is {enum_name(R.RelayState, row.state)}", reason="RELAY_NOT_DELIVERED")
         now = vip.now()
         row.state, row.acknowledged_at, row.ack_note = R.RELAY_STATE_ACKNOWLEDGED, now, req.note
         session.add(row)
@@ -392,15 +393,15 @@ async def check_overdue(vip: Vip, batch: int = 500) -> int:
     raised = 0
     async with vip.db.transaction() as session:
         rows = (await session.exec(
-            select(Relay).where(Relay.state == R.RELAY_STATE_PENDING,
+            select(Relay).where(col(Relay.state) == R.RELAY_STATE_PENDING,
                                 col(Relay.due_at) <= now, col(Relay.overdue_at).is_(None))
             .order_by(col(Relay.due_at)).limit(batch)
         )).all()
         for row in rows:
             result = await session.exec(
-                update(Relay).where(col(Relay.id) == row.id,  # type: ignore[call-overload]
+                update(Relay).where(col(Relay.id) == row.id,
                                     col(Relay.overdue_at).is_(None),
-                                    Relay.state == R.RELAY_STATE_PENDING)
+                                    col(Relay.state) == R.RELAY_STATE_PENDING)
                 .values(overdue_at=now)
             )
             if result.rowcount != 1:

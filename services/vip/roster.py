@@ -65,7 +65,8 @@ async def apply_client(vip: Vip, session: AsyncSession, client: client_pb2.Clien
             "leave_reason": "", "joined_at": now, "left_at": None, "updated_at": now,
         }, key=["client_id"])
         row = (await session.exec(select(RosterEntry).where(
-            RosterEntry.client_id == client.id).execution_options(populate_existing=True))).one()
+            col(RosterEntry.client_id) == client.id
+        ).execution_options(populate_existing=True))).one()
         if joined:
             pass  # the row was written whole just now
         elif row.status != ACTIVE:
@@ -86,11 +87,11 @@ async def apply_client(vip: Vip, session: AsyncSession, client: client_pb2.Clien
                  about=client.id, now=now)
             log.info("client joined roster", client_id=client.id)
         return
-    row = await session.get(RosterEntry, client.id)
-    if row is not None and row.status == ACTIVE:
+    present = await session.get(RosterEntry, client.id)
+    if present is not None and present.status == ACTIVE:
         reason = ("client left the branch" if client.status == client_pb2.CLIENT_STATUS_CLOSED
                   else "client is no longer a key client")
-        await leave(vip, session, row, reason)
+        await leave(vip, session, present, reason)
 
 
 async def leave(vip: Vip, session: AsyncSession, row: RosterEntry, reason: str) -> None:
@@ -98,7 +99,7 @@ async def leave(vip: Vip, session: AsyncSession, row: RosterEntry, reason: str) 
     row.status, row.left_at, row.leave_reason, row.updated_at = LEFT, now, reason, now
     session.add(row)
     advisories = (await session.exec(
-        select(Advisory).where(Advisory.client_id == row.client_id,
+        select(Advisory).where(col(Advisory.client_id) == row.client_id,
                                col(Advisory.state).in_(OPEN_ADVISORY_STATES))
     )).all()
     for adv in advisories:
@@ -111,8 +112,8 @@ async def leave(vip: Vip, session: AsyncSession, row: RosterEntry, reason: str) 
                                                source_ticket_id=adv.source_ticket_id),
              about=adv.id, now=now)
     relays = (await session.exec(
-        select(Relay).where(Relay.client_id == row.client_id,
-                            Relay.state == relay_pb2.RELAY_STATE_PENDING)
+        select(Relay).where(col(Relay.client_id) == row.client_id,
+                            col(Relay.state) == relay_pb2.RELAY_STATE_PENDING)
     )).all()
     for relay in relays:
         relay.state, relay.cancelled_at, relay.reason = (
@@ -134,13 +135,13 @@ async def move_open_work(vip: Vip, session: AsyncSession, client_id: str, old: s
     if not old or old == new:
         return
     moved = await session.exec(
-        update(Relay).where(Relay.client_id == client_id,  # type: ignore[call-overload]
-                            Relay.broker_id == old,
+        update(Relay).where(col(Relay.client_id) == client_id,
+                            col(Relay.broker_id) == old,
                             col(Relay.state).in_(OPEN_RELAY_STATES))
         .values(broker_id=new)
     )
     advisories = (await session.exec(
-        select(Advisory).where(Advisory.client_id == client_id,
+        select(Advisory).where(col(Advisory.client_id) == client_id,
                                col(Advisory.state).in_(OPEN_ADVISORY_STATES))
     )).all()
     for adv in advisories:
@@ -166,9 +167,9 @@ def handlers(vip: Vip):  # type: ignore[no-untyped-def]
             await apply_client(vip, session, tier_msg.client)
         elif kind == "updated":
             upd = event.parse(dir_events.ClientUpdated)
-            if upd.client.tier == client_pb2.TIER_KEY or await session.get(
-                RosterEntry, upd.client.id
-            ):
+            if upd.client.tier == client_pb2.TIER_KEY or (
+                await session.get(RosterEntry, upd.client.id)
+            ) is not None:
                 await apply_client(vip, session, upd.client, list(upd.changed_fields))
 
     return on_client_event
@@ -206,15 +207,15 @@ async def list_entries(vip: Vip, principal: Principal,
     if after:
         query = query.where(col(RosterEntry.client_id) > str(after[0]))
     if req.status:
-        query = query.where(RosterEntry.status == req.status)
+        query = query.where(col(RosterEntry.status) == req.status)
     if req.broker_id:
-        query = query.where(or_(RosterEntry.broker_id == req.broker_id,
-                                RosterEntry.backup_broker_id == req.broker_id))
+        query = query.where(or_(col(RosterEntry.broker_id) == req.broker_id,
+                                col(RosterEntry.backup_broker_id) == req.broker_id))
     if not (principal.sees_branch or principal.has("service_agent")):
         if req.broker_id and req.broker_id != principal.staff_id:
             raise PermissionDenied("brokers see only their own clients", reason="OUT_OF_SCOPE")
-        query = query.where(or_(RosterEntry.broker_id == principal.staff_id,
-                                RosterEntry.backup_broker_id == principal.staff_id))
+        query = query.where(or_(col(RosterEntry.broker_id) == principal.staff_id,
+                                col(RosterEntry.backup_broker_id) == principal.staff_id))
     async with vip.db.read() as session:
         rows = list((await session.exec(query)).all())
     more = len(rows) > size

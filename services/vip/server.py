@@ -38,7 +38,8 @@ def vip_of(ctx: ServiceContext) -> Vip:
 
         ctx.db.after_commit_hooks.append(wake_planner)
         ctx.extras["vip"] = vip
-    return ctx.extras["vip"]
+    built: Vip = ctx.extras["vip"]
+    return built
 
 
 def register(server: grpc.aio.Server, ctx: ServiceContext) -> None:

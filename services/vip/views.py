@@ -51,9 +51,9 @@ async def inbox(vip: Vip, principal: Principal, req: api.GetInboxRequest) -> api
         advisories = list((await session.exec(
             select(Advisory).where(
                 col(Advisory.state).in_(OPEN_ADVISORY_STATES),
-                or_(Advisory.assignee_id == broker, Advisory.escalated_to_id == broker))
+                or_(col(Advisory.assignee_id) == broker, col(Advisory.escalated_to_id) == broker))
         )).all())
-        relay_query = select(Relay).where(Relay.broker_id == broker,
+        relay_query = select(Relay).where(col(Relay.broker_id) == broker,
                                           col(Relay.state).in_(INBOX_RELAY_STATES))
         if cursor:
             relay_query = relay_query.where(or_(
@@ -63,7 +63,7 @@ async def inbox(vip: Vip, principal: Principal, req: api.GetInboxRequest) -> api
             relay_query.order_by(col(Relay.due_at), col(Relay.id)).limit(size + 1))).all())
         relay_count = (await session.exec(
             select(func.count()).select_from(Relay).where(
-                Relay.broker_id == broker, col(Relay.state).in_(INBOX_RELAY_STATES))
+                col(Relay.broker_id) == broker, col(Relay.state).in_(INBOX_RELAY_STATES))
         )).one()
     items: list[tuple[datetime, str, api.InboxItem]] = []
     for a in advisories:
@@ -124,8 +124,8 @@ async def sla_report(vip: Vip, req: api.GetSlaReportRequest) -> api.GetSlaReport
         rq = select(Relay.broker_id, Relay.state, Relay.created_at, Relay.overdue_at).where(
             col(Relay.created_at) >= start, col(Relay.created_at) < end)
         if req.broker_id:
-            aq = aq.where(Advisory.assignee_id == req.broker_id)
-            rq = rq.where(Relay.broker_id == req.broker_id)
+            aq = aq.where(col(Advisory.assignee_id) == req.broker_id)
+            rq = rq.where(col(Relay.broker_id) == req.broker_id)
         advisories = (await session.exec(aq)).all()
         relays = (await session.exec(rq)).all()
     clean: dict[tuple[str, str], int] = defaultdict(int)
@@ -182,9 +182,9 @@ async def breaches(vip: Vip, req: api.ListBreachesRequest) -> api.ListBreachesRe
     if since:
         query = query.where(col(Breach.breached_at) >= since)
     if req.broker_id:
-        query = query.where(Breach.broker_id == req.broker_id)
+        query = query.where(col(Breach.broker_id) == req.broker_id)
     if req.kind:
-        query = query.where(Breach.kind == req.kind)
+        query = query.where(col(Breach.kind) == req.kind)
     async with vip.db.read() as session:
         rows = list((await session.exec(query)).all())
         more = len(rows) > size

@@ -85,6 +85,7 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
     err = capsys.readouterr().err
     if isinstance(code, str):  # SystemExit("message"): Python prints it and exits 1
         err, code = err + code, 1
+    assert code is None or isinstance(code, int), code
     return int(code or 0), err
 
 
@@ -132,7 +133,7 @@ def test_a_bad_value_names_the_flag(path: tuple[str, ...], action: argparse.Acti
     argv = _argv(path, dict(COMMANDS)[path], {action.dest: bad})
     code, err = _run(argv, capsys)
     assert code == errors.USAGE and "Traceback" not in err
-    flag = action.option_strings[0] if action.option_strings else action.metavar or action.dest
+    flag = action.option_strings[0] if action.option_strings else str(action.metavar or action.dest)
     last = err.strip().splitlines()[-1]
     assert f"argument {flag}" in last or f"argument {'/'.join(action.option_strings)}" in last \
         or flag.lower() in last.lower(), last
