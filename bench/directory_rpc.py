@@ -30,8 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.fac
 from branch.directory.v1 import directory_service_pb2 as api  # noqa: E402
 from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub  # noqa: E402
 
+from services.common.keys import jwks, key_from_seed  # noqa: E402
+
 CONCURRENCY = 16
-SECRET = "bench-signing-key-0123456789abcdef"
+BENCH_KEY = key_from_seed("bench signing key")
+TRUSTED = jwks([BENCH_KEY.public_jwk()])
 ECHO_METHOD = "/bench.Echo/Echo"
 
 
@@ -82,7 +85,7 @@ def _directory_server(data_dir: str, nats_url: str, port_q: mp.Queue,  # type: i
         _use_sync_reads(Path(data_dir) / "directory.db")
 
     async def serve() -> None:
-        settings = Settings(data_dir=Path(data_dir), nats_url=nats_url, token_secret=SECRET,
+        settings = Settings(data_dir=Path(data_dir), nats_url=nats_url, trusted_keys=TRUSTED,
                             database_url=database_url)
         runner = ServiceRunner(SPEC, settings, port=0)
         await runner.start()
@@ -216,7 +219,7 @@ async def bench_rpc(calls: int, data_dir: Path, nats_url: str,
     server = ctx.Process(target=_directory_server, args=(str(data_dir), nats_url, q, stop))
     server.start()
     port = q.get(timeout=60)
-    token = TokenSigner(SECRET).issue("bench-admin", ["admin"], datetime.now(UTC),
+    token = TokenSigner(BENCH_KEY).issue("bench-admin", ["admin"], datetime.now(UTC),
                                       timedelta(hours=1))
     md = [("authorization", f"Bearer {token}")]
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:

@@ -121,6 +121,7 @@ async def bench_end_to_end(n: int) -> dict[str, float]:
     from branch.remote.v1.remote_service_pb2_grpc import RemoteServiceStub
 
     from services.common.auth import TokenSigner
+    from services.common.keys import jwks, key_from_seed
     from services.common.logs import configure_logging
     from services.common.nats_link import EmbeddedNats, free_port
     from services.common.server import ServiceRunner
@@ -131,19 +132,23 @@ async def bench_end_to_end(n: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         nats_server = EmbeddedNats(Path(tmp) / "nats")
         nats_server.start()
-        secret = "bench-signing-key-0123456789abcdef"
+        key = key_from_seed("bench signing key")
+        trusted = jwks([key.public_jwk()])
+        service_key = "bench-service-key-0123456789abcdef"
         port = free_port()
         env = {**os.environ, "BRANCH_DATA_DIR": str(Path(tmp) / "dir"),
-               "BRANCH_NATS_URL": nats_server.url, "BRANCH_TOKEN_SECRET": secret,
+               "BRANCH_NATS_URL": nats_server.url, "BRANCH_TRUSTED_KEYS": trusted,
+               "BRANCH_SERVICE_KEY": service_key,
                "BRANCH_DIRECTORY_PORT": str(port), "BRANCH_LOG_LEVEL": "error"}
         directory = subprocess.Popen(
             [sys.executable, "-m", "services.cli.branch", "serve", "directory"], env=env,
             stdout=subprocess.DEVNULL)
-        settings = Settings(data_dir=Path(tmp), nats_url=nats_server.url, token_secret=secret,
+        settings = Settings(data_dir=Path(tmp), nats_url=nats_server.url, trusted_keys=trusted,
+                            service_key=service_key,
                             directory_addr=f"127.0.0.1:{port}")
         remote = ServiceRunner(REMOTE, settings, port=0)
         await remote.start()
-        signer = TokenSigner(secret)
+        signer = TokenSigner(key)
         now = datetime.now(UTC)
         admin = [("authorization",
                   f"Bearer {signer.issue('bench-admin', ['admin'], now, timedelta(hours=2))}")]
@@ -154,6 +159,12 @@ async def bench_end_to_end(n: int) -> dict[str, float]:
                     grpc.aio.insecure_channel(f"127.0.0.1:{remote.port}") as rch:
                 dstub, rstub = DirectoryServiceStub(dch), RemoteServiceStub(rch)
                 await asyncio.wait_for(dch.channel_ready(), timeout=60)
+                # remote asks the directory for its own service token once the directory
+                # answers (retried each second): a report before that has no token to call with
+                for _ in range(600):
+                    if remote.ctx.tokens.current():
+                        break
+                    await asyncio.sleep(0.1)
                 client = await dstub.CreateClient(dapi.CreateClientRequest(
                     client=client_pb2.Client(
                         account_no="BENCH0001", display_name="Bench", phone="13800000000",

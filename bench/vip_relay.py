@@ -143,7 +143,6 @@ async def bench(clients: int, runs: int, database_url: str, withheld_every: int)
         try:
             settings = Settings(data_dir=Path(tmp), nats_url=server.url,
                                 database_url=database_url,
-                                token_secret="bench-signing-key-0123456789abcdef0123",
                                 outbox_poll_seconds=0.5)
             directory = ServiceRunner(DIRECTORY, settings, port=0)
             await directory.start()

@@ -17,19 +17,35 @@ import nats
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.common.auth import TokenSigner
-from services.common.clock import Clock
+from services.common.auth import SERVICE_NAMES, TokenSigner, svc
+from services.common.clock import Clock, SystemClock
 from services.common.db import Database
+from services.common.identity import LocalServiceTokens
+from services.common.keys import jwks, key_from_seed
 from services.common.server import ServiceRunner, ServiceSpec
 from services.common.settings import Settings
 
-SECRET = "test-signing-key-0123456789abcdef"
+# The harness is a test identity provider: it signs with its own Ed25519 key (fixed, so
+# subprocesses agree), and every runner the harness configures trusts its public key
+# (BRANCH_TRUSTED_KEYS) besides the directory's. Never configure it outside tests.
+HARNESS_KEY = key_from_seed("branch test harness signing key")
+TRUSTED_KEYS = jwks([HARNESS_KEY.public_jwk()])
+# the key service credentials derive from, in tests
+SERVICE_KEY = "test-service-key-0123456789abcdef"
+# Old name (HS256 days): kept so imports keep working; it is the trusted JWKS now.
+SECRET = TRUSTED_KEYS
 POSTGRES_URL = os.environ.get("BRANCH_TEST_POSTGRES_URL", "")
-SIGNER = TokenSigner(SECRET)
+SIGNER = TokenSigner(HARNESS_KEY)
 
 
 def token(staff_id: str, *roles: str) -> str:
+    """A one-hour access token signed by the harness key (trusted by harness runners)."""
     return SIGNER.issue(staff_id, roles, datetime.now(UTC), timedelta(hours=1))
+
+
+def harness_service_tokens(service: str) -> LocalServiceTokens:
+    """A runner's own service token, signed by the harness (tests need no directory)."""
+    return LocalServiceTokens(service, lambda: SIGNER, SystemClock(), timedelta(minutes=10))
 
 
 def auth(staff_id: str, *roles: str) -> list[tuple[str, str]]:
@@ -39,7 +55,8 @@ def auth(staff_id: str, *roles: str) -> list[tuple[str, str]]:
 
 ADMIN = auth("admin-1", "admin")
 SUPERVISOR = auth("sup-1", "supervisor")
-SERVICE = auth("svc:test", "service")
+# a test caller that may call whatever any service may
+SERVICE = auth("svc:test", "service", *svc(*SERVICE_NAMES))
 
 
 SERVICES = ("directory", "onsite", "remote", "vip", "research", "insight")
@@ -76,15 +93,16 @@ async def drop_postgres_databases(template: str) -> None:
 
 
 def make_settings(data_dir: Path, nats_url: str, database_url: str = "", **extra: Any) -> Settings:
-    return Settings(
+    values: dict[str, Any] = dict(
         data_dir=data_dir,
         nats_url=nats_url,
         database_url=database_url,
-        token_secret=SECRET,
+        trusted_keys=TRUSTED_KEYS,
+        service_key=SERVICE_KEY,
         outbox_poll_seconds=0.5,
         shutdown_grace_seconds=2,
-        **extra,
     )
+    return Settings(**{**values, **extra})
 
 
 @asynccontextmanager
@@ -94,8 +112,13 @@ async def running(
     *,
     clock: Clock | None = None,
     run_consumers: bool = True,
+    directory_issues_service_tokens: bool = False,
 ) -> AsyncIterator[ServiceRunner]:
-    runner = ServiceRunner(spec, settings, clock=clock, port=0, run_consumers=run_consumers)
+    """A started runner on a free port. Its own service token comes from the harness unless
+    directory_issues_service_tokens (then from the directory, as in production)."""
+    tokens = None if directory_issues_service_tokens else harness_service_tokens(spec.name)
+    runner = ServiceRunner(spec, settings, clock=clock, port=0, run_consumers=run_consumers,
+                           service_tokens=tokens)
     await runner.start()
     try:
         yield runner

@@ -8,13 +8,12 @@ import contextlib
 import signal
 import sys
 from collections.abc import Awaitable
-from datetime import UTC, timedelta
+from datetime import UTC
 from pathlib import Path
 from typing import TypeVar
 
 from services import registry
 from services.cli.startup import check_data_dir, check_ports, describe_start_failure
-from services.common.auth import TokenSigner
 from services.common.clock import SystemClock
 from services.common.logs import configure_logging
 from services.common.nats_link import EmbeddedNats
@@ -112,16 +111,18 @@ async def _up(args: argparse.Namespace, settings: Settings) -> None:
         try:
             for runner in runners:
                 await _unless_stopped(stop, _start(runner, started))
-            admin_token = await _write_admin_token(settings)
-            if args.demo:
+            directory = next((r for r in started if r.signing is not None), None)
+            admin_id = await _admin_id(settings)
+            if args.demo and directory is not None and directory.signing is not None:
                 from services.cli.demo import load_demo
 
-                await _unless_stopped(stop, load_demo(settings, admin_token))
+                await _unless_stopped(
+                    stop, load_demo(settings, admin_id, directory.signing.signer()))
             print("Branch Client Service Suite is up")
             print(f"  NATS      {settings.nats_url}")
             for runner in started:
                 print(f"  {runner.spec.name:<9} {runner.address}")
-            print(f"  admin token: {settings.data_dir / 'admin.token'}")
+            _print_sign_in(settings)
             if not args.log_stdout:
                 print(f"  logs:        {settings.data_dir / 'suite.log'}")
             print("Ctrl-C stops everything.")
@@ -137,7 +138,7 @@ async def _up(args: argparse.Namespace, settings: Settings) -> None:
             nats_server.stop()
 
 
-async def _write_admin_token(settings: Settings) -> str:
+async def _admin_id(settings: Settings) -> str:
     from sqlmodel import select
 
     from services.common.db import Database
@@ -149,13 +150,17 @@ async def _write_admin_token(settings: Settings) -> str:
             admin = (await session.exec(select(Staff).where(Staff.employee_no == "ADMIN"))).one()
     finally:
         await db.dispose()
-    token = TokenSigner(settings.signing_key()).issue(
-        admin.id, ["admin"], SystemClock().now(), timedelta(days=30)
-    )
-    path = settings.data_dir / "admin.token"
-    path.write_text(token + "\n")
-    path.chmod(0o600)
-    return token
+    return admin.id
+
+
+def _print_sign_in(settings: Settings) -> None:
+    from services.directory.server import ADMIN_PASSWORD_FILE
+
+    password_file = settings.data_dir / ADMIN_PASSWORD_FILE
+    print("  sign in:   branchctl login   (employee number and password)")
+    if password_file.exists():
+        print(f"             bootstrap admin: employee number ADMIN, first password in "
+              f"{password_file}; you choose a new one at the first sign-in")
 
 
 async def _migrate(services: list[str], settings: Settings) -> None:
@@ -175,15 +180,70 @@ async def _migrate(services: list[str], settings: Settings) -> None:
         print(f"{name}: migrated")
 
 
-async def _admin_token(settings: Settings) -> None:
-    """Print a token for the bootstrap admin (directory must have started once)."""
+async def _admin_password(settings: Settings) -> None:
+    """Give the bootstrap admin (ADMIN) a new temporary password, lift a lockout and end its
+    sign-ins; it must be changed at the next sign-in. Runs where the directory's database is."""
+    import secrets
+
     from sqlalchemy.exc import NoResultFound, OperationalError, ProgrammingError
 
+    from services.common.db import Database
+    from services.directory.identity import Identity
+
     try:
-        token = await _write_admin_token(settings)
+        admin_id = await _admin_id(settings)
     except (NoResultFound, OperationalError, ProgrammingError):
         raise SystemExit("no bootstrap admin yet: start the directory service once first") from None
-    print(token)
+    db = Database(settings.database_url_for("directory"), service="directory")
+    clock = SystemClock()
+    password = secrets.token_urlsafe(12)
+    try:
+        async with db.transaction() as session:
+            await Identity.set_password_row(session, admin_id, password, clock.now(),
+                                            must_change=True)
+            await Identity.revoke_staff(session, admin_id, clock.now())
+    finally:
+        await db.dispose()
+    print(password)
+
+
+async def _rotate_signing_key(settings: Settings, retire_previous: bool) -> None:
+    """Rotate the directory's signing key (or retire the previous one) and tell every
+    service to fetch the public keys again."""
+    from services.common import migrations
+    from services.common.db import Database
+    from services.common.nats_link import NatsLink
+    from services.common.standing import publish_keys_changed
+    from services.directory.keystore import rotate
+    from services.directory.server import SPEC
+
+    db = Database(settings.database_url_for("directory"), service="directory")
+    clock = SystemClock()
+    try:
+        await migrations.upgrade(db, SPEC.migrations)
+        kids = await rotate(db, clock, retire_previous=retire_previous)
+    finally:
+        await db.dispose()
+    print(f"signing with {kids[0]}")
+    if len(kids) > 1:
+        print(f"still accepted until `branch rotate-signing-key --retire-previous`: {kids[1]}")
+    if not settings.nats_url:
+        print("BRANCH_NATS_URL not set: services pick the keys up within "
+              f"{settings.keys_refresh_seconds:.0f} s")
+        return
+    link = NatsLink(settings.nats_url, "branch-cli", settings.nats_stream_replicas)
+    await link.connect(attempts=3)
+    try:
+        await publish_keys_changed(link, clock.now())
+    finally:
+        await link.close()
+    print("services told to fetch the keys again")
+
+
+def _service_credential(settings: Settings, service: str) -> None:
+    from services.common.identity import service_credential
+
+    print(service_credential(settings.service_secret(), service))
 
 
 async def _replay_parked(services: list[str], settings: Settings, dry_run: bool) -> None:
@@ -242,7 +302,16 @@ def main(argv: list[str] | None = None) -> None:
     migrate = sub.add_parser("migrate", help="apply schema migrations and exit (containers)")
     migrate.add_argument("services", nargs="*", metavar="SERVICE",
                          help="default: every service")
-    sub.add_parser("admin-token", help="print a 30-day token for the bootstrap admin")
+    sub.add_parser("admin-password", help="print a new temporary password for the bootstrap "
+                   "admin (ADMIN); it must be changed at the next sign-in")
+    rotate = sub.add_parser("rotate-signing-key", help="a new key signs tokens; the previous "
+                            "one is still accepted until --retire-previous")
+    rotate.add_argument("--retire-previous", action="store_true",
+                        help="stop accepting every key but the newest (after the access-token "
+                        "lifetime has passed since the rotation)")
+    cred = sub.add_parser("service-credential", help="print a service's credential for "
+                          "BRANCH_SERVICE_CREDENTIAL on its host (run beside the directory)")
+    cred.add_argument("service", choices=registry.SERVICES)
     replay = sub.add_parser("replay-parked", help="publish parked events again (after a fix)")
     replay.add_argument("services", nargs="*", metavar="SERVICE",
                         help="only events parked by these services; default: all")
@@ -262,8 +331,8 @@ def _run(args: argparse.Namespace) -> None:
     settings = load_settings(**overrides)
     data_dir_name = "--data-dir" if overrides else "BRANCH_DATA_DIR"
     if args.command == "up" or (args.command == "serve" and not (
-            settings.database_url and settings.token_secret)):
-        check_data_dir(settings.data_dir, data_dir_name)  # SQLite files, token secret, NATS
+            settings.database_url and (settings.service_key or settings.service_credential))):
+        check_data_dir(settings.data_dir, data_dir_name)  # SQLite files, service key, NATS
     if args.command == "up" and not args.log_stdout:
         configure_logging(settings.log_level, settings.data_dir / "suite.log")
     else:
@@ -272,8 +341,12 @@ def _run(args: argparse.Namespace) -> None:
         asyncio.run(_up(args, settings))
     elif args.command == "migrate":
         asyncio.run(_migrate(args.services, settings))
-    elif args.command == "admin-token":
-        asyncio.run(_admin_token(settings))
+    elif args.command == "admin-password":
+        asyncio.run(_admin_password(settings))
+    elif args.command == "rotate-signing-key":
+        asyncio.run(_rotate_signing_key(settings, args.retire_previous))
+    elif args.command == "service-credential":
+        _service_credential(settings, args.service)
     elif args.command == "replay-parked":
         if not settings.nats_url:
             raise ConfigError("BRANCH_NATS_URL: required for `branch replay-parked`")
@@ -281,6 +354,11 @@ def _run(args: argparse.Namespace) -> None:
     else:
         if not settings.nats_url:
             raise ConfigError("BRANCH_NATS_URL: required for `branch serve`")
+        if args.service != "directory" and not (settings.service_credential
+                                                or settings.service_key):
+            raise ConfigError(
+                f"BRANCH_SERVICE_CREDENTIAL: required for `branch serve {args.service}` "
+                f"(`branch service-credential {args.service}` beside the directory prints it)")
         asyncio.run(_serve([args.service], settings))
 
 

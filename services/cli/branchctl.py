@@ -1,7 +1,10 @@
 """`branchctl`: the staff client. Each service adds its own command group from its cli.py.
 
-Log in once (`branchctl login --token-file .branch/admin.token`, or `branchctl login --as
-S0003` with an admin token to mint one); the token is kept in ~/.config/branchctl/token.
+Sign in once with `branchctl login` (employee number and password; scripts set
+BRANCH_EMPLOYEE_NO and BRANCH_PASSWORD). The sign-in is kept per profile in
+~/.config/branchctl/profiles/NAME.json (mode 0600) and refreshed as needed; `--profile NAME`
+(or BRANCHCTL_PROFILE) keeps, say, an admin and a staff sign-in side by side.
+`branchctl logout` ends it. Tokens travel in clear unless TLS is on: see deploy/README.md.
 Wherever a client or staff member is asked for, type an account number, employee number,
 name, pinyin initials, phone or the start or end of an id (services/cli/people.py).
 """
@@ -10,8 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
+import json
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +39,7 @@ from services.common import channels
 from services.common.settings import ConfigError, load_settings
 
 CONFIG_DIR = Path(os.environ.get("BRANCHCTL_HOME", Path.home() / ".config" / "branchctl"))
+DEFAULT_PROFILE = "default"
 Command = Callable[[argparse.Namespace, "Ctl"], Awaitable[None]]
 
 
@@ -42,6 +49,7 @@ class Ctl:
     output format (--output) its lists are printed in."""
 
     token: str
+    profile: str = DEFAULT_PROFILE
     # a pipe gets full ids rather than columns cut to 80
     console: Console = field(
         default_factory=lambda: Console(width=None if sys.stdout.isatty() else 200)
@@ -61,7 +69,8 @@ class Ctl:
     @property
     def metadata(self) -> list[tuple[str, str]]:
         if not self.token:
-            raise SystemExit(_("not logged in: run `branchctl login` first"))
+            raise SystemExit(_("not signed in (profile {profile}): run `branchctl login`")
+                             .format(profile=self.profile))
         return [("authorization", f"Bearer {self.token}")]
 
     def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
@@ -87,19 +96,98 @@ def clip(text: str, width: int = 40) -> str:
     return output.Short(" ".join(text.split()), width)
 
 
-def saved_token() -> str:
+# refresh when the access token has less than this left (seconds)
+REFRESH_MARGIN = 30
+
+
+def profile_path(profile: str) -> Path:
+    if not profile or not all(c.isalnum() or c in "-_." for c in profile) or profile[0] == ".":
+        raise SystemExit(f"profile names are letters, digits, '-', '_' or '.': {profile!r}")
+    return CONFIG_DIR / "profiles" / f"{profile}.json"
+
+
+def load_profile(profile: str) -> dict[str, Any]:
+    path = profile_path(profile)
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def save_profile(profile: str, data: dict[str, Any]) -> None:
+    path = profile_path(profile)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh)
+    tmp.replace(path)
+
+
+def delete_profile(profile: str) -> None:
+    profile_path(profile).unlink(missing_ok=True)
+
+
+def save_token(token: str, profile: str = DEFAULT_PROFILE) -> None:
+    """Keep a bare access token (no refresh) as this profile's sign-in."""
+    save_profile(profile, {"access_token": token})
+
+
+def save_sign_in(profile: str, reply: Any, employee_no: str = "") -> None:
+    """Keep a SignInResponse (access and refresh token) as this profile's sign-in."""
+    save_profile(profile, {
+        "staff_id": reply.staff_id,
+        "employee_no": employee_no or load_profile(profile).get("employee_no", ""),
+        "roles": list(reply.roles),
+        "access_token": reply.access_token,
+        "access_expires": reply.access_expire_time.seconds,
+        "refresh_token": reply.refresh_token,
+        "refresh_expires": reply.refresh_expire_time.seconds,
+    })
+
+
+async def saved_token(ctl: Ctl | None = None, profile: str = DEFAULT_PROFILE) -> str:
+    """BRANCH_TOKEN if set; else the profile's access token, refreshed through the directory
+    when it is about to expire (the new refresh token is saved at once: it is single use)."""
     env = os.environ.get("BRANCH_TOKEN")
     if env:
         return env.strip()
-    path = CONFIG_DIR / "token"
-    return path.read_text().strip() if path.exists() else ""
+    data = load_profile(profile)
+    if not _needs_refresh(data) or ctl is None:
+        return str(data.get("access_token", ""))
+    path = profile_path(profile)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        # two branchctl at once must not both spend the single-use refresh token (the
+        # second would look like a thief and end the sign-in): one refreshes, one waits
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = load_profile(profile)
+        if not _needs_refresh(data):
+            return str(data.get("access_token", ""))
+        return await _refresh(ctl, profile, str(data["refresh_token"]))
 
 
-def save_token(token: str) -> None:
-    CONFIG_DIR.mkdir(parents=True, exist_ok=True)
-    path = CONFIG_DIR / "token"
-    path.write_text(token + "\n")
-    path.chmod(0o600)
+def _needs_refresh(data: dict[str, Any]) -> bool:
+    return bool(data.get("refresh_token")) and \
+        time.time() >= float(data.get("access_expires", 0)) - REFRESH_MARGIN
+
+
+async def _refresh(ctl: Ctl, profile: str, refresh: str) -> str:
+    from branch.directory.v1 import identity_pb2, identity_pb2_grpc
+
+    stub = identity_pb2_grpc.IdentityServiceStub(ctl.channel("directory"))
+    try:
+        reply = await stub.RefreshToken(identity_pb2.RefreshTokenRequest(refresh_token=refresh),
+                                        timeout=10)
+    except grpc.aio.AioRpcError as err:
+        if err.code() == grpc.StatusCode.UNAUTHENTICATED:
+            delete_profile(profile)
+            raise SystemExit(f"signed out ({err.details()}): run `branchctl login` again") from None
+        raise
+    save_sign_in(profile, reply)
+    return reply.access_token
 
 
 def version() -> str:
@@ -143,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="branchctl", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"branchctl {version()}")
+    parser.add_argument("--profile", default=os.environ.get("BRANCHCTL_PROFILE",
+                                                            DEFAULT_PROFILE),
+                        help="which saved sign-in to use (default: %(default)s)")
     _global_options(parser, None)
     groups = parser.add_subparsers(dest="group", required=True)
     for service in ("common", *registry.SERVICES):
@@ -177,12 +268,18 @@ def main(argv: list[str] | None = None) -> None:
     if command is None:
         parser.print_help()
         raise SystemExit(2)
-    ctl = Ctl(token=saved_token(), output=args.output or "table")
+    ctl = Ctl(token="", profile=args.profile, output=args.output or "table")
     if ctl.output != "table":  # stdout holds only the JSON/CSV; notes and titles go aside
         ctl.console = Console(stderr=True, width=200)
 
     async def run() -> None:
         try:
+            try:
+                ctl.token = await saved_token(ctl, args.profile)
+            except SystemExit:
+                if not getattr(args, "no_token", False):
+                    raise
+                ctl.token = ""  # login and logout work without a live sign-in
             await people.resolve_args(args, ctl)  # names, numbers -> ids
             await command(args, ctl)
         finally:

@@ -39,6 +39,8 @@ class DemoClient:
 class Demo:
     settings: Settings
     admin_token: str
+    # the directory's signer: the demo loads inside `branch up`, beside the directory
+    signer: TokenSigner | None = None
     rng: random.Random = field(default_factory=lambda: random.Random(SEED))
     now: datetime = field(default_factory=lambda: SystemClock().now())
     # how many clients the directory demo creates (tests load a small branch)
@@ -79,9 +81,10 @@ class Demo:
         return [("authorization", f"Bearer {self.admin_token}")]
 
     def as_staff(self, staff_id: str, *roles: str) -> list[tuple[str, str]]:
-        """Metadata for a call made by this staff member (demo tokens, one hour)."""
-        signer = TokenSigner(self.settings.signing_key())
-        token = signer.issue(staff_id, roles, SystemClock().now(), timedelta(hours=1))
+        """Metadata for a call made by this staff member (demo tokens, ten minutes)."""
+        if self.signer is None:
+            raise RuntimeError("the demo signs as staff with the directory's signer")
+        token = self.signer.issue(staff_id, roles, SystemClock().now(), timedelta(minutes=10))
         return [("authorization", f"Bearer {token}")]
 
     def as_role(self, role: str, index: int = 0) -> list[tuple[str, str]]:
@@ -92,10 +95,12 @@ class Demo:
             await ch.close()
 
 
-async def load_demo(settings: Settings, admin_token: str, *, now: datetime | None = None,
-                    client_count: int = 2000) -> Demo | None:
+async def load_demo(settings: Settings, admin_id: str, signer: TokenSigner, *,
+                    now: datetime | None = None, client_count: int = 2000) -> Demo | None:
     """Load the demo branch once per data directory; a second `--demo` only says so.
 
+    admin_id, signer: the bootstrap admin and the directory's signer (the demo runs beside
+    the directory and signs its staff's short tokens with it).
     now: the instant the demo's history ends (default: the system clock; tests pass the
     services' frozen clock); every time the demo sends is at or before it.
     client_count: clients the directory demo creates (a small branch for tests).
@@ -105,8 +110,9 @@ async def load_demo(settings: Settings, admin_token: str, *, now: datetime | Non
         print(f"demo: already loaded into {settings.data_dir} (remove the directory, or give "
               "another --data-dir, for a fresh one)", flush=True)
         return None
-    demo = Demo(settings=settings, admin_token=admin_token, client_count=client_count,
-                **({"now": now} if now is not None else {}))
+    admin_token = signer.issue(admin_id, ["admin"], SystemClock().now(), timedelta(minutes=10))
+    demo = Demo(settings=settings, admin_token=admin_token, signer=signer,
+                client_count=client_count, **({"now": now} if now is not None else {}))
     try:
         for service in registry.SERVICES:
             module = registry.demo_module(service)

@@ -227,14 +227,15 @@ class _AioDefaults(
 ):
     """Adds the default deadline and metadata to every call that lacks them."""
 
-    def __init__(self, deadline: float, metadata: Sequence[tuple[str, str]]) -> None:
+    def __init__(self, deadline: float,
+                 metadata: Callable[[], Sequence[tuple[str, str]]]) -> None:
         self.deadline = deadline
-        self.extra = tuple(metadata)
+        self.extra = metadata  # asked at every call: the service token is renewed
 
     def _details(self, d: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
         return grpc.aio.ClientCallDetails(
             d.method, self.deadline if d.timeout is None else d.timeout,
-            grpc.aio.Metadata(*_metadata(d.metadata, self.extra)), d.credentials,
+            grpc.aio.Metadata(*_metadata(d.metadata, self.extra())), d.credentials,
             d.wait_for_ready)
 
     async def intercept_unary_unary(self, continuation: Callable[..., Any],
@@ -266,14 +267,15 @@ class _SyncDefaults(
 ):
     """The blocking API's twin of _AioDefaults."""
 
-    def __init__(self, deadline: float, metadata: Sequence[tuple[str, str]]) -> None:
+    def __init__(self, deadline: float,
+                 metadata: Callable[[], Sequence[tuple[str, str]]]) -> None:
         self.deadline = deadline
-        self.extra = tuple(metadata)
+        self.extra = metadata  # asked at every call: the service token is renewed
 
     def _details(self, d: grpc.ClientCallDetails) -> _Details:
         return _Details(
             d.method, self.deadline if d.timeout is None else d.timeout,
-            _metadata(d.metadata, self.extra), d.credentials,
+            _metadata(d.metadata, self.extra()), d.credentials,
             getattr(d, "wait_for_ready", None), getattr(d, "compression", None))
 
     def intercept_unary_unary(self, continuation: Callable[..., Any],
@@ -295,20 +297,29 @@ class _SyncDefaults(
         return continuation(self._details(client_call_details), request_iterator)
 
 
-def _bearer(token: str | None) -> list[tuple[str, str]]:
-    return [("authorization", f"Bearer {token}")] if token else []
+# a fixed bearer token, or a function giving the current one (a service's renewed token)
+TokenSource = str | Callable[[], str] | None
+
+
+def _bearer(token: TokenSource) -> Callable[[], list[tuple[str, str]]]:
+    def metadata() -> list[tuple[str, str]]:
+        value = token() if callable(token) else token
+        return [("authorization", f"Bearer {value}")] if value else []
+
+    return metadata
 
 
 # ---- channels ------------------------------------------------------------------------------
 
 
-def aio_channel(settings: Settings, service: str, *, token: str | None = None,
+def aio_channel(settings: Settings, service: str, *, token: TokenSource = None,
                 address: str | None = None, server_name: str | None = None,
                 deadline: float = DEFAULT_DEADLINE_SECONDS,
                 interceptors: Sequence[grpc.aio.ClientInterceptor] = ()) -> grpc.aio.Channel:
     """A grpc.aio channel to `service` (its configured address unless `address` is given).
 
-    token: bearer token sent with every call that carries no authorization of its own.
+    token: bearer token sent with every call that carries no authorization of its own, or a
+    function returning the current one (asked at every call).
     server_name: the name to check the server's certificate for, when not the address's host.
     deadline: seconds allowed to a call made without `timeout=` (each attempt, when one of
     `interceptors` retries).
@@ -327,7 +338,7 @@ def aio_channel(settings: Settings, service: str, *, token: str | None = None,
     return grpc.aio.secure_channel(target, creds, options=options, interceptors=chain)
 
 
-def sync_channel(settings: Settings, service: str, *, token: str | None = None,
+def sync_channel(settings: Settings, service: str, *, token: TokenSource = None,
                  address: str | None = None, server_name: str | None = None,
                  deadline: float = DEFAULT_DEADLINE_SECONDS) -> grpc.Channel:
     """The blocking API's channel to `service`, with the same transport and defaults as

@@ -18,7 +18,8 @@ from prometheus_client import Counter, Histogram
 from services.common.auth import (
     AccessTable,
     Principal,
-    TokenSigner,
+    TokenVerifier,
+    UnknownKey,
     bearer_from_metadata,
     reset_principal,
     set_principal,
@@ -47,7 +48,8 @@ def _resource_of(request: Any, response: Any) -> str:
     for message in (response, request):
         if message is None or not hasattr(message, "DESCRIPTOR"):
             continue
-        for name in ("id", "name", "client_id", "staff_id"):
+        # "date": the business calendar's overrides are keyed by their day
+        for name in ("id", "name", "client_id", "staff_id", "date"):
             if name in message.DESCRIPTOR.fields_by_name:
                 value = getattr(message, name)
                 if value:
@@ -61,13 +63,13 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         *,
         service: str,
         access: AccessTable,
-        signer: TokenSigner,
+        verifier: TokenVerifier,
         db: Database,
         clock: Clock,
     ) -> None:
         self.service = service
         self.access = access
-        self.signer = signer
+        self.verifier = verifier
         self.db = db
         self.clock = clock
         self.domain = f"{service}.branch"
@@ -145,8 +147,10 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         known = self.access.methods.get(method)
         # a refused attempt at a mutating call is audited too, with its outcome
         state["mutating"] = bool(known and known.mutating)
+        if known is not None and known.public:
+            return state  # sign-in and public keys: no token; the handler audits itself
         try:
-            principal: Principal = self.signer.verify(bearer_from_metadata(metadata))
+            principal: Principal = await self._verify(bearer_from_metadata(metadata))
             state["principal"] = principal
             state["log_tokens"].update(bind_request(staff_id=principal.staff_id))
             self.access.check(method, principal)
@@ -155,6 +159,19 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             return state
         state["token"] = set_principal(principal)
         return state
+
+    async def _verify(self, token: str) -> Principal:
+        try:
+            return self.verifier.verify(token)
+        except UnknownKey as exc:
+            if self.verifier.refresh is None:
+                raise
+            kid = exc.kid
+        try:  # keys may have just rotated: fetch them (rate-limited) and look once more
+            await self.verifier.refresh(kid)
+        except Exception:
+            self.log.warning("keys not refreshed", exc_info=True)
+        return self.verifier.verify(token)
 
     async def _call(
         self,

@@ -6,12 +6,15 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from services.common.clock import as_utc
+
 
 def ts(value: datetime | None) -> Timestamp | None:
     if value is None:
         return None
     out = Timestamp()
-    out.FromDatetime(value.astimezone(UTC))
+    # a naive datetime is UTC here (as SQLite hands it back), never the host's local time
+    out.FromDatetime(as_utc(value))
     return out
 
 

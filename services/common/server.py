@@ -4,6 +4,8 @@ grpc.aio server with the interceptor, health and reflection. Every service is a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -19,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.common import channels, housekeeping, metrics, migrations, tracing
 from services.common.audit import AUDIT_ACCESS, AuditServicer
-from services.common.auth import Access, AccessTable, TokenSigner
+from services.common.auth import Access, AccessTable, TokenVerifier
 from services.common.calendar import BranchCalendar
 from services.common.calendar_sync import CHANGED as CALENDAR_CHANGED
 from services.common.calendar_sync import FIRST_TRY_SECONDS, CalendarSync, Loader
@@ -27,10 +29,21 @@ from services.common.clock import Clock, SystemClock
 from services.common.consumer import Consumer, Subscription
 from services.common.db import Database, is_unavailable
 from services.common.events import OutboxRelay
+from services.common.identity import (
+    DIRECTORY_SOURCE,
+    DirectoryKeys,
+    DirectoryServiceTokens,
+    LocalServiceTokens,
+    ServiceTokens,
+    SigningSide,
+    keep_renewed,
+    trust_configured_keys,
+)
 from services.common.interceptors import ServiceInterceptor
 from services.common.logs import get_logger
 from services.common.nats_link import NatsLink
 from services.common.settings import Settings
+from services.common.standing import StandingBook
 
 # the longest stop() waits for the background tasks it cancelled
 STOP_TASKS_SECONDS = 10.0
@@ -67,7 +80,9 @@ class ServiceContext:
     settings: Settings
     db: Database
     clock: Clock
-    signer: TokenSigner
+    # this service's own short-lived token (renewed in the background) and the verifier
+    tokens: ServiceTokens
+    verifier: TokenVerifier
     nats: NatsLink
     # the branch's business calendar; overrides loaded from the directory (calendar_sync)
     calendar: BranchCalendar = field(default_factory=BranchCalendar)
@@ -79,8 +94,9 @@ class ServiceContext:
         token: plaintext or TLS per BRANCH_TLS_*, round robin over the peer's addresses,
         reads retried on UNAVAILABLE, a default deadline (services/common/channels.py)."""
         if peer not in self._channels:
-            token = self.signer.service_token(self.name, self.clock.now())
-            self._channels[peer] = channels.aio_channel(self.settings, peer, token=token)
+            tokens = self.tokens  # short-lived, renewed: read at every call
+            self._channels[peer] = channels.aio_channel(self.settings, peer,
+                                                        token=tokens.current)
         return self._channels[peer]
 
     async def close_channels(self) -> None:
@@ -105,6 +121,8 @@ class ServiceSpec:
     # Long-running coroutines (timers); each must return when its stop event is set.
     background: Callable[[ServiceContext, asyncio.Event], list[Task]] = lambda ctx, stop: []
     on_start: Callable[[ServiceContext], Awaitable[None]] | None = None
+    # The directory only: its key store (loaded after migrations), which signs every token.
+    signing: Callable[[ServiceContext], Awaitable[SigningSide]] | None = None
     # Services whose rules count business time keep ctx.calendar's overrides in step with the
     # directory (services.common.calendar_sync): this makes the loader.
     calendar_loader: Callable[[ServiceContext], Loader] | None = None
@@ -119,6 +137,7 @@ class ServiceRunner:
         clock: Clock | None = None,
         port: int | None = None,
         run_consumers: bool = True,
+        service_tokens: ServiceTokens | None = None,
     ) -> None:
         self.spec = spec
         self.settings = settings
@@ -130,14 +149,25 @@ class ServiceRunner:
         tracing.configure_tracing(spec.name, settings.otlp_endpoint)
         self.db = Database(settings.database_url_for(spec.name), service=spec.name,
                            busy_timeout=settings.sqlite_busy_timeout_seconds)
-        self.signer = TokenSigner(settings.signing_key())
         self.nats = NatsLink(settings.nats_url, spec.name, settings.nats_stream_replicas)
+        # identity: verify with the directory's public keys (and any configured ones), refuse
+        # by each staff member's standing, call peers with a token the directory issued
+        self.verifier = TokenVerifier()
+        trust_configured_keys(self.verifier, settings)
+        self.standing = StandingBook(self.nats, on_keys_changed=self._keys_changed)
+        self.keys = DirectoryKeys(spec.name, settings, self.verifier)
+        self.signing: SigningSide | None = None
+        self._own_tokens = service_tokens is not None
+        # tokens carry wall-clock times (verifiers check them against the wall clock), so
+        # they never use an injected clock
+        tokens = service_tokens or DirectoryServiceTokens(spec.name, settings, SystemClock())
         self.ctx = ServiceContext(
             name=spec.name,
             settings=settings,
             db=self.db,
             clock=self.clock,
-            signer=self.signer,
+            tokens=tokens,
+            verifier=self.verifier,
             nats=self.nats,
         )
         self.relay = OutboxRelay(self.db, self.nats, self.clock, settings.outbox_poll_seconds)
@@ -157,6 +187,7 @@ class ServiceRunner:
         await self._wait_for_database()
         await migrations.upgrade(self.db, self.spec.migrations)
         await self.nats.connect()
+        await self._start_identity()
         if self.spec.on_start:
             await self._seed()
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.spec.name}-outbox"))
@@ -185,7 +216,7 @@ class ServiceRunner:
             ), name=f"{self.spec.name}-metrics"))
         access = AccessTable({**self.spec.access, **AUDIT_ACCESS})
         self.interceptor = ServiceInterceptor(
-            service=self.spec.name, access=access, signer=self.signer, db=self.db,
+            service=self.spec.name, access=access, verifier=self.verifier, db=self.db,
             clock=self.clock,
         )
         self.server = grpc.aio.server(
@@ -253,6 +284,75 @@ class ServiceRunner:
                 else:
                     self.log.warning("database not reachable; NOT_SERVING")
 
+    async def _start_identity(self) -> None:
+        """Load every staff member's standing before serving; the directory loads its keys
+        and signs its own service token, the others fetch keys and tokens from it."""
+        await self.standing.start()
+        self.verifier.standing = self.standing.get
+        if self.spec.signing is not None:
+            self.signing = await self.spec.signing(self.ctx)
+            self.verifier.set_keys(DIRECTORY_SOURCE, self.signing.jwks())
+            side = self.signing
+            if not self._own_tokens:
+                self.ctx.tokens = LocalServiceTokens(
+                    self.spec.name, side.signer, SystemClock(),
+                    timedelta(seconds=self.settings.token_ttl_seconds))
+            self._tasks.append(asyncio.create_task(
+                self._reload_keys_periodically(), name=f"{self.spec.name}-keys"))
+
+            lock, last = asyncio.Lock(), [0.0]
+
+            async def reload_now(kid: str) -> None:
+                """As DirectoryKeys.fetch_for: at most one database read a second."""
+                async with lock:
+                    if kid in self.verifier.key_ids:
+                        return
+                    wait = 1.0 - (time.monotonic() - last[0])
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    last[0] = time.monotonic()
+                    await side.reload()
+                    self.verifier.set_keys(DIRECTORY_SOURCE, side.jwks())
+
+            self.verifier.refresh = reload_now
+        else:
+            self.verifier.refresh = self.keys.fetch_for
+            with contextlib.suppress(Exception):  # the directory may start later
+                await self.keys.fetch()
+            self._tasks.append(asyncio.create_task(
+                self.keys.run(self._stop_background), name=f"{self.spec.name}-keys"))
+        with contextlib.suppress(Exception):
+            await self.ctx.tokens.renew()
+        self._tasks.append(asyncio.create_task(
+            keep_renewed(self.ctx.tokens, self._stop_background, self.spec.name),
+            name=f"{self.spec.name}-service-token"))
+
+    async def _reload_keys_periodically(self) -> None:
+        """A rotation made while NATS was away still reaches this replica."""
+        while not self._stop_background.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop_background.wait(),
+                                       timeout=self.settings.keys_refresh_seconds)
+            if not self._stop_background.is_set():
+                self._keys_changed()
+
+    def _keys_changed(self) -> None:
+        """The directory's hint that signing keys changed: fetch (or reload) them now."""
+        if self.signing is None:
+            self.keys.request_refresh()
+            return
+        side = self.signing
+
+        async def reload() -> None:
+            try:
+                await side.reload()
+                self.verifier.set_keys(DIRECTORY_SOURCE, side.jwks())
+            except Exception:
+                self.log.error("signing keys not reloaded", exc_info=True)
+
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(asyncio.create_task(reload()))
+
     async def _start_calendar_sync(self, load: Loader) -> None:
         sync = CalendarSync(self.spec.name, self.ctx.calendar, load,
                             self.settings.calendar_refresh_seconds)
@@ -315,6 +415,7 @@ class ServiceRunner:
                 self.log.warning("task did not stop in time", task=task.get_name())
         self._tasks.clear()
         await self.ctx.close_channels()
+        await self.standing.stop()
         await self.nats.close()
         await self.db.dispose()
         self.log.info("service stopped")

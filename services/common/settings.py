@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import ssl
 from pathlib import Path
@@ -30,7 +31,7 @@ class ConfigError(RuntimeError):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BRANCH_", extra="ignore")
 
-    data_dir: Path = Field(Path(".branch"), description="SQLite files, token secret, NATS store")
+    data_dir: Path = Field(Path(".branch"), description="SQLite files, service key, NATS store")
     host: str = Field("127.0.0.1", description="address the gRPC servers bind")
     nats_url: str = Field("", description="NATS server; empty in embedded mode starts one")
     database_url: str = Field(
@@ -38,10 +39,33 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL; '{service}' is replaced by the service name. "
         "Empty: sqlite+aiosqlite:///<data_dir>/<service>.db",
     )
-    token_secret: str = Field(
-        "", description="HS256 signing key, 32 characters or more; empty: <data_dir>/token_secret"
+    token_ttl_seconds: int = Field(
+        600, gt=0, le=3600, description="access token lifetime (staff and services)"
     )
-    token_ttl_seconds: int = Field(12 * 3600, gt=0)
+    refresh_token_ttl_seconds: int = Field(
+        12 * 3600, gt=0, le=30 * 86400, description="a sign-in lasts this long unless refreshed"
+    )
+    trusted_keys: str = Field(
+        "", description="extra public keys to trust: a JWKS document, or a path to one "
+        "(the test harness; later an external identity provider)"
+    )
+    keys_refresh_seconds: float = Field(
+        60.0, gt=0, description="how often services fetch the directory's public keys again"
+    )
+    service_key: str = Field(
+        "", description="directory only: the key service credentials derive from; empty: "
+        "<data_dir>/service_key (made on first use)"
+    )
+    service_credential: str = Field(
+        "", description="this service's credential for its own tokens (`branch "
+        "service-credential NAME` prints it); empty: derived from the service key"
+    )
+    admin_password: str = Field(
+        "", description="first password of the bootstrap admin (ADMIN); empty: generated "
+        "into <data_dir>/admin.password. Either way it must be changed at first sign-in"
+    )
+    login_max_failures: int = Field(5, ge=1, description="failed sign-ins before a lockout")
+    login_lockout_seconds: int = Field(900, gt=0)
     timezone: str = Field("Asia/Shanghai", description="the branch's time zone, for display")
     log_level: str = Field("info")
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus HTTP port; 0 is off")
@@ -100,11 +124,11 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
-    @field_validator("token_secret")
+    @field_validator("service_key")
     @classmethod
     def _long_secret(cls, value: str) -> str:
         if value and len(value) < MIN_SECRET_LENGTH:
-            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters (HS256 key), "
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters (service key), "
                              f"got {len(value)}")
         return value
 
@@ -195,15 +219,28 @@ class Settings(BaseSettings):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite+aiosqlite:///{(self.data_dir / f'{service}.db').resolve()}"
 
-    def signing_key(self) -> str:
-        if self.token_secret:
-            return self.token_secret
-        path = self.data_dir / "token_secret"
-        if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
-        return path.read_text().strip()
+    def service_secret(self) -> str:
+        """The key service credentials derive from (the directory checks them with it)."""
+        if self.service_key:
+            return self.service_key
+        return secret_file(self.data_dir / "service_key")
+
+
+def secret_file(path: Path) -> str:
+    """Read a secret file, making it (48 random characters, mode 0600) on first use."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(36))
+        try:
+            os.link(tmp, path)  # the first writer wins; a racing process reads its secret
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
 
 
 def load_settings(**overrides: object) -> Settings:

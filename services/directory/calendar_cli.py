@@ -11,6 +11,7 @@ from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
 
 from services.cli import when
 from services.cli.branchctl import Ctl
+from services.cli.errors import UsageError
 from services.common.clock import SystemClock, local_today
 from services.common.settings import load_settings
 
@@ -34,9 +35,31 @@ def _rows(days: list[cpb.CalendarDay]) -> list[list[str]]:
 COLUMNS = ["date", "day", "working", "trading", "kind", "holiday", "source", "note"]
 
 
+MAX_DAYS = 366  # what ListCalendarDays answers at once
+
+
+def _days(text: str) -> int:
+    """argparse type for --days: a whole number of days, 1 to MAX_DAYS."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of days from 1 to {MAX_DAYS}")
+    return value
+
+
+def span(first: date, days: int) -> date:
+    """The last day shown; a span running past the calendar's end is a usage error."""
+    try:
+        return first + timedelta(days=days - 1)
+    except OverflowError:
+        raise UsageError(f"--from {first} --days {days}: runs past the year 9999") from None
+
+
 async def show(args: argparse.Namespace, ctl: Ctl) -> None:
     first = date.fromisoformat(args.start) if args.start else _today()
-    last = first + timedelta(days=args.days - 1)
+    last = span(first, args.days)
     resp = await _stub(ctl).ListCalendarDays(cpb.ListCalendarDaysRequest(
         start_date=first.isoformat(), end_date=last.isoformat()), metadata=ctl.metadata)
     days = [d for d in resp.days if args.all or d.kind != "workday"]
@@ -71,7 +94,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p = sub.add_parser("show", help="days off, make-up working days and overrides")
     p.add_argument("--from", dest="start", type=when.day,
                    help="YYYY-MM-DD (default today, branch-local)")
-    p.add_argument("--days", type=int, default=62)
+    p.add_argument("--days", type=_days, default=62, help=f"how many days (1 to {MAX_DAYS})")
     p.add_argument("--all", action="store_true", help="every day, plain workdays too")
     p.set_defaults(func=show)
     p = sub.add_parser("overrides", help="every operator override")

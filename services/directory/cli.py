@@ -6,9 +6,10 @@ import argparse
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from branch.directory.v1 import client_pb2, staff_pb2
+from branch.directory.v1 import client_pb2, identity_pb2, staff_pb2
 from branch.directory.v1 import directory_service_pb2 as api
 from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
+from branch.directory.v1.identity_pb2_grpc import IdentityServiceStub
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from services.cli import output
@@ -82,6 +83,31 @@ async def staff(args: argparse.Namespace, ctl: Ctl) -> None:
                 s.active] for s in resp.staff])
 
 
+def _identity(ctl: Ctl) -> IdentityServiceStub:
+    return IdentityServiceStub(ctl.channel("directory"))
+
+
+async def reset_password(args: argparse.Namespace, ctl: Ctl) -> None:
+    reply = await _identity(ctl).ResetPassword(
+        identity_pb2.ResetPasswordRequest(staff_id=args.id), metadata=ctl.metadata)
+    ctl.console.print(f"temporary password (give it in person; changed at the next sign-in): "
+                      f"{reply.temporary_password}")
+
+
+async def roles(args: argparse.Namespace, ctl: Ctl) -> None:
+    wanted = [staff_pb2.Role.Value(f"ROLE_{r.upper()}") for r in args.roles]
+    staff = await _identity(ctl).SetStaffRoles(
+        identity_pb2.SetStaffRolesRequest(staff_id=args.id, roles=wanted), metadata=ctl.metadata)
+    ctl.console.print(f"{staff.employee_no} now: " + ", ".join(
+        staff_pb2.Role.Name(r).removeprefix("ROLE_").lower() for r in staff.roles))
+
+
+async def deactivate(args: argparse.Namespace, ctl: Ctl) -> None:
+    staff = await _stub(ctl).DeactivateStaff(api.DeactivateStaffRequest(id=args.id),
+                                             metadata=ctl.metadata)
+    ctl.console.print(f"{staff.employee_no} deactivated: refused by every service from now")
+
+
 async def tier(args: argparse.Namespace, ctl: Ctl) -> None:
     c = await _stub(ctl).ChangeClientTier(api.ChangeClientTierRequest(
         id=args.id, tier=TIERS[args.tier], reason=args.reason), metadata=ctl.metadata)
@@ -144,6 +170,21 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--all", action="store_true", help="include deactivated")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=staff)
+    role_names = [staff_pb2.Role.Name(v).removeprefix("ROLE_").lower()
+                  for v in staff_pb2.Role.values() if v]
+    p = sub.add_parser("reset-password", help="admin: a temporary password for a staff "
+                       "member, changed at their next sign-in")
+    staff_option(p, "id", help="employee number, name, id prefix or id")
+    p.set_defaults(func=reset_password)
+    p = sub.add_parser("roles", help="admin: replace a staff member's roles (effective on "
+                       "every service at once)")
+    staff_option(p, "id", help="employee number, name, id prefix or id")
+    p.add_argument("roles", nargs="+", choices=role_names)
+    p.set_defaults(func=roles)
+    p = sub.add_parser("deactivate", help="admin: deactivate a staff member (their tokens "
+                       "are refused at once)")
+    staff_option(p, "id", help="employee number, name, id prefix or id")
+    p.set_defaults(func=deactivate)
     p = sub.add_parser("tier", help="make a client key or standard (supervisor)")
     client_option(p, "id")
     p.add_argument("tier", choices=TIERS)

@@ -102,6 +102,55 @@ class Trade(SQLModel, table=True):
                             sa_column_kwargs={"server_default": "0"})
 
 
+class SigningKeyRow(SQLModel, table=True):
+    """An Ed25519 key the directory signs tokens with. The newest unretired key signs; older
+    unretired keys are still published so tokens they signed verify during a rotation."""
+
+    __tablename__ = "directory_signing_key"
+
+    kid: str = Field(primary_key=True, max_length=64)
+    private_pem: str = Field(max_length=400)
+    public_jwk: str = Field(max_length=400)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    retired_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class Credential(SQLModel, table=True):
+    """A staff member's password (argon2id hash) and sign-in failures."""
+
+    __tablename__ = "directory_credential"
+
+    staff_id: str = Field(primary_key=True, max_length=36, foreign_key="directory_staff.id")
+    password_hash: str = Field(max_length=200)
+    # set by an admin reset and for the bootstrap admin: change before signing in
+    must_change: bool = True
+    failed_attempts: int = 0
+    locked_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    changed_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class RefreshToken(SQLModel, table=True):
+    """One refresh token (single use). A family is every token descending from one sign-in;
+    presenting a spent token revokes its family."""
+
+    __tablename__ = "directory_refresh_token"
+    __table_args__ = (
+        Index("ix_directory_refresh_token_family", "family_id"),
+        Index("ix_directory_refresh_token_staff", "staff_id"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    # sha256 hex of the secret half; the token itself is never stored
+    secret_hash: str = Field(max_length=64)
+    family_id: str = Field(max_length=36)
+    staff_id: str = Field(max_length=36)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    expires_at: datetime = Field(sa_type=UtcDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+
 class ImportCounter(SQLModel, table=True):
     """The next import sequence number; one row, taken in blocks under the row's lock."""
 

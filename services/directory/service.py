@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -21,7 +21,7 @@ from sqlalchemy import and_, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.common.auth import Principal, TokenSigner
+from services.common.auth import Principal
 from services.common.clock import Clock, local_today
 from services.common.db import Database
 from services.common.errors import (
@@ -37,6 +37,8 @@ from services.common.ids import new_id
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.upsert import insert_missing
 from services.directory import assignments, convert, corporate_actions
+from services.directory.identity import Identity, wall_now
+from services.directory.keystore import KeyStore
 from services.directory.models import Client, Holding, Security, Staff, Trade
 from services.directory.search import search_text
 from services.directory.validation import (
@@ -64,9 +66,11 @@ MAX_REJECTIONS = 1000
 class Directory:
     db: Database
     clock: Clock
-    signer: TokenSigner
+    keys: KeyStore
     token_ttl: timedelta
     tz: ZoneInfo = ZoneInfo("Asia/Shanghai")
+    # after a deactivation commits: (staff id, active, roles, time) to every service at once
+    announce: Callable[[str, bool, list[str], datetime], Awaitable[None]] | None = None
 
     def today(self) -> date:
         """Today in the branch's zone (BRANCH_TIMEZONE), not UTC's."""
@@ -136,31 +140,40 @@ class Directory:
     async def deactivate_staff(self, staff_id: str) -> staff_pb2.Staff:
         if not staff_id:
             raise InvalidArgument({"id": "required"})
+        now = self.clock.now()
         async with self.db.transaction() as session:
             row = await _staff_or_raise(session, staff_id)
             if not row.active:
                 return convert.staff_to_proto(row)
             row.active = False
-            row.deactivated_at = self.clock.now()
+            row.deactivated_at = now
             session.add(row)
             out = convert.staff_to_proto(row)
             emit(session, subject="branch.directory.staff.deactivated",
                  message=events_pb2.StaffDeactivated(staff=out), about=row.id,
-                 now=self.clock.now())
-            return out
+                 now=now)
+            await Identity.revoke_staff(session, row.id, now)
+        if self.announce is not None:
+            try:  # every service refuses their tokens now; the event consumer backs this up
+                await self.announce(row.id, False, row.roles.split(","), now)
+            except Exception:
+                pass
+        return out
 
     async def issue_token(self, req: api.IssueTokenRequest) -> api.IssueTokenResponse:
         v = Violations()
         v.check(bool(req.staff_id), "staff_id", "required")
-        v.check(0 <= req.ttl_seconds <= 30 * 86400, "ttl_seconds", "between 0 and 30 days")
+        limit = int(self.token_ttl.total_seconds())
+        v.check(0 <= req.ttl_seconds <= limit, "ttl_seconds",
+                f"between 0 and {limit} (the access-token lifetime)")
         v.raise_if_any()
         async with self.db.read() as session:
             row = await _staff_or_raise(session, req.staff_id)
         if not row.active:
             raise FailedPrecondition("staff member is deactivated", reason="STAFF_INACTIVE")
         ttl = timedelta(seconds=req.ttl_seconds) if req.ttl_seconds else self.token_ttl
-        now = self.clock.now()
-        token = self.signer.issue(row.id, row.roles.split(","), now, ttl)
+        now = wall_now()
+        token = self.keys.signer().issue(row.id, row.roles.split(","), now, ttl)
         out = api.IssueTokenResponse(token=token)
         out.expire_time.FromDatetime(now + ttl)
         return out

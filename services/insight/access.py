@@ -2,12 +2,12 @@
 records). Scoping (an agent or broker sees only their own inspections and appeals) is in
 inspections.py. Shift leads (班长) hold the supervisor role."""
 
-from services.common.auth import SERVICE_ROLE, allow
+from services.common.auth import allow
 
 INSPECTORS = ("quality_inspector", "supervisor")
 OVERSEERS = ("quality_inspector", "supervisor", "admin", "compliance")
 INSPECTED = ("service_agent", "broker")
-REPORT_READERS = ("quality_inspector", "supervisor", "admin", "compliance", SERVICE_ROLE)
+REPORT_READERS = ("quality_inspector", "supervisor", "admin", "compliance")
 
 
 def audited(*roles: str):  # type: ignore[no-untyped-def]
@@ -40,5 +40,5 @@ ACCESS = {
     "AppealPerformanceReview": audited(*INSPECTED),
     "DecidePerformanceReviewAppeal": audited("supervisor"),
     "RebuildReadModel": audited("admin"),
-    "GetReadModelStatus": allow("supervisor", "quality_inspector", "admin", SERVICE_ROLE),
+    "GetReadModelStatus": allow("supervisor", "quality_inspector", "admin"),
 }

@@ -157,7 +157,7 @@ async def generate(args: argparse.Namespace, ctl: Ctl) -> None:
 async def download(args: argparse.Namespace, ctl: Ctl) -> None:
     resp = await _stub(ctl).DownloadReport(api.DownloadReportRequest(
         id=args.id, format=FORMATS[args.format]), metadata=ctl.metadata)
-    target = Path(args.output or resp.filename)
+    target = Path(args.file or resp.filename)
     target.write_bytes(resp.content)
     ctl.console.print(f"wrote {target} ({len(resp.content)} bytes)")
 
@@ -249,7 +249,7 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p = sub.add_parser("download", help="a report as HTML, CSV or XLSX")
     p.add_argument("id")
     p.add_argument("--format", choices=sorted(FORMATS), default="html")
-    p.add_argument("--output", "-o")
+    p.add_argument("--file", "-f", help="where to write it (default: the report's file name)")
     p.set_defaults(func=download)
 
     p = sub.add_parser("status", help="how far the read model has got")

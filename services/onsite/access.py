@@ -1,13 +1,13 @@
 """Which roles may call which on-site RPC. Scoping (own clients, own forms) is in the modules."""
 
-from services.common.auth import SERVICE_ROLE, allow
+from services.common.auth import allow
 
 MANAGERS = ("client_manager", "supervisor", "admin")
-READERS = ("client_manager", "supervisor", "admin", SERVICE_ROLE)
-FORM_READERS = ("client_manager", "consultant", "supervisor", "admin", SERVICE_ROLE)
+READERS = ("client_manager", "supervisor", "admin")
+FORM_READERS = ("client_manager", "consultant", "supervisor", "admin")
 EVERY_STAFF = (
     "client_manager", "consultant", "service_agent", "broker", "analyst", "compliance",
-    "supervisor", "admin", SERVICE_ROLE,
+    "supervisor", "admin",
 )
 MEETING_ORGANISERS = ("supervisor", "admin", "client_manager", "analyst")
 
@@ -31,7 +31,7 @@ ACCESS = {
                                     mutating=True),
     # Scoped as reading the form: its consultant, the manager who raised it, supervisors.
     "ListRelevantNotes": allow(*FORM_READERS),
-    "SummarizeOverdueForms": allow("supervisor", "admin", SERVICE_ROLE),
+    "SummarizeOverdueForms": allow("supervisor", "admin"),
     "GetOnsiteSettings": allow(*EVERY_STAFF),
     "UpdateOnsiteSettings": allow("supervisor", "admin", mutating=True),
     "CreateMeetingSeries": allow(*MEETING_ORGANISERS, mutating=True),

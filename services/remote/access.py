@@ -1,10 +1,10 @@
 """Which roles may call which remote RPC. Scoping (own campaigns, own tickets, own
 statistics) happens in the domain modules."""
 
-from services.common.auth import SERVICE_ROLE, allow
+from services.common.auth import allow
 
 DESK = ("service_agent", "supervisor", "admin")
-READERS = (*DESK, SERVICE_ROLE)
+READERS = DESK
 
 ACCESS = {
     "CreateCampaign": allow("supervisor", mutating=True),
@@ -16,7 +16,7 @@ ACCESS = {
     "RecordCallback": allow("service_agent", mutating=True),
     "ListCallbacks": allow(*READERS, "compliance"),
     "GetCampaignProgress": allow(*READERS),
-    "GetRegulatoryProgress": allow("supervisor", "admin", "compliance", SERVICE_ROLE),
+    "GetRegulatoryProgress": allow("supervisor", "admin", "compliance"),
     "CreateReport": allow("service_agent", "supervisor", mutating=True),
     "GetReport": allow(*READERS),
     "ListReports": allow(*READERS),

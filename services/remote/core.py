@@ -139,9 +139,9 @@ class DirectoryPeer:
     def _sync_stub(self) -> dgrpc.DirectoryServiceStub:
         """A blocking stub, for long streams read in a worker thread."""
         if self._sync_channel is None:
-            token = self.ctx.signer.service_token(self.ctx.name, self.ctx.clock.now())
+            tokens = self.ctx.tokens  # short-lived, renewed: read at every call
             self._sync_channel = channels.sync_channel(self.ctx.settings, "directory",
-                                                       token=token)
+                                                       token=tokens.current)
         return dgrpc.DirectoryServiceStub(self._sync_channel)
 
     async def fold_trades(self, client_id: str, end: datetime,

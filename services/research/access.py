@@ -1,25 +1,24 @@
 """Which roles may call which research RPC. Scoping (own notes, own requests) is in the
 domain modules."""
 
-from services.common.auth import SERVICE_ROLE, allow
+from services.common.auth import allow, svc
 
 # Everyone who reads research; brokers, client managers, consultants and agents see only
 # published, unexpired notes.
 NOTE_READERS = (
     "analyst", "compliance", "supervisor", "admin", "broker", "client_manager", "consultant",
-    "service_agent", SERVICE_ROLE,
+    "service_agent",
 )
-REQUEST_ASKERS = ("broker", "consultant", "client_manager", "supervisor", SERVICE_ROLE)
+REQUEST_ASKERS = ("broker", "consultant", "client_manager", "supervisor")
 REQUEST_READERS = (
     "analyst", "supervisor", "compliance", "admin", "broker", "consultant", "client_manager",
-    SERVICE_ROLE,
 )
 LEDGER_READERS = ("supervisor", "compliance")
 
 ACCESS = {
     "CreateNote": allow("analyst", mutating=True),
     "GetNote": allow(*NOTE_READERS),
-    "ListNotes": allow(*NOTE_READERS),
+    "ListNotes": allow(*NOTE_READERS, *svc("onsite")),
     "UpdateNote": allow("analyst", mutating=True),
     "ListNoteRevisions": allow("analyst", "compliance", "supervisor", "admin"),
     "SubmitNote": allow("analyst", mutating=True),

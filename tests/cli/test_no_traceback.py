@@ -77,9 +77,11 @@ def _argv(path: tuple[str, ...], parser: argparse.ArgumentParser,
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as stop:
+    try:
         branchctl.main(argv)
-    code = stop.value.code
+        code: object = 0
+    except SystemExit as stop:
+        code = stop.code
     err = capsys.readouterr().err
     if isinstance(code, str):  # SystemExit("message"): Python prints it and exits 1
         err, code = err + code, 1
@@ -95,6 +97,10 @@ def test_the_walk_finds_every_group() -> None:
     assert len(COMMANDS) > 60
 
 
+# commands that need no service: ending a sign-in and listing the saved ones
+LOCAL_ONLY = {("logout",), ("profiles",)}
+
+
 @pytest.mark.parametrize("path", [p for p, _ in COMMANDS], ids=" ".join)
 def test_every_command_without_the_suite_says_what_to_check(
         path: tuple[str, ...], no_suite: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -102,6 +108,9 @@ def test_every_command_without_the_suite_says_what_to_check(
     code, err = _run(_argv(path, parser), capsys)
     assert "Traceback" not in err
     assert code != errors.BUG, err
+    if path in LOCAL_ONLY:  # they touch only this machine's saved sign-ins
+        assert code == 0, err
+        return
     assert code != 0 and err.strip(), f"{path}: exit {code}, said {err!r}"
     if code == errors.exit_code(__import__("grpc").StatusCode.UNAVAILABLE):
         assert "is the suite running?" in err

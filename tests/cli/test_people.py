@@ -38,3 +38,15 @@ def test_several_are_listed_and_none_is_said() -> None:
     with pytest.raises(Ambiguous) as err:
         pick("staff member", "张伟", [_r("1", True), _r("2", True), _r("3")], False, line)
     assert "S3" not in str(err.value.code)
+
+
+@pytest.mark.parametrize("argv", [["directory", "reset-password", "S0003"],
+                                  ["directory", "roles", "S0003", "broker"],
+                                  ["directory", "deactivate", "S0003"]])
+def test_admin_staff_commands_take_an_employee_number(argv: list[str]) -> None:
+    """The admin's commands name staff like every other command (issue 13)."""
+    from services.cli import branchctl
+    from services.cli.people import PEOPLE, STAFF
+
+    args = branchctl.build_parser().parse_args(argv)
+    assert getattr(args, PEOPLE) == {"id": STAFF}

@@ -15,7 +15,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.deploy.cluster import REPO, branch_command, pick_port
-from tests.harness import SECRET
+from tests.harness import SERVICE_KEY, TRUSTED_KEYS
 
 
 def serve_env(data_dir: Path, nats_url: str, database_url: str = "",
@@ -24,7 +24,8 @@ def serve_env(data_dir: Path, nats_url: str, database_url: str = "",
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRANCH_")}
     env.update(
         BRANCH_NATS_URL=nats_url,
-        BRANCH_TOKEN_SECRET=SECRET,
+        BRANCH_TRUSTED_KEYS=TRUSTED_KEYS,
+        BRANCH_SERVICE_KEY=SERVICE_KEY,
         BRANCH_DATA_DIR=str(data_dir),
         BRANCH_HOST="127.0.0.1",
         BRANCH_LOG_LEVEL="warning",

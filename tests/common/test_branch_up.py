@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services import registry
 from services.cli.demo import load_demo
 from services.common.nats_link import free_port
-from tests.harness import make_settings
+from tests.harness import SIGNER, make_settings
 
 BRANCH = str(Path(sys.executable).parent / "branch")
 
@@ -38,7 +38,11 @@ async def test_up_serves_every_service_and_stops_on_ctrl_c(tmp_path: Path) -> No
                 break
         text = "".join(banner)
         assert "NATS      nats://127.0.0.1:" in text
-        assert (tmp_path / "data" / "admin.token").exists()
+        # the bootstrap admin signs in with a password kept for the operator only
+        password = tmp_path / "data" / "admin.password"
+        assert password.stat().st_mode & 0o777 == 0o600
+        assert "branchctl login" in text and str(password) in text
+        assert not (tmp_path / "data" / "admin.token").exists()
         for name, port in ports.items():
             assert f"{name:<9} 127.0.0.1:{port}" in text
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
@@ -62,4 +66,4 @@ async def test_up_serves_every_service_and_stops_on_ctrl_c(tmp_path: Path) -> No
 async def test_demo_loads_once_per_data_dir(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, "nats://127.0.0.1:1")
     (tmp_path / "demo.loaded").write_text("2026-11-27T00:00:00+00:00\n")
-    assert await load_demo(settings, "unused") is None
+    assert await load_demo(settings, "unused", SIGNER) is None

@@ -228,7 +228,7 @@ async def test_a_call_without_a_timeout_gets_the_default_deadline(tmp_path: Path
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         target = f"127.0.0.1:{silent.getsockname()[1]}"
-        settings = Settings(data_dir=tmp_path, token_secret="x" * 32)
+        settings = Settings(data_dir=tmp_path)
         async with channels.aio_channel(settings, "directory", address=target,
                                         deadline=0.5) as ch:
             call = DirectoryServiceStub(ch).GetClient(api.GetClientRequest(id="c1"))

@@ -48,14 +48,18 @@ async def test_demo_loads_at_any_hour(tmp_path: Path, nats_url: str, zone: str,
     settings = make_settings(tmp_path, nats_url, timezone=zone,
                              **{f"{n}_addr": f"127.0.0.1:{p}" for n, p in ports.items()})
     async with AsyncExitStack() as stack:
+        signer = None
         for spec in registry.specs():
             runner = ServiceRunner(spec, settings, clock=clock, port=ports[spec.name])
             await runner.start()
             stack.push_async_callback(runner.stop, 1)
-        from services.cli.branch import _write_admin_token
+            if runner.signing is not None:
+                signer = runner.signing.signer()
+        from services.cli.branch import _admin_id
 
-        admin_token = await _write_admin_token(settings)
-        demo = await load_demo(settings, admin_token, now=clock.now(), client_count=60)
+        assert signer is not None
+        demo = await load_demo(settings, await _admin_id(settings), signer, now=clock.now(),
+                               client_count=60)
     assert demo is not None
     assert len(demo.clients) == 60
     assert demo.shared.get("research_notes")

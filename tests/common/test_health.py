@@ -30,6 +30,7 @@ from tests.harness import (
 )
 
 SERVICE = "branch.directory.v1.DirectoryService"
+IDENTITY = "branch.directory.v1.IdentityService"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -46,7 +47,7 @@ async def test_list_names_every_service_with_its_status(tmp_path: Path, nats_url
             reply = await health_pb2_grpc.HealthStub(ch).List(
                 health_pb2.HealthListRequest(), timeout=5)
     assert {name: s.status for name, s in reply.statuses.items()} == {
-        "": SERVING, SERVICE: SERVING, "liveness": SERVING}
+        "": SERVING, SERVICE: SERVING, IDENTITY: SERVING, "liveness": SERVING}
 
 
 async def test_serving_while_nats_is_down(tmp_path: Path) -> None:

@@ -53,9 +53,15 @@ def env_for(tmp_path: Path, nats_url: str, **extra: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("command", [["up"], ["serve", "directory"]])
-def test_short_token_secret(tmp_path: Path, nats_url: str, command: list[str]) -> None:
-    env = env_for(tmp_path, nats_url, BRANCH_TOKEN_SECRET="short")
-    assert_one_line(run_branch(command, env), "BRANCH_TOKEN_SECRET", "32")
+def test_short_service_key(tmp_path: Path, nats_url: str, command: list[str]) -> None:
+    env = env_for(tmp_path, nats_url, BRANCH_SERVICE_KEY="short")
+    assert_one_line(run_branch(command, env), "BRANCH_SERVICE_KEY", "32")
+
+
+def test_a_service_without_its_credential(tmp_path: Path, nats_url: str) -> None:
+    env = env_for(tmp_path, nats_url)
+    del env["BRANCH_SERVICE_KEY"]
+    assert_one_line(run_branch(["serve", "vip"], env), "BRANCH_SERVICE_CREDENTIAL")
 
 
 @pytest.mark.parametrize("command", [["up"], ["serve", "directory"]])

@@ -2,33 +2,116 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 from datetime import UTC, datetime, timedelta
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
 from google.rpc import error_details_pb2
 
-from services.common.auth import AccessTable, Principal, TokenSigner, allow, bearer_from_metadata
+from services.common.auth import (
+    AccessTable,
+    Principal,
+    Standing,
+    TokenSigner,
+    TokenVerifier,
+    UnknownKey,
+    allow,
+    bearer_from_metadata,
+    svc,
+)
 from services.common.errors import InvalidArgument, PermissionDenied, Unauthenticated, Violations
 from services.common.ids import new_id
+from services.common.keys import SigningKey, jwks
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.settings import ConfigError, load_settings
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 
 
+def _verifier(*keys: SigningKey, standing: dict[str, Standing] | None = None) -> TokenVerifier:
+    verifier = TokenVerifier(standing=(standing if standing is not None else {}).get)
+    verifier.set_keys("test", jwks([k.public_jwk() for k in keys]))
+    return verifier
+
+
 def test_token_round_trip_and_rejections() -> None:
-    signer = TokenSigner("k" * 32)
+    key = SigningKey.generate()
+    signer, verifier = TokenSigner(key), _verifier(key)
     token = signer.issue("s1", ["broker"], datetime.now(UTC), timedelta(minutes=5))
-    assert signer.verify(token) == Principal("s1", frozenset({"broker"}))
+    assert jwt.get_unverified_header(token)["kid"] == key.kid
+    assert verifier.verify(token) == Principal("s1", frozenset({"broker"}))
     expired = signer.issue("s1", ["broker"], NOW - timedelta(days=1), timedelta(minutes=5))
     with pytest.raises(Unauthenticated) as err:
-        signer.verify(expired)
+        verifier.verify(expired)
     assert err.value.reason == "TOKEN_EXPIRED"
-    forged = TokenSigner("x" * 32).issue("s1", ["admin"], datetime.now(UTC), timedelta(hours=1))
+    forged = TokenSigner(SigningKey.generate()).issue("s1", ["admin"], datetime.now(UTC),
+                                                      timedelta(hours=1))
+    with pytest.raises(UnknownKey):  # the interceptor fetches keys once and looks again
+        verifier.verify(forged)
+
+
+def test_algorithm_confusion_none_and_edited_claims_are_refused() -> None:
+    key = SigningKey.generate()
+    verifier = _verifier(key)
+    now = datetime.now(UTC)
+    claims = {"iss": "branch", "sub": "s1", "roles": ["admin"], "iat": int(now.timestamp()),
+              "exp": int((now + timedelta(hours=1)).timestamp())}
+    public_pem = key.private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    raw = base64.urlsafe_b64decode(key.x + "==")
+    for secret in (public_pem, raw, key.x.encode(), json.dumps(key.public_jwk()).encode()):
+        for alg in ("HS256", "HS512"):
+            forged = _sign_hmac(claims, secret, alg, key.kid)
+            with pytest.raises(Unauthenticated):
+                verifier.verify(forged)
+    unsigned = _b64(json.dumps({"alg": "none", "kid": key.kid}).encode()) + "." + \
+        _b64(json.dumps(claims).encode()) + "."
     with pytest.raises(Unauthenticated):
-        signer.verify(forged)
-    with pytest.raises(ValueError):
-        TokenSigner("short")
+        verifier.verify(unsigned)
+    good = TokenSigner(key).issue("s1", ["broker"], now, timedelta(minutes=5))
+    head, body, sig = good.split(".")
+    edited = json.loads(base64.urlsafe_b64decode(body + "=="))
+    edited["roles"] = ["admin"]
+    with pytest.raises(Unauthenticated):
+        verifier.verify(f"{head}.{_b64(json.dumps(edited).encode())}.{sig}")
+    no_kid = jwt.encode(claims, key.private, algorithm="EdDSA")
+    with pytest.raises(Unauthenticated):
+        verifier.verify(no_kid)
+
+
+def test_standing_refuses_deactivated_and_drops_removed_roles() -> None:
+    key = SigningKey.generate()
+    now = datetime.now(UTC) - timedelta(seconds=10)
+    token = TokenSigner(key).issue("s1", ["broker", "analyst"], now, timedelta(minutes=5))
+    standing: dict[str, Standing] = {}
+    verifier = _verifier(key, standing=standing)
+    assert verifier.verify(token).roles == {"broker", "analyst"}
+    standing["s1"] = Standing(True, frozenset({"analyst"}), now.timestamp() + 1)
+    assert verifier.verify(token).roles == {"analyst"}
+    later = TokenSigner(key).issue("s1", ["analyst", "compliance"], now + timedelta(seconds=5),
+                                   timedelta(minutes=5))
+    assert verifier.verify(later).roles == {"analyst", "compliance"}  # issued after the change
+    standing["s1"] = Standing(False, frozenset({"analyst"}), now.timestamp() + 2)
+    with pytest.raises(Unauthenticated) as err:
+        verifier.verify(later)
+    assert err.value.reason == "TOKEN_REVOKED"
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _sign_hmac(claims: dict, secret: bytes, alg: str, kid: str) -> str:
+    digest = {"HS256": hashlib.sha256, "HS512": hashlib.sha512}[alg]
+    signing_input = _b64(json.dumps({"alg": alg, "typ": "JWT", "kid": kid}).encode()) + "." + \
+        _b64(json.dumps(claims).encode())
+    sig = hmac.new(secret, signing_input.encode(), digest).digest()
+    return f"{signing_input}.{_b64(sig)}"
 
 
 def test_bearer_parsing() -> None:
@@ -48,6 +131,11 @@ def test_access_table_fails_closed() -> None:
         table.check("GetThing", Principal("a", frozenset({"analyst"})))
     with pytest.raises(ValueError):
         allow("wizard")
+    vip = Principal("svc:vip", frozenset({"service", "service:vip"}))
+    onsite_only = AccessTable({"ListNotes": allow("broker", *svc("onsite"))})
+    with pytest.raises(PermissionDenied):  # a service reaches only the methods it calls
+        onsite_only.check("ListNotes", vip)
+    assert onsite_only.check("ListNotes", Principal("svc:onsite", frozenset({"service:onsite"})))
 
 
 def test_settings_name_the_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,8 +151,9 @@ def test_settings_defaults_and_templates(monkeypatch: pytest.MonkeyPatch, tmp_pa
     settings = load_settings(data_dir=tmp_path)
     assert settings.database_url_for("vip") == "postgresql+asyncpg://h/branch_vip"
     assert settings.address("remote") == "127.0.0.1:50053"
-    key = settings.signing_key()
-    assert key == settings.signing_key() and len(key) >= 32
+    key = settings.service_secret()
+    assert key == settings.service_secret() and len(key) >= 32
+    assert (tmp_path / "service_key").stat().st_mode & 0o777 == 0o600
 
 
 def test_page_tokens() -> None:
@@ -126,3 +215,22 @@ def test_errors_carry_a_chinese_localized_message() -> None:
     bad = InvalidArgument({"visit.topics": "at most 20"}).to_status("d")
     assert zh(bad) == "请求参数有误：visit.topics：at most 20"
     assert bad.message.startswith("invalid argument")  # the English stays
+
+
+def test_ts_takes_a_naive_datetime_as_utc_whatever_the_host_zone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite hands back naive UTC datetimes; the host's TZ must not shift them."""
+    import time
+    from datetime import UTC, datetime
+
+    from services.common.protos import ts
+
+    monkeypatch.setenv("TZ", "America/Los_Angeles")
+    time.tzset()
+    try:
+        naive = ts(datetime(2026, 12, 1, 0, 30))
+        assert naive is not None
+        assert naive.ToDatetime(tzinfo=UTC) == datetime(2026, 12, 1, 0, 30, tzinfo=UTC)
+    finally:
+        monkeypatch.undo()
+        time.tzset()

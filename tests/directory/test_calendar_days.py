@@ -30,7 +30,7 @@ async def test_overrides_set_listed_audited_and_published(directory, stub, nats_
     assert again.note == "除夕"
 
     listed = await stub.ListCalendarDays(cpb.ListCalendarDaysRequest(overrides_only=True),
-                                         metadata=auth("svc", "service"))
+                                         metadata=auth("svc:remote", "service", "service:remote"))
     assert [(d.date, d.working, d.note) for d in listed.days] == [
         ("2027-02-08", False, "除夕"), ("2027-02-20", True, "调休")]
     assert listed.library_first_year == 2004 and listed.library_last_year >= 2026
@@ -57,6 +57,10 @@ async def test_overrides_set_listed_audited_and_published(directory, stub, nats_
             method="DeleteCalendarDay"), metadata=SUPERVISOR)
     assert [r.outcome for r in sets.audit_records] == ["OK"] * 3
     assert [r.outcome for r in deletes.audit_records] == ["OK"]
+    # each record names the day it changed
+    assert sorted(r.resource for r in sets.audit_records) == [
+        "2027-02-08", "2027-02-08", "2027-02-20"]
+    assert [r.resource for r in deletes.audit_records] == ["2027-02-20"]
 
     msgs = await collect_events(nats_url, "branch.directory.calendar.changed", count=1000,
                                 timeout=2)

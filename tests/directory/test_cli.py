@@ -35,9 +35,11 @@ async def test_login_list_show_and_import(directory, stub, tmp_path: Path) -> No
     broker = await make_staff(stub, "broker", display_name="Broker One")
     client = await make_client(stub, tier=client_pb2.TIER_KEY, broker_id=broker.id)
 
-    code, out = await ctl(directory, home, "login", "--as", broker.id, tok=admin_tok)
+    code, out = await ctl(directory, home, "login", "--as", broker.id, "--into", "broker",
+                          tok=admin_tok)
     assert code == 0 and "roles: broker" in out
-    code, out = await ctl(directory, home, "directory", "clients", "--tier", "key")
+    code, out = await ctl(directory, home, "--profile", "broker", "directory", "clients",
+                          "--tier", "key")
     assert code == 0 and client.id in out and "(1 match)" in out  # the broker's own only
 
     csv = tmp_path / "trades.csv"
@@ -65,7 +67,7 @@ async def test_errors_are_reported_not_tracebacks(directory, stub, tmp_path: Pat
     # what was typed is looked up first (services/cli/people.py): nobody answers to it
     assert code == 1 and "no client matches 'nope'" in out and "Traceback" not in out
     code, out = await ctl(directory, home, "directory", "clients")
-    assert code != 0 and "not logged in" in out
+    assert code != 0 and "not signed in" in out
     other = await make_client(stub)
     code, out = await ctl(directory, home, "directory", "client", other.id,
                           tok=token("b1", "broker"))
@@ -73,3 +75,76 @@ async def test_errors_are_reported_not_tracebacks(directory, stub, tmp_path: Pat
     # the command changed nothing
     got = await stub.GetClient(api.GetClientRequest(id=other.id), metadata=ADMIN)
     assert got == other
+
+
+async def test_password_sign_in_with_two_profiles_side_by_side(
+    directory, stub, tmp_path: Path
+) -> None:
+    """The bootstrap admin signs in with the generated first password (changing it), an
+    admin-reset broker signs in beside it in another profile; logging one out leaves the
+    other signed in."""
+    home = tmp_path / "ctl"
+    first = (tmp_path / "admin.password").read_text().strip()
+    assert (tmp_path / "admin.password").stat().st_mode & 0o777 == 0o600
+    env = {"BRANCH_PASSWORD": first, "BRANCH_NEW_PASSWORD": "admin-chosen-pass-1"}
+    code, out = await ctl_env(directory, home, env, "--profile", "admin", "login", "ADMIN")
+    assert code == 0 and "password changed" in out and "roles: admin" in out, out
+    profile = home / "profiles" / "admin.json"
+    assert profile.stat().st_mode & 0o777 == 0o600
+    assert first not in profile.read_text() and "admin-chosen-pass-1" not in profile.read_text()
+
+    broker = await make_staff(stub, "broker")
+    code, out = await ctl_env(directory, home, {}, "--profile", "admin", "directory",
+                              "reset-password", broker.id)
+    assert code == 0 and "temporary password" in out, out
+    temporary = out.strip().split()[-1]
+    env = {"BRANCH_EMPLOYEE_NO": broker.employee_no, "BRANCH_PASSWORD": temporary,
+           "BRANCH_NEW_PASSWORD": "broker-own-pass-1"}
+    code, out = await ctl_env(directory, home, env, "--profile", "me", "login")
+    assert code == 0 and "roles: broker" in out, out
+
+    code, out = await ctl_env(directory, home, {}, "--profile", "admin", "directory", "staff")
+    assert code == 0 and broker.employee_no in out
+    code, out = await ctl_env(directory, home, {}, "profiles")
+    assert "admin" in out and "me" in out
+    code, out = await ctl_env(directory, home, {}, "--profile", "me", "logout")
+    assert code == 0 and not (home / "profiles" / "me.json").exists()
+    code, out = await ctl_env(directory, home, {}, "--profile", "me", "whoami")
+    assert code != 0 and "not signed in" in out
+    code, out = await ctl_env(directory, home, {}, "--profile", "admin", "whoami")
+    assert code == 0 and "ADMIN" in out
+
+
+async def ctl_env(runner, home: Path, extra: dict[str, str], *args: str) -> tuple[int, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRANCH")}
+    env.update(BRANCHCTL_HOME=str(home), BRANCH_DIRECTORY_ADDR=f"127.0.0.1:{runner.port}",
+               **extra)
+    proc = await asyncio.create_subprocess_exec(
+        BRANCHCTL, *args, env=env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode()
+
+
+async def test_expiring_sign_in_is_refreshed_once_by_concurrent_commands(
+    tmp_path: Path, nats_url: str
+) -> None:
+    """Access tokens shorter than branchctl's refresh margin: every command refreshes. Two
+    commands at once take turns (the refresh token is single use; spending it twice would
+    end the sign-in as a theft)."""
+    from services.directory.server import SPEC
+    from tests.harness import make_settings, running
+
+    settings = make_settings(tmp_path, nats_url, token_ttl_seconds=20,
+                             admin_password="first-admin-pass")
+    async with running(SPEC, settings) as d:
+        home = tmp_path / "ctl"
+        env = {"BRANCH_PASSWORD": "first-admin-pass", "BRANCH_NEW_PASSWORD": "admin-pass-002"}
+        code, out = await ctl_env(d, home, env, "login", "ADMIN")
+        assert code == 0, out
+        before = (home / "profiles" / "default.json").read_text()
+        results = await asyncio.gather(*(ctl_env(d, home, {}, "whoami") for _ in range(2)))
+        assert all(c == 0 and "ADMIN" in o for c, o in results), results
+        assert (home / "profiles" / "default.json").read_text() != before  # refreshed
+        code, out = await ctl_env(d, home, {}, "directory", "staff")
+        assert code == 0 and "ADMIN" in out, out

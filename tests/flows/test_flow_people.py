@@ -95,7 +95,7 @@ async def test_a_day_typing_names_and_numbers(branch: Branch) -> None:
 
     # log in by employee number
     code, out = await b.ctl("login", "--as", "S0003", tok=admin_tok)
-    assert code == 0 and f"logged in as S0003 ({manager.id})" in out, out
+    assert code == 0 and f"signed in as S0003 ({manager.id})" in out, out
 
     # the agent goes on duty and takes a call from 张三's number, typed with +86 and spaces
     await b.remote.SetAgentDuty(rapi.SetAgentDutyRequest(

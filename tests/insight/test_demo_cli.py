@@ -18,7 +18,7 @@ from services.cli.demo import Demo
 from services.common.clock import FakeClock
 from services.insight import demo as insight_demo
 from services.insight.server import SPEC
-from tests.harness import auth, channel, make_settings, running, token
+from tests.harness import SIGNER, auth, channel, make_settings, running, token
 from tests.insight.month import AGENTS, build_month, publish_all
 
 # 2 April 2026, 00:20 in Shanghai (the demo loads at any hour; this is just after midnight)
@@ -37,7 +37,8 @@ async def test_demo_and_branchctl(tmp_path: Path, nats_url: str, monkeypatch: py
     async with running(SPEC, make_settings(tmp_path, nats_url), clock=clock) as runner:
         await publish_all(nats_url, build_month(2026, 3, seed=3))
         settings = runner.settings.model_copy(update={"insight_addr": runner.address})
-        demo = Demo(settings=settings, admin_token=token("admin-1", "admin"), now=clock.now(),
+        demo = Demo(settings=settings, admin_token=token("admin-1", "admin"), signer=SIGNER,
+                    now=clock.now(),
                     staff={"quality_inspector": ["qi-1", "qi-2"], "supervisor": ["sup-1"]})
         try:
             await insight_demo.load(demo)
@@ -74,7 +75,7 @@ async def test_demo_and_branchctl(tmp_path: Path, nats_url: str, monkeypatch: py
             await run(lead, "logbook", "--day", "2026-04-02")
             await run(lead, "reports", "--kind", "monthly")
             target = tmp_path / "march.xlsx"
-            await run(lead, "download", monthly.id, "--format", "xlsx", "-o", str(target))
+            await run(lead, "download", monthly.id, "--format", "xlsx", "--file", str(target))
             await run(agent, "inspections", "--month", "2026-03")
         finally:
             await lead.close()

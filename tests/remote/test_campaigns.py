@@ -12,7 +12,7 @@ from branch.remote.v1 import remote_service_pb2 as api
 
 from services.common.protos import ts
 from services.remote.server import SPEC as REMOTE
-from tests.harness import SUPERVISOR, auth, bad_fields, collect_events, eventually, running
+from tests.harness import ADMIN, SUPERVISOR, auth, bad_fields, collect_events, eventually, running
 
 
 def campaign(agents: list[str], **kw) -> cpb.Campaign:  # type: ignore[no-untyped-def]
@@ -76,7 +76,7 @@ async def test_campaign_rules_concentration_and_risk(env) -> None:
                 client_id=cid, ticker="600002", quantity=qty[1], cost_price="10",
                 market_price="10", as_of="2026-02-27"))
 
-    result = await env.dir.ImportTrades(records(), metadata=auth("svc:t", "service"))
+    result = await env.dir.ImportTrades(records(), metadata=ADMIN)
     assert result.rejected == 0
     made = await env.stub.CreateCampaign(api.CreateCampaignRequest(campaign=campaign(
         [agent], rule=cpb.TargetRule(min_concentration="0.8"))), metadata=SUPERVISOR)

@@ -8,13 +8,14 @@ from branch.remote.v1 import ticket_pb2 as tpb
 
 from services.cli.demo import Demo, DemoClient
 from services.remote import demo as remote_demo
-from tests.harness import ADMIN, SUPERVISOR
+from tests.harness import ADMIN, SIGNER, SUPERVISOR
 from tests.remote.test_reports import load_history
 
 
 async def test_demo_loads(env) -> None:
     settings = env.settings.model_copy(update={"remote_addr": f"127.0.0.1:{env.remote.port}"})
-    demo = Demo(settings=settings, admin_token=ADMIN[0][1].split()[1], now=env.clock.now())
+    demo = Demo(settings=settings, admin_token=ADMIN[0][1].split()[1], now=env.clock.now(),
+                signer=SIGNER)
     demo.staff["supervisor"] = [await env.staff(staff_pb2.ROLE_SUPERVISOR)]
     demo.staff["service_agent"] = [
         (await env.agent(demo.staff["supervisor"][0]))[0] for _ in range(8)]

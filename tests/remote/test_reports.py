@@ -30,7 +30,7 @@ from branch.remote.v1 import report_pb2
 
 from services.common.protos import ts
 from services.remote.analysis import Analyzer
-from tests.harness import SUPERVISOR, auth, bad_fields, collect_events
+from tests.harness import ADMIN, SUPERVISOR, auth, bad_fields, collect_events
 
 TRADES = [
     ("t1", "AAA", 1, 100, "10.00", "1.00", datetime(2026, 1, 10, 2, tzinfo=UTC)),
@@ -58,7 +58,7 @@ async def load_history(env, client_id: str) -> None:  # type: ignore[no-untyped-
                 client_id=client_id, ticker=ticker, quantity=qty, cost_price="10",
                 market_price=price, as_of="2026-02-27"))
 
-    result = await env.dir.ImportTrades(records(), metadata=auth("svc:t", "service"))
+    result = await env.dir.ImportTrades(records(), metadata=ADMIN)
     assert result.rejected == 0, result.rejections
 
 

@@ -9,14 +9,14 @@ from branch.research.v1 import research_service_pb2 as api
 
 from services.cli.branchctl import Ctl, build_parser
 from services.cli.demo import Demo
-from tests.harness import token
+from tests.harness import SIGNER, token
 from tests.research.factories import ANALYST, BROKER, COMPLIANCE
 
 
 async def test_demo_loads_and_reruns(research, stub) -> None:
     settings = research.settings.model_copy(update={"research_addr": research.address})
     for _ in range(2):  # a second run finds everything done
-        demo = Demo(settings=settings, admin_token=token("admin-1", "admin"),
+        demo = Demo(settings=settings, admin_token=token("admin-1", "admin"), signer=SIGNER,
                     now=research.clock.now())
         try:
             from services.research import demo as research_demo

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import grpc
 import pytest
@@ -37,14 +37,14 @@ K = distribution_pb2
 
 def relay_events(note, minutes: list[int]):  # type: ignore[no-untyped-def]
     """What the VIP service reports: a plan, deliveries `minutes` after publication."""
-    start = note.publish_time.ToDatetime()
+    start = note.publish_time.ToDatetime(tzinfo=UTC)
     planned = vip_events.RelaysPlanned(note_id=note.id, revision=note.revision, targeted=3,
                                        withheld_for_suitability=1, publish_time=note.publish_time)
     delivered = [
         vip_events.RelayDelivered(
             relay_id=f"rel-{i}", note_id=note.id, revision=note.revision, client_id=f"cli-{i}",
             broker_id="brk-1", channel="phone", publish_time=note.publish_time,
-            deliver_time=ts((start + timedelta(minutes=m)).astimezone()),
+            deliver_time=ts(start + timedelta(minutes=m)),
         )
         for i, m in enumerate(minutes)
     ]
@@ -67,12 +67,12 @@ async def feed(nats_url, note, minutes):  # type: ignore[no-untyped-def]
     await publish_event(nats_url, "branch.vip.relay.cancelled", vip_events.RelaysCancelled(
         note_id=note.id, revision=note.revision, cancelled=0, reason="nothing pending",
         cancel_time=note.publish_time))
-    start = note.publish_time.ToDatetime()
+    start = note.publish_time.ToDatetime(tzinfo=UTC)
     await publish_event(nats_url, "branch.onsite.consultation.delivered",
                         onsite_events.ConsultationDelivered(
                             form_id="form-1", client_id="cli-onsite", consultant_id="con-1",
                             note_ids=[note.id, note.id],
-                            deliver_time=ts((start + timedelta(minutes=90)).astimezone())))
+                            deliver_time=ts(start + timedelta(minutes=90))))
 
 
 async def test_reach_is_zero_until_events_then_counts_them(stub, nats_url) -> None:

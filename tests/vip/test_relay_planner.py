@@ -32,9 +32,9 @@ class WriteLockProbe(grpc.aio.UnaryUnaryClientInterceptor):
 
 def directory_channel(ctx, *interceptors) -> grpc.aio.Channel:  # type: ignore[no-untyped-def]
     """The same authenticated channel vip normally uses, with interceptors."""
-    token = ctx.signer.service_token("vip", ctx.clock.now())
+    tokens = ctx.tokens
     creds = grpc.metadata_call_credentials(
-        lambda _ctx, cb: cb((("authorization", f"Bearer {token}"),), None))
+        lambda _ctx, cb: cb((("authorization", f"Bearer {tokens.current()}"),), None))
     return grpc.aio.secure_channel(
         ctx.settings.address("directory"),
         grpc.composite_channel_credentials(grpc.local_channel_credentials(), creds),

@@ -144,7 +144,9 @@ class IssueTokenRequest(_message.Message):
     TTL_SECONDS_FIELD_NUMBER: _builtins.int
     staff_id: _builtins.str
     ttl_seconds: _builtins.int
-    """Lifetime in seconds; 0 means the configured default."""
+    """Lifetime in seconds, at most the access-token lifetime (BRANCH_TOKEN_TTL_SECONDS, 600
+    by default); 0 means that lifetime.
+    """
     def __init__(
         self,
         *,

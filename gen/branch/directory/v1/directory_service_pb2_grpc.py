@@ -31,8 +31,8 @@ if _version_not_supported:
 
 
 class DirectoryServiceStub:
-    """DirectoryService keeps the branch's staff and clients, their holdings and trades, and
-    issues the tokens every other service checks.
+    """DirectoryService keeps the branch's staff and clients, their holdings and trades. Staff sign
+    in through IdentityService (identity.proto), which signs the tokens every service checks.
     """
 
     def __init__(self, channel):
@@ -154,8 +154,8 @@ class DirectoryServiceStub:
 
 
 class DirectoryServiceServicer:
-    """DirectoryService keeps the branch's staff and clients, their holdings and trades, and
-    issues the tokens every other service checks.
+    """DirectoryService keeps the branch's staff and clients, their holdings and trades. Staff sign
+    in through IdentityService (identity.proto), which signs the tokens every service checks.
     """
 
     def CreateStaff(self, request, context):
@@ -183,7 +183,8 @@ class DirectoryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def IssueToken(self, request, context):
-        """Signs a bearer token for an active staff member.
+        """Admin support: a short bearer token for an active staff member (audited; no refresh
+        token). Staff normally sign in themselves with IdentityService.Login.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -424,8 +425,8 @@ def add_DirectoryServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class DirectoryService:
-    """DirectoryService keeps the branch's staff and clients, their holdings and trades, and
-    issues the tokens every other service checks.
+    """DirectoryService keeps the branch's staff and clients, their holdings and trades. Staff sign
+    in through IdentityService (identity.proto), which signs the tokens every service checks.
     """
 
     @staticmethod

@@ -32,8 +32,8 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class DirectoryServiceStub:
-    """DirectoryService keeps the branch's staff and clients, their holdings and trades, and
-    issues the tokens every other service checks.
+    """DirectoryService keeps the branch's staff and clients, their holdings and trades. Staff sign
+    in through IdentityService (identity.proto), which signs the tokens every service checks.
     """
 
     @_typing.overload
@@ -45,7 +45,9 @@ class DirectoryServiceStub:
     ListStaff: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.ListStaffRequest, _directory_service_pb2.ListStaffResponse]
     DeactivateStaff: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.DeactivateStaffRequest, _staff_pb2.Staff]
     IssueToken: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.IssueTokenRequest, _directory_service_pb2.IssueTokenResponse]
-    """Signs a bearer token for an active staff member."""
+    """Admin support: a short bearer token for an active staff member (audited; no refresh
+    token). Staff normally sign in themselves with IdentityService.Login.
+    """
     CreateClient: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.CreateClientRequest, _client_pb2.Client]
     GetClient: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.GetClientRequest, _client_pb2.Client]
     ListClients: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.ListClientsRequest, _directory_service_pb2.ListClientsResponse]
@@ -79,8 +81,8 @@ class DirectoryServiceStub:
 
 @_typing.type_check_only
 class DirectoryServiceAsyncStub(DirectoryServiceStub):
-    """DirectoryService keeps the branch's staff and clients, their holdings and trades, and
-    issues the tokens every other service checks.
+    """DirectoryService keeps the branch's staff and clients, their holdings and trades. Staff sign
+    in through IdentityService (identity.proto), which signs the tokens every service checks.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -89,7 +91,9 @@ class DirectoryServiceAsyncStub(DirectoryServiceStub):
     ListStaff: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.ListStaffRequest, _directory_service_pb2.ListStaffResponse]  # type: ignore[assignment]
     DeactivateStaff: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.DeactivateStaffRequest, _staff_pb2.Staff]  # type: ignore[assignment]
     IssueToken: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.IssueTokenRequest, _directory_service_pb2.IssueTokenResponse]  # type: ignore[assignment]
-    """Signs a bearer token for an active staff member."""
+    """Admin support: a short bearer token for an active staff member (audited; no refresh
+    token). Staff normally sign in themselves with IdentityService.Login.
+    """
     CreateClient: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.CreateClientRequest, _client_pb2.Client]  # type: ignore[assignment]
     GetClient: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.GetClientRequest, _client_pb2.Client]  # type: ignore[assignment]
     ListClients: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.ListClientsRequest, _directory_service_pb2.ListClientsResponse]  # type: ignore[assignment]
@@ -122,8 +126,8 @@ class DirectoryServiceAsyncStub(DirectoryServiceStub):
     """Finds staff by employee number, name, pinyin or id prefix."""
 
 class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
-    """DirectoryService keeps the branch's staff and clients, their holdings and trades, and
-    issues the tokens every other service checks.
+    """DirectoryService keeps the branch's staff and clients, their holdings and trades. Staff sign
+    in through IdentityService (identity.proto), which signs the tokens every service checks.
     """
 
     @_abc_1.abstractmethod
@@ -160,7 +164,9 @@ class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _directory_service_pb2.IssueTokenRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_directory_service_pb2.IssueTokenResponse, _abc.Awaitable[_directory_service_pb2.IssueTokenResponse]]:
-        """Signs a bearer token for an active staff member."""
+        """Admin support: a short bearer token for an active staff member (audited; no refresh
+        token). Staff normally sign in themselves with IdentityService.Login.
+        """
 
     @_abc_1.abstractmethod
     def CreateClient(

@@ -26,7 +26,7 @@ from branch.directory.v1 import client_pb2 as branch_dot_directory_dot_v1_dot_cl
 from branch.directory.v1 import staff_pb2 as branch_dot_directory_dot_v1_dot_staff__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n branch/directory/v1/events.proto\x12\x13\x62ranch.directory.v1\x1a branch/directory/v1/client.proto\x1a\x1f\x62ranch/directory/v1/staff.proto\"<\n\rClientCreated\x12+\n\x06\x63lient\x18\x01 \x01(\x0b\x32\x1b.branch.directory.v1.Client\"T\n\rClientUpdated\x12+\n\x06\x63lient\x18\x01 \x01(\x0b\x32\x1b.branch.directory.v1.Client\x12\x16\n\x0e\x63hanged_fields\x18\x02 \x03(\t\"\x9a\x01\n\x11\x43lientTierChanged\x12+\n\x06\x63lient\x18\x01 \x01(\x0b\x32\x1b.branch.directory.v1.Client\x12+\n\x08old_tier\x18\x02 \x01(\x0e\x32\x19.branch.directory.v1.Tier\x12+\n\x08new_tier\x18\x03 \x01(\x0e\x32\x19.branch.directory.v1.Tier\"6\n\x0fHoldingsUpdated\x12\x12\n\nclient_ids\x18\x01 \x03(\t\x12\x0f\n\x07tickers\x18\x02 \x03(\t\"9\n\x0cStaffCreated\x12)\n\x05staff\x18\x01 \x01(\x0b\x32\x1a.branch.directory.v1.Staff\"=\n\x10StaffDeactivated\x12)\n\x05staff\x18\x01 \x01(\x0b\x32\x1a.branch.directory.v1.Staffb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n branch/directory/v1/events.proto\x12\x13\x62ranch.directory.v1\x1a branch/directory/v1/client.proto\x1a\x1f\x62ranch/directory/v1/staff.proto\"<\n\rClientCreated\x12+\n\x06\x63lient\x18\x01 \x01(\x0b\x32\x1b.branch.directory.v1.Client\"T\n\rClientUpdated\x12+\n\x06\x63lient\x18\x01 \x01(\x0b\x32\x1b.branch.directory.v1.Client\x12\x16\n\x0e\x63hanged_fields\x18\x02 \x03(\t\"\x9a\x01\n\x11\x43lientTierChanged\x12+\n\x06\x63lient\x18\x01 \x01(\x0b\x32\x1b.branch.directory.v1.Client\x12+\n\x08old_tier\x18\x02 \x01(\x0e\x32\x19.branch.directory.v1.Tier\x12+\n\x08new_tier\x18\x03 \x01(\x0e\x32\x19.branch.directory.v1.Tier\"6\n\x0fHoldingsUpdated\x12\x12\n\nclient_ids\x18\x01 \x03(\t\x12\x0f\n\x07tickers\x18\x02 \x03(\t\"9\n\x0cStaffCreated\x12)\n\x05staff\x18\x01 \x01(\x0b\x32\x1a.branch.directory.v1.Staff\"=\n\x10StaffDeactivated\x12)\n\x05staff\x18\x01 \x01(\x0b\x32\x1a.branch.directory.v1.Staff\"l\n\x11StaffRolesChanged\x12)\n\x05staff\x18\x01 \x01(\x0b\x32\x1a.branch.directory.v1.Staff\x12,\n\told_roles\x18\x02 \x03(\x0e\x32\x19.branch.directory.v1.Roleb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,4 +45,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STAFFCREATED']._serialized_end=542
   _globals['_STAFFDEACTIVATED']._serialized_start=544
   _globals['_STAFFDEACTIVATED']._serialized_end=605
+  _globals['_STAFFROLESCHANGED']._serialized_start=607
+  _globals['_STAFFROLESCHANGED']._serialized_end=715
 # @@protoc_insertion_point(module_scope)

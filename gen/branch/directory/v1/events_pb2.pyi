@@ -167,3 +167,29 @@ class StaffDeactivated(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StaffDeactivated: _TypeAlias = StaffDeactivated  # noqa: Y015
+
+@_typing.final
+class StaffRolesChanged(_message.Message):
+    """branch.directory.staff.roles_changed: tokens issued before lose the removed roles."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STAFF_FIELD_NUMBER: _builtins.int
+    OLD_ROLES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def staff(self) -> _staff_pb2.Staff: ...
+    @_builtins.property
+    def old_roles(self) -> _containers.RepeatedScalarFieldContainer[_staff_pb2.Role.ValueType]: ...
+    def __init__(
+        self,
+        *,
+        staff: _staff_pb2.Staff | None = ...,
+        old_roles: _abc.Iterable[_staff_pb2.Role.ValueType] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["staff", b"staff"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["old_roles", b"old_roles", "staff", b"staff"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StaffRolesChanged: _TypeAlias = StaffRolesChanged  # noqa: Y015
