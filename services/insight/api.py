@@ -35,6 +35,24 @@ class InsightServicer(grpc_api.InsightServiceServicer):
     async def DrawSamples(self, request, context):  # type: ignore[no-untyped-def]
         return await self.i.inspections.draw(request.month, request.per_person)
 
+    async def GetInspectionSettings(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.i.settings.get()
+
+    async def UpdateInspectionSettings(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.i.settings.update(current_principal().staff_id, request.settings)
+
+    async def CreateWeeklySummary(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.i.weekly.create(current_principal().staff_id, request.weekly_summary)
+
+    async def UpdateWeeklySummary(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.i.weekly.update(current_principal().staff_id, request.weekly_summary)
+
+    async def GetWeeklySummary(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.i.weekly.get(request.week)
+
+    async def ListWeeklySummaries(self, request, context):  # type: ignore[no-untyped-def]
+        return await self.i.weekly.list(request)
+
     async def GetInspection(self, request, context):  # type: ignore[no-untyped-def]
         return await self.i.inspections.get(current_principal(), request.id)
 

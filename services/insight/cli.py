@@ -8,11 +8,13 @@ import argparse
 import uuid
 from pathlib import Path
 
-from branch.insight.v1 import duty_log_pb2, inspection_pb2, report_pb2
+import grpc
+from branch.insight.v1 import duty_log_pb2, inspection_pb2, report_pb2, weekly_summary_pb2
 from branch.insight.v1 import insight_service_pb2 as api
 from branch.insight.v1.insight_service_pb2_grpc import InsightServiceStub
 
 from services.cli.branchctl import Ctl, clip, who
+from services.insight.weekly import WEEK
 
 K = inspection_pb2
 KINDS = {"daily": report_pb2.REPORT_KIND_DAILY, "weekly": report_pb2.REPORT_KIND_WEEKLY,
@@ -36,6 +38,19 @@ async def draw(args: argparse.Namespace, ctl: Ctl) -> None:
         month=args.month, per_person=args.per_person), metadata=ctl.metadata)
     ctl.console.print(f"{resp.drawn} inspections drawn; {resp.people} people sampled "
                       f"for {args.month}")
+
+
+async def settings(args: argparse.Namespace, ctl: Ctl) -> None:
+    stub = _stub(ctl)
+    if args.samples_per_person is None:
+        s = await stub.GetInspectionSettings(api.GetInspectionSettingsRequest(),
+                                             metadata=ctl.metadata)
+    else:
+        s = await stub.UpdateInspectionSettings(api.UpdateInspectionSettingsRequest(
+            settings=K.InspectionSettings(samples_per_person=args.samples_per_person)),
+            metadata=ctl.metadata)
+    by = f" (set by {s.update_by})" if s.update_by else " (default)"
+    ctl.console.print(f"samples per person each month: {s.samples_per_person}{by}")
 
 
 async def queue(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -86,9 +101,66 @@ async def score(args: argparse.Namespace, ctl: Ctl) -> None:
                       + ("; flagged to compliance" if done.compliance_flagged else ""))
 
 
+def _weekly_print(w: weekly_summary_pb2.WeeklySummary, ctl: Ctl) -> None:
+    f = w.figures
+    ctl.console.print(f"week {w.week} (from {w.week_start}), by {w.author_id}: "
+                      f"{f.inspections} inspections scored, average {f.average_score or '-'}")
+    ctl.console.print(w.summary)
+    ctl.table("failed checks", ["criterion", "failed"],
+              [[x.criterion_key, x.failed] for x in f.failures])
+    ctl.table("common faults", ["criterion", "note"],
+              [[x.criterion_key, clip(x.note, 60)] for x in w.common_faults])
+    ctl.table("training plan", ["topic", "who", "due"],
+              [[x.topic, x.who, x.due_date] for x in w.training_plan])
+
+
+def _split(value: str, parts: int, flag: str) -> list[str]:
+    items = value.split("|" if parts > 2 else "=", parts - 1)
+    if len(items) != parts:
+        raise SystemExit(f"{flag}: expected " + ("TOPIC|WHO|YYYY-MM-DD" if parts > 2
+                                                 else "CRITERION=NOTE"))
+    return items
+
+
+async def weekly(args: argparse.Namespace, ctl: Ctl) -> None:
+    """insight summary YYYY-Www [--text ...]: show, or write (create or update), a week's
+    summary; insight summary weeks: list them."""
+    stub = _stub(ctl)
+    if args.period == "weeks":
+        resp = await stub.ListWeeklySummaries(api.ListWeeklySummariesRequest(
+            page_size=args.limit), metadata=ctl.metadata)
+        ctl.table("weekly summaries", ["week", "from", "inspections", "average", "by",
+                                       "summary"],
+                  [[w.week, w.week_start, w.figures.inspections, w.figures.average_score,
+                    w.author_id, clip(w.summary)] for w in resp.weekly_summaries])
+        return
+    if args.text is None:
+        _weekly_print(await stub.GetWeeklySummary(api.GetWeeklySummaryRequest(
+            week=args.period), metadata=ctl.metadata), ctl)
+        return
+    msg = weekly_summary_pb2.WeeklySummary(
+        week=args.period, summary=args.text,
+        common_faults=[weekly_summary_pb2.CommonFault(criterion_key=k, note=n) for k, n in
+                       (_split(f, 2, "--fault") for f in args.fault)],
+        training_plan=[weekly_summary_pb2.TrainingItem(topic=t, who=w, due_date=d)
+                       for t, w, d in (_split(x, 3, "--train") for x in args.train)])
+    try:
+        w = await stub.CreateWeeklySummary(api.CreateWeeklySummaryRequest(
+            weekly_summary=msg), metadata=ctl.metadata)
+    except grpc.aio.AioRpcError as err:
+        if err.code() != grpc.StatusCode.ALREADY_EXISTS:
+            raise
+        w = await stub.UpdateWeeklySummary(api.UpdateWeeklySummaryRequest(
+            weekly_summary=msg), metadata=ctl.metadata)
+    _weekly_print(w, ctl)
+
+
 async def summary(args: argparse.Namespace, ctl: Ctl) -> None:
+    if args.period == "weeks" or WEEK.match(args.period):
+        await weekly(args, ctl)
+        return
     resp = await _stub(ctl).GetInspectionSummary(api.GetInspectionSummaryRequest(
-        month=args.month, months=args.months, person_id=args.person or ""),
+        month=args.period, months=args.months, person_id=args.person or ""),
         metadata=ctl.metadata)
     columns = ["who", "team", "month", "drawn", "scored", "average", "checks failed",
                "appeals upheld"]
@@ -181,8 +253,13 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("draw", help="draw a finished month's sample (inspector)")
     p.add_argument("month", help="YYYY-MM")
-    p.add_argument("--per-person", type=int, default=0, help="1-5; default 3")
+    p.add_argument("--per-person", type=int, default=0,
+                   help="1-5; default: the branch setting (insight settings)")
     p.set_defaults(func=draw)
+
+    p = sub.add_parser("settings", help="show or set the monthly sample size (inspector)")
+    p.add_argument("--samples-per-person", type=int, help="1-5, for the scheduled draw")
+    p.set_defaults(func=settings)
 
     p = sub.add_parser("inspections", help="the queue, or your own results")
     p.add_argument("--month")
@@ -204,10 +281,17 @@ def add_commands(groups: argparse._SubParsersAction) -> None:
     p.add_argument("--comment")
     p.set_defaults(func=score)
 
-    p = sub.add_parser("summary", help="monthly and trend figures per person and team")
-    p.add_argument("month", help="YYYY-MM, the last month")
+    p = sub.add_parser("summary", help="monthly figures per person and team (YYYY-MM), or "
+                       "the inspector's weekly summary (YYYY-Www; 'weeks' lists them)")
+    p.add_argument("period", help="YYYY-MM, the last month; YYYY-Www, a week; or weeks")
     p.add_argument("--months", type=int, default=1)
     p.add_argument("--person")
+    p.add_argument("--text", help="write the week's summary (inspector) with this text")
+    p.add_argument("--fault", action="append", default=[], metavar="CRITERION=NOTE",
+                   help="a common fault for the shift briefing (repeatable)")
+    p.add_argument("--train", action="append", default=[], metavar="TOPIC|WHO|YYYY-MM-DD",
+                   help="a training plan item (repeatable)")
+    p.add_argument("--limit", type=int, default=20)
     p.set_defaults(func=summary)
 
     p = sub.add_parser("appeal", help="appeal your inspection's result")

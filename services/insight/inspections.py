@@ -34,9 +34,9 @@ from services.common.protos import ts
 from services.common.upsert import insert_missing
 from services.insight import scorecards
 from services.insight.models import Appeal, Inspection, Interaction, Sample, Scorecard
+from services.insight.settings import samples_per_person
 
 K = inspection_pb2
-DEFAULT_PER_PERSON = 3
 MAX_PER_PERSON = 5
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 # Roles that see every person's inspections; everyone else sees only their own.
@@ -102,15 +102,17 @@ class Inspections:
 
     async def draw(self, month: str, per_person: int = 0) -> api.DrawSamplesResponse:
         """Draws every person's sample for a finished month; a person already drawn (by this or
-        another replica) is left alone. Raises InvalidArgument for a bad month or count."""
+        another replica) is left alone. per_person 0 takes the branch's InspectionSettings
+        (the scheduled draw always does). Raises InvalidArgument for a bad month or count."""
         v = Violations()
-        v.check(0 <= per_person <= MAX_PER_PERSON, "per_person", "1 to 5, or 0 for 3")
+        v.check(0 <= per_person <= MAX_PER_PERSON, "per_person",
+                "1 to 5, or 0 for the branch's setting")
         first = parse_month(month, "month")
         this_month = local_today(self.clock, self.tz).replace(day=1)
         v.check(first < this_month, "month", "must be over (before the current month)")
         v.raise_if_any()
-        k = per_person or DEFAULT_PER_PERSON
         async with self.db.read() as session:
+            k = per_person or await samples_per_person(session)
             drawn = set((await session.exec(select(Sample.person_id).where(
                 Sample.month == month))).all())
             people = sorted(set((await session.exec(select(

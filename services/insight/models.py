@@ -209,3 +209,29 @@ class PersonName(PersonNameBase, table=True):
     (services/common/names.py): responses carry them beside the ids."""
 
     __tablename__ = "insight_person_name"
+
+
+class InspectionSettingsRow(SQLModel, table=True):
+    """The branch's inspection settings: one row, key "branch", written by one upsert."""
+
+    __tablename__ = "insight_inspection_settings"
+
+    key: str = Field(primary_key=True, max_length=20)
+    samples_per_person: int
+    updated_by: str = Field(default="", max_length=100)
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class WeeklySummaryRow(SQLModel, table=True):
+    """The quality inspector's summary of one ISO week (branch time), keyed by "YYYY-Www"."""
+
+    __tablename__ = "insight_weekly_summary"
+
+    week: str = Field(primary_key=True, max_length=8)
+    week_start: date
+    summary: str
+    common_faults: str  # JSON list of {"criterion_key", "note"}
+    training_plan: str  # JSON list of {"topic", "who", "due_date"}
+    author_id: str = Field(max_length=100)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    updated_at: datetime = Field(sa_type=UtcDateTime)

@@ -22,6 +22,8 @@ from services.insight.performance import Performance
 from services.insight.rebuild import CONSUMER, rebuild
 from services.insight.reports import Reports
 from services.insight.scorecards import Scorecards
+from services.insight.settings import InspectionSettings
+from services.insight.weekly import WeeklySummaries
 
 
 @dataclass
@@ -35,6 +37,8 @@ class Insight:
     performance: Performance
     read_model: ReadModel
     nats: NatsLink
+    settings: InspectionSettings
+    weekly: WeeklySummaries
 
     @classmethod
     def build(cls, db: Database, clock: Clock, timezone: str, calendar: BranchCalendar,
@@ -45,7 +49,9 @@ class Insight:
                    inspections=Inspections(db, clock, tz, cards),
                    duty_log=DutyLog(db, clock, tz), reports=Reports(db, clock, tz, calendar),
                    performance=Performance(db, clock, tz, calendar),
-                   read_model=ReadModel(tz), nats=nats)
+                   read_model=ReadModel(tz), nats=nats,
+                   settings=InspectionSettings(db, clock),
+                   weekly=WeeklySummaries(db, clock, tz, cards))
 
     async def status(self) -> api.ReadModelStatus:
         """Events applied by the read model's consumer (its rows in the processed table)."""

@@ -7,6 +7,7 @@ from branch.insight.v1 import duty_log_pb2 as _duty_log_pb2
 from branch.insight.v1 import inspection_pb2 as _inspection_pb2
 from branch.insight.v1 import performance_pb2 as _performance_pb2
 from branch.insight.v1 import report_pb2 as _report_pb2
+from branch.insight.v1 import weekly_summary_pb2 as _weekly_summary_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -121,7 +122,7 @@ class DrawSamplesRequest(_message.Message):
     month: _builtins.str
     """Branch-local month, "YYYY-MM"; must be over (before the current month)."""
     per_person: _builtins.int
-    """Per person, 1 to 5; 0 means the configured default (3)."""
+    """Per person, 1 to 5; 0 means the branch's InspectionSettings.samples_per_person."""
     def __init__(
         self,
         *,
@@ -159,6 +160,43 @@ class DrawSamplesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DrawSamplesResponse: _TypeAlias = DrawSamplesResponse  # noqa: Y015
+
+@_typing.final
+class GetInspectionSettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetInspectionSettingsRequest: _TypeAlias = GetInspectionSettingsRequest  # noqa: Y015
+
+@_typing.final
+class UpdateInspectionSettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTINGS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settings(self) -> _inspection_pb2.InspectionSettings:
+        """samples_per_person: 1 to 5. update_by and update_time are set by the service."""
+
+    def __init__(
+        self,
+        *,
+        settings: _inspection_pb2.InspectionSettings | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settings", b"settings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateInspectionSettingsRequest: _TypeAlias = UpdateInspectionSettingsRequest  # noqa: Y015
 
 @_typing.final
 class GetInspectionRequest(_message.Message):
@@ -422,6 +460,115 @@ class DecideAppealRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DecideAppealRequest: _TypeAlias = DecideAppealRequest  # noqa: Y015
+
+@_typing.final
+class CreateWeeklySummaryRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WEEKLY_SUMMARY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def weekly_summary(self) -> _weekly_summary_pb2.WeeklySummary:
+        """week, summary, common_faults, training_plan; the rest is output only."""
+
+    def __init__(
+        self,
+        *,
+        weekly_summary: _weekly_summary_pb2.WeeklySummary | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["weekly_summary", b"weekly_summary"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["weekly_summary", b"weekly_summary"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateWeeklySummaryRequest: _TypeAlias = CreateWeeklySummaryRequest  # noqa: Y015
+
+@_typing.final
+class UpdateWeeklySummaryRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WEEKLY_SUMMARY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def weekly_summary(self) -> _weekly_summary_pb2.WeeklySummary:
+        """Found by week; summary, common_faults and training_plan replace the stored ones."""
+
+    def __init__(
+        self,
+        *,
+        weekly_summary: _weekly_summary_pb2.WeeklySummary | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["weekly_summary", b"weekly_summary"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["weekly_summary", b"weekly_summary"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateWeeklySummaryRequest: _TypeAlias = UpdateWeeklySummaryRequest  # noqa: Y015
+
+@_typing.final
+class GetWeeklySummaryRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WEEK_FIELD_NUMBER: _builtins.int
+    week: _builtins.str
+    """"YYYY-Www"."""
+    def __init__(
+        self,
+        *,
+        week: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["week", b"week"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetWeeklySummaryRequest: _TypeAlias = GetWeeklySummaryRequest  # noqa: Y015
+
+@_typing.final
+class ListWeeklySummariesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWeeklySummariesRequest: _TypeAlias = ListWeeklySummariesRequest  # noqa: Y015
+
+@_typing.final
+class ListWeeklySummariesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WEEKLY_SUMMARIES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def weekly_summaries(self) -> _containers.RepeatedCompositeFieldContainer[_weekly_summary_pb2.WeeklySummary]: ...
+    def __init__(
+        self,
+        *,
+        weekly_summaries: _abc.Iterable[_weekly_summary_pb2.WeeklySummary] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "weekly_summaries", b"weekly_summaries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWeeklySummariesResponse: _TypeAlias = ListWeeklySummariesResponse  # noqa: Y015
 
 @_typing.final
 class CreateDutyLogEntryRequest(_message.Message):

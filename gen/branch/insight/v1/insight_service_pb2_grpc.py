@@ -8,6 +8,7 @@ from branch.insight.v1 import insight_service_pb2 as branch_dot_insight_dot_v1_d
 from branch.insight.v1 import inspection_pb2 as branch_dot_insight_dot_v1_dot_inspection__pb2
 from branch.insight.v1 import performance_pb2 as branch_dot_insight_dot_v1_dot_performance__pb2
 from branch.insight.v1 import report_pb2 as branch_dot_insight_dot_v1_dot_report__pb2
+from branch.insight.v1 import weekly_summary_pb2 as branch_dot_insight_dot_v1_dot_weekly__summary__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -61,6 +62,16 @@ class InsightServiceStub:
                 request_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.DrawSamplesRequest.SerializeToString,
                 response_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.DrawSamplesResponse.FromString,
                 _registered_method=True)
+        self.GetInspectionSettings = channel.unary_unary(
+                '/branch.insight.v1.InsightService/GetInspectionSettings',
+                request_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.GetInspectionSettingsRequest.SerializeToString,
+                response_deserializer=branch_dot_insight_dot_v1_dot_inspection__pb2.InspectionSettings.FromString,
+                _registered_method=True)
+        self.UpdateInspectionSettings = channel.unary_unary(
+                '/branch.insight.v1.InsightService/UpdateInspectionSettings',
+                request_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.UpdateInspectionSettingsRequest.SerializeToString,
+                response_deserializer=branch_dot_insight_dot_v1_dot_inspection__pb2.InspectionSettings.FromString,
+                _registered_method=True)
         self.GetInspection = channel.unary_unary(
                 '/branch.insight.v1.InsightService/GetInspection',
                 request_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.GetInspectionRequest.SerializeToString,
@@ -95,6 +106,26 @@ class InsightServiceStub:
                 '/branch.insight.v1.InsightService/DecideAppeal',
                 request_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.DecideAppealRequest.SerializeToString,
                 response_deserializer=branch_dot_insight_dot_v1_dot_inspection__pb2.Appeal.FromString,
+                _registered_method=True)
+        self.CreateWeeklySummary = channel.unary_unary(
+                '/branch.insight.v1.InsightService/CreateWeeklySummary',
+                request_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.CreateWeeklySummaryRequest.SerializeToString,
+                response_deserializer=branch_dot_insight_dot_v1_dot_weekly__summary__pb2.WeeklySummary.FromString,
+                _registered_method=True)
+        self.UpdateWeeklySummary = channel.unary_unary(
+                '/branch.insight.v1.InsightService/UpdateWeeklySummary',
+                request_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.UpdateWeeklySummaryRequest.SerializeToString,
+                response_deserializer=branch_dot_insight_dot_v1_dot_weekly__summary__pb2.WeeklySummary.FromString,
+                _registered_method=True)
+        self.GetWeeklySummary = channel.unary_unary(
+                '/branch.insight.v1.InsightService/GetWeeklySummary',
+                request_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.GetWeeklySummaryRequest.SerializeToString,
+                response_deserializer=branch_dot_insight_dot_v1_dot_weekly__summary__pb2.WeeklySummary.FromString,
+                _registered_method=True)
+        self.ListWeeklySummaries = channel.unary_unary(
+                '/branch.insight.v1.InsightService/ListWeeklySummaries',
+                request_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.ListWeeklySummariesRequest.SerializeToString,
+                response_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.ListWeeklySummariesResponse.FromString,
                 _registered_method=True)
         self.CreateDutyLogEntry = channel.unary_unary(
                 '/branch.insight.v1.InsightService/CreateDutyLogEntry',
@@ -205,6 +236,21 @@ class InsightServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetInspectionSettings(self, request, context):
+        """The branch's inspection settings (supervisor, quality inspector).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateInspectionSettings(self, request, context):
+        """Changes the settings (supervisor, quality inspector; audited). INVALID_ARGUMENT naming
+        settings.samples_per_person when it is not 1 to 5; nothing changes then.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetInspection(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -247,6 +293,36 @@ class InsightServiceServicer:
 
     def DecideAppeal(self, request, context):
         """Appeal:decide, by an inspector or supervisor other than the one who scored it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateWeeklySummary(self, request, context):
+        """Writes the week's summary (quality inspector). ALREADY_EXISTS when the week has one
+        (update it instead); INVALID_ARGUMENT naming the bad fields.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateWeeklySummary(self, request, context):
+        """Replaces the summary text, common faults and training plan of the week's summary
+        (quality inspector). NOT_FOUND when the week has none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWeeklySummary(self, request, context):
+        """One week's summary with its figures (inspectors, supervisors, agents, brokers).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWeeklySummaries(self, request, context):
+        """Summaries, the latest week first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -377,6 +453,16 @@ def add_InsightServiceServicer_to_server(servicer, server):
                     request_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.DrawSamplesRequest.FromString,
                     response_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.DrawSamplesResponse.SerializeToString,
             ),
+            'GetInspectionSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInspectionSettings,
+                    request_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.GetInspectionSettingsRequest.FromString,
+                    response_serializer=branch_dot_insight_dot_v1_dot_inspection__pb2.InspectionSettings.SerializeToString,
+            ),
+            'UpdateInspectionSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateInspectionSettings,
+                    request_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.UpdateInspectionSettingsRequest.FromString,
+                    response_serializer=branch_dot_insight_dot_v1_dot_inspection__pb2.InspectionSettings.SerializeToString,
+            ),
             'GetInspection': grpc.unary_unary_rpc_method_handler(
                     servicer.GetInspection,
                     request_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.GetInspectionRequest.FromString,
@@ -411,6 +497,26 @@ def add_InsightServiceServicer_to_server(servicer, server):
                     servicer.DecideAppeal,
                     request_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.DecideAppealRequest.FromString,
                     response_serializer=branch_dot_insight_dot_v1_dot_inspection__pb2.Appeal.SerializeToString,
+            ),
+            'CreateWeeklySummary': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateWeeklySummary,
+                    request_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.CreateWeeklySummaryRequest.FromString,
+                    response_serializer=branch_dot_insight_dot_v1_dot_weekly__summary__pb2.WeeklySummary.SerializeToString,
+            ),
+            'UpdateWeeklySummary': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateWeeklySummary,
+                    request_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.UpdateWeeklySummaryRequest.FromString,
+                    response_serializer=branch_dot_insight_dot_v1_dot_weekly__summary__pb2.WeeklySummary.SerializeToString,
+            ),
+            'GetWeeklySummary': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWeeklySummary,
+                    request_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.GetWeeklySummaryRequest.FromString,
+                    response_serializer=branch_dot_insight_dot_v1_dot_weekly__summary__pb2.WeeklySummary.SerializeToString,
+            ),
+            'ListWeeklySummaries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWeeklySummaries,
+                    request_deserializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.ListWeeklySummariesRequest.FromString,
+                    response_serializer=branch_dot_insight_dot_v1_dot_insight__service__pb2.ListWeeklySummariesResponse.SerializeToString,
             ),
             'CreateDutyLogEntry': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateDutyLogEntry,
@@ -610,6 +716,60 @@ class InsightService:
             _registered_method=True)
 
     @staticmethod
+    def GetInspectionSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/branch.insight.v1.InsightService/GetInspectionSettings',
+            branch_dot_insight_dot_v1_dot_insight__service__pb2.GetInspectionSettingsRequest.SerializeToString,
+            branch_dot_insight_dot_v1_dot_inspection__pb2.InspectionSettings.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateInspectionSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/branch.insight.v1.InsightService/UpdateInspectionSettings',
+            branch_dot_insight_dot_v1_dot_insight__service__pb2.UpdateInspectionSettingsRequest.SerializeToString,
+            branch_dot_insight_dot_v1_dot_inspection__pb2.InspectionSettings.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetInspection(request,
             target,
             options=(),
@@ -788,6 +948,114 @@ class InsightService:
             '/branch.insight.v1.InsightService/DecideAppeal',
             branch_dot_insight_dot_v1_dot_insight__service__pb2.DecideAppealRequest.SerializeToString,
             branch_dot_insight_dot_v1_dot_inspection__pb2.Appeal.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateWeeklySummary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/branch.insight.v1.InsightService/CreateWeeklySummary',
+            branch_dot_insight_dot_v1_dot_insight__service__pb2.CreateWeeklySummaryRequest.SerializeToString,
+            branch_dot_insight_dot_v1_dot_weekly__summary__pb2.WeeklySummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateWeeklySummary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/branch.insight.v1.InsightService/UpdateWeeklySummary',
+            branch_dot_insight_dot_v1_dot_insight__service__pb2.UpdateWeeklySummaryRequest.SerializeToString,
+            branch_dot_insight_dot_v1_dot_weekly__summary__pb2.WeeklySummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWeeklySummary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/branch.insight.v1.InsightService/GetWeeklySummary',
+            branch_dot_insight_dot_v1_dot_insight__service__pb2.GetWeeklySummaryRequest.SerializeToString,
+            branch_dot_insight_dot_v1_dot_weekly__summary__pb2.WeeklySummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWeeklySummaries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/branch.insight.v1.InsightService/ListWeeklySummaries',
+            branch_dot_insight_dot_v1_dot_insight__service__pb2.ListWeeklySummariesRequest.SerializeToString,
+            branch_dot_insight_dot_v1_dot_insight__service__pb2.ListWeeklySummariesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -8,6 +8,7 @@ from branch.insight.v1 import insight_service_pb2 as _insight_service_pb2
 from branch.insight.v1 import inspection_pb2 as _inspection_pb2
 from branch.insight.v1 import performance_pb2 as _performance_pb2
 from branch.insight.v1 import report_pb2 as _report_pb2
+from branch.insight.v1 import weekly_summary_pb2 as _weekly_summary_pb2
 from collections import abc as _abc
 from grpc import aio as _aio
 import abc as _abc_1
@@ -47,6 +48,12 @@ class InsightServiceStub:
     """Draws the month's random sample of every agent's and broker's interactions (1 to 5 per
     person). Idempotent: a person's sample for a month is drawn once, across replicas.
     """
+    GetInspectionSettings: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.GetInspectionSettingsRequest, _inspection_pb2.InspectionSettings]
+    """The branch's inspection settings (supervisor, quality inspector)."""
+    UpdateInspectionSettings: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.UpdateInspectionSettingsRequest, _inspection_pb2.InspectionSettings]
+    """Changes the settings (supervisor, quality inspector; audited). INVALID_ARGUMENT naming
+    settings.samples_per_person when it is not 1 to 5; nothing changes then.
+    """
     GetInspection: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.GetInspectionRequest, _inspection_pb2.Inspection]
     ListInspections: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.ListInspectionsRequest, _insight_service_pb2.ListInspectionsResponse]
     """Inspectors and supervisors see all; an agent or broker only their own."""
@@ -59,6 +66,18 @@ class InsightServiceStub:
     ListAppeals: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.ListAppealsRequest, _insight_service_pb2.ListAppealsResponse]
     DecideAppeal: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.DecideAppealRequest, _inspection_pb2.Appeal]
     """Appeal:decide, by an inspector or supervisor other than the one who scored it."""
+    CreateWeeklySummary: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.CreateWeeklySummaryRequest, _weekly_summary_pb2.WeeklySummary]
+    """Writes the week's summary (quality inspector). ALREADY_EXISTS when the week has one
+    (update it instead); INVALID_ARGUMENT naming the bad fields.
+    """
+    UpdateWeeklySummary: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.UpdateWeeklySummaryRequest, _weekly_summary_pb2.WeeklySummary]
+    """Replaces the summary text, common faults and training plan of the week's summary
+    (quality inspector). NOT_FOUND when the week has none.
+    """
+    GetWeeklySummary: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.GetWeeklySummaryRequest, _weekly_summary_pb2.WeeklySummary]
+    """One week's summary with its figures (inspectors, supervisors, agents, brokers)."""
+    ListWeeklySummaries: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.ListWeeklySummariesRequest, _insight_service_pb2.ListWeeklySummariesResponse]
+    """Summaries, the latest week first."""
     CreateDutyLogEntry: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.CreateDutyLogEntryRequest, _duty_log_pb2.DutyLogEntry]
     ListDutyLogEntries: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.ListDutyLogEntriesRequest, _insight_service_pb2.ListDutyLogEntriesResponse]
     GenerateReport: _grpc.UnaryUnaryMultiCallable[_insight_service_pb2.GenerateReportRequest, _report_pb2.Report]
@@ -104,6 +123,12 @@ class InsightServiceAsyncStub(InsightServiceStub):
     """Draws the month's random sample of every agent's and broker's interactions (1 to 5 per
     person). Idempotent: a person's sample for a month is drawn once, across replicas.
     """
+    GetInspectionSettings: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.GetInspectionSettingsRequest, _inspection_pb2.InspectionSettings]  # type: ignore[assignment]
+    """The branch's inspection settings (supervisor, quality inspector)."""
+    UpdateInspectionSettings: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.UpdateInspectionSettingsRequest, _inspection_pb2.InspectionSettings]  # type: ignore[assignment]
+    """Changes the settings (supervisor, quality inspector; audited). INVALID_ARGUMENT naming
+    settings.samples_per_person when it is not 1 to 5; nothing changes then.
+    """
     GetInspection: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.GetInspectionRequest, _inspection_pb2.Inspection]  # type: ignore[assignment]
     ListInspections: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.ListInspectionsRequest, _insight_service_pb2.ListInspectionsResponse]  # type: ignore[assignment]
     """Inspectors and supervisors see all; an agent or broker only their own."""
@@ -116,6 +141,18 @@ class InsightServiceAsyncStub(InsightServiceStub):
     ListAppeals: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.ListAppealsRequest, _insight_service_pb2.ListAppealsResponse]  # type: ignore[assignment]
     DecideAppeal: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.DecideAppealRequest, _inspection_pb2.Appeal]  # type: ignore[assignment]
     """Appeal:decide, by an inspector or supervisor other than the one who scored it."""
+    CreateWeeklySummary: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.CreateWeeklySummaryRequest, _weekly_summary_pb2.WeeklySummary]  # type: ignore[assignment]
+    """Writes the week's summary (quality inspector). ALREADY_EXISTS when the week has one
+    (update it instead); INVALID_ARGUMENT naming the bad fields.
+    """
+    UpdateWeeklySummary: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.UpdateWeeklySummaryRequest, _weekly_summary_pb2.WeeklySummary]  # type: ignore[assignment]
+    """Replaces the summary text, common faults and training plan of the week's summary
+    (quality inspector). NOT_FOUND when the week has none.
+    """
+    GetWeeklySummary: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.GetWeeklySummaryRequest, _weekly_summary_pb2.WeeklySummary]  # type: ignore[assignment]
+    """One week's summary with its figures (inspectors, supervisors, agents, brokers)."""
+    ListWeeklySummaries: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.ListWeeklySummariesRequest, _insight_service_pb2.ListWeeklySummariesResponse]  # type: ignore[assignment]
+    """Summaries, the latest week first."""
     CreateDutyLogEntry: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.CreateDutyLogEntryRequest, _duty_log_pb2.DutyLogEntry]  # type: ignore[assignment]
     ListDutyLogEntries: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.ListDutyLogEntriesRequest, _insight_service_pb2.ListDutyLogEntriesResponse]  # type: ignore[assignment]
     GenerateReport: _aio.UnaryUnaryMultiCallable[_insight_service_pb2.GenerateReportRequest, _report_pb2.Report]  # type: ignore[assignment]
@@ -184,6 +221,24 @@ class InsightServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def GetInspectionSettings(
+        self,
+        request: _insight_service_pb2.GetInspectionSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inspection_pb2.InspectionSettings, _abc.Awaitable[_inspection_pb2.InspectionSettings]]:
+        """The branch's inspection settings (supervisor, quality inspector)."""
+
+    @_abc_1.abstractmethod
+    def UpdateInspectionSettings(
+        self,
+        request: _insight_service_pb2.UpdateInspectionSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inspection_pb2.InspectionSettings, _abc.Awaitable[_inspection_pb2.InspectionSettings]]:
+        """Changes the settings (supervisor, quality inspector; audited). INVALID_ARGUMENT naming
+        settings.samples_per_person when it is not 1 to 5; nothing changes then.
+        """
+
+    @_abc_1.abstractmethod
     def GetInspection(
         self,
         request: _insight_service_pb2.GetInspectionRequest,
@@ -236,6 +291,42 @@ class InsightServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_inspection_pb2.Appeal, _abc.Awaitable[_inspection_pb2.Appeal]]:
         """Appeal:decide, by an inspector or supervisor other than the one who scored it."""
+
+    @_abc_1.abstractmethod
+    def CreateWeeklySummary(
+        self,
+        request: _insight_service_pb2.CreateWeeklySummaryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_weekly_summary_pb2.WeeklySummary, _abc.Awaitable[_weekly_summary_pb2.WeeklySummary]]:
+        """Writes the week's summary (quality inspector). ALREADY_EXISTS when the week has one
+        (update it instead); INVALID_ARGUMENT naming the bad fields.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateWeeklySummary(
+        self,
+        request: _insight_service_pb2.UpdateWeeklySummaryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_weekly_summary_pb2.WeeklySummary, _abc.Awaitable[_weekly_summary_pb2.WeeklySummary]]:
+        """Replaces the summary text, common faults and training plan of the week's summary
+        (quality inspector). NOT_FOUND when the week has none.
+        """
+
+    @_abc_1.abstractmethod
+    def GetWeeklySummary(
+        self,
+        request: _insight_service_pb2.GetWeeklySummaryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_weekly_summary_pb2.WeeklySummary, _abc.Awaitable[_weekly_summary_pb2.WeeklySummary]]:
+        """One week's summary with its figures (inspectors, supervisors, agents, brokers)."""
+
+    @_abc_1.abstractmethod
+    def ListWeeklySummaries(
+        self,
+        request: _insight_service_pb2.ListWeeklySummariesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_insight_service_pb2.ListWeeklySummariesResponse, _abc.Awaitable[_insight_service_pb2.ListWeeklySummariesResponse]]:
+        """Summaries, the latest week first."""
 
     @_abc_1.abstractmethod
     def CreateDutyLogEntry(

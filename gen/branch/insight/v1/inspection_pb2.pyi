@@ -396,3 +396,39 @@ class ScoreLine(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ScoreLine: _TypeAlias = ScoreLine  # noqa: Y015
+
+@_typing.final
+class InspectionSettings(_message.Message):
+    """The branch's inspection settings (one per branch, held by insight). Read and changed by
+    supervisors and quality inspectors; every change is audited.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SAMPLES_PER_PERSON_FIELD_NUMBER: _builtins.int
+    UPDATE_BY_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    samples_per_person: _builtins.int
+    """Interactions drawn per agent or broker by the scheduled monthly sample, 1 to 5 (篇5
+    服务台: "1 to 5 per person"). Fewer when the person had fewer interactions. 3 until set.
+    """
+    update_by: _builtins.str
+    """Staff id of the last person to change the settings; empty while never changed."""
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When they were last changed (UTC); unset while never changed."""
+
+    def __init__(
+        self,
+        *,
+        samples_per_person: _builtins.int = ...,
+        update_by: _builtins.str = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["samples_per_person", b"samples_per_person", "update_by", b"update_by", "update_time", b"update_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InspectionSettings: _TypeAlias = InspectionSettings  # noqa: Y015
