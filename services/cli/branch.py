@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
+from collections.abc import Awaitable
 from datetime import UTC
 from pathlib import Path
+from typing import TypeVar
 
 from services import registry
 from services.cli.startup import check_data_dir, check_ports, describe_start_failure
@@ -17,6 +20,8 @@ from services.common.nats_link import EmbeddedNats
 from services.common.server import ServiceRunner
 from services.common.settings import ConfigError, Settings, load_settings
 
+T = TypeVar("T")
+
 
 def _stop_event() -> asyncio.Event:
     stop = asyncio.Event()
@@ -24,6 +29,27 @@ def _stop_event() -> asyncio.Event:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     return stop
+
+
+class _Stopped(Exception):
+    """SIGTERM or Ctrl-C arrived while the services were still starting."""
+
+
+async def _unless_stopped(stop: asyncio.Event, work: Awaitable[T]) -> T:
+    """Await work, but give it up when stop is set first: a start that waits for NATS or the
+    database (they are retried without end) must not make the process deaf to SIGTERM."""
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    raise _Stopped
 
 
 async def _start(runner: ServiceRunner, started: list[ServiceRunner]) -> None:
@@ -51,12 +77,14 @@ async def _serve(services: list[str], settings: Settings) -> None:
     started: list[ServiceRunner] = []
     try:
         for runner in runners:
-            await _start(runner, started)
+            await _unless_stopped(stop, _start(runner, started))
         if settings.metrics_port:
             from prometheus_client import start_http_server
 
             start_http_server(settings.metrics_port, addr=settings.host)
         await stop.wait()
+    except _Stopped:
+        pass
     finally:
         for runner in reversed(started):
             await runner.stop()
@@ -82,13 +110,14 @@ async def _up(args: argparse.Namespace, settings: Settings) -> None:
         started: list[ServiceRunner] = []
         try:
             for runner in runners:
-                await _start(runner, started)
+                await _unless_stopped(stop, _start(runner, started))
             directory = next((r for r in started if r.signing is not None), None)
             admin_id = await _admin_id(settings)
             if args.demo and directory is not None and directory.signing is not None:
                 from services.cli.demo import load_demo
 
-                await load_demo(settings, admin_id, directory.signing.signer())
+                await _unless_stopped(
+                    stop, load_demo(settings, admin_id, directory.signing.signer()))
             print("Branch Client Service Suite is up")
             print(f"  NATS      {settings.nats_url}")
             for runner in started:
@@ -99,6 +128,8 @@ async def _up(args: argparse.Namespace, settings: Settings) -> None:
             print("Ctrl-C stops everything.")
             sys.stdout.flush()
             await stop.wait()
+        except _Stopped:
+            pass
         finally:
             for runner in reversed(started):
                 await runner.stop()

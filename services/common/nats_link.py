@@ -77,7 +77,11 @@ class NatsLink:
             try:
                 await asyncio.wait_for(self.nc.drain(), timeout=drain_seconds)
             except Exception:
-                await self.nc.close()
+                try:  # NATS gone: close writes to a dead socket (BrokenPipe, ConnectionReset)
+                    await asyncio.wait_for(self.nc.close(), timeout=drain_seconds)
+                except Exception as exc:
+                    self._log.warning("nats connection closed uncleanly",
+                                      error=type(exc).__name__)
 
     async def _on_error(self, exc: Exception) -> None:
         self._log.debug("nats error", error=type(exc).__name__)

@@ -91,12 +91,12 @@ class Settings(BaseSettings):
     otlp_endpoint: str = Field(
         "", description="host:port of an OTLP/gRPC collector to export traces to; empty: off"
     )
-    directory_port: int = SERVICE_PORTS["directory"]
-    onsite_port: int = SERVICE_PORTS["onsite"]
-    remote_port: int = SERVICE_PORTS["remote"]
-    vip_port: int = SERVICE_PORTS["vip"]
-    research_port: int = SERVICE_PORTS["research"]
-    insight_port: int = SERVICE_PORTS["insight"]
+    directory_port: int = Field(SERVICE_PORTS["directory"], ge=1, le=65535)
+    onsite_port: int = Field(SERVICE_PORTS["onsite"], ge=1, le=65535)
+    remote_port: int = Field(SERVICE_PORTS["remote"], ge=1, le=65535)
+    vip_port: int = Field(SERVICE_PORTS["vip"], ge=1, le=65535)
+    research_port: int = Field(SERVICE_PORTS["research"], ge=1, le=65535)
+    insight_port: int = Field(SERVICE_PORTS["insight"], ge=1, le=65535)
     directory_addr: str = Field("", description="host:port of directory; empty: host and port")
     onsite_addr: str = ""
     remote_addr: str = ""

@@ -3,9 +3,11 @@ stderr naming the variable or path, exit status 2 and no traceback (issue 10, it
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -144,3 +146,35 @@ def test_up_without_the_embedded_extra(tmp_path: Path) -> None:
                           capture_output=True, timeout=120)
     lines = [ln for ln in done.stderr.decode().splitlines() if ln.strip()]
     assert_one_line((done.returncode, lines), "BRANCH_NATS_URL", "[embedded]")
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "0"])
+@pytest.mark.parametrize("command", [["up"], ["serve", "directory"]])
+def test_port_out_of_range(tmp_path: Path, nats_url: str, command: list[str],
+                           port: str) -> None:
+    env = env_for(tmp_path, nats_url, BRANCH_DIRECTORY_PORT=port)
+    assert_one_line(run_branch(command, env), "BRANCH_DIRECTORY_PORT")
+
+
+@pytest.mark.parametrize("command", [["up"], ["serve", "directory"]])
+def test_sigterm_while_waiting_for_nats_stops_the_start(tmp_path: Path,
+                                                        command: list[str]) -> None:
+    """A start waits for an unreachable NATS without end; SIGTERM (or Ctrl-C) still stops it
+    at once, exit status 0, rather than leaving only SIGKILL."""
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    env = env_for(tmp_path, f"nats://127.0.0.1:{closed}")
+    proc = subprocess.Popen([*branch_command(), *command], env=env, cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        time.sleep(4)  # imported, settings checked, now retrying NATS
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert proc.stderr is not None
+        assert "Traceback" not in proc.stderr.read().decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
