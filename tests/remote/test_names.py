@@ -92,7 +92,7 @@ async def test_branchctl_tickets_and_day_print_names_beside_full_ids(env, tmp_pa
     out = await branchctl(tmp_path, token("sup-1", "supervisor"), ports, "remote", "tickets")
     assert {made.id, client.id, agent} <= full_ids(out), out
     assert "司马相如" in out and "欧阳子涵" in out
-    assert "a long question a long" in out and "…" in out  # free text is what gets cut
+    assert "a long question" in out and "…" in out  # free text is what gets cut
     out = await branchctl(tmp_path, token(agent, "service_agent"), ports, "remote", "day")
     assert {made.id, client.id, agent} <= full_ids(out), out
     assert "司马相如" in out and "欧阳子涵" in out
