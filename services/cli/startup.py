@@ -44,7 +44,15 @@ def check_port(settings: Settings, variable: str, port: int) -> None:
 
 
 def check_ports(settings: Settings, services: list[str], *, metrics: bool) -> None:
-    """Every service's gRPC port, and the metrics port when this command serves metrics."""
+    """Every service's gRPC port, and the metrics port when this command serves metrics;
+    no two of them the same."""
+    taken: dict[int, str] = {}
+    for name in services:
+        port = settings.port(name)
+        if port in taken:
+            raise ConfigError(f"BRANCH_{name.upper()}_PORT: {port} is also "
+                              f"BRANCH_{taken[port].upper()}_PORT")
+        taken[port] = name
     for name in services:
         check_port(settings, f"BRANCH_{name.upper()}_PORT", settings.port(name))
     if metrics:

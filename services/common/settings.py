@@ -24,6 +24,9 @@ MIN_SECRET_LENGTH = 32
 ASYNC_DRIVERS = {"postgresql+asyncpg", "sqlite+aiosqlite"}
 
 
+NATS_SCHEMES = {"nats", "tls", "ws", "wss"}
+
+
 class ConfigError(RuntimeError):
     """A BRANCH_ variable is missing or malformed; the message names it."""
 
@@ -148,6 +151,26 @@ class Settings(BaseSettings):
         if url.drivername not in ASYNC_DRIVERS:
             raise ValueError(f"driver {url.drivername!r} not supported; use "
                              + " or ".join(sorted(ASYNC_DRIVERS)))
+        if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:"):
+            folder = Path(url.database).parent
+            if not folder.is_dir():  # not an outage to wait for: the file can never open
+                raise ValueError(f"the folder of the SQLite file, {folder}, does not exist")
+        return value
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_url(cls, value: str) -> str:
+        """nats://host:port (tls://, ws://, wss:// too), several separated by commas."""
+        from urllib.parse import urlsplit
+
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                parsed = urlsplit(part)
+                parsed.port  # noqa: B018 - raises ValueError on a bad port
+            except ValueError:
+                raise ValueError(f"not a NATS URL: {part!r}") from None
+            if parsed.scheme not in NATS_SCHEMES or not parsed.hostname:
+                raise ValueError(f"not a NATS URL: {part!r} (use nats://host:4222)")
         return value
 
     @field_validator("log_level")

@@ -178,3 +178,25 @@ def test_sigterm_while_waiting_for_nats_stops_the_start(tmp_path: Path,
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize("command", [["up"], ["serve", "directory"]])
+def test_sqlite_file_in_a_folder_that_does_not_exist(tmp_path: Path, nats_url: str,
+                                                     command: list[str]) -> None:
+    """Not an outage to wait for (it waited for ever, silently): the file can never open."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/no/such/folder/{{service}}.db"
+    env = env_for(tmp_path, nats_url, BRANCH_DATABASE_URL=url)
+    assert_one_line(run_branch(command, env), "BRANCH_DATABASE_URL", "does not exist")
+
+
+@pytest.mark.parametrize("url", ["garbage", "http://127.0.0.1:4222", "nats://:4222",
+                                 "nats://127.0.0.1:notaport"])
+def test_nats_url_that_is_not_one(tmp_path: Path, nats_url: str, url: str) -> None:
+    env = env_for(tmp_path, nats_url, BRANCH_NATS_URL=url)
+    assert_one_line(run_branch(["serve", "directory"], env), "BRANCH_NATS_URL")
+
+
+def test_two_services_on_one_port(tmp_path: Path, nats_url: str) -> None:
+    env = env_for(tmp_path, nats_url)
+    env["BRANCH_ONSITE_PORT"] = env["BRANCH_DIRECTORY_PORT"]
+    assert_one_line(run_branch(["up"], env), "BRANCH_ONSITE_PORT", "BRANCH_DIRECTORY_PORT")
