@@ -12,7 +12,7 @@ from services import registry
 from services.common.nats_link import EmbeddedNats
 from tests.deploy.cluster import Cluster, pick_port
 from tests.deploy.suite import Suite
-from tests.harness import POSTGRES_URL, create_postgres_databases
+from tests.harness import POSTGRES_URL, create_postgres_databases, drop_postgres_databases
 
 REPLICAS = 2
 
@@ -42,6 +42,8 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
     finally:
         suite.stop_all()
         server.stop()
+        if POSTGRES_URL:  # each run made its own; leave none behind on a shared server
+            await drop_postgres_databases(database_url)
 
 
 @pytest.fixture
