@@ -60,7 +60,7 @@ class Backend:
     @property
     def identity(self) -> identity_pb2_grpc.IdentityServiceAsyncStub:
         """The directory's IdentityService, called without a token (Login, ChangePassword)."""
-        return cast(identity_pb2_grpc.IdentityServiceAsyncStub,
+        return cast("identity_pb2_grpc.IdentityServiceAsyncStub",
                     identity_pb2_grpc.IdentityServiceStub(self.channels["directory"]))
 
     def directory_stub(self) -> directory_grpc.DirectoryServiceAsyncStub:

@@ -68,7 +68,7 @@ class Console:
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(HERE / "templates")),
-        autoescape=True, extensions=["jinja2.ext.i18n"], undefined=jinja2.StrictUndefined)
+        autoescape=True, extensions=["jinja2.ext.i18n"])
     env.install_gettext_callables(  # type: ignore[attr-defined]
         gettext=i18n._, ngettext=i18n.ngettext, newstyle=True)
     env.globals.update(role_name=lambda r: _(ROLE_NAMES.get(r, r)), number=i18n.number,
