@@ -68,7 +68,7 @@ async def test_admin_creates_staff_and_resets_a_password(page: Any, suite: Suite
     await page.fill("#new-employee-no", number)
     await page.fill("#new-display-name", "周新人")
     await page.check("input[name=roles][value=service_agent]")
-    await page.click("text=Create")
+    await page.click("main form.stack button[type=submit]")
     await page.wait_for_selector("text=The staff member was created.")
     await axe_check(page)
     await page.click("text=Reset password")

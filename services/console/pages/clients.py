@@ -45,7 +45,7 @@ def _cell(msg: Message, name: str) -> str:
     """A field of a message as words: enums by their value name, times in the branch zone."""
     f = msg.DESCRIPTOR.fields_by_name[name]
     value = getattr(msg, name)
-    if f.enum_type is not None and f.label != f.LABEL_REPEATED:
+    if f.enum_type is not None and not f.is_repeated:
         full = f.enum_type.values_by_number[value].name
         prefix = f.enum_type.name
         import re
@@ -54,7 +54,7 @@ def _cell(msg: Message, name: str) -> str:
         return full.removeprefix(snake).replace("_", " ").lower() if value else ""
     if f.message_type is not None and f.message_type.full_name == "google.protobuf.Timestamp":
         return web.when(from_ts(value))
-    if f.label == f.LABEL_REPEATED:
+    if f.is_repeated:
         return ", ".join(str(v) for v in value)
     if isinstance(value, bool):
         return _("yes") if value else ""
