@@ -60,11 +60,14 @@ class Backend:
     @property
     def identity(self) -> identity_pb2_grpc.IdentityServiceAsyncStub:
         """The directory's IdentityService, called without a token (Login, ChangePassword)."""
-        return cast("identity_pb2_grpc.IdentityServiceAsyncStub",
-                    identity_pb2_grpc.IdentityServiceStub(self.channels["directory"]))
+        stub: identity_pb2_grpc.IdentityServiceAsyncStub = identity_pb2_grpc.IdentityServiceStub(
+            self.channels["directory"])
+        return stub
 
     def directory_stub(self) -> directory_grpc.DirectoryServiceAsyncStub:
-        return cast(Any, directory_grpc.DirectoryServiceStub(self.channels["directory"]))
+        stub: directory_grpc.DirectoryServiceAsyncStub = directory_grpc.DirectoryServiceStub(
+            self.channels["directory"])
+        return stub
 
     async def stubs(self, session: Session, now: datetime) -> Stubs:
         token = await self.access_token(session, now)

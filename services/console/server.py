@@ -52,7 +52,8 @@ class ConsoleRunner:
                                 log_config=None, access_log=False, proxy_headers=True,
                                 lifespan="off", **tls)
         self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # the process's own handlers (branch up / serve) stop the console: uvicorn's stay out
+        self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:
             if self._task.done():

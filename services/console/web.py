@@ -71,7 +71,7 @@ def _env() -> jinja2.Environment:
         autoescape=True, extensions=["jinja2.ext.i18n"])
     env.install_gettext_callables(  # type: ignore[attr-defined]
         gettext=i18n._, ngettext=i18n.ngettext, newstyle=True)
-    env.globals.update(role_name=lambda r: _(ROLE_NAMES.get(r, r)), number=i18n.number,
+    env.globals.update(role_name=lambda r: _(ROLE_NAMES.get(str(r), str(r))), number=i18n.number,
                        html_lang=i18n.html_lang, current_lang=i18n.current)
     return env
 
@@ -131,7 +131,8 @@ def render(request: Request, template: str, status_code: int = 200,
     nav = [n for n in c.nav if s and (not n.roles or n.roles & set(s.roles))]
     token = s.csrf if s else getattr(request.state, "pre_csrf", "")
     base = {"request": request, "me": s, "nav": nav, "csrf_token": token,
-            "csrf_field": csrf.FIELD, "when": when, "lang": i18n.current(), "path": request.url.path}
+            "csrf_field": csrf.FIELD, "when": when, "lang": i18n.current(),
+            "path": request.url.path}
     return templates.TemplateResponse(request, template, {**base, **context},
                                       status_code=status_code)
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import urllib.request
 from datetime import timedelta
 from typing import Any
 
-import asyncio
-import urllib.request
 from branch.directory.v1 import directory_service_pb2 as dapi
 
 from tests.console.conftest import PASSWORD, Suite, axe_check, sign_in

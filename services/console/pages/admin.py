@@ -4,6 +4,7 @@ deactivate, reset a password (the temporary one is shown once)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 
 import grpc
 from branch.directory.v1 import directory_service_pb2 as dapi
@@ -30,7 +31,7 @@ def role_enum(claim: str) -> int:
 
 
 async def staff_list(request: Request, *, error: str = "", fields: dict[str, str] | None = None,
-                     typed: dict[str, object] | None = None, status_code: int = 200
+                     typed: Mapping[str, object] | None = None, status_code: int = 200
                      ) -> Response:
     web.require_role(request, ADMIN)
     st = await web.stubs(request)

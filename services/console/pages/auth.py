@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import grpc
 from branch.directory.v1 import directory_service_pb2 as dapi
 from branch.directory.v1 import identity_pb2
