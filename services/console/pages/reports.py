@@ -86,10 +86,10 @@ def charts(f: report_pb2.ReportFigures) -> list[dict[str, Any]]:
     return [
         {"id": "chart-pnl", "title": _("Realised P&L by ticker (yuan)"),
          "labels": [t.ticker for t in complete],
-         "values": [float(t.realised_pnl) for t in complete]},
+         "data": [float(t.realised_pnl) for t in complete]},
         {"id": "chart-turnover", "title": _("Turnover by ticker (yuan)"),
          "labels": [t.ticker for t in f.tickers],
-         "values": [float(t.turnover or 0) for t in f.tickers]},
+         "data": [float(t.turnover or 0) for t in f.tickers]},
     ]
 
 
