@@ -8,11 +8,12 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import grpc
+from google.rpc import error_details_pb2
 from starlette.requests import Request
 
 from services.common.clock import local_today
 from services.console import i18n, web
-from services.console.backend import bad_fields, error_message
+from services.console.backend import _status, bad_fields, error_message
 from services.console.i18n import _
 
 # what a form refusal can be about: the caller's input or the state of the thing
@@ -40,10 +41,6 @@ def refusal(err: grpc.aio.AioRpcError, prefix: str = "") -> Refusal | None:
 
 
 def _reason(err: grpc.aio.AioRpcError) -> str:
-    from google.rpc import error_details_pb2
-
-    from services.console.backend import _status
-
     status = _status(err)
     for detail in status.details if status else []:
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):

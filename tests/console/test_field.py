@@ -5,6 +5,7 @@ shows its error and changes nothing, and axe-core on every page visited."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -84,7 +85,7 @@ async def _history(d: Any, onsite_id: str, remote_id: str) -> None:
 
 
 @pytest.fixture(scope="module")
-async def field(suite: Suite) -> Field:
+async def field(suite: Suite) -> AsyncIterator[Field]:
     d = suite.directory
     channels = {n: grpc.aio.insecure_channel(a) for n, a in suite.addrs.items()}
     ident = IdentityServiceStub(channels["directory"])
@@ -127,8 +128,10 @@ async def field(suite: Suite) -> Field:
                     and targets.targets[0].client_display_name)
 
     await eventually(names_known, timeout=20)
-    return Field(manager, consultant, agent, manager_id, agent_id, onsite_client,
-                 remote_client, form.id, onsite, remote)
+    yield Field(manager, consultant, agent, manager_id, agent_id, onsite_client,
+                remote_client, form.id, onsite, remote)
+    for ch in channels.values():
+        await ch.close()
 
 
 async def test_client_manager_day(page: Any, suite: Suite, field: Field) -> None:
