@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import contextlib
-import io
 import re
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
@@ -25,15 +22,10 @@ from branch.directory.v1 import client_pb2, staff_pb2
 from branch.directory.v1 import directory_service_pb2 as dapi
 from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
 
-from services.cli import branchctl, i18n, output
+from services.cli import branchctl, output
 from services.common.server import ServiceRunner
-from services.directory.server import SPEC as DIRECTORY
-from services.insight.server import SPEC as INSIGHT
-from services.onsite.server import SPEC as ONSITE
-from services.remote.server import SPEC as REMOTE
-from services.research.server import SPEC as RESEARCH
-from services.vip.server import SPEC as VIP
-from tests.harness import ADMIN, channel, make_settings, running, token
+from tests.cli.suite import point_at, run_main, six_services
+from tests.harness import ADMIN, channel, token
 
 ROOT = Path(__file__).resolve().parents[2]
 # commands with no required argument that change something, or sign in or out
@@ -77,17 +69,11 @@ def translated(word: str) -> bool:
 
 @pytest.fixture(scope="module")
 async def suite(tmp_path_factory: pytest.TempPathFactory, nats_server: object
-                ) -> AsyncIterator[dict[str, ServiceRunner]]:
-    """All six services on SQLite files, one staff member holding every role, one client."""
-    tmp = tmp_path_factory.mktemp("words")
+                ) -> AsyncIterator[tuple[dict[str, ServiceRunner], str]]:
+    """All six services, one staff member (supervisor, broker), one client of theirs."""
     nats_url = nats_server.url  # type: ignore[attr-defined]
-    runners: dict[str, ServiceRunner] = {}
-    async with AsyncExitStack() as stack:
-        for spec in (DIRECTORY, RESEARCH, VIP, ONSITE, REMOTE, INSIGHT):
-            addresses = {f"{name}_addr": f"127.0.0.1:{r.port}" for name, r in runners.items()}
-            runners[spec.name] = await stack.enter_async_context(running(
-                spec, make_settings(tmp / spec.name, nats_url, **addresses)))
-        ch = await stack.enter_async_context(channel(runners["directory"]))
+    async with six_services(tmp_path_factory.mktemp("words"), nats_url) as runners, \
+            channel(runners["directory"]) as ch:
         directory = DirectoryServiceStub(ch)
         everyone = await directory.CreateStaff(dapi.CreateStaffRequest(staff=staff_pb2.Staff(
             employee_no="S0001", display_name="王芳", roles=[
@@ -97,34 +83,19 @@ async def suite(tmp_path_factory: pytest.TempPathFactory, nats_server: object
             channel=client_pb2.CHANNEL_ONSITE, tier=client_pb2.TIER_KEY,
             risk_tolerance=client_pb2.RISK_TOLERANCE_C3, risk_assessed_on="2025-06-01",
             commission_rate="0.00025", broker_id=everyone.id)), metadata=ADMIN)
-        runners["_staff"] = everyone.id  # type: ignore[assignment]
-        yield runners
-
-
-def _run(argv: Sequence[str]) -> tuple[int, str]:
-    """main(argv) in this thread (it runs its own event loop), stdout and stderr together."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        try:
-            branchctl.main(list(argv))
-        except SystemExit as done:
-            return (done.code if isinstance(done.code, int) else 1), out.getvalue()
-    return 0, out.getvalue()
+        yield runners, everyone.id
 
 
 @pytest.mark.parametrize("command", LIST_COMMANDS)
 async def test_list_commands_show_chinese_titles_and_headers(
-        command: str, suite: dict[str, ServiceRunner], tmp_path: Path,
+        command: str, suite: tuple[dict[str, ServiceRunner], str], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
+    runners, staff_id = suite
     for variable in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("LANG", "zh_CN.UTF-8")
-    monkeypatch.setenv("BRANCH_TOKEN", token(str(suite["_staff"]), *ROLES))
-    monkeypatch.setenv("BRANCH_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(branchctl, "CONFIG_DIR", tmp_path / "config")
-    for name, runner in suite.items():
-        if not name.startswith("_"):
-            monkeypatch.setenv(f"BRANCH_{name.upper()}_ADDR", f"127.0.0.1:{runner.port}")
+    monkeypatch.setenv("BRANCH_TOKEN", token(staff_id, *ROLES))
+    point_at(monkeypatch, runners, tmp_path)
     shown: list[str] = []
     real = output.headings
 
@@ -134,10 +105,7 @@ async def test_list_commands_show_chinese_titles_and_headers(
         return made
 
     monkeypatch.setattr(output, "headings", spy)
-    try:
-        code, text = await asyncio.to_thread(_run, command.split())
-    finally:
-        i18n.install("en")
+    code, text = await asyncio.to_thread(run_main, command.split())
     assert code == 0, text
     if command in NO_TABLE:
         return
