@@ -48,9 +48,13 @@ def harness_service_tokens(service: str) -> LocalServiceTokens:
     return LocalServiceTokens(service, lambda: SIGNER, SystemClock(), timedelta(minutes=10))
 
 
-def auth(staff_id: str, *roles: str) -> list[tuple[str, str]]:
+# call metadata as grpc's stubs take it: a tuple of (key, value) pairs
+Metadata = tuple[tuple[str, str], ...]
+
+
+def auth(staff_id: str, *roles: str) -> Metadata:
     """Call metadata for a staff member with these roles (tokens use the real clock)."""
-    return [("authorization", f"Bearer {token(staff_id, *roles)}")]
+    return (("authorization", f"Bearer {token(staff_id, *roles)}"),)
 
 
 ADMIN = auth("admin-1", "admin")

@@ -15,13 +15,13 @@ from branch.directory.v1 import directory_service_pb2 as dir_api
 from branch.directory.v1 import directory_service_pb2_grpc as dir_grpc
 
 from tests.deploy.cluster import Cluster
-from tests.harness import ADMIN, SUPERVISOR, auth, eventually, unique
+from tests.harness import ADMIN, SUPERVISOR, Metadata, auth, eventually, unique
 
 ANALYST = auth("ana-deploy", "analyst")
 COMPLIANCE = auth("comp-deploy", "compliance")
 
 
-def broker(staff_id: str) -> list[tuple[str, str]]:
+def broker(staff_id: str) -> Metadata:
     return auth(staff_id, "broker")
 
 
@@ -76,7 +76,7 @@ class Suite:
         return cls(self.channels[service])
 
     @property
-    def directory(self) -> dir_grpc.DirectoryServiceStub:
+    def directory(self) -> dir_grpc.DirectoryServiceAsyncStub:
         return self.stub("directory")
 
     async def staff(self, role: int) -> str:

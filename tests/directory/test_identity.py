@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import jwt
@@ -21,10 +22,13 @@ from services.directory.server import SPEC
 from tests.directory.factories import ROLE, make_staff
 from tests.harness import ADMIN, bad_fields, channel, eventually, make_settings, running
 
+if TYPE_CHECKING:
+    from branch.directory.v1.identity_pb2_grpc import IdentityServiceAsyncStub
+
 PASSWORD = "correct-horse-1"
 
 
-async def signed_up(stub, identity: IdentityServiceStub, *roles: str):  # type: ignore[no-untyped-def]
+async def signed_up(stub, identity: IdentityServiceAsyncStub, *roles: str):  # type: ignore[no-untyped-def]
     staff = await make_staff(stub, *roles)
     reset = await identity.ResetPassword(iapi.ResetPasswordRequest(staff_id=staff.id),
                                          metadata=ADMIN)

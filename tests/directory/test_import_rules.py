@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -20,6 +21,9 @@ from services.common.clock import FakeClock
 from services.directory.server import SPEC
 from tests.directory.factories import make_client, make_staff
 from tests.harness import ADMIN, auth, bad_fields, channel, make_settings, running
+
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
 
 BUY, SELL = holding_pb2.SIDE_BUY, holding_pb2.SIDE_SELL
 Kind = ca_pb2.CorporateActionKind
@@ -50,7 +54,7 @@ def action(ticker: str, ex_date: str, kind: int, **values: str) -> api.ImportRec
         ticker=ticker, ex_date=ex_date, kind=kind, **values))  # type: ignore[arg-type]
 
 
-async def send(stub: DirectoryServiceStub, records: list[api.ImportRecord], *,
+async def send(stub: DirectoryServiceAsyncStub, records: list[api.ImportRecord], *,
                validate_only: bool = False) -> api.ImportTradesResponse:
     async def gen() -> AsyncIterator[api.ImportTradesRequest]:
         if validate_only:
@@ -60,14 +64,14 @@ async def send(stub: DirectoryServiceStub, records: list[api.ImportRecord], *,
     return await stub.ImportTrades(gen(), metadata=ADMIN)
 
 
-async def streamed(stub: DirectoryServiceStub, client_id: str) -> list[str]:
+async def streamed(stub: DirectoryServiceAsyncStub, client_id: str) -> list[str]:
     return [t.trade_id async for b in stub.StreamTrades(
         api.StreamTradesRequest(client_id=client_id), metadata=ADMIN) for t in b.trades]
 
 
 @pytest.fixture(params=FROZEN, ids=["0005-local", "1200-local", "2355-local"])
 async def frozen(request, tmp_path: Path, nats_url: str,  # type: ignore[no-untyped-def]
-                 database_url: str) -> AsyncIterator[tuple[DirectoryServiceStub, FakeClock]]:
+                 database_url: str) -> AsyncIterator[tuple[DirectoryServiceAsyncStub, FakeClock]]:
     clock = FakeClock(request.param)
     async with running(SPEC, make_settings(tmp_path, nats_url, database_url),
                        clock=clock) as runner, channel(runner) as ch:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -19,16 +20,19 @@ from services.directory.server import SPEC
 from tests.directory.factories import make_client, make_staff
 from tests.harness import ADMIN, auth, bad_fields, channel, make_settings, running
 
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
+
 
 @pytest.fixture
 async def dstub(tmp_path: Path, nats_url: str, database_url: str
-                ) -> AsyncIterator[DirectoryServiceStub]:
+                ) -> AsyncIterator[DirectoryServiceAsyncStub]:
     async with running(SPEC, make_settings(tmp_path, nats_url, database_url)) as runner:
         async with channel(runner) as ch:
             yield DirectoryServiceStub(ch)
 
 
-async def find(stub: DirectoryServiceStub, query: str, meta=ADMIN, **kw) -> list:  # type: ignore[no-untyped-def]
+async def find(stub: DirectoryServiceAsyncStub, query: str, meta=ADMIN, **kw) -> list:  # type: ignore[no-untyped-def]
     resp = await stub.SearchClients(spb.SearchClientsRequest(query=query, **kw), metadata=meta)
     return list(resp.results)
 

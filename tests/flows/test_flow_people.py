@@ -12,6 +12,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -29,6 +30,10 @@ from services.onsite.server import SPEC as ONSITE
 from services.remote.server import SPEC as REMOTE
 from tests.harness import ADMIN, auth, make_settings, running, token
 
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
+    from branch.remote.v1.remote_service_pb2_grpc import RemoteServiceAsyncStub
+
 BRANCHCTL = str(Path(sys.executable).parent / "branchctl")
 # Monday 2 March 2026, 09:30 in Asia/Shanghai.
 START = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
@@ -37,8 +42,8 @@ START = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
 @dataclass
 class Branch:
     runners: dict[str, ServiceRunner]
-    directory: DirectoryServiceStub
-    remote: RemoteServiceStub
+    directory: DirectoryServiceAsyncStub
+    remote: RemoteServiceAsyncStub
     home: Path
 
     async def ctl(self, *args: str, tok: str) -> tuple[int, str]:

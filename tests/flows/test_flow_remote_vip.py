@@ -17,7 +17,7 @@ from tests.harness import ADMIN, SUPERVISOR, auth, eventually
 from tests.vip.support import ROLE, branch, broker
 
 
-def remote(b) -> rgrpc.RemoteServiceStub:
+def remote(b) -> rgrpc.RemoteServiceAsyncStub:
     return rgrpc.RemoteServiceStub(b.channels["remote"])
 
 

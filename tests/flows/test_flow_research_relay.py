@@ -24,7 +24,7 @@ ANALYST = auth("ana-1", "analyst")
 COMPLIANCE = auth("comp-1", "compliance")
 
 
-def research(b) -> rgrpc.ResearchServiceStub:
+def research(b) -> rgrpc.ResearchServiceAsyncStub:
     return rgrpc.ResearchServiceStub(b.channels["research"])
 
 

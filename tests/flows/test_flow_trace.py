@@ -110,10 +110,10 @@ async def test_flow1_is_one_trace_across_the_services(tmp_path, spans, log_lines
                 await b.vip.RecordRelayDelivery(api.RecordRelayDeliveryRequest(
                     id=relay.id, channel=relay_pb2.RELAY_CHANNEL_PHONE,
                     summary="Walked the client through the thesis."),
-                    metadata=[*broker(br1), ("x-request-id", "ack-req-1")])
+                    metadata=(*broker(br1), ("x-request-id", "ack-req-1")))
                 await b.vip.RecordRelayAcknowledgement(api.RecordRelayAcknowledgementRequest(
                     id=relay.id, note="understood"),
-                    metadata=[*broker(br1), ("x-request-id", "ack-req-2")])
+                    metadata=(*broker(br1), ("x-request-id", "ack-req-2")))
 
                 async def reach():
                     r = await research(b).GetNoteReach(
@@ -182,12 +182,12 @@ async def test_handler_logs_and_peer_calls_carry_request_staff_and_trace_ids(
         await b.vip.CreateAdvisory(api.CreateAdvisoryRequest(
             advisory=advisory_pb2.Advisory(client_id=client_id, tickers=["600519"],
                                            question="Will margins hold?")),
-            metadata=[*broker(br), ("x-request-id", "req-adv-1")])
+            metadata=(*broker(br), ("x-request-id", "req-adv-1")))
         # CreateShift checks the staff member with the directory: a peer call
         await b.vip.CreateShift(api.CreateShiftRequest(shift=rota_pb2.Shift(
             staff_id=br, role=rota_pb2.SHIFT_ROLE_BROKER, start_time=ts(now + timedelta(hours=8)),
             end_time=ts(now + timedelta(hours=9)))),
-            metadata=[*SUPERVISOR, ("x-request-id", "req-shift-1")])
+            metadata=(*SUPERVISOR, ("x-request-id", "req-shift-1")))
 
     opened = [line for line in log_lines if line.get("event") == "advisory opened"]
     assert opened, "the handler's own log line"

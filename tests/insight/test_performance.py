@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import chinese_calendar
 import grpc
@@ -27,6 +28,9 @@ from tests.insight.month import (
     publish_all,
 )
 
+if TYPE_CHECKING:
+    from branch.insight.v1.insight_service_pb2_grpc import InsightServiceAsyncStub
+
 LEAD = auth("sup-1", "supervisor")
 OTHER_LEAD = auth("sup-2", "supervisor")
 INSPECTOR = auth("qi-1", "quality_inspector")
@@ -36,7 +40,7 @@ P = performance_pb2
 
 @pytest.fixture
 async def events_and_stub(tmp_path: Path, nats_url: str
-                          ) -> AsyncIterator[tuple[list, InsightServiceStub]]:  # type: ignore[type-arg]
+                          ) -> AsyncIterator[tuple[list, InsightServiceAsyncStub]]:  # type: ignore[type-arg]
     events = build_month(2026, 2, seed=5)
     async with running(SPEC, make_settings(tmp_path, nats_url), clock=FakeClock(NOW)) as one:
         await publish_all(nats_url, events)

@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -40,6 +41,10 @@ from services.remote.server import SPEC as REMOTE
 from tests.directory.factories import make_client
 from tests.harness import ADMIN, SUPERVISOR, channel, make_settings, running, token
 
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
+    from branch.remote.v1.remote_service_pb2_grpc import RemoteServiceAsyncStub
+
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 BRANCHCTL = str(Path(sys.executable).parent / "branchctl")
 SAMPLE_PNL = {"600000": "296.00", "600519": "10.00", "601318": "10500.00", "600690": "200.00",
@@ -50,8 +55,8 @@ Kind = ca_pb2.CorporateActionKind
 @dataclass
 class Suite:
     directory: ServiceRunner
-    dir: DirectoryServiceStub
-    remote: RemoteServiceStub
+    dir: DirectoryServiceAsyncStub
+    remote: RemoteServiceAsyncStub
     zone: str
 
 

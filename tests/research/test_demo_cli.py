@@ -27,8 +27,8 @@ async def test_demo_loads_and_reruns(research, stub) -> None:
         published = demo.shared["research_notes"]
         assert len(published) >= 20
     everything = await stub.ListNotes(api.ListNotesRequest(page_size=1000),
-                                      metadata=[("authorization",
-                                                 f"Bearer {token('sup-9', 'supervisor')}")])
+                                      metadata=(("authorization",
+                                                 f"Bearer {token('sup-9', 'supervisor')}"),))
     states = {n.state for n in everything.notes}
     assert {note_pb2.NOTE_STATE_PUBLISHED, note_pb2.NOTE_STATE_SUBMITTED,
             note_pb2.NOTE_STATE_WITHDRAWN, note_pb2.NOTE_STATE_SUPERSEDED,

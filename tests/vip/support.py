@@ -30,7 +30,7 @@ from services.common.settings import Settings
 from services.directory.server import SPEC as DIRECTORY
 from services.vip.config import VipConfig
 from services.vip.server import SPEC as VIP
-from tests.harness import ADMIN, SUPERVISOR, auth, eventually, make_settings, running
+from tests.harness import ADMIN, SUPERVISOR, Metadata, auth, eventually, make_settings, running
 
 START = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
 
@@ -80,11 +80,11 @@ class Branch:
     counter: int = 0
 
     @property
-    def directory(self) -> dir_grpc.DirectoryServiceStub:
+    def directory(self) -> dir_grpc.DirectoryServiceAsyncStub:
         return dir_grpc.DirectoryServiceStub(self.channels["directory"])
 
     @property
-    def vip(self) -> vip_grpc.VipServiceStub:
+    def vip(self) -> vip_grpc.VipServiceAsyncStub:
         return vip_grpc.VipServiceStub(self.channels["vip"])
 
     def _n(self) -> int:
@@ -161,7 +161,7 @@ def _ts(value: datetime) -> Any:
     return ts(value)
 
 
-def broker(staff_id: str) -> list[tuple[str, str]]:
+def broker(staff_id: str) -> Metadata:
     return auth(staff_id, "broker")
 
 

@@ -121,7 +121,7 @@ async def test_no_token_is_unauthenticated(b) -> None:
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await b.vip.ListRoster(api.ListRosterRequest(),
-                               metadata=[("authorization", "Bearer nonsense")])
+                               metadata=(("authorization", "Bearer nonsense"),))
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await b.vip.ListRoster(api.ListRosterRequest(), metadata=auth("c1", "consultant"))
