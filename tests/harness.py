@@ -10,12 +10,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 import nats
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+if TYPE_CHECKING:
+    from google.rpc import status_pb2
 
 from services.common.auth import SERVICE_NAMES, TokenSigner, svc
 from services.common.clock import Clock, SystemClock
@@ -181,13 +184,20 @@ async def eventually(check: Any, timeout: float = 10.0, interval: float = 0.05) 
     raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
 
 
+def rpc_status_of(err: grpc.aio.AioRpcError) -> status_pb2.Status | None:
+    """The google.rpc.Status (with its details) an error carries in its trailing metadata."""
+    from grpc_status import rpc_status
+
+    # an AioRpcError has what from_call reads (code(), details(), trailing_metadata()), but
+    # grpc_status's stub takes only the synchronous grpc.Call
+    return rpc_status.from_call(cast(grpc.Call, err))
+
+
 def bad_fields(err: grpc.aio.AioRpcError) -> set[str]:
     """Field names in the BadRequest detail of an INVALID_ARGUMENT error."""
     from google.rpc import error_details_pb2
-    from grpc_status import rpc_status
 
-    # an AioRpcError has what from_call reads: code(), details(), trailing_metadata()
-    status = rpc_status.from_call(cast(grpc.Call, err))
+    status = rpc_status_of(err)
     fields: set[str] = set()
     if status is None:
         return fields

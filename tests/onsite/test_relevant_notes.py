@@ -46,9 +46,9 @@ def _day(s: Stack, days: int) -> str:
     return (s.clock.now().astimezone(TZ).date() + timedelta(days=days)).isoformat()
 
 
-async def note(s: Stack, *tickers: str, risk: int = client_pb2.RISK_LEVEL_R2,
+async def note(s: Stack, *tickers: str, risk: client_pb2.RiskLevel.ValueType = client_pb2.RISK_LEVEL_R2,
                upto: str = "publish", valid_days: int = 30,
-               kind: int = enums.NOTE_KIND_STOCK) -> note_pb2.Note:
+               kind: enums.NoteKind.ValueType = enums.NOTE_KIND_STOCK) -> note_pb2.Note:
     """A note on tickers taken through review up to `upto` (draft, approved, publish, withdraw)."""
     r = s.research
     assert r is not None
