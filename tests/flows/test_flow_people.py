@@ -76,7 +76,8 @@ async def branch(tmp_path: Path, nats_url: str) -> AsyncIterator[Branch]:
                      DirectoryServiceStub(dch), RemoteServiceStub(rch), tmp_path / "ctl")
 
 
-async def _staff(b: Branch, employee_no: str, name: str, role: int) -> staff_pb2.Staff:
+async def _staff(b: Branch, employee_no: str, name: str,
+                 role: staff_pb2.Role.ValueType) -> staff_pb2.Staff:
     return await b.directory.CreateStaff(dapi.CreateStaffRequest(staff=staff_pb2.Staff(
         employee_no=employee_no, display_name=name, roles=[role])), metadata=ADMIN)
 

@@ -165,7 +165,7 @@ async def admin_sign_in(suite: Suite) -> iapi.SignInResponse:
 
 
 async def staff_sign_in(suite: Suite, admin: Metadata,
-                        *roles: int) -> tuple[str, str, iapi.SignInResponse]:
+                        *roles: staff_pb2.Role.ValueType) -> tuple[str, str, iapi.SignInResponse]:
     """Create a staff member, reset their password, let them choose one and sign in."""
     staff = await suite.directory.CreateStaff(dapi.CreateStaffRequest(staff=staff_pb2.Staff(
         employee_no=unique("E"), display_name="Staff", roles=list(roles))), metadata=admin)
@@ -208,8 +208,8 @@ def forgeries(genuine: str, directory_jwks: dict[str, Any]) -> dict[str, str]:
             body = _b64(json.dumps(escalated).encode())
             sig = hmac.new(secret, f"{head}.{body}".encode(), digest).digest()
             out[f"{alg} with the public key ({label}) as secret"] = f"{head}.{body}.{_b64(sig)}"
-    head, _, sig = genuine.split(".")
-    out["edited roles"] = f"{head}.{_b64(json.dumps(escalated).encode())}.{sig}"
+    genuine_head, _, genuine_sig = genuine.split(".")
+    out["edited roles"] = f"{genuine_head}.{_b64(json.dumps(escalated).encode())}.{genuine_sig}"
     return out
 
 
@@ -232,7 +232,7 @@ async def test_attack_matrix_on_all_five_services(tmp_path: Path, nats_url: str)
         await accepted_everywhere(suite, "supervisor", bearer(sup.access_token))
 
         # no token, forged and tampered tokens: refused by every service
-        await refused_everywhere(suite, "supervisor", [])
+        await refused_everywhere(suite, "supervisor", ())
         keys = json.loads((await suite.identity.ListSigningKeys(
             iapi.ListSigningKeysRequest())).jwks)
         assert all("d" not in k for k in keys["keys"])  # no private part is published
