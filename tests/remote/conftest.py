@@ -41,7 +41,7 @@ class Env:
     channels: list[grpc.aio.Channel] = field(default_factory=list)
     counter: int = 0
 
-    async def staff(self, role: int, team_lead_id: str = "") -> str:
+    async def staff(self, role: staff_pb2.Role.ValueType, team_lead_id: str = "") -> str:
         made = await self.dir.CreateStaff(dapi.CreateStaffRequest(staff=staff_pb2.Staff(
             employee_no=unique("E"), display_name="Staff", roles=[role],
             team_lead_id=team_lead_id)), metadata=ADMIN)

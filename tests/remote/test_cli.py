@@ -10,6 +10,7 @@ from rich.console import Console
 
 from services.cli.branchctl import Ctl, build_parser
 from tests.harness import token
+from tests.remote.conftest import Env
 from tests.remote.test_reports import load_history
 
 
@@ -22,13 +23,13 @@ async def run(ctl: Ctl, *argv: str) -> str:
 
 
 @pytest.fixture
-def ctl_env(env, monkeypatch):  # type: ignore[no-untyped-def]
+def ctl_env(env: Env, monkeypatch: pytest.MonkeyPatch) -> Env:
     monkeypatch.setenv("BRANCH_REMOTE_ADDR", f"127.0.0.1:{env.remote.port}")
     monkeypatch.setenv("BRANCH_DIRECTORY_ADDR", f"127.0.0.1:{env.directory.port}")
     return env
 
 
-async def test_agent_and_supervisor_day(ctl_env) -> None:
+async def test_agent_and_supervisor_day(ctl_env: Env) -> None:
     env = ctl_env
     agent, _ = await env.agent()
     client = await env.client()

@@ -148,8 +148,8 @@ async def test_unreadable_file_is_one_clear_line(tmp_path: Path, nats_url: str) 
         assert code == 0 and "trades: accepted 1," in out
 
 
-def local(zone: str, *args: int) -> datetime:
-    return datetime(*args, tzinfo=ZoneInfo(zone))  # type: ignore[misc]
+def local(zone: str, year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=ZoneInfo(zone))
 
 
 def rpc_records(zone: str, client_id: str) -> list[dapi.ImportRecord]:
@@ -193,11 +193,11 @@ def rpc_records(zone: str, client_id: str) -> list[dapi.ImportRecord]:
     ]
     return [
         *[dapi.ImportRecord(trade=holding_pb2.Trade(
-            trade_id=f"{client_id}-{tid}", client_id=client_id, ticker=ticker, side=side,  # type: ignore[arg-type]
+            trade_id=f"{client_id}-{tid}", client_id=client_id, ticker=ticker, side=side,
             quantity=qty, price=price, fee=fee, trade_time=ts(when)))
           for tid, ticker, side, qty, price, fee, when in trades],
         *[dapi.ImportRecord(corporate_action=ca_pb2.CorporateAction(
-            ticker=ticker, ex_date=day, kind=kind, **values))  # type: ignore[arg-type]
+            ticker=ticker, ex_date=day, kind=kind, **values))
           for ticker, day, kind, values in actions],
     ]
 
