@@ -91,7 +91,7 @@ class Branch:
         self.counter += 1
         return self.counter
 
-    async def staff(self, role: int, team_lead_id: str = "") -> str:
+    async def staff(self, role: staff_pb2.Role.ValueType, team_lead_id: str = "") -> str:
         n = self._n()
         out = await self.directory.CreateStaff(dir_api.CreateStaffRequest(
             staff=staff_pb2.Staff(employee_no=f"E{n:05d}", display_name=f"Staff {n}",
@@ -105,8 +105,8 @@ class Branch:
         n = self._n()
         out = await self.directory.CreateClient(dir_api.CreateClientRequest(
             client=client_pb2.Client(
-                account_no=f"A{n:07d}", display_name=f"Client {n}", channel=channel,
-                tier=tier, risk_tolerance=tolerance, risk_assessed_on=assessed_on,
+                account_no=f"A{n:07d}", display_name=f"Client {n}", channel=client_pb2.Channel.ValueType(channel),
+                tier=client_pb2.Tier.ValueType(tier), risk_tolerance=client_pb2.RiskTolerance.ValueType(tolerance), risk_assessed_on=assessed_on,
                 commission_rate="0.0005", broker_id=broker_id)), metadata=ADMIN)
         return out.id
 
@@ -143,7 +143,7 @@ class Branch:
     async def shift(self, staff_id: str, start: datetime, end: datetime,
                     role: int = rota_pb2.SHIFT_ROLE_BROKER) -> rota_pb2.Shift:
         return await self.vip.CreateShift(api.CreateShiftRequest(shift=rota_pb2.Shift(
-            staff_id=staff_id, role=role, start_time=_ts(start), end_time=_ts(end))),
+            staff_id=staff_id, role=rota_pb2.ShiftRole.ValueType(role), start_time=_ts(start), end_time=_ts(end))),
             metadata=SUPERVISOR)
 
     async def inbox(self, broker_id: str) -> api.GetInboxResponse:
