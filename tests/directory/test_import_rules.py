@@ -70,7 +70,7 @@ async def streamed(stub: DirectoryServiceAsyncStub, client_id: str) -> list[str]
 
 
 @pytest.fixture(params=FROZEN, ids=["0005-local", "1200-local", "2355-local"])
-async def frozen(request, tmp_path: Path, nats_url: str,  # type: ignore[no-untyped-def]
+async def frozen(request: pytest.FixtureRequest, tmp_path: Path, nats_url: str,
                  database_url: str) -> AsyncIterator[tuple[DirectoryServiceAsyncStub, FakeClock]]:
     clock = FakeClock(request.param)
     async with running(SPEC, make_settings(tmp_path, nats_url, database_url),
@@ -97,7 +97,7 @@ async def test_replicas_importing_at_once_keep_each_files_order(
             assert got in (files["A"] + files["B"], files["B"] + files["A"])
 
 
-async def test_trade_times_are_bounded(frozen) -> None:  # type: ignore[no-untyped-def]
+async def test_trade_times_are_bounded(frozen: tuple[DirectoryServiceAsyncStub, FakeClock]) -> None:
     stub, clock = frozen
     c = await make_client(stub)
     now = clock.now()
@@ -122,7 +122,7 @@ async def test_trade_times_are_bounded(frozen) -> None:  # type: ignore[no-untyp
     assert sorted(await streamed(stub, c.id)) == sorted(kept)
 
 
-async def test_same_second_trades_stream_in_import_order(frozen) -> None:  # type: ignore[no-untyped-def]
+async def test_same_second_trades_stream_in_import_order(frozen: tuple[DirectoryServiceAsyncStub, FakeClock]) -> None:
     stub, _ = frozen
     c = await make_client(stub)
     second = at(1709604000)  # 2024-03-05 10:00:00 +08:00
@@ -142,7 +142,7 @@ async def test_same_second_trades_stream_in_import_order(frozen) -> None:  # typ
     assert await streamed(stub, d.id) == ids
 
 
-async def test_validate_only_counts_without_writing(frozen) -> None:  # type: ignore[no-untyped-def]
+async def test_validate_only_counts_without_writing(frozen: tuple[DirectoryServiceAsyncStub, FakeClock]) -> None:
     stub, _ = frozen
     c = await make_client(stub)
     second = at(1709604000)
@@ -177,7 +177,7 @@ async def test_validate_only_counts_without_writing(frozen) -> None:  # type: ig
     assert len(await streamed(stub, c.id)) == 1
 
 
-async def test_corporate_actions_import_and_list(frozen) -> None:  # type: ignore[no-untyped-def]
+async def test_corporate_actions_import_and_list(frozen: tuple[DirectoryServiceAsyncStub, FakeClock]) -> None:
     stub, clock = frozen
     c = await make_client(stub)
     good = [
