@@ -3,10 +3,10 @@ records (PERMISSION_DENIED otherwise), every refusal names the field or the rule
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -39,7 +39,7 @@ NOW = datetime(2026, 3, 1, 16, 5, tzinfo=UTC)
 K = inspection_pb2
 
 
-async def refused(call, code: grpc.StatusCode) -> grpc.aio.AioRpcError:  # type: ignore[no-untyped-def]
+async def refused(call: Awaitable[Any], code: grpc.StatusCode) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await call
     assert err.value.code() == code, err.value.details()

@@ -10,6 +10,7 @@ from branch.research.v1 import note_enums_pb2 as enums
 from branch.research.v1 import note_pb2, research_request_pb2
 from branch.research.v1 import research_service_pb2 as api
 from google.protobuf.message import Message
+from nats.aio.msg import Msg
 
 from services.common.clock import FakeClock
 from services.common.protos import ts
@@ -97,14 +98,14 @@ async def publish_event(
     return event_id
 
 
-async def events_about(nats_url: str, subject: str, about: str, count: int = 1) -> list:  # type: ignore[type-arg]
+async def events_about(nats_url: str, subject: str, about: str, count: int = 1) -> list[Msg]:
     """Events on subject whose ce-subject is `about`, waiting until `count` are there."""
     import asyncio
 
     import nats
     from nats.js.api import ConsumerConfig, DeliverPolicy
 
-    async def read() -> list:  # type: ignore[type-arg]
+    async def read() -> list[Msg]:
         nc = await nats.connect(nats_url)
         try:
             sub = await nc.jetstream().subscribe(
