@@ -76,7 +76,7 @@ def _echo_server(port_q: Queue[int], stop: ProcessEvent) -> None:
     asyncio.run(serve())
 
 
-def _directory_server(data_dir: str, nats_url: str, port_q: mp.Queue,  # type: ignore[type-arg]
+def _directory_server(data_dir: str, nats_url: str, port_q: Queue[int],
                       stop: ProcessEvent, sync_reads: bool = False, database_url: str = "") -> None:
     from services.common.logs import configure_logging
     from services.common.server import ServiceRunner

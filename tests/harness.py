@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -207,6 +208,14 @@ def bad_fields(err: grpc.aio.AioRpcError) -> set[str]:
             detail.Unpack(bad)
             fields.update(v.field for v in bad.field_violations)
     return fields
+
+
+def found(pattern: str, text: str) -> str:
+    """Group 1 of pattern's first match in text (command output); fails the test, showing the
+    text, when there is none."""
+    match = re.search(pattern, text)
+    assert match is not None, (pattern, text)
+    return match.group(1)
 
 
 def unique(prefix: str = "") -> str:

@@ -76,7 +76,9 @@ async def test_attributes_are_percent_encoded_and_read_back_by_the_sdk(
     assert event.get_datacontenttype() == "application/protobuf"
     assert event.get_dataschema() == "type.googleapis.com/" + payload.DESCRIPTOR.full_name
     parsed = events_pb2.ClientCreated()
-    parsed.ParseFromString(event.get_data())  # type: ignore[arg-type]
+    data = event.get_data()
+    assert isinstance(data, bytes)  # binary mode: the payload as sent
+    parsed.ParseFromString(data)
     assert parsed == payload
     # distributed-tracing extension (and the W3C header) carry the caller's trace
     traceparent = event.get_extension("traceparent")

@@ -45,13 +45,14 @@ def stamp(when: datetime) -> Timestamp:
 def trade(tid: str, client_id: str, side: int, qty: int, price: str, when: Timestamp,
           ticker: str = "600519") -> api.ImportRecord:
     return api.ImportRecord(trade=holding_pb2.Trade(
-        trade_id=tid, client_id=client_id, ticker=ticker, side=side,  # type: ignore[arg-type]
+        trade_id=tid, client_id=client_id, ticker=ticker, side=holding_pb2.Side.ValueType(side),
         quantity=qty, price=price, fee="0", trade_time=when))
 
 
 def action(ticker: str, ex_date: str, kind: int, **values: str) -> api.ImportRecord:
     return api.ImportRecord(corporate_action=ca_pb2.CorporateAction(
-        ticker=ticker, ex_date=ex_date, kind=kind, **values))  # type: ignore[arg-type]
+        ticker=ticker, ex_date=ex_date, kind=ca_pb2.CorporateActionKind.ValueType(kind),
+        **values))
 
 
 async def send(stub: DirectoryServiceAsyncStub, records: list[api.ImportRecord], *,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -28,7 +27,7 @@ from services.common.server import ServiceRunner
 from services.directory.server import SPEC as DIRECTORY
 from services.onsite.server import SPEC as ONSITE
 from services.remote.server import SPEC as REMOTE
-from tests.harness import ADMIN, auth, make_settings, running, token
+from tests.harness import ADMIN, auth, found, make_settings, running, token
 
 if TYPE_CHECKING:
     from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
@@ -112,7 +111,7 @@ async def test_a_day_typing_names_and_numbers(branch: Branch) -> None:
         code, out = await b.ctl("remote", "open", "--line", "investment", "--summary", "call",
                                 "--phone", phone, tok=agent_tok)
         assert code == 0, out
-        ticket = re.search(r"│ (\S{36}) │", out).group(1)  # type: ignore[union-attr]
+        ticket = found(r"│ (\S{36}) │", out)
         code, out = await b.ctl("remote", "ticket", ticket, tok=agent_tok)
         assert code == 0 and client in out, out
 

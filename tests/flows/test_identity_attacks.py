@@ -241,7 +241,9 @@ async def test_attack_matrix_on_all_five_services(tmp_path: Path, nats_url: str)
             assert set(found.values()) == {grpc.StatusCode.UNAUTHENTICATED}, (label, found)
 
         # expired: signed by the directory's own key, an hour ago
-        signer = suite.runners["directory"].signing.signer()  # type: ignore[union-attr]
+        signing = suite.runners["directory"].signing
+        assert signing is not None
+        signer = signing.signer()
         expired = signer.issue(sup_id, ["supervisor"], datetime.now(UTC) - timedelta(hours=1),
                                timedelta(minutes=10))
         await refused_everywhere(suite, "supervisor", bearer(expired))

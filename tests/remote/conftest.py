@@ -56,7 +56,8 @@ class Env:
                      opened_on: str = "2024-05-06") -> client_pb2.Client:
         return await self.dir.CreateClient(dapi.CreateClientRequest(client=client_pb2.Client(
             account_no=unique("A"), display_name="Client", phone="13800000000",
-            channel=channel, tier=tier, risk_tolerance=tolerance,  # type: ignore[arg-type]
+            channel=client_pb2.Channel.ValueType(channel), tier=client_pb2.Tier.ValueType(tier),
+            risk_tolerance=client_pb2.RiskTolerance.ValueType(tolerance),
             risk_assessed_on="2025-06-01", commission_rate="0.00025", opened_on=opened_on)),
             metadata=ADMIN)
 

@@ -54,7 +54,8 @@ async def load_history(env: Env, client_id: str) -> None:
             ticker="BBB", name="Beta", risk_level=client_pb2.RiskLevel.ValueType(4), last_price="6"))
         for tid, ticker, side, qty, price, fee, when in TRADES:
             yield dapi.ImportTradesRequest(trade=holding_pb2.Trade(
-                trade_id=f"{client_id}-{tid}", client_id=client_id, ticker=ticker, side=side,  # type: ignore[arg-type]
+                trade_id=f"{client_id}-{tid}", client_id=client_id, ticker=ticker,
+                side=holding_pb2.Side.ValueType(side),
                 quantity=qty, price=price, fee=fee, trade_time=ts(when)))
         for ticker, qty, price in (("AAA", 100, "12"), ("BBB", 300, "6")):
             yield dapi.ImportTradesRequest(holding=dapi.HoldingSnapshot(

@@ -196,6 +196,7 @@ async def test_ledger_records_and_csv_export(tmp_path: Path, nats_url: str, data
         for statement in statements:
             with pytest.raises(Exception, match="append-only"):
                 async with runner.db.transaction() as session:
+                    # sqlmodel's exec() overloads leave out textual SQL (it runs it)
                     await session.exec(text(statement))  # type: ignore[call-overload]
         left = await stub.ListDistributionRecords(
             api.ListDistributionRecordsRequest(note_id=note.id), metadata=COMPLIANCE)
