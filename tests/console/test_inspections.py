@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -30,6 +30,9 @@ from tests.console.conftest import Suite, _person, axe_check, sign_in
 from tests.harness import auth, eventually
 from tests.insight.month import Published, publish_all
 
+if TYPE_CHECKING:
+    from branch.insight.v1.insight_service_pb2_grpc import InsightServiceAsyncStub
+
 ZONE = ZoneInfo("Asia/Shanghai")
 
 
@@ -39,7 +42,7 @@ class Inspection:
     agent: str
     agent_id: str
     inspector_id: str
-    insight: InsightServiceStub
+    insight: InsightServiceAsyncStub
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +70,7 @@ async def quality(suite: Suite, nats_server: Any) -> AsyncIterator[Inspection]:
                                     call_time=ts(when)), when, agent_id))
     await publish_all(nats_server.url, events)
     insight_ch = grpc.aio.insecure_channel(suite.addrs["insight"])
-    insight = InsightServiceStub(insight_ch)
+    insight: InsightServiceAsyncStub = InsightServiceStub(insight_ch)
     yield Inspection(inspector, agent, agent_id, inspector_id, insight)
     await insight_ch.close()
 
