@@ -285,6 +285,7 @@ async def test_service_agent_desk_callback_and_report(page: Any, suite: Suite,
     await page.click("text=Back to the desk")
     desk = await page.inner_text("#ticket-desk")
     assert "陈小芳" in desk and "on track" in desk and "due" in desk
+    assert " left" in desk  # the service's count of the time left (business time where so)
     # the next callback: client, phone, script; an outcome is required
     await page.click("text=Take my next callback")
     await page.wait_for_selector("#callback-card")
