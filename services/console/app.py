@@ -119,7 +119,10 @@ async def _rpc_error(request: Request, exc: Exception) -> Response:
               grpc.StatusCode.DEADLINE_EXCEEDED: 504}.get(code, 400)
     title = {403: _("Not allowed"), 404: _("Not found"),
              503: _("A service is not answering"), 504: _("A service is not answering")}
-    message = error_message(exc, i18n.current())
+    # the services' refusals name ids and rules in English: a person reads why in words
+    message = {403: _("This is outside your role or your clients."),
+               404: _("It does not exist, or it was removed.")}.get(status) or error_message(
+                   exc, i18n.current())
     if status >= 500:
         log.warning("service unavailable", rpc_status=code.name, path=request.url.path)
         message = _("Please try again in a moment.")

@@ -1,5 +1,5 @@
 """The console against the real services (directory, onsite, remote, vip, research from the
-harness, one NATS), started once for the module, and a real Chromium driven by Playwright.
+harness, one NATS), started once for tests/console (package scope: every test file shares it), and a real Chromium driven by Playwright.
 
 Chromium is Debian's (/usr/bin/chromium): installed here with apt-get when missing and
 running as root, else the browser tests are skipped saying why.
@@ -65,7 +65,7 @@ class Suite:
     url: str
     clock: OffsetClock
     people: People
-    directory: DirectoryServiceStub
+    directory: Any  # DirectoryServiceStub over an aio channel
 
 
 def ensure_chromium() -> str | None:
@@ -83,8 +83,7 @@ def ensure_chromium() -> str | None:
     return None
 
 
-async def _person(d: DirectoryServiceStub, ident: IdentityServiceStub, no: str, name: str,
-                  role: int) -> str:
+async def _person(d: Any, ident: Any, no: str, name: str, role: Any) -> str:
     staff = await d.CreateStaff(dapi.CreateStaffRequest(staff=staff_pb2.Staff(
         employee_no=no, display_name=name, roles=[role])), metadata=ADMIN)
     temp = await ident.ResetPassword(identity_pb2.ResetPasswordRequest(staff_id=staff.id),
@@ -94,7 +93,7 @@ async def _person(d: DirectoryServiceStub, ident: IdentityServiceStub, no: str, 
     return staff.id
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 async def suite(tmp_path_factory: pytest.TempPathFactory, nats_server: Any
                 ) -> AsyncIterator[Suite]:
     tmp = tmp_path_factory.mktemp("console")
@@ -109,7 +108,8 @@ async def suite(tmp_path_factory: pytest.TempPathFactory, nats_server: Any
             addrs[f"{spec.name}_addr"] = f"127.0.0.1:{r.port}"
         ch = grpc.aio.insecure_channel(addrs["directory_addr"])
         stack.push_async_callback(ch.close)
-        d, ident = DirectoryServiceStub(ch), IdentityServiceStub(ch)
+        d: Any = DirectoryServiceStub(ch)
+        ident: Any = IdentityServiceStub(ch)
         tag = uuid.uuid4().hex[:4].upper()
         people = People(admin_no=f"A{tag}", broker_a=f"BA{tag}", broker_b=f"BB{tag}",
                         client_a=client_pb2.Client(), client_b=client_pb2.Client())
@@ -137,7 +137,7 @@ async def suite(tmp_path_factory: pytest.TempPathFactory, nats_server: Any
         yield Suite(f"http://127.0.0.1:{console.port}", clock, people, d)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any]:
     why = ensure_chromium()
     if why:
