@@ -20,6 +20,7 @@ from services.common.nats_link import free_port
 from tests.harness import SIGNER, make_settings
 
 BRANCH = str(Path(sys.executable).parent / "branch")
+REPO = Path(__file__).resolve().parents[2]
 
 
 async def test_up_serves_every_service_and_stops_on_ctrl_c(tmp_path: Path) -> None:
@@ -56,6 +57,7 @@ async def test_up_serves_every_service_and_stops_on_ctrl_c(tmp_path: Path) -> No
         assert f"console   http://127.0.0.1:{console_port}/" in text
         status, body = await asyncio.to_thread(_get, f"http://127.0.0.1:{console_port}/healthz")
         assert (status, body) == (200, "ok")
+        assert await _container_healthcheck(console_port) == (0, "ok")
         proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
     finally:
@@ -69,6 +71,17 @@ async def test_up_serves_every_service_and_stops_on_ctrl_c(tmp_path: Path) -> No
             raise AssertionError(f"port {port} still open")
         except OSError:
             pass
+
+
+async def _container_healthcheck(console_port: int) -> tuple[int, str]:
+    """deploy/healthcheck.py console, as the container's HEALTHCHECK runs it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRANCH_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(REPO / "deploy" / "healthcheck.py"), "console", cwd=REPO,
+        env={**env, "BRANCH_CONSOLE_PORT": str(console_port)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode().strip()
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -106,6 +119,8 @@ async def test_serve_console_alone_says_not_ready_without_the_directory(
         except urllib.error.HTTPError as err:
             assert err.code == 503
             assert err.read().decode().startswith("directory: ")
+        code, said = await _container_healthcheck(port)
+        assert code == 1 and said.startswith("unhealthy: 503 directory: ")
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
     finally:
