@@ -1,5 +1,6 @@
 """The console against the real services (directory, onsite, remote, vip, research from the
-harness, one NATS), started once for tests/console (package scope: every test file shares it), and a real Chromium driven by Playwright.
+harness, one NATS), started once for tests/console (package scope: every test file shares
+it), and a real Chromium driven by Playwright.
 
 Chromium is Debian's (/usr/bin/chromium): installed here with apt-get when missing and
 running as root, else the browser tests are skipped saying why.
@@ -66,6 +67,7 @@ class Suite:
     clock: OffsetClock
     people: People
     directory: Any  # DirectoryServiceStub over an aio channel
+    addrs: dict[str, str] = field(default_factory=dict)  # service -> host:port
 
 
 def ensure_chromium() -> str | None:
@@ -134,7 +136,8 @@ async def suite(tmp_path_factory: pytest.TempPathFactory, nats_server: Any
                                 clock=clock, port=0)
         await console.start()
         stack.push_async_callback(console.stop)
-        yield Suite(f"http://127.0.0.1:{console.port}", clock, people, d)
+        yield Suite(f"http://127.0.0.1:{console.port}", clock, people, d,
+                    {k.removesuffix("_addr"): v for k, v in addrs.items()})
 
 
 @pytest.fixture(scope="package")
