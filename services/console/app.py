@@ -75,7 +75,8 @@ class ConsoleMiddleware(BaseHTTPMiddleware):
                 else:
                     if sessions.needs_touch(s, now):
                         s.last_seen = now.isoformat()
-                        await c.store.put(s)
+                        if not await c.store.replace(s):  # changed meanwhile: take that
+                            s = await c.store.get(sid) or s
                     request.state.session = s
         pre = request.cookies.get(csrf.PRE_SESSION_COOKIE, "")
         request.state.pre_csrf = pre or csrf.new_token()
