@@ -27,11 +27,23 @@ from services.common.settings import Settings
 from services.console import csrf, i18n, sessions, web
 from services.console.backend import Backend, SignedOut, error_message
 from services.console.i18n import _
-from services.console.pages import admin, auth, clients, day, desk, forms, home, reports, search
+from services.console.pages import (
+    admin,
+    auth,
+    clients,
+    day,
+    desk,
+    forms,
+    home,
+    reports,
+    search,
+    supervisor,
+)
 from services.console.sessions import SessionStore
 
 # Every page module, mounted in this order; a new area is one line here (README.md).
-PAGES: tuple[ModuleType, ...] = (auth, home, search, clients, admin, day, forms, desk, reports)
+PAGES: tuple[ModuleType, ...] = (auth, home, search, clients, admin, day, forms, desk, reports,
+                                  supervisor)
 PUBLIC_PREFIXES = ("/signin", "/password", "/static/", "/healthz", "/lang")
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "

@@ -36,7 +36,7 @@ REFRESH_MARGIN = 30
 CLAIM = "refreshing_until"
 CLAIM_SECONDS = 15.0
 POLL_SECONDS = 0.02
-SERVICES = ("directory", "onsite", "remote", "vip", "research")
+SERVICES = ("directory", "onsite", "remote", "vip", "research", "insight")
 
 
 class SignedOut(Exception):

@@ -12,6 +12,7 @@ from babel.messages.pofile import read_po
 
 from services.console import enums, i18n
 from tests.console.conftest import Suite, sign_in
+from tests.console.test_supervisor import _supervisor
 
 CATALOGUE = i18n.LOCALE_DIR / "zh_CN" / "LC_MESSAGES" / "console.po"
 
@@ -69,13 +70,14 @@ def test_every_enum_word_names_a_real_enum_value() -> None:
     assert not unknown, sorted(unknown)[:5]
 
 
-@pytest.mark.parametrize("who", ["broker_a", "admin_no"])
+@pytest.mark.parametrize("who", ["broker_a", "admin_no", "supervisor"])
 async def test_pages_under_zh_cn_show_no_english_word_of_the_catalogue(
         page: Any, suite: Suite, who: str) -> None:
     words = _english_words()
     assert "Sign in" in words and "Holdings" in words  # the comparison has teeth
     p = suite.people
-    await sign_in(page, suite, getattr(p, who))
+    number = await _supervisor(suite) if who == "supervisor" else getattr(p, who)
+    await sign_in(page, suite, number)
     await page.wait_for_selector("#lang-choice")
     await page.select_option("#lang-choice", "zh_CN")
     await page.click("form.lang button[type=submit]")
@@ -83,6 +85,9 @@ async def test_pages_under_zh_cn_show_no_english_word_of_the_catalogue(
     paths = ["/", "/search?q=zsf", "/password"]
     if who == "broker_a":
         paths += [f"/clients/{p.client_a.id}", f"/clients/{p.client_b.id}", "/admin/staff"]
+    elif who == "supervisor":
+        paths += ["/supervisor", "/supervisor/audit?method=CreateStaff",
+                  f"/clients/{p.client_a.id}"]
     else:
         paths += ["/admin/staff", f"/admin/staff/{p.ids['broker_a']}"]
     seen = {}
