@@ -92,6 +92,9 @@ class SessionStore(Protocol):
 
     async def delete(self, session_id: str) -> None: ...
 
+    async def delete_staff(self, staff_id: str) -> int:
+        """End every sign-in of one person (after a password change); how many ended."""
+
 
 class MemoryStore:
     """For unit tests of pure logic only."""
@@ -121,6 +124,12 @@ class MemoryStore:
 
     async def delete(self, session_id: str) -> None:
         self.rows.pop(session_id, None)
+
+    async def delete_staff(self, staff_id: str) -> int:
+        mine = [k for k in list(self.rows) if (s := await self.get(k)) and s.staff_id == staff_id]
+        for k in mine:
+            self.rows.pop(k, None)
+        return len(mine)
 
 
 class NatsStore:
@@ -175,3 +184,20 @@ class NatsStore:
 
     async def delete(self, session_id: str) -> None:
         await self.kv.purge(session_id)
+
+    async def delete_staff(self, staff_id: str) -> int:
+        """Reads every record: the bucket holds a branch's live sign-ins (tens to hundreds),
+        and this runs only when someone changes their password."""
+        from nats.js.errors import NoKeysError
+
+        try:
+            keys = await self.kv.keys()
+        except NoKeysError:
+            return 0
+        ended = 0
+        for key in keys:
+            s = await self.get(key)
+            if s is not None and s.staff_id == staff_id:
+                await self.delete(key)
+                ended += 1
+        return ended

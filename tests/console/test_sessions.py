@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,9 +36,40 @@ async def _new_person(suite: Suite, role: Any = staff_pb2.ROLE_BROKER) -> str:
     return number
 
 
+def _other_browser_signs_in(suite: Suite, number: str) -> Callable[[str], int]:
+    """A second sign-in of `number` (another browser: urllib with its own cookies); returns
+    a function giving the status of a GET through it (303 to /signin once it has ended)."""
+    jar = http.cookiejar.CookieJar()
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect)
+    page = opener.open(suite.url + "/signin").read().decode()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token is not None
+    data = urllib.parse.urlencode({"csrf_token": token.group(1), "employee_no": number,
+                                   "password": PASSWORD, "next": "/"}).encode()
+    try:
+        opener.open(suite.url + "/signin", data)
+    except urllib.error.HTTPError as err:
+        assert err.code == 303 and err.headers["location"] == "/"
+
+    def status(path: str) -> int:
+        try:
+            return int(opener.open(suite.url + path).status)
+        except urllib.error.HTTPError as err:
+            return err.code
+
+    assert status("/search?q=x") == 200
+    return status
+
+
 async def test_signed_in_password_change_changes_it_then_asks_for_the_new_one(
         page: Any, suite: Suite) -> None:
     number = await _new_person(suite)
+    elsewhere = await asyncio.to_thread(_other_browser_signs_in, suite, number)
     await sign_in(page, suite, number)
     await page.wait_for_selector("text=孙改密")
     await page.click("header a[href='/password']")
@@ -44,6 +81,9 @@ async def test_signed_in_password_change_changes_it_then_asks_for_the_new_one(
     await page.click("main form.stack button[type=submit]")
     await page.wait_for_selector("text=Your password was changed")
     await axe_check(page)
+    # the person's sign-in in the other browser has ended too (the directory revoked its
+    # refresh token; the console does not wait for its access token to run out)
+    assert await asyncio.to_thread(elsewhere, "/search?q=x") == 303
     # the old password no longer signs in; the new one does
     await sign_in(page, suite, number, PASSWORD)
     assert "wrong" in await page.inner_text("#signin-error")
