@@ -9,6 +9,8 @@ Run it against a console serving the demo branch:
 It signs in with each demo account (<data-dir>/demo.accounts, written by `branch up --demo`),
 opens the role's home page in Debian's Chromium (Playwright, as tests/console does), and
 writes docs/console/<role>.png (English; `--lang zh_CN` for Chinese, files <role>.zh_CN.png).
+Names are Chinese: the machine needs a CJK font (Debian: apt-get install fonts-wqy-microhei),
+else they show as boxes.
 """
 
 from __future__ import annotations

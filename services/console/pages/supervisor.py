@@ -246,8 +246,8 @@ async def _rota_gaps(st: Any, day: date) -> Table:
         t.problem = _problem(err)
         return t
     for g in reply.gaps:
-        t.rows.append([g.local_start or web.when(from_ts(g.start_time)),
-                       g.local_end or web.when(from_ts(g.end_time)), round(g.hours, 1)])
+        t.rows.append([web.when(from_ts(g.start_time)), web.when(from_ts(g.end_time)),
+                       round(g.hours, 1)])
     t.extra = reply  # type: ignore[attr-defined]
     return t
 
