@@ -32,7 +32,7 @@ async def test_up_serves_every_service_and_stops_on_ctrl_c(tmp_path: Path) -> No
     proc = await asyncio.create_subprocess_exec(
         BRANCH, "up", "--data-dir", str(tmp_path / "data"), env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    banner = []
+    banner: list[str] = []
     try:
         assert proc.stdout is not None
         while True:
@@ -108,7 +108,7 @@ async def test_serve_console_alone_says_not_ready_without_the_directory(
         stderr=asyncio.subprocess.STDOUT)
     try:
         assert proc.stdout is not None
-        lines = []
+        lines: list[str] = []
         while not any("console   http" in line for line in lines):
             line = (await asyncio.wait_for(proc.stdout.readline(), timeout=60)).decode()
             assert line, "branch serve console exited early:\n" + "".join(lines)

@@ -1,6 +1,6 @@
 """The console against the real services (directory, onsite, remote, vip, research, insight
-from the harness, one NATS), started once for tests/console (package scope: every test file shares
-it), and a real Chromium driven by Playwright.
+from the harness, one NATS), started once for tests/console (package scope: every test file
+shares it), and a real Chromium driven by Playwright.
 
 Chromium is Debian's (/usr/bin/chromium): installed here with apt-get when missing and
 running as root, else the browser tests are skipped saying why.
@@ -17,7 +17,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -34,6 +34,10 @@ from services.remote.server import SPEC as REMOTE
 from services.research.server import SPEC as RESEARCH
 from services.vip.server import SPEC as VIP
 from tests.harness import ADMIN, make_settings, running
+
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
+    from branch.directory.v1.identity_pb2_grpc import IdentityServiceAsyncStub
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -67,7 +71,7 @@ class Suite:
     url: str
     clock: OffsetClock
     people: People
-    directory: Any  # DirectoryServiceStub over an aio channel
+    directory: DirectoryServiceAsyncStub
     addrs: dict[str, str] = field(default_factory=dict)  # service -> host:port
 
 
@@ -86,7 +90,8 @@ def ensure_chromium() -> str | None:
     return None
 
 
-async def _person(d: Any, ident: Any, no: str, name: str, role: Any) -> str:
+async def _person(d: DirectoryServiceAsyncStub, ident: IdentityServiceAsyncStub, no: str, name: str,
+                  role: staff_pb2.Role.ValueType) -> str:
     staff = await d.CreateStaff(dapi.CreateStaffRequest(staff=staff_pb2.Staff(
         employee_no=no, display_name=name, roles=[role])), metadata=ADMIN)
     temp = await ident.ResetPassword(identity_pb2.ResetPasswordRequest(staff_id=staff.id),
@@ -111,8 +116,7 @@ async def suite(tmp_path_factory: pytest.TempPathFactory, nats_server: Any
             addrs[f"{spec.name}_addr"] = f"127.0.0.1:{r.port}"
         ch = grpc.aio.insecure_channel(addrs["directory_addr"])
         stack.push_async_callback(ch.close)
-        d: Any = DirectoryServiceStub(ch)
-        ident: Any = IdentityServiceStub(ch)
+        d, ident = DirectoryServiceStub(ch), IdentityServiceStub(ch)
         tag = uuid.uuid4().hex[:4].upper()
         people = People(admin_no=f"A{tag}", broker_a=f"BA{tag}", broker_b=f"BB{tag}",
                         client_a=client_pb2.Client(), client_b=client_pb2.Client())
