@@ -57,6 +57,10 @@ async def test_supervisor_dashboard_charts_tables_csv_and_audit(page: Any, suite
     assert methods and set(methods) == {"CreateStaff"}
     assert "Not answering" not in await page.inner_text("main")  # all six services answered
     await axe_check(page)
+    # by employee number: the supervisor's own sign-in, shown with their name
+    await page.goto(suite.url + f"/supervisor/audit?staff={number}&method=Login")
+    staff = await page.locator("#audit-table tbody td:nth-child(3)").all_inner_texts()
+    assert staff and set(staff) == {f"周主管 ({number})"}
     got = await page.request.get(suite.url + "/supervisor/audit.csv?method=CreateStaff")
     lines = list(csv.reader(io.StringIO((await got.text()).lstrip("\ufeff"))))
     assert len(lines) > 1 and {r[3] for r in lines[1:]} == {"CreateStaff"}

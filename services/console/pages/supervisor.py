@@ -398,7 +398,19 @@ async def _audit(request: Request, f: AuditFilter) -> tuple[Table, list[str]]:
         reply = await stub.ListAuditRecords(req, metadata=st.metadata, timeout=10)
         return list(reply.audit_records)
 
-    answers = await asyncio.gather(*(one(s) for s in services), return_exceptions=True)
+    async def names() -> dict[str, str]:
+        """staff id -> "name (employee number)" for the Staff column; ids when refused."""
+        from branch.directory.v1 import directory_service_pb2 as dapi
+
+        try:
+            reply = await st.directory.ListStaff(dapi.ListStaffRequest(page_size=1000),
+                                                 metadata=st.metadata)
+        except grpc.aio.AioRpcError:
+            return {}
+        return {p.id: f"{p.display_name} ({p.employee_no})" for p in reply.staff}
+
+    who, answers = await asyncio.gather(
+        names(), asyncio.gather(*(one(s) for s in services), return_exceptions=True))
     since = None
     if f.since:
         try:
@@ -418,8 +430,8 @@ async def _audit(request: Request, f: AuditFilter) -> tuple[Table, list[str]]:
                  for r in answer]
     rows = sorted((r for r in rows if since is None or r[0] >= since), key=lambda r: r[0],
                   reverse=True)[:200]
-    t.rows = [[web.when(when), _(SERVICE_NAMES[service]), r.staff_id, r.method, r.resource,
-               r.outcome, r.request_id] for when, service, r in rows]
+    t.rows = [[web.when(when), _(SERVICE_NAMES[service]), who.get(r.staff_id, r.staff_id),
+               r.method, r.resource, r.outcome, r.request_id] for when, service, r in rows]
     return t, silent
 
 
