@@ -159,3 +159,29 @@ async def test_two_replicas_renewing_one_sign_in_at_once_spend_the_refresh_token
         await consoles[1].backend.access_token(stored, now)
         renewed = await store.get(record.id)
         assert renewed is not None and renewed.refresh_token not in (spent, login.refresh_token)
+
+
+async def test_memory_store_replace_is_a_compare_and_set() -> None:
+    """The store contract the replicas rely on, on the unit-test store: a copy read before
+    another write cannot overwrite it; delete_staff ends one person's sign-ins only."""
+    store = sessions.MemoryStore()
+    now = datetime(2026, 3, 1, 16, 5, tzinfo=UTC).isoformat()
+
+    def record(sid: str, staff: str) -> Session:
+        return Session(id=sid, staff_id=staff, employee_no="E", display_name="n",
+                       roles=["broker"], access_token="a", access_expires=0.0,
+                       refresh_token="r1", csrf="c", created_at=now, last_seen=now)
+
+    await store.put(record("s1", "p1"))
+    await store.put(record("s2", "p1"))
+    await store.put(record("s3", "p2"))
+    first, second = await store.get("s1"), await store.get("s1")
+    assert first is not None and second is not None
+    first.refresh_token = "r2"
+    assert await store.replace(first)
+    second.last_seen = now
+    assert not await store.replace(second)  # would have written r1 back
+    kept = await store.get("s1")
+    assert kept is not None and kept.refresh_token == "r2"
+    assert await store.delete_staff("p1") == 2
+    assert await store.get("s1") is None and await store.get("s3") is not None
