@@ -19,6 +19,7 @@ from typing import Any, cast
 import grpc
 from branch.directory.v1 import directory_service_pb2_grpc as directory_grpc
 from branch.directory.v1 import identity_pb2, identity_pb2_grpc
+from branch.insight.v1 import insight_service_pb2_grpc as insight_grpc
 from branch.onsite.v1 import onsite_service_pb2_grpc as onsite_grpc
 from branch.remote.v1 import remote_service_pb2_grpc as remote_grpc
 from branch.research.v1 import research_service_pb2_grpc as research_grpc
@@ -45,7 +46,7 @@ class SignedOut(Exception):
 
 @dataclass
 class Stubs:
-    """Stubs of the five services, and the metadata every call must carry."""
+    """Stubs of the six services, and the metadata every call must carry."""
 
     directory: directory_grpc.DirectoryServiceAsyncStub
     identity: identity_pb2_grpc.IdentityServiceAsyncStub
@@ -53,6 +54,7 @@ class Stubs:
     remote: remote_grpc.RemoteServiceAsyncStub
     vip: vip_grpc.VipServiceAsyncStub
     research: research_grpc.ResearchServiceAsyncStub
+    insight: insight_grpc.InsightServiceAsyncStub
     metadata: tuple[tuple[str, str], ...]
 
 
@@ -85,6 +87,7 @@ class Backend:
             remote=cast(Any, remote_grpc.RemoteServiceStub(ch["remote"])),
             vip=cast(Any, vip_grpc.VipServiceStub(ch["vip"])),
             research=cast(Any, research_grpc.ResearchServiceStub(ch["research"])),
+            insight=cast(Any, insight_grpc.InsightServiceStub(ch["insight"])),
             metadata=(("authorization", f"Bearer {token}"),))
 
     async def access_token(self, session: Session, now: datetime) -> str:

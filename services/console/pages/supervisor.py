@@ -12,6 +12,7 @@ Where each figure comes from (the console computes nothing but sums and ratios o
 - consultation forms on time and visits against quota: onsite GetCompliance for the week
   (forms raised and overdue, visits and rooms against the quota, per client manager);
 - research reach: research ListNoteReach (targeted, relayed, acknowledged per note);
+- the weekly reports (周报) insight builds from every service's events: insight ListReports;
 - overdue and breached: vip ListBreaches, remote ListTickets(breached_only), onsite
   ListConsultationForms(overdue_only);
 - rota gaps: vip CheckRotaGaps (brokers, the next RotaDays days).
@@ -35,6 +36,8 @@ from typing import Any
 import grpc
 from branch.common.v1 import audit_pb2
 from branch.common.v1.audit_pb2_grpc import AuditServiceStub
+from branch.insight.v1 import insight_service_pb2 as iapi
+from branch.insight.v1 import report_pb2
 from branch.onsite.v1 import consultation_pb2, day_pb2
 from branch.onsite.v1 import onsite_service_pb2 as oapi
 from branch.remote.v1 import campaign_pb2, ticket_pb2
@@ -252,10 +255,33 @@ async def _rota_gaps(st: Any, day: date) -> Table:
     return t
 
 
+async def _weekly_reports(st: Any, day: date) -> Table:
+    t = Table("weekly_reports", _("Weekly reports (insight)"),
+              [_("Week of"), _("Tickets closed"), _("Resolved within SLA"), _("SLA %"),
+               _("Callbacks"), _("Callback target"), _("Visits"), _("Forms delivered"),
+               _("Forms overdue"), _("Advisories answered"), _("Advisories late"),
+               _("Research delivered")])
+    try:
+        reply = await st.insight.ListReports(iapi.ListReportsRequest(
+            kind=report_pb2.REPORT_KIND_WEEKLY, page_size=WEEKS), metadata=st.metadata)
+    except grpc.aio.AioRpcError as err:
+        t.problem = _problem(err)
+        return t
+    for r in sorted(reply.reports, key=lambda r: r.period_start):
+        f = r.figures
+        t.rows.append([r.period_start, f.tickets_closed, f.resolved_within_sla,
+                       float(f.sla_compliance_percent) if f.sla_compliance_percent else None,
+                       f.callbacks, f.callback_target, f.visits, f.consultations_delivered,
+                       f.consultations_overdue, f.advisories_answered, f.advisories_late,
+                       f.research_delivered])
+    return t
+
+
 TABLES: dict[str, Loader] = {
     "sla": _sla_weeks, "callbacks": _callbacks, "onsite": _onsite_week, "reach": _reach,
     "vip_breaches": _vip_breaches, "tickets_breached": _tickets_breached,
     "forms_overdue": _forms_overdue, "rota_gaps": _rota_gaps,
+    "weekly_reports": _weekly_reports,
 }
 
 
@@ -277,6 +303,14 @@ def _charts(tables: dict[str, Table]) -> list[tuple[str, str, dict[str, str]]]:
             "line", sla.title, [r[0] for r in sla.rows],
             [(_("Hotline SLA %"), [r[3] for r in sla.rows]),
              (_("VIP SLA %"), [r[6] for r in sla.rows])], "%")))
+    wr = tables["weekly_reports"]
+    if wr.rows:
+        out.append(("chart-weekly", wr.title, _chart(
+            "bar", wr.title, [r[0] for r in wr.rows],
+            [(_("Callbacks"), [r[4] for r in wr.rows]),
+             (_("Callback target"), [r[5] for r in wr.rows]),
+             (_("Forms overdue"), [r[8] for r in wr.rows]),
+             (_("Advisories late"), [r[10] for r in wr.rows])])))
     cb = tables["callbacks"]
     if cb.rows:
         out.append(("chart-callbacks", cb.title, _chart(
