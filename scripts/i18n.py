@@ -14,7 +14,9 @@ kept; new words left empty for a translator; words no longer used dropped), and 
 `--check` (run by `./dev test`) fails when a .mo is not what its .po compiles to, when a
 marked word is missing from a .po, or (the console) when a zh_CN word has no translation yet.
 Adding console words: mark them, `./dev i18n`, fill the empty msgstr "" of the zh_CN .po
-(the en .po stays empty: English is the msgid), `./dev i18n` again to compile.
+(the en .po stays empty: English is the msgid), `./dev i18n` again to compile. Translations
+kept aside on a branch in services/console/locale/pending/zh_CN.*.po are taken into the
+empty zh_CN entries by `./dev i18n` (fold_pending); delete that folder afterwards.
 """
 
 from __future__ import annotations
@@ -176,6 +178,24 @@ def check(domain: Domain, pot: Catalog) -> list[str]:
     return problems
 
 
+def fold_pending(domain: Domain, catalog: Catalog) -> None:
+    """Translations written on a branch before its words reached the catalogue, in
+    <locale>/pending/zh_CN.*.po, fill the zh_CN entries still empty (never one already
+    translated); the folder can go once `./dev i18n` has run after the merge."""
+    for pending in sorted((domain.locales / "pending").glob("zh_CN.*.po")):
+        with pending.open("rb") as f:
+            source = read_po(f, locale="zh_CN")
+        filled = 0
+        for m in catalog:
+            if m.id and m.id in source and not (
+                    all(m.string) if isinstance(m.string, (tuple, list)) else m.string):
+                found = source[m.id].string
+                if found and (all(found) if isinstance(found, (tuple, list)) else True):
+                    m.string = found
+                    filled += 1
+        print(f"{pending.relative_to(ROOT)}: {filled} translations taken")
+
+
 def update(domain: Domain, pot: Catalog) -> None:
     for lang in LANGS:
         path = po_path(lang, domain)
@@ -183,6 +203,8 @@ def update(domain: Domain, pot: Catalog) -> None:
         if path.exists():  # the header stays as it was: no change without a changed word
             pot.creation_date = catalog.creation_date
         catalog.update(pot, no_fuzzy_matching=True)
+        if lang == "zh_CN":
+            fold_pending(domain, catalog)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as f:
             write_po(f, catalog, width=100, omit_header=False, ignore_obsolete=True,
