@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing as mp
 import os
 import random
@@ -80,7 +81,9 @@ def _directory_server(data_dir: str, nats_url: str, port_q: mp.Queue,  # type: i
     from services.common.settings import Settings
     from services.directory.server import SPEC
 
-    configure_logging("error")
+    # info, as deployed (one JSON line per call), to a file as the embedded suite does
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    configure_logging("info", Path(data_dir) / "directory.log")
     if sync_reads:
         _use_sync_reads(Path(data_dir) / "directory.db")
 
@@ -170,7 +173,8 @@ def _hop_consumer(data_dir: str, nats_url: str, expect: int,
 
 # ---- load -------------------------------------------------------------------------------
 
-async def _load(call, n: int) -> tuple[float, list[float]]:  # type: ignore[no-untyped-def]
+async def _load(call, n: int,  # type: ignore[no-untyped-def]
+                concurrency: int = CONCURRENCY) -> tuple[float, list[float]]:
     latencies: list[float] = []
     counter = iter(range(n))
 
@@ -181,7 +185,7 @@ async def _load(call, n: int) -> tuple[float, list[float]]:  # type: ignore[no-u
             latencies.append(time.perf_counter() - t0)
 
     start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
     return time.perf_counter() - start, latencies
 
 
@@ -192,13 +196,115 @@ def _row(name: str, n: int, elapsed: float, lat: list[float], base: float | None
             f"{rate / base:.2f}" if base else "1.00"]
 
 
-async def bench_rpc(calls: int, data_dir: Path, nats_url: str,
-                    hop_n: int = 300) -> list[list[str]]:
+SINGLE = 1  # one call in flight: what a person at the console feels
+
+
+async def _measure(name: str, call, calls: int,  # type: ignore[no-untyped-def]
+                   base: dict[int, float], warm: int) -> list[list[str]]:
+    """Two rows: CONCURRENCY calls in flight, then one; ratios to the echo at the same
+    concurrency (base). Without a base (the echo itself) the rates become the base."""
+    rows = []
+    for concurrency, n in ((CONCURRENCY, calls), (SINGLE, _single_calls(calls))):
+        await _load(call, min(warm, n), concurrency)
+        elapsed, lat = await _load(call, n, concurrency)
+        label = name if concurrency == CONCURRENCY else f"{name}, 1 in flight"
+        rows.append(_row(label, n, elapsed, lat, base.get(concurrency)))
+        base.setdefault(concurrency, n / elapsed)
+    return rows
+
+
+def _single_calls(calls: int) -> int:
+    return max(20, min(calls, 1000))
+
+
+async def _directory_rows(stub, md, calls: int, base: dict[int, float],  # type: ignore[no-untyped-def]
+                          store: str, profile: Path | None, pid: int | None) -> list[list[str]]:
+    """CreateClient, then GetClient of the clients made, at 16 and at 1 in flight."""
+    from tests.directory.factories import client_msg
+
+    ids: list[str] = []
+
+    async def create(i: int) -> None:
+        c = await stub.CreateClient(api.CreateClientRequest(client=client_msg()), metadata=md)
+        ids.append(c.id)
+
+    rng = random.Random(1)
+
+    async def get(i: int) -> None:
+        await stub.GetClient(api.GetClientRequest(id=rng.choice(ids)), metadata=md)
+
+    rows = []
+    with _profiled(profile, pid, f"create_{store}"):
+        rows += await _measure(f"directory CreateClient ({store})", create, calls, base, 300)
+    with _profiled(profile, pid, f"get_{store}"):
+        rows += await _measure(f"directory GetClient ({store})", get, calls, base, 500)
+    return rows
+
+
+@contextlib.contextmanager
+def _profiled(out: Path | None, pid: int | None, name: str):  # type: ignore[no-untyped-def]
+    """With --profile DIR: py-spy samples the server process (by pid) while the block runs,
+    writing collapsed stacks to DIR/name.txt and a summary of the top frames to
+    DIR/name.top.txt."""
+    if out is None or pid is None:
+        yield
+        return
+    import shutil
+    import signal
+    import subprocess
+
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    raw = out / f"{name}.txt"
+    proc = subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "250",
+                             "--nonblocking", "-o", str(raw)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)  # py-spy attaches
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if raw.exists():
+            (out / f"{name}.top.txt").write_text(top_frames(raw.read_text()))
+
+
+def top_frames(collapsed: str, limit: int = 25) -> str:
+    """From py-spy's collapsed stacks: the frames with the most samples below them
+    (inclusive) and the most samples of their own (self), as percentages of all samples."""
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+    lines = [f"{total} samples", "", "inclusive %  frame"]
+    for frame, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:limit]:
+        lines.append(f"{100 * n / total:6.1f}  {frame}")
+    lines += ["", "self %  frame"]
+    for frame, n in sorted(own.items(), key=lambda kv: -kv[1])[:limit]:
+        lines.append(f"{100 * n / total:6.1f}  {frame}")
+    return "\n".join(lines) + "\n"
+
+
+async def bench_rpc(calls: int, data_dir: Path, nats_url: str, hop_n: int = 300,
+                    only_calls: bool = False, profile: Path | None = None) -> list[list[str]]:
     from services.common.auth import TokenSigner
     from tests.directory.factories import client_msg
 
     ctx = mp.get_context("spawn")
     rows: list[list[str]] = []
+    base: dict[int, float] = {}
     loop = asyncio.get_running_loop()
     stop = ctx.Event()
     q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
@@ -208,10 +314,8 @@ async def bench_rpc(calls: int, data_dir: Path, nats_url: str,
     payload = bytes(400)  # about the size of a serialised Client
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
         call = ch.unary_unary(ECHO_METHOD)
-        await _load(lambda i: call(payload), min(500, calls))
-        elapsed, lat = await _load(lambda i: call(payload), calls)
-        base_rate = calls / elapsed
-        rows.append(_row("echo (bare grpc.aio, baseline)", calls, elapsed, lat, None))
+        rows += await _measure("echo (bare grpc.aio, baseline)", lambda i: call(payload), calls,
+                               base, 500)
     stop.set()
     _join(echo)
 
@@ -222,83 +326,84 @@ async def bench_rpc(calls: int, data_dir: Path, nats_url: str,
     token = TokenSigner(BENCH_KEY).issue("bench-admin", ["admin"], datetime.now(UTC),
                                       timedelta(hours=1))
     md = [("authorization", f"Bearer {token}")]
+    hop_row: list[str] | None = None
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
         stub = DirectoryServiceStub(ch)
 
-        # the event hop first, on an empty stream: CreateClient commit -> durable consumer
-        # in another process, one event at a time (a trickle, not a burst)
-        out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
-        ready = ctx.Event()
-        consumer = ctx.Process(target=_hop_consumer,
-                               args=(str(data_dir), nats_url, hop_n, out, ready))
-        consumer.start()
-        await loop.run_in_executor(None, ready.wait, 60)
-        for _ in range(hop_n):
-            await stub.CreateClient(api.CreateClientRequest(client=client_msg()), metadata=md)
-            await asyncio.sleep(0.005)
-        hops = await loop.run_in_executor(None, out.get, True, 120)
-        _join(consumer)
-        q_hop = statistics.quantiles(hops, n=100)
+        if not only_calls:
+            # the event hop first, on an empty stream: CreateClient commit -> durable consumer
+            # in another process, one event at a time (a trickle, not a burst)
+            out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+            ready = ctx.Event()
+            consumer = ctx.Process(target=_hop_consumer,
+                                   args=(str(data_dir), nats_url, hop_n, out, ready))
+            consumer.start()
+            await loop.run_in_executor(None, ready.wait, 60)
+            for _ in range(hop_n):
+                await stub.CreateClient(api.CreateClientRequest(client=client_msg()),
+                                        metadata=md)
+                await asyncio.sleep(0.005)
+            hops = await loop.run_in_executor(None, out.get, True, 120)
+            _join(consumer)
+            q_hop = statistics.quantiles(hops, n=100)
+            hop_row = ["event hop: CreateClient commit → durable consumer in another process",
+                       f"({hop_n} events)", f"{q_hop[49] * 1000:.2f}",
+                       f"{q_hop[98] * 1000:.2f}", "—"]
 
-        ids: list[str] = []
+        rows += await _directory_rows(stub, md, calls, base, "SQLite", profile, server.pid)
+    stop.set()
+    _join(server)
 
-        async def create(i: int) -> None:
-            c = await stub.CreateClient(api.CreateClientRequest(client=client_msg()), metadata=md)
-            ids.append(c.id)
-
-        await _load(create, min(300, calls))
-        elapsed, lat = await _load(create, calls)
-        rows.append(_row("directory CreateClient", calls, elapsed, lat, base_rate))
+    if not only_calls:
+        # the same GetClient with its read on a sync session in a thread pool (same data)
+        stop = ctx.Event()
+        server = ctx.Process(target=_directory_server,
+                             args=(str(data_dir), nats_url, q, stop, True))
+        server.start()
+        port = q.get(timeout=60)
+        ids = await _client_ids(data_dir / "directory.db")
         rng = random.Random(1)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            stub = DirectoryServiceStub(ch)
 
-        async def get(i: int) -> None:
-            await stub.GetClient(api.GetClientRequest(id=rng.choice(ids)), metadata=md)
+            async def get(i: int) -> None:
+                await stub.GetClient(api.GetClientRequest(id=rng.choice(ids)), metadata=md)
 
-        await _load(get, min(500, calls))
-        elapsed, lat = await _load(get, calls)
-        rows.append(_row("directory GetClient", calls, elapsed, lat, base_rate))
-    stop.set()
-    _join(server)
-
-    # the same GetClient with its read on a sync session in a thread pool (same data)
-    stop = ctx.Event()
-    server = ctx.Process(target=_directory_server,
-                         args=(str(data_dir), nats_url, q, stop, True))
-    server.start()
-    port = q.get(timeout=60)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-        stub = DirectoryServiceStub(ch)
-        await _load(get, min(500, calls))
-        elapsed, lat = await _load(get, calls)
-        rows.append(_row("directory GetClient, read via sync session in thread pool", calls,
-                         elapsed, lat, base_rate))
-    stop.set()
-    _join(server)
-    rows.append(["event hop: CreateClient commit → durable consumer in another process",
-                 f"({hop_n} events)", f"{q_hop[49] * 1000:.2f}", f"{q_hop[98] * 1000:.2f}", "—"])
+            await _load(get, min(500, calls))
+            elapsed, lat = await _load(get, calls)
+            rows.append(_row("directory GetClient, read via sync session in thread pool "
+                             "(SQLite)", calls, elapsed, lat, base[CONCURRENCY]))
+        stop.set()
+        _join(server)
+    if hop_row is not None:
+        rows.append(hop_row)
     pg = os.environ.get("BRANCH_TEST_POSTGRES_URL", "")
     if not pg:
         return rows
 
     # the production storage: PostgreSQL through asyncpg
     url = await _pg_database(pg)
-    stop = ctx.Event()
-    server = ctx.Process(target=_directory_server,
-                         args=(str(data_dir / "pg"), nats_url, q, stop, False, url))
-    server.start()
-    port = q.get(timeout=60)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-        stub = DirectoryServiceStub(ch)
-        ids.clear()
-        await _load(create, min(300, calls))
-        elapsed, lat = await _load(create, calls)
-        rows.append(_row("directory CreateClient, PostgreSQL", calls, elapsed, lat, base_rate))
-        await _load(get, min(500, calls))
-        elapsed, lat = await _load(get, calls)
-        rows.append(_row("directory GetClient, PostgreSQL", calls, elapsed, lat, base_rate))
-    stop.set()
-    _join(server)
+    try:
+        stop = ctx.Event()
+        server = ctx.Process(target=_directory_server,
+                             args=(str(data_dir / "pg"), nats_url, q, stop, False, url))
+        server.start()
+        port = q.get(timeout=60)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            rows += await _directory_rows(DirectoryServiceStub(ch), md, calls, base,
+                                          "PostgreSQL", profile, server.pid)
+        stop.set()
+        _join(server)
+    finally:
+        await _drop_pg_database(url)
     return rows
+
+
+async def _client_ids(path: Path) -> list[str]:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return [r[0] for r in conn.execute("SELECT id FROM directory_client")]
 
 
 async def bench_db(calls: int, async_url: str, sync_url: str, label: str) -> list[list[str]]:
@@ -356,6 +461,18 @@ async def bench_db(calls: int, async_url: str, sync_url: str, label: str) -> lis
     ]
 
 
+async def _drop_pg_database(url: str) -> None:
+    import asyncpg
+
+    base, _, name = url.rpartition("/")
+    admin = base.replace("postgresql+asyncpg://", "postgresql://") + "/postgres"
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 async def _pg_database(url: str) -> str:
     import uuid
 
@@ -372,35 +489,52 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--events", type=int, default=300, help="events in the event hop")
+    parser.add_argument("--only-calls", action="store_true",
+                        help="only echo, CreateClient and GetClient (no event hop, no sync-read "
+                             "server, no database read comparison)")
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                        help="sample the directory server with py-spy during each directory "
+                             "row; collapsed stacks and top frames go to DIR")
     args = parser.parse_args()
     from services.common.nats_link import EmbeddedNats
 
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    db_rows: list[list[str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         nats = EmbeddedNats(Path(tmp) / "nats")
         nats.start()
         try:
-            rpc_rows = asyncio.run(bench_rpc(args.calls, Path(tmp), nats.url, args.events))
+            rpc_rows = asyncio.run(bench_rpc(args.calls, Path(tmp), nats.url, args.events,
+                                             args.only_calls, args.profile))
         finally:
             nats.stop()
-        path = Path(tmp) / "dbbench.db"
-        db_rows = asyncio.run(bench_db(args.calls, f"sqlite+aiosqlite:///{path}",
-                                       f"sqlite:///{path}", "SQLite (aiosqlite / sqlite3)"))
-        pg = os.environ.get("BRANCH_TEST_POSTGRES_URL", "")
-        if pg:
-            url = asyncio.run(_pg_database(pg))
-            db_rows += asyncio.run(bench_db(args.calls, url, url.replace("+asyncpg", "+psycopg"),
-                                            "PostgreSQL (asyncpg / psycopg)"))
-        else:
-            print("PostgreSQL read comparison skipped: BRANCH_TEST_POSTGRES_URL not set")
-    print(f"\nconcurrency {CONCURRENCY}, {args.calls} calls each\n")
+        if not args.only_calls:
+            path = Path(tmp) / "dbbench.db"
+            db_rows = asyncio.run(bench_db(args.calls, f"sqlite+aiosqlite:///{path}",
+                                           f"sqlite:///{path}", "SQLite (aiosqlite / sqlite3)"))
+            pg = os.environ.get("BRANCH_TEST_POSTGRES_URL", "")
+            if pg:
+                url = asyncio.run(_pg_database(pg))
+                try:
+                    db_rows += asyncio.run(bench_db(args.calls, url,
+                                                    url.replace("+asyncpg", "+psycopg"),
+                                                    "PostgreSQL (asyncpg / psycopg)"))
+                finally:
+                    asyncio.run(_drop_pg_database(url))
+            else:
+                print("PostgreSQL rows skipped: BRANCH_TEST_POSTGRES_URL not set")
+    print(f"\nconcurrency {CONCURRENCY} ({args.calls} calls) and 1 "
+          f"({_single_calls(args.calls)} calls); ratios to the echo at the same concurrency\n")
     print("| what | calls/s | p50 ms | p99 ms | ratio to baseline |")
     print("|---|---|---|---|---|")
     for row in rpc_rows:
         print("| " + " | ".join(row) + " |")
-    print("\n| database read path | reads/s | p50 ms | p99 ms | ratio to async, same db |")
-    print("|---|---|---|---|---|")
-    for row in db_rows:
-        print("| " + " | ".join(row) + " |")
+    if db_rows:
+        print("\n| database read path | reads/s | p50 ms | p99 ms | ratio to async, same db |")
+        print("|---|---|---|---|---|")
+        for row in db_rows:
+            print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":
