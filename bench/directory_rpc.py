@@ -189,27 +189,49 @@ async def _load(call, n: int,  # type: ignore[no-untyped-def]
     return time.perf_counter() - start, latencies
 
 
-def _row(name: str, n: int, elapsed: float, lat: list[float], base: float | None) -> list[str]:
+def _row(name: str, n: int, elapsed: float, lat: list[float], base: float | None,
+         cpu: float | None = None, cpu_base: float | None = None) -> list[str]:
+    """calls/s, p50, p99, ratio to the baseline's rate; with cpu (server CPU seconds over the
+    n calls): CPU ms a call and the baseline's CPU a call over this one's."""
     rate = n / elapsed
     q = statistics.quantiles(lat, n=100)
-    return [name, f"{rate:,.0f}", f"{q[49] * 1000:.2f}", f"{q[98] * 1000:.2f}",
-            f"{rate / base:.2f}" if base else "1.00"]
+    row = [name, f"{rate:,.0f}", f"{q[49] * 1000:.2f}", f"{q[98] * 1000:.2f}",
+           f"{rate / base:.2f}" if base else "1.00"]
+    if cpu is not None:
+        row += [f"{cpu / n * 1000:.3f}", f"{cpu_base / cpu:.2f}" if cpu_base else "1.00"]
+    return row
 
 
 SINGLE = 1  # one call in flight: what a person at the console feels
 
 
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def _measure(name: str, call, calls: int,  # type: ignore[no-untyped-def]
-                   base: dict[int, float], warm: int) -> list[list[str]]:
+                   base: dict[int, tuple[float, float]], warm: int,
+                   pid: int | None = None) -> list[list[str]]:
     """Two rows: CONCURRENCY calls in flight, then one; ratios to the echo at the same
-    concurrency (base). Without a base (the echo itself) the rates become the base."""
+    concurrency (base: rate and server CPU seconds a call). Without a base (the echo
+    itself) the figures become the base. The server's CPU a call is much less moved by other
+    work on a shared machine than the rates are."""
     rows = []
     for concurrency, n in ((CONCURRENCY, calls), (SINGLE, _single_calls(calls))):
         await _load(call, min(warm, n), concurrency)
+        cpu0 = _cpu_seconds(pid)
         elapsed, lat = await _load(call, n, concurrency)
+        cpu = _cpu_seconds(pid) - cpu0
         label = name if concurrency == CONCURRENCY else f"{name}, 1 in flight"
-        rows.append(_row(label, n, elapsed, lat, base.get(concurrency)))
-        base.setdefault(concurrency, n / elapsed)
+        rate_base, cpu_base = base.get(concurrency, (0.0, 0.0))
+        rows.append(_row(label, n, elapsed, lat, rate_base, cpu,
+                         cpu_base * n if cpu_base else None))
+        base.setdefault(concurrency, (n / elapsed, cpu / n))
     return rows
 
 
@@ -217,7 +239,7 @@ def _single_calls(calls: int) -> int:
     return max(20, min(calls, 1000))
 
 
-async def _directory_rows(stub, md, calls: int, base: dict[int, float],  # type: ignore[no-untyped-def]
+async def _directory_rows(stub, md, calls: int, base: dict[int, tuple[float, float]],  # type: ignore[no-untyped-def]
                           store: str, profile: Path | None, pid: int | None) -> list[list[str]]:
     """CreateClient, then GetClient of the clients made, at 16 and at 1 in flight."""
     from tests.directory.factories import client_msg
@@ -235,9 +257,10 @@ async def _directory_rows(stub, md, calls: int, base: dict[int, float],  # type:
 
     rows = []
     with _profiled(profile, pid, f"create_{store}"):
-        rows += await _measure(f"directory CreateClient ({store})", create, calls, base, 300)
+        rows += await _measure(f"directory CreateClient ({store})", create, calls, base, 300,
+                               pid)
     with _profiled(profile, pid, f"get_{store}"):
-        rows += await _measure(f"directory GetClient ({store})", get, calls, base, 500)
+        rows += await _measure(f"directory GetClient ({store})", get, calls, base, 500, pid)
     return rows
 
 
@@ -304,7 +327,7 @@ async def bench_rpc(calls: int, data_dir: Path, nats_url: str, hop_n: int = 300,
 
     ctx = mp.get_context("spawn")
     rows: list[list[str]] = []
-    base: dict[int, float] = {}
+    base: dict[int, tuple[float, float]] = {}
     loop = asyncio.get_running_loop()
     stop = ctx.Event()
     q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
@@ -315,7 +338,7 @@ async def bench_rpc(calls: int, data_dir: Path, nats_url: str, hop_n: int = 300,
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
         call = ch.unary_unary(ECHO_METHOD)
         rows += await _measure("echo (bare grpc.aio, baseline)", lambda i: call(payload), calls,
-                               base, 500)
+                               base, 500, echo.pid)
     stop.set()
     _join(echo)
 
@@ -372,7 +395,7 @@ async def bench_rpc(calls: int, data_dir: Path, nats_url: str, hop_n: int = 300,
             await _load(get, min(500, calls))
             elapsed, lat = await _load(get, calls)
             rows.append(_row("directory GetClient, read via sync session in thread pool "
-                             "(SQLite)", calls, elapsed, lat, base[CONCURRENCY]))
+                             "(SQLite)", calls, elapsed, lat, base[CONCURRENCY][0]))
         stop.set()
         _join(server)
     if hop_row is not None:
@@ -526,10 +549,11 @@ def main() -> None:
                 print("PostgreSQL rows skipped: BRANCH_TEST_POSTGRES_URL not set")
     print(f"\nconcurrency {CONCURRENCY} ({args.calls} calls) and 1 "
           f"({_single_calls(args.calls)} calls); ratios to the echo at the same concurrency\n")
-    print("| what | calls/s | p50 ms | p99 ms | ratio to baseline |")
-    print("|---|---|---|---|---|")
+    print("| what | calls/s | p50 ms | p99 ms | ratio to baseline | server CPU ms a call "
+          "| CPU ratio (baseline's CPU a call / this) |")
+    print("|---|---|---|---|---|---|---|")
     for row in rpc_rows:
-        print("| " + " | ".join(row) + " |")
+        print("| " + " | ".join(row + ["—"] * (7 - len(row))) + " |")
     if db_rows:
         print("\n| database read path | reads/s | p50 ms | p99 ms | ratio to async, same db |")
         print("|---|---|---|---|---|")
