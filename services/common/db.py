@@ -70,9 +70,15 @@ class Database:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._write_lock_owner: asyncio.Task[Any] | None = None
         self._busy_ms = int(busy_timeout * 1000)
-        # fetch_one: on PostgreSQL statements in autocommit (no BEGIN/ROLLBACK round trips);
-        # on a SQLite file, sqlite3 in a few threads of our own (made on first use)
-        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # fetch_one: on PostgreSQL a pool of its own in autocommit (no BEGIN/ROLLBACK round
+        # trips) and without the ping before each use (a read on a dropped connection is
+        # tried once more instead); on a SQLite file, sqlite3 in a few threads of our own
+        # (made on first use)
+        self._reads: AsyncEngine | None = None
+        if not self.is_sqlite:
+            half = max(2, pool_size // 2)
+            self._reads = create_async_engine(url, hide_parameters=True, pool_size=half,
+                                              max_overflow=half, isolation_level="AUTOCOMMIT")
         self._sync_reads: tuple[Engine, ThreadPoolExecutor] | None = None
         database = make_url(url).database if self.is_sqlite else None
         self._sqlite_file = database if database and database != ":memory:" else None
@@ -140,17 +146,26 @@ class Database:
         (a primary-key get on every call), where the session and ORM machinery cost several
         times the query. Measured (bench/README.md): on SQLite, sqlite3 in a thread pool
         answers in one thread hop where aiosqlite takes several; on PostgreSQL, asyncpg in
-        autocommit saves the BEGIN and ROLLBACK round trips."""
+        autocommit saves the BEGIN and ROLLBACK round trips, and a pool without pre-ping the
+        ping's (a connection found dropped is thrown away and the read tried once more on a
+        new one, as the ping would have done)."""
         if self._sqlite_file is not None:
-            engine, pool = self._sync_reader()
+            sync_engine, pool = self._sync_reader()
 
             def read() -> Row[Any] | None:
-                with engine.connect() as conn:
+                with sync_engine.connect() as conn:
                     return conn.execute(statement, params).first()
 
             return await asyncio.get_running_loop().run_in_executor(pool, read)
-        async with self._autocommit.connect() as conn:
-            return (await conn.execute(statement, params)).first()
+        engine = self._reads or self.engine
+        for attempt in (1, 2):
+            try:
+                async with engine.connect() as conn:
+                    return (await conn.execute(statement, params)).first()
+            except sa_exc.DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
 
     SYNC_READERS = 4
 
@@ -192,6 +207,8 @@ class Database:
             self._sync_reads = None
             pool.shutdown(wait=True)
             engine.dispose()
+        if self._reads is not None:
+            await self._reads.dispose()
         await self.engine.dispose()
 
 

@@ -58,5 +58,17 @@ async def test_fetch_one_reads_committed_rows_without_a_session(tmp_path: Path,
         assert staff is not None
         staff.employee_no = "E2"
     assert (await db.fetch_one(by_id)).employee_no == "E2"  # type: ignore[union-attr]
+    if database_url:  # PostgreSQL: its pooled connections dropped, the read still answers
+        import asyncpg
+
+        name = url.rpartition("/")[2]
+        admin = await asyncpg.connect(url.rpartition("/")[0].replace(
+            "postgresql+asyncpg://", "postgresql://") + "/postgres")
+        try:
+            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE datname = $1 AND pid <> pg_backend_pid()", name)
+        finally:
+            await admin.close()
+        assert (await db.fetch_one(by_id)) is not None
     await db.dispose()
     assert db._sync_reads is None
