@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -149,35 +149,19 @@ class Database:
         autocommit saves the BEGIN and ROLLBACK round trips, and a pool without pre-ping the
         ping's (a connection found dropped is thrown away and the read tried once more on a
         new one, as the ping would have done)."""
-        rows = await self._read(statement, params, first=True)
-        return rows[0] if rows else None
-
-    async def fetch_all(
-        self, statement: Executable, params: Mapping[str, Any] | None = None
-    ) -> Sequence[Row[Any]]:
-        """Every row of one read statement, as fetch_one reads (for small, hot reads)."""
-        return await self._read(statement, params, first=False)
-
-    async def _read(
-        self, statement: Executable, params: Mapping[str, Any] | None, *, first: bool
-    ) -> Sequence[Row[Any]]:
         if self._sqlite_file is not None:
             sync_engine, pool = self._sync_reader()
 
-            def read() -> Sequence[Row[Any]]:
+            def read() -> Row[Any] | None:
                 with sync_engine.connect() as conn:
-                    result = conn.execute(statement, params)
-                    row = result.first() if first else None
-                    return ([row] if row is not None else []) if first else result.all()
+                    return conn.execute(statement, params).first()
 
             return await asyncio.get_running_loop().run_in_executor(pool, read)
         engine = self._reads or self.engine
         for attempt in (1, 2):
             try:
                 async with engine.connect() as conn:
-                    result = await conn.execute(statement, params)
-                    row = result.first() if first else None
-                    return ([row] if row is not None else []) if first else result.all()
+                    return (await conn.execute(statement, params)).first()
             except sa_exc.DBAPIError as exc:
                 if attempt == 2 or not exc.connection_invalidated:
                     raise

@@ -13,13 +13,12 @@ import builtins
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import quote, unquote
 
 from google.protobuf.message import Message
 from opentelemetry.trace import SpanKind
-from sqlalchemy import Row, bindparam, func, update
-from sqlalchemy import select as core_select
+from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -129,7 +128,7 @@ def trace_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def headers_for(row: OutboxEvent | Row[Any], source: str, trace: Mapping[str, str] | None = None
+def headers_for(row: OutboxEvent, source: str, trace: Mapping[str, str] | None = None
                 ) -> dict[str, str]:
     return ce_headers(event_id=row.event_id, type=row.ce_type, source=source,
                       time=row.created_at, subject=row.ce_subject, data_schema=row.data_schema,
@@ -174,12 +173,6 @@ class Event:
             data=data,
             deliveries=deliveries,
         )
-
-
-OUTBOX = OutboxEvent.__table__  # type: ignore[attr-defined]
-# the relay's read: unsent rows in order (compiled once, cached by SQLAlchemy)
-UNSENT = (core_select(OUTBOX).where(OUTBOX.c.sent_at.is_(None)).order_by(OUTBOX.c.seq)
-          .limit(bindparam("batch")))
 
 
 class OutboxRelay:
@@ -234,8 +227,15 @@ class OutboxRelay:
             self._wake.clear()
 
     async def flush_once(self) -> int:
-        # a Core read (Database.fetch_all): one thread hop on SQLite, no session
-        rows = await self._db.fetch_all(UNSENT, {"batch": self.BATCH})
+        async with self._db.read() as session:
+            rows = (
+                await session.exec(
+                    select(OutboxEvent)
+                    .where(col(OutboxEvent.sent_at).is_(None))
+                    .order_by(col(OutboxEvent.seq))
+                    .limit(self.BATCH)
+                )
+            ).all()
         if not rows:
             return 0
         js = self._link.jetstream()
