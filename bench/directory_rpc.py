@@ -295,15 +295,37 @@ def _profiled(out: Path | None, pid: int | None, name: str):  # type: ignore[no-
             (out / f"{name}.top.txt").write_text(top_frames(raw.read_text()))
 
 
+# Where a call's CPU goes, for the --profile summary: each sampled stack counts once, for the
+# first of these its frames match (so a log line written inside the audit block counts as
+# audit). Idle stacks (waiting in select, or a worker thread waiting for work) are left out.
+PROFILE_PARTS = [
+    ("token verification (PyJWT EdDSA)", r"TokenVerifier\.verify"),
+    ("audit record in its own transaction", r"ServiceInterceptor\._end.*Database\.transaction"),
+    ("outbox relay (read, publish, mark sent)", r"OutboxRelay"),
+    ("rpc log line (structlog JSON)", r"structlog/"),
+    ("SQLAlchemy and the drivers (session, ORM, Core; aiosqlite, asyncpg, sqlite3)",
+     r"sqlalchemy/|aiosqlite|asyncpg|sqlmodel|Database\.|_connection_worker_thread"),
+    ("handler: validation, convert, protobuf", r"DirectoryServicer\.|Directory\.|idempotency"),
+    ("OpenTelemetry server span", r"OpenTelemetry|opentelemetry"),
+    ("our interceptor: access table, metrics, context", r"ServiceInterceptor|prometheus"),
+    ("grpc core, event loop, thread hand-offs (C code: not sampled inside)", r"."),
+]
+IDLE = ("EpollSelector.select", "threading.py:327", "(queue.py:")
+
+
 def top_frames(collapsed: str, limit: int = 25) -> str:
-    """From py-spy's collapsed stacks: the frames with the most samples below them
-    (inclusive) and the most samples of their own (self), as percentages of all samples."""
+    """From py-spy's collapsed stacks: the share of non-idle samples in each PROFILE_PARTS
+    part, then the frames with the most samples below them (inclusive) and of their own
+    (self)."""
+    import re
+
     inclusive: dict[str, int] = {}
     own: dict[str, int] = {}
+    parts = {name: 0 for name, _ in PROFILE_PARTS}
     total = 0
     for line in collapsed.splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
+        if not stack or not count.isdigit() or any(i in stack for i in IDLE):
             continue
         n = int(count)
         total += n
@@ -311,7 +333,15 @@ def top_frames(collapsed: str, limit: int = 25) -> str:
         for frame in set(frames):
             inclusive[frame] = inclusive.get(frame, 0) + n
         own[frames[-1]] = own.get(frames[-1], 0) + n
-    lines = [f"{total} samples", "", "inclusive %  frame"]
+        for name, pattern in PROFILE_PARTS:
+            if re.search(pattern, stack):
+                parts[name] += n
+                break
+    total = total or 1
+    lines = [f"{total} non-idle samples", "", "| part | % |", "|---|---|"]
+    for name, n in sorted(parts.items(), key=lambda kv: -kv[1]):
+        lines.append(f"| {name} | {100 * n / total:.0f} |")
+    lines += ["", "inclusive %  frame"]
     for frame, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:limit]:
         lines.append(f"{100 * n / total:6.1f}  {frame}")
     lines += ["", "self %  frame"]
