@@ -1,5 +1,6 @@
 """The console against the real services (directory, onsite, remote, vip, research, insight
-from the harness, one NATS), started once for the module, and a real Chromium driven by Playwright.
+from the harness, one NATS), started once for tests/console (package scope: every test file
+shares it), and a real Chromium driven by Playwright.
 
 Chromium is Debian's (/usr/bin/chromium): installed here with apt-get when missing and
 running as root, else the browser tests are skipped saying why.
@@ -105,7 +106,7 @@ async def _person(d: DirectoryServiceAsyncStub, ident: IdentityServiceAsyncStub,
     return staff.id
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 async def suite(tmp_path_factory: pytest.TempPathFactory, nats_server: Any
                 ) -> AsyncIterator[Suite]:
     tmp = tmp_path_factory.mktemp("console")
@@ -149,7 +150,7 @@ async def suite(tmp_path_factory: pytest.TempPathFactory, nats_server: Any
                     {k.removesuffix("_addr"): v for k, v in addrs.items()})
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any]:
     why = ensure_chromium()
     if why:
