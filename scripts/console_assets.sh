@@ -12,6 +12,6 @@ cp node_modules/echarts/dist/echarts.min.js "$out/echarts.min.js"
 cp node_modules/htmx-ext-sse/dist/sse.min.js "$out/htmx-ext-sse.min.js"   # the broker's live inbox
 cp node_modules/axe-core/axe.min.js "$out/axe.min.js"   # tests inject it; pages never load it
 for pkg in htmx.org htmx-ext-sse echarts axe-core; do
-  node -e "const p=require('./node_modules/$pkg/package.json');console.log(p.name+' '+p.version+' '+(p.license||'0BSD (LICENSE file)'))"
+  node -e "const p=require('./node_modules/$pkg/package.json');console.log(p.name+' '+p.version+' '+(p.license||'(licence in its LICENSE file)'))"
 done > "$out/VERSIONS"
 cat "$out/VERSIONS"
