@@ -27,11 +27,22 @@ from services.common.settings import Settings
 from services.console import csrf, i18n, sessions, web
 from services.console.backend import Backend, SignedOut, error_message
 from services.console.i18n import _
-from services.console.pages import admin, auth, clients, home, search
+from services.console.pages import (
+    admin,
+    auth,
+    clients,
+    home,
+    inbox,
+    notes,
+    requests,
+    review,
+    search,
+)
 from services.console.sessions import SessionStore
 
 # Every page module, mounted in this order; a new area is one line here (README.md).
-PAGES: tuple[ModuleType, ...] = (auth, home, search, clients, admin)
+PAGES: tuple[ModuleType, ...] = (auth, home, search, clients, admin, inbox, notes, requests,
+                                  review)
 PUBLIC_PREFIXES = ("/signin", "/password", "/static/", "/healthz", "/lang")
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
