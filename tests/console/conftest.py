@@ -66,6 +66,7 @@ class Suite:
     clock: OffsetClock
     people: People
     directory: DirectoryServiceStub
+    addrs: dict[str, str] = field(default_factory=dict)  # service name -> host:port
 
 
 def ensure_chromium() -> str | None:
@@ -134,7 +135,8 @@ async def suite(tmp_path_factory: pytest.TempPathFactory, nats_server: Any
                                 clock=clock, port=0)
         await console.start()
         stack.push_async_callback(console.stop)
-        yield Suite(f"http://127.0.0.1:{console.port}", clock, people, d)
+        yield Suite(f"http://127.0.0.1:{console.port}", clock, people, d,
+                    {k.removesuffix("_addr"): v for k, v in addrs.items()})
 
 
 @pytest.fixture(scope="module")
