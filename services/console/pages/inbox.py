@@ -40,6 +40,10 @@ log = get_logger("console", component="inbox")
 
 INBOX_SIZE = 100
 KEEPALIVE_SECONDS = 15.0
+# what the browser is told: look again, or the sign-in ended (the page then asks for its
+# list, and the console's answer sends it to the sign-in page)
+CHANGED = "event: inbox\ndata: \n\n"
+SIGNED_OUT = "event: signedout\ndata: \n\n"
 A = advisory_pb2.Advisory
 R = relay_pb2.RelayTask
 RISK = client_pb2.RiskLevel.DESCRIPTOR
@@ -116,10 +120,16 @@ async def inbox_events(request: Request) -> Response:
     idle = timedelta(seconds=c.settings.console_session_idle_seconds)
     absolute = timedelta(seconds=c.settings.console_session_max_seconds)
 
-    async def digest() -> str | None:
-        """The inbox's digest now, with the broker's own token; None: the sign-in ended."""
+    async def signed_in() -> sessions.Session | None:
         current = await c.store.get(s.id)
         if current is None or sessions.expiry(current, c.clock.now(), idle, absolute):
+            return None
+        return current
+
+    async def digest() -> str | None:
+        """The inbox's digest now, with the broker's own token; None: the sign-in ended."""
+        current = await signed_in()
+        if current is None:
             return None
         try:
             st = await c.backend.stubs(current, c.clock.now())
@@ -139,28 +149,32 @@ async def inbox_events(request: Request) -> Response:
         last = request.query_params.get("seen", "")
         try:
             yield "retry: 5000\n\n"
-            first = True
+            look = True  # the inbox may have moved between the page and this connection
             while True:
-                if not first:
-                    try:
-                        owners = await asyncio.wait_for(listener.queue.get(),
-                                                        KEEPALIVE_SECONDS)
-                    except TimeoutError:
-                        yield ": keep-alive\n\n"
-                        continue
-                    if owners is CLOSED:
+                if look:
+                    now = await digest()
+                    if now is None:
+                        yield SIGNED_OUT
                         return
-                    while not listener.queue.empty():  # one look for a burst of events
-                        if listener.queue.get_nowait() is CLOSED:
-                            return
-                first = False
-                now = await digest()
-                if now is None:
-                    yield "event: signedout\ndata: \n\n"
+                    if now and now != last:
+                        last = now
+                        yield CHANGED
+                try:
+                    owners = await asyncio.wait_for(listener.queue.get(), KEEPALIVE_SECONDS)
+                except TimeoutError:
+                    # no notice: only make sure the sign-in is still alive (no call to vip)
+                    if await signed_in() is None:
+                        yield SIGNED_OUT
+                        return
+                    yield ": keep-alive\n\n"
+                    look = False
+                    continue
+                if owners is CLOSED:
                     return
-                if now and now != last:
-                    last = now
-                    yield "event: inbox\ndata: \n\n"
+                while not listener.queue.empty():  # one look for a burst of events
+                    if listener.queue.get_nowait() is CLOSED:
+                        return
+                look = True
         finally:
             feed.drop(listener)
 
