@@ -73,7 +73,9 @@ async def review_page(request: Request, refusal: Refusal | None = None,
     wanted = request.query_params.get("against", "")
     against = int(wanted) if wanted.isdigit() and int(wanted) in earlier else (
         earlier[0] if earlier else 0)
-    table = diff.rows(document(revisions[against]) if against else [], document(note))
+    current = document(note)
+    # the first revision has nothing to differ from: shown as it is
+    table = diff.rows(document(revisions[against]) if against else current, current)
     history = [{"revision": r.revision, "author": r.author_display_name,
                 "decision": labels.label_of(r, "review_decision"),
                 "reviewer": r.reviewer_display_name, "comments": r.review_comments}
