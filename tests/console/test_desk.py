@@ -24,6 +24,7 @@ from branch.research.v1.research_service_pb2_grpc import ResearchServiceStub
 from branch.vip.v1 import advisory_pb2
 from branch.vip.v1 import vip_service_pb2 as vapi
 from branch.vip.v1.vip_service_pb2_grpc import VipServiceStub
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from tests.console.conftest import Suite, _person, axe_check, sign_in
 from tests.harness import auth, eventually
@@ -206,16 +207,18 @@ def _ts(value: datetime) -> Any:
     return t
 
 
-async def _submitted_note(desk: Desk, title: str, body2: str) -> note_pb2.Note:
-    """A market note by the analyst in two revisions, submitted for review."""
+async def _submitted_note(desk: Desk, title: str, body2: str = "") -> note_pb2.Note:
+    """A market note by the analyst, submitted for review: one revision, or two when body2
+    is given (the second with that body)."""
     note = await desk.research.CreateNote(rapi.CreateNoteRequest(note=note_pb2.Note(
         title=title, summary="市场综述。", body="上证指数震荡。\n成交温和。",
         kind=note_enums_pb2.NOTE_KIND_MARKET, risk_level=client_pb2.RISK_LEVEL_R2,
         valid_until=_valid_until(), audience=note_enums_pb2.AUDIENCE_KEY_CLIENTS)),
         metadata=desk.analyst)
-    changed = note_pb2.Note(id=note.id, body=body2)
-    await desk.research.UpdateNote(rapi.UpdateNoteRequest(
-        note=changed, update_mask={"paths": ["body"]}), metadata=desk.analyst)
+    if body2:
+        await desk.research.UpdateNote(rapi.UpdateNoteRequest(
+            note=note_pb2.Note(id=note.id, body=body2),
+            update_mask=FieldMask(paths=["body"])), metadata=desk.analyst)
     return await desk.research.SubmitNote(rapi.SubmitNoteRequest(id=note.id),
                                           metadata=desk.analyst)
 
@@ -223,7 +226,7 @@ async def _submitted_note(desk: Desk, title: str, body2: str) -> note_pb2.Note:
 async def test_compliance_reviews_the_difference_publishes_and_the_broker_sees_it_live(
         page: Any, browser: Any, suite: Suite, desk: Desk) -> None:
     tag = uuid.uuid4().hex[:4]
-    sent_back = await _submitted_note(desk, f"退回的周评 {tag}", "上证指数震荡。\n无结论。")
+    sent_back = await _submitted_note(desk, f"退回的周评 {tag}")
     note = await _submitted_note(desk, f"市场周评 {tag}", "上证指数震荡上行。\n成交温和。")
 
     # the broker's inbox stays open in another tab; its host (localhost) keeps its own cookie
@@ -242,6 +245,7 @@ async def test_compliance_reviews_the_difference_publishes_and_the_broker_sees_i
 
         await page.click(f"text={sent_back.title}")
         await page.wait_for_selector("#diff")
+        assert "the first" in await page.inner_text("#diff-h")
         await page.click("#send-back")  # without comments: research asks for them
         await page.wait_for_selector("#e-return-return_comments")
         await axe_check(page)
