@@ -31,9 +31,13 @@ from services.console.pages import (
     admin,
     auth,
     clients,
+    day,
+    desk,
+    forms,
     home,
     inbox,
     notes,
+    reports,
     requests,
     review,
     search,
@@ -41,8 +45,8 @@ from services.console.pages import (
 from services.console.sessions import SessionStore
 
 # Every page module, mounted in this order; a new area is one line here (README.md).
-PAGES: tuple[ModuleType, ...] = (auth, home, search, clients, admin, inbox, notes, requests,
-                                  review)
+PAGES: tuple[ModuleType, ...] = (auth, home, search, clients, admin, day, forms, desk, reports,
+                                  inbox, notes, requests, review)
 PUBLIC_PREFIXES = ("/signin", "/password", "/static/", "/healthz", "/lang")
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
@@ -101,7 +105,7 @@ class ConsoleMiddleware(BaseHTTPMiddleware):
                                 samesite="strict", secure=request.url.scheme == "https",
                                 path="/")
         h = response.headers
-        h["Content-Security-Policy"] = CSP
+        h.setdefault("Content-Security-Policy", CSP)  # or a page's own (sandboxed doc)
         h["X-Content-Type-Options"] = "nosniff"
         h["Referrer-Policy"] = "same-origin"
         h["X-Frame-Options"] = "DENY"

@@ -66,7 +66,7 @@ class Suite:
     clock: OffsetClock
     people: People
     directory: DirectoryServiceStub
-    addrs: dict[str, str] = field(default_factory=dict)  # service name -> host:port
+    addrs: dict[str, str] = field(default_factory=dict)  # service -> host:port
 
 
 def ensure_chromium() -> str | None:

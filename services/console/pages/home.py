@@ -11,13 +11,11 @@ from services.console import web
 from services.console.i18n import N_
 
 # role -> the path of its home page; the first of a person's roles found here wins
-HOMES = {"admin": "/admin/staff", "broker": "/inbox", "analyst": "/notes",
+HOMES = {"admin": "/admin/staff", "client_manager": "/day", "consultant": "/forms",
+         "service_agent": "/desk", "broker": "/inbox", "analyst": "/notes",
          "compliance": "/review"}
 # what a role without its own home page can already open
 COMING = {
-    "client_manager": [N_("Search your clients (box above) and open their Client 360 page")],
-    "consultant": [N_("Search a client (box above) and open their Client 360 page")],
-    "service_agent": [N_("Search a client or caller (box above) and open Client 360")],
     "supervisor": [N_("Search any client or staff member (box above)")],
 }
 
