@@ -34,7 +34,7 @@ from services.console import labels, sessions, web
 from services.console.backend import SignedOut
 from services.console.feed import CLOSED
 from services.console.i18n import N_, _
-from services.console.refusals import Refusal, attempt
+from services.console.views import Refusal, attempt
 
 log = get_logger("console", component="inbox")
 
@@ -204,7 +204,7 @@ async def _advisory_page(request: Request, advisory_id: str, refusal: Refusal | 
                           and not a.research_requested),
         can_answer=state in (advisory_pb2.ADVISORY_STATE_ACKNOWLEDGED,
                              advisory_pb2.ADVISORY_STATE_AWAITING_RESEARCH),
-        refusal=refusal or Refusal(), form=form or {},
+        refusal=refusal, form=form or {},
         done=_(DONE[d]) if (d := request.query_params.get("done", "")) in DONE else "")
 
 
@@ -274,7 +274,7 @@ async def _relay_page(request: Request, relay_id: str, refusal: Refusal | None =
         channel=labels.label_of(r, "channel"), channel_choices=labels.choices(CHANNEL),
         can_deliver=r.state == relay_pb2.RELAY_STATE_PENDING,
         can_acknowledge=r.state == relay_pb2.RELAY_STATE_DELIVERED,
-        refusal=refusal or Refusal(), form=form or {},
+        refusal=refusal, form=form or {},
         done=_(DONE[d]) if (d := request.query_params.get("done", "")) in DONE else "")
 
 

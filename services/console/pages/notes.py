@@ -20,7 +20,7 @@ from starlette.routing import Route
 from services.common.protos import from_ts
 from services.console import labels, web
 from services.console.i18n import N_, _
-from services.console.refusals import Refusal, attempt
+from services.console.views import Refusal, attempt
 
 STANCE_ROWS = 3  # empty ticker rows offered below the note's own
 LIST_SIZE = 100
@@ -117,7 +117,7 @@ async def new_note(request: Request, refusal: Refusal | None = None,
                    rows: dict[str, int] | None = None) -> Response:
     web.require_role(request, "analyst")
     return web.render(request, "pages/notes/edit.html", status_code=status, note=None,
-                      refusal=refusal or Refusal(), request_id=(
+                      refusal=refusal, request_id=(
                           web.text(form, "request_id") if form else str(uuid.uuid4())),
                       stance_errors=_stance_errors(refusal, rows), **_editor(None, form))
 
@@ -153,7 +153,7 @@ async def note_page(request: Request, refusal: Refusal | None = None,
         state=labels.label_of(note, "state"), editable=note.state in EDITABLE,
         returned=note.state == note_pb2.NOTE_STATE_RETURNED,
         can_publish=note.state == note_pb2.NOTE_STATE_APPROVED, history=history,
-        refusal=refusal or Refusal(), done=_done(request),
+        refusal=refusal, done=_done(request),
         stance_errors=_stance_errors(refusal, rows),
         **_editor(note, form))
 

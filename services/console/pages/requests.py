@@ -17,7 +17,7 @@ from starlette.routing import Route
 from services.common.protos import from_ts
 from services.console import labels, web
 from services.console.i18n import N_, _
-from services.console.refusals import Refusal, attempt
+from services.console.views import Refusal, attempt
 
 QUEUE_SIZE = 100
 DONE = {
@@ -52,7 +52,7 @@ async def queue(request: Request, refusal: Refusal | None = None, failed: str = 
     done = request.query_params.get("done", "")
     return web.render(request, "pages/requests/queue.html", status_code=status, rows=rows,
                       notes=[(n.id, n.title) for n in mine.notes],
-                      refusal=refusal or Refusal(), failed=failed, form=form or {},
+                      refusal=refusal, failed=failed, form=form or {},
                       done=_(DONE[done]) if done in DONE else "")
 
 

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from services.console import diff, labels, web
 from services.console.i18n import N_, _
 from services.console.pages.notes import note_row
-from services.console.refusals import Refusal, attempt
+from services.console.views import Refusal, attempt
 
 DONE = {
     "approved": N_("Approved. Publish it when it should reach clients."),
@@ -87,7 +87,7 @@ async def review_page(request: Request, refusal: Refusal | None = None,
         table=table, changed=diff.changed(table), history=history,
         can_review=note.state == note_pb2.NOTE_STATE_SUBMITTED,
         can_publish=note.state == note_pb2.NOTE_STATE_APPROVED,
-        refusal=refusal or Refusal(), form=form or {}, action=action,
+        refusal=refusal, form=form or {}, action=action,
         done=_(DONE[done]) if done in DONE else "")
 
 

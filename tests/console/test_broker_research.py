@@ -110,7 +110,7 @@ async def test_broker_answers_an_advisory_and_cannot_open_another_brokers(
     assert "acknowledged" in await page.inner_text("#advisory-state")
     # the advice is required: vip's BadRequest is shown beside the field, nothing changes
     await page.click("#answer-form button[type=submit]")
-    await page.wait_for_selector("#e-f-advice")
+    await page.wait_for_selector("#f-advice-error")
     await axe_check(page)
     await page.fill("#f-advice", "分批加仓，单只不超过两成仓位。")
     await page.select_option("#f-risk_level", str(client_pb2.RISK_LEVEL_R2))
@@ -149,7 +149,7 @@ async def test_analyst_writes_revises_and_submits_a_note_and_answers_a_request(
     await page.select_option("#f-audience", str(note_enums_pb2.AUDIENCE_KEY_CLIENTS))
     # a stock note without a stance: research's words appear beside the tickers
     await page.click("#save-note")
-    await page.wait_for_selector("#e-stances")
+    await page.wait_for_selector("#stances-error")
     await axe_check(page)
     await page.fill("#ticker-1", "600519.SH")
     await page.select_option("#stance-1", str(note_enums_pb2.STANCE_HOLD))
@@ -247,7 +247,7 @@ async def test_compliance_reviews_the_difference_publishes_and_the_broker_sees_i
         await page.wait_for_selector("#diff")
         assert "the first" in await page.inner_text("#diff-h")
         await page.click("#send-back")  # without comments: research asks for them
-        await page.wait_for_selector("#e-return-return_comments")
+        await page.wait_for_selector("#return-return_comments-error")
         await axe_check(page)
         await page.fill("#return-return_comments", "请给出结论。")
         await page.click("#send-back")
