@@ -31,16 +31,15 @@ def document(n: note_pb2.Note | note_pb2.NoteRevision) -> list[str]:
     """A revision's content as lines, to compare two."""
     stances = ", ".join(f"{s.ticker} {labels.label_of(s, 'stance')}" for s in n.stances)
     head = [
-        f"{_('Title')}: {n.title}",
-        f"{_('Kind')}: {labels.label_of(n, 'kind')}",
-        f"{_('Stances')}: {stances}",
-        f"{_('Risk level')}: {labels.label_of(n, 'risk_level')}",
-        f"{_('Valid until')}: {n.valid_until}",
-        f"{_('Audience')}: {labels.label_of(n, 'audience')}",
-        f"{_('Summary')}: {n.summary}",
-        "",
+        (_("Title"), n.title),
+        (_("Kind"), labels.label_of(n, "kind")),
+        (_("Stances"), stances),
+        (_("Risk level"), labels.label_of(n, "risk_level")),
+        (_("Valid until"), n.valid_until),
+        (_("Audience"), labels.label_of(n, "audience")),
+        (_("Summary"), n.summary),
     ]
-    return head + n.body.splitlines()
+    return [f"{k}: {v}" for k, v in head] + [""] + n.body.splitlines()
 
 
 async def review_queue(request: Request) -> Response:
