@@ -7,6 +7,7 @@ between revisions. Refusals: another broker's advisory, an analyst approving."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -30,6 +31,14 @@ from tests.console.conftest import Suite, _person, axe_check, sign_in
 from tests.harness import auth, eventually
 
 ZONE = ZoneInfo("Asia/Shanghai")
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+async def checked(page: Any) -> None:
+    """axe-core, and names on the page, never ids."""
+    await axe_check(page)
+    shown = await page.inner_text("body")
+    assert not UUID.search(shown), UUID.search(shown)
 
 
 @dataclass
@@ -99,32 +108,32 @@ async def test_broker_answers_an_advisory_and_cannot_open_another_brokers(
     assert "钱多多" not in table and desk.advisory_a.client_id not in table  # names, no ids
     assert await page.get_attribute("#inbox-table a:has-text('张三丰')", "href") == (
         f"/clients/{suite.people.client_a.id}")
-    await axe_check(page)
+    await checked(page)
 
     await page.click("text=贵州茅台还能加仓吗？")
     await page.wait_for_selector("#advisory")
     assert "李经纪" in await page.inner_text("#advisory")
-    await axe_check(page)
+    await checked(page)
     await page.click("#acknowledge")
     await page.wait_for_selector("#done")
     assert "acknowledged" in await page.inner_text("#advisory-state")
     # the advice is required: vip's BadRequest is shown beside the field, nothing changes
     await page.click("#answer-form button[type=submit]")
     await page.wait_for_selector("#f-advice-error")
-    await axe_check(page)
+    await checked(page)
     await page.fill("#f-advice", "分批加仓，单只不超过两成仓位。")
     await page.select_option("#f-risk_level", str(client_pb2.RISK_LEVEL_R2))
     await page.click("#answer-form button[type=submit]")
     await page.wait_for_selector("#advice-given")
     assert "answered" in await page.inner_text("#advisory-state")
-    await axe_check(page)
+    await checked(page)
 
     # another broker's advisory: vip refuses, and nothing of it is shown
     reply = await page.goto(suite.url + f"/inbox/advisories/{desk.advisory_b.id}")
     assert reply.status == 403
     main = await page.inner_text("main")
     assert "钱多多" not in main and "私密" not in main
-    await axe_check(page)
+    await checked(page)
 
 
 async def test_analyst_writes_revises_and_submits_a_note_and_answers_a_request(
@@ -135,10 +144,10 @@ async def test_analyst_writes_revises_and_submits_a_note_and_answers_a_request(
             due_time=_ts(datetime.now(UTC) + timedelta(days=2)))), metadata=desk.broker_a)
     await sign_in(page, suite, desk.analyst_no)
     await page.wait_for_selector("#new-note")  # the analyst's home: their notes
-    await axe_check(page)
+    await checked(page)
     await page.click("#new-note")
     await page.wait_for_selector("#note-form")
-    await axe_check(page)
+    await checked(page)
     title = f"白酒行业周报 {uuid.uuid4().hex[:4]}"
     await page.fill("#f-title", title)
     await page.fill("#f-summary", "需求平稳。")
@@ -150,13 +159,13 @@ async def test_analyst_writes_revises_and_submits_a_note_and_answers_a_request(
     # a stock note without a stance: research's words appear beside the tickers
     await page.click("#save-note")
     await page.wait_for_selector("#stances-error")
-    await axe_check(page)
+    await checked(page)
     await page.fill("#ticker-1", "600519.SH")
     await page.select_option("#stance-1", str(note_enums_pb2.STANCE_HOLD))
     await page.click("#save-note")
     await page.wait_for_selector("#done")
     assert "revision 1" in await page.inner_text("#note-state")
-    await axe_check(page)
+    await checked(page)
     await page.fill("#f-body", "第一段。\n第二段：估值偏高，维持持有。")
     await page.click("#save-note")
     await page.wait_for_selector("text=Saved as a new revision.")
@@ -165,14 +174,14 @@ async def test_analyst_writes_revises_and_submits_a_note_and_answers_a_request(
     await page.wait_for_selector("text=Sent to compliance for review.")
     assert "in review" in await page.inner_text("#note-state")
     assert "孙分析" in await page.inner_text("#revisions")
-    await axe_check(page)
+    await checked(page)
     note_id = page.url.rsplit("/", 1)[1].split("?")[0]
 
     # an analyst cannot approve: not the page, nor the form sent by hand
     reply = await page.goto(suite.url + f"/review/{note_id}")
     assert reply.status == 403
     assert "Compliance" in await page.inner_text("main")
-    await axe_check(page)
+    await checked(page)
     token = await _csrf(page)
     refused = await page.request.post(suite.url + f"/review/{note_id}/approve",
                                       form={"csrf_token": token, "revision": "2"})
@@ -186,14 +195,14 @@ async def test_analyst_writes_revises_and_submits_a_note_and_answers_a_request(
     section = page.locator("section.request", has_text="白酒板块的估值还合理吗")
     await section.wait_for()
     assert "张三丰" in await section.inner_text() and "李经纪" in await section.inner_text()
-    await axe_check(page)
+    await checked(page)
     await section.locator("button", has_text="Claim").click()
     await page.wait_for_selector("#done")
     section = page.locator("section.request", has_text="白酒板块的估值还合理吗")
     await section.locator("textarea").fill("估值处于历史中位，可以持有。")
     await section.locator("button", has_text="Send the answer").click()
     await page.wait_for_selector("text=The answer was sent to whoever asked.")
-    await axe_check(page)
+    await checked(page)
     answered = await desk.research.GetResearchRequest(
         rapi.GetResearchRequestRequest(id=asked.id), metadata=desk.analyst)
     assert answered.state == research_request_pb2.RESEARCH_REQUEST_STATE_ANSWERED
@@ -241,14 +250,14 @@ async def test_compliance_reviews_the_difference_publishes_and_the_broker_sees_i
         await sign_in(page, suite, desk.compliance_no)
         await page.wait_for_selector("#review-table")  # compliance's home: the queue
         assert "孙分析" in await page.inner_text("#review-table")
-        await axe_check(page)
+        await checked(page)
 
         await page.click(f"text={sent_back.title}")
         await page.wait_for_selector("#diff")
         assert "the first" in await page.inner_text("#diff-h")
         await page.click("#send-back")  # without comments: research asks for them
         await page.wait_for_selector("#return-return_comments-error")
-        await axe_check(page)
+        await checked(page)
         await page.fill("#return-return_comments", "请给出结论。")
         await page.click("#send-back")
         await page.wait_for_selector("text=Sent back to the author")
@@ -258,10 +267,10 @@ async def test_compliance_reviews_the_difference_publishes_and_the_broker_sees_i
         assert "revision 1 to revision 2" in await page.inner_text("#diff-h")
         assert await page.inner_text("#diff ins") == "上行"  # the words added, nothing else
         assert "1 line differs" in await page.inner_text("#diff-count")
-        await axe_check(page)
+        await checked(page)
         await page.click("#approve")
         await page.wait_for_selector("#publish")
-        await axe_check(page)
+        await checked(page)
         await page.click("#publish")
         await page.wait_for_selector("text=Published")
 
@@ -270,12 +279,12 @@ async def test_compliance_reviews_the_difference_publishes_and_the_broker_sees_i
         await row.wait_for(timeout=20_000)
         assert await inbox.evaluate("() => window.notReloaded === true")
         assert "张三丰" in await row.inner_text()
-        await axe_check(inbox)
+        await checked(inbox)
 
         # relay it, then record the client's acknowledgement
         await row.locator("a", has_text=note.title).click()
         await inbox.wait_for_selector("#deliver-form")
-        await axe_check(inbox)
+        await checked(inbox)
         await inbox.select_option("#f-channel", "1")
         await inbox.fill("#f-summary", "电话讲解了市场周评的要点。")
         await inbox.click("#deliver-form button[type=submit]")
@@ -283,6 +292,6 @@ async def test_compliance_reviews_the_difference_publishes_and_the_broker_sees_i
         await inbox.click("#ack-form button[type=submit]")
         await inbox.wait_for_selector("text=The client's acknowledgement is recorded.")
         assert "acknowledged" in await inbox.inner_text("#relay-state")
-        await axe_check(inbox)
+        await checked(inbox)
     finally:
         await inbox.close()
