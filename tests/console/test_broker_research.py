@@ -31,6 +31,10 @@ from tests.console.conftest import Suite, _person, axe_check, sign_in
 from tests.harness import auth, eventually
 
 ZONE = ZoneInfo("Asia/Shanghai")
+# the inbox page's event stream is open (htmx's sse extension keeps it on the element)
+STREAM_OPEN = """() => { const e = document.querySelector('[sse-connect]');
+  const d = e && e['htmx-internal-data'];
+  return !!(d && d.sseEventSource && d.sseEventSource.readyState === 1) }"""
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -134,6 +138,19 @@ async def test_broker_answers_an_advisory_and_cannot_open_another_brokers(
     main = await page.inner_text("main")
     assert "钱多多" not in main and "私密" not in main
     await checked(page)
+
+    # the sign-in ends while the inbox is open: the next notice takes the page to sign in
+    await page.goto(suite.url + "/inbox")
+    await page.wait_for_function(STREAM_OPEN)
+    suite.clock.offset = timedelta(minutes=31)
+    try:
+        await desk.vip.CreateAdvisory(vapi.CreateAdvisoryRequest(advisory=advisory_pb2.Advisory(
+            client_id=suite.people.client_a.id, question="还有一个问题",
+            source=advisory_pb2.ADVISORY_SOURCE_BROKER)), metadata=desk.broker_a)
+        await page.wait_for_url("**/signin?reason=idle&next=/inbox")
+        assert "without activity" in await page.inner_text("main")
+    finally:
+        suite.clock.offset = timedelta()
 
 
 async def test_analyst_writes_revises_and_submits_a_note_and_answers_a_request(
