@@ -106,3 +106,21 @@ async def test_a_closed_feed_ends_a_stream_that_connects_late() -> None:
     feed = InboxFeed(nc=None)
     await feed.close()
     assert feed.listen("b1").queue.get_nowait() is CLOSED
+
+
+def test_a_stance_refused_by_research_is_shown_beside_the_row_it_came_from() -> None:
+    from starlette.datastructures import FormData
+
+    from services.console.pages.notes import _editor, _note_from, _stance_errors
+    from services.console.views import Refusal
+
+    form = FormData([("title", "周报"), ("ticker_1", "600519.SH"), ("stance_1", "5"),
+                     ("ticker_2", ""), ("stance_2", ""), ("ticker_3", "bad ticker"),
+                     ("stance_3", "4"), ("ticker_21", "000001.SZ"), ("stance_21", "6")])
+    note, rows = _note_from(form, "n1")
+    assert [s.ticker for s in note.stances] == ["600519.SH", "bad ticker", "000001.SZ"]
+    assert rows == {"1": 0, "3": 1, "21": 2}  # no row is dropped, however many are sent
+    refused = Refusal("invalid", {"note.stances[1].ticker": "not a ticker"})
+    assert _stance_errors(refused, rows) == {3: "not a ticker"}
+    shown = _editor(None, form)["stances"]
+    assert [i for i, _ in shown] == [1, 2, 3, 21]  # the form again, rows numbered as sent

@@ -52,6 +52,11 @@ def _done(request: Request) -> str:
     return _(DONE[d]) if d in DONE else ""
 
 
+def _ticker_rows(form: FormData) -> list[int]:
+    """The numbers of the ticker rows the form carries (ticker_1, ticker_2, ...)."""
+    return sorted(int(k[7:]) for k in form if k.startswith("ticker_") and k[7:].isdigit())
+
+
 def _note_from(form: FormData, note_id: str = "") -> tuple[note_pb2.Note, dict[str, int]]:
     """The note the form describes; and for each ticker row shown (1-based) its index in
     note.stances (research names a bad stance by that index)."""
@@ -63,7 +68,7 @@ def _note_from(form: FormData, note_id: str = "") -> tuple[note_pb2.Note, dict[s
         risk_level=int(risk) if risk.isdigit() else 0,  # type: ignore[arg-type]
         audience=int(audience) if audience.isdigit() else 0)  # type: ignore[arg-type]
     rows: dict[str, int] = {}
-    for i in range(1, 21):
+    for i in _ticker_rows(form):  # every row sent: research says when there are too many
         ticker, stance = web.text(form, f"ticker_{i}"), web.text(form, f"stance_{i}")
         if not (ticker or stance):
             continue
@@ -77,17 +82,18 @@ def _editor(note: note_pb2.Note | None, form: FormData | None) -> dict[str, Any]
     if form is not None:
         values = {k: web.text(form, k) for k in ("title", "summary", "body", "kind",
                                                  "risk_level", "valid_until", "audience")}
-        stances = [(web.text(form, f"ticker_{i}"), web.text(form, f"stance_{i}"))
-                   for i in range(1, 21) if f"ticker_{i}" in form]
-    elif note is not None:
-        values = {"title": note.title, "summary": note.summary, "body": note.body,
-                  "kind": str(note.kind or ""), "risk_level": str(note.risk_level or ""),
-                  "valid_until": note.valid_until, "audience": str(note.audience or "")}
-        stances = [(s.ticker, str(s.stance)) for s in note.stances]
+        # the rows as sent, numbered as sent: research's words about a row stay beside it
+        rows = [(i, (web.text(form, f"ticker_{i}"), web.text(form, f"stance_{i}")))
+                for i in _ticker_rows(form)]
     else:
         values, stances = {}, []
-    stances = [s for s in stances if s[0] or s[1]] + [("", "")] * STANCE_ROWS
-    return {"values": values, "stances": list(enumerate(stances, start=1)),
+        if note is not None:
+            values = {"title": note.title, "summary": note.summary, "body": note.body,
+                      "kind": str(note.kind or ""), "risk_level": str(note.risk_level or ""),
+                      "valid_until": note.valid_until, "audience": str(note.audience or "")}
+            stances = [(s.ticker, str(s.stance)) for s in note.stances]
+        rows = list(enumerate(stances + [("", "")] * STANCE_ROWS, start=1))
+    return {"values": values, "stances": rows,
             "kinds": labels.choices(KIND), "stance_choices": labels.choices(STANCE),
             "audiences": labels.choices(AUDIENCE), "risks": labels.choices(RISK)}
 
