@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -28,7 +28,11 @@ from branch.vip.v1.vip_service_pb2_grpc import VipServiceStub
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from tests.console.conftest import Suite, _person, axe_check, sign_in
-from tests.harness import auth, eventually
+from tests.harness import Metadata, auth, eventually
+
+if TYPE_CHECKING:
+    from branch.research.v1.research_service_pb2_grpc import ResearchServiceAsyncStub
+    from branch.vip.v1.vip_service_pb2_grpc import VipServiceAsyncStub
 
 ZONE = ZoneInfo("Asia/Shanghai")
 # the inbox page's event stream is open (htmx's sse extension keeps it on the element)
@@ -49,11 +53,11 @@ async def checked(page: Any) -> None:
 class Desk:
     analyst_no: str
     compliance_no: str
-    analyst: list[tuple[str, str]]  # call metadata (harness tokens with the real staff ids)
-    broker_a: list[tuple[str, str]]
-    broker_b: list[tuple[str, str]]
-    vip: VipServiceStub
-    research: ResearchServiceStub
+    analyst: Metadata  # harness tokens with the real staff ids
+    broker_a: Metadata
+    broker_b: Metadata
+    vip: VipServiceAsyncStub
+    research: ResearchServiceAsyncStub
     advisory_a: advisory_pb2.Advisory
     advisory_b: advisory_pb2.Advisory
 

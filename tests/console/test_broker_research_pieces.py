@@ -24,10 +24,10 @@ class Msg:
 
 def test_an_event_names_the_brokers_whose_inbox_it_touches() -> None:
     opened = ev.AdvisoryOpened(advisory_id="a1", broker_id="b1").SerializeToString()
-    assert owners_of("branch.vip.advisory.opened", opened) == {"b1"}
+    assert owners_of("branch.vip.advisory.opened", opened) == frozenset({"b1"})
     escalated = ev.AdvisoryEscalated(escalated_to_id="b2", previous_assignee_id="b1")
     assert owners_of("branch.vip.advisory.escalated",
-                     escalated.SerializeToString()) == {"b1", "b2"}
+                     escalated.SerializeToString()) == frozenset({"b1", "b2"})
     # relays planned for a note name nobody: every connected broker looks (with their token)
     planned = ev.RelaysPlanned(note_id="n1", targeted=3).SerializeToString()
     assert owners_of("branch.vip.relay.planned", planned) == frozenset()
