@@ -63,10 +63,10 @@ def test_a_slow_browser_keeps_the_latest_notices_only() -> None:
 
 
 def test_the_inbox_digest_moves_with_what_the_broker_sees_and_names_nothing() -> None:
-    def inbox(state: int) -> vapi.GetInboxResponse:
+    def inbox(state: relay_pb2.RelayState.ValueType) -> vapi.GetInboxResponse:
         return vapi.GetInboxResponse(items=[vapi.InboxItem(
             next_action="relay", relay=relay_pb2.RelayTask(
-                id="r1", state=state, client_display_name="张三丰"))])  # type: ignore[arg-type]
+                id="r1", state=state, client_display_name="张三丰"))])
 
     pending = _fingerprint(inbox(relay_pb2.RELAY_STATE_PENDING))
     assert pending == _fingerprint(inbox(relay_pb2.RELAY_STATE_PENDING))

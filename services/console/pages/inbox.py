@@ -247,7 +247,7 @@ async def answer(request: Request, form: FormData) -> Response:
     return await _after(request, "advisories", item_id, st.vip.AnswerAdvisory(
         vapi.AnswerAdvisoryRequest(
             id=item_id, advice=web.text(form, "advice"),
-            risk_level=int(risk) if risk.isdigit() else 0,  # type: ignore[arg-type]
+            risk_level=client_pb2.RiskLevel.ValueType(int(risk) if risk.isdigit() else 0),
             override_reason=web.text(form, "override_reason")),
         metadata=st.metadata), "answered", form)
 
@@ -289,7 +289,8 @@ async def deliver(request: Request, form: FormData) -> Response:
     channel = web.text(form, "channel")
     return await _after(request, "relays", item_id, st.vip.RecordRelayDelivery(
         vapi.RecordRelayDeliveryRequest(
-            id=item_id, channel=int(channel) if channel.isdigit() else 0,  # type: ignore[arg-type]
+            id=item_id,
+            channel=relay_pb2.RelayChannel.ValueType(int(channel) if channel.isdigit() else 0),
             summary=web.text(form, "summary")),
         metadata=st.metadata), "delivered", form)
 

@@ -64,9 +64,9 @@ def _note_from(form: FormData, note_id: str = "") -> tuple[note_pb2.Note, dict[s
     note = note_pb2.Note(
         id=note_id, title=web.text(form, "title"), summary=web.text(form, "summary"),
         body=web.text(form, "body"), valid_until=web.text(form, "valid_until"),
-        kind=int(kind) if kind.isdigit() else 0,  # type: ignore[arg-type]
-        risk_level=int(risk) if risk.isdigit() else 0,  # type: ignore[arg-type]
-        audience=int(audience) if audience.isdigit() else 0)  # type: ignore[arg-type]
+        kind=note_enums_pb2.NoteKind.ValueType(int(kind) if kind.isdigit() else 0),
+        risk_level=client_pb2.RiskLevel.ValueType(int(risk) if risk.isdigit() else 0),
+        audience=note_enums_pb2.Audience.ValueType(int(audience) if audience.isdigit() else 0))
     rows: dict[str, int] = {}
     for i in _ticker_rows(form):  # every row sent: research says when there are too many
         ticker, stance = web.text(form, f"ticker_{i}"), web.text(form, f"stance_{i}")
