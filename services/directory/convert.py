@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from branch.directory.v1 import client_pb2, holding_pb2, staff_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import Row
 
 from services.common.protos import ts
 from services.common.suitability import assessment_expired
@@ -23,6 +25,8 @@ ROLE_NAMES = {
     staff_pb2.ROLE_QUALITY_INSPECTOR: "quality_inspector",
 }
 ROLE_VALUES = {name: value for value, name in ROLE_NAMES.items()}
+# a client as the ORM loads it, or a Core row of the client table (the same attribute names)
+ClientRow = Client | Row[Any]
 
 def staff_to_proto(row: Staff) -> staff_pb2.Staff:
     msg = staff_pb2.Staff(
@@ -39,7 +43,7 @@ def staff_to_proto(row: Staff) -> staff_pb2.Staff:
     return msg
 
 
-def client_to_proto(row: Client, today: date) -> client_pb2.Client:
+def client_to_proto(row: ClientRow, today: date) -> client_pb2.Client:
     return client_pb2.Client(
         id=row.id,
         account_no=row.account_no,

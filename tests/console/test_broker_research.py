@@ -193,7 +193,7 @@ async def test_analyst_writes_revises_and_submits_a_note_and_answers_a_request(
     assert "revision 2" in await page.inner_text("#note-state")
     await page.click("#submit-note")
     await page.wait_for_selector("text=Sent to compliance for review.")
-    assert "in review" in await page.inner_text("#note-state")
+    assert "submitted" in await page.inner_text("#note-state")
     assert "孙分析" in await page.inner_text("#revisions")
     await checked(page)
     note_id = page.url.rsplit("/", 1)[1].split("?")[0]

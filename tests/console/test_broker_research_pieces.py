@@ -11,9 +11,9 @@ from branch.vip.v1 import advisory_pb2, relay_pb2
 from branch.vip.v1 import events_pb2 as ev
 from branch.vip.v1 import vip_service_pb2 as vapi
 
-from services.console import diff, labels
+from services.console import diff, enums
 from services.console.feed import CLOSED, QUEUE, InboxFeed, Listener, owners_of
-from services.console.pages.inbox import _fingerprint
+from services.console.pages.inbox import _action, _fingerprint
 
 
 @dataclass
@@ -90,16 +90,15 @@ def test_the_revision_diff_marks_changed_characters_and_added_and_removed_lines(
     assert diff.rows([], ["only"])[0].kind == "added"
 
 
-def test_enum_values_in_words() -> None:
+def test_enum_values_and_next_actions_in_words() -> None:
     a = advisory_pb2.Advisory(state=advisory_pb2.ADVISORY_STATE_AWAITING_RESEARCH)
-    assert labels.label_of(a, "state") == "awaiting research"
-    assert labels.label_of(advisory_pb2.Advisory(), "state") == ""
-    assert labels.label(client_pb2.RiskLevel.DESCRIPTOR, client_pb2.RISK_LEVEL_R2) == "R2"
-    assert labels.label_of(note_pb2.Note(state=note_pb2.NOTE_STATE_RETURNED), "state") == (
-        "sent back")
-    assert labels.action("answer (research answer in)") == "answer (the research answer is in)"
-    assert labels.action("something new") == "something new"
-    assert (1, "R1") in labels.choices(client_pb2.RiskLevel.DESCRIPTOR)
+    assert enums.label_of(a, "state") == "awaiting research"
+    assert enums.label_of(advisory_pb2.Advisory(), "state") == ""
+    assert enums.label_of(note_pb2.Note(state=note_pb2.NOTE_STATE_RETURNED), "state") == (
+        "returned")
+    assert (1, "R1") in enums.choices(client_pb2.RiskLevel.DESCRIPTOR)
+    assert _action("answer (research answer in)") == "answer (the research answer is in)"
+    assert _action("something new") == "something new"
 
 
 async def test_a_closed_feed_ends_a_stream_that_connects_late() -> None:

@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from services.common.logs import get_logger
 from services.common.protos import from_ts
-from services.console import labels, sessions, web
+from services.console import enums, sessions, web
 from services.console.backend import SignedOut
 from services.console.feed import CLOSED
 from services.console.i18n import N_, _
@@ -48,6 +48,15 @@ A = advisory_pb2.Advisory
 R = relay_pb2.RelayTask
 RISK = client_pb2.RiskLevel.DESCRIPTOR
 CHANNEL = relay_pb2.RelayChannel.DESCRIPTOR
+# GetInbox's next_action, as vip words it (free text, not an enum)
+ACTIONS = {
+    "acknowledge": N_("acknowledge"),
+    "answer": N_("answer"),
+    "answer (research answer in)": N_("answer (the research answer is in)"),
+    "wait for research": N_("wait for research"),
+    "relay": N_("relay to the client"),
+    "record acknowledgement": N_("record the client's acknowledgement"),
+}
 DONE = {
     "acknowledged": N_("The advisory is acknowledged."),
     "research": N_("The question was sent to research."),
@@ -55,6 +64,10 @@ DONE = {
     "delivered": N_("The relay is recorded; now record the client's acknowledgement."),
     "relay-acknowledged": N_("The client's acknowledgement is recorded."),
 }
+
+
+def _action(next_action: str) -> str:
+    return _(ACTIONS[next_action]) if next_action in ACTIONS else next_action
 
 
 def _fingerprint(reply: vapi.GetInboxResponse) -> str:
@@ -74,16 +87,16 @@ def _rows(reply: vapi.GetInboxResponse) -> list[dict[str, Any]]:
             a = item.advisory
             rows.append({"kind": _("Advisory"), "href": f"/inbox/advisories/{a.id}",
                          "client_id": a.client_id, "client": a.client_display_name,
-                         "about": a.question, "state": labels.label_of(a, "state"),
+                         "about": a.question, "state": enums.label_of(a, "state"),
                          "urgent": a.urgency == advisory_pb2.URGENCY_HIGH})
         else:
             r = item.relay
             rows.append({"kind": _("Research relay"), "href": f"/inbox/relays/{r.id}",
                          "client_id": r.client_id, "client": r.client_display_name,
-                         "about": r.note_title, "state": labels.label_of(r, "state"),
+                         "about": r.note_title, "state": enums.label_of(r, "state"),
                          "urgent": False})
         rows[-1].update(deadline=web.when(from_ts(item.deadline)), overdue=item.overdue,
-                        action=labels.action(item.next_action))
+                        action=_action(item.next_action))
     return rows
 
 
@@ -196,9 +209,9 @@ async def _advisory_page(request: Request, advisory_id: str, refusal: Refusal | 
     state = a.state
     return web.render(
         request, "pages/inbox/advisory.html", status_code=status, a=a, ts=ts,
-        state=labels.label_of(a, "state"), urgency=labels.label_of(a, "urgency"),
-        source=labels.label_of(a, "source"), risk=labels.label_of(a, "advice_risk_level"),
-        risk_choices=labels.choices(RISK),
+        state=enums.label_of(a, "state"), urgency=enums.label_of(a, "urgency"),
+        source=enums.label_of(a, "source"), risk=enums.label_of(a, "advice_risk_level"),
+        risk_choices=enums.choices(RISK),
         can_acknowledge=state == advisory_pb2.ADVISORY_STATE_OPEN,
         can_ask_research=(state == advisory_pb2.ADVISORY_STATE_ACKNOWLEDGED
                           and not a.research_requested),
@@ -270,8 +283,8 @@ async def _relay_page(request: Request, relay_id: str, refusal: Refusal | None =
                        "acknowledge_time")}
     return web.render(
         request, "pages/inbox/relay.html", status_code=status, r=r, ts=ts, summary=summary,
-        state=labels.label_of(r, "state"), risk=labels.label_of(r, "risk_level"),
-        channel=labels.label_of(r, "channel"), channel_choices=labels.choices(CHANNEL),
+        state=enums.label_of(r, "state"), risk=enums.label_of(r, "risk_level"),
+        channel=enums.label_of(r, "channel"), channel_choices=enums.choices(CHANNEL),
         can_deliver=r.state == relay_pb2.RELAY_STATE_PENDING,
         can_acknowledge=r.state == relay_pb2.RELAY_STATE_DELIVERED,
         refusal=refusal, form=form or {},

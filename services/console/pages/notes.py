@@ -18,7 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from services.common.protos import from_ts
-from services.console import labels, web
+from services.console import enums, web
 from services.console.i18n import N_, _
 from services.console.views import Refusal, attempt
 
@@ -39,9 +39,9 @@ DONE = {
 
 def note_row(n: note_pb2.Note, href: str) -> dict[str, Any]:
     """A note as one line of a list (also the compliance queue's)."""
-    return {"href": href, "title": n.title, "state": labels.label_of(n, "state"),
+    return {"href": href, "title": n.title, "state": enums.label_of(n, "state"),
             "revision": n.revision, "author": n.author_display_name,
-            "kind": labels.label_of(n, "kind"), "risk": labels.label_of(n, "risk_level"),
+            "kind": enums.label_of(n, "kind"), "risk": enums.label_of(n, "risk_level"),
             "tickers": ", ".join(n.tickers),
             "updated": web.when(from_ts(n.update_time)),
             "submitted": web.when(from_ts(n.submit_time))}
@@ -94,8 +94,8 @@ def _editor(note: note_pb2.Note | None, form: FormData | None) -> dict[str, Any]
             stances = [(s.ticker, str(s.stance)) for s in note.stances]
         rows = list(enumerate(stances + [("", "")] * STANCE_ROWS, start=1))
     return {"values": values, "stances": rows,
-            "kinds": labels.choices(KIND), "stance_choices": labels.choices(STANCE),
-            "audiences": labels.choices(AUDIENCE), "risks": labels.choices(RISK)}
+            "kinds": enums.choices(KIND), "stance_choices": enums.choices(STANCE),
+            "audiences": enums.choices(AUDIENCE), "risks": enums.choices(RISK)}
 
 
 async def notes(request: Request) -> Response:
@@ -151,12 +151,12 @@ async def note_page(request: Request, refusal: Refusal | None = None,
             note_id=note_id, page_size=100), metadata=st.metadata))
     history = [{"revision": r.revision, "time": web.when(from_ts(r.create_time)),
                 "author": r.author_display_name,
-                "decision": labels.label_of(r, "review_decision"),
+                "decision": enums.label_of(r, "review_decision"),
                 "reviewer": r.reviewer_display_name, "comments": r.review_comments}
                for r in sorted(revisions.revisions, key=lambda r: -r.revision)]
     return web.render(
         request, "pages/notes/edit.html", status_code=status, note=note,
-        state=labels.label_of(note, "state"), editable=note.state in EDITABLE,
+        state=enums.label_of(note, "state"), editable=note.state in EDITABLE,
         returned=note.state == note_pb2.NOTE_STATE_RETURNED,
         can_publish=note.state == note_pb2.NOTE_STATE_APPROVED, history=history,
         refusal=refusal, done=_done(request),

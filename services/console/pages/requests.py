@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from services.common.protos import from_ts
-from services.console import labels, web
+from services.console import enums, web
 from services.console.i18n import N_, _
 from services.console.views import Refusal, attempt
 
@@ -42,8 +42,8 @@ async def queue(request: Request, refusal: Refusal | None = None, failed: str = 
         rows.append({
             "id": r.id, "question": r.question, "tickers": ", ".join(r.tickers),
             "client_id": r.client_id, "client": r.client_display_name,
-            "asker": r.asker_display_name, "source": labels.label_of(r, "source"),
-            "state": labels.label_of(r, "state"), "due": web.when(from_ts(r.due_time)),
+            "asker": r.asker_display_name, "source": enums.label_of(r, "source"),
+            "state": enums.label_of(r, "state"), "due": web.when(from_ts(r.due_time)),
             "overdue": r.overdue, "claimed_by": r.claimed_by_display_name,
             "open": r.state == research_request_pb2.RESEARCH_REQUEST_STATE_OPEN,
             "mine": (r.state == research_request_pb2.RESEARCH_REQUEST_STATE_CLAIMED

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from services.console import diff, labels, web
+from services.console import diff, enums, web
 from services.console.i18n import N_, _
 from services.console.pages.notes import note_row
 from services.console.views import Refusal, attempt
@@ -29,14 +29,14 @@ DONE = {
 
 def document(n: note_pb2.Note | note_pb2.NoteRevision) -> list[str]:
     """A revision's content as lines, to compare two."""
-    stances = ", ".join(f"{s.ticker} {labels.label_of(s, 'stance')}" for s in n.stances)
+    stances = ", ".join(f"{s.ticker} {enums.label_of(s, 'stance')}" for s in n.stances)
     head = [
         (_("Title"), n.title),
-        (_("Kind"), labels.label_of(n, "kind")),
+        (_("Kind"), enums.label_of(n, "kind")),
         (_("Stances"), stances),
-        (_("Risk level"), labels.label_of(n, "risk_level")),
+        (_("Risk level"), enums.label_of(n, "risk_level")),
         (_("Valid until"), n.valid_until),
-        (_("Audience"), labels.label_of(n, "audience")),
+        (_("Audience"), enums.label_of(n, "audience")),
         (_("Summary"), n.summary),
     ]
     return [f"{k}: {v}" for k, v in head] + [""] + n.body.splitlines()
@@ -76,13 +76,13 @@ async def review_page(request: Request, refusal: Refusal | None = None,
     # the first revision has nothing to differ from: shown as it is
     table = diff.rows(document(revisions[against]) if against else current, current)
     history = [{"revision": r.revision, "author": r.author_display_name,
-                "decision": labels.label_of(r, "review_decision"),
+                "decision": enums.label_of(r, "review_decision"),
                 "reviewer": r.reviewer_display_name, "comments": r.review_comments}
                for r in sorted(revisions.values(), key=lambda r: -r.revision)]
     done = request.query_params.get("done", "")
     return web.render(
         request, "pages/review/note.html", status_code=status, note=note,
-        state=labels.label_of(note, "state"), against=against, earlier=earlier,
+        state=enums.label_of(note, "state"), against=against, earlier=earlier,
         table=table, changed=diff.changed(table), history=history,
         can_review=note.state == note_pb2.NOTE_STATE_SUBMITTED,
         can_publish=note.state == note_pb2.NOTE_STATE_APPROVED,
