@@ -11,7 +11,7 @@ from branch.vip.v1 import advisory_pb2, relay_pb2
 from branch.vip.v1 import events_pb2 as ev
 from branch.vip.v1 import vip_service_pb2 as vapi
 
-from services.console import diff, enums
+from services.console import diff, enums, i18n
 from services.console.feed import CLOSED, QUEUE, InboxFeed, Listener, owners_of
 from services.console.pages.inbox import _action, _fingerprint
 
@@ -92,13 +92,19 @@ def test_the_revision_diff_marks_changed_characters_and_added_and_removed_lines(
 
 def test_enum_values_and_next_actions_in_words() -> None:
     a = advisory_pb2.Advisory(state=advisory_pb2.ADVISORY_STATE_AWAITING_RESEARCH)
-    assert enums.label_of(a, "state") == "awaiting research"
-    assert enums.label_of(advisory_pb2.Advisory(), "state") == ""
-    assert enums.label_of(note_pb2.Note(state=note_pb2.NOTE_STATE_RETURNED), "state") == (
-        "returned")
-    assert (1, "R1") in enums.choices(client_pb2.RiskLevel.DESCRIPTOR)
-    assert _action("answer (research answer in)") == "answer (the research answer is in)"
-    assert _action("something new") == "something new"
+    i18n.activate("en")
+    try:
+        assert enums.label_of(a, "state") == "awaiting research"
+        assert enums.label_of(advisory_pb2.Advisory(), "state") == ""
+        assert enums.label_of(note_pb2.Note(state=note_pb2.NOTE_STATE_RETURNED), "state") == (
+            "returned")
+        assert (1, "R1") in enums.choices(client_pb2.RiskLevel.DESCRIPTOR)
+        assert _action("answer (research answer in)") == "answer (the research answer is in)"
+        assert _action("something new") == "something new"
+        i18n.activate("zh_CN")
+        assert _action("relay") == "向客户传达"
+    finally:
+        i18n.activate("zh_CN")
 
 
 async def test_a_closed_feed_ends_a_stream_that_connects_late() -> None:
