@@ -61,8 +61,8 @@ async def send(stub: DirectoryServiceStub, records: list[api.ImportRecord], *,
 
 
 async def streamed(stub: DirectoryServiceStub, client_id: str) -> list[str]:
-    return [t.trade_id async for b in stub.StreamTrades(
-        api.StreamTradesRequest(client_id=client_id), metadata=ADMIN) for t in b.trades]
+    return [t async for b in stub.StreamTrades(
+        api.StreamTradesRequest(client_id=client_id), metadata=ADMIN) for t in b.columns.trade_ids]
 
 
 @pytest.fixture(params=FROZEN, ids=["0005-local", "1200-local", "2355-local"])
