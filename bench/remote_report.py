@@ -82,13 +82,14 @@ def holdings_for(client_id: str, n: int) -> list[holding_pb2.Holding]:
 
 def column_batches(client_id: str, n: int, size: int = 5000) -> list[holding_pb2.TradeColumns]:
     """The synthetic trades as the directory streams them: batches of columns."""
-    from services.directory.convert import trade_columns
+    from services.common.units import micros, units
+    from services.directory.trade_stream import trade_columns
 
     out: list[holding_pb2.TradeColumns] = []
     rows: list[tuple[object, ...]] = []
     for t in synthetic_trades(client_id, n):
-        rows.append((t.trade_id, t.ticker, t.side, t.quantity, t.price, t.fee,
-                     t.trade_time.ToDatetime(UTC)))
+        rows.append((t.trade_id, t.ticker, t.side, t.quantity, units(t.price), units(t.fee),
+                     micros(t.trade_time.ToDatetime(UTC))))
         if len(rows) == size:
             out.append(trade_columns(client_id, rows))
             rows = []

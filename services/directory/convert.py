@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date
-from typing import Any
 
 from branch.directory.v1 import client_pb2, holding_pb2, staff_pb2
 
 from services.common.protos import ts
 from services.common.suitability import assessment_expired
-from services.common.units import micros, units
 from services.directory.models import Client, Holding, Security, Staff
 
 ROLE_NAMES = {
@@ -74,31 +71,6 @@ def holding_to_proto(row: Holding, risk_level: int) -> holding_pb2.Holding:
         as_of=row.as_of.isoformat(),
         update_time=ts(row.updated_at),
     )
-
-
-def trade_columns(client_id: str, rows: Sequence[Sequence[Any]]) -> holding_pb2.TradeColumns:
-    """Rows of (trade_id, ticker, side, quantity, price, fee, trade_time, ...) as one batch
-    of parallel columns; prices and fees in units of 1e-8 yuan (TradeColumns)."""
-    if not rows:
-        return holding_pb2.TradeColumns(client_id=client_id)
-    ids, tickers, sides, quantities, prices, fees, times = list(zip(*rows, strict=True))[:7]
-    index: dict[str, int] = {}
-    ticker_indexes = [index.setdefault(t, len(index)) for t in tickers]
-    # prices and fees repeat (a ticker's price, the minimum fee): convert each text once
-    seen: dict[str, int] = {}
-
-    def to_units(text: str) -> int:
-        value = seen.get(text)
-        if value is None:
-            value = seen[text] = units(text)
-        return value
-
-    return holding_pb2.TradeColumns(
-        client_id=client_id, trade_ids=ids, tickers=list(index),
-        ticker_indexes=ticker_indexes, sides=sides, quantities=quantities,
-        price_units=[to_units(p) for p in prices],
-        fee_units=[to_units(f or "0") for f in fees],
-        trade_time_micros=[micros(t) for t in times])
 
 
 def security_to_proto(row: Security) -> holding_pb2.Security:
