@@ -122,6 +122,17 @@ def _peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (all its threads), from /proc. On a shared
+    machine this moves far less than wall time with other people's load."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return float("nan")
+
+
 def bench_analysis(n: int) -> dict[str, float]:
     from services.remote import render
     from services.remote.analysis import Analyzer
@@ -230,9 +241,11 @@ async def bench_end_to_end(n: int, database_url: str = "") -> dict[str, float]:
                             as_of="2025-12-31"))
 
                 rss_start = _peak_rss_mib(directory.pid)
+                cpu0 = _cpu_seconds(directory.pid)
                 t0 = time.perf_counter()
                 imported = await dstub.ImportTrades(records(), metadata=admin, timeout=1800)
                 import_seconds = time.perf_counter() - t0
+                import_cpu = _cpu_seconds(directory.pid) - cpu0
                 import_peak = _peak_rss_mib(directory.pid)
                 assert imported.rejected == 0, imported.rejections[:3]
                 assert imported.accepted == n + len(TICKERS) + len(holdings), imported
@@ -248,22 +261,27 @@ async def bench_end_to_end(n: int, database_url: str = "") -> dict[str, float]:
 
                 sampler = asyncio.create_task(sample())
                 today = datetime.now(UTC).date()
+                cpu0, own0 = _cpu_seconds(directory.pid), _cpu_seconds(os.getpid())
                 t0 = time.perf_counter()
                 report = await rstub.CreateReport(api.CreateReportRequest(
                     client_id=client.id, period_start="2022-01-01",
                     period_end=today.isoformat()), metadata=agent, timeout=600)
                 seconds = time.perf_counter() - t0
+                report_cpu = _cpu_seconds(directory.pid) - cpu0
+                report_own_cpu = _cpu_seconds(os.getpid()) - own0
                 stop.set()
                 await sampler
                 assert report.figures.trades == n, report.figures.trades
                 # the same stream read and discarded: the directory's share of the time
                 sync = grpc.insecure_channel(f"127.0.0.1:{port}")
+                cpu0 = _cpu_seconds(directory.pid)
                 t0 = time.perf_counter()
                 streamed = await asyncio.to_thread(lambda: sum(
                     len(batch.columns.trade_ids)
                     for batch in DirectoryServiceStub(sync).StreamTrades(
                         dapi.StreamTradesRequest(client_id=client.id), metadata=agent)))
                 stream_seconds = time.perf_counter() - t0
+                stream_cpu = _cpu_seconds(directory.pid) - cpu0
                 sync.close()
                 assert streamed == n
                 directory_peak = _peak_rss_mib(directory.pid)
@@ -278,6 +296,8 @@ async def bench_end_to_end(n: int, database_url: str = "") -> dict[str, float]:
             nats_server.stop()
     return {"seconds": seconds, "import_seconds": import_seconds,
             "stream_seconds": stream_seconds, "directory_rss_start_mib": rss_start,
+            "import_cpu": import_cpu, "report_cpu": report_cpu,
+            "report_own_cpu": report_own_cpu, "stream_cpu": stream_cpu,
             "directory_import_peak_mib": import_peak, "directory_peak_mib": directory_peak,
             "rss_growth_mib": peak[0] - rss_before, "rss_peak_mib": peak[0]}
 
@@ -326,11 +346,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="no PostgreSQL rows even when BRANCH_TEST_POSTGRES_URL is set")
     args = parser.parse_args(argv)
     pg = "" if args.sqlite_only else os.environ.get("BRANCH_TEST_POSTGRES_URL", "")
-    rows: list[tuple[str, str, str]] = []
+    rows: list[tuple[str, str, str, str]] = []
     for n in args.trades:
         a = bench_analysis(n)
         rows.append((f"{n:,}: analysis + render (in-process, from batches of columns)",
-                     f"{a['seconds']:.2f} s",
+                     f"{a['seconds']:.2f} s", "",
                      f"{a['peak_mib']:.1f} MiB traced peak (beyond the input batches)"))
         if args.skip_e2e:
             continue
@@ -341,21 +361,24 @@ def main(argv: list[str] | None = None) -> None:
             e = asyncio.run(run())
             rows.append((f"{n:,}, {store}: ImportTrades of the history",
                          f"{e['import_seconds']:.1f} s ({n / e['import_seconds']:,.0f}/s)",
+                         f"{e['import_cpu']:.1f} s",
                          f"directory peak RSS {e['directory_import_peak_mib']:.0f} MiB "
                          f"(at start {e['directory_rss_start_mib']:.0f} MiB)"))
             rows.append((f"{n:,}, {store}: CreateReport RPC (stream + analysis + store)",
                          f"{e['seconds']:.2f} s",
+                         f"{e['report_cpu']:.2f} s + {e['report_own_cpu']:.2f} s in remote",
                          f"+{e['rss_growth_mib']:.0f} MiB RSS in the remote process during "
                          f"the call (peak {e['rss_peak_mib']:.0f} MiB)"))
             rows.append((f"{n:,}, {store}: StreamTrades alone (read and discarded)",
                          f"{e['stream_seconds']:.2f} s ({n / e['stream_seconds']:,.0f}/s)",
+                         f"{e['stream_cpu']:.2f} s",
                          f"directory peak RSS {e['directory_peak_mib']:.0f} MiB"))
     print("### Remote: trade import, stream and trading-record report\n")
     print(f"Python {sys.version.split()[0]}, one machine.\n")
-    print("| step | time | memory |")
-    print("|---|---:|---|")
-    for step, t, m in rows:
-        print(f"| {step} | {t} | {m} |")
+    print("| step | wall time | directory CPU | memory |")
+    print("|---|---:|---:|---|")
+    for step, t, cpu, m in rows:
+        print(f"| {step} | {t} | {cpu} | {m} |")
 
 
 if __name__ == "__main__":
