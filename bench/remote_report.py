@@ -317,10 +317,10 @@ async def _pg_database(url: str) -> str:
     return url.rpartition("/")[0] + "/" + name
 
 
-async def _drop_pg_database(url: str) -> None:
+async def _drop_pg_database(url: str, name: str) -> None:
+    """Drop database name, connected to url's (another) database on the same server."""
     import asyncpg
 
-    base, _, name = url.rpartition("/")
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -333,7 +333,7 @@ async def bench_postgres(n: int, url: str) -> dict[str, float]:
     try:
         return await bench_end_to_end(n, database)
     finally:
-        await _drop_pg_database(url.rpartition("/")[0] + "/" + database.rpartition("/")[2])
+        await _drop_pg_database(url, database.rpartition("/")[2])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -346,12 +346,20 @@ def main(argv: list[str] | None = None) -> None:
                         help="no PostgreSQL rows even when BRANCH_TEST_POSTGRES_URL is set")
     args = parser.parse_args(argv)
     pg = "" if args.sqlite_only else os.environ.get("BRANCH_TEST_POSTGRES_URL", "")
-    rows: list[tuple[str, str, str, str]] = []
+    print("### Remote: trade import, stream and trading-record report\n")
+    print(f"Python {sys.version.split()[0]}, one machine; load average at start "
+          f"{os.getloadavg()[0]:.1f}.\n")
+    print("| step | wall time | directory CPU | memory |")
+    print("|---|---:|---:|---|", flush=True)
+
+    def row(step: str, wall: str, cpu: str, memory: str) -> None:
+        print(f"| {step} | {wall} | {cpu} | {memory} |", flush=True)
+
     for n in args.trades:
         a = bench_analysis(n)
-        rows.append((f"{n:,}: analysis + render (in-process, from batches of columns)",
-                     f"{a['seconds']:.2f} s", "",
-                     f"{a['peak_mib']:.1f} MiB traced peak (beyond the input batches)"))
+        row(f"{n:,}: analysis + render (in-process, from batches of columns)",
+            f"{a['seconds']:.2f} s", "",
+            f"{a['peak_mib']:.1f} MiB traced peak (beyond the input batches)")
         if args.skip_e2e:
             continue
         stores = [("SQLite", lambda n=n: bench_end_to_end(n))]
@@ -359,26 +367,20 @@ def main(argv: list[str] | None = None) -> None:
             stores.append(("PostgreSQL", lambda n=n: bench_postgres(n, pg)))
         for store, run in stores:
             e = asyncio.run(run())
-            rows.append((f"{n:,}, {store}: ImportTrades of the history",
-                         f"{e['import_seconds']:.1f} s ({n / e['import_seconds']:,.0f}/s)",
-                         f"{e['import_cpu']:.1f} s",
-                         f"directory peak RSS {e['directory_import_peak_mib']:.0f} MiB "
-                         f"(at start {e['directory_rss_start_mib']:.0f} MiB)"))
-            rows.append((f"{n:,}, {store}: CreateReport RPC (stream + analysis + store)",
-                         f"{e['seconds']:.2f} s",
-                         f"{e['report_cpu']:.2f} s + {e['report_own_cpu']:.2f} s in remote",
-                         f"+{e['rss_growth_mib']:.0f} MiB RSS in the remote process during "
-                         f"the call (peak {e['rss_peak_mib']:.0f} MiB)"))
-            rows.append((f"{n:,}, {store}: StreamTrades alone (read and discarded)",
-                         f"{e['stream_seconds']:.2f} s ({n / e['stream_seconds']:,.0f}/s)",
-                         f"{e['stream_cpu']:.2f} s",
-                         f"directory peak RSS {e['directory_peak_mib']:.0f} MiB"))
-    print("### Remote: trade import, stream and trading-record report\n")
-    print(f"Python {sys.version.split()[0]}, one machine.\n")
-    print("| step | wall time | directory CPU | memory |")
-    print("|---|---:|---:|---|")
-    for step, t, cpu, m in rows:
-        print(f"| {step} | {t} | {cpu} | {m} |")
+            row(f"{n:,}, {store}: ImportTrades of the history",
+                f"{e['import_seconds']:.1f} s ({n / e['import_seconds']:,.0f}/s)",
+                f"{e['import_cpu']:.1f} s",
+                f"directory peak RSS {e['directory_import_peak_mib']:.0f} MiB "
+                f"(at start {e['directory_rss_start_mib']:.0f} MiB)")
+            row(f"{n:,}, {store}: CreateReport RPC (stream + analysis + store)",
+                f"{e['seconds']:.2f} s",
+                f"{e['report_cpu']:.2f} s + {e['report_own_cpu']:.2f} s in remote",
+                f"+{e['rss_growth_mib']:.0f} MiB RSS in the remote process during "
+                f"the call (peak {e['rss_peak_mib']:.0f} MiB)")
+            row(f"{n:,}, {store}: StreamTrades alone (read and discarded)",
+                f"{e['stream_seconds']:.2f} s ({n / e['stream_seconds']:,.0f}/s)",
+                f"{e['stream_cpu']:.2f} s",
+                f"directory peak RSS {e['directory_peak_mib']:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,9 @@ def micros_sql(column: Any, sqlite: bool) -> ColumnElement[int]:
     exact to the microsecond."""
     if not sqlite:
         return cast(extract("epoch", column) * 1_000_000, BigInteger)
-    return (cast(func.strftime("%s", column), BigInteger) * 1_000_000
+    # whole seconds from the text without its fraction: SQLite's date functions keep
+    # milliseconds and would round 01.999999 up to 02
+    return (cast(func.strftime("%s", func.substr(column, 1, 19)), BigInteger) * 1_000_000
             + cast(func.substr(column, 21, 6), BigInteger))
 
 
