@@ -10,6 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from branch.directory.v1 import holding_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
+
 UNITS_PER_YUAN = 10**8
 DECIMALS = 8
 # the largest price or fee that fits an int64 column at this scale (92,233,720,368 yuan)
@@ -52,3 +55,22 @@ def fits_units(number: Decimal) -> str | None:
 def micros(when: datetime) -> int:
     """An aware datetime as whole microseconds since 1970-01-01T00:00:00Z (exact)."""
     return (when - _EPOCH) // _MICRO
+
+
+def decimal_text(value: int) -> str:
+    """1234000000 -> '12.34' (units of 1e-8 yuan as a normalised decimal string)."""
+    return format(yuan(value).normalize(), "f")
+
+
+def trades_of(columns: holding_pb2.TradeColumns) -> list[holding_pb2.Trade]:
+    """A streamed batch of columns as one Trade message per trade (prices and fees as decimal
+    strings), for a reader that shows a few trades; a fold should read the columns."""
+    tickers = list(columns.tickers)
+    return [holding_pb2.Trade(
+        trade_id=trade_id, client_id=columns.client_id, ticker=tickers[ticker],
+        side=side, quantity=quantity, price=decimal_text(price),
+        fee=decimal_text(fee),
+        trade_time=Timestamp(seconds=us // 1_000_000, nanos=us % 1_000_000 * 1000))
+        for trade_id, ticker, side, quantity, price, fee, us in zip(
+            columns.trade_ids, columns.ticker_indexes, columns.sides, columns.quantities,
+            columns.price_units, columns.fee_units, columns.trade_time_micros, strict=True)]

@@ -31,7 +31,7 @@ from branch.remote.v1 import remote_service_pb2 as api
 from branch.remote.v1 import report_pb2
 
 from services.common.protos import ts
-from services.common.units import fits_units, units
+from services.common.units import fits_units, trades_of, units
 from services.directory.trade_stream import trade_columns
 from services.remote.analysis import Analyzer
 from tests.harness import ADMIN, SUPERVISOR, auth, bad_fields, collect_events
@@ -288,3 +288,14 @@ def test_money_units_are_exact() -> None:
     assert fits_units(Decimal("1.100000000")) is None
     assert fits_units(Decimal("1.000000001")) == "at most 8 decimal places"
     assert fits_units(Decimal("92233720368.54775808")) == "at most 92,233,720,368 yuan"
+
+
+def test_columns_back_to_trade_messages() -> None:
+    """trades_of (the console's recent trades) gives each trade back with decimal strings."""
+    when = datetime(2026, 2, 2, 2, 0, 0, 250_000, tzinfo=UTC)
+    rows = [("t1", "AAA", 1, 100, "10.50", "0", int(when.timestamp() * 1_000_000)),
+            ("t2", "BBB", 2, 5, "0.00000001", "12", int(when.timestamp() * 1_000_000) + 1)]
+    back = trades_of(columns_of(rows, 10)[0])
+    assert [(t.trade_id, t.ticker, t.side, t.quantity, t.price, t.fee) for t in back] == [
+        ("t1", "AAA", 1, 100, "10.5", "0"), ("t2", "BBB", 2, 5, "0.00000001", "12")]
+    assert back[0].trade_time.ToDatetime(UTC) == when and back[1].trade_time.nanos == 250_001_000
