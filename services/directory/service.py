@@ -486,7 +486,7 @@ class Directory:
             query = query.order_by(col(Trade.trade_time), col(Trade.import_seq),
                                    col(Trade.trade_id)).limit(TRADE_BATCH)
             async with self.db.read() as session:
-                rows = (await session.exec(query)).all()
+                rows = await trade_stream.fetch(session, query, self.db.is_sqlite)
             if rows:
                 yield api.StreamTradesResponse(
                     columns=trade_stream.trade_columns(req.client_id, rows))
