@@ -40,6 +40,7 @@ from services.common.units import fits_units, micros
 from services.common.upsert import upsert
 from services.directory import corporate_actions
 from services.directory.models import Client, Holding, ImportCounter, Security, Trade
+from services.directory.trade_stream import sqlite_time
 from services.directory.validation import (
     TICKER,
     check_date,
@@ -62,7 +63,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # a decimal already in normal form or nearly (trailing zeros): 1-10 integer digits without a
 # leading zero, at most 8 decimal places; anything else takes the full check
 _PLAIN_DECIMAL = re.compile(r"(0|[1-9][0-9]{0,9})(?:\.([0-9]{1,8}))?")
-# in this order: _sqlite_time expects trade_time eighth
+# in this order: the SQLite insert expects trade_time eighth
 _TRADE_COLUMNS = ("trade_id", "client_id", "ticker", "side", "quantity", "price", "fee",
                   "trade_time", "import_seq")
 
@@ -376,11 +377,6 @@ async def _apply(
              about="import", now=now)
 
 
-def _sqlite_time(when: datetime) -> str:
-    """An aware UTC datetime as UtcDateTime stores it on SQLite: naive UTC text."""
-    return f"{when:%Y-%m-%d %H:%M:%S}.{when.microsecond:06d}"
-
-
 async def _insert_trades(session: AsyncSession, rows: list[dict[str, Any]],
                          postgres: bool) -> list[str]:
     """Write the batch's new trades in one statement; the trade ids written."""
@@ -394,7 +390,7 @@ async def _insert_trades(session: AsyncSession, rows: list[dict[str, Any]],
         marks = ", ".join("?" * len(_TRADE_COLUMNS))
         await conn.exec_driver_sql(
             f"INSERT INTO {table.name} ({names}) VALUES ({marks})",
-            [(*(row[c] for c in _TRADE_COLUMNS[:7]), _sqlite_time(row["trade_time"]),
+            [(*(row[c] for c in _TRADE_COLUMNS[:7]), sqlite_time(row["trade_time"]),
               row["import_seq"]) for row in rows])
         return [row["trade_id"] for row in rows]
     raw = (await conn.get_raw_connection()).driver_connection

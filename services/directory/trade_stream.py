@@ -74,11 +74,15 @@ async def fetch(session: AsyncSession, query: Select[Any], sqlite: bool) -> list
     return list(await raw.fetch(str(compiled), *params))
 
 
+def sqlite_time(when: datetime) -> str:
+    """A datetime as UtcDateTime stores it on SQLite: naive UTC text, always with the
+    microseconds (SQLAlchemy's format; micros_sql reads it)."""
+    when = as_utc(when)
+    return f"{when:%Y-%m-%d %H:%M:%S}.{when.microsecond:06d}"
+
+
 def _driver_value(value: Any, sqlite: bool) -> Any:
-    if isinstance(value, datetime) and sqlite:
-        when = as_utc(value)
-        return f"{when:%Y-%m-%d %H:%M:%S}.{when.microsecond:06d}"
-    return value
+    return sqlite_time(value) if isinstance(value, datetime) and sqlite else value
 
 
 def time_of(micros: int) -> datetime:
