@@ -63,7 +63,7 @@ def synthetic_trades(client_id: str, n: int) -> Iterator[holding_pb2.Trade]:
         fee = max(500, (p * qty * 25 + 50_000) // 100_000)  # fen, rounded
         micros = base + (i + 1) * step
         yield holding_pb2.Trade(
-            trade_id=f"b-{i:07d}", client_id=client_id, ticker=ticker, side=side,  # type: ignore[arg-type]
+            trade_id=f"b-{i:07d}", client_id=client_id, ticker=ticker, side=side,
             quantity=qty, price=f"{p // 100}.{p % 100:02d}", fee=f"{fee // 100}.{fee % 100:02d}",
             trade_time=Timestamp(seconds=micros // 1_000_000, nanos=micros % 1_000_000 * 1000))
 
@@ -76,7 +76,7 @@ def holdings_for(client_id: str, n: int) -> list[holding_pb2.Holding]:
         qty[t.ticker] = qty.get(t.ticker, 0) + (t.quantity if t.side == 1 else -t.quantity)
         last[t.ticker] = t.price
     return [holding_pb2.Holding(ticker=k, quantity=v, market_price=last[k],
-                                risk_level=(int(k) % 5) + 1)  # type: ignore[arg-type]
+                                risk_level=client_pb2.RiskLevel.ValueType((int(k) % 5) + 1))
             for k, v in sorted(qty.items()) if v > 0]
 
 
@@ -139,7 +139,7 @@ def bench_analysis(n: int) -> dict[str, float]:
 
     batches = column_batches("c-bench", n)
     holdings = holdings_for("c-bench", n)
-    client = client_pb2.Client(account_no="BENCH", risk_tolerance=3)  # type: ignore[arg-type]
+    client = client_pb2.Client(account_no="BENCH", risk_tolerance=client_pb2.RISK_TOLERANCE_C3)
 
     def run() -> None:
         a = Analyzer(0, 2**40)
@@ -202,7 +202,7 @@ async def bench_end_to_end(n: int, database_url: str = "") -> dict[str, float]:
         admin = [("authorization",
                   f"Bearer {signer.issue('bench-admin', ['admin'], now, timedelta(hours=2))}")]
         agent_token = signer.issue("bench-agent", ["service_agent"], now, timedelta(hours=2))
-        agent = [("authorization", f"Bearer {agent_token}")]
+        agent = (("authorization", f"Bearer {agent_token}"),)
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as dch, \
                     grpc.aio.insecure_channel(f"127.0.0.1:{remote.port}") as rch:
@@ -217,7 +217,8 @@ async def bench_end_to_end(n: int, database_url: str = "") -> dict[str, float]:
                 client = await dstub.CreateClient(dapi.CreateClientRequest(
                     client=client_pb2.Client(
                         account_no="BENCH0001", display_name="Bench", phone="13800000000",
-                        channel=client_pb2.CHANNEL_REMOTE, risk_tolerance=3,  # type: ignore[arg-type]
+                        channel=client_pb2.CHANNEL_REMOTE,
+                        risk_tolerance=client_pb2.RISK_TOLERANCE_C3,
                         risk_assessed_on="2025-06-01", commission_rate="0.00025")),
                     metadata=admin)
                 holdings = holdings_for(client.id, n)
@@ -225,7 +226,8 @@ async def bench_end_to_end(n: int, database_url: str = "") -> dict[str, float]:
                 async def records() -> AsyncIterator[dapi.ImportTradesRequest]:
                     for t in TICKERS:
                         yield dapi.ImportTradesRequest(security=holding_pb2.Security(
-                            ticker=t, name=f"S{t}", risk_level=(int(t) % 5) + 1))  # type: ignore[arg-type]
+                            ticker=t, name=f"S{t}",
+                            risk_level=client_pb2.RiskLevel.ValueType((int(t) % 5) + 1)))
                     batch: list[dapi.ImportRecord] = []
                     for tr in synthetic_trades(client.id, n):
                         batch.append(dapi.ImportRecord(trade=tr))
@@ -362,11 +364,10 @@ def main(argv: list[str] | None = None) -> None:
             f"{a['peak_mib']:.1f} MiB traced peak (beyond the input batches)")
         if args.skip_e2e:
             continue
-        stores = [("SQLite", lambda n=n: bench_end_to_end(n))]
-        if pg:
-            stores.append(("PostgreSQL", lambda n=n: bench_postgres(n, pg)))
-        for store, run in stores:
-            e = asyncio.run(run())
+        stores = ["SQLite", "PostgreSQL"] if pg else ["SQLite"]
+        for store in stores:
+            e = asyncio.run(bench_postgres(n, pg) if store == "PostgreSQL"
+                            else bench_end_to_end(n))
             row(f"{n:,}, {store}: ImportTrades of the history",
                 f"{e['import_seconds']:.1f} s ({n / e['import_seconds']:,.0f}/s)",
                 f"{e['import_cpu']:.1f} s",

@@ -1,5 +1,8 @@
-"""branchctl's gettext catalogues (Babel): `./dev i18n` extracts the marked words from
-services/cli (_() and N_()), updates services/cli/locale/<lang>/LC_MESSAGES/branchctl.po for
+"""branchctl's gettext catalogues (Babel): `./dev i18n` extracts branchctl's words from
+services/cli and every service's cli.py / *_cli.py: _(), N_() and Label() arguments, plus the
+literal title and column names of each `ctl.table(TITLE, COLUMNS, ...)` call (a name given for
+COLUMNS is followed to the module's list) and the field names of the records branchctl shows
+field by field (RECORDS); it updates services/cli/locale/<lang>/LC_MESSAGES/branchctl.po for
 zh_CN and en (translations kept; new words left empty for a translator), and compiles each
 .po to the .mo branchctl reads. Both are committed. `--check` (run by `./dev test`) fails when
 a .mo is not what its .po compiles to, or when a marked word is missing from a .po.
@@ -7,12 +10,16 @@ a .mo is not what its .po compiles to, or when a marked word is missing from a .
 
 from __future__ import annotations
 
+import ast
+import importlib
 import io
 import sys
+from collections.abc import Collection, Iterator
 from pathlib import Path
+from typing import IO, Any
 
 from babel.messages.catalog import Catalog
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import extract_from_dir, extract_python
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 
@@ -21,15 +28,63 @@ CLI = ROOT / "services" / "cli"
 LOCALES = CLI / "locale"
 LANGS = ("zh_CN", "en")
 DOMAIN = "branchctl"
+SERVICES = ROOT / "services"
+KEYWORDS = {"_": None, "N_": None, "Label": None}
+# messages branchctl prints field by field (output.record_rows(..., words=True))
+RECORDS = ["branch.directory.v1.client_pb2:Client"]
+
+
+def _table_words(tree: ast.Module) -> Iterator[tuple[int, str]]:
+    """The literal titles and column names of ctl.table() calls in one module."""
+    lists = {t.id: node.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
+             for t in node.targets if isinstance(t, ast.Name)
+             and isinstance(node.value, ast.List | ast.Tuple)}
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "table" and len(node.args) >= 2):
+            continue
+        title, columns = node.args[0], node.args[1]
+        if isinstance(title, ast.Constant) and isinstance(title.value, str) and title.value:
+            yield title.lineno, title.value
+        if isinstance(columns, ast.Name):
+            columns = lists.get(columns.id, columns)
+        for col in columns.elts if isinstance(columns, ast.List | ast.Tuple) else []:
+            if isinstance(col, ast.Constant) and isinstance(col.value, str) and col.value:
+                yield col.lineno, col.value
+
+
+def extract_cli(fileobj: IO[bytes], keywords: Collection[str], comment_tags: Collection[str],
+                options: dict[str, Any]) -> Iterator[tuple[int, str | None, str, list[str]]]:
+    """Babel's Python extraction, plus the words of ctl.table() calls (see the docstring)."""
+    source = fileobj.read()
+    yield from extract_python(io.BytesIO(source), keywords, comment_tags, options)
+    for lineno, word in _table_words(ast.parse(source)):
+        yield lineno, None, word, []
+
+
+def _record_words() -> Iterator[str]:
+    sys.path.insert(0, str(ROOT / "gen"))
+    for spec in RECORDS:
+        module, name = spec.split(":")
+        stack = [getattr(importlib.import_module(module), name).DESCRIPTOR]
+        while stack:
+            descriptor = stack.pop()
+            for field in descriptor.fields:
+                yield field.name.replace("_", " ")
+                if field.message_type is not None:
+                    stack.append(field.message_type)
 
 
 def template() -> Catalog:
     pot = Catalog(project="branchctl", domain=DOMAIN)
-    for filename, lineno, message, comments, context in extract_from_dir(
-            str(CLI), method_map=[("**.py", "python")],
-            keywords={"_": None, "N_": None}):
-        pot.add(message, locations=[(f"services/cli/{filename}", lineno)],
+    found = extract_from_dir(str(SERVICES), method_map=[
+        ("cli/**.py", extract_cli), ("*/cli.py", extract_cli), ("*/*_cli.py", extract_cli),
+        ("**.py", "ignore")], keywords=KEYWORDS)
+    for filename, lineno, message, comments, context in found:
+        pot.add(message, locations=[(f"services/{filename}", lineno)],
                 auto_comments=comments, context=context)
+    for word in _record_words():
+        pot.add(word, locations=[("gen (record fields)", 0)])
     return pot
 
 

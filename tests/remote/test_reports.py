@@ -19,14 +19,16 @@ turnover ratio 5600/3000 = 1.8667; BBB R4 > C3 warns.
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import grpc
 import pytest
+from branch.directory.v1 import client_pb2, holding_pb2
 from branch.directory.v1 import corporate_action_pb2 as ca_pb2
 from branch.directory.v1 import directory_service_pb2 as dapi
-from branch.directory.v1 import holding_pb2
 from branch.remote.v1 import remote_service_pb2 as api
 from branch.remote.v1 import report_pb2
 
@@ -35,6 +37,7 @@ from services.common.units import fits_units, trades_of, units
 from services.directory.trade_stream import trade_columns
 from services.remote.analysis import Analyzer
 from tests.harness import ADMIN, SUPERVISOR, auth, bad_fields, collect_events
+from tests.remote.conftest import Env
 
 TRADES = [
     ("t1", "AAA", 1, 100, "10.00", "1.00", datetime(2026, 1, 10, 2, tzinfo=UTC)),
@@ -47,15 +50,16 @@ TRADES = [
 ]
 
 
-async def load_history(env, client_id: str) -> None:  # type: ignore[no-untyped-def]
-    async def records():  # type: ignore[no-untyped-def]
+async def load_history(env: Env, client_id: str) -> None:
+    async def records() -> AsyncIterator[dapi.ImportTradesRequest]:
         yield dapi.ImportTradesRequest(security=holding_pb2.Security(
-            ticker="AAA", name="Alpha", risk_level=2, last_price="12"))
+            ticker="AAA", name="Alpha", risk_level=client_pb2.RiskLevel.ValueType(2), last_price="12"))
         yield dapi.ImportTradesRequest(security=holding_pb2.Security(
-            ticker="BBB", name="Beta", risk_level=4, last_price="6"))
+            ticker="BBB", name="Beta", risk_level=client_pb2.RiskLevel.ValueType(4), last_price="6"))
         for tid, ticker, side, qty, price, fee, when in TRADES:
             yield dapi.ImportTradesRequest(trade=holding_pb2.Trade(
-                trade_id=f"{client_id}-{tid}", client_id=client_id, ticker=ticker, side=side,  # type: ignore[arg-type]
+                trade_id=f"{client_id}-{tid}", client_id=client_id, ticker=ticker,
+                side=holding_pb2.Side.ValueType(side),
                 quantity=qty, price=price, fee=fee, trade_time=ts(when)))
         for ticker, qty, price in (("AAA", 100, "12"), ("BBB", 300, "6")):
             yield dapi.ImportTradesRequest(holding=dapi.HoldingSnapshot(
@@ -91,10 +95,10 @@ def test_analysis_pure() -> None:
     a = Analyzer(start, end)
     for _tid, ticker, side, qty, price, fee, when in TRADES:
         a.add(ticker, side, qty, price, fee, int(when.timestamp()))
-    holdings = [holding_pb2.Holding(ticker="AAA", quantity=100, market_price="12", risk_level=2),
-                holding_pb2.Holding(ticker="BBB", quantity=300, market_price="6", risk_level=4)]
-    secs = {"AAA": holding_pb2.Security(ticker="AAA", risk_level=2),
-            "BBB": holding_pb2.Security(ticker="BBB", risk_level=4)}
+    holdings = [holding_pb2.Holding(ticker="AAA", quantity=100, market_price="12", risk_level=client_pb2.RiskLevel.ValueType(2)),
+                holding_pb2.Holding(ticker="BBB", quantity=300, market_price="6", risk_level=client_pb2.RiskLevel.ValueType(4))]
+    secs = {"AAA": holding_pb2.Security(ticker="AAA", risk_level=client_pb2.RiskLevel.ValueType(2)),
+            "BBB": holding_pb2.Security(ticker="BBB", risk_level=client_pb2.RiskLevel.ValueType(4))}
     check_figures(a.figures(holdings, secs, 3, False))
 
 
@@ -112,7 +116,7 @@ def test_unmatched_sell_and_style_extremes() -> None:
     assert empty.style == report_pb2.TRADING_STYLE_UNDETERMINED and empty.trades == 0
 
 
-async def test_create_deliver_report(env, nats_url) -> None:
+async def test_create_deliver_report(env: Env, nats_url: str) -> None:
     client = await env.client(tolerance=3)
     await load_history(env, client.id)
     agent, md = await env.agent()
@@ -145,7 +149,7 @@ async def test_create_deliver_report(env, nats_url) -> None:
     assert any(e.headers["ce-subject"] == made.id for e in events)
 
 
-async def test_report_bad_fields_roles_and_missing(env) -> None:
+async def test_report_bad_fields_roles_and_missing(env: Env) -> None:
     _, md = await env.agent()
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await env.stub.CreateReport(api.CreateReportRequest(
@@ -173,7 +177,7 @@ async def test_report_bad_fields_roles_and_missing(env) -> None:
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_directory_unreachable_is_unavailable(tmp_path, nats_url) -> None:
+async def test_directory_unreachable_is_unavailable(tmp_path: Path, nats_url: str) -> None:
     from services.common.nats_link import free_port
     from services.remote.server import SPEC as REMOTE
     from tests.harness import channel, make_settings, running
@@ -205,7 +209,7 @@ def test_monthly_turnover_is_cut_at_branch_local_months() -> None:
     assert list(utc.monthly) == ["2026-02"]
 
 
-def columns_of(rows: list[tuple[str, str, int, int, str, str, int]],
+def columns_of(rows: Sequence[tuple[str, str, int, int, str, str, int]],
                size: int) -> list[holding_pb2.TradeColumns]:
     """(id, ticker, side, quantity, price, fee, epoch micros) as the directory streams them."""
     return [trade_columns("c", [(tid, ticker, side, qty, units(price), units(fee), us)
@@ -221,10 +225,11 @@ def test_columns_fold_to_the_hand_computed_figures() -> None:
                               int(when.timestamp()) * 1_000_000)
                              for tid, ticker, side, qty, price, fee, when in TRADES], 4):
         a.add_columns(batch)
-    holdings = [holding_pb2.Holding(ticker="AAA", quantity=100, market_price="12", risk_level=2),
-                holding_pb2.Holding(ticker="BBB", quantity=300, market_price="6", risk_level=4)]
-    secs = {"AAA": holding_pb2.Security(ticker="AAA", risk_level=2),
-            "BBB": holding_pb2.Security(ticker="BBB", risk_level=4)}
+    R2, R4 = client_pb2.RiskLevel.ValueType(2), client_pb2.RiskLevel.ValueType(4)
+    holdings = [holding_pb2.Holding(ticker="AAA", quantity=100, market_price="12", risk_level=R2),
+                holding_pb2.Holding(ticker="BBB", quantity=300, market_price="6", risk_level=R4)]
+    secs = {"AAA": holding_pb2.Security(ticker="AAA", risk_level=R2),
+            "BBB": holding_pb2.Security(ticker="BBB", risk_level=R4)}
     check_figures(a.figures(holdings, secs, 3, False))
 
 
@@ -272,7 +277,8 @@ def test_columns_fold_as_trades_one_by_one_with_corporate_actions() -> None:
     columns = Analyzer(start, end, actions)
     for batch in columns_of(rows, 700):
         columns.add_columns(batch)
-    holdings = [holding_pb2.Holding(ticker=t, quantity=q, market_price="10", risk_level=3)
+    holdings = [holding_pb2.Holding(ticker=t, quantity=q, market_price="10",
+                                    risk_level=client_pb2.RISK_LEVEL_R3)
                 for t, q in sorted(held.items()) if q]
     expected = one_by_one.figures(holdings, {}, 3, False)
     assert columns.figures(holdings, {}, 3, False) == expected
