@@ -55,7 +55,8 @@ async def test_csrf_post_without_or_with_wrong_token_is_refused(page: Any,
         data = {"employee_no": "EVIL1", "display_name": "Mallory", "roles": "admin"}
         if token:
             data["csrf_token"] = token
-        reply = await page.request.post(suite.url + "/admin/staff", form=data)
+        reply = await page.request.post(suite.url + "/admin/staff", form=data,
+                                        headers={"Accept-Language": "en"})
         assert reply.status == 403
         assert "did not come from this console" in await reply.text()
     after = await suite.directory.ListStaff(dapi.ListStaffRequest(page_size=500),
