@@ -22,6 +22,7 @@ empty zh_CN entries by `./dev i18n` (fold_pending); delete that folder afterward
 from __future__ import annotations
 
 import ast
+import copy
 import importlib
 import io
 import sys
@@ -202,7 +203,9 @@ def update(domain: Domain, pot: Catalog) -> None:
         catalog = read(lang, domain)
         if path.exists():  # the header stays as it was: no change without a changed word
             pot.creation_date = catalog.creation_date
-        catalog.update(pot, no_fuzzy_matching=True)
+        # a copy: update() adopts the template's new Message objects, so folding pending
+        # zh_CN words into them would write Chinese into the next language's catalogue
+        catalog.update(copy.deepcopy(pot), no_fuzzy_matching=True)
         if lang == "zh_CN":
             fold_pending(domain, catalog)
         path.parent.mkdir(parents=True, exist_ok=True)
