@@ -338,9 +338,10 @@ def _report_rpc(err: grpc.aio.AioRpcError, args: argparse.Namespace, ctl: Ctl) -
         return errors.exit_code(code)
     command, options = args._command, args._options
     localized = _localized(err) if i18n.chosen() == "zh_CN" else ""
-    message = errors.with_flags(localized or details, command, options)
+    bad = _bad_fields(err)
+    message = errors.with_flags(localized or details, command, options, [f for f, _d in bad])
     print(_("error: {message}").format(message=f"{code.name}: {message}"), file=sys.stderr)
-    for field_name, description in _bad_fields(err):
+    for field_name, description in bad:
         print(f"  {errors.flag_for(field_name, command, options)}: {description}",
               file=sys.stderr)
     if code == grpc.StatusCode.UNAUTHENTICATED:

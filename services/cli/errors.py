@@ -16,7 +16,7 @@ Exit status (documented in README.md, "branchctl exit status"):
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import grpc
 
@@ -32,7 +32,10 @@ FIELDS: dict[str, dict[str, str]] = {
                        "risk_level": "--risk"},
     "onsite visit": {"visit.visit_time": "--at", "visit_time": "--at",
                      "visit.client_requests": "--requests", "visit.topics": "--topic",
-                     "visit.follow_up_note": "--follow-up", "visit.client_id": "CLIENT"},
+                     "visit.follow_up_note": "--follow-up", "visit.client_id": "CLIENT",
+                     "visit.follow_up_needed": "--follow-up"},
+    "onsite day": {"start_date": "--date", "end_date": "--date", "plan_date": "--date"},
+    "onsite compliance": {"period": "--week", "date": "--date"},
     "onsite patrol": {"patrol.patrol_time": "--at", "patrol_time": "--at",
                       "patrol.observations": "--obs"},
     "onsite schedule": {"meeting.start_time": "--start"},
@@ -44,6 +47,9 @@ FIELDS: dict[str, dict[str, str]] = {
     "remote record": {"callback_time": "--callback-at", "call_time": "--called-at"},
     "research notes": {"publish_start_time": "--since", "publish_end_time": "--until"},
     "research ledger": {"start_time": "--from", "end_time": "--to"},
+    "directory import": {"*": "FILE"},  # every field comes from the file's rows
+    "insight summary": {"month": "PERIOD"},
+    "insight decide": {"state": "DECISION", "revised_total_score": "--revised-score"},
     "research ask": {"research_request.due_time": "--due",
                      "research_request.question": "--question"},
 }
@@ -58,25 +64,56 @@ def exit_code(code: grpc.StatusCode) -> int:
     return GRPC_BASE + int(code.value[0])
 
 
+# An API field's last part -> the option (dest) that usually gives it, in every command that
+# has that option; tried after FIELDS and before the field's own name.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "page_size": ("limit",), "page_token": ("page",), "client_manager_id": ("manager",),
+    "plan_date": ("date",), "start_date": ("start", "from"), "end_date": ("end", "days"),
+    "period_start": ("start",), "period_end": ("end",), "tickers": ("ticker",),
+    "note_ids": ("note_id",), "client_ids": ("clients",), "acknowledgement": ("ack",),
+    "request_note": ("note",), "advice_risk_level": ("risk",), "risk_level": ("risk",),
+    "answer": ("text",), "delivered_to": ("to",), "caller_name": ("caller",),
+    "caller_phone": ("phone",), "agent_ids": ("agents",), "daily_quota": ("quota",),
+    "retry_backoff_minutes": ("backoff",), "duration_minutes": ("duration",),
+    "first_response_minutes": ("first_response",), "resolution_minutes": ("resolution",),
+    "visits_per_day": ("visits",), "rooms_per_day": ("rooms",),
+    "supersedes_note_id": ("supersedes",), "criterion_key": ("score", "fail"),
+    "states": ("state",), "overdue_only": ("overdue",), "flagged_only": ("flagged",),
+    "form_id": ("id",), "meeting_id": ("meeting", "id"), "start_local_time": ("time",),
+    "format": ("online", "room"), "rooms": ("room",), "note": ("text", "note"),
+    "notes": ("text", "notes"), "staff_id": ("staff", "id"), "client_id": ("client", "id"),
+    "valid_until_time": ("valid_until",), "publish_start_time": ("since",),
+    "publish_end_time": ("until",), "presenter_id": ("analyst", "sharing_client"),
+    "presenter_kind": ("analyst", "sharing_client"),
+}
+SUFFIXES = ("_id", "_ids", "_time", "_date", "_token", "_minutes")
+
+
 def flag_for(field: str, command: str, options: Mapping[str, str]) -> str:
     """The flag a person types for API `field` in `command` ("group command"); `options`
     maps the command's dests to their flags. The field itself when nothing matches."""
+    field = re.sub(r"\[\d+\]", "", field)  # note_ids[2] -> note_ids
     known = FIELDS.get(command, {})
     if field in known:
         return known[field]
     last = field.rsplit(".", 1)[-1]
     if last in known:
         return known[last]
-    for candidate in (last, last.removesuffix("_id"), last.removesuffix("_ids")):
+    candidates = [last, *SYNONYMS.get(last, ()), *(last.removesuffix(s) for s in SUFFIXES)]
+    for candidate in candidates:
         if candidate in options:
             return options[candidate]
-    return field
+    return known.get("*", field)
 
 
-def with_flags(text: str, command: str, options: Mapping[str, str]) -> str:
-    """`text` with the API field names it mentions replaced by the command's flags."""
-    for field, flag in sorted(FIELDS.get(command, {}).items(), key=lambda kv: -len(kv[0])):
-        text = re.sub(rf"\b{re.escape(field)}\b", flag, text)
+def with_flags(text: str, command: str, options: Mapping[str, str],
+               fields: Sequence[str] = ()) -> str:
+    """`text` with the API field names it mentions (those in FIELDS for the command, and
+    `fields`, e.g. a BadRequest's) replaced by the command's flags."""
+    known = {f: flag for f, flag in FIELDS.get(command, {}).items() if f != "*"}
+    known |= {f: flag_for(f, command, options) for f in fields}
+    for field, flag in sorted(known.items(), key=lambda kv: -len(kv[0])):
+        text = re.sub(rf"(?<![\w.]){re.escape(field)}(?![\w])", flag, text)
     return text
 
 

@@ -32,6 +32,15 @@ def _(message: str) -> str:
     return _current.gettext(message)
 
 
+class Label(str):
+    """A word in a table's cell that is shown translated (a row's name in a record view:
+    "client", "answer due"); JSON and CSV keep it as written, like column names. scripts/i18n.py
+    extracts Label("...") as it does _("...")."""
+
+    def shown(self) -> str:
+        return _(str.__str__(self))
+
+
 def language(argv: Sequence[str] | None = None) -> str:
     """The language asked for: --lang X / --lang=X in argv, else the locale variables."""
     args = list(argv or [])
@@ -65,18 +74,6 @@ def chosen() -> str:
     """The language install() was last given."""
     return _chosen
 
-
-# Table headers and titles the catalogue translates (the table view only).
-HEADERS = [N_("id"), N_("client"), N_("name"), N_("state"), N_("due"), N_("kind"),
-           N_("broker"), N_("manager"), N_("staff"), N_("time"), N_("service"), N_("method"),
-           N_("resource"), N_("outcome"), N_("request id"), N_("field"), N_("value"),
-           N_("title"), N_("author"), N_("date"), N_("ticker"), N_("quantity"), N_("risk"),
-           N_("summary"), N_("deadline"), N_("next"), N_("from"), N_("to"), N_("hours"),
-           N_("role"), N_("account"), N_("channel"), N_("tier"), N_("assessed"),
-           N_("employee no"), N_("roles"), N_("active"), N_("note"), N_("reason"),
-           N_("phone"), N_("cost"), N_("market"), N_("as of"), N_("subject"), N_("consultant"),
-           N_("holdings"), N_("breaches"), N_("relays"), N_("notes"), N_("tickets"),
-           N_("audit records, newest first"), N_("question"), N_("created"), N_("stances")]
 
 # argparse's own words (Python 3.11+), so usage errors read in the chosen language too.
 ARGPARSE = [N_("usage: "), N_("%(prog)s: error: %(message)s\n"),

@@ -18,7 +18,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from services.cli import timefmt
-from services.cli.i18n import _
+from services.cli.i18n import Label, _
 
 FORMATS = ("table", "json", "csv")
 
@@ -85,16 +85,24 @@ def emit(fmt: str, console: Any, title: str, columns: Sequence[str],
         # Ids are never cut: a column holding ids (a UUID anywhere in a cell, or every cell
         # of an "id" column) is at least as wide as its longest id, so narrow terminals wrap
         # names and free text instead ("…" only ends long free text, Short).
-        table = Table(title=_(title) if title else title)
-        for i, col in enumerate(columns):
+        shown_title, shown_columns = headings(title, columns)
+        table = Table(title=shown_title)
+        for i, (col, shown) in enumerate(zip(columns, shown_columns, strict=True)):
             cells = [_cell(row[i]) for row in rows if i < len(row)]
-            table.add_column(_(col) if col else col, min_width=id_width(col, cells) or None)
+            table.add_column(shown, min_width=id_width(col, cells) or None)
         for row in rows:
             table.add_row(*[_cell(c) for c in row])
         # a table that cannot fit keeps its ids whole: the line grows past the terminal
         # (which wraps it) rather than rich cropping the columns on the right
         needed = Measurement.get(console, console.options, table).minimum
         console.print(table, width=max(needed, console.width), crop=False)
+
+
+def headings(title: str, columns: Sequence[str]) -> tuple[str, list[str]]:
+    """A table's title and column names as shown: each through the catalogue (a title made
+    with _("...").format() is already translated and passes unchanged). scripts/i18n.py
+    extracts the literal titles and column names of every ctl.table() call."""
+    return (_(title) if title else title), [_(c) if c else c for c in columns]
 
 
 def cut(text: str, width: int) -> str:
@@ -118,6 +126,8 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, Short):
         return cut(str(value), value.width)
+    if isinstance(value, Label):
+        return value.shown()
     return str(value)
 
 
@@ -143,12 +153,14 @@ def _enum_prefix(field: FieldDescriptor) -> str:
     return prefix if all(n.startswith(prefix) for n in names) else ""
 
 
-def record_rows(msg: Message, prefix: str = "") -> list[list[str]]:
+def record_rows(msg: Message, prefix: str = "", words: bool = False) -> list[list[str]]:
     """One message as [field, value] rows for a person: set fields only, enums by their
-    name, times branch-local with the year, nested messages as dotted names."""
+    name, times branch-local with the year, nested messages as dotted names. `words`: the
+    field names through the catalogue (a table; CSV keys stay as the API spells them)."""
     rows: list[list[str]] = []
     for field, value in msg.ListFields():
-        name = prefix + field.name.replace("_", " ")
+        word = field.name.replace("_", " ")
+        name = prefix + (_(word) if words else word)
         if field.message_type is not None and field.message_type.full_name == \
                 "google.protobuf.Timestamp" and not field.is_repeated:
             rows.append([name, timefmt.local(value, timefmt.DATE_TIME)])
@@ -157,15 +169,16 @@ def record_rows(msg: Message, prefix: str = "") -> list[list[str]]:
                 rows.append([name, ", ".join(humane_enum(field, v) for v in value)])
             elif field.message_type is not None:
                 for i, item in enumerate(value):
-                    rows += record_rows(item, f"{name} {i + 1}: ")
+                    rows += record_rows(item, f"{name} {i + 1}: ", words)
             else:
                 rows.append([name, ", ".join(str(v) for v in value)])
         elif field.type == FieldDescriptor.TYPE_ENUM:
             rows.append([name, humane_enum(field, value)])
         elif field.message_type is not None:
-            rows += record_rows(value, f"{name} ")
+            rows += record_rows(value, f"{name} ", words)
         elif field.type == FieldDescriptor.TYPE_BOOL:
-            rows.append([name, "yes" if value else "no"])
+            yes_no = (_("yes"), _("no")) if words else ("yes", "no")
+            rows.append([name, yes_no[0] if value else yes_no[1]])
         else:
             rows.append([name, str(value)])
     return rows

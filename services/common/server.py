@@ -96,7 +96,7 @@ class ServiceContext:
         if peer not in self._channels:
             tokens = self.tokens  # short-lived, renewed: read at every call
             self._channels[peer] = channels.aio_channel(self.settings, peer,
-                                                        token=tokens.current)
+                                                        token=tokens.current, caller=self.name)
         return self._channels[peer]
 
     async def close_channels(self) -> None:
@@ -221,7 +221,7 @@ class ServiceRunner:
         )
         self.server = grpc.aio.server(
             # the OpenTelemetry interceptor first: its span is current in ours
-            interceptors=[tracing.server_interceptor(), self.interceptor],
+            interceptors=[tracing.server_interceptor(self.spec.name), self.interceptor],
             options=channels.server_options(),
         )
         self.spec.register(self.server, self.ctx)

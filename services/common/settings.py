@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     vip_port: int = Field(SERVICE_PORTS["vip"], ge=1, le=65535)
     research_port: int = Field(SERVICE_PORTS["research"], ge=1, le=65535)
     insight_port: int = Field(SERVICE_PORTS["insight"], ge=1, le=65535)
+    console_port: int = Field(8080, ge=1, le=65535, description="the staff console's HTTP port")
+    console_session_idle_seconds: int = Field(
+        1800, gt=0, description="console: a sign-in unused this long ends (idle expiry)")
+    console_session_max_seconds: int = Field(
+        12 * 3600, gt=0, description="console: a sign-in ends this long after it began "
+        "(absolute expiry), used or not")
     directory_addr: str = Field("", description="host:port of directory; empty: host and port")
     onsite_addr: str = ""
     remote_addr: str = ""

@@ -13,6 +13,7 @@ from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
 from services.cli import when
 from services.cli.branchctl import Ctl
 from services.cli.errors import UsageError
+from services.cli.i18n import _
 from services.common.clock import SystemClock, local_today
 from services.common.settings import load_settings
 
@@ -67,7 +68,9 @@ async def show(args: argparse.Namespace, ctl: Ctl) -> None:
     resp = await _stub(ctl).ListCalendarDays(cpb.ListCalendarDaysRequest(
         start_date=first.isoformat(), end_date=last.isoformat()), metadata=ctl.metadata)
     days = [d for d in resp.days if args.all or d.kind != "workday"]
-    ctl.table(f"calendar {first} .. {last}" + ("" if args.all else " (days off and exceptions)"),
+    ctl.table((_("calendar {first} .. {last}") if args.all
+               else _("calendar {first} .. {last} (days off and exceptions)")).format(
+                  first=first, last=last),
               COLUMNS, _rows(days))
     ctl.console.print(f"library: {resp.library}, notices {resp.library_first_year}-"
                       f"{resp.library_last_year}; other years: Monday to Friday plus overrides")

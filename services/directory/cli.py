@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from services.cli import output
 from services.cli.branchctl import Ctl
+from services.cli.i18n import _
 from services.cli.people import client_option, staff_option
 from services.cli.timefmt import zone
 from services.directory import csvfile
@@ -45,7 +46,7 @@ async def clients(args: argparse.Namespace, ctl: Ctl) -> None:
     if args.manager:
         req.client_manager_id = args.manager
     resp = await _stub(ctl).ListClients(req, metadata=ctl.metadata)
-    ctl.table(f"clients ({resp.total_size} match)",
+    ctl.table(_("clients ({count} match)").format(count=resp.total_size),
               ["id", "account", "name", "channel", "tier", "risk", "assessed", "broker"],
               [[c.id, c.account_no, c.display_name,
                 client_pb2.Channel.Name(c.channel).removeprefix("CHANNEL_").lower(),
@@ -66,8 +67,9 @@ async def client(args: argparse.Namespace, ctl: Ctl) -> None:
         output.write_message(c, held.holdings, "holdings")
         return
     if ctl.output == "table":
-        ctl.table(f"client {c.account_no} {c.display_name}", ["field", "value"],
-                  output.record_rows(c))
+        ctl.table(_("client {account_no} {name}").format(account_no=c.account_no,
+                                                        name=c.display_name),
+                  ["field", "value"], output.record_rows(c, words=True))
     else:
         ctl.table("client", [r[0] for r in output.record_rows(c)],
                   [[r[1] for r in output.record_rows(c)]])

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from branch.insight.v1.insight_service_pb2_grpc import InsightServiceAsyncStub
 
 from services.cli.branchctl import Ctl, clip, who
+from services.cli.i18n import _
 from services.insight.weekly import WEEK
 
 K = inspection_pb2
@@ -168,7 +169,7 @@ async def summary(args: argparse.Namespace, ctl: Ctl) -> None:
         metadata=ctl.metadata)
     columns = ["who", "team", "month", "drawn", "scored", "average", "checks failed",
                "appeals upheld"]
-    for title, lines in (("people", resp.people), ("teams", resp.teams)):
+    for title, lines in ((_("people"), resp.people), (_("teams"), resp.teams)):
         ctl.table(title, columns, [[x.subject, x.team, x.month, x.drawn, x.scored,
                                     x.average_score, x.checks_failed, x.appeals_upheld]
                                    for x in lines])

@@ -16,6 +16,7 @@ from branch.research.v1 import note_enums_pb2
 from services.cli import when
 from services.cli.argtypes import count, risk_level
 from services.cli.branchctl import Ctl, clip, who
+from services.cli.i18n import _
 from services.cli.people import client_option, resolve_client, staff_option
 from services.cli.timefmt import local, timestamp, zone
 
@@ -72,7 +73,7 @@ async def day(args: argparse.Namespace, ctl: Ctl) -> None:
     patrols = await stub.ListPatrols(api.ListPatrolsRequest(
         client_manager_id=args.manager or "", start_date=plan.plan_date,
         end_date=plan.plan_date, page_size=200), metadata=ctl.metadata)
-    ctl.table(f"rooms (planned: {', '.join(plan.rooms) or '-'})",
+    ctl.table(_("rooms (planned: {rooms})").format(rooms=', '.join(plan.rooms) or '-'),
               ["time", "room", "observations"],
               [[local(p.patrol_time, "%H:%M"), p.room, p.observations]
                for p in patrols.patrols])
@@ -155,8 +156,8 @@ async def quota(args: argparse.Namespace, ctl: Ctl) -> None:
             role=args.role, staff_id=args.staff or "", visits_per_day=args.visits,
             rooms_per_day=args.rooms)), metadata=ctl.metadata)
     resp = await stub.ListQuotas(api.ListQuotasRequest(page_size=200), metadata=ctl.metadata)
-    ctl.table(f"quotas (default {resp.default_visits_per_day} visits, "
-              f"{resp.default_rooms_per_day} rooms a day)",
+    ctl.table(_("quotas (default {visits} visits, {rooms} rooms a day)").format(
+              visits=resp.default_visits_per_day, rooms=resp.default_rooms_per_day),
               ["role", "staff", "visits/day", "rooms/day", "set by", "at"],
               [[q.role, who(q.staff_display_name, q.staff_id) if q.staff_id else "(all)",
                 q.visits_per_day, q.rooms_per_day,

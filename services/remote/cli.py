@@ -17,6 +17,7 @@ from branch.remote.v1.remote_service_pb2_grpc import RemoteServiceStub
 from services.cli import when
 from services.cli.argtypes import comma_list
 from services.cli.branchctl import Ctl, clip, who
+from services.cli.i18n import N_, Label, _
 from services.cli.people import client_option, staff_list_option, staff_option
 from services.cli.timefmt import local, timestamp
 from services.common.protos import enum_name
@@ -97,7 +98,7 @@ async def day(args: argparse.Namespace, ctl: Ctl) -> None:
         rows.append([c.id, c.name, _name(cpb.CampaignKind, c.kind, "CAMPAIGN_KIND_"),
                      f"{mine.made_today if mine else 0}/{c.daily_quota}",
                      str(mine.reached_today if mine else 0), str(p.pending), str(p.done)])
-    ctl.table(f"my campaigns today ({p.day if campaigns.campaigns else ''})",
+    ctl.table(_("my campaigns today ({day})").format(day=p.day if campaigns.campaigns else ''),
               ["id", "name", "kind", "made/quota", "reached", "pending", "done"], rows)
     open_ = await stub.ListTickets(api.ListTicketsRequest(staff_id=me, unresolved_only=True,
                                                           page_size=100), metadata=ctl.metadata)
@@ -116,8 +117,8 @@ async def next_callback(args: argparse.Namespace, ctl: Ctl) -> None:
         ctl.console.print("nothing due in your queues right now")
         return
     t = got.target
-    ctl.table(f"call now: {got.campaign.name}", ["target", "client", "name", "phone",
-                                                 "attempts", "due by", "hold until"],
+    ctl.table(_("call now: {campaign}").format(campaign=got.campaign.name),
+              ["target", "client", "name", "phone", "attempts", "due by", "hold until"],
               [[t.id, t.client_id, got.client_name, got.client_phone, str(t.attempts),
                 t.due_date or "-", local(t.lease_expire_time, empty="-")]])
     ctl.console.print(f"purpose: {got.campaign.purpose}")
@@ -186,17 +187,23 @@ async def breached(args: argparse.Namespace, ctl: Ctl) -> None:
 
 async def show_ticket(args: argparse.Namespace, ctl: Ctl) -> None:
     t = await _stub(ctl).GetTicket(api.GetTicketRequest(id=args.id), metadata=ctl.metadata)
-    ctl.table(f"ticket {t.id}", TICKET_COLUMNS, _ticket_rows([t]))
+    ctl.table(_("ticket {id}").format(id=t.id), TICKET_COLUMNS, _ticket_rows([t]))
     tier = _name(client_pb2.Tier, t.client_tier, "TIER_") if t.client_tier else "unidentified"
-    extra = [("client", f"{who(t.client_display_name, t.client_id)} ({tier})"),
-             ("VIP advisory", t.vip_advisory_id or "-"),
-             ("follow-up due", local(t.follow_up_due_time, empty="-")),
-             ("satisfaction", str(t.satisfaction or "-")), ("reopened", str(t.reopen_count))]
+    extra = [(Label("client"), f"{who(t.client_display_name, t.client_id)} ({tier})"),
+             (Label("VIP advisory"), t.vip_advisory_id or "-"),
+             (Label("follow-up due"), local(t.follow_up_due_time, empty="-")),
+             (Label("satisfaction"), str(t.satisfaction or "-")),
+             (Label("reopened"), str(t.reopen_count))]
     ctl.table("details", ["", ""], [list(x) for x in extra])
     ctl.table("history", ["time", "what", "who", "note"],
               [[local(a.time, empty="-"), a.kind, who(a.staff_display_name, a.staff_id),
                 clip(a.note, 70)]
                for a in t.activities])
+
+
+ACTION_TITLES = {"respond": N_("ticket responded"), "pause": N_("ticket paused"),
+                 "resume": N_("ticket resumed"), "transfer": N_("ticket transferred"),
+                 "resolve": N_("ticket resolved"), "reopen": N_("ticket reopened")}
 
 
 async def ticket_action(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -226,7 +233,8 @@ async def ticket_action(args: argparse.Namespace, ctl: Ctl) -> None:
         t = await stub.RecordFollowUp(api.RecordFollowUpRequest(
             id=args.id, outcome=OUTCOMES[args.outcome], satisfaction=args.satisfaction or 0,
             notes=args.text or ""), metadata=md)
-    ctl.table(f"ticket {action}", TICKET_COLUMNS, _ticket_rows([t]))
+    ctl.table(_(ACTION_TITLES.get(action, N_("ticket followed up"))), TICKET_COLUMNS,
+              _ticket_rows([t]))
 
 
 # ---- reports ---------------------------------------------------------------------------------
@@ -237,7 +245,7 @@ async def report_create(args: argparse.Namespace, ctl: Ctl) -> None:
         client_id=args.client, period_start=args.start, period_end=args.end,
         request_id=args.request_id or ""), metadata=ctl.metadata)
     f = r.figures
-    ctl.table(f"report {r.id}", ["trades", "turnover", "realised P&L", "win rate",
+    ctl.table(_("report {id}").format(id=r.id), ["trades", "turnover", "realised P&L", "win rate",
                                  "avg hold (d)", "largest", "warnings"],
               [[str(f.trades), f.turnover, f.realised_pnl, f"{f.win_rate:.1%}",
                 f"{f.average_holding_days:.1f}",
@@ -309,8 +317,9 @@ async def campaign_show(args: argparse.Namespace, ctl: Ctl) -> None:
         await stub.CloseCampaign(api.CloseCampaignRequest(id=args.id), metadata=ctl.metadata)
     p = await stub.GetCampaignProgress(api.GetCampaignProgressRequest(id=args.id),
                                        metadata=ctl.metadata)
-    ctl.table(f"campaign {args.id} ({p.day})", ["targets", "pending", "in call", "done",
-                                                "reached", "exhausted", "removed", "overdue"],
+    ctl.table(_("campaign {id} ({day})").format(id=args.id, day=p.day),
+              ["targets", "pending", "in call", "done", "reached", "exhausted", "removed",
+               "overdue"],
               [[str(x) for x in (p.targets, p.pending, p.claimed, p.done, p.reached,
                                  p.exhausted, p.removed, p.overdue)]])
     ctl.table("agents", ["agent", "today / quota", "reached today", "total", "reached total",
@@ -334,22 +343,23 @@ async def stats(args: argparse.Namespace, ctl: Ctl) -> None:
                 str(a.callbacks_reached), str(a.reports_delivered), str(a.complaints),
                 f"{a.average_satisfaction:.2f}" if a.average_satisfaction else "-"]
 
-    ctl.table(f"week {resp.week_start} .. {resp.week_end} ({resp.working_days} working days)", cols,
+    ctl.table(_("week {start} .. {end} ({days} working days)").format(
+        start=resp.week_start, end=resp.week_end, days=resp.working_days), cols,
               [row(a) for a in resp.agents] + [row(resp.total)])
 
 
 async def regulatory(args: argparse.Namespace, ctl: Ctl) -> None:
     r = await _stub(ctl).GetRegulatoryProgress(api.GetRegulatoryProgressRequest(
         year=args.year or 0), metadata=ctl.metadata)
-    ctl.table(f"regulatory callbacks {r.year}", ["rule", "figure"], [
-        ["new accounts opened", str(r.new_accounts)],
-        ["  called within one month", str(r.new_accounts_called_in_time)],
-        ["  overdue (month passed, not reached)", str(r.new_accounts_overdue)],
-        ["  still within their month", str(r.new_accounts_open)],
-        ["clients on the books at last year end", str(r.year_end_clients)],
-        ["  reached this year", str(r.year_end_clients_called)],
-        ["  required (10%)", str(r.year_end_required)],
-        ["  gap", str(r.year_end_gap)],
+    ctl.table(_("regulatory callbacks {year}").format(year=r.year), [Label("rule"), "figure"], [
+        [Label("new accounts opened"), str(r.new_accounts)],
+        [Label("  called within one month"), str(r.new_accounts_called_in_time)],
+        [Label("  overdue (month passed, not reached)"), str(r.new_accounts_overdue)],
+        [Label("  still within their month"), str(r.new_accounts_open)],
+        [Label("clients on the books at last year end"), str(r.year_end_clients)],
+        [Label("  reached this year"), str(r.year_end_clients_called)],
+        [Label("  required (10%)"), str(r.year_end_required)],
+        [Label("  gap"), str(r.year_end_gap)],
     ])
 
 

@@ -14,6 +14,7 @@ from branch.vip.v1.vip_service_pb2_grpc import VipServiceStub
 from services.cli import when
 from services.cli.argtypes import count, risk_level
 from services.cli.branchctl import Ctl, clip, who
+from services.cli.i18n import Label, _
 from services.cli.people import client_option, staff_option
 from services.cli.timefmt import local, timestamp
 from services.common.protos import enum_name
@@ -38,27 +39,27 @@ def _name(enum: _EnumTypeWrapper[Any], value: int, prefix: str) -> str:
 
 
 def _print_advisory(ctl: Ctl, a: advisory_pb2.Advisory) -> None:
-    ctl.table(f"advisory {a.id}", ["field", "value"], [
-        ["client", who(a.client_display_name, a.client_id)], ["question", a.question],
-        ["tickers", ", ".join(a.tickers)],
-        ["state", _name(advisory_pb2.AdvisoryState, a.state, "ADVISORY_STATE_")],
-        ["urgency", _name(advisory_pb2.Urgency, a.urgency, "URGENCY_")],
-        ["source", _name(advisory_pb2.AdvisorySource, a.source, "ADVISORY_SOURCE_")
+    ctl.table(_("advisory {id}").format(id=a.id), ["field", "value"], [
+        [Label("client"), who(a.client_display_name, a.client_id)], [Label("question"), a.question],
+        [Label("tickers"), ", ".join(a.tickers)],
+        [Label("state"), _name(advisory_pb2.AdvisoryState, a.state, "ADVISORY_STATE_")],
+        [Label("urgency"), _name(advisory_pb2.Urgency, a.urgency, "URGENCY_")],
+        [Label("source"), _name(advisory_pb2.AdvisorySource, a.source, "ADVISORY_SOURCE_")
          + (f" (ticket {a.source_ticket_id})" if a.source_ticket_id else "")],
-        ["assignee", who(a.assignee_display_name, a.assignee_id)],
-        ["dedicated broker", who(a.dedicated_broker_display_name, a.dedicated_broker_id)],
-        ["acknowledge due", local(a.acknowledge_due_time)],
-        ["answer due", local(a.answer_due_time)],
-        ["research answer", a.research_answer + (f" (note {a.research_note_id})"
+        [Label("assignee"), who(a.assignee_display_name, a.assignee_id)],
+        [Label("dedicated broker"), who(a.dedicated_broker_display_name, a.dedicated_broker_id)],
+        [Label("acknowledge due"), local(a.acknowledge_due_time)],
+        [Label("answer due"), local(a.answer_due_time)],
+        [Label("research answer"), a.research_answer + (f" (note {a.research_note_id})"
                                                  if a.research_note_id else "")],
-        ["advice", a.advice + (f" [R{a.advice_risk_level}]" if a.advice_risk_level else "")
+        [Label("advice"), a.advice + (f" [R{a.advice_risk_level}]" if a.advice_risk_level else "")
          + (f" OVERRIDE: {a.override_reason}" if a.suitability_overridden else "")],
-        ["breaches", ", ".join(n for n, b in (("acknowledge", a.acknowledge_breached),
+        [Label("breaches"), ", ".join(n for n, b in (("acknowledge", a.acknowledge_breached),
                                               ("answer", a.answer_breached)) if b)],
-        ["escalation", f"level {a.escalation_level} -> "
+        [Label("escalation"), f"level {a.escalation_level} -> "
                        f"{who(a.escalated_to_display_name, a.escalated_to_id)}"
          if a.escalation_level else ""],
-        ["closed", a.close_reason],
+        [Label("closed"), a.close_reason],
     ])
 
 
@@ -79,9 +80,9 @@ async def inbox(args: argparse.Namespace, ctl: Ctl) -> None:
             rows.append(["relay", r.id, who(r.client_display_name, r.client_id),
                          clip(r.note_title, 50), local(item.deadline),
                          "OVERDUE" if item.overdue else "", item.next_action])
-    ctl.table(f"inbox of {who(resp.broker_display_name, resp.broker_id)}: "
-              f"{resp.advisory_count} advisories, "
-              f"{resp.relay_count} relays", ["kind", "id", "client", "subject",
+    ctl.table(_("inbox of {broker}: {advisories} advisories, {relays} relays").format(
+        broker=who(resp.broker_display_name, resp.broker_id), advisories=resp.advisory_count,
+        relays=resp.relay_count), ["kind", "id", "client", "subject",
                                              "deadline", "", "next"], rows)
     if resp.next_page_token:
         ctl.console.print(f"next page: --page {resp.next_page_token}")
@@ -124,20 +125,20 @@ async def close(args: argparse.Namespace, ctl: Ctl) -> None:
 
 
 def _print_relay(ctl: Ctl, r: relay_pb2.RelayTask) -> None:
-    ctl.table(f"relay {r.id}", ["field", "value"], [
-        ["note", f"{r.note_id} rev {r.revision}: {r.note_title}"],
-        ["risk", client_pb2.RiskLevel.Name(r.risk_level).removeprefix("RISK_LEVEL_")],
-        ["client", who(r.client_display_name, r.client_id)],
-        ["broker", who(r.broker_display_name, r.broker_id)],
-        ["held tickers", ", ".join(r.matched_tickers)],
-        ["state", _name(relay_pb2.RelayState, r.state, "RELAY_STATE_")],
-        ["due", local(r.due_time) + (" OVERDUE" if r.overdue else "")],
-        ["delivered", f"{local(r.deliver_time)} by "
+    ctl.table(_("relay {id}").format(id=r.id), ["field", "value"], [
+        [Label("note"), f"{r.note_id} rev {r.revision}: {r.note_title}"],
+        [Label("risk"), client_pb2.RiskLevel.Name(r.risk_level).removeprefix("RISK_LEVEL_")],
+        [Label("client"), who(r.client_display_name, r.client_id)],
+        [Label("broker"), who(r.broker_display_name, r.broker_id)],
+        [Label("held tickers"), ", ".join(r.matched_tickers)],
+        [Label("state"), _name(relay_pb2.RelayState, r.state, "RELAY_STATE_")],
+        [Label("due"), local(r.due_time) + (" OVERDUE" if r.overdue else "")],
+        [Label("delivered"), f"{local(r.deliver_time)} by "
          f"{_name(relay_pb2.RelayChannel, r.channel, 'RELAY_CHANNEL_')}: {r.summary}"
          if r.deliver_time.seconds else ""],
-        ["acknowledged", f"{local(r.acknowledge_time)} {r.acknowledgement_note}"
+        [Label("acknowledged"), f"{local(r.acknowledge_time)} {r.acknowledgement_note}"
          if r.acknowledge_time.seconds else ""],
-        ["reason", r.reason],
+        [Label("reason"), r.reason],
     ])
 
 
@@ -187,7 +188,8 @@ async def on_call(args: argparse.Namespace, ctl: Ctl) -> None:
              local(s.end_time)]
             for kind, shifts in (("broker", resp.brokers), ("analyst", resp.analysts),
                                  ("supervisor", resp.supervisors)) for s in shifts]
-    ctl.table(f"on call at {local(resp.time)}", ["role", "staff", "from", "to"], rows)
+    ctl.table(_("on call at {time}").format(time=local(resp.time)),
+              ["role", "staff", "from", "to"], rows)
 
 
 async def shift(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -221,7 +223,7 @@ async def report(args: argparse.Namespace, ctl: Ctl) -> None:
     resp = await _stub(ctl).GetSlaReport(api.GetSlaReportRequest(
         start_date=args.start or "", end_date=args.end or "", broker_id=args.broker or ""),
         metadata=ctl.metadata)
-    ctl.table(f"SLA per broker per week ({resp.time_zone})",
+    ctl.table(_("SLA per broker per week ({zone})").format(zone=resp.time_zone),
               ["week", "broker", "advisories", "ack ok", "answer ok", "ack breach",
                "answer breach", "escalated", "SLA", "relays", "delivered", "acked", "overdue",
                "withheld", "coverage"],

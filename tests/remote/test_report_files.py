@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -40,6 +41,10 @@ from services.remote.server import SPEC as REMOTE
 from tests.directory.factories import make_client
 from tests.harness import ADMIN, SUPERVISOR, channel, make_settings, running, token
 
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
+    from branch.remote.v1.remote_service_pb2_grpc import RemoteServiceAsyncStub
+
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 BRANCHCTL = str(Path(sys.executable).parent / "branchctl")
 SAMPLE_PNL = {"600000": "296.00", "600519": "10.00", "601318": "10500.00", "600690": "200.00",
@@ -50,8 +55,8 @@ Kind = ca_pb2.CorporateActionKind
 @dataclass
 class Suite:
     directory: ServiceRunner
-    dir: DirectoryServiceStub
-    remote: RemoteServiceStub
+    dir: DirectoryServiceAsyncStub
+    remote: RemoteServiceAsyncStub
     zone: str
 
 
@@ -109,7 +114,7 @@ async def test_samples_through_branchctl(tmp_path: Path, nats_url: str, now: dat
         code, out = await branchctl(s, home, "directory", "import", "--dry-run", str(files[1]))
         assert code == 0 and "nothing written: would be accepted 8, duplicate 0, rejected 0" in out
         trades = [t async for b in s.dir.StreamTrades(dapi.StreamTradesRequest(
-            client_id=client.id), metadata=ADMIN) for t in b.trades]
+            client_id=client.id), metadata=ADMIN) for t in b.columns.trade_ids]
         assert trades == []
         expected = ["trades: accepted 4,", "trades: accepted 8,", "trades: accepted 2,",
                     "corporate actions: accepted 4,"]
@@ -143,8 +148,8 @@ async def test_unreadable_file_is_one_clear_line(tmp_path: Path, nats_url: str) 
         assert code == 0 and "trades: accepted 1," in out
 
 
-def local(zone: str, *args: int) -> datetime:
-    return datetime(*args, tzinfo=ZoneInfo(zone))  # type: ignore[misc]
+def local(zone: str, year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=ZoneInfo(zone))
 
 
 def rpc_records(zone: str, client_id: str) -> list[dapi.ImportRecord]:
@@ -188,11 +193,11 @@ def rpc_records(zone: str, client_id: str) -> list[dapi.ImportRecord]:
     ]
     return [
         *[dapi.ImportRecord(trade=holding_pb2.Trade(
-            trade_id=f"{client_id}-{tid}", client_id=client_id, ticker=ticker, side=side,  # type: ignore[arg-type]
+            trade_id=f"{client_id}-{tid}", client_id=client_id, ticker=ticker, side=side,
             quantity=qty, price=price, fee=fee, trade_time=ts(when)))
           for tid, ticker, side, qty, price, fee, when in trades],
         *[dapi.ImportRecord(corporate_action=ca_pb2.CorporateAction(
-            ticker=ticker, ex_date=day, kind=kind, **values))  # type: ignore[arg-type]
+            ticker=ticker, ex_date=day, kind=kind, **values))
           for ticker, day, kind, values in actions],
     ]
 
@@ -245,7 +250,7 @@ async def test_dry_run_names_rows(tmp_path: Path, nats_url: str) -> None:
         assert "row 3: trade.quantity" in out and "row 4: trade.trade_time" in out
         assert "row 5: trade.trade_time: must not be in the future" in out
         trades = [t async for b in s.dir.StreamTrades(dapi.StreamTradesRequest(
-            client_id=client.id), metadata=ADMIN) for t in b.trades]
+            client_id=client.id), metadata=ADMIN) for t in b.columns.trade_ids]
         assert trades == []
         code, out = await branchctl(s, tmp_path / "ctl", "directory", "import", str(path))
         assert "trades: accepted 1, duplicate 0, rejected 3" in out

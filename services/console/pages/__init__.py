@@ -1,0 +1,1 @@
+"""One module per area of the console; each declares ROUTES (and NAV). See ../README.md."""

@@ -1,0 +1,155 @@
+"""The client manager's home (`/day`): today's plan, the quota progress (visits, rooms
+patrolled) as the onsite service counts it, today's visits and patrols, the forms they
+raised; forms to record a visit or a patrol and to raise a consultation form. Every figure
+comes from the onsite service (GetCompliance); the console only shows it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import grpc
+from branch.directory.v1 import client_pb2, staff_pb2
+from branch.directory.v1 import directory_service_pb2 as dapi
+from branch.onsite.v1 import consultation_pb2, day_pb2
+from branch.onsite.v1 import onsite_service_pb2 as oapi
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from services.common.protos import from_ts
+from services.console import web
+from services.console.i18n import N_, _
+from services.console.views import Refusal, name, refusal
+
+ROLE = "client_manager"
+FORM_STATES = {
+    consultation_pb2.FORM_STATE_RAISED: N_("waiting for analysis"),
+    consultation_pb2.FORM_STATE_ANALYSED: N_("analysed, to deliver"),
+    consultation_pb2.FORM_STATE_DELIVERED: N_("delivered"),
+    consultation_pb2.FORM_STATE_CANCELLED: N_("cancelled"),
+}
+DONE = {"visit": N_("The visit was recorded."), "patrol": N_("The patrol was recorded."),
+        "form": N_("The consultation form was raised; the consultant has it in their inbox.")}
+
+
+async def _all_clients(st: Any) -> list[client_pb2.Client]:
+    """The manager's own clients (the directory scopes the list), for the pickers."""
+    reply = await st.directory.ListClients(dapi.ListClientsRequest(
+        page_size=500, status=client_pb2.CLIENT_STATUS_ACTIVE), metadata=st.metadata)
+    return sorted(reply.clients, key=lambda c: c.display_name)
+
+
+async def day_page(request: Request, *, status_code: int = 200,
+                   errors: dict[str, Refusal] | None = None,
+                   typed: dict[str, dict[str, str]] | None = None) -> Response:
+    s = web.require_role(request, ROLE)
+    st = await web.stubs(request)
+    md = st.metadata
+    got: list[Any] = await asyncio.gather(
+        st.onsite.GetDailyPlan(oapi.GetDailyPlanRequest(), metadata=md),
+        st.onsite.GetCompliance(oapi.GetComplianceRequest(period=day_pb2.PERIOD_DAY),
+                                metadata=md),
+        st.onsite.ListVisits(oapi.ListVisitsRequest(client_manager_id=s.staff_id,
+                                                    page_size=100), metadata=md),
+        st.onsite.ListPatrols(oapi.ListPatrolsRequest(client_manager_id=s.staff_id,
+                                                      page_size=100), metadata=md),
+        st.onsite.ListConsultationForms(oapi.ListConsultationFormsRequest(
+            client_manager_id=s.staff_id, page_size=50,
+            states=[consultation_pb2.FORM_STATE_RAISED, consultation_pb2.FORM_STATE_ANALYSED]),
+            metadata=md),
+        _all_clients(st),
+        st.directory.ListStaff(dapi.ListStaffRequest(role=staff_pb2.ROLE_CONSULTANT,
+                                                     page_size=200), metadata=md),
+    )
+    plan, compliance, visits, patrols, forms, clients, consultants = got
+    row = compliance.rows[0] if compliance.rows else day_pb2.ComplianceRow()
+    today = plan.plan_date
+    todays_visits = [v for v in visits.visits if v.visit_date == today]
+    todays_patrols = [p for p in patrols.patrols if p.patrol_date == today]
+    return web.render(
+        request, "pages/day/home.html", status_code=status_code, plan=plan, row=row,
+        visits=todays_visits, patrols=todays_patrols, forms=list(forms.forms),
+        clients=clients, consultants=[c for c in consultants.staff if c.active],
+        errors=errors or {}, typed=typed or {}, name=name, from_ts=from_ts,
+        form_state=lambda v: _(FORM_STATES.get(v, "")),
+        done=_(DONE[request.query_params["done"]]) if request.query_params.get("done") in DONE
+        else "", request_id=str(uuid.uuid4()))
+
+
+async def day_home(request: Request) -> Response:
+    return await day_page(request)
+
+
+def _typed(form: FormData, *names: str) -> dict[str, str]:
+    return {n: web.text(form, n) for n in (*names, "request_id")}
+
+
+async def _refused(request: Request, err: grpc.aio.AioRpcError, which: str, prefix: str,
+                   typed: dict[str, str]) -> Response:
+    why = refusal(err, prefix)
+    if why is None:
+        raise err
+    return await day_page(request, status_code=400, errors={which: why}, typed={which: typed})
+
+
+async def record_visit(request: Request, form: FormData) -> Response:
+    web.require_role(request, ROLE)
+    st = await web.stubs(request)
+    typed = _typed(form, "client_id", "room", "topics", "client_requests", "follow_up_note")
+    typed["follow_up_needed"] = "1" if form.get("follow_up_needed") else ""
+    topics = [t.strip() for t in typed["topics"].replace("，", ",").split(",") if t.strip()]
+    try:
+        await st.onsite.RecordVisit(oapi.RecordVisitRequest(
+            visit=day_pb2.Visit(client_id=typed["client_id"], room=typed["room"], topics=topics,
+                                client_requests=typed["client_requests"],
+                                follow_up_needed=bool(typed["follow_up_needed"]),
+                                follow_up_note=typed["follow_up_note"]),
+            request_id=typed["request_id"] or str(uuid.uuid4())), metadata=st.metadata)
+    except grpc.aio.AioRpcError as err:
+        return await _refused(request, err, "visit", "visit.", typed)
+    return RedirectResponse("/day?done=visit", status_code=303)
+
+
+async def record_patrol(request: Request, form: FormData) -> Response:
+    web.require_role(request, ROLE)
+    st = await web.stubs(request)
+    typed = _typed(form, "room", "observations")
+    try:
+        await st.onsite.RecordPatrol(oapi.RecordPatrolRequest(
+            patrol=day_pb2.Patrol(room=typed["room"], observations=typed["observations"]),
+            request_id=typed["request_id"] or str(uuid.uuid4())), metadata=st.metadata)
+    except grpc.aio.AioRpcError as err:
+        return await _refused(request, err, "patrol", "patrol.", typed)
+    return RedirectResponse("/day?done=patrol", status_code=303)
+
+
+async def raise_form(request: Request, form: FormData) -> Response:
+    web.require_role(request, ROLE)
+    st = await web.stubs(request)
+    typed = _typed(form, "form_client_id", "consultant_id", "request_note")
+    try:
+        await st.onsite.RaiseConsultationForm(oapi.RaiseConsultationFormRequest(
+            client_id=typed["form_client_id"], consultant_id=typed["consultant_id"],
+            request_note=typed["request_note"],
+            request_id=typed["request_id"] or str(uuid.uuid4())), metadata=st.metadata)
+    except grpc.aio.AioRpcError as err:
+        why = refusal(err)
+        if why is None:
+            raise
+        if "client_id" in why.fields:  # the picker's name on this page
+            why.fields["form_client_id"] = why.fields.pop("client_id")
+        return await day_page(request, status_code=400, errors={"form": why},
+                              typed={"form": typed})
+    return RedirectResponse("/day?done=form", status_code=303)
+
+
+ROUTES = [
+    Route("/day", day_home, methods=["GET"]),
+    Route("/day/visits", web.form_handler(record_visit), methods=["POST"]),
+    Route("/day/patrols", web.form_handler(record_patrol), methods=["POST"]),
+    Route("/day/forms", web.form_handler(raise_form), methods=["POST"]),
+]
+NAV = [web.NavItem("/day", N_("My day"), frozenset({ROLE}))]

@@ -1,0 +1,186 @@
+"""The console against the real services (directory, onsite, remote, vip, research, insight
+from the harness, one NATS), started once for tests/console (package scope: every test file
+shares it), and a real Chromium driven by Playwright.
+
+Chromium is Debian's (/usr/bin/chromium): installed here with apt-get when missing and
+running as root, else the browser tests are skipped saying why.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import pytest
+from branch.directory.v1 import client_pb2, identity_pb2, staff_pb2
+from branch.directory.v1 import directory_service_pb2 as dapi
+from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
+from branch.directory.v1.identity_pb2_grpc import IdentityServiceStub
+
+from services.console.server import ConsoleRunner
+from services.directory.server import SPEC as DIRECTORY
+from services.insight.server import SPEC as INSIGHT
+from services.onsite.server import SPEC as ONSITE
+from services.remote.server import SPEC as REMOTE
+from services.research.server import SPEC as RESEARCH
+from services.vip.server import SPEC as VIP
+from tests.harness import ADMIN, make_settings, running
+
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
+    from branch.directory.v1.identity_pb2_grpc import IdentityServiceAsyncStub
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+AXE = Path(__file__).resolve().parents[2] / "services/console/static/vendor/axe.min.js"
+PASSWORD = "correct horse battery"
+
+
+class OffsetClock:
+    """Real time moved by `offset` (tests jump past the idle expiry; tokens stay real)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+@dataclass
+class People:
+    admin_no: str
+    broker_a: str
+    broker_b: str
+    client_a: client_pb2.Client
+    client_b: client_pb2.Client
+    ids: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Suite:
+    url: str
+    clock: OffsetClock
+    people: People
+    directory: DirectoryServiceAsyncStub
+    addrs: dict[str, str] = field(default_factory=dict)  # service -> host:port
+
+
+def ensure_chromium() -> str | None:
+    """'' when chromium is there (installed now if need be), else why it is not."""
+    if os.path.exists(CHROMIUM):
+        return None
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return f"{CHROMIUM} missing and not root: apt-get install -y chromium"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], env=env, check=False, capture_output=True)
+    done = subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env,
+                          capture_output=True, text=True)
+    if done.returncode != 0 or not os.path.exists(CHROMIUM):
+        return f"apt-get install chromium failed: {done.stderr[-300:]}"
+    return None
+
+
+async def _person(d: DirectoryServiceAsyncStub, ident: IdentityServiceAsyncStub, no: str, name: str,
+                  role: staff_pb2.Role.ValueType) -> str:
+    staff = await d.CreateStaff(dapi.CreateStaffRequest(staff=staff_pb2.Staff(
+        employee_no=no, display_name=name, roles=[role])), metadata=ADMIN)
+    temp = await ident.ResetPassword(identity_pb2.ResetPasswordRequest(staff_id=staff.id),
+                                     metadata=ADMIN)
+    await ident.ChangePassword(identity_pb2.ChangePasswordRequest(
+        employee_no=no, password=temp.temporary_password, new_password=PASSWORD))
+    return staff.id
+
+
+@pytest.fixture(scope="package")
+async def suite(tmp_path_factory: pytest.TempPathFactory, nats_server: Any
+                ) -> AsyncIterator[Suite]:
+    tmp = tmp_path_factory.mktemp("console")
+    nats_url = nats_server.url
+    async with AsyncExitStack() as stack:
+        directory = await stack.enter_async_context(
+            running(DIRECTORY, make_settings(tmp / "directory", nats_url)))
+        addrs = {"directory_addr": f"127.0.0.1:{directory.port}"}
+        for spec in (RESEARCH, ONSITE, REMOTE, VIP, INSIGHT):
+            r = await stack.enter_async_context(
+                running(spec, make_settings(tmp / spec.name, nats_url, **addrs)))
+            addrs[f"{spec.name}_addr"] = f"127.0.0.1:{r.port}"
+        ch = grpc.aio.insecure_channel(addrs["directory_addr"])
+        stack.push_async_callback(ch.close)
+        d, ident = DirectoryServiceStub(ch), IdentityServiceStub(ch)
+        tag = uuid.uuid4().hex[:4].upper()
+        people = People(admin_no=f"A{tag}", broker_a=f"BA{tag}", broker_b=f"BB{tag}",
+                        client_a=client_pb2.Client(), client_b=client_pb2.Client())
+        people.ids["admin"] = await _person(d, ident, people.admin_no, "王管理",
+                                            staff_pb2.ROLE_ADMIN)
+        people.ids["broker_a"] = await _person(d, ident, people.broker_a, "李经纪",
+                                               staff_pb2.ROLE_BROKER)
+        people.ids["broker_b"] = await _person(d, ident, people.broker_b, "赵经纪",
+                                               staff_pb2.ROLE_BROKER)
+        for attr, name, broker, acct in (("client_a", "张三丰", "broker_a", "1"),
+                                         ("client_b", "钱多多", "broker_b", "2")):
+            client = await d.CreateClient(dapi.CreateClientRequest(client=client_pb2.Client(
+                account_no=f"31{acct}{uuid.uuid4().int % 10**8:08d}", display_name=name,
+                phone=f"1380000{acct}{uuid.uuid4().int % 1000:03d}",
+                channel=client_pb2.CHANNEL_ONSITE, tier=client_pb2.TIER_KEY,
+                risk_tolerance=client_pb2.RISK_TOLERANCE_C3, risk_assessed_on="2026-01-05",
+                broker_id=people.ids[broker], opened_on="2020-01-02",
+                commission_rate="0.0003")), metadata=ADMIN)
+            setattr(people, attr, client)
+        clock = OffsetClock()
+        console = ConsoleRunner(make_settings(tmp / "console", nats_url, **addrs),
+                                clock=clock, port=0)
+        await console.start()
+        stack.push_async_callback(console.stop)
+        yield Suite(f"http://127.0.0.1:{console.port}", clock, people, d,
+                    {k.removesuffix("_addr"): v for k, v in addrs.items()})
+
+
+@pytest.fixture(scope="package")
+async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any]:
+    why = ensure_chromium()
+    if why:
+        pytest.skip(why)
+    from playwright.async_api import async_playwright
+
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    async with async_playwright() as pw:
+        context = await pw.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, headless=True, args=FLAGS,
+            bypass_csp=True, locale="en-GB")  # bypass: axe is injected as an inline script
+        yield context
+        await context.close()
+
+
+@pytest.fixture
+async def page(browser: Any, suite: Suite) -> AsyncIterator[Any]:
+    await browser.clear_cookies()
+    p = await browser.new_page()
+    yield p
+    await p.close()
+
+
+async def axe_check(page: Any) -> None:
+    """axe-core on the page as it is: no serious or critical violation."""
+    await page.add_script_tag(path=str(AXE))
+    result = await page.evaluate("async () => await axe.run(document)")
+    bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+           for v in result["violations"] if v["impact"] in ("serious", "critical")]
+    assert not bad, bad
+
+
+async def sign_in(page: Any, suite: Suite, employee_no: str, password: str = PASSWORD) -> None:
+    await page.goto(suite.url + "/signin")
+    await axe_check(page)
+    await page.fill("#employee_no", employee_no)
+    await page.fill("#password", password)
+    await page.click("form.stack button[type=submit]")
