@@ -203,8 +203,8 @@ def update(domain: Domain, pot: Catalog) -> None:
         catalog = read(lang, domain)
         if path.exists():  # the header stays as it was: no change without a changed word
             pot.creation_date = catalog.creation_date
-        # a copy each: update() adds the template's own Message objects for new words, so
-        # zh_CN's pending translations folded into them would reach the en catalogue too
+        # a copy: update() adopts the template's new Message objects, so folding pending
+        # zh_CN words into them would write Chinese into the next language's catalogue
         catalog.update(copy.deepcopy(pot), no_fuzzy_matching=True)
         if lang == "zh_CN":
             fold_pending(domain, catalog)

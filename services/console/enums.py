@@ -257,3 +257,15 @@ def label(enum: Any, number: int) -> str:
                         for i, c in enumerate(enum.name)).upper() + "_"
         return str(value.name).removeprefix(snake).replace("_", " ").lower()
     return _(word)
+
+
+def label_of(msg: Any, field: str) -> str:
+    """The word for the enum field `field` of message `msg`."""
+    enum = msg.DESCRIPTOR.fields_by_name[field].enum_type
+    assert enum is not None, field
+    return label(enum, getattr(msg, field))
+
+
+def choices(enum: Any) -> list[tuple[int, str]]:
+    """(number, word) of every value of `enum` but the unspecified one, for a <select>."""
+    return [(v.number, label(enum, v.number)) for v in enum.values if v.number]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from branch.directory.v1 import client_pb2, holding_pb2, staff_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import Row
 
 from services.common.protos import ts
@@ -75,23 +74,6 @@ def holding_to_proto(row: Holding, risk_level: int) -> holding_pb2.Holding:
         risk_level=risk_level,  # type: ignore[arg-type]
         as_of=row.as_of.isoformat(),
         update_time=ts(row.updated_at),
-    )
-
-
-def trade_columns_to_proto(
-    client_id: str, trade_id: str, ticker: str, side: int, quantity: int, price: str, fee: str,
-    trade_time: datetime,
-) -> holding_pb2.Trade:
-    micros = int(trade_time.timestamp() * 1_000_000)
-    return holding_pb2.Trade(
-        trade_id=trade_id,
-        client_id=client_id,
-        ticker=ticker,
-        side=side,  # type: ignore[arg-type]
-        quantity=quantity,
-        price=price,
-        fee=fee,
-        trade_time=Timestamp(seconds=micros // 1_000_000, nanos=micros % 1_000_000 * 1000),
     )
 
 

@@ -84,7 +84,8 @@ async def test_pages_under_zh_cn_show_no_english_word_of_the_catalogue(
     await page.wait_for_selector("html[lang=zh-CN]")
     paths = ["/", "/search?q=zsf", "/password"]
     if who == "broker_a":
-        paths += [f"/clients/{p.client_a.id}", f"/clients/{p.client_b.id}", "/admin/staff"]
+        paths += [f"/clients/{p.client_a.id}", f"/clients/{p.client_b.id}", "/admin/staff",
+                  "/inbox"]
     elif who == "supervisor":
         paths += ["/supervisor", "/supervisor/audit?method=CreateStaff",
                   f"/clients/{p.client_a.id}", "/inspections"]

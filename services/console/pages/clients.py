@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.common.protos import from_ts
+from services.common.units import trades_of
 from services.console import enums, i18n, web
 from services.console.backend import error_message
 from services.console.i18n import N_, _
@@ -87,7 +88,7 @@ async def _trades(st: Any, client_id: str, now: Any) -> Section:
         req = dapi.StreamTradesRequest(client_id=client_id)
         req.start_time.FromDatetime(now - timedelta(days=TRADE_DAYS))
         async for chunk in st.directory.StreamTrades(req, metadata=st.metadata, timeout=20):
-            trades.extend(chunk.trades)
+            trades.extend(trades_of(chunk.columns))
     except grpc.aio.AioRpcError as err:
         sec.problem = (_("Not in your scope.")
                        if err.code() == grpc.StatusCode.PERMISSION_DENIED
