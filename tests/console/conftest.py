@@ -47,7 +47,14 @@ AXE = "/static/vendor/axe.min.js"  # the console's own copy: 'self' under its CS
 # outside the page's CSP) and says which directive and what was blocked
 REPORT_CSP = """document.addEventListener('securitypolicyviolation', e => console.error(
   'CSP violation: ' + e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline') +
-  ' at ' + e.sourceFile + ':' + e.lineNumber));"""
+  ' at ' + e.sourceFile + ':' + e.lineNumber));
+// not sseError: an event stream the server ends (the inbox's, after telling the page the
+// sign-in ended) is how EventSource works; htmx reconnects, and the live tests check delivery
+for (const t of ['responseError', 'sendError', 'swapError', 'targetError',
+                 'onLoadError', 'oobErrorNoTarget', 'historyCacheError', 'evalDisallowedError'])
+  document.addEventListener('htmx:' + t, e => console.error('htmx:' + t + ' on ' +
+    location.pathname + ' ' + ((e.detail && e.detail.xhr && e.detail.xhr.status) || '') +
+    ' ' + ((e.detail && e.detail.error) || '')));"""
 PASSWORD = "correct horse battery"
 
 
@@ -162,6 +169,8 @@ async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any
         context = await pw.chromium.launch_persistent_context(
             str(profile), executable_path=CHROMIUM, headless=True, args=FLAGS,
             locale="en-GB")  # under the console's real CSP: no bypass_csp
+        await context.add_init_script(REPORT_CSP)
+        context.on("page", _watch)  # every tab, the fixture's and a test's own
         yield context
         await context.close()
 
@@ -176,17 +185,32 @@ def _is_refusal_status(message: Any) -> bool:
             and not path.startswith("/static/") and path != "/favicon.ico")
 
 
+def _watch(p: Any) -> None:
+    """Collect the tab's CSP violations, script errors and htmx's error events in
+    p.faults."""
+    if hasattr(p, "faults"):
+        return
+    p.faults = []
+
+    async def on_console(m: Any) -> None:
+        if m.type != "error" or _is_refusal_status(m):
+            return
+        text = m.text
+        if text == "Event" and "/htmx" in m.location.get("url", ""):
+            return  # htmx logging its own error event: the init script names it (htmx:...)
+        p.faults.append(f"console: {text} ({m.location.get('url')})")
+
+    p.on("console", on_console)
+    p.on("pageerror", lambda e: p.faults.append(f"pageerror: {e}"))
+
+
 @pytest.fixture
 async def page(browser: Any, suite: Suite) -> AsyncIterator[Any]:
     """A new tab that fails its test on any CSP violation or JavaScript error (checked at
     every axe_check and at the end)."""
     await browser.clear_cookies()
     p = await browser.new_page()
-    p.faults = []
-    p.on("console", lambda m: m.type == "error" and not _is_refusal_status(m)
-         and p.faults.append(f"console: {m.text} ({m.location.get('url')})"))
-    p.on("pageerror", lambda e: p.faults.append(f"pageerror: {e}"))
-    await p.add_init_script(REPORT_CSP)
+    _watch(p)
     yield p
     faults = list(p.faults)
     await p.close()
