@@ -267,7 +267,9 @@ class AccessTable:
     def check(self, method: str, principal: Principal) -> Access:
         access = self.methods.get(method)
         if access is None:
-            raise PermissionDenied(f"{method} is not open to any role", reason="METHOD_NOT_ALLOWED")
+            raise PermissionDenied("{method} is not open to any role", method=method,
+                                   reason="METHOD_NOT_ALLOWED")
         if not principal.has(*access.roles):
-            raise PermissionDenied(f"role may not call {method}", reason="ROLE_NOT_ALLOWED")
+            raise PermissionDenied("role may not call {method}", method=method,
+                                   reason="ROLE_NOT_ALLOWED")
         return access

@@ -12,49 +12,64 @@ import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from services.common.messages import EN, ZH, Field, Msg, field_name, is_translated, say
+
+__all__ = ["EN", "ZH", "Field", "Msg"]
+
 
 class DomainError(Exception):
+    """A caller's error. `message` is an English template; the named `values` fill it in
+    (services/common/messages.py says it again in Chinese from the `services` catalogue)."""
+
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
     reason: str = "ERROR"
 
-    def __init__(self, message: str, *, reason: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str, /, *, reason: str | None = None, **values: object) -> None:
+        self.text: str = Msg(message, **values) if values else message
+        super().__init__(str.__str__(self.text))
+        self.message = str.__str__(self.text)
         if reason:
             self.reason = reason
 
-    def details(self) -> list[any_pb2.Any]:
+    def details(self, lang: str = ZH) -> list[any_pb2.Any]:
         return []
 
-    def localized(self) -> str:
-        """The message in Chinese (zh-CN): the fixed phrase for this kind of error, then the
-        English particulars (ids, field names) when the message is not itself a fixed phrase."""
-        fixed = ZH_MESSAGES.get(self.message)
-        if fixed:
-            return fixed
+    def localized(self, lang: str = ZH) -> str:
+        """The message in `lang`: the catalogue's translation of its template filled with the
+        same values; for a message the catalogue lacks, this kind of error's phrase and then
+        the English."""
+        if lang == EN or is_translated(self.text):
+            return say(self.text, lang)
         phrase = ZH_BY_CODE.get(self.code, "请求失败")
         return f"{phrase}（{self.message}）"
 
-    def to_status(self, domain: str) -> status_pb2.Status:
+    def to_status(self, domain: str, lang: str = ZH) -> status_pb2.Status:
         """The rich status: ErrorInfo, the subclass's details, and a LocalizedMessage in
-        zh-CN beside the English `message` (AIP-193)."""
+        `lang` (zh-CN unless the caller asked for en) beside the English `message`
+        (AIP-193)."""
         info = any_pb2.Any()
         info.Pack(error_details_pb2.ErrorInfo(reason=self.reason, domain=domain))
         return status_pb2.Status(
             code=self.code.value[0],
             message=self.message,
-            details=[info, *self.details(), zh_cn(self.localized())],
+            details=[info, *self.details(lang), localized(self.localized(lang), lang)],
         )
+
+
+def localized(message: str, lang: str = ZH) -> any_pb2.Any:
+    """A google.rpc.LocalizedMessage, packed for a Status's details."""
+    packed = any_pb2.Any()
+    packed.Pack(error_details_pb2.LocalizedMessage(locale=lang, message=message))
+    return packed
 
 
 def zh_cn(message: str) -> any_pb2.Any:
     """A google.rpc.LocalizedMessage in zh-CN, packed for a Status's details."""
-    packed = any_pb2.Any()
-    packed.Pack(error_details_pb2.LocalizedMessage(locale="zh-CN", message=message))
-    return packed
+    return localized(message, ZH)
 
 
-# The Chinese summary of each kind of error, shown to staff whose client asks for zh-CN.
+# The Chinese summary of each kind of error, for a message the catalogue lacks (one built
+# outside the code the catalogue is extracted from).
 ZH_BY_CODE: dict[grpc.StatusCode, str] = {
     grpc.StatusCode.INVALID_ARGUMENT: "请求参数有误",
     grpc.StatusCode.NOT_FOUND: "未找到",
@@ -63,10 +78,6 @@ ZH_BY_CODE: dict[grpc.StatusCode, str] = {
     grpc.StatusCode.PERMISSION_DENIED: "无权执行此操作",
     grpc.StatusCode.UNAUTHENTICATED: "未登录或登录已失效",
     grpc.StatusCode.UNAVAILABLE: "服务暂不可用，请稍后重试",
-}
-# Whole messages that are fixed phrases.
-ZH_MESSAGES: dict[str, str] = {
-    "database unavailable; retry shortly": "数据库暂不可用，请稍后重试",
 }
 
 
@@ -82,13 +93,24 @@ class InvalidArgument(DomainError):
         fields = ", ".join(f for f, _ in items)
         super().__init__(f"invalid argument: {fields}: " + "; ".join(d for _, d in items))
 
-    def localized(self) -> str:
-        return "请求参数有误：" + "；".join(f"{f}：{d}" for f, d in self.violations)
+    def localized(self, lang: str = ZH) -> str:
+        if lang == EN:
+            return self.message
+        return "请求参数有误：" + "；".join(self._said(f, d) for f, d in self.violations)
 
-    def details(self) -> list[any_pb2.Any]:
+    @staticmethod
+    def _said(field: str, description: str) -> str:
+        if is_translated(description):
+            return f"{field_name(field)}：{say(description)}"
+        return f"{field_name(field)}（{field}）：{description}"
+
+    def details(self, lang: str = ZH) -> list[any_pb2.Any]:
         bad = error_details_pb2.BadRequest(
             field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=f, description=str.__str__(d),
+                    localized_message=error_details_pb2.LocalizedMessage(
+                        locale=lang, message=self._said(f, d) if lang != EN else str.__str__(d)))
                 for f, d in self.violations
             ]
         )
@@ -141,7 +163,7 @@ class DatabaseUnavailable(Unavailable):
         super().__init__("database unavailable; retry shortly")
         self.retry_seconds = retry_seconds
 
-    def details(self) -> list[any_pb2.Any]:
+    def details(self, lang: str = ZH) -> list[any_pb2.Any]:
         packed = any_pb2.Any()
         packed.Pack(error_details_pb2.RetryInfo(
             retry_delay=duration_pb2.Duration(seconds=self.retry_seconds)))
@@ -154,12 +176,13 @@ class Violations:
     def __init__(self) -> None:
         self.items: list[tuple[str, str]] = []
 
-    def add(self, field: str, description: str) -> None:
-        self.items.append((field, description))
+    def add(self, field: str, description: str, /, **values: object) -> None:
+        """`description` is an English template filled in with `values` (see DomainError)."""
+        self.items.append((field, Msg(description, **values) if values else description))
 
-    def check(self, ok: bool, field: str, description: str) -> None:
+    def check(self, ok: bool, field: str, description: str, /, **values: object) -> None:
         if not ok:
-            self.add(field, description)
+            self.add(field, description, **values)
 
     def __bool__(self) -> bool:
         return bool(self.items)

@@ -76,7 +76,7 @@ class Vip:
         if roles is None:
             v.add(field, "no such active staff member")
         elif role not in roles:
-            v.add(field, f"staff member is not a {role}")
+            v.add(field, "staff member is not a {role}", role=role)
 
 
 # Times and dates a request may name: wide enough for any real use, narrow enough that time-zone
