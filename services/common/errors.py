@@ -12,9 +12,9 @@ import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from services.common.messages import EN, ZH, Field, Msg, field_name, is_translated, say
-
-__all__ = ["EN", "ZH", "Field", "Msg"]
+from services.common.messages import EN, ZH, field_name, is_translated, say
+from services.common.messages import Field as Field  # re-exported: call sites build messages
+from services.common.messages import Msg as Msg
 
 
 class DomainError(Exception):
