@@ -160,7 +160,7 @@ class DatabaseUnavailable(Unavailable):
     reason = "DATABASE_UNAVAILABLE"
 
     def __init__(self, retry_seconds: int = 1) -> None:
-        super().__init__("database unavailable; retry shortly")
+        super().__init__(Msg("database unavailable; retry shortly"))
         self.retry_seconds = retry_seconds
 
     def details(self, lang: str = ZH) -> list[any_pb2.Any]:
