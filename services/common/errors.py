@@ -109,8 +109,9 @@ class InvalidArgument(DomainError):
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(
                     field=f, description=str.__str__(d),
+                    # the description alone: shown beside the field (or its flag)
                     localized_message=error_details_pb2.LocalizedMessage(
-                        locale=lang, message=self._said(f, d) if lang != EN else str.__str__(d)))
+                        locale=lang, message=say(d, lang)))
                 for f, d in self.violations
             ]
         )

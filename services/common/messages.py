@@ -69,25 +69,29 @@ def language(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
 
 
 def _negotiate(header: str) -> str:
-    ranked: list[tuple[float, int, str]] = []
-    for i, part in enumerate(header.split(",")):
-        tag, _, params = part.strip().partition(";")
-        quality = 1.0
-        match = re.search(r"q\s*=\s*([0-9.]+)", params)
-        if match:
-            try:
-                quality = float(match.group(1))
-            except ValueError:
-                quality = 0.0
-        tag = tag.strip().lower()
-        if tag and quality > 0:
-            ranked.append((-quality, i, tag))
-    for _q, _i, tag in sorted(ranked):
+    for tag in ranked_languages(header):
         if tag.startswith("en"):
             return EN
         if tag.startswith("zh"):
             return ZH
     return ZH
+
+
+def ranked_languages(header: str) -> list[str]:
+    """The language tags of an Accept-Language value, lower case, most wanted first (by
+    quality, then order); q=0 and malformed entries left out."""
+    ranked: list[tuple[float, int, str]] = []
+    for i, part in enumerate(header.split(",")):
+        tag, _, params = part.strip().partition(";")
+        match = re.search(r"(?:^|;)\s*q\s*=\s*([^;\s]*)", params)
+        try:
+            quality = float(match.group(1)) if match else 1.0
+        except ValueError:
+            continue
+        tag = tag.strip().lower()
+        if tag and quality > 0:
+            ranked.append((-quality, i, tag))
+    return [tag for _q, _i, tag in sorted(ranked)]
 
 
 @functools.cache
