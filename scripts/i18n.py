@@ -247,6 +247,11 @@ def services_template() -> tuple[Catalog, list[str]]:
     for name in _request_fields():
         pot.add(name, locations=[("gen (request fields)", 0)], context=FIELD)
     named = {d.name: d for d in _service_descriptors() if hasattr(d, "values_by_name")}
+    # staff roles as the services name them in messages (Msg(role): "client_manager")
+    for value in named["Role"].values if "Role" in named else []:
+        if value.number:
+            pot.add(value.name.removeprefix("ROLE_").lower(),
+                    locations=[("gen (enum Role, as services name roles)", 0)])
     for enum in sorted(enums):
         if enum not in named:
             problems.append(f"Msg(enum_name({enum}, ...)): no enum {enum} in the services' protos")

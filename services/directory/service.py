@@ -29,6 +29,7 @@ from services.common.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
+    Msg,
     NotFound,
     PermissionDenied,
     Violations,
@@ -628,4 +629,4 @@ async def _check_staff_role(
     if row is None or not row.active:
         v.add(field_name, "no such active staff member")
     elif role not in row.roles.split(","):
-        v.add(field_name, "staff member is not a {role}", role=role)
+        v.add(field_name, "staff member is not a {role}", role=Msg(role))

@@ -91,6 +91,8 @@ def test_a_template_is_said_with_its_values_in_either_language() -> None:
     assert rule.localized() == "已交付客户的咨询表不能分析"
     assert say(Msg("{field} cannot be changed", field=Field("meeting.start_time"))) \
         == "开始时间不能修改"
+    assert say(Msg("staff member is not a {role}", role=Msg("client_manager"))) \
+        == "该员工不是客户管理员"
     # a message outside the catalogue: the kind of error, then the English
     assert NotFound("a locker went missing").localized() == "未找到（a locker went missing）"
 
