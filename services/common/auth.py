@@ -17,7 +17,7 @@ from typing import Any
 
 import jwt
 
-from services.common.errors import PermissionDenied, Unauthenticated
+from services.common.errors import Msg, PermissionDenied, Unauthenticated
 from services.common.keys import ALGORITHM, SigningKey
 from services.common.settings import SERVICE_PORTS
 
@@ -141,7 +141,7 @@ class UnknownKey(Unauthenticated):
     """The token names a key id this verifier does not know (yet: keys may have rotated)."""
 
     def __init__(self, kid: str) -> None:
-        super().__init__("token signed with an unknown key", reason="TOKEN_INVALID")
+        super().__init__(Msg("token signed with an unknown key"), reason="TOKEN_INVALID")
         self.kid = kid
 
 
