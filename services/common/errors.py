@@ -1,7 +1,10 @@
 """Domain errors and their google.rpc.Status form (AIP-193).
 
 Service code raises these; the server interceptor turns them into rich gRPC errors. Nothing
-here knows about a particular service: the domain for ErrorInfo is set per service.
+here knows about a particular service: the domain for ErrorInfo is set per service. The
+English message is a template with named values; its LocalizedMessage (and each field
+violation's) is in the language the caller asked for, zh-CN by default
+(services/common/messages.py).
 """
 
 from __future__ import annotations
@@ -61,11 +64,6 @@ def localized(message: str, lang: str = ZH) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(error_details_pb2.LocalizedMessage(locale=lang, message=message))
     return packed
-
-
-def zh_cn(message: str) -> any_pb2.Any:
-    """A google.rpc.LocalizedMessage in zh-CN, packed for a Status's details."""
-    return localized(message, ZH)
 
 
 # The Chinese summary of each kind of error, for a message the catalogue lacks (one built
