@@ -19,8 +19,11 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event as ProcessEvent
 from pathlib import Path
 
 import grpc
@@ -53,9 +56,9 @@ def _join(proc: mp.process.BaseProcess, timeout: float = 60) -> None:
             proc.join()
 
 
-def _echo_server(port_q: mp.Queue, stop: mp.Event) -> None:  # type: ignore[type-arg]
+def _echo_server(port_q: Queue[int], stop: ProcessEvent) -> None:
     async def serve() -> None:
-        async def echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        async def echo(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
             return request
 
         server = grpc.aio.server()
@@ -73,8 +76,8 @@ def _echo_server(port_q: mp.Queue, stop: mp.Event) -> None:  # type: ignore[type
     asyncio.run(serve())
 
 
-def _directory_server(data_dir: str, nats_url: str, port_q: mp.Queue,  # type: ignore[type-arg]
-                      stop: mp.Event, sync_reads: bool = False, database_url: str = "") -> None:
+def _directory_server(data_dir: str, nats_url: str, port_q: Queue[int],
+                      stop: ProcessEvent, sync_reads: bool = False, database_url: str = "") -> None:
     from services.common.logs import configure_logging
     from services.common.server import ServiceRunner
     from services.common.settings import Settings
@@ -100,9 +103,12 @@ def _directory_server(data_dir: str, nats_url: str, port_q: mp.Queue,  # type: i
 def _use_sync_reads(path: Path) -> None:
     """Bench only: GetClient through a sync session in a bounded thread pool, the
     alternative the async engine is measured against at the RPC level."""
+    from branch.directory.v1 import client_pb2
     from sqlalchemy import create_engine
     from sqlmodel import Session
 
+    from services.common.auth import Principal
+    from services.common.errors import NotFound
     from services.directory import convert, service
     from services.directory.models import Client
 
@@ -110,27 +116,33 @@ def _use_sync_reads(path: Path) -> None:
                            pool_size=8)
     pool = ThreadPoolExecutor(max_workers=8)
 
-    async def get_client(self, principal, client_id):  # type: ignore[no-untyped-def]
-        def work():  # type: ignore[no-untyped-def]
+    async def get_client(self: service.Directory, principal: Principal,
+                         client_id: str) -> client_pb2.Client:
+        def work() -> client_pb2.Client:
             with Session(engine) as session:
                 row = session.get(Client, client_id)
                 if row is None:
-                    raise service.NotFound(f"client {client_id} not found")
+                    raise NotFound(f"client {client_id} not found")
                 service.ensure_scope(principal, row)
                 return convert.client_to_proto(row, self.today())
 
         return await asyncio.get_running_loop().run_in_executor(pool, work)
 
+    # deliberately replaces the method (the variant measured); mypy refuses assigning to a
+    # method on principle
     service.Directory.get_client = get_client  # type: ignore[method-assign]
 
 
 def _hop_consumer(data_dir: str, nats_url: str, expect: int,
-                  out_q: mp.Queue, ready: mp.Event) -> None:  # type: ignore[type-arg]
+                  out_q: Queue[list[float]], ready: ProcessEvent) -> None:
     """A durable consumer in its own process; reports commit-to-handled latencies."""
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
     from services.common import migrations
     from services.common.clock import SystemClock
     from services.common.consumer import Consumer, Subscription
     from services.common.db import Database
+    from services.common.events import Event
     from services.common.logs import configure_logging
     from services.common.nats_link import NatsLink
     from services.directory.server import SPEC
@@ -145,7 +157,7 @@ def _hop_consumer(data_dir: str, nats_url: str, expect: int,
         latencies: list[float] = []
         done = asyncio.Event()
 
-        async def handle(session, event) -> None:  # type: ignore[no-untyped-def]
+        async def handle(session: AsyncSession, event: Event) -> None:
             # ce-time is stamped inside CreateClient's transaction, just before its commit
             latencies.append((datetime.now(UTC) - event.time).total_seconds())
             if len(latencies) >= expect:
@@ -170,7 +182,7 @@ def _hop_consumer(data_dir: str, nats_url: str, expect: int,
 
 # ---- load -------------------------------------------------------------------------------
 
-async def _load(call, n: int) -> tuple[float, list[float]]:  # type: ignore[no-untyped-def]
+async def _load(call: Callable[[int], Awaitable[object]], n: int) -> tuple[float, list[float]]:
     latencies: list[float] = []
     counter = iter(range(n))
 
@@ -201,13 +213,13 @@ async def bench_rpc(calls: int, data_dir: Path, nats_url: str,
     rows: list[list[str]] = []
     loop = asyncio.get_running_loop()
     stop = ctx.Event()
-    q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+    q: Queue[int] = ctx.Queue()
     echo = ctx.Process(target=_echo_server, args=(q, stop))
     echo.start()
     port = q.get(timeout=30)
     payload = bytes(400)  # about the size of a serialised Client
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-        call = ch.unary_unary(ECHO_METHOD)
+        call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = ch.unary_unary(ECHO_METHOD)
         await _load(lambda i: call(payload), min(500, calls))
         elapsed, lat = await _load(lambda i: call(payload), calls)
         base_rate = calls / elapsed
@@ -227,7 +239,7 @@ async def bench_rpc(calls: int, data_dir: Path, nats_url: str,
 
         # the event hop first, on an empty stream: CreateClient commit -> durable consumer
         # in another process, one event at a time (a trickle, not a burst)
-        out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+        out: Queue[list[float]] = ctx.Queue()
         ready = ctx.Event()
         consumer = ctx.Process(target=_hop_consumer,
                                args=(str(data_dir), nats_url, hop_n, out, ready))

@@ -20,6 +20,7 @@ import time
 import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -40,7 +41,7 @@ QUERIES = 200
 VERSIONS = Path(__file__).resolve().parent.parent / "services/directory/migrations/versions"
 
 
-def _rows(n: int, rng: random.Random) -> list[dict]:
+def _rows(n: int, rng: random.Random) -> list[dict[str, Any]]:
     now = datetime.now(UTC)
     out = []
     for i in range(n):
@@ -73,7 +74,7 @@ async def run(url: str, label: str, n: int) -> list[str]:
     rows = _rows(n, rng)
     async with db.transaction() as session:
         for i in range(0, n, 2000):
-            await session.exec(insert(Client), params=rows[i:i + 2000])  # type: ignore[call-overload]
+            await session.exec(insert(Client), params=rows[i:i + 2000])
     sample = rng.sample(rows, QUERIES)
     kinds = {
         "pinyin initials (2-3 letters)": [r["search_text"].rsplit("|", 1)[1].split()[0]

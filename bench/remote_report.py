@@ -58,7 +58,7 @@ def synthetic_trades(client_id: str, n: int) -> Iterator[holding_pb2.Trade]:
         fee = max(Decimal(5), (p * qty * Decimal("0.00025")).quantize(Decimal("0.01")))
         when += step
         t = holding_pb2.Trade(trade_id=f"b-{i:07d}", client_id=client_id, ticker=ticker,
-                              side=side, quantity=qty, price=str(p), fee=str(fee))  # type: ignore[arg-type]
+                              side=side, quantity=qty, price=str(p), fee=str(fee))
         t.trade_time.FromDatetime(when)
         yield t
 
@@ -70,7 +70,7 @@ def holdings_for(trades: list[holding_pb2.Trade]) -> list[holding_pb2.Holding]:
         qty[t.ticker] = qty.get(t.ticker, 0) + (t.quantity if t.side == 1 else -t.quantity)
         last[t.ticker] = t.price
     return [holding_pb2.Holding(ticker=k, quantity=v, market_price=last[k],
-                                risk_level=(int(k) % 5) + 1)  # type: ignore[arg-type]
+                                risk_level=client_pb2.RiskLevel.ValueType((int(k) % 5) + 1))
             for k, v in sorted(qty.items()) if v > 0]
 
 
@@ -92,7 +92,7 @@ def bench_analysis(n: int) -> dict[str, float]:
 
     trades = list(synthetic_trades("c-bench", n))
     holdings = holdings_for(trades)
-    client = client_pb2.Client(account_no="BENCH", risk_tolerance=3)  # type: ignore[arg-type]
+    client = client_pb2.Client(account_no="BENCH", risk_tolerance=client_pb2.RISK_TOLERANCE_C3)
 
     def run() -> None:
         a = Analyzer(0, 2**40)
@@ -153,7 +153,7 @@ async def bench_end_to_end(n: int) -> dict[str, float]:
         admin = [("authorization",
                   f"Bearer {signer.issue('bench-admin', ['admin'], now, timedelta(hours=2))}")]
         agent_token = signer.issue("bench-agent", ["service_agent"], now, timedelta(hours=2))
-        agent = [("authorization", f"Bearer {agent_token}")]
+        agent = (("authorization", f"Bearer {agent_token}"),)
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as dch, \
                     grpc.aio.insecure_channel(f"127.0.0.1:{remote.port}") as rch:
@@ -168,7 +168,8 @@ async def bench_end_to_end(n: int) -> dict[str, float]:
                 client = await dstub.CreateClient(dapi.CreateClientRequest(
                     client=client_pb2.Client(
                         account_no="BENCH0001", display_name="Bench", phone="13800000000",
-                        channel=client_pb2.CHANNEL_REMOTE, risk_tolerance=3,  # type: ignore[arg-type]
+                        channel=client_pb2.CHANNEL_REMOTE,
+                        risk_tolerance=client_pb2.RISK_TOLERANCE_C3,
                         risk_assessed_on="2025-06-01", commission_rate="0.00025")),
                     metadata=admin)
                 holdings = holdings_for(list(synthetic_trades(client.id, n)))
@@ -176,7 +177,8 @@ async def bench_end_to_end(n: int) -> dict[str, float]:
                 async def records() -> AsyncIterator[dapi.ImportTradesRequest]:
                     for t in TICKERS:
                         yield dapi.ImportTradesRequest(security=holding_pb2.Security(
-                            ticker=t, name=f"S{t}", risk_level=(int(t) % 5) + 1))  # type: ignore[arg-type]
+                            ticker=t, name=f"S{t}",
+                            risk_level=client_pb2.RiskLevel.ValueType((int(t) % 5) + 1)))
                     trades = list(synthetic_trades(client.id, n))
                     for start in range(0, len(trades), 500):
                         yield dapi.ImportTradesRequest(batch=[

@@ -27,6 +27,7 @@ import tempfile
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -36,6 +37,7 @@ import nats  # noqa: E402
 from branch.directory.v1 import client_pb2  # noqa: E402
 from branch.research.v1 import events_pb2 as research_events  # noqa: E402
 from branch.research.v1 import note_enums_pb2 as notes  # noqa: E402
+from nats.aio.msg import Msg  # noqa: E402
 from sqlalchemy import func, insert  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
@@ -79,14 +81,14 @@ async def seed(directory: ServiceRunner, vip: ServiceRunner, clients: int,
                            risk_tolerance=tolerance, risk_assessed_on=date(2026, 1, 5),
                            status=1, leave_reason="", joined_at=now, updated_at=now))
     async with directory.db.transaction() as s:
-        await s.exec(insert(Security), params=[dict(ticker=TICKER, name="Moutai",  # type: ignore[call-overload]
+        await s.exec(insert(Security), params=[dict(ticker=TICKER, name="Moutai",
                                                     risk_level=3, last_price="")])
         for i in range(0, clients, 2000):
-            await s.exec(insert(Client), params=rows[i:i + 2000])  # type: ignore[call-overload]
-            await s.exec(insert(Holding), params=holdings[i:i + 2000])  # type: ignore[call-overload]
+            await s.exec(insert(Client), params=rows[i:i + 2000])
+            await s.exec(insert(Holding), params=holdings[i:i + 2000])
     async with vip.db.transaction() as s:
         for i in range(0, clients, 2000):
-            await s.exec(insert(RosterEntry), params=roster[i:i + 2000])  # type: ignore[call-overload]
+            await s.exec(insert(RosterEntry), params=roster[i:i + 2000])
 
 
 async def relay_count(vip: ServiceRunner, note_id: str) -> int:
@@ -95,18 +97,18 @@ async def relay_count(vip: ServiceRunner, note_id: str) -> int:
                                  .where(Relay.note_id == note_id))).one())
 
 
-async def one_run(nats_url: str, vip: ServiceRunner, kind: int, clients: int) -> dict:
+async def one_run(nats_url: str, vip: ServiceRunner, kind: int, clients: int) -> dict[str, Any]:
     note_id = new_id()
     nc = await nats.connect(nats_url)
     planned = asyncio.get_running_loop().create_future()
 
-    async def on_planned(msg) -> None:  # type: ignore[no-untyped-def]
+    async def on_planned(msg: Msg) -> None:
         if msg.headers and msg.headers.get("ce-subject") == note_id and not planned.done():
             planned.set_result(time.perf_counter())
 
     await nc.subscribe("branch.vip.relay.planned", cb=on_planned)
     event = research_events.NotePublished(
-        note_id=note_id, revision=1, title="Bench note", kind=kind,
+        note_id=note_id, revision=1, title="Bench note", kind=notes.NoteKind.ValueType(kind),
         tickers=[TICKER] if kind != notes.NOTE_KIND_MARKET else [],
         risk_level=client_pb2.RISK_LEVEL_R3, audience=notes.AUDIENCE_KEY_CLIENTS)
     event_id = new_id()
@@ -135,7 +137,8 @@ async def one_run(nats_url: str, vip: ServiceRunner, kind: int, clients: int) ->
             "tasks": await relay_count(vip, note_id)}
 
 
-async def bench(clients: int, runs: int, database_url: str, withheld_every: int) -> list[dict]:
+async def bench(clients: int, runs: int, database_url: str,
+                withheld_every: int) -> list[dict[str, Any]]:
     configure_logging("error")
     with tempfile.TemporaryDirectory() as tmp:
         server = EmbeddedNats(Path(tmp) / "nats")
@@ -169,7 +172,7 @@ async def bench(clients: int, runs: int, database_url: str, withheld_every: int)
             server.stop()
 
 
-def table(results: list[dict], clients: int, backend: str, withheld_every: int) -> str:
+def table(results: list[dict[str, Any]], clients: int, backend: str, withheld_every: int) -> str:
     lines = [
         f"### vip relay: note published -> relay tasks for {clients:,} key clients "
         f"({backend})",

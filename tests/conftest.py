@@ -24,7 +24,8 @@ def pytest_report_header(config: pytest.Config) -> str:
     return "PostgreSQL tests: SKIPPED (set BRANCH_TEST_POSTGRES_URL to run them)"
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
+                            config: pytest.Config) -> None:
     if not POSTGRES_URL:
         terminalreporter.write_line(
             "NOTE: PostgreSQL tests were skipped: BRANCH_TEST_POSTGRES_URL is not set."

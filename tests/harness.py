@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 import nats
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+if TYPE_CHECKING:
+    from google.rpc import status_pb2
 
 from services.common.auth import SERVICE_NAMES, TokenSigner, svc
 from services.common.clock import Clock, SystemClock
@@ -48,9 +52,13 @@ def harness_service_tokens(service: str) -> LocalServiceTokens:
     return LocalServiceTokens(service, lambda: SIGNER, SystemClock(), timedelta(minutes=10))
 
 
-def auth(staff_id: str, *roles: str) -> list[tuple[str, str]]:
+# call metadata as grpc's stubs take it: a tuple of (key, value) pairs
+Metadata = tuple[tuple[str, str], ...]
+
+
+def auth(staff_id: str, *roles: str) -> Metadata:
     """Call metadata for a staff member with these roles (tokens use the real clock)."""
-    return [("authorization", f"Bearer {token(staff_id, *roles)}")]
+    return (("authorization", f"Bearer {token(staff_id, *roles)}"),)
 
 
 ADMIN = auth("admin-1", "admin")
@@ -177,13 +185,20 @@ async def eventually(check: Any, timeout: float = 10.0, interval: float = 0.05) 
     raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
 
 
+def rpc_status_of(err: grpc.aio.AioRpcError) -> status_pb2.Status | None:
+    """The google.rpc.Status (with its details) an error carries in its trailing metadata."""
+    from grpc_status import rpc_status
+
+    # an AioRpcError has what from_call reads (code(), details(), trailing_metadata()), but
+    # grpc_status's stub takes only the synchronous grpc.Call
+    return rpc_status.from_call(cast(grpc.Call, err))
+
+
 def bad_fields(err: grpc.aio.AioRpcError) -> set[str]:
     """Field names in the BadRequest detail of an INVALID_ARGUMENT error."""
     from google.rpc import error_details_pb2
-    from grpc_status import rpc_status
 
-    # an AioRpcError has what from_call reads: code(), details(), trailing_metadata()
-    status = rpc_status.from_call(cast(grpc.Call, err))
+    status = rpc_status_of(err)
     fields: set[str] = set()
     if status is None:
         return fields
@@ -193,6 +208,14 @@ def bad_fields(err: grpc.aio.AioRpcError) -> set[str]:
             detail.Unpack(bad)
             fields.update(v.field for v in bad.field_violations)
     return fields
+
+
+def found(pattern: str, text: str) -> str:
+    """Group 1 of pattern's first match in text (command output); fails the test, showing the
+    text, when there is none."""
+    match = re.search(pattern, text)
+    assert match is not None, (pattern, text)
+    return match.group(1)
 
 
 def unique(prefix: str = "") -> str:

@@ -45,7 +45,8 @@ async def health_of(address: str, service: str = "") -> str:
                 health_pb2.HealthCheckRequest(service=service), timeout=1)
         except grpc.aio.AioRpcError as err:
             return err.code().name
-    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    name: str = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    return name
 
 
 @asynccontextmanager

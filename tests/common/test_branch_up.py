@@ -27,7 +27,7 @@ async def test_up_serves_every_service_and_stops_on_ctrl_c(tmp_path: Path) -> No
     proc = await asyncio.create_subprocess_exec(
         BRANCH, "up", "--data-dir", str(tmp_path / "data"), env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    banner = []
+    banner: list[str] = []
     try:
         assert proc.stdout is not None
         while True:

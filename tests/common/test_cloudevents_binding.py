@@ -16,6 +16,7 @@ from branch.directory.v1 import directory_service_pb2 as api
 from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
 from cloudevents.core.bindings.common import decode_header_value
 from cloudevents.core.v1.event import CloudEvent
+from nats.aio.msg import Msg
 from opentelemetry import trace
 
 from services.common import migrations, tracing
@@ -31,10 +32,10 @@ from tests.harness import ADMIN, channel, collect_events, make_settings, running
 NOW = datetime(2026, 11, 30, 16, 10, tzinfo=UTC)
 
 
-def read_back(msg) -> CloudEvent:  # type: ignore[no-untyped-def]
+def read_back(msg: Msg) -> CloudEvent:
     """The SDK's rules: ce-<attribute> headers, percent-decoded, validated as CloudEvents 1.0."""
     attributes = {name[3:]: decode_header_value(name[3:], value)
-                  for name, value in msg.headers.items() if name.startswith("ce-")}
+                  for name, value in (msg.headers or {}).items() if name.startswith("ce-")}
     return CloudEvent(attributes, msg.data)
 
 
@@ -75,7 +76,9 @@ async def test_attributes_are_percent_encoded_and_read_back_by_the_sdk(
     assert event.get_datacontenttype() == "application/protobuf"
     assert event.get_dataschema() == "type.googleapis.com/" + payload.DESCRIPTOR.full_name
     parsed = events_pb2.ClientCreated()
-    parsed.ParseFromString(event.get_data())  # type: ignore[arg-type]
+    data = event.get_data()
+    assert isinstance(data, bytes)  # binary mode: the payload as sent
+    parsed.ParseFromString(data)
     assert parsed == payload
     # distributed-tracing extension (and the W3C header) carry the caller's trace
     traceparent = event.get_extension("traceparent")

@@ -11,6 +11,7 @@ import nats
 import pytest
 from branch.common.v1 import event_pb2
 from sqlmodel import func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common import migrations
 from services.common.clock import SystemClock
@@ -36,7 +37,7 @@ async def publish(url: str, subject: str, event_id: str, msg_id: str | None = No
         await nc.close()
 
 
-async def effect(session, event: Event) -> None:
+async def effect(session: AsyncSession, event: Event) -> None:
     """The handler's effect: one row per applied event."""
     session.add(AuditRecord(id=new_id(), staff_id="consumer", method=event.type,
                             resource=event.id, request_id="", time=datetime.now(UTC),
@@ -44,7 +45,7 @@ async def effect(session, event: Event) -> None:
 
 
 @pytest.fixture
-async def setup(tmp_path: Path, nats_url: str, database_url: str) -> AsyncIterator[tuple]:
+async def setup(tmp_path: Path, nats_url: str, database_url: str) -> AsyncIterator[tuple[Database, NatsLink]]:
     url = (database_url.replace("{service}", "directory") if database_url
            else f"sqlite+aiosqlite:///{tmp_path}/probe.db")
     db = Database(url, service=unique("probe"))
@@ -62,7 +63,7 @@ async def applied(db: Database, event_id: str) -> int:
             AuditRecord.resource == event_id))).one()
 
 
-async def test_duplicate_delivery_is_applied_once(setup, nats_url) -> None:
+async def test_duplicate_delivery_is_applied_once(setup: tuple[Database, NatsLink], nats_url: str) -> None:
     db, link = setup
     topic = unique("t")
     subject = f"branch.probe.{topic}.happened"
@@ -87,12 +88,12 @@ async def test_duplicate_delivery_is_applied_once(setup, nats_url) -> None:
         task.cancel()
 
 
-async def test_poison_event_is_parked_after_max_deliver(setup, nats_url) -> None:
+async def test_poison_event_is_parked_after_max_deliver(setup: tuple[Database, NatsLink], nats_url: str) -> None:
     db, link = setup
     topic = unique("p")
     subject = f"branch.probe.{topic}.happened"
 
-    async def broken(session, event: Event) -> None:
+    async def broken(session: AsyncSession, event: Event) -> None:
         raise RuntimeError("cannot apply")
 
     consumer = Consumer(db, link, SystemClock(), Subscription(topic, [subject], broken),
@@ -113,13 +114,13 @@ async def test_poison_event_is_parked_after_max_deliver(setup, nats_url) -> None
         task.cancel()
 
 
-async def test_permanent_error_parks_at_once(setup, nats_url) -> None:
+async def test_permanent_error_parks_at_once(setup: tuple[Database, NatsLink], nats_url: str) -> None:
     db, link = setup
     topic = unique("q")
     subject = f"branch.probe.{topic}.happened"
     calls = 0
 
-    async def refuses(session, event: Event) -> None:
+    async def refuses(session: AsyncSession, event: Event) -> None:
         nonlocal calls
         calls += 1
         raise PermanentError("unknown payload version")
@@ -167,14 +168,14 @@ async def test_consumer_resumes_after_nats_restart(tmp_path: Path) -> None:
         server.stop()
 
 
-async def test_handler_constraint_error_is_a_failure_not_a_duplicate(setup, nats_url) -> None:
+async def test_handler_constraint_error_is_a_failure_not_a_duplicate(setup: tuple[Database, NatsLink], nats_url: str) -> None:
     """An IntegrityError that is the handler's own (not a replica's processed row) must not be
     acked as 'already applied': it is retried and then parked, never silently lost."""
     db, link = setup
     topic = unique("i")
     subject = f"branch.probe.{topic}.happened"
 
-    async def clashes(session, event: Event) -> None:
+    async def clashes(session: AsyncSession, event: Event) -> None:
         # the same primary key twice in one transaction: the handler's own constraint error
         session.add(AuditRecord(id="fixed", staff_id="c", method="m", resource="r",
                                 request_id="", time=datetime.now(UTC), outcome="OK"))
@@ -196,15 +197,17 @@ async def test_handler_constraint_error_is_a_failure_not_a_duplicate(setup, nats
         task.cancel()
 
 
-async def test_close_releases_the_subscription_before_the_connection(setup) -> None:
+async def test_close_releases_the_subscription_before_the_connection(setup: tuple[Database, NatsLink]) -> None:
     db, link = setup
     topic = unique("rel")
     consumer = Consumer(db, link, SystemClock(), Subscription(
         topic, [f"branch.probe.{topic}.happened"], effect))
     await consumer.ensure()
-    before = set(link.nc._subs)  # the connection's own (JetStream's reply inbox)
+    nc = link.nc
+    assert nc is not None
+    before = set(nc._subs)  # the connection's own (JetStream's reply inbox)
     task = asyncio.create_task(consumer.run())
-    await eventually(lambda: set(link.nc._subs) != before)  # its pull subscription
+    await eventually(lambda: set(nc._subs) != before)  # its pull subscription
     await consumer.close(task)
     assert task.done()  # interrupted in its fetch: no event was in hand
-    assert set(link.nc._subs) == before  # nothing left for the drain to wait on
+    assert set(nc._subs) == before  # nothing left for the drain to wait on

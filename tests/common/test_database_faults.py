@@ -13,11 +13,11 @@ import pytest
 from branch.directory.v1 import directory_service_pb2 as api
 from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
 from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from sqlalchemy import func
 from sqlmodel import col, select
 
 from services.common.models import OutboxEvent
+from services.common.server import ServiceRunner
 from services.directory.models import Client
 from services.directory.server import SPEC
 from tests.directory.factories import client_msg
@@ -28,6 +28,7 @@ from tests.harness import (
     create_postgres_databases,
     drop_postgres_databases,
     make_settings,
+    rpc_status_of,
     running,
     unique,
 )
@@ -36,7 +37,7 @@ CREATED = "directory.client.created"
 
 
 def retry_info(err: grpc.aio.AioRpcError) -> error_details_pb2.RetryInfo | None:
-    status = rpc_status.from_call(err)
+    status = rpc_status_of(err)
     for detail in status.details if status else []:
         if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
             info = error_details_pb2.RetryInfo()
@@ -45,7 +46,7 @@ def retry_info(err: grpc.aio.AioRpcError) -> error_details_pb2.RetryInfo | None:
     return None
 
 
-async def whole_writes(runner) -> tuple[set[str], int]:  # type: ignore[no-untyped-def]
+async def whole_writes(runner: ServiceRunner) -> tuple[set[str], int]:
     """Client ids in the database, and how many client.created events the outbox holds."""
     async with runner.db.read() as session:
         ids = set((await session.exec(select(Client.id))).all())
@@ -138,7 +139,8 @@ async def test_postgres_backends_terminated_under_load(tmp_path: Path, nats_url:
                 await asyncio.sleep(6)
                 stop.set()
                 await asyncio.gather(*workers, killer)
-            ids, events = await runner.db.reachable(10) and await whole_writes(runner)
+            assert await runner.db.reachable(10)
+            ids, events = await whole_writes(runner)
     finally:
         await admin.close()
         await drop_postgres_databases(template)

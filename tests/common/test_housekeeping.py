@@ -21,7 +21,7 @@ async def test_prune_keeps_unsent_recent_and_audit(tmp_path: Path, database_url:
     now = datetime(2026, 6, 1, tzinfo=UTC)
     old = now - timedelta(days=40)
 
-    def outbox(sent_at):  # type: ignore[no-untyped-def]
+    def outbox(sent_at: datetime | None) -> OutboxEvent:
         return OutboxEvent(event_id=new_id(), subject="branch.x.y.z", ce_type="t",
                            ce_subject="s", data_schema="d", data=b"", created_at=old,
                            sent_at=sent_at)

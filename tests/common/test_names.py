@@ -3,6 +3,7 @@ order the writes come in, and fill() puts names beside ids at any depth."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +22,7 @@ T0 = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
 
 
 @pytest.fixture
-async def db(tmp_path: Path, database_url: str):  # type: ignore[no-untyped-def]
+async def db(tmp_path: Path, database_url: str) -> AsyncIterator[Database]:
     url = database_url.format(service="vip") or f"sqlite+aiosqlite:///{tmp_path}/vip.db"
     database = Database(url, service="vip")
     await migrations.upgrade(database, VIP.migrations)

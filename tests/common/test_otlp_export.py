@@ -5,8 +5,10 @@ trace service)."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import grpc
+import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as otlp
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as otlp_grpc
 from opentelemetry.sdk.resources import Resource
@@ -20,12 +22,14 @@ class Collector(otlp_grpc.TraceServiceServicer):
     def __init__(self) -> None:
         self.received: list[otlp.ExportTraceServiceRequest] = []
 
-    async def Export(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+    async def Export(self, request: otlp.ExportTraceServiceRequest,  # noqa: N802
+                     context: grpc.aio.ServicerContext[Any, Any]
+                     ) -> otlp.ExportTraceServiceResponse:
         self.received.append(request)
         return otlp.ExportTraceServiceResponse()
 
 
-def test_export_is_off_by_default(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_export_is_off_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("BRANCH_OTLP_ENDPOINT", raising=False)
     assert Settings().otlp_endpoint == ""
     monkeypatch.setenv("BRANCH_OTLP_ENDPOINT", "collector:4317")
@@ -35,7 +39,8 @@ def test_export_is_off_by_default(monkeypatch) -> None:  # type: ignore[no-untyp
 async def test_spans_reach_an_otlp_collector() -> None:
     collector = Collector()
     server = grpc.aio.server()
-    otlp_grpc.add_TraceServiceServicer_to_server(collector, server)
+    # opentelemetry-proto ships its generated *_pb2_grpc modules without annotations
+    otlp_grpc.add_TraceServiceServicer_to_server(collector, server)  # type: ignore[no-untyped-call]
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from branch.directory.v1 import directory_service_pb2 as api
 from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
 
 from services.common.nats_link import EmbeddedNats
+from services.common.server import ServiceRunner
 from services.directory.server import SPEC
 from tests.directory.factories import client_msg
 from tests.harness import ADMIN, channel, collect_events, eventually, make_settings, running
@@ -43,12 +45,12 @@ async def test_events_made_while_nats_is_down_arrive_once(tmp_path: Path,
         server.stop()
 
 
-async def _unsent(runner) -> bool:
+async def _unsent(runner: ServiceRunner) -> bool:
     backlog, _ = await runner.relay.backlog()
     return backlog == 0
 
 
-def _drained(runner):
+def _drained(runner: ServiceRunner) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         return await _unsent(runner)
     return check

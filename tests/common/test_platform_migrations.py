@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 from services.common import migrations
@@ -21,6 +23,7 @@ from services.common.db import Database
 from services.common.events import OutboxRelay
 from services.common.models import COMMON_TABLES
 from services.common.nats_link import NatsLink
+from services.common.server import ServiceSpec
 from services.directory.server import SPEC as DIRECTORY
 from services.vip.server import SPEC as VIP
 
@@ -38,7 +41,7 @@ async def _legacy_database(url: str, service: str) -> Database:
     """A database made by the earlier migrations alone, as deployed before this change."""
     db = Database(url, service=service)
 
-    def run(sync_conn) -> None:  # type: ignore[no-untyped-def]
+    def run(sync_conn: Connection) -> None:
         from alembic.config import Config
 
         cfg = Config()
@@ -55,7 +58,7 @@ async def _legacy_database(url: str, service: str) -> Database:
     return db
 
 
-async def _rows(db: Database, sql: str) -> list[tuple]:
+async def _rows(db: Database, sql: str) -> list[tuple[Any, ...]]:
     async with db.engine.connect() as conn:
         return [tuple(r) for r in (await conn.execute(text(sql))).all()]
 
@@ -70,21 +73,22 @@ async def _columns(db: Database, table: str) -> set[str]:
             lambda c: {col["name"] for col in inspect(c).get_columns(table)})
 
 
-async def _platform_drift(db: Database) -> list:
+async def _platform_drift(db: Database) -> list[Any]:
     """Differences between the models and the database, platform tables only."""
     async with db.engine.connect() as conn:
-        def diff(sync_conn):  # type: ignore[no-untyped-def]
+        def diff(sync_conn: Connection) -> list[Any]:
             ctx = MigrationContext.configure(sync_conn, opts={
                 "include_object": lambda obj, name, type_, r, c:
                     type_ != "table" or name in COMMON_TABLES,
                 "compare_type": True})
-            return compare_metadata(ctx, SQLModel.metadata)
+            drift: list[Any] = compare_metadata(ctx, SQLModel.metadata)
+            return drift
         return await conn.run_sync(diff)
 
 
 @pytest.mark.parametrize("spec", [DIRECTORY, VIP], ids=["directory", "vip"])
 async def test_fresh_database_gets_the_platform_tables_from_the_common_branch(
-        tmp_path: Path, database_url: str, spec) -> None:
+        tmp_path: Path, database_url: str, spec: ServiceSpec) -> None:
     db = Database(_url(database_url, tmp_path, spec.name), service=spec.name)
     try:
         await migrations.upgrade(db, spec.migrations)
@@ -101,7 +105,7 @@ async def test_fresh_database_gets_the_platform_tables_from_the_common_branch(
 
 @pytest.mark.parametrize("spec", [DIRECTORY, VIP], ids=["directory", "vip"])
 async def test_database_made_by_the_earlier_migrations_upgrades_with_its_rows(
-        tmp_path: Path, database_url: str, spec) -> None:
+        tmp_path: Path, database_url: str, spec: ServiceSpec) -> None:
     db = await _legacy_database(_url(database_url, tmp_path, spec.name), spec.name)
     try:
         assert "common_0001" not in await _heads(db)

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
 from branch.common.v1 import audit_pb2, audit_pb2_grpc
+from branch.directory.v1 import client_pb2
 from branch.directory.v1 import directory_service_pb2 as api
 from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from services.common.auth import Principal
 from services.directory import service as directory_service
 from services.directory.server import SPEC
 from tests.directory.factories import client_msg
-from tests.harness import ADMIN, SUPERVISOR, auth, channel, make_settings, running
+from tests.harness import ADMIN, SUPERVISOR, auth, channel, make_settings, rpc_status_of, running
 
 
 async def test_health_reflection_and_audit(tmp_path: Path, nats_url: str) -> None:
@@ -27,11 +30,16 @@ async def test_health_reflection_and_audit(tmp_path: Path, nats_url: str) -> Non
                 resp = await health.Check(health_pb2.HealthCheckRequest(service=name))
                 assert resp.status == health_pb2.HealthCheckResponse.SERVING
 
-            refl = reflection_pb2_grpc.ServerReflectionStub(ch)
-            async def one():
+            # types-grpcio-reflection types the stub for the blocking API only; on a grpc.aio
+            # channel it is the asynchronous one, as the generated code is for every service
+            refl = reflection_pb2_grpc.ServerReflectionStub(ch)  # type: ignore[arg-type]
+
+            async def one() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
                 yield reflection_pb2.ServerReflectionRequest(list_services="")
             names = set()
-            async for resp in refl.ServerReflectionInfo(one()):
+            # the same stub imports its Incomplete from binascii (a stub bug): the attribute
+            # reads as an exception class
+            async for resp in refl.ServerReflectionInfo(one()):  # type: ignore[operator]
                 names = {s.name for s in resp.list_services_response.service}
             assert {"branch.directory.v1.DirectoryService", "branch.common.v1.AuditService",
                     "grpc.health.v1.Health"} <= names
@@ -58,7 +66,7 @@ async def test_health_reflection_and_audit(tmp_path: Path, nats_url: str) -> Non
             # a refused attempt at a mutating call is on the record too
             with pytest.raises(grpc.aio.AioRpcError):
                 await stub.ChangeClientTier(api.ChangeClientTierRequest(
-                    id=created.id, tier=2), metadata=auth("broker-9", "broker"))
+                    id=created.id, tier=client_pb2.Tier.ValueType(2)), metadata=auth("broker-9", "broker"))
             refused = await audit.ListAuditRecords(audit_pb2.ListAuditRecordsRequest(
                 staff_id="broker-9"), metadata=SUPERVISOR)
             assert [(r.method, r.outcome, r.resource) for r in refused.audit_records] == [
@@ -76,7 +84,8 @@ async def test_health_reflection_and_audit(tmp_path: Path, nats_url: str) -> Non
 
 async def test_our_bug_is_internal_without_details(tmp_path: Path, nats_url: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    async def boom(self, principal, client_id):
+    async def boom(self: directory_service.Directory, principal: Principal,
+                   client_id: str) -> client_pb2.Client:
         raise ZeroDivisionError("secret detail")
 
     monkeypatch.setattr(directory_service.Directory, "get_client", boom)
@@ -86,13 +95,13 @@ async def test_our_bug_is_internal_without_details(tmp_path: Path, nats_url: str
                 await DirectoryServiceStub(ch).GetClient(api.GetClientRequest(id="x"),
                                                          metadata=ADMIN)
     assert err.value.code() == grpc.StatusCode.INTERNAL
-    assert "secret" not in (err.value.details() or "") and "ref" in err.value.details()
+    assert "secret" not in (err.value.details() or "") and "ref" in (err.value.details() or "")
     # beside the English, the same in Chinese for staff whose client asks for zh-CN
     from google.rpc import error_details_pb2
-    from grpc_status import rpc_status
 
     zh = error_details_pb2.LocalizedMessage()
-    assert any(d.Unpack(zh) for d in rpc_status.from_call(err.value).details)
+    status = rpc_status_of(err.value)
+    assert status is not None and any(d.Unpack(zh) for d in status.details)
     assert zh.locale == "zh-CN" and zh.message.startswith("服务内部错误") and "secret" not in zh.message
 
 
@@ -100,7 +109,8 @@ async def test_in_flight_call_finishes_during_graceful_stop(tmp_path: Path, nats
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     original = directory_service.Directory.get_client
 
-    async def slow(self, principal, client_id):
+    async def slow(self: directory_service.Directory, principal: Principal,
+                   client_id: str) -> client_pb2.Client:
         await asyncio.sleep(0.5)
         return await original(self, principal, client_id)
 

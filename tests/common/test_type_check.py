@@ -50,7 +50,12 @@ def test_the_same_file_typed_right_passes(tmp_path: Path) -> None:
 
 def test_dev_test_runs_mypy_over_the_configured_paths() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
-    assert "services" in config["files"]
+    assert {"services", "tests", "bench"} <= set(config["files"])
+    # strict for all of them: no override relaxes the tests' or benchmarks' annotations
+    assert config["strict"] is True
+    for override in config.get("overrides", []):
+        relaxed = {k for k, v in override.items() if k.startswith("disallow_") and v is False}
+        assert not relaxed, override
     test_block = (ROOT / "dev").read_text().split("  test)", 1)[1].split(";;", 1)[0]
     # no arguments: mypy checks exactly [tool.mypy] files, and set -e stops on its failure
     assert '\n    "$VENV/bin/mypy"\n' in test_block

@@ -7,6 +7,8 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -106,7 +108,7 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def _sign_hmac(claims: dict, secret: bytes, alg: str, kid: str) -> str:
+def _sign_hmac(claims: dict[str, Any], secret: bytes, alg: str, kid: str) -> str:
     digest = {"HS256": hashlib.sha256, "HS512": hashlib.sha512}[alg]
     signing_input = _b64(json.dumps({"alg": alg, "typ": "JWT", "kid": kid}).encode()) + "." + \
         _b64(json.dumps(claims).encode())
@@ -146,7 +148,7 @@ def test_settings_name_the_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None
     assert "BRANCH_TIMEZONE" in str(err.value) and "BRANCH_METRICS_PORT" in str(err.value)
 
 
-def test_settings_defaults_and_templates(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+def test_settings_defaults_and_templates(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("BRANCH_DATABASE_URL", "postgresql+asyncpg://h/branch_{service}")
     settings = load_settings(data_dir=tmp_path)
     assert settings.database_url_for("vip") == "postgresql+asyncpg://h/branch_vip"
@@ -198,16 +200,17 @@ def test_request_ids_are_logged_only_when_they_look_like_ids() -> None:
 
 
 def test_errors_carry_a_chinese_localized_message() -> None:
-    from google.rpc import error_details_pb2
+    from google.rpc import error_details_pb2, status_pb2
 
     from services.common.errors import DatabaseUnavailable, InvalidArgument, NotFound
 
-    def zh(status) -> str:  # type: ignore[no-untyped-def]
+    def zh(status: status_pb2.Status) -> str:
         for detail in status.details:
             msg = error_details_pb2.LocalizedMessage()
             if detail.Unpack(msg):
                 assert msg.locale == "zh-CN"
-                return msg.message
+                message: str = msg.message
+                return message
         raise AssertionError("no LocalizedMessage")
 
     # the catalogue's template, filled with the same values (services/common/messages.py)

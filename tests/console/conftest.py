@@ -16,7 +16,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -32,6 +32,10 @@ from services.remote.server import SPEC as REMOTE
 from services.research.server import SPEC as RESEARCH
 from services.vip.server import SPEC as VIP
 from tests.harness import ADMIN, make_settings, running
+
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
+    from branch.directory.v1.identity_pb2_grpc import IdentityServiceAsyncStub
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -65,7 +69,7 @@ class Suite:
     url: str
     clock: OffsetClock
     people: People
-    directory: DirectoryServiceStub
+    directory: DirectoryServiceAsyncStub
     addrs: dict[str, str] = field(default_factory=dict)  # service -> host:port
 
 
@@ -84,8 +88,8 @@ def ensure_chromium() -> str | None:
     return None
 
 
-async def _person(d: DirectoryServiceStub, ident: IdentityServiceStub, no: str, name: str,
-                  role: int) -> str:
+async def _person(d: DirectoryServiceAsyncStub, ident: IdentityServiceAsyncStub, no: str, name: str,
+                  role: staff_pb2.Role.ValueType) -> str:
     staff = await d.CreateStaff(dapi.CreateStaffRequest(staff=staff_pb2.Staff(
         employee_no=no, display_name=name, roles=[role])), metadata=ADMIN)
     temp = await ident.ResetPassword(identity_pb2.ResetPasswordRequest(staff_id=staff.id),

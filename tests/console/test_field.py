@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -27,6 +27,10 @@ from services.common.protos import ts
 from tests.console.conftest import Suite, _person, axe_check, sign_in
 from tests.harness import ADMIN, SUPERVISOR, auth, eventually
 
+if TYPE_CHECKING:
+    from branch.onsite.v1.onsite_service_pb2_grpc import OnsiteServiceAsyncStub
+    from branch.remote.v1.remote_service_pb2_grpc import RemoteServiceAsyncStub
+
 ZONE = ZoneInfo("Asia/Shanghai")
 CALLER_PHONE = "13912345678"
 
@@ -41,8 +45,8 @@ class Field:
     onsite_client: client_pb2.Client
     remote_client: client_pb2.Client
     form_id: str  # raised for the consultant, advice of R4 does not suit the client (C2)
-    onsite: OnsiteServiceStub
-    remote: RemoteServiceStub
+    onsite: OnsiteServiceAsyncStub
+    remote: RemoteServiceAsyncStub
 
 
 async def _client(d: Any, name: str, phone: str, channel: int, tolerance: int,
@@ -51,7 +55,7 @@ async def _client(d: Any, name: str, phone: str, channel: int, tolerance: int,
     made: client_pb2.Client = await d.CreateClient(dapi.CreateClientRequest(
         client=client_pb2.Client(
             account_no=f"33{uuid.uuid4().int % 10**9:09d}", display_name=name, phone=phone,
-            channel=channel, tier=client_pb2.TIER_STANDARD, risk_tolerance=tolerance,
+            channel=client_pb2.Channel.ValueType(channel), tier=client_pb2.TIER_STANDARD, risk_tolerance=client_pb2.RiskTolerance.ValueType(tolerance),
             risk_assessed_on=assessed, client_manager_id=manager_id, opened_on="2021-03-04",
             commission_rate="0.0003")), metadata=ADMIN)
     return made

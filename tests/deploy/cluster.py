@@ -227,14 +227,15 @@ class Cluster:
 
     def stop_all(self) -> None:
         everyone = [r for rs in self.replicas.values() for r in rs if r.alive]
-        for replica in everyone:
-            replica.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
-        for replica in everyone:
+        procs = [r.proc for r in everyone if r.proc is not None]
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
             try:
-                replica.proc.wait(timeout=GRACE_SECONDS + 10)  # type: ignore[union-attr]
+                proc.wait(timeout=GRACE_SECONDS + 10)
             except subprocess.TimeoutExpired:
-                replica.proc.kill()  # type: ignore[union-attr]
-                replica.proc.wait()  # type: ignore[union-attr]
+                proc.kill()
+                proc.wait()
 
     def channel(self, service: str) -> grpc.aio.Channel:
         """A client channel over every replica of a service."""

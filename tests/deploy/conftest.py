@@ -56,7 +56,7 @@ async def deployed(cluster: Cluster) -> Cluster:
 
 
 @pytest.fixture
-async def suite(deployed: Cluster):  # type: ignore[no-untyped-def]
+async def suite(deployed: Cluster) -> AsyncIterator[Suite]:
     s = Suite(deployed)
     try:
         yield s

@@ -3,8 +3,8 @@ go through the public APIs, shared by the flow and replay tests."""
 
 from __future__ import annotations
 
-import importlib
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,15 +13,18 @@ import grpc
 from branch.directory.v1 import client_pb2, holding_pb2, staff_pb2
 from branch.directory.v1 import directory_service_pb2 as dir_api
 from branch.directory.v1 import directory_service_pb2_grpc as dir_grpc
+from branch.remote.v1 import remote_service_pb2_grpc as remote_grpc
+from branch.research.v1 import research_service_pb2_grpc as research_grpc
+from branch.vip.v1 import vip_service_pb2_grpc as vip_grpc
 
 from tests.deploy.cluster import Cluster
-from tests.harness import ADMIN, SUPERVISOR, auth, eventually, unique
+from tests.harness import ADMIN, SUPERVISOR, Metadata, auth, eventually, unique
 
 ANALYST = auth("ana-deploy", "analyst")
 COMPLIANCE = auth("comp-deploy", "compliance")
 
 
-def broker(staff_id: str) -> list[tuple[str, str]]:
+def broker(staff_id: str) -> Metadata:
     return auth(staff_id, "broker")
 
 
@@ -64,29 +67,32 @@ class Suite:
         for ch in self.channels.values():
             await ch.close()
 
-    def stub(self, service: str) -> Any:
-        module = {
-            "directory": "branch.directory.v1.directory_service_pb2_grpc",
-            "research": "branch.research.v1.research_service_pb2_grpc",
-            "vip": "branch.vip.v1.vip_service_pb2_grpc",
-            "remote": "branch.remote.v1.remote_service_pb2_grpc",
-        }[service]
-        grpc_module = importlib.import_module(module)
-        cls = getattr(grpc_module, f"{service.capitalize()}ServiceStub")
-        return cls(self.channels[service])
+    @property
+    def directory(self) -> dir_grpc.DirectoryServiceAsyncStub:
+        return dir_grpc.DirectoryServiceStub(self.channels["directory"])
 
     @property
-    def directory(self) -> dir_grpc.DirectoryServiceStub:
-        return self.stub("directory")
+    def research(self) -> research_grpc.ResearchServiceAsyncStub:
+        return research_grpc.ResearchServiceStub(self.channels["research"])
 
-    async def staff(self, role: int) -> str:
+    @property
+    def vip(self) -> vip_grpc.VipServiceAsyncStub:
+        return vip_grpc.VipServiceStub(self.channels["vip"])
+
+    @property
+    def remote(self) -> remote_grpc.RemoteServiceAsyncStub:
+        return remote_grpc.RemoteServiceStub(self.channels["remote"])
+
+    async def staff(self, role: staff_pb2.Role.ValueType) -> str:
         out = await self.directory.CreateStaff(dir_api.CreateStaffRequest(
             staff=staff_pb2.Staff(employee_no=unique("E"), display_name="Staff",
                                   roles=[role])), metadata=ADMIN)
         return out.id
 
-    async def client(self, *, broker_id: str, tier: int = client_pb2.TIER_KEY,
-                     tolerance: int = client_pb2.RISK_TOLERANCE_C4) -> str:
+    async def client(self, *, broker_id: str,
+                     tier: client_pb2.Tier.ValueType = client_pb2.TIER_KEY,
+                     tolerance: client_pb2.RiskTolerance.ValueType = client_pb2.RISK_TOLERANCE_C4
+                     ) -> str:
         out = await self.directory.CreateClient(dir_api.CreateClientRequest(
             client=client_pb2.Client(
                 account_no=unique("A"), display_name="Client", channel=client_pb2.CHANNEL_REMOTE,
@@ -100,7 +106,7 @@ class Suite:
 
         async def check() -> Any:
             try:
-                return await self.stub("vip").GetRosterEntry(
+                return await self.vip.GetRosterEntry(
                     vip.GetRosterEntryRequest(client_id=client_id), metadata=SUPERVISOR)
             except grpc.aio.AioRpcError:
                 return None
@@ -112,7 +118,7 @@ class Suite:
         from branch.vip.v1 import vip_service_pb2 as vip
 
         now = datetime.now(UTC)
-        await self.stub("vip").CreateShift(vip.CreateShiftRequest(shift=rota_pb2.Shift(
+        await self.vip.CreateShift(vip.CreateShiftRequest(shift=rota_pb2.Shift(
             staff_id=staff_id, role=rota_pb2.SHIFT_ROLE_BROKER,
             start_time=ts(now - timedelta(hours=1)), end_time=ts(now + timedelta(hours=7)))),
             metadata=SUPERVISOR)
@@ -120,7 +126,7 @@ class Suite:
     async def holdings(self, pairs: list[tuple[str, str]]) -> None:
         tickers = sorted({t for _, t in pairs})
 
-        async def records():  # type: ignore[no-untyped-def]
+        async def records() -> AsyncIterator[dir_api.ImportTradesRequest]:
             for t in tickers:
                 yield dir_api.ImportTradesRequest(security=holding_pb2.Security(
                     ticker=t, name=t, risk_level=client_pb2.RISK_LEVEL_R3))
@@ -137,7 +143,7 @@ class Suite:
         from branch.research.v1 import note_pb2
         from branch.research.v1 import research_service_pb2 as rapi
 
-        stub = self.stub("research")
+        stub = self.research
         note = await stub.CreateNote(rapi.CreateNoteRequest(note=note_pb2.Note(
             title="Margins hold", summary="Pricing power intact.", body="# Thesis\n\nSteady.",
             kind=enums.NOTE_KIND_STOCK,

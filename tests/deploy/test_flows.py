@@ -53,27 +53,27 @@ async def test_flow1_research_reaches_key_clients_with_a_vip_replica_killed(suit
     suite.cluster.signal(victim, signal.SIGKILL)
 
     async def relays() -> Any:
-        res = await suite.stub("vip").ListRelays(
+        res = await suite.vip.ListRelays(
             vip.ListRelaysRequest(note_id=note.id, page_size=100), metadata=SUPERVISOR)
         return list(res.relays) if len(res.relays) >= len(clients) else None
 
     tasks = await eventually(relays, timeout=45)
     # one relay per matched client, none twice, each in its own broker's inbox
     assert sorted(t.client_id for t in tasks) == sorted(clients)
-    inbox = await suite.stub("vip").GetInbox(vip.GetInboxRequest(page_size=100),
+    inbox = await suite.vip.GetInbox(vip.GetInboxRequest(page_size=100),
                                              metadata=broker(br1))
     mine = [i.relay for i in inbox.items if i.WhichOneof("item") == "relay"
             and i.relay.note_id == note.id]
     assert sorted(r.client_id for r in mine) == sorted(clients[1::2])
     relay = mine[0]
-    await suite.stub("vip").RecordRelayDelivery(vip.RecordRelayDeliveryRequest(
+    await suite.vip.RecordRelayDelivery(vip.RecordRelayDeliveryRequest(
         id=relay.id, channel=relay_pb2.RELAY_CHANNEL_PHONE, summary="Explained the thesis."),
         metadata=broker(br1))
-    await suite.stub("vip").RecordRelayAcknowledgement(vip.RecordRelayAcknowledgementRequest(
+    await suite.vip.RecordRelayAcknowledgement(vip.RecordRelayAcknowledgementRequest(
         id=relay.id, note="understood"), metadata=broker(br1))
 
     async def reach() -> Any:
-        r = await suite.stub("research").GetNoteReach(
+        r = await suite.research.GetNoteReach(
             rapi.GetNoteReachRequest(note_id=note.id), metadata=SUPERVISOR)
         # replicas apply delivered and acknowledged concurrently: wait for both
         return r if (r.relayed, r.acknowledged) == (1, 1) else None
@@ -94,36 +94,36 @@ async def test_flow2_vip_question_needs_research(suite: Suite) -> None:
     await suite.holdings([(client_id, ticker)])
     await suite.on_roster(client_id)
     await suite.on_shift(br)
-    adv = await suite.stub("vip").CreateAdvisory(vip.CreateAdvisoryRequest(
+    adv = await suite.vip.CreateAdvisory(vip.CreateAdvisoryRequest(
         advisory=advisory_pb2.Advisory(client_id=client_id, tickers=[ticker],
                                        question="Will the new excise tax hit margins?"),
         request_id=unique("adv-")), metadata=broker(br))
-    adv = await suite.stub("vip").RequestAdvisoryResearch(
+    adv = await suite.vip.RequestAdvisoryResearch(
         vip.RequestAdvisoryResearchRequest(id=adv.id), metadata=broker(br))
     assert adv.state == advisory_pb2.ADVISORY_STATE_AWAITING_RESEARCH
     assert adv.answer_due_time.seconds > 0  # the SLA clock runs throughout
 
     async def queued() -> Any:
-        res = await suite.stub("research").ListResearchRequests(
+        res = await suite.research.ListResearchRequests(
             rapi.ListResearchRequestsRequest(page_size=100), metadata=ANALYST)
         return [q for q in res.research_requests if q.advisory_id == adv.id]
 
     [question] = await eventually(queued, timeout=30)
     assert question.due_time == adv.answer_due_time
     note = await suite.publish_note(ticker)
-    await suite.stub("research").ClaimResearchRequest(
+    await suite.research.ClaimResearchRequest(
         rapi.ClaimResearchRequestRequest(id=question.id), metadata=ANALYST)
-    await suite.stub("research").AnswerResearchRequest(rapi.AnswerResearchRequestRequest(
+    await suite.research.AnswerResearchRequest(rapi.AnswerResearchRequestRequest(
         id=question.id, answer="Limited impact; see note.", note_id=note.id), metadata=ANALYST)
 
     async def answered() -> Any:
-        a = await suite.stub("vip").GetAdvisory(vip.GetAdvisoryRequest(id=adv.id),
+        a = await suite.vip.GetAdvisory(vip.GetAdvisoryRequest(id=adv.id),
                                                 metadata=broker(br))
         return a if a.research_answer else None
 
     got = await eventually(answered, timeout=30)
     assert got.research_note_id == note.id
-    done = await suite.stub("vip").AnswerAdvisory(vip.AnswerAdvisoryRequest(
+    done = await suite.vip.AnswerAdvisory(vip.AnswerAdvisoryRequest(
         id=adv.id, advice="Limited impact; keep the position.",
         risk_level=client_pb2.RISK_LEVEL_R3), metadata=broker(br))
     assert done.state == advisory_pb2.ADVISORY_STATE_ANSWERED
@@ -138,28 +138,29 @@ async def test_flow3_hotline_caller_is_a_key_client(suite: Suite) -> None:
     br = await suite.staff(staff_pb2.ROLE_BROKER)
     agent = await suite.staff(staff_pb2.ROLE_SERVICE_AGENT)
     md = auth(agent, "service_agent")
-    await suite.stub("remote").SetAgentDuty(rapi.SetAgentDutyRequest(
+    await suite.remote.SetAgentDuty(rapi.SetAgentDutyRequest(
         staff_id=agent, lines=[tpb.LINE_INVESTMENT], on_duty=True), metadata=md)
     client_id = await suite.client(broker_id=br)
     await suite.on_roster(client_id)
     await suite.on_shift(br)  # else the advisory goes to whoever is on call
-    ticket = await suite.stub("remote").OpenTicket(rapi.OpenTicketRequest(ticket=tpb.Ticket(
+    ticket = await suite.remote.OpenTicket(rapi.OpenTicketRequest(ticket=tpb.Ticket(
         line=tpb.LINE_INVESTMENT, client_id=client_id, caller_name="Caller",
         caller_phone="13900000000", category="market",
         summary="Asks whether to sell after the drop", priority=tpb.PRIORITY_URGENT),
         request_id=unique("tk-")), metadata=md)
 
-    async def advisory() -> Any:
-        res = await suite.stub("vip").ListAdvisories(vip.ListAdvisoriesRequest(
+    async def advisory() -> list[advisory_pb2.Advisory] | None:
+        res = await suite.vip.ListAdvisories(vip.ListAdvisoriesRequest(
             source_ticket_id=ticket.id), metadata=SUPERVISOR)
         return list(res.advisories) or None
 
+    adv: advisory_pb2.Advisory
     [adv] = await eventually(advisory, timeout=30)
     assert adv.client_id == client_id and adv.assignee_id == br
     assert adv.source == advisory_pb2.ADVISORY_SOURCE_TICKET
 
     async def linked() -> bool:
-        t = await suite.stub("remote").GetTicket(rapi.GetTicketRequest(id=ticket.id),
+        t = await suite.remote.GetTicket(rapi.GetTicketRequest(id=ticket.id),
                                                  metadata=SUPERVISOR)
         return t.vip_advisory_id == adv.id
 
@@ -174,7 +175,7 @@ async def test_flow4_client_becomes_key_across_a_nats_restart(suite: Suite) -> N
     br = await suite.staff(staff_pb2.ROLE_BROKER)
     agent = await suite.staff(staff_pb2.ROLE_SERVICE_AGENT)
     client_id = await suite.client(broker_id=br, tier=client_pb2.TIER_STANDARD)
-    campaign = await suite.stub("remote").CreateCampaign(rapi.CreateCampaignRequest(
+    campaign = await suite.remote.CreateCampaign(rapi.CreateCampaignRequest(
         campaign=cpb.Campaign(
             name="Check-in", purpose="service review", kind=cpb.CAMPAIGN_KIND_GENERAL,
             start_date=today().isoformat(), end_date=(today() + timedelta(days=29)).isoformat(),
@@ -182,7 +183,7 @@ async def test_flow4_client_becomes_key_across_a_nats_restart(suite: Suite) -> N
         request_id=unique("cmp-")), metadata=SUPERVISOR)
 
     async def target() -> Any:
-        t = await suite.stub("remote").ListTargets(rapi.ListTargetsRequest(
+        t = await suite.remote.ListTargets(rapi.ListTargetsRequest(
             campaign_id=campaign.id, page_size=1000), metadata=SUPERVISOR)
         mine = [x for x in t.targets if x.client_id == client_id]
         return mine[0] if mine else None

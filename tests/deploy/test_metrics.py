@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from google.protobuf.empty_pb2 import Empty
 from prometheus_client import REGISTRY
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common import metrics, migrations
 from services.common.clock import SystemClock
 from services.common.consumer import Consumer, PermanentError, Subscription
-from services.common.events import emit
+from services.common.events import Event, emit
 from services.common.nats_link import EmbeddedNats
 from services.common.server import ServiceRunner
 from services.directory.server import SPEC
@@ -58,7 +59,7 @@ async def test_sampler_reports_backlog_lag_and_parked_events(tmp_path: Path) -> 
     await migrations.upgrade(runner.db, SPEC.migrations)
     await runner.nats.connect()
 
-    async def refuse(session, event) -> None:  # type: ignore[no-untyped-def]
+    async def refuse(session: AsyncSession, event: Event) -> None:
         raise PermanentError("cannot apply")
 
     consumer = Consumer(runner.db, runner.nats, SystemClock(),

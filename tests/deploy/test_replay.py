@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from branch.vip.v1 import relay_pb2
 
 from services import registry
 from tests.deploy.cluster import REPO, Cluster, stream_messages
@@ -52,8 +53,8 @@ async def test_relays_wait_for_the_directory_instead_of_being_lost(suite: Suite)
     await asyncio.sleep(3)  # vip has the event and cannot match it yet
     await cluster.ensure_running()
 
-    async def relays() -> list | None:
-        res = await suite.stub("vip").ListRelays(
+    async def relays() -> list[relay_pb2.RelayTask] | None:
+        res = await suite.vip.ListRelays(
             vip.ListRelaysRequest(note_id=note.id, page_size=100), metadata=SUPERVISOR)
         return list(res.relays) if len(res.relays) >= len(clients) else None
 
@@ -111,8 +112,8 @@ async def test_parked_event_is_replayed_by_the_operator(suite: Suite) -> None:
     assert done.returncode == 0, done.stderr
     assert "1 replayed, 0 left parked" in done.stdout
 
-    async def relays() -> list | None:
-        res = await suite.stub("vip").ListRelays(
+    async def relays() -> list[relay_pb2.RelayTask] | None:
+        res = await suite.vip.ListRelays(
             vip.ListRelaysRequest(note_id=note_id, page_size=100), metadata=SUPERVISOR)
         return list(res.relays) if len(res.relays) >= len(clients) else None
 

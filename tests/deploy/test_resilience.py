@@ -8,10 +8,11 @@ import asyncio
 import signal
 import urllib.request
 from collections import Counter
+from collections.abc import AsyncIterator
 
 import grpc
+from branch.directory.v1 import client_pb2, holding_pb2
 from branch.directory.v1 import directory_service_pb2 as api
-from branch.directory.v1 import holding_pb2
 from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -49,7 +50,8 @@ async def health(replica: Replica) -> str:
                 health_pb2.HealthCheckRequest(), timeout=0.5)
         except grpc.aio.AioRpcError as err:
             return err.code().name
-    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    name: str = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    return name
 
 
 async def created_events(cluster: Cluster) -> Counter[str]:
@@ -115,13 +117,13 @@ async def test_sigterm_finishes_in_flight_calls_and_exits_within_grace(deployed:
     release = asyncio.Event()
     tickers = [f"T{unique()[:6].upper()}{i}" for i in range(6)]
 
-    async def records():  # type: ignore[no-untyped-def]
+    async def records() -> AsyncIterator[api.ImportTradesRequest]:
         for i, ticker in enumerate(tickers):
             if i == 3:
                 sent.set()
                 await release.wait()  # the call is in flight while the replica is told to stop
             yield api.ImportTradesRequest(security=holding_pb2.Security(
-                ticker=ticker, name="Co", risk_level=2, last_price="10.5"))
+                ticker=ticker, name="Co", risk_level=client_pb2.RiskLevel.ValueType(2), last_price="10.5"))
 
     async with grpc.aio.insecure_channel(leaving.address) as ch:
         call = DirectoryServiceStub(ch).ImportTrades(records(), metadata=ADMIN, timeout=30)
@@ -178,7 +180,8 @@ async def test_metrics_are_exposed_on_the_metrics_port(deployed: Cluster) -> Non
     def scrape() -> str:
         url = f"http://127.0.0.1:{replica.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as reply:
-            return reply.read().decode()
+            body: bytes = reply.read()
+            return body.decode()
 
     async def sampled() -> str:
         text = await asyncio.to_thread(scrape)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
@@ -9,6 +10,9 @@ from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
 from services.common.server import ServiceRunner
 from services.directory.server import SPEC
 from tests.harness import channel, make_settings, running
+
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
 
 
 @pytest.fixture
@@ -18,6 +22,6 @@ async def directory(tmp_path: Path, nats_url: str) -> AsyncIterator[ServiceRunne
 
 
 @pytest.fixture
-async def stub(directory: ServiceRunner) -> AsyncIterator[DirectoryServiceStub]:
+async def stub(directory: ServiceRunner) -> AsyncIterator[DirectoryServiceAsyncStub]:
     async with channel(directory) as ch:
         yield DirectoryServiceStub(ch)

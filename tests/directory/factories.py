@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from branch.directory.v1 import client_pb2, staff_pb2
 from branch.directory.v1 import directory_service_pb2 as api
 
 from tests.harness import ADMIN
+
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
 
 _seq = itertools.count(1)
 
@@ -24,7 +27,7 @@ ROLE = {
 }
 
 
-async def make_staff(stub: Any, *roles: str, **fields: Any) -> staff_pb2.Staff:
+async def make_staff(stub: DirectoryServiceAsyncStub, *roles: str, **fields: Any) -> staff_pb2.Staff:
     n = next(_seq)
     staff = staff_pb2.Staff(
         employee_no=fields.pop("employee_no", f"E{n:05d}"),
@@ -50,6 +53,6 @@ def client_msg(**fields: Any) -> client_pb2.Client:
     return client_pb2.Client(**defaults)
 
 
-async def make_client(stub: Any, **fields: Any) -> client_pb2.Client:
+async def make_client(stub: DirectoryServiceAsyncStub, **fields: Any) -> client_pb2.Client:
     return await stub.CreateClient(api.CreateClientRequest(client=client_msg(**fields)),
                                    metadata=ADMIN)

@@ -4,6 +4,7 @@ today (BRANCH_TIMEZONE), from the injected clock, at several hours and zones."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -25,7 +26,7 @@ from tests.harness import ADMIN, bad_fields, channel, make_settings, running
     ("Europe/London", datetime(2026, 10, 25, 0, 30)),   # BST, UTC is 24 October 23:30
 ])
 async def test_risk_assessed_on_today_accepted_tomorrow_refused(
-        tmp_path, nats_url, zone: str, local_now: datetime) -> None:
+        tmp_path: Path, nats_url: str, zone: str, local_now: datetime) -> None:
     now = local_now.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
     today = local_now.date()
     async with running(SPEC, make_settings(tmp_path, nats_url, timezone=zone),
@@ -45,7 +46,7 @@ async def test_risk_assessed_on_today_accepted_tomorrow_refused(
             assert [c.id for c in listed.clients] == [made.id]  # nothing else written
 
 
-async def test_assessment_validity_is_a_calendar_period(tmp_path, nats_url) -> None:
+async def test_assessment_validity_is_a_calendar_period(tmp_path: Path, nats_url: str) -> None:
     # issue 12 case 9 through the directory: assessed 1 March 2022, on 29 February 2024
     # (00:05 in Shanghai) it is still valid, and through 1 March 2024
     clock = FakeClock(datetime(2024, 2, 29, 0, 5, tzinfo=ZoneInfo("Asia/Shanghai")))

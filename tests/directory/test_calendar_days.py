@@ -4,17 +4,22 @@ December), audited, published, shown by `branchctl calendar`."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
 from branch.common.v1 import audit_pb2, audit_pb2_grpc
 from branch.directory.v1 import calendar_pb2 as cpb
 
+from services.common.server import ServiceRunner
 from tests.directory.test_cli import ctl
 from tests.harness import ADMIN, SUPERVISOR, auth, bad_fields, channel, collect_events, token
 
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
 
-async def test_overrides_set_listed_audited_and_published(directory, stub, nats_url) -> None:
+
+async def test_overrides_set_listed_audited_and_published(directory: ServiceRunner, stub: DirectoryServiceAsyncStub, nats_url: str) -> None:
     # the library has no 2027 notice: the operator adds Spring Festival 2027 and a make-up day
     made = await stub.SetCalendarDay(cpb.SetCalendarDayRequest(day=cpb.CalendarDay(
         date="2027-02-08", working=False, note="国办发明电 2027 holidays")), metadata=SUPERVISOR)
@@ -73,7 +78,7 @@ async def test_overrides_set_listed_audited_and_published(directory, stub, nats_
                             ("2027-02-08", False), ("2027-02-20", True)]
 
 
-async def test_overrides_refuse_bad_input_and_other_roles(stub) -> None:
+async def test_overrides_refuse_bad_input_and_other_roles(stub: DirectoryServiceAsyncStub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.SetCalendarDay(cpb.SetCalendarDayRequest(day=cpb.CalendarDay(
             date="2027-02-30", note="x" * 201)), metadata=ADMIN)
@@ -97,7 +102,7 @@ async def test_overrides_refuse_bad_input_and_other_roles(stub) -> None:
     assert list(listed.days) == []  # nothing was written
 
 
-async def test_branchctl_calendar(directory, tmp_path: Path) -> None:
+async def test_branchctl_calendar(directory: ServiceRunner, tmp_path: Path) -> None:
     home = tmp_path / "ctl"
     sup = token("sup-1", "supervisor")
     code, out = await ctl(directory, home, "calendar", "show", "--from", "2024-09-28",

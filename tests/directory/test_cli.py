@@ -6,17 +6,22 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from branch.directory.v1 import client_pb2
 from branch.directory.v1 import directory_service_pb2 as api
 
+from services.common.server import ServiceRunner
 from tests.directory.factories import make_client, make_staff
 from tests.harness import ADMIN, token
+
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
 
 BRANCHCTL = str(Path(sys.executable).parent / "branchctl")
 
 
-async def ctl(runner, home: Path, *args: str, tok: str = "") -> tuple[int, str]:
+async def ctl(runner: ServiceRunner, home: Path, *args: str, tok: str = "") -> tuple[int, str]:
     env = {**os.environ, "BRANCHCTL_HOME": str(home),
            "BRANCH_DIRECTORY_ADDR": f"127.0.0.1:{runner.port}"}
     if tok:
@@ -28,7 +33,7 @@ async def ctl(runner, home: Path, *args: str, tok: str = "") -> tuple[int, str]:
     return proc.returncode or 0, out.decode()
 
 
-async def test_login_list_show_and_import(directory, stub, tmp_path: Path) -> None:
+async def test_login_list_show_and_import(directory: ServiceRunner, stub: DirectoryServiceAsyncStub, tmp_path: Path) -> None:
     home = tmp_path / "ctl"
     admin_tok = token("admin-1", "admin")
     (tmp_path / "admin.token").write_text(admin_tok)
@@ -60,7 +65,7 @@ async def test_login_list_show_and_import(directory, stub, tmp_path: Path) -> No
     assert code == 0 and broker.employee_no in out
 
 
-async def test_errors_are_reported_not_tracebacks(directory, stub, tmp_path: Path) -> None:
+async def test_errors_are_reported_not_tracebacks(directory: ServiceRunner, stub: DirectoryServiceAsyncStub, tmp_path: Path) -> None:
     home = tmp_path / "ctl"
     code, out = await ctl(directory, home, "directory", "client", "nope",
                           tok=token("b1", "broker"))
@@ -78,7 +83,7 @@ async def test_errors_are_reported_not_tracebacks(directory, stub, tmp_path: Pat
 
 
 async def test_password_sign_in_with_two_profiles_side_by_side(
-    directory, stub, tmp_path: Path
+    directory: ServiceRunner, stub: DirectoryServiceAsyncStub, tmp_path: Path
 ) -> None:
     """The bootstrap admin signs in with the generated first password (changing it), an
     admin-reset broker signs in beside it in another profile; logging one out leaves the
@@ -115,7 +120,7 @@ async def test_password_sign_in_with_two_profiles_side_by_side(
     assert code == 0 and "ADMIN" in out
 
 
-async def ctl_env(runner, home: Path, extra: dict[str, str], *args: str) -> tuple[int, str]:
+async def ctl_env(runner: ServiceRunner, home: Path, extra: dict[str, str], *args: str) -> tuple[int, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BRANCH")}
     env.update(BRANCHCTL_HOME=str(home), BRANCH_DIRECTORY_ADDR=f"127.0.0.1:{runner.port}",
                **extra)

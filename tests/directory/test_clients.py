@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -23,8 +25,11 @@ from tests.harness import (
     running,
 )
 
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
 
-async def test_create_client_and_event(stub, nats_url) -> None:
+
+async def test_create_client_and_event(stub: DirectoryServiceAsyncStub, nats_url: str) -> None:
     manager = await make_staff(stub, "client_manager")
     broker = await make_staff(stub, "broker")
     client = await make_client(stub, client_manager_id=manager.id, broker_id=broker.id,
@@ -42,11 +47,11 @@ async def test_create_client_and_event(stub, nats_url) -> None:
     assert mine[0].headers["ce-source"] == "/branch/directory"
 
 
-async def test_create_client_names_every_bad_field(stub) -> None:
+async def test_create_client_names_every_bad_field(stub: DirectoryServiceAsyncStub) -> None:
     broker = await make_staff(stub, "broker")
     bad = client_pb2.Client(
-        account_no="", display_name="", phone="call me", channel=0, risk_tolerance=9,
-        risk_assessed_on="2026-13-40", commission_rate="lots", tier=7,
+        account_no="", display_name="", phone="call me", channel=client_pb2.Channel.ValueType(0), risk_tolerance=client_pb2.RiskTolerance.ValueType(9),
+        risk_assessed_on="2026-13-40", commission_rate="lots", tier=client_pb2.Tier.ValueType(7),
         client_manager_id=broker.id, broker_id="nobody", opened_on="yesterday",
     )
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -61,14 +66,14 @@ async def test_create_client_names_every_bad_field(stub) -> None:
     assert listed.total_size == 0
 
 
-async def test_future_assessment_and_huge_commission_refused(stub) -> None:
+async def test_future_assessment_and_huge_commission_refused(stub: DirectoryServiceAsyncStub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.CreateClient(api.CreateClientRequest(client=client_msg(
             risk_assessed_on="2999-01-01", commission_rate="0.5")), metadata=ADMIN)
     assert bad_fields(err.value) == {"client.risk_assessed_on", "client.commission_rate"}
 
 
-async def test_duplicate_account_and_idempotent_retry(stub) -> None:
+async def test_duplicate_account_and_idempotent_retry(stub: DirectoryServiceAsyncStub) -> None:
     msg = client_msg()
     first = await stub.CreateClient(api.CreateClientRequest(client=msg, request_id="k1"),
                                     metadata=ADMIN)
@@ -85,7 +90,7 @@ async def test_duplicate_account_and_idempotent_retry(stub) -> None:
     assert bad_fields(err.value) == {"request_id"}
 
 
-async def test_roles_that_may_not_create_clients(stub) -> None:
+async def test_roles_that_may_not_create_clients(stub: DirectoryServiceAsyncStub) -> None:
     for role in ("broker", "client_manager", "analyst", "consultant"):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.CreateClient(api.CreateClientRequest(client=client_msg()),
@@ -96,7 +101,7 @@ async def test_roles_that_may_not_create_clients(stub) -> None:
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-async def test_brokers_and_managers_see_only_their_clients(stub) -> None:
+async def test_brokers_and_managers_see_only_their_clients(stub: DirectoryServiceAsyncStub) -> None:
     b1, b2 = await make_staff(stub, "broker"), await make_staff(stub, "broker")
     m1 = await make_staff(stub, "client_manager")
     mine = await make_client(stub, broker_id=b1.id)
@@ -125,7 +130,7 @@ async def test_brokers_and_managers_see_only_their_clients(stub) -> None:
     assert {mine.id, theirs.id} <= {c.id for c in branch.clients}
 
 
-async def test_list_filters_and_pages(stub) -> None:
+async def test_list_filters_and_pages(stub: DirectoryServiceAsyncStub) -> None:
     m = await make_staff(stub, "client_manager")
     key_remote = [await make_client(stub, tier=client_pb2.TIER_KEY,
                                     channel=client_pb2.CHANNEL_REMOTE, client_manager_id=m.id)
@@ -153,7 +158,7 @@ async def test_list_filters_and_pages(stub) -> None:
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_update_client_with_mask(stub, nats_url) -> None:
+async def test_update_client_with_mask(stub: DirectoryServiceAsyncStub, nats_url: str) -> None:
     m = await make_staff(stub, "client_manager")
     client = await make_client(stub, client_manager_id=m.id)
     change = client_pb2.Client(id=client.id, channel=client_pb2.CHANNEL_REMOTE,
@@ -187,14 +192,14 @@ async def test_update_client_with_mask(stub, nats_url) -> None:
                          (["risk_tolerance"], {"client.risk_tolerance"})):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.UpdateClient(api.UpdateClientRequest(
-                client=client_pb2.Client(id=client.id, risk_tolerance=0),
+                client=client_pb2.Client(id=client.id, risk_tolerance=client_pb2.RiskTolerance.ValueType(0)),
                 update_mask=FieldMask(paths=mask)), metadata=SUPERVISOR)
         assert bad_fields(err.value) == fields
     unchanged = await stub.GetClient(api.GetClientRequest(id=client.id), metadata=ADMIN)
     assert unchanged.risk_tolerance == client_pb2.RISK_TOLERANCE_C4
 
 
-async def test_change_tier_and_assign_staff(stub, nats_url) -> None:
+async def test_change_tier_and_assign_staff(stub: DirectoryServiceAsyncStub, nats_url: str) -> None:
     client = await make_client(stub)
     key = await stub.ChangeClientTier(api.ChangeClientTierRequest(
         id=client.id, tier=client_pb2.TIER_KEY, reason="commission upgrade"), metadata=SUPERVISOR)
@@ -210,7 +215,7 @@ async def test_change_tier_and_assign_staff(stub, nats_url) -> None:
         (client_pb2.TIER_STANDARD, client_pb2.TIER_KEY)
     ]
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.ChangeClientTier(api.ChangeClientTierRequest(id=client.id, tier=0),
+        await stub.ChangeClientTier(api.ChangeClientTierRequest(id=client.id, tier=client_pb2.Tier.ValueType(0)),
                                     metadata=SUPERVISOR)
     assert bad_fields(err.value) == {"tier"}
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -233,7 +238,7 @@ async def test_change_tier_and_assign_staff(stub, nats_url) -> None:
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_assessment_expires_after_its_second_anniversary(tmp_path, nats_url) -> None:
+async def test_assessment_expires_after_its_second_anniversary(tmp_path: Path, nats_url: str) -> None:
     # 08:00 on 1 June 2026 in Shanghai; valid through 2 June 2026, the second anniversary
     clock = FakeClock(datetime(2026, 6, 1, tzinfo=UTC))
     async with running(SPEC, make_settings(tmp_path, nats_url), clock=clock) as runner:
@@ -249,7 +254,7 @@ async def test_assessment_expires_after_its_second_anniversary(tmp_path, nats_ur
             assert got.risk_assessment_expired
 
 
-async def test_far_off_dates_are_refused(stub) -> None:
+async def test_far_off_dates_are_refused(stub: DirectoryServiceAsyncStub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.CreateClient(api.CreateClientRequest(client=client_msg(
             opened_on="0001-01-01", risk_assessed_on="1850-06-01")), metadata=ADMIN)

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from branch.directory.v1 import corporate_action_pb2 as ca_pb2
+from branch.directory.v1 import directory_service_pb2 as api
 from branch.directory.v1 import holding_pb2
 
 from services.directory import csvfile
@@ -19,7 +20,7 @@ HEADER = "trade_id,client_id,ticker,side,quantity,price,fee,trade_time\n"
 ROW = "T1,C1,600000,买入,\"1,000\",\"10,500.00\",2.00,2024-03-04 09:35:00\n"
 
 
-def utc(record) -> datetime:  # type: ignore[no-untyped-def]
+def utc(record: api.ImportRecord) -> datetime:
     return record.trade.trade_time.ToDatetime(tzinfo=UTC)
 
 

@@ -5,13 +5,16 @@ restart."""
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import jwt
 import pytest
 from branch.directory.v1 import directory_service_pb2 as api
 from branch.directory.v1 import identity_pb2 as iapi
+from branch.directory.v1 import staff_pb2
 from branch.directory.v1.identity_pb2_grpc import IdentityServiceStub
 from sqlmodel import select
 
@@ -21,10 +24,15 @@ from services.directory.server import SPEC
 from tests.directory.factories import ROLE, make_staff
 from tests.harness import ADMIN, bad_fields, channel, eventually, make_settings, running
 
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
+    from branch.directory.v1.identity_pb2_grpc import IdentityServiceAsyncStub
+
 PASSWORD = "correct-horse-1"
 
 
-async def signed_up(stub, identity: IdentityServiceStub, *roles: str):  # type: ignore[no-untyped-def]
+async def signed_up(stub: DirectoryServiceAsyncStub, identity: IdentityServiceAsyncStub,
+                    *roles: str) -> staff_pb2.Staff:
     staff = await make_staff(stub, *roles)
     reset = await identity.ResetPassword(iapi.ResetPasswordRequest(staff_id=staff.id),
                                          metadata=ADMIN)
@@ -34,7 +42,7 @@ async def signed_up(stub, identity: IdentityServiceStub, *roles: str):  # type: 
     return staff
 
 
-async def code(call) -> tuple[grpc.StatusCode, str]:  # type: ignore[no-untyped-def]
+async def code(call: Awaitable[Any]) -> tuple[grpc.StatusCode, str]:
     try:
         await call
     except grpc.aio.AioRpcError as err:

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -20,6 +21,9 @@ from services.common.clock import FakeClock
 from services.directory.server import SPEC
 from tests.directory.factories import make_client, make_staff
 from tests.harness import ADMIN, auth, bad_fields, channel, make_settings, running
+
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
 
 BUY, SELL = holding_pb2.SIDE_BUY, holding_pb2.SIDE_SELL
 Kind = ca_pb2.CorporateActionKind
@@ -41,16 +45,17 @@ def stamp(when: datetime) -> Timestamp:
 def trade(tid: str, client_id: str, side: int, qty: int, price: str, when: Timestamp,
           ticker: str = "600519") -> api.ImportRecord:
     return api.ImportRecord(trade=holding_pb2.Trade(
-        trade_id=tid, client_id=client_id, ticker=ticker, side=side,  # type: ignore[arg-type]
+        trade_id=tid, client_id=client_id, ticker=ticker, side=holding_pb2.Side.ValueType(side),
         quantity=qty, price=price, fee="0", trade_time=when))
 
 
 def action(ticker: str, ex_date: str, kind: int, **values: str) -> api.ImportRecord:
     return api.ImportRecord(corporate_action=ca_pb2.CorporateAction(
-        ticker=ticker, ex_date=ex_date, kind=kind, **values))  # type: ignore[arg-type]
+        ticker=ticker, ex_date=ex_date, kind=ca_pb2.CorporateActionKind.ValueType(kind),
+        **values))
 
 
-async def send(stub: DirectoryServiceStub, records: list[api.ImportRecord], *,
+async def send(stub: DirectoryServiceAsyncStub, records: list[api.ImportRecord], *,
                validate_only: bool = False) -> api.ImportTradesResponse:
     async def gen() -> AsyncIterator[api.ImportTradesRequest]:
         if validate_only:
@@ -60,14 +65,14 @@ async def send(stub: DirectoryServiceStub, records: list[api.ImportRecord], *,
     return await stub.ImportTrades(gen(), metadata=ADMIN)
 
 
-async def streamed(stub: DirectoryServiceStub, client_id: str) -> list[str]:
+async def streamed(stub: DirectoryServiceAsyncStub, client_id: str) -> list[str]:
     return [t.trade_id async for b in stub.StreamTrades(
         api.StreamTradesRequest(client_id=client_id), metadata=ADMIN) for t in b.trades]
 
 
 @pytest.fixture(params=FROZEN, ids=["0005-local", "1200-local", "2355-local"])
-async def frozen(request, tmp_path: Path, nats_url: str,  # type: ignore[no-untyped-def]
-                 database_url: str) -> AsyncIterator[tuple[DirectoryServiceStub, FakeClock]]:
+async def frozen(request: pytest.FixtureRequest, tmp_path: Path, nats_url: str,
+                 database_url: str) -> AsyncIterator[tuple[DirectoryServiceAsyncStub, FakeClock]]:
     clock = FakeClock(request.param)
     async with running(SPEC, make_settings(tmp_path, nats_url, database_url),
                        clock=clock) as runner, channel(runner) as ch:
@@ -93,7 +98,7 @@ async def test_replicas_importing_at_once_keep_each_files_order(
             assert got in (files["A"] + files["B"], files["B"] + files["A"])
 
 
-async def test_trade_times_are_bounded(frozen) -> None:  # type: ignore[no-untyped-def]
+async def test_trade_times_are_bounded(frozen: tuple[DirectoryServiceAsyncStub, FakeClock]) -> None:
     stub, clock = frozen
     c = await make_client(stub)
     now = clock.now()
@@ -118,7 +123,7 @@ async def test_trade_times_are_bounded(frozen) -> None:  # type: ignore[no-untyp
     assert sorted(await streamed(stub, c.id)) == sorted(kept)
 
 
-async def test_same_second_trades_stream_in_import_order(frozen) -> None:  # type: ignore[no-untyped-def]
+async def test_same_second_trades_stream_in_import_order(frozen: tuple[DirectoryServiceAsyncStub, FakeClock]) -> None:
     stub, _ = frozen
     c = await make_client(stub)
     second = at(1709604000)  # 2024-03-05 10:00:00 +08:00
@@ -138,7 +143,7 @@ async def test_same_second_trades_stream_in_import_order(frozen) -> None:  # typ
     assert await streamed(stub, d.id) == ids
 
 
-async def test_validate_only_counts_without_writing(frozen) -> None:  # type: ignore[no-untyped-def]
+async def test_validate_only_counts_without_writing(frozen: tuple[DirectoryServiceAsyncStub, FakeClock]) -> None:
     stub, _ = frozen
     c = await make_client(stub)
     second = at(1709604000)
@@ -173,7 +178,7 @@ async def test_validate_only_counts_without_writing(frozen) -> None:  # type: ig
     assert len(await streamed(stub, c.id)) == 1
 
 
-async def test_corporate_actions_import_and_list(frozen) -> None:  # type: ignore[no-untyped-def]
+async def test_corporate_actions_import_and_list(frozen: tuple[DirectoryServiceAsyncStub, FakeClock]) -> None:
     stub, clock = frozen
     c = await make_client(stub)
     good = [

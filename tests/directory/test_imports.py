@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -16,6 +18,7 @@ from tests.harness import (
     ADMIN,
     SERVICE,
     SUPERVISOR,
+    Metadata,
     auth,
     bad_fields,
     channel,
@@ -23,6 +26,9 @@ from tests.harness import (
     make_settings,
     running,
 )
+
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
 
 T0 = datetime(2026, 1, 5, 1, 30, tzinfo=UTC)
 
@@ -35,13 +41,13 @@ def ts(when: datetime) -> Timestamp:
 
 def security(ticker: str, risk: int, price: str = "10.5") -> api.ImportTradesRequest:
     return api.ImportTradesRequest(security=holding_pb2.Security(
-        ticker=ticker, name=f"{ticker} Co", risk_level=risk, last_price=price))
+        ticker=ticker, name=f"{ticker} Co", risk_level=client_pb2.RiskLevel.ValueType(risk), last_price=price))
 
 
 def trade(trade_id: str, client_id: str, ticker: str, side: int, qty: int, price: str,
           when: datetime) -> api.ImportTradesRequest:
     return api.ImportTradesRequest(trade=holding_pb2.Trade(
-        trade_id=trade_id, client_id=client_id, ticker=ticker, side=side, quantity=qty,
+        trade_id=trade_id, client_id=client_id, ticker=ticker, side=holding_pb2.Side.ValueType(side), quantity=qty,
         price=price, fee="1.5", trade_time=ts(when)))
 
 
@@ -51,8 +57,8 @@ def holding(client_id: str, ticker: str, qty: int, cost: str, as_of: str) -> api
         as_of=as_of))
 
 
-async def _import(stub, records, metadata=ADMIN) -> api.ImportTradesResponse:
-    async def gen():
+async def _import(stub: DirectoryServiceAsyncStub, records: Iterable[api.ImportTradesRequest], metadata: Metadata = ADMIN) -> api.ImportTradesResponse:
+    async def gen() -> AsyncIterator[api.ImportTradesRequest]:
         for r in records:
             yield r
     return await stub.ImportTrades(gen(), metadata=metadata)
@@ -115,18 +121,18 @@ async def test_import_is_idempotent_and_feeds_queries(tmp_path: Path, nats_url: 
     assert any(set(p.client_ids) == {vip.id, std.id} for p in payloads)
 
 
-async def test_rejected_rows_name_their_reasons(stub) -> None:
+async def test_rejected_rows_name_their_reasons(stub: DirectoryServiceAsyncStub) -> None:
     client = await make_client(stub)
     records = [
         trade("", client.id, "600519", holding_pb2.SIDE_BUY, 1, "1", T0),
         trade("R2", "ghost", "600519", holding_pb2.SIDE_BUY, 1, "1", T0),
         trade("R3", client.id, "bad ticker", 0, 0, "-1", T0),
         api.ImportTradesRequest(trade=holding_pb2.Trade(trade_id="R4", client_id=client.id,
-                                                        ticker="600519", side=1, quantity=1,
+                                                        ticker="600519", side=holding_pb2.Side.ValueType(1), quantity=1,
                                                         price="1")),
         api.ImportTradesRequest(),
         holding(client.id, "600519", -5, "x", "2026-99-01"),
-        api.ImportTradesRequest(security=holding_pb2.Security(ticker="600519", risk_level=9)),
+        api.ImportTradesRequest(security=holding_pb2.Security(ticker="600519", risk_level=client_pb2.RiskLevel.ValueType(9))),
         trade("OK1", client.id, "600519", holding_pb2.SIDE_BUY, 1, "1", T0),
     ]
     result = await _import(stub, records)
@@ -146,7 +152,7 @@ async def test_rejected_rows_name_their_reasons(stub) -> None:
     assert all(r.reason for r in result.rejections)
 
 
-async def test_older_snapshot_never_overwrites_newer(stub) -> None:
+async def test_older_snapshot_never_overwrites_newer(stub: DirectoryServiceAsyncStub) -> None:
     client = await make_client(stub)
     await _import(stub, [holding(client.id, "000001", 300, "12", "2026-02-01")])
     stale = await _import(stub, [holding(client.id, "000001", 100, "11", "2026-01-01")])
@@ -160,7 +166,7 @@ async def test_older_snapshot_never_overwrites_newer(stub) -> None:
     assert list(found.clients) == []
 
 
-async def test_import_and_index_need_the_right_role(stub) -> None:
+async def test_import_and_index_need_the_right_role(stub: DirectoryServiceAsyncStub) -> None:
     for role in ("supervisor", "broker"):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await _import(stub, [security("600000", 2)], metadata=auth("u", role))
@@ -176,7 +182,7 @@ async def test_import_and_index_need_the_right_role(stub) -> None:
     assert "600000" not in {s.ticker for s in listed.securities}
 
 
-async def test_large_import_in_batches(stub) -> None:
+async def test_large_import_in_batches(stub: DirectoryServiceAsyncStub) -> None:
     client = await make_client(stub)
     records = [trade(f"B{i}", client.id, "601318", 1 + i % 2, 100, "45.2",
                      T0 + timedelta(minutes=i)) for i in range(2500)]
@@ -191,7 +197,7 @@ async def test_large_import_in_batches(stub) -> None:
     assert len(streamed) == 2510
 
 
-async def test_streaming_rpc_checks_token_role_and_scope(stub) -> None:
+async def test_streaming_rpc_checks_token_role_and_scope(stub: DirectoryServiceAsyncStub) -> None:
     b1 = await make_staff(stub, "broker")
     theirs = await make_client(stub)
     await _import(stub, [trade("S1", theirs.id, "600519", holding_pb2.SIDE_BUY, 1, "1", T0)])
@@ -209,13 +215,13 @@ async def test_streaming_rpc_checks_token_role_and_scope(stub) -> None:
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_batched_records_are_numbered_in_stream_order(stub) -> None:
+async def test_batched_records_are_numbered_in_stream_order(stub: DirectoryServiceAsyncStub) -> None:
     client = await make_client(stub)
 
     def rec(r: api.ImportTradesRequest) -> api.ImportRecord:
         return api.ImportRecord.FromString(r.SerializeToString())
 
-    async def gen():
+    async def gen() -> AsyncIterator[api.ImportTradesRequest]:
         yield trade("M1", client.id, "600519", holding_pb2.SIDE_BUY, 100, "10", T0)  # index 0
         yield api.ImportTradesRequest(batch=[  # indexes 1..3
             rec(trade("M2", client.id, "600519", holding_pb2.SIDE_BUY, 100, "10", T0)),
@@ -230,7 +236,7 @@ async def test_batched_records_are_numbered_in_stream_order(stub) -> None:
         (2, "trade.client_id"), (4, "trade.quantity")]
 
 
-async def test_unstorable_values_are_rejected_rows_not_errors(stub) -> None:
+async def test_unstorable_values_are_rejected_rows_not_errors(stub: DirectoryServiceAsyncStub) -> None:
     client = await make_client(stub)
     result = await _import(stub, [
         trade("N\x00UL", client.id, "600519", holding_pb2.SIDE_BUY, 1, "1", T0),
@@ -242,7 +248,7 @@ async def test_unstorable_values_are_rejected_rows_not_errors(stub) -> None:
         (0, "trade.trade_id"), (1, "trade.trade_id")}
 
 
-async def test_unstorable_request_values_are_invalid_argument(stub) -> None:
+async def test_unstorable_request_values_are_invalid_argument(stub: DirectoryServiceAsyncStub) -> None:
     for bad in (api.GetClientRequest(id="x\x00"), api.GetClientRequest(id="x" * 101)):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.GetClient(bad, metadata=ADMIN)

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from branch.directory.v1 import corporate_action_pb2 as ca_pb2
 from sqlalchemy import delete
-from sqlmodel import select
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common import migrations
 from services.common.db import Database
@@ -36,7 +37,7 @@ async def db(tmp_path: Path, nats_url: str, database_url: str) -> AsyncIterator[
 
 async def test_two_replicas_create_the_bootstrap_admin(db: Database) -> None:
     async with db.transaction() as s:
-        await s.exec(delete(Staff).where(Staff.employee_no == "ADMIN"))  # type: ignore[call-overload]
+        await s.exec(delete(Staff).where(col(Staff.employee_no) == "ADMIN"))
     await overlapped(db, lambda s: admin_row(s, NOW))
     async with db.read() as s:
         admins = (await s.exec(select(Staff).where(Staff.employee_no == "ADMIN"))).all()
@@ -52,7 +53,7 @@ async def test_two_imports_store_the_same_new_corporate_action(db: Database) -> 
     assert not v
     stored: list[bool] = []
 
-    async def write(s):  # type: ignore[no-untyped-def]
+    async def write(s: AsyncSession) -> None:
         stored.append(await corporate_actions.upsert(s, bonus, values, NOW))
 
     await overlapped(db, write)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -17,23 +18,26 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from services.directory.server import SPEC
 from tests.directory.factories import make_client, make_staff
-from tests.harness import ADMIN, auth, bad_fields, channel, make_settings, running
+from tests.harness import ADMIN, Metadata, auth, bad_fields, channel, make_settings, running
+
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
 
 
 @pytest.fixture
 async def dstub(tmp_path: Path, nats_url: str, database_url: str
-                ) -> AsyncIterator[DirectoryServiceStub]:
+                ) -> AsyncIterator[DirectoryServiceAsyncStub]:
     async with running(SPEC, make_settings(tmp_path, nats_url, database_url)) as runner:
         async with channel(runner) as ch:
             yield DirectoryServiceStub(ch)
 
 
-async def find(stub: DirectoryServiceStub, query: str, meta=ADMIN, **kw) -> list:  # type: ignore[no-untyped-def]
+async def find(stub: DirectoryServiceAsyncStub, query: str, meta: Metadata = ADMIN, **kw: Any) -> list[spb.ClientSearchResult]:
     resp = await stub.SearchClients(spb.SearchClientsRequest(query=query, **kw), metadata=meta)
     return list(resp.results)
 
 
-async def test_clients_by_name_pinyin_phone_account_and_id(dstub) -> None:  # type: ignore[no-untyped-def]
+async def test_clients_by_name_pinyin_phone_account_and_id(dstub: DirectoryServiceAsyncStub) -> None:
     zhang = await make_client(dstub, display_name="张三", phone="+86 130 8938 4935",
                               account_no="310000123456")
     feng = await make_client(dstub, display_name="张三丰", phone="139-0000-1111",
@@ -85,7 +89,7 @@ async def test_clients_by_name_pinyin_phone_account_and_id(dstub) -> None:  # ty
     assert await find(dstub, "nobody-like-this") == []
 
 
-async def test_paging_and_bad_queries(dstub) -> None:  # type: ignore[no-untyped-def]
+async def test_paging_and_bad_queries(dstub: DirectoryServiceAsyncStub) -> None:
     ids = {(await make_client(dstub, display_name=f"陈{n}号")).id for n in range(5)}
     seen: list[str] = []
     token = ""
@@ -108,7 +112,7 @@ async def test_paging_and_bad_queries(dstub) -> None:  # type: ignore[no-untyped
     assert bad_fields(err.value) == {"page_token"}
 
 
-async def test_scope_broker_finds_only_own_and_compliance_sees_masked(dstub) -> None:  # type: ignore[no-untyped-def]
+async def test_scope_broker_finds_only_own_and_compliance_sees_masked(dstub: DirectoryServiceAsyncStub) -> None:
     mine_broker = await make_staff(dstub, "broker", display_name="Broker A")
     other_broker = await make_staff(dstub, "broker", display_name="Broker B")
     mine = await make_client(dstub, display_name="赵六", broker_id=mine_broker.id,
@@ -127,7 +131,7 @@ async def test_scope_broker_finds_only_own_and_compliance_sees_masked(dstub) -> 
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-async def test_updates_keep_search_current(dstub) -> None:  # type: ignore[no-untyped-def]
+async def test_updates_keep_search_current(dstub: DirectoryServiceAsyncStub) -> None:
     c = await make_client(dstub, display_name="孙七七", phone="138 0000 0001")
     await dstub.UpdateClient(api.UpdateClientRequest(
         client=client_pb2.Client(id=c.id, display_name="周八八", phone="+86 138 0000 0002"),
@@ -143,14 +147,14 @@ async def test_updates_keep_search_current(dstub) -> None:  # type: ignore[no-un
     assert [r.id for r in await find(dstub, "0000 0002")] == [c.id]
 
 
-async def test_staff_by_employee_number_name_and_pinyin(dstub) -> None:  # type: ignore[no-untyped-def]
+async def test_staff_by_employee_number_name_and_pinyin(dstub: DirectoryServiceAsyncStub) -> None:
     agent = await make_staff(dstub, "service_agent", employee_no="S0017", display_name="刘洋")
     s170 = await make_staff(dstub, "broker", employee_no="S0170", display_name="Liu Yang")
     gone = await make_staff(dstub, "broker", employee_no="S0018", display_name="刘洋洋")
     await dstub.DeactivateStaff(api.DeactivateStaffRequest(id=gone.id), metadata=ADMIN)
     meta = auth("x", "service_agent")
 
-    async def staff(query: str, **kw) -> list:  # type: ignore[no-untyped-def]
+    async def staff(query: str, **kw: Any) -> list[spb.StaffSearchResult]:
         resp = await dstub.SearchStaff(spb.SearchStaffRequest(query=query, **kw), metadata=meta)
         return list(resp.results)
 

@@ -52,5 +52,5 @@ async def test_existing_rows_are_backfilled(tmp_path: Path, nats_url: str,
                                            metadata=ADMIN)
             assert [r.account_no for r in got.results] == ["310000123456"], query
         for query in ("S0017", "ly", "liuyang"):
-            got = await stub.SearchStaff(spb.SearchStaffRequest(query=query), metadata=ADMIN)
-            assert [r.employee_no for r in got.results] == ["S0017"], query
+            staff = await stub.SearchStaff(spb.SearchStaffRequest(query=query), metadata=ADMIN)
+            assert [r.employee_no for r in staff.results] == ["S0017"], query

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import grpc
 import pytest
 from branch.directory.v1 import directory_service_pb2 as api
@@ -8,8 +10,11 @@ from branch.directory.v1 import staff_pb2
 from tests.directory.factories import ROLE, make_staff
 from tests.harness import ADMIN, SUPERVISOR, auth, bad_fields, collect_events
 
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
 
-async def test_create_get_list_deactivate_staff(stub, nats_url) -> None:
+
+async def test_create_get_list_deactivate_staff(stub: DirectoryServiceAsyncStub, nats_url: str) -> None:
     lead = await make_staff(stub, "supervisor")
     broker = await make_staff(stub, "broker", "analyst", team_lead_id=lead.id)
     assert set(broker.roles) == {staff_pb2.ROLE_BROKER, staff_pb2.ROLE_ANALYST}
@@ -36,7 +41,7 @@ async def test_create_get_list_deactivate_staff(stub, nats_url) -> None:
     assert broker.id in {m.headers["ce-subject"] for m in deactivated}
 
 
-async def test_list_staff_pages(stub) -> None:
+async def test_list_staff_pages(stub: DirectoryServiceAsyncStub) -> None:
     made = [await make_staff(stub, "consultant") for _ in range(5)]
     seen, token = [], ""
     while True:
@@ -52,7 +57,7 @@ async def test_list_staff_pages(stub) -> None:
     assert seen == [s.id for s in made]
 
 
-async def test_create_staff_names_every_bad_field(stub) -> None:
+async def test_create_staff_names_every_bad_field(stub: DirectoryServiceAsyncStub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.CreateStaff(
             api.CreateStaffRequest(staff=staff_pb2.Staff(team_lead_id="nobody")), metadata=ADMIN
@@ -64,11 +69,11 @@ async def test_create_staff_names_every_bad_field(stub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.CreateStaff(
             api.CreateStaffRequest(staff=staff_pb2.Staff(employee_no="X1", display_name="x",
-                                                         roles=[99])), metadata=ADMIN)
+                                                         roles=[staff_pb2.Role.ValueType(99)])), metadata=ADMIN)
     assert bad_fields(err.value) == {"staff.roles"}
 
 
-async def test_duplicate_employee_no_and_idempotent_retry(stub) -> None:
+async def test_duplicate_employee_no_and_idempotent_retry(stub: DirectoryServiceAsyncStub) -> None:
     staff = staff_pb2.Staff(employee_no="DUP1", display_name="A", roles=[ROLE["broker"]])
     first = await stub.CreateStaff(api.CreateStaffRequest(staff=staff, request_id="same"),
                                    metadata=ADMIN)
@@ -81,7 +86,7 @@ async def test_duplicate_employee_no_and_idempotent_retry(stub) -> None:
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
 
 
-async def test_only_admin_manages_staff(stub) -> None:
+async def test_only_admin_manages_staff(stub: DirectoryServiceAsyncStub) -> None:
     staff = staff_pb2.Staff(employee_no="NOPE", display_name="A", roles=[ROLE["broker"]])
     for role in ("supervisor", "broker", "client_manager"):
         with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -94,7 +99,7 @@ async def test_only_admin_manages_staff(stub) -> None:
     assert "NOPE" not in {s.employee_no for s in listed.staff}
 
 
-async def test_missing_or_bad_token_is_unauthenticated(stub) -> None:
+async def test_missing_or_bad_token_is_unauthenticated(stub: DirectoryServiceAsyncStub) -> None:
     for metadata in ([], [("authorization", "Bearer not-a-jwt")],
                      [("authorization", "Basic abc")]):
         with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -102,7 +107,7 @@ async def test_missing_or_bad_token_is_unauthenticated(stub) -> None:
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-async def test_issue_token_works_and_refuses_inactive_staff(stub) -> None:
+async def test_issue_token_works_and_refuses_inactive_staff(stub: DirectoryServiceAsyncStub) -> None:
     broker = await make_staff(stub, "broker")
     issued = await stub.IssueToken(api.IssueTokenRequest(staff_id=broker.id, ttl_seconds=600),
                                    metadata=ADMIN)
@@ -126,6 +131,6 @@ async def test_issue_token_works_and_refuses_inactive_staff(stub) -> None:
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_bootstrap_admin_exists(stub) -> None:
+async def test_bootstrap_admin_exists(stub: DirectoryServiceAsyncStub) -> None:
     staff = await stub.ListStaff(api.ListStaffRequest(role=staff_pb2.ROLE_ADMIN), metadata=ADMIN)
     assert [s.employee_no for s in staff.staff] == ["ADMIN"]

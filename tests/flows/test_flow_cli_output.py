@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from branch.directory.v1 import client_pb2, staff_pb2
@@ -26,6 +27,9 @@ from services.common.server import ServiceRunner
 from services.directory.server import SPEC as DIRECTORY
 from services.onsite.server import SPEC as ONSITE
 from tests.harness import ADMIN, make_settings, running, token
+
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
 
 BRANCHCTL = str(Path(sys.executable).parent / "branchctl")
 START = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)  # Monday 09:30 in Asia/Shanghai
@@ -43,7 +47,7 @@ CLOSED = _closed_port()
 @dataclass
 class Suite:
     runners: dict[str, ServiceRunner]
-    directory: DirectoryServiceStub
+    directory: DirectoryServiceAsyncStub
     home: Path
 
     async def ctl(self, *args: str, tok: str) -> tuple[int, str, str]:

@@ -5,15 +5,18 @@ real NATS server and one fake clock; each service's timer pass runs once the clo
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from branch.directory.v1 import client_pb2
 from branch.directory.v1 import directory_service_pb2 as dir_api
+from branch.onsite.v1 import consultation_pb2
 from branch.onsite.v1 import onsite_service_pb2 as oapi
 from branch.onsite.v1 import onsite_service_pb2_grpc as ogrpc
 from branch.remote.v1 import remote_service_pb2 as rapi
 from branch.remote.v1 import remote_service_pb2_grpc as rgrpc
 from branch.remote.v1 import ticket_pb2 as tpb
 from branch.research.v1 import note_enums_pb2 as notes
+from branch.research.v1 import research_request_pb2
 from branch.research.v1 import research_service_pb2 as research_api
 from branch.research.v1 import research_service_pb2_grpc as research_grpc
 from branch.vip.v1 import advisory_pb2
@@ -29,7 +32,7 @@ from tests.harness import ADMIN, SUPERVISOR, auth, collect_events, eventually
 from tests.vip.support import ROLE, branch, broker
 
 
-async def test_flow5_overdue_items_from_every_service_reach_the_supervisor(tmp_path) -> None:
+async def test_flow5_overdue_items_from_every_service_reach_the_supervisor(tmp_path: Path) -> None:
     async with branch(tmp_path, RESEARCH, ONSITE, REMOTE) as b:
         onsite = ogrpc.OnsiteServiceStub(b.channels["onsite"])
         remote = rgrpc.RemoteServiceStub(b.channels["remote"])
@@ -39,11 +42,11 @@ async def test_flow5_overdue_items_from_every_service_reach_the_supervisor(tmp_p
         onsite_client = await b.directory.CreateClient(dir_api.CreateClientRequest(
             client=client_pb2.Client(
                 account_no="A-ONSITE-1", display_name="Onsite client",
-                channel=client_pb2.CHANNEL_ONSITE, risk_tolerance=3,
+                channel=client_pb2.CHANNEL_ONSITE, risk_tolerance=client_pb2.RiskTolerance.ValueType(3),
                 risk_assessed_on="2026-01-05", commission_rate="0.0005",
                 client_manager_id=cm)), metadata=ADMIN)
 
-        async def raised():
+        async def raised() -> consultation_pb2.ConsultationForm | None:
             try:
                 return await onsite.RaiseConsultationForm(oapi.RaiseConsultationFormRequest(
                     client_id=onsite_client.id, consultant_id=consultant,
@@ -76,7 +79,7 @@ async def test_flow5_overdue_items_from_every_service_reach_the_supervisor(tmp_p
                                             metadata=broker(br))
         rstub = research_grpc.ResearchServiceStub(b.channels["research"])
 
-        async def queued():
+        async def queued() -> list[research_request_pb2.ResearchRequest]:
             res = await rstub.ListResearchRequests(research_api.ListResearchRequestsRequest(),
                                                    metadata=SUPERVISOR)
             return [q for q in res.research_requests if q.advisory_id == adv2.id]
@@ -87,10 +90,10 @@ async def test_flow5_overdue_items_from_every_service_reach_the_supervisor(tmp_p
         from tests.vip.support import publish
         await publish(b.nats_url, "branch.research.note.published",
                       research_events.NotePublished(note_id="mkt-1", revision=1,
-                                                    kind=notes.NOTE_KIND_MARKET, risk_level=1,
+                                                    kind=notes.NOTE_KIND_MARKET, risk_level=client_pb2.RiskLevel.ValueType(1),
                                                     audience=notes.AUDIENCE_KEY_CLIENTS))
 
-        async def relay_exists():
+        async def relay_exists() -> bool:
             return (await b.inbox(br)).relay_count == 1
 
         await eventually(relay_exists)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -27,7 +27,11 @@ from services.common.server import ServiceRunner
 from services.directory.server import SPEC as DIRECTORY
 from services.onsite.server import SPEC as ONSITE
 from services.remote.server import SPEC as REMOTE
-from tests.harness import ADMIN, auth, make_settings, running, token
+from tests.harness import ADMIN, auth, found, make_settings, running, token
+
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
+    from branch.remote.v1.remote_service_pb2_grpc import RemoteServiceAsyncStub
 
 BRANCHCTL = str(Path(sys.executable).parent / "branchctl")
 # Monday 2 March 2026, 09:30 in Asia/Shanghai.
@@ -37,8 +41,8 @@ START = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
 @dataclass
 class Branch:
     runners: dict[str, ServiceRunner]
-    directory: DirectoryServiceStub
-    remote: RemoteServiceStub
+    directory: DirectoryServiceAsyncStub
+    remote: RemoteServiceAsyncStub
     home: Path
 
     async def ctl(self, *args: str, tok: str) -> tuple[int, str]:
@@ -71,7 +75,8 @@ async def branch(tmp_path: Path, nats_url: str) -> AsyncIterator[Branch]:
                      DirectoryServiceStub(dch), RemoteServiceStub(rch), tmp_path / "ctl")
 
 
-async def _staff(b: Branch, employee_no: str, name: str, role: int) -> staff_pb2.Staff:
+async def _staff(b: Branch, employee_no: str, name: str,
+                 role: staff_pb2.Role.ValueType) -> staff_pb2.Staff:
     return await b.directory.CreateStaff(dapi.CreateStaffRequest(staff=staff_pb2.Staff(
         employee_no=employee_no, display_name=name, roles=[role])), metadata=ADMIN)
 
@@ -106,7 +111,7 @@ async def test_a_day_typing_names_and_numbers(branch: Branch) -> None:
         code, out = await b.ctl("remote", "open", "--line", "investment", "--summary", "call",
                                 "--phone", phone, tok=agent_tok)
         assert code == 0, out
-        ticket = re.search(r"│ (\S{36}) │", out).group(1)  # type: ignore[union-attr]
+        ticket = found(r"│ (\S{36}) │", out)
         code, out = await b.ctl("remote", "ticket", ticket, tok=agent_tok)
         assert code == 0 and client in out, out
 

@@ -3,6 +3,8 @@ remote and vip services, asserted through their APIs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from branch.directory.v1 import client_pb2
 from branch.directory.v1 import directory_service_pb2 as dir_api
 from branch.remote.v1 import campaign_pb2 as cpb
@@ -14,14 +16,14 @@ from branch.vip.v1 import vip_service_pb2 as api
 
 from services.remote.server import SPEC as REMOTE
 from tests.harness import ADMIN, SUPERVISOR, auth, eventually
-from tests.vip.support import ROLE, branch, broker
+from tests.vip.support import ROLE, Branch, branch, broker
 
 
-def remote(b) -> rgrpc.RemoteServiceStub:
+def remote(b: Branch) -> rgrpc.RemoteServiceAsyncStub:
     return rgrpc.RemoteServiceStub(b.channels["remote"])
 
 
-async def test_flow3_hotline_caller_is_a_key_client(tmp_path) -> None:
+async def test_flow3_hotline_caller_is_a_key_client(tmp_path: Path) -> None:
     async with branch(tmp_path, REMOTE) as b:
         br = await b.staff(ROLE.ROLE_BROKER)
         agent = await b.staff(ROLE.ROLE_SERVICE_AGENT)
@@ -35,12 +37,12 @@ async def test_flow3_hotline_caller_is_a_key_client(tmp_path) -> None:
             summary="Asks whether to sell after the drop", priority=tpb.PRIORITY_URGENT)),
             metadata=md)
 
-        async def advisory():
+        async def advisory() -> advisory_pb2.Advisory | None:
             res = await b.vip.ListAdvisories(api.ListAdvisoriesRequest(
                 source_ticket_id=ticket.id), metadata=SUPERVISOR)
             return res.advisories[0] if res.advisories else None
 
-        adv = await eventually(advisory)
+        adv: advisory_pb2.Advisory = await eventually(advisory)
         assert adv.client_id == client_id and adv.assignee_id == br
         assert adv.source == advisory_pb2.ADVISORY_SOURCE_TICKET
         assert adv.urgency == advisory_pb2.URGENCY_HIGH
@@ -49,7 +51,7 @@ async def test_flow3_hotline_caller_is_a_key_client(tmp_path) -> None:
         assert [i.advisory.id for i in inbox.items] == [adv.id]
 
         # the ticket shows the link back
-        async def linked():
+        async def linked() -> bool:
             t = await remote(b).GetTicket(rapi.GetTicketRequest(id=ticket.id),
                                           metadata=SUPERVISOR)
             return t.vip_advisory_id == adv.id
@@ -67,7 +69,7 @@ async def test_flow3_hotline_caller_is_a_key_client(tmp_path) -> None:
             caller_phone="13900000000", category="market", summary="Second call",
             priority=tpb.PRIORITY_NORMAL)), metadata=md)
 
-        async def marker_seen():
+        async def marker_seen() -> bool:
             res = await b.vip.ListAdvisories(api.ListAdvisoriesRequest(
                 source_ticket_id=marker.id), metadata=SUPERVISOR)
             return bool(res.advisories)
@@ -78,12 +80,12 @@ async def test_flow3_hotline_caller_is_a_key_client(tmp_path) -> None:
         assert list(res.advisories) == []
         # the broker answers; the ticket's advisory is done
         done = await b.vip.AnswerAdvisory(api.AnswerAdvisoryRequest(
-            id=adv.id, advice="Hold; the drop is sector-wide.", risk_level=2),
+            id=adv.id, advice="Hold; the drop is sector-wide.", risk_level=client_pb2.RiskLevel.ValueType(2)),
             metadata=broker(br))
         assert done.state == advisory_pb2.ADVISORY_STATE_ANSWERED
 
 
-async def test_flow4_client_becomes_key(tmp_path) -> None:
+async def test_flow4_client_becomes_key(tmp_path: Path) -> None:
     async with branch(tmp_path, REMOTE) as b:
         br = await b.staff(ROLE.ROLE_BROKER)
         agent = await b.staff(ROLE.ROLE_SERVICE_AGENT)
@@ -96,7 +98,7 @@ async def test_flow4_client_becomes_key(tmp_path) -> None:
                 end_date="2026-03-31", agent_ids=[agent], daily_quota=5, max_attempts=3,
                 retry_backoff_minutes=30)), metadata=SUPERVISOR)
 
-        async def targeted():
+        async def targeted() -> list[cpb.CallbackTarget]:
             t = await remote(b).ListTargets(rapi.ListTargetsRequest(campaign_id=campaign.id),
                                             metadata=SUPERVISOR)
             return [x for x in t.targets if x.client_id == client_id]
@@ -115,7 +117,7 @@ async def test_flow4_client_becomes_key(tmp_path) -> None:
         assert [e.client_id for e in listed.entries] == [client_id]
 
         # remote stops queuing the client in general campaigns
-        async def removed():
+        async def removed() -> cpb.CallbackTarget | None:
             t = await remote(b).ListTargets(rapi.ListTargetsRequest(campaign_id=campaign.id),
                                             metadata=SUPERVISOR)
             mine = [x for x in t.targets if x.client_id == client_id]

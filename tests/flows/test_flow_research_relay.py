@@ -4,10 +4,11 @@ research and vip services, asserted through their APIs."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from branch.directory.v1 import client_pb2
+from branch.research.v1 import distribution_pb2, note_pb2
 from branch.research.v1 import note_enums_pb2 as enums
-from branch.research.v1 import note_pb2
 from branch.research.v1 import research_request_pb2 as rr
 from branch.research.v1 import research_service_pb2 as rapi
 from branch.research.v1 import research_service_pb2_grpc as rgrpc
@@ -18,24 +19,24 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from services.research.server import SPEC as RESEARCH
 from services.vip.server import check_advisory_sla
 from tests.harness import SUPERVISOR, auth, collect_events, eventually
-from tests.vip.support import ROLE, branch, broker
+from tests.vip.support import ROLE, Branch, branch, broker
 
 ANALYST = auth("ana-1", "analyst")
 COMPLIANCE = auth("comp-1", "compliance")
 
 
-def research(b) -> rgrpc.ResearchServiceStub:
+def research(b: Branch) -> rgrpc.ResearchServiceAsyncStub:
     return rgrpc.ResearchServiceStub(b.channels["research"])
 
 
-async def publish_note(b, *tickers: str, risk: int = client_pb2.RISK_LEVEL_R3,
+async def publish_note(b: Branch, *tickers: str, risk: int = client_pb2.RISK_LEVEL_R3,
                        kind: int = enums.NOTE_KIND_STOCK) -> note_pb2.Note:
     stub = research(b)
     note = await stub.CreateNote(rapi.CreateNoteRequest(note=note_pb2.Note(
         title="Kweichow Moutai: margins hold", summary="Pricing power intact.",
-        body="# Thesis\n\nSteady demand.", kind=kind,
+        body="# Thesis\n\nSteady demand.", kind=enums.NoteKind.ValueType(kind),
         stances=[enums.TickerStance(ticker=t, stance=enums.STANCE_BUY) for t in tickers],
-        risk_level=risk, valid_until="2026-03-31", audience=enums.AUDIENCE_ALL_CLIENTS)),
+        risk_level=client_pb2.RiskLevel.ValueType(risk), valid_until="2026-03-31", audience=enums.AUDIENCE_ALL_CLIENTS)),
         metadata=ANALYST)
     await stub.SubmitNote(rapi.SubmitNoteRequest(id=note.id), metadata=ANALYST)
     await stub.ApproveNote(rapi.ApproveNoteRequest(id=note.id, revision=note.revision),
@@ -43,7 +44,7 @@ async def publish_note(b, *tickers: str, risk: int = client_pb2.RISK_LEVEL_R3,
     return await stub.PublishNote(rapi.PublishNoteRequest(id=note.id), metadata=ANALYST)
 
 
-async def test_flow1_research_reaches_key_clients_through_brokers(tmp_path) -> None:
+async def test_flow1_research_reaches_key_clients_through_brokers(tmp_path: Path) -> None:
     async with branch(tmp_path, RESEARCH) as b:
         br1, br2 = await b.staff(ROLE.ROLE_BROKER), await b.staff(ROLE.ROLE_BROKER)
         c1 = await b.key_client(br1, tolerance=client_pb2.RISK_TOLERANCE_C4)
@@ -55,7 +56,7 @@ async def test_flow1_research_reaches_key_clients_through_brokers(tmp_path) -> N
 
         note = await publish_note(b, "600519")
 
-        async def relays():
+        async def relays() -> list[relay_pb2.RelayTask] | None:
             res = await b.vip.ListRelays(api.ListRelaysRequest(note_id=note.id),
                                          metadata=SUPERVISOR)
             return list(res.relays) if len(res.relays) == 3 else None
@@ -76,7 +77,7 @@ async def test_flow1_research_reaches_key_clients_through_brokers(tmp_path) -> N
         await b.vip.RecordRelayAcknowledgement(api.RecordRelayAcknowledgementRequest(
             id=relay.id, note="understood"), metadata=broker(br1))
 
-        async def reach():
+        async def reach() -> distribution_pb2.NoteReach | None:
             r = await research(b).GetNoteReach(rapi.GetNoteReachRequest(note_id=note.id),
                                                metadata=SUPERVISOR)
             return r if r.acknowledged == 1 else None
@@ -90,7 +91,7 @@ async def test_flow1_research_reaches_key_clients_through_brokers(tmp_path) -> N
         await research(b).WithdrawNote(rapi.WithdrawNoteRequest(id=note.id, reason="stale"),
                                        metadata=ANALYST)
 
-        async def cancelled():
+        async def cancelled() -> bool:
             t = await b.vip.GetRelay(api.GetRelayRequest(id=tasks[c2].id), metadata=SUPERVISOR)
             return t.state == relay_pb2.RELAY_STATE_CANCELLED
 
@@ -98,7 +99,7 @@ async def test_flow1_research_reaches_key_clients_through_brokers(tmp_path) -> N
         assert (await b.inbox(br2)).relay_count == 0
 
 
-async def test_flow2_vip_question_needs_research(tmp_path) -> None:
+async def test_flow2_vip_question_needs_research(tmp_path: Path) -> None:
     async with branch(tmp_path, RESEARCH) as b:
         br, backup = await b.staff(ROLE.ROLE_BROKER), await b.staff(ROLE.ROLE_BROKER)
         sup = await b.staff(ROLE.ROLE_SUPERVISOR)
@@ -122,7 +123,7 @@ async def test_flow2_vip_question_needs_research(tmp_path) -> None:
         assert adv.state == advisory_pb2.ADVISORY_STATE_AWAITING_RESEARCH
 
         # research queues it for the analysts, due when the advisory's answer is due
-        async def queued():
+        async def queued() -> list[rr.ResearchRequest]:
             res = await research(b).ListResearchRequests(rapi.ListResearchRequestsRequest(),
                                                          metadata=ANALYST)
             return [q for q in res.research_requests if q.advisory_id == adv.id]
@@ -148,7 +149,7 @@ async def test_flow2_vip_question_needs_research(tmp_path) -> None:
             id=question.id, answer="Limited impact; see note.", note_id=note.id),
             metadata=ANALYST)
 
-        async def answered():
+        async def answered() -> advisory_pb2.Advisory | None:
             a = await b.vip.GetAdvisory(api.GetAdvisoryRequest(id=adv.id), metadata=broker(br))
             return a if a.research_answer else None
 

@@ -7,14 +7,17 @@ The spans go to the OpenTelemetry SDK's in-memory exporter (the real SDK, no exp
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
+from typing import Any, NoReturn
 
 import grpc
 import pytest
 import structlog
 from branch.directory.v1 import client_pb2
+from branch.research.v1 import distribution_pb2
 from branch.research.v1 import research_service_pb2 as rapi
 from branch.vip.v1 import advisory_pb2, relay_pb2, rota_pb2
 from branch.vip.v1 import vip_service_pb2 as api
@@ -29,7 +32,7 @@ from services.common.protos import ts
 from services.research.server import SPEC as RESEARCH
 from tests.flows.test_flow_research_relay import publish_note, research
 from tests.harness import SUPERVISOR, eventually
-from tests.vip.support import ROLE, branch, broker
+from tests.vip.support import ROLE, Branch, branch, broker
 
 EXPORTER = InMemorySpanExporter()
 
@@ -42,11 +45,11 @@ def spans() -> Iterator[InMemorySpanExporter]:
 
 
 @pytest.fixture
-def log_lines() -> Iterator[list[dict]]:
+def log_lines() -> Iterator[list[dict[str, Any]]]:
     """Every log line as the JSON renderer would get it (context merged, trace ids added)."""
-    captured: list[dict] = []
+    captured: list[dict[str, Any]] = []
 
-    def keep(_logger, _name, event):  # type: ignore[no-untyped-def]
+    def keep(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> NoReturn:
         captured.append(dict(event))
         raise structlog.DropEvent
 
@@ -61,7 +64,7 @@ def log_lines() -> Iterator[list[dict]]:
 
 
 @asynccontextmanager
-async def traced_channels(b) -> AsyncIterator[None]:  # type: ignore[no-untyped-def]
+async def traced_channels(b: Branch) -> AsyncIterator[None]:
     """The test is the calling client (as branchctl would be): its channels carry the trace."""
     plain = dict(b.channels)
     for name, runner in b.runners.items():
@@ -89,7 +92,7 @@ def in_trace(exporter: InMemorySpanExporter, trace_id: int) -> list[ReadableSpan
     return [s for s in exporter.get_finished_spans() if s.context.trace_id == trace_id]
 
 
-async def test_flow1_is_one_trace_across_the_services(tmp_path, spans, log_lines) -> None:
+async def test_flow1_is_one_trace_across_the_services(tmp_path: Path, spans: InMemorySpanExporter, log_lines: list[dict[str, Any]]) -> None:
     async with branch(tmp_path, RESEARCH) as b:
         br1 = await b.staff(ROLE.ROLE_BROKER)
         c1 = await b.key_client(br1, tolerance=client_pb2.RISK_TOLERANCE_C4)
@@ -101,7 +104,7 @@ async def test_flow1_is_one_trace_across_the_services(tmp_path, spans, log_lines
                 trace_id = root.get_span_context().trace_id
                 note = await publish_note(b, "600519")
 
-                async def relays():
+                async def relays() -> list[relay_pb2.RelayTask] | None:
                     res = await b.vip.ListRelays(api.ListRelaysRequest(note_id=note.id),
                                                  metadata=SUPERVISOR)
                     return list(res.relays) or None
@@ -110,19 +113,19 @@ async def test_flow1_is_one_trace_across_the_services(tmp_path, spans, log_lines
                 await b.vip.RecordRelayDelivery(api.RecordRelayDeliveryRequest(
                     id=relay.id, channel=relay_pb2.RELAY_CHANNEL_PHONE,
                     summary="Walked the client through the thesis."),
-                    metadata=[*broker(br1), ("x-request-id", "ack-req-1")])
+                    metadata=(*broker(br1), ("x-request-id", "ack-req-1")))
                 await b.vip.RecordRelayAcknowledgement(api.RecordRelayAcknowledgementRequest(
                     id=relay.id, note="understood"),
-                    metadata=[*broker(br1), ("x-request-id", "ack-req-2")])
+                    metadata=(*broker(br1), ("x-request-id", "ack-req-2")))
 
-                async def reach():
+                async def reach() -> distribution_pb2.NoteReach | None:
                     r = await research(b).GetNoteReach(
                         rapi.GetNoteReachRequest(note_id=note.id), metadata=SUPERVISOR)
                     return r if r.acknowledged == 1 else None
 
                 await eventually(reach)
 
-            def reach_consumed():
+            def reach_consumed() -> list[ReadableSpan] | None:
                 return [s for s in in_trace(spans, trace_id)
                         if s.kind == trace.SpanKind.CONSUMER
                         and s.name == "branch.vip.relay.acknowledged process"
@@ -141,7 +144,7 @@ async def test_flow1_is_one_trace_across_the_services(tmp_path, spans, log_lines
     assert planner
     directory = [s for s in mine if service_of(s) == "directory"
                  and s.kind == trace.SpanKind.SERVER
-                 and str(s.attributes.get("rpc.method")) == "FindClientsByTickers"]
+                 and str((s.attributes or {}).get("rpc.method")) == "FindClientsByTickers"]
     assert directory and any(_descends(d, planner[0], mine) for d in directory)
     # acknowledgement on vip -> event -> research's reach consumer
     assert ("vip", trace.SpanKind.PRODUCER, "branch.vip.relay.acknowledged publish") in by_name
@@ -172,7 +175,7 @@ def _descends(span: ReadableSpan, ancestor: ReadableSpan, spans: list[ReadableSp
 
 
 async def test_handler_logs_and_peer_calls_carry_request_staff_and_trace_ids(
-        tmp_path, spans, log_lines) -> None:
+        tmp_path: Path, spans: InMemorySpanExporter, log_lines: list[dict[str, Any]]) -> None:
     async with branch(tmp_path) as b:
         br = await b.staff(ROLE.ROLE_BROKER)
         client_id = await b.key_client(br, tolerance=client_pb2.RISK_TOLERANCE_C4)
@@ -182,12 +185,12 @@ async def test_handler_logs_and_peer_calls_carry_request_staff_and_trace_ids(
         await b.vip.CreateAdvisory(api.CreateAdvisoryRequest(
             advisory=advisory_pb2.Advisory(client_id=client_id, tickers=["600519"],
                                            question="Will margins hold?")),
-            metadata=[*broker(br), ("x-request-id", "req-adv-1")])
+            metadata=(*broker(br), ("x-request-id", "req-adv-1")))
         # CreateShift checks the staff member with the directory: a peer call
         await b.vip.CreateShift(api.CreateShiftRequest(shift=rota_pb2.Shift(
             staff_id=br, role=rota_pb2.SHIFT_ROLE_BROKER, start_time=ts(now + timedelta(hours=8)),
             end_time=ts(now + timedelta(hours=9)))),
-            metadata=[*SUPERVISOR, ("x-request-id", "req-shift-1")])
+            metadata=(*SUPERVISOR, ("x-request-id", "req-shift-1")))
 
     opened = [line for line in log_lines if line.get("event") == "advisory opened"]
     assert opened, "the handler's own log line"

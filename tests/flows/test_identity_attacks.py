@@ -43,11 +43,11 @@ from services.common.auth import TokenSigner
 from services.common.identity import service_credential
 from services.common.keys import SigningKey
 from services.common.server import ServiceRunner
-from tests.harness import SERVICE_KEY, eventually, make_settings, running, unique
+from tests.harness import SERVICE_KEY, Metadata, eventually, make_settings, running, unique
 
 ORDER = ("directory", "research", "remote", "vip", "onsite")
 REFUSED = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
-Probe = Callable[[list[tuple[str, str]]], Awaitable[Any]]
+Probe = Callable[[Metadata], Awaitable[Any]]
 
 
 @dataclass
@@ -58,11 +58,11 @@ class Suite:
     channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
 
     @property
-    def identity(self) -> igrpc.IdentityServiceStub:
+    def identity(self) -> igrpc.IdentityServiceAsyncStub:
         return igrpc.IdentityServiceStub(self.channels["directory"])
 
     @property
-    def directory(self) -> dgrpc.DirectoryServiceStub:
+    def directory(self) -> dgrpc.DirectoryServiceAsyncStub:
         return dgrpc.DirectoryServiceStub(self.channels["directory"])
 
     def probes(self, kind: str) -> dict[str, Probe]:
@@ -135,11 +135,11 @@ async def five_services(tmp_path: Path, nats_url: str) -> AsyncIterator[Suite]:
                 await ch.close()
 
 
-def bearer(token: str) -> list[tuple[str, str]]:
-    return [("authorization", f"Bearer {token}")]
+def bearer(token: str) -> Metadata:
+    return (("authorization", f"Bearer {token}"),)
 
 
-async def code_of(probe: Probe, md: list[tuple[str, str]]) -> grpc.StatusCode:
+async def code_of(probe: Probe, md: Metadata) -> grpc.StatusCode:
     try:
         await probe(md)
     except grpc.aio.AioRpcError as err:
@@ -147,7 +147,7 @@ async def code_of(probe: Probe, md: list[tuple[str, str]]) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
-async def codes(suite: Suite, kind: str, md: list[tuple[str, str]]) -> dict[str, grpc.StatusCode]:
+async def codes(suite: Suite, kind: str, md: Metadata) -> dict[str, grpc.StatusCode]:
     probes = suite.probes(kind)
     found = await asyncio.gather(*(code_of(p, md) for p in probes.values()))
     return dict(zip(probes, found, strict=True))
@@ -164,8 +164,8 @@ async def admin_sign_in(suite: Suite) -> iapi.SignInResponse:
                                                         password="admin-pass-0001"))
 
 
-async def staff_sign_in(suite: Suite, admin: list[tuple[str, str]],
-                        *roles: int) -> tuple[str, str, iapi.SignInResponse]:
+async def staff_sign_in(suite: Suite, admin: Metadata,
+                        *roles: staff_pb2.Role.ValueType) -> tuple[str, str, iapi.SignInResponse]:
     """Create a staff member, reset their password, let them choose one and sign in."""
     staff = await suite.directory.CreateStaff(dapi.CreateStaffRequest(staff=staff_pb2.Staff(
         employee_no=unique("E"), display_name="Staff", roles=list(roles))), metadata=admin)
@@ -208,18 +208,18 @@ def forgeries(genuine: str, directory_jwks: dict[str, Any]) -> dict[str, str]:
             body = _b64(json.dumps(escalated).encode())
             sig = hmac.new(secret, f"{head}.{body}".encode(), digest).digest()
             out[f"{alg} with the public key ({label}) as secret"] = f"{head}.{body}.{_b64(sig)}"
-    head, _, sig = genuine.split(".")
-    out["edited roles"] = f"{head}.{_b64(json.dumps(escalated).encode())}.{sig}"
+    genuine_head, _, genuine_sig = genuine.split(".")
+    out["edited roles"] = f"{genuine_head}.{_b64(json.dumps(escalated).encode())}.{genuine_sig}"
     return out
 
 
-async def refused_everywhere(suite: Suite, kind: str, md: list[tuple[str, str]],
+async def refused_everywhere(suite: Suite, kind: str, md: Metadata,
                              expect: grpc.StatusCode = grpc.StatusCode.UNAUTHENTICATED) -> None:
     found = await codes(suite, kind, md)
     assert set(found.values()) == {expect}, found
 
 
-async def accepted_everywhere(suite: Suite, kind: str, md: list[tuple[str, str]]) -> None:
+async def accepted_everywhere(suite: Suite, kind: str, md: Metadata) -> None:
     found = await codes(suite, kind, md)
     assert not set(found.values()) & REFUSED, found
 
@@ -232,7 +232,7 @@ async def test_attack_matrix_on_all_five_services(tmp_path: Path, nats_url: str)
         await accepted_everywhere(suite, "supervisor", bearer(sup.access_token))
 
         # no token, forged and tampered tokens: refused by every service
-        await refused_everywhere(suite, "supervisor", [])
+        await refused_everywhere(suite, "supervisor", ())
         keys = json.loads((await suite.identity.ListSigningKeys(
             iapi.ListSigningKeysRequest())).jwks)
         assert all("d" not in k for k in keys["keys"])  # no private part is published
@@ -241,7 +241,9 @@ async def test_attack_matrix_on_all_five_services(tmp_path: Path, nats_url: str)
             assert set(found.values()) == {grpc.StatusCode.UNAUTHENTICATED}, (label, found)
 
         # expired: signed by the directory's own key, an hour ago
-        signer = suite.runners["directory"].signing.signer()  # type: ignore[union-attr]
+        signing = suite.runners["directory"].signing
+        assert signing is not None
+        signer = signing.signer()
         expired = signer.issue(sup_id, ["supervisor"], datetime.now(UTC) - timedelta(hours=1),
                                timedelta(minutes=10))
         await refused_everywhere(suite, "supervisor", bearer(expired))
@@ -292,7 +294,7 @@ async def test_deactivation_refused_everywhere_within_seconds(
             research.server = None  # already stopped; the exit stack stops it again
 
 
-async def time_to_refusal(suite: Suite, kind: str, md: list[tuple[str, str]],
+async def time_to_refusal(suite: Suite, kind: str, md: Metadata,
                           started: float) -> dict[str, float]:
     async def one(service: str, probe: Probe) -> float:
         deadline = time.perf_counter() + 10

@@ -164,10 +164,10 @@ def expected(events: list[Published], first: date, last: date) -> dict[str, obje
     end = datetime(last.year, last.month, last.day, tzinfo=SHANGHAI).astimezone(UTC) + \
         timedelta(days=1)
     opened = {e.message.ticket_id: e.when for e in events
-              if e.subject.endswith("ticket.opened") and e.when < end}
+              if isinstance(e.message, remote_events.TicketOpened) and e.when < end}
     done = {e.message.ticket_id for e in events
-            if e.subject.endswith("ticket.resolved") and e.when < end}
-    waiting = Counter()
+            if isinstance(e.message, remote_events.TicketResolved) and e.when < end}
+    waiting: Counter[str] = Counter()
     for tid, when in opened.items():
         if tid in done:
             continue
@@ -178,19 +178,22 @@ def expected(events: list[Published], first: date, last: date) -> dict[str, obje
         "accepted": count["ticket.opened"],
         "supervised": count["ticket.escalated"],
         "feedback": count["ticket.resolved"],
-        "resolved_within_sla": sum(1 for e in resolved if e.message.within_sla),
+        "resolved_within_sla": sum(1 for e in resolved
+                                   if isinstance(e.message, remote_events.TicketResolved)
+                                   and e.message.within_sla),
         "callbacks": count["callback.recorded"],
         "visits": count["visit.recorded"],
         "patrols": count["patrol.recorded"],
         "advisories_opened": count["advisory.opened"],
         "advisories_answered": count["advisory.answered"],
-        "advisories_late": sum(1 for e in inside if e.subject.endswith("advisory.answered")
+        "advisories_late": sum(1 for e in inside
+                               if isinstance(e.message, vip_events.AdvisoryAnswered)
                                and e.message.late),
         "callback_quota_missed": sum(
-            1 for e in events if e.subject.endswith("callback.quota_missed")
+            1 for e in events if isinstance(e.message, remote_events.CallbackQuotaMissed)
             and first <= date.fromisoformat(e.message.day) <= last),
         "callback_target": sum(e.message.target_count for e in inside
-                               if e.subject.endswith("campaign.created")),
+                               if isinstance(e.message, remote_events.CampaignCreated)),
         "working_days": sum(1 for d in days if chinese_calendar.is_workday(d)),
         "waiting": dict(waiting),
     }
@@ -202,10 +205,10 @@ def interactions(events: list[Published], first: date, last: date) -> dict[str, 
     for e in events:
         if not first <= e.local_day <= last:
             continue
-        if e.subject.endswith("ticket.resolved"):
+        if isinstance(e.message, remote_events.TicketResolved):
             pool.setdefault(e.person, set()).add(e.message.ticket_id)
-        elif e.subject.endswith("callback.recorded"):
+        elif isinstance(e.message, remote_events.CallbackRecorded):
             pool.setdefault(e.person, set()).add(e.message.callback_id)
-        elif e.subject.endswith("advisory.answered"):
+        elif isinstance(e.message, vip_events.AdvisoryAnswered):
             pool.setdefault(e.person, set()).add(e.message.advisory_id)
     return pool

@@ -3,9 +3,10 @@ records (PERMISSION_DENIED otherwise), every refusal names the field or the rule
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -28,6 +29,9 @@ from tests.harness import (
 )
 from tests.insight.month import AGENTS, Published, build_month, publish_all
 
+if TYPE_CHECKING:
+    from branch.insight.v1.insight_service_pb2_grpc import InsightServiceAsyncStub
+
 INSPECTOR = auth("qi-1", "quality_inspector")
 OTHER_INSPECTOR = auth("qi-2", "quality_inspector")
 # 2 March 2026 00:05 in Shanghai: February is over, just after local midnight
@@ -35,7 +39,7 @@ NOW = datetime(2026, 3, 1, 16, 5, tzinfo=UTC)
 K = inspection_pb2
 
 
-async def refused(call, code: grpc.StatusCode) -> grpc.aio.AioRpcError:  # type: ignore[no-untyped-def]
+async def refused(call: Awaitable[Any], code: grpc.StatusCode) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await call
     assert err.value.code() == code, err.value.details()
@@ -43,7 +47,7 @@ async def refused(call, code: grpc.StatusCode) -> grpc.aio.AioRpcError:  # type:
 
 
 @pytest.fixture
-async def stub(tmp_path: Path, nats_url: str) -> AsyncIterator[InsightServiceStub]:
+async def stub(tmp_path: Path, nats_url: str) -> AsyncIterator[InsightServiceAsyncStub]:
     events = build_month(2026, 2, seed=11)
     # the directory names the first agent (names beside ids, services/common/names.py)
     events.append(Published("branch.directory.staff.created", directory_events.StaffCreated(
@@ -61,7 +65,7 @@ def scores(card: K.Scorecard, value: int) -> list[K.CriterionScore]:
             for c in card.criteria]
 
 
-async def test_agents_see_their_own_and_appeal(stub: InsightServiceStub) -> None:
+async def test_agents_see_their_own_and_appeal(stub: InsightServiceAsyncStub) -> None:
     drawn = await stub.DrawSamples(api.DrawSamplesRequest(month="2026-02", per_person=2),
                                    metadata=INSPECTOR)
     assert drawn.drawn > 0
@@ -142,7 +146,7 @@ async def test_agents_see_their_own_and_appeal(stub: InsightServiceStub) -> None
     assert list(summary.teams) == []
 
 
-async def test_failed_check_flags_and_bad_input(stub: InsightServiceStub) -> None:
+async def test_failed_check_flags_and_bad_input(stub: InsightServiceAsyncStub) -> None:
     err = await refused(stub.DrawSamples(api.DrawSamplesRequest(month="2026-13", per_person=9),
                                          metadata=INSPECTOR), grpc.StatusCode.INVALID_ARGUMENT)
     assert bad_fields(err) == {"month"} or bad_fields(err) == {"month", "per_person"}
@@ -176,7 +180,7 @@ async def test_failed_check_flags_and_bad_input(stub: InsightServiceStub) -> Non
     assert bad_fields(err) == {"scorecard.criteria"}
 
 
-async def test_duty_log_is_append_only_and_for_shift_leads(stub: InsightServiceStub) -> None:
+async def test_duty_log_is_append_only_and_for_shift_leads(stub: InsightServiceAsyncStub) -> None:
     entry = await stub.CreateDutyLogEntry(api.CreateDutyLogEntryRequest(
         entry=duty_log_pb2.DutyLogEntry(category="handover", text="2 tickets waiting > 3 days"),
         request_id="d-1"), metadata=SUPERVISOR)

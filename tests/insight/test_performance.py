@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import chinese_calendar
 import grpc
@@ -15,6 +16,7 @@ import pytest
 from branch.insight.v1 import insight_service_pb2 as api
 from branch.insight.v1 import inspection_pb2, performance_pb2
 from branch.insight.v1.insight_service_pb2_grpc import InsightServiceStub
+from branch.remote.v1 import events_pb2 as remote_events
 
 from services.common.clock import FakeClock
 from services.insight.server import SPEC
@@ -23,9 +25,13 @@ from tests.insight.month import (
     AGENTS,
     CAMPAIGN_FROM,
     CAMPAIGN_QUOTA,
+    Published,
     build_month,
     publish_all,
 )
+
+if TYPE_CHECKING:
+    from branch.insight.v1.insight_service_pb2_grpc import InsightServiceAsyncStub
 
 LEAD = auth("sup-1", "supervisor")
 OTHER_LEAD = auth("sup-2", "supervisor")
@@ -36,7 +42,7 @@ P = performance_pb2
 
 @pytest.fixture
 async def events_and_stub(tmp_path: Path, nats_url: str
-                          ) -> AsyncIterator[tuple[list, InsightServiceStub]]:  # type: ignore[type-arg]
+                          ) -> AsyncIterator[tuple[list[Published], InsightServiceAsyncStub]]:
     events = build_month(2026, 2, seed=5)
     async with running(SPEC, make_settings(tmp_path, nats_url), clock=FakeClock(NOW)) as one:
         await publish_all(nats_url, events)
@@ -46,7 +52,8 @@ async def events_and_stub(tmp_path: Path, nats_url: str
             yield events, InsightServiceStub(ch)
 
 
-async def test_review_cycle(events_and_stub) -> None:  # type: ignore[no-untyped-def]
+async def test_review_cycle(
+        events_and_stub: tuple[list[Published], InsightServiceAsyncStub]) -> None:
     events, stub = events_and_stub
     me = AGENTS[0]
     mine = auth(me, "service_agent")
@@ -79,9 +86,9 @@ async def test_review_cycle(events_and_stub) -> None:  # type: ignore[no-untyped
     calls = sum(1 for e in feb if e.subject.endswith("callback.recorded"))
     assert targets["callbacks"].actual == str(calls)
     assert targets["callbacks"].met == (calls >= CAMPAIGN_QUOTA * working)
-    resolved = [e for e in feb if e.subject.endswith("ticket.resolved")]
+    resolved = [e.message for e in feb if isinstance(e.message, remote_events.TicketResolved)]
     if resolved:
-        within = sum(1 for e in resolved if e.message.within_sla)
+        within = sum(1 for m in resolved if m.within_sla)
         assert Decimal(targets["sla_compliance_percent"].actual) == (
             Decimal(within * 100) / len(resolved)).quantize(Decimal("0.1"))
     assert targets["inspection_average"].actual == "75.00"

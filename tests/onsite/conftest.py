@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -24,7 +24,12 @@ from services.common.server import ServiceRunner
 from services.directory.server import SPEC as DIRECTORY
 from services.onsite.server import SPEC as ONSITE
 from services.research.server import SPEC as RESEARCH
-from tests.harness import ADMIN, auth, make_settings, running
+from tests.harness import ADMIN, Metadata, auth, make_settings, running
+
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
+    from branch.onsite.v1.onsite_service_pb2_grpc import OnsiteServiceAsyncStub
+    from branch.research.v1.research_service_pb2_grpc import ResearchServiceAsyncStub
 
 ROLE = {
     "client_manager": staff_pb2.ROLE_CLIENT_MANAGER,
@@ -40,12 +45,12 @@ class Stack:
     directory_runner: ServiceRunner
     runners: list[ServiceRunner]
     clock: FakeClock
-    directory: DirectoryServiceStub
-    onsite: OnsiteServiceStub
+    directory: DirectoryServiceAsyncStub
+    onsite: OnsiteServiceAsyncStub
     channels: list[grpc.aio.Channel] = field(default_factory=list)
     # Set when the stack runs the real research service too.
     research_runner: ServiceRunner | None = None
-    research: ResearchServiceStub | None = None
+    research: ResearchServiceAsyncStub | None = None
 
     @property
     def runner(self) -> ServiceRunner:
@@ -116,38 +121,38 @@ class World:
     # on-site, cm1, C4 but the assessment is older than two years
     client_old: str
 
-    def md(self, staff_id: str, role: str) -> list[tuple[str, str]]:
+    def md(self, staff_id: str, role: str) -> Metadata:
         return auth(staff_id, role)
 
     @property
-    def as_cm1(self) -> list[tuple[str, str]]:
+    def as_cm1(self) -> Metadata:
         return auth(self.cm1, "client_manager")
 
     @property
-    def as_cm2(self) -> list[tuple[str, str]]:
+    def as_cm2(self) -> Metadata:
         return auth(self.cm2, "client_manager")
 
     @property
-    def as_cons1(self) -> list[tuple[str, str]]:
+    def as_cons1(self) -> Metadata:
         return auth(self.cons1, "consultant")
 
     @property
-    def as_cons2(self) -> list[tuple[str, str]]:
+    def as_cons2(self) -> Metadata:
         return auth(self.cons2, "consultant")
 
     @property
-    def as_sup(self) -> list[tuple[str, str]]:
+    def as_sup(self) -> Metadata:
         return auth(self.sup, "supervisor")
 
 
-async def make_staff(d: DirectoryServiceStub, *roles: str) -> str:
+async def make_staff(d: DirectoryServiceAsyncStub, *roles: str) -> str:
     staff = await d.CreateStaff(dapi.CreateStaffRequest(staff=staff_pb2.Staff(
         employee_no="E" + uuid.uuid4().hex[:10], display_name="Staff",
         roles=[ROLE[r] for r in roles])), metadata=ADMIN)
     return staff.id
 
 
-async def make_client(d: DirectoryServiceStub, **fields: Any) -> str:
+async def make_client(d: DirectoryServiceAsyncStub, **fields: Any) -> str:
     defaults: dict[str, Any] = dict(
         account_no="A" + uuid.uuid4().hex[:12], display_name="Client",
         channel=client_pb2.CHANNEL_ONSITE, risk_tolerance=client_pb2.RISK_TOLERANCE_C3,
@@ -160,7 +165,7 @@ async def make_client(d: DirectoryServiceStub, **fields: Any) -> str:
     return client.id
 
 
-async def import_holdings(d: DirectoryServiceStub, client_id: str,
+async def import_holdings(d: DirectoryServiceAsyncStub, client_id: str,
                           positions: list[tuple[str, int, str, str]]) -> None:
     """positions: (ticker, quantity, cost price, market price)."""
     today = datetime.now(UTC).date().isoformat()

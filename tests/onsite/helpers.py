@@ -8,9 +8,8 @@ from typing import Any
 import grpc
 import pytest
 from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
-from tests.harness import bad_fields
+from tests.harness import bad_fields, rpc_status_of
 
 
 async def fails(call: Awaitable[Any], code: grpc.StatusCode) -> grpc.aio.AioRpcError:
@@ -26,12 +25,13 @@ async def bad(call: Awaitable[Any], *fields: str) -> None:
 
 
 def reason(err: grpc.aio.AioRpcError) -> str:
-    status = rpc_status.from_call(err)
+    status = rpc_status_of(err)
     for detail in status.details if status else []:
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
             detail.Unpack(info)
-            return info.reason
+            reason: str = info.reason
+            return reason
     return ""
 
 

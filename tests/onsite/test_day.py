@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -17,7 +18,7 @@ from tests.onsite.helpers import bad, events_about, fails, reason
 PD = grpc.StatusCode.PERMISSION_DENIED
 
 
-def visit(client_id: str, **kw) -> api.RecordVisitRequest:  # type: ignore[no-untyped-def]
+def visit(client_id: str, **kw: Any) -> api.RecordVisitRequest:
     request_id = kw.pop("request_id", "")
     return api.RecordVisitRequest(visit=day_pb2.Visit(client_id=client_id, **kw),
                                   request_id=request_id)
@@ -101,7 +102,7 @@ async def test_visit_refusals(world: World) -> None:
     o = world.s.onsite
     err = await fails(o.RecordVisit(visit("no-such-client"), metadata=world.as_cm1),
                       grpc.StatusCode.NOT_FOUND)
-    assert reason(err) == "CLIENT_UNKNOWN" and "not known to the directory" in err.details()
+    assert reason(err) == "CLIENT_UNKNOWN" and "not known to the directory" in (err.details() or "")
     err = await fails(o.RecordVisit(visit(world.client_r), metadata=world.as_cm1),
                       grpc.StatusCode.FAILED_PRECONDITION)
     assert reason(err) == "CLIENT_NOT_ONSITE"
@@ -221,7 +222,7 @@ async def test_quotas_and_compliance(world: World) -> None:
     assert cm2.visits_quota == 10 and cm2.rooms_quota == 3
     await fails(o.GetCompliance(api.GetComplianceRequest(client_manager_id=world.cm1),
                                 metadata=world.as_cm2), PD)
-    await bad(o.GetCompliance(api.GetComplianceRequest(date="yesterday", period=7),
+    await bad(o.GetCompliance(api.GetComplianceRequest(date="yesterday", period=day_pb2.Period.ValueType(7)),
                               metadata=world.as_cm1), "date", "period")
     await fails(o.GetCompliance(api.GetComplianceRequest(),
                                 metadata=auth("b-1", "broker")), PD)

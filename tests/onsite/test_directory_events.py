@@ -13,6 +13,7 @@ from branch.directory.v1 import events_pb2 as devents
 from branch.onsite.v1 import consultation_pb2 as cpb
 from branch.onsite.v1 import day_pb2
 from branch.onsite.v1 import onsite_service_pb2 as api
+from google.protobuf.field_mask_pb2 import FieldMask
 from sqlmodel import select
 
 from services.common.events import Event
@@ -36,9 +37,9 @@ async def test_client_turning_remote_leaves_plans_and_flags_forms(world: World) 
     form = await raise_form(world)
     await world.s.directory.UpdateClient(dapi.UpdateClientRequest(
         client=client_pb2.Client(id=world.client_a, channel=client_pb2.CHANNEL_REMOTE),
-        update_mask={"paths": ["channel"]}), metadata=ADMIN)
+        update_mask=FieldMask(paths=["channel"])), metadata=ADMIN)
 
-    async def dropped() -> api.GetDailyPlanRequest | None:
+    async def dropped() -> day_pb2.DailyPlan | None:
         plan = await o.GetDailyPlan(api.GetDailyPlanRequest(plan_date=today.isoformat()),
                                     metadata=world.as_cm1)
         return plan if plan.dropped else None
@@ -83,7 +84,8 @@ async def test_redelivered_duplicate_is_applied_once(world: World, nats_url: str
 
         async def both_seen() -> bool:
             info = await js.consumer_info(STREAM, consumer.durable)
-            return info.ack_floor.stream_seq >= acks[1].seq
+            floor: int = info.ack_floor.stream_seq
+            return floor >= acks[1].seq
 
         await eventually(both_seen)
     finally:
@@ -111,7 +113,7 @@ async def test_reassigned_client_leaves_the_old_managers_plans(world: World) -> 
     await world.s.directory.AssignClientStaff(dapi.AssignClientStaffRequest(
         id=world.client_old, client_manager_id=world.cm2), metadata=ADMIN)
 
-    async def dropped() -> api.GetDailyPlanRequest | None:
+    async def dropped() -> day_pb2.DailyPlan | None:
         plan = await o.GetDailyPlan(api.GetDailyPlanRequest(), metadata=world.as_cm1)
         return plan if plan.dropped else None
 

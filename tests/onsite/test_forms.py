@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import grpc
 from branch.directory.v1 import client_pb2
@@ -10,9 +11,10 @@ from branch.directory.v1 import directory_service_pb2 as dapi
 from branch.onsite.v1 import consultation_pb2 as cpb
 from branch.onsite.v1 import onsite_service_pb2 as api
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from services.common.protos import ts
-from tests.harness import ADMIN, auth
+from tests.harness import ADMIN, auth, rpc_status_of
 from tests.onsite.conftest import World, import_holdings
 from tests.onsite.helpers import bad, events_about, fails, reason
 
@@ -20,18 +22,19 @@ FP = grpc.StatusCode.FAILED_PRECONDITION
 PD = grpc.StatusCode.PERMISSION_DENIED
 
 
-async def raise_form(world: World, client_id: str | None = None, **kw):  # type: ignore[no-untyped-def]
+async def raise_form(world: World, client_id: str | None = None, **kw: Any
+                     ) -> cpb.ConsultationForm:
     md = kw.pop("metadata", None) or world.as_cm1
     return await world.s.onsite.RaiseConsultationForm(api.RaiseConsultationFormRequest(
         client_id=client_id or world.client_a, consultant_id=kw.pop("consultant_id", world.cons1),
         request_note=kw.pop("request_note", "worried about liquor stocks"), **kw), metadata=md)
 
 
-async def analyse(world: World, form_id: str, level: int = 2, **kw):  # type: ignore[no-untyped-def]
+async def analyse(world: World, form_id: str, level: int = 2, **kw: Any) -> cpb.ConsultationForm:
     md = kw.pop("metadata", None) or world.as_cons1
     return await world.s.onsite.AnalyseConsultationForm(api.AnalyseConsultationFormRequest(
         id=form_id, analysis="concentrated in one name", advice="trim 20%",
-        advice_risk_level=level, **kw), metadata=md)
+        advice_risk_level=client_pb2.RiskLevel.ValueType(level), **kw), metadata=md)
 
 
 async def test_raise_copies_holdings_snapshot(world: World, nats_url: str) -> None:
@@ -78,13 +81,14 @@ async def test_raise_refusals(world: World) -> None:
 async def test_a_wrong_consultant_is_told_apart(world: World) -> None:
     """Not an id at all, no such person, not a consultant: three different refusals."""
     from google.rpc import error_details_pb2
-    from grpc_status import rpc_status
 
     def why(err: grpc.aio.AioRpcError) -> str:
-        for detail in rpc_status.from_call(err).details:
+        status = rpc_status_of(err)
+        for detail in status.details if status else []:
             bad_request = error_details_pb2.BadRequest()
             if detail.Unpack(bad_request):
-                return bad_request.field_violations[0].description
+                description: str = bad_request.field_violations[0].description
+                return description
         return ""
 
     ghost = "0e4f5b7a-1111-4222-8333-944455556666"
@@ -102,7 +106,7 @@ async def test_state_machine(world: World, nats_url: str) -> None:
         id=form.id, acknowledgement="signed"), metadata=world.as_cm1), FP)
     assert reason(err) == "FORM_NOT_ANALYSED"
     await bad(o.AnalyseConsultationForm(api.AnalyseConsultationFormRequest(
-        id=form.id, advice_risk_level=9, note_ids=["n1", "n1", ""]), metadata=world.as_cons1),
+        id=form.id, advice_risk_level=client_pb2.RiskLevel.ValueType(9), note_ids=["n1", "n1", ""]), metadata=world.as_cons1),
         "analysis", "advice", "advice_risk_level", "note_ids", "note_ids[2]")
     await fails(analyse(world, form.id, metadata=world.as_cons2), PD)
     analysed = await analyse(world, form.id, note_ids=["note-1", "note-2"])
@@ -157,7 +161,7 @@ async def test_cancel(world: World) -> None:
 async def test_suitability_refusal_and_override(world: World) -> None:
     form = await raise_form(world)
     err = await fails(analyse(world, form.id, level=4), FP)
-    assert reason(err) == "SUITABILITY_MISMATCH" and "R4" in err.details()
+    assert reason(err) == "SUITABILITY_MISMATCH" and "R4" in (err.details() or "")
     over = await analyse(world, form.id, level=4,
                          suitability_override_reason="client insists, signed risk disclosure")
     assert over.suitability_override and cpb.FORM_FLAG_SUITABILITY_OVERRIDE in over.flags
@@ -174,7 +178,7 @@ async def test_suitability_refusal_and_override(world: World) -> None:
 async def test_expired_assessment_needs_override(world: World) -> None:
     form = await raise_form(world, client_id=world.client_old)
     err = await fails(analyse(world, form.id, level=1), FP)
-    assert "two years" in err.details()
+    assert "two years" in (err.details() or "")
     ok = await analyse(world, form.id, level=1, suitability_override_reason="reassessment booked")
     assert ok.risk_assessment_expired and ok.suitability_override
 
@@ -197,7 +201,7 @@ async def test_scope_and_inbox(world: World) -> None:
         consultant_id=world.cons2), metadata=world.as_cons1), PD)
     await fails(o.ListConsultationForms(api.ListConsultationFormsRequest(
         client_manager_id=world.cm2), metadata=world.as_cm1), PD)
-    await bad(o.ListConsultationForms(api.ListConsultationFormsRequest(states=[42]),
+    await bad(o.ListConsultationForms(api.ListConsultationFormsRequest(states=[cpb.FormState.ValueType(42)]),
                                       metadata=world.as_cons1), "states[0]")
     every = await o.ListConsultationForms(api.ListConsultationFormsRequest(
         client_manager_id=world.cm2), metadata=world.as_sup)
@@ -242,7 +246,7 @@ async def test_closed_client_cannot_get_delivery(world: World) -> None:
     waiting = await register(world, meeting.id, world.client_old)
     await world.s.directory.UpdateClient(dapi.UpdateClientRequest(
         client=client_pb2.Client(id=world.client_a, status=client_pb2.CLIENT_STATUS_CLOSED),
-        update_mask={"paths": ["status"]}), metadata=ADMIN)
+        update_mask=FieldMask(paths=["status"])), metadata=ADMIN)
     from tests.harness import eventually
 
     async def flagged() -> bool:

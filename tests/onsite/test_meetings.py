@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import grpc
 from branch.onsite.v1 import meeting_pb2 as mpb
 from branch.onsite.v1 import onsite_service_pb2 as api
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from services.common.protos import ts
-from tests.harness import ADMIN, auth
+from tests.harness import ADMIN, Metadata, auth
 from tests.onsite.conftest import World
 from tests.onsite.helpers import bad, events_about, fails, reason
 
@@ -17,15 +19,15 @@ FP = grpc.StatusCode.FAILED_PRECONDITION
 PD = grpc.StatusCode.PERMISSION_DENIED
 
 
-def series(**kw) -> mpb.MeetingSeries:  # type: ignore[no-untyped-def]
-    defaults = dict(title="Friday market review", weekday=5, start_local_time="15:30",
+def series(**kw: Any) -> mpb.MeetingSeries:
+    defaults: dict[str, Any] = dict(title="Friday market review", weekday=5, start_local_time="15:30",
                     duration_minutes=90, format=mpb.MEETING_FORMAT_IN_PERSON, room="Room 1",
                     capacity=30)
     defaults.update(kw)
     return mpb.MeetingSeries(**defaults)
 
 
-async def schedule(world: World, capacity: int = 2, **kw):  # type: ignore[no-untyped-def]
+async def schedule(world: World, capacity: int = 2, **kw: Any) -> mpb.Meeting:
     start = kw.pop("start", world.s.clock.now() + timedelta(days=2))
     md = kw.pop("metadata", None) or world.as_sup
     request_id = kw.pop("request_id", "")
@@ -37,7 +39,8 @@ async def schedule(world: World, capacity: int = 2, **kw):  # type: ignore[no-un
         request_id=request_id), metadata=md)
 
 
-async def register(world: World, meeting_id: str, client_id: str, md=None):  # type: ignore[no-untyped-def]
+async def register(world: World, meeting_id: str, client_id: str, md: Metadata | None = None
+                   ) -> mpb.Registration:
     return await world.s.onsite.RegisterForMeeting(api.RegisterForMeetingRequest(
         meeting_id=meeting_id, client_id=client_id), metadata=md or world.as_sup)
 
@@ -85,20 +88,20 @@ async def test_schedule_and_update(world: World) -> None:
     assert (await schedule(world, request_id="m-1")).id == m.id
     updated = await o.UpdateMeeting(api.UpdateMeetingRequest(
         meeting=mpb.Meeting(id=m.id, topic="Banks and insurers", note_ids=["n1", "n2"]),
-        update_mask={"paths": ["topic", "note_ids"]}), metadata=world.as_sup)
+        update_mask=FieldMask(paths=["topic", "note_ids"])), metadata=world.as_sup)
     assert updated.topic == "Banks and insurers" and list(updated.note_ids) == ["n1", "n2"]
     got = await o.GetMeeting(api.GetMeetingRequest(id=m.id), metadata=auth("b", "broker"))
     assert got.topic == "Banks and insurers" and got.state == mpb.MEETING_STATE_SCHEDULED
     cancelled = await o.UpdateMeeting(api.UpdateMeetingRequest(
         meeting=mpb.Meeting(id=online.id, state=mpb.MEETING_STATE_CANCELLED),
-        update_mask={"paths": ["state"]}), metadata=world.as_sup)
+        update_mask=FieldMask(paths=["state"])), metadata=world.as_sup)
     assert cancelled.state == mpb.MEETING_STATE_CANCELLED
     await fails(register(world, online.id, world.client_a), FP)
     await bad(o.UpdateMeeting(api.UpdateMeetingRequest(
-        meeting=mpb.Meeting(id=m.id), update_mask={"paths": ["room"]}), metadata=world.as_sup),
+        meeting=mpb.Meeting(id=m.id), update_mask=FieldMask(paths=["room"])), metadata=world.as_sup),
         "update_mask")
     await fails(o.UpdateMeeting(api.UpdateMeetingRequest(
-        meeting=mpb.Meeting(id="nope", topic="x"), update_mask={"paths": ["topic"]}),
+        meeting=mpb.Meeting(id="nope", topic="x"), update_mask=FieldMask(paths=["topic"])),
         metadata=world.as_sup), grpc.StatusCode.NOT_FOUND)
     await fails(o.GetMeeting(api.GetMeetingRequest(id=m.id)), grpc.StatusCode.UNAUTHENTICATED)
 
@@ -135,11 +138,11 @@ async def test_waiting_list_moves_up(world: World) -> None:
                                      metadata=world.as_cm1), FP)
     # cancelling a waitlisted one moves nobody; more capacity promotes the next
     bigger = await o.UpdateMeeting(api.UpdateMeetingRequest(
-        meeting=mpb.Meeting(id=m.id, capacity=3), update_mask={"paths": ["capacity"]}),
+        meeting=mpb.Meeting(id=m.id, capacity=3), update_mask=FieldMask(paths=["capacity"])),
         metadata=world.as_sup)
     assert (bigger.confirmed_count, bigger.waitlisted_count) == (3, 0)
     await fails(o.UpdateMeeting(api.UpdateMeetingRequest(
-        meeting=mpb.Meeting(id=m.id, capacity=1), update_mask={"paths": ["capacity"]}),
+        meeting=mpb.Meeting(id=m.id, capacity=1), update_mask=FieldMask(paths=["capacity"])),
         metadata=world.as_sup), FP)
     # re-registering after a cancellation is allowed
     back = await register(world, m.id, world.client_a, world.as_cm1)

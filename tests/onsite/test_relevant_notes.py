@@ -21,7 +21,7 @@ from rich.console import Console
 
 from services.cli.branchctl import Ctl
 from services.onsite import cli, relevant_notes
-from tests.harness import auth, token
+from tests.harness import Metadata, auth, token
 from tests.onsite.conftest import Stack, World, import_holdings, make_client, make_stack, make_world
 from tests.onsite.helpers import bad, fails, reason
 
@@ -46,9 +46,9 @@ def _day(s: Stack, days: int) -> str:
     return (s.clock.now().astimezone(TZ).date() + timedelta(days=days)).isoformat()
 
 
-async def note(s: Stack, *tickers: str, risk: int = client_pb2.RISK_LEVEL_R2,
+async def note(s: Stack, *tickers: str, risk: client_pb2.RiskLevel.ValueType = client_pb2.RISK_LEVEL_R2,
                upto: str = "publish", valid_days: int = 30,
-               kind: int = enums.NOTE_KIND_STOCK) -> note_pb2.Note:
+               kind: enums.NoteKind.ValueType = enums.NOTE_KIND_STOCK) -> note_pb2.Note:
     """A note on tickers taken through review up to `upto` (draft, approved, publish, withdraw)."""
     r = s.research
     assert r is not None
@@ -77,7 +77,7 @@ async def raise_form(w: World, client_id: str, manager: str, consultant: str) ->
     return form.id
 
 
-async def relevant(s: Stack, form_id: str, md: list[tuple[str, str]],
+async def relevant(s: Stack, form_id: str, md: Metadata,
                    **kw: Any) -> api.ListRelevantNotesResponse:
     return await s.onsite.ListRelevantNotes(
         api.ListRelevantNotesRequest(form_id=form_id, **kw), metadata=md)

@@ -15,6 +15,7 @@ from branch.onsite.v1 import day_pb2
 from branch.onsite.v1 import meeting_pb2 as mpb
 from branch.onsite.v1 import onsite_service_pb2 as api
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common.events import Event
@@ -50,7 +51,7 @@ async def test_retry_after_the_client_changed_returns_the_first_result(world: Wo
     assert (await raise_form(world, client, request_id="rf-1")) == first_form
     await d.UpdateClient(dapi.UpdateClientRequest(
         client=client_pb2.Client(id=client, status=client_pb2.CLIENT_STATUS_CLOSED),
-        update_mask={"paths": ["status"]}), metadata=ADMIN)
+        update_mask=FieldMask(paths=["status"])), metadata=ADMIN)
     await fails(o.RegisterForMeeting(api.RegisterForMeetingRequest(
         meeting_id=m.id, client_id=client, request_id="rr-2"), metadata=world.as_cm1),
         grpc.StatusCode.FAILED_PRECONDITION)
@@ -79,8 +80,8 @@ async def test_forged_page_tokens_are_invalid_argument(world: World) -> None:
                                           metadata=md), "page_token")
         await bad(o.ListMeetings(api.ListMeetingsRequest(page_token=token), metadata=md),
                   "page_token")
-    for key in ("x", "1.5", None, True):
-        token = encode_token(key)
+    for single in ("x", "1.5", None, True):
+        token = encode_token(single)
         await bad(o.ListQuotas(api.ListQuotasRequest(page_token=token), metadata=md),
                   "page_token")
         await bad(o.ListRegistrations(api.ListRegistrationsRequest(
@@ -130,20 +131,20 @@ async def test_only_the_organiser_presenter_or_a_supervisor_changes_a_meeting(
     o = world.s.onsite
     m = await schedule(world, capacity=4)  # scheduled by the supervisor, the analyst presents
     cancel = api.UpdateMeetingRequest(meeting=mpb.Meeting(id=m.id, state=mpb.MEETING_STATE_CANCELLED),
-                                      update_mask={"paths": ["state"]})
+                                      update_mask=FieldMask(paths=["state"]))
     err = await fails(o.UpdateMeeting(cancel, metadata=world.as_cm1), PD)
     assert reason(err) == "NOT_MEETING_ORGANISER"
     await fails(o.UpdateMeeting(cancel, metadata=world.md("other-analyst", "analyst")), PD)
     got = await o.GetMeeting(api.GetMeetingRequest(id=m.id), metadata=world.as_cm1)
     assert got.state == mpb.MEETING_STATE_SCHEDULED
     topic = api.UpdateMeetingRequest(meeting=mpb.Meeting(id=m.id, topic="Rates, revised"),
-                                     update_mask={"paths": ["topic"]})
+                                     update_mask=FieldMask(paths=["topic"]))
     changed = await o.UpdateMeeting(topic, metadata=world.md(world.analyst, "analyst"))
     assert changed.topic == "Rates, revised"
     own = await schedule(world, metadata=world.as_cm1)
     done = await o.UpdateMeeting(api.UpdateMeetingRequest(
         meeting=mpb.Meeting(id=own.id, state=mpb.MEETING_STATE_CANCELLED),
-        update_mask={"paths": ["state"]}), metadata=world.as_cm1)
+        update_mask=FieldMask(paths=["state"])), metadata=world.as_cm1)
     assert done.state == mpb.MEETING_STATE_CANCELLED
     assert (await o.UpdateMeeting(cancel, metadata=world.as_sup)).state == \
         mpb.MEETING_STATE_CANCELLED
@@ -209,12 +210,12 @@ async def test_other_staff_cannot_act_on_a_form(world: World) -> None:
         await fails(o.ListRelevantNotes(api.ListRelevantNotesRequest(form_id=form.id),
                                         metadata=md), PD)
     await fails(o.AnalyseConsultationForm(api.AnalyseConsultationFormRequest(
-        id=form.id, analysis="a", advice="b", advice_risk_level=1), metadata=world.as_cons2), PD)
+        id=form.id, analysis="a", advice="b", advice_risk_level=client_pb2.RISK_LEVEL_R1), metadata=world.as_cons2), PD)
     # the manager who raised it reads it but may not write the analysis
     await fails(o.AnalyseConsultationForm(api.AnalyseConsultationFormRequest(
-        id=form.id, analysis="a", advice="b", advice_risk_level=1), metadata=world.as_cm1), PD)
+        id=form.id, analysis="a", advice="b", advice_risk_level=client_pb2.RISK_LEVEL_R1), metadata=world.as_cm1), PD)
     await o.AnalyseConsultationForm(api.AnalyseConsultationFormRequest(
-        id=form.id, analysis="a", advice="b", advice_risk_level=1), metadata=world.as_cons1)
+        id=form.id, analysis="a", advice="b", advice_risk_level=client_pb2.RISK_LEVEL_R1), metadata=world.as_cons1)
     for md in others:
         await fails(o.DeliverConsultationForm(api.DeliverConsultationFormRequest(
             id=form.id, acknowledgement="signed"), metadata=md), PD)
@@ -336,7 +337,7 @@ async def test_two_events_for_a_new_client_at_once_are_both_applied(db_world: Wo
 async def test_a_presenter_is_an_active_analyst_or_a_branch_client(world: World) -> None:
     o = world.s.onsite
 
-    def meeting(kind: int, presenter: str) -> api.ScheduleMeetingRequest:
+    def meeting(kind: mpb.PresenterKind.ValueType, presenter: str) -> api.ScheduleMeetingRequest:
         return api.ScheduleMeetingRequest(meeting=mpb.Meeting(
             topic="t", format=mpb.MEETING_FORMAT_ONLINE, duration_minutes=60, capacity=5,
             start_time=ts(world.s.clock.now() + timedelta(days=1)), presenter_kind=kind,
@@ -357,7 +358,7 @@ async def test_a_presenter_is_an_active_analyst_or_a_branch_client(world: World)
     await bad(o.UpdateMeeting(api.UpdateMeetingRequest(
         meeting=mpb.Meeting(id=m.id, presenter_kind=mpb.PRESENTER_KIND_CLIENT,
                             presenter_id="ghost"),
-        update_mask={"paths": ["presenter_kind", "presenter_id"]}), metadata=world.as_sup),
+        update_mask=FieldMask(paths=["presenter_kind", "presenter_id"])), metadata=world.as_sup),
         "meeting.presenter_id")
     assert not [x for x in (await o.ListMeetings(api.ListMeetingsRequest(),
                                                  metadata=world.as_sup)).meetings
@@ -365,5 +366,5 @@ async def test_a_presenter_is_an_active_analyst_or_a_branch_client(world: World)
     sharing = await o.UpdateMeeting(api.UpdateMeetingRequest(
         meeting=mpb.Meeting(id=m.id, presenter_kind=mpb.PRESENTER_KIND_CLIENT,
                             presenter_id=world.client_b),
-        update_mask={"paths": ["presenter_kind", "presenter_id"]}), metadata=world.as_sup)
+        update_mask=FieldMask(paths=["presenter_kind", "presenter_id"])), metadata=world.as_sup)
     assert sharing.presenter_id == world.client_b

@@ -9,6 +9,7 @@ from branch.onsite.v1 import consultation_pb2 as cpb
 from branch.onsite.v1 import day_pb2
 from branch.onsite.v1 import meeting_pb2 as mpb
 from branch.onsite.v1 import onsite_service_pb2 as api
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from tests.harness import ADMIN, eventually
 from tests.onsite.conftest import World
@@ -61,7 +62,7 @@ async def test_storage_paths(db_world: World) -> None:
 
     await w.s.directory.UpdateClient(dapi.UpdateClientRequest(
         client=client_pb2.Client(id=w.client_a, status=client_pb2.CLIENT_STATUS_CLOSED),
-        update_mask={"paths": ["status"]}), metadata=ADMIN)
+        update_mask=FieldMask(paths=["status"])), metadata=ADMIN)
 
     async def flagged() -> bool:
         got = await o.GetConsultationForm(api.GetConsultationFormRequest(id=forms[2].id),

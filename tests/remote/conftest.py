@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -19,7 +20,11 @@ from services.common.server import ServiceRunner
 from services.common.settings import Settings
 from services.directory.server import SPEC as DIRECTORY
 from services.remote.server import SPEC as REMOTE
-from tests.harness import ADMIN, auth, make_settings, running, unique
+from tests.harness import ADMIN, Metadata, auth, make_settings, running, unique
+
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
+    from branch.remote.v1.remote_service_pb2_grpc import RemoteServiceAsyncStub
 
 # Monday 2 March 2026, 09:30 in Asia/Shanghai.
 START = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
@@ -31,18 +36,18 @@ class Env:
     remote: ServiceRunner
     settings: Settings
     clock: FakeClock
-    dir: DirectoryServiceStub
-    stub: RemoteServiceStub
+    dir: DirectoryServiceAsyncStub
+    stub: RemoteServiceAsyncStub
     channels: list[grpc.aio.Channel] = field(default_factory=list)
     counter: int = 0
 
-    async def staff(self, role: int, team_lead_id: str = "") -> str:
+    async def staff(self, role: staff_pb2.Role.ValueType, team_lead_id: str = "") -> str:
         made = await self.dir.CreateStaff(dapi.CreateStaffRequest(staff=staff_pb2.Staff(
             employee_no=unique("E"), display_name="Staff", roles=[role],
             team_lead_id=team_lead_id)), metadata=ADMIN)
         return made.id
 
-    async def agent(self, team_lead_id: str = "") -> tuple[str, list[tuple[str, str]]]:
+    async def agent(self, team_lead_id: str = "") -> tuple[str, Metadata]:
         sid = await self.staff(staff_pb2.ROLE_SERVICE_AGENT, team_lead_id)
         return sid, auth(sid, "service_agent")
 
@@ -51,11 +56,12 @@ class Env:
                      opened_on: str = "2024-05-06") -> client_pb2.Client:
         return await self.dir.CreateClient(dapi.CreateClientRequest(client=client_pb2.Client(
             account_no=unique("A"), display_name="Client", phone="13800000000",
-            channel=channel, tier=tier, risk_tolerance=tolerance,  # type: ignore[arg-type]
+            channel=client_pb2.Channel.ValueType(channel), tier=client_pb2.Tier.ValueType(tier),
+            risk_tolerance=client_pb2.RiskTolerance.ValueType(tolerance),
             risk_assessed_on="2025-06-01", commission_rate="0.00025", opened_on=opened_on)),
             metadata=ADMIN)
 
-    def remote_stub(self, runner: ServiceRunner) -> RemoteServiceStub:
+    def remote_stub(self, runner: ServiceRunner) -> RemoteServiceAsyncStub:
         ch = grpc.aio.insecure_channel(f"127.0.0.1:{runner.port}")
         self.channels.append(ch)
         return RemoteServiceStub(ch)

@@ -4,6 +4,7 @@ time follows the branch's calendar (holidays off, make-up working days on) in it
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,6 +23,7 @@ from services.remote.models import QuotaMiss, TicketEscalation
 from services.remote.server import SPEC as REMOTE
 from services.remote.server import check_quotas, check_sla
 from tests.harness import SUPERVISOR, channel, eventually, make_settings, running
+from tests.remote.conftest import Env
 from tests.remote.test_campaigns import campaign
 from tests.remote.test_tickets import on_duty, open_ticket
 
@@ -32,7 +34,7 @@ def sh(y: int, m: int, d: int, h: int = 0, minute: int = 0) -> datetime:
     return datetime(y, m, d, h, minute, tzinfo=SHANGHAI).astimezone(UTC)
 
 
-async def resolution_levels(env, ticket_id: str) -> list[int]:  # type: ignore[no-untyped-def]
+async def resolution_levels(env: Env, ticket_id: str) -> list[int]:
     async with env.remote.ctx.db.read() as session:
         rows = (await session.exec(select(TicketEscalation).where(
             TicketEscalation.ticket_id == ticket_id,
@@ -40,7 +42,7 @@ async def resolution_levels(env, ticket_id: str) -> list[int]:  # type: ignore[n
     return sorted(r.level for r in rows)
 
 
-async def test_escalation_levels_wait_for_working_days(env) -> None:
+async def test_escalation_levels_wait_for_working_days(env: Env) -> None:
     # case 7: normal ticket (1,440 business minutes) opened Thursday 7 March 2024 16:00
     lead = await env.staff(staff_pb2.ROLE_SUPERVISOR)
     _, md = await on_duty(env, team_lead_id=lead)
@@ -72,7 +74,7 @@ async def test_escalation_levels_wait_for_working_days(env) -> None:
     (sh(2026, 2, 13, 16), sh(2026, 2, 14, 16)),        # 2026's Spring Festival make-up day
     (sh(2026, 2, 14, 20), sh(2026, 2, 24, 20)),        # ... then 15-23 February off
 ])
-async def test_resolution_due_time_follows_the_calendar(env, opened: datetime,
+async def test_resolution_due_time_follows_the_calendar(env: Env, opened: datetime,
                                                         due: datetime) -> None:
     _, md = await on_duty(env)
     env.clock.set(opened)
@@ -81,7 +83,7 @@ async def test_resolution_due_time_follows_the_calendar(env, opened: datetime,
     assert made.resolution.due_time.ToDatetime(UTC) == due
 
 
-async def test_quota_misses_counted_on_working_days_only(env) -> None:
+async def test_quota_misses_counted_on_working_days_only(env: Env) -> None:
     agent, _ = await env.agent()
     await env.client()
     env.clock.set(sh(2024, 9, 26, 9, 30))
@@ -110,7 +112,7 @@ async def test_quota_misses_counted_on_working_days_only(env) -> None:
         date(2024, 10, 9), date(2024, 10, 10), date(2024, 10, 11), date(2024, 10, 12)]
 
 
-async def test_operator_overrides_reach_every_replica_without_a_restart(env_db) -> None:
+async def test_operator_overrides_reach_every_replica_without_a_restart(env_db: Env) -> None:
     env = env_db  # SQLite, and PostgreSQL when configured
     # December 2026: the State Council's 2027 notice is out, the library has no 2027 yet
     monday = date(2027, 2, 8)
@@ -132,7 +134,7 @@ async def test_operator_overrides_reach_every_replica_without_a_restart(env_db) 
     await eventually(lambda: env.remote.ctx.calendar.is_working_day(monday))
 
 
-async def test_overrides_load_once_the_directory_comes_up(tmp_path, nats_url) -> None:
+async def test_overrides_load_once_the_directory_comes_up(tmp_path: Path, nats_url: str) -> None:
     """remote started while the directory is down serves with the library's calendar and
     picks the overrides up in the background when the directory is back."""
 
@@ -155,7 +157,7 @@ async def test_overrides_load_once_the_directory_comes_up(tmp_path, nats_url) ->
 
 
 async def test_new_account_window_ending_on_a_holiday_ends_on_the_next_working_day(
-        env) -> None:
+        env: Env) -> None:
     agent, md = await env.agent()
     env.clock.set(sh(2024, 9, 10, 0, 5))
     sep1 = await env.client(opened_on="2024-09-01")    # a month later: 1 October, a holiday
@@ -185,7 +187,7 @@ async def test_new_account_window_ending_on_a_holiday_ends_on_the_next_working_d
     ("2026-03-04", "2026-03-02", 5),
 ])
 async def test_weekly_statistics_cut_in_the_branch_zone_with_its_working_days(
-        env, week_of: str, monday: str, working_days: int) -> None:
+        env: Env, week_of: str, monday: str, working_days: int) -> None:
     _, md = await on_duty(env)
     # a ticket opened at 00:05 local on the week's Monday (still Sunday in UTC) is that week's
     first = date.fromisoformat(monday)

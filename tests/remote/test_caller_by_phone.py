@@ -6,10 +6,11 @@ from branch.directory.v1 import client_pb2
 from branch.directory.v1 import directory_service_pb2 as dapi
 
 from tests.harness import ADMIN, unique
+from tests.remote.conftest import Env
 from tests.remote.test_tickets import on_duty, open_ticket
 
 
-async def _client(env, phone: str) -> client_pb2.Client:  # type: ignore[no-untyped-def]
+async def _client(env: Env, phone: str) -> client_pb2.Client:
     return await env.dir.CreateClient(dapi.CreateClientRequest(client=client_pb2.Client(
         account_no=unique("A"), display_name="张三", phone=phone,
         channel=client_pb2.CHANNEL_REMOTE, tier=client_pb2.TIER_KEY,
@@ -17,7 +18,7 @@ async def _client(env, phone: str) -> client_pb2.Client:  # type: ignore[no-unty
         commission_rate="0.00025")), metadata=ADMIN)
 
 
-async def test_caller_identified_by_normalised_phone(env) -> None:  # type: ignore[no-untyped-def]
+async def test_caller_identified_by_normalised_phone(env: Env) -> None:
     _, md = await on_duty(env)
     known = await _client(env, "13089384935")
     for typed in ("+86 130 8938 4935", "130-8938-4935", "0086 13089384935"):

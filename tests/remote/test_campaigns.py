@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -13,10 +15,11 @@ from branch.remote.v1 import remote_service_pb2 as api
 from services.common.protos import ts
 from services.remote.server import SPEC as REMOTE
 from tests.harness import ADMIN, SUPERVISOR, auth, bad_fields, collect_events, eventually, running
+from tests.remote.conftest import Env
 
 
-def campaign(agents: list[str], **kw) -> cpb.Campaign:  # type: ignore[no-untyped-def]
-    base = dict(name="Spring check-in", purpose="ask about service",
+def campaign(agents: list[str], **kw: Any) -> cpb.Campaign:
+    base: dict[str, Any] = dict(name="Spring check-in", purpose="ask about service",
                 kind=cpb.CAMPAIGN_KIND_GENERAL, start_date="2026-03-02",
                 end_date="2026-03-31", agent_ids=agents, daily_quota=5,
                 max_attempts=3, retry_backoff_minutes=30)
@@ -24,7 +27,7 @@ def campaign(agents: list[str], **kw) -> cpb.Campaign:  # type: ignore[no-untype
     return cpb.Campaign(**base)
 
 
-async def test_create_campaign_targets_standard_remote_clients(env, nats_url) -> None:
+async def test_create_campaign_targets_standard_remote_clients(env: Env, nats_url: str) -> None:
     agent, _ = await env.agent()
     remote = [await env.client() for _ in range(3)]
     await env.client(channel=client_pb2.CHANNEL_ONSITE)
@@ -57,17 +60,17 @@ async def test_create_campaign_targets_standard_remote_clients(env, nats_url) ->
         made.daily_quota, made.start_date, made.end_date)
 
 
-async def test_campaign_rules_concentration_and_risk(env) -> None:
+async def test_campaign_rules_concentration_and_risk(env: Env) -> None:
     agent, _ = await env.agent()
     concentrated = await env.client(tolerance=2)
     spread = await env.client(tolerance=5)
 
-    async def records():  # type: ignore[no-untyped-def]
+    async def records() -> AsyncIterator[dapi.ImportTradesRequest]:
         from branch.directory.v1 import holding_pb2
         yield dapi.ImportTradesRequest(security=holding_pb2.Security(
-            ticker="600001", name="Risky", risk_level=4, last_price="10"))
+            ticker="600001", name="Risky", risk_level=client_pb2.RiskLevel.ValueType(4), last_price="10"))
         yield dapi.ImportTradesRequest(security=holding_pb2.Security(
-            ticker="600002", name="Safe", risk_level=1, last_price="10"))
+            ticker="600002", name="Safe", risk_level=client_pb2.RiskLevel.ValueType(1), last_price="10"))
         for cid, qty in ((concentrated.id, (900, 100)), (spread.id, (500, 500))):
             yield dapi.ImportTradesRequest(holding=dapi.HoldingSnapshot(
                 client_id=cid, ticker="600001", quantity=qty[0], cost_price="10",
@@ -90,11 +93,11 @@ async def test_campaign_rules_concentration_and_risk(env) -> None:
     assert [t.client_id for t in targets.targets] == [concentrated.id]
 
 
-async def test_create_campaign_bad_fields(env) -> None:
-    bad = cpb.Campaign(name="", kind=0, start_date="2026-13-01", end_date="x", agent_ids=[],
+async def test_create_campaign_bad_fields(env: Env) -> None:
+    bad = cpb.Campaign(name="", kind=cpb.CampaignKind.ValueType(0), start_date="2026-13-01", end_date="x", agent_ids=[],
                        daily_quota=0, max_attempts=11, retry_backoff_minutes=-1,
                        rule=cpb.TargetRule(not_contacted_days=-1, min_concentration="abc",
-                                           risk_tolerances=[9], max_targets=-1))
+                                           risk_tolerances=[client_pb2.RiskTolerance.ValueType(9)], max_targets=-1))
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await env.stub.CreateCampaign(api.CreateCampaignRequest(campaign=bad),
                                       metadata=SUPERVISOR)
@@ -116,7 +119,7 @@ async def test_create_campaign_bad_fields(env) -> None:
     assert "campaign.end_date" in bad_fields(err.value)
 
 
-async def test_campaign_roles_and_tokens(env) -> None:
+async def test_campaign_roles_and_tokens(env: Env) -> None:
     agent, agent_md = await env.agent()
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await env.stub.CreateCampaign(api.CreateCampaignRequest(campaign=campaign([agent])),
@@ -151,7 +154,7 @@ async def test_campaign_roles_and_tokens(env) -> None:
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_outcomes_retries_backoff_and_quota(env, nats_url) -> None:
+async def test_outcomes_retries_backoff_and_quota(env: Env, nats_url: str) -> None:
     agent, md = await env.agent()
     client = await env.client()
     made = await env.stub.CreateCampaign(api.CreateCampaignRequest(campaign=campaign(
@@ -209,7 +212,7 @@ async def test_outcomes_retries_backoff_and_quota(env, nats_url) -> None:
     assert sum(e.headers["ce-subject"] == rec.id for e in events) == 1
 
 
-async def test_record_requires_own_claim_and_valid_fields(env) -> None:
+async def test_record_requires_own_claim_and_valid_fields(env: Env) -> None:
     agent, md = await env.agent()
     other, other_md = await env.agent()
     await env.client()
@@ -239,7 +242,7 @@ async def test_record_requires_own_claim_and_valid_fields(env) -> None:
     assert closed.state == cpb.CAMPAIGN_STATE_CLOSED
 
 
-async def test_lease_expiry_hands_client_to_another_agent(env) -> None:
+async def test_lease_expiry_hands_client_to_another_agent(env: Env) -> None:
     a1, md1 = await env.agent()
     a2, md2 = await env.agent()
     await env.client()
@@ -253,7 +256,7 @@ async def test_lease_expiry_hands_client_to_another_agent(env) -> None:
     assert second.target.id == first.target.id and second.target.claimed_by == a2
 
 
-async def test_one_client_in_two_campaigns_is_never_called_twice_at_once(env) -> None:
+async def test_one_client_in_two_campaigns_is_never_called_twice_at_once(env: Env) -> None:
     a1, md1 = await env.agent()
     a2, md2 = await env.agent()
     await env.client()
@@ -268,7 +271,7 @@ async def test_one_client_in_two_campaigns_is_never_called_twice_at_once(env) ->
 
 
 @pytest.mark.parametrize("replicas", [2])
-async def test_two_replicas_never_hand_one_client_to_two_agents(env_db, replicas) -> None:
+async def test_two_replicas_never_hand_one_client_to_two_agents(env_db: Env, replicas: int) -> None:
     env = env_db
     agents = [await env.agent() for _ in range(6)]
     clients = [await env.client() for _ in range(4)]
@@ -284,7 +287,7 @@ async def test_two_replicas_never_hand_one_client_to_two_agents(env_db, replicas
     assert len(set(got)) == len(got)
 
 
-async def test_key_client_leaves_general_campaigns(env) -> None:
+async def test_key_client_leaves_general_campaigns(env: Env) -> None:
     agent, md = await env.agent()
     client = await env.client()
     made = await env.stub.CreateCampaign(api.CreateCampaignRequest(campaign=campaign([agent])),
@@ -304,7 +307,7 @@ async def test_key_client_leaves_general_campaigns(env) -> None:
     assert consumer.handled >= 1
 
 
-async def test_channel_change_event_removes_target(env) -> None:
+async def test_channel_change_event_removes_target(env: Env) -> None:
     from google.protobuf.field_mask_pb2 import FieldMask
 
     agent, _ = await env.agent()
@@ -323,7 +326,7 @@ async def test_channel_change_event_removes_target(env) -> None:
     assert await eventually(removed) == "no longer a remote client"
 
 
-async def test_quota_missed_raised_once_per_agent_and_day(env_db, nats_url) -> None:
+async def test_quota_missed_raised_once_per_agent_and_day(env_db: Env, nats_url: str) -> None:
     from services.remote.server import check_quotas
 
     env = env_db

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import io
-import re
 
 import pytest
 from rich.console import Console
 
 from services.cli.branchctl import Ctl, build_parser
-from tests.harness import token
+from tests.harness import found, token
+from tests.remote.conftest import Env
 from tests.remote.test_reports import load_history
 
 
@@ -22,13 +22,13 @@ async def run(ctl: Ctl, *argv: str) -> str:
 
 
 @pytest.fixture
-def ctl_env(env, monkeypatch):  # type: ignore[no-untyped-def]
+def ctl_env(env: Env, monkeypatch: pytest.MonkeyPatch) -> Env:
     monkeypatch.setenv("BRANCH_REMOTE_ADDR", f"127.0.0.1:{env.remote.port}")
     monkeypatch.setenv("BRANCH_DIRECTORY_ADDR", f"127.0.0.1:{env.directory.port}")
     return env
 
 
-async def test_agent_and_supervisor_day(ctl_env) -> None:
+async def test_agent_and_supervisor_day(ctl_env: Env) -> None:
     env = ctl_env
     agent, _ = await env.agent()
     client = await env.client()
@@ -39,18 +39,18 @@ async def test_agent_and_supervisor_day(ctl_env) -> None:
         assert "on duty" in await run(agent_ctl, "duty", "--lines", "investment,technical")
         out = await run(sup_ctl, "campaign-create", "--name", "Check-in", "--start",
                         "2026-03-02", "--end", "2026-03-31", "--agents", agent, "--quota", "3")
-        campaign_id = re.search(r"campaign (\S+):", out).group(1)  # type: ignore[union-attr]
+        campaign_id = found(r"campaign (\S+):", out)
         assert "1 clients queued" in out
         assert "Check-in" in await run(sup_ctl, "campaigns")
         out = await run(agent_ctl, "next")
-        target = re.search(r"record (\S+) reached", out).group(1)  # type: ignore[union-attr]
+        target = found(r"record (\S+) reached", out)
         assert "13800000000" in out
         assert "reached" in await run(agent_ctl, "record", target, "reached", "--notes", "ok")
         assert "1/3" in await run(agent_ctl, "day")
         assert "1/3" in await run(sup_ctl, "campaign", campaign_id)
         out = await run(agent_ctl, "open", "--line", "technical", "--summary", "app crash",
                         "--phone", "13900000000", "--priority", "urgent")
-        ticket = re.search(r"│ (\S{36}) │", out).group(1)  # type: ignore[union-attr]
+        ticket = found(r"│ (\S{36}) │", out)
         assert "in-progress" in await run(agent_ctl, "respond", ticket, "looking")
         assert "waiting" in await run(agent_ctl, "pause", ticket, "--reason", "caller")
         assert "in-progress" in await run(agent_ctl, "resume", ticket)
@@ -74,7 +74,7 @@ async def test_agent_and_supervisor_day(ctl_env) -> None:
         out = await run(agent_ctl, "report-create", client.id, "--start", "2026-02-01",
                         "--end", "2026-02-28")
         assert "194.00" in out
-        report = re.search(r"report (\S+)", out).group(1)  # type: ignore[union-attr]
+        report = found(r"report (\S+)", out)
         assert "FIFO" in await run(agent_ctl, "report", report)
         assert "delivered by email" in await run(agent_ctl, "report-deliver", report,
                                                  "--channel", "email", "--to", "c@x.cn")

@@ -9,10 +9,11 @@ from branch.remote.v1 import ticket_pb2 as tpb
 from services.cli.demo import Demo, DemoClient
 from services.remote import demo as remote_demo
 from tests.harness import ADMIN, SIGNER, SUPERVISOR
+from tests.remote.conftest import Env
 from tests.remote.test_reports import load_history
 
 
-async def test_demo_loads(env) -> None:
+async def test_demo_loads(env: Env) -> None:
     settings = env.settings.model_copy(update={"remote_addr": f"127.0.0.1:{env.remote.port}"})
     demo = Demo(settings=settings, admin_token=ADMIN[0][1].split()[1], now=env.clock.now(),
                 signer=SIGNER)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -14,6 +15,7 @@ from branch.remote.v1 import ticket_pb2 as tpb
 from services.common.protos import ts
 from services.remote.server import check_sla
 from tests.harness import SUPERVISOR, auth, bad_fields
+from tests.remote.conftest import Env
 from tests.remote.test_campaigns import campaign
 from tests.remote.test_tickets import INVEST, TECH, on_duty, open_ticket, ticket
 
@@ -23,10 +25,10 @@ def test_no_rpc_deletes_records() -> None:
     assert not [m for m in methods if m.startswith(("Delete", "Remove", "Purge"))]
 
 
-async def test_agent_duty_and_listing(env) -> None:
+async def test_agent_duty_and_listing(env: Env) -> None:
     agent, md = await env.agent()
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await env.stub.SetAgentDuty(api.SetAgentDutyRequest(staff_id="", lines=[7],
+        await env.stub.SetAgentDuty(api.SetAgentDutyRequest(staff_id="", lines=[tpb.Line.ValueType(7)],
                                                             on_duty=True), metadata=SUPERVISOR)
     assert bad_fields(err.value) == {"staff_id", "lines"}
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -57,7 +59,7 @@ async def test_agent_duty_and_listing(env) -> None:
     assert bad_fields(err.value) == {"substitute_id"}
 
 
-async def test_ticket_filters_and_pages(env) -> None:
+async def test_ticket_filters_and_pages(env: Env) -> None:
     owner, md = await on_duty(env, lines=(INVEST, TECH))
     client = await env.client()
     a = await open_ticket(env, md, complaint=True)
@@ -65,7 +67,7 @@ async def test_ticket_filters_and_pages(env) -> None:
     c = await open_ticket(env, md)
     await env.stub.RespondTicket(api.RespondTicketRequest(id=c.id, note="x"), metadata=md)
 
-    async def ids(**kw) -> list[str]:  # type: ignore[no-untyped-def]
+    async def ids(**kw: Any) -> list[str]:
         got = await env.stub.ListTickets(api.ListTicketsRequest(**kw), metadata=SUPERVISOR)
         return [t.id for t in got.tickets]
 
@@ -84,7 +86,7 @@ async def test_ticket_filters_and_pages(env) -> None:
     assert bad_fields(err.value) == {"page_token"}
 
 
-async def test_call_logged_afterwards_runs_sla_from_then(env) -> None:
+async def test_call_logged_afterwards_runs_sla_from_then(env: Env) -> None:
     _, md = await on_duty(env)
     received = env.clock.now() - timedelta(minutes=20)
     made = await env.stub.OpenTicket(api.OpenTicketRequest(
@@ -99,7 +101,7 @@ async def test_call_logged_afterwards_runs_sla_from_then(env) -> None:
     assert bad_fields(err.value) == {"received_time"}
 
 
-async def test_callback_recorded_afterwards_keeps_both_times(env) -> None:
+async def test_callback_recorded_afterwards_keeps_both_times(env: Env) -> None:
     agent, md = await env.agent()
     client = await env.client()
     await env.stub.CreateCampaign(api.CreateCampaignRequest(campaign=campaign([agent])),
@@ -124,7 +126,7 @@ async def test_callback_recorded_afterwards_keeps_both_times(env) -> None:
     assert [c.id for c in audit.callbacks] == [rec.id]
 
 
-async def test_closed_campaign_hands_out_nothing(env) -> None:
+async def test_closed_campaign_hands_out_nothing(env: Env) -> None:
     agent, md = await env.agent()
     await env.client()
     made = await env.stub.CreateCampaign(api.CreateCampaignRequest(campaign=campaign([agent])),
@@ -136,7 +138,7 @@ async def test_closed_campaign_hands_out_nothing(env) -> None:
     assert [c.id for c in closed.campaigns] == [made.id]
 
 
-async def test_resolving_a_waiting_ticket_ends_the_pause(env) -> None:
+async def test_resolving_a_waiting_ticket_ends_the_pause(env: Env) -> None:
     _, md = await on_duty(env)
     made = await open_ticket(env, md)
     await env.stub.PauseTicket(api.PauseTicketRequest(

@@ -14,10 +14,11 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from services.remote.models import PersonName
 from tests.cli_process import branchctl, full_ids
 from tests.harness import ADMIN, SUPERVISOR, auth, eventually, token, unique
+from tests.remote.conftest import Env
 from tests.remote.test_tickets import INVEST, ticket
 
 
-async def _agent(env, name: str) -> str:  # type: ignore[no-untyped-def]
+async def _agent(env: Env, name: str) -> str:
     made = await env.dir.CreateStaff(dapi.CreateStaffRequest(staff=staff_pb2.Staff(
         employee_no=unique("E"), display_name=name, roles=[staff_pb2.ROLE_SERVICE_AGENT])),
         metadata=ADMIN)
@@ -27,15 +28,15 @@ async def _agent(env, name: str) -> str:  # type: ignore[no-untyped-def]
     return made.id
 
 
-async def _client(env, name: str) -> client_pb2.Client:  # type: ignore[no-untyped-def]
+async def _client(env: Env, name: str) -> client_pb2.Client:
     return await env.dir.CreateClient(dapi.CreateClientRequest(client=client_pb2.Client(
         account_no=unique("A"), display_name=name, phone="13800000000",
-        channel=client_pb2.CHANNEL_REMOTE, tier=client_pb2.TIER_STANDARD, risk_tolerance=3,
+        channel=client_pb2.CHANNEL_REMOTE, tier=client_pb2.TIER_STANDARD, risk_tolerance=client_pb2.RiskTolerance.ValueType(3),
         risk_assessed_on="2025-06-01", commission_rate="0.00025", opened_on="2024-05-06")),
         metadata=ADMIN)
 
 
-async def test_tickets_carry_names_and_a_rename_reaches_them(env) -> None:
+async def test_tickets_carry_names_and_a_rename_reaches_them(env: Env) -> None:
     agent = await _agent(env, "王小明")
     client = await _client(env, "李雷")
     made = await env.stub.OpenTicket(api.OpenTicketRequest(ticket=ticket(client_id=client.id)),
@@ -66,7 +67,7 @@ async def test_tickets_carry_names_and_a_rename_reaches_them(env) -> None:
     assert row is not None and row.kind == "client" and row.display_name == "李雷雷"
 
 
-async def test_an_unknown_id_has_an_empty_name(env) -> None:
+async def test_an_unknown_id_has_an_empty_name(env: Env) -> None:
     agent = await _agent(env, "韩梅梅")
     made = await env.stub.OpenTicket(api.OpenTicketRequest(ticket=ticket()),
                                      metadata=auth(agent, "service_agent"))
@@ -76,7 +77,7 @@ async def test_an_unknown_id_has_an_empty_name(env) -> None:
     assert t.owner_id == agent and t.owner_display_name == "" and t.client_display_name == ""
 
 
-async def test_branchctl_tickets_and_day_print_names_beside_full_ids(env, tmp_path: Path) -> None:
+async def test_branchctl_tickets_and_day_print_names_beside_full_ids(env: Env, tmp_path: Path) -> None:
     agent = await _agent(env, "欧阳子涵")
     client = await _client(env, "司马相如")
     made = await env.stub.OpenTicket(api.OpenTicketRequest(ticket=ticket(

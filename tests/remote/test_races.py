@@ -13,22 +13,23 @@ import asyncio
 from branch.directory.v1 import client_pb2
 from branch.remote.v1 import remote_service_pb2 as api
 from sqlalchemy import delete
-from sqlmodel import select
+from sqlmodel import col, select
 
 from services.common.db import Database
 from services.remote.core import remember_client
 from services.remote.models import Agent, LineCursor, RemoteClient, SlaPolicy
 from services.remote.tickets import seed_defaults
 from tests.harness import HOLD, eventually, overlapped
+from tests.remote.conftest import Env
 from tests.remote.test_tickets import on_duty, ticket
 
 
-def second_db(env) -> Database:  # type: ignore[no-untyped-def]
+def second_db(env: Env) -> Database:
     """Another connection pool on remote's database: the other writer."""
     return Database(env.settings.database_url_for("remote"), service="remote")
 
 
-async def test_open_ticket_while_the_consumer_copies_the_client(env_db) -> None:
+async def test_open_ticket_while_the_consumer_copies_the_client(env_db: Env) -> None:
     env = env_db
     owner, md = await on_duty(env)
     client = await env.client(tier=client_pb2.TIER_KEY)
@@ -40,8 +41,8 @@ async def test_open_ticket_while_the_consumer_copies_the_client(env_db) -> None:
 
         await eventually(copied)
         async with db.transaction() as s:  # as if client.created had not arrived yet
-            await s.exec(delete(RemoteClient).where(  # type: ignore[call-overload]
-                RemoteClient.client_id == client.id))
+            await s.exec(delete(RemoteClient).where(
+                col(RemoteClient.client_id) == client.id))
         async with db.transaction() as s:  # the consumer's copy, not committed yet
             await remember_client(s, client, env.clock.now())
             call = asyncio.ensure_future(env.stub.OpenTicket(api.OpenTicketRequest(
@@ -57,7 +58,7 @@ async def test_open_ticket_while_the_consumer_copies_the_client(env_db) -> None:
         await db.dispose()
 
 
-async def test_two_writers_copy_a_new_client(env_db) -> None:
+async def test_two_writers_copy_a_new_client(env_db: Env) -> None:
     env = env_db
     client = await env.client()
     closed = client_pb2.Client()
@@ -72,8 +73,8 @@ async def test_two_writers_copy_a_new_client(env_db) -> None:
 
         await eventually(copied)
         async with db.transaction() as s:
-            await s.exec(delete(RemoteClient).where(  # type: ignore[call-overload]
-                RemoteClient.client_id == client.id))
+            await s.exec(delete(RemoteClient).where(
+                col(RemoteClient.client_id) == client.id))
         versions = iter([client, closed])
         await overlapped(db, lambda s: remember_client(s, next(versions), env.clock.now()))
         async with db.read() as s:
@@ -84,13 +85,13 @@ async def test_two_writers_copy_a_new_client(env_db) -> None:
         await db.dispose()
 
 
-async def test_two_replicas_seed_the_defaults(env_db) -> None:
+async def test_two_replicas_seed_the_defaults(env_db: Env) -> None:
     env = env_db
     db = second_db(env)
     try:
         async with db.transaction() as s:  # a fresh database: nothing seeded yet
-            await s.exec(delete(LineCursor))  # type: ignore[call-overload]
-            await s.exec(delete(SlaPolicy))  # type: ignore[call-overload]
+            await s.exec(delete(LineCursor))
+            await s.exec(delete(SlaPolicy))
         await overlapped(db, seed_defaults)
         async with db.read() as s:
             assert len((await s.exec(select(LineCursor))).all()) == 2
@@ -99,7 +100,7 @@ async def test_two_replicas_seed_the_defaults(env_db) -> None:
         await db.dispose()
 
 
-async def test_two_first_duty_calls_and_two_first_tickets(env_db) -> None:
+async def test_two_first_duty_calls_and_two_first_tickets(env_db: Env) -> None:
     env = env_db
     sid, md = await env.agent()
     req = api.SetAgentDutyRequest(staff_id=sid, lines=[ticket().line], on_duty=True)
@@ -110,7 +111,7 @@ async def test_two_first_duty_calls_and_two_first_tickets(env_db) -> None:
         async with db.read() as s:
             assert len((await s.exec(select(Agent).where(Agent.staff_id == sid))).all()) == 1
         async with db.transaction() as s:  # the line's round-robin cursor is not there yet
-            await s.exec(delete(LineCursor))  # type: ignore[call-overload]
+            await s.exec(delete(LineCursor))
     finally:
         await db.dispose()
     made = await asyncio.gather(*(env.stub.OpenTicket(api.OpenTicketRequest(

@@ -5,11 +5,12 @@ import pytest
 from branch.remote.v1 import campaign_pb2 as cpb
 from branch.remote.v1 import remote_service_pb2 as api
 
-from tests.harness import SUPERVISOR, auth, eventually
+from tests.harness import SUPERVISOR, Metadata, auth, eventually
+from tests.remote.conftest import Env
 from tests.remote.test_campaigns import campaign
 
 
-async def reach_all(env, md) -> int:  # type: ignore[no-untyped-def]
+async def reach_all(env: Env, md: Metadata) -> int:
     reached = 0
     while True:
         nxt = await env.stub.NextCallback(api.NextCallbackRequest(), metadata=md)
@@ -20,7 +21,7 @@ async def reach_all(env, md) -> int:  # type: ignore[no-untyped-def]
         reached += 1
 
 
-async def test_new_accounts_and_annual_sample(env) -> None:
+async def test_new_accounts_and_annual_sample(env: Env) -> None:
     agent, md = await env.agent()
     late = await env.client(opened_on="2026-01-05")  # due 2026-02-05, already overdue
     await env.client(opened_on="2026-02-20")
@@ -74,7 +75,7 @@ async def test_new_accounts_and_annual_sample(env) -> None:
     assert (after.year_end_clients_called, after.year_end_gap) == (1, 1)
 
 
-async def test_regulatory_roles_and_year(env) -> None:
+async def test_regulatory_roles_and_year(env: Env) -> None:
     _, md = await env.agent()
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await env.stub.GetRegulatoryProgress(api.GetRegulatoryProgressRequest(), metadata=md)

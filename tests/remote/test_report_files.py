@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -40,6 +41,10 @@ from services.remote.server import SPEC as REMOTE
 from tests.directory.factories import make_client
 from tests.harness import ADMIN, SUPERVISOR, channel, make_settings, running, token
 
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
+    from branch.remote.v1.remote_service_pb2_grpc import RemoteServiceAsyncStub
+
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 BRANCHCTL = str(Path(sys.executable).parent / "branchctl")
 SAMPLE_PNL = {"600000": "296.00", "600519": "10.00", "601318": "10500.00", "600690": "200.00",
@@ -50,8 +55,8 @@ Kind = ca_pb2.CorporateActionKind
 @dataclass
 class Suite:
     directory: ServiceRunner
-    dir: DirectoryServiceStub
-    remote: RemoteServiceStub
+    dir: DirectoryServiceAsyncStub
+    remote: RemoteServiceAsyncStub
     zone: str
 
 
@@ -143,8 +148,8 @@ async def test_unreadable_file_is_one_clear_line(tmp_path: Path, nats_url: str) 
         assert code == 0 and "trades: accepted 1," in out
 
 
-def local(zone: str, *args: int) -> datetime:
-    return datetime(*args, tzinfo=ZoneInfo(zone))  # type: ignore[misc]
+def local(zone: str, year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=ZoneInfo(zone))
 
 
 def rpc_records(zone: str, client_id: str) -> list[dapi.ImportRecord]:
@@ -188,11 +193,11 @@ def rpc_records(zone: str, client_id: str) -> list[dapi.ImportRecord]:
     ]
     return [
         *[dapi.ImportRecord(trade=holding_pb2.Trade(
-            trade_id=f"{client_id}-{tid}", client_id=client_id, ticker=ticker, side=side,  # type: ignore[arg-type]
+            trade_id=f"{client_id}-{tid}", client_id=client_id, ticker=ticker, side=side,
             quantity=qty, price=price, fee=fee, trade_time=ts(when)))
           for tid, ticker, side, qty, price, fee, when in trades],
         *[dapi.ImportRecord(corporate_action=ca_pb2.CorporateAction(
-            ticker=ticker, ex_date=day, kind=kind, **values))  # type: ignore[arg-type]
+            ticker=ticker, ex_date=day, kind=kind, **values))
           for ticker, day, kind, values in actions],
     ]
 

@@ -18,19 +18,22 @@ turnover ratio 5600/3000 = 1.8667; BBB R4 > C3 warns.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import grpc
 import pytest
+from branch.directory.v1 import client_pb2, holding_pb2
 from branch.directory.v1 import directory_service_pb2 as dapi
-from branch.directory.v1 import holding_pb2
 from branch.remote.v1 import remote_service_pb2 as api
 from branch.remote.v1 import report_pb2
 
 from services.common.protos import ts
 from services.remote.analysis import Analyzer
 from tests.harness import ADMIN, SUPERVISOR, auth, bad_fields, collect_events
+from tests.remote.conftest import Env
 
 TRADES = [
     ("t1", "AAA", 1, 100, "10.00", "1.00", datetime(2026, 1, 10, 2, tzinfo=UTC)),
@@ -43,15 +46,16 @@ TRADES = [
 ]
 
 
-async def load_history(env, client_id: str) -> None:  # type: ignore[no-untyped-def]
-    async def records():  # type: ignore[no-untyped-def]
+async def load_history(env: Env, client_id: str) -> None:
+    async def records() -> AsyncIterator[dapi.ImportTradesRequest]:
         yield dapi.ImportTradesRequest(security=holding_pb2.Security(
-            ticker="AAA", name="Alpha", risk_level=2, last_price="12"))
+            ticker="AAA", name="Alpha", risk_level=client_pb2.RiskLevel.ValueType(2), last_price="12"))
         yield dapi.ImportTradesRequest(security=holding_pb2.Security(
-            ticker="BBB", name="Beta", risk_level=4, last_price="6"))
+            ticker="BBB", name="Beta", risk_level=client_pb2.RiskLevel.ValueType(4), last_price="6"))
         for tid, ticker, side, qty, price, fee, when in TRADES:
             yield dapi.ImportTradesRequest(trade=holding_pb2.Trade(
-                trade_id=f"{client_id}-{tid}", client_id=client_id, ticker=ticker, side=side,  # type: ignore[arg-type]
+                trade_id=f"{client_id}-{tid}", client_id=client_id, ticker=ticker,
+                side=holding_pb2.Side.ValueType(side),
                 quantity=qty, price=price, fee=fee, trade_time=ts(when)))
         for ticker, qty, price in (("AAA", 100, "12"), ("BBB", 300, "6")):
             yield dapi.ImportTradesRequest(holding=dapi.HoldingSnapshot(
@@ -87,10 +91,10 @@ def test_analysis_pure() -> None:
     a = Analyzer(start, end)
     for _tid, ticker, side, qty, price, fee, when in TRADES:
         a.add(ticker, side, qty, price, fee, int(when.timestamp()))
-    holdings = [holding_pb2.Holding(ticker="AAA", quantity=100, market_price="12", risk_level=2),
-                holding_pb2.Holding(ticker="BBB", quantity=300, market_price="6", risk_level=4)]
-    secs = {"AAA": holding_pb2.Security(ticker="AAA", risk_level=2),
-            "BBB": holding_pb2.Security(ticker="BBB", risk_level=4)}
+    holdings = [holding_pb2.Holding(ticker="AAA", quantity=100, market_price="12", risk_level=client_pb2.RiskLevel.ValueType(2)),
+                holding_pb2.Holding(ticker="BBB", quantity=300, market_price="6", risk_level=client_pb2.RiskLevel.ValueType(4))]
+    secs = {"AAA": holding_pb2.Security(ticker="AAA", risk_level=client_pb2.RiskLevel.ValueType(2)),
+            "BBB": holding_pb2.Security(ticker="BBB", risk_level=client_pb2.RiskLevel.ValueType(4))}
     check_figures(a.figures(holdings, secs, 3, False))
 
 
@@ -108,7 +112,7 @@ def test_unmatched_sell_and_style_extremes() -> None:
     assert empty.style == report_pb2.TRADING_STYLE_UNDETERMINED and empty.trades == 0
 
 
-async def test_create_deliver_report(env, nats_url) -> None:
+async def test_create_deliver_report(env: Env, nats_url: str) -> None:
     client = await env.client(tolerance=3)
     await load_history(env, client.id)
     agent, md = await env.agent()
@@ -141,7 +145,7 @@ async def test_create_deliver_report(env, nats_url) -> None:
     assert any(e.headers["ce-subject"] == made.id for e in events)
 
 
-async def test_report_bad_fields_roles_and_missing(env) -> None:
+async def test_report_bad_fields_roles_and_missing(env: Env) -> None:
     _, md = await env.agent()
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await env.stub.CreateReport(api.CreateReportRequest(
@@ -169,7 +173,7 @@ async def test_report_bad_fields_roles_and_missing(env) -> None:
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_directory_unreachable_is_unavailable(tmp_path, nats_url) -> None:
+async def test_directory_unreachable_is_unavailable(tmp_path: Path, nats_url: str) -> None:
     from services.common.nats_link import free_port
     from services.remote.server import SPEC as REMOTE
     from tests.harness import channel, make_settings, running

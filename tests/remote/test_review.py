@@ -4,6 +4,8 @@ their own tickets, and no RPC deletes the records kept for the regulator."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Iterable
+from typing import Any
 
 import grpc
 import pytest
@@ -18,13 +20,14 @@ from sqlmodel import col, select
 
 from services.common.models import OutboxEvent
 from tests.harness import ADMIN, SUPERVISOR, auth, bad_fields, eventually
+from tests.remote.conftest import Env
 from tests.remote.test_campaigns import campaign
 from tests.remote.test_tickets import on_duty, open_ticket, ticket
 
 OUT_OF_RANGE = Timestamp(seconds=10**15)
 
 
-async def test_out_of_range_timestamps_are_invalid_argument(env) -> None:
+async def test_out_of_range_timestamps_are_invalid_argument(env: Env) -> None:
     _, md = await on_duty(env)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await env.stub.RecordCallback(api.RecordCallbackRequest(
@@ -43,7 +46,7 @@ async def test_out_of_range_timestamps_are_invalid_argument(env) -> None:
     assert not listed.tickets  # nothing half-written
 
 
-async def test_agent_lists_campaigns_that_name_them_in_full(env) -> None:
+async def test_agent_lists_campaigns_that_name_them_in_full(env: Env) -> None:
     agent, md = await env.agent()
     await env.client()
     made = await env.stub.CreateCampaign(api.CreateCampaignRequest(
@@ -60,7 +63,7 @@ async def test_agent_lists_campaigns_that_name_them_in_full(env) -> None:
     assert not wildcard.campaigns
 
 
-async def test_agent_reads_only_tickets_they_work_on(env) -> None:
+async def test_agent_reads_only_tickets_they_work_on(env: Env) -> None:
     owner, md = await on_duty(env)
     other, other_md = await on_duty(env)
     made = await open_ticket(env, md, complaint=True)
@@ -100,7 +103,7 @@ def test_no_rpc_deletes_callbacks_or_tickets() -> None:
     assert tpb.Ticket.DESCRIPTOR.fields_by_name["complaint"]
 
 
-async def test_weekly_statistics_week_out_of_range(env) -> None:
+async def test_weekly_statistics_week_out_of_range(env: Env) -> None:
     for week_of in ("9999-12-31", "0001-01-01", "1999-12-31", "2030-01-01"):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await env.stub.GetWeeklyStatistics(api.GetWeeklyStatisticsRequest(week_of=week_of),
@@ -112,7 +115,7 @@ async def test_weekly_statistics_week_out_of_range(env) -> None:
     assert got.week_start == "2000-01-03"
 
 
-async def test_only_desk_staff_work_queues_and_lines(env) -> None:
+async def test_only_desk_staff_work_queues_and_lines(env: Env) -> None:
     broker = await env.staff(staff_pb2.ROLE_BROKER)
     await env.client()
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -131,14 +134,14 @@ async def test_only_desk_staff_work_queues_and_lines(env) -> None:
     assert on.on_duty
 
 
-async def _once_each(calls) -> list[grpc.StatusCode]:  # type: ignore[no-untyped-def]
+async def _once_each(calls: Iterable[Awaitable[Any]]) -> list[grpc.StatusCode]:
     """Run the calls at once; the status codes, OK for those that succeeded."""
     results = await asyncio.gather(*calls, return_exceptions=True)
     return sorted((r.code() if isinstance(r, grpc.aio.AioRpcError) else grpc.StatusCode.OK
                    for r in results), key=lambda c: c.name)
 
 
-async def test_concurrent_transitions_happen_once(env_db) -> None:
+async def test_concurrent_transitions_happen_once(env_db: Env) -> None:
     """Two desks pressing the same button at once (two replicas, PostgreSQL read committed):
     one wins, the other is told the state moved on; one history entry, one event."""
     env = env_db
@@ -173,7 +176,7 @@ async def test_concurrent_transitions_happen_once(env_db) -> None:
                                 "branch.remote.ticket.resolved"]
 
 
-async def test_concurrent_outcomes_for_one_call_record_once(env_db) -> None:
+async def test_concurrent_outcomes_for_one_call_record_once(env_db: Env) -> None:
     env = env_db
     agent, md = await env.agent()
     await env.client()
@@ -189,7 +192,7 @@ async def test_concurrent_outcomes_for_one_call_record_once(env_db) -> None:
     assert len(calls.callbacks) == 1
 
 
-async def test_substitute_must_be_present_and_active(env) -> None:
+async def test_substitute_must_be_present_and_active(env: Env) -> None:
     a, a_md = await on_duty(env)
     b, b_md = await on_duty(env)
     c, _ = await on_duty(env)

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 import nats
@@ -20,30 +22,40 @@ from services.common.protos import ts
 from services.remote.models import TicketEscalation
 from services.remote.server import SPEC as REMOTE
 from services.remote.server import check_sla
-from tests.harness import SUPERVISOR, auth, bad_fields, collect_events, eventually, running
+from tests.harness import (
+    SUPERVISOR,
+    Metadata,
+    auth,
+    bad_fields,
+    collect_events,
+    eventually,
+    running,
+)
+from tests.remote.conftest import Env
 
 INVEST, TECH = tpb.LINE_INVESTMENT, tpb.LINE_TECHNICAL
 
 
-def ticket(**kw) -> tpb.Ticket:  # type: ignore[no-untyped-def]
-    base = dict(line=INVEST, caller_name="Caller", caller_phone="13900000000",
+def ticket(**kw: Any) -> tpb.Ticket:
+    base: dict[str, Any] = dict(line=INVEST, caller_name="Caller", caller_phone="13900000000",
                 category="market", summary="asks about a stock", priority=tpb.PRIORITY_URGENT)
     base.update(kw)
     return tpb.Ticket(**base)
 
 
-async def on_duty(env, lines=(INVEST,), team_lead_id=""):  # type: ignore[no-untyped-def]
+async def on_duty(env: Env, lines: Iterable[tpb.Line.ValueType] = (INVEST,),
+                  team_lead_id: str = "") -> tuple[str, Metadata]:
     sid, md = await env.agent(team_lead_id)
     await env.stub.SetAgentDuty(api.SetAgentDutyRequest(staff_id=sid, lines=list(lines),
                                                         on_duty=True), metadata=md)
     return sid, md
 
 
-async def open_ticket(env, md, **kw):  # type: ignore[no-untyped-def]
+async def open_ticket(env: Env, md: Metadata, **kw: Any) -> tpb.Ticket:
     return await env.stub.OpenTicket(api.OpenTicketRequest(ticket=ticket(**kw)), metadata=md)
 
 
-async def test_open_owns_and_key_client_event(env, nats_url) -> None:
+async def test_open_owns_and_key_client_event(env: Env, nats_url: str) -> None:
     owner, md = await on_duty(env)
     key = await env.client(tier=client_pb2.TIER_KEY)
     req = api.OpenTicketRequest(ticket=ticket(client_id=key.id, complaint=True),
@@ -66,11 +78,11 @@ async def test_open_owns_and_key_client_event(env, nats_url) -> None:
     assert [a.kind for a in got.activities] == ["opened"]
 
 
-async def test_open_bad_fields_roles_scope(env) -> None:
+async def test_open_bad_fields_roles_scope(env: Env) -> None:
     _, md = await on_duty(env)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await env.stub.OpenTicket(api.OpenTicketRequest(ticket=tpb.Ticket(
-            line=0, priority=7, summary="", caller_phone="abc", category="x" * 61)),
+            line=tpb.Line.ValueType(0), priority=tpb.Priority.ValueType(7), summary="", caller_phone="abc", category="x" * 61)),
             metadata=md)
     assert bad_fields(err.value) == {"ticket.line", "ticket.priority", "ticket.summary",
                                      "ticket.caller_phone", "ticket.category"}
@@ -118,7 +130,7 @@ async def test_open_bad_fields_roles_scope(env) -> None:
         assert bad_fields(err.value) == fields
 
 
-async def test_round_robin_skips_off_duty_absent_and_deactivated(env) -> None:
+async def test_round_robin_skips_off_duty_absent_and_deactivated(env: Env) -> None:
     a, _ = await on_duty(env)
     b, _ = await on_duty(env)
     c, c_md = await on_duty(env)
@@ -174,14 +186,14 @@ async def test_round_robin_skips_off_duty_absent_and_deactivated(env) -> None:
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-async def test_no_agent_on_duty(env) -> None:
+async def test_no_agent_on_duty(env: Env) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await env.stub.OpenTicket(api.OpenTicketRequest(ticket=ticket(line=TECH),
                                                         auto_assign=True), metadata=SUPERVISOR)
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
-async def test_sla_warning_and_escalation_with_fake_clock(env, nats_url) -> None:
+async def test_sla_warning_and_escalation_with_fake_clock(env: Env, nats_url: str) -> None:
     lead = await env.staff(staff_pb2.ROLE_SUPERVISOR)
     owner, md = await on_duty(env, team_lead_id=lead)
     made = await open_ticket(env, md)  # urgent: 15 min response, 4 h resolution
@@ -221,7 +233,7 @@ async def test_sla_warning_and_escalation_with_fake_clock(env, nats_url) -> None
     assert late.first_response.met_time.seconds and late.first_response.breached
 
 
-async def test_escalation_raised_once_with_two_replicas(env_db) -> None:
+async def test_escalation_raised_once_with_two_replicas(env_db: Env) -> None:
     env = env_db
     _, md = await on_duty(env)
     made = [await open_ticket(env, md) for _ in range(3)]
@@ -237,7 +249,7 @@ async def test_escalation_raised_once_with_two_replicas(env_db) -> None:
         (t.id, level) for t in made for level in (1, 2, 3))
 
 
-async def test_pause_resume_keeps_reason_and_moves_deadlines(env) -> None:
+async def test_pause_resume_keeps_reason_and_moves_deadlines(env: Env) -> None:
     _, md = await on_duty(env)
     made = await open_ticket(env, md)
     await env.stub.RespondTicket(api.RespondTicketRequest(id=made.id, note="looking"),
@@ -264,7 +276,7 @@ async def test_pause_resume_keeps_reason_and_moves_deadlines(env) -> None:
                for a in got.activities)
 
 
-async def test_normal_priority_resolution_counts_business_days(env) -> None:
+async def test_normal_priority_resolution_counts_business_days(env: Env) -> None:
     _, md = await on_duty(env)
     # Friday 6 March 2026, 17:00 in Shanghai
     env.clock.set(datetime(2026, 3, 6, 9, 0, tzinfo=UTC))
@@ -273,7 +285,7 @@ async def test_normal_priority_resolution_counts_business_days(env) -> None:
     assert made.resolution.due_time.ToDatetime(UTC) == datetime(2026, 3, 9, 9, 0, tzinfo=UTC)
 
 
-async def test_transfer_resolve_follow_up_reopen(env, nats_url) -> None:
+async def test_transfer_resolve_follow_up_reopen(env: Env, nats_url: str) -> None:
     owner, md = await on_duty(env)
     handler, handler_md = await env.agent()
     made = await open_ticket(env, md, line=TECH)
@@ -320,7 +332,7 @@ async def test_transfer_resolve_follow_up_reopen(env, nats_url) -> None:
     assert any(m.headers["ce-subject"] == made.id for m in msgs)
 
 
-async def test_owner_reminded_while_another_department_works_it(env_db) -> None:
+async def test_owner_reminded_while_another_department_works_it(env_db: Env) -> None:
     env = env_db
     _, md = await on_duty(env)
     made = await open_ticket(env, md, priority=tpb.PRIORITY_NORMAL)
@@ -339,7 +351,7 @@ async def test_owner_reminded_while_another_department_works_it(env_db) -> None:
     assert [a.kind for a in got.activities].count("reminded") == 2
 
 
-async def test_vip_advisory_links_ticket_once(env, nats_url) -> None:
+async def test_vip_advisory_links_ticket_once(env: Env, nats_url: str) -> None:
     _, md = await on_duty(env)
     key = await env.client(tier=client_pb2.TIER_KEY)
     made = await open_ticket(env, md, client_id=key.id)
@@ -369,7 +381,7 @@ async def test_vip_advisory_links_ticket_once(env, nats_url) -> None:
     assert [a.kind for a in got.activities].count("vip_linked") == 1
 
 
-async def test_sla_policies(env) -> None:
+async def test_sla_policies(env: Env) -> None:
     policies = await env.stub.ListSlaPolicies(api.ListSlaPoliciesRequest(), metadata=SUPERVISOR)
     assert len(policies.policies) == 4
     normal = next(p for p in policies.policies if p.line == TECH
@@ -385,7 +397,7 @@ async def test_sla_policies(env) -> None:
     assert made.first_response.target_minutes == 5 and made.resolution.target_minutes == 60
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await env.stub.UpdateSlaPolicy(api.UpdateSlaPolicyRequest(policy=tpb.SlaPolicy(
-            line=0, priority=0, first_response_minutes=0, resolution_minutes=0)),
+            line=tpb.Line.ValueType(0), priority=tpb.Priority.ValueType(0), first_response_minutes=0, resolution_minutes=0)),
             metadata=SUPERVISOR)
     assert bad_fields(err.value) == {"policy.line", "policy.priority",
                                      "policy.first_response_minutes",
@@ -395,7 +407,7 @@ async def test_sla_policies(env) -> None:
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-async def test_weekly_statistics(env) -> None:
+async def test_weekly_statistics(env: Env) -> None:
     owner, md = await on_duty(env)
     first = await open_ticket(env, md, complaint=True)
     await open_ticket(env, md)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from branch.research.v1.research_service_pb2_grpc import ResearchServiceStub
@@ -10,6 +11,9 @@ from services.common.clock import FakeClock
 from services.common.server import ServiceRunner
 from services.research.server import SPEC
 from tests.harness import channel, make_settings, running
+
+if TYPE_CHECKING:
+    from branch.research.v1.research_service_pb2_grpc import ResearchServiceAsyncStub
 
 
 @pytest.fixture
@@ -24,6 +28,6 @@ async def research(tmp_path: Path, nats_url: str, clock: FakeClock) -> AsyncIter
 
 
 @pytest.fixture
-async def stub(research: ServiceRunner) -> AsyncIterator[ResearchServiceStub]:
+async def stub(research: ServiceRunner) -> AsyncIterator[ResearchServiceAsyncStub]:
     async with channel(research) as ch:
         yield ResearchServiceStub(ch)

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from branch.directory.v1 import client_pb2
 from branch.research.v1 import note_enums_pb2 as enums
 from branch.research.v1 import note_pb2, research_request_pb2
 from branch.research.v1 import research_service_pb2 as api
+from google.protobuf.message import Message
+from nats.aio.msg import Msg
 
 from services.common.clock import FakeClock
 from services.common.protos import ts
-from tests.harness import auth
+from tests.harness import Metadata, auth
+
+if TYPE_CHECKING:
+    from branch.research.v1.research_service_pb2_grpc import ResearchServiceAsyncStub
 
 ANALYST = auth("ana-1", "analyst")
 ANALYST2 = auth("ana-2", "analyst")
@@ -25,8 +31,8 @@ SUPER = auth("sup-1", "supervisor")
 ANALYST_COMPLIANCE = auth("dual-1", "analyst", "compliance")
 
 
-def note(**kw) -> note_pb2.Note:  # type: ignore[no-untyped-def]
-    fields = dict(
+def note(**kw: Any) -> note_pb2.Note:
+    fields: dict[str, Any] = dict(
         title="Kweichow Moutai: margins hold",
         summary="Pricing power intact; we stay constructive.",
         body="# Thesis\n\nDemand for premium baijiu is steady.",
@@ -40,12 +46,12 @@ def note(**kw) -> note_pb2.Note:  # type: ignore[no-untyped-def]
     return note_pb2.Note(**fields)
 
 
-async def create(stub, meta=ANALYST, request_id: str = "", **kw) -> note_pb2.Note:  # type: ignore[no-untyped-def]
+async def create(stub: ResearchServiceAsyncStub, meta: Metadata = ANALYST, request_id: str = "", **kw: Any) -> note_pb2.Note:
     return await stub.CreateNote(api.CreateNoteRequest(note=note(**kw), request_id=request_id),
                                  metadata=meta)
 
 
-async def published(stub, meta=ANALYST, **kw) -> note_pb2.Note:  # type: ignore[no-untyped-def]
+async def published(stub: ResearchServiceAsyncStub, meta: Metadata = ANALYST, **kw: Any) -> note_pb2.Note:
     """A note taken through review to publication."""
     n = await create(stub, meta, **kw)
     await stub.SubmitNote(api.SubmitNoteRequest(id=n.id), metadata=meta)
@@ -54,8 +60,8 @@ async def published(stub, meta=ANALYST, **kw) -> note_pb2.Note:  # type: ignore[
     return await stub.PublishNote(api.PublishNoteRequest(id=n.id), metadata=meta)
 
 
-def research_request(clock: FakeClock, **kw) -> research_request_pb2.ResearchRequest:  # type: ignore[no-untyped-def]
-    fields = dict(
+def research_request(clock: FakeClock, **kw: Any) -> research_request_pb2.ResearchRequest:
+    fields: dict[str, Any] = dict(
         client_id="cli-1", tickers=["600519"], question="Is the dividend safe?",
         due_time=ts(clock.now() + timedelta(hours=8)),
     )
@@ -63,8 +69,8 @@ def research_request(clock: FakeClock, **kw) -> research_request_pb2.ResearchReq
     return research_request_pb2.ResearchRequest(**fields)
 
 
-async def publish_event(  # type: ignore[no-untyped-def]
-    nats_url: str, subject: str, message, *, event_id: str = "", msg_id: str = "",
+async def publish_event(
+    nats_url: str, subject: str, message: Message | Raw, *, event_id: str = "", msg_id: str = "",
     source: str = "/branch/test",
 ) -> str:
     """Publish a CloudEvent to the BRANCH stream as another service's outbox relay would."""
@@ -92,14 +98,14 @@ async def publish_event(  # type: ignore[no-untyped-def]
     return event_id
 
 
-async def events_about(nats_url: str, subject: str, about: str, count: int = 1) -> list:  # type: ignore[type-arg]
+async def events_about(nats_url: str, subject: str, about: str, count: int = 1) -> list[Msg]:
     """Events on subject whose ce-subject is `about`, waiting until `count` are there."""
     import asyncio
 
     import nats
     from nats.js.api import ConsumerConfig, DeliverPolicy
 
-    async def read() -> list:  # type: ignore[type-arg]
+    async def read() -> list[Msg]:
         nc = await nats.connect(nats_url)
         try:
             sub = await nc.jetstream().subscribe(

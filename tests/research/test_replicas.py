@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 
 import grpc
 from branch.research.v1 import events_pb2, research_request_pb2
@@ -24,7 +25,7 @@ from tests.research.factories import (
 )
 
 
-async def test_two_replicas(tmp_path, nats_url, database_url) -> None:
+async def test_two_replicas(tmp_path: Path, nats_url: str, database_url: str) -> None:
     clock = FakeClock()
     settings = make_settings(tmp_path, nats_url, database_url)
     async with running(SPEC, settings, clock=clock) as one, \
@@ -66,8 +67,9 @@ async def test_two_replicas(tmp_path, nats_url, database_url) -> None:
                                       metadata=auth(f"ana-r{i}", "analyst"))
             for i, stub in enumerate([s1, s2, s1, s2])), return_exceptions=True)
         assert len([r for r in results if not isinstance(r, Exception)]) == 1
-        assert all(r.code() == grpc.StatusCode.FAILED_PRECONDITION
-                   for r in results if isinstance(r, Exception))
+        assert all(isinstance(r, grpc.aio.AioRpcError)
+                   and r.code() == grpc.StatusCode.FAILED_PRECONDITION
+                   for r in results if isinstance(r, BaseException))
 
         # the replicas share one durable consumer: an event is applied once
         advisory = unique("adv-")
@@ -78,7 +80,7 @@ async def test_two_replicas(tmp_path, nats_url, database_url) -> None:
         await publish_event(nats_url, "branch.vip.advisory.research_requested", msg,
                             event_id=eid, msg_id=eid + "-redelivered")
 
-        async def queued():  # type: ignore[no-untyped-def]
+        async def queued() -> list[research_request_pb2.ResearchRequest]:
             out = await s1.ListResearchRequests(api.ListResearchRequestsRequest(
                 asker_id="brk-r", page_size=1000), metadata=ANALYST)
             return [r for r in out.research_requests if r.advisory_id == advisory]
@@ -91,8 +93,8 @@ async def test_two_replicas(tmp_path, nats_url, database_url) -> None:
         assert len(await queued()) == 1
 
 
-async def test_release_racing_answer_never_reopens_an_answer(tmp_path, nats_url,
-                                                             database_url) -> None:
+async def test_release_racing_answer_never_reopens_an_answer(tmp_path: Path, nats_url: str,
+                                                             database_url: str) -> None:
     """An analyst answers on one replica while releasing on the other: the request ends
     answered every time, never back in the queue with an answer on it."""
     clock = FakeClock()
@@ -113,8 +115,9 @@ async def test_release_racing_answer_never_reopens_an_answer(tmp_path, nats_url,
                                           metadata=ANALYST),
                 return_exceptions=True)
             for x in results:
-                assert not isinstance(x, Exception) or (
-                    x.code() == grpc.StatusCode.FAILED_PRECONDITION), x
+                assert not isinstance(x, BaseException) or (
+                    isinstance(x, grpc.aio.AioRpcError)
+                    and x.code() == grpc.StatusCode.FAILED_PRECONDITION), x
             got = await s1.GetResearchRequest(api.GetResearchRequestRequest(id=r.id),
                                               metadata=ANALYST)
             assert got.state == research_request_pb2.RESEARCH_REQUEST_STATE_ANSWERED, got

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -11,9 +12,11 @@ from branch.research.v1 import events_pb2, research_request_pb2
 from branch.research.v1 import research_service_pb2 as api
 from branch.vip.v1 import events_pb2 as vip_events
 
+from services.common.clock import FakeClock
 from services.common.protos import ts
+from services.common.server import ServiceRunner
+from tests.harness import Metadata, bad_fields, eventually, unique
 from tests.harness import auth as _auth
-from tests.harness import bad_fields, eventually, unique
 from tests.research.factories import (
     ANALYST,
     ANALYST2,
@@ -29,15 +32,19 @@ from tests.research.factories import (
     research_request,
 )
 
+if TYPE_CHECKING:
+    from branch.research.v1.research_service_pb2_grpc import ResearchServiceAsyncStub
+
 R = research_request_pb2
 
 
-async def ask(stub, clock, meta=CONSULTANT, request_id="", **kw):  # type: ignore[no-untyped-def]
+async def ask(stub: ResearchServiceAsyncStub, clock: FakeClock, meta: Metadata = CONSULTANT,
+              request_id: str = "", **kw: Any) -> R.ResearchRequest:
     return await stub.CreateResearchRequest(api.CreateResearchRequestRequest(
         research_request=research_request(clock, **kw), request_id=request_id), metadata=meta)
 
 
-async def test_create_by_rpc_and_idempotent(stub, clock) -> None:
+async def test_create_by_rpc_and_idempotent(stub: ResearchServiceAsyncStub, clock: FakeClock) -> None:
     r = await ask(stub, clock, request_id="q-1", tickers=["600519", "600519", "000001"])
     assert r.state == R.RESEARCH_REQUEST_STATE_OPEN
     assert r.source == R.RESEARCH_REQUEST_SOURCE_STAFF
@@ -47,7 +54,7 @@ async def test_create_by_rpc_and_idempotent(stub, clock) -> None:
     assert again.id == r.id
 
 
-async def test_create_bad_fields_and_roles(stub, clock) -> None:
+async def test_create_bad_fields_and_roles(stub: ResearchServiceAsyncStub, clock: FakeClock) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await ask(stub, clock, question=" ", tickers=["bad ticker"],
                   due_time=ts(clock.now() - timedelta(minutes=1)), client_id="x" * 40)
@@ -73,7 +80,7 @@ async def test_create_bad_fields_and_roles(stub, clock) -> None:
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-async def test_queue_claim_answer(stub, clock, nats_url) -> None:
+async def test_queue_claim_answer(stub: ResearchServiceAsyncStub, clock: FakeClock, nats_url: str) -> None:
     late = await ask(stub, clock, due_time=ts(clock.now() + timedelta(hours=9)))
     soon = await ask(stub, clock, meta=BROKER, due_time=ts(clock.now() + timedelta(hours=1)))
     mid = await ask(stub, clock, due_time=ts(clock.now() + timedelta(hours=3)))
@@ -150,7 +157,7 @@ async def test_queue_claim_answer(stub, clock, nats_url) -> None:
     assert (evt.note_revision, evt.note_risk_level) == (note.published_revision, note.risk_level)
 
 
-async def test_release_and_overdue(stub, clock) -> None:
+async def test_release_and_overdue(stub: ResearchServiceAsyncStub, clock: FakeClock) -> None:
     r = await ask(stub, clock, due_time=ts(clock.now() + timedelta(hours=1)))
     await stub.ClaimResearchRequest(api.ClaimResearchRequestRequest(id=r.id), metadata=ANALYST)
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -174,7 +181,7 @@ async def test_release_and_overdue(stub, clock) -> None:
     assert got.overdue
 
 
-async def test_claim_race_has_one_winner(stub, clock) -> None:
+async def test_claim_race_has_one_winner(stub: ResearchServiceAsyncStub, clock: FakeClock) -> None:
     r = await ask(stub, clock)
     analysts = [_auth(f"ana-race-{i}", "analyst") for i in range(6)]
     results = await asyncio.gather(
@@ -182,11 +189,11 @@ async def test_claim_race_has_one_winner(stub, clock) -> None:
           for m in analysts), return_exceptions=True)
     winners = [x for x in results if not isinstance(x, Exception)]
     assert len(winners) == 1
-    assert all(x.code() == grpc.StatusCode.FAILED_PRECONDITION
-               for x in results if isinstance(x, Exception))
+    assert all(isinstance(x, grpc.aio.AioRpcError) and x.code() == grpc.StatusCode.FAILED_PRECONDITION
+               for x in results if isinstance(x, BaseException))
 
 
-async def test_advisory_event_queues_a_request_once(stub, research, nats_url, clock) -> None:
+async def test_advisory_event_queues_a_request_once(stub: ResearchServiceAsyncStub, research: ServiceRunner, nats_url: str, clock: FakeClock) -> None:
     advisory = unique("adv-")
     msg = vip_events.AdvisoryResearchRequested(
         advisory_id=advisory, client_id="cli-9", asker_id="brk-7",
@@ -200,7 +207,7 @@ async def test_advisory_event_queues_a_request_once(stub, research, nats_url, cl
     await publish_event(nats_url, subject, msg, event_id=event_id, msg_id=unique("dup-"))
     await publish_event(nats_url, subject, msg, source="/branch/vip")
 
-    async def queued():  # type: ignore[no-untyped-def]
+    async def queued() -> list[R.ResearchRequest]:
         out = await stub.ListResearchRequests(
             api.ListResearchRequestsRequest(asker_id="brk-7", page_size=1000), metadata=ANALYST)
         return [r for r in out.research_requests if r.advisory_id == advisory]
@@ -223,7 +230,7 @@ async def test_advisory_event_queues_a_request_once(stub, research, nats_url, cl
     assert evt.advisory_id == advisory and evt.asker_id == "brk-7" and evt.client_id == "cli-9"
 
 
-async def test_unusable_advisory_event_is_parked(research, nats_url) -> None:
+async def test_unusable_advisory_event_is_parked(research: ServiceRunner, nats_url: str) -> None:
     bad = vip_events.AdvisoryResearchRequested(advisory_id=unique("adv-"), question="")
     event_id = await publish_event(nats_url, "branch.vip.advisory.research_requested", bad)
     garbage = await publish_event(nats_url, "branch.vip.advisory.research_requested",
@@ -234,7 +241,7 @@ async def test_unusable_advisory_event_is_parked(research, nats_url) -> None:
             timeout=15)
 
 
-async def test_staff_only_note_cannot_answer_a_clients_question(stub, clock) -> None:
+async def test_staff_only_note_cannot_answer_a_clients_question(stub: ResearchServiceAsyncStub, clock: FakeClock) -> None:
     """The answer goes to the client through the broker: a staff-only note must not."""
     from branch.research.v1 import note_enums_pb2
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -10,8 +11,9 @@ from branch.research.v1 import note_enums_pb2 as enums
 from branch.research.v1 import note_pb2
 from branch.research.v1 import research_service_pb2 as api
 
+from services.common.clock import FakeClock
 from services.common.protos import ts
-from tests.harness import bad_fields
+from tests.harness import Metadata, bad_fields
 from tests.research.factories import (
     ANALYST,
     ANALYST2,
@@ -24,14 +26,17 @@ from tests.research.factories import (
     published,
 )
 
+if TYPE_CHECKING:
+    from branch.research.v1.research_service_pb2_grpc import ResearchServiceAsyncStub
+
 S = note_pb2
 
 
-async def ids(stub, meta, **kw) -> list[str]:  # type: ignore[no-untyped-def]
+async def ids(stub: ResearchServiceAsyncStub, meta: Metadata, **kw: Any) -> list[str]:
     return [n.id for n in (await stub.ListNotes(api.ListNotesRequest(**kw), metadata=meta)).notes]
 
 
-async def test_visibility_by_role(stub, clock) -> None:
+async def test_visibility_by_role(stub: ResearchServiceAsyncStub, clock: FakeClock) -> None:
     draft = await create(stub)
     submitted = await create(stub)
     await stub.SubmitNote(api.SubmitNoteRequest(id=submitted.id), metadata=ANALYST)
@@ -66,7 +71,7 @@ async def test_visibility_by_role(stub, clock) -> None:
     assert got.expired
 
 
-async def test_expired_note_cannot_be_published(stub, clock) -> None:
+async def test_expired_note_cannot_be_published(stub: ResearchServiceAsyncStub, clock: FakeClock) -> None:
     n = await create(stub, valid_until="2026-03-03")
     await stub.SubmitNote(api.SubmitNoteRequest(id=n.id), metadata=ANALYST)
     await stub.ApproveNote(api.ApproveNoteRequest(id=n.id), metadata=COMPLIANCE)
@@ -76,7 +81,7 @@ async def test_expired_note_cannot_be_published(stub, clock) -> None:
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
-async def test_search(stub, clock) -> None:
+async def test_search(stub: ResearchServiceAsyncStub, clock: FakeClock) -> None:
     moutai = await published(stub)
     clock.advance(timedelta(hours=2))
     banks = await published(
@@ -112,16 +117,16 @@ async def test_search(stub, clock) -> None:
     assert page2.next_page_token == ""
 
 
-async def test_search_bad_fields(stub) -> None:
+async def test_search_bad_fields(stub: ResearchServiceAsyncStub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.ListNotes(api.ListNotesRequest(
-            ticker="no good", kind=9, state=42, text="x" * 201, page_size=-1,
+            ticker="no good", kind=enums.NoteKind.ValueType(9), state=note_pb2.NoteState.ValueType(42), text="x" * 201, page_size=-1,
         ), metadata=BROKER)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "page_size" in bad_fields(err.value) or bad_fields(err.value) == {
         "ticker", "kind", "state", "text"}
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.ListNotes(api.ListNotesRequest(ticker="no good", kind=9, state=42,
+        await stub.ListNotes(api.ListNotesRequest(ticker="no good", kind=enums.NoteKind.ValueType(9), state=note_pb2.NoteState.ValueType(42),
                                                   text="x" * 201), metadata=BROKER)
     assert bad_fields(err.value) == {"ticker", "kind", "state", "text"}
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -129,7 +134,7 @@ async def test_search_bad_fields(stub) -> None:
     assert bad_fields(err.value) == {"page_token"}
 
 
-async def test_review_queue_oldest_first(stub, clock) -> None:
+async def test_review_queue_oldest_first(stub: ResearchServiceAsyncStub, clock: FakeClock) -> None:
     a = await create(stub)
     b = await create(stub, ANALYST2)
     await stub.SubmitNote(api.SubmitNoteRequest(id=b.id), metadata=ANALYST2)
@@ -147,7 +152,7 @@ async def test_review_queue_oldest_first(stub, clock) -> None:
     assert [n.id for n in queue.notes] == [a.id]
 
 
-async def test_unpublished_notes_stay_hidden_after_withdrawal(stub) -> None:
+async def test_unpublished_notes_stay_hidden_after_withdrawal(stub: ResearchServiceAsyncStub) -> None:
     """A draft or approved note that is withdrawn was never published: it stays a draft to
     everyone but its author, compliance and supervisors. Admins and other services see
     published notes (also withdrawn or expired ones), never drafts."""
@@ -166,9 +171,9 @@ async def test_unpublished_notes_stay_hidden_after_withdrawal(stub) -> None:
     live_draft = await create(stub, title="Another draft")
     hidden = {draft.id, approved.id, live_draft.id}
     for meta in (ANALYST2, admin, service):
-        for n in hidden:
+        for note_id in hidden:
             with pytest.raises(grpc.aio.AioRpcError) as err:
-                await stub.GetNote(api.GetNoteRequest(id=n), metadata=meta)
+                await stub.GetNote(api.GetNoteRequest(id=note_id), metadata=meta)
             assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
         for search in ({}, {"state": S.NOTE_STATE_WITHDRAWN}, {"text": "liquor"},
                        {"author_id": "ana-1", "include_expired": True}):

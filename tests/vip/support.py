@@ -30,7 +30,7 @@ from services.common.settings import Settings
 from services.directory.server import SPEC as DIRECTORY
 from services.vip.config import VipConfig
 from services.vip.server import SPEC as VIP
-from tests.harness import ADMIN, SUPERVISOR, auth, eventually, make_settings, running
+from tests.harness import ADMIN, SUPERVISOR, Metadata, auth, eventually, make_settings, running
 
 START = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
 
@@ -80,18 +80,18 @@ class Branch:
     counter: int = 0
 
     @property
-    def directory(self) -> dir_grpc.DirectoryServiceStub:
+    def directory(self) -> dir_grpc.DirectoryServiceAsyncStub:
         return dir_grpc.DirectoryServiceStub(self.channels["directory"])
 
     @property
-    def vip(self) -> vip_grpc.VipServiceStub:
+    def vip(self) -> vip_grpc.VipServiceAsyncStub:
         return vip_grpc.VipServiceStub(self.channels["vip"])
 
     def _n(self) -> int:
         self.counter += 1
         return self.counter
 
-    async def staff(self, role: int, team_lead_id: str = "") -> str:
+    async def staff(self, role: staff_pb2.Role.ValueType, team_lead_id: str = "") -> str:
         n = self._n()
         out = await self.directory.CreateStaff(dir_api.CreateStaffRequest(
             staff=staff_pb2.Staff(employee_no=f"E{n:05d}", display_name=f"Staff {n}",
@@ -105,8 +105,8 @@ class Branch:
         n = self._n()
         out = await self.directory.CreateClient(dir_api.CreateClientRequest(
             client=client_pb2.Client(
-                account_no=f"A{n:07d}", display_name=f"Client {n}", channel=channel,
-                tier=tier, risk_tolerance=tolerance, risk_assessed_on=assessed_on,
+                account_no=f"A{n:07d}", display_name=f"Client {n}", channel=client_pb2.Channel.ValueType(channel),
+                tier=client_pb2.Tier.ValueType(tier), risk_tolerance=client_pb2.RiskTolerance.ValueType(tolerance), risk_assessed_on=assessed_on,
                 commission_rate="0.0005", broker_id=broker_id)), metadata=ADMIN)
         return out.id
 
@@ -143,7 +143,7 @@ class Branch:
     async def shift(self, staff_id: str, start: datetime, end: datetime,
                     role: int = rota_pb2.SHIFT_ROLE_BROKER) -> rota_pb2.Shift:
         return await self.vip.CreateShift(api.CreateShiftRequest(shift=rota_pb2.Shift(
-            staff_id=staff_id, role=role, start_time=_ts(start), end_time=_ts(end))),
+            staff_id=staff_id, role=rota_pb2.ShiftRole.ValueType(role), start_time=_ts(start), end_time=_ts(end))),
             metadata=SUPERVISOR)
 
     async def inbox(self, broker_id: str) -> api.GetInboxResponse:
@@ -161,7 +161,7 @@ def _ts(value: datetime) -> Any:
     return ts(value)
 
 
-def broker(staff_id: str) -> list[tuple[str, str]]:
+def broker(staff_id: str) -> Metadata:
     return auth(staff_id, "broker")
 
 

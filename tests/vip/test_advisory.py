@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -16,18 +18,19 @@ from services.common.clock import FakeClock
 from services.vip.server import check_advisory_sla
 from tests.harness import (
     SUPERVISOR,
+    Metadata,
     auth,
     bad_fields,
     collect_events,
     eventually,
     make_settings,
 )
-from tests.vip.support import ROLE, START, branch, broker, publish, running_vip
+from tests.vip.support import ROLE, START, Branch, branch, broker, publish, running_vip
 
 A = advisory_pb2
 
 
-async def setup_client(b, *, backup: bool = True, **kw):
+async def setup_client(b: Branch, *, backup: bool = True, **kw: Any) -> tuple[str, str, str]:
     br = await b.staff(ROLE.ROLE_BROKER)
     bk = await b.staff(ROLE.ROLE_BROKER)
     client_id = await b.key_client(br, **kw)
@@ -38,13 +41,13 @@ async def setup_client(b, *, backup: bool = True, **kw):
     return br, bk, client_id
 
 
-async def ask(b, client_id, who, **kw) -> A.Advisory:
+async def ask(b: Branch, client_id: str, who: Metadata, **kw: Any) -> A.Advisory:
     return await b.vip.CreateAdvisory(api.CreateAdvisoryRequest(advisory=A.Advisory(
         client_id=client_id, question=kw.pop("question", "Hold 600519 through earnings?"),
         tickers=kw.pop("tickers", ["600519"]), **kw)), metadata=who)
 
 
-async def test_assignment_dedicated_on_shift_else_on_call(b) -> None:
+async def test_assignment_dedicated_on_shift_else_on_call(b: Branch) -> None:
     br, _, client_id = await setup_client(b)
     on_call = await b.staff(ROLE.ROLE_BROKER)
     now = b.clock.now()
@@ -65,7 +68,7 @@ async def test_assignment_dedicated_on_shift_else_on_call(b) -> None:
     assert len(opened) == 2
 
 
-async def test_full_lifecycle_with_research_round_trip(b) -> None:
+async def test_full_lifecycle_with_research_round_trip(b: Branch) -> None:
     br, _, client_id = await setup_client(b)
     analyst = await b.staff(ROLE.ROLE_ANALYST)
     now = b.clock.now()
@@ -93,7 +96,7 @@ async def test_full_lifecycle_with_research_round_trip(b) -> None:
         request_id="rr-1", asker_id=br, client_id=client_id, advisory_id=adv.id,
         answer="Hold; earnings in line.", analyst_id="an-1"))
 
-    async def answered():
+    async def answered() -> advisory_pb2.Advisory | None:
         got = await b.vip.GetAdvisory(api.GetAdvisoryRequest(id=adv.id), metadata=broker(br))
         return got if got.research_answer else None
 
@@ -110,11 +113,11 @@ async def test_full_lifecycle_with_research_round_trip(b) -> None:
     assert (await b.inbox(br)).advisory_count == 0
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await b.vip.AnswerAdvisory(api.AnswerAdvisoryRequest(
-            id=adv.id, advice="again", risk_level=1), metadata=broker(br))
+            id=adv.id, advice="again", risk_level=client_pb2.RiskLevel.ValueType(1)), metadata=broker(br))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
-async def test_advice_obeys_suitability(b) -> None:
+async def test_advice_obeys_suitability(b: Branch) -> None:
     br, _, client_id = await setup_client(b, tolerance=client_pb2.RISK_TOLERANCE_C2)
     adv = await ask(b, client_id, broker(br))
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -122,7 +125,7 @@ async def test_advice_obeys_suitability(b) -> None:
             id=adv.id, advice="Add on margin.", risk_level=client_pb2.RISK_LEVEL_R4),
             metadata=broker(br))
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "above the client's tolerance" in err.value.details()
+    assert "above the client's tolerance" in (err.value.details() or "")
     done = await b.vip.AnswerAdvisory(api.AnswerAdvisoryRequest(
         id=adv.id, advice="Add on margin.", risk_level=client_pb2.RISK_LEVEL_R4,
         override_reason="client insisted; recorded call"), metadata=broker(br))
@@ -137,15 +140,15 @@ async def test_advice_obeys_suitability(b) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await b.vip.AnswerAdvisory(api.AnswerAdvisoryRequest(
             id=adv.id, advice="Hold.", risk_level=client_pb2.RISK_LEVEL_R1), metadata=broker(br2))
-    assert "expired" in err.value.details()
+    assert "expired" in (err.value.details() or "")
 
 
-async def test_bad_fields_scope_and_idempotency(b) -> None:
+async def test_bad_fields_scope_and_idempotency(b: Branch) -> None:
     br, bk, client_id = await setup_client(b)
     stranger = await b.staff(ROLE.ROLE_BROKER)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await b.vip.CreateAdvisory(api.CreateAdvisoryRequest(advisory=A.Advisory(
-            urgency=7, tickers=["X" * 20], source=A.ADVISORY_SOURCE_TICKET)),
+            urgency=advisory_pb2.Urgency.ValueType(7), tickers=["X" * 20], source=A.ADVISORY_SOURCE_TICKET)),
             metadata=SUPERVISOR)
     assert bad_fields(err.value) == {"advisory.client_id", "advisory.question",
                                      "advisory.tickers", "advisory.urgency", "advisory.source"}
@@ -185,7 +188,7 @@ async def test_bad_fields_scope_and_idempotency(b) -> None:
         await b.vip.GetInbox(api.GetInboxRequest(broker_id=br), metadata=broker(stranger))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await b.vip.AnswerAdvisory(api.AnswerAdvisoryRequest(id=first.id, risk_level=9),
+        await b.vip.AnswerAdvisory(api.AnswerAdvisoryRequest(id=first.id, risk_level=client_pb2.RiskLevel.ValueType(9)),
                                    metadata=broker(br))
     assert bad_fields(err.value) == {"advice", "risk_level"}
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -199,7 +202,7 @@ async def test_bad_fields_scope_and_idempotency(b) -> None:
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_escalation_chain_with_fake_clock(b) -> None:
+async def test_escalation_chain_with_fake_clock(b: Branch) -> None:
     br, bk, client_id = await setup_client(b)
     sup = await b.staff(ROLE.ROLE_SUPERVISOR)
     now = b.clock.now()
@@ -240,7 +243,7 @@ async def test_escalation_chain_with_fake_clock(b) -> None:
     assert len(overdue) == 2
 
 
-async def test_answer_on_time_breach_escalates_step_by_step(b) -> None:
+async def test_answer_on_time_breach_escalates_step_by_step(b: Branch) -> None:
     br, bk, client_id = await setup_client(b, backup=False)
     other = await b.staff(ROLE.ROLE_BROKER)
     now = b.clock.now()
@@ -262,8 +265,8 @@ async def test_answer_on_time_breach_escalates_step_by_step(b) -> None:
 
 
 @pytest.mark.parametrize("replicas", [2])
-async def test_escalation_raised_once_with_two_replicas(tmp_path, database_url,
-                                                        replicas) -> None:
+async def test_escalation_raised_once_with_two_replicas(tmp_path: Path, database_url: str,
+                                                        replicas: int) -> None:
     clock = FakeClock(START)
     async with branch(tmp_path, clock=clock, database_url=database_url) as b:
         br, bk, client_id = await setup_client(b)
@@ -291,7 +294,7 @@ async def test_escalation_raised_once_with_two_replicas(tmp_path, database_url,
         assert {a.id for a in advisories} == {m.headers["ce-subject"] for m in events}
 
 
-async def test_ticket_from_key_client_opens_linked_advisory_once(b) -> None:
+async def test_ticket_from_key_client_opens_linked_advisory_once(b: Branch) -> None:
     br, _, client_id = await setup_client(b)
     std = await b.client(broker_id=br, tier=client_pb2.TIER_STANDARD)
     ticket = remote_events.TicketOpened(ticket_id="T-1", line="investment", client_id=client_id,
@@ -317,7 +320,7 @@ async def test_ticket_from_key_client_opens_linked_advisory_once(b) -> None:
     assert adv.assignee_id == br
 
 
-async def test_background_loop_raises_breaches_with_configured_slas(tmp_path) -> None:
+async def test_background_loop_raises_breaches_with_configured_slas(tmp_path: Path) -> None:
     from services.vip.config import VipConfig
 
     config = VipConfig(check_seconds=0.05, ack_minutes_normal=1, answer_minutes_normal=10)
@@ -328,7 +331,7 @@ async def test_background_loop_raises_breaches_with_configured_slas(tmp_path) ->
             START + timedelta(minutes=1)).replace(tzinfo=None)
         b.clock.advance(minutes=2)
 
-        async def escalated():
+        async def escalated() -> advisory_pb2.Advisory | None:
             got = await b.vip.GetAdvisory(api.GetAdvisoryRequest(id=adv.id),
                                           metadata=SUPERVISOR)
             return got if got.escalation_level == 1 else None

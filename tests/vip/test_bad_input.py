@@ -3,6 +3,10 @@ and change nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+
 import grpc
 import pytest
 from branch.vip.v1 import rota_pb2
@@ -11,23 +15,23 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common.pagination import encode_token
 from tests.harness import SUPERVISOR, bad_fields
-from tests.vip.support import ROLE, broker
+from tests.vip.support import ROLE, Branch, broker
 
 FAR = Timestamp(seconds=253402300799)  # 9999-12-31: valid protobuf, overflows "+ 14 days"
 EARLY = Timestamp(seconds=-62135596800)  # 0001-01-01: overflows a time-zone conversion
 INVALID = Timestamp(seconds=10**12)  # outside protobuf's range
 
 
-async def test_bad_times_dates_and_tokens_are_invalid_argument(b) -> None:
+async def test_bad_times_dates_and_tokens_are_invalid_argument(b: Branch) -> None:
     br = await b.staff(ROLE.ROLE_BROKER)
-    cases = [
+    cases: list[tuple[Awaitable[Any], set[str]]] = [
         (b.vip.GetInbox(api.GetInboxRequest(page_token=encode_token("x", "y")),
                         metadata=broker(br)), {"page_token"}),
         (b.vip.GetInbox(api.GetInboxRequest(page_token=encode_token("2026-03-02T01:00:00", "y")),
                         metadata=broker(br)), {"page_token"}),  # naive time
         (b.vip.ListShifts(api.ListShiftsRequest(page_token=encode_token(1, "y")),
                           metadata=SUPERVISOR), {"page_token"}),
-        (b.vip.ListShifts(api.ListShiftsRequest(start_time=FAR, role=9),
+        (b.vip.ListShifts(api.ListShiftsRequest(start_time=FAR, role=rota_pb2.ShiftRole.ValueType(9)),
                           metadata=SUPERVISOR), {"start_time", "role"}),
         (b.vip.CheckRotaGaps(api.CheckRotaGapsRequest(start_time=FAR), metadata=SUPERVISOR),
          {"start_time"}),
@@ -58,8 +62,8 @@ async def test_bad_times_dates_and_tokens_are_invalid_argument(b) -> None:
     assert list(listed.shifts) == []
 
 
-async def test_nul_characters_are_invalid_argument_on_every_backend(tmp_path,
-                                                                    database_url) -> None:
+async def test_nul_characters_are_invalid_argument_on_every_backend(tmp_path: Path,
+                                                                    database_url: str) -> None:
     from branch.vip.v1 import advisory_pb2
 
     from tests.vip.support import branch

@@ -7,16 +7,17 @@ import asyncio
 import os
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 from branch.directory.v1 import client_pb2
 from branch.research.v1 import events_pb2 as research_events
 from branch.research.v1 import note_enums_pb2 as notes
 
 from tests.harness import token
-from tests.vip.support import ROLE, publish
+from tests.vip.support import ROLE, Branch, publish
 
 
-async def branchctl(b, tmp_path, staff_id: str, role: str, *args: str) -> tuple[int, str]:
+async def branchctl(b: Branch, tmp_path: Path, staff_id: str, role: str, *args: str) -> tuple[int, str]:
     env = dict(os.environ, BRANCH_VIP_ADDR=f"127.0.0.1:{b.runners['vip'].port}",
                BRANCH_TOKEN=token(staff_id, role), BRANCHCTL_HOME=str(tmp_path / "ctl"),
                COLUMNS="200", BRANCH_TIMEZONE="Asia/Shanghai")
@@ -27,7 +28,7 @@ async def branchctl(b, tmp_path, staff_id: str, role: str, *args: str) -> tuple[
     return proc.returncode or 0, out.decode()
 
 
-async def test_broker_and_supervisor_commands(b, tmp_path) -> None:
+async def test_broker_and_supervisor_commands(b: Branch, tmp_path: Path) -> None:
     br = await b.staff(ROLE.ROLE_BROKER)
     sup = await b.staff(ROLE.ROLE_SUPERVISOR)
     client_id = await b.key_client(br, tolerance=client_pb2.RISK_TOLERANCE_C2)
@@ -46,11 +47,11 @@ async def test_broker_and_supervisor_commands(b, tmp_path) -> None:
 
     from tests.vip.support import broker
     await b.vip.AnswerAdvisory(api.AnswerAdvisoryRequest(id=adv_id, advice="Hold",
-                                                         risk_level=2), metadata=broker(br))
+                                                         risk_level=client_pb2.RiskLevel.ValueType(2)), metadata=broker(br))
 
     await publish(b.nats_url, "branch.research.note.published", research_events.NotePublished(
         note_id="cli-note", revision=1, title="Market view", kind=notes.NOTE_KIND_MARKET,
-        risk_level=1, audience=notes.AUDIENCE_KEY_CLIENTS))
+        risk_level=client_pb2.RiskLevel.ValueType(1), audience=notes.AUDIENCE_KEY_CLIENTS))
     for _ in range(100):
         if (await b.inbox(br)).relay_count:
             break

@@ -16,11 +16,11 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from services.vip.server import check_advisory_sla
 from tests.cli_process import branchctl, full_ids
 from tests.harness import ADMIN, SUPERVISOR, eventually, token
-from tests.vip.support import ROLE, broker, publish
+from tests.vip.support import ROLE, Branch, broker, publish
 from tests.vip.test_advisory import ask, setup_client
 
 
-async def _name(b, person_id: str) -> str:  # type: ignore[no-untyped-def]
+async def _name(b: Branch, person_id: str) -> str:
     try:
         return (await b.directory.GetClient(dir_api.GetClientRequest(id=person_id),
                                             metadata=ADMIN)).display_name
@@ -29,7 +29,7 @@ async def _name(b, person_id: str) -> str:  # type: ignore[no-untyped-def]
                                            metadata=ADMIN)).display_name
 
 
-async def test_roster_and_advisory_carry_names_and_a_rename_reaches_them(b) -> None:
+async def test_roster_and_advisory_carry_names_and_a_rename_reaches_them(b: Branch) -> None:
     br, bk, client_id = await setup_client(b)
     entry = await b.vip.GetRosterEntry(api.GetRosterEntryRequest(client_id=client_id),
                                        metadata=SUPERVISOR)
@@ -54,7 +54,7 @@ async def test_roster_and_advisory_carry_names_and_a_rename_reaches_them(b) -> N
 
 
 async def test_branchctl_inbox_relays_breaches_print_names_beside_full_ids(
-        b, tmp_path: Path) -> None:
+        b: Branch, tmp_path: Path) -> None:
     br, bk, client_id = await setup_client(b)
     sup = await b.staff(ROLE.ROLE_SUPERVISOR)
     await b.directory.UpdateClient(dir_api.UpdateClientRequest(
@@ -63,7 +63,7 @@ async def test_branchctl_inbox_relays_breaches_print_names_beside_full_ids(
     adv = await ask(b, client_id, broker(br), question="Hold 600519 through earnings? " * 5)
     await publish(b.nats_url, "branch.research.note.published", research_events.NotePublished(
         note_id="names-note", revision=1, title="Market view", kind=notes.NOTE_KIND_MARKET,
-        risk_level=1, audience=notes.AUDIENCE_KEY_CLIENTS))
+        risk_level=client_pb2.RiskLevel.ValueType(1), audience=notes.AUDIENCE_KEY_CLIENTS))
 
     async def ready() -> bool:
         inbox = await b.inbox(br)

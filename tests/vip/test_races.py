@@ -5,6 +5,8 @@ missing in one statement, the loser finds it and the client joins once."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from branch.directory.v1 import directory_service_pb2 as dir_api
 from branch.directory.v1 import staff_pb2
 from sqlalchemy import delete
@@ -19,7 +21,7 @@ from tests.harness import ADMIN, overlapped
 from tests.vip.support import branch
 
 
-async def test_two_replicas_put_a_new_key_client_on_the_roster(tmp_path, database_url) -> None:
+async def test_two_replicas_put_a_new_key_client_on_the_roster(tmp_path: Path, database_url: str) -> None:
     async with branch(tmp_path, database_url=database_url) as b:
         client_id = await b.key_client(await b.staff(staff_pb2.ROLE_BROKER))
         client = await b.directory.GetClient(dir_api.GetClientRequest(id=client_id),
@@ -29,9 +31,9 @@ async def test_two_replicas_put_a_new_key_client_on_the_roster(tmp_path, databas
         db = Database(runner.settings.database_url_for("vip"), service="vip")
         try:
             async with db.transaction() as s:  # as if the directory's event had not come
-                await s.exec(delete(RosterEntry).where(  # type: ignore[call-overload]
+                await s.exec(delete(RosterEntry).where(
                     col(RosterEntry.client_id) == client_id))
-                await s.exec(delete(OutboxEvent).where(  # type: ignore[call-overload]
+                await s.exec(delete(OutboxEvent).where(
                     col(OutboxEvent.ce_subject) == client_id))
             await overlapped(db, lambda s: apply_client(vip, s, client))
             async with db.read() as s:

@@ -11,13 +11,13 @@ from branch.vip.v1 import vip_service_pb2 as api
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from tests.harness import ADMIN, SUPERVISOR, eventually
-from tests.vip.support import ROLE, broker, publish
+from tests.vip.support import ROLE, Branch, broker, publish
 from tests.vip.test_relay import note, planned
 
 R = relay_pb2
 
 
-async def open_work(b, br: str, note_id: str) -> tuple[str, str, str]:  # type: ignore[no-untyped-def]
+async def open_work(b: Branch, br: str, note_id: str) -> tuple[str, str, str]:
     client_id = await b.key_client(br)
     await b.holdings([(client_id, "600519")])
     await publish(b.nats_url, "branch.research.note.published", note(note_id, "600519"))
@@ -31,7 +31,7 @@ async def open_work(b, br: str, note_id: str) -> tuple[str, str, str]:  # type: 
     return client_id, relay.id, adv.id
 
 
-async def assert_moved(b, old: str, new: str, relay_id: str, adv_id: str) -> None:  # type: ignore[no-untyped-def]
+async def assert_moved(b: Branch, old: str, new: str, relay_id: str, adv_id: str) -> None:
     inbox = await b.inbox(old)
     assert list(inbox.items) == [] and inbox.relay_count == 0 and inbox.advisory_count == 0
     for call in (b.vip.GetRelay(api.GetRelayRequest(id=relay_id), metadata=broker(old)),
@@ -58,7 +58,7 @@ async def assert_moved(b, old: str, new: str, relay_id: str, adv_id: str) -> Non
     assert adv.assignee_id == new and adv.dedicated_broker_id == new
 
 
-async def test_supervisor_reassigning_a_client_moves_open_work(b) -> None:
+async def test_supervisor_reassigning_a_client_moves_open_work(b: Branch) -> None:
     br, br2 = await b.staff(ROLE.ROLE_BROKER), await b.staff(ROLE.ROLE_BROKER)
     client_id, relay_id, adv_id = await open_work(b, br, "r1")
     await b.vip.UpdateRosterEntry(api.UpdateRosterEntryRequest(
@@ -67,13 +67,13 @@ async def test_supervisor_reassigning_a_client_moves_open_work(b) -> None:
     await assert_moved(b, br, br2, relay_id, adv_id)
 
 
-async def test_directory_reassignment_moves_open_work(b) -> None:
+async def test_directory_reassignment_moves_open_work(b: Branch) -> None:
     br, br2 = await b.staff(ROLE.ROLE_BROKER), await b.staff(ROLE.ROLE_BROKER)
     client_id, relay_id, adv_id = await open_work(b, br, "r1")
     await b.directory.AssignClientStaff(dir_api.AssignClientStaffRequest(
         id=client_id, broker_id=br2), metadata=ADMIN)
 
-    async def moved():
+    async def moved() -> relay_pb2.RelayTask | None:
         got = await b.vip.GetRelay(api.GetRelayRequest(id=relay_id), metadata=SUPERVISOR)
         return got if got.broker_id == br2 else None
 

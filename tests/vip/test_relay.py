@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import grpc
 import pytest
@@ -13,7 +14,7 @@ from branch.vip.v1 import vip_service_pb2 as api
 from services.common.protos import ts
 from services.vip.server import check_relays_overdue
 from tests.harness import SUPERVISOR, auth, bad_fields, collect_events, eventually
-from tests.vip.support import ROLE, broker, publish
+from tests.vip.support import ROLE, Branch, broker, publish
 
 R = relay_pb2
 
@@ -22,13 +23,13 @@ def note(note_id: str, *tickers: str, risk: int = client_pb2.RISK_LEVEL_R3,
          kind: int = notes.NOTE_KIND_STOCK, audience: int = notes.AUDIENCE_KEY_CLIENTS,
          revision: int = 1) -> research_events.NotePublished:
     return research_events.NotePublished(note_id=note_id, revision=revision,
-                                         title=f"Note {note_id}", kind=kind,
-                                         tickers=list(tickers), risk_level=risk,
-                                         audience=audience, author_id="an-1",
+                                         title=f"Note {note_id}", kind=notes.NoteKind.ValueType(kind),
+                                         tickers=list(tickers), risk_level=client_pb2.RiskLevel.ValueType(risk),
+                                         audience=notes.Audience.ValueType(audience), author_id="an-1",
                                          approved_by="co-1")
 
 
-async def planned(b, count: int = 1) -> list[events_pb2.RelaysPlanned]:
+async def planned(b: Branch, count: int = 1) -> list[events_pb2.RelaysPlanned]:
     msgs = await collect_events(b.nats_url, "branch.vip.relay.planned", count=count)
     out = []
     for m in msgs:
@@ -38,13 +39,13 @@ async def planned(b, count: int = 1) -> list[events_pb2.RelaysPlanned]:
     return out
 
 
-async def relays_of(b, note_id: str) -> list[R.RelayTask]:
+async def relays_of(b: Branch, note_id: str) -> list[R.RelayTask]:
     res = await b.vip.ListRelays(api.ListRelaysRequest(note_id=note_id, page_size=1000),
                                  metadata=SUPERVISOR)
     return list(res.relays)
 
 
-async def matched_branch(b):
+async def matched_branch(b: Branch) -> dict[str, str]:
     br1, br2 = await b.staff(ROLE.ROLE_BROKER), await b.staff(ROLE.ROLE_BROKER)
     c_ok = await b.key_client(br1, tolerance=client_pb2.RISK_TOLERANCE_C4)
     c_ok2 = await b.key_client(br2, tolerance=client_pb2.RISK_TOLERANCE_C3)
@@ -59,7 +60,7 @@ async def matched_branch(b):
                 no_hold=c_no_hold, std=c_std)
 
 
-async def test_note_matches_holders_and_withholds_for_suitability(b) -> None:
+async def test_note_matches_holders_and_withholds_for_suitability(b: Branch) -> None:
     c = await matched_branch(b)
     await publish(b.nats_url, "branch.research.note.published",
                   note("n1", "600519", "000001"))
@@ -91,7 +92,7 @@ async def test_note_matches_holders_and_withholds_for_suitability(b) -> None:
                          metadata=auth("co-1", "compliance"))
 
 
-async def test_market_note_goes_to_every_key_client_and_staff_notes_to_none(b) -> None:
+async def test_market_note_goes_to_every_key_client_and_staff_notes_to_none(b: Branch) -> None:
     c = await matched_branch(b)
     await publish(b.nats_url, "branch.research.note.published",
                   note("staff", "600519", audience=notes.AUDIENCE_STAFF_ONLY))
@@ -106,7 +107,7 @@ async def test_market_note_goes_to_every_key_client_and_staff_notes_to_none(b) -
     assert await relays_of(b, "staff") == []
 
 
-async def test_redelivery_and_replay_create_no_second_task(b) -> None:
+async def test_redelivery_and_replay_create_no_second_task(b: Branch) -> None:
     c = await matched_branch(b)
     msg = note("n2", "600519")
     event_id = await publish(b.nats_url, "branch.research.note.published", msg)
@@ -120,7 +121,7 @@ async def test_redelivery_and_replay_create_no_second_task(b) -> None:
     assert sorted(r.client_id for r in relays) == sorted([c["ok"], c["ok2"], c["low"]])
 
 
-async def test_broker_records_explanation_and_acknowledgement(b) -> None:
+async def test_broker_records_explanation_and_acknowledgement(b: Branch) -> None:
     c = await matched_branch(b)
     await publish(b.nats_url, "branch.research.note.published", note("n3", "600519"))
     await planned(b)
@@ -164,7 +165,7 @@ async def test_broker_records_explanation_and_acknowledgement(b) -> None:
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
-async def test_withdrawn_note_cancels_open_relays(b) -> None:
+async def test_withdrawn_note_cancels_open_relays(b: Branch) -> None:
     c = await matched_branch(b)
     await publish(b.nats_url, "branch.research.note.published", note("n4", "600519"))
     await planned(b)
@@ -186,7 +187,7 @@ async def test_withdrawn_note_cancels_open_relays(b) -> None:
     assert (await b.inbox(c["br2"])).relay_count == 0
 
 
-async def test_overdue_relays_and_supervisor_view(b) -> None:
+async def test_overdue_relays_and_supervisor_view(b: Branch) -> None:
     c = await matched_branch(b)
     await publish(b.nats_url, "branch.research.note.published", note("n5", "600519"))
     await planned(b)
@@ -223,13 +224,13 @@ async def test_overdue_relays_and_supervisor_view(b) -> None:
     assert list(since.breaches) == []
 
 
-async def test_sla_report_per_broker_per_week(b) -> None:
+async def test_sla_report_per_broker_per_week(b: Branch) -> None:
     from tests.vip.test_advisory import ask, setup_client
 
     br, _, client_id = await setup_client(b)
     on_time = await ask(b, client_id, broker(br))
     await b.vip.AnswerAdvisory(api.AnswerAdvisoryRequest(id=on_time.id, advice="Hold.",
-                                                         risk_level=1), metadata=broker(br))
+                                                         risk_level=client_pb2.RiskLevel.ValueType(1)), metadata=broker(br))
     await ask(b, client_id, broker(br))
     b.clock.advance(minutes=61)
     from services.vip.server import check_advisory_sla
@@ -243,13 +244,13 @@ async def test_sla_report_per_broker_per_week(b) -> None:
               r.escalations, round(r.sla_compliance, 2)) for r in report.rows]
     assert weeks == [("2026-03-02", 2, 1, 1, 1, 0.5), ("2026-03-09", 1, 0, 0, 0, 1.0)]
 
-    async def answered_count():
+    async def answered_count() -> bool:
         return report.rows[0].answered_in_time == 1
 
     assert await eventually(answered_count)
 
 
-async def test_relay_planning_on_each_backend(tmp_path, database_url) -> None:
+async def test_relay_planning_on_each_backend(tmp_path: Path, database_url: str) -> None:
     """Storage-heavy path (bulk insert, conditional updates, views) on SQLite and PostgreSQL."""
     from tests.vip.support import branch
 
@@ -270,7 +271,7 @@ async def test_relay_planning_on_each_backend(tmp_path, database_url) -> None:
         assert inbox.items[0].overdue
 
 
-async def test_inbox_orders_by_deadline_and_pages(b) -> None:
+async def test_inbox_orders_by_deadline_and_pages(b: Branch) -> None:
     from branch.vip.v1 import advisory_pb2
 
     c = await matched_branch(b)

@@ -4,44 +4,54 @@ would hold the single write lock for the whole paging), and still plans each not
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import grpc
 from branch.research.v1 import events_pb2 as research_events
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.common.channels import aio_channel
+from services.common.db import Database
+from services.common.server import ServiceContext
+from services.vip.core import Vip
 from services.vip.models import RelayPlan
 from services.vip.server import plan_pending_relays, vip_of
 from tests.harness import collect_events, eventually, make_settings
-from tests.vip.support import branch, publish, running_vip
+from tests.vip.support import Branch, branch, publish, running_vip
 from tests.vip.test_relay import matched_branch, note, planned, relays_of
+
+T = TypeVar("T")
+U = TypeVar("U")
 
 
 class WriteLockProbe(grpc.aio.UnaryUnaryClientInterceptor):
     """On every directory call, notes whether vip's SQLite write lock is held right then."""
 
-    def __init__(self, db) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, db: Database) -> None:
         self.db = db
         self.seen: list[tuple[str, bool]] = []
 
-    async def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
+    async def intercept_unary_unary(self, continuation: Callable[..., Any],
+                                    details: grpc.aio.ClientCallDetails, request: Any) -> Any:
         method = details.method.decode() if isinstance(details.method, bytes) else details.method
         # Database._write_lock queues this process's SQLite writers (a test-only peek)
-        self.seen.append((method.rsplit("/", 1)[-1], self.db._write_lock.locked()))
+        lock = self.db._write_lock  # None on PostgreSQL
+        self.seen.append((method.rsplit("/", 1)[-1], lock is not None and lock.locked()))
         return await continuation(details, request)
 
 
-def directory_channel(ctx, *interceptors) -> grpc.aio.Channel:  # type: ignore[no-untyped-def]
-    """The same authenticated channel vip normally uses, with interceptors."""
-    tokens = ctx.tokens
-    creds = grpc.metadata_call_credentials(
-        lambda _ctx, cb: cb((("authorization", f"Bearer {tokens.current()}"),), None))
-    return grpc.aio.secure_channel(
-        ctx.settings.address("directory"),
-        grpc.composite_channel_credentials(grpc.local_channel_credentials(), creds),
-        interceptors=list(interceptors))
+def directory_channel(ctx: ServiceContext,
+                      *interceptors: grpc.aio.ClientInterceptor) -> grpc.aio.Channel:
+    """The same authenticated channel vip normally uses (ServiceContext.channel), with
+    interceptors."""
+    return aio_channel(ctx.settings, "directory", token=ctx.tokens.current,
+                       interceptors=interceptors)
 
 
-async def test_directory_is_paged_outside_the_write_transaction(b) -> None:
+async def test_directory_is_paged_outside_the_write_transaction(b: Branch) -> None:
     c = await matched_branch(b)
     ctx = b.runners["vip"].ctx
     vip = vip_of(ctx)
@@ -61,13 +71,13 @@ async def test_directory_is_paged_outside_the_write_transaction(b) -> None:
     assert {r.client_id for r in await relays_of(b, "lock")} == {c["ok"], c["ok2"], c["low"]}
 
 
-async def pending_plans(vip) -> list[RelayPlan]:  # type: ignore[no-untyped-def]
+async def pending_plans(vip: Vip) -> list[RelayPlan]:
     async with vip.db.read() as s:
         return list((await s.exec(select(RelayPlan).where(RelayPlan.pending))).all())
 
 
 async def test_directory_down_leaves_plan_pending_then_planned_once_by_two_replicas(
-        tmp_path, database_url) -> None:
+        tmp_path: Path, database_url: str) -> None:
     async with branch(tmp_path, database_url=database_url) as b:
         c = await matched_branch(b)
         ctx = b.runners["vip"].ctx
@@ -96,8 +106,8 @@ async def test_directory_down_leaves_plan_pending_then_planned_once_by_two_repli
             results = await asyncio.gather(plan_pending_relays(ctx),
                                            plan_pending_relays(second.ctx))
             assert sum(results) <= 1  # the first replica's own loop may have won
-            assert await asyncio.gather(plan_pending_relays(ctx),
-                                        plan_pending_relays(second.ctx)) == [0, 0]
+            assert list(await asyncio.gather(plan_pending_relays(ctx),
+                                             plan_pending_relays(second.ctx))) == [0, 0]
         assert await pending_plans(vip) == []
         relays = await relays_of(b, "down")
         assert sorted(r.client_id for r in relays) == sorted([c["ok"], c["ok2"], c["low"]])
@@ -107,23 +117,24 @@ async def test_directory_down_leaves_plan_pending_then_planned_once_by_two_repli
         assert [e.headers["ce-subject"] for e in events] == ["down"]
 
 
-async def _count(vip, n: int) -> bool:  # type: ignore[no-untyped-def]
+async def _count(vip: Vip, n: int) -> bool:
     return len(await pending_plans(vip)) == n
 
 
-async def _race(vip, first, second):  # type: ignore[no-untyped-def]
+async def _race(vip: Vip, first: Callable[[AsyncSession], Awaitable[T]],
+                second: Callable[[AsyncSession], Awaitable[U]]) -> tuple[T, U]:
     """Run `first` in a transaction left open while `second` runs in another, then commit
     `first`: on PostgreSQL `second` meets the uncommitted plan row."""
     inside, release = asyncio.Event(), asyncio.Event()
 
-    async def one():  # type: ignore[no-untyped-def]
+    async def one() -> T:
         async with vip.db.transaction() as s:
             out = await first(s)
             inside.set()
             await release.wait()
         return out
 
-    async def two():  # type: ignore[no-untyped-def]
+    async def two() -> U:
         await inside.wait()
         async with vip.db.transaction() as s:
             return await second(s)
@@ -135,18 +146,18 @@ async def _race(vip, first, second):  # type: ignore[no-untyped-def]
     return await t1, await t2
 
 
-async def test_publication_and_withdrawal_at_once_on_two_replicas(tmp_path,
-                                                                  database_url) -> None:
+async def test_publication_and_withdrawal_at_once_on_two_replicas(tmp_path: Path,
+                                                                  database_url: str) -> None:
     from services.vip import relay
 
     async with branch(tmp_path, database_url=database_url) as b:
         vip = vip_of(b.runners["vip"].ctx)
 
-        def withdraw(note_id):  # type: ignore[no-untyped-def]
+        def withdraw(note_id: str) -> Callable[[AsyncSession], Awaitable[int]]:
             return lambda s: relay.cancel_for_note(vip, s, research_events.NoteWithdrawn(
                 note_id=note_id, revision=1))
 
-        def publish_(note_id):  # type: ignore[no-untyped-def]
+        def publish_(note_id: str) -> Callable[[AsyncSession], Awaitable[bool]]:
             return lambda s: relay.plan_relays(vip, s, note(note_id, "600519"))
 
         # withdrawal recorded first: the concurrent publication records nothing

@@ -9,10 +9,10 @@ from branch.vip.v1 import vip_service_pb2 as api
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from tests.harness import ADMIN, SUPERVISOR, auth, bad_fields, collect_events, eventually
-from tests.vip.support import ROLE, broker
+from tests.vip.support import ROLE, Branch, broker
 
 
-async def test_key_client_joins_roster_with_dedicated_broker(b) -> None:
+async def test_key_client_joins_roster_with_dedicated_broker(b: Branch) -> None:
     br = await b.staff(ROLE.ROLE_BROKER)
     client_id = await b.client(broker_id=br)
     entry = await b.on_roster(client_id)
@@ -23,7 +23,7 @@ async def test_key_client_joins_roster_with_dedicated_broker(b) -> None:
     assert events and events[0].headers["ce-subject"] == client_id
 
 
-async def test_standard_client_not_on_roster_until_tier_changes(b) -> None:
+async def test_standard_client_not_on_roster_until_tier_changes(b: Branch) -> None:
     br = await b.staff(ROLE.ROLE_BROKER)
     client_id = await b.client(broker_id=br, tier=client_pb2.TIER_STANDARD)
     other = await b.key_client(br)  # processed after the first one: the consumer is in order
@@ -38,7 +38,7 @@ async def test_standard_client_not_on_roster_until_tier_changes(b) -> None:
     assert entry.status == roster_pb2.ROSTER_STATUS_ACTIVE
 
 
-async def test_leaving_key_tier_closes_open_work_with_reason(b) -> None:
+async def test_leaving_key_tier_closes_open_work_with_reason(b: Branch) -> None:
     br = await b.staff(ROLE.ROLE_BROKER)
     client_id = await b.key_client(br)
     adv = await b.vip.CreateAdvisory(api.CreateAdvisoryRequest(advisory=advisory_pb2.Advisory(
@@ -46,7 +46,7 @@ async def test_leaving_key_tier_closes_open_work_with_reason(b) -> None:
     await b.directory.ChangeClientTier(dir_api.ChangeClientTierRequest(
         id=client_id, tier=client_pb2.TIER_STANDARD, reason="downgraded"), metadata=ADMIN)
 
-    async def left():
+    async def left() -> roster_pb2.RosterEntry | None:
         e = await b.vip.GetRosterEntry(api.GetRosterEntryRequest(client_id=client_id),
                                        metadata=SUPERVISOR)
         return e if e.status == roster_pb2.ROSTER_STATUS_LEFT else None
@@ -65,7 +65,7 @@ async def test_leaving_key_tier_closes_open_work_with_reason(b) -> None:
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
-async def test_supervisor_changes_broker_and_backup(b) -> None:
+async def test_supervisor_changes_broker_and_backup(b: Branch) -> None:
     br, br2, br3 = [await b.staff(ROLE.ROLE_BROKER) for _ in range(3)]
     analyst = await b.staff(ROLE.ROLE_ANALYST)
     client_id = await b.key_client(br)
@@ -115,20 +115,20 @@ async def test_supervisor_changes_broker_and_backup(b) -> None:
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-async def test_no_token_is_unauthenticated(b) -> None:
+async def test_no_token_is_unauthenticated(b: Branch) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await b.vip.ListRoster(api.ListRosterRequest())
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await b.vip.ListRoster(api.ListRosterRequest(),
-                               metadata=[("authorization", "Bearer nonsense")])
+                               metadata=(("authorization", "Bearer nonsense"),))
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await b.vip.ListRoster(api.ListRosterRequest(), metadata=auth("c1", "consultant"))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-async def test_directory_updates_follow_to_the_roster(b) -> None:
+async def test_directory_updates_follow_to_the_roster(b: Branch) -> None:
     from branch.directory.v1 import client_pb2 as c
 
     br, br2 = await b.staff(ROLE.ROLE_BROKER), await b.staff(ROLE.ROLE_BROKER)
@@ -140,7 +140,7 @@ async def test_directory_updates_follow_to_the_roster(b) -> None:
     await b.directory.AssignClientStaff(dir_api.AssignClientStaffRequest(
         id=client_id, broker_id=br2), metadata=ADMIN)
 
-    async def updated():
+    async def updated() -> roster_pb2.RosterEntry | None:
         e = await b.vip.GetRosterEntry(api.GetRosterEntryRequest(client_id=client_id),
                                        metadata=SUPERVISOR)
         return e if e.broker_id == br2 else None
@@ -152,7 +152,7 @@ async def test_directory_updates_follow_to_the_roster(b) -> None:
         client=c.Client(id=client_id, status=c.CLIENT_STATUS_CLOSED),
         update_mask=FieldMask(paths=["status"])), metadata=ADMIN)
 
-    async def left():
+    async def left() -> roster_pb2.RosterEntry | None:
         e = await b.vip.GetRosterEntry(api.GetRosterEntryRequest(client_id=client_id),
                                        metadata=SUPERVISOR)
         return e if e.status == roster_pb2.ROSTER_STATUS_LEFT else None

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -11,7 +12,7 @@ from branch.vip.v1 import vip_service_pb2 as api
 from services.common.clock import FakeClock
 from services.common.protos import ts
 from tests.harness import SUPERVISOR, auth, bad_fields
-from tests.vip.support import ROLE, branch, broker
+from tests.vip.support import ROLE, Branch, branch, broker
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -20,7 +21,7 @@ def local(y: int, m: int, d: int, h: int = 0) -> datetime:
     return datetime(y, m, d, h, tzinfo=BERLIN)
 
 
-async def plan_local_rota(b, brokers: list[str], first_day: datetime, days: int) -> None:
+async def plan_local_rota(b: Branch, brokers: list[str], first_day: datetime, days: int) -> None:
     """Three shifts a day at 00, 08 and 16 local wall-clock time: covers every hour, however
     long the local day is."""
     for d in range(days):
@@ -33,7 +34,7 @@ async def plan_local_rota(b, brokers: list[str], first_day: datetime, days: int)
                           end.astimezone(UTC))
 
 
-async def test_rota_gaps_across_spring_forward_in_berlin(tmp_path) -> None:
+async def test_rota_gaps_across_spring_forward_in_berlin(tmp_path: Path) -> None:
     # Sunday 29 March 2026 02:00 CET -> 03:00 CEST: that local day has 23 hours.
     clock = FakeClock(local(2026, 3, 20, 9).astimezone(UTC))
     async with branch(tmp_path, clock=clock, timezone="Europe/Berlin") as b:
@@ -55,7 +56,7 @@ async def test_rota_gaps_across_spring_forward_in_berlin(tmp_path) -> None:
         assert gap.local_end == "2026-03-30T16:00:00+02:00"
 
 
-async def test_rota_gap_hours_across_fall_back(tmp_path) -> None:
+async def test_rota_gap_hours_across_fall_back(tmp_path: Path) -> None:
     # Sunday 25 October 2026 03:00 CEST -> 02:00 CET: that local day has 25 hours.
     clock = FakeClock(local(2026, 10, 20, 0).astimezone(UTC))
     async with branch(tmp_path, clock=clock, timezone="Europe/Berlin") as b:
@@ -73,7 +74,7 @@ async def test_rota_gap_hours_across_fall_back(tmp_path) -> None:
         assert report.gaps[0].local_end == "2026-10-26T00:00:00+01:00"
 
 
-async def test_gaps_for_empty_rota_and_other_roles(b) -> None:
+async def test_gaps_for_empty_rota_and_other_roles(b: Branch) -> None:
     report = await b.vip.CheckRotaGaps(api.CheckRotaGapsRequest(days=2), metadata=SUPERVISOR)
     # Asia/Shanghai has no DST: two days are 48 hours, starting at the current hour
     assert report.window_hours == 48
@@ -86,7 +87,7 @@ async def test_gaps_for_empty_rota_and_other_roles(b) -> None:
         days=1, role=rota_pb2.SHIFT_ROLE_ANALYST), metadata=SUPERVISOR)
     assert report.uncovered_hours == 24 - 10.5  # window starts on the hour (01:00 UTC)
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await b.vip.CheckRotaGaps(api.CheckRotaGapsRequest(days=100, role=9),
+        await b.vip.CheckRotaGaps(api.CheckRotaGapsRequest(days=100, role=rota_pb2.ShiftRole.ValueType(9)),
                                   metadata=SUPERVISOR)
     assert bad_fields(err.value) == {"days", "role"}
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -94,7 +95,7 @@ async def test_gaps_for_empty_rota_and_other_roles(b) -> None:
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-async def test_on_call_now_and_shift_validation(b) -> None:
+async def test_on_call_now_and_shift_validation(b: Branch) -> None:
     br, br2 = await b.staff(ROLE.ROLE_BROKER), await b.staff(ROLE.ROLE_BROKER)
     sup = await b.staff(ROLE.ROLE_SUPERVISOR)
     now = b.clock.now()
@@ -140,7 +141,7 @@ async def test_on_call_now_and_shift_validation(b) -> None:
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def _shift_at(b, when: datetime) -> rota_pb2.Shift:
+async def _shift_at(b: Branch, when: datetime) -> rota_pb2.Shift:
     on_call = await b.vip.GetOnCall(api.GetOnCallRequest(time=ts(when.astimezone(UTC))),
                                     metadata=SUPERVISOR)
     return on_call.brokers[0]
@@ -151,7 +152,7 @@ LONDON = ZoneInfo("Europe/London")
 
 @pytest.mark.parametrize("now_local", [datetime(2026, 3, 20, 0, 5), datetime(2026, 3, 20, 23, 30)])
 async def test_shift_length_is_the_wall_clock_day_across_both_london_changes(
-        tmp_path, now_local: datetime) -> None:
+        tmp_path: Path, now_local: datetime) -> None:
     # issue 12 case 11. Autumn: Sunday 25 October 2026 02:00 BST -> 01:00 GMT, so Saturday
     # 09:00 to Sunday 09:00 is 25 hours elapsed; spring: Sunday 29 March 2026 01:00 GMT ->
     # 02:00 BST, 23 hours. Both are a 24-hour shift on the branch's clock.

@@ -10,11 +10,11 @@ from branch.vip.v1 import events_pb2
 from branch.vip.v1 import vip_service_pb2 as api
 
 from tests.harness import collect_events
-from tests.vip.support import broker
+from tests.vip.support import Branch, broker
 from tests.vip.test_advisory import ask, setup_client
 
 
-async def test_expired_assessment_needs_an_override_then_is_flagged(b) -> None:
+async def test_expired_assessment_needs_an_override_then_is_flagged(b: Branch) -> None:
     br, _, client_id = await setup_client(b, tolerance=client_pb2.RISK_TOLERANCE_C5,
                                           assessed_on="2023-01-05")
     adv = await ask(b, client_id, broker(br))
@@ -24,7 +24,7 @@ async def test_expired_assessment_needs_an_override_then_is_flagged(b) -> None:
                 id=adv.id, advice="Hold.", risk_level=client_pb2.RISK_LEVEL_R1,
                 override_reason=reason), metadata=broker(br))
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert "expired" in err.value.details()
+        assert "expired" in (err.value.details() or "")
     still = await b.vip.GetAdvisory(api.GetAdvisoryRequest(id=adv.id), metadata=broker(br))
     assert still.state == adv.state and not still.advice  # a refusal changes nothing
     done = await b.vip.AnswerAdvisory(api.AnswerAdvisoryRequest(
@@ -38,7 +38,7 @@ async def test_expired_assessment_needs_an_override_then_is_flagged(b) -> None:
     assert msg.suitability_overridden and msg.advice_risk_level == client_pb2.RISK_LEVEL_R1
 
 
-async def test_suitable_advice_ignores_an_override_reason(b) -> None:
+async def test_suitable_advice_ignores_an_override_reason(b: Branch) -> None:
     br, _, client_id = await setup_client(b, tolerance=client_pb2.RISK_TOLERANCE_C3)
     adv = await ask(b, client_id, broker(br))
     done = await b.vip.AnswerAdvisory(api.AnswerAdvisoryRequest(
