@@ -41,7 +41,7 @@ ALL = auth("sup-1", "supervisor", "admin")
 ANALYST = auth("ana-1", "analyst")
 OTHER_ANALYST = auth("ana-2", "analyst")
 AGENT = auth("agent-1", "service_agent")
-EN = [("accept-language", "en")]
+EN = (("accept-language", "en"),)
 FUTURE = (date.today() + timedelta(days=30)).isoformat()  # the services run on the real clock
 
 
@@ -182,7 +182,7 @@ async def test_permission_denied_says_why(stubs: Stubs) -> None:
 
 async def test_english_when_the_caller_asks_for_it(stubs: Stubs) -> None:
     _, english, said, status = await refused(stubs.remote.GetCampaign(
-        rapi.GetCampaignRequest(id=MISSING), metadata=ALL + [("accept-language", "en-GB,zh;q=0.5")]))
+        rapi.GetCampaignRequest(id=MISSING), metadata=ALL + (("accept-language", "en-GB,zh;q=0.5"),)))
     assert said == f"en: campaign {MISSING} not found" and english in said
     _, _, said, status = await refused(stubs.directory.CreateClient(
         dapi.CreateClientRequest(client=client_pb2.Client(display_name="x")),
@@ -194,5 +194,5 @@ async def test_english_when_the_caller_asks_for_it(stubs: Stubs) -> None:
                and v.localized_message.message == v.description for v in bad.field_violations)
     # Chinese first by quality: Chinese
     _, _, said, _ = await refused(stubs.vip.GetAdvisory(
-        vapi.GetAdvisoryRequest(id=MISSING), metadata=ALL + [("accept-language", "en;q=0.3, zh")]))
+        vapi.GetAdvisoryRequest(id=MISSING), metadata=ALL + (("accept-language", "en;q=0.3, zh"),)))
     assert said.startswith("zh-CN: 找不到咨询请求")
