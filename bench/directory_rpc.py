@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing as mp
 import os
 import random
@@ -19,12 +20,13 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event as ProcessEvent
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -33,12 +35,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.fac
 from branch.directory.v1 import directory_service_pb2 as api  # noqa: E402
 from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub  # noqa: E402
 
+if TYPE_CHECKING:
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceAsyncStub
+
 from services.common.keys import jwks, key_from_seed  # noqa: E402
 
 CONCURRENCY = 16
 BENCH_KEY = key_from_seed("bench signing key")
 TRUSTED = jwks([BENCH_KEY.public_jwk()])
 ECHO_METHOD = "/bench.Echo/Echo"
+Metadata = tuple[tuple[str, str | bytes], ...]
 
 
 # ---- servers, each in a child process ---------------------------------------------------
@@ -83,7 +89,9 @@ def _directory_server(data_dir: str, nats_url: str, port_q: Queue[int],
     from services.common.settings import Settings
     from services.directory.server import SPEC
 
-    configure_logging("error")
+    # info, as deployed (one JSON line per call), to a file as the embedded suite does
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    configure_logging("info", Path(data_dir) / "directory.log")
     if sync_reads:
         _use_sync_reads(Path(data_dir) / "directory.db")
 
@@ -182,7 +190,8 @@ def _hop_consumer(data_dir: str, nats_url: str, expect: int,
 
 # ---- load -------------------------------------------------------------------------------
 
-async def _load(call: Callable[[int], Awaitable[object]], n: int) -> tuple[float, list[float]]:
+async def _load(call: Callable[[int], Awaitable[object]], n: int,
+                concurrency: int = CONCURRENCY) -> tuple[float, list[float]]:
     latencies: list[float] = []
     counter = iter(range(n))
 
@@ -193,24 +202,180 @@ async def _load(call: Callable[[int], Awaitable[object]], n: int) -> tuple[float
             latencies.append(time.perf_counter() - t0)
 
     start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
     return time.perf_counter() - start, latencies
 
 
-def _row(name: str, n: int, elapsed: float, lat: list[float], base: float | None) -> list[str]:
+def _row(name: str, n: int, elapsed: float, lat: list[float], base: float | None,
+         cpu: float | None = None, cpu_base: float | None = None) -> list[str]:
+    """calls/s, p50, p99, ratio to the baseline's rate; with cpu (server CPU seconds over the
+    n calls): CPU ms a call and the baseline's CPU a call over this one's."""
     rate = n / elapsed
     q = statistics.quantiles(lat, n=100)
-    return [name, f"{rate:,.0f}", f"{q[49] * 1000:.2f}", f"{q[98] * 1000:.2f}",
-            f"{rate / base:.2f}" if base else "1.00"]
+    row = [name, f"{rate:,.0f}", f"{q[49] * 1000:.2f}", f"{q[98] * 1000:.2f}",
+           f"{rate / base:.2f}" if base else "1.00"]
+    if cpu is not None:
+        row += [f"{cpu / n * 1000:.3f}", f"{cpu_base / cpu:.2f}" if cpu_base else "1.00"]
+    return row
 
 
-async def bench_rpc(calls: int, data_dir: Path, nats_url: str,
-                    hop_n: int = 300) -> list[list[str]]:
+SINGLE = 1  # one call in flight: what a person at the console feels
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _measure(name: str, call: Callable[[int], Awaitable[object]], calls: int,
+                   base: dict[int, tuple[float, float]], warm: int,
+                   pid: int | None = None) -> list[list[str]]:
+    """Two rows: CONCURRENCY calls in flight, then one; ratios to the echo at the same
+    concurrency (base: rate and server CPU seconds a call). Without a base (the echo
+    itself) the figures become the base. The server's CPU a call is much less moved by other
+    work on a shared machine than the rates are."""
+    rows = []
+    for concurrency, n in ((CONCURRENCY, calls), (SINGLE, _single_calls(calls))):
+        await _load(call, min(warm, n), concurrency)
+        cpu0 = _cpu_seconds(pid)
+        elapsed, lat = await _load(call, n, concurrency)
+        cpu = _cpu_seconds(pid) - cpu0
+        label = name if concurrency == CONCURRENCY else f"{name}, 1 in flight"
+        rate_base, cpu_base = base.get(concurrency, (0.0, 0.0))
+        rows.append(_row(label, n, elapsed, lat, rate_base, cpu,
+                         cpu_base * n if cpu_base else None))
+        base.setdefault(concurrency, (n / elapsed, cpu / n))
+    return rows
+
+
+def _single_calls(calls: int) -> int:
+    return max(20, min(calls, 1000))
+
+
+async def _directory_rows(stub: DirectoryServiceAsyncStub, md: Metadata, calls: int,
+                          base: dict[int, tuple[float, float]],
+                          store: str, profile: Path | None, pid: int | None) -> list[list[str]]:
+    """CreateClient, then GetClient of the clients made, at 16 and at 1 in flight."""
+    from tests.directory.factories import client_msg
+
+    ids: list[str] = []
+
+    async def create(i: int) -> None:
+        c = await stub.CreateClient(api.CreateClientRequest(client=client_msg()), metadata=md)
+        ids.append(c.id)
+
+    rng = random.Random(1)
+
+    async def get(i: int) -> None:
+        await stub.GetClient(api.GetClientRequest(id=rng.choice(ids)), metadata=md)
+
+    rows = []
+    with _profiled(profile, pid, f"create_{store}"):
+        rows += await _measure(f"directory CreateClient ({store})", create, calls, base, 300,
+                               pid)
+    with _profiled(profile, pid, f"get_{store}"):
+        rows += await _measure(f"directory GetClient ({store})", get, calls, base, 500, pid)
+    return rows
+
+
+@contextlib.contextmanager
+def _profiled(out: Path | None, pid: int | None, name: str) -> Iterator[None]:
+    """With --profile DIR: py-spy samples the server process (by pid) while the block runs,
+    writing collapsed stacks to DIR/name.txt and a summary of the top frames to
+    DIR/name.top.txt."""
+    if out is None or pid is None:
+        yield
+        return
+    import shutil
+    import signal
+    import subprocess
+
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    raw = out / f"{name}.txt"
+    proc = subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "250",
+                             "--nonblocking", "-o", str(raw)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)  # py-spy attaches
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if raw.exists():
+            (out / f"{name}.top.txt").write_text(top_frames(raw.read_text()))
+
+
+# Where a call's CPU goes, for the --profile summary: each sampled stack counts once, for the
+# first of these its frames match (so a log line written inside the audit block counts as
+# audit). Idle stacks (waiting in select, or a worker thread waiting for work) are left out.
+PROFILE_PARTS = [
+    ("token verification (PyJWT EdDSA)", r"TokenVerifier\.verify"),
+    ("audit record in its own transaction", r"ServiceInterceptor\._end.*Database\.transaction"),
+    ("outbox relay (read, publish, mark sent)", r"OutboxRelay"),
+    ("rpc log line (structlog JSON)", r"structlog/"),
+    ("SQLAlchemy and the drivers (session, ORM, Core; aiosqlite, asyncpg, sqlite3)",
+     r"sqlalchemy/|aiosqlite|asyncpg|sqlmodel|Database\.|_connection_worker_thread"),
+    ("handler: validation, convert, protobuf", r"DirectoryServicer\.|Directory\.|idempotency"),
+    ("OpenTelemetry server span", r"OpenTelemetry|opentelemetry"),
+    ("our interceptor: access table, metrics, context", r"ServiceInterceptor|prometheus"),
+    ("grpc core, event loop, thread hand-offs (C code: not sampled inside)", r"."),
+]
+IDLE = ("EpollSelector.select", "threading.py:327", "(queue.py:")
+
+
+def top_frames(collapsed: str, limit: int = 25) -> str:
+    """From py-spy's collapsed stacks: the share of non-idle samples in each PROFILE_PARTS
+    part, then the frames with the most samples below them (inclusive) and of their own
+    (self)."""
+    import re
+
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    parts = {name: 0 for name, _ in PROFILE_PARTS}
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit() or any(i in stack for i in IDLE):
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for name, pattern in PROFILE_PARTS:
+            if re.search(pattern, stack):
+                parts[name] += n
+                break
+    total = total or 1
+    lines = [f"{total} non-idle samples", "", "| part | % |", "|---|---|"]
+    for name, n in sorted(parts.items(), key=lambda kv: -kv[1]):
+        lines.append(f"| {name} | {100 * n / total:.0f} |")
+    lines += ["", "inclusive %  frame"]
+    for frame, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:limit]:
+        lines.append(f"{100 * n / total:6.1f}  {frame}")
+    lines += ["", "self %  frame"]
+    for frame, n in sorted(own.items(), key=lambda kv: -kv[1])[:limit]:
+        lines.append(f"{100 * n / total:6.1f}  {frame}")
+    return "\n".join(lines) + "\n"
+
+
+async def bench_rpc(calls: int, data_dir: Path, nats_url: str, hop_n: int = 300,
+                    only_calls: bool = False, profile: Path | None = None) -> list[list[str]]:
     from services.common.auth import TokenSigner
     from tests.directory.factories import client_msg
 
     ctx = mp.get_context("spawn")
     rows: list[list[str]] = []
+    base: dict[int, tuple[float, float]] = {}
     loop = asyncio.get_running_loop()
     stop = ctx.Event()
     q: Queue[int] = ctx.Queue()
@@ -220,10 +385,8 @@ async def bench_rpc(calls: int, data_dir: Path, nats_url: str,
     payload = bytes(400)  # about the size of a serialised Client
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
         call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = ch.unary_unary(ECHO_METHOD)
-        await _load(lambda i: call(payload), min(500, calls))
-        elapsed, lat = await _load(lambda i: call(payload), calls)
-        base_rate = calls / elapsed
-        rows.append(_row("echo (bare grpc.aio, baseline)", calls, elapsed, lat, None))
+        rows += await _measure("echo (bare grpc.aio, baseline)", lambda i: call(payload), calls,
+                               base, 500, echo.pid)
     stop.set()
     _join(echo)
 
@@ -233,84 +396,85 @@ async def bench_rpc(calls: int, data_dir: Path, nats_url: str,
     port = q.get(timeout=60)
     token = TokenSigner(BENCH_KEY).issue("bench-admin", ["admin"], datetime.now(UTC),
                                       timedelta(hours=1))
-    md = [("authorization", f"Bearer {token}")]
+    md: Metadata = (("authorization", f"Bearer {token}"),)
+    hop_row: list[str] | None = None
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
         stub = DirectoryServiceStub(ch)
 
-        # the event hop first, on an empty stream: CreateClient commit -> durable consumer
-        # in another process, one event at a time (a trickle, not a burst)
-        out: Queue[list[float]] = ctx.Queue()
-        ready = ctx.Event()
-        consumer = ctx.Process(target=_hop_consumer,
-                               args=(str(data_dir), nats_url, hop_n, out, ready))
-        consumer.start()
-        await loop.run_in_executor(None, ready.wait, 60)
-        for _ in range(hop_n):
-            await stub.CreateClient(api.CreateClientRequest(client=client_msg()), metadata=md)
-            await asyncio.sleep(0.005)
-        hops = await loop.run_in_executor(None, out.get, True, 120)
-        _join(consumer)
-        q_hop = statistics.quantiles(hops, n=100)
+        if not only_calls:
+            # the event hop first, on an empty stream: CreateClient commit -> durable consumer
+            # in another process, one event at a time (a trickle, not a burst)
+            out: Queue[list[float]] = ctx.Queue()
+            ready = ctx.Event()
+            consumer = ctx.Process(target=_hop_consumer,
+                                   args=(str(data_dir), nats_url, hop_n, out, ready))
+            consumer.start()
+            await loop.run_in_executor(None, ready.wait, 60)
+            for _ in range(hop_n):
+                await stub.CreateClient(api.CreateClientRequest(client=client_msg()),
+                                        metadata=md)
+                await asyncio.sleep(0.005)
+            hops = await loop.run_in_executor(None, out.get, True, 120)
+            _join(consumer)
+            q_hop = statistics.quantiles(hops, n=100)
+            hop_row = ["event hop: CreateClient commit → durable consumer in another process",
+                       f"({hop_n} events)", f"{q_hop[49] * 1000:.2f}",
+                       f"{q_hop[98] * 1000:.2f}", "—"]
 
-        ids: list[str] = []
+        rows += await _directory_rows(stub, md, calls, base, "SQLite", profile, server.pid)
+    stop.set()
+    _join(server)
 
-        async def create(i: int) -> None:
-            c = await stub.CreateClient(api.CreateClientRequest(client=client_msg()), metadata=md)
-            ids.append(c.id)
-
-        await _load(create, min(300, calls))
-        elapsed, lat = await _load(create, calls)
-        rows.append(_row("directory CreateClient", calls, elapsed, lat, base_rate))
+    if not only_calls:
+        # the same GetClient with its read on a sync session in a thread pool (same data)
+        stop = ctx.Event()
+        server = ctx.Process(target=_directory_server,
+                             args=(str(data_dir), nats_url, q, stop, True))
+        server.start()
+        port = q.get(timeout=60)
+        ids = await _client_ids(data_dir / "directory.db")
         rng = random.Random(1)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            stub = DirectoryServiceStub(ch)
 
-        async def get(i: int) -> None:
-            await stub.GetClient(api.GetClientRequest(id=rng.choice(ids)), metadata=md)
+            async def get(i: int) -> None:
+                await stub.GetClient(api.GetClientRequest(id=rng.choice(ids)), metadata=md)
 
-        await _load(get, min(500, calls))
-        elapsed, lat = await _load(get, calls)
-        rows.append(_row("directory GetClient", calls, elapsed, lat, base_rate))
-    stop.set()
-    _join(server)
-
-    # the same GetClient with its read on a sync session in a thread pool (same data)
-    stop = ctx.Event()
-    server = ctx.Process(target=_directory_server,
-                         args=(str(data_dir), nats_url, q, stop, True))
-    server.start()
-    port = q.get(timeout=60)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-        stub = DirectoryServiceStub(ch)
-        await _load(get, min(500, calls))
-        elapsed, lat = await _load(get, calls)
-        rows.append(_row("directory GetClient, read via sync session in thread pool", calls,
-                         elapsed, lat, base_rate))
-    stop.set()
-    _join(server)
-    rows.append(["event hop: CreateClient commit → durable consumer in another process",
-                 f"({hop_n} events)", f"{q_hop[49] * 1000:.2f}", f"{q_hop[98] * 1000:.2f}", "—"])
+            await _load(get, min(500, calls))
+            elapsed, lat = await _load(get, calls)
+            rows.append(_row("directory GetClient, read via sync session in thread pool "
+                             "(SQLite)", calls, elapsed, lat, base[CONCURRENCY][0]))
+        stop.set()
+        _join(server)
+    if hop_row is not None:
+        rows.append(hop_row)
     pg = os.environ.get("BRANCH_TEST_POSTGRES_URL", "")
     if not pg:
         return rows
 
     # the production storage: PostgreSQL through asyncpg
     url = await _pg_database(pg)
-    stop = ctx.Event()
-    server = ctx.Process(target=_directory_server,
-                         args=(str(data_dir / "pg"), nats_url, q, stop, False, url))
-    server.start()
-    port = q.get(timeout=60)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-        stub = DirectoryServiceStub(ch)
-        ids.clear()
-        await _load(create, min(300, calls))
-        elapsed, lat = await _load(create, calls)
-        rows.append(_row("directory CreateClient, PostgreSQL", calls, elapsed, lat, base_rate))
-        await _load(get, min(500, calls))
-        elapsed, lat = await _load(get, calls)
-        rows.append(_row("directory GetClient, PostgreSQL", calls, elapsed, lat, base_rate))
-    stop.set()
-    _join(server)
+    try:
+        stop = ctx.Event()
+        server = ctx.Process(target=_directory_server,
+                             args=(str(data_dir / "pg"), nats_url, q, stop, False, url))
+        server.start()
+        port = q.get(timeout=60)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            rows += await _directory_rows(DirectoryServiceStub(ch), md, calls, base,
+                                          "PostgreSQL", profile, server.pid)
+        stop.set()
+        _join(server)
+    finally:
+        await _drop_pg_database(url)
     return rows
+
+
+async def _client_ids(path: Path) -> list[str]:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return [r[0] for r in conn.execute("SELECT id FROM directory_client")]
 
 
 async def bench_db(calls: int, async_url: str, sync_url: str, label: str) -> list[list[str]]:
@@ -368,6 +532,18 @@ async def bench_db(calls: int, async_url: str, sync_url: str, label: str) -> lis
     ]
 
 
+async def _drop_pg_database(url: str) -> None:
+    import asyncpg
+
+    base, _, name = url.rpartition("/")
+    admin = base.replace("postgresql+asyncpg://", "postgresql://") + "/postgres"
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 async def _pg_database(url: str) -> str:
     import uuid
 
@@ -384,35 +560,53 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=3000)
     parser.add_argument("--events", type=int, default=300, help="events in the event hop")
+    parser.add_argument("--only-calls", action="store_true",
+                        help="only echo, CreateClient and GetClient (no event hop, no sync-read "
+                             "server, no database read comparison)")
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                        help="sample the directory server with py-spy during each directory "
+                             "row; collapsed stacks and top frames go to DIR")
     args = parser.parse_args()
     from services.common.nats_link import EmbeddedNats
 
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    db_rows: list[list[str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         nats = EmbeddedNats(Path(tmp) / "nats")
         nats.start()
         try:
-            rpc_rows = asyncio.run(bench_rpc(args.calls, Path(tmp), nats.url, args.events))
+            rpc_rows = asyncio.run(bench_rpc(args.calls, Path(tmp), nats.url, args.events,
+                                             args.only_calls, args.profile))
         finally:
             nats.stop()
-        path = Path(tmp) / "dbbench.db"
-        db_rows = asyncio.run(bench_db(args.calls, f"sqlite+aiosqlite:///{path}",
-                                       f"sqlite:///{path}", "SQLite (aiosqlite / sqlite3)"))
-        pg = os.environ.get("BRANCH_TEST_POSTGRES_URL", "")
-        if pg:
-            url = asyncio.run(_pg_database(pg))
-            db_rows += asyncio.run(bench_db(args.calls, url, url.replace("+asyncpg", "+psycopg"),
-                                            "PostgreSQL (asyncpg / psycopg)"))
-        else:
-            print("PostgreSQL read comparison skipped: BRANCH_TEST_POSTGRES_URL not set")
-    print(f"\nconcurrency {CONCURRENCY}, {args.calls} calls each\n")
-    print("| what | calls/s | p50 ms | p99 ms | ratio to baseline |")
-    print("|---|---|---|---|---|")
+        if not args.only_calls:
+            path = Path(tmp) / "dbbench.db"
+            db_rows = asyncio.run(bench_db(args.calls, f"sqlite+aiosqlite:///{path}",
+                                           f"sqlite:///{path}", "SQLite (aiosqlite / sqlite3)"))
+            pg = os.environ.get("BRANCH_TEST_POSTGRES_URL", "")
+            if pg:
+                url = asyncio.run(_pg_database(pg))
+                try:
+                    db_rows += asyncio.run(bench_db(args.calls, url,
+                                                    url.replace("+asyncpg", "+psycopg"),
+                                                    "PostgreSQL (asyncpg / psycopg)"))
+                finally:
+                    asyncio.run(_drop_pg_database(url))
+            else:
+                print("PostgreSQL rows skipped: BRANCH_TEST_POSTGRES_URL not set")
+    print(f"\nconcurrency {CONCURRENCY} ({args.calls} calls) and 1 "
+          f"({_single_calls(args.calls)} calls); ratios to the echo at the same concurrency\n")
+    print("| what | calls/s | p50 ms | p99 ms | ratio to baseline | server CPU ms a call "
+          "| CPU ratio (baseline's CPU a call / this) |")
+    print("|---|---|---|---|---|---|---|")
     for row in rpc_rows:
-        print("| " + " | ".join(row) + " |")
-    print("\n| database read path | reads/s | p50 ms | p99 ms | ratio to async, same db |")
-    print("|---|---|---|---|---|")
-    for row in db_rows:
-        print("| " + " | ".join(row) + " |")
+        print("| " + " | ".join(row + ["—"] * (7 - len(row))) + " |")
+    if db_rows:
+        print("\n| database read path | reads/s | p50 ms | p99 ms | ratio to async, same db |")
+        print("|---|---|---|---|---|")
+        for row in db_rows:
+            print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ out=../static/vendor
 rm -rf "$out" && mkdir -p "$out"
 cp node_modules/htmx.org/dist/htmx.min.js "$out/htmx.min.js"
 cp node_modules/echarts/dist/echarts.min.js "$out/echarts.min.js"
+cp node_modules/htmx-ext-sse/dist/sse.min.js "$out/htmx-ext-sse.min.js"   # the broker's live inbox
 cp node_modules/axe-core/axe.min.js "$out/axe.min.js"   # tests inject it; pages never load it
-for pkg in htmx.org echarts axe-core; do
-  node -e "const p=require('./node_modules/$pkg/package.json');console.log(p.name+' '+p.version+' '+p.license)"
+for pkg in htmx.org htmx-ext-sse echarts axe-core; do
+  node -e "const p=require('./node_modules/$pkg/package.json');console.log(p.name+' '+p.version+' '+(p.license||'(licence in its LICENSE file)'))"
 done > "$out/VERSIONS"
 cat "$out/VERSIONS"

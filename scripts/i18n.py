@@ -1,30 +1,42 @@
-"""branchctl's gettext catalogues (Babel): `./dev i18n` extracts branchctl's words from
-services/cli and every service's cli.py / *_cli.py: _(), N_() and Label() arguments, plus the
-literal title and column names of each `ctl.table(TITLE, COLUMNS, ...)` call (a name given for
-COLUMNS is followed to the module's list) and the field names of the records branchctl shows
-field by field (RECORDS); it updates services/cli/locale/<lang>/LC_MESSAGES/branchctl.po for
-zh_CN and en (translations kept; new words left empty for a translator), and compiles each
-.po to the .mo branchctl reads. Both are committed. `--check` (run by `./dev test`) fails when
-a .mo is not what its .po compiles to, or when a marked word is missing from a .po.
+"""The suite's gettext catalogues (Babel), one domain per program; `./dev i18n` extracts the
+marked words, updates <locale>/<lang>/LC_MESSAGES/<domain>.po for zh_CN and en (translations
+kept; new words left empty for a translator; words no longer used dropped), and compiles each
+.po to the .mo the program reads. Both are committed.
 
-The services' error messages are a second catalogue, domain `services`
-(services/common/locale/zh_CN/LC_MESSAGES/services.po, read by services/common/messages.py):
-the English templates of DomainError / Violations / InvalidArgument / Msg calls anywhere in the
-services (not branchctl's or the console's modules), the services' request field names
-(context "field") and the value names of the enums a message names through
-Msg(enum_name(Enum, ...)). Only zh_CN: the English is the template itself. `--check` also
-fails on a message without its Chinese, a translation whose {placeholders} differ from its
-template's, and a message built with an f-string (which no catalogue can hold).
+- `branchctl` (services/cli/locale): branchctl's words from services/cli and every service's
+  cli.py / *_cli.py: _(), N_() and Label() arguments, plus the literal title and column names
+  of each `ctl.table(TITLE, COLUMNS, ...)` call (a name given for COLUMNS is followed to the
+  module's list) and the field names of the records branchctl shows field by field (RECORDS).
+- `console` (services/console/locale): the staff console's words: Python `_()`, `N_()`,
+  `ngettext()` and the Jinja2 templates' `{{ _("...") }}` (jinja2.ext's Babel extractor). Its
+  .po files carry no line numbers (fewer merge conflicts between pages built side by side).
+
+- `services` (services/common/locale, zh_CN only: the English is the msgid): the services'
+  error messages, read by services/common/messages.py: the English templates of DomainError /
+  Violations / InvalidArgument / Msg calls in the services (not branchctl's or the console's
+  modules), the services' request field names (context "field"), staff role names and the
+  value names of the enums a message names through Msg(enum_name(Enum, ...)). Its --check
+  also fails on a message built with an f-string (no catalogue can hold one) and on a
+  translation whose {placeholders} differ from its template's.
+
+`--check` (run by `./dev test`) fails when a .mo is not what its .po compiles to, when a
+marked word is missing from a .po, or (the console) when a zh_CN word has no translation yet.
+Adding console words: mark them, `./dev i18n`, fill the empty msgstr "" of the zh_CN .po
+(the en .po stays empty: English is the msgid), `./dev i18n` again to compile. Translations
+kept aside on a branch in services/console/locale/pending/zh_CN.*.po are taken into the
+empty zh_CN entries by `./dev i18n` (fold_pending); delete that folder afterwards.
 """
 
 from __future__ import annotations
 
 import ast
+import copy
 import importlib
 import io
 import re
 import sys
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -85,7 +97,7 @@ def _record_words() -> Iterator[str]:
                     stack.append(field.message_type)
 
 
-def template() -> Catalog:
+def branchctl_template() -> Catalog:
     pot = Catalog(project="branchctl", domain=DOMAIN)
     found = extract_from_dir(str(SERVICES), method_map=[
         ("cli/**.py", extract_cli), ("*/cli.py", extract_cli), ("*/*_cli.py", extract_cli),
@@ -98,14 +110,20 @@ def template() -> Catalog:
     return pot
 
 
-def po_path(lang: str) -> Path:
-    return LOCALES / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+CONSOLE = SERVICES / "console"
 
 
-def compiled(catalog: Catalog) -> bytes:
-    out = io.BytesIO()
-    write_mo(out, catalog)
-    return out.getvalue()
+def console_template() -> Catalog:
+    pot = Catalog(project="console", domain="console")
+    found = extract_from_dir(
+        str(CONSOLE), method_map=[("**.py", "python"),
+                                  ("templates/**.html", "jinja2.ext:babel_extract")],
+        options_map={"templates/**.html": {"extensions": "jinja2.ext.i18n"}},
+        keywords={"_": None, "N_": None, "gettext": None, "ngettext": (1, 2)})
+    for filename, lineno, message, comments, context in found:
+        pot.add(message, locations=[(f"services/console/{filename}", lineno)],
+                auto_comments=comments, context=context)
+    return pot
 
 
 # ---- the services' error messages (domain "services") ----------------------------------------
@@ -238,9 +256,9 @@ def _request_fields() -> Iterator[str]:
                         stack.append(field.message_type)
 
 
-def services_template() -> tuple[Catalog, list[str]]:
+def services_template() -> Catalog:
     pot = Catalog(project="branch services", domain=SERVICE_DOMAIN)
-    found, enums, problems = service_messages()
+    found, enums, _problems = service_messages()
     for message, context, where in found:
         file, line = where.rsplit(":", 1)
         pot.add(message, locations=[(file, int(line))], context=context)
@@ -252,86 +270,151 @@ def services_template() -> tuple[Catalog, list[str]]:
         if value.number:
             pot.add(value.name.removeprefix("ROLE_").lower(),
                     locations=[("gen (enum Role, as services name roles)", 0)])
-    for enum in sorted(enums):
-        if enum not in named:
-            problems.append(f"Msg(enum_name({enum}, ...)): no enum {enum} in the services' protos")
-            continue
+    for enum in sorted(enums & set(named)):
         for value in named[enum].values:
             if value.number:
                 pot.add(value.name, locations=[(f"gen (enum {enum})", 0)])
-    return pot, problems
+    return pot
 
 
 def _placeholders(text: str) -> set[str]:
     return set(re.findall(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}", text))
 
 
-def services_main(check: bool) -> int:
-    pot, problems = services_template()
-    path = SERVICE_LOCALES / "zh_CN" / "LC_MESSAGES" / f"{SERVICE_DOMAIN}.po"
-    if path.exists():
-        with path.open("rb") as f:
-            catalog = read_po(f, locale="zh_CN", domain=SERVICE_DOMAIN)
-    else:
-        catalog = Catalog(locale="zh_CN", domain=SERVICE_DOMAIN, project="branch services")
-    if check:
-        untranslated = [m.id if not m.context else f"{m.context}: {m.id}" for m in pot
-                        if m.id and not (catalog.get(m.id, m.context) is not None
-                                         and catalog.get(m.id, m.context).string)]
-        if untranslated:
-            problems.append(f"{path}: {len(untranslated)} messages without Chinese, e.g. "
-                            f"{untranslated[:3]} (run ./dev i18n, then translate them)")
-        for m in catalog:
-            if m.id and isinstance(m.id, str) and isinstance(m.string, str) and m.string \
-                    and _placeholders(m.string) != _placeholders(m.id):
-                problems.append(f"{path}: {m.id!r}: the translation's placeholders differ")
+def services_check(pot: Catalog) -> list[str]:
+    """Beyond every domain's checks: no f-string message, every enum a message names exists,
+    and each zh_CN translation keeps its template's {placeholders}."""
+    _found, enums, problems = service_messages()
+    named = {d.name for d in _service_descriptors() if hasattr(d, "values_by_name")}
+    problems += [f"Msg(enum_name({e}, ...)): no enum {e} in the services' protos"
+                 for e in sorted(enums - named)]
+    domain = next(d for d in DOMAINS if d.name == SERVICE_DOMAIN)
+    for m in read("zh_CN", domain):
+        if m.id and isinstance(m.id, str) and isinstance(m.string, str) and m.string \
+                and _placeholders(m.string) != _placeholders(m.id):
+            problems.append(f"{po_path('zh_CN', domain)}: {m.id!r}: the translation's "
+                            "placeholders differ")
+    return problems
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    locales: Path
+    template: Callable[[], Catalog]
+    complete: bool  # --check: every zh_CN word translated
+    line_numbers: bool
+    langs: tuple[str, ...] = LANGS  # the services' English is the msgid itself: zh_CN only
+    extra_check: Callable[[Catalog], list[str]] | None = None
+
+
+DOMAINS = (
+    Domain(DOMAIN, LOCALES, branchctl_template, complete=False, line_numbers=True),
+    Domain("console", CONSOLE / "locale", console_template, complete=True, line_numbers=False),
+    Domain(SERVICE_DOMAIN, SERVICE_LOCALES, services_template, complete=True,
+           line_numbers=False, langs=("zh_CN",), extra_check=services_check),
+)
+
+
+def po_path(lang: str, domain: Domain = DOMAINS[0]) -> Path:
+    return domain.locales / lang / "LC_MESSAGES" / f"{domain.name}.po"
+
+
+def read(lang: str, domain: Domain) -> Catalog:
+    path = po_path(lang, domain)
+    if not path.exists():
+        return Catalog(locale=lang, domain=domain.name, project=domain.name)
+    with path.open("rb") as f:
+        return read_po(f, locale=lang, domain=domain.name)
+
+
+def compiled(catalog: Catalog) -> bytes:
+    out = io.BytesIO()
+    write_mo(out, catalog)
+    return out.getvalue()
+
+
+def untranslated(catalog: Catalog) -> list[str]:
+    """The msgids (singular) of `catalog` with an empty translation."""
+    found = []
+    for m in catalog:
+        if not m.id:
+            continue
+        strings = m.string if isinstance(m.string, (tuple, list)) else (m.string,)
+        if not all(strings):
+            found.append(m.id[0] if isinstance(m.id, (tuple, list)) else m.id)
+    return found
+
+
+def check(domain: Domain, pot: Catalog) -> list[str]:
+    problems = domain.extra_check(pot) if domain.extra_check else []
+    for lang in domain.langs:
+        path = po_path(lang, domain)
+        catalog = read(lang, domain)
+        missing = [m.id for m in pot if m.id and catalog.get(m.id, m.context) is None]
+        if missing:
+            problems.append(f"{path}: missing {missing[:3]} (run ./dev i18n)")
+        if domain.complete and lang == "zh_CN" and untranslated(catalog):
+            problems.append(f"{path}: no translation yet for {untranslated(catalog)[:3]} "
+                            "(fill their msgstr, then ./dev i18n)")
         mo = path.with_suffix(".mo")
         if not mo.exists() or mo.read_bytes() != compiled(catalog):
             problems.append(f"{mo}: not compiled from its .po (run ./dev i18n)")
-    else:
-        catalog.update(pot, no_fuzzy_matching=True)
+    return problems
+
+
+def fold_pending(domain: Domain, catalog: Catalog) -> None:
+    """Translations written on a branch before its words reached the catalogue, in
+    <locale>/pending/zh_CN.*.po, fill the zh_CN entries still empty (never one already
+    translated); the folder can go once `./dev i18n` has run after the merge."""
+    for pending in sorted((domain.locales / "pending").glob("zh_CN.*.po")):
+        with pending.open("rb") as f:
+            source = read_po(f, locale="zh_CN")
+        filled = 0
+        for m in catalog:
+            if m.id and m.id in source and not (
+                    all(m.string) if isinstance(m.string, (tuple, list)) else m.string):
+                found = source[m.id].string
+                if found and (all(found) if isinstance(found, (tuple, list)) else True):
+                    m.string = found
+                    filled += 1
+        print(f"{pending.relative_to(ROOT)}: {filled} translations taken")
+
+
+def update(domain: Domain, pot: Catalog) -> None:
+    for lang in domain.langs:
+        path = po_path(lang, domain)
+        catalog = read(lang, domain)
+        if path.exists():  # the header stays as it was: no change without a changed word
+            pot.creation_date = catalog.creation_date
+        # a copy: update() adopts the template's new Message objects, so folding pending
+        # zh_CN words into them would write Chinese into the next language's catalogue
+        catalog.update(copy.deepcopy(pot), no_fuzzy_matching=True)
+        if lang == "zh_CN":
+            fold_pending(domain, catalog)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as f:
-            write_po(f, catalog, width=100, omit_header=False, ignore_obsolete=True)
-        with path.open("rb") as f:
-            catalog = read_po(f, locale="zh_CN", domain=SERVICE_DOMAIN)
+            write_po(f, catalog, width=100, omit_header=False, ignore_obsolete=True,
+                     include_lineno=domain.line_numbers)
+        catalog = read(lang, domain)  # compile what was written, as --check will
         path.with_suffix(".mo").write_bytes(compiled(catalog))
-        print(f"{path}: {len(catalog)} messages")
-    for line in problems:
-        print(line, file=sys.stderr)
-    return 1 if problems else 0
+        todo = len(untranslated(catalog)) if lang != "en" else 0
+        print(f"{path.relative_to(ROOT)}: {len(catalog)} messages"
+              + (f", {todo} to translate" if todo and domain.complete else ""))
 
 
-def main(check: bool) -> int:
-    pot = template()
+def main(argv: list[str]) -> int:
     problems = []
-    for lang in LANGS:
-        path = po_path(lang)
-        if path.exists():
-            with path.open("rb") as f:
-                catalog = read_po(f, locale=lang, domain=DOMAIN)
+    for domain in DOMAINS:
+        pot = domain.template()
+        if "--check" in argv:
+            problems += check(domain, pot)
         else:
-            catalog = Catalog(locale=lang, domain=DOMAIN, project="branchctl")
-        if check:
-            missing = [m.id for m in pot if m.id and m.id not in catalog]
-            if missing:
-                problems.append(f"{path}: missing {missing[:3]} (run ./dev i18n)")
-            mo = path.with_suffix(".mo")
-            if not mo.exists() or mo.read_bytes() != compiled(catalog):
-                problems.append(f"{mo}: not compiled from its .po (run ./dev i18n)")
-            continue
-        catalog.update(pot, no_fuzzy_matching=True)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as f:
-            write_po(f, catalog, width=100, omit_header=False, ignore_obsolete=True)
-        with path.open("rb") as f:  # compile what was written, as --check will
-            catalog = read_po(f, locale=lang, domain=DOMAIN)
-        path.with_suffix(".mo").write_bytes(compiled(catalog))
-        print(f"{path}: {len(catalog)} messages")
+            update(domain, pot)
     for line in problems:
         print(line, file=sys.stderr)
     return 1 if problems else 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main("--check" in sys.argv) | services_main("--check" in sys.argv))
+    raise SystemExit(main(sys.argv[1:]))

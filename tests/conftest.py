@@ -16,6 +16,9 @@ configure_logging("warning")
 # branchctl speaks the language of LANGUAGE/LANG (services/cli/i18n.py); tests read its
 # English words whatever the machine's locale (the Chinese tests pass --lang zh_CN)
 os.environ["LANGUAGE"] = "en"
+# the suite's workers share one PostgreSQL server (max_connections 100 here) and the deployed
+# cluster runs a dozen replicas: each service keeps a small pool in tests (subprocesses inherit)
+os.environ.setdefault("BRANCH_DATABASE_POOL_SIZE", "3")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -30,6 +33,40 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
         terminalreporter.write_line(
             "NOTE: PostgreSQL tests were skipped: BRANCH_TEST_POSTGRES_URL is not set."
         )
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`./dev test` runs `-n 3 --dist loadgroup`), the tests that share a
+    module-, class- or package-scoped fixture (a service stack, the deployed cluster) go to one
+    worker as a group, so that fixture starts once per run as it does without xdist; a
+    parametrized one makes one group per parameter (each its own fixture instance). Tests that
+    share only session or function fixtures spread over the workers one by one."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        module = item.nodeid.split("::", 1)[0]
+        keys: set[str] = set()
+        for name in info.names_closure:
+            defs = info.name2fixturedefs.get(name)
+            if not defs or defs[-1].scope not in ("module", "class", "package"):
+                continue
+            fixture = defs[-1]
+            if fixture.scope == "package":
+                key = fixture.baseid or "tests"
+            elif fixture.scope == "class" and getattr(item, "cls", None) is not None:
+                key = f"{module}::{item.cls.__name__}"  # type: ignore[attr-defined]
+            else:
+                key = module
+            if name in params:
+                key += f"[{params[name]}]"
+            keys.add(key)
+        if keys:
+            item.add_marker(pytest.mark.xdist_group("+".join(sorted(keys))))
 
 
 @pytest.fixture(scope="session")

@@ -73,31 +73,38 @@ SERVICES = ("directory", "onsite", "remote", "vip", "research", "insight")
 async def create_postgres_databases() -> str:
     """Fresh databases on the configured server, one per service (each owns its own, as in
     production); returns the URL template with {service} in it."""
-    import asyncpg
-
-    base = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
     stem = f"t_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(base)
-    try:
-        for service in SERVICES:
-            await conn.execute(f'CREATE DATABASE "{stem}_{service}"')
-    finally:
-        await conn.close()
+    await _each_service(lambda conn, service: conn.execute(f'CREATE DATABASE "{stem}_{service}"'))
     prefix, _, _ = POSTGRES_URL.rpartition("/")
     return f"{prefix}/{stem}_{{service}}"
 
 
 async def drop_postgres_databases(template: str) -> None:
     """Drop what create_postgres_databases made (FORCE: a stopped service's pool may linger)."""
+    stem = template.rpartition("/")[2].replace("_{service}", "")
+    await _each_service(
+        lambda conn, service: conn.execute(f'DROP DATABASE IF EXISTS "{stem}_{service}" WITH (FORCE)'))
+
+
+async def _each_service(statement: Callable[[Any, str], Awaitable[Any]]) -> None:
+    """statement(connection, service) for every service at once, each on a connection of its
+    own to the configured server: CREATE and DROP DATABASE mostly wait for the disk, and
+    six at once take about a third of the time of six in a row."""
     import asyncpg
 
-    stem = template.rpartition("/")[2].replace("_{service}", "")
-    conn = await asyncpg.connect(POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        for service in SERVICES:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{stem}_{service}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    base = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
+
+    async def one(service: str) -> None:
+        conn = await asyncpg.connect(base)
+        try:
+            await statement(conn, service)
+        finally:
+            await conn.close()
+
+    results = await asyncio.gather(*(one(s) for s in SERVICES), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 def make_settings(data_dir: Path, nats_url: str, database_url: str = "", **extra: Any) -> Settings:

@@ -65,6 +65,25 @@ async def _start(runner: ServiceRunner, started: list[ServiceRunner]) -> None:
         raise ConfigError(message) from None
 
 
+async def _serve_console(settings: Settings) -> None:
+    """`branch serve console`: the staff console alone (sessions in NATS, the services at
+    BRANCH_<SERVICE>_ADDR)."""
+    from services.cli.startup import check_port
+    from services.console.server import ConsoleRunner
+
+    check_port(settings, "BRANCH_CONSOLE_PORT", settings.console_port)
+    console = ConsoleRunner(settings)
+    stop = _stop_event()
+    try:
+        await _unless_stopped(stop, console.start())
+        print(f"console   {console.address}", flush=True)
+        await stop.wait()
+    except _Stopped:
+        pass
+    finally:
+        await console.stop()
+
+
 async def _serve(services: list[str], settings: Settings) -> None:
     check_ports(settings, services, metrics=True)
     runners = []
@@ -91,8 +110,12 @@ async def _serve(services: list[str], settings: Settings) -> None:
 
 
 async def _up(args: argparse.Namespace, settings: Settings) -> None:
+    from services.cli.startup import check_port
+    from services.console.server import ConsoleRunner
+
     specs = registry.specs()
     check_ports(settings, [spec.name for spec in specs], metrics=False)
+    check_port(settings, "BRANCH_CONSOLE_PORT", settings.console_port)
     nats_server = None
     if not settings.nats_url:
         nats_server = EmbeddedNats(settings.data_dir / "nats")
@@ -108,6 +131,7 @@ async def _up(args: argparse.Namespace, settings: Settings) -> None:
         runners = [ServiceRunner(spec, settings) for spec in specs]
         stop = _stop_event()
         started: list[ServiceRunner] = []
+        console = ConsoleRunner(settings)
         try:
             for runner in runners:
                 await _unless_stopped(stop, _start(runner, started))
@@ -118,11 +142,15 @@ async def _up(args: argparse.Namespace, settings: Settings) -> None:
 
                 await _unless_stopped(
                     stop, load_demo(settings, admin_id, directory.signing.signer()))
+            await _unless_stopped(stop, console.start())
             print("Branch Client Service Suite is up")
             print(f"  NATS      {settings.nats_url}")
             for runner in started:
                 print(f"  {runner.spec.name:<9} {runner.address}")
+            print(f"  console   {console.address}   (staff console: open it in a browser)")
             _print_sign_in(settings)
+            if args.demo:
+                _print_demo_accounts(settings)
             if not args.log_stdout:
                 print(f"  logs:        {settings.data_dir / 'suite.log'}")
             print("Ctrl-C stops everything.")
@@ -131,6 +159,7 @@ async def _up(args: argparse.Namespace, settings: Settings) -> None:
         except _Stopped:
             pass
         finally:
+            await console.stop()
             for runner in reversed(started):
                 await runner.stop()
     finally:
@@ -157,10 +186,22 @@ def _print_sign_in(settings: Settings) -> None:
     from services.directory.server import ADMIN_PASSWORD_FILE
 
     password_file = settings.data_dir / ADMIN_PASSWORD_FILE
-    print("  sign in:   branchctl login   (employee number and password)")
+    print("  sign in:   the console, or branchctl login   (employee number and password)")
     if password_file.exists():
         print(f"             bootstrap admin: employee number ADMIN, first password in "
               f"{password_file}; you choose a new one at the first sign-in")
+
+
+def _print_demo_accounts(settings: Settings) -> None:
+    from services.cli.demo import read_demo_accounts
+
+    found = read_demo_accounts(settings.data_dir)
+    if found is None:
+        return
+    password, accounts = found
+    print(f"  demo accounts (password {password}):")
+    for role, employee_no, name in accounts:
+        print(f"             {employee_no}  {role:<17} {name}")
 
 
 async def _migrate(services: list[str], settings: Settings) -> None:
@@ -298,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
     up.add_argument("--log-stdout", action="store_true",
                     help="log JSON lines to the terminal instead of <data-dir>/suite.log")
     serve = sub.add_parser("serve", help="run one service (containers)")
-    serve.add_argument("service", choices=registry.SERVICES)
+    serve.add_argument("service", choices=[*registry.SERVICES, "console"])
     migrate = sub.add_parser("migrate", help="apply schema migrations and exit (containers)")
     migrate.add_argument("services", nargs="*", metavar="SERVICE",
                          help="default: every service")
@@ -330,7 +371,7 @@ def _run(args: argparse.Namespace) -> None:
         overrides["data_dir"] = args.data_dir
     settings = load_settings(**overrides)
     data_dir_name = "--data-dir" if overrides else "BRANCH_DATA_DIR"
-    if args.command == "up" or (args.command == "serve" and not (
+    if args.command == "up" or (args.command == "serve" and args.service != "console" and not (
             settings.database_url and (settings.service_key or settings.service_credential))):
         check_data_dir(settings.data_dir, data_dir_name)  # SQLite files, service key, NATS
     if args.command == "up" and not args.log_stdout:
@@ -351,6 +392,10 @@ def _run(args: argparse.Namespace) -> None:
         if not settings.nats_url:
             raise ConfigError("BRANCH_NATS_URL: required for `branch replay-parked`")
         asyncio.run(_replay_parked(args.services, settings, args.dry_run))
+    elif args.service == "console":
+        if not settings.nats_url:
+            raise ConfigError("BRANCH_NATS_URL: required for `branch serve console` (sessions)")
+        asyncio.run(_serve_console(settings))
     else:
         if not settings.nats_url:
             raise ConfigError("BRANCH_NATS_URL: required for `branch serve`")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -96,7 +97,8 @@ class Demo:
 
 
 async def load_demo(settings: Settings, admin_id: str, signer: TokenSigner, *,
-                    now: datetime | None = None, client_count: int = 2000) -> Demo | None:
+                    now: datetime | None = None, client_count: int = 2000,
+                    accounts: bool = True) -> Demo | None:
     """Load the demo branch once per data directory; a second `--demo` only says so.
 
     admin_id, signer: the bootstrap admin and the directory's signer (the demo runs beside
@@ -104,6 +106,8 @@ async def load_demo(settings: Settings, admin_id: str, signer: TokenSigner, *,
     now: the instant the demo's history ends (default: the system clock; tests pass the
     services' frozen clock); every time the demo sends is at or before it.
     client_count: clients the directory demo creates (a small branch for tests).
+    accounts: give one staff member of each role a password to sign in with (DEMO_ROLES;
+    written to <data-dir>/demo.accounts, printed by `branch up --demo`).
     """
     marker = settings.data_dir / "demo.loaded"
     if marker.exists():
@@ -121,7 +125,61 @@ async def load_demo(settings: Settings, admin_id: str, signer: TokenSigner, *,
             if module is not None and registry.spec(service) is not None:
                 print(f"demo: loading {service} ...", flush=True)
                 await module.load(demo)
+            if service == "directory" and accounts:  # while the admin token is fresh
+                await make_demo_accounts(demo)
     finally:
         await demo.close()
     marker.write_text(demo.now.isoformat() + "\n")
     return demo
+
+
+# one sign-in per role for the console (`branch up --demo` prints them)
+DEMO_ROLES = ("client_manager", "consultant", "service_agent", "broker", "analyst",
+              "compliance", "supervisor", "quality_inspector", "admin")
+ACCOUNTS_FILE = "demo.accounts"
+
+
+async def make_demo_accounts(demo: Demo) -> list[tuple[str, str, str]]:
+    """The first staff member of each of DEMO_ROLES gets one password (random per data
+    directory), set through the directory's ResetPassword and ChangePassword as a person
+    would; (role, employee number, name) of each is written with the password to
+    <data-dir>/demo.accounts (mode 0600)."""
+    import os
+    import secrets
+
+    from branch.directory.v1 import directory_service_pb2 as dapi
+    from branch.directory.v1 import identity_pb2
+    from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
+    from branch.directory.v1.identity_pb2_grpc import IdentityServiceStub
+
+    password = "demo-" + secrets.token_urlsafe(9)
+    directory = DirectoryServiceStub(demo.channel("directory"))
+    identity = IdentityServiceStub(demo.channel("directory"))
+    made = []
+    for role in DEMO_ROLES:
+        if not demo.staff.get(role):
+            continue
+        staff = await directory.GetStaff(dapi.GetStaffRequest(id=demo.staff[role][0]),
+                                         metadata=demo.as_admin())
+        temp = await identity.ResetPassword(identity_pb2.ResetPasswordRequest(
+            staff_id=staff.id), metadata=demo.as_admin())
+        await identity.ChangePassword(identity_pb2.ChangePasswordRequest(
+            employee_no=staff.employee_no, password=temp.temporary_password,
+            new_password=password))
+        made.append((role, staff.employee_no, staff.display_name))
+    path = demo.settings.data_dir / ACCOUNTS_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(f"password\t{password}\n")
+        f.writelines(f"{r}\t{no}\t{name}\n" for r, no, name in made)
+    return made
+
+
+def read_demo_accounts(data_dir: Path) -> tuple[str, list[tuple[str, str, str]]] | None:
+    """(password, [(role, employee number, name)]) from <data_dir>/demo.accounts, or None."""
+    path = data_dir / ACCOUNTS_FILE
+    if not path.exists():
+        return None
+    lines = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()]
+    password = lines[0][1]
+    return password, [(r, no, name) for r, no, name in lines[1:]]

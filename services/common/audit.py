@@ -1,9 +1,17 @@
-"""AuditService: every service lists its own audit records to supervisors and admins."""
+"""Audit records: written by the RPC interceptor for every mutating call (with the change
+where the outcome is known, else in a transaction of their own), and AuditService, which
+lists each service's records to supervisors and admins."""
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 from branch.common.v1 import audit_pb2, audit_pb2_grpc
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.auth import Access, allow
 from services.common.db import Database
@@ -12,6 +20,50 @@ from services.common.pagination import decode_token, encode_token, page_size
 from services.common.protos import ts
 
 AUDIT_ACCESS: dict[str, Access] = {"ListAuditRecords": allow("supervisor", "admin")}
+# session.info key: the call's audit record is in this transaction
+IN_TRANSACTION = "branch_audit"
+
+
+@dataclass
+class PendingAudit:
+    """The audit record a mutating call owes. `record(outcome, response)` makes the row;
+    `written` turns true once a transaction holding the OK row has committed, and the
+    interceptor then writes none of its own."""
+
+    record: Callable[[str, Any], AuditRecord]
+    written: bool = False
+
+
+_pending: contextvars.ContextVar[PendingAudit | None] = contextvars.ContextVar(
+    "branch_pending_audit", default=None)
+
+
+def owe(pending: PendingAudit | None) -> contextvars.Token[PendingAudit | None]:
+    """The interceptor: this call owes an audit record (None: it owes none)."""
+    return _pending.set(pending)
+
+
+def settle(token: contextvars.Token[PendingAudit | None]) -> None:
+    _pending.reset(token)
+
+
+def write_with_change(session: AsyncSession, response: Any) -> None:
+    """Inside the transaction that makes a mutating call's change, once its response is
+    built: add the call's audit record (outcome OK) to that same transaction, so the change
+    and its audit commit together and the call pays for one transaction, not two. A call
+    that ends otherwise (refused, failed, rolled back) is audited by the interceptor."""
+    pending = _pending.get()
+    if pending is None or pending.written or IN_TRANSACTION in session.info:
+        return
+    session.add(pending.record("OK", response))
+    session.info[IN_TRANSACTION] = pending
+
+
+def mark_written(session: AsyncSession) -> None:
+    """Database after-commit hook: the audit record in this transaction is stored."""
+    pending = session.info.pop(IN_TRANSACTION, None)
+    if isinstance(pending, PendingAudit):
+        pending.written = True
 
 
 class AuditServicer(audit_pb2_grpc.AuditServiceServicer):

@@ -315,7 +315,8 @@ def _bearer(token: TokenSource) -> Callable[[], list[tuple[str, str]]]:
 def aio_channel(settings: Settings, service: str, *, token: TokenSource = None,
                 address: str | None = None, server_name: str | None = None,
                 deadline: float = DEFAULT_DEADLINE_SECONDS,
-                interceptors: Sequence[grpc.aio.ClientInterceptor] = ()) -> grpc.aio.Channel:
+                interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+                caller: str = "") -> grpc.aio.Channel:
     """A grpc.aio channel to `service` (its configured address unless `address` is given).
 
     token: bearer token sent with every call that carries no authorization of its own, or a
@@ -324,12 +325,13 @@ def aio_channel(settings: Settings, service: str, *, token: TokenSource = None,
     deadline: seconds allowed to a call made without `timeout=` (each attempt, when one of
     `interceptors` retries).
     interceptors: the caller's own, outside the suite's (e.g. retry.RetryTransient).
+    caller: the calling service, whose tracer provider makes the calls' client spans.
     Raises nothing on creation; calls fail UNAVAILABLE while no address answers.
     """
     target = peer_target(address or settings.address(service))
     # the caller's own (a retry) outermost, so each attempt gets its own span and deadline;
     # then tracing: a client span per call, traceparent and x-request-id in its metadata
-    chain = [*interceptors, *tracing.channel_interceptors(),
+    chain = [*interceptors, *tracing.channel_interceptors(caller),
              _AioDefaults(deadline, _bearer(token))]
     options = client_options(service, server_name)
     creds = client_credentials(settings)

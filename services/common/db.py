@@ -9,15 +9,17 @@ from __future__ import annotations
 import asyncio
 import socket
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, event, text
+from sqlalchemy import DateTime, Engine, Row, create_engine, event, make_url, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -43,7 +45,9 @@ class UtcDateTime(TypeDecorator[datetime]):
 class Database:
     def __init__(self, url: str, *, service: str, pool_size: int = 10,
                  busy_timeout: float = 30.0) -> None:
-        """busy_timeout (seconds, SQLite only): how long a statement waits for another
+        """pool_size (PostgreSQL only): connections kept for transactions, as many again in
+        overflow, and half as many (at least one) for fetch_one's reads.
+        busy_timeout (seconds, SQLite only): how long a statement waits for another
         process's lock on the file before failing with "database is locked"."""
         self.url = url
         self.service = service
@@ -67,6 +71,19 @@ class Database:
         self.after_commit_hooks: list[Callable[[AsyncSession], None]] = []
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._write_lock_owner: asyncio.Task[Any] | None = None
+        self._busy_ms = int(busy_timeout * 1000)
+        # fetch_one: on PostgreSQL a pool of its own in autocommit (no BEGIN/ROLLBACK round
+        # trips) and without the ping before each use (a read on a dropped connection is
+        # tried once more instead); on a SQLite file, sqlite3 in a few threads of our own
+        # (made on first use)
+        self._reads: AsyncEngine | None = None
+        if not self.is_sqlite:
+            half = max(1, pool_size // 2)
+            self._reads = create_async_engine(url, hide_parameters=True, pool_size=half,
+                                              max_overflow=half, isolation_level="AUTOCOMMIT")
+        self._sync_reads: tuple[Engine, ThreadPoolExecutor] | None = None
+        database = make_url(url).database if self.is_sqlite else None
+        self._sqlite_file = database if database and database != ":memory:" else None
 
     def _sqlite_pragmas(self, busy_ms: int) -> None:
         sync_engine = self.engine.sync_engine
@@ -123,6 +140,59 @@ class Database:
             # closing ends the transaction without expiring what was loaded
             yield session
 
+    async def fetch_one(
+        self, statement: Executable, params: Mapping[str, Any] | None = None
+    ) -> Row[Any] | None:
+        """The first row of one read statement (SQLAlchemy Core: no session, no ORM objects;
+        its compiled form is cached by SQLAlchemy), or None. For the hot single-row reads
+        (a primary-key get on every call), where the session and ORM machinery cost several
+        times the query. Measured (bench/README.md): on SQLite, sqlite3 in a thread pool
+        answers in one thread hop where aiosqlite takes several; on PostgreSQL, asyncpg in
+        autocommit saves the BEGIN and ROLLBACK round trips, and a pool without pre-ping the
+        ping's (a connection found dropped is thrown away and the read tried once more on a
+        new one, as the ping would have done)."""
+        if self._sqlite_file is not None:
+            sync_engine, pool = self._sync_reader()
+
+            def read() -> Row[Any] | None:
+                with sync_engine.connect() as conn:
+                    return conn.execute(statement, params).first()
+
+            return await asyncio.get_running_loop().run_in_executor(pool, read)
+        engine = self._reads or self.engine
+        for attempt in (1, 2):
+            try:
+                async with engine.connect() as conn:
+                    return (await conn.execute(statement, params)).first()
+            except sa_exc.DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
+
+    SYNC_READERS = 4
+
+    def _sync_reader(self) -> tuple[Engine, ThreadPoolExecutor]:
+        if self._sync_reads is None:
+            assert self._sqlite_file is not None
+            engine = create_engine(
+                make_url(self.url).set(drivername="sqlite"), hide_parameters=True,
+                connect_args={"timeout": self._busy_ms / 1000, "isolation_level": None,
+                              "check_same_thread": False},
+                pool_size=self.SYNC_READERS, pool_reset_on_return=None)
+            busy_ms = self._busy_ms
+
+            @event.listens_for(engine, "connect")
+            def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA query_only=ON")  # these connections only read
+                cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+                cur.close()
+
+            pool = ThreadPoolExecutor(self.SYNC_READERS,
+                                      thread_name_prefix=f"{self.service}-reads")
+            self._sync_reads = (engine, pool)
+        return self._sync_reads
+
     async def reachable(self, timeout: float) -> bool:
         """True when the database answers a read of its schema within timeout seconds
         (a new connection when the pooled ones are gone; SQLite: the file can be read)."""
@@ -134,6 +204,13 @@ class Database:
             return False
 
     async def dispose(self) -> None:
+        if self._sync_reads is not None:
+            engine, pool = self._sync_reads
+            self._sync_reads = None
+            pool.shutdown(wait=True)
+            engine.dispose()
+        if self._reads is not None:
+            await self._reads.dispose()
         await self.engine.dispose()
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.common import audit
 from services.common.auth import current_principal
 from services.common.clock import Clock
 from services.common.db import Database
@@ -30,7 +31,8 @@ async def once(
     response_type: type[M],
     create: Callable[[AsyncSession], Awaitable[M]],
 ) -> M:
-    """Run create in a transaction, or return the stored response for this request_id.
+    """Run create in a transaction, or return the stored response for this request_id. The
+    call's audit record (OK) is written in the same transaction (audit.write_with_change).
 
     An empty request_id means the caller does not want retries to be safe: create always runs.
     """
@@ -55,6 +57,7 @@ async def once(
                         created_at=clock.now(),
                     )
                 )
+            audit.write_with_change(session, result)
         return result
     except IntegrityError:
         # A concurrent retry won the race; its answer is the answer.

@@ -104,7 +104,7 @@ class DirectoryServiceTokens(_Renewing):
         self._credential = credential_of(settings, service)
 
     async def renew(self) -> None:
-        async with channels.aio_channel(self.settings, "directory") as ch:
+        async with channels.aio_channel(self.settings, "directory", caller=self.service) as ch:
             reply = await identity_pb2_grpc.IdentityServiceStub(ch).IssueServiceToken(
                 identity_pb2.IssueServiceTokenRequest(service=self.service,
                                                       credential=self._credential),
@@ -146,6 +146,7 @@ class DirectoryKeys:
         self._lock = asyncio.Lock()
         self._last = 0.0
         self.loaded = False
+        self.service = service
         self.log = get_logger(service, component="keys")
 
     def request_refresh(self) -> None:
@@ -169,7 +170,7 @@ class DirectoryKeys:
 
     async def _fetch_locked(self) -> None:
         self._last = time.monotonic()
-        async with channels.aio_channel(self.settings, "directory") as ch:
+        async with channels.aio_channel(self.settings, "directory", caller=self.service) as ch:
             reply = await identity_pb2_grpc.IdentityServiceStub(ch).ListSigningKeys(
                 identity_pb2.ListSigningKeysRequest(), timeout=5)
         self.verifier.set_keys(DIRECTORY_SOURCE, reply.jwks)

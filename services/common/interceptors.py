@@ -15,6 +15,7 @@ from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 from prometheus_client import Counter, Histogram
 
+from services.common import audit
 from services.common.auth import (
     AccessTable,
     Principal,
@@ -75,6 +76,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         self.clock = clock
         self.domain = f"{service}.branch"
         self.log = get_logger(service)
+        db.after_commit_hooks.append(audit.mark_written)
         # every call the server has taken from its queue, health checks included: while
         # it still grows after SIGTERM, calls that arrived before the signal are waiting
         self.calls_taken = 0
@@ -152,6 +154,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             "principal": None,
             "token": None,
             "mutating": False,
+            "method": method,
         }
         _bind_log_context(state)
         known = self.access.methods.get(method)
@@ -168,7 +171,25 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             state["denied"] = exc
             return state
         state["token"] = set_principal(principal)
+        if state["mutating"]:
+            state["audit"] = audit.PendingAudit(
+                lambda outcome, response: self._audit_record(request, response, state, outcome))
+            state["audit_token"] = audit.owe(state["audit"])
         return state
+
+    def _audit_record(
+        self, request: Any, response: Any, state: dict[str, Any], outcome: str
+    ) -> AuditRecord:
+        principal: Principal | None = state.get("principal")
+        return AuditRecord(
+            id=new_id(),
+            staff_id=principal.staff_id if principal else "",
+            method=state["method"],
+            resource=_clean(_resource_of(request, response))[:200],
+            request_id=_clean(str(state["request_id"]))[:100],
+            time=self.clock.now(),
+            outcome=outcome,
+        )
 
     async def _verify(self, token: str) -> Principal:
         try:
@@ -250,6 +271,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
     ) -> None:
         if state.get("token") is not None:
             reset_principal(state["token"])
+        if state.get("audit_token") is not None:
+            with contextlib.suppress(ValueError):  # a stream may end in another context
+                audit.settle(state.pop("audit_token"))
         _unbind_log_context(state)
         duration_ms = (time.perf_counter() - state["start"]) * 1000
         principal: Principal | None = state.get("principal")
@@ -267,20 +291,12 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             status=outcome.name,
             duration_ms=round(duration_ms, 3),
         )
-        if state.get("mutating") and principal is not None:
+        pending: audit.PendingAudit | None = state.get("audit")
+        written = pending is not None and pending.written and outcome == grpc.StatusCode.OK
+        if state.get("mutating") and principal is not None and not written:
             try:
                 async with self.db.transaction() as session:
-                    session.add(
-                        AuditRecord(
-                            id=new_id(),
-                            staff_id=staff_id,
-                            method=method,
-                            resource=_clean(_resource_of(request, response))[:200],
-                            request_id=_clean(str(state["request_id"]))[:100],
-                            time=self.clock.now(),
-                            outcome=outcome.name,
-                        )
-                    )
+                    session.add(self._audit_record(request, response, state, outcome.name))
             except Exception as exc:
                 if is_unavailable(exc):
                     self.log.warning("audit write failed: database unavailable",

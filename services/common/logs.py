@@ -8,6 +8,7 @@ from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
+import orjson
 import structlog
 from opentelemetry import trace
 
@@ -23,6 +24,12 @@ def add_trace_ids(
         event.setdefault("trace_id", format(ctx.trace_id, "032x"))
         event.setdefault("span_id", format(ctx.span_id, "016x"))
     return event
+
+
+def _dumps(event: Any, **kw: Any) -> str:
+    """orjson for the JSON lines: several times json.dumps' speed, on every call's line."""
+    return orjson.dumps(event, default=kw.get("default"),
+                        option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def configure_logging(level: str = "info", path: Path | None = None) -> None:
@@ -41,7 +48,7 @@ def configure_logging(level: str = "info", path: Path | None = None) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
+            structlog.processors.JSONRenderer(serializer=_dumps),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(

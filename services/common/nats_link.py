@@ -34,6 +34,7 @@ class NatsLink:
         self.nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._log = get_logger(service, component="nats")
+        self._told_waiting = False
 
     async def connect(self, *, attempts: int = 0) -> None:
         """attempts=0 retries forever: a service waits for NATS rather than failing to start."""
@@ -84,6 +85,12 @@ class NatsLink:
                                       error=type(exc).__name__)
 
     async def _on_error(self, exc: Exception) -> None:
+        if self.nc is None and not self._told_waiting:
+            # nats.connect retries an unreachable server without end (it never raises to
+            # connect() above): say once that the start waits for NATS
+            self._told_waiting = True
+            self._log.warning("nats not reachable; retrying", error=type(exc).__name__)
+            return
         self._log.debug("nats error", error=type(exc).__name__)
 
     async def _on_disconnect(self) -> None:

@@ -96,7 +96,7 @@ class ServiceContext:
         if peer not in self._channels:
             tokens = self.tokens  # short-lived, renewed: read at every call
             self._channels[peer] = channels.aio_channel(self.settings, peer,
-                                                        token=tokens.current)
+                                                        token=tokens.current, caller=self.name)
         return self._channels[peer]
 
     async def close_channels(self) -> None:
@@ -148,6 +148,7 @@ class ServiceRunner:
         self.log = get_logger(spec.name)
         tracing.configure_tracing(spec.name, settings.otlp_endpoint)
         self.db = Database(settings.database_url_for(spec.name), service=spec.name,
+                           pool_size=settings.database_pool_size,
                            busy_timeout=settings.sqlite_busy_timeout_seconds)
         self.nats = NatsLink(settings.nats_url, spec.name, settings.nats_stream_replicas)
         # identity: verify with the directory's public keys (and any configured ones), refuse
@@ -221,7 +222,7 @@ class ServiceRunner:
         )
         self.server = grpc.aio.server(
             # the OpenTelemetry interceptor first: its span is current in ours
-            interceptors=[tracing.server_interceptor(), self.interceptor],
+            interceptors=[tracing.server_interceptor(self.spec.name), self.interceptor],
             options=channels.server_options(),
         )
         self.spec.register(self.server, self.ctx)

@@ -1,10 +1,11 @@
 """OpenTelemetry tracing: W3C trace context through gRPC calls, the outbox and NATS headers.
 
-- configure_tracing(): one SDK tracer provider per process; spans are exported over OTLP/gRPC
-  only when Settings.otlp_endpoint (BRANCH_OTLP_ENDPOINT) is set; off by default. Without an
-  exporter spans are still made, so log lines carry a real trace_id.
+- configure_tracing(): one SDK tracer provider per service (resource service.name); spans are
+  exported over OTLP/gRPC only when Settings.otlp_endpoint (BRANCH_OTLP_ENDPOINT) is set; off
+  by default. Without an exporter spans are still made, so log lines carry a real trace_id.
 - server_interceptor() / channel_interceptors(): the gRPC instrumentation for the server and
   for peer channels (the latter also forwards the caller's x-request-id).
+- export_all_to(): every service's spans also to one more processor (a test's exporter).
 - carrier() / context_from(): the current trace context as W3C headers (traceparent,
   tracestate) and back; the outbox stores it with each row, the relay sends it, consumers
   continue it.
@@ -24,7 +25,7 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 from opentelemetry.instrumentation.grpc.filters import any_of, health_check, negate, service_prefix
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -36,22 +37,58 @@ _FILTER = negate(any_of(health_check(), service_prefix("grpc.reflection.")))
 
 
 def configure_tracing(service: str, otlp_endpoint: str = "") -> TracerProvider:
-    """Install the process's tracer provider (once) and, with otlp_endpoint
-    (host:port of an OTLP/gRPC collector), a batching exporter to it. Returns the provider;
-    tests add an in-memory exporter to it."""
-    current = trace.get_tracer_provider()
-    if isinstance(current, TracerProvider):
-        provider = current
-    else:
+    """The tracer provider of `service` (made once per process and service), and, with
+    otlp_endpoint (host:port of an OTLP/gRPC collector), a batching exporter to it.
+
+    Each service has its own provider, so its spans carry the resource service.name=service
+    even when several services share a process (`branch up`, the tests). The first one made
+    is also the process's global provider, for code that names no service."""
+    provider = _providers.get(service)
+    if provider is None:
         provider = TracerProvider(resource=Resource.create({"service.name": service}))
-        trace.set_tracer_provider(provider)
-    if otlp_endpoint and otlp_endpoint not in _exporting:
+        provider.add_span_processor(_SHARED)
+        _providers[service] = provider
+        if not isinstance(trace.get_tracer_provider(), TracerProvider):
+            trace.set_tracer_provider(provider)
+    if otlp_endpoint and (service, otlp_endpoint) not in _exporting:
         export_otlp(provider, otlp_endpoint)
-        _exporting.add(otlp_endpoint)
+        _exporting.add((service, otlp_endpoint))
     return provider
 
 
-_exporting: set[str] = set()
+class _Fanout(SpanProcessor):
+    """Hands every provider's spans to the processors added with export_all_to (a test's
+    in-memory exporter, a console exporter); they can be removed again."""
+
+    def __init__(self) -> None:
+        self.processors: list[SpanProcessor] = []
+
+    def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
+        for p in list(self.processors):
+            p.on_start(span, parent_context=parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        for p in list(self.processors):
+            p.on_end(span)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return all(p.force_flush(timeout_millis) for p in list(self.processors))
+
+
+_SHARED = _Fanout()
+_providers: dict[str, TracerProvider] = {}
+_exporting: set[tuple[str, str]] = set()
+
+
+@contextmanager
+def export_all_to(processor: SpanProcessor) -> Iterator[SpanProcessor]:
+    """Every service's spans (in this process) also go to processor while the block runs."""
+    _SHARED.processors.append(processor)
+    try:
+        yield processor
+    finally:
+        _SHARED.processors.remove(processor)
+        processor.shutdown()
 
 
 def export_otlp(provider: TracerProvider, endpoint: str) -> None:
@@ -64,24 +101,30 @@ def export_otlp(provider: TracerProvider, endpoint: str) -> None:
                                                                     insecure=True)))
 
 
+def _provider(service: str) -> trace.TracerProvider:
+    return configure_tracing(service) if service else trace.get_tracer_provider()
+
+
 def tracer(service: str) -> trace.Tracer:
-    return trace.get_tracer(f"branch.{service}")
+    """The tracer of `service`: its spans name the service in their resource."""
+    return _provider(service).get_tracer(f"branch.{service}")
 
 
-def server_interceptor() -> grpc.aio.ServerInterceptor:
-    """The OpenTelemetry gRPC server interceptor: put it first, so the span is current in
-    the service's own interceptor and handlers."""
+def server_interceptor(service: str) -> grpc.aio.ServerInterceptor:
+    """The OpenTelemetry gRPC server interceptor of `service`: put it first, so the span is
+    current in the service's own interceptor and handlers."""
     # the instrumentation package has no type hints
     interceptor: grpc.aio.ServerInterceptor = aio_server_interceptor(  # type: ignore[no-untyped-call]
-        filter_=_FILTER)
+        tracer_provider=_provider(service), filter_=_FILTER)
     return interceptor
 
 
-def channel_interceptors() -> list[grpc.aio.ClientInterceptor]:
-    """Interceptors for a channel to a peer service: a client span per call, traceparent in
-    the call's metadata, and the x-request-id of the RPC being handled."""
+def channel_interceptors(caller: str = "") -> list[grpc.aio.ClientInterceptor]:
+    """Interceptors for a channel to a peer service: a client span per call (in the
+    caller's provider; the global one when caller is ''), traceparent in the call's
+    metadata, and the x-request-id of the RPC being handled."""
     traced: list[grpc.aio.ClientInterceptor] = aio_client_interceptors(  # type: ignore[no-untyped-call]
-        filter_=_FILTER)
+        tracer_provider=_provider(caller), filter_=_FILTER)
     return [*traced, *_request_id_interceptors()]
 
 
@@ -115,10 +158,10 @@ def continued(
     headers: Mapping[str, str], name: str, kind: trace.SpanKind, service: str,
     **attributes: Any,
 ) -> Iterator[trace.Span]:
-    """A span, child of the context in headers, current for the block."""
+    """A span of `service`, child of the context in headers (a new root when they carry
+    none), current for the block."""
     with tracer(service).start_as_current_span(
-        name, context=context_from(headers), kind=kind,
-        attributes={"branch.service": service, **attributes},
+        name, context=context_from(headers), kind=kind, attributes=attributes,
     ) as span:
         yield span
 

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from types import ModuleType
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import grpc
 from starlette.applications import Starlette
@@ -27,11 +27,27 @@ from services.common.settings import Settings
 from services.console import csrf, i18n, sessions, web
 from services.console.backend import Backend, SignedOut, error_message
 from services.console.i18n import _
-from services.console.pages import admin, auth, clients, day, desk, forms, home, reports, search
+from services.console.pages import (
+    admin,
+    auth,
+    clients,
+    day,
+    desk,
+    forms,
+    home,
+    inbox,
+    notes,
+    reports,
+    requests,
+    review,
+    search,
+    supervisor,
+)
 from services.console.sessions import SessionStore
 
 # Every page module, mounted in this order; a new area is one line here (README.md).
-PAGES: tuple[ModuleType, ...] = (auth, home, search, clients, admin, day, forms, desk, reports)
+PAGES: tuple[ModuleType, ...] = (auth, home, search, clients, admin, day, forms, desk, reports,
+                                  supervisor, inbox, notes, requests, review)
 PUBLIC_PREFIXES = ("/signin", "/password", "/static/", "/healthz", "/lang")
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
@@ -45,9 +61,13 @@ def _is_public(path: str) -> bool:
 
 def _to_sign_in(request: Request, reason: str) -> Response:
     target = f"/signin?reason={reason}"
-    if request.url.path not in ("/", "/signin"):
-        target += "&next=" + quote(request.url.path)
-    if request.headers.get("hx-request"):  # an htmx swap: make the whole page move
+    htmx = bool(request.headers.get("hx-request"))
+    # after signing in again, an htmx swap's person goes back to the page, not the fragment
+    path = (urlsplit(request.headers.get("hx-current-url", "")).path if htmx else ""
+            ) or request.url.path
+    if path not in ("/", "/signin"):
+        target += "&next=" + quote(path)
+    if htmx:  # an htmx swap: make the whole page move
         return Response(status_code=200, headers={"HX-Redirect": target})
     return RedirectResponse(target, status_code=303)
 
@@ -75,7 +95,8 @@ class ConsoleMiddleware(BaseHTTPMiddleware):
                 else:
                     if sessions.needs_touch(s, now):
                         s.last_seen = now.isoformat()
-                        await c.store.put(s)
+                        if not await c.store.replace(s):  # changed meanwhile: take that
+                            s = await c.store.get(sid) or s
                     request.state.session = s
         pre = request.cookies.get(csrf.PRE_SESSION_COOKIE, "")
         request.state.pre_csrf = pre or csrf.new_token()
@@ -119,7 +140,10 @@ async def _rpc_error(request: Request, exc: Exception) -> Response:
               grpc.StatusCode.DEADLINE_EXCEEDED: 504}.get(code, 400)
     title = {403: _("Not allowed"), 404: _("Not found"),
              503: _("A service is not answering"), 504: _("A service is not answering")}
-    message = error_message(exc, i18n.current())
+    # the services' refusals name ids and rules in English: a person reads why in words
+    message = {403: _("This is outside your role or your clients."),
+               404: _("It does not exist, or it was removed.")}.get(status) or error_message(
+                   exc, i18n.current())
     if status >= 500:
         log.warning("service unavailable", rpc_status=code.name, path=request.url.path)
         message = _("Please try again in a moment.")

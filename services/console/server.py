@@ -14,6 +14,7 @@ from services.common.clock import Clock
 from services.common.logs import get_logger
 from services.common.settings import Settings
 from services.console.app import build_app
+from services.console.feed import InboxFeed
 from services.console.sessions import NatsStore
 
 log = get_logger("console")
@@ -33,6 +34,7 @@ class ConsoleRunner:
         self._task: asyncio.Task[None] | None = None
         self._nc: Any = None
         self.app: Any = None
+        self.feed: InboxFeed | None = None
 
     @property
     def address(self) -> str:
@@ -44,6 +46,9 @@ class ConsoleRunner:
             self.settings.nats_url, timedelta(seconds=self.settings.console_session_max_seconds),
             self.settings.nats_stream_replicas)
         self.app = build_app(self.settings, store, self.clock)
+        self.feed = InboxFeed(self._nc)
+        await self.feed.start()
+        self.app.state.console.feed = self.feed
         tls: dict[str, Any] = {}
         if self.settings.tls_cert_file:
             tls = {"ssl_certfile": self.settings.tls_cert_file,
@@ -65,6 +70,8 @@ class ConsoleRunner:
         log.info("console serving", port=self.port)
 
     async def stop(self) -> None:
+        if self.feed is not None:  # ends the event streams, which would hold uvicorn open
+            await self.feed.close()
         if self._server is not None:
             self._server.should_exit = True
         if self._task is not None:

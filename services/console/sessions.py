@@ -8,6 +8,11 @@ Every service already has NATS, so replicas share sessions without a new store.
 
 Expiry is decided here, from the injected clock: idle (BRANCH_CONSOLE_SESSION_IDLE_SECONDS
 since the last request) and absolute (BRANCH_CONSOLE_SESSION_MAX_SECONDS since sign-in).
+
+Replicas change a record only with `replace`, a compare-and-set on the revision it was read
+at (the KV entry's revision): a request that read the record before another replica renewed
+its tokens cannot write the spent refresh token back (the directory would take the next
+renewal for a stolen token and end the sign-in).
 """
 
 from __future__ import annotations
@@ -44,9 +49,13 @@ class Session:
     created_at: str
     last_seen: str
     extra: dict[str, Any] = field(default_factory=dict)
+    # the store's revision this copy was read at (not stored): `replace` compares it
+    revision: int = 0
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self)).encode()
+        record = asdict(self)
+        record.pop("revision")
+        return json.dumps(record).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> Session:
@@ -71,26 +80,56 @@ def needs_touch(session: Session, now: datetime) -> bool:
 
 
 class SessionStore(Protocol):
-    async def get(self, session_id: str) -> Session | None: ...
-    async def put(self, session: Session) -> None: ...
+    async def get(self, session_id: str) -> Session | None:
+        """The record with its revision, None when there is none."""
+
+    async def put(self, session: Session) -> None:
+        """Write unconditionally (a new sign-in)."""
+
+    async def replace(self, session: Session) -> bool:
+        """Write `session` only if the record is still at `session.revision` (then its
+        revision is updated); False when another writer came first or the record is gone."""
+
     async def delete(self, session_id: str) -> None: ...
+
+    async def delete_staff(self, staff_id: str) -> int:
+        """End every sign-in of one person (after a password change); how many ended."""
 
 
 class MemoryStore:
     """For unit tests of pure logic only."""
 
     def __init__(self) -> None:
-        self.rows: dict[str, bytes] = {}
+        self.rows: dict[str, tuple[bytes, int]] = {}
+        self.last = 0
 
     async def get(self, session_id: str) -> Session | None:
-        raw = self.rows.get(session_id)
-        return Session.from_json(raw) if raw else None
+        if session_id not in self.rows:
+            return None
+        raw, revision = self.rows[session_id]
+        s = Session.from_json(raw)
+        s.revision = revision
+        return s
 
     async def put(self, session: Session) -> None:
-        self.rows[session.id] = session.to_json()
+        self.last += 1
+        self.rows[session.id] = (session.to_json(), self.last)
+        session.revision = self.last
+
+    async def replace(self, session: Session) -> bool:
+        if self.rows.get(session.id, (b"", -1))[1] != session.revision:
+            return False
+        await self.put(session)
+        return True
 
     async def delete(self, session_id: str) -> None:
         self.rows.pop(session_id, None)
+
+    async def delete_staff(self, staff_id: str) -> int:
+        mine = [k for k in list(self.rows) if (s := await self.get(k)) and s.staff_id == staff_id]
+        for k in mine:
+            self.rows.pop(k, None)
+        return len(mine)
 
 
 class NatsStore:
@@ -124,10 +163,41 @@ class NatsStore:
             entry = await self.kv.get(session_id)
         except KeyNotFoundError:  # also KeyDeletedError, its subclass
             return None
-        return Session.from_json(entry.value) if entry.value else None
+        if not entry.value:
+            return None
+        s = Session.from_json(entry.value)
+        s.revision = entry.revision
+        return s
 
     async def put(self, session: Session) -> None:
-        await self.kv.put(session.id, session.to_json())
+        session.revision = await self.kv.put(session.id, session.to_json())
+
+    async def replace(self, session: Session) -> bool:
+        from nats.js.errors import KeyWrongLastSequenceError
+
+        try:
+            session.revision = await self.kv.update(session.id, session.to_json(),
+                                                    last=session.revision)
+        except KeyWrongLastSequenceError:
+            return False
+        return True
 
     async def delete(self, session_id: str) -> None:
         await self.kv.purge(session_id)
+
+    async def delete_staff(self, staff_id: str) -> int:
+        """Reads every record: the bucket holds a branch's live sign-ins (tens to hundreds),
+        and this runs only when someone changes their password."""
+        from nats.js.errors import NoKeysError
+
+        try:
+            keys = await self.kv.keys()
+        except NoKeysError:
+            return 0
+        ended = 0
+        for key in keys:
+            s = await self.get(key)
+            if s is not None and s.staff_id == staff_id:
+                await self.delete(key)
+                ended += 1
+        return ended

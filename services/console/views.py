@@ -3,8 +3,10 @@ times typed into a form, and names shown instead of ids."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -38,6 +40,20 @@ def refusal(err: grpc.aio.AioRpcError, prefix: str = "") -> Refusal | None:
         return None
     fields = {k.removeprefix(prefix): v for k, v in bad_fields(err).items()}
     return Refusal(error_message(err, i18n.current()), fields, _reason(err))
+
+
+T = TypeVar("T")
+
+
+async def attempt(call: Awaitable[T], prefix: str = "") -> tuple[T | None, Refusal | None]:
+    """(the reply, None), or (None, the form's refusal); any other error is raised."""
+    try:
+        return await call, None
+    except grpc.aio.AioRpcError as err:
+        why = refusal(err, prefix)
+        if why is None:
+            raise
+        return None, why
 
 
 def _reason(err: grpc.aio.AioRpcError) -> str:

@@ -28,6 +28,7 @@ from services.common.clock import Clock
 from services.common.settings import Settings
 from services.console import csrf, i18n
 from services.console.backend import Backend, Stubs
+from services.console.feed import InboxFeed
 from services.console.i18n import N_, _
 from services.console.sessions import Session, SessionStore
 
@@ -63,6 +64,7 @@ class Console:
     backend: Backend
     clock: Clock
     nav: Sequence[NavItem] = ()
+    feed: InboxFeed | None = None  # vip events for the broker's live inbox (feed.py)
 
 
 def _env() -> jinja2.Environment:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
+from typing import Any
 
 from branch.directory.v1 import client_pb2, holding_pb2, staff_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import Row
 
 from services.common.protos import ts
 from services.common.suitability import assessment_expired
@@ -23,6 +24,8 @@ ROLE_NAMES = {
     staff_pb2.ROLE_QUALITY_INSPECTOR: "quality_inspector",
 }
 ROLE_VALUES = {name: value for value, name in ROLE_NAMES.items()}
+# a client as the ORM loads it, or a Core row of the client table (the same attribute names)
+ClientRow = Client | Row[Any]
 
 def staff_to_proto(row: Staff) -> staff_pb2.Staff:
     msg = staff_pb2.Staff(
@@ -39,7 +42,7 @@ def staff_to_proto(row: Staff) -> staff_pb2.Staff:
     return msg
 
 
-def client_to_proto(row: Client, today: date) -> client_pb2.Client:
+def client_to_proto(row: ClientRow, today: date) -> client_pb2.Client:
     return client_pb2.Client(
         id=row.id,
         account_no=row.account_no,
@@ -71,23 +74,6 @@ def holding_to_proto(row: Holding, risk_level: int) -> holding_pb2.Holding:
         risk_level=risk_level,  # type: ignore[arg-type]
         as_of=row.as_of.isoformat(),
         update_time=ts(row.updated_at),
-    )
-
-
-def trade_columns_to_proto(
-    client_id: str, trade_id: str, ticker: str, side: int, quantity: int, price: str, fee: str,
-    trade_time: datetime,
-) -> holding_pb2.Trade:
-    micros = int(trade_time.timestamp() * 1_000_000)
-    return holding_pb2.Trade(
-        trade_id=trade_id,
-        client_id=client_id,
-        ticker=ticker,
-        side=side,  # type: ignore[arg-type]
-        quantity=quantity,
-        price=price,
-        fee=fee,
-        trade_time=Timestamp(seconds=micros // 1_000_000, nanos=micros % 1_000_000 * 1000),
     )
 
 

@@ -65,7 +65,7 @@ class Reports:
             actions.setdefault(action.ticker, []).append((int(at.timestamp()), action))
         analyzer = Analyzer(int(start_at.timestamp()), int(end_at.timestamp()), actions,
                             tz=self.core.tz)
-        await self.core.directory.fold_trades(client.id, end_at, analyzer.add_trade)
+        await self.core.directory.fold_trades(client.id, end_at, analyzer.add_columns)
         holdings = await self.core.directory.holdings(client.id)
         tickers = sorted({h.ticker for h in holdings} | set(analyzer.tickers))
         securities = await self.core.directory.securities(tickers)

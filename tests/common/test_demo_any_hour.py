@@ -20,6 +20,7 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -29,6 +30,7 @@ from services.cli.demo import load_demo
 from services.common.clock import FakeClock
 from services.common.nats_link import free_port
 from services.common.server import ServiceRunner
+from services.common.settings import Settings
 from tests.harness import make_settings
 
 CASES = [
@@ -58,9 +60,34 @@ async def test_demo_loads_at_any_hour(tmp_path: Path, nats_url: str, zone: str,
         from services.cli.branch import _admin_id
 
         assert signer is not None
+        first = (zone, local) == CASES[0]  # the demo's sign-ins: once (argon2 is slow)
         demo = await load_demo(settings, await _admin_id(settings), signer, now=clock.now(),
-                               client_count=60)
+                               client_count=60, accounts=first)
+        if first:
+            await _demo_accounts_sign_in(settings)
     assert demo is not None
     assert len(demo.clients) == 60
     assert demo.shared.get("research_notes")
     assert (tmp_path / "demo.loaded").exists()
+
+
+async def _demo_accounts_sign_in(settings: Settings) -> None:
+    """Each demo account (`branch up --demo` prints them) signs in with the printed
+    password and carries its role."""
+    import grpc
+    from branch.directory.v1 import identity_pb2
+    from branch.directory.v1.identity_pb2_grpc import IdentityServiceStub
+
+    from services.cli.demo import DEMO_ROLES, read_demo_accounts
+
+    found = read_demo_accounts(settings.data_dir)
+    assert found is not None
+    password, accounts = found
+    assert [r for r, _no, _name in accounts] == list(DEMO_ROLES)
+    assert (settings.data_dir / "demo.accounts").stat().st_mode & 0o777 == 0o600
+    async with grpc.aio.insecure_channel(settings.address("directory")) as ch:
+        identity: Any = IdentityServiceStub(ch)
+        for role, employee_no, _name in accounts:
+            reply = await identity.Login(identity_pb2.LoginRequest(
+                employee_no=employee_no, password=password))
+            assert role in reply.roles

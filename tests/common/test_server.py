@@ -82,6 +82,30 @@ async def test_health_reflection_and_audit(tmp_path: Path, nats_url: str) -> Non
         assert resp_status == grpc.StatusCode.UNAVAILABLE
 
 
+async def test_a_create_and_its_audit_record_commit_in_one_transaction(
+        tmp_path: Path, nats_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.common.db import Database
+
+    async with running(SPEC, make_settings(tmp_path, nats_url)) as runner:
+        runner.relay.stop()  # its mark-sent transactions are not the call's
+        await asyncio.sleep(0)
+        opened: list[str] = []
+        real = Database.transaction
+
+        def counting(self):  # type: ignore[no-untyped-def]
+            opened.append("tx")
+            return real(self)
+
+        monkeypatch.setattr(Database, "transaction", counting)
+        async with channel(runner) as ch:
+            created = await DirectoryServiceStub(ch).CreateClient(
+                api.CreateClientRequest(client=client_msg()), metadata=ADMIN)
+            assert opened == ["tx"]
+            records = await audit_pb2_grpc.AuditServiceStub(ch).ListAuditRecords(
+                audit_pb2.ListAuditRecordsRequest(method="CreateClient"), metadata=SUPERVISOR)
+        assert [(r.outcome, r.resource) for r in records.audit_records] == [("OK", created.id)]
+
+
 async def test_our_bug_is_internal_without_details(tmp_path: Path, nats_url: str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     async def boom(self: directory_service.Directory, principal: Principal,

@@ -156,6 +156,23 @@ def test_port_out_of_range(tmp_path: Path, nats_url: str, command: list[str],
     assert_one_line(run_branch(command, env), "BRANCH_DIRECTORY_PORT")
 
 
+WAITING_FOR_NATS = "nats not reachable; retrying"
+
+
+def wait_for_line(proc: subprocess.Popen[bytes], logs: list[Path], text: str,
+                  timeout: float = 120) -> None:
+    """Until one of the logs (files the process appends JSON lines to) has a line with text;
+    fails at once if the process ends first, and after timeout seconds (a bound for a machine
+    under load, not a speed check)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(log.exists() and text in log.read_text(errors="replace") for log in logs):
+            return
+        assert proc.poll() is None, f"ended ({proc.returncode}) before logging {text!r}"
+        time.sleep(0.1)
+    raise AssertionError(f"no {text!r} within {timeout}s")
+
+
 @pytest.mark.parametrize("command", [["up"], ["serve", "directory"]])
 def test_sigterm_while_waiting_for_nats_stops_the_start(tmp_path: Path,
                                                         command: list[str]) -> None:
@@ -165,13 +182,15 @@ def test_sigterm_while_waiting_for_nats_stops_the_start(tmp_path: Path,
         sock.bind(("127.0.0.1", 0))
         closed = sock.getsockname()[1]
     env = env_for(tmp_path, f"nats://127.0.0.1:{closed}")
-    proc = subprocess.Popen([*branch_command(), *command], env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stdout = tmp_path / "stdout.log"  # `serve` logs here, `up` to <data-dir>/suite.log
+    with stdout.open("wb") as out:
+        proc = subprocess.Popen([*branch_command(), *command], env=env, cwd=REPO,
+                                stdout=out, stderr=subprocess.PIPE)
     try:
-        time.sleep(4)  # imported, settings checked, now retrying NATS
-        assert proc.poll() is None
+        # imported, settings checked, now retrying NATS: the line it logs on each try
+        wait_for_line(proc, [stdout, tmp_path / "data" / "suite.log"], WAITING_FOR_NATS)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
+        assert proc.wait(timeout=60) == 0
         assert proc.stderr is not None
         assert "Traceback" not in proc.stderr.read().decode(errors="replace")
     finally:

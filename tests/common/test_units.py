@@ -104,6 +104,64 @@ def test_standing_refuses_deactivated_and_drops_removed_roles() -> None:
     assert err.value.reason == "TOKEN_REVOKED"
 
 
+def _count_signature_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Each jwt.decode (the signature and claims check) from now on appends to the list."""
+    checked: list[str] = []
+    real_decode = jwt.decode
+
+    def decode(*args: Any, **kwargs: Any) -> Any:
+        checked.append("x")
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", decode)
+    return checked
+
+
+def test_verified_tokens_are_remembered_but_standing_is_asked_every_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key = SigningKey.generate()
+    now = datetime.now(UTC) - timedelta(seconds=10)
+    token = TokenSigner(key).issue("s1", ["broker", "analyst"], now, timedelta(minutes=5))
+    standing: dict[str, Standing] = {}
+    verifier = _verifier(key, standing=standing)
+    assert verifier.verify(token).roles == {"broker", "analyst"}
+    checked = _count_signature_checks(monkeypatch)
+    assert verifier.verify(token).roles == {"broker", "analyst"}
+    assert checked == []  # the signature was not checked again
+    # a role removed after the token was issued is dropped at once, on a remembered token
+    standing["s1"] = Standing(True, frozenset({"analyst"}), now.timestamp() + 1)
+    assert verifier.verify(token).roles == {"analyst"}
+    # a deactivation refuses the very next call
+    standing["s1"] = Standing(False, frozenset({"analyst"}), now.timestamp() + 2)
+    with pytest.raises(Unauthenticated) as err:
+        verifier.verify(token)
+    assert err.value.reason == "TOKEN_REVOKED"
+    # keys replaced: the remembered token is checked again, against keys that no longer sign it
+    verifier.set_keys("test", jwks([SigningKey.generate().public_jwk()]))
+    with pytest.raises(UnknownKey):
+        verifier.verify(token)
+    assert checked == []  # refused before any signature check: its key is gone
+
+
+def test_a_remembered_token_is_forgotten_at_its_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    key = SigningKey.generate()
+    issued = datetime.now(UTC) - timedelta(seconds=10)
+    token = TokenSigner(key).issue("s1", ["broker"], issued, timedelta(minutes=5))
+    verifier = _verifier(key)
+    verifier.verify(token)
+    checked = _count_signature_checks(monkeypatch)
+    exp = (issued + timedelta(minutes=5)).timestamp()
+    monkeypatch.setattr(time, "time", lambda: exp - 1)
+    verifier.verify(token)
+    assert checked == []
+    monkeypatch.setattr(time, "time", lambda: exp)  # the cache's clock says: expired
+    verifier.verify(token)  # so PyJWT checks it again (its own clock is still real)
+    assert checked == ["x"]
+
+
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 

@@ -1,5 +1,6 @@
-"""The console against the real services (directory, onsite, remote, vip, research from the
-harness, one NATS), started once for the module, and a real Chromium driven by Playwright.
+"""The console against the real services (directory, onsite, remote, vip, research, insight
+from the harness, one NATS), started once for tests/console (package scope: every test file
+shares it), and a real Chromium driven by Playwright.
 
 Chromium is Debian's (/usr/bin/chromium): installed here with apt-get when missing and
 running as root, else the browser tests are skipped saying why.
@@ -27,6 +28,7 @@ from branch.directory.v1.identity_pb2_grpc import IdentityServiceStub
 
 from services.console.server import ConsoleRunner
 from services.directory.server import SPEC as DIRECTORY
+from services.insight.server import SPEC as INSIGHT
 from services.onsite.server import SPEC as ONSITE
 from services.remote.server import SPEC as REMOTE
 from services.research.server import SPEC as RESEARCH
@@ -99,7 +101,7 @@ async def _person(d: DirectoryServiceAsyncStub, ident: IdentityServiceAsyncStub,
     return staff.id
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 async def suite(tmp_path_factory: pytest.TempPathFactory, nats_server: Any
                 ) -> AsyncIterator[Suite]:
     tmp = tmp_path_factory.mktemp("console")
@@ -108,7 +110,7 @@ async def suite(tmp_path_factory: pytest.TempPathFactory, nats_server: Any
         directory = await stack.enter_async_context(
             running(DIRECTORY, make_settings(tmp / "directory", nats_url)))
         addrs = {"directory_addr": f"127.0.0.1:{directory.port}"}
-        for spec in (RESEARCH, ONSITE, REMOTE, VIP):
+        for spec in (RESEARCH, ONSITE, REMOTE, VIP, INSIGHT):
             r = await stack.enter_async_context(
                 running(spec, make_settings(tmp / spec.name, nats_url, **addrs)))
             addrs[f"{spec.name}_addr"] = f"127.0.0.1:{r.port}"
@@ -143,7 +145,7 @@ async def suite(tmp_path_factory: pytest.TempPathFactory, nats_server: Any
                     {k.removesuffix("_addr"): v for k, v in addrs.items()})
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any]:
     why = ensure_chromium()
     if why:

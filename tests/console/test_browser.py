@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import urllib.request
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 from branch.directory.v1 import directory_service_pb2 as dapi
+from branch.directory.v1 import holding_pb2
 
+from services.common.protos import ts
 from tests.console.conftest import PASSWORD, Suite, axe_check, sign_in
 from tests.harness import ADMIN
 
@@ -52,7 +55,8 @@ async def test_csrf_post_without_or_with_wrong_token_is_refused(page: Any,
         data = {"employee_no": "EVIL1", "display_name": "Mallory", "roles": "admin"}
         if token:
             data["csrf_token"] = token
-        reply = await page.request.post(suite.url + "/admin/staff", form=data)
+        reply = await page.request.post(suite.url + "/admin/staff", form=data,
+                                        headers={"Accept-Language": "en"})
         assert reply.status == 403
         assert "did not come from this console" in await reply.text()
     after = await suite.directory.ListStaff(dapi.ListStaffRequest(page_size=500),
@@ -101,11 +105,22 @@ async def test_search_box_finds_a_client_by_pinyin_initials(page: Any, suite: Su
 
 async def test_client_360_for_own_client_and_refusal_for_another_brokers(
         page: Any, suite: Suite) -> None:
+    client_id = suite.people.client_a.id
+
+    async def records() -> AsyncIterator[dapi.ImportTradesRequest]:
+        yield dapi.ImportTradesRequest(trade=holding_pb2.Trade(
+            trade_id=f"{client_id}-console-1", client_id=client_id, ticker="600519",
+            side=holding_pb2.SIDE_BUY, quantity=300, price="1688.5", fee="12.25",
+            trade_time=ts(suite.clock.now() - timedelta(days=3))))
+
+    await suite.directory.ImportTrades(records(), metadata=ADMIN)
     await sign_in(page, suite, suite.people.broker_a)
     await page.wait_for_selector("#q")
-    await page.goto(suite.url + f"/clients/{suite.people.client_a.id}")
+    await page.goto(suite.url + f"/clients/{client_id}")
     main = await page.inner_text("main")
     assert "张三丰" in main and "C3" in main
+    # the recent trade, read from the columnar stream: decimals as imported
+    assert "600519" in main and "1,688.50" in main and "12.25" in main and "buy" in main
     for heading in ("Holdings", "Recent trades", "Visits", "Tickets", "Advisories"):
         assert heading in main
     await axe_check(page)

@@ -51,13 +51,26 @@ def branch_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "services.cli.branch"]
 
 
+def _port_range(low: int = 20000, high: int = 32000) -> tuple[int, int]:
+    """This process's share of [low, high): under pytest-xdist each worker picks from a slice
+    of its own, so two workers never plan the same port before either has bound it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ...
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or not worker[2:].isdigit() or count <= 1:
+        return low, high
+    size = (high - low) // count
+    start = low + (int(worker[2:]) % count) * size
+    return start, start + size
+
+
 def pick_port(taken: set[int]) -> int:
     """A free loopback port below the kernel's ephemeral range, so that the port 0 binds of
     other processes cannot take it between planning and starting; a restarted replica binds
     its port again, as a pod keeps its container port."""
     rng = random.Random()
+    low, high = _port_range()
     while True:
-        port = rng.randrange(20000, 32000)
+        port = rng.randrange(low, high)
         if port in taken:
             continue
         with socket.socket() as sock:
@@ -149,6 +162,8 @@ class Cluster:
             BRANCH_CONSUMER_ACK_WAIT_SECONDS="3",
             BRANCH_CONSUMER_MAX_DELIVER="3",
             BRANCH_LOG_LEVEL="info",
+            # a dozen replicas share the test PostgreSQL server with the other workers
+            BRANCH_DATABASE_POOL_SIZE="2",
             PYTHONUNBUFFERED="1",
         )
         env[f"BRANCH_{replica.service.upper()}_PORT"] = str(replica.port)

@@ -135,6 +135,26 @@ def test_every_service_has_a_deployment_service_and_budget_with_grpc_probes() ->
         }
 
 
+def test_console_is_deployed_with_an_http_readiness_probe() -> None:
+    """The staff console: `branch serve console` on 8080, ready on GET /healthz (it follows
+    the directory), alive on its port; NATS from branch-secrets, no service credential."""
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in base_documents()}
+    pod = docs[("Deployment", "console")]["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["args"] == ["serve", "console"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
+    assert container["livenessProbe"]["tcpSocket"] == {"port": 8080}
+    assert container["envFrom"] == [{"configMapRef": {"name": "branch-config"}},
+                                    {"secretRef": {"name": "branch-secrets"}}]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert docs[("Service", "console")]["spec"]["ports"][0]["port"] == 8080
+    assert config_literals()["BRANCH_CONSOLE_PORT"] == "8080"
+    console = yaml.safe_load((DEPLOY / "compose/compose.yaml").read_text())["services"]["console"]
+    assert console["command"] == ["serve", "console"]
+    assert console["depends_on"]["insight"]["condition"] == "service_healthy"
+    assert console["ports"][0].endswith(":8080:8080")
+
+
 def test_tls_component_mounts_the_certificates_and_probes_over_tls(tmp_path: Path) -> None:
     """deploy/k8s/components/tls on the production overlay: every Deployment mounts the
     Secret branch-tls where the BRANCH_TLS_* files are, and its probes run the health check
@@ -159,7 +179,7 @@ def test_tls_component_mounts_the_certificates_and_probes_over_tls(tmp_path: Pat
     tls = {k: v for k, v in config["data"].items() if k.startswith("BRANCH_TLS_")}
     assert set(tls) <= SETTINGS and tls["BRANCH_TLS_CLIENT_AUTH"] == "true"
     deployments = [d for d in docs if d["kind"] == "Deployment"]
-    assert {d["metadata"]["name"] for d in deployments} == set(registry.SERVICES)
+    assert {d["metadata"]["name"] for d in deployments} == {*registry.SERVICES, "console"}
     for d in deployments:
         spec = d["spec"]["template"]["spec"]
         [container] = spec["containers"]
@@ -224,7 +244,7 @@ def test_one_database_per_service_in_compose_and_kubernetes() -> None:
 def test_production_runs_two_replicas_of_everything() -> None:
     production = yaml.safe_load((K8S / "overlays/production/kustomization.yaml").read_text())
     replicas = {r["name"]: r["count"] for r in production["replicas"]}
-    assert replicas == {service: replicas[service] for service in registry.SERVICES}
+    assert replicas == {service: replicas[service] for service in [*registry.SERVICES, "console"]}
     assert min(replicas.values()) >= 2
 
 

@@ -18,6 +18,7 @@ from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common.clock import FakeClock
+from services.directory import service
 from services.directory.server import SPEC
 from tests.directory.factories import make_client, make_staff
 from tests.harness import ADMIN, auth, bad_fields, channel, make_settings, running
@@ -66,8 +67,8 @@ async def send(stub: DirectoryServiceAsyncStub, records: list[api.ImportRecord],
 
 
 async def streamed(stub: DirectoryServiceAsyncStub, client_id: str) -> list[str]:
-    return [t.trade_id async for b in stub.StreamTrades(
-        api.StreamTradesRequest(client_id=client_id), metadata=ADMIN) for t in b.trades]
+    return [t async for b in stub.StreamTrades(
+        api.StreamTradesRequest(client_id=client_id), metadata=ADMIN) for t in b.columns.trade_ids]
 
 
 @pytest.fixture(params=FROZEN, ids=["0005-local", "1200-local", "2355-local"])
@@ -123,8 +124,11 @@ async def test_trade_times_are_bounded(frozen: tuple[DirectoryServiceAsyncStub, 
     assert sorted(await streamed(stub, c.id)) == sorted(kept)
 
 
-async def test_same_second_trades_stream_in_import_order(frozen: tuple[DirectoryServiceAsyncStub, FakeClock]) -> None:
+async def test_same_second_trades_stream_in_import_order(
+        frozen: tuple[DirectoryServiceAsyncStub, FakeClock],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     stub, _ = frozen
+    monkeypatch.setattr(service, "TRADE_BATCH", 500)  # pages of 500: 1200 trades span three
     c = await make_client(stub)
     second = at(1709604000)  # 2024-03-05 10:00:00 +08:00
     # T10 sorts before T9 as text; the file's order must win
@@ -136,7 +140,7 @@ async def test_same_second_trades_stream_in_import_order(frozen: tuple[Directory
     await send(stub, [trade("A1", c.id, BUY, 1, "1", second), trade("Z0", c.id, BUY, 1, "1",
                                                                      at(1709603999))])
     assert await streamed(stub, c.id) == ["Z0", "T9", "T10", "A1"]
-    # the reverse file order is kept too, across the stream's 1000-trade pages
+    # the reverse file order is kept too, across the stream's pages
     d = await make_client(stub)
     ids = [f"R{n:04d}" for n in range(1200, 0, -1)]
     await send(stub, [trade(i, d.id, BUY, 1, "1", second) for i in ids])
@@ -240,3 +244,70 @@ async def test_corporate_actions_import_and_list(frozen: tuple[DirectoryServiceA
         await stub.ListCorporateActions(ca_pb2.ListCorporateActionsRequest(client_id=c.id),
                                         metadata=auth(broker.id, "broker"))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_stream_columns_are_exact(
+        frozen: tuple[DirectoryServiceAsyncStub, FakeClock]) -> None:
+    """Prices and fees arrive as int64 units of 1e-8 yuan and times as microseconds, exactly
+    as imported (eight decimal places, large prices, fractions of a second, no fee), with the
+    tickers sent once per batch."""
+    stub, _ = frozen
+    c = await make_client(stub)
+    base = datetime(2024, 3, 5, 2, 0, tzinfo=UTC)
+    rows = [  # id, ticker, side, quantity, price, fee, time
+        ("X1", "600519", BUY, 100, "1688.88", "42.22", base),
+        ("X2", "000001", BUY, 3, "0.00000001", "", base + timedelta(microseconds=1)),
+        ("X3", "600519", SELL, 50, "12.30", "0.00000009",
+         base + timedelta(seconds=1, microseconds=999_999)),
+        ("X4", "510300", BUY, 7, "92233720368.54775807", "5", base + timedelta(days=1)),
+        ("X5", "000001", SELL, 3, "7", "1.5", base + timedelta(days=2)),
+    ]
+    result = await send(stub, [api.ImportRecord(trade=holding_pb2.Trade(
+        trade_id=tid, client_id=c.id, ticker=ticker, side=side,
+        quantity=qty, price=price, fee=fee, trade_time=stamp(when)))
+        for tid, ticker, side, qty, price, fee, when in rows])
+    assert (result.accepted, result.rejected) == (5, 0), result.rejections
+    batches = [b.columns async for b in stub.StreamTrades(
+        api.StreamTradesRequest(client_id=c.id), metadata=ADMIN)]
+    assert len(batches) == 1
+    got = batches[0]
+    assert got.client_id == c.id
+    assert list(got.trade_ids) == ["X1", "X2", "X3", "X4", "X5"]
+    assert list(got.tickers) == ["600519", "000001", "510300"]
+    assert list(got.ticker_indexes) == [0, 1, 0, 2, 1]
+    assert list(got.sides) == [BUY, BUY, SELL, BUY, SELL]
+    assert list(got.quantities) == [100, 3, 50, 7, 3]
+    assert list(got.price_units) == [168_888_000_000, 1, 1_230_000_000, 2**63 - 1,
+                                     700_000_000]
+    assert list(got.fee_units) == [4_222_000_000, 0, 9, 500_000_000, 150_000_000]
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    assert list(got.trade_time_micros) == [
+        (when - epoch) // timedelta(microseconds=1) for *_, when in rows]
+
+
+async def test_prices_must_be_exact_in_stream_units(
+        frozen: tuple[DirectoryServiceAsyncStub, FakeClock]) -> None:
+    """A ninth decimal place, or a price past int64 units of 1e-8 yuan, is a rejected row
+    naming the field; trailing zeros and plain forms the fast check does not take are fine."""
+    stub, _ = frozen
+    c = await make_client(stub)
+    when = at(1709604000)
+
+    def rec(tid: str, price: str, fee: str) -> api.ImportRecord:
+        return api.ImportRecord(trade=holding_pb2.Trade(
+            trade_id=tid, client_id=c.id, ticker="600519", side=BUY,
+            quantity=1, price=price, fee=fee, trade_time=when))
+
+    result = await send(stub, [
+        rec("P1", "1.123456789", "0"), rec("P2", "1", "0.000000001"),
+        rec("P3", "92233720368.54775808", "0"), rec("P4", "1.100000000", "0012.50"),
+        rec("P5", "1E+2", "0.0")])
+    assert (result.accepted, result.rejected) == (2, 3)
+    assert [(r.index, r.field, r.reason) for r in result.rejections] == [
+        (0, "trade.price", "at most 8 decimal places"),
+        (1, "trade.fee", "at most 8 decimal places"),
+        (2, "trade.price", "at most 92,233,720,368 yuan")]
+    batch = [b.columns async for b in stub.StreamTrades(
+        api.StreamTradesRequest(client_id=c.id), metadata=ADMIN)][0]
+    assert list(batch.price_units) == [110_000_000, 10_000_000_000]
+    assert list(batch.fee_units) == [1_250_000_000, 0]

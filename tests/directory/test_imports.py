@@ -96,12 +96,12 @@ async def test_import_is_idempotent_and_feeds_queries(tmp_path: Path, nats_url: 
             ("300750", 200, client_pb2.RISK_LEVEL_R5), ("600519", 50, client_pb2.RISK_LEVEL_R3)]
 
         trades = [t async for b in stub.StreamTrades(api.StreamTradesRequest(client_id=vip.id),
-                                                       metadata=ADMIN) for t in b.trades]
-        assert [t.trade_id for t in trades] == ["T1", "T3", "T2"]
+                                                       metadata=ADMIN) for t in b.columns.trade_ids]
+        assert trades == ["T1", "T3", "T2"]
         period = [t async for b in stub.StreamTrades(api.StreamTradesRequest(
             client_id=vip.id, start_time=ts(T0 + timedelta(hours=1)),
-            end_time=ts(T0 + timedelta(days=2))), metadata=ADMIN) for t in b.trades]
-        assert [t.trade_id for t in period] == ["T3"]
+            end_time=ts(T0 + timedelta(days=2))), metadata=ADMIN) for t in b.columns.trade_ids]
+        assert period == ["T3"]
 
         found = await stub.FindClientsByTickers(api.FindClientsByTickersRequest(
             tickers=["600519", "000001"]), metadata=SERVICE)
@@ -193,7 +193,7 @@ async def test_large_import_in_batches(stub: DirectoryServiceAsyncStub) -> None:
         trade(f"C{i}", client.id, "601318", 1, 100, "45.2", T0) for i in range(10)])
     assert (second.accepted, second.duplicate) == (10, 1250)
     streamed = [t async for b in stub.StreamTrades(api.StreamTradesRequest(client_id=client.id),
-                                                     metadata=ADMIN) for t in b.trades]
+                                                     metadata=ADMIN) for t in b.columns.trade_ids]
     assert len(streamed) == 2510
 
 
@@ -207,11 +207,11 @@ async def test_streaming_rpc_checks_token_role_and_scope(stub: DirectoryServiceA
     for metadata, code in cases:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             [t async for b in stub.StreamTrades(api.StreamTradesRequest(client_id=theirs.id),
-                                                 metadata=metadata) for t in b.trades]
+                                                 metadata=metadata) for t in b.columns.trade_ids]
         assert err.value.code() == code
     with pytest.raises(grpc.aio.AioRpcError) as err:
         [t async for b in stub.StreamTrades(api.StreamTradesRequest(
-            client_id=theirs.id, start_time=ts(T0), end_time=ts(T0)), metadata=ADMIN) for t in b.trades]
+            client_id=theirs.id, start_time=ts(T0), end_time=ts(T0)), metadata=ADMIN) for t in b.columns.trade_ids]
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 

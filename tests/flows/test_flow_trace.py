@@ -29,19 +29,23 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from services.common import tracing
 from services.common.logs import add_trace_ids
 from services.common.protos import ts
+from services.insight.server import SPEC as INSIGHT
 from services.research.server import SPEC as RESEARCH
 from tests.flows.test_flow_research_relay import publish_note, research
 from tests.harness import SUPERVISOR, eventually
 from tests.vip.support import ROLE, Branch, branch, broker
 
-EXPORTER = InMemorySpanExporter()
+CLIENT = "branchctl"  # the test is the calling client, as branchctl would be
+ROOT = "branchctl flow 1: publish a note and relay it"
 
 
 @pytest.fixture(scope="module")
 def spans() -> Iterator[InMemorySpanExporter]:
-    tracing.configure_tracing("tests").add_span_processor(SimpleSpanProcessor(EXPORTER))
-    yield EXPORTER
-    EXPORTER.shutdown()  # later tests' spans are not kept (a processor cannot be removed)
+    """Every service's spans in this process (each service has its own tracer provider and
+    resource), collected by one in-memory exporter."""
+    exporter = InMemorySpanExporter()
+    with tracing.export_all_to(SimpleSpanProcessor(exporter)):
+        yield exporter
 
 
 @pytest.fixture
@@ -65,11 +69,11 @@ def log_lines() -> Iterator[list[dict[str, Any]]]:
 
 @asynccontextmanager
 async def traced_channels(b: Branch) -> AsyncIterator[None]:
-    """The test is the calling client (as branchctl would be): its channels carry the trace."""
+    """The test's channels carry the trace, as a peer service's do (client spans of CLIENT)."""
     plain = dict(b.channels)
     for name, runner in b.runners.items():
         b.channels[name] = grpc.aio.insecure_channel(
-            f"127.0.0.1:{runner.port}", interceptors=tracing.channel_interceptors())
+            f"127.0.0.1:{runner.port}", interceptors=tracing.channel_interceptors(CLIENT))
     try:
         yield
     finally:
@@ -79,28 +83,70 @@ async def traced_channels(b: Branch) -> AsyncIterator[None]:
 
 
 def service_of(span: ReadableSpan) -> str:
-    attrs = span.attributes or {}
-    if "branch.service" in attrs:
-        return str(attrs["branch.service"])
-    rpc_service = str(attrs.get("rpc.service", ""))  # branch.<service>.v1.<Name>Service
-    if span.kind == trace.SpanKind.SERVER and rpc_service.startswith("branch."):
-        return rpc_service.split(".")[1]
-    return ""
+    """The OpenTelemetry resource's service.name: which service's provider made the span."""
+    return str(span.resource.attributes.get("service.name", ""))
 
 
 def in_trace(exporter: InMemorySpanExporter, trace_id: int) -> list[ReadableSpan]:
     return [s for s in exporter.get_finished_spans() if s.context.trace_id == trace_id]
 
 
-async def test_flow1_is_one_trace_across_the_services(tmp_path: Path, spans: InMemorySpanExporter, log_lines: list[dict[str, Any]]) -> None:
-    async with branch(tmp_path, RESEARCH) as b:
+class Tree:
+    """The finished spans of one trace, looked up by (service, kind, name or RPC method)."""
+
+    def __init__(self, spans: list[ReadableSpan]) -> None:
+        self.spans = spans
+        self.by_id = {s.context.span_id: s for s in spans}
+
+    def find(self, service: str, kind: trace.SpanKind, what: str) -> list[ReadableSpan]:
+        return [s for s in self.spans if service_of(s) == service and s.kind == kind
+                and what in (s.name, str((s.attributes or {}).get("rpc.method", "")))]
+
+    def one(self, service: str, kind: trace.SpanKind, what: str) -> ReadableSpan:
+        found = self.find(service, kind, what)
+        assert len(found) == 1, (service, kind, what, self.describe())
+        return found[0]
+
+    def parent(self, span: ReadableSpan) -> ReadableSpan | None:
+        return self.by_id.get(span.parent.span_id) if span.parent else None
+
+    def child(self, parent: ReadableSpan, service: str, kind: trace.SpanKind,
+              what: str) -> ReadableSpan:
+        """The one span of service (kind, what) whose parent is `parent`."""
+        found = [s for s in self.find(service, kind, what) if self.parent(s) is parent]
+        assert len(found) == 1, (service, kind, what, parent.name, self.describe())
+        return found[0]
+
+    def descends(self, span: ReadableSpan, ancestor: ReadableSpan) -> bool:
+        current: ReadableSpan | None = span
+        while current is not None:
+            if current is ancestor:
+                return True
+            current = self.parent(current)
+        return False
+
+    def describe(self) -> list[tuple[str, str, str, str]]:
+        return [(service_of(s), s.kind.name, s.name,
+                 (p.name if (p := self.parent(s)) else "-")) for s in self.spans]
+
+
+CONSUMER, PRODUCER = trace.SpanKind.CONSUMER, trace.SpanKind.PRODUCER
+SERVER, CLIENT_KIND = trace.SpanKind.SERVER, trace.SpanKind.CLIENT
+
+
+async def test_flow1_is_one_trace_across_four_services(
+        tmp_path: Path, spans: InMemorySpanExporter, log_lines: list[dict[str, Any]]) -> None:
+    """DESIGN.md flow 1 as one trace: the client publishes the note (research), vip's note
+    consumer plans the relays and asks the directory who holds the ticker, the broker records
+    the explanation (insight's read model consumes it) and the client's acknowledgement, and
+    research's reach consumer counts it. Every gRPC hop (client span -> server span) and every
+    event hop (outbox row -> producer span -> NATS headers -> consumer span) is a parent link."""
+    async with branch(tmp_path, RESEARCH, INSIGHT) as b:
         br1 = await b.staff(ROLE.ROLE_BROKER)
         c1 = await b.key_client(br1, tolerance=client_pb2.RISK_TOLERANCE_C4)
         await b.holdings([(c1, "600519")])
         async with traced_channels(b):
-            client = trace.get_tracer("branch.branchctl")
-            with client.start_as_current_span("flow 1: research reaches key clients",
-                                              attributes={"branch.service": "client"}) as root:
+            with tracing.tracer(CLIENT).start_as_current_span(ROOT) as root:
                 trace_id = root.get_span_context().trace_id
                 note = await publish_note(b, "600519")
 
@@ -109,7 +155,7 @@ async def test_flow1_is_one_trace_across_the_services(tmp_path: Path, spans: InM
                                                  metadata=SUPERVISOR)
                     return list(res.relays) or None
 
-                [relay] = await eventually(relays)
+                [relay] = await eventually(relays, timeout=60)
                 await b.vip.RecordRelayDelivery(api.RecordRelayDeliveryRequest(
                     id=relay.id, channel=relay_pb2.RELAY_CHANNEL_PHONE,
                     summary="Walked the client through the thesis."),
@@ -123,55 +169,61 @@ async def test_flow1_is_one_trace_across_the_services(tmp_path: Path, spans: InM
                         rapi.GetNoteReachRequest(note_id=note.id), metadata=SUPERVISOR)
                     return r if r.acknowledged == 1 else None
 
-                await eventually(reach)
+                await eventually(reach, timeout=60)
 
-            def reach_consumed() -> list[ReadableSpan] | None:
-                return [s for s in in_trace(spans, trace_id)
-                        if s.kind == trace.SpanKind.CONSUMER
-                        and s.name == "branch.vip.relay.acknowledged process"
-                        and service_of(s) == "research"] or None
+            def consumed() -> bool:
+                """Each event hop's consumer span has ended (research's reach consumer has
+                counted it, insight's read model has taken the delivery)."""
+                t = Tree(in_trace(spans, trace_id))
+                return all(t.find(service, CONSUMER, f"{subject} process") for service, subject
+                           in [("research", "branch.vip.relay.acknowledged"),
+                               ("research", "branch.vip.relay.planned"),
+                               ("insight", "branch.vip.relay.delivered")])
 
-            await eventually(reach_consumed)
+            await eventually(consumed, timeout=60)
 
-    mine = in_trace(spans, trace_id)
-    by_name = {(service_of(s), s.kind, s.name) for s in mine}
-    # note published by research -> relayed -> consumed by vip
-    assert ("research", trace.SpanKind.PRODUCER, "branch.research.note.published publish") \
-        in by_name
-    assert ("vip", trace.SpanKind.CONSUMER, "branch.research.note.published process") in by_name
-    # the relay planner continues it and pages the directory over gRPC
-    planner = [s for s in mine if s.name == "vip relay plan"]
-    assert planner
-    directory = [s for s in mine if service_of(s) == "directory"
-                 and s.kind == trace.SpanKind.SERVER
-                 and str((s.attributes or {}).get("rpc.method")) == "FindClientsByTickers"]
-    assert directory and any(_descends(d, planner[0], mine) for d in directory)
-    # acknowledgement on vip -> event -> research's reach consumer
-    assert ("vip", trace.SpanKind.PRODUCER, "branch.vip.relay.acknowledged publish") in by_name
-    assert ("research", trace.SpanKind.CONSUMER, "branch.vip.relay.acknowledged process") \
-        in by_name
-    assert {"client", "research", "vip", "directory"} <= {service_of(s) for s in mine}
-    # every span of the flow hangs from the client's root: one tree, one trace
-    root_span = next(s for s in mine if s.parent is None)
-    assert all(_descends(s, root_span, mine) for s in mine)
+    t = Tree(in_trace(spans, trace_id))
+    # one tree: a single root, the client's span; no span points at a parent outside it
+    roots = [s for s in t.spans if t.parent(s) is None]
+    assert roots == [t.one(CLIENT, trace.SpanKind.INTERNAL, ROOT)], t.describe()
+    top = roots[0]
+    assert top.parent is None
+    assert all(t.descends(s, top) for s in t.spans)
+
+    # the publish call: client span -> research's server span
+    publish = t.child(t.child(top, CLIENT, CLIENT_KIND, "PublishNote"),
+                      "research", SERVER, "PublishNote")
+    # outbox -> NATS -> vip's note consumer -> the relay planner -> the directory, over gRPC
+    published = t.child(publish, "research", PRODUCER, "branch.research.note.published publish")
+    noted = t.child(published, "vip", CONSUMER, "branch.research.note.published process")
+    planner = t.child(noted, "vip", trace.SpanKind.INTERNAL, "vip relay plan")
+    holders = t.child(planner, "vip", CLIENT_KIND, "FindClientsByTickers")
+    t.child(holders, "directory", SERVER, "FindClientsByTickers")
+    # the planner's event reaches research (targeted count)
+    planned = t.child(planner, "vip", PRODUCER, "branch.vip.relay.planned publish")
+    t.child(planned, "research", CONSUMER, "branch.vip.relay.planned process")
+    # the broker's explanation: vip's RPC -> event -> insight's read model (and research)
+    delivery = t.child(t.child(top, CLIENT, CLIENT_KIND, "RecordRelayDelivery"),
+                       "vip", SERVER, "RecordRelayDelivery")
+    delivered = t.child(delivery, "vip", PRODUCER, "branch.vip.relay.delivered publish")
+    t.child(delivered, "insight", CONSUMER, "branch.vip.relay.delivered process")
+    t.child(delivered, "research", CONSUMER, "branch.vip.relay.delivered process")
+    # the acknowledgement: vip's RPC -> event -> research's reach consumer
+    ack = t.child(t.child(top, CLIENT, CLIENT_KIND, "RecordRelayAcknowledgement"),
+                  "vip", SERVER, "RecordRelayAcknowledgement")
+    acked = t.child(ack, "vip", PRODUCER, "branch.vip.relay.acknowledged publish")
+    t.child(acked, "research", CONSUMER, "branch.vip.relay.acknowledged process")
+    # four services besides the client, each named by its own resource
+    services = {service_of(s) for s in t.spans}
+    assert services == {CLIENT, "research", "vip", "directory", "insight"}, t.describe()
 
     # log lines carry the ids: the planner's, inside the trace; the acknowledgement's RPC line
-    planned = [line for line in log_lines if line.get("event") == "relays planned"]
-    assert planned and planned[0]["trace_id"] == format(trace_id, "032x")
-    ack = [line for line in log_lines if line.get("event") == "rpc"
-           and line.get("rpc_method", "").endswith("/RecordRelayAcknowledgement")]
-    assert ack[0]["trace_id"] == format(trace_id, "032x")
-    assert (ack[0]["request_id"], ack[0]["staff_id"]) == ("ack-req-2", br1)
-
-
-def _descends(span: ReadableSpan, ancestor: ReadableSpan, spans: list[ReadableSpan]) -> bool:
-    by_id = {s.context.span_id: s for s in spans}
-    current: ReadableSpan | None = span
-    while current is not None:
-        if current.context.span_id == ancestor.context.span_id:
-            return True
-        current = by_id.get(current.parent.span_id) if current.parent else None
-    return False
+    planned_lines = [line for line in log_lines if line.get("event") == "relays planned"]
+    assert planned_lines and planned_lines[0]["trace_id"] == format(trace_id, "032x")
+    ack_lines = [line for line in log_lines if line.get("event") == "rpc"
+                 and line.get("rpc_method", "").endswith("/RecordRelayAcknowledgement")]
+    assert ack_lines[0]["trace_id"] == format(trace_id, "032x")
+    assert (ack_lines[0]["request_id"], ack_lines[0]["staff_id"]) == ("ack-req-2", br1)
 
 
 async def test_handler_logs_and_peer_calls_carry_request_staff_and_trace_ids(

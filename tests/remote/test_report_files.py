@@ -114,7 +114,7 @@ async def test_samples_through_branchctl(tmp_path: Path, nats_url: str, now: dat
         code, out = await branchctl(s, home, "directory", "import", "--dry-run", str(files[1]))
         assert code == 0 and "nothing written: would be accepted 8, duplicate 0, rejected 0" in out
         trades = [t async for b in s.dir.StreamTrades(dapi.StreamTradesRequest(
-            client_id=client.id), metadata=ADMIN) for t in b.trades]
+            client_id=client.id), metadata=ADMIN) for t in b.columns.trade_ids]
         assert trades == []
         expected = ["trades: accepted 4,", "trades: accepted 8,", "trades: accepted 2,",
                     "corporate actions: accepted 4,"]
@@ -250,7 +250,7 @@ async def test_dry_run_names_rows(tmp_path: Path, nats_url: str) -> None:
         assert "row 3: trade.quantity" in out and "row 4: trade.trade_time" in out
         assert "row 5: trade.trade_time: must not be in the future" in out
         trades = [t async for b in s.dir.StreamTrades(dapi.StreamTradesRequest(
-            client_id=client.id), metadata=ADMIN) for t in b.trades]
+            client_id=client.id), metadata=ADMIN) for t in b.columns.trade_ids]
         assert trades == []
         code, out = await branchctl(s, tmp_path / "ctl", "directory", "import", str(path))
         assert "trades: accepted 1, duplicate 0, rejected 3" in out

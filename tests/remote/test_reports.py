@@ -18,7 +18,8 @@ turnover ratio 5600/3000 = 1.8667; BBB R4 > C3 warns.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -26,11 +27,14 @@ from pathlib import Path
 import grpc
 import pytest
 from branch.directory.v1 import client_pb2, holding_pb2
+from branch.directory.v1 import corporate_action_pb2 as ca_pb2
 from branch.directory.v1 import directory_service_pb2 as dapi
 from branch.remote.v1 import remote_service_pb2 as api
 from branch.remote.v1 import report_pb2
 
 from services.common.protos import ts
+from services.common.units import fits_units, trades_of, units
+from services.directory.trade_stream import trade_columns
 from services.remote.analysis import Analyzer
 from tests.harness import ADMIN, SUPERVISOR, auth, bad_fields, collect_events
 from tests.remote.conftest import Env
@@ -203,3 +207,101 @@ def test_monthly_turnover_is_cut_at_branch_local_months() -> None:
     utc = Analyzer(0, 2**40)
     utc.add("AAA", 1, 100, "11", "0", early_march)
     assert list(utc.monthly) == ["2026-02"]
+
+
+def columns_of(rows: Sequence[tuple[str, str, int, int, str, str, int]],
+               size: int) -> list[holding_pb2.TradeColumns]:
+    """(id, ticker, side, quantity, price, fee, epoch micros) as the directory streams them."""
+    return [trade_columns("c", [(tid, ticker, side, qty, units(price), units(fee), us)
+                                for tid, ticker, side, qty, price, fee, us in rows[i:i + size]])
+            for i in range(0, len(rows), size)]
+
+
+def test_columns_fold_to_the_hand_computed_figures() -> None:
+    start = int(datetime(2026, 1, 31, 16, tzinfo=UTC).timestamp())
+    end = int(datetime(2026, 2, 28, 16, tzinfo=UTC).timestamp())
+    a = Analyzer(start, end)
+    for batch in columns_of([(tid, ticker, side, qty, price, fee,
+                              int(when.timestamp()) * 1_000_000)
+                             for tid, ticker, side, qty, price, fee, when in TRADES], 4):
+        a.add_columns(batch)
+    R2, R4 = client_pb2.RiskLevel.ValueType(2), client_pb2.RiskLevel.ValueType(4)
+    holdings = [holding_pb2.Holding(ticker="AAA", quantity=100, market_price="12", risk_level=R2),
+                holding_pb2.Holding(ticker="BBB", quantity=300, market_price="6", risk_level=R4)]
+    secs = {"AAA": holding_pb2.Security(ticker="AAA", risk_level=R2),
+            "BBB": holding_pb2.Security(ticker="BBB", risk_level=R4)}
+    check_figures(a.figures(holdings, secs, 3, False))
+
+
+def test_columns_fold_as_trades_one_by_one_with_corporate_actions() -> None:
+    """5,000 generated trades over 4 tickers with every kind of corporate action: folding
+    batches of columns gives exactly the figures of folding each trade from its decimal
+    strings (the path the hand-computed cases check)."""
+    kind = ca_pb2.CorporateActionKind
+    day = 86_400
+    t0 = int(datetime(2024, 1, 2, 1, 30, tzinfo=UTC).timestamp())
+    actions = {
+        "600000": [(t0 + 40 * day, ca_pb2.CorporateAction(
+            kind=kind.CORPORATE_ACTION_KIND_BONUS, shares_per_10="3"))],
+        "600001": [(t0 + 90 * day, ca_pb2.CorporateAction(
+            kind=kind.CORPORATE_ACTION_KIND_SPLIT, split_ratio="0.1"))],
+        "600002": [(t0 + 60 * day, ca_pb2.CorporateAction(
+            kind=kind.CORPORATE_ACTION_KIND_CASH_DIVIDEND, cash_per_10="2.35")),
+            (t0 + 60 * day, ca_pb2.CorporateAction(
+                kind=kind.CORPORATE_ACTION_KIND_BONUS, shares_per_10="5"))],
+        "000001": [(t0 + 120 * day, ca_pb2.CorporateAction(
+            kind=kind.CORPORATE_ACTION_KIND_RIGHTS, shares_per_10="3", rights_price="4.321"))],
+    }
+    rng = random.Random(17)
+    held = dict.fromkeys(actions, 0)
+    rows = []
+    for i in range(5000):
+        ticker = rng.choice(list(actions))
+        price = f"{rng.randint(100, 99_999) / 1000:.3f}"
+        if held[ticker] >= 100 and rng.random() < 0.45:
+            side, qty = holding_pb2.SIDE_SELL, rng.randint(1, held[ticker] // 100) * 100
+            held[ticker] -= qty
+        else:
+            side, qty = holding_pb2.SIDE_BUY, rng.randint(1, 30) * 100
+            held[ticker] += qty
+        fee = rng.choice(["0", "5", f"{rng.randint(1, 99_999) / 100:.2f}", "0.00000001"])
+        # several trades in one second now and then; some fractions of a second
+        micros = (t0 + i * 2_000 + (i % 7 == 0)) * 1_000_000 + rng.choice([0, 999_999, 1])
+        rows.append((f"g{i}", ticker, side, qty, price, fee, micros))
+    # a sell with no earlier buy, in the period
+    rows.append(("u1", "600003", holding_pb2.SIDE_SELL, 100, "3.3", "0", rows[-1][6] + 1))
+    start, end = t0 + 30 * day, t0 + 100 * day
+    one_by_one = Analyzer(start, end, actions)
+    for _tid, ticker, side, qty, price, fee, us in rows:
+        one_by_one.add(ticker, side, qty, price, fee, us // 1_000_000)
+    columns = Analyzer(start, end, actions)
+    for batch in columns_of(rows, 700):
+        columns.add_columns(batch)
+    holdings = [holding_pb2.Holding(ticker=t, quantity=q, market_price="10",
+                                    risk_level=client_pb2.RISK_LEVEL_R3)
+                for t, q in sorted(held.items()) if q]
+    expected = one_by_one.figures(holdings, {}, 3, False)
+    assert columns.figures(holdings, {}, 3, False) == expected
+    assert columns.monthly == one_by_one.monthly
+    assert expected.trades > 1000 and expected.realised_pnl != "0.00"
+    assert {t.ticker for t in expected.tickers} >= {"600000", "600001", "600002", "000001"}
+
+
+def test_money_units_are_exact() -> None:
+    assert units("12.34") == 1_234_000_000 and units("0.00000001") == 1
+    assert units("92233720368.54775807") == 2**63 - 1 and units("5") == 500_000_000
+    assert units("1.123456789") == 112_345_678  # truncated: the import refuses these
+    assert fits_units(Decimal("1.100000000")) is None
+    assert fits_units(Decimal("1.000000001")) == "at most 8 decimal places"
+    assert fits_units(Decimal("92233720368.54775808")) == "at most 92,233,720,368 yuan"
+
+
+def test_columns_back_to_trade_messages() -> None:
+    """trades_of (the console's recent trades) gives each trade back with decimal strings."""
+    when = datetime(2026, 2, 2, 2, 0, 0, 250_000, tzinfo=UTC)
+    rows = [("t1", "AAA", 1, 100, "10.50", "0", int(when.timestamp() * 1_000_000)),
+            ("t2", "BBB", 2, 5, "0.00000001", "12", int(when.timestamp() * 1_000_000) + 1)]
+    back = trades_of(columns_of(rows, 10)[0])
+    assert [(t.trade_id, t.ticker, t.side, t.quantity, t.price, t.fee) for t in back] == [
+        ("t1", "AAA", 1, 100, "10.5", "0"), ("t2", "BBB", 2, 5, "0.00000001", "12")]
+    assert back[0].trade_time.ToDatetime(UTC) == when and back[1].trade_time.nanos == 250_001_000

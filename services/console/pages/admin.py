@@ -112,6 +112,8 @@ async def deactivate(request: Request, form: FormData) -> Response:
     st = await web.stubs(request)
     await st.directory.DeactivateStaff(dapi.DeactivateStaffRequest(
         id=request.path_params["staff_id"]), metadata=st.metadata)
+    # their console sign-ins end now, not when their access tokens run out
+    await web.console(request).store.delete_staff(request.path_params["staff_id"])
     return await staff_detail(request, message=N_("The staff member was deactivated."))
 
 
@@ -120,6 +122,8 @@ async def reset_password(request: Request, form: FormData) -> Response:
     st = await web.stubs(request)
     reply = await st.identity.ResetPassword(identity_pb2.ResetPasswordRequest(
         staff_id=request.path_params["staff_id"]), metadata=st.metadata)
+    # the directory ended their sign-ins (refresh tokens revoked): so does the console, now
+    await web.console(request).store.delete_staff(request.path_params["staff_id"])
     return await staff_detail(request, temporary=reply.temporary_password,
                               message=N_("The password was reset."))
 

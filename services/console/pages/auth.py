@@ -118,9 +118,10 @@ async def change_password(request: Request, form: FormData) -> Response:
         if err.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
             return again_page("", {"password": _("The current password is wrong.")})
         raise
-    # the directory ends every sign-in of this person: so does the console
+    # the directory ended every sign-in of this person (their refresh tokens): the console
+    # ends them all at once too, in every browser, not when each access token runs out
     if s is not None:
-        await c.store.delete(s.id)
+        await c.store.delete_staff(s.staff_id)
     response = RedirectResponse("/signin?reason=changed", status_code=303)
     response.delete_cookie(sessions.COOKIE, path="/")
     return response

@@ -23,7 +23,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.common.protos import from_ts
-from services.console import i18n, web
+from services.common.units import trades_of
+from services.console import enums, i18n, web
 from services.console.backend import error_message
 from services.console.i18n import N_, _
 
@@ -46,12 +47,7 @@ def _cell(msg: Message, name: str) -> str:
     f = msg.DESCRIPTOR.fields_by_name[name]
     value = getattr(msg, name)
     if f.enum_type is not None and not f.is_repeated:
-        full = f.enum_type.values_by_number[value].name
-        prefix = f.enum_type.name
-        import re
-
-        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", prefix).upper() + "_"
-        return full.removeprefix(snake).replace("_", " ").lower() if value else ""
+        return enums.label(f.enum_type, value)
     if f.message_type is not None and f.message_type.full_name == "google.protobuf.Timestamp":
         return web.when(from_ts(value))
     if f.is_repeated:
@@ -92,7 +88,7 @@ async def _trades(st: Any, client_id: str, now: Any) -> Section:
         req = dapi.StreamTradesRequest(client_id=client_id)
         req.start_time.FromDatetime(now - timedelta(days=TRADE_DAYS))
         async for chunk in st.directory.StreamTrades(req, metadata=st.metadata, timeout=20):
-            trades.extend(chunk.trades)
+            trades.extend(trades_of(chunk.columns))
     except grpc.aio.AioRpcError as err:
         sec.problem = (_("Not in your scope.")
                        if err.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -159,7 +155,7 @@ async def client_360(request: Request) -> Response:
         (_("Phone"), client.phone),
         (_("Channel"), _cell(client, "channel")),
         (_("Tier"), _cell(client, "tier")),
-        (_("Risk tolerance"), _cell(client, "risk_tolerance").upper()),
+        (_("Risk tolerance"), _cell(client, "risk_tolerance")),
         (_("Risk assessed on"), client.risk_assessed_on + (
             " — " + _("expired") if client.risk_assessment_expired else "")),
         (_("Assessment age"), _age(client.risk_assessed_on, now)),

@@ -12,11 +12,10 @@ from services.console.i18n import N_
 
 # role -> the path of its home page; the first of a person's roles found here wins
 HOMES = {"admin": "/admin/staff", "client_manager": "/day", "consultant": "/forms",
-         "service_agent": "/desk"}
+         "service_agent": "/desk", "supervisor": "/supervisor", "broker": "/inbox",
+         "analyst": "/notes", "compliance": "/review"}
 # what a role without its own home page can already open
-COMING = {
-    "broker": [N_("Search your clients (box above) and open their Client 360 page")],
-    "supervisor": [N_("Search any client or staff member (box above)")],
+COMING: dict[str, list[str]] = {
 }
 
 

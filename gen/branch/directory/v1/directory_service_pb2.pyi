@@ -617,19 +617,23 @@ Global___StreamTradesRequest: _TypeAlias = StreamTradesRequest  # noqa: Y015
 
 @_typing.final
 class StreamTradesResponse(_message.Message):
+    """One batch of the stream. The batches concatenated are the client's trades in order."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
-    TRADES_FIELD_NUMBER: _builtins.int
+    COLUMNS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def trades(self) -> _containers.RepeatedCompositeFieldContainer[_holding_pb2.Trade]: ...
+    def columns(self) -> _holding_pb2.TradeColumns:
+        """The batch's trades as parallel columns (holding.proto)."""
+
     def __init__(
         self,
         *,
-        trades: _abc.Iterable[_holding_pb2.Trade] | None = ...,
+        columns: _holding_pb2.TradeColumns | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["trades", b"trades"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

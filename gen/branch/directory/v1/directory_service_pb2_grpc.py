@@ -244,7 +244,7 @@ class DirectoryServiceServicer:
 
     def StreamTrades(self, request, context):
         """Streams a client's trades in time order (ties in import order), in batches of up to
-        1000; for long histories.
+        5000 trades, each batch as columns (TradeColumns); for long histories.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -63,7 +63,7 @@ class DirectoryServiceStub:
     ListHoldings: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.ListHoldingsRequest, _directory_service_pb2.ListHoldingsResponse]
     StreamTrades: _grpc.UnaryStreamMultiCallable[_directory_service_pb2.StreamTradesRequest, _directory_service_pb2.StreamTradesResponse]
     """Streams a client's trades in time order (ties in import order), in batches of up to
-    1000; for long histories.
+    5000 trades, each batch as columns (TradeColumns); for long histories.
     """
     ListSecurities: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.ListSecuritiesRequest, _directory_service_pb2.ListSecuritiesResponse]
     FindClientsByTickers: _grpc.UnaryUnaryMultiCallable[_directory_service_pb2.FindClientsByTickersRequest, _directory_service_pb2.FindClientsByTickersResponse]
@@ -109,7 +109,7 @@ class DirectoryServiceAsyncStub(DirectoryServiceStub):
     ListHoldings: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.ListHoldingsRequest, _directory_service_pb2.ListHoldingsResponse]  # type: ignore[assignment]
     StreamTrades: _aio.UnaryStreamMultiCallable[_directory_service_pb2.StreamTradesRequest, _directory_service_pb2.StreamTradesResponse]  # type: ignore[assignment]
     """Streams a client's trades in time order (ties in import order), in batches of up to
-    1000; for long histories.
+    5000 trades, each batch as columns (TradeColumns); for long histories.
     """
     ListSecurities: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.ListSecuritiesRequest, _directory_service_pb2.ListSecuritiesResponse]  # type: ignore[assignment]
     FindClientsByTickers: _aio.UnaryUnaryMultiCallable[_directory_service_pb2.FindClientsByTickersRequest, _directory_service_pb2.FindClientsByTickersResponse]  # type: ignore[assignment]
@@ -236,7 +236,7 @@ class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_directory_service_pb2.StreamTradesResponse], _abc.AsyncIterator[_directory_service_pb2.StreamTradesResponse]]:
         """Streams a client's trades in time order (ties in import order), in batches of up to
-        1000; for long histories.
+        5000 trades, each batch as columns (TradeColumns); for long histories.
         """
 
     @_abc_1.abstractmethod

@@ -26,19 +26,21 @@ from branch.directory.v1 import client_pb2 as branch_dot_directory_dot_v1_dot_cl
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!branch/directory/v1/holding.proto\x12\x13\x62ranch.directory.v1\x1a branch/directory/v1/client.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"p\n\x08Security\x12\x0e\n\x06ticker\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x32\n\nrisk_level\x18\x03 \x01(\x0e\x32\x1e.branch.directory.v1.RiskLevel\x12\x12\n\nlast_price\x18\x04 \x01(\t\"\xdc\x01\n\x07Holding\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x0e\n\x06ticker\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x12\n\ncost_price\x18\x04 \x01(\t\x12\x14\n\x0cmarket_price\x18\x05 \x01(\t\x12\x32\n\nrisk_level\x18\x06 \x01(\x0e\x32\x1e.branch.directory.v1.RiskLevel\x12\r\n\x05\x61s_of\x18\x07 \x01(\t\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc3\x01\n\x05Trade\x12\x10\n\x08trade_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0e\n\x06ticker\x18\x03 \x01(\t\x12\'\n\x04side\x18\x04 \x01(\x0e\x32\x19.branch.directory.v1.Side\x12\x10\n\x08quantity\x18\x05 \x01(\x03\x12\r\n\x05price\x18\x06 \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\x07 \x01(\t\x12.\n\ntrade_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*9\n\x04Side\x12\x14\n\x10SIDE_UNSPECIFIED\x10\x00\x12\x0c\n\x08SIDE_BUY\x10\x01\x12\r\n\tSIDE_SELL\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!branch/directory/v1/holding.proto\x12\x13\x62ranch.directory.v1\x1a branch/directory/v1/client.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"p\n\x08Security\x12\x0e\n\x06ticker\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x32\n\nrisk_level\x18\x03 \x01(\x0e\x32\x1e.branch.directory.v1.RiskLevel\x12\x12\n\nlast_price\x18\x04 \x01(\t\"\xdc\x01\n\x07Holding\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x0e\n\x06ticker\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x12\n\ncost_price\x18\x04 \x01(\t\x12\x14\n\x0cmarket_price\x18\x05 \x01(\t\x12\x32\n\nrisk_level\x18\x06 \x01(\x0e\x32\x1e.branch.directory.v1.RiskLevel\x12\r\n\x05\x61s_of\x18\x07 \x01(\t\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc3\x01\n\x05Trade\x12\x10\n\x08trade_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0e\n\x06ticker\x18\x03 \x01(\t\x12\'\n\x04side\x18\x04 \x01(\x0e\x32\x19.branch.directory.v1.Side\x12\x10\n\x08quantity\x18\x05 \x01(\x03\x12\r\n\x05price\x18\x06 \x01(\t\x12\x0b\n\x03\x66\x65\x65\x18\x07 \x01(\t\x12.\n\ntrade_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xde\x01\n\x0cTradeColumns\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x11\n\ttrade_ids\x18\x02 \x03(\t\x12\x0f\n\x07tickers\x18\x03 \x03(\t\x12\x16\n\x0eticker_indexes\x18\x04 \x03(\x05\x12(\n\x05sides\x18\x05 \x03(\x0e\x32\x19.branch.directory.v1.Side\x12\x12\n\nquantities\x18\x06 \x03(\x03\x12\x13\n\x0bprice_units\x18\x07 \x03(\x03\x12\x11\n\tfee_units\x18\x08 \x03(\x03\x12\x19\n\x11trade_time_micros\x18\t \x03(\x03*9\n\x04Side\x12\x14\n\x10SIDE_UNSPECIFIED\x10\x00\x12\x0c\n\x08SIDE_BUY\x10\x01\x12\r\n\tSIDE_SELL\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'branch.directory.v1.holding_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SIDE']._serialized_start=660
-  _globals['_SIDE']._serialized_end=717
+  _globals['_SIDE']._serialized_start=885
+  _globals['_SIDE']._serialized_end=942
   _globals['_SECURITY']._serialized_start=125
   _globals['_SECURITY']._serialized_end=237
   _globals['_HOLDING']._serialized_start=240
   _globals['_HOLDING']._serialized_end=460
   _globals['_TRADE']._serialized_start=463
   _globals['_TRADE']._serialized_end=658
+  _globals['_TRADECOLUMNS']._serialized_start=661
+  _globals['_TRADECOLUMNS']._serialized_end=883
 # @@protoc_insertion_point(module_scope)

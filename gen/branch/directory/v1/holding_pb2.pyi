@@ -4,9 +4,11 @@ isort:skip_file
 """
 
 from branch.directory.v1 import client_pb2 as _client_pb2
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -157,3 +159,81 @@ class Trade(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Trade: _TypeAlias = Trade  # noqa: Y015
+
+@_typing.final
+class TradeColumns(_message.Message):
+    """A batch of one client's trades as parallel columns: entry i of every repeated field below
+    describes trade i, and all have the same length. The numeric columns are packed (one
+    length-prefixed run of varints each), so a batch of thousands of trades is a handful of
+    fields to encode and decode instead of one nested message per trade.
+
+    Money is exact: prices and fees are integers in units of 1e-8 yuan (UNITS_PER_YUAN =
+    100,000,000; 12.34 yuan is 1234000000), not decimal strings (which could not be packed).
+    The import refuses a price or fee with more than 8 decimal places or above
+    92,233,720,368 yuan, so every stored trade has an exact value here; a row stored before
+    that check with finer digits is truncated toward zero to 1e-8 yuan.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    TRADE_IDS_FIELD_NUMBER: _builtins.int
+    TICKERS_FIELD_NUMBER: _builtins.int
+    TICKER_INDEXES_FIELD_NUMBER: _builtins.int
+    SIDES_FIELD_NUMBER: _builtins.int
+    QUANTITIES_FIELD_NUMBER: _builtins.int
+    PRICE_UNITS_FIELD_NUMBER: _builtins.int
+    FEE_UNITS_FIELD_NUMBER: _builtins.int
+    TRADE_TIME_MICROS_FIELD_NUMBER: _builtins.int
+    client_id: _builtins.str
+    """The client every trade of the batch belongs to."""
+    @_builtins.property
+    def trade_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The trading system's trade ids."""
+
+    @_builtins.property
+    def tickers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The batch's distinct tickers, each once; ticker_indexes[i] is the position of trade i's
+        ticker in this list (a dictionary, so a ticker's text is sent once per batch).
+        """
+
+    @_builtins.property
+    def ticker_indexes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    @_builtins.property
+    def sides(self) -> _containers.RepeatedScalarFieldContainer[Global___Side.ValueType]: ...
+    @_builtins.property
+    def quantities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Shares (always greater than zero)."""
+
+    @_builtins.property
+    def price_units(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Price per share, in units of 1e-8 yuan."""
+
+    @_builtins.property
+    def fee_units(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The trade's fee, in units of 1e-8 yuan (0 when none)."""
+
+    @_builtins.property
+    def trade_time_micros(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The trade's instant, microseconds since 1970-01-01T00:00:00Z (UTC)."""
+
+    def __init__(
+        self,
+        *,
+        client_id: _builtins.str = ...,
+        trade_ids: _abc.Iterable[_builtins.str] | None = ...,
+        tickers: _abc.Iterable[_builtins.str] | None = ...,
+        ticker_indexes: _abc.Iterable[_builtins.int] | None = ...,
+        sides: _abc.Iterable[Global___Side.ValueType] | None = ...,
+        quantities: _abc.Iterable[_builtins.int] | None = ...,
+        price_units: _abc.Iterable[_builtins.int] | None = ...,
+        fee_units: _abc.Iterable[_builtins.int] | None = ...,
+        trade_time_micros: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "fee_units", b"fee_units", "price_units", b"price_units", "quantities", b"quantities", "sides", b"sides", "ticker_indexes", b"ticker_indexes", "tickers", b"tickers", "trade_ids", b"trade_ids", "trade_time_micros", b"trade_time_micros"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TradeColumns: _TypeAlias = TradeColumns  # noqa: Y015
