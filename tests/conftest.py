@@ -16,6 +16,9 @@ configure_logging("warning")
 # branchctl speaks the language of LANGUAGE/LANG (services/cli/i18n.py); tests read its
 # English words whatever the machine's locale (the Chinese tests pass --lang zh_CN)
 os.environ["LANGUAGE"] = "en"
+# the suite's workers share one PostgreSQL server (max_connections 100 here) and the deployed
+# cluster runs a dozen replicas: each service keeps a small pool in tests (subprocesses inherit)
+os.environ.setdefault("BRANCH_DATABASE_POOL_SIZE", "3")
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -34,7 +37,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`./dev test` runs `-n 4 --dist loadgroup`), the tests that share a
+    """Under pytest-xdist (`./dev test` runs `-n 3 --dist loadgroup`), the tests that share a
     module-, class- or package-scoped fixture (a service stack, the deployed cluster) go to one
     worker as a group, so that fixture starts once per run as it does without xdist; a
     parametrized one makes one group per parameter (each its own fixture instance). Tests that

@@ -45,7 +45,9 @@ class UtcDateTime(TypeDecorator[datetime]):
 class Database:
     def __init__(self, url: str, *, service: str, pool_size: int = 10,
                  busy_timeout: float = 30.0) -> None:
-        """busy_timeout (seconds, SQLite only): how long a statement waits for another
+        """pool_size (PostgreSQL only): connections kept for transactions, as many again in
+        overflow, and half as many (at least one) for fetch_one's reads.
+        busy_timeout (seconds, SQLite only): how long a statement waits for another
         process's lock on the file before failing with "database is locked"."""
         self.url = url
         self.service = service
@@ -76,7 +78,7 @@ class Database:
         # (made on first use)
         self._reads: AsyncEngine | None = None
         if not self.is_sqlite:
-            half = max(2, pool_size // 2)
+            half = max(1, pool_size // 2)
             self._reads = create_async_engine(url, hide_parameters=True, pool_size=half,
                                               max_overflow=half, isolation_level="AUTOCOMMIT")
         self._sync_reads: tuple[Engine, ThreadPoolExecutor] | None = None

@@ -148,6 +148,7 @@ class ServiceRunner:
         self.log = get_logger(spec.name)
         tracing.configure_tracing(spec.name, settings.otlp_endpoint)
         self.db = Database(settings.database_url_for(spec.name), service=spec.name,
+                           pool_size=settings.database_pool_size,
                            busy_timeout=settings.sqlite_busy_timeout_seconds)
         self.nats = NatsLink(settings.nats_url, spec.name, settings.nats_stream_replicas)
         # identity: verify with the directory's public keys (and any configured ones), refuse

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     health_check_seconds: float = Field(
         5.0, gt=0, description="how often health asks the database; NOT_SERVING while it fails"
     )
+    database_pool_size: int = Field(
+        10, ge=1, le=200,
+        description="PostgreSQL: connections a service keeps for transactions (as many again "
+        "in overflow, and half as many for single-row reads); mind the server's max_connections "
+        "times the replicas",
+    )
     sqlite_busy_timeout_seconds: float = Field(
         30.0, gt=0, description="SQLite: how long a write waits for another process's lock"
     )

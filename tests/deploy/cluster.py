@@ -162,6 +162,8 @@ class Cluster:
             BRANCH_CONSUMER_ACK_WAIT_SECONDS="3",
             BRANCH_CONSUMER_MAX_DELIVER="3",
             BRANCH_LOG_LEVEL="info",
+            # a dozen replicas share the test PostgreSQL server with the other workers
+            BRANCH_DATABASE_POOL_SIZE="2",
             PYTHONUNBUFFERED="1",
         )
         env[f"BRANCH_{replica.service.upper()}_PORT"] = str(replica.port)

@@ -29,20 +29,23 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
     root = tmp_path_factory.mktemp("deploy")
     server = EmbeddedNats(root / "nats", port=pick_port(set()))
     server.start()
-    if POSTGRES_URL:
-        database_url = await create_postgres_databases()
-    else:
-        (root / "db").mkdir()
-        database_url = f"sqlite+aiosqlite:///{root / 'db'}/{{service}}.db"
-    suite = Cluster(root=root, nats=server, database_url=database_url)
-    suite.plan({name: REPLICAS for name in deployed_services()})
-    try:
+    database_url = ""
+    suite: Cluster | None = None
+    try:  # the NATS server stops even when making the databases fails
+        if POSTGRES_URL:
+            database_url = await create_postgres_databases()
+        else:
+            (root / "db").mkdir()
+            database_url = f"sqlite+aiosqlite:///{root / 'db'}/{{service}}.db"
+        suite = Cluster(root=root, nats=server, database_url=database_url)
+        suite.plan({name: REPLICAS for name in deployed_services()})
         await suite.start_all()
         yield suite
     finally:
-        suite.stop_all()
+        if suite is not None:
+            suite.stop_all()
         server.stop()
-        if POSTGRES_URL:  # each run made its own; leave none behind on a shared server
+        if POSTGRES_URL and database_url:  # each run made its own; leave none behind
             await drop_postgres_databases(database_url)
 
 
