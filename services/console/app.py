@@ -36,6 +36,7 @@ from services.console.pages import (
     forms,
     home,
     inbox,
+    inspections,
     notes,
     reports,
     requests,
@@ -47,7 +48,7 @@ from services.console.sessions import SessionStore
 
 # Every page module, mounted in this order; a new area is one line here (README.md).
 PAGES: tuple[ModuleType, ...] = (auth, home, search, clients, admin, day, forms, desk, reports,
-                                  supervisor, inbox, notes, requests, review)
+                                  supervisor, inbox, notes, requests, review, inspections)
 PUBLIC_PREFIXES = ("/signin", "/password", "/static/", "/healthz", "/lang")
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "

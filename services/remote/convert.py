@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from branch.remote.v1 import campaign_pb2 as cpb
 from branch.remote.v1 import report_pb2, ticket_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from services.common.calendar import BranchCalendar
 from services.common.clock import as_utc
 from services.common.errors import Violations
 from services.common.protos import from_ts, ts
+from services.remote import sla as sla_rules
 from services.remote.models import (
     Agent,
     CallbackRecord,
@@ -95,9 +99,19 @@ def report(row: Report, *, content: bool) -> report_pb2.Report:
     return out
 
 
+@dataclass(frozen=True)
+class SlaNow:
+    """What a clock's time left is counted with: the service's clock read now, the branch's
+    zone and calendar."""
+
+    now: datetime
+    tz: ZoneInfo
+    cal: BranchCalendar
+
+
 def _clock(minutes: int, due: datetime, warn: datetime, met: datetime | None, paused: bool,
            paused_s: int, warned: datetime | None, breached: datetime | None,
-           business: bool) -> ticket_pb2.SlaClock:
+           business: bool, sla: SlaNow, paused_since: datetime | None) -> ticket_pb2.SlaClock:
     out = ticket_pb2.SlaClock(target_minutes=minutes, paused=paused, paused_seconds=paused_s,
                               warned=warned is not None, breached=breached is not None,
                               business_days=business)
@@ -106,10 +120,15 @@ def _clock(minutes: int, due: datetime, warn: datetime, met: datetime | None, pa
         out.warn_time.CopyFrom(ts(warn))
     if met:
         out.met_time.CopyFrom(ts(met))
+    else:  # paused: due is the one from before the pause, frozen at its start
+        at = (paused_since or sla.now) if paused else sla.now
+        out.remaining_seconds = sla_rules.remaining(due, at, business, sla.tz, sla.cal)
     return out
 
 
-def ticket(row: Ticket, activities: list[TicketActivity] | None = None) -> ticket_pb2.Ticket:
+def ticket(row: Ticket, activities: list[TicketActivity] | None = None, *,
+           sla: SlaNow) -> ticket_pb2.Ticket:
+    """The ticket as the API shows it; its SLA clocks' time left counted at sla.now."""
     waiting = row.state == ticket_pb2.TICKET_STATE_WAITING
     out = ticket_pb2.Ticket(
         id=row.id, line=row.line, caller_name=row.caller_name,  # type: ignore[arg-type]
@@ -120,10 +139,11 @@ def ticket(row: Ticket, activities: list[TicketActivity] | None = None) -> ticke
         handler_department=row.handler_department, handler_id=row.handler_id,
         first_response=_clock(row.frt_minutes, row.frt_due_at, row.frt_warn_at, row.frt_met_at,
                               waiting and row.frt_met_at is None, row.frt_paused_s,
-                              row.frt_warned_at, row.frt_breached_at, False),
+                              row.frt_warned_at, row.frt_breached_at, False, sla,
+                              row.paused_since),
         resolution=_clock(row.res_minutes, row.res_due_at, row.res_warn_at, row.res_met_at,
                           waiting, row.res_paused_s, row.res_warned_at, row.res_breached_at,
-                          row.res_business),
+                          row.res_business, sla, row.paused_since),
         pause_reason=row.pause_reason if waiting else 0, pause_note=row.pause_note,  # type: ignore[arg-type]
         escalation_level=max(row.frt_escalation, row.res_escalation),
         resolution_note=row.resolution_note, satisfaction=row.satisfaction,

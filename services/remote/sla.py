@@ -69,6 +69,15 @@ def add(start: datetime, seconds: float, business: bool, tz: ZoneInfo,
         cursor = midnight
 
 
+def remaining(due: datetime, now: datetime, business: bool, tz: ZoneInfo,
+              cal: BranchCalendar) -> int:
+    """Counted seconds from now until due (whole seconds); negative: counted seconds past
+    due. With business=True only the branch's working days count."""
+    if as_utc(now) <= as_utc(due):
+        return round(elapsed(now, due, business, tz, cal))
+    return -round(elapsed(due, now, business, tz, cal))
+
+
 def due_and_warn(
     opened: datetime, minutes: int, paused_s: float, business: bool, tz: ZoneInfo,
     cal: BranchCalendar,

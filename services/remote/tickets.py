@@ -92,6 +92,11 @@ async def seed_defaults(session: AsyncSession) -> None:
 class Tickets:
     core: Core
 
+    def _sla(self) -> convert.SlaNow:
+        """The SLA clocks' time left is counted now (the injected clock), on the branch's
+        calendar."""
+        return convert.SlaNow(self.core.now(), self.core.tz, self.core.calendar)
+
     # ---- agents and policies -------------------------------------------------------------
 
     async def set_duty(self, principal: Principal, req: api.SetAgentDutyRequest
@@ -304,7 +309,7 @@ class Tickets:
         add_activity(session, row.id, "opened", principal.staff_id,
                      f"owner {owner}" + (f", substitute {substitute}" if substitute else ""),
                      now)
-        out = convert.ticket(row)
+        out = convert.ticket(row, sla=self._sla())
         emit(session, subject="branch.remote.ticket.opened",
              message=events_pb2.TicketOpened(
                  ticket_id=row.id, line=LINE_NAMES[row.line], client_id=row.client_id,
@@ -341,7 +346,7 @@ class Tickets:
             acts = list((await session.exec(select(TicketActivity).where(
                 col(TicketActivity.ticket_id) == ticket_id).order_by(
                 col(TicketActivity.seq)))).all())
-        return convert.ticket(row, acts)
+        return convert.ticket(row, acts, sla=self._sla())
 
     async def list(self, principal: Principal, req: api.ListTicketsRequest
                    ) -> api.ListTicketsResponse:
@@ -381,7 +386,8 @@ class Tickets:
             rows = list((await session.exec(query.limit(size + 1))).all())
         more = len(rows) > size
         rows = rows[:size]
-        return api.ListTicketsResponse(tickets=[convert.ticket(r) for r in rows],
+        sla = self._sla()
+        return api.ListTicketsResponse(tickets=[convert.ticket(r, sla=sla) for r in rows],
                                        next_page_token=encode_token(rows[-1].id) if more else "")
 
     # ---- working a ticket ----------------------------------------------------------------
@@ -419,7 +425,7 @@ class Tickets:
             await action(session, row, now)
             row.updated_at = now
             session.add(row)
-            return convert.ticket(row)
+            return convert.ticket(row, sla=self._sla())
 
     async def respond(self, principal: Principal, req: api.RespondTicketRequest
                       ) -> ticket_pb2.Ticket:
@@ -617,7 +623,7 @@ class Tickets:
                  agent_id=principal.staff_id, outcome=req.outcome,
                  satisfaction=req.satisfaction, call_time=ts(now)),
              about=record.id, now=now)
-        return convert.ticket(row)
+        return convert.ticket(row, sla=self._sla())
 
     # ---- events from the VIP service -----------------------------------------------------
 

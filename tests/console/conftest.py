@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import grpc
 import pytest
@@ -42,7 +42,19 @@ if TYPE_CHECKING:
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-AXE = Path(__file__).resolve().parents[2] / "services/console/static/vendor/axe.min.js"
+AXE = "/static/vendor/axe.min.js"  # the console's own copy: 'self' under its CSP
+# Chromium reports a CSP violation in the console; this makes sure of it (an init script runs
+# outside the page's CSP) and says which directive and what was blocked
+REPORT_CSP = """document.addEventListener('securitypolicyviolation', e => console.error(
+  'CSP violation: ' + e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline') +
+  ' at ' + e.sourceFile + ':' + e.lineNumber));
+// not sseError: an event stream the server ends (the inbox's, after telling the page the
+// sign-in ended) is how EventSource works; htmx reconnects, and the live tests check delivery
+for (const t of ['responseError', 'sendError', 'swapError', 'targetError',
+                 'onLoadError', 'oobErrorNoTarget', 'historyCacheError', 'evalDisallowedError'])
+  document.addEventListener('htmx:' + t, e => console.error('htmx:' + t + ' on ' +
+    location.pathname + ' ' + ((e.detail && e.detail.xhr && e.detail.xhr.status) || '') +
+    ' ' + ((e.detail && e.detail.error) || '')));"""
 PASSWORD = "correct horse battery"
 
 
@@ -156,26 +168,70 @@ async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any
     async with async_playwright() as pw:
         context = await pw.chromium.launch_persistent_context(
             str(profile), executable_path=CHROMIUM, headless=True, args=FLAGS,
-            bypass_csp=True, locale="en-GB")  # bypass: axe is injected as an inline script
+            locale="en-GB")  # under the console's real CSP: no bypass_csp
+        await context.add_init_script(REPORT_CSP)
+        context.on("page", _watch)  # every tab, the fixture's and a test's own
         yield context
         await context.close()
 
 
+def _is_refusal_status(message: Any) -> bool:
+    """Chromium's own line for a page the console answered 4xx (a refusal the test asked
+    for, checked by the test itself), not a fault of the page: a static file or the icon
+    missing is one."""
+    path = urlsplit(message.location.get("url", "")).path
+    return (message.text.startswith("Failed to load resource: the server responded with a "
+                                    "status of 4")
+            and not path.startswith("/static/") and path != "/favicon.ico")
+
+
+def _watch(p: Any) -> None:
+    """Collect the tab's CSP violations, script errors and htmx's error events in
+    p.faults."""
+    if hasattr(p, "faults"):
+        return
+    p.faults = []
+
+    async def on_console(m: Any) -> None:
+        if m.type != "error" or _is_refusal_status(m):
+            return
+        text = m.text
+        if text == "Event" and "/htmx" in m.location.get("url", ""):
+            return  # htmx logging its own error event: the init script names it (htmx:...)
+        p.faults.append(f"console: {text} ({m.location.get('url')})")
+
+    p.on("console", on_console)
+    p.on("pageerror", lambda e: p.faults.append(f"pageerror: {e}"))
+
+
 @pytest.fixture
 async def page(browser: Any, suite: Suite) -> AsyncIterator[Any]:
+    """A new tab that fails its test on any CSP violation or JavaScript error (checked at
+    every axe_check and at the end)."""
     await browser.clear_cookies()
     p = await browser.new_page()
+    _watch(p)
     yield p
+    faults = list(p.faults)
     await p.close()
+    assert not faults, faults
+
+
+def assert_no_faults(page: Any) -> None:
+    """No CSP violation or JavaScript error on the page so far."""
+    assert not page.faults, page.faults
 
 
 async def axe_check(page: Any) -> None:
-    """axe-core on the page as it is: no serious or critical violation."""
-    await page.add_script_tag(path=str(AXE))
+    """axe-core on the page as it is: no serious or critical violation, and no CSP violation
+    or script error so far."""
+    assert_no_faults(page)
+    await page.add_script_tag(url=AXE)
     result = await page.evaluate("async () => await axe.run(document)")
     bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
            for v in result["violations"] if v["impact"] in ("serious", "critical")]
     assert not bad, bad
+    assert_no_faults(page)
 
 
 async def sign_in(page: Any, suite: Suite, employee_no: str, password: str = PASSWORD) -> None:

@@ -140,3 +140,19 @@ async def test_healthz_checks_the_directory(suite: Suite) -> None:
     status, body, csp = await asyncio.to_thread(get)
     assert (status, body) == (200, "ok")
     assert "script-src 'self'" in csp
+
+
+async def test_a_csp_violation_or_script_error_is_caught(page: Any, suite: Suite) -> None:
+    """The browser runs under the console's real CSP and every page test fails on a
+    violation (the page fixture), so this inline script must be refused and reported."""
+    await sign_in(page, suite, suite.people.broker_a)
+    await page.wait_for_selector("#q")
+    async with page.expect_event("pageerror"), page.expect_console_message(
+            lambda m: m.text.startswith("CSP violation")):
+        await page.evaluate("""() => { const s = document.createElement('script');
+            s.textContent = 'window.inlineRan = true'; document.body.append(s);
+            setTimeout(() => { throw new Error('boom'); }); }""")
+    assert not await page.evaluate("() => window.inlineRan === true")
+    faults = "\n".join(page.faults)
+    assert "CSP violation: script-src" in faults and "pageerror: " in faults and "boom" in faults
+    page.faults.clear()

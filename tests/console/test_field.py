@@ -157,8 +157,14 @@ async def test_client_manager_day(page: Any, suite: Suite, field: Field) -> None
     visits = await field.onsite.ListVisits(oapi.ListVisitsRequest(
         client_manager_id=field.manager_id), metadata=SUPERVISOR)
     assert not visits.visits
-    # a visit and a patrol move the bars
-    await page.select_option("#visit-client", field.onsite_client.id)
+    # a visit and a patrol move the bars; the client picked by pinyin initials as typed
+    await page.fill("#visit-client", "wdw")
+    choice = page.locator("#visit-client-choices label", has_text="王大伟")
+    await choice.wait_for()
+    assert await page.locator("#visit-client-choices input[type=radio]").count() == 1
+    await axe_check(page)
+    await choice.click()
+    assert await page.is_checked(f"#visit-client-choices input[value='{field.onsite_client.id}']")
     await page.fill("#visit-topics", "steel, dividends")
     await page.click("form[action='/day/visits'] button[type=submit]")
     await page.wait_for_selector("text=The visit was recorded.")
@@ -171,8 +177,12 @@ async def test_client_manager_day(page: Any, suite: Suite, field: Field) -> None
     assert await page.get_attribute("#rooms-progress", "value") == "1"
     assert "1 of 3" in await page.inner_text("label[for=rooms-progress]")
     # raise a consultation form for the consultant
-    await page.select_option("#form-client", field.onsite_client.id)
-    await page.select_option("#form-consultant", label="周顾问")
+    await page.fill("#form-client", field.onsite_client.account_no[-6:] + "x")
+    await page.locator("#form-client-choices", has_text="No client of yours").wait_for()
+    await page.fill("#form-client", field.onsite_client.account_no)
+    await page.locator("#form-client-choices label", has_text="王大伟").click()
+    await page.fill("#form-consultant", "zgw")
+    await page.locator("#form-consultant-choices label", has_text="周顾问").click()
     await page.fill("#form-note", "Asks whether to add to the position")
     await page.click("form[action='/day/forms'] button[type=submit]")
     await page.wait_for_selector("text=The consultation form was raised")
@@ -183,6 +193,34 @@ async def test_client_manager_day(page: Any, suite: Suite, field: Field) -> None
     assert reply.status == 403
     assert "Consultant" in await page.inner_text("main")
     await axe_check(page)
+
+
+async def test_pickers_work_without_script(page: Any, suite: Suite, field: Field) -> None:
+    """Without htmx the words typed are posted: the page comes back with the matches to
+    choose from (nothing recorded yet), and the one chosen is recorded."""
+    await page.route("**/htmx.min.js", lambda route: route.fulfill(
+        body="", content_type="text/javascript"))
+    await sign_in(page, suite, field.manager)
+    await page.wait_for_selector("h1:has-text('My day')")
+    before = await field.onsite.ListVisits(oapi.ListVisitsRequest(
+        client_manager_id=field.manager_id), metadata=SUPERVISOR)
+    await page.fill("#visit-client", "wdw")
+    await page.fill("#visit-room", "Hall")
+    await page.click("form[action='/day/visits'] button[type=submit]")
+    await page.wait_for_selector("#visit-client-error")
+    assert "Choose the one match" in await page.inner_text("#visit-client-error")
+    assert await page.input_value("#visit-room") == "Hall"
+    await axe_check(page)
+    after = await field.onsite.ListVisits(oapi.ListVisitsRequest(
+        client_manager_id=field.manager_id), metadata=SUPERVISOR)
+    assert len(after.visits) == len(before.visits)
+    await page.check(f"#visit-client-choices input[value='{field.onsite_client.id}']")
+    await page.click("form[action='/day/visits'] button[type=submit]")
+    await page.wait_for_selector("text=The visit was recorded.")
+    after = await field.onsite.ListVisits(oapi.ListVisitsRequest(
+        client_manager_id=field.manager_id), metadata=SUPERVISOR)
+    assert [v.client_id for v in after.visits][:1] == [field.onsite_client.id]
+    assert len(after.visits) == len(before.visits) + 1
 
 
 async def test_consultant_writes_the_analysis_with_the_suitability_check(
@@ -247,6 +285,7 @@ async def test_service_agent_desk_callback_and_report(page: Any, suite: Suite,
     await page.click("text=Back to the desk")
     desk = await page.inner_text("#ticket-desk")
     assert "陈小芳" in desk and "on track" in desk and "due" in desk
+    assert " left" in desk  # the service's count of the time left (business time where so)
     # the next callback: client, phone, script; an outcome is required
     await page.click("text=Take my next callback")
     await page.wait_for_selector("#callback-card")
@@ -272,7 +311,8 @@ async def test_service_agent_desk_callback_and_report(page: Any, suite: Suite,
     await page.wait_for_selector("#report-client")
     await axe_check(page)
     start = (datetime.now(ZONE).date() - timedelta(days=60)).isoformat()
-    await page.select_option("#report-client", field.remote_client.id)
+    await page.fill("#report-client", CALLER_PHONE[-4:])
+    await page.locator("#report-client-choices label", has_text="陈小芳").click()
     await page.fill("#period-start", start)
     await page.click("form[action='/reports'] button[type=submit]")
     await page.wait_for_selector("#chart-pnl svg")

@@ -88,7 +88,7 @@ async def test_pages_under_zh_cn_show_no_english_word_of_the_catalogue(
                   "/inbox"]
     elif who == "supervisor":
         paths += ["/supervisor", "/supervisor/audit?method=CreateStaff",
-                  f"/clients/{p.client_a.id}"]
+                  f"/clients/{p.client_a.id}", "/inspections"]
     else:
         paths += ["/admin/staff", f"/admin/staff/{p.ids['broker_a']}"]
     seen = {}

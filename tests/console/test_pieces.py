@@ -41,3 +41,32 @@ def test_language_from_cookie_then_accept_language() -> None:
     assert i18n.choose(None, "fr, zh-CN;q=0.5") == "zh_CN"
     assert i18n.choose("en", "zh-CN") == "en"
     assert i18n.choose(None, None) == "zh_CN"
+
+
+def test_sla_clock_shows_the_services_business_time_left() -> None:
+    """Friday 8 March 2024 15:00 in Shanghai: due at 16:00, and Saturday is past due by the
+    wall clock's 18 h but only the 8 h of Friday by the service's business count."""
+    from branch.remote.v1 import ticket_pb2
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from services.console.pages.desk import sla_clock
+
+    due = Timestamp()
+    due.FromDatetime(datetime(2024, 3, 8, 8, tzinfo=UTC))
+    saturday = datetime(2024, 3, 9, 2, tzinfo=UTC)
+    i18n.activate("en")
+    late = sla_clock("Resolution", ticket_pb2.SlaClock(
+        due_time=due, business_days=True, remaining_seconds=-8 * 3600), saturday)
+    assert (late.badge, late.relative) == ("bad", "8 hours of business time overdue")
+    soon = sla_clock("Resolution", ticket_pb2.SlaClock(
+        due_time=due, business_days=True, remaining_seconds=3600),
+        datetime(2024, 3, 8, 7, tzinfo=UTC))
+    assert (soon.badge, soon.relative) == ("ok", "60 minutes of business time left")
+    wall = sla_clock("First response", ticket_pb2.SlaClock(
+        due_time=due, remaining_seconds=-18 * 3600), saturday)
+    assert wall.relative == "18 hours overdue"
+    paused = sla_clock("Resolution", ticket_pb2.SlaClock(
+        paused=True, business_days=True, remaining_seconds=6 * 3600), saturday)
+    assert (paused.badge, paused.relative) == ("paused", "6 hours of business time left")
+    older = sla_clock("Resolution", ticket_pb2.SlaClock(due_time=due), saturday)
+    assert older.relative == "18 hours ago"  # a service without the count: the wall clock

@@ -198,3 +198,56 @@ async def test_weekly_statistics_cut_in_the_branch_zone_with_its_working_days(
                                               metadata=SUPERVISOR)
     assert (week.week_start, week.working_days) == (monday, working_days)
     assert week.total.tickets_accepted == 1
+
+
+async def test_time_left_counts_business_time_at_the_edges(env: Env) -> None:
+    """SlaClock.remaining_seconds, counted by the service at its clock's now: a normal
+    ticket's resolution (1,440 business minutes) opened Thursday 7 March 2024 16:00 is due
+    Friday 16:00; the weekend does not count before or after the due time."""
+    _, md = await on_duty(env)
+    env.clock.set(sh(2024, 3, 7, 16))
+    made = await open_ticket(env, md, priority=tpb.PRIORITY_NORMAL)
+    assert made.resolution.remaining_seconds == 24 * 3600
+    frt_due = made.first_response.due_time.ToDatetime(UTC)
+    cases = [
+        (sh(2024, 3, 8, 0, 5), 15 * 3600 + 55 * 60),   # Friday just after local midnight
+        (sh(2024, 3, 8, 15), 3600),
+        (sh(2024, 3, 8, 16), 0),
+        (sh(2024, 3, 9, 10), -8 * 3600),               # Saturday: only Friday's 8 h past due
+        (sh(2024, 3, 11, 0, 5), -(8 * 3600 + 5 * 60)),  # Monday just after local midnight
+    ]
+    for when, left in cases:
+        env.clock.set(when)
+        got = await env.stub.GetTicket(api.GetTicketRequest(id=made.id), metadata=md)
+        assert got.resolution.HasField("remaining_seconds")
+        assert got.resolution.remaining_seconds == left, when
+        # the first response's clock is round-the-clock: plain wall time
+        assert got.first_response.remaining_seconds == round((frt_due - when).total_seconds())
+        listed = await env.stub.ListTickets(api.ListTicketsRequest(), metadata=md)
+        assert [t.resolution.remaining_seconds for t in listed.tickets
+                if t.id == made.id] == [left]
+    # met: no time left to count
+    env.clock.set(sh(2024, 3, 11, 9))
+    got = await env.stub.RespondTicket(api.RespondTicketRequest(id=made.id, note="on it"),
+                                       metadata=md)
+    assert not got.first_response.HasField("remaining_seconds")
+    assert got.resolution.remaining_seconds == -(8 * 3600 + 9 * 3600)
+
+
+async def test_time_left_skips_a_holiday_and_freezes_while_paused(env: Env) -> None:
+    # opened Monday 30 September 2024 16:00, due Tuesday 8 October 16:00 (National Day)
+    _, md = await on_duty(env)
+    env.clock.set(sh(2024, 9, 30, 16))
+    made = await open_ticket(env, md, priority=tpb.PRIORITY_NORMAL)
+    await env.stub.RespondTicket(api.RespondTicketRequest(id=made.id, note="on it"),
+                                 metadata=md)
+    env.clock.set(sh(2024, 10, 1, 0, 5))  # the holiday's first minutes: 16 h of 8 October
+    got = await env.stub.GetTicket(api.GetTicketRequest(id=made.id), metadata=md)
+    assert got.resolution.remaining_seconds == 16 * 3600
+    env.clock.set(sh(2024, 10, 8, 10))  # 6 h left
+    paused = await env.stub.PauseTicket(api.PauseTicketRequest(
+        id=made.id, reason=tpb.PAUSE_REASON_WAITING_THIRD_PARTY, note="exchange"), metadata=md)
+    assert paused.resolution.remaining_seconds == 6 * 3600
+    env.clock.set(sh(2024, 10, 9, 9))  # past the old due time: still frozen
+    got = await env.stub.GetTicket(api.GetTicketRequest(id=made.id), metadata=md)
+    assert got.resolution.paused and got.resolution.remaining_seconds == 6 * 3600

@@ -10,8 +10,6 @@ import uuid
 from typing import Any
 
 import grpc
-from branch.directory.v1 import client_pb2, staff_pb2
-from branch.directory.v1 import directory_service_pb2 as dapi
 from branch.onsite.v1 import consultation_pb2, day_pb2
 from branch.onsite.v1 import onsite_service_pb2 as oapi
 from starlette.datastructures import FormData
@@ -20,7 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from services.common.protos import from_ts
-from services.console import web
+from services.console import picker, web
 from services.console.i18n import N_, _
 from services.console.views import Refusal, name, refusal
 
@@ -33,13 +31,6 @@ FORM_STATES = {
 }
 DONE = {"visit": N_("The visit was recorded."), "patrol": N_("The patrol was recorded."),
         "form": N_("The consultation form was raised; the consultant has it in their inbox.")}
-
-
-async def _all_clients(st: Any) -> list[client_pb2.Client]:
-    """The manager's own clients (the directory scopes the list), for the pickers."""
-    reply = await st.directory.ListClients(dapi.ListClientsRequest(
-        page_size=500, status=client_pb2.CLIENT_STATUS_ACTIVE), metadata=st.metadata)
-    return sorted(reply.clients, key=lambda c: c.display_name)
 
 
 async def day_page(request: Request, *, status_code: int = 200,
@@ -60,11 +51,11 @@ async def day_page(request: Request, *, status_code: int = 200,
             client_manager_id=s.staff_id, page_size=50,
             states=[consultation_pb2.FORM_STATE_RAISED, consultation_pb2.FORM_STATE_ANALYSED]),
             metadata=md),
-        _all_clients(st),
-        st.directory.ListStaff(dapi.ListStaffRequest(role=staff_pb2.ROLE_CONSULTANT,
-                                                     page_size=200), metadata=md),
+        picker.shown(st, picker.CLIENTS, "client_id", (typed or {}).get("visit", {})),
+        picker.shown(st, picker.CLIENTS, "form_client_id", (typed or {}).get("form", {})),
+        picker.shown(st, picker.CONSULTANTS, "consultant_id", (typed or {}).get("form", {})),
     )
-    plan, compliance, visits, patrols, forms, clients, consultants = got
+    plan, compliance, visits, patrols, forms, visit_client, form_client, consultant = got
     row = compliance.rows[0] if compliance.rows else day_pb2.ComplianceRow()
     today = plan.plan_date
     todays_visits = [v for v in visits.visits if v.visit_date == today]
@@ -72,7 +63,7 @@ async def day_page(request: Request, *, status_code: int = 200,
     return web.render(
         request, "pages/day/home.html", status_code=status_code, plan=plan, row=row,
         visits=todays_visits, patrols=todays_patrols, forms=list(forms.forms),
-        clients=clients, consultants=[c for c in consultants.staff if c.active],
+        visit_client=visit_client, form_client=form_client, consultant=consultant,
         errors=errors or {}, typed=typed or {}, name=name, from_ts=from_ts,
         form_state=lambda v: _(FORM_STATES.get(v, "")),
         done=_(DONE[request.query_params["done"]]) if request.query_params.get("done") in DONE
@@ -87,6 +78,19 @@ def _typed(form: FormData, *names: str) -> dict[str, str]:
     return {n: web.text(form, n) for n in (*names, "request_id")}
 
 
+async def _to_choose(request: Request, which: str, typed: dict[str, str],
+                     *picks: picker.Pick) -> Response | None:
+    """The page again with the matches to choose from, when words were typed in a picker
+    but nothing chosen (without script); None when every picker has its choice (in
+    `typed` now, for the page shown again if the service refuses the form)."""
+    for p in picks:
+        typed[p.field] = p.chosen
+    why = picker.to_choose(*picks)
+    if why is None:
+        return None
+    return await day_page(request, errors={which: why}, typed={which: typed})
+
+
 async def _refused(request: Request, err: grpc.aio.AioRpcError, which: str, prefix: str,
                    typed: dict[str, str]) -> Response:
     why = refusal(err, prefix)
@@ -98,12 +102,16 @@ async def _refused(request: Request, err: grpc.aio.AioRpcError, which: str, pref
 async def record_visit(request: Request, form: FormData) -> Response:
     web.require_role(request, ROLE)
     st = await web.stubs(request)
-    typed = _typed(form, "client_id", "room", "topics", "client_requests", "follow_up_note")
+    typed = _typed(form, "client_id", "client_id_q", "room", "topics", "client_requests",
+                   "follow_up_note")
     typed["follow_up_needed"] = "1" if form.get("follow_up_needed") else ""
+    client = await picker.choose(st, form, picker.CLIENTS, "client_id")
+    if choose := await _to_choose(request, "visit", typed, client):
+        return choose
     topics = [t.strip() for t in typed["topics"].replace("，", ",").split(",") if t.strip()]
     try:
         await st.onsite.RecordVisit(oapi.RecordVisitRequest(
-            visit=day_pb2.Visit(client_id=typed["client_id"], room=typed["room"], topics=topics,
+            visit=day_pb2.Visit(client_id=client.chosen, room=typed["room"], topics=topics,
                                 client_requests=typed["client_requests"],
                                 follow_up_needed=bool(typed["follow_up_needed"]),
                                 follow_up_note=typed["follow_up_note"]),
@@ -129,10 +137,15 @@ async def record_patrol(request: Request, form: FormData) -> Response:
 async def raise_form(request: Request, form: FormData) -> Response:
     web.require_role(request, ROLE)
     st = await web.stubs(request)
-    typed = _typed(form, "form_client_id", "consultant_id", "request_note")
+    typed = _typed(form, "form_client_id", "form_client_id_q", "consultant_id",
+                   "consultant_id_q", "request_note")
+    client = await picker.choose(st, form, picker.CLIENTS, "form_client_id")
+    consultant = await picker.choose(st, form, picker.CONSULTANTS, "consultant_id")
+    if choose := await _to_choose(request, "form", typed, client, consultant):
+        return choose
     try:
         await st.onsite.RaiseConsultationForm(oapi.RaiseConsultationFormRequest(
-            client_id=typed["form_client_id"], consultant_id=typed["consultant_id"],
+            client_id=client.chosen, consultant_id=consultant.chosen,
             request_note=typed["request_note"],
             request_id=typed["request_id"] or str(uuid.uuid4())), metadata=st.metadata)
     except grpc.aio.AioRpcError as err:

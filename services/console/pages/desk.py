@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import grpc
@@ -68,6 +68,22 @@ class Clock:
     business_days: bool
 
 
+def time_left(c: ticket_pb2.SlaClock, due: datetime | None, now: datetime) -> str:
+    """How much of the clock's time is left (or past due), in words: the service's count
+    (remaining_seconds: business time where the clock counts business days, so a weekend
+    does not shrink it), else the wall-clock distance to the due time."""
+    lang = i18n.current()
+    if c.HasField("remaining_seconds"):
+        left = c.remaining_seconds
+        span = format_timedelta(timedelta(seconds=abs(left)), threshold=2, locale=lang)
+        if c.business_days:
+            return (_("{span} of business time left") if left > 0
+                    else _("{span} of business time overdue")).format(span=span)
+        return (_("{span} left") if left > 0 else _("{span} overdue")).format(span=span)
+    return format_timedelta(due - now, add_direction=True, threshold=2,
+                            locale=lang) if due else ""
+
+
 def sla_clock(label: str, c: ticket_pb2.SlaClock, now: datetime) -> Clock:
     """The service's clock as it stands: met, paused, breached (the service said so, or its
     due time has passed), at risk (warned, or its warning time has passed), else on track."""
@@ -78,10 +94,10 @@ def sla_clock(label: str, c: ticket_pb2.SlaClock, now: datetime) -> Clock:
         late = c.breached
         return Clock(label, "bad" if late else "done",
                      _("met late") if late else _("met"), web.when(met), "", c.business_days)
-    if c.paused:
-        return Clock(label, "paused", _("paused"), "", "", c.business_days)
-    relative = format_timedelta(due - now, add_direction=True, threshold=2,
-                                locale=i18n.current()) if due else ""
+    if c.paused:  # the service's time left is the one frozen at the pause
+        return Clock(label, "paused", _("paused"), "",
+                     time_left(c, None, now), c.business_days)
+    relative = time_left(c, due, now)
     if c.breached or (due is not None and now >= due):
         badge, status = "bad", _("breached")
     elif c.warned or (warn is not None and now >= warn):

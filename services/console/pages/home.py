@@ -13,7 +13,7 @@ from services.console.i18n import N_
 # role -> the path of its home page; the first of a person's roles found here wins
 HOMES = {"admin": "/admin/staff", "client_manager": "/day", "consultant": "/forms",
          "service_agent": "/desk", "supervisor": "/supervisor", "broker": "/inbox",
-         "analyst": "/notes", "compliance": "/review"}
+         "analyst": "/notes", "compliance": "/review", "quality_inspector": "/inspections"}
 # what a role without its own home page can already open
 COMING: dict[str, list[str]] = {
 }

@@ -11,8 +11,6 @@ import uuid
 from typing import Any
 
 import grpc
-from branch.directory.v1 import client_pb2
-from branch.directory.v1 import directory_service_pb2 as dapi
 from branch.remote.v1 import remote_service_pb2 as rapi
 from branch.remote.v1 import report_pb2
 from starlette.datastructures import FormData
@@ -21,7 +19,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from services.common.protos import from_ts
-from services.console import i18n, web
+from services.console import i18n, picker, web
 from services.console.i18n import N_, _
 from services.console.views import Refusal, name, refusal, today
 
@@ -42,18 +40,16 @@ async def reports_page(request: Request, *, status_code: int = 200,
                        typed: dict[str, str] | None = None) -> Response:
     web.require_role(request, *ROLES)
     st = await web.stubs(request)
-    reports, clients = await asyncio.gather(
-        st.remote.ListReports(rapi.ListReportsRequest(page_size=50), metadata=st.metadata),
-        st.directory.ListClients(dapi.ListClientsRequest(
-            page_size=500, channel=client_pb2.CHANNEL_REMOTE,
-            status=client_pb2.CLIENT_STATUS_ACTIVE), metadata=st.metadata))
     day = today(request)
     typed = typed or {"client_id": request.query_params.get("client", ""),
                       "period_start": day.replace(month=1, day=1).isoformat(),
                       "period_end": day.isoformat()}
+    reports, client = await asyncio.gather(
+        st.remote.ListReports(rapi.ListReportsRequest(page_size=50), metadata=st.metadata),
+        picker.shown(st, picker.CLIENTS, "client_id", typed))
     return web.render(request, "pages/reports/list.html", status_code=status_code,
                       reports=list(reports.reports),
-                      clients=sorted(clients.clients, key=lambda c: c.display_name),
+                      client=client,
                       error=error, typed=typed, name=name, from_ts=from_ts,
                       state=lambda v: _(STATES.get(v, "")), request_id=str(uuid.uuid4()))
 
@@ -65,11 +61,15 @@ async def reports_home(request: Request) -> Response:
 async def create_report(request: Request, form: FormData) -> Response:
     web.require_role(request, *ROLES)
     st = await web.stubs(request)
-    typed = {n: web.text(form, n) for n in ("client_id", "period_start", "period_end",
-                                            "request_id")}
+    typed = {n: web.text(form, n) for n in ("client_id", "client_id_q", "period_start",
+                                            "period_end", "request_id")}
+    client = await picker.choose(st, form, picker.CLIENTS, "client_id")
+    typed["client_id"] = client.chosen
+    if why := picker.to_choose(client):
+        return await reports_page(request, error=why, typed=typed)
     try:
         made = await st.remote.CreateReport(rapi.CreateReportRequest(
-            client_id=typed["client_id"], period_start=typed["period_start"],
+            client_id=client.chosen, period_start=typed["period_start"],
             period_end=typed["period_end"], request_id=typed["request_id"] or str(uuid.uuid4())),
             metadata=st.metadata)
     except grpc.aio.AioRpcError as err:

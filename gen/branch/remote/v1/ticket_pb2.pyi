@@ -123,6 +123,7 @@ class SlaClock(_message.Message):
     WARNED_FIELD_NUMBER: _builtins.int
     BREACHED_FIELD_NUMBER: _builtins.int
     BUSINESS_DAYS_FIELD_NUMBER: _builtins.int
+    REMAINING_SECONDS_FIELD_NUMBER: _builtins.int
     target_minutes: _builtins.int
     paused: _builtins.bool
     paused_seconds: _builtins.int
@@ -130,6 +131,14 @@ class SlaClock(_message.Message):
     breached: _builtins.bool
     business_days: _builtins.bool
     """Weekend time does not count (business-day targets)."""
+    remaining_seconds: _builtins.int
+    """Output only. Counted time left until due_time, in seconds, as the service's clock read
+    when it built this response, on the clock's own calendar: with business_days, only the
+    branch's working days count (its time zone, midnight to midnight; weekends and public
+    holidays skipped, make-up working days counted), else wall-clock time. Negative once
+    overdue: the counted time past due_time. While paused: the counted time that was left
+    when the pause began (frozen). Unset once met.
+    """
     @_builtins.property
     def due_time(self) -> _timestamp_pb2.Timestamp:
         """When the target falls due; unset while paused."""
@@ -152,12 +161,15 @@ class SlaClock(_message.Message):
         warned: _builtins.bool = ...,
         breached: _builtins.bool = ...,
         business_days: _builtins.bool = ...,
+        remaining_seconds: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["due_time", b"due_time", "met_time", b"met_time", "warn_time", b"warn_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_remaining_seconds", b"_remaining_seconds", "due_time", b"due_time", "met_time", b"met_time", "remaining_seconds", b"remaining_seconds", "warn_time", b"warn_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["breached", b"breached", "business_days", b"business_days", "due_time", b"due_time", "met_time", b"met_time", "paused", b"paused", "paused_seconds", b"paused_seconds", "target_minutes", b"target_minutes", "warn_time", b"warn_time", "warned", b"warned"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_remaining_seconds", b"_remaining_seconds", "breached", b"breached", "business_days", b"business_days", "due_time", b"due_time", "met_time", b"met_time", "paused", b"paused", "paused_seconds", b"paused_seconds", "remaining_seconds", b"remaining_seconds", "target_minutes", b"target_minutes", "warn_time", b"warn_time", "warned", b"warned"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__remaining_seconds: _TypeAlias = _typing.Literal["remaining_seconds"]  # noqa: Y015
+    _WhichOneofArgType__remaining_seconds: _TypeAlias = _typing.Literal["_remaining_seconds", b"_remaining_seconds"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__remaining_seconds) -> _WhichOneofReturnType__remaining_seconds | None: ...
 
 Global___SlaClock: _TypeAlias = SlaClock  # noqa: Y015
 
