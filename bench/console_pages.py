@@ -28,7 +28,6 @@ import asyncio
 import os
 import re
 import signal
-import statistics
 import sys
 import tempfile
 import time
