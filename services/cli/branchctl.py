@@ -73,7 +73,9 @@ class Ctl:
         if not self.token:
             raise SystemExit(_("not signed in (profile {profile}): run `branchctl login`")
                              .format(profile=self.profile))
-        return (("authorization", f"Bearer {self.token}"),)
+        return (("authorization", f"Bearer {self.token}"),
+                # the services' LocalizedMessage in branchctl's language
+                ("accept-language", "zh-CN" if i18n.chosen() == "zh_CN" else "en"))
 
     def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
         """A list: a table, or JSON/CSV per --output (services/cli/output.py)."""
@@ -386,7 +388,8 @@ def _bad_fields(err: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
         if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             bad = error_details_pb2.BadRequest()
             detail.Unpack(bad)
-            found += [(v.field, v.description) for v in bad.field_violations]
+            found += [(v.field, v.localized_message.message or v.description)
+                      for v in bad.field_violations]
     return found
 
 

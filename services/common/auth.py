@@ -19,7 +19,7 @@ from typing import Any
 import jwt
 from cachetools import TLRUCache
 
-from services.common.errors import PermissionDenied, Unauthenticated
+from services.common.errors import Msg, PermissionDenied, Unauthenticated
 from services.common.keys import ALGORITHM, SigningKey
 from services.common.settings import SERVICE_PORTS
 
@@ -143,7 +143,7 @@ class UnknownKey(Unauthenticated):
     """The token names a key id this verifier does not know (yet: keys may have rotated)."""
 
     def __init__(self, kid: str) -> None:
-        super().__init__("token signed with an unknown key", reason="TOKEN_INVALID")
+        super().__init__(Msg("token signed with an unknown key"), reason="TOKEN_INVALID")
         self.kid = kid
 
 
@@ -300,7 +300,9 @@ class AccessTable:
     def check(self, method: str, principal: Principal) -> Access:
         access = self.methods.get(method)
         if access is None:
-            raise PermissionDenied(f"{method} is not open to any role", reason="METHOD_NOT_ALLOWED")
+            raise PermissionDenied("{method} is not open to any role", method=method,
+                                   reason="METHOD_NOT_ALLOWED")
         if not principal.has(*access.roles):
-            raise PermissionDenied(f"role may not call {method}", reason="ROLE_NOT_ALLOWED")
+            raise PermissionDenied("role may not call {method}", method=method,
+                                   reason="ROLE_NOT_ALLOWED")
         return access

@@ -1,7 +1,10 @@
 """Domain errors and their google.rpc.Status form (AIP-193).
 
 Service code raises these; the server interceptor turns them into rich gRPC errors. Nothing
-here knows about a particular service: the domain for ErrorInfo is set per service.
+here knows about a particular service: the domain for ErrorInfo is set per service. The
+English message is a template with named values; its LocalizedMessage (and each field
+violation's) is in the language the caller asked for, zh-CN by default
+(services/common/messages.py).
 """
 
 from __future__ import annotations
@@ -12,49 +15,59 @@ import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from services.common.messages import EN, ZH, field_name, is_translated, say
+from services.common.messages import Field as Field  # re-exported: call sites build messages
+from services.common.messages import Msg as Msg
+
 
 class DomainError(Exception):
+    """A caller's error. `message` is an English template; the named `values` fill it in
+    (services/common/messages.py says it again in Chinese from the `services` catalogue)."""
+
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
     reason: str = "ERROR"
 
-    def __init__(self, message: str, *, reason: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str, /, *, reason: str | None = None, **values: object) -> None:
+        self.text: str = Msg(message, **values) if values else message
+        super().__init__(str.__str__(self.text))
+        self.message = str.__str__(self.text)
         if reason:
             self.reason = reason
 
-    def details(self) -> list[any_pb2.Any]:
+    def details(self, lang: str = ZH) -> list[any_pb2.Any]:
         return []
 
-    def localized(self) -> str:
-        """The message in Chinese (zh-CN): the fixed phrase for this kind of error, then the
-        English particulars (ids, field names) when the message is not itself a fixed phrase."""
-        fixed = ZH_MESSAGES.get(self.message)
-        if fixed:
-            return fixed
+    def localized(self, lang: str = ZH) -> str:
+        """The message in `lang`: the catalogue's translation of its template filled with the
+        same values; for a message the catalogue lacks, this kind of error's phrase and then
+        the English."""
+        if lang == EN or is_translated(self.text):
+            return say(self.text, lang)
         phrase = ZH_BY_CODE.get(self.code, "请求失败")
         return f"{phrase}（{self.message}）"
 
-    def to_status(self, domain: str) -> status_pb2.Status:
+    def to_status(self, domain: str, lang: str = ZH) -> status_pb2.Status:
         """The rich status: ErrorInfo, the subclass's details, and a LocalizedMessage in
-        zh-CN beside the English `message` (AIP-193)."""
+        `lang` (zh-CN unless the caller asked for en) beside the English `message`
+        (AIP-193)."""
         info = any_pb2.Any()
         info.Pack(error_details_pb2.ErrorInfo(reason=self.reason, domain=domain))
         return status_pb2.Status(
             code=self.code.value[0],
             message=self.message,
-            details=[info, *self.details(), zh_cn(self.localized())],
+            details=[info, *self.details(lang), localized(self.localized(lang), lang)],
         )
 
 
-def zh_cn(message: str) -> any_pb2.Any:
-    """A google.rpc.LocalizedMessage in zh-CN, packed for a Status's details."""
+def localized(message: str, lang: str = ZH) -> any_pb2.Any:
+    """A google.rpc.LocalizedMessage, packed for a Status's details."""
     packed = any_pb2.Any()
-    packed.Pack(error_details_pb2.LocalizedMessage(locale="zh-CN", message=message))
+    packed.Pack(error_details_pb2.LocalizedMessage(locale=lang, message=message))
     return packed
 
 
-# The Chinese summary of each kind of error, shown to staff whose client asks for zh-CN.
+# The Chinese summary of each kind of error, for a message the catalogue lacks (one built
+# outside the code the catalogue is extracted from).
 ZH_BY_CODE: dict[grpc.StatusCode, str] = {
     grpc.StatusCode.INVALID_ARGUMENT: "请求参数有误",
     grpc.StatusCode.NOT_FOUND: "未找到",
@@ -63,10 +76,6 @@ ZH_BY_CODE: dict[grpc.StatusCode, str] = {
     grpc.StatusCode.PERMISSION_DENIED: "无权执行此操作",
     grpc.StatusCode.UNAUTHENTICATED: "未登录或登录已失效",
     grpc.StatusCode.UNAVAILABLE: "服务暂不可用，请稍后重试",
-}
-# Whole messages that are fixed phrases.
-ZH_MESSAGES: dict[str, str] = {
-    "database unavailable; retry shortly": "数据库暂不可用，请稍后重试",
 }
 
 
@@ -82,13 +91,25 @@ class InvalidArgument(DomainError):
         fields = ", ".join(f for f, _ in items)
         super().__init__(f"invalid argument: {fields}: " + "; ".join(d for _, d in items))
 
-    def localized(self) -> str:
-        return "请求参数有误：" + "；".join(f"{f}：{d}" for f, d in self.violations)
+    def localized(self, lang: str = ZH) -> str:
+        if lang == EN:
+            return self.message
+        return "请求参数有误：" + "；".join(self._said(f, d) for f, d in self.violations)
 
-    def details(self) -> list[any_pb2.Any]:
+    @staticmethod
+    def _said(field: str, description: str) -> str:
+        if is_translated(description):
+            return f"{field_name(field)}：{say(description)}"
+        return f"{field_name(field)}（{field}）：{description}"
+
+    def details(self, lang: str = ZH) -> list[any_pb2.Any]:
         bad = error_details_pb2.BadRequest(
             field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=f, description=str.__str__(d),
+                    # the description alone: shown beside the field (or its flag)
+                    localized_message=error_details_pb2.LocalizedMessage(
+                        locale=lang, message=say(d, lang)))
                 for f, d in self.violations
             ]
         )
@@ -138,10 +159,10 @@ class DatabaseUnavailable(Unavailable):
     reason = "DATABASE_UNAVAILABLE"
 
     def __init__(self, retry_seconds: int = 1) -> None:
-        super().__init__("database unavailable; retry shortly")
+        super().__init__(Msg("database unavailable; retry shortly"))
         self.retry_seconds = retry_seconds
 
-    def details(self) -> list[any_pb2.Any]:
+    def details(self, lang: str = ZH) -> list[any_pb2.Any]:
         packed = any_pb2.Any()
         packed.Pack(error_details_pb2.RetryInfo(
             retry_delay=duration_pb2.Duration(seconds=self.retry_seconds)))
@@ -154,12 +175,13 @@ class Violations:
     def __init__(self) -> None:
         self.items: list[tuple[str, str]] = []
 
-    def add(self, field: str, description: str) -> None:
-        self.items.append((field, description))
+    def add(self, field: str, description: str, /, **values: object) -> None:
+        """`description` is an English template filled in with `values` (see DomainError)."""
+        self.items.append((field, Msg(description, **values) if values else description))
 
-    def check(self, ok: bool, field: str, description: str) -> None:
+    def check(self, ok: bool, field: str, description: str, /, **values: object) -> None:
         if not ok:
-            self.add(field, description)
+            self.add(field, description, **values)
 
     def __bool__(self) -> bool:
         return bool(self.items)

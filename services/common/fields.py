@@ -25,7 +25,7 @@ def check_date(v: Violations, field: str, value: str, *, required: bool = True) 
         v.add(field, "must be a date as YYYY-MM-DD")
         return None
     if not MIN_YEAR <= day.year <= MAX_YEAR:
-        v.add(field, f"a year from {MIN_YEAR} to {MAX_YEAR}")
+        v.add(field, "a year from {min_year} to {max_year}", min_year=MIN_YEAR, max_year=MAX_YEAR)
         return None
     return day
 
@@ -35,4 +35,4 @@ def check_text(v: Violations, field: str, value: str, max_len: int, *,
     if required and not value.strip():
         v.add(field, "required")
     elif len(value) > max_len:
-        v.add(field, f"at most {max_len} characters")
+        v.add(field, "at most {max_len} characters", max_len=max_len)

@@ -14,7 +14,7 @@ from services.common import audit
 from services.common.auth import current_principal
 from services.common.clock import Clock
 from services.common.db import Database
-from services.common.errors import InvalidArgument
+from services.common.errors import InvalidArgument, Msg
 from services.common.models import IdempotencyRecord
 
 M = TypeVar("M", bound=Message)
@@ -37,7 +37,8 @@ async def once(
     An empty request_id means the caller does not want retries to be safe: create always runs.
     """
     if len(request_id) > MAX_REQUEST_ID:
-        raise InvalidArgument({"request_id": f"at most {MAX_REQUEST_ID} characters"})
+        raise InvalidArgument({"request_id": Msg("at most {max_request_id} characters",
+                                                 max_request_id=MAX_REQUEST_ID)})
     staff_id = current_principal().staff_id
     if request_id:
         stored = await _stored(db, staff_id, method, request_id, response_type)

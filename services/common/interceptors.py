@@ -27,9 +27,10 @@ from services.common.auth import (
 )
 from services.common.clock import Clock
 from services.common.db import Database, is_unavailable
-from services.common.errors import DatabaseUnavailable, DomainError, zh_cn
+from services.common.errors import DatabaseUnavailable, DomainError, Msg, localized
 from services.common.ids import new_id
 from services.common.logs import bind_request, get_logger, unbind
+from services.common.messages import language, say
 from services.common.models import AuditRecord
 from services.common.request_checks import check_request
 from services.common.tracing import REQUEST_ID
@@ -233,8 +234,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         method: str,
         state: dict[str, Any],
     ) -> grpc.StatusCode:
+        lang = language(context.invocation_metadata())  # of the LocalizedMessage
         if isinstance(exc, DomainError):
-            status = rpc_status.to_status(exc.to_status(self.domain))
+            status = rpc_status.to_status(exc.to_status(self.domain, lang))
             state["error"] = status
             return exc.code
         if isinstance(exc, asyncio.CancelledError):
@@ -246,13 +248,14 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
             self.log.warning("database unavailable", rpc_method=method,
                              error=type(exc).__name__)
             unavailable = DatabaseUnavailable()
-            state["error"] = rpc_status.to_status(unavailable.to_status(self.domain))
+            state["error"] = rpc_status.to_status(unavailable.to_status(self.domain, lang))
             return unavailable.code
         ref = new_id()
         self.log.error("internal error", rpc_method=method, error_ref=ref, exc_info=exc)
+        message = Msg("internal error (ref {ref})", ref=ref)
         state["error"] = rpc_status.to_status(
-            status_pb2.Status(code=code_pb2.INTERNAL, message=f"internal error (ref {ref})",
-                              details=[zh_cn(f"服务内部错误（编号 {ref}）")])
+            status_pb2.Status(code=code_pb2.INTERNAL, message=str(message),
+                              details=[localized(say(message, lang), lang)])
         )
         return grpc.StatusCode.INTERNAL
 

@@ -36,6 +36,6 @@ def collect(v: Violations, msg: Message, prefix: str) -> None:
                 v.add(path, "must not contain NUL characters")
             elif (field.type == FieldDescriptor.TYPE_STRING and len(item) > MAX_ID
                   and (field.name == "id" or field.name.endswith("_id"))):
-                v.add(path, f"at most {MAX_ID} characters")
+                v.add(path, "at most {max_id} characters", max_id=MAX_ID)
             elif field.type == FieldDescriptor.TYPE_MESSAGE:
                 collect(v, item, path)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import date
 
 from services.common.clock import add_years
+from services.common.messages import Msg
 
 ASSESSMENT_VALIDITY_YEARS = 2
 
@@ -28,9 +29,10 @@ def assessment_expired(assessed_on: date | None, today: date) -> bool:
 def suitability_problem(risk_level: int, tolerance: int, expired: bool) -> str:
     """Why something of risk_level may not go to the client; '' when it may."""
     if not tolerance:
-        return "no risk assessment"
+        return Msg("no risk assessment")
     if expired:
-        return "risk assessment expired (more than two years old)"
+        return Msg("risk assessment expired (more than two years old)")
     if risk_level > tolerance:
-        return f"risk R{risk_level} above the client's tolerance C{tolerance}"
+        return Msg("risk R{risk_level} above the client's tolerance C{tolerance}",
+                   risk_level=risk_level, tolerance=tolerance)
     return ""

@@ -29,6 +29,7 @@ from grpc_status import rpc_status
 
 from services.common import channels
 from services.common.settings import Settings
+from services.console import i18n
 from services.console.sessions import Session, SessionStore
 
 # renew the access token when less than this is left (seconds)
@@ -88,7 +89,8 @@ class Backend:
             vip=cast(Any, vip_grpc.VipServiceStub(ch["vip"])),
             research=cast(Any, research_grpc.ResearchServiceStub(ch["research"])),
             insight=cast(Any, insight_grpc.InsightServiceStub(ch["insight"])),
-            metadata=(("authorization", f"Bearer {token}"),))
+            metadata=(("authorization", f"Bearer {token}"),
+                      ("accept-language", i18n.html_lang())))  # the services' words: the page's
 
     async def access_token(self, session: Session, now: datetime) -> str:
         """The session's access token, renewed first when it is about to expire.
@@ -196,7 +198,8 @@ def bad_fields(err: grpc.aio.AioRpcError) -> dict[str, str]:
         if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             bad = error_details_pb2.BadRequest()
             detail.Unpack(bad)
-            found.update({v.field: v.description for v in bad.field_violations})
+            found.update({v.field: v.localized_message.message or v.description
+                          for v in bad.field_violations})
     return found
 
 

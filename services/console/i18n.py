@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime
 from babel.numbers import format_decimal
 
+from services.common.messages import ranked_languages
+
 DOMAIN = "console"
 LOCALE_DIR = Path(__file__).with_name("locale")
 LANGUAGES = ("zh_CN", "en")
@@ -56,19 +58,11 @@ def choose(cookie: str | None, accept_language: str | None) -> str:
     (by q), else zh_CN (the branch's language)."""
     if cookie and normalise(cookie):
         return normalise(cookie) or "zh_CN"
-    ranked: list[tuple[float, int, str]] = []
-    for i, part in enumerate((accept_language or "").split(",")):
-        tag, _sep, params = part.strip().partition(";")
-        q = 1.0
-        if params.strip().startswith("q="):
-            try:
-                q = float(params.strip()[2:])
-            except ValueError:
-                q = 0.0
-        lang = normalise(tag) if tag else None
-        if lang and q > 0:
-            ranked.append((-q, i, lang))
-    return sorted(ranked)[0][2] if ranked else "zh_CN"
+    for tag in ranked_languages(accept_language or ""):
+        lang = normalise(tag)
+        if lang:
+            return lang
+    return "zh_CN"
 
 
 def activate(lang: str) -> None:

@@ -79,7 +79,7 @@ async def delete_day(db: Database, clock: Clock, principal: Principal,
     async with db.transaction() as session:
         row = await session.get(CalendarDayRow, day)
         if row is None:
-            raise NotFound(f"no calendar override for {day.isoformat()}")
+            raise NotFound("no calendar override for {day}", day=day.isoformat())
         await session.delete(row)
         info = BranchCalendar().describe(day)
         emit(session, subject=CHANGED, message=cpb.CalendarDayChanged(
@@ -104,7 +104,8 @@ async def list_days(db: Database, req: cpb.ListCalendarDaysRequest
         if last < first:
             v.add("end_date", "must not be before start_date")
         elif last - first >= timedelta(days=MAX_LIST_DAYS):
-            v.add("end_date", f"at most {MAX_LIST_DAYS} days after start_date")
+            v.add("end_date", "at most {max_list_days} days after start_date",
+                  max_list_days=MAX_LIST_DAYS)
     v.raise_if_any()
     assert first is not None and last is not None
     out.days.extend(day_to_proto(info, by_day.get(info.day)) for info in cal.days(first, last))

@@ -47,8 +47,8 @@ def check_action(a: ca_pb2.CorporateAction, now: datetime) -> tuple[Violations, 
     day = check_date(v, "corporate_action.ex_date", a.ex_date)
     if day is not None and not FIRST_DAY <= day <= (now + AHEAD).date():
         v.add("corporate_action.ex_date",
-              f"from {FIRST_DAY.isoformat()} (the exchanges opened in December 1990) to a "
-              "year after today")
+              "from {first_day} (the exchanges opened in December 1990) to a year after today",
+              first_day=FIRST_DAY.isoformat())
     needed = NEEDS.get(a.kind)
     if needed is None:
         v.add("corporate_action.kind", "BONUS, SPLIT, CASH_DIVIDEND or RIGHTS")
@@ -61,7 +61,7 @@ def check_action(a: ca_pb2.CorporateAction, now: datetime) -> tuple[Violations, 
         if name in needed:
             values[name] = check_decimal(v, path, value, positive=True)
         elif value:
-            v.add(path, f"must be empty for a {kind_name} action")
+            v.add(path, "must be empty for a {kind_name} action", kind_name=kind_name)
         else:
             values[name] = ""
     return v, values
@@ -99,7 +99,8 @@ async def list_actions(db: Database, req: ca_pb2.ListCorporateActionsRequest
     """
     v = Violations()
     v.check(bool(req.client_id or req.tickers), "client_id", "client_id or tickers required")
-    v.check(len(req.tickers) <= MAX_TICKERS, "tickers", f"at most {MAX_TICKERS}")
+    v.check(len(req.tickers) <= MAX_TICKERS, "tickers", "at most {max_tickers}",
+            max_tickers=MAX_TICKERS)
     last = check_date(v, "last_ex_date", req.last_ex_date, required=False)
     v.raise_if_any()
     size = page_size(req.page_size or 1000)

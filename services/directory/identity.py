@@ -23,7 +23,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.common.auth import SERVICE_NAMES, service_principal_roles
 from services.common.clock import Clock
 from services.common.db import Database
-from services.common.errors import FailedPrecondition, InvalidArgument, Unauthenticated, Violations
+from services.common.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    Msg,
+    Unauthenticated,
+    Violations,
+)
 from services.common.events import emit
 from services.common.identity import service_credential
 from services.common.ids import new_id
@@ -33,7 +39,7 @@ from services.directory import convert
 from services.directory.keystore import KeyStore
 from services.directory.models import Credential, RefreshToken, Staff
 
-SIGN_IN_FAILED = "sign-in refused: wrong employee number or password, or too many attempts"
+SIGN_IN_FAILED = Msg("sign-in refused: wrong employee number or password, or too many attempts")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 200
 ROLES_CHANGED = "branch.directory.staff.roles_changed"
@@ -146,9 +152,9 @@ class Identity:
     @staticmethod
     def _check_new_password(v: Violations, password: str, new_password: str) -> None:
         if len(new_password) < MIN_PASSWORD:
-            v.add("new_password", f"at least {MIN_PASSWORD} characters")
+            v.add("new_password", "at least {min_password} characters", min_password=MIN_PASSWORD)
         elif len(new_password) > MAX_PASSWORD:
-            v.add("new_password", f"at most {MAX_PASSWORD} characters")
+            v.add("new_password", "at most {max_password} characters", max_password=MAX_PASSWORD)
         elif new_password == password:
             v.add("new_password", "must differ from the current password")
 

@@ -110,7 +110,8 @@ class Query:
     def parse(cls, raw: str) -> Query:
         v = Violations()
         raw = raw.strip()
-        v.check(0 < len(raw) <= MAX_QUERY, "query", f"1 to {MAX_QUERY} characters")
+        v.check(0 < len(raw) <= MAX_QUERY, "query", "1 to {max_query} characters",
+                max_query=MAX_QUERY)
         v.raise_if_any()
         phone = normalize_phone(raw) if PHONE_QUERY.match(raw) else ""
         lower = raw.lower()

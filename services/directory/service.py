@@ -30,6 +30,7 @@ from services.common.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
+    Msg,
     NotFound,
     PermissionDenied,
     Violations,
@@ -100,7 +101,7 @@ class Directory:
             await session.exec(select(Staff).where(col(Staff.employee_no) == msg.employee_no))
         ).first()
         if existing is not None:
-            raise AlreadyExists(f"employee_no {msg.employee_no} is taken")
+            raise AlreadyExists("employee_no {employee_no} is taken", employee_no=msg.employee_no)
         now = self.clock.now()
         row = Staff(
             id=new_id(),
@@ -171,7 +172,7 @@ class Directory:
         v.check(bool(req.staff_id), "staff_id", "required")
         limit = int(self.token_ttl.total_seconds())
         v.check(0 <= req.ttl_seconds <= limit, "ttl_seconds",
-                f"between 0 and {limit} (the access-token lifetime)")
+                "between 0 and {limit} (the access-token lifetime)", limit=limit)
         v.raise_if_any()
         async with self.db.read() as session:
             row = await _staff_or_raise(session, req.staff_id)
@@ -251,7 +252,7 @@ class Directory:
             await session.exec(select(Client.id).where(col(Client.account_no) == msg.account_no))
         ).first()
         if taken is not None:
-            raise AlreadyExists(f"account_no {msg.account_no} already exists")
+            raise AlreadyExists("account_no {account_no} already exists", account_no=msg.account_no)
         now = self.clock.now()
         row = Client(
             id=new_id(),
@@ -280,7 +281,7 @@ class Directory:
         # the hot read: one Core statement, no session (Database.fetch_one)
         row = await self.db.fetch_one(CLIENT_BY_ID, {"id": client_id})
         if row is None:
-            raise NotFound(f"client {client_id} not found")
+            raise NotFound("client {client_id} not found", client_id=client_id)
         grant = None
         if not in_scope(principal, row):
             async with self.db.read() as session:
@@ -299,7 +300,7 @@ class Directory:
             raise InvalidArgument({"id": "required"})
         row = await session.get(Client, client_id)
         if row is None:
-            raise NotFound(f"client {client_id} not found")
+            raise NotFound("client {client_id} not found", client_id=client_id)
         ensure_scope(principal, row)
         return row
 
@@ -362,11 +363,11 @@ class Directory:
             v.add("update_mask", "name at least one field")
         unknown = fields - UPDATABLE_CLIENT_FIELDS
         if unknown:
-            v.add("update_mask", f"cannot update {', '.join(sorted(unknown))}")
+            v.add("update_mask", "cannot update {names}", names=', '.join(sorted(unknown)))
         v.raise_if_any()
         if not principal.sees_branch and fields - MANAGER_CLIENT_FIELDS:
-            raise PermissionDenied("client managers may not change "
-                                   + ", ".join(sorted(fields - MANAGER_CLIENT_FIELDS)),
+            raise PermissionDenied("client managers may not change {names}",
+                                   names=", ".join(sorted(fields - MANAGER_CLIENT_FIELDS)),
                                    reason="FIELD_NOT_ALLOWED")
         values = self._validate_client(v, msg, fields)
         v.raise_if_any()
@@ -396,7 +397,7 @@ class Directory:
         async with self.db.transaction() as session:
             row = await session.get(Client, req.id)
             if row is None:
-                raise NotFound(f"client {req.id} not found")
+                raise NotFound("client {id} not found", id=req.id)
             if row.status != client_pb2.CLIENT_STATUS_ACTIVE:
                 raise FailedPrecondition("client has left the branch", reason="CLIENT_CLOSED")
             if row.tier == req.tier:
@@ -428,7 +429,7 @@ class Directory:
             v.raise_if_any()
             row = await session.get(Client, req.id)
             if row is None:
-                raise NotFound(f"client {req.id} not found")
+                raise NotFound("client {id} not found", id=req.id)
             changed = []
             if req.client_manager_id and row.client_manager_id != req.client_manager_id:
                 row.client_manager_id = req.client_manager_id
@@ -617,7 +618,7 @@ async def _staff_or_raise(session: AsyncSession, staff_id: str) -> Staff:
         raise InvalidArgument({"id": "required"})
     row = await session.get(Staff, staff_id)
     if row is None:
-        raise NotFound(f"staff {staff_id} not found")
+        raise NotFound("staff {staff_id} not found", staff_id=staff_id)
     return row
 
 
@@ -628,4 +629,4 @@ async def _check_staff_role(
     if row is None or not row.active:
         v.add(field_name, "no such active staff member")
     elif role not in row.roles.split(","):
-        v.add(field_name, f"staff member is not a {role}")
+        v.add(field_name, "staff member is not a {role}", role=Msg(role))

@@ -37,7 +37,8 @@ class DutyLog:
         """Appends an entry for today's shift (branch-local). Raises InvalidArgument naming
         entry.text or entry.category."""
         v = Violations()
-        v.check(0 < len(msg.text.strip()) <= MAX_TEXT, "entry.text", f"1-{MAX_TEXT} characters")
+        v.check(0 < len(msg.text.strip()) <= MAX_TEXT, "entry.text", "1-{max_text} characters",
+                max_text=MAX_TEXT)
         v.check(len(msg.category) <= 40, "entry.category", "at most 40 characters")
         v.raise_if_any()
         row = DutyLogEntry(id=new_id(), author_id=author_id,

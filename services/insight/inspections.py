@@ -171,7 +171,7 @@ class Inspections:
         async with self.db.read() as session:
             row = await session.get(Inspection, inspection_id)
         if row is None:
-            raise NotFound(f"inspection {inspection_id} not found")
+            raise NotFound("inspection {inspection_id} not found", inspection_id=inspection_id)
         self._check_scope(p, row.person_id)
         return to_proto(row)
 
@@ -217,7 +217,7 @@ class Inspections:
         async with self.db.transaction() as session:
             row = await session.get(Inspection, req.id)
             if row is None:
-                raise NotFound(f"inspection {req.id} not found")
+                raise NotFound("inspection {id} not found", id=req.id)
             if row.person_id == p.staff_id:
                 raise FailedPrecondition("nobody scores their own call", reason="OWN_CALL")
             if row.state != K.INSPECTION_STATE_PENDING:
@@ -234,7 +234,7 @@ class Inspections:
                 v.check(0 <= s.score <= 100, f"scores[{i}].score", "0 to 100")
                 v.check(len(s.comment) <= 2000, f"scores[{i}].comment", "at most 2000 chars")
             missing = [c.key for c in criteria if c.key not in given]
-            v.check(not missing, "scores", f"missing criteria: {', '.join(missing)}")
+            v.check(not missing, "scores", "missing criteria: {names}", names=', '.join(missing))
             v.check(len(given) == len(req.scores), "scores", "one entry per criterion")
             v.check(len(req.comment) <= 4000, "comment", "at most 4000 characters")
             v.raise_if_any()
@@ -272,7 +272,7 @@ class Inspections:
         v.raise_if_any()
         row = await session.get(Inspection, msg.inspection_id)
         if row is None:
-            raise NotFound(f"inspection {msg.inspection_id} not found")
+            raise NotFound("inspection {inspection_id} not found", inspection_id=msg.inspection_id)
         if row.person_id != p.staff_id:
             raise PermissionDenied("only the inspected person appeals",
                                    reason="NOT_YOUR_RECORD")
@@ -302,7 +302,7 @@ class Inspections:
         async with self.db.transaction() as session:
             appeal = await session.get(Appeal, req.id)
             if appeal is None:
-                raise NotFound(f"appeal {req.id} not found")
+                raise NotFound("appeal {id} not found", id=req.id)
             if appeal.state != K.APPEAL_STATE_OPEN:
                 raise FailedPrecondition("the appeal is already decided", reason="DECIDED")
             row = await session.get(Inspection, appeal.inspection_id)

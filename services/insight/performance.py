@@ -142,7 +142,7 @@ class Performance:
             PerformanceReview.person_id == msg.person_id,
             PerformanceReview.month == msg.month))).first()
         if exists is not None:
-            raise AlreadyExists(f"review {exists} exists for that person and month")
+            raise AlreadyExists("review {exists} exists for that person and month", exists=exists)
         row = PerformanceReview(
             id=new_id(), person_id=msg.person_id, team=msg.team, month=msg.month,
             reviewer_id=p.staff_id, state=P.PERFORMANCE_REVIEW_STATE_OPEN,
@@ -159,7 +159,7 @@ class Performance:
         v.check(msg.kind in (P.KEY_EVENT_KIND_GOOD, P.KEY_EVENT_KIND_BAD), "key_event.kind",
                 "GOOD or BAD")
         v.check(0 < len(msg.description.strip()) <= MAX_TEXT, "key_event.description",
-                f"1-{MAX_TEXT} characters")
+                "1-{max_text} characters", max_text=MAX_TEXT)
         try:
             day = date.fromisoformat(msg.occurred_day)
         except ValueError:
@@ -168,7 +168,7 @@ class Performance:
         v.raise_if_any()
         review = await session.get(PerformanceReview, msg.review_id)
         if review is None:
-            raise NotFound(f"review {msg.review_id} not found")
+            raise NotFound("review {review_id} not found", review_id=msg.review_id)
         assert day is not None
         if day.strftime("%Y-%m") != review.month:
             v.add("key_event.occurred_day", "inside the review's month")
@@ -186,9 +186,9 @@ class Performance:
                         ) -> performance_pb2.PerformanceReview:
         v = Violations()
         v.check(0 < len(req.interview_summary.strip()) <= MAX_TEXT, "interview_summary",
-                f"1-{MAX_TEXT} characters")
+                "1-{max_text} characters", max_text=MAX_TEXT)
         v.check(0 < len(req.improvement_plan.strip()) <= MAX_TEXT, "improvement_plan",
-                f"1-{MAX_TEXT} characters")
+                "1-{max_text} characters", max_text=MAX_TEXT)
         v.raise_if_any()
         async with self.db.transaction() as session:
             row = await self._row(session, req.id)
@@ -206,7 +206,7 @@ class Performance:
                      req: api.AppealPerformanceReviewRequest) -> performance_pb2.PerformanceReview:
         if not 0 < len(req.reason.strip()) <= MAX_TEXT:
             v = Violations()
-            v.add("reason", f"1-{MAX_TEXT} characters")
+            v.add("reason", "1-{max_text} characters", max_text=MAX_TEXT)
             v.raise_if_any()
         async with self.db.transaction() as session:
             row = await self._row(session, req.id)
@@ -225,7 +225,7 @@ class Performance:
                      ) -> performance_pb2.PerformanceReview:
         if not 0 < len(req.decision.strip()) <= MAX_TEXT:
             v = Violations()
-            v.add("decision", f"1-{MAX_TEXT} characters")
+            v.add("decision", "1-{max_text} characters", max_text=MAX_TEXT)
             v.raise_if_any()
         async with self.db.transaction() as session:
             row = await self._row(session, req.id)
@@ -245,7 +245,7 @@ class Performance:
     async def _row(session: AsyncSession, review_id: str) -> PerformanceReview:
         row = await session.get(PerformanceReview, review_id)
         if row is None:
-            raise NotFound(f"review {review_id} not found")
+            raise NotFound("review {review_id} not found", review_id=review_id)
         return row
 
     async def get(self, p: Principal, review_id: str) -> performance_pb2.PerformanceReview:

@@ -230,7 +230,7 @@ class Reports:
         async with self.db.read() as session:
             row = await session.get(ReportRow, report_id)
         if row is None:
-            raise NotFound(f"report {report_id} not found")
+            raise NotFound("report {report_id} not found", report_id=report_id)
         return to_proto(row)
 
     async def list(self, req: api.ListReportsRequest) -> api.ListReportsResponse:

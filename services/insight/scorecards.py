@@ -110,7 +110,7 @@ class Scorecards:
         async with self.db.read() as session:
             row = await session.get(Scorecard, scorecard_id)
         if row is None:
-            raise NotFound(f"scorecard {scorecard_id} not found")
+            raise NotFound("scorecard {scorecard_id} not found", scorecard_id=scorecard_id)
         return to_proto(row)
 
     async def active(self, session: AsyncSession) -> Scorecard:

@@ -46,7 +46,8 @@ class InspectionSettings:
         settings.samples_per_person otherwise; nothing is written then."""
         v = Violations()
         v.check(MIN_SAMPLES <= msg.samples_per_person <= MAX_SAMPLES,
-                "settings.samples_per_person", f"{MIN_SAMPLES} to {MAX_SAMPLES}")
+                "settings.samples_per_person", "{min_samples} to {max_samples}",
+                min_samples=MIN_SAMPLES, max_samples=MAX_SAMPLES)
         v.raise_if_any()
         async with self.db.transaction() as session:
             await upsert(session, InspectionSettingsRow,

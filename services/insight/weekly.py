@@ -44,9 +44,12 @@ def parse_week(value: str, field: str = "week") -> date:
 def _check(msg: W.WeeklySummary, known: set[str]) -> Violations:
     f = "weekly_summary"
     v = Violations()
-    v.check(0 < len(msg.summary.strip()) <= MAX_TEXT, f"{f}.summary", f"1-{MAX_TEXT} characters")
-    v.check(len(msg.common_faults) <= MAX_ITEMS, f"{f}.common_faults", f"at most {MAX_ITEMS}")
-    v.check(len(msg.training_plan) <= MAX_ITEMS, f"{f}.training_plan", f"at most {MAX_ITEMS}")
+    v.check(0 < len(msg.summary.strip()) <= MAX_TEXT, f"{f}.summary", "1-{max_text} characters",
+            max_text=MAX_TEXT)
+    v.check(len(msg.common_faults) <= MAX_ITEMS, f"{f}.common_faults", "at most {max_items}",
+            max_items=MAX_ITEMS)
+    v.check(len(msg.training_plan) <= MAX_ITEMS, f"{f}.training_plan", "at most {max_items}",
+            max_items=MAX_ITEMS)
     for i, fault in enumerate(msg.common_faults):
         v.check(fault.criterion_key in known, f"{f}.common_faults[{i}].criterion_key",
                 "a criterion key of the active scorecard")
@@ -123,7 +126,7 @@ class WeeklySummaries:
                 "common_faults": _faults(msg), "training_plan": _plan(msg),
                 "author_id": author_id[:100], "created_at": now, "updated_at": now}, ["week"])
             if not won:
-                raise AlreadyExists(f"week {msg.week} has a summary; update it",
+                raise AlreadyExists("week {week} has a summary; update it", week=msg.week,
                                     reason="WEEK_HAS_SUMMARY")
             row = await session.get(WeeklySummaryRow, msg.week)
             assert row is not None
@@ -137,7 +140,7 @@ class WeeklySummaries:
             _check(msg, await self._known(session)).raise_if_any()
             row = await session.get(WeeklySummaryRow, msg.week, with_for_update=True)
             if row is None:
-                raise NotFound(f"week {msg.week} has no summary")
+                raise NotFound("week {week} has no summary", week=msg.week)
             row.summary = msg.summary.strip()
             row.common_faults = _faults(msg)
             row.training_plan = _plan(msg)
@@ -152,7 +155,7 @@ class WeeklySummaries:
         async with self.db.read() as session:
             row = await session.get(WeeklySummaryRow, week)
             if row is None:
-                raise NotFound(f"week {week} has no summary")
+                raise NotFound("week {week} has no summary", week=week)
             return await self._to_proto(session, row)
 
     async def list(self, req: api.ListWeeklySummariesRequest) -> api.ListWeeklySummariesResponse:

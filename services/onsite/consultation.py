@@ -18,6 +18,7 @@ from services.common.auth import Principal
 from services.common.errors import (
     FailedPrecondition,
     InvalidArgument,
+    Msg,
     NotFound,
     PermissionDenied,
     Violations,
@@ -50,8 +51,8 @@ RAISED = consultation_pb2.FORM_STATE_RAISED
 ANALYSED = consultation_pb2.FORM_STATE_ANALYSED
 DELIVERED = consultation_pb2.FORM_STATE_DELIVERED
 CANCELLED = consultation_pb2.FORM_STATE_CANCELLED
-STATE_NAMES: dict[int, str] = {RAISED: "raised", ANALYSED: "analysed", DELIVERED: "delivered",
-               CANCELLED: "cancelled"}
+STATE_NAMES: dict[int, str] = {RAISED: Msg("raised"), ANALYSED: Msg("analysed"),
+                               DELIVERED: Msg("delivered"), CANCELLED: Msg("cancelled")}
 
 log = get_logger("onsite", component="consultation")
 
@@ -103,7 +104,7 @@ async def _load(s: AsyncSession, p: Principal, form_id: str, *, lock: bool = Fal
         q = q.with_for_update()
     row = (await s.exec(q)).first()
     if row is None:
-        raise NotFound(f"consultation form {form_id} not found")
+        raise NotFound("consultation form {form_id} not found", form_id=form_id)
     if not _may_see(p, row):
         raise PermissionDenied("this form is not yours", reason="OUT_OF_SCOPE")
     return row
@@ -222,11 +223,12 @@ def consultant_problem(typed: str, staff: staff_pb2.Staff | None) -> str:
     employee number sent where the API takes an id), no such staff member, deactivated, or
     not a consultant."""
     if staff is None:
-        return ("no staff member has this id" if looks_like_id(typed) else
-                "not a staff id (an id is a UUID; branchctl takes an employee number or name)")
+        return (Msg("no staff member has this id") if looks_like_id(typed) else
+                Msg("not a staff id (an id is a UUID; branchctl takes an employee number or "
+                    "name)"))
     if not staff.active:
-        return "this staff member is deactivated"
-    return "this staff member is not a consultant"
+        return Msg("this staff member is deactivated")
+    return Msg("this staff member is not a consultant")
 
 
 async def prepare_raise(o: Onsite, p: Principal, req: api.RaiseConsultationFormRequest):  # type: ignore[no-untyped-def]
@@ -281,7 +283,8 @@ async def raise_form(s: AsyncSession, o: Onsite, req: api.RaiseConsultationFormR
 def _ensure_open(row: FormRow, action: str) -> None:
     if row.state not in OPEN_STATES:
         raise FailedPrecondition(
-            f"cannot {action} a {STATE_NAMES.get(row.state, 'unknown')} form",
+            "cannot {action} a {state} form", action=action,
+            state=STATE_NAMES.get(row.state, Msg("unknown")),
             reason=f"FORM_{STATE_NAMES.get(row.state, 'unknown').upper()}")
 
 
@@ -306,18 +309,19 @@ async def analyse(o: Onsite, p: Principal,
     async with o.db.read() as s:
         row = await _load(s, p, req.id)
     _check_keeper(p, row)
-    _ensure_open(row, "analyse")
+    _ensure_open(row, Msg("analyse"))
     client = await o.directory.get_client(row.client_id)
     problem = suitability_problem(req.advice_risk_level, client)
     override = bool(problem)
     if problem and not req.suitability_override_reason.strip():
         raise FailedPrecondition(
-            f"unsuitable advice: {problem}; record suitability_override_reason to override",
+            "unsuitable advice: {problem}; record suitability_override_reason to override",
+            problem=problem,
             reason="SUITABILITY_MISMATCH")
     now = o.now()
     async with o.db.transaction() as s:
         row = await _load(s, p, req.id, lock=True)
-        _ensure_open(row, "analyse")
+        _ensure_open(row, Msg("analyse"))
         row.analysis = req.analysis
         row.advice = req.advice
         row.advice_risk_level = req.advice_risk_level
@@ -362,7 +366,7 @@ async def deliver(o: Onsite, p: Principal,
         if row.state == RAISED:
             raise FailedPrecondition("the form has no analysis yet; analyse it first",
                                      reason="FORM_NOT_ANALYSED")
-        _ensure_open(row, "deliver")
+        _ensure_open(row, Msg("deliver"))
         if row.client_flag == consultation_pb2.FORM_FLAG_CLIENT_CLOSED:
             raise FailedPrecondition("the client has left the branch; cancel the form",
                                      reason="CLIENT_CLOSED")
@@ -394,7 +398,7 @@ async def cancel(o: Onsite, p: Principal,
     now = o.now()
     async with o.db.transaction() as s:
         row = await _load(s, p, req.id, lock=True)
-        _ensure_open(row, "cancel")
+        _ensure_open(row, Msg("cancel"))
         row.state = CANCELLED
         row.cancelled_at = when
         row.cancelled_by = p.staff_id

@@ -17,7 +17,7 @@ from services.common.auth import Principal
 from services.common.calendar import BranchCalendar
 from services.common.clock import Clock, day_start, local_date
 from services.common.db import Database
-from services.common.errors import InvalidArgument, PermissionDenied, Violations
+from services.common.errors import Field, InvalidArgument, PermissionDenied, Violations
 from services.common.models import IdempotencyRecord
 from services.common.protos import from_ts
 from services.onsite.directory_link import DirectoryLink
@@ -85,7 +85,8 @@ def staff_scope(p: Principal, requested: str, field: str = "client_manager_id") 
     if is_branch_wide(p):
         return requested or p.staff_id
     if requested and requested != p.staff_id:
-        raise PermissionDenied(f"you may act only for yourself ({field})", reason="OUT_OF_SCOPE")
+        raise PermissionDenied("you may act only for yourself ({field})", field=Field(field),
+                               reason="OUT_OF_SCOPE")
     return p.staff_id
 
 
@@ -102,7 +103,7 @@ async def acting_for(o: Onsite, p: Principal, requested: str, field: str) -> str
 
 def check_ids(v: Violations, field: str, ids: list[str], *, max_count: int = 20) -> None:
     if len(ids) > max_count:
-        v.add(field, f"at most {max_count}")
+        v.add(field, "at most {max_count}", max_count=max_count)
     if len(set(ids)) != len(ids):
         v.add(field, "must not repeat")
     for i, value in enumerate(ids):
@@ -132,7 +133,7 @@ def past_time(o: Onsite, v: Violations, field: str, value: Timestamp) -> datetim
     if when > now + SKEW:
         v.add(field, "must not be in the future")
     elif when < now - BACKFILL_WINDOW:
-        v.add(field, f"at most {BACKFILL_WINDOW.days} days ago")
+        v.add(field, "at most {days} days ago", days=BACKFILL_WINDOW.days)
     return min(when, now)
 
 

@@ -60,13 +60,13 @@ async def onsite_client(o: Onsite, p: Principal, client_id: str,
     caller is a supervisor) assigned to this manager."""
     client = await o.directory.get_client(client_id)
     if client.status == client_pb2.CLIENT_STATUS_CLOSED:
-        raise FailedPrecondition(f"client {client_id} has left the branch",
+        raise FailedPrecondition("client {client_id} has left the branch", client_id=client_id,
                                  reason="CLIENT_CLOSED")
     if client.channel != client_pb2.CHANNEL_ONSITE:
-        raise FailedPrecondition(f"client {client_id} is not an on-site client",
+        raise FailedPrecondition("client {client_id} is not an on-site client", client_id=client_id,
                                  reason="CLIENT_NOT_ONSITE")
     if not is_branch_wide(p) and client.client_manager_id != manager_id:
-        raise PermissionDenied(f"client {client_id} is not assigned to you",
+        raise PermissionDenied("client {client_id} is not assigned to you", client_id=client_id,
                                reason="OUT_OF_SCOPE")
     return client
 
@@ -80,8 +80,9 @@ async def set_plan(o: Onsite, p: Principal, req: api.SetDailyPlanRequest) -> day
     if day is not None:
         today = o.today()
         v.check(day >= today - timedelta(days=BACKFILL_WINDOW.days), "plan_date",
-                f"at most {BACKFILL_WINDOW.days} days ago")
-        v.check(day <= today + PLAN_AHEAD, "plan_date", f"at most {PLAN_AHEAD.days} days ahead")
+                "at most {days} days ago", days=BACKFILL_WINDOW.days)
+        v.check(day <= today + PLAN_AHEAD, "plan_date", "at most {days} days ahead",
+                days=PLAN_AHEAD.days)
     for field, items in (("visits", req.visits), ("consultation_targets",
                                                   req.consultation_targets)):
         if len(items) > 50:

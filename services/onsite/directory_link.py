@@ -35,7 +35,8 @@ class DirectoryLink:
                                                   timeout=TIMEOUT)
         except grpc.aio.AioRpcError as err:
             if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
-                raise NotFound(f"client {client_id} is not known to the directory",
+                raise NotFound("client {client_id} is not known to the directory",
+                               client_id=client_id,
                                reason="CLIENT_UNKNOWN") from None
             raise _unavailable(err) from None
         if self._names is not None:
@@ -48,7 +49,8 @@ class DirectoryLink:
                                                    timeout=TIMEOUT)
         except grpc.aio.AioRpcError as err:
             if err.code() == grpc.StatusCode.NOT_FOUND:
-                raise NotFound(f"client {client_id} is not known to the directory",
+                raise NotFound("client {client_id} is not known to the directory",
+                               client_id=client_id,
                                reason="CLIENT_UNKNOWN") from None
             raise _unavailable(err) from None
         return list(resp.holdings)
@@ -67,4 +69,4 @@ class DirectoryLink:
 
 
 def _unavailable(err: grpc.aio.AioRpcError) -> Unavailable:
-    return Unavailable(f"directory did not answer: {err.code().name}")
+    return Unavailable("directory did not answer: {code}", code=err.code().name)

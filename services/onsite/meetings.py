@@ -18,6 +18,7 @@ from services.common.auth import Principal
 from services.common.errors import (
     AlreadyExists,
     FailedPrecondition,
+    Field,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -142,7 +143,7 @@ def validate_series(req: api.CreateMeetingSeriesRequest) -> None:
     v.check(1 <= msg.weekday <= 7, "series.weekday", "1 (Monday) to 7 (Sunday)")
     v.check(bool(HHMM.match(msg.start_local_time)), "series.start_local_time", "HH:MM")
     _check_shape(v, "series", msg.format, msg.room, msg.duration_minutes, msg.capacity)
-    v.check(0 <= req.weeks <= MAX_WEEKS, "weeks", f"0 to {MAX_WEEKS}")
+    v.check(0 <= req.weeks <= MAX_WEEKS, "weeks", "0 to {max_weeks}", max_weeks=MAX_WEEKS)
     check_text(v, "topic", req.topic, 200)
     _check_presenter(v, "", req.presenter_kind, req.presenter_id)
     v.raise_if_any()
@@ -224,7 +225,7 @@ async def _meeting(s: AsyncSession, meeting_id: str, field: str = "id", *,
         q = q.with_for_update()
     row = (await s.exec(q)).first()
     if row is None:
-        raise NotFound(f"meeting {meeting_id} not found")
+        raise NotFound("meeting {meeting_id} not found", meeting_id=meeting_id)
     return row
 
 
@@ -239,7 +240,7 @@ async def update_meeting(o: Onsite, p: Principal,
     if not fields:
         v.add("update_mask", "name the fields to change")
     for f in sorted(fields - UPDATABLE):
-        v.add("update_mask", f"{f} cannot be changed")
+        v.add("update_mask", "{field} cannot be changed", field=Field(f))
     if "topic" in fields:
         check_text(v, "meeting.topic", msg.topic, 200, required=True)
     if fields & {"presenter_kind", "presenter_id"}:
@@ -273,7 +274,8 @@ async def update_meeting(o: Onsite, p: Principal,
             confirmed = (await _counts(s, [row.id]))[row.id]["confirmed"]
             if msg.capacity < confirmed:
                 raise FailedPrecondition(
-                    f"{confirmed} clients are confirmed; cancel registrations first",
+                    "{confirmed} clients are confirmed; cancel registrations first",
+                    confirmed=confirmed,
                     reason="CAPACITY_BELOW_CONFIRMED")
             row.capacity = msg.capacity
             await _promote(s, o, row)
@@ -328,7 +330,7 @@ async def check_registrant(o: Onsite, p: Principal, req: api.RegisterForMeetingR
     v.raise_if_any()
     client = await o.directory.get_client(req.client_id)
     if client.status == client_pb2.CLIENT_STATUS_CLOSED:
-        raise FailedPrecondition(f"client {req.client_id} has left the branch",
+        raise FailedPrecondition("client {client_id} has left the branch", client_id=req.client_id,
                                  reason="CLIENT_CLOSED")
     if is_branch_wide(p) or p.has("consultant", "service_agent", "analyst"):
         return
@@ -336,7 +338,7 @@ async def check_registrant(o: Onsite, p: Principal, req: api.RegisterForMeetingR
         return
     if p.has("broker") and client.broker_id == p.staff_id:
         return
-    raise PermissionDenied(f"client {req.client_id} is not assigned to you",
+    raise PermissionDenied("client {client_id} is not assigned to you", client_id=req.client_id,
                            reason="OUT_OF_SCOPE")
 
 
@@ -351,7 +353,7 @@ async def register(s: AsyncSession, o: Onsite, p: Principal,
     regs = list((await s.exec(select(RegistrationRow).where(
         col(RegistrationRow.meeting_id) == meeting.id))).all())
     if any(r.client_id == req.client_id and r.status != R_CANCELLED for r in regs):
-        raise AlreadyExists(f"client {req.client_id} is already registered")
+        raise AlreadyExists("client {client_id} is already registered", client_id=req.client_id)
     confirmed = sum(1 for r in regs if r.status == CONFIRMED)
     status = CONFIRMED if confirmed < meeting.capacity else WAITLISTED
     row = RegistrationRow(
@@ -395,7 +397,7 @@ async def cancel_registration(o: Onsite, p: Principal,
     async with o.db.read() as s:
         found = await s.get(RegistrationRow, req.id)
     if found is None:
-        raise NotFound(f"registration {req.id} not found")
+        raise NotFound("registration {id} not found", id=req.id)
     if found.registered_by != p.staff_id:
         # the same people who may register this client may cancel for them
         await check_registrant(o, p, api.RegisterForMeetingRequest(
@@ -403,7 +405,7 @@ async def cancel_registration(o: Onsite, p: Principal,
     async with o.db.transaction() as s:
         row = await s.get(RegistrationRow, req.id)
         if row is None:
-            raise NotFound(f"registration {req.id} not found")
+            raise NotFound("registration {id} not found", id=req.id)
         meeting = await _meeting(s, row.meeting_id, lock=True)
         await s.refresh(row)  # as it is now that the meeting is locked
         if meeting.state != SCHEDULED:

@@ -41,7 +41,7 @@ class ResearchLink:
                 log.warning("research refused a ticker of a form")
                 return [], ""
             raise Unavailable(
-                f"the research service did not answer ({err.code().name}); "
-                "relevant notes cannot be listed now, try again later"
+                "the research service did not answer ({code}); relevant notes cannot be listed "
+                "now, try again later", code=err.code().name
             ) from None
         return list(resp.notes), resp.next_page_token

@@ -11,7 +11,7 @@ from google.protobuf.message import Message
 
 from services.common import idempotency
 from services.common.auth import current_principal
-from services.common.errors import InvalidArgument
+from services.common.errors import InvalidArgument, Msg
 from services.remote.campaigns import Campaigns
 from services.remote.reports import Reports
 from services.remote.stats import Statistics
@@ -27,7 +27,8 @@ async def _replayed(
     if not request_id:
         return None
     if len(request_id) > idempotency.MAX_REQUEST_ID:
-        raise InvalidArgument({"request_id": f"at most {idempotency.MAX_REQUEST_ID} characters"})
+        raise InvalidArgument({"request_id": Msg("at most {max_request_id} characters",
+                                                 max_request_id=idempotency.MAX_REQUEST_ID)})
     return await idempotency._stored(svc.core.db, current_principal().staff_id, method,
                                      request_id, response_type)
 

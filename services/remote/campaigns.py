@@ -22,6 +22,7 @@ from services.common.auth import Principal
 from services.common.errors import (
     FailedPrecondition,
     InvalidArgument,
+    Msg,
     NotFound,
     PermissionDenied,
     Violations,
@@ -117,10 +118,10 @@ class Campaigns:
         for agent in agents:
             staff = await self.core.directory.get_staff(agent)
             if staff is None or not staff.active:
-                v.add("campaign.agent_ids", f"{agent} is not an active staff member")
+                v.add("campaign.agent_ids", "{agent} is not an active staff member", agent=agent)
             elif staff_pb2.ROLE_SERVICE_AGENT not in staff.roles:
                 # only a service agent may pull from the queue (NextCallback)
-                v.add("campaign.agent_ids", f"{agent} is not a service agent")
+                v.add("campaign.agent_ids", "{agent} is not a service agent", agent=agent)
         v.raise_if_any()
         targets: Sequence[tuple[client_pb2.Client, date | None]]
         if msg.kind == cpb.CAMPAIGN_KIND_GENERAL:
@@ -267,7 +268,7 @@ class Campaigns:
             raise InvalidArgument({"id": "required"})
         row = await session.get(Campaign, campaign_id)
         if row is None:
-            raise NotFound(f"campaign {campaign_id} not found")
+            raise NotFound("campaign {campaign_id} not found", campaign_id=campaign_id)
         if not principal.sees_branch and principal.staff_id not in row.agent_ids.split(","):
             raise PermissionDenied("you are not an agent of this campaign", reason="OUT_OF_SCOPE")
         return row
@@ -302,7 +303,7 @@ class Campaigns:
         async with self.core.db.transaction() as session:
             row = await session.get(Campaign, campaign_id, with_for_update=True)
             if row is None:
-                raise NotFound(f"campaign {campaign_id} not found")
+                raise NotFound("campaign {campaign_id} not found", campaign_id=campaign_id)
             if row.state == cpb.CAMPAIGN_STATE_CLOSED:
                 return convert.campaign(row)
             now = self.core.now()
@@ -349,7 +350,7 @@ class Campaigns:
             if campaign_id:
                 found = await session.get(Campaign, campaign_id)
                 if found is None:
-                    raise NotFound(f"campaign {campaign_id} not found")
+                    raise NotFound("campaign {campaign_id} not found", campaign_id=campaign_id)
                 if agent not in found.agent_ids.split(","):
                     raise PermissionDenied("you are not an agent of this campaign",
                                            reason="OUT_OF_SCOPE")
@@ -459,7 +460,7 @@ class Campaigns:
         # locked: a lease that ran out may be re-claimed by another agent at this moment
         target = await session.get(CallbackTarget, req.target_id, with_for_update=True)
         if target is None:
-            raise NotFound(f"callback target {req.target_id} not found")
+            raise NotFound("callback target {target_id} not found", target_id=req.target_id)
         if target.state != cpb.TARGET_STATE_CLAIMED:
             raise FailedPrecondition("take the client with NextCallback first",
                                      reason="TARGET_NOT_CLAIMED")
@@ -597,7 +598,7 @@ class Campaigns:
         today = self.core.today()
         year = year or today.year
         if not 2000 <= year <= today.year:
-            raise InvalidArgument({"year": f"between 2000 and {today.year}"})
+            raise InvalidArgument({"year": Msg("between 2000 and {year}", year=today.year)})
         clients = await self.core.directory.list_clients()
         reached_by: dict[str, list[date]] = {}
         async with self.core.db.read() as session:

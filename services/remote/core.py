@@ -46,7 +46,7 @@ class DirectoryPeer:
 
     @staticmethod
     def _unavailable(err: grpc.aio.AioRpcError) -> Unavailable:
-        return Unavailable(f"directory: {err.code().name}")
+        return Unavailable("directory: {code}", code=err.code().name)
 
     async def get_client(self, client_id: str) -> client_pb2.Client | None:
         try:
@@ -166,7 +166,7 @@ class DirectoryPeer:
             await asyncio.to_thread(run)
         except grpc.RpcError as err:
             code = err.code() if isinstance(err, grpc.Call) else grpc.StatusCode.UNKNOWN
-            raise Unavailable(f"directory: {code.name}") from None
+            raise Unavailable("directory: {code}", code=code.name) from None
 
     def close(self) -> None:
         if self._sync_channel is not None:

@@ -56,7 +56,7 @@ class Reports:
         assert start and end
         client = await self.core.directory.get_client(req.client_id)
         if client is None:
-            raise NotFound(f"client {req.client_id} not found")
+            raise NotFound("client {client_id} not found", client_id=req.client_id)
         start_at, end_at = self.core.day_range(start, end)
         actions: dict[str, list[tuple[int, ca_pb2.CorporateAction]]] = {}
         for action in await self.core.directory.corporate_actions(client.id, end):
@@ -101,7 +101,7 @@ class Reports:
         async with self.core.db.read() as session:
             row = await session.get(Report, report_id)
         if row is None:
-            raise NotFound(f"report {report_id} not found")
+            raise NotFound("report {report_id} not found", report_id=report_id)
         return convert.report(row, content=True)
 
     async def list(self, req: api.ListReportsRequest) -> api.ListReportsResponse:
@@ -134,7 +134,7 @@ class Reports:
             # locked, so two replicas cannot both deliver it (and both raise the event)
             row = await session.get(Report, req.id, with_for_update=True)
             if row is None:
-                raise NotFound(f"report {req.id} not found")
+                raise NotFound("report {id} not found", id=req.id)
             if row.state == report_pb2.REPORT_STATE_DELIVERED:
                 raise FailedPrecondition("report already delivered", reason="ALREADY_DELIVERED")
             now = self.core.now()

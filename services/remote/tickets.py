@@ -141,7 +141,7 @@ class Tickets:
         async with self.core.db.transaction() as session:
             row = await session.get(Agent, req.staff_id)
             if row is None:
-                raise NotFound(f"agent {req.staff_id} is not on the desk")
+                raise NotFound("agent {staff_id} is not on the desk", staff_id=req.staff_id)
             if req.absent:
                 substitute = await session.get(Agent, req.substitute_id)
                 if substitute is None:
@@ -334,7 +334,7 @@ class Tickets:
         async with self.core.db.read() as session:
             row = await session.get(Ticket, ticket_id)
             if row is None:
-                raise NotFound(f"ticket {ticket_id} not found")
+                raise NotFound("ticket {ticket_id} not found", ticket_id=ticket_id)
             if not self._reads_all(principal) and not self._works_on(principal, row):
                 raise PermissionDenied("agents read the tickets they own, substitute on or "
                                        "handle", reason="OUT_OF_SCOPE")
@@ -393,7 +393,7 @@ class Tickets:
         # sees the state the first left and is refused, not applied twice
         row = await session.get(Ticket, ticket_id, with_for_update=True)
         if row is None:
-            raise NotFound(f"ticket {ticket_id} not found")
+            raise NotFound("ticket {ticket_id} not found", ticket_id=ticket_id)
         if not principal.sees_branch and not self._works_on(principal, row):
             raise PermissionDenied("only the owner, the substitute or the handler works a ticket",
                                    reason="OUT_OF_SCOPE")

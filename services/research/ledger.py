@@ -154,7 +154,7 @@ class Ledger:
         async with self.db.read() as session:
             note = await session.get(Note, note_id)
             if note is None:
-                raise NotFound(f"note {note_id} not found", reason="NOTE_NOT_FOUND")
+                raise NotFound("note {note_id} not found", note_id=note_id, reason="NOTE_NOT_FOUND")
             if not _sees_all_reach(p) and note.author_id != p.staff_id:
                 raise PermissionDenied("an analyst sees the reach of their own notes",
                                        reason="NOT_AUTHOR")

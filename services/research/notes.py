@@ -20,6 +20,7 @@ from services.common.db import Database
 from services.common.errors import (
     FailedPrecondition,
     InvalidArgument,
+    Msg,
     NotFound,
     PermissionDenied,
     Violations,
@@ -110,7 +111,7 @@ class Notes:
             stances: list[tuple[str, int]] = []
             seen: set[str] = set()
             if len(msg.stances) > MAX_STANCES:
-                v.add("note.stances", f"at most {MAX_STANCES}")
+                v.add("note.stances", "at most {max_stances}", max_stances=MAX_STANCES)
             for i, st in enumerate(msg.stances):
                 ticker = st.ticker.strip().upper()
                 if not TICKER.match(ticker):
@@ -136,7 +137,8 @@ class Notes:
                 if day < self.today():
                     v.add("note.valid_until", "must not be in the past")
                 elif day > self.today() + timedelta(days=MAX_VALIDITY_DAYS):
-                    v.add("note.valid_until", f"at most {MAX_VALIDITY_DAYS} days ahead")
+                    v.add("note.valid_until", "at most {max_validity_days} days ahead",
+                          max_validity_days=MAX_VALIDITY_DAYS)
                 c.valid_until = day
         if "audience" in fields:
             v.check(msg.audience in (note_enums_pb2.AUDIENCE_ALL_CLIENTS,
@@ -154,13 +156,14 @@ class Notes:
             query = query.with_for_update()
         row = (await session.exec(query)).first()
         if row is None:
-            raise NotFound(f"note {note_id} not found", reason="NOTE_NOT_FOUND")
+            raise NotFound("note {note_id} not found", note_id=note_id, reason="NOTE_NOT_FOUND")
         return row
 
     async def _revision(self, session: AsyncSession, note_id: str, revision: int) -> NoteRevision:
         row = await session.get(NoteRevision, (note_id, revision))
         if row is None:
-            raise NotFound(f"note {note_id} has no revision {revision}",
+            raise NotFound("note {note_id} has no revision {revision}", note_id=note_id,
+                           revision=revision,
                            reason="REVISION_NOT_FOUND")
         return row
 
@@ -240,15 +243,17 @@ class Notes:
     ) -> note_pb2.Note:
         unknown = [x for x in paths if x not in CONTENT_FIELDS]
         if unknown:
-            raise InvalidArgument({"update_mask": f"cannot update {', '.join(unknown)}"})
+            raise InvalidArgument({"update_mask": Msg("cannot update {names}",
+                                                      names=', '.join(unknown))})
         fields = set(paths or CONTENT_FIELDS)
         async with self.db.transaction() as session:
             note = await self._note(session, msg.id, lock=True)
             self._own(p, note)
             if note.state not in EDITABLE:
                 raise FailedPrecondition(
-                    f"a {enum_name(S.NoteState, note.state)} note cannot be edited; only drafts"
-                    " and returned notes can (write a new note to supersede a published one)",
+                    "a {state} note cannot be edited; only drafts and returned notes can (write "
+                    "a new note to supersede a published one)",
+                    state=Msg(enum_name(S.NoteState, note.state)),
                     reason="NOTE_NOT_EDITABLE",
                 )
             current = await self._revision(session, note.id, note.revision)
@@ -278,8 +283,8 @@ class Notes:
                                          reason="NOTE_RETURNED_UNCHANGED")
             if note.state != S.NOTE_STATE_DRAFT:
                 raise FailedPrecondition(
-                    "only a draft can be submitted, not a "
-                    f"{enum_name(S.NoteState, note.state)} note",
+                    "only a draft can be submitted, not a {state} note",
+                    state=Msg(enum_name(S.NoteState, note.state)),
                     reason="NOTE_NOT_DRAFT",
                 )
             now = self.clock.now()
@@ -306,13 +311,14 @@ class Notes:
             note = await self._note(session, note_id, lock=True)
             if note.state != S.NOTE_STATE_SUBMITTED:
                 raise FailedPrecondition(
-                    f"only a submitted note can be reviewed, not a "
-                    f"{enum_name(S.NoteState, note.state)} note",
+                    "only a submitted note can be reviewed, not a {state} note",
+                    state=Msg(enum_name(S.NoteState, note.state)),
                     reason="NOTE_NOT_SUBMITTED",
                 )
             if revision and revision != note.revision:
                 raise FailedPrecondition(
-                    f"revision {revision} is not the note's current revision {note.revision}",
+                    "revision {revision} is not the note's current revision {current}",
+                    revision=revision, current=note.revision,
                     reason="REVISION_MISMATCH",
                 )
             authors = set(
@@ -361,8 +367,8 @@ class Notes:
                 return await self._proto(session, note)
             if note.state != S.NOTE_STATE_APPROVED:
                 raise FailedPrecondition(
-                    f"only an approved note can be published, not a "
-                    f"{enum_name(S.NoteState, note.state)} note",
+                    "only an approved note can be published, not a {state} note",
+                    state=Msg(enum_name(S.NoteState, note.state)),
                     reason="NOTE_NOT_APPROVED",
                 )
             if note.approved_revision != note.revision:  # edits after approval are refused
@@ -603,4 +609,4 @@ def _text(v: Violations, field: str, value: str, max_len: int) -> None:
     if not value.strip():
         v.add(field, "required")
     elif len(value) > max_len:
-        v.add(field, f"at most {max_len} characters")
+        v.add(field, "at most {max_len} characters", max_len=max_len)

@@ -123,7 +123,7 @@ class Requests:
             raise InvalidArgument({"id": "required"})
         row = await session.get(ResearchRequest, request_id)
         if row is None:
-            raise NotFound(f"research request {request_id} not found",
+            raise NotFound("research request {request_id} not found", request_id=request_id,
                            reason="RESEARCH_REQUEST_NOT_FOUND")
         return row
 
@@ -249,7 +249,7 @@ class Requests:
                 select(ResearchRequest).where(col(ResearchRequest.id) == req.id).with_for_update()
             )).first()
             if row is None:
-                raise NotFound(f"research request {req.id} not found",
+                raise NotFound("research request {id} not found", id=req.id,
                                reason="RESEARCH_REQUEST_NOT_FOUND")
             if row.state == R.RESEARCH_REQUEST_STATE_ANSWERED:
                 raise FailedPrecondition("the request is already answered",

@@ -18,6 +18,7 @@ from services.common.auth import Principal
 from services.common.errors import (
     FailedPrecondition,
     InvalidArgument,
+    Msg,
     NotFound,
     PermissionDenied,
     Violations,
@@ -63,7 +64,7 @@ async def _load(session: AsyncSession, principal: Principal, advisory_id: str,
         raise InvalidArgument({"id": "required"})
     row = await session.get(Advisory, advisory_id)
     if row is None:
-        raise NotFound(f"advisory {advisory_id} not found")
+        raise NotFound("advisory {advisory_id} not found", advisory_id=advisory_id)
     if not can_see(principal, row):
         raise PermissionDenied("advisory is not for you", reason="OUT_OF_SCOPE")
     if work and not can_work(principal, row):
@@ -89,7 +90,7 @@ def validate_new(msg: advisory_pb2.Advisory, *, from_rpc: bool) -> None:
     v.check(bool(msg.question.strip()), "advisory.question", "required")
     v.check(len(msg.question) <= 2000, "advisory.question", "at most 2000 characters")
     if len(msg.tickers) > MAX_TICKERS:
-        v.add("advisory.tickers", f"at most {MAX_TICKERS}")
+        v.add("advisory.tickers", "at most {max_tickers}", max_tickers=MAX_TICKERS)
     elif any(not t or len(t) > 16 or "," in t for t in msg.tickers):
         v.add("advisory.tickers", "1 to 16 characters each, no commas")
     v.check(msg.urgency in (S.URGENCY_UNSPECIFIED, S.URGENCY_NORMAL, S.URGENCY_HIGH),
@@ -146,7 +147,8 @@ async def create(vip: Vip, session: AsyncSession, principal: Principal,
 
 def _require_open(row: Advisory) -> None:
     if row.state not in OPEN_ADVISORY_STATES:
-        raise FailedPrecondition(f"advisory is {enum_name(S.AdvisoryState, row.state)}",
+        raise FailedPrecondition("advisory is {state}",
+                                 state=Msg(enum_name(S.AdvisoryState, row.state)),
                                  reason="ADVISORY_NOT_OPEN")
 
 
@@ -214,7 +216,7 @@ async def answer(vip: Vip, principal: Principal,
         override = req.override_reason.strip()
         if problem and not override:
             raise FailedPrecondition(
-                f"advice not suitable: {problem}; give override_reason to proceed",
+                "advice not suitable: {problem}; give override_reason to proceed", problem=problem,
                 reason="SUITABILITY_MISMATCH")
         now = vip.now()
         if row.acked_at is None:

@@ -16,7 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common.clock import Clock, local_today
 from services.common.db import Database
-from services.common.errors import InvalidArgument, NotFound, Unavailable, Violations
+from services.common.errors import InvalidArgument, Msg, NotFound, Unavailable, Violations
 from services.common.names import Keeper
 from services.common.protos import from_ts
 from services.common.suitability import assessment_expired, suitability_problem
@@ -76,7 +76,7 @@ class Vip:
         if roles is None:
             v.add(field, "no such active staff member")
         elif role not in roles:
-            v.add(field, f"staff member is not a {role}")
+            v.add(field, "staff member is not a {role}", role=Msg(role))
 
 
 # Times and dates a request may name: wide enough for any real use, narrow enough that time-zone

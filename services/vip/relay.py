@@ -23,6 +23,7 @@ from services.common.auth import Principal
 from services.common.errors import (
     FailedPrecondition,
     InvalidArgument,
+    Msg,
     NotFound,
     PermissionDenied,
     Violations,
@@ -290,7 +291,7 @@ async def _load(session: AsyncSession, principal: Principal, relay_id: str) -> R
         raise InvalidArgument({"id": "required"})
     row = await session.get(Relay, relay_id)
     if row is None:
-        raise NotFound(f"relay {relay_id} not found")
+        raise NotFound("relay {relay_id} not found", relay_id=relay_id)
     if not can_see(principal, row):
         raise PermissionDenied("relay is for another broker's client", reason="OUT_OF_SCOPE")
     return row
@@ -346,7 +347,8 @@ async def record_delivery(vip: Vip, principal: Principal,
         row = await _load(session, principal, req.id)
         _require_worker(principal, row)
         if row.state != R.RELAY_STATE_PENDING:
-            raise FailedPrecondition(f"relay is {enum_name(R.RelayState, row.state)}",
+            raise FailedPrecondition("relay is {state}",
+                                     state=Msg(enum_name(R.RelayState, row.state)),
                                      reason="RELAY_NOT_PENDING")
         now = vip.now()
         row.state, row.delivered_at = R.RELAY_STATE_DELIVERED, now
@@ -371,9 +373,10 @@ async def record_acknowledgement(vip: Vip, principal: Principal,
         row = await _load(session, principal, req.id)
         _require_worker(principal, row)
         if row.state != R.RELAY_STATE_DELIVERED:
-            raise FailedPrecondition(
-                "record the delivery first" if row.state == R.RELAY_STATE_PENDING
-                else f"relay is {enum_name(R.RelayState, row.state)}", reason="RELAY_NOT_DELIVERED")
+            if row.state == R.RELAY_STATE_PENDING:
+                raise FailedPrecondition("record the delivery first", reason="RELAY_NOT_DELIVERED")
+            raise FailedPrecondition("relay is {state}", reason="RELAY_NOT_DELIVERED",
+                                     state=Msg(enum_name(R.RelayState, row.state)))
         now = vip.now()
         row.state, row.acknowledged_at, row.ack_note = R.RELAY_STATE_ACKNOWLEDGED, now, req.note
         session.add(row)

@@ -190,7 +190,7 @@ async def get_entry(vip: Vip, principal: Principal, client_id: str) -> roster_pb
     async with vip.db.read() as session:
         row = await session.get(RosterEntry, client_id)
     if row is None:
-        raise NotFound(f"client {client_id} is not on the roster")
+        raise NotFound("client {client_id} is not on the roster", client_id=client_id)
     if not sees_client(principal, row):
         raise PermissionDenied("client is not yours", reason="OUT_OF_SCOPE")
     return convert.roster_to_proto(row, vip.today())
@@ -234,7 +234,7 @@ async def update_entry(vip: Vip, req: api.UpdateRosterEntryRequest) -> roster_pb
     if not paths:
         v.add("update_mask", "name broker_id and/or backup_broker_id")
     elif paths - UPDATABLE:
-        v.add("update_mask", f"cannot update {', '.join(sorted(paths - UPDATABLE))}")
+        v.add("update_mask", "cannot update {names}", names=', '.join(sorted(paths - UPDATABLE)))
     if "broker_id" in paths:
         if not req.entry.broker_id:
             v.add("entry.broker_id", "required")
@@ -246,7 +246,7 @@ async def update_entry(vip: Vip, req: api.UpdateRosterEntryRequest) -> roster_pb
     async with vip.db.transaction() as session:
         row = await session.get(RosterEntry, req.entry.client_id)
         if row is None:
-            raise NotFound(f"client {req.entry.client_id} is not on the roster")
+            raise NotFound("client {client_id} is not on the roster", client_id=req.entry.client_id)
         broker = req.entry.broker_id if "broker_id" in paths else row.broker_id
         backup = req.entry.backup_broker_id if "backup_broker_id" in paths else row.backup_broker_id
         if backup and backup == broker:

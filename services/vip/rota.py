@@ -122,7 +122,7 @@ async def delete_shift(vip: Vip, shift_id: str) -> api.DeleteShiftResponse:
     async with vip.db.transaction() as session:
         row = await session.get(Shift, shift_id)
         if row is None:
-            raise NotFound(f"shift {shift_id} not found")
+            raise NotFound("shift {shift_id} not found", shift_id=shift_id)
         await session.delete(row)
     return api.DeleteShiftResponse()
 
@@ -174,7 +174,7 @@ async def check_gaps(vip: Vip, req: api.CheckRotaGapsRequest) -> api.CheckRotaGa
     v = Violations()
     role = req.role or rota_pb2.SHIFT_ROLE_BROKER
     v.check(role in ROLE_FOR_SHIFT, "role", "unknown role")
-    v.check(0 <= req.days <= MAX_DAYS, "days", f"between 1 and {MAX_DAYS}")
+    v.check(0 <= req.days <= MAX_DAYS, "days", "between 1 and {max_days}", max_days=MAX_DAYS)
     start_time = timestamp(v, "start_time", req.start_time)
     v.raise_if_any()
     start, end = window(vip, start_time or vip.now(), req.days or 14)

@@ -271,10 +271,14 @@ def test_errors_carry_a_chinese_localized_message() -> None:
                 return message
         raise AssertionError("no LocalizedMessage")
 
-    assert zh(NotFound("client 42 not found").to_status("d")) == "未找到（client 42 not found）"
+    # the catalogue's template, filled with the same values (services/common/messages.py)
+    assert zh(NotFound("client {client_id} not found", client_id="42").to_status("d")) \
+        == "找不到客户 42"
+    # a message outside the catalogue: this kind of error's phrase, then the English
+    assert zh(NotFound("client 42 went away").to_status("d")) == "未找到（client 42 went away）"
     assert zh(DatabaseUnavailable().to_status("d")) == "数据库暂不可用，请稍后重试"
     bad = InvalidArgument({"visit.topics": "at most 20"}).to_status("d")
-    assert zh(bad) == "请求参数有误：visit.topics：at most 20"
+    assert zh(bad) == "请求参数有误：话题：最多 20 项"
     assert bad.message.startswith("invalid argument")  # the English stays
 
 

@@ -134,7 +134,8 @@ async def test_people_and_scripts_read_the_same_answers(suite: Suite) -> None:
     # in Chinese: the service's zh-CN LocalizedMessage and branchctl's own words
     code, out, err = await suite.ctl("--lang", "zh_CN", "directory", "client",
                                      "0e4f5b7a-1111-4222-8333-944455556666", tok=sup)
-    assert code == 15 and err.startswith("错误：NOT_FOUND: 未找到"), err
+    assert code == 15 and err.startswith(
+        "错误：NOT_FOUND: 找不到客户 0e4f5b7a-1111-4222-8333-944455556666"), err
 
     # a refusal names the flag the person typed, not the API field: a visit in the future
     code, out, err = await suite.ctl("onsite", "visit", "310000123456", "--at",
