@@ -141,7 +141,8 @@ async def _up(args: argparse.Namespace, settings: Settings) -> None:
                 from services.cli.demo import load_demo
 
                 await _unless_stopped(
-                    stop, load_demo(settings, admin_id, directory.signing.signer()))
+                    stop, load_demo(settings, admin_id, directory.signing.signer(),
+                                    client_count=args.demo_clients))
             await _unless_stopped(stop, console.start())
             print("Branch Client Service Suite is up")
             print(f"  NATS      {settings.nats_url}")
@@ -335,6 +336,9 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run every service, embedded")
     up.add_argument("--demo", action="store_true", help="load the demo branch first")
+    up.add_argument("--demo-clients", type=int, default=2000, metavar="N",
+                    help="clients in the demo branch (default 2000; fewer load faster, for "
+                    "benchmarks and trials)")
     up.add_argument("--data-dir", type=Path, help="where SQLite files and tokens go")
     up.add_argument("--log-stdout", action="store_true",
                     help="log JSON lines to the terminal instead of <data-dir>/suite.log")

@@ -6,6 +6,7 @@ and the refusal pages (401/403/404/expired/unavailable say why in words, never a
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from types import ModuleType
@@ -76,6 +77,7 @@ def _to_sign_in(request: Request, reason: str) -> Response:
 class ConsoleMiddleware(BaseHTTPMiddleware):
     async def dispatch(self, request: Request,
                        call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
         c = web.console(request)
         i18n.activate(i18n.choose(request.cookies.get(i18n.LANG_COOKIE),
                                   request.headers.get("accept-language")))
@@ -118,6 +120,9 @@ class ConsoleMiddleware(BaseHTTPMiddleware):
         h["X-Frame-Options"] = "DENY"
         if not request.url.path.startswith("/static/"):
             h["Cache-Control"] = "no-store"
+        # the server's time for this request up to its response (session, the page's gRPC
+        # calls, rendering), in ms: bench/console_pages.py reads it; browsers show it
+        h["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
         return response
 
 

@@ -18,6 +18,9 @@ SMALL = {
     "directory_search.py": ["--clients", "200"],
     "vip_relay.py": ["--clients", "20", "--runs", "1"],
     "remote_report.py": ["--trades", "300"],
+    # the whole suite with a 10-client demo branch, 8 people opening 6 pages each
+    "console_pages.py": ["--demo-clients", "10", "--staff", "8", "--requests", "6",
+                         "--startup-timeout", "500"],
 }
 
 
@@ -37,5 +40,7 @@ def test_bench_finishes_on_its_own(script: str, tmp_path: Path) -> None:
         pytest.fail(f"{script} still running after {HUNG_AFTER} s: hung\n{exc.stderr!r}")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "|---" in done.stdout  # it printed its table
+    if script == "console_pages.py":  # every role's page answered
+        assert "| **every page** |" in done.stdout and "errors:" not in done.stdout
     if script == "directory_rpc.py":
         assert "| event hop:" in done.stdout  # the part that used to hang ran to the end

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import urllib.request
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -132,14 +133,16 @@ async def test_client_360_for_own_client_and_refusal_for_another_brokers(
 
 
 async def test_healthz_checks_the_directory(suite: Suite) -> None:
-    def get() -> tuple[int, str, str]:
+    def get() -> tuple[int, str, str, str]:
         with urllib.request.urlopen(suite.url + "/healthz", timeout=10) as reply:
             return (reply.status, reply.read().decode(),
-                    reply.headers["content-security-policy"])
+                    reply.headers["content-security-policy"], reply.headers["server-timing"])
 
-    status, body, csp = await asyncio.to_thread(get)
+    status, body, csp, timing = await asyncio.to_thread(get)
     assert (status, body) == (200, "ok")
     assert "script-src 'self'" in csp
+    # the server's time for the request (bench/console_pages.py reads it), in ms
+    assert re.fullmatch(r"app;dur=\d+\.\d", timing), timing
 
 
 async def test_a_csp_violation_or_script_error_is_caught(page: Any, suite: Suite) -> None:
