@@ -35,7 +35,13 @@ def _english_words() -> list[str]:
     return sorted(words)
 
 
+# ids and request ids are data; their hex can spell a catalogue word ("…-bad3-…")
+HEX_IDS = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"
+                     r"|\b[0-9a-f]*[0-9][0-9a-f]*\b")
+
+
 def _english_on(text: str, words: list[str]) -> list[str]:
+    text = HEX_IDS.sub(" ", text)
     return [w for w in words if re.search(r"(?<![A-Za-z])" + re.escape(w) + r"(?![A-Za-z])",
                                           text)]
 

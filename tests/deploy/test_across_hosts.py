@@ -11,6 +11,7 @@ Databases are SQLite files shared through the filesystem (namespaces split only 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -174,12 +175,22 @@ test_every_event_was_handled_exactly_once_across_replicas = (
     flows.test_every_event_was_handled_exactly_once_across_replicas)
 
 
+def _json_or_none(line: str) -> dict[str, Any] | None:
+    """One structlog JSON line (however it is spaced), None for any other output."""
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
 async def test_peers_spread_their_calls_over_every_directory_host(deployed: Cluster) -> None:
     """`directory:50051` names two hosts: the other services' calls (their own service
     tokens, `svc:*`) reached both, round robin, not only the first address."""
     for replica in deployed.replicas["directory"]:
-        calls = [line for line in replica.log_path.read_text().splitlines()
-                 if '"event": "rpc"' in line and '"staff_id": "svc:' in line]
+        calls = [rec for rec in map(_json_or_none, replica.log_path.read_text().splitlines())
+                 if rec and rec.get("event") == "rpc"
+                 and str(rec.get("staff_id", "")).startswith("svc:")]
         assert calls, f"{replica.name} served no calls from peers"
 
 
