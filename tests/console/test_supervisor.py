@@ -64,6 +64,15 @@ async def test_supervisor_dashboard_charts_tables_csv_and_audit(page: Any, suite
     got = await page.request.get(suite.url + "/supervisor/audit.csv?method=CreateStaff")
     lines = list(csv.reader(io.StringIO((await got.text()).lstrip("\ufeff"))))
     assert len(lines) > 1 and {r[3] for r in lines[1:]} == {"CreateStaff"}
+    # a filter that is not understood says so and lists nothing (not the whole log)
+    for query, words in (("since=2026-13-01", "is not a date"), ("service=bogus", "bogus")):
+        reply = await page.goto(suite.url + f"/supervisor/audit?{query}")
+        assert reply.status == 400, query
+        assert words in await page.inner_text("[role=alert]"), query
+        assert await page.locator("#audit-table").count() == 0, query
+        got = await page.request.get(suite.url + f"/supervisor/audit.csv?{query}",
+                                     headers={"Accept-Language": "en"})
+        assert got.status == 400 and words in await got.text(), query
 
 
 async def test_a_broker_may_not_open_the_dashboard(page: Any, suite: Suite) -> None:

@@ -18,7 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from services.common.protos import from_ts
-from services.console import picker, web
+from services.console import picker, views, web
 from services.console.i18n import N_, _
 from services.console.views import Refusal, name, refusal
 
@@ -39,13 +39,18 @@ async def day_page(request: Request, *, status_code: int = 200,
     s = web.require_role(request, ROLE)
     st = await web.stubs(request)
     md = st.metadata
+    # today's visits and patrols asked for by date: a manager's history runs to hundreds,
+    # and the first page of it holds the oldest, not today's
+    local = views.today(request).isoformat()
     got: list[Any] = await asyncio.gather(
         st.onsite.GetDailyPlan(oapi.GetDailyPlanRequest(), metadata=md),
         st.onsite.GetCompliance(oapi.GetComplianceRequest(period=day_pb2.PERIOD_DAY),
                                 metadata=md),
         st.onsite.ListVisits(oapi.ListVisitsRequest(client_manager_id=s.staff_id,
+                                                    start_date=local, end_date=local,
                                                     page_size=100), metadata=md),
         st.onsite.ListPatrols(oapi.ListPatrolsRequest(client_manager_id=s.staff_id,
+                                                      start_date=local, end_date=local,
                                                       page_size=100), metadata=md),
         st.onsite.ListConsultationForms(oapi.ListConsultationFormsRequest(
             client_manager_id=s.staff_id, page_size=50,

@@ -47,7 +47,7 @@ from branch.vip.v1 import rota_pb2
 from branch.vip.v1 import vip_service_pb2 as vapi
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from services.common.protos import from_ts
@@ -481,19 +481,42 @@ def _filter(request: Request) -> AuditFilter:
                        method=q.get("method", "").strip(), since=q.get("since", "").strip())
 
 
+def _filter_error(f: AuditFilter) -> str:
+    """Why the filter cannot be used ("" when it can): an unknown service or a date that is
+    not one. A filter that is not understood lists nothing rather than everything."""
+    if f.service and f.service not in AUDIT_SERVICES:
+        return _("No such service: {service}").format(service=f.service)
+    if f.since:
+        try:
+            date.fromisoformat(f.since)
+        except ValueError:
+            return _("“Since” is not a date (YYYY-MM-DD): {since}").format(since=f.since)
+    return ""
+
+
 async def audit_page(request: Request) -> Response:
     web.require_role(request, *ROLES)
     f = _filter(request)
-    table, silent = await _audit(request, f)
+    error = _filter_error(f)
+    silent: list[str] = []
+    if error:
+        table = Table("audit", _("Audit log"), [])
+    else:
+        table, silent = await _audit(request, f)
     query = "&".join(f"{k}={v}" for k, v in vars(f).items() if v)
     return web.render(request, "pages/supervisor/audit.html", table=table, f=f,
                       services=[(k, _(SERVICE_NAMES[k])) for k in AUDIT_SERVICES],
-                      silent=silent, query=query)
+                      silent=silent, query=query, error=error,
+                      status_code=400 if error else 200)
 
 
 async def audit_csv(request: Request) -> Response:
     web.require_role(request, *ROLES)
-    table, _silent = await _audit(request, _filter(request))
+    f = _filter(request)
+    error = _filter_error(f)
+    if error:
+        return PlainTextResponse(error, status_code=400)
+    table, _silent = await _audit(request, f)
     return _csv("audit.csv", table.columns, table.rows)
 
 
