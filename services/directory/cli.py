@@ -148,7 +148,8 @@ async def import_csv(args: argparse.Namespace, ctl: Ctl) -> None:
     rejections = [(parsed.rows[r.index], r.field, r.reason) for r in result.rejections
                   if 0 <= r.index < len(parsed.rows)]
     rejected = result.rejected + len({row for row, _, _ in parsed.refused})
-    counts = f"accepted {result.accepted}, duplicate {result.duplicate}, rejected {rejected}"
+    counts = _("accepted {accepted}, duplicate {duplicate}, rejected {rejected}").format(
+        accepted=result.accepted, duplicate=result.duplicate, rejected=rejected)
     if args.dry_run:
         ctl.console.print(_("dry run ({kind}), nothing written: would be {counts}").format(
             kind=parsed.kind, counts=counts))

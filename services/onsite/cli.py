@@ -93,7 +93,7 @@ async def day(args: argparse.Namespace, ctl: Ctl) -> None:
 def _planned(values: list[str] | None) -> list[day_pb2.PlannedClient]:
     out = []
     for value in values or []:
-        client_id, _, reason = value.partition(":")
+        client_id, _sep, reason = value.partition(":")
         out.append(day_pb2.PlannedClient(client_id=client_id, reason=reason))
     return out
 

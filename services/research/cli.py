@@ -76,7 +76,7 @@ def _content(args: argparse.Namespace) -> tuple[note_pb2.Note, list[str]]:
         paths.append("kind")
     if args.stance is not None:
         for item in args.stance:
-            ticker, _, stance = item.partition("=")
+            ticker, _sep, stance = item.partition("=")
             if stance.lower() not in STANCES:
                 raise SystemExit(_("--stance {item}: use TICKER={stances}").format(
                     item=item, stances="|".join(STANCES)))
