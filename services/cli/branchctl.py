@@ -106,7 +106,8 @@ REFRESH_MARGIN = 30
 
 def profile_path(profile: str) -> Path:
     if not profile or not all(c.isalnum() or c in "-_." for c in profile) or profile[0] == ".":
-        raise SystemExit(f"profile names are letters, digits, '-', '_' or '.': {profile!r}")
+        raise SystemExit(_("profile names are letters, digits, '-', '_' or '.': {profile}")
+                         .format(profile=repr(profile)))
     return CONFIG_DIR / "profiles" / f"{profile}.json"
 
 
@@ -188,7 +189,8 @@ async def _refresh(ctl: Ctl, profile: str, refresh: str) -> str:
     except grpc.aio.AioRpcError as err:
         if err.code() == grpc.StatusCode.UNAUTHENTICATED:
             delete_profile(profile)
-            raise SystemExit(f"signed out ({err.details()}): run `branchctl login` again") from None
+            raise SystemExit(_("signed out ({reason}): run `branchctl login` again").format(
+                reason=err.details())) from None
         raise
     save_sign_in(profile, reply)
     return reply.access_token
@@ -208,11 +210,11 @@ def version() -> str:
 def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
     """--output, --debug: accepted before the group and after the command alike."""
     parser.add_argument("--output", "-o", choices=output.FORMATS, default=default,
-                        help="lists as a table (default), JSON or CSV")
+                        help=_("lists as a table (default), JSON or CSV"))
     parser.add_argument("--debug", action="store_true", default=default,
-                        help="show the traceback of an unexpected failure")
+                        help=_("show the traceback of an unexpected failure"))
     parser.add_argument("--lang", type=i18n.normalise, default=default,
-                        help="zh_CN (中文) or en (default: from LANG)")
+                        help=_("zh_CN (中文) or en (default: from LANG)"))
 
 
 def leaves(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
@@ -237,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"branchctl {version()}")
     parser.add_argument("--profile", default=os.environ.get("BRANCHCTL_PROFILE",
                                                             DEFAULT_PROFILE),
-                        help="which saved sign-in to use (default: %(default)s)")
+                        help=_("which saved sign-in to use (default: %(default)s)"))
     _global_options(parser, None)
     groups = parser.add_subparsers(dest="group", required=True)
     for service in ("common", *registry.SERVICES):

@@ -21,6 +21,7 @@ from services import registry
 from services.cli import errors, when
 from services.cli.argtypes import count
 from services.cli.branchctl import Ctl
+from services.cli.i18n import _
 from services.cli.people import staff_option
 from services.cli.timefmt import DATE_TIME, local
 
@@ -54,7 +55,8 @@ async def today(args: argparse.Namespace, ctl: Ctl) -> None:
     worst = 0
     plan = [cmd for role in _roles(ctl) for cmd in TODAY.get(role, [])]
     if not plan:
-        raise SystemExit("no work list for your roles: " + (", ".join(_roles(ctl)) or "none"))
+        raise SystemExit(_("no work list for your roles: {roles}").format(
+            roles=", ".join(_roles(ctl)) or _("none")))
     done: list[list[str]] = []
     for cmd in plan:
         if cmd in done:
@@ -111,13 +113,13 @@ async def audit(args: argparse.Namespace, ctl: Ctl) -> None:
 
 
 def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = groups.add_parser("today", help="what to do now, for each of your roles")
+    p = groups.add_parser("today", help=_("what to do now, for each of your roles"))
     p.set_defaults(func=today)
-    p = groups.add_parser("audit", help="audit records of every service, newest first "
-                          "(supervisor, admin)")
+    p = groups.add_parser("audit", help=_("audit records of every service, newest first "
+                          "(supervisor, admin)"))
     staff_option(p, "--staff", help="only this staff member's calls")
-    p.add_argument("--method", help="only this RPC, e.g. ChangeClientTier")
-    p.add_argument("--since", type=when.moment, help="e.g. 'yesterday 09:00', '2 hours ago'")
+    p.add_argument("--method", help=_("only this RPC, e.g. ChangeClientTier"))
+    p.add_argument("--since", type=when.moment, help=_("e.g. 'yesterday 09:00', '2 hours ago'"))
     p.add_argument("--limit", type=count.at_least(1), default=50)
     p.set_defaults(func=audit)
 

@@ -19,6 +19,8 @@ from typing import Any
 from branch.directory.v1 import search_pb2 as spb
 from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
 
+from services.cli.i18n import _
+
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 PEOPLE = "_people"
 CANDIDATES = 10
@@ -105,8 +107,12 @@ def pick(kind: str, typed: str, results: Sequence[Any], more: bool, line: Any) -
     if len(results) == 1:
         return str(results[0].id)
     if not results:
-        raise SystemExit(f"no {kind} matches {typed!r}")
+        raise SystemExit((_("no client matches {typed}") if kind == "client"
+                          else _("no staff member matches {typed}")).format(typed=repr(typed)))
     shown = exact or list(results)
     lines = "\n".join("  " + line(r) for r in shown)
-    tail = "\n  ... and more: type more of the name or number" if more and not exact else ""
-    raise Ambiguous(f"{typed!r} names several {kind}s; give one of:\n{lines}{tail}")
+    tail = ("\n  " + _("... and more: type more of the name or number")
+            if more and not exact else "")
+    several = (_("{typed} names several clients; give one of:") if kind == "client"
+               else _("{typed} names several staff members; give one of:"))
+    raise Ambiguous(several.format(typed=repr(typed)) + f"\n{lines}{tail}")

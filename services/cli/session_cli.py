@@ -22,6 +22,7 @@ from services.cli.branchctl import (
     save_token,
     saved_token,
 )
+from services.cli.i18n import _
 from services.cli.people import staff_option
 
 
@@ -31,7 +32,7 @@ def _ask(env: str, prompt: str, *, secret: bool = False) -> str:
     if value:
         return value
     if not sys.stdin.isatty():
-        raise SystemExit(f"{env}: not set, and no terminal to ask on")
+        raise SystemExit(_("{variable}: not set, and no terminal to ask on").format(variable=env))
     return getpass.getpass(prompt) if secret else input(prompt).strip()
 
 
@@ -44,10 +45,10 @@ async def _change_password(ctl: Ctl, employee_no: str, password: str) -> str:
     if not new:
         new = _ask("BRANCH_NEW_PASSWORD", "new password (10 characters or more): ", secret=True)
         if sys.stdin.isatty() and getpass.getpass("again: ") != new:
-            raise SystemExit("the two new passwords differ; nothing changed")
+            raise SystemExit(_("the two new passwords differ; nothing changed"))
     await _identity(ctl).ChangePassword(identity_pb2.ChangePasswordRequest(
         employee_no=employee_no, password=password, new_password=new), timeout=30)
-    ctl.console.print("password changed")
+    ctl.console.print(_("password changed"))
     return new
 
 
@@ -73,7 +74,7 @@ async def login(args: argparse.Namespace, ctl: Ctl) -> None:
         except grpc.aio.AioRpcError as err:
             if err.code() != grpc.StatusCode.FAILED_PRECONDITION:
                 raise
-            ctl.console.print("your password must be changed before you sign in")
+            ctl.console.print(_("your password must be changed before you sign in"))
             request.password = await _change_password(ctl, employee_no, password)
             reply = await _identity(ctl).Login(request, timeout=30)
         save_sign_in(ctl.profile, reply, employee_no)
@@ -88,7 +89,7 @@ async def logout(args: argparse.Namespace, ctl: Ctl) -> None:
         await _identity(ctl).Logout(identity_pb2.LogoutRequest(refresh_token=refresh),
                                     timeout=10)
     delete_profile(ctl.profile)
-    ctl.console.print(f"signed out (profile {ctl.profile})")
+    ctl.console.print(_("signed out (profile {profile})").format(profile=ctl.profile))
 
 
 async def passwd(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -96,7 +97,7 @@ async def passwd(args: argparse.Namespace, ctl: Ctl) -> None:
         _ask("BRANCH_EMPLOYEE_NO", "employee number: ")
     password = _ask("BRANCH_PASSWORD", "current password: ", secret=True)
     await _change_password(ctl, employee_no, password)
-    ctl.console.print("other sign-ins of yours have ended; run `branchctl login` again")
+    ctl.console.print(_("other sign-ins of yours have ended; run `branchctl login` again"))
 
 
 async def whoami(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -106,8 +107,9 @@ async def whoami(args: argparse.Namespace, ctl: Ctl) -> None:
                         options={"verify_signature": False})
     stub = grpc_api.DirectoryServiceStub(ctl.channel("directory"))
     staff = await stub.GetStaff(api.GetStaffRequest(id=claims["sub"]), metadata=ctl.metadata)
-    ctl.console.print(f"signed in as {staff.employee_no} ({staff.id}), profile {ctl.profile}, "
-                      "roles: " + ", ".join(claims.get("roles", [])))
+    ctl.console.print(_("signed in as {employee_no} ({id}), profile {profile}, roles: {roles}")
+                      .format(employee_no=staff.employee_no, id=staff.id, profile=ctl.profile,
+                              roles=", ".join(claims.get("roles", []))))
 
 
 async def profiles(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -121,22 +123,22 @@ async def profiles(args: argparse.Namespace, ctl: Ctl) -> None:
 
 
 def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = groups.add_parser("login", help="sign in with employee number and password "
-                          "(BRANCH_EMPLOYEE_NO / BRANCH_PASSWORD for scripts)")
-    p.add_argument("employee_no", nargs="?", help="asked for when not given")
-    p.add_argument("--token-file", help="keep a token given by other means instead")
+    p = groups.add_parser("login", help=_("sign in with employee number and password "
+                          "(BRANCH_EMPLOYEE_NO / BRANCH_PASSWORD for scripts)"))
+    p.add_argument("employee_no", nargs="?", help=_("asked for when not given"))
+    p.add_argument("--token-file", help=_("keep a token given by other means instead"))
     p.add_argument("--token")
     staff_option(p, "--as", dest="as_staff",
                  help="admin support: a short token for this staff member (employee number, "
                       "name or id; audited), kept in profile --into (default as-STAFF_ID)")
-    p.add_argument("--into", metavar="PROFILE", help="with --as: the profile to keep it in")
+    p.add_argument("--into", metavar="PROFILE", help=_("with --as: the profile to keep it in"))
     p.set_defaults(func=login, no_token=True)
-    p = groups.add_parser("logout", help="end this profile's sign-in")
+    p = groups.add_parser("logout", help=_("end this profile's sign-in"))
     p.set_defaults(func=logout, no_token=True)
-    p = groups.add_parser("passwd", help="change your password")
+    p = groups.add_parser("passwd", help=_("change your password"))
     p.add_argument("employee_no", nargs="?")
     p.set_defaults(func=passwd, no_token=True)
-    w = groups.add_parser("whoami", help="who this profile is signed in as")
+    w = groups.add_parser("whoami", help=_("who this profile is signed in as"))
     w.set_defaults(func=whoami)
-    p = groups.add_parser("profiles", help="list saved sign-ins")
+    p = groups.add_parser("profiles", help=_("list saved sign-ins"))
     p.set_defaults(func=profiles, no_token=True)

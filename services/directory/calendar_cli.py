@@ -59,7 +59,8 @@ def span(first: date, days: int) -> date:
     try:
         return first + timedelta(days=days - 1)
     except OverflowError:
-        raise UsageError(f"--from {first} --days {days}: runs past the year 9999") from None
+        raise UsageError(_("--from {first} --days {days}: runs past the year 9999").format(
+            first=first, days=days)) from None
 
 
 async def show(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -72,8 +73,10 @@ async def show(args: argparse.Namespace, ctl: Ctl) -> None:
                else _("calendar {first} .. {last} (days off and exceptions)")).format(
                   first=first, last=last),
               COLUMNS, _rows(days))
-    ctl.console.print(f"library: {resp.library}, notices {resp.library_first_year}-"
-                      f"{resp.library_last_year}; other years: Monday to Friday plus overrides")
+    ctl.console.print(_("library: {library}, notices {first}-{last}; other years: Monday to "
+                        "Friday plus overrides").format(library=resp.library,
+                                                        first=resp.library_first_year,
+                                                        last=resp.library_last_year))
 
 
 async def overrides(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -91,30 +94,31 @@ async def set_day(args: argparse.Namespace, ctl: Ctl) -> None:
 async def unset_day(args: argparse.Namespace, ctl: Ctl) -> None:
     await _stub(ctl).DeleteCalendarDay(cpb.DeleteCalendarDayRequest(date=args.date),
                                        metadata=ctl.metadata)
-    ctl.console.print(f"{args.date}: override removed")
+    ctl.console.print(_("{date}: override removed").format(date=args.date))
 
 
 def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    group = groups.add_parser("calendar", help="business calendar: holidays, make-up working "
-                              "days and overrides")
+    group = groups.add_parser("calendar", help=_("business calendar: holidays, make-up working "
+                              "days and overrides"))
     sub = group.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("show", help="days off, make-up working days and overrides")
+    p = sub.add_parser("show", help=_("days off, make-up working days and overrides"))
     p.add_argument("--from", dest="start", type=when.day,
-                   help="YYYY-MM-DD (default today, branch-local)")
-    p.add_argument("--days", type=_days, default=62, help=f"how many days (1 to {MAX_DAYS})")
-    p.add_argument("--all", action="store_true", help="every day, plain workdays too")
+                   help=_("YYYY-MM-DD (default today, branch-local)"))
+    p.add_argument("--days", type=_days, default=62,
+                   help=_("how many days (1 to {max})").format(max=MAX_DAYS))
+    p.add_argument("--all", action="store_true", help=_("every day, plain workdays too"))
     p.set_defaults(func=show)
-    p = sub.add_parser("overrides", help="every operator override")
+    p = sub.add_parser("overrides", help=_("every operator override"))
     p.set_defaults(func=overrides)
-    p = sub.add_parser("set", help="override one date (admin, supervisor; audited)")
-    p.add_argument("date", type=when.day, help="YYYY-MM-DD")
+    p = sub.add_parser("set", help=_("override one date (admin, supervisor; audited)"))
+    p.add_argument("date", type=when.day, help=_("YYYY-MM-DD"))
     kind = p.add_mutually_exclusive_group(required=True)
     kind.add_argument("--holiday", dest="working", action="store_false",
-                      help="the branch does not work that day")
+                      help=_("the branch does not work that day"))
     kind.add_argument("--working", dest="working", action="store_true",
-                      help="the branch works that day (make-up day, 调休)")
-    p.add_argument("--note", default="", help="why, e.g. the notice's number")
+                      help=_("the branch works that day (make-up day, 调休)"))
+    p.add_argument("--note", default="", help=_("why, e.g. the notice's number"))
     p.set_defaults(func=set_day)
-    p = sub.add_parser("unset", help="remove a date's override (admin, supervisor; audited)")
-    p.add_argument("date", type=when.day, help="YYYY-MM-DD")
+    p = sub.add_parser("unset", help=_("remove a date's override (admin, supervisor; audited)"))
+    p.add_argument("date", type=when.day, help=_("YYYY-MM-DD"))
     p.set_defaults(func=unset_day)

@@ -55,7 +55,7 @@ async def clients(args: argparse.Namespace, ctl: Ctl) -> None:
                 c.risk_assessed_on + (" (expired)" if c.risk_assessment_expired else ""),
                 c.broker_id[-8:]] for c in resp.clients])
     if resp.next_page_token:
-        ctl.console.print(f"next page: --page {resp.next_page_token}")
+        ctl.console.print(_("next page: --page {token}").format(token=resp.next_page_token))
 
 
 async def client(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -97,28 +97,30 @@ def _identity(ctl: Ctl) -> IdentityServiceAsyncStub:
 async def reset_password(args: argparse.Namespace, ctl: Ctl) -> None:
     reply = await _identity(ctl).ResetPassword(
         identity_pb2.ResetPasswordRequest(staff_id=args.id), metadata=ctl.metadata)
-    ctl.console.print(f"temporary password (give it in person; changed at the next sign-in): "
-                      f"{reply.temporary_password}")
+    ctl.console.print(_("temporary password (give it in person; changed at the next sign-in): "
+                        "{password}").format(password=reply.temporary_password))
 
 
 async def roles(args: argparse.Namespace, ctl: Ctl) -> None:
     wanted = [staff_pb2.Role.Value(f"ROLE_{r.upper()}") for r in args.roles]
     staff = await _identity(ctl).SetStaffRoles(
         identity_pb2.SetStaffRolesRequest(staff_id=args.id, roles=wanted), metadata=ctl.metadata)
-    ctl.console.print(f"{staff.employee_no} now: " + ", ".join(
-        staff_pb2.Role.Name(r).removeprefix("ROLE_").lower() for r in staff.roles))
+    ctl.console.print(_("{employee_no} now: {roles}").format(
+        employee_no=staff.employee_no, roles=", ".join(
+            staff_pb2.Role.Name(r).removeprefix("ROLE_").lower() for r in staff.roles)))
 
 
 async def deactivate(args: argparse.Namespace, ctl: Ctl) -> None:
     staff = await _stub(ctl).DeactivateStaff(api.DeactivateStaffRequest(id=args.id),
                                              metadata=ctl.metadata)
-    ctl.console.print(f"{staff.employee_no} deactivated: refused by every service from now")
+    ctl.console.print(_("{employee_no} deactivated: refused by every service from now")
+                      .format(employee_no=staff.employee_no))
 
 
 async def tier(args: argparse.Namespace, ctl: Ctl) -> None:
     c = await _stub(ctl).ChangeClientTier(api.ChangeClientTierRequest(
         id=args.id, tier=TIERS[args.tier], reason=args.reason), metadata=ctl.metadata)
-    ctl.console.print(f"{c.id} is now {args.tier}")
+    ctl.console.print(_("{id} is now {tier}").format(id=c.id, tier=args.tier))
 
 
 async def import_csv(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -132,7 +134,7 @@ async def import_csv(args: argparse.Namespace, ctl: Ctl) -> None:
     except csvfile.FileError as exc:
         raise SystemExit(f"{path}: {exc}") from None
     records = parsed.records
-    with Progress(TextColumn("checking" if args.dry_run else "importing"), BarColumn(),
+    with Progress(TextColumn(_("checking") if args.dry_run else _("importing")), BarColumn(),
                   MofNCompleteColumn(), console=ctl.console) as progress:
         task = progress.add_task("import", total=len(records))
 
@@ -146,22 +148,26 @@ async def import_csv(args: argparse.Namespace, ctl: Ctl) -> None:
     rejections = [(parsed.rows[r.index], r.field, r.reason) for r in result.rejections
                   if 0 <= r.index < len(parsed.rows)]
     rejected = result.rejected + len({row for row, _, _ in parsed.refused})
-    counts = f"accepted {result.accepted}, duplicate {result.duplicate}, rejected {rejected}"
+    counts = _("accepted {accepted}, duplicate {duplicate}, rejected {rejected}").format(
+        accepted=result.accepted, duplicate=result.duplicate, rejected=rejected)
     if args.dry_run:
-        ctl.console.print(f"dry run ({parsed.kind}), nothing written: would be {counts}")
+        ctl.console.print(_("dry run ({kind}), nothing written: would be {counts}").format(
+            kind=parsed.kind, counts=counts))
     else:
         ctl.console.print(f"{parsed.kind}: {counts}")
     for row, name, reason in sorted(parsed.refused + rejections)[:20]:
-        ctl.console.print(f"  row {row}: {name}: {reason}", markup=False)
+        ctl.console.print("  " + _("row {row}: {name}: {reason}").format(row=row, name=name,
+                                                                         reason=reason),
+                          markup=False)
 
 
 def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from services.directory import calendar_cli
 
     calendar_cli.add_commands(groups)
-    group = groups.add_parser("directory", help="clients, staff and imports")
+    group = groups.add_parser("directory", help=_("clients, staff and imports"))
     sub = group.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("clients", help="list clients you may see")
+    p = sub.add_parser("clients", help=_("list clients you may see"))
     p.add_argument("--channel", choices=CHANNELS)
     p.add_argument("--tier", choices=TIERS)
     staff_option(p, "--broker")
@@ -169,30 +175,30 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--page")
     p.set_defaults(func=clients)
-    p = sub.add_parser("client", help="show one client with holdings")
+    p = sub.add_parser("client", help=_("show one client with holdings"))
     client_option(p, "id")
     p.set_defaults(func=client)
-    p = sub.add_parser("staff", help="list staff")
+    p = sub.add_parser("staff", help=_("list staff"))
     p.add_argument("--role", choices=ROLES, help="one of: " + ", ".join(ROLES))
-    p.add_argument("--all", action="store_true", help="include deactivated")
+    p.add_argument("--all", action="store_true", help=_("include deactivated"))
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=staff)
     role_names = [staff_pb2.Role.Name(v).removeprefix("ROLE_").lower()
                   for v in staff_pb2.Role.values() if v]
-    p = sub.add_parser("reset-password", help="admin: a temporary password for a staff "
-                       "member, changed at their next sign-in")
+    p = sub.add_parser("reset-password", help=_("admin: a temporary password for a staff "
+                       "member, changed at their next sign-in"))
     staff_option(p, "id", help="employee number, name, id prefix or id")
     p.set_defaults(func=reset_password)
-    p = sub.add_parser("roles", help="admin: replace a staff member's roles (effective on "
-                       "every service at once)")
+    p = sub.add_parser("roles", help=_("admin: replace a staff member's roles (effective on "
+                       "every service at once)"))
     staff_option(p, "id", help="employee number, name, id prefix or id")
     p.add_argument("roles", nargs="+", choices=role_names)
     p.set_defaults(func=roles)
-    p = sub.add_parser("deactivate", help="admin: deactivate a staff member (their tokens "
-                       "are refused at once)")
+    p = sub.add_parser("deactivate", help=_("admin: deactivate a staff member (their tokens "
+                       "are refused at once)"))
     staff_option(p, "id", help="employee number, name, id prefix or id")
     p.set_defaults(func=deactivate)
-    p = sub.add_parser("tier", help="make a client key or standard (supervisor)")
+    p = sub.add_parser("tier", help=_("make a client key or standard (supervisor)"))
     client_option(p, "id")
     p.add_argument("tier", choices=TIERS)
     p.add_argument("--reason", default="")
@@ -202,8 +208,8 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "actions (" + ",".join(csvfile.ACTION_COLUMNS + csvfile.ACTION_VALUES) + ") from CSV; "
         "times without an offset are branch-local (BRANCH_TIMEZONE)")
     p.add_argument("file")
-    p.add_argument("--encoding", help="the file's encoding (default: UTF-8 with or without BOM, "
-                   "else GB18030/GBK)")
+    p.add_argument("--encoding", help=_("the file's encoding (default: UTF-8 with or without BOM, "
+                   "else GB18030/GBK)"))
     p.add_argument("--dry-run", action="store_true",
-                   help="check every row and show what would be accepted, without writing")
+                   help=_("check every row and show what would be accepted, without writing"))
     p.set_defaults(func=import_csv)

@@ -41,8 +41,8 @@ def _name(enum, value: int, prefix: str) -> str:  # type: ignore[no-untyped-def]
 async def draw(args: argparse.Namespace, ctl: Ctl) -> None:
     resp = await _stub(ctl).DrawSamples(api.DrawSamplesRequest(
         month=args.month, per_person=args.per_person), metadata=ctl.metadata)
-    ctl.console.print(f"{resp.drawn} inspections drawn; {resp.people} people sampled "
-                      f"for {args.month}")
+    ctl.console.print(_("{drawn} inspections drawn; {people} people sampled for {month}")
+                      .format(drawn=resp.drawn, people=resp.people, month=args.month))
 
 
 async def settings(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -54,8 +54,9 @@ async def settings(args: argparse.Namespace, ctl: Ctl) -> None:
         s = await stub.UpdateInspectionSettings(api.UpdateInspectionSettingsRequest(
             settings=K.InspectionSettings(samples_per_person=args.samples_per_person)),
             metadata=ctl.metadata)
-    by = f" (set by {s.update_by})" if s.update_by else " (default)"
-    ctl.console.print(f"samples per person each month: {s.samples_per_person}{by}")
+    by = (_(" (set by {who})").format(who=s.update_by) if s.update_by else _(" (default)"))
+    ctl.console.print(_("samples per person each month: {count}").format(
+        count=s.samples_per_person) + by)
 
 
 async def queue(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -73,15 +74,15 @@ async def queue(args: argparse.Namespace, ctl: Ctl) -> None:
                 i.total_score, "yes" if i.compliance_flagged else ""]
                for i in resp.inspections])
     if resp.next_page_token:
-        ctl.console.print(f"next page: --page {resp.next_page_token}")
+        ctl.console.print(_("next page: --page {token}").format(token=resp.next_page_token))
 
 
 async def show(args: argparse.Namespace, ctl: Ctl) -> None:
     i = await _stub(ctl).GetInspection(api.GetInspectionRequest(id=args.id),
                                        metadata=ctl.metadata)
     ctl.console.print(f"{i.id} {who(i.person_display_name, i.person_id)} {i.month} "
-                      f"total={i.total_score or '-'} "
-                      f"flagged={i.compliance_flagged}")
+                      + _("total={total} flagged={flagged}").format(
+                          total=i.total_score or "-", flagged=i.compliance_flagged))
     ctl.table("scores", ["criterion", "score", "passed", "comment"],
               [[s.criterion_key, s.score, s.passed, s.comment] for s in i.scores])
 
@@ -97,19 +98,22 @@ async def score(args: argparse.Namespace, ctl: Ctl) -> None:
     for c in card.criteria:
         value = given.get(c.key, "0")
         if not c.check and not value.isdigit():
-            raise SystemExit(f"--score {c.key}=N: a whole number 0-100")
+            raise SystemExit(_("--score {key}=N: a whole number 0-100").format(key=c.key))
         scores.append(K.CriterionScore(criterion_key=c.key, score=0 if c.check else int(value),
                                        passed=c.key not in (args.fail or [])))
     done = await stub.ScoreInspection(api.ScoreInspectionRequest(
         id=args.id, scores=scores, comment=args.comment or ""), metadata=ctl.metadata)
-    ctl.console.print(f"scored {done.id}: total {done.total_score}"
-                      + ("; flagged to compliance" if done.compliance_flagged else ""))
+    ctl.console.print((_("scored {id}: total {total}; flagged to compliance")
+                       if done.compliance_flagged else _("scored {id}: total {total}"))
+                      .format(id=done.id, total=done.total_score))
 
 
 def _weekly_print(w: weekly_summary_pb2.WeeklySummary, ctl: Ctl) -> None:
     f = w.figures
-    ctl.console.print(f"week {w.week} (from {w.week_start}), by {w.author_id}: "
-                      f"{f.inspections} inspections scored, average {f.average_score or '-'}")
+    ctl.console.print(_("week {week} (from {start}), by {author}: {inspections} inspections "
+                        "scored, average {average}").format(
+        week=w.week, start=w.week_start, author=w.author_id, inspections=f.inspections,
+        average=f.average_score or "-"))
     ctl.console.print(w.summary)
     ctl.table("failed checks", ["criterion", "failed"],
               [[x.criterion_key, x.failed] for x in f.failures])
@@ -122,8 +126,8 @@ def _weekly_print(w: weekly_summary_pb2.WeeklySummary, ctl: Ctl) -> None:
 def _split(value: str, parts: int, flag: str) -> list[str]:
     items = value.split("|" if parts > 2 else "=", parts - 1)
     if len(items) != parts:
-        raise SystemExit(f"{flag}: expected " + ("TOPIC|WHO|YYYY-MM-DD" if parts > 2
-                                                 else "CRITERION=NOTE"))
+        raise SystemExit(_("{flag}: expected {shape}").format(
+            flag=flag, shape="TOPIC|WHO|YYYY-MM-DD" if parts > 2 else "CRITERION=NOTE"))
     return items
 
 
@@ -179,7 +183,7 @@ async def appeal(args: argparse.Namespace, ctl: Ctl) -> None:
     a = await _stub(ctl).CreateAppeal(api.CreateAppealRequest(
         appeal=K.Appeal(inspection_id=args.inspection, reason=args.reason),
         request_id=uuid.uuid4().hex), metadata=ctl.metadata)
-    ctl.console.print(f"appeal {a.id} open")
+    ctl.console.print(_("appeal {id} open").format(id=a.id))
 
 
 async def appeals(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -195,14 +199,15 @@ async def decide(args: argparse.Namespace, ctl: Ctl) -> None:
     a = await _stub(ctl).DecideAppeal(api.DecideAppealRequest(
         id=args.id, state=DECISIONS[args.decision], decision=args.reason,
         revised_score=args.revised_score or ""), metadata=ctl.metadata)
-    ctl.console.print(f"appeal {a.id}: {_name(K.AppealState, a.state, 'APPEAL_STATE_')}")
+    ctl.console.print(_("appeal {id}: {state}").format(
+        id=a.id, state=_name(K.AppealState, a.state, "APPEAL_STATE_")))
 
 
 async def log_entry(args: argparse.Namespace, ctl: Ctl) -> None:
     e = await _stub(ctl).CreateDutyLogEntry(api.CreateDutyLogEntryRequest(
         entry=duty_log_pb2.DutyLogEntry(category=args.category, text=args.text),
         request_id=uuid.uuid4().hex), metadata=ctl.metadata)
-    ctl.console.print(f"logged {e.id} for {e.shift_day}")
+    ctl.console.print(_("logged {id} for {day}").format(id=e.id, day=e.shift_day))
 
 
 async def log_list(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -228,7 +233,8 @@ async def reports(args: argparse.Namespace, ctl: Ctl) -> None:
 async def generate(args: argparse.Namespace, ctl: Ctl) -> None:
     r = await _stub(ctl).GenerateReport(api.GenerateReportRequest(
         kind=KINDS[args.kind], day=args.day), metadata=ctl.metadata)
-    ctl.console.print(f"report {r.id}: {r.period_start} – {r.period_end}")
+    ctl.console.print(_("report {id}: {start} – {end}").format(id=r.id, start=r.period_start,
+                                                              end=r.period_end))
 
 
 async def download(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -236,113 +242,114 @@ async def download(args: argparse.Namespace, ctl: Ctl) -> None:
         id=args.id, format=FORMATS[args.format]), metadata=ctl.metadata)
     target = Path(args.file or resp.filename)
     target.write_bytes(resp.content)
-    ctl.console.print(f"wrote {target} ({len(resp.content)} bytes)")
+    ctl.console.print(_("wrote {path} ({size} bytes)").format(path=target, size=len(resp.content)))
 
 
 async def rebuild(args: argparse.Namespace, ctl: Ctl) -> None:
     await _stub(ctl).RebuildReadModel(api.RebuildReadModelRequest(), metadata=ctl.metadata)
-    ctl.console.print("read model emptied; the event stream is being replayed (see "
-                      "`branchctl insight status`)")
+    ctl.console.print(_("read model emptied; the event stream is being replayed (see "
+                        "`branchctl insight status`)"))
 
 
 async def status(args: argparse.Namespace, ctl: Ctl) -> None:
     s = await _stub(ctl).GetReadModelStatus(api.GetReadModelStatusRequest(),
                                             metadata=ctl.metadata)
     when = s.last_apply_time.ToDatetime().isoformat() if s.last_apply_time.seconds else "-"
-    ctl.console.print(f"events applied: {s.events_applied}; last at {when} UTC")
+    ctl.console.print(_("events applied: {count}; last at {time} UTC").format(
+        count=s.events_applied, time=when))
 
 
 def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    group = groups.add_parser("insight", help="quality inspection, duty log, reports pack")
+    group = groups.add_parser("insight", help=_("quality inspection, duty log, reports pack"))
     sub = group.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("draw", help="draw a finished month's sample (inspector)")
-    p.add_argument("month", help="YYYY-MM")
+    p = sub.add_parser("draw", help=_("draw a finished month's sample (inspector)"))
+    p.add_argument("month", help=_("YYYY-MM"))
     p.add_argument("--per-person", type=int, default=0,
-                   help="1-5; default: the branch setting (insight settings)")
+                   help=_("1-5; default: the branch setting (insight settings)"))
     p.set_defaults(func=draw)
 
-    p = sub.add_parser("settings", help="show or set the monthly sample size (inspector)")
-    p.add_argument("--samples-per-person", type=int, help="1-5, for the scheduled draw")
+    p = sub.add_parser("settings", help=_("show or set the monthly sample size (inspector)"))
+    p.add_argument("--samples-per-person", type=int, help=_("1-5, for the scheduled draw"))
     p.set_defaults(func=settings)
 
-    p = sub.add_parser("inspections", help="the queue, or your own results")
+    p = sub.add_parser("inspections", help=_("the queue, or your own results"))
     p.add_argument("--month")
     p.add_argument("--person")
     p.add_argument("--state", choices=sorted(STATES))
-    p.add_argument("--flagged", action="store_true", help="failed securities checks only")
+    p.add_argument("--flagged", action="store_true", help=_("failed securities checks only"))
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--page")
     p.set_defaults(func=queue)
 
-    p = sub.add_parser("show", help="one inspection with its scores")
+    p = sub.add_parser("show", help=_("one inspection with its scores"))
     p.add_argument("id")
     p.set_defaults(func=show)
 
-    p = sub.add_parser("score", help="score an inspection (inspector)")
+    p = sub.add_parser("score", help=_("score an inspection (inspector)"))
     p.add_argument("id")
     p.add_argument("--score", action="append", metavar="KEY=N")
     p.add_argument("--fail", action="append", metavar="CHECK_KEY")
     p.add_argument("--comment")
     p.set_defaults(func=score)
 
-    p = sub.add_parser("summary", help="monthly figures per person and team (YYYY-MM), or "
-                       "the inspector's weekly summary (YYYY-Www; 'weeks' lists them)")
-    p.add_argument("period", help="YYYY-MM, the last month; YYYY-Www, a week; or weeks")
+    p = sub.add_parser("summary", help=_("monthly figures per person and team (YYYY-MM), or "
+                       "the inspector's weekly summary (YYYY-Www; 'weeks' lists them)"))
+    p.add_argument("period", help=_("YYYY-MM, the last month; YYYY-Www, a week; or weeks"))
     p.add_argument("--months", type=int, default=1)
     p.add_argument("--person")
-    p.add_argument("--text", help="write the week's summary (inspector) with this text")
+    p.add_argument("--text", help=_("write the week's summary (inspector) with this text"))
     p.add_argument("--fault", action="append", default=[], metavar="CRITERION=NOTE",
-                   help="a common fault for the shift briefing (repeatable)")
+                   help=_("a common fault for the shift briefing (repeatable)"))
     p.add_argument("--train", action="append", default=[], metavar="TOPIC|WHO|YYYY-MM-DD",
-                   help="a training plan item (repeatable)")
+                   help=_("a training plan item (repeatable)"))
     p.add_argument("--limit", type=int, default=20)
     p.set_defaults(func=summary)
 
-    p = sub.add_parser("appeal", help="appeal your inspection's result")
+    p = sub.add_parser("appeal", help=_("appeal your inspection's result"))
     p.add_argument("inspection")
     p.add_argument("--reason", required=True)
     p.set_defaults(func=appeal)
 
-    p = sub.add_parser("appeals", help="list appeals")
+    p = sub.add_parser("appeals", help=_("list appeals"))
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=appeals)
 
-    p = sub.add_parser("decide", help="decide an appeal (inspector or supervisor)")
+    p = sub.add_parser("decide", help=_("decide an appeal (inspector or supervisor)"))
     p.add_argument("id")
     p.add_argument("decision", choices=sorted(DECISIONS))
     p.add_argument("--reason", required=True)
     p.add_argument("--revised-score")
     p.set_defaults(func=decide)
 
-    p = sub.add_parser("log", help="append to today's duty log (shift lead)")
+    p = sub.add_parser("log", help=_("append to today's duty log (shift lead)"))
     p.add_argument("text")
     p.add_argument("--category", default="note")
     p.set_defaults(func=log_entry)
 
-    p = sub.add_parser("logbook", help="read the duty log")
-    p.add_argument("--day", help="YYYY-MM-DD")
+    p = sub.add_parser("logbook", help=_("read the duty log"))
+    p.add_argument("--day", help=_("YYYY-MM-DD"))
     p.add_argument("--limit", type=int, default=100)
     p.set_defaults(func=log_list)
 
-    p = sub.add_parser("reports", help="stored reports")
+    p = sub.add_parser("reports", help=_("stored reports"))
     p.add_argument("--kind", choices=sorted(KINDS))
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=reports)
 
-    p = sub.add_parser("generate", help="build a finished period's report now")
+    p = sub.add_parser("generate", help=_("build a finished period's report now"))
     p.add_argument("kind", choices=sorted(KINDS))
-    p.add_argument("day", help="any day in the period, YYYY-MM-DD")
+    p.add_argument("day", help=_("any day in the period, YYYY-MM-DD"))
     p.set_defaults(func=generate)
 
-    p = sub.add_parser("download", help="a report as HTML, CSV or XLSX")
+    p = sub.add_parser("download", help=_("a report as HTML, CSV or XLSX"))
     p.add_argument("id")
     p.add_argument("--format", choices=sorted(FORMATS), default="html")
-    p.add_argument("--file", "-f", help="where to write it (default: the report's file name)")
+    p.add_argument("--file", "-f", help=_("where to write it (default: the report's file name)"))
     p.set_defaults(func=download)
 
-    p = sub.add_parser("status", help="how far the read model has got")
+    p = sub.add_parser("status", help=_("how far the read model has got"))
     p.set_defaults(func=status)
 
-    p = sub.add_parser("rebuild", help="replay the event stream into a fresh read model (admin)")
+    p = sub.add_parser("rebuild", help=_("replay the event stream into a fresh read model (admin)"))
     p.set_defaults(func=rebuild)

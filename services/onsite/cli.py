@@ -46,7 +46,8 @@ async def day(args: argparse.Namespace, ctl: Ctl) -> None:
     plan = await stub.GetDailyPlan(api.GetDailyPlanRequest(
         client_manager_id=args.manager or "", plan_date=args.date or ""), metadata=ctl.metadata)
     manager = who(plan.client_manager_display_name, plan.client_manager_id)
-    ctl.console.print(f"[bold]{manager}[/bold] plan for {plan.plan_date}"
+    ctl.console.print(_("{manager} plan for {date}").format(manager=f"[bold]{manager}[/bold]",
+                                                         date=plan.plan_date)
                       + (f": {plan.note}" if plan.note else ""))
     visits = await stub.ListVisits(api.ListVisitsRequest(
         client_manager_id=args.manager or "", start_date=plan.plan_date,
@@ -80,17 +81,19 @@ async def day(args: argparse.Namespace, ctl: Ctl) -> None:
     report = await stub.GetCompliance(api.GetComplianceRequest(
         client_manager_id=args.manager or "", date=plan.plan_date), metadata=ctl.metadata)
     for row in report.rows:
-        ctl.console.print(
-            f"quota progress: visits {row.visits_done}/{row.visits_quota}"
-            f" ({'met' if row.visits_met else 'not met'}), rooms {row.rooms_patrolled}/"
-            f"{row.rooms_quota} ({'met' if row.rooms_met else 'not met'}), planned visits done "
-            f"{row.planned_visits_done}/{row.planned_visits}")
+        ctl.console.print(_("quota progress: visits {visits} ({visits_met}), rooms {rooms} "
+                            "({rooms_met}), planned visits done {planned}").format(
+            visits=f"{row.visits_done}/{row.visits_quota}",
+            visits_met=_("met") if row.visits_met else _("not met"),
+            rooms=f"{row.rooms_patrolled}/{row.rooms_quota}",
+            rooms_met=_("met") if row.rooms_met else _("not met"),
+            planned=f"{row.planned_visits_done}/{row.planned_visits}"))
 
 
 def _planned(values: list[str] | None) -> list[day_pb2.PlannedClient]:
     out = []
     for value in values or []:
-        client_id, _, reason = value.partition(":")
+        client_id, _sep, reason = value.partition(":")
         out.append(day_pb2.PlannedClient(client_id=client_id, reason=reason))
     return out
 
@@ -104,8 +107,10 @@ async def plan(args: argparse.Namespace, ctl: Ctl) -> None:
         client_manager_id=args.manager or "", plan_date=date, visits=visits,
         rooms=args.room or [], consultation_targets=targets, note=args.note or ""),
         metadata=ctl.metadata)
-    ctl.console.print(f"plan {result.id} for {result.plan_date}: {len(result.visits)} visits, "
-                      f"{len(result.rooms)} rooms, {len(result.consultation_targets)} targets")
+    ctl.console.print(_("plan {id} for {date}: {visits} visits, {rooms} rooms, {targets} targets")
+                      .format(id=result.id, date=result.plan_date, visits=len(result.visits),
+                              rooms=len(result.rooms),
+                              targets=len(result.consultation_targets)))
 
 
 async def visit(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -119,7 +124,8 @@ async def visit(args: argparse.Namespace, ctl: Ctl) -> None:
     v = await _stub(ctl).RecordVisit(api.RecordVisitRequest(visit=msg,
                                                             request_id=args.request_id or ""),
                                      metadata=ctl.metadata)
-    ctl.console.print(f"visit {v.id} recorded: client {v.client_id} at {local(v.visit_time)}")
+    ctl.console.print(_("visit {id} recorded: client {client} at {time}").format(
+        id=v.id, client=v.client_id, time=local(v.visit_time)))
 
 
 async def patrol(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -129,7 +135,8 @@ async def patrol(args: argparse.Namespace, ctl: Ctl) -> None:
         msg.patrol_time.CopyFrom(timestamp(args.at))
     p = await _stub(ctl).RecordPatrol(api.RecordPatrolRequest(
         patrol=msg, request_id=args.request_id or ""), metadata=ctl.metadata)
-    ctl.console.print(f"patrol {p.id} recorded: {p.room} at {local(p.patrol_time)}")
+    ctl.console.print(_("patrol {id} recorded: {room} at {time}").format(
+        id=p.id, room=p.room, time=local(p.patrol_time)))
 
 
 async def compliance(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -151,7 +158,7 @@ async def quota(args: argparse.Namespace, ctl: Ctl) -> None:
     stub = _stub(ctl)
     if args.visits is not None or args.rooms is not None:
         if args.visits is None or args.rooms is None:
-            raise SystemExit("give both --visits and --rooms")
+            raise SystemExit(_("give both --visits and --rooms"))
         await stub.SetQuota(api.SetQuotaRequest(quota=day_pb2.Quota(
             role=args.role, staff_id=args.staff or "", visits_per_day=args.visits,
             rooms_per_day=args.rooms)), metadata=ctl.metadata)
@@ -185,37 +192,46 @@ async def forms(args: argparse.Namespace, ctl: Ctl) -> None:
                 client_pb2.RiskLevel.Name(f.advice_risk_level).removeprefix("RISK_LEVEL_")
                 if f.advice_risk_level else "", _flags(f)] for f in resp.forms])
     if resp.next_page_token:
-        ctl.console.print(f"next page: --page {resp.next_page_token}")
+        ctl.console.print(_("next page: --page {token}").format(token=resp.next_page_token))
 
 
 def _print_form(ctl: Ctl, f: cpb.ConsultationForm) -> None:
     c = ctl.console
-    c.print(f"[bold]form {f.id}[/bold]  {cpb.FormState.Name(f.state).removeprefix('FORM_STATE_')}"
+    c.print("[bold]" + _("form {id}").format(id=f.id) + "[/bold]  "
+            + cpb.FormState.Name(f.state).removeprefix("FORM_STATE_")
             + (f"  [red]{_flags(f)}[/red]" if f.flags else ""))
-    c.print(f"client {who(f.client_display_name, f.client_id)}  "
-            f"manager {who(f.client_manager_display_name, f.client_manager_id)}  "
-            f"consultant {who(f.consultant_display_name, f.consultant_id)}")
-    c.print(f"raised {local(f.raise_time)}  deadline {local(f.deadline)}"
-            + (f"  overdue event {local(f.overdue_time)}" if f.overdue_time.seconds else ""))
+    c.print(_("client {client}  manager {manager}  consultant {consultant}").format(
+        client=who(f.client_display_name, f.client_id),
+        manager=who(f.client_manager_display_name, f.client_manager_id),
+        consultant=who(f.consultant_display_name, f.consultant_id)))
+    c.print(_("raised {raised}  deadline {deadline}").format(raised=local(f.raise_time),
+                                                             deadline=local(f.deadline))
+            + ("  " + _("overdue event {time}").format(time=local(f.overdue_time))
+               if f.overdue_time.seconds else ""))
     if f.request_note:
-        c.print(f"request: {f.request_note}")
+        c.print(_("request: {note}").format(note=f.request_note))
     ctl.table("holdings when raised", ["ticker", "quantity", "cost", "market", "risk", "as of"],
               [[p.ticker, p.quantity, p.cost_price, p.market_price or "-",
                 client_pb2.RiskLevel.Name(p.risk_level).removeprefix("RISK_LEVEL_"), p.as_of]
                for p in f.positions])
     if f.analysis:
-        c.print(f"analysis ({local(f.analyse_time)} by {f.analysed_by}): {f.analysis}")
-        c.print(f"advice R{f.advice_risk_level} for a C{f.client_risk_tolerance} client"
-                + (" (assessment expired)" if f.risk_assessment_expired else "")
+        c.print(_("analysis ({time} by {who}): {analysis}").format(
+            time=local(f.analyse_time), who=f.analysed_by, analysis=f.analysis))
+        c.print(_("advice R{advice} for a C{tolerance} client").format(
+                    advice=f.advice_risk_level, tolerance=f.client_risk_tolerance)
+                + (_(" (assessment expired)") if f.risk_assessment_expired else "")
                 + f": {f.advice}")
         if f.suitability_override:
-            c.print(f"[red]suitability override:[/red] {f.suitability_override_reason}")
+            c.print("[red]" + _("suitability override:") + "[/red] "
+                    + f.suitability_override_reason)
         if f.note_ids:
-            c.print("research notes cited: " + ", ".join(f.note_ids))
+            c.print(_("research notes cited: {notes}").format(notes=", ".join(f.note_ids)))
     if f.deliver_time.seconds:
-        c.print(f"delivered {local(f.deliver_time)} by {f.delivered_by}: {f.acknowledgement}")
+        c.print(_("delivered {time} by {who}: {acknowledgement}").format(
+            time=local(f.deliver_time), who=f.delivered_by, acknowledgement=f.acknowledgement))
     if f.cancel_time.seconds:
-        c.print(f"cancelled {local(f.cancel_time)} by {f.cancelled_by}: {f.cancel_reason}")
+        c.print(_("cancelled {time} by {who}: {reason}").format(
+            time=local(f.cancel_time), who=f.cancelled_by, reason=f.cancel_reason))
 
 
 async def form(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -229,9 +245,9 @@ async def notes(args: argparse.Namespace, ctl: Ctl) -> None:
         metadata=ctl.metadata)
     tolerance = client_pb2.RiskTolerance.Name(resp.client_risk_tolerance).removeprefix(
         "RISK_TOLERANCE_") if resp.client_risk_tolerance else "none"
-    ctl.console.print(f"tickers {', '.join(resp.tickers) or '(no holdings)'}; client tolerance "
-                      f"{tolerance}" + (" (assessment expired)"
-                                        if resp.risk_assessment_expired else ""))
+    ctl.console.print(_("tickers {tickers}; client tolerance {tolerance}").format(
+        tickers=", ".join(resp.tickers) or _("(no holdings)"), tolerance=tolerance)
+        + (_(" (assessment expired)") if resp.risk_assessment_expired else ""))
     ctl.table("research notes on the form's tickers",
               ["id", "title", "kind", "tickers", "stance", "risk", "valid until", "suits"],
               [[n.note_id, n.title,
@@ -244,7 +260,7 @@ async def notes(args: argparse.Namespace, ctl: Ctl) -> None:
                 n.valid_until, "yes" if n.suitable else f"NO: {n.suitability_problem}"]
                for n in resp.notes])
     if resp.next_page_token:
-        ctl.console.print(f"next page: --page {resp.next_page_token}")
+        ctl.console.print(_("next page: --page {token}").format(token=resp.next_page_token))
 
 
 async def raise_form(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -280,7 +296,8 @@ async def overdue(args: argparse.Namespace, ctl: Ctl) -> None:
     stub = _stub(ctl)
     s = await stub.SummarizeOverdueForms(api.SummarizeOverdueFormsRequest(
         start_date=args.start or "", end_date=args.end or ""), metadata=ctl.metadata)
-    ctl.console.print(f"overdue forms: {s.overdue_total} ({s.open_overdue} still open)")
+    ctl.console.print(_("overdue forms: {total} ({open} still open)").format(
+        total=s.overdue_total, open=s.open_overdue))
     ctl.table("by consultant", ["consultant", "overdue", "still open"],
               [[who(x.staff_display_name, x.staff_id), x.overdue, x.open]
                for x in s.by_consultant])
@@ -304,8 +321,9 @@ async def settings(args: argparse.Namespace, ctl: Ctl) -> None:
         current = await stub.GetOnsiteSettings(api.GetOnsiteSettingsRequest(),
                                                metadata=ctl.metadata)
     hours = current.delivery_deadline.ToTimedelta().total_seconds() / 3600
-    ctl.console.print(f"delivery deadline: {hours:g} hours after a form is raised"
-                      + (f" (set by {current.updated_by})" if current.updated_by else ""))
+    ctl.console.print(_("delivery deadline: {hours} hours after a form is raised").format(
+        hours=f"{hours:g}")
+        + (_(" (set by {who})").format(who=current.updated_by) if current.updated_by else ""))
 
 
 # ---- meetings --------------------------------------------------------------------------------
@@ -327,17 +345,20 @@ async def meetings(args: argparse.Namespace, ctl: Ctl) -> None:
                 f"{m.confirmed_count}/{m.capacity}", m.waitlisted_count, m.attended_count]
                for m in resp.meetings])
     if resp.next_page_token:
-        ctl.console.print(f"next page: --page {resp.next_page_token}")
+        ctl.console.print(_("next page: --page {token}").format(token=resp.next_page_token))
 
 
 async def meeting(args: argparse.Namespace, ctl: Ctl) -> None:
     stub = _stub(ctl)
     m = await stub.GetMeeting(api.GetMeetingRequest(id=args.id), metadata=ctl.metadata)
     ctl.console.print(f"[bold]{m.topic}[/bold]  {local(m.start_time, '%a %Y-%m-%d %H:%M')} "
-                      f"({m.duration_minutes} min), {_fmt(m)}, capacity {m.capacity}, "
-                      f"{meeting_pb2.MeetingState.Name(m.state).removeprefix('MEETING_STATE_')}")
+                      + _("({minutes} min), {format}, capacity {capacity}, {state}").format(
+                          minutes=m.duration_minutes, format=_fmt(m), capacity=m.capacity,
+                          state=meeting_pb2.MeetingState.Name(m.state)
+                          .removeprefix("MEETING_STATE_")))
     if m.note_ids:
-        ctl.console.print("materials (research notes): " + ", ".join(m.note_ids))
+        ctl.console.print(_("materials (research notes): {notes}").format(
+            notes=", ".join(m.note_ids)))
     regs = await stub.ListRegistrations(api.ListRegistrationsRequest(
         meeting_id=m.id, page_size=1000), metadata=ctl.metadata)
     ctl.table("registrations", ["id", "client", "status", "waiting #", "attended"],
@@ -364,7 +385,8 @@ async def schedule(args: argparse.Namespace, ctl: Ctl) -> None:
         else meeting_pb2.MEETING_FORMAT_IN_PERSON, room=args.room or "",
         capacity=args.capacity, presenter_kind=kind, presenter_id=presenter,  # type: ignore[arg-type]
         note_ids=args.note_id or []), request_id=args.request_id or ""), metadata=ctl.metadata)
-    ctl.console.print(f"meeting {m.id} scheduled for {local(m.start_time)}")
+    ctl.console.print(_("meeting {id} scheduled for {time}").format(id=m.id,
+                                                                  time=local(m.start_time)))
 
 
 async def series(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -377,7 +399,7 @@ async def series(args: argparse.Namespace, ctl: Ctl) -> None:
             else meeting_pb2.MEETING_FORMAT_IN_PERSON),
         weeks=args.weeks, topic=args.topic or "", presenter_kind=kind,  # type: ignore[arg-type]
         presenter_id=presenter, request_id=args.request_id or ""), metadata=ctl.metadata)
-    ctl.console.print(f"series {resp.series.id}: "
+    ctl.console.print(_("series {id}: ").format(id=resp.series.id)
                       + ", ".join(local(m.start_time, "%a %Y-%m-%d %H:%M") for m in resp.meetings))
 
 
@@ -386,34 +408,35 @@ async def register(args: argparse.Namespace, ctl: Ctl) -> None:
         meeting_id=args.meeting, client_id=args.client, request_id=args.request_id or ""),
         metadata=ctl.metadata)
     status = meeting_pb2.RegistrationStatus.Name(r.status).removeprefix("REGISTRATION_STATUS_")
-    ctl.console.print(f"registration {r.id}: {status.lower()}"
-                      + (f", #{r.waitlist_position} on the waiting list"
-                         if r.waitlist_position else ""))
+    ctl.console.print(_("registration {id}: {status}").format(id=r.id, status=status.lower())
+                      + (_(", #{position} on the waiting list").format(
+                          position=r.waitlist_position) if r.waitlist_position else ""))
 
 
 async def unregister(args: argparse.Namespace, ctl: Ctl) -> None:
     r = await _stub(ctl).CancelRegistration(api.CancelRegistrationRequest(
         id=args.id, reason=args.reason or ""), metadata=ctl.metadata)
-    ctl.console.print(f"registration {r.id} cancelled; the waiting list moved up")
+    ctl.console.print(_("registration {id} cancelled; the waiting list moved up").format(id=r.id))
 
 
 async def attendance(args: argparse.Namespace, ctl: Ctl) -> None:
     m = await _stub(ctl).RecordAttendance(api.RecordAttendanceRequest(
         meeting_id=args.meeting, client_ids=args.clients), metadata=ctl.metadata)
-    ctl.console.print(f"meeting {m.id} held: {m.attended_count} of {m.confirmed_count} attended")
+    ctl.console.print(_("meeting {id} held: {attended} of {confirmed} attended").format(
+        id=m.id, attended=m.attended_count, confirmed=m.confirmed_count))
 
 
 def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    g = groups.add_parser("onsite", help="client managers' day, consultation forms, meetings")
+    g = groups.add_parser("onsite", help=_("client managers' day, consultation forms, meetings"))
     sub = g.add_subparsers(dest="onsite_cmd", required=True)
 
-    p = sub.add_parser("day", help="a manager's plan, visits, patrols and quota progress")
-    p.add_argument("--date", type=when.day, help="YYYY-MM-DD (default today)")
+    p = sub.add_parser("day", help=_("a manager's plan, visits, patrols and quota progress"))
+    p.add_argument("--date", type=when.day, help=_("YYYY-MM-DD (default today)"))
     staff_option(p, "--manager", help="whose day (supervisors)")
     p.set_defaults(func=day)
 
-    p = sub.add_parser("plan", help="set the day's plan (replaces it)")
-    p.add_argument("--date", type=when.day, help="YYYY-MM-DD, today, tomorrow")
+    p = sub.add_parser("plan", help=_("set the day's plan (replaces it)"))
+    p.add_argument("--date", type=when.day, help=_("YYYY-MM-DD, today, tomorrow"))
     staff_option(p, "--manager")
     p.add_argument("--visit", action="append", metavar="CLIENT[:why]")
     p.add_argument("--room", action="append")
@@ -421,41 +444,41 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--note")
     p.set_defaults(func=plan)
 
-    p = sub.add_parser("visit", help="record a visit")
+    p = sub.add_parser("visit", help=_("record a visit"))
     client_option(p, "client")
     p.add_argument("--room")
     p.add_argument("--topic", action="append")
-    p.add_argument("--requests", help="what the client asked for")
+    p.add_argument("--requests", help=_("what the client asked for"))
     p.add_argument("--follow-up", metavar="NOTE")
     p.add_argument("--at", type=when.moment,
-                   help="when: 'YYYY-MM-DD HH:MM', '10:30', 'yesterday 16:00' (default now)")
+                   help=_("when: 'YYYY-MM-DD HH:MM', '10:30', 'yesterday 16:00' (default now)"))
     staff_option(p, "--manager")
     p.add_argument("--request-id")
     p.set_defaults(func=visit)
 
-    p = sub.add_parser("patrol", help="record a room patrol")
+    p = sub.add_parser("patrol", help=_("record a room patrol"))
     p.add_argument("room")
-    p.add_argument("--obs", help="observations")
-    p.add_argument("--at", type=when.moment, help="when: '12:00', 'YYYY-MM-DD HH:MM' "
-                   "(default now)")
+    p.add_argument("--obs", help=_("observations"))
+    p.add_argument("--at", type=when.moment, help=_("when: '12:00', 'YYYY-MM-DD HH:MM' "
+                   "(default now)"))
     staff_option(p, "--manager")
     p.add_argument("--request-id")
     p.set_defaults(func=patrol)
 
-    p = sub.add_parser("compliance", help="planned vs done vs quota per manager")
-    p.add_argument("--date", type=when.day, help="YYYY-MM-DD, today, tomorrow")
+    p = sub.add_parser("compliance", help=_("planned vs done vs quota per manager"))
+    p.add_argument("--date", type=when.day, help=_("YYYY-MM-DD, today, tomorrow"))
     p.add_argument("--week", action="store_true")
     staff_option(p, "--manager")
     p.set_defaults(func=compliance)
 
-    p = sub.add_parser("quota", help="list quotas, or set one (supervisor)")
+    p = sub.add_parser("quota", help=_("list quotas, or set one (supervisor)"))
     p.add_argument("--role", default="client_manager")
     staff_option(p, "--staff", help="one staff member instead of the whole role")
     p.add_argument("--visits", type=int)
     p.add_argument("--rooms", type=int)
     p.set_defaults(func=quota)
 
-    p = sub.add_parser("forms", help="consultation forms (--inbox: open ones)")
+    p = sub.add_parser("forms", help=_("consultation forms (--inbox: open ones)"))
     p.add_argument("--inbox", action="store_true")
     p.add_argument("--state", action="append", choices=sorted(STATES))
     p.add_argument("--overdue", action="store_true")
@@ -467,58 +490,58 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--page")
     p.set_defaults(func=forms)
 
-    p = sub.add_parser("form", help="one form with its holdings snapshot")
+    p = sub.add_parser("form", help=_("one form with its holdings snapshot"))
     p.add_argument("id")
     p.set_defaults(func=form)
 
-    p = sub.add_parser("notes", help="published research notes on a form's tickers")
+    p = sub.add_parser("notes", help=_("published research notes on a form's tickers"))
     p.add_argument("id", metavar="FORM_ID")
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--page")
     p.set_defaults(func=notes)
 
-    p = sub.add_parser("raise", help="raise a consultation form for a target client")
+    p = sub.add_parser("raise", help=_("raise a consultation form for a target client"))
     client_option(p, "client")
     staff_option(p, "--consultant", required=True)
-    p.add_argument("--note", help="what the client asked")
+    p.add_argument("--note", help=_("what the client asked"))
     p.add_argument("--request-id")
     p.set_defaults(func=raise_form)
 
-    p = sub.add_parser("analyse", help="write the analysis and advice")
+    p = sub.add_parser("analyse", help=_("write the analysis and advice"))
     p.add_argument("id")
     p.add_argument("--analysis", required=True)
     p.add_argument("--advice", required=True)
-    p.add_argument("--risk", required=True, type=risk_level, help="R1..R5")
-    p.add_argument("--note-id", action="append", help="research note cited")
-    p.add_argument("--override", metavar="REASON", help="record a suitability override")
+    p.add_argument("--risk", required=True, type=risk_level, help=_("R1..R5"))
+    p.add_argument("--note-id", action="append", help=_("research note cited"))
+    p.add_argument("--override", metavar="REASON", help=_("record a suitability override"))
     p.set_defaults(func=analyse)
 
-    p = sub.add_parser("deliver", help="record delivery and the client's acknowledgement")
+    p = sub.add_parser("deliver", help=_("record delivery and the client's acknowledgement"))
     p.add_argument("id")
     p.add_argument("--ack", required=True)
     p.set_defaults(func=deliver)
 
-    p = sub.add_parser("cancel", help="cancel a form with a reason")
+    p = sub.add_parser("cancel", help=_("cancel a form with a reason"))
     p.add_argument("id")
     p.add_argument("--reason", required=True)
     p.set_defaults(func=cancel)
 
-    p = sub.add_parser("overdue", help="supervisor: overdue forms by consultant and manager")
-    p.add_argument("--start", type=when.day, help="deadline from YYYY-MM-DD")
+    p = sub.add_parser("overdue", help=_("supervisor: overdue forms by consultant and manager"))
+    p.add_argument("--start", type=when.day, help=_("deadline from YYYY-MM-DD"))
     p.add_argument("--end", type=when.day)
     p.set_defaults(func=overdue)
 
-    p = sub.add_parser("settings", help="show or set the delivery deadline")
+    p = sub.add_parser("settings", help=_("show or set the delivery deadline"))
     p.add_argument("--deadline-hours", type=float)
     p.set_defaults(func=settings)
 
-    p = sub.add_parser("meetings", help="exchange meetings from a week ago on")
-    p.add_argument("--past", type=count, default=7, help="days back (default 7)")
+    p = sub.add_parser("meetings", help=_("exchange meetings from a week ago on"))
+    p.add_argument("--past", type=count, default=7, help=_("days back (default 7)"))
     p.add_argument("--limit", type=int, default=30)
     p.add_argument("--page")
     p.set_defaults(func=meetings)
 
-    p = sub.add_parser("meeting", help="one meeting with its registrations")
+    p = sub.add_parser("meeting", help=_("one meeting with its registrations"))
     p.add_argument("id")
     p.set_defaults(func=meeting)
 
@@ -528,12 +551,12 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         if name == "schedule":
             p.add_argument("--topic", required=True)
             p.add_argument("--start", required=True, type=when.moment,
-                           help="local 'YYYY-MM-DD HH:MM' or 'next friday 19:00'")
+                           help=_("local 'YYYY-MM-DD HH:MM' or 'next friday 19:00'"))
             p.add_argument("--note-id", action="append")
         else:
             p.add_argument("--title", required=True)
-            p.add_argument("--weekday", type=int, required=True, help="1 Monday .. 7 Sunday")
-            p.add_argument("--time", required=True, help="HH:MM local")
+            p.add_argument("--weekday", type=int, required=True, help=_("1 Monday .. 7 Sunday"))
+            p.add_argument("--time", required=True, help=_("HH:MM local"))
             p.add_argument("--weeks", type=int, default=4)
             p.add_argument("--topic")
         p.add_argument("--duration", type=int, default=90)
@@ -545,18 +568,18 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         p.add_argument("--request-id")
         p.set_defaults(func=fn)
 
-    p = sub.add_parser("register", help="register a client (waiting list when full)")
+    p = sub.add_parser("register", help=_("register a client (waiting list when full)"))
     p.add_argument("meeting")
     client_option(p, "client")
     p.add_argument("--request-id")
     p.set_defaults(func=register)
 
-    p = sub.add_parser("unregister", help="cancel a registration")
+    p = sub.add_parser("unregister", help=_("cancel a registration"))
     p.add_argument("id")
     p.add_argument("--reason")
     p.set_defaults(func=unregister)
 
-    p = sub.add_parser("attendance", help="take attendance (marks the meeting held)")
+    p = sub.add_parser("attendance", help=_("take attendance (marks the meeting held)"))
     p.add_argument("meeting")
     client_option(p, "clients", nargs="*")
     p.set_defaults(func=attendance)

@@ -114,15 +114,16 @@ async def next_callback(args: argparse.Namespace, ctl: Ctl) -> None:
     got = await _stub(ctl).NextCallback(api.NextCallbackRequest(campaign_id=args.campaign or ""),
                                         metadata=ctl.metadata)
     if not got.target.id:
-        ctl.console.print("nothing due in your queues right now")
+        ctl.console.print(_("nothing due in your queues right now"))
         return
     t = got.target
     ctl.table(_("call now: {campaign}").format(campaign=got.campaign.name),
               ["target", "client", "name", "phone", "attempts", "due by", "hold until"],
               [[t.id, t.client_id, got.client_name, got.client_phone, str(t.attempts),
                 t.due_date or "-", local(t.lease_expire_time, empty="-")]])
-    ctl.console.print(f"purpose: {got.campaign.purpose}")
-    ctl.console.print(f"record with: branchctl remote record {t.id} reached --notes ...")
+    ctl.console.print(_("purpose: {purpose}").format(purpose=got.campaign.purpose))
+    ctl.console.print(_("record with: branchctl remote record {id} reached --notes ...")
+                      .format(id=t.id))
 
 
 async def record(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -133,22 +134,24 @@ async def record(args: argparse.Namespace, ctl: Ctl) -> None:
     if args.called_at:
         req.call_time.CopyFrom(timestamp(args.called_at))
     rec = await _stub(ctl).RecordCallback(req, metadata=ctl.metadata)
-    ctl.console.print(f"recorded {rec.id}: {args.outcome}")
+    ctl.console.print(_("recorded {id}: {outcome}").format(id=rec.id, outcome=args.outcome))
 
 
 async def duty(args: argparse.Namespace, ctl: Ctl) -> None:
     agent = await _stub(ctl).SetAgentDuty(api.SetAgentDutyRequest(
         staff_id=args.staff or _me(ctl), lines=[LINES[x] for x in args.lines.split(",") if x],
         on_duty=not args.off), metadata=ctl.metadata)
-    ctl.console.print(f"{agent.staff_id}: {'on' if agent.on_duty else 'off'} duty")
+    ctl.console.print((_("{staff}: on duty") if agent.on_duty else _("{staff}: off duty"))
+                      .format(staff=agent.staff_id))
 
 
 async def absence(args: argparse.Namespace, ctl: Ctl) -> None:
     agent = await _stub(ctl).SetAgentAbsence(api.SetAgentAbsenceRequest(
         staff_id=args.staff or _me(ctl), absent=not args.back,
         substitute_id=args.substitute or ""), metadata=ctl.metadata)
-    ctl.console.print(f"{agent.staff_id}: " + (f"absent, {agent.substitute_id} substitutes"
-                                               if agent.absent else "back"))
+    ctl.console.print((_("{staff}: absent, {substitute} substitutes") if agent.absent
+                       else _("{staff}: back")).format(staff=agent.staff_id,
+                                                       substitute=agent.substitute_id))
 
 
 async def open_ticket(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -176,7 +179,7 @@ async def tickets(args: argparse.Namespace, ctl: Ctl) -> None:
     resp = await _stub(ctl).ListTickets(req, metadata=ctl.metadata)
     ctl.table("tickets", TICKET_COLUMNS, _ticket_rows(resp.tickets))
     if resp.next_page_token:
-        ctl.console.print(f"next page: --page {resp.next_page_token}")
+        ctl.console.print(_("next page: --page {token}").format(token=resp.next_page_token))
 
 
 async def breached(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -256,7 +259,7 @@ async def report_show(args: argparse.Namespace, ctl: Ctl) -> None:
     r = await _stub(ctl).GetReport(api.GetReportRequest(id=args.id), metadata=ctl.metadata)
     if args.html:
         Path(args.html).write_text(r.html, encoding="utf-8")
-        ctl.console.print(f"wrote {args.html}")
+        ctl.console.print(_("wrote {path}").format(path=args.html))
     else:
         ctl.console.print(r.markdown, markup=False, highlight=False)
 
@@ -265,7 +268,8 @@ async def report_deliver(args: argparse.Namespace, ctl: Ctl) -> None:
     r = await _stub(ctl).DeliverReport(api.DeliverReportRequest(
         id=args.id, channel=CHANNELS[args.channel], delivered_to=args.to), metadata=ctl.metadata)
     when = local(r.deliver_time, empty="-")
-    ctl.console.print(f"report {r.id} delivered by {args.channel} at {when}")
+    ctl.console.print(_("report {id} delivered by {channel} at {time}").format(
+        id=r.id, channel=args.channel, time=when))
 
 
 def _delivery(r: report_pb2.Report) -> str:
@@ -297,7 +301,8 @@ async def campaign_create(args: argparse.Namespace, ctl: Ctl) -> None:
         agent_ids=[a for a in args.agents.split(",") if a], daily_quota=args.quota,
         max_attempts=args.max_attempts or 0, retry_backoff_minutes=args.backoff or 0, rule=rule),
         request_id=args.request_id or ""), metadata=ctl.metadata)
-    ctl.console.print(f"campaign {c.id}: {c.target_count} clients queued")
+    ctl.console.print(_("campaign {id}: {count} clients queued").format(id=c.id,
+                                                                   count=c.target_count))
 
 
 async def campaigns(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -392,36 +397,37 @@ async def sla(args: argparse.Namespace, ctl: Ctl) -> None:
 
 
 def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    g = groups.add_parser("remote", help="callbacks, reports and hotline tickets").add_subparsers(
-        dest="command", required=True)
+    g = groups.add_parser("remote", help=_("callbacks, reports and hotline tickets")
+                          ).add_subparsers(dest="command", required=True)
 
-    p = g.add_parser("day", help="an agent's day: quotas, open tickets, follow-ups due")
+    p = g.add_parser("day", help=_("an agent's day: quotas, open tickets, follow-ups due"))
     p.set_defaults(func=day)
-    p = g.add_parser("next", help="take the next callback from your queues")
+    p = g.add_parser("next", help=_("take the next callback from your queues"))
     p.add_argument("--campaign")
     p.set_defaults(func=next_callback)
-    p = g.add_parser("record", help="record a callback's outcome")
+    p = g.add_parser("record", help=_("record a callback's outcome"))
     p.add_argument("target")
     p.add_argument("outcome", choices=sorted(OUTCOMES))
     p.add_argument("--notes")
     p.add_argument("--callback-at", type=when.moment,
-                   help="when the client asked to be called: 'tomorrow 10am', 'YYYY-MM-DD HH:MM'")
+                   help=_("when the client asked to be called: 'tomorrow 10am', "
+                          "'YYYY-MM-DD HH:MM'"))
     p.add_argument("--called-at", type=when.moment,
-                   help="when the call was made, if recorded later: 'now', '09:40'")
+                   help=_("when the call was made, if recorded later: 'now', '09:40'"))
     p.add_argument("--request-id")
     p.set_defaults(func=record)
-    p = g.add_parser("duty", help="go on or off duty on lines")
+    p = g.add_parser("duty", help=_("go on or off duty on lines"))
     p.add_argument("--lines", default="investment,technical", type=comma_list(LINES),
                    help="comma-separated: " + ",".join(sorted(LINES)))
     p.add_argument("--off", action="store_true")
     staff_option(p, "--staff", help="another agent (supervisors)")
     p.set_defaults(func=duty)
-    p = g.add_parser("absent", help="mark absence and name a substitute (or --back)")
+    p = g.add_parser("absent", help=_("mark absence and name a substitute (or --back)"))
     staff_option(p, "--substitute")
     p.add_argument("--back", action="store_true")
     staff_option(p, "--staff")
     p.set_defaults(func=absence)
-    p = g.add_parser("open", help="open a hotline ticket")
+    p = g.add_parser("open", help=_("open a hotline ticket"))
     p.add_argument("--line", choices=sorted(LINES), required=True)
     p.add_argument("--summary", required=True)
     p.add_argument("--priority", choices=sorted(PRIORITIES), default="normal")
@@ -431,10 +437,10 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--phone")
     client_option(p, "--client")
     p.add_argument("--complaint", action="store_true")
-    p.add_argument("--auto", action="store_true", help="assign round-robin to an agent on duty")
+    p.add_argument("--auto", action="store_true", help=_("assign round-robin to an agent on duty"))
     p.add_argument("--request-id")
     p.set_defaults(func=open_ticket)
-    p = g.add_parser("tickets", help="list tickets")
+    p = g.add_parser("tickets", help=_("list tickets"))
     p.add_argument("--mine", action="store_true")
     p.add_argument("--state", choices=sorted(STATES))
     p.add_argument("--line", choices=sorted(LINES))
@@ -444,92 +450,94 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--page")
     p.set_defaults(func=tickets)
-    p = g.add_parser("ticket", help="one ticket with its SLA clocks and history")
+    p = g.add_parser("ticket", help=_("one ticket with its SLA clocks and history"))
     p.add_argument("id")
     p.set_defaults(func=show_ticket)
-    for action, text_help in (("respond", "note"), ("resolve", "resolution"),
-                              ("reopen", "reason")):
-        p = g.add_parser(action, help=f"{action} a ticket")
+    for action, action_help, text_help in (
+            ("respond", N_("respond to a ticket"), N_("note")),
+            ("resolve", N_("resolve a ticket"), N_("resolution")),
+            ("reopen", N_("reopen a ticket"), N_("reason"))):
+        p = g.add_parser(action, help=_(action_help))
         p.add_argument("id")
-        p.add_argument("text", help=text_help)
+        p.add_argument("text", help=_(text_help))
         p.set_defaults(func=ticket_action, action=action)
-    p = g.add_parser("pause", help="the ticket waits on the caller or a third party")
+    p = g.add_parser("pause", help=_("the ticket waits on the caller or a third party"))
     p.add_argument("id")
     p.add_argument("--reason", choices=sorted(PAUSES), required=True)
-    p.add_argument("--text", help="note")
+    p.add_argument("--text", help=_("note"))
     p.set_defaults(func=ticket_action, action="pause")
-    p = g.add_parser("resume", help="the caller or third party answered")
+    p = g.add_parser("resume", help=_("the caller or third party answered"))
     p.add_argument("id")
-    p.add_argument("--text", help="note")
+    p.add_argument("--text", help=_("note"))
     p.set_defaults(func=ticket_action, action="resume")
-    p = g.add_parser("transfer", help="another department works it; you stay the owner")
+    p = g.add_parser("transfer", help=_("another department works it; you stay the owner"))
     p.add_argument("id")
     p.add_argument("--department", required=True)
     p.add_argument("--handler")
-    p.add_argument("--text", help="note")
+    p.add_argument("--text", help=_("note"))
     p.set_defaults(func=ticket_action, action="transfer")
-    p = g.add_parser("follow-up", help="record the follow-up callback after resolution")
+    p = g.add_parser("follow-up", help=_("record the follow-up callback after resolution"))
     p.add_argument("id")
     p.add_argument("--outcome", choices=sorted(OUTCOMES), default="reached")
-    p.add_argument("--satisfaction", type=int, help="1..5")
-    p.add_argument("--text", help="notes")
+    p.add_argument("--satisfaction", type=int, help=_("1..5"))
+    p.add_argument("--text", help=_("notes"))
     p.set_defaults(func=ticket_action, action="follow-up")
 
-    p = g.add_parser("report-create", help="build a client's trading-record report")
+    p = g.add_parser("report-create", help=_("build a client's trading-record report"))
     client_option(p, "client")
-    p.add_argument("--start", required=True, type=when.day, help="YYYY-MM-DD")
-    p.add_argument("--end", required=True, type=when.day, help="YYYY-MM-DD")
+    p.add_argument("--start", required=True, type=when.day, help=_("YYYY-MM-DD"))
+    p.add_argument("--end", required=True, type=when.day, help=_("YYYY-MM-DD"))
     p.add_argument("--request-id")
     p.set_defaults(func=report_create)
-    p = g.add_parser("report", help="print a report (Markdown) or write its HTML")
+    p = g.add_parser("report", help=_("print a report (Markdown) or write its HTML"))
     p.add_argument("id")
-    p.add_argument("--html", help="write the HTML document to this file")
+    p.add_argument("--html", help=_("write the HTML document to this file"))
     p.set_defaults(func=report_show)
-    p = g.add_parser("report-deliver", help="record a report's delivery")
+    p = g.add_parser("report-deliver", help=_("record a report's delivery"))
     p.add_argument("id")
     p.add_argument("--channel", choices=sorted(CHANNELS), required=True)
     p.add_argument("--to", required=True)
     p.set_defaults(func=report_deliver)
-    p = g.add_parser("reports", help="list reports")
+    p = g.add_parser("reports", help=_("list reports"))
     client_option(p, "--client")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=reports)
 
-    p = g.add_parser("campaign-create", help="define a callback campaign (supervisor)")
+    p = g.add_parser("campaign-create", help=_("define a callback campaign (supervisor)"))
     p.add_argument("--name", required=True)
     p.add_argument("--kind", choices=sorted(KINDS), default="general")
     p.add_argument("--purpose")
-    p.add_argument("--start", required=True, type=when.day, help="YYYY-MM-DD")
-    p.add_argument("--end", required=True, type=when.day, help="YYYY-MM-DD")
+    p.add_argument("--start", required=True, type=when.day, help=_("YYYY-MM-DD"))
+    p.add_argument("--end", required=True, type=when.day, help=_("YYYY-MM-DD"))
     staff_list_option(p, "--agents", required=True, help="comma-separated agents")
-    p.add_argument("--quota", type=int, required=True, help="callbacks per agent per day")
+    p.add_argument("--quota", type=int, required=True, help=_("callbacks per agent per day"))
     p.add_argument("--max-attempts", type=int)
-    p.add_argument("--backoff", type=int, help="first retry delay, minutes")
+    p.add_argument("--backoff", type=int, help=_("first retry delay, minutes"))
     p.add_argument("--not-contacted-days", type=int)
-    p.add_argument("--min-concentration", help="e.g. 0.5")
+    p.add_argument("--min-concentration", help=_("e.g. 0.5"))
     p.add_argument("--risk-mismatch", action="store_true")
     p.add_argument("--max-targets", type=int)
     p.add_argument("--request-id")
     p.set_defaults(func=campaign_create)
-    p = g.add_parser("campaigns", help="list campaigns")
+    p = g.add_parser("campaigns", help=_("list campaigns"))
     p.set_defaults(func=campaigns)
-    p = g.add_parser("campaign", help="a campaign's progress per agent against quota")
+    p = g.add_parser("campaign", help=_("a campaign's progress per agent against quota"))
     p.add_argument("id")
-    p.add_argument("--close", action="store_true", help="close it first")
+    p.add_argument("--close", action="store_true", help=_("close it first"))
     p.set_defaults(func=campaign_show)
-    p = g.add_parser("stats", help="weekly statistics per agent")
-    p.add_argument("--week-of", help="any day of the week, YYYY-MM-DD")
+    p = g.add_parser("stats", help=_("weekly statistics per agent"))
+    p.add_argument("--week-of", help=_("any day of the week, YYYY-MM-DD"))
     staff_option(p, "--agent")
     p.set_defaults(func=stats)
-    p = g.add_parser("breached", help="tickets past an SLA target")
-    p.add_argument("--all", action="store_true", help="include resolved ones")
+    p = g.add_parser("breached", help=_("tickets past an SLA target"))
+    p.add_argument("--all", action="store_true", help=_("include resolved ones"))
     p.set_defaults(func=breached)
-    p = g.add_parser("regulatory", help="distance from the regulator's callback rules")
+    p = g.add_parser("regulatory", help=_("distance from the regulator's callback rules"))
     p.add_argument("--year", type=int)
     p.set_defaults(func=regulatory)
-    p = g.add_parser("agents", help="agents on the desk")
+    p = g.add_parser("agents", help=_("agents on the desk"))
     p.set_defaults(func=agents)
-    p = g.add_parser("sla", help="show, or with --line set, SLA targets")
+    p = g.add_parser("sla", help=_("show, or with --line set, SLA targets"))
     p.add_argument("--line", choices=sorted(LINES))
     p.add_argument("--priority", choices=sorted(PRIORITIES), default="normal")
     p.add_argument("--first-response", type=int, default=15)

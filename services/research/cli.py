@@ -20,6 +20,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.cli import when
 from services.cli.branchctl import Ctl, clip, who
+from services.cli.i18n import _
 from services.cli.people import client_option
 from services.cli.timefmt import DATE_TIME, local, timestamp
 
@@ -75,9 +76,10 @@ def _content(args: argparse.Namespace) -> tuple[note_pb2.Note, list[str]]:
         paths.append("kind")
     if args.stance is not None:
         for item in args.stance:
-            ticker, _, stance = item.partition("=")
+            ticker, _sep, stance = item.partition("=")
             if stance.lower() not in STANCES:
-                raise SystemExit(f"--stance {item}: use TICKER=" + "|".join(STANCES))
+                raise SystemExit(_("--stance {item}: use TICKER={stances}").format(
+                    item=item, stances="|".join(STANCES)))
             note.stances.append(enums.TickerStance(ticker=ticker, stance=STANCES[stance.lower()]))
         paths.append("stances")
     if args.risk:
@@ -95,21 +97,27 @@ def _content(args: argparse.Namespace) -> tuple[note_pb2.Note, list[str]]:
 def _print_note(ctl: Ctl, n: note_pb2.Note) -> None:
     ctl.console.print(
         f"[bold]{n.title}[/bold]  ({n.id})\n"
-        f"state {_name(note_pb2.NoteState, n.state, 'NOTE_STATE_')}"
-        f"{' (expired)' if n.expired else ''}, revision {n.revision}, "
-        f"{_name(enums.NoteKind, n.kind, 'NOTE_KIND_')}, "
-        f"R{n.risk_level}, audience {_name(enums.Audience, n.audience, 'AUDIENCE_')}, "
-        f"valid until {n.valid_until}\n"
-        f"author {n.author_id}"
-        + (f", approved by {n.approved_by} (revision {n.approved_revision})"
-           if n.approved_by else "")
-        + (f", published {local(n.publish_time, DATE_TIME)}" if n.published_revision else "")
-        + (f"\nstances: {_stances(n)}" if n.stances else "")
-        + (f"\nreturned with comments: {n.review_comments}"
+        + _("state {state}").format(state=_name(note_pb2.NoteState, n.state, "NOTE_STATE_"))
+        + (_(" (expired)") if n.expired else "") + ", "
+        + _("revision {revision}").format(revision=n.revision) + ", "
+        + f"{_name(enums.NoteKind, n.kind, 'NOTE_KIND_')}, R{n.risk_level}, "
+        + _("audience {audience}").format(audience=_name(enums.Audience, n.audience,
+                                                         "AUDIENCE_")) + ", "
+        + _("valid until {date}").format(date=n.valid_until) + "\n"
+        + _("author {who}").format(who=n.author_id)
+        + (", " + _("approved by {who} (revision {revision})").format(
+            who=n.approved_by, revision=n.approved_revision) if n.approved_by else "")
+        + (", " + _("published {time}").format(time=local(n.publish_time, DATE_TIME))
+           if n.published_revision else "")
+        + ("\n" + _("stances: {stances}").format(stances=_stances(n)) if n.stances else "")
+        + ("\n" + _("returned with comments: {comments}").format(comments=n.review_comments)
            if n.state == note_pb2.NOTE_STATE_RETURNED else "")
-        + (f"\nwithdrawn: {n.withdraw_reason}" if n.withdraw_reason else "")
-        + (f"\nsupersedes {n.supersedes_note_id}" if n.supersedes_note_id else "")
-        + (f"\nsuperseded by {n.superseded_by_note_id}" if n.superseded_by_note_id else "")
+        + ("\n" + _("withdrawn: {reason}").format(reason=n.withdraw_reason)
+           if n.withdraw_reason else "")
+        + ("\n" + _("supersedes {note}").format(note=n.supersedes_note_id)
+           if n.supersedes_note_id else "")
+        + ("\n" + _("superseded by {note}").format(note=n.superseded_by_note_id)
+           if n.superseded_by_note_id else "")
         + f"\n\n{n.summary}\n"
     )
     if n.body:
@@ -149,7 +157,7 @@ async def notes(args: argparse.Namespace, ctl: Ctl) -> None:
     ctl.table("notes", ["id", "title", "state", "kind", "risk", "stances", "author", "date"],
               _note_rows(resp.notes))
     if resp.next_page_token:
-        ctl.console.print(f"next page: --page {resp.next_page_token}")
+        ctl.console.print(_("next page: --page {token}").format(token=resp.next_page_token))
 
 
 async def show(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -170,40 +178,41 @@ async def show(args: argparse.Namespace, ctl: Ctl) -> None:
 
 
 async def write(args: argparse.Namespace, ctl: Ctl) -> None:
-    note, _ = _content(args)
+    note, _paths = _content(args)
     if args.supersedes:
         note.supersedes_note_id = args.supersedes
     n = await _stub(ctl).CreateNote(api.CreateNoteRequest(
         note=note, request_id=args.request_id or uuid.uuid4().hex), metadata=ctl.metadata)
-    ctl.console.print(f"draft {n.id} (revision {n.revision}); submit it with "
-                      f"`branchctl research submit {n.id}`")
+    ctl.console.print(_("draft {id} (revision {revision}); submit it with "
+                        "`branchctl research submit {id}`").format(id=n.id, revision=n.revision))
 
 
 async def edit(args: argparse.Namespace, ctl: Ctl) -> None:
     note, paths = _content(args)
     if not paths:
-        raise SystemExit("nothing to change: give at least one of the note options")
+        raise SystemExit(_("nothing to change: give at least one of the note options"))
     note.id = args.id
     n = await _stub(ctl).UpdateNote(api.UpdateNoteRequest(
         note=note, update_mask=FieldMask(paths=paths)), metadata=ctl.metadata)
-    ctl.console.print(f"{n.id}: revision {n.revision}, draft")
+    ctl.console.print(_("{id}: revision {revision}, draft").format(id=n.id, revision=n.revision))
 
 
 async def submit(args: argparse.Namespace, ctl: Ctl) -> None:
     n = await _stub(ctl).SubmitNote(api.SubmitNoteRequest(id=args.id), metadata=ctl.metadata)
-    ctl.console.print(f"{n.id}: revision {n.revision} submitted for compliance review")
+    ctl.console.print(_("{id}: revision {revision} submitted for compliance review").format(
+        id=n.id, revision=n.revision))
 
 
 async def publish(args: argparse.Namespace, ctl: Ctl) -> None:
     n = await _stub(ctl).PublishNote(api.PublishNoteRequest(id=args.id), metadata=ctl.metadata)
-    ctl.console.print(f"{n.id}: revision {n.published_revision} published "
-                      f"{local(n.publish_time, DATE_TIME)}")
+    ctl.console.print(_("{id}: revision {revision} published {time}").format(
+        id=n.id, revision=n.published_revision, time=local(n.publish_time, DATE_TIME)))
 
 
 async def withdraw(args: argparse.Namespace, ctl: Ctl) -> None:
     n = await _stub(ctl).WithdrawNote(api.WithdrawNoteRequest(id=args.id, reason=args.reason),
                                       metadata=ctl.metadata)
-    ctl.console.print(f"{n.id}: withdrawn")
+    ctl.console.print(_("{id}: withdrawn").format(id=n.id))
 
 
 # ---- compliance --------------------------------------------------------------------------
@@ -222,13 +231,15 @@ async def queue(args: argparse.Namespace, ctl: Ctl) -> None:
 async def approve(args: argparse.Namespace, ctl: Ctl) -> None:
     n = await _stub(ctl).ApproveNote(api.ApproveNoteRequest(
         id=args.id, revision=args.revision, comments=args.comments or ""), metadata=ctl.metadata)
-    ctl.console.print(f"{n.id}: revision {n.approved_revision} approved")
+    ctl.console.print(_("{id}: revision {revision} approved").format(id=n.id,
+                                                                   revision=n.approved_revision))
 
 
 async def return_note(args: argparse.Namespace, ctl: Ctl) -> None:
     n = await _stub(ctl).ReturnNote(api.ReturnNoteRequest(
         id=args.id, revision=args.revision, comments=args.comments), metadata=ctl.metadata)
-    ctl.console.print(f"{n.id}: revision {n.revision} returned to {n.author_id}")
+    ctl.console.print(_("{id}: revision {revision} returned to {who}").format(
+        id=n.id, revision=n.revision, who=n.author_id))
 
 
 # ---- research requests -------------------------------------------------------------------
@@ -264,25 +275,27 @@ async def ask(args: argparse.Namespace, ctl: Ctl) -> None:
             client_id=args.client or "", tickers=args.ticker or [], question=args.question,
             due_time=due),
         request_id=uuid.uuid4().hex), metadata=ctl.metadata)
-    ctl.console.print(f"research request {r.id} queued, due {local(r.due_time, DATE_TIME)}")
+    ctl.console.print(_("research request {id} queued, due {time}").format(
+        id=r.id, time=local(r.due_time, DATE_TIME)))
 
 
 async def claim(args: argparse.Namespace, ctl: Ctl) -> None:
     r = await _stub(ctl).ClaimResearchRequest(api.ClaimResearchRequestRequest(id=args.id),
                                               metadata=ctl.metadata)
-    ctl.console.print(f"{r.id}: claimed; question: {r.question}")
+    ctl.console.print(_("{id}: claimed; question: {question}").format(id=r.id, question=r.question))
 
 
 async def release(args: argparse.Namespace, ctl: Ctl) -> None:
     r = await _stub(ctl).ReleaseResearchRequest(api.ReleaseResearchRequestRequest(id=args.id),
                                                 metadata=ctl.metadata)
-    ctl.console.print(f"{r.id}: back in the queue")
+    ctl.console.print(_("{id}: back in the queue").format(id=r.id))
 
 
 async def answer(args: argparse.Namespace, ctl: Ctl) -> None:
     r = await _stub(ctl).AnswerResearchRequest(api.AnswerResearchRequestRequest(
         id=args.id, answer=args.text or "", note_id=args.note or ""), metadata=ctl.metadata)
-    ctl.console.print(f"{r.id}: answered; the asker ({r.asker_id}) is notified")
+    ctl.console.print(_("{id}: answered; the asker ({who}) is notified").format(
+        id=r.id, who=r.asker_id))
 
 
 # ---- reach and ledger --------------------------------------------------------------------
@@ -318,7 +331,7 @@ async def ledger(args: argparse.Namespace, ctl: Ctl) -> None:
     stub = _stub(ctl)
     if args.out:
         if not (args.since and args.until):
-            raise SystemExit("--out needs the period: --from and --to")
+            raise SystemExit(_("--out needs the period: --from and --to"))
         target = sys.stdout.buffer if args.out == "-" else Path(args.out).open("wb")
         try:
             async for part in stub.ExportDistributionLedger(api.ExportDistributionLedgerRequest(
@@ -329,7 +342,7 @@ async def ledger(args: argparse.Namespace, ctl: Ctl) -> None:
             if target is not sys.stdout.buffer:
                 target.close()
         if args.out != "-":
-            ctl.console.print(f"ledger written to {args.out}")
+            ctl.console.print(_("ledger written to {path}").format(path=args.out))
         return
     req = api.ListDistributionRecordsRequest(page_size=args.limit, note_id=args.note or "")
     if args.since:
@@ -350,8 +363,8 @@ def _content_options(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--title", required=required)
     p.add_argument("--summary", required=required)
     body = p.add_mutually_exclusive_group(required=required)
-    body.add_argument("--body", help="Markdown text")
-    body.add_argument("--body-file", help="a Markdown file")
+    body.add_argument("--body", help=_("Markdown text"))
+    body.add_argument("--body-file", help=_("a Markdown file"))
     p.add_argument("--kind", choices=sorted(KINDS), required=required)
     p.add_argument("--stance", action="append", metavar="TICKER=STANCE",
                    help="repeatable; stance: " + ", ".join(STANCES))
@@ -361,37 +374,37 @@ def _content_options(p: argparse.ArgumentParser, required: bool) -> None:
 
 
 def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    group = groups.add_parser("research", help="research notes, review, requests, reach")
+    group = groups.add_parser("research", help=_("research notes, review, requests, reach"))
     sub = group.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("notes", help="search notes")
+    p = sub.add_parser("notes", help=_("search notes"))
     p.add_argument("--ticker")
     p.add_argument("--kind", choices=sorted(KINDS))
     p.add_argument("--state", choices=sorted(STATES))
     p.add_argument("--author")
-    p.add_argument("--mine", action="store_true", help="notes I wrote")
+    p.add_argument("--mine", action="store_true", help=_("notes I wrote"))
     p.add_argument("--text")
     p.add_argument("--since", metavar="DATE", type=when.day,
-                   help="published on or after: YYYY-MM-DD, yesterday, '7 days ago'")
-    p.add_argument("--until", metavar="DATE", type=when.day, help="published before")
-    p.add_argument("--expired", action="store_true", help="include expired published notes")
+                   help=_("published on or after: YYYY-MM-DD, yesterday, '7 days ago'"))
+    p.add_argument("--until", metavar="DATE", type=when.day, help=_("published before"))
+    p.add_argument("--expired", action="store_true", help=_("include expired published notes"))
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--page")
     p.set_defaults(func=notes)
 
-    p = sub.add_parser("show", help="one note, optionally with its revisions and reviews")
+    p = sub.add_parser("show", help=_("one note, optionally with its revisions and reviews"))
     p.add_argument("id")
     p.add_argument("--revision", type=int, default=0)
     p.add_argument("--revisions", action="store_true")
     p.set_defaults(func=show)
 
-    p = sub.add_parser("write", help="start a draft (analyst)")
+    p = sub.add_parser("write", help=_("start a draft (analyst)"))
     _content_options(p, required=True)
     p.add_argument("--supersedes", metavar="NOTE_ID")
-    p.add_argument("--request-id", help="makes a retry return the same draft")
+    p.add_argument("--request-id", help=_("makes a retry return the same draft"))
     p.set_defaults(func=write)
 
-    p = sub.add_parser("edit", help="new revision of a draft or returned note (analyst)")
+    p = sub.add_parser("edit", help=_("new revision of a draft or returned note (analyst)"))
     p.add_argument("id")
     _content_options(p, required=False)
     p.set_defaults(func=edit)
@@ -402,39 +415,39 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         p.add_argument("id")
         p.set_defaults(func=func)
 
-    p = sub.add_parser("withdraw", help="withdraw a note")
+    p = sub.add_parser("withdraw", help=_("withdraw a note"))
     p.add_argument("id")
     p.add_argument("--reason", required=True)
     p.set_defaults(func=withdraw)
 
-    p = sub.add_parser("queue", help="the review queue (compliance)")
+    p = sub.add_parser("queue", help=_("the review queue (compliance)"))
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=queue)
 
-    p = sub.add_parser("approve", help="approve the current revision (compliance)")
+    p = sub.add_parser("approve", help=_("approve the current revision (compliance)"))
     p.add_argument("id")
-    p.add_argument("--revision", type=int, default=0, help="the revision you reviewed")
+    p.add_argument("--revision", type=int, default=0, help=_("the revision you reviewed"))
     p.add_argument("--comments")
     p.set_defaults(func=approve)
 
-    p = sub.add_parser("return", help="return to the author with comments (compliance)")
+    p = sub.add_parser("return", help=_("return to the author with comments (compliance)"))
     p.add_argument("id")
     p.add_argument("--revision", type=int, default=0)
     p.add_argument("--comments", required=True)
     p.set_defaults(func=return_note)
 
-    p = sub.add_parser("requests", help="research requests by due time")
+    p = sub.add_parser("requests", help=_("research requests by due time"))
     p.add_argument("--state", choices=sorted(REQUEST_STATES))
-    p.add_argument("--mine", action="store_true", help="claimed by me")
+    p.add_argument("--mine", action="store_true", help=_("claimed by me"))
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=requests)
 
-    p = sub.add_parser("ask", help="ask research a question (consultant, broker)")
+    p = sub.add_parser("ask", help=_("ask research a question (consultant, broker)"))
     p.add_argument("--question", required=True)
     client_option(p, "--client")
     p.add_argument("--ticker", action="append")
     p.add_argument("--due", metavar="DATETIME", type=when.moment,
-                   help="'tomorrow 17:00', 'YYYY-MM-DD HH:MM'")
+                   help=_("'tomorrow 17:00', 'YYYY-MM-DD HH:MM'"))
     p.add_argument("--due-hours", type=float, default=24.0)
     p.set_defaults(func=ask)
 
@@ -444,21 +457,21 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         p.add_argument("id")
         p.set_defaults(func=func)
 
-    p = sub.add_parser("answer", help="answer a research request (analyst)")
+    p = sub.add_parser("answer", help=_("answer a research request (analyst)"))
     p.add_argument("id")
     p.add_argument("--text")
-    p.add_argument("--note", metavar="NOTE_ID", help="a published note that answers it")
+    p.add_argument("--note", metavar="NOTE_ID", help=_("a published note that answers it"))
     p.set_defaults(func=answer)
 
-    p = sub.add_parser("reach", help="reach of a note, or of my (all) published notes")
+    p = sub.add_parser("reach", help=_("reach of a note, or of my (all) published notes"))
     p.add_argument("id", nargs="?")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=reach)
 
-    p = sub.add_parser("ledger", help="the distribution ledger; --out FILE exports CSV")
+    p = sub.add_parser("ledger", help=_("the distribution ledger; --out FILE exports CSV"))
     p.add_argument("--note")
     p.add_argument("--from", dest="since", metavar="DATE", type=when.day)
     p.add_argument("--to", dest="until", metavar="DATE", type=when.day)
-    p.add_argument("--out", metavar="FILE", help="CSV file, or - for stdout")
+    p.add_argument("--out", metavar="FILE", help=_("CSV file, or - for stdout"))
     p.add_argument("--limit", type=int, default=100)
     p.set_defaults(func=ledger)

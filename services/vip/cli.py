@@ -85,7 +85,7 @@ async def inbox(args: argparse.Namespace, ctl: Ctl) -> None:
         relays=resp.relay_count), ["kind", "id", "client", "subject",
                                              "deadline", "", "next"], rows)
     if resp.next_page_token:
-        ctl.console.print(f"next page: --page {resp.next_page_token}")
+        ctl.console.print(_("next page: --page {token}").format(token=resp.next_page_token))
 
 
 async def show(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -166,14 +166,16 @@ async def relays(args: argparse.Namespace, ctl: Ctl) -> None:
                 _name(relay_pb2.RelayState, r.state, "RELAY_STATE_"), local(r.due_time),
                 clip(r.reason, 30)] for r in resp.relays])
     if resp.next_page_token:
-        ctl.console.print(f"next page: --page {resp.next_page_token}")
+        ctl.console.print(_("next page: --page {token}").format(token=resp.next_page_token))
 
 
 async def gaps(args: argparse.Namespace, ctl: Ctl) -> None:
     resp = await _stub(ctl).CheckRotaGaps(api.CheckRotaGapsRequest(
         role=ROLES[args.role], days=args.days), metadata=ctl.metadata)
-    ctl.console.print(f"{args.role} rota, next {args.days} days ({resp.time_zone}): "
-                      f"{resp.uncovered_hours:g} of {resp.window_hours:g} hours uncovered")
+    ctl.console.print(_("{role} rota, next {days} days ({zone}): {uncovered} of {window} hours "
+                        "uncovered").format(role=args.role, days=args.days, zone=resp.time_zone,
+                                            uncovered=f"{resp.uncovered_hours:g}",
+                                            window=f"{resp.window_hours:g}"))
     if resp.gaps:
         ctl.table("gaps", ["from", "to", "hours"],
                   [[g.local_start, g.local_end, f"{g.hours:g}"] for g in resp.gaps])
@@ -199,7 +201,8 @@ async def shift(args: argparse.Namespace, ctl: Ctl) -> None:
     msg.end_time.CopyFrom(timestamp(args.end))
     made = await _stub(ctl).CreateShift(api.CreateShiftRequest(shift=msg),
                                         metadata=ctl.metadata)
-    ctl.console.print(f"shift {made.id}: {local(made.start_time)} - {local(made.end_time)}")
+    ctl.console.print(_("shift {id}: {start} - {end}").format(
+        id=made.id, start=local(made.start_time), end=local(made.end_time)))
 
 
 async def breaches(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -215,7 +218,7 @@ async def breaches(args: argparse.Namespace, ctl: Ctl) -> None:
                 if b.escalation_level else ""]
                for b in resp.breaches])
     if resp.next_page_token:
-        ctl.console.print(f"next page: --page {resp.next_page_token}")
+        ctl.console.print(_("next page: --page {token}").format(token=resp.next_page_token))
 
 
 async def report(args: argparse.Namespace, ctl: Ctl) -> None:
@@ -236,41 +239,41 @@ async def report(args: argparse.Namespace, ctl: Ctl) -> None:
 
 
 def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    group = groups.add_parser("vip", help="key clients: broker inbox, advisories, relays, rota")
+    group = groups.add_parser("vip", help=_("key clients: broker inbox, advisories, relays, rota"))
     sub = group.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("inbox", help="advisories and relays due, by deadline")
+    p = sub.add_parser("inbox", help=_("advisories and relays due, by deadline"))
     staff_option(p, "--broker", help="supervisors: whose inbox")
     p.add_argument("--limit", type=int, default=30)
     p.add_argument("--page")
     p.set_defaults(func=inbox)
-    p = sub.add_parser("show", help="one advisory")
+    p = sub.add_parser("show", help=_("one advisory"))
     p.add_argument("id")
     p.set_defaults(func=show)
-    p = sub.add_parser("ask", help="open an advisory request for a key client")
+    p = sub.add_parser("ask", help=_("open an advisory request for a key client"))
     client_option(p, "client")
     p.add_argument("question")
     p.add_argument("--ticker", action="append")
     p.add_argument("--urgency", choices=URGENCY, default="normal")
     p.add_argument("--request-id")
     p.set_defaults(func=ask)
-    p = sub.add_parser("acknowledge", help="acknowledge an advisory")
+    p = sub.add_parser("acknowledge", help=_("acknowledge an advisory"))
     p.add_argument("id")
     p.set_defaults(func=acknowledge)
-    p = sub.add_parser("research", help="send an advisory's question to research")
+    p = sub.add_parser("research", help=_("send an advisory's question to research"))
     p.add_argument("id")
     p.add_argument("--question")
     p.set_defaults(func=research)
-    p = sub.add_parser("answer", help="give the advice (risk level R1-R5)")
+    p = sub.add_parser("answer", help=_("give the advice (risk level R1-R5)"))
     p.add_argument("id")
     p.add_argument("advice")
-    p.add_argument("--risk", required=True, type=risk_level, help="R1..R5")
-    p.add_argument("--override", help="reason to give advice above the client's tolerance")
+    p.add_argument("--risk", required=True, type=risk_level, help=_("R1..R5"))
+    p.add_argument("--override", help=_("reason to give advice above the client's tolerance"))
     p.set_defaults(func=answer)
-    p = sub.add_parser("close", help="close an advisory without advice")
+    p = sub.add_parser("close", help=_("close an advisory without advice"))
     p.add_argument("id")
     p.add_argument("reason")
     p.set_defaults(func=close)
-    p = sub.add_parser("relays", help="list relay tasks")
+    p = sub.add_parser("relays", help=_("list relay tasks"))
     p.add_argument("--note")
     client_option(p, "--client")
     p.add_argument("--state", choices=["pending", "delivered", "acknowledged", "cancelled",
@@ -278,35 +281,35 @@ def add_commands(groups: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--limit", type=int, default=30)
     p.add_argument("--page")
     p.set_defaults(func=relays)
-    p = sub.add_parser("relay", help="record how you explained a note to the client")
+    p = sub.add_parser("relay", help=_("record how you explained a note to the client"))
     p.add_argument("id")
     p.add_argument("--channel", choices=CHANNELS, required=True)
     p.add_argument("--summary", required=True)
     p.set_defaults(func=relay)
-    p = sub.add_parser("client-ack", help="record the client's acknowledgement of a relay")
+    p = sub.add_parser("client-ack", help=_("record the client's acknowledgement of a relay"))
     p.add_argument("id")
     p.add_argument("--note")
     p.set_defaults(func=client_ack)
-    p = sub.add_parser("gaps", help="uncovered rota hours (supervisor)")
+    p = sub.add_parser("gaps", help=_("uncovered rota hours (supervisor)"))
     p.add_argument("--role", choices=ROLES, default="broker")
     p.add_argument("--days", type=count.at_least(1), default=14)
     p.set_defaults(func=gaps)
-    p = sub.add_parser("on-call", help="who is on call (now, or --at local time)")
-    p.add_argument("--at", type=when.moment, help="'tomorrow 09:00', 'YYYY-MM-DD HH:MM'")
+    p = sub.add_parser("on-call", help=_("who is on call (now, or --at local time)"))
+    p.add_argument("--at", type=when.moment, help=_("'tomorrow 09:00', 'YYYY-MM-DD HH:MM'"))
     p.set_defaults(func=on_call)
-    p = sub.add_parser("shift", help="add a shift (supervisor; local times)")
+    p = sub.add_parser("shift", help=_("add a shift (supervisor; local times)"))
     staff_option(p, "staff")
-    p.add_argument("start", type=when.moment, help="e.g. 2026-03-02T08:00, 'monday 08:00'")
+    p.add_argument("start", type=when.moment, help=_("e.g. 2026-03-02T08:00, 'monday 08:00'"))
     p.add_argument("end", type=when.moment)
     p.add_argument("--role", choices=ROLES, default="broker")
     p.add_argument("--note")
     p.set_defaults(func=shift)
-    p = sub.add_parser("breaches", help="SLA breaches, newest first (supervisor)")
+    p = sub.add_parser("breaches", help=_("SLA breaches, newest first (supervisor)"))
     staff_option(p, "--broker")
     p.add_argument("--limit", type=int, default=30)
     p.add_argument("--page")
     p.set_defaults(func=breaches)
-    p = sub.add_parser("report", help="SLA compliance per broker per week (supervisor)")
+    p = sub.add_parser("report", help=_("SLA compliance per broker per week (supervisor)"))
     p.add_argument("--start", type=when.day)
     p.add_argument("--end", type=when.day)
     staff_option(p, "--broker")

@@ -141,3 +141,18 @@ def test_every_table_title_can_be_translated(path: Path) -> None:
            and node.func.attr == "table" and node.args
            and not _through_catalogue(node.args[0])]
     assert not bad, f"table titles the catalogue cannot see: {bad}"
+
+
+@pytest.mark.parametrize("path", CLI_MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_rebinds_the_gettext_function(path: Path) -> None:
+    """`ticker, _, stance = ...` in a function that also prints _("...") makes `_` a local
+    string there, and the print fails ("'str' object is not callable") on the path that
+    reaches it. Comprehensions have their own scope, so `for _, x in ...` inside one is fine."""
+    tree = ast.parse(path.read_text())
+    comprehension_targets = {id(n) for c in ast.walk(tree)
+                             if isinstance(c, ast.comprehension) for n in ast.walk(c.target)}
+    bad = [f"{path.name}:{node.lineno}" for node in ast.walk(tree)
+           if (isinstance(node, ast.Name) and node.id == "_" and isinstance(node.ctx, ast.Store)
+               and id(node) not in comprehension_targets)
+           or (isinstance(node, ast.arg) and node.arg == "_")]
+    assert not bad, f"`_` rebound (use another name): {bad}"
