@@ -47,13 +47,13 @@ async def clients(args: argparse.Namespace, ctl: Ctl) -> None:
         req.client_manager_id = args.manager
     resp = await _stub(ctl).ListClients(req, metadata=ctl.metadata)
     ctl.table(_("clients ({count} match)").format(count=resp.total_size),
-              ["id", "account", "name", "channel", "tier", "risk", "assessed", "broker"],
+              ["id", "account", "name", "channel", "tier", "risk", "assessed", "broker id"],
               [[c.id, c.account_no, c.display_name,
                 client_pb2.Channel.Name(c.channel).removeprefix("CHANNEL_").lower(),
                 client_pb2.Tier.Name(c.tier).removeprefix("TIER_").lower(),
                 client_pb2.RiskTolerance.Name(c.risk_tolerance).removeprefix("RISK_TOLERANCE_"),
                 c.risk_assessed_on + (" (expired)" if c.risk_assessment_expired else ""),
-                c.broker_id[-8:]] for c in resp.clients])
+                c.broker_id] for c in resp.clients])
     if resp.next_page_token:
         ctl.console.print(_("next page: --page {token}").format(token=resp.next_page_token))
 
