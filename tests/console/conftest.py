@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,6 +26,7 @@ from branch.directory.v1 import directory_service_pb2 as dapi
 from branch.directory.v1.directory_service_pb2_grpc import DirectoryServiceStub
 from branch.directory.v1.identity_pb2_grpc import IdentityServiceStub
 
+from services.common.nats_link import EmbeddedNats
 from services.console.server import ConsoleRunner
 from services.directory.server import SPEC as DIRECTORY
 from services.insight.server import SPEC as INSIGHT
@@ -111,6 +112,18 @@ async def _person(d: DirectoryServiceAsyncStub, ident: IdentityServiceAsyncStub,
     await ident.ChangePassword(identity_pb2.ChangePasswordRequest(
         employee_no=no, password=temp.temporary_password, new_password=PASSWORD))
     return staff.id
+
+
+@pytest.fixture(scope="package")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
+    """tests/console's own nats-server (overrides the session's): the services here start
+    on an empty stream, not behind the backlog of events every earlier test on this pytest
+    worker published (a vip consumer working through thousands of other suites' client
+    events kept a key client off the roster for more than 20 s)."""
+    server = EmbeddedNats(tmp_path_factory.mktemp("console-nats"))
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="package")
