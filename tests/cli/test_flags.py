@@ -107,7 +107,8 @@ def built(func: Callable[..., Any]) -> tuple[set[Any], set[str]]:
                 cls = getattr(getattr(module, f.value.id, None), f.attr, None)
                 if cls is not None:
                     requests.add(cls)
-            names |= {k.arg for k in node.keywords if k.arg and _typed(k.value, typed)}
+            if not (isinstance(f, ast.Attribute) and f.attr == "format"):  # words, not a request
+                names |= {k.arg for k in node.keywords if k.arg and _typed(k.value, typed)}
             if isinstance(f, ast.Attribute) and f.attr in ("CopyFrom", "extend", "append") \
                     and isinstance(f.value, ast.Attribute) and _typed(node, typed):
                 names.add(f.value.attr)
