@@ -21,6 +21,7 @@ from typing import Any
 
 import grpc
 import pytest
+from branch.directory.v1 import client_pb2, staff_pb2
 
 from services import registry
 from services.common.nats_link import EmbeddedNats
@@ -29,6 +30,8 @@ from tests.deploy import test_flows as flows
 from tests.deploy.cluster import REPO, Cluster, Replica
 from tests.deploy.conftest import deployed_services
 from tests.deploy.netns import Host, NetnsUnavailable, Network
+from tests.deploy.suite import Suite
+from tests.harness import auth, eventually, unique
 from tests.tls import TestCA
 
 pytestmark = pytest.mark.skipif(
@@ -184,14 +187,41 @@ def _json_or_none(line: str) -> dict[str, Any] | None:
     return rec if isinstance(rec, dict) else None
 
 
-async def test_peers_spread_their_calls_over_every_directory_host(deployed: Cluster) -> None:
+async def test_peers_spread_their_calls_over_every_directory_host(suite: Suite) -> None:
     """`directory:50051` names two hosts: the other services' calls (their own service
-    tokens, `svc:*`) reached both, round robin, not only the first address."""
-    for replica in deployed.replicas["directory"]:
-        calls = [rec for rec in map(_json_or_none, replica.log_path.read_text().splitlines())
-                 if rec and rec.get("event") == "rpc"
-                 and str(rec.get("staff_id", "")).startswith("svc:")]
-        assert calls, f"{replica.name} served no calls from peers"
+    tokens, `svc:*`) reach both, round robin, not only the first address.
+
+    The test makes the peer calls itself (each ticket opened for a client makes the remote
+    service read that client from the directory), so it does not depend on how many calls
+    the earlier tests happened to make."""
+    from branch.remote.v1 import remote_service_pb2 as rapi
+    from branch.remote.v1 import ticket_pb2 as tpb
+
+    agent = await suite.staff(staff_pb2.ROLE_SERVICE_AGENT)
+    client_id = await suite.client(broker_id=await suite.staff(staff_pb2.ROLE_BROKER),
+                                   tier=client_pb2.TIER_STANDARD)
+    replicas = suite.cluster.replicas["directory"]
+
+    def peer_calls(replica: Replica) -> int:
+        return sum(1 for rec in map(_json_or_none, replica.log_path.read_text().splitlines())
+                   if rec and rec.get("event") == "rpc"
+                   and str(rec.get("staff_id", "")).startswith("svc:"))
+
+    before = {r.name: peer_calls(r) for r in replicas}
+    for _ in range(12):  # round robin over two ready hosts: six each
+        await suite.remote.OpenTicket(rapi.OpenTicketRequest(ticket=tpb.Ticket(
+            line=tpb.LINE_TECHNICAL, client_id=client_id, caller_name="Caller",
+            caller_phone="13900000001", category="app", summary="cannot log in",
+            priority=tpb.PRIORITY_NORMAL), request_id=unique("rr-")),
+            metadata=auth(agent, "service_agent"))
+
+    def served() -> dict[str, int]:
+        return {r.name: peer_calls(r) - before[r.name] for r in replicas}
+
+    try:  # a host logs its call just after answering it
+        await eventually(lambda: all(served().values()), timeout=10)
+    except AssertionError:
+        raise AssertionError(f"peer calls served by each directory host: {served()}") from None
 
 
 async def test_container_healthcheck_speaks_the_served_transport(deployed: Cluster) -> None:
