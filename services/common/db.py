@@ -9,21 +9,24 @@ from __future__ import annotations
 import asyncio
 import socket
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, Row, create_engine, event, make_url, text
+import asyncpg
+from sqlalchemy import DateTime, event, make_url, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import Select
 from sqlalchemy.types import TypeDecorator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.clock import as_utc
+from services.common.driver_sql import DriverStatements
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -76,12 +79,11 @@ class Database:
         # trips) and without the ping before each use (a read on a dropped connection is
         # tried once more instead); on a SQLite file, sqlite3 in a few threads of our own
         # (made on first use)
-        self._reads: AsyncEngine | None = None
+        self._reads: _PgReader | None = None
         if not self.is_sqlite:
-            half = max(1, pool_size // 2)
-            self._reads = create_async_engine(url, hide_parameters=True, pool_size=half,
-                                              max_overflow=half, isolation_level="AUTOCOMMIT")
-        self._sync_reads: tuple[Engine, ThreadPoolExecutor] | None = None
+            self._reads = _PgReader(url, max(1, pool_size // 2) * 2)
+        self._sync_reads: _SqliteReader | None = None
+        self._driver_statements: DriverStatements | None = None
         database = make_url(url).database if self.is_sqlite else None
         self._sqlite_file = database if database and database != ":memory:" else None
 
@@ -141,56 +143,53 @@ class Database:
             yield session
 
     async def fetch_one(
-        self, statement: Executable, params: Mapping[str, Any] | None = None
-    ) -> Row[Any] | None:
-        """The first row of one read statement (SQLAlchemy Core: no session, no ORM objects;
-        its compiled form is cached by SQLAlchemy), or None. For the hot single-row reads
-        (a primary-key get on every call), where the session and ORM machinery cost several
-        times the query. Measured (bench/README.md): on SQLite, sqlite3 in a thread pool
-        answers in one thread hop where aiosqlite takes several; on PostgreSQL, asyncpg in
-        autocommit saves the BEGIN and ROLLBACK round trips, and a pool without pre-ping the
-        ping's (a connection found dropped is thrown away and the read tried once more on a
-        new one, as the ping would have done)."""
+        self, statement: Select[Any], params: Mapping[str, Any] | None = None
+    ) -> Any | None:
+        """The first row of one Core SELECT, or None: a named tuple whose fields are the
+        selected columns' keys, values of the columns' Python types (aware UTC datetimes for
+        UtcDateTime). For the hot single-row reads (a primary-key get on every call), where a
+        session, the ORM, or even SQLAlchemy's connection and result machinery cost several
+        times the query: SQLAlchemy compiles the statement once and supplies the type
+        conversions (services/common/driver_sql.py); the driver runs it. On a SQLite file,
+        sqlite3 connections of their own (query_only) in a small thread pool, one thread hop
+        a read; on PostgreSQL, an asyncpg pool of its own in autocommit, where a connection
+        found dropped is thrown away and the read tried once more on a new one.
+        Measured: bench/README.md, "Per-call cost"."""
         if self._sqlite_file is not None:
-            sync_engine, pool = self._sync_reader()
-
-            def read() -> Row[Any] | None:
-                with sync_engine.connect() as conn:
-                    return conn.execute(statement, params).first()
-
-            return await asyncio.get_running_loop().run_in_executor(pool, read)
-        engine = self._reads or self.engine
+            prepared = self._statements(self.engine.dialect)[statement]
+            args = prepared.args(params)
+            reader = self._sqlite_reader()
+            raw = await asyncio.get_running_loop().run_in_executor(
+                reader.pool, reader.fetch_one, prepared.sql, args)
+            return None if raw is None else prepared.row(raw)
+        if self._reads is None:  # SQLite in memory (tests): the engine's own connection
+            async with self.engine.connect() as conn:
+                return (await conn.execute(statement, params)).first()
+        prepared = self._statements(self.engine.dialect)[statement]
+        args = prepared.args(params)
+        pool = await self._reads.get()
         for attempt in (1, 2):
             try:
-                async with engine.connect() as conn:
-                    return (await conn.execute(statement, params)).first()
-            except sa_exc.DBAPIError as exc:
-                if attempt == 2 or not exc.connection_invalidated:
+                raw = await pool.fetchrow(prepared.sql, *args)
+                return None if raw is None else prepared.row(raw)
+            except (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError,
+                    asyncpg.PostgresConnectionError, ConnectionError):
+                if attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
+    def _statements(self, dialect: Dialect) -> DriverStatements:
+        if self._driver_statements is None:
+            self._driver_statements = DriverStatements(dialect)
+        return self._driver_statements
+
     SYNC_READERS = 4
 
-    def _sync_reader(self) -> tuple[Engine, ThreadPoolExecutor]:
+    def _sqlite_reader(self) -> _SqliteReader:
         if self._sync_reads is None:
             assert self._sqlite_file is not None
-            engine = create_engine(
-                make_url(self.url).set(drivername="sqlite"), hide_parameters=True,
-                connect_args={"timeout": self._busy_ms / 1000, "isolation_level": None,
-                              "check_same_thread": False},
-                pool_size=self.SYNC_READERS, pool_reset_on_return=None)
-            busy_ms = self._busy_ms
-
-            @event.listens_for(engine, "connect")
-            def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-                cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA query_only=ON")  # these connections only read
-                cur.execute(f"PRAGMA busy_timeout={busy_ms}")
-                cur.close()
-
-            pool = ThreadPoolExecutor(self.SYNC_READERS,
-                                      thread_name_prefix=f"{self.service}-reads")
-            self._sync_reads = (engine, pool)
+            self._sync_reads = _SqliteReader(self._sqlite_file, self._busy_ms,
+                                             self.SYNC_READERS, self.service)
         return self._sync_reads
 
     async def reachable(self, timeout: float) -> bool:
@@ -205,12 +204,10 @@ class Database:
 
     async def dispose(self) -> None:
         if self._sync_reads is not None:
-            engine, pool = self._sync_reads
-            self._sync_reads = None
-            pool.shutdown(wait=True)
-            engine.dispose()
+            reader, self._sync_reads = self._sync_reads, None
+            reader.close()
         if self._reads is not None:
-            await self._reads.dispose()
+            await self._reads.close()
         await self.engine.dispose()
 
 
@@ -223,8 +220,6 @@ def is_unavailable(exc: BaseException) -> bool:
     or is busy (a dropped or refused connection, a server shutting down or not yet accepting,
     too many connections, a pool with no free connection, a SQLite file locked by another
     process); False for errors in what was asked (constraints, SQL, our own bugs)."""
-    import asyncpg
-
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -259,3 +254,60 @@ async def _begin(session: AsyncSession) -> AsyncIterator[None]:
         raise
     else:
         await session.commit()
+
+
+class _SqliteReader:
+    """fetch_one's sqlite3 connections: one per thread of a small pool, each query_only,
+    opened on the thread's first read and closed by close()."""
+
+    def __init__(self, path: str, busy_ms: int, threads: int, service: str) -> None:
+        self._path, self._busy_ms = path, busy_ms
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix=f"{service}-reads")
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def fetch_one(self, sql: str, args: list[Any]) -> Any:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._path, timeout=self._busy_ms / 1000,
+                                   isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA query_only=ON")  # these connections only read
+            conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+            self._local.conn = conn
+            with self._lock:
+                self._opened.append(conn)
+        return conn.execute(sql, args).fetchone()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            conn.close()
+
+
+class _PgReader:
+    """fetch_one's asyncpg pool (autocommit, as asyncpg runs statements outside a
+    transaction), made on first use in the running event loop."""
+
+    def __init__(self, url: str, size: int) -> None:
+        self._dsn = make_url(url).set(drivername="postgresql").render_as_string(
+            hide_password=False)
+        self._size = size
+        self._pool: asyncpg.Pool | None = None
+        self._making: asyncio.Lock | None = None
+
+    async def get(self) -> asyncpg.Pool:
+        if self._pool is None:
+            self._making = self._making or asyncio.Lock()
+            async with self._making:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(self._dsn, min_size=0,
+                                                           max_size=self._size)
+        return self._pool
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
