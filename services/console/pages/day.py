@@ -19,15 +19,10 @@ from starlette.routing import Route
 from services.common.protos import from_ts
 from services.console import picker, views, web
 from services.console.i18n import N_, _
+from services.console.pages.forms import STATES as FORM_STATES
 from services.console.views import Refusal, name, request_id
 
 ROLE = "client_manager"
-FORM_STATES = {
-    consultation_pb2.FORM_STATE_RAISED: N_("waiting for analysis"),
-    consultation_pb2.FORM_STATE_ANALYSED: N_("analysed, to deliver"),
-    consultation_pb2.FORM_STATE_DELIVERED: N_("delivered"),
-    consultation_pb2.FORM_STATE_CANCELLED: N_("cancelled"),
-}
 DONE = {"visit": N_("The visit was recorded."), "patrol": N_("The patrol was recorded."),
         "form": N_("The consultation form was raised; the consultant has it in their inbox.")}
 
