@@ -23,6 +23,7 @@ from branch.directory.v1 import client_pb2
 from branch.research.v1 import research_service_pb2 as research_api
 from branch.vip.v1 import advisory_pb2, relay_pb2
 from branch.vip.v1 import vip_service_pb2 as vapi
+from google.protobuf.message import Message
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -195,6 +196,11 @@ async def inbox_events(request: Request) -> Response:
                              headers={"X-Accel-Buffering": "no"})
 
 
+def _times(item: Message, *fields: str) -> dict[str, str]:
+    """Each of the item's timestamp fields in the branch zone ("" when it is not set)."""
+    return {f: web.when(from_ts(getattr(item, f))) if item.HasField(f) else "" for f in fields}
+
+
 # --- an advisory ---------------------------------------------------------------------------
 
 async def _advisory_page(request: Request, advisory_id: str, refusal: Refusal | None = None,
@@ -203,9 +209,8 @@ async def _advisory_page(request: Request, advisory_id: str, refusal: Refusal | 
     st = await web.stubs(request)
     a: advisory_pb2.Advisory = await st.vip.GetAdvisory(
         vapi.GetAdvisoryRequest(id=advisory_id), metadata=st.metadata)
-    ts = {name: web.when(from_ts(getattr(a, name))) if a.HasField(name) else ""
-          for name in ("open_time", "acknowledge_due_time", "answer_due_time",
-                       "acknowledge_time", "answer_time", "research_answer_time")}
+    ts = _times(a, "open_time", "acknowledge_due_time", "answer_due_time", "acknowledge_time",
+                "answer_time", "research_answer_time")
     state = a.state
     return web.render(
         request, "pages/inbox/advisory.html", status_code=status, a=a, ts=ts,
@@ -269,9 +274,7 @@ async def _relay_page(request: Request, relay_id: str, refusal: Refusal | None =
         note = await st.research.GetNote(research_api.GetNoteRequest(
             id=r.note_id, revision=r.revision), metadata=st.metadata)
         summary = note.summary
-    ts = {name: web.when(from_ts(getattr(r, name))) if r.HasField(name) else ""
-          for name in ("create_time", "due_time", "publish_time", "deliver_time",
-                       "acknowledge_time")}
+    ts = _times(r, "create_time", "due_time", "publish_time", "deliver_time", "acknowledge_time")
     return web.render(
         request, "pages/inbox/relay.html", status_code=status, r=r, ts=ts, summary=summary,
         state=enums.label_of(r, "state"), risk=enums.label_of(r, "risk_level"),
