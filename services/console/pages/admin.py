@@ -55,10 +55,6 @@ async def staff_list(request: Request, *, error: str = "", fields: dict[str, str
                       error=error, fields=fields or {}, typed=typed or {})
 
 
-async def staff_home(request: Request) -> Response:
-    return await staff_list(request)
-
-
 async def create_staff(request: Request, form: FormData) -> Response:
     web.require_role(request, ADMIN)
     st = await web.stubs(request)
@@ -93,10 +89,6 @@ async def staff_detail(request: Request, *, temporary: str = "", message: str = 
                       roles=list(web.ROLE_NAMES), temporary=temporary, message=message)
 
 
-async def staff_detail_page(request: Request) -> Response:
-    return await staff_detail(request)
-
-
 async def set_roles(request: Request, form: FormData) -> Response:
     web.require_role(request, ADMIN)
     st = await web.stubs(request)
@@ -129,9 +121,9 @@ async def reset_password(request: Request, form: FormData) -> Response:
 
 
 ROUTES = [
-    Route("/admin/staff", staff_home, methods=["GET"]),
+    Route("/admin/staff", staff_list, methods=["GET"]),
     Route("/admin/staff", web.form_handler(create_staff), methods=["POST"]),
-    Route("/admin/staff/{staff_id}", staff_detail_page, methods=["GET"]),
+    Route("/admin/staff/{staff_id}", staff_detail, methods=["GET"]),
     Route("/admin/staff/{staff_id}/roles", web.form_handler(set_roles), methods=["POST"]),
     Route("/admin/staff/{staff_id}/deactivate", web.form_handler(deactivate),
           methods=["POST"]),

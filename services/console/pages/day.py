@@ -68,10 +68,6 @@ async def day_page(request: Request, *, status_code: int = 200,
         done=views.done(request, DONE), request_id=str(uuid.uuid4()))
 
 
-async def day_home(request: Request) -> Response:
-    return await day_page(request)
-
-
 def _typed(form: FormData, *names: str) -> dict[str, str]:
     return {n: web.text(form, n) for n in (*names, "request_id")}
 
@@ -147,7 +143,7 @@ async def raise_form(request: Request, form: FormData) -> Response:
 
 
 ROUTES = [
-    Route("/day", day_home, methods=["GET"]),
+    Route("/day", day_page, methods=["GET"]),
     Route("/day/visits", web.form_handler(record_visit), methods=["POST"]),
     Route("/day/patrols", web.form_handler(record_patrol), methods=["POST"]),
     Route("/day/forms", web.form_handler(raise_form), methods=["POST"]),

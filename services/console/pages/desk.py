@@ -148,10 +148,6 @@ async def desk_page(request: Request, *, status_code: int = 200, error: Refusal 
                       request_id=str(uuid.uuid4()), **_words())
 
 
-async def desk_home(request: Request) -> Response:
-    return await desk_page(request)
-
-
 async def open_ticket(request: Request, form: FormData) -> Response:
     web.require_role(request, *DESK_ROLES)
     st = await web.stubs(request)
@@ -226,10 +222,6 @@ async def ticket_page(request: Request, *, status_code: int = 200,
                       opened=request.query_params.get("opened") == "1", **_words())
 
 
-async def ticket_detail(request: Request) -> Response:
-    return await ticket_page(request)
-
-
 async def ticket_action(request: Request, form: FormData) -> Response:
     web.require_role(request, *DESK_ROLES)
     st = await web.stubs(request)
@@ -252,11 +244,11 @@ async def ticket_action(request: Request, form: FormData) -> Response:
 
 
 ROUTES = [
-    Route("/desk", desk_home, methods=["GET"]),
+    Route("/desk", desk_page, methods=["GET"]),
     Route("/desk/tickets", web.form_handler(open_ticket), methods=["POST"]),
     Route("/desk/callback", web.form_handler(next_callback), methods=["POST"]),
     Route("/desk/callback/{target_id}", web.form_handler(record_callback), methods=["POST"]),
-    Route("/tickets/{ticket_id}", ticket_detail, methods=["GET"]),
+    Route("/tickets/{ticket_id}", ticket_page, methods=["GET"]),
     Route("/tickets/{ticket_id}/{action}", web.form_handler(ticket_action), methods=["POST"]),
 ]
 NAV = [web.NavItem("/desk", N_("Service desk"), frozenset({ROLE}))]

@@ -84,10 +84,6 @@ async def form_page(request: Request, *, status_code: int = 200, error: Refusal 
                       done=request.query_params.get("done") == "1", **_common())
 
 
-async def form_detail(request: Request) -> Response:
-    return await form_page(request)
-
-
 async def analyse(request: Request, form: FormData) -> Response:
     web.require_role(request, *ANALYSTS)
     st = await web.stubs(request)
@@ -118,7 +114,7 @@ async def analyse(request: Request, form: FormData) -> Response:
 
 ROUTES = [
     Route("/forms", inbox, methods=["GET"]),
-    Route("/forms/{form_id}", form_detail, methods=["GET"]),
+    Route("/forms/{form_id}", form_page, methods=["GET"]),
     Route("/forms/{form_id}/analysis", web.form_handler(analyse), methods=["POST"]),
 ]
 NAV = [web.NavItem("/forms", N_("Forms inbox"), frozenset({"consultant"}))]

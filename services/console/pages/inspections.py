@@ -72,10 +72,6 @@ async def queue_page(request: Request, *, status_code: int = 200,
                       month=last_month(today(request)), **_common(request))
 
 
-async def queue(request: Request) -> Response:
-    return await queue_page(request)
-
-
 async def draw(request: Request, form: FormData) -> Response:
     """Draws last month's sample now (the service draws it on schedule too; once a month)."""
     web.require_role(request, *INSPECTORS)
@@ -109,10 +105,6 @@ async def inspection_page(request: Request, *, status_code: int = 200,
         can_appeal=ins.person_id == s.staff_id and ins.state == K.INSPECTION_STATE_SCORED
         and not any(a.state == K.APPEAL_STATE_OPEN for a in mine),
         is_inspector=is_inspector, request_id=str(uuid.uuid4()), **_common(request))
-
-
-async def inspection(request: Request) -> Response:
-    return await inspection_page(request)
 
 
 def _score(value: str) -> int:
@@ -180,9 +172,9 @@ async def mine(request: Request) -> Response:
 
 
 ROUTES = [
-    Route("/inspections", queue, methods=["GET"]),
+    Route("/inspections", queue_page, methods=["GET"]),
     Route("/inspections/draw", web.form_handler(draw), methods=["POST"]),
-    Route("/inspections/{inspection_id}", inspection, methods=["GET"]),
+    Route("/inspections/{inspection_id}", inspection_page, methods=["GET"]),
     Route("/inspections/{inspection_id}/score", web.form_handler(score), methods=["POST"]),
     Route("/inspections/{inspection_id}/appeal", web.form_handler(appeal), methods=["POST"]),
     Route("/my-inspections", mine, methods=["GET"]),

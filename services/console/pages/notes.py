@@ -170,10 +170,6 @@ async def note_page(request: Request, refusal: Refusal | None = None,
         **_editor(note, form))
 
 
-async def note(request: Request) -> Response:
-    return await note_page(request)
-
-
 async def save(request: Request, form: FormData) -> Response:
     web.require_role(request, "analyst")
     st = await web.stubs(request)
@@ -207,7 +203,7 @@ ROUTES = [
     Route("/notes", notes, methods=["GET"]),
     Route("/notes", web.form_handler(create), methods=["POST"]),
     Route("/notes/new", new_note, methods=["GET"]),
-    Route("/notes/{note_id}", note, methods=["GET"]),
+    Route("/notes/{note_id}", note_page, methods=["GET"]),
     Route("/notes/{note_id}", web.form_handler(save), methods=["POST"]),
     Route("/notes/{note_id}/submit", web.form_handler(submit), methods=["POST"]),
     Route("/notes/{note_id}/publish", web.form_handler(publish), methods=["POST"]),

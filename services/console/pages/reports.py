@@ -53,10 +53,6 @@ async def reports_page(request: Request, *, status_code: int = 200,
                       state=lambda v: _(STATES.get(v, "")), request_id=str(uuid.uuid4()))
 
 
-async def reports_home(request: Request) -> Response:
-    return await reports_page(request)
-
-
 async def create_report(request: Request, form: FormData) -> Response:
     web.require_role(request, *ROLES)
     st = await web.stubs(request)
@@ -123,7 +119,7 @@ async def report_document(request: Request) -> Response:
 
 
 ROUTES = [
-    Route("/reports", reports_home, methods=["GET"]),
+    Route("/reports", reports_page, methods=["GET"]),
     Route("/reports", web.form_handler(create_report), methods=["POST"]),
     Route("/reports/{report_id}", report_detail, methods=["GET"]),
     Route("/reports/{report_id}/document", report_document, methods=["GET"]),

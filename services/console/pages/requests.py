@@ -55,10 +55,6 @@ async def queue(request: Request, refusal: Refusal | None = None, failed: str = 
                       done=views.done(request, DONE))
 
 
-async def research_requests(request: Request) -> Response:
-    return await queue(request)
-
-
 async def _act(request: Request, form: FormData, call: ItemCall, done: str) -> Response:
     """Claim, release or answer the request: research's `call`, then the queue with `done`'s
     notice, or with research's refusal beside the request."""
@@ -87,7 +83,7 @@ async def answer(request: Request, form: FormData) -> Response:
 
 
 ROUTES = [
-    Route("/research-requests", research_requests, methods=["GET"]),
+    Route("/research-requests", queue, methods=["GET"]),
     Route("/research-requests/{request_id}/claim", web.form_handler(claim), methods=["POST"]),
     Route("/research-requests/{request_id}/release", web.form_handler(release),
           methods=["POST"]),

@@ -79,10 +79,6 @@ async def review_page(request: Request, refusal: Refusal | None = None,
         refusal=refusal, form=form or {}, action=action, done=views.done(request, DONE))
 
 
-async def review(request: Request) -> Response:
-    return await review_page(request)
-
-
 def _revision(form: FormData) -> int:
     value = web.text(form, "revision")
     return int(value) if value.isdigit() else 0
@@ -121,7 +117,7 @@ async def publish(request: Request, form: FormData) -> Response:
 
 ROUTES = [
     Route("/review", review_queue, methods=["GET"]),
-    Route("/review/{note_id}", review, methods=["GET"]),
+    Route("/review/{note_id}", review_page, methods=["GET"]),
     Route("/review/{note_id}/approve", web.form_handler(approve), methods=["POST"]),
     Route("/review/{note_id}/return", web.form_handler(send_back), methods=["POST"]),
     Route("/review/{note_id}/publish", web.form_handler(publish), methods=["POST"]),
