@@ -110,14 +110,11 @@ async def stubs(request: Request) -> Stubs:
 
 
 def when(value: datetime | None) -> str:
-    return i18n.when(value, _settings_zone())
+    """A time in the branch's zone (set_zone, from the settings when the app is built)."""
+    return i18n.when(value, _zone)
 
 
 _zone = "Asia/Shanghai"
-
-
-def _settings_zone() -> str:
-    return _zone
 
 
 def set_zone(zone: str) -> None:

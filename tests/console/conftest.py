@@ -253,3 +253,12 @@ async def sign_in(page: Any, suite: Suite, employee_no: str, password: str = PAS
     await page.fill("#employee_no", employee_no)
     await page.fill("#password", password)
     await page.click("form.stack button[type=submit]")
+
+
+async def change_password(page: Any, current: str, new: str) -> None:
+    """Send the password page's form (the current password, the new one twice); the caller
+    waits for what should follow."""
+    await page.fill("#password", current)
+    await page.fill("#new_password", new)
+    await page.fill("#new_password_again", new)
+    await page.click("main form[action='/password'] button[type=submit]")

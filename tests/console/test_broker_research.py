@@ -205,8 +205,11 @@ async def test_analyst_writes_revises_and_submits_a_note_and_answers_a_request(
     await checked(page)
     token = await _csrf(page)
     refused = await page.request.post(suite.url + f"/review/{note_id}/approve",
-                                      form={"csrf_token": token, "revision": "2"})
+                                      form={"csrf_token": token, "revision": "2"},
+                                      headers={"Accept-Language": "en"})
+    # refused for the role, not for the form's token (that would prove nothing here)
     assert refused.status == 403
+    assert "This page is for: Compliance." in await refused.text()
     still = await desk.research.GetNote(rapi.GetNoteRequest(id=note_id),
                                         metadata=desk.analyst)
     assert still.state == note_pb2.NOTE_STATE_SUBMITTED

@@ -13,7 +13,7 @@ from branch.directory.v1 import directory_service_pb2 as dapi
 from branch.directory.v1 import holding_pb2
 
 from services.common.protos import ts
-from tests.console.conftest import PASSWORD, Suite, axe_check, sign_in
+from tests.console.conftest import PASSWORD, Suite, axe_check, change_password, sign_in
 from tests.harness import ADMIN
 
 
@@ -84,10 +84,7 @@ async def test_admin_creates_staff_and_resets_a_password(page: Any, suite: Suite
     await sign_in(page, suite, number, temporary)
     await page.wait_for_selector("text=must be changed")
     await axe_check(page)
-    await page.fill("#password", temporary)
-    await page.fill("#new_password", PASSWORD)
-    await page.fill("#new_password_again", PASSWORD)
-    await page.click("form.stack button[type=submit]")
+    await change_password(page, temporary, PASSWORD)
     await page.wait_for_selector("text=Your password was changed")
     await sign_in(page, suite, number)
     await page.wait_for_selector("text=周新人")

@@ -278,6 +278,10 @@ async def test_service_agent_desk_callback_and_report(page: Any, suite: Suite,
     await page.select_option("#ticket-line", label="Technical support")
     await page.click("form[action='/desk/tickets'] button[type=submit]")
     await page.wait_for_selector("text=the caller is your client 陈小芳")
+    # the list that was empty after the refusal above holds this one ticket now
+    mine = await field.remote.ListTickets(rapi.ListTicketsRequest(staff_id=field.agent_id),
+                                          metadata=SUPERVISOR)
+    assert len(mine.tickets) == 1
     link = page.locator("#ticket-client a")
     assert await link.get_attribute("href") == f"/clients/{field.remote_client.id}"
     assert "on track" in await page.inner_text("main")

@@ -112,8 +112,11 @@ async def test_inspector_scores_a_call_and_the_agent_appeals(
         "csrf_token": token, **{f"score_{k}": "100" for k in (
             "service_wording", "attitude", "tone", "need_grasp", "handling_unexpected")},
         **{f"passed_{k}": "1" for k in ("no_return_promise", "risk_disclosed",
-                                        "suitability_respected")}})
+                                        "suitability_respected")}},
+        headers={"Accept-Language": "en"})
+    # refused for the role, not for the form's token (that would prove nothing here)
     assert forged.status == 403
+    assert "This page is for: Quality inspector, Supervisor." in await forged.text()
     still = await quality.insight.GetInspection(iapi.GetInspectionRequest(id=target.id),
                                                 metadata=as_inspector)
     assert still.state == K.INSPECTION_STATE_PENDING

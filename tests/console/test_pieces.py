@@ -1,9 +1,15 @@
 """Pure pieces of the console: CSRF comparison, session expiry on the injected clock,
-language choice."""
+language choice, a form post's end (views.attempt) and the notice after it."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from starlette.responses import Response
 
 from services.console import csrf, i18n, sessions
 
@@ -70,3 +76,69 @@ def test_sla_clock_shows_the_services_business_time_left() -> None:
     assert (paused.badge, paused.relative) == ("paused", "6 hours of business time left")
     older = sla_clock("Resolution", ticket_pb2.SlaClock(due_time=due), saturday)
     assert older.relative == "18 hours ago"  # a service without the count: the wall clock
+
+
+def _refused(code: grpc.StatusCode, message: str, fields: dict[str, str]) -> grpc.aio.AioRpcError:
+    """A service's refusal as the console receives it: the status with a BadRequest detail in
+    the trailing metadata, as services/common's errors send it."""
+    bad = error_details_pb2.BadRequest(field_violations=[
+        error_details_pb2.BadRequest.FieldViolation(field=k, description=v)
+        for k, v in fields.items()])
+    detail = any_pb2.Any()
+    detail.Pack(bad)
+    status = status_pb2.Status(code=code.value[0], message=message, details=[detail])
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(
+        ("grpc-status-details-bin", status.SerializeToString())), details=message)
+
+
+async def test_a_form_post_goes_on_or_shows_the_page_again_with_the_services_words() -> None:
+    """views.attempt: a reply sends the browser on (303, the path made from the reply); a
+    form refusal shows the page again, each field's words under its input's name (prefix
+    taken off, then renamed); any other error is left to the console's refusal pages."""
+    from services.console import views
+
+    shown: list[views.Refusal] = []
+
+    async def again(why: views.Refusal) -> Response:
+        shown.append(why)
+        return Response("again", status_code=400)
+
+    async def reply(value: str) -> str:
+        return value
+
+    async def fails(err: grpc.aio.AioRpcError) -> str:
+        raise err
+
+    went = await views.attempt(reply("t1"), lambda made: f"/tickets/{made}", again)
+    assert (went.status_code, went.headers["location"]) == (303, "/tickets/t1")
+    assert not shown
+    refused = _refused(grpc.StatusCode.INVALID_ARGUMENT, "the form is wrong",
+                       {"form.client_id": "choose a client", "form.request_note": "too long"})
+    back = await views.attempt(fails(refused), "/day?done=form", again, prefix="form.",
+                               names={"client_id": "form_client_id"})
+    assert back.status_code == 400
+    assert shown[0].message == "the form is wrong"
+    assert shown[0].fields == {"form_client_id": "choose a client", "request_note": "too long"}
+    denied = _refused(grpc.StatusCode.PERMISSION_DENIED, "not yours", {})
+    with pytest.raises(grpc.aio.AioRpcError):
+        await views.attempt(fails(denied), "/day", again)
+    assert len(shown) == 1
+
+
+def test_the_notice_after_a_post_is_one_of_the_pages_own() -> None:
+    from starlette.requests import Request
+
+    from services.console import views
+
+    words = {"saved": "Saved as a new revision."}
+
+    def asked(query: str) -> Request:
+        return Request({"type": "http", "query_string": query.encode(), "headers": []})
+
+    i18n.activate("en")
+    try:
+        assert views.done(asked("done=saved"), words) == "Saved as a new revision."
+        assert views.done(asked("done=%3Cscript%3E"), words) == ""
+        assert views.done(asked(""), words) == ""
+    finally:
+        i18n.activate("zh_CN")

@@ -23,7 +23,14 @@ from branch.directory.v1.identity_pb2_grpc import IdentityServiceStub
 from services.console import backend, sessions
 from services.console.app import build_app
 from services.console.sessions import NatsStore, Session
-from tests.console.conftest import PASSWORD, Suite, _person, axe_check, sign_in
+from tests.console.conftest import (
+    PASSWORD,
+    Suite,
+    _person,
+    axe_check,
+    change_password,
+    sign_in,
+)
 from tests.harness import make_settings
 
 NEW_PASSWORD = "a new horse battery"
@@ -75,10 +82,7 @@ async def test_signed_in_password_change_changes_it_then_asks_for_the_new_one(
     await page.click("header a[href='/password']")
     await page.wait_for_selector("#new_password")
     await axe_check(page)
-    await page.fill("#password", PASSWORD)
-    await page.fill("#new_password", NEW_PASSWORD)
-    await page.fill("#new_password_again", NEW_PASSWORD)
-    await page.click("main form.stack button[type=submit]")
+    await change_password(page, PASSWORD, NEW_PASSWORD)
     await page.wait_for_selector("text=Your password was changed")
     await axe_check(page)
     # the person's sign-in in the other browser has ended too (the directory revoked its
@@ -97,10 +101,7 @@ async def test_signed_in_password_change_with_a_wrong_current_password_keeps_the
     await sign_in(page, suite, number)
     await page.wait_for_selector("text=孙改密")
     await page.goto(suite.url + "/password")
-    await page.fill("#password", "not my password")
-    await page.fill("#new_password", NEW_PASSWORD)
-    await page.fill("#new_password_again", NEW_PASSWORD)
-    await page.click("main form.stack button[type=submit]")
+    await change_password(page, "not my password", NEW_PASSWORD)
     await page.wait_for_selector("#password-error")
     await axe_check(page)
     await page.goto(suite.url + "/")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from typing import Any
 
 import grpc
 from branch.directory.v1 import directory_service_pb2 as dapi
@@ -41,22 +42,17 @@ async def staff_list(request: Request, *, error: str = "", fields: dict[str, str
     if q:
         found = await st.directory.SearchStaff(search_pb2.SearchStaffRequest(
             query=q, page_size=PAGE_SIZE, include_inactive=True), metadata=st.metadata)
-        rows = [(r.id, r.employee_no, r.display_name, [role_claim(x) for x in r.roles],
-                 r.active) for r in found.results]
+        people: list[Any] = list(found.results)
     else:
         listed = await st.directory.ListStaff(dapi.ListStaffRequest(
             page_size=PAGE_SIZE, page_token=page_token, include_inactive=True),
             metadata=st.metadata)
-        rows = [(r.id, r.employee_no, r.display_name, [role_claim(x) for x in r.roles],
-                 r.active) for r in listed.staff]
-        next_token = listed.next_page_token
+        people, next_token = list(listed.staff), listed.next_page_token
+    rows = [(r.id, r.employee_no, r.display_name, [role_claim(x) for x in r.roles], r.active)
+            for r in people]
     return web.render(request, "pages/admin/staff_list.html", status_code=status_code,
                       rows=rows, q=q, next_token=next_token, roles=list(web.ROLE_NAMES),
                       error=error, fields=fields or {}, typed=typed or {})
-
-
-async def staff_home(request: Request) -> Response:
-    return await staff_list(request)
 
 
 async def create_staff(request: Request, form: FormData) -> Response:
@@ -93,10 +89,6 @@ async def staff_detail(request: Request, *, temporary: str = "", message: str = 
                       roles=list(web.ROLE_NAMES), temporary=temporary, message=message)
 
 
-async def staff_detail_page(request: Request) -> Response:
-    return await staff_detail(request)
-
-
 async def set_roles(request: Request, form: FormData) -> Response:
     web.require_role(request, ADMIN)
     st = await web.stubs(request)
@@ -129,9 +121,9 @@ async def reset_password(request: Request, form: FormData) -> Response:
 
 
 ROUTES = [
-    Route("/admin/staff", staff_home, methods=["GET"]),
+    Route("/admin/staff", staff_list, methods=["GET"]),
     Route("/admin/staff", web.form_handler(create_staff), methods=["POST"]),
-    Route("/admin/staff/{staff_id}", staff_detail_page, methods=["GET"]),
+    Route("/admin/staff/{staff_id}", staff_detail, methods=["GET"]),
     Route("/admin/staff/{staff_id}/roles", web.form_handler(set_roles), methods=["POST"]),
     Route("/admin/staff/{staff_id}/deactivate", web.form_handler(deactivate),
           methods=["POST"]),

@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from services.console import i18n, sessions, web
-from services.console.backend import error_message
+from services.console import csrf, i18n, sessions, web
+from services.console.backend import bad_fields, error_message
 from services.console.i18n import N_, _
 from services.console.sessions import Session
 
@@ -72,19 +72,13 @@ async def signin(request: Request, form: FormData) -> Response:
                 display_name=staff.display_name, roles=list(reply.roles),
                 access_token=reply.access_token,
                 access_expires=float(reply.access_expire_time.seconds),
-                refresh_token=reply.refresh_token, csrf=_new_csrf(),
+                refresh_token=reply.refresh_token, csrf=csrf.new_token(),
                 created_at=now.isoformat(), last_seen=now.isoformat())
     await c.store.put(s)
     response = RedirectResponse(nxt, status_code=303)
     response.set_cookie(sessions.COOKIE, s.id, httponly=True, samesite="lax",
                         secure=request.url.scheme == "https", path="/")
     return response
-
-
-def _new_csrf() -> str:
-    from services.console import csrf
-
-    return csrf.new_token()
 
 
 async def password_page(request: Request) -> Response:
@@ -112,8 +106,6 @@ async def change_password(request: Request, form: FormData) -> Response:
             employee_no=employee_no, password=current, new_password=new), timeout=15)
     except grpc.aio.AioRpcError as err:
         if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
-            from services.console.backend import bad_fields
-
             return again_page(error_message(err, i18n.current()), bad_fields(err))
         if err.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
             return again_page("", {"password": _("The current password is wrong.")})

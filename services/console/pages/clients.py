@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -168,9 +168,8 @@ async def client_360(request: Request) -> Response:
                       sections=sections)
 
 
-def _age(assessed_on: str, now: Any) -> str:
-    from datetime import date
-
+def _age(assessed_on: str, now: datetime) -> str:
+    """How long ago the risk assessment was, in days ("" when its date is not one)."""
     try:
         days = (now.date() - date.fromisoformat(assessed_on)).days
     except ValueError:

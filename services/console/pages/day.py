@@ -9,26 +9,20 @@ import asyncio
 import uuid
 from typing import Any
 
-import grpc
 from branch.onsite.v1 import consultation_pb2, day_pb2
 from branch.onsite.v1 import onsite_service_pb2 as oapi
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from services.common.protos import from_ts
 from services.console import picker, views, web
 from services.console.i18n import N_, _
-from services.console.views import Refusal, name, refusal
+from services.console.pages.forms import STATES as FORM_STATES
+from services.console.views import Refusal, name, request_id
 
 ROLE = "client_manager"
-FORM_STATES = {
-    consultation_pb2.FORM_STATE_RAISED: N_("waiting for analysis"),
-    consultation_pb2.FORM_STATE_ANALYSED: N_("analysed, to deliver"),
-    consultation_pb2.FORM_STATE_DELIVERED: N_("delivered"),
-    consultation_pb2.FORM_STATE_CANCELLED: N_("cancelled"),
-}
 DONE = {"visit": N_("The visit was recorded."), "patrol": N_("The patrol was recorded."),
         "form": N_("The consultation form was raised; the consultant has it in their inbox.")}
 
@@ -71,16 +65,18 @@ async def day_page(request: Request, *, status_code: int = 200,
         visit_client=visit_client, form_client=form_client, consultant=consultant,
         errors=errors or {}, typed=typed or {}, name=name, from_ts=from_ts,
         form_state=lambda v: _(FORM_STATES.get(v, "")),
-        done=_(DONE[request.query_params["done"]]) if request.query_params.get("done") in DONE
-        else "", request_id=str(uuid.uuid4()))
-
-
-async def day_home(request: Request) -> Response:
-    return await day_page(request)
+        done=views.done(request, DONE), request_id=str(uuid.uuid4()))
 
 
 def _typed(form: FormData, *names: str) -> dict[str, str]:
     return {n: web.text(form, n) for n in (*names, "request_id")}
+
+
+async def _again(request: Request, which: str, why: Refusal, typed: dict[str, str],
+                 status_code: int = 400) -> Response:
+    """The page again with form `which` as it was typed and why it did not go through."""
+    return await day_page(request, status_code=status_code, errors={which: why},
+                          typed={which: typed})
 
 
 async def _to_choose(request: Request, which: str, typed: dict[str, str],
@@ -93,15 +89,7 @@ async def _to_choose(request: Request, which: str, typed: dict[str, str],
     why = picker.to_choose(*picks)
     if why is None:
         return None
-    return await day_page(request, errors={which: why}, typed={which: typed})
-
-
-async def _refused(request: Request, err: grpc.aio.AioRpcError, which: str, prefix: str,
-                   typed: dict[str, str]) -> Response:
-    why = refusal(err, prefix)
-    if why is None:
-        raise err
-    return await day_page(request, status_code=400, errors={which: why}, typed={which: typed})
+    return await _again(request, which, why, typed, status_code=200)
 
 
 async def record_visit(request: Request, form: FormData) -> Response:
@@ -114,29 +102,26 @@ async def record_visit(request: Request, form: FormData) -> Response:
     if choose := await _to_choose(request, "visit", typed, client):
         return choose
     topics = [t.strip() for t in typed["topics"].replace("，", ",").split(",") if t.strip()]
-    try:
-        await st.onsite.RecordVisit(oapi.RecordVisitRequest(
+    return await views.attempt(
+        st.onsite.RecordVisit(oapi.RecordVisitRequest(
             visit=day_pb2.Visit(client_id=client.chosen, room=typed["room"], topics=topics,
                                 client_requests=typed["client_requests"],
                                 follow_up_needed=bool(typed["follow_up_needed"]),
                                 follow_up_note=typed["follow_up_note"]),
-            request_id=typed["request_id"] or str(uuid.uuid4())), metadata=st.metadata)
-    except grpc.aio.AioRpcError as err:
-        return await _refused(request, err, "visit", "visit.", typed)
-    return RedirectResponse("/day?done=visit", status_code=303)
+            request_id=request_id(typed["request_id"])), metadata=st.metadata),
+        "/day?done=visit", lambda why: _again(request, "visit", why, typed), prefix="visit.")
 
 
 async def record_patrol(request: Request, form: FormData) -> Response:
     web.require_role(request, ROLE)
     st = await web.stubs(request)
     typed = _typed(form, "room", "observations")
-    try:
-        await st.onsite.RecordPatrol(oapi.RecordPatrolRequest(
+    return await views.attempt(
+        st.onsite.RecordPatrol(oapi.RecordPatrolRequest(
             patrol=day_pb2.Patrol(room=typed["room"], observations=typed["observations"]),
-            request_id=typed["request_id"] or str(uuid.uuid4())), metadata=st.metadata)
-    except grpc.aio.AioRpcError as err:
-        return await _refused(request, err, "patrol", "patrol.", typed)
-    return RedirectResponse("/day?done=patrol", status_code=303)
+            request_id=request_id(typed["request_id"])), metadata=st.metadata),
+        "/day?done=patrol", lambda why: _again(request, "patrol", why, typed),
+        prefix="patrol.")
 
 
 async def raise_form(request: Request, form: FormData) -> Response:
@@ -148,24 +133,17 @@ async def raise_form(request: Request, form: FormData) -> Response:
     consultant = await picker.choose(st, form, picker.CONSULTANTS, "consultant_id")
     if choose := await _to_choose(request, "form", typed, client, consultant):
         return choose
-    try:
-        await st.onsite.RaiseConsultationForm(oapi.RaiseConsultationFormRequest(
+    return await views.attempt(
+        st.onsite.RaiseConsultationForm(oapi.RaiseConsultationFormRequest(
             client_id=client.chosen, consultant_id=consultant.chosen,
             request_note=typed["request_note"],
-            request_id=typed["request_id"] or str(uuid.uuid4())), metadata=st.metadata)
-    except grpc.aio.AioRpcError as err:
-        why = refusal(err)
-        if why is None:
-            raise
-        if "client_id" in why.fields:  # the picker's name on this page
-            why.fields["form_client_id"] = why.fields.pop("client_id")
-        return await day_page(request, status_code=400, errors={"form": why},
-                              typed={"form": typed})
-    return RedirectResponse("/day?done=form", status_code=303)
+            request_id=request_id(typed["request_id"])), metadata=st.metadata),
+        "/day?done=form", lambda why: _again(request, "form", why, typed),
+        names={"client_id": "form_client_id"})  # the picker's name on this page
 
 
 ROUTES = [
-    Route("/day", day_home, methods=["GET"]),
+    Route("/day", day_page, methods=["GET"]),
     Route("/day/visits", web.form_handler(record_visit), methods=["POST"]),
     Route("/day/patrols", web.form_handler(record_patrol), methods=["POST"]),
     Route("/day/forms", web.form_handler(raise_form), methods=["POST"]),

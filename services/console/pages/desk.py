@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import grpc
 from babel.dates import format_timedelta
 from branch.remote.v1 import campaign_pb2, ticket_pb2
 from branch.remote.v1 import remote_service_pb2 as rapi
@@ -22,9 +22,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from services.common.protos import from_ts, ts
-from services.console import i18n, web
+from services.console import i18n, views, web
 from services.console.i18n import N_, _
-from services.console.views import Refusal, name, refusal, typed_time
+from services.console.views import Refusal, name, request_id, typed_time
 
 ROLE = "service_agent"
 DESK_ROLES = ("service_agent", "supervisor")
@@ -142,15 +142,10 @@ async def desk_page(request: Request, *, status_code: int = 200, error: Refusal 
                                                       follow_up_due_only=True, page_size=50),
                               metadata=st.metadata))
     rows = [(t, overall(clocks_of(t, now)), clocks_of(t, now)) for t in mine.tickets]
-    done = request.query_params.get("done", "")
     return web.render(request, "pages/desk/home.html", status_code=status_code, rows=rows,
                       follow_ups=list(follow_ups.tickets), error=error, typed=typed or {},
-                      done=_(DONE[done]) if done in DONE else "",
+                      done=views.done(request, DONE),
                       request_id=str(uuid.uuid4()), **_words())
-
-
-async def desk_home(request: Request) -> Response:
-    return await desk_page(request)
 
 
 async def open_ticket(request: Request, form: FormData) -> Response:
@@ -166,16 +161,12 @@ async def open_ticket(request: Request, form: FormData) -> Response:
         caller_phone=typed["caller_phone"], caller_name=typed["caller_name"],
         category=typed["category"], summary=typed["summary"],
         description=typed["description"], complaint=bool(typed["complaint"]))
-    try:
-        made = await st.remote.OpenTicket(rapi.OpenTicketRequest(
-            ticket=ticket, request_id=typed["request_id"] or str(uuid.uuid4())),
-            metadata=st.metadata)
-    except grpc.aio.AioRpcError as err:
-        why = refusal(err, "ticket.")
-        if why is None:
-            raise
-        return await desk_page(request, status_code=400, error=why, typed=typed)
-    return RedirectResponse(f"/tickets/{made.id}?opened=1", status_code=303)
+    return await views.attempt(
+        st.remote.OpenTicket(rapi.OpenTicketRequest(
+            ticket=ticket, request_id=request_id(typed["request_id"])), metadata=st.metadata),
+        lambda made: f"/tickets/{made.id}?opened=1",
+        lambda why: desk_page(request, status_code=400, error=why, typed=typed),
+        prefix="ticket.")
 
 
 # ---- the next callback ----------------------------------------------------------------------
@@ -207,18 +198,13 @@ async def record_callback(request: Request, form: FormData) -> Response:
     req = rapi.RecordCallbackRequest(
         target_id=request.path_params["target_id"],
         outcome=int(typed["outcome"]) if typed["outcome"].isdigit() else 0,  # type: ignore[arg-type]
-        notes=typed["notes"], request_id=typed["request_id"] or str(uuid.uuid4()))
+        notes=typed["notes"], request_id=request_id(typed["request_id"]))
     later = typed_time(request, typed["callback_time"]) if typed["callback_time"] else None
     if later is not None:
         req.callback_time.CopyFrom(ts(later))
-    try:
-        await st.remote.RecordCallback(req, metadata=st.metadata)
-    except grpc.aio.AioRpcError as err:
-        why = refusal(err)
-        if why is None:
-            raise
-        return await _callback_page(request, status_code=400, error=why, typed=typed)
-    return RedirectResponse("/desk?done=callback", status_code=303)
+    return await views.attempt(
+        st.remote.RecordCallback(req, metadata=st.metadata), "/desk?done=callback",
+        lambda why: _callback_page(request, status_code=400, error=why, typed=typed))
 
 
 # ---- one ticket -------------------------------------------------------------------------------
@@ -236,41 +222,33 @@ async def ticket_page(request: Request, *, status_code: int = 200,
                       opened=request.query_params.get("opened") == "1", **_words())
 
 
-async def ticket_detail(request: Request) -> Response:
-    return await ticket_page(request)
-
-
 async def ticket_action(request: Request, form: FormData) -> Response:
     web.require_role(request, *DESK_ROLES)
     st = await web.stubs(request)
     ticket_id = request.path_params["ticket_id"]
     action = request.path_params["action"]
     note = web.text(form, "note")
-    try:
-        if action == "respond":
-            await st.remote.RespondTicket(rapi.RespondTicketRequest(id=ticket_id, note=note),
-                                          metadata=st.metadata)
-        elif action == "resolve":
-            await st.remote.ResolveTicket(rapi.ResolveTicketRequest(
-                id=ticket_id, resolution_note=note), metadata=st.metadata)
-        else:
-            return await ticket_page(request, status_code=404)
-    except grpc.aio.AioRpcError as err:
-        why = refusal(err)
-        if why is None:
-            raise
-        if "resolution_note" in why.fields:
-            why.fields["note"] = why.fields.pop("resolution_note")
-        return await ticket_page(request, status_code=400, error=why, which=action)
-    return RedirectResponse(f"/tickets/{ticket_id}", status_code=303)
+    call: Awaitable[ticket_pb2.Ticket]
+    if action == "respond":
+        call = st.remote.RespondTicket(rapi.RespondTicketRequest(id=ticket_id, note=note),
+                                       metadata=st.metadata)
+    elif action == "resolve":
+        call = st.remote.ResolveTicket(rapi.ResolveTicketRequest(
+            id=ticket_id, resolution_note=note), metadata=st.metadata)
+    else:
+        return await ticket_page(request, status_code=404)
+    return await views.attempt(
+        call, f"/tickets/{ticket_id}",
+        lambda why: ticket_page(request, status_code=400, error=why, which=action),
+        names={"resolution_note": "note"})  # the resolve form's box is `note`
 
 
 ROUTES = [
-    Route("/desk", desk_home, methods=["GET"]),
+    Route("/desk", desk_page, methods=["GET"]),
     Route("/desk/tickets", web.form_handler(open_ticket), methods=["POST"]),
     Route("/desk/callback", web.form_handler(next_callback), methods=["POST"]),
     Route("/desk/callback/{target_id}", web.form_handler(record_callback), methods=["POST"]),
-    Route("/tickets/{ticket_id}", ticket_detail, methods=["GET"]),
+    Route("/tickets/{ticket_id}", ticket_page, methods=["GET"]),
     Route("/tickets/{ticket_id}/{action}", web.form_handler(ticket_action), methods=["POST"]),
 ]
 NAV = [web.NavItem("/desk", N_("Service desk"), frozenset({ROLE}))]

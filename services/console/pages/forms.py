@@ -14,14 +14,14 @@ from branch.onsite.v1 import consultation_pb2
 from branch.onsite.v1 import onsite_service_pb2 as oapi
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from services.common.protos import from_ts
-from services.console import i18n, web
+from services.console import i18n, views, web
 from services.console.backend import error_message
 from services.console.i18n import N_, _
-from services.console.views import Refusal, name, refusal
+from services.console.views import Refusal, name
 
 # the roles the onsite service lets analyse a form
 ANALYSTS = ("consultant", "supervisor")
@@ -84,10 +84,6 @@ async def form_page(request: Request, *, status_code: int = 200, error: Refusal 
                       done=request.query_params.get("done") == "1", **_common())
 
 
-async def form_detail(request: Request) -> Response:
-    return await form_page(request)
-
-
 async def analyse(request: Request, form: FormData) -> Response:
     web.require_role(request, *ANALYSTS)
     st = await web.stubs(request)
@@ -96,17 +92,8 @@ async def analyse(request: Request, form: FormData) -> Response:
         "analysis", "advice", "advice_risk_level", "suitability_override_reason")}
     typed["note_ids"] = [str(n) for n in form.getlist("note_ids")]
     risk = typed["advice_risk_level"]
-    try:
-        await st.onsite.AnalyseConsultationForm(oapi.AnalyseConsultationFormRequest(
-            id=form_id, analysis=typed["analysis"], advice=typed["advice"],
-            advice_risk_level=int(risk) if risk.isdigit() else 0,  # type: ignore[arg-type]
-            note_ids=typed["note_ids"],
-            suitability_override_reason=typed["suitability_override_reason"]),
-            metadata=st.metadata)
-    except grpc.aio.AioRpcError as err:
-        why = refusal(err)
-        if why is None:
-            raise
+
+    async def again(why: Refusal) -> Response:
         if why.reason == "SUITABILITY_MISMATCH":
             # the service's words, beside the risk level and the override reason
             why.fields.setdefault("advice_risk_level", why.message)
@@ -114,12 +101,20 @@ async def analyse(request: Request, form: FormData) -> Response:
                 "To give this advice anyway, write why; the override is recorded and "
                 "flagged for supervisors."))
         return await form_page(request, status_code=400, error=why, typed=typed)
-    return RedirectResponse(f"/forms/{form_id}?done=1", status_code=303)
+
+    return await views.attempt(
+        st.onsite.AnalyseConsultationForm(oapi.AnalyseConsultationFormRequest(
+            id=form_id, analysis=typed["analysis"], advice=typed["advice"],
+            advice_risk_level=int(risk) if risk.isdigit() else 0,  # type: ignore[arg-type]
+            note_ids=typed["note_ids"],
+            suitability_override_reason=typed["suitability_override_reason"]),
+            metadata=st.metadata),
+        f"/forms/{form_id}?done=1", again)
 
 
 ROUTES = [
     Route("/forms", inbox, methods=["GET"]),
-    Route("/forms/{form_id}", form_detail, methods=["GET"]),
+    Route("/forms/{form_id}", form_page, methods=["GET"]),
     Route("/forms/{form_id}/analysis", web.form_handler(analyse), methods=["POST"]),
 ]
 NAV = [web.NavItem("/forms", N_("Forms inbox"), frozenset({"consultant"}))]

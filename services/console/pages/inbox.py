@@ -23,18 +23,19 @@ from branch.directory.v1 import client_pb2
 from branch.research.v1 import research_service_pb2 as research_api
 from branch.vip.v1 import advisory_pb2, relay_pb2
 from branch.vip.v1 import vip_service_pb2 as vapi
+from google.protobuf.message import Message
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from services.common.logs import get_logger
 from services.common.protos import from_ts
-from services.console import enums, sessions, web
+from services.console import enums, sessions, views, web
 from services.console.backend import SignedOut
 from services.console.feed import CLOSED
 from services.console.i18n import N_, _
-from services.console.views import Refusal, attempt
+from services.console.views import ItemCall, Refusal
 
 log = get_logger("console", component="inbox")
 
@@ -195,6 +196,11 @@ async def inbox_events(request: Request) -> Response:
                              headers={"X-Accel-Buffering": "no"})
 
 
+def _times(item: Message, *fields: str) -> dict[str, str]:
+    """Each of the item's timestamp fields in the branch zone ("" when it is not set)."""
+    return {f: web.when(from_ts(getattr(item, f))) if item.HasField(f) else "" for f in fields}
+
+
 # --- an advisory ---------------------------------------------------------------------------
 
 async def _advisory_page(request: Request, advisory_id: str, refusal: Refusal | None = None,
@@ -203,9 +209,8 @@ async def _advisory_page(request: Request, advisory_id: str, refusal: Refusal | 
     st = await web.stubs(request)
     a: advisory_pb2.Advisory = await st.vip.GetAdvisory(
         vapi.GetAdvisoryRequest(id=advisory_id), metadata=st.metadata)
-    ts = {name: web.when(from_ts(getattr(a, name))) if a.HasField(name) else ""
-          for name in ("open_time", "acknowledge_due_time", "answer_due_time",
-                       "acknowledge_time", "answer_time", "research_answer_time")}
+    ts = _times(a, "open_time", "acknowledge_due_time", "answer_due_time", "acknowledge_time",
+                "answer_time", "research_answer_time")
     state = a.state
     return web.render(
         request, "pages/inbox/advisory.html", status_code=status, a=a, ts=ts,
@@ -217,52 +222,43 @@ async def _advisory_page(request: Request, advisory_id: str, refusal: Refusal | 
                           and not a.research_requested),
         can_answer=state in (advisory_pb2.ADVISORY_STATE_ACKNOWLEDGED,
                              advisory_pb2.ADVISORY_STATE_AWAITING_RESEARCH),
-        refusal=refusal, form=form or {},
-        done=_(DONE[d]) if (d := request.query_params.get("done", "")) in DONE else "")
+        refusal=refusal, form=form or {}, done=views.done(request, DONE))
 
 
 async def advisory(request: Request) -> Response:
     return await _advisory_page(request, request.path_params["advisory_id"])
 
 
-async def _after(request: Request, base: str, item_id: str, call: Any, done: str,
-                 form: FormData) -> Response:
-    _reply, refusal = await attempt(call)
-    if refusal:
-        page = _advisory_page if base == "advisories" else _relay_page
-        return await page(request, item_id, refusal, form, 400)
-    return RedirectResponse(f"/inbox/{base}/{item_id}?done={done}", status_code=303)
+async def _advisory_step(request: Request, form: FormData, call: ItemCall, done: str
+                         ) -> Response:
+    """Acknowledge, ask research or answer: vip's `call`, then the advisory with `done`'s
+    notice, or with vip's refusal."""
+    web.require_role(request, "broker")
+    st = await web.stubs(request)
+    item_id = request.path_params["advisory_id"]
+    return await views.attempt(call(st, item_id), f"/inbox/advisories/{item_id}?done={done}",
+                               lambda why: _advisory_page(request, item_id, why, form, 400))
 
 
 async def acknowledge(request: Request, form: FormData) -> Response:
-    web.require_role(request, "broker")
-    st = await web.stubs(request)
-    item_id = request.path_params["advisory_id"]
-    return await _after(request, "advisories", item_id, st.vip.AcknowledgeAdvisory(
-        vapi.AcknowledgeAdvisoryRequest(id=item_id), metadata=st.metadata),
-        "acknowledged", form)
+    return await _advisory_step(request, form, lambda st, item_id: st.vip.AcknowledgeAdvisory(
+        vapi.AcknowledgeAdvisoryRequest(id=item_id), metadata=st.metadata), "acknowledged")
 
 
 async def ask_research(request: Request, form: FormData) -> Response:
-    web.require_role(request, "broker")
-    st = await web.stubs(request)
-    item_id = request.path_params["advisory_id"]
-    return await _after(request, "advisories", item_id, st.vip.RequestAdvisoryResearch(
+    return await _advisory_step(request, form, lambda st, item_id: st.vip.RequestAdvisoryResearch(
         vapi.RequestAdvisoryResearchRequest(id=item_id, question=web.text(form, "question")),
-        metadata=st.metadata), "research", form)
+        metadata=st.metadata), "research")
 
 
 async def answer(request: Request, form: FormData) -> Response:
-    web.require_role(request, "broker")
-    st = await web.stubs(request)
-    item_id = request.path_params["advisory_id"]
     risk = web.text(form, "risk_level")
-    return await _after(request, "advisories", item_id, st.vip.AnswerAdvisory(
+    return await _advisory_step(request, form, lambda st, item_id: st.vip.AnswerAdvisory(
         vapi.AnswerAdvisoryRequest(
             id=item_id, advice=web.text(form, "advice"),
             risk_level=client_pb2.RiskLevel.ValueType(int(risk) if risk.isdigit() else 0),
             override_reason=web.text(form, "override_reason")),
-        metadata=st.metadata), "answered", form)
+        metadata=st.metadata), "answered")
 
 
 # --- a research relay ----------------------------------------------------------------------
@@ -278,43 +274,45 @@ async def _relay_page(request: Request, relay_id: str, refusal: Refusal | None =
         note = await st.research.GetNote(research_api.GetNoteRequest(
             id=r.note_id, revision=r.revision), metadata=st.metadata)
         summary = note.summary
-    ts = {name: web.when(from_ts(getattr(r, name))) if r.HasField(name) else ""
-          for name in ("create_time", "due_time", "publish_time", "deliver_time",
-                       "acknowledge_time")}
+    ts = _times(r, "create_time", "due_time", "publish_time", "deliver_time", "acknowledge_time")
     return web.render(
         request, "pages/inbox/relay.html", status_code=status, r=r, ts=ts, summary=summary,
         state=enums.label_of(r, "state"), risk=enums.label_of(r, "risk_level"),
         channel=enums.label_of(r, "channel"), channel_choices=enums.choices(CHANNEL),
         can_deliver=r.state == relay_pb2.RELAY_STATE_PENDING,
         can_acknowledge=r.state == relay_pb2.RELAY_STATE_DELIVERED,
-        refusal=refusal, form=form or {},
-        done=_(DONE[d]) if (d := request.query_params.get("done", "")) in DONE else "")
+        refusal=refusal, form=form or {}, done=views.done(request, DONE))
 
 
 async def relay(request: Request) -> Response:
     return await _relay_page(request, request.path_params["relay_id"])
 
 
-async def deliver(request: Request, form: FormData) -> Response:
+async def _relay_step(request: Request, form: FormData, call: ItemCall, done: str
+                      ) -> Response:
+    """Record the relay's delivery or the client's acknowledgement: vip's `call`, then the
+    relay with `done`'s notice, or with vip's refusal."""
     web.require_role(request, "broker")
     st = await web.stubs(request)
     item_id = request.path_params["relay_id"]
+    return await views.attempt(call(st, item_id), f"/inbox/relays/{item_id}?done={done}",
+                               lambda why: _relay_page(request, item_id, why, form, 400))
+
+
+async def deliver(request: Request, form: FormData) -> Response:
     channel = web.text(form, "channel")
-    return await _after(request, "relays", item_id, st.vip.RecordRelayDelivery(
+    return await _relay_step(request, form, lambda st, item_id: st.vip.RecordRelayDelivery(
         vapi.RecordRelayDeliveryRequest(
             id=item_id,
             channel=relay_pb2.RelayChannel.ValueType(int(channel) if channel.isdigit() else 0),
             summary=web.text(form, "summary")),
-        metadata=st.metadata), "delivered", form)
+        metadata=st.metadata), "delivered")
 
 
 async def relay_acknowledged(request: Request, form: FormData) -> Response:
-    web.require_role(request, "broker")
-    st = await web.stubs(request)
-    item_id = request.path_params["relay_id"]
-    return await _after(request, "relays", item_id, st.vip.RecordRelayAcknowledgement(
+    return await _relay_step(request, form, lambda st, item_id: st.vip.RecordRelayAcknowledgement(
         vapi.RecordRelayAcknowledgementRequest(id=item_id, note=web.text(form, "note")),
-        metadata=st.metadata), "relay-acknowledged", form)
+        metadata=st.metadata), "relay-acknowledged")
 
 
 ROUTES = [

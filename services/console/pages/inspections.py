@@ -16,18 +16,17 @@ import uuid
 from datetime import date, timedelta
 from typing import Any
 
-import grpc
 from branch.insight.v1 import insight_service_pb2 as iapi
 from branch.insight.v1 import inspection_pb2 as K
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from services.common.protos import from_ts
-from services.console import web
+from services.console import views, web
 from services.console.i18n import N_, _
-from services.console.views import Refusal, name, refusal, today
+from services.console.views import Refusal, name, request_id, today
 
 INSPECTORS = ("quality_inspector", "supervisor")
 INSPECTED = ("service_agent", "broker")
@@ -43,11 +42,10 @@ DONE = {"scored": N_("The inspection was scored."),
 
 
 def _common(request: Request) -> dict[str, Any]:
-    done = request.query_params.get("done", "")
     return {"name": name, "from_ts": from_ts, "kind": lambda v: _(KINDS.get(v, "")),
             "team": lambda v: _(TEAMS.get(v) or v),
             "appeal_state": lambda v: _(APPEALS.get(v, "")),
-            "done": _(DONE[done]) if done in DONE else ""}
+            "done": views.done(request, DONE)}
 
 
 def last_month(day: date) -> str:
@@ -74,23 +72,14 @@ async def queue_page(request: Request, *, status_code: int = 200,
                       month=last_month(today(request)), **_common(request))
 
 
-async def queue(request: Request) -> Response:
-    return await queue_page(request)
-
-
 async def draw(request: Request, form: FormData) -> Response:
     """Draws last month's sample now (the service draws it on schedule too; once a month)."""
     web.require_role(request, *INSPECTORS)
     st = await web.stubs(request)
-    try:
-        await st.insight.DrawSamples(iapi.DrawSamplesRequest(
-            month=last_month(today(request))), metadata=st.metadata)
-    except grpc.aio.AioRpcError as err:
-        why = refusal(err)
-        if why is None:
-            raise
-        return await queue_page(request, status_code=400, error=why)
-    return RedirectResponse("/inspections?done=drawn", status_code=303)
+    return await views.attempt(
+        st.insight.DrawSamples(iapi.DrawSamplesRequest(month=last_month(today(request))),
+                               metadata=st.metadata),
+        "/inspections?done=drawn", lambda why: queue_page(request, status_code=400, error=why))
 
 
 async def inspection_page(request: Request, *, status_code: int = 200,
@@ -118,10 +107,6 @@ async def inspection_page(request: Request, *, status_code: int = 200,
         is_inspector=is_inspector, request_id=str(uuid.uuid4()), **_common(request))
 
 
-async def inspection(request: Request) -> Response:
-    return await inspection_page(request)
-
-
 def _score(value: str) -> int:
     """A typed score; -1 when not a whole number, which the service refuses naming the
     criterion's field (its words, 0 to 100, beside the input)."""
@@ -147,21 +132,15 @@ async def score(request: Request, form: FormData) -> Response:
         criterion_key=c.key, score=0 if c.check else _score(typed.get(f"score_{c.key}", "")),
         passed=typed.get(f"passed_{c.key}") == "1", comment=typed.get(f"comment_{c.key}", ""))
         for c in card.criteria]
-    try:
-        await st.insight.ScoreInspection(iapi.ScoreInspectionRequest(
+    return await views.attempt(
+        st.insight.ScoreInspection(iapi.ScoreInspectionRequest(
             id=inspection_id, scores=scores, comment=typed.get("comment", "")),
-            metadata=st.metadata)
-    except grpc.aio.AioRpcError as err:
-        why = refusal(err)
-        if why is None:
-            raise
+            metadata=st.metadata),
+        f"/inspections/{inspection_id}?done=scored",
+        lambda why: inspection_page(request, status_code=400, error=why, typed=typed),
         # scores[i].score names the i-th criterion sent: its input on this page
-        for i, c in enumerate(card.criteria):
-            for part in ("score", "comment"):
-                if f"scores[{i}].{part}" in why.fields:
-                    why.fields[f"{part}_{c.key}"] = why.fields.pop(f"scores[{i}].{part}")
-        return await inspection_page(request, status_code=400, error=why, typed=typed)
-    return RedirectResponse(f"/inspections/{inspection_id}?done=scored", status_code=303)
+        names={f"scores[{i}].{part}": f"{part}_{c.key}"
+               for i, c in enumerate(card.criteria) for part in ("score", "comment")})
 
 
 async def appeal(request: Request, form: FormData) -> Response:
@@ -169,16 +148,13 @@ async def appeal(request: Request, form: FormData) -> Response:
     st = await web.stubs(request)
     inspection_id = request.path_params["inspection_id"]
     typed = {n: web.text(form, n) for n in ("reason", "request_id")}
-    try:
-        await st.insight.CreateAppeal(iapi.CreateAppealRequest(
+    return await views.attempt(
+        st.insight.CreateAppeal(iapi.CreateAppealRequest(
             appeal=K.Appeal(inspection_id=inspection_id, reason=typed["reason"]),
-            request_id=typed["request_id"] or str(uuid.uuid4())), metadata=st.metadata)
-    except grpc.aio.AioRpcError as err:
-        why = refusal(err, "appeal.")
-        if why is None:
-            raise
-        return await inspection_page(request, status_code=400, error=why, typed=typed)
-    return RedirectResponse(f"/inspections/{inspection_id}?done=appealed", status_code=303)
+            request_id=request_id(typed["request_id"])), metadata=st.metadata),
+        f"/inspections/{inspection_id}?done=appealed",
+        lambda why: inspection_page(request, status_code=400, error=why, typed=typed),
+        prefix="appeal.")
 
 
 async def mine(request: Request) -> Response:
@@ -196,9 +172,9 @@ async def mine(request: Request) -> Response:
 
 
 ROUTES = [
-    Route("/inspections", queue, methods=["GET"]),
+    Route("/inspections", queue_page, methods=["GET"]),
     Route("/inspections/draw", web.form_handler(draw), methods=["POST"]),
-    Route("/inspections/{inspection_id}", inspection, methods=["GET"]),
+    Route("/inspections/{inspection_id}", inspection_page, methods=["GET"]),
     Route("/inspections/{inspection_id}/score", web.form_handler(score), methods=["POST"]),
     Route("/inspections/{inspection_id}/appeal", web.form_handler(appeal), methods=["POST"]),
     Route("/my-inspections", mine, methods=["GET"]),

@@ -14,13 +14,14 @@ from branch.research.v1 import note_enums_pb2, note_pb2
 from branch.research.v1 import research_service_pb2 as rapi
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from services.common.protos import from_ts
-from services.console import enums, web
-from services.console.i18n import N_, _
-from services.console.views import Refusal, attempt
+from services.console import enums, views, web
+from services.console.backend import Stubs
+from services.console.i18n import N_
+from services.console.views import ItemCall, Refusal
 
 STANCE_ROWS = 3  # empty ticker rows offered below the note's own
 LIST_SIZE = 100
@@ -45,11 +46,6 @@ def note_row(n: note_pb2.Note, href: str) -> dict[str, Any]:
             "tickers": ", ".join(n.tickers),
             "updated": web.when(from_ts(n.update_time)),
             "submitted": web.when(from_ts(n.submit_time))}
-
-
-def _done(request: Request) -> str:
-    d = request.query_params.get("done", "")
-    return _(DONE[d]) if d in DONE else ""
 
 
 def _ticker_rows(form: FormData) -> list[int]:
@@ -98,6 +94,25 @@ def _editor(note: note_pb2.Note | None, form: FormData | None) -> dict[str, Any]
             "audiences": enums.choices(AUDIENCE), "risks": enums.choices(RISK)}
 
 
+async def note_with_revisions(st: Stubs, note_id: str
+                              ) -> tuple[note_pb2.Note, list[note_pb2.NoteRevision]]:
+    """A note as it stands and its revisions (the latest 100; also the review page's)."""
+    note, listed = await asyncio.gather(
+        st.research.GetNote(rapi.GetNoteRequest(id=note_id), metadata=st.metadata),
+        st.research.ListNoteRevisions(rapi.ListNoteRevisionsRequest(
+            note_id=note_id, page_size=100), metadata=st.metadata))
+    return note, list(listed.revisions)
+
+
+def history(revisions: list[note_pb2.NoteRevision]) -> list[dict[str, Any]]:
+    """The revisions as the page lists them, newest first (also the review page's)."""
+    return [{"revision": r.revision, "time": web.when(from_ts(r.create_time)),
+             "author": r.author_display_name,
+             "decision": enums.label_of(r, "review_decision"),
+             "reviewer": r.reviewer_display_name, "comments": r.review_comments}
+            for r in sorted(revisions, key=lambda r: -r.revision)]
+
+
 async def notes(request: Request) -> Response:
     s = web.require_role(request, "analyst")
     st = await web.stubs(request)
@@ -132,11 +147,11 @@ async def create(request: Request, form: FormData) -> Response:
     web.require_role(request, "analyst")
     st = await web.stubs(request)
     note, rows = _note_from(form)
-    made, refusal = await attempt(st.research.CreateNote(rapi.CreateNoteRequest(
-        note=note, request_id=web.text(form, "request_id")), metadata=st.metadata))
-    if made is None:
-        return await new_note(request, refusal, form, 400, rows)
-    return RedirectResponse(f"/notes/{made.id}?done=created", status_code=303)
+    return await views.attempt(
+        st.research.CreateNote(rapi.CreateNoteRequest(
+            note=note, request_id=web.text(form, "request_id")), metadata=st.metadata),
+        lambda made: f"/notes/{made.id}?done=created",
+        lambda why: new_note(request, why, form, 400, rows))
 
 
 async def note_page(request: Request, refusal: Refusal | None = None,
@@ -144,68 +159,51 @@ async def note_page(request: Request, refusal: Refusal | None = None,
                     rows: dict[str, int] | None = None) -> Response:
     web.require_role(request, "analyst")
     st = await web.stubs(request)
-    note_id = request.path_params["note_id"]
-    note, revisions = await asyncio.gather(
-        st.research.GetNote(rapi.GetNoteRequest(id=note_id), metadata=st.metadata),
-        st.research.ListNoteRevisions(rapi.ListNoteRevisionsRequest(
-            note_id=note_id, page_size=100), metadata=st.metadata))
-    history = [{"revision": r.revision, "time": web.when(from_ts(r.create_time)),
-                "author": r.author_display_name,
-                "decision": enums.label_of(r, "review_decision"),
-                "reviewer": r.reviewer_display_name, "comments": r.review_comments}
-               for r in sorted(revisions.revisions, key=lambda r: -r.revision)]
+    note, revisions = await note_with_revisions(st, request.path_params["note_id"])
     return web.render(
         request, "pages/notes/edit.html", status_code=status, note=note,
         state=enums.label_of(note, "state"), editable=note.state in EDITABLE,
         returned=note.state == note_pb2.NOTE_STATE_RETURNED,
-        can_publish=note.state == note_pb2.NOTE_STATE_APPROVED, history=history,
-        refusal=refusal, done=_done(request),
+        can_publish=note.state == note_pb2.NOTE_STATE_APPROVED, history=history(revisions),
+        refusal=refusal, done=views.done(request, DONE),
         stance_errors=_stance_errors(refusal, rows),
         **_editor(note, form))
-
-
-async def note(request: Request) -> Response:
-    return await note_page(request)
 
 
 async def save(request: Request, form: FormData) -> Response:
     web.require_role(request, "analyst")
     st = await web.stubs(request)
     note, rows = _note_from(form, request.path_params["note_id"])
-    saved, refusal = await attempt(st.research.UpdateNote(rapi.UpdateNoteRequest(note=note),
-                                                          metadata=st.metadata))
-    if saved is None:
-        return await note_page(request, refusal, form, 400, rows)
-    return RedirectResponse(f"/notes/{note.id}?done=saved", status_code=303)
+    return await views.attempt(
+        st.research.UpdateNote(rapi.UpdateNoteRequest(note=note), metadata=st.metadata),
+        f"/notes/{note.id}?done=saved", lambda why: note_page(request, why, form, 400, rows))
+
+
+async def _step(request: Request, call: ItemCall, done: str) -> Response:
+    """Submit or publish the note: research's `call`, then the note's page with `done`'s
+    notice, or with research's refusal."""
+    web.require_role(request, "analyst")
+    st = await web.stubs(request)
+    note_id = request.path_params["note_id"]
+    return await views.attempt(call(st, note_id), f"/notes/{note_id}?done={done}",
+                               lambda why: note_page(request, why, None, 400))
 
 
 async def submit(request: Request, form: FormData) -> Response:
-    web.require_role(request, "analyst")
-    st = await web.stubs(request)
-    note_id = request.path_params["note_id"]
-    done, refusal = await attempt(st.research.SubmitNote(rapi.SubmitNoteRequest(id=note_id),
-                                                         metadata=st.metadata))
-    if done is None:
-        return await note_page(request, refusal, None, 400)
-    return RedirectResponse(f"/notes/{note_id}?done=submitted", status_code=303)
+    return await _step(request, lambda st, note_id: st.research.SubmitNote(
+        rapi.SubmitNoteRequest(id=note_id), metadata=st.metadata), "submitted")
 
 
 async def publish(request: Request, form: FormData) -> Response:
-    web.require_role(request, "analyst")
-    st = await web.stubs(request)
-    note_id = request.path_params["note_id"]
-    done, refusal = await attempt(st.research.PublishNote(
-        rapi.PublishNoteRequest(id=note_id), metadata=st.metadata))
-    if done is None:
-        return await note_page(request, refusal, None, 400)
-    return RedirectResponse(f"/notes/{note_id}?done=published", status_code=303)
+    return await _step(request, lambda st, note_id: st.research.PublishNote(
+        rapi.PublishNoteRequest(id=note_id), metadata=st.metadata), "published")
 
 
 ROUTES = [
     Route("/notes", notes, methods=["GET"]),
     Route("/notes", web.form_handler(create), methods=["POST"]),
     Route("/notes/new", new_note, methods=["GET"]),
-    Route("/notes/{note_id}", note, methods=["GET"]),
+    Route("/notes/{note_id}", note_page, methods=["GET"]),
     Route("/notes/{note_id}", web.form_handler(save), methods=["POST"]),
     Route("/notes/{note_id}/submit", web.form_handler(submit), methods=["POST"]),
     Route("/notes/{note_id}/publish", web.form_handler(publish), methods=["POST"]),

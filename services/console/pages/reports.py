@@ -10,18 +10,17 @@ import asyncio
 import uuid
 from typing import Any
 
-import grpc
 from branch.remote.v1 import remote_service_pb2 as rapi
 from branch.remote.v1 import report_pb2
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from services.common.protos import from_ts
-from services.console import i18n, picker, web
+from services.console import i18n, picker, views, web
 from services.console.i18n import N_, _
-from services.console.views import Refusal, name, refusal, today
+from services.console.views import Refusal, name, request_id, today
 
 ROLES = ("service_agent", "supervisor")
 STYLES = {report_pb2.TRADING_STYLE_SHORT_TERM: N_("short-term"),
@@ -54,10 +53,6 @@ async def reports_page(request: Request, *, status_code: int = 200,
                       state=lambda v: _(STATES.get(v, "")), request_id=str(uuid.uuid4()))
 
 
-async def reports_home(request: Request) -> Response:
-    return await reports_page(request)
-
-
 async def create_report(request: Request, form: FormData) -> Response:
     web.require_role(request, *ROLES)
     st = await web.stubs(request)
@@ -67,17 +62,13 @@ async def create_report(request: Request, form: FormData) -> Response:
     typed["client_id"] = client.chosen
     if why := picker.to_choose(client):
         return await reports_page(request, error=why, typed=typed)
-    try:
-        made = await st.remote.CreateReport(rapi.CreateReportRequest(
+    return await views.attempt(
+        st.remote.CreateReport(rapi.CreateReportRequest(
             client_id=client.chosen, period_start=typed["period_start"],
-            period_end=typed["period_end"], request_id=typed["request_id"] or str(uuid.uuid4())),
-            metadata=st.metadata)
-    except grpc.aio.AioRpcError as err:
-        why = refusal(err)
-        if why is None:
-            raise
-        return await reports_page(request, status_code=400, error=why, typed=typed)
-    return RedirectResponse(f"/reports/{made.id}", status_code=303)
+            period_end=typed["period_end"], request_id=request_id(typed["request_id"])),
+            metadata=st.metadata),
+        lambda made: f"/reports/{made.id}",
+        lambda why: reports_page(request, status_code=400, error=why, typed=typed))
 
 
 def charts(f: report_pb2.ReportFigures) -> list[dict[str, Any]]:
@@ -128,7 +119,7 @@ async def report_document(request: Request) -> Response:
 
 
 ROUTES = [
-    Route("/reports", reports_home, methods=["GET"]),
+    Route("/reports", reports_page, methods=["GET"]),
     Route("/reports", web.form_handler(create_report), methods=["POST"]),
     Route("/reports/{report_id}", report_detail, methods=["GET"]),
     Route("/reports/{report_id}/document", report_document, methods=["GET"]),

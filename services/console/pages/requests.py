@@ -11,13 +11,13 @@ from branch.research.v1 import note_pb2, research_request_pb2
 from branch.research.v1 import research_service_pb2 as rapi
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from services.common.protos import from_ts
-from services.console import enums, web
-from services.console.i18n import N_, _
-from services.console.views import Refusal, attempt
+from services.console import enums, views, web
+from services.console.i18n import N_
+from services.console.views import ItemCall, Refusal
 
 QUEUE_SIZE = 100
 DONE = {
@@ -49,52 +49,41 @@ async def queue(request: Request, refusal: Refusal | None = None, failed: str = 
             "mine": (r.state == research_request_pb2.RESEARCH_REQUEST_STATE_CLAIMED
                      and r.claimed_by == s.staff_id),
         })
-    done = request.query_params.get("done", "")
     return web.render(request, "pages/requests/queue.html", status_code=status, rows=rows,
                       notes=[(n.id, n.title) for n in mine.notes],
                       refusal=refusal, failed=failed, form=form or {},
-                      done=_(DONE[done]) if done in DONE else "")
+                      done=views.done(request, DONE))
 
 
-async def research_requests(request: Request) -> Response:
-    return await queue(request)
-
-
-async def _act(request: Request, form: FormData, call: Any, done: str) -> Response:
-    reply, refusal = await attempt(call)
-    if reply is None:
-        return await queue(request, refusal, request.path_params["request_id"], form, 400)
-    return RedirectResponse(f"/research-requests?done={done}", status_code=303)
+async def _act(request: Request, form: FormData, call: ItemCall, done: str) -> Response:
+    """Claim, release or answer the request: research's `call`, then the queue with `done`'s
+    notice, or with research's refusal beside the request."""
+    web.require_role(request, "analyst")
+    st = await web.stubs(request)
+    request_id = request.path_params["request_id"]
+    return await views.attempt(call(st, request_id), f"/research-requests?done={done}",
+                               lambda why: queue(request, why, request_id, form, 400))
 
 
 async def claim(request: Request, form: FormData) -> Response:
-    web.require_role(request, "analyst")
-    st = await web.stubs(request)
-    return await _act(request, form, st.research.ClaimResearchRequest(
-        rapi.ClaimResearchRequestRequest(id=request.path_params["request_id"]),
-        metadata=st.metadata), "claimed")
+    return await _act(request, form, lambda st, request_id: st.research.ClaimResearchRequest(
+        rapi.ClaimResearchRequestRequest(id=request_id), metadata=st.metadata), "claimed")
 
 
 async def release(request: Request, form: FormData) -> Response:
-    web.require_role(request, "analyst")
-    st = await web.stubs(request)
-    return await _act(request, form, st.research.ReleaseResearchRequest(
-        rapi.ReleaseResearchRequestRequest(id=request.path_params["request_id"]),
-        metadata=st.metadata), "released")
+    return await _act(request, form, lambda st, request_id: st.research.ReleaseResearchRequest(
+        rapi.ReleaseResearchRequestRequest(id=request_id), metadata=st.metadata), "released")
 
 
 async def answer(request: Request, form: FormData) -> Response:
-    web.require_role(request, "analyst")
-    st = await web.stubs(request)
-    return await _act(request, form, st.research.AnswerResearchRequest(
-        rapi.AnswerResearchRequestRequest(id=request.path_params["request_id"],
-                                          answer=web.text(form, "answer"),
+    return await _act(request, form, lambda st, request_id: st.research.AnswerResearchRequest(
+        rapi.AnswerResearchRequestRequest(id=request_id, answer=web.text(form, "answer"),
                                           note_id=web.text(form, "note_id")),
         metadata=st.metadata), "answered")
 
 
 ROUTES = [
-    Route("/research-requests", research_requests, methods=["GET"]),
+    Route("/research-requests", queue, methods=["GET"]),
     Route("/research-requests/{request_id}/claim", web.form_handler(claim), methods=["POST"]),
     Route("/research-requests/{request_id}/release", web.form_handler(release),
           methods=["POST"]),

@@ -12,13 +12,13 @@ from branch.research.v1 import note_pb2
 from branch.research.v1 import research_service_pb2 as rapi
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from services.console import diff, enums, web
+from services.console import diff, enums, views, web
 from services.console.i18n import N_, _
-from services.console.pages.notes import note_row
-from services.console.views import Refusal, attempt
+from services.console.pages.notes import history, note_row, note_with_revisions
+from services.console.views import ItemCall, Refusal
 
 DONE = {
     "approved": N_("Approved. Publish it when it should reach clients."),
@@ -50,11 +50,10 @@ async def review_queue(request: Request) -> Response:
                                     metadata=st.metadata),
         st.research.ListNotes(rapi.ListNotesRequest(
             state=note_pb2.NOTE_STATE_APPROVED, page_size=100), metadata=st.metadata))
-    done = request.query_params.get("done", "")
     return web.render(request, "pages/review/queue.html",
                       queue=[note_row(n, f"/review/{n.id}") for n in queued.notes],
                       approved=[note_row(n, f"/review/{n.id}") for n in approved.notes],
-                      done=_(DONE[done]) if done in DONE else "")
+                      done=views.done(request, DONE))
 
 
 async def review_page(request: Request, refusal: Refusal | None = None,
@@ -62,12 +61,8 @@ async def review_page(request: Request, refusal: Refusal | None = None,
                       ) -> Response:
     web.require_role(request, "compliance")
     st = await web.stubs(request)
-    note_id = request.path_params["note_id"]
-    note, listed = await asyncio.gather(
-        st.research.GetNote(rapi.GetNoteRequest(id=note_id), metadata=st.metadata),
-        st.research.ListNoteRevisions(rapi.ListNoteRevisionsRequest(
-            note_id=note_id, page_size=100), metadata=st.metadata))
-    revisions = {r.revision: r for r in listed.revisions}
+    note, listed = await note_with_revisions(st, request.path_params["note_id"])
+    revisions = {r.revision: r for r in listed}
     earlier = sorted((r for r in revisions if r < note.revision), reverse=True)
     wanted = request.query_params.get("against", "")
     against = int(wanted) if wanted.isdigit() and int(wanted) in earlier else (
@@ -75,23 +70,13 @@ async def review_page(request: Request, refusal: Refusal | None = None,
     current = document(note)
     # the first revision has nothing to differ from: shown as it is
     table = diff.rows(document(revisions[against]) if against else current, current)
-    history = [{"revision": r.revision, "author": r.author_display_name,
-                "decision": enums.label_of(r, "review_decision"),
-                "reviewer": r.reviewer_display_name, "comments": r.review_comments}
-               for r in sorted(revisions.values(), key=lambda r: -r.revision)]
-    done = request.query_params.get("done", "")
     return web.render(
         request, "pages/review/note.html", status_code=status, note=note,
         state=enums.label_of(note, "state"), against=against, earlier=earlier,
-        table=table, changed=diff.changed(table), history=history,
+        table=table, changed=diff.changed(table), history=history(listed),
         can_review=note.state == note_pb2.NOTE_STATE_SUBMITTED,
         can_publish=note.state == note_pb2.NOTE_STATE_APPROVED,
-        refusal=refusal, form=form or {}, action=action,
-        done=_(DONE[done]) if done in DONE else "")
-
-
-async def review(request: Request) -> Response:
-    return await review_page(request)
+        refusal=refusal, form=form or {}, action=action, done=views.done(request, DONE))
 
 
 def _revision(form: FormData) -> int:
@@ -99,44 +84,40 @@ def _revision(form: FormData) -> int:
     return int(value) if value.isdigit() else 0
 
 
-async def approve(request: Request, form: FormData) -> Response:
+async def _decide(request: Request, form: FormData, call: ItemCall, done: str,
+                  action: str = "") -> Response:
+    """Approve, send back or publish the note: research's `call`, then `done` (a path, {id}
+    the note's id); or the review page again with research's refusal beside the form of
+    `action`."""
     web.require_role(request, "compliance")
     st = await web.stubs(request)
     note_id = request.path_params["note_id"]
-    reply, refusal = await attempt(st.research.ApproveNote(rapi.ApproveNoteRequest(
-        id=note_id, revision=_revision(form), comments=web.text(form, "comments")),
-        metadata=st.metadata))
-    if reply is None:
-        return await review_page(request, refusal, form, 400, "approve")
-    return RedirectResponse(f"/review/{note_id}?done=approved", status_code=303)
+    return await views.attempt(call(st, note_id), done.format(id=note_id),
+                               lambda why: review_page(request, why, form, 400, action))
+
+
+async def approve(request: Request, form: FormData) -> Response:
+    return await _decide(request, form, lambda st, note_id: st.research.ApproveNote(
+        rapi.ApproveNoteRequest(id=note_id, revision=_revision(form),
+                                comments=web.text(form, "comments")), metadata=st.metadata),
+        "/review/{id}?done=approved", "approve")
 
 
 async def send_back(request: Request, form: FormData) -> Response:
-    web.require_role(request, "compliance")
-    st = await web.stubs(request)
-    note_id = request.path_params["note_id"]
-    reply, refusal = await attempt(st.research.ReturnNote(rapi.ReturnNoteRequest(
-        id=note_id, revision=_revision(form), comments=web.text(form, "return_comments")),
-        metadata=st.metadata))
-    if reply is None:
-        return await review_page(request, refusal, form, 400, "return")
-    return RedirectResponse("/review?done=returned", status_code=303)
+    return await _decide(request, form, lambda st, note_id: st.research.ReturnNote(
+        rapi.ReturnNoteRequest(id=note_id, revision=_revision(form),
+                               comments=web.text(form, "return_comments")),
+        metadata=st.metadata), "/review?done=returned", "return")
 
 
 async def publish(request: Request, form: FormData) -> Response:
-    web.require_role(request, "compliance")
-    st = await web.stubs(request)
-    note_id = request.path_params["note_id"]
-    reply, refusal = await attempt(st.research.PublishNote(rapi.PublishNoteRequest(id=note_id),
-                                                           metadata=st.metadata))
-    if reply is None:
-        return await review_page(request, refusal, form, 400)
-    return RedirectResponse("/review?done=published", status_code=303)
+    return await _decide(request, form, lambda st, note_id: st.research.PublishNote(
+        rapi.PublishNoteRequest(id=note_id), metadata=st.metadata), "/review?done=published")
 
 
 ROUTES = [
     Route("/review", review_queue, methods=["GET"]),
-    Route("/review/{note_id}", review, methods=["GET"]),
+    Route("/review/{note_id}", review_page, methods=["GET"]),
     Route("/review/{note_id}/approve", web.form_handler(approve), methods=["POST"]),
     Route("/review/{note_id}/return", web.form_handler(send_back), methods=["POST"]),
     Route("/review/{note_id}/publish", web.form_handler(publish), methods=["POST"]),

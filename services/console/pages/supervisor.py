@@ -31,11 +31,14 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import grpc
 from branch.common.v1 import audit_pb2
 from branch.common.v1.audit_pb2_grpc import AuditServiceStub
+from branch.directory.v1 import directory_service_pb2 as dapi
+from branch.directory.v1 import search_pb2
 from branch.insight.v1 import insight_service_pb2 as iapi
 from branch.insight.v1 import report_pb2
 from branch.onsite.v1 import consultation_pb2, day_pb2
@@ -54,7 +57,7 @@ from services.common.protos import from_ts
 from services.console import enums, i18n, web
 from services.console.backend import error_message
 from services.console.i18n import N_, _
-from services.console.views import name, today
+from services.console.views import name, today, zone
 
 ROLES = ("supervisor",)
 WEEKS = 8
@@ -75,6 +78,7 @@ class Table:
     columns: list[str]
     rows: list[list[Any]] = field(default_factory=list)
     problem: str = ""
+    extra: Any = None  # the reply itself, where the page draws more than the table
 
 
 def _problem(err: grpc.aio.AioRpcError) -> str:
@@ -83,6 +87,19 @@ def _problem(err: grpc.aio.AioRpcError) -> str:
     if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return _("The service is not answering; try again later.")
     return error_message(err, i18n.current())
+
+
+R = TypeVar("R")
+
+
+async def _reply(t: Table, call: Awaitable[R]) -> R | None:
+    """What the services answered for table `t`; None, with the table saying why, when one
+    refused or did not answer."""
+    try:
+        return await call
+    except grpc.aio.AioRpcError as err:
+        t.problem = _problem(err)
+        return None
 
 
 def _pct(part: int, whole: int) -> float | None:
@@ -103,14 +120,13 @@ async def _sla_weeks(st: Any, day: date) -> Table:
                _("VIP SLA %")])
     weeks = [_monday(day) - timedelta(weeks=i) for i in reversed(range(WEEKS))]
     md = st.metadata
-    try:
-        stats = await asyncio.gather(*(st.remote.GetWeeklyStatistics(
-            rapi.GetWeeklyStatisticsRequest(week_of=w.isoformat()), metadata=md)
-            for w in weeks))
-        vip = await st.vip.GetSlaReport(vapi.GetSlaReportRequest(
-            start_date=weeks[0].isoformat(), end_date=day.isoformat()), metadata=md)
-    except grpc.aio.AioRpcError as err:
-        t.problem = _problem(err)
+    stats = await _reply(t, asyncio.gather(*(st.remote.GetWeeklyStatistics(
+        rapi.GetWeeklyStatisticsRequest(week_of=w.isoformat()), metadata=md) for w in weeks)))
+    if stats is None:
+        return t
+    vip = await _reply(t, st.vip.GetSlaReport(vapi.GetSlaReportRequest(
+        start_date=weeks[0].isoformat(), end_date=day.isoformat()), metadata=md))
+    if vip is None:
         return t
     advisories: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for row in vip.rows:
@@ -130,13 +146,13 @@ async def _callbacks(st: Any, day: date) -> Table:
               [_("Agent"), _("Calls today"), _("Reached today"), _("Daily quota"),
                _("Days below quota")])
     md = st.metadata
-    try:
-        campaigns = await st.remote.ListCampaigns(rapi.ListCampaignsRequest(
-            state=campaign_pb2.CAMPAIGN_STATE_ACTIVE, page_size=20), metadata=md)
-        progress = await asyncio.gather(*(st.remote.GetCampaignProgress(
-            rapi.GetCampaignProgressRequest(id=c.id), metadata=md) for c in campaigns.campaigns))
-    except grpc.aio.AioRpcError as err:
-        t.problem = _problem(err)
+    campaigns = await _reply(t, st.remote.ListCampaigns(rapi.ListCampaignsRequest(
+        state=campaign_pb2.CAMPAIGN_STATE_ACTIVE, page_size=20), metadata=md))
+    if campaigns is None:
+        return t
+    progress = await _reply(t, asyncio.gather(*(st.remote.GetCampaignProgress(
+        rapi.GetCampaignProgressRequest(id=c.id), metadata=md) for c in campaigns.campaigns)))
+    if progress is None:
         return t
     agents: dict[str, list[Any]] = {}
     for p in progress:
@@ -154,11 +170,9 @@ async def _onsite_week(st: Any, day: date) -> Table:
     t = Table("onsite", _("This week's visits, patrols and consultation forms"),
               [_("Client manager"), _("Visits"), _("Visits quota"), _("Rooms patrolled"),
                _("Rooms quota"), _("Forms raised"), _("Forms overdue"), _("Forms on time %")])
-    try:
-        reply = await st.onsite.GetCompliance(oapi.GetComplianceRequest(
-            period=day_pb2.PERIOD_WEEK, date=day.isoformat()), metadata=st.metadata)
-    except grpc.aio.AioRpcError as err:
-        t.problem = _problem(err)
+    reply = await _reply(t, st.onsite.GetCompliance(oapi.GetComplianceRequest(
+        period=day_pb2.PERIOD_WEEK, date=day.isoformat()), metadata=st.metadata))
+    if reply is None:
         return t
     for r in sorted(reply.rows, key=lambda r: r.client_manager_display_name):
         t.rows.append([name(r.client_manager_display_name), r.visits_done, r.visits_quota,
@@ -171,11 +185,9 @@ async def _reach(st: Any, day: date) -> Table:
     t = Table("reach", _("Research reach of the latest notes"),
               [_("Note"), _("Author"), _("Published"), _("Targeted"), _("Relayed"),
                _("Acknowledged"), _("Withheld for suitability")])
-    try:
-        reply = await st.research.ListNoteReach(sapi.ListNoteReachRequest(page_size=10),
-                                                metadata=st.metadata)
-    except grpc.aio.AioRpcError as err:
-        t.problem = _problem(err)
+    reply = await _reply(t, st.research.ListNoteReach(sapi.ListNoteReachRequest(page_size=10),
+                                                     metadata=st.metadata))
+    if reply is None:
         return t
     for n in reply.reaches:
         t.rows.append([n.title, name(n.author_display_name), web.when(from_ts(n.publish_time)),
@@ -190,10 +202,8 @@ async def _vip_breaches(st: Any, day: date) -> Table:
     since = datetime.combine(day - timedelta(days=30), datetime.min.time(), UTC)
     req = vapi.ListBreachesRequest(page_size=LIST_ROWS)
     req.since_time.FromDatetime(since)
-    try:
-        reply = await st.vip.ListBreaches(req, metadata=st.metadata)
-    except grpc.aio.AioRpcError as err:
-        t.problem = _problem(err)
+    reply = await _reply(t, st.vip.ListBreaches(req, metadata=st.metadata))
+    if reply is None:
         return t
     for b in reply.breaches:
         t.rows.append([web.when(from_ts(b.breach_time)),
@@ -207,11 +217,9 @@ async def _vip_breaches(st: Any, day: date) -> Table:
 async def _tickets_breached(st: Any, day: date) -> Table:
     t = Table("tickets_breached", _("Hotline tickets past their SLA, unresolved"),
               [_("Opened"), _("Line"), _("Caller"), _("Summary"), _("Owner"), _("Escalation")])
-    try:
-        reply = await st.remote.ListTickets(rapi.ListTicketsRequest(
-            breached_only=True, unresolved_only=True, page_size=LIST_ROWS), metadata=st.metadata)
-    except grpc.aio.AioRpcError as err:
-        t.problem = _problem(err)
+    reply = await _reply(t, st.remote.ListTickets(rapi.ListTicketsRequest(
+        breached_only=True, unresolved_only=True, page_size=LIST_ROWS), metadata=st.metadata))
+    if reply is None:
         return t
     for k in reply.tickets:
         t.rows.append([web.when(from_ts(k.open_time)),
@@ -225,11 +233,9 @@ async def _forms_overdue(st: Any, day: date) -> Table:
     t = Table("forms_overdue", _("Consultation forms past their deadline"),
               [_("Raised"), _("Client"), _("Consultant"), _("Client manager"), _("Deadline"),
                _("State")])
-    try:
-        reply = await st.onsite.ListConsultationForms(oapi.ListConsultationFormsRequest(
-            overdue_only=True, page_size=LIST_ROWS), metadata=st.metadata)
-    except grpc.aio.AioRpcError as err:
-        t.problem = _problem(err)
+    reply = await _reply(t, st.onsite.ListConsultationForms(oapi.ListConsultationFormsRequest(
+        overdue_only=True, page_size=LIST_ROWS), metadata=st.metadata))
+    if reply is None:
         return t
     for f in reply.forms:
         t.rows.append([web.when(from_ts(f.raise_time)), name(f.client_display_name),
@@ -242,16 +248,14 @@ async def _forms_overdue(st: Any, day: date) -> Table:
 async def _rota_gaps(st: Any, day: date) -> Table:
     t = Table("rota_gaps", _("Hours without a broker on the VIP rota"),
               [_("From"), _("To"), _("Hours")])
-    try:
-        reply = await st.vip.CheckRotaGaps(vapi.CheckRotaGapsRequest(
-            role=rota_pb2.SHIFT_ROLE_BROKER, days=ROTA_DAYS), metadata=st.metadata)
-    except grpc.aio.AioRpcError as err:
-        t.problem = _problem(err)
+    reply = await _reply(t, st.vip.CheckRotaGaps(vapi.CheckRotaGapsRequest(
+        role=rota_pb2.SHIFT_ROLE_BROKER, days=ROTA_DAYS), metadata=st.metadata))
+    if reply is None:
         return t
     for g in reply.gaps:
         t.rows.append([web.when(from_ts(g.start_time)), web.when(from_ts(g.end_time)),
                        round(g.hours, 1)])
-    t.extra = reply  # type: ignore[attr-defined]
+    t.extra = reply
     return t
 
 
@@ -261,11 +265,9 @@ async def _weekly_reports(st: Any, day: date) -> Table:
                _("Callbacks"), _("Callback target"), _("Visits"), _("Forms delivered"),
                _("Forms overdue"), _("Advisories answered"), _("Advisories late"),
                _("Research delivered")])
-    try:
-        reply = await st.insight.ListReports(iapi.ListReportsRequest(
-            kind=report_pb2.REPORT_KIND_WEEKLY, page_size=WEEKS), metadata=st.metadata)
-    except grpc.aio.AioRpcError as err:
-        t.problem = _problem(err)
+    reply = await _reply(t, st.insight.ListReports(iapi.ListReportsRequest(
+        kind=report_pb2.REPORT_KIND_WEEKLY, page_size=WEEKS), metadata=st.metadata))
+    if reply is None:
         return t
     for r in sorted(reply.reports, key=lambda r: r.period_start):
         f = r.figures
@@ -340,12 +342,10 @@ def _charts(tables: dict[str, Table]) -> list[tuple[str, str, dict[str, str]]]:
 
 def _rota_calendar(table: Table, day: date) -> dict[str, str] | None:
     """A calendar of the next ROTA_DAYS days, each day's uncovered broker hours."""
-    reply = getattr(table, "extra", None)
+    reply = table.extra
     if reply is None:
         return None
-    from zoneinfo import ZoneInfo
-
-    zone = ZoneInfo(reply.time_zone or "Asia/Shanghai")
+    rota_zone = ZoneInfo(reply.time_zone or "Asia/Shanghai")
     hours: dict[str, float] = defaultdict(float)
     for g in reply.gaps:
         start, end = from_ts(g.start_time), from_ts(g.end_time)
@@ -353,9 +353,9 @@ def _rota_calendar(table: Table, day: date) -> dict[str, str] | None:
             continue
         cur = start
         while cur < end:  # split a gap at local midnights
-            local = cur.astimezone(zone)
+            local = cur.astimezone(rota_zone)
             midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(),
-                                        zone).astimezone(UTC)
+                                        rota_zone).astimezone(UTC)
             upto = min(end, midnight)
             hours[local.date().isoformat()] += (upto - cur).total_seconds() / 3600
             cur = upto
@@ -416,8 +416,6 @@ async def _audit(request: Request, f: AuditFilter) -> tuple[Table, list[str]]:
                                         _("Resource"), _("Outcome"), _("Request id")])
     staff_id = f.staff
     if f.staff and not f.staff.count("-"):  # an employee number: the directory knows its id
-        from branch.directory.v1 import search_pb2
-
         found = await st.directory.SearchStaff(search_pb2.SearchStaffRequest(query=f.staff,
                                                                        page_size=5),
                                                metadata=st.metadata)
@@ -434,8 +432,6 @@ async def _audit(request: Request, f: AuditFilter) -> tuple[Table, list[str]]:
 
     async def names() -> dict[str, str]:
         """staff id -> "name (employee number)" for the Staff column; ids when refused."""
-        from branch.directory.v1 import directory_service_pb2 as dapi
-
         try:
             reply = await st.directory.ListStaff(dapi.ListStaffRequest(page_size=1000),
                                                  metadata=st.metadata)
@@ -449,7 +445,7 @@ async def _audit(request: Request, f: AuditFilter) -> tuple[Table, list[str]]:
     if f.since:
         try:
             since = datetime.combine(date.fromisoformat(f.since), datetime.min.time(),
-                                     web_zone(request)).astimezone(UTC)
+                                     zone(request)).astimezone(UTC)
         except ValueError:
             since = None
     rows: list[tuple[datetime, str, audit_pb2.AuditRecord]] = []
@@ -467,12 +463,6 @@ async def _audit(request: Request, f: AuditFilter) -> tuple[Table, list[str]]:
     t.rows = [[web.when(when), _(SERVICE_NAMES[service]), who.get(r.staff_id, r.staff_id),
                r.method, r.resource, r.outcome, r.request_id] for when, service, r in rows]
     return t, silent
-
-
-def web_zone(request: Request) -> Any:
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(web.console(request).settings.timezone)
 
 
 def _filter(request: Request) -> AuditFilter:
