@@ -37,7 +37,7 @@ async def test_fetch_one_reads_committed_rows_without_a_session(tmp_path: Path,
     """Database.fetch_one (the hot single-row read): a Core row with the ORM's types (aware
     UTC times), None when absent, the latest commit visible, and its threads gone after
     dispose (SQLite)."""
-    from sqlalchemy import select
+    from sqlalchemy import bindparam, select
 
     url = (database_url.replace("{service}", "directory") if database_url
            else f"sqlite+aiosqlite:///{tmp_path}/d.db")
@@ -58,6 +58,11 @@ async def test_fetch_one_reads_committed_rows_without_a_session(tmp_path: Path,
         assert staff is not None
         staff.employee_no = "E2"
     assert (await db.fetch_one(by_id)).employee_no == "E2"  # type: ignore[union-attr]
+    by_param = select(table.c.employee_no, table.c.created_at).where(
+        table.c.id == bindparam("id"))
+    row = await db.fetch_one(by_param, {"id": "s1"})
+    assert row is not None and tuple(row) == ("E2", now)  # only the columns selected
+    assert await db.fetch_one(by_param, {"id": "nobody"}) is None
     if database_url:  # PostgreSQL: its pooled connections dropped, the read still answers
         import asyncpg
 
