@@ -36,7 +36,7 @@ from services.common.errors import Violations
 from services.common.events import emit
 from services.common.protos import from_ts
 from services.common.request_checks import MAX_ID, collect
-from services.common.units import fits_units, micros
+from services.common.units import fits_units, micros, units
 from services.common.upsert import upsert
 from services.directory import corporate_actions
 from services.directory.models import Client, Holding, ImportCounter, Security, Trade
@@ -65,7 +65,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PLAIN_DECIMAL = re.compile(r"(0|[1-9][0-9]{0,9})(?:\.([0-9]{1,8}))?")
 # in this order: the SQLite insert expects trade_time eighth
 _TRADE_COLUMNS = ("trade_id", "client_id", "ticker", "side", "quantity", "price", "fee",
-                  "trade_time", "import_seq")
+                  "trade_time", "import_seq", "price_units", "fee_units", "time_micros")
 
 
 @dataclass
@@ -216,7 +216,8 @@ def _fast_trade(t: holding_pb2.Trade, latest_micros: int) -> dict[str, Any] | No
         return None
     return {"trade_id": trade_id, "client_id": client_id, "ticker": t.ticker, "side": t.side,
             "quantity": t.quantity, "price": price, "fee": fee,
-            "trade_time": _EPOCH + timedelta(microseconds=us)}
+            "trade_time": _EPOCH + timedelta(microseconds=us),
+            "price_units": units(price), "fee_units": units(fee), "time_micros": us}
 
 
 def _check_holding(h: api.HoldingSnapshot) -> Violations:
@@ -305,11 +306,14 @@ async def _apply(
                 if v:
                     result.reject(index, v)
                     continue
+                price = check_decimal(Violations(), "", t.price)
+                fee = check_decimal(Violations(), "", t.fee or "0")
+                when = from_ts(t.trade_time)
+                assert when is not None  # checked above
                 values = dict(trade_id=t.trade_id, client_id=t.client_id, ticker=t.ticker,
-                              side=t.side, quantity=t.quantity,
-                              price=check_decimal(Violations(), "", t.price),
-                              fee=check_decimal(Violations(), "", t.fee or "0"),
-                              trade_time=from_ts(t.trade_time))
+                              side=t.side, quantity=t.quantity, price=price, fee=fee,
+                              trade_time=when, price_units=units(price),
+                              fee_units=units(fee), time_micros=micros(when))
             if t.trade_id in existing or (seen is not None and t.trade_id in seen):
                 result.duplicate += 1
                 continue
@@ -391,7 +395,7 @@ async def _insert_trades(session: AsyncSession, rows: list[dict[str, Any]],
         await conn.exec_driver_sql(
             f"INSERT INTO {table.name} ({names}) VALUES ({marks})",
             [(*(row[c] for c in _TRADE_COLUMNS[:7]), sqlite_time(row["trade_time"]),
-              row["import_seq"]) for row in rows])
+              *(row[c] for c in _TRADE_COLUMNS[8:])) for row in rows])
         return [row["trade_id"] for row in rows]
     raw = (await conn.get_raw_connection()).driver_connection
     assert raw is not None
