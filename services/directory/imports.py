@@ -54,6 +54,8 @@ BATCH = 5000
 # A record is an ImportRecord, or an ImportTradesRequest carrying one (same oneof).
 Record = api.ImportRecord | api.ImportTradesRequest
 MAX_REJECTIONS = 1000
+# an import that adds this many trades refreshes PostgreSQL's statistics of the table
+ANALYZE_AFTER = 10_000
 # The exchanges opened in December 1990; a trade time before it is a typing or unit mistake.
 EARLIEST_TRADE = datetime(1990, 12, 1, tzinfo=ZoneInfo("Asia/Shanghai"))
 # Clocks of the trading system and the directory may differ by this much.
@@ -118,10 +120,25 @@ async def import_stream(
             except _Rollback:
                 pass
         return result
+    before = result.accepted
     async for batch in _batches(first, stream):
         async with db.transaction() as session:
             await _apply(session, clock.now(), batch, result, known)
+    if not db.is_sqlite and result.accepted - before >= ANALYZE_AFTER:
+        await _analyze_trades(db)
     return result
+
+
+async def _analyze_trades(db: Database) -> None:
+    """Fresh planner statistics for directory_trade after a large import (PostgreSQL).
+
+    Without them (a table just filled, before autovacuum's next round) the planner takes a
+    client's trades for a few hundred rows and answers each StreamTrades page by reading
+    and sorting every remaining trade of the client, though ix_directory_trade_client_order
+    holds them in page order: 48 ms a page instead of 5 at 100,000 trades, and growing with
+    the history. ANALYZE samples a fixed 30,000 rows (a fraction of a second)."""
+    async with db.transaction() as session:
+        await (await session.connection()).exec_driver_sql("ANALYZE directory_trade")
 
 
 async def _batches(
