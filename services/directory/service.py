@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -69,7 +67,6 @@ CLIENT_TABLE = Client.__table__  # type: ignore[attr-defined]
 CLIENT_BY_ID = core_select(CLIENT_TABLE).where(CLIENT_TABLE.c.id == bindparam("id"))
 IMPORT_BATCH = 1000
 TRADE_BATCH = 5000
-PREFETCH = False
 MAX_REJECTIONS = 1000
 
 
@@ -485,45 +482,19 @@ class Directory:
         values: dict[str, Any] = {
             "client_id": req.client_id,
             "start": micros(start) if start else None, "end": micros(end) if end else None}
-
-        async def page(sql: str, names: tuple[str, ...],
-                       values: dict[str, Any]) -> list[Sequence[Any]]:
+        sql, names = first
+        while True:
             async with self.db.read() as session:
-                return await trade_stream.fetch(session, sql, [values[n] for n in names],
+                rows = await trade_stream.fetch(session, sql, [values[n] for n in names],
                                                 sqlite)
-
-        if not PREFETCH:
-            sql, names = first
-            while True:
-                rows = await page(sql, names, values)
-                if rows:
-                    yield api.StreamTradesResponse(
-                        columns=trade_stream.trade_columns(req.client_id, rows))
-                if len(rows) < TRADE_BATCH:
-                    return
-                last = rows[-1]
-                values.update(after_micros=last[6], after_seq=last[7], after_id=last[0])
-                sql, names = following
-        # the next page is read (sqlite3 in aiosqlite's thread without the GIL, or the
-        # PostgreSQL server) while this one is turned into columns and sent
-        task: asyncio.Task[list[Sequence[Any]]] | None = asyncio.create_task(
-            page(*first, dict(values)))
-        try:
-            while task is not None:
-                rows = await task
-                task = None
-                if len(rows) == TRADE_BATCH:
-                    last = rows[-1]
-                    values.update(after_micros=last[6], after_seq=last[7], after_id=last[0])
-                    task = asyncio.create_task(page(*following, dict(values)))
-                if rows:
-                    yield api.StreamTradesResponse(
-                        columns=trade_stream.trade_columns(req.client_id, rows))
-        finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            if rows:
+                yield api.StreamTradesResponse(
+                    columns=trade_stream.trade_columns(req.client_id, rows))
+            if len(rows) < TRADE_BATCH:
+                return
+            last = rows[-1]
+            values.update(after_micros=last[6], after_seq=last[7], after_id=last[0])
+            sql, names = following
 
     async def list_corporate_actions(
         self, principal: Principal, req: ca_pb2.ListCorporateActionsRequest
