@@ -488,8 +488,9 @@ class Directory:
                 rows = await trade_stream.fetch(session, sql, [values[n] for n in names],
                                                 sqlite)
             if rows:
-                yield api.StreamTradesResponse(
-                    columns=trade_stream.trade_columns(req.client_id, rows))
+                response = api.StreamTradesResponse()
+                trade_stream.fill_columns(response.columns, req.client_id, rows)
+                yield response
             if len(rows) < TRADE_BATCH:
                 return
             last = rows[-1]

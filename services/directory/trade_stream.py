@@ -74,23 +74,34 @@ async def fetch(session: AsyncSession, sql: str, params: Sequence[Any],
 def sqlite_time(when: datetime) -> str:
     """A datetime as UtcDateTime stores it on SQLite: naive UTC text, always with the
     microseconds (SQLAlchemy's format; micros_sql reads it)."""
-    when = as_utc(when)
-    return f"{when:%Y-%m-%d %H:%M:%S}.{when.microsecond:06d}"
-
-
-def _driver_value(value: Any, sqlite: bool) -> Any:
-    return sqlite_time(value) if isinstance(value, datetime) and sqlite else value
+    # isoformat with the microseconds always: the same text as the f-string of SQLAlchemy's
+    # format, at half the cost (a million of these in a large import)
+    return as_utc(when).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def trade_columns(client_id: str, rows: Sequence[Sequence[Any]]) -> holding_pb2.TradeColumns:
     """Rows of (trade_id, ticker, side, quantity, price units, fee units, time micros, ...)
     as one batch of parallel columns."""
+    out = holding_pb2.TradeColumns()
+    fill_columns(out, client_id, rows)
+    return out
+
+
+def fill_columns(out: holding_pb2.TradeColumns, client_id: str,
+                 rows: Sequence[Sequence[Any]]) -> None:
+    """trade_columns into a message already in place (a response's columns field): a
+    TradeColumns passed to the response's constructor would be copied, a tenth of the
+    stream's CPU."""
+    out.client_id = client_id
     if not rows:
-        return holding_pb2.TradeColumns(client_id=client_id)
+        return
     ids, tickers, sides, quantities, prices, fees, times = list(zip(*rows, strict=True))[:7]
     index: dict[str, int] = {}
-    ticker_indexes = [index.setdefault(t, len(index)) for t in tickers]
-    return holding_pb2.TradeColumns(
-        client_id=client_id, trade_ids=ids, tickers=list(index),
-        ticker_indexes=ticker_indexes, sides=sides, quantities=quantities,
-        price_units=prices, fee_units=fees, trade_time_micros=times)
+    out.ticker_indexes.extend([index.setdefault(t, len(index)) for t in tickers])
+    out.tickers.extend(index)
+    out.trade_ids.extend(ids)
+    out.sides.extend(sides)
+    out.quantities.extend(quantities)
+    out.price_units.extend(prices)
+    out.fee_units.extend(fees)
+    out.trade_time_micros.extend(times)
