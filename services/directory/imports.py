@@ -54,7 +54,8 @@ BATCH = 5000
 # A record is an ImportRecord, or an ImportTradesRequest carrying one (same oneof).
 Record = api.ImportRecord | api.ImportTradesRequest
 MAX_REJECTIONS = 1000
-# an import that adds this many trades refreshes PostgreSQL's statistics of the table
+# an import that accepts this many records (a trade file: trades) refreshes PostgreSQL's
+# statistics of directory_trade
 ANALYZE_AFTER = 10_000
 # The exchanges opened in December 1990; a trade time before it is a typing or unit mistake.
 EARLIEST_TRADE = datetime(1990, 12, 1, tzinfo=ZoneInfo("Asia/Shanghai"))

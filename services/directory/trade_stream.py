@@ -6,9 +6,10 @@ database or in Python.
 A 100,000-trade history is the case this is built for, a million the case it must survive. A
 page is a range of ix_directory_trade_client_order (client_id, time_micros, import_seq,
 trade_id), the page order itself: the database seeks to the page's start and reads TRADE_BATCH
-index entries, without a sort (before, PostgreSQL without statistics on a freshly imported
-table read and sorted every remaining trade of the client for each page). The SQL is written
-once per stream by SQLAlchemy and run page after page straight through the driver.
+index entries, without a sort. (PostgreSQL needs statistics of the table for that plan:
+without them it reads and sorts every remaining trade of the client for each page, so a large
+import ends with ANALYZE.) The SQL is written once per stream by SQLAlchemy and run page after
+page straight through the driver.
 """
 
 from __future__ import annotations

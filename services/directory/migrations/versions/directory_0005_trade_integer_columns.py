@@ -6,7 +6,8 @@ come from; StreamTrades reads them without converting anything. Existing rows ar
 here with the exact conversion the stream used to do in its SELECT (digits past the eighth
 decimal place truncated, as services.common.units.units does). The (client_id, trade_time)
 index becomes (client_id, time_micros, import_seq, trade_id): the stream's page order, so a
-page is an index range read with no sort, whatever the planner's statistics say.
+page is an index range read with no sort (on PostgreSQL once the table has statistics: a large
+import ends with ANALYZE, services/directory/imports.py).
 
 Revision ID: directory_0005
 Revises: directory_0004
