@@ -81,11 +81,18 @@ class Holding(SQLModel, table=True):
 
 
 class Trade(SQLModel, table=True):
-    """One execution. import_seq is the import order; it breaks ties of trade_time."""
+    """One execution. import_seq is the import order; it breaks ties of trade_time.
+
+    price_units, fee_units (int64 units of 1e-8 yuan) and time_micros (microseconds since the
+    epoch, UTC) are price, fee and trade_time as integers, written with them by the import
+    (and backfilled by migration directory_0005): StreamTrades sends them as they are, in
+    the order of ix_directory_trade_client_order."""
 
     __tablename__ = "directory_trade"
     __table_args__ = (
-        Index("ix_directory_trade_client_time", "client_id", "trade_time"),
+        # StreamTrades' page order: a page is a range of this index, no sort
+        Index("ix_directory_trade_client_order", "client_id", "time_micros", "import_seq",
+              "trade_id"),
         Index("ix_directory_trade_client_ticker", "client_id", "ticker"),
     )
 
@@ -100,6 +107,9 @@ class Trade(SQLModel, table=True):
     # rows imported before the column existed keep 0 (their ties fall back to trade id)
     import_seq: int = Field(default=0, sa_type=BigInteger,
                             sa_column_kwargs={"server_default": "0"})
+    price_units: int = Field(sa_type=BigInteger, sa_column_kwargs={"server_default": "0"})
+    fee_units: int = Field(sa_type=BigInteger, sa_column_kwargs={"server_default": "0"})
+    time_micros: int = Field(sa_type=BigInteger, sa_column_kwargs={"server_default": "0"})
 
 
 class SigningKeyRow(SQLModel, table=True):

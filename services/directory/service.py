@@ -18,7 +18,7 @@ from branch.directory.v1 import corporate_action_pb2 as ca_pb2
 from branch.directory.v1 import (
     directory_service_pb2 as api,
 )
-from sqlalchemy import bindparam, func, or_, tuple_
+from sqlalchemy import bindparam, func, or_
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -39,11 +39,12 @@ from services.common.events import emit
 from services.common.ids import new_id
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.suitability import assessment_expired
+from services.common.units import micros
 from services.common.upsert import insert_missing
 from services.directory import assignments, convert, corporate_actions, trade_stream
 from services.directory.identity import Identity, wall_now
 from services.directory.keystore import KeyStore
-from services.directory.models import Client, Holding, Security, Staff, Trade
+from services.directory.models import Client, Holding, Security, Staff
 from services.directory.search import search_text
 from services.directory.validation import (
     PHONE,
@@ -473,32 +474,28 @@ class Directory:
         as columns (TradeColumns): a 100,000-trade history is the case this is built for."""
         async with self.db.read() as session:
             await self._client_in_scope(session, principal, req.client_id)
-        columns = trade_stream.stream_columns(self.db.is_sqlite)
-        # ties of trade_time in import order (a buy and its sell in the same second), then
-        # trade id for rows imported before import order was kept
-        last: tuple[datetime, int, str] | None = None
+        dialect, sqlite = self.db.engine.dialect, self.db.is_sqlite
+        # the SQL of the first page and of the next ones, written once
+        first, following = (
+            trade_stream.page_sql(dialect, start=start is not None, end=end is not None,
+                                  after=after, limit=TRADE_BATCH) for after in (False, True))
+        values: dict[str, Any] = {
+            "client_id": req.client_id,
+            "start": micros(start) if start else None, "end": micros(end) if end else None}
+        sql, names = first
         while True:
-            query = select(*columns).where(col(Trade.client_id) == req.client_id)
-            if start:
-                query = query.where(col(Trade.trade_time) >= start)
-            if end:
-                query = query.where(col(Trade.trade_time) < end)
-            if last:
-                # a row value, not the equivalent ORs: both databases then seek the
-                # (client_id, trade_time) index to the page's start instead of sorting every
-                # remaining trade of the client for each page
-                query = query.where(tuple_(col(Trade.trade_time), col(Trade.import_seq),
-                                           col(Trade.trade_id)) > tuple_(*last))
-            query = query.order_by(col(Trade.trade_time), col(Trade.import_seq),
-                                   col(Trade.trade_id)).limit(TRADE_BATCH)
             async with self.db.read() as session:
-                rows = await trade_stream.fetch(session, query, self.db.is_sqlite)
+                rows = await trade_stream.fetch(session, sql, [values[n] for n in names],
+                                                sqlite)
             if rows:
-                yield api.StreamTradesResponse(
-                    columns=trade_stream.trade_columns(req.client_id, rows))
+                response = api.StreamTradesResponse()
+                trade_stream.fill_columns(response.columns, req.client_id, rows)
+                yield response
             if len(rows) < TRADE_BATCH:
                 return
-            last = (trade_stream.time_of(rows[-1][6]), rows[-1][7], rows[-1][0])
+            last = rows[-1]
+            values.update(after_micros=last[6], after_seq=last[7], after_id=last[0])
+            sql, names = following
 
     async def list_corporate_actions(
         self, principal: Principal, req: ca_pb2.ListCorporateActionsRequest

@@ -1,104 +1,108 @@
-"""StreamTrades' reading side: a client's trades as columns, with money and times converted
-to integers by the database itself (TradeColumns in holding.proto).
+"""StreamTrades' reading side: a client's trades as columns (TradeColumns in holding.proto),
+read from the integer columns the import writes (price_units, fee_units: int64 units of 1e-8
+yuan; time_micros: microseconds since the epoch, UTC), so nothing is converted per row in the
+database or in Python.
 
-A 100,000-trade history is the case this is built for. Prices and fees are stored as
-normalised decimal strings ('12.3', '5'; services/directory/validation.py) and times as UTC;
-the SELECT turns them into units of 1e-8 yuan and microseconds since the epoch, exactly (no
-floating point), so no Decimal or datetime is made per row in Python.
+A 100,000-trade history is the case this is built for, a million the case it must survive. A
+page is a range of ix_directory_trade_client_order (client_id, time_micros, import_seq,
+trade_id), the page order itself: the database seeks to the page's start and reads TRADE_BATCH
+index entries, without a sort. (PostgreSQL needs statistics of the table for that plan:
+without them it reads and sorts every remaining trade of the client for each page, so a large
+import ends with ANALYZE.) The SQL is written once per stream by SQLAlchemy and run page after
+page straight through the driver.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from branch.directory.v1 import holding_pb2
-from sqlalchemy import BigInteger, Numeric, Select, case, cast, extract, func
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import Dialect, bindparam, select, tuple_
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.clock import as_utc
-from services.common.units import DECIMALS, UNITS_PER_YUAN
 from services.directory.models import Trade
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# columns of a page row, in this order (trade_columns reads the first seven, the keyset the
+# time, sequence and id)
+_COLUMNS: tuple[Any, ...] = (
+    col(Trade.trade_id), col(Trade.ticker), col(Trade.side), col(Trade.quantity),
+    col(Trade.price_units), col(Trade.fee_units), col(Trade.time_micros),
+    col(Trade.import_seq))
 
 
-def units_sql(column: Any, sqlite: bool) -> ColumnElement[int]:
-    """A decimal-string column as an integer number of 1e-8 yuan (digits past the eighth
-    decimal place truncated, as services.common.units.units does)."""
-    if not sqlite:
-        return cast(func.trunc(cast(column, Numeric) * UNITS_PER_YUAN), BigInteger)
-    dot = func.instr(column, ".")
-    fraction = func.substr(func.substr(column, dot + 1).op("||")("0" * DECIMALS), 1, DECIMALS)
-    return case(
-        (dot == 0, cast(column, BigInteger) * UNITS_PER_YUAN),
-        else_=cast(func.substr(column, 1, dot - 1), BigInteger) * UNITS_PER_YUAN
-        + cast(fraction, BigInteger))
+def page_sql(dialect: Dialect, *, start: bool, end: bool, after: bool,
+             limit: int) -> tuple[str, tuple[str, ...]]:
+    """The SQL of one page for the driver, and the names of its positional parameters in
+    order: client_id; start and end (microseconds, start inclusive, end exclusive) when
+    asked; after_micros, after_seq and after_id (the previous page's last row) when after.
+    At most limit rows.
+    Rows are (trade_id, ticker, side, quantity, price units, fee units, time micros,
+    import_seq), in time order, ties in import order, then trade id (rows imported before
+    import order was kept have import_seq 0)."""
+    query = select(*_COLUMNS).where(col(Trade.client_id) == bindparam("client_id"))
+    if start:
+        query = query.where(col(Trade.time_micros) >= bindparam("start"))
+    if end:
+        query = query.where(col(Trade.time_micros) < bindparam("end"))
+    if after:
+        # a row value, not the equivalent ORs: both databases seek the index to it
+        query = query.where(
+            tuple_(col(Trade.time_micros), col(Trade.import_seq), col(Trade.trade_id))
+            > tuple_(bindparam("after_micros"), bindparam("after_seq"), bindparam("after_id")))
+    query = query.order_by(col(Trade.time_micros), col(Trade.import_seq),
+                           col(Trade.trade_id))
+    compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    # the limit in the text (SQLite's compiler would add an OFFSET parameter to a bound one)
+    return f"{compiled} LIMIT {int(limit)}", tuple(compiled.positiontup or ())
 
 
-def micros_sql(column: Any, sqlite: bool) -> ColumnElement[int]:
-    """A UTC time column as whole microseconds since the epoch. SQLite keeps the text
-    'YYYY-MM-DD HH:MM:SS.ffffff' (SQLAlchemy's format); PostgreSQL's EXTRACT is numeric,
-    exact to the microsecond."""
-    if not sqlite:
-        return cast(extract("epoch", column) * 1_000_000, BigInteger)
-    # whole seconds from the text without its fraction: SQLite's date functions keep
-    # milliseconds and would round 01.999999 up to 02
-    return (cast(func.strftime("%s", func.substr(column, 1, 19)), BigInteger) * 1_000_000
-            + cast(func.substr(column, 21, 6), BigInteger))
-
-
-def stream_columns(sqlite: bool) -> tuple[Any, ...]:
-    """SELECT list: trade_id, ticker, side, quantity, price units, fee units, time micros,
-    import_seq."""
-    return (col(Trade.trade_id), col(Trade.ticker), col(Trade.side), col(Trade.quantity),
-            units_sql(col(Trade.price), sqlite), units_sql(col(Trade.fee), sqlite),
-            micros_sql(col(Trade.trade_time), sqlite), col(Trade.import_seq))
-
-
-async def fetch(session: AsyncSession, query: Select[Any], sqlite: bool) -> list[Sequence[Any]]:
-    """The page's rows straight from the driver (aiosqlite or asyncpg): plain tuples, without
-    SQLAlchemy's per-row result handling, which cost as much as SQLite's query. Bound values
-    are converted as UtcDateTime would (naive UTC text on SQLite)."""
+async def fetch(session: AsyncSession, sql: str, params: Sequence[Any],
+                sqlite: bool) -> list[Sequence[Any]]:
+    """A page's rows straight from the driver (aiosqlite or asyncpg): plain tuples, without
+    SQLAlchemy's per-row result handling, which cost as much as SQLite's query."""
     conn = await session.connection()
-    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    values = compiled.params
-    params = [_driver_value(values[name], sqlite) for name in compiled.positiontup or ()]
     raw = (await conn.get_raw_connection()).driver_connection
     assert raw is not None
     if sqlite:
-        return list(await raw.execute_fetchall(str(compiled), params))
-    return list(await raw.fetch(str(compiled), *params))
+        return list(await raw.execute_fetchall(sql, params))
+    return list(await raw.fetch(sql, *params))
 
 
 def sqlite_time(when: datetime) -> str:
     """A datetime as UtcDateTime stores it on SQLite: naive UTC text, always with the
     microseconds (SQLAlchemy's format; micros_sql reads it)."""
-    when = as_utc(when)
-    return f"{when:%Y-%m-%d %H:%M:%S}.{when.microsecond:06d}"
-
-
-def _driver_value(value: Any, sqlite: bool) -> Any:
-    return sqlite_time(value) if isinstance(value, datetime) and sqlite else value
-
-
-def time_of(micros: int) -> datetime:
-    """The stored instant a micros column came from (for the next page's keyset)."""
-    return _EPOCH + timedelta(microseconds=micros)
+    # isoformat with the microseconds always: the same text as the f-string of SQLAlchemy's
+    # format, at half the cost (a million of these in a large import)
+    return as_utc(when).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def trade_columns(client_id: str, rows: Sequence[Sequence[Any]]) -> holding_pb2.TradeColumns:
     """Rows of (trade_id, ticker, side, quantity, price units, fee units, time micros, ...)
     as one batch of parallel columns."""
+    out = holding_pb2.TradeColumns()
+    fill_columns(out, client_id, rows)
+    return out
+
+
+def fill_columns(out: holding_pb2.TradeColumns, client_id: str,
+                 rows: Sequence[Sequence[Any]]) -> None:
+    """trade_columns into a message already in place (a response's columns field): a
+    TradeColumns passed to the response's constructor would be copied, a tenth of the
+    stream's CPU."""
+    out.client_id = client_id
     if not rows:
-        return holding_pb2.TradeColumns(client_id=client_id)
+        return
     ids, tickers, sides, quantities, prices, fees, times = list(zip(*rows, strict=True))[:7]
     index: dict[str, int] = {}
-    ticker_indexes = [index.setdefault(t, len(index)) for t in tickers]
-    return holding_pb2.TradeColumns(
-        client_id=client_id, trade_ids=ids, tickers=list(index),
-        ticker_indexes=ticker_indexes, sides=sides, quantities=quantities,
-        price_units=prices, fee_units=fees, trade_time_micros=times)
+    out.ticker_indexes.extend([index.setdefault(t, len(index)) for t in tickers])
+    out.tickers.extend(index)
+    out.trade_ids.extend(ids)
+    out.sides.extend(sides)
+    out.quantities.extend(quantities)
+    out.price_units.extend(prices)
+    out.fee_units.extend(fees)
+    out.trade_time_micros.extend(times)
