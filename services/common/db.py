@@ -7,15 +7,17 @@ on one file) queue on the lock instead of failing when a read lock cannot be upg
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import socket
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import DateTime, Engine, Row, create_engine, event, make_url, text
+from sqlalchemy import Connection, DateTime, Engine, Row, create_engine, event, make_url, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -24,6 +26,26 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.clock import as_utc
+
+T = TypeVar("T")
+
+
+class Committed(Protocol):
+    """What an after-commit hook is handed: the transaction's info (a session's, or a
+    Write's), where the work done in it left its notes (an event to relay, an audit record
+    written)."""
+
+    @property
+    def info(self) -> dict[Any, Any]: ...
+
+
+@dataclass
+class Write:
+    """One transaction of Database.write: a SQLAlchemy Core connection (sync API) and the
+    notes for the after-commit hooks, as a session's info."""
+
+    conn: Connection
+    info: dict[Any, Any] = field(default_factory=dict)
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -68,7 +90,7 @@ class Database:
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
-        self.after_commit_hooks: list[Callable[[AsyncSession], None]] = []
+        self.after_commit_hooks: list[Callable[[Committed], None]] = []
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._write_lock_owner: asyncio.Task[Any] | None = None
         self._busy_ms = int(busy_timeout * 1000)
@@ -82,6 +104,7 @@ class Database:
             self._reads = create_async_engine(url, hide_parameters=True, pool_size=half,
                                               max_overflow=half, isolation_level="AUTOCOMMIT")
         self._sync_reads: tuple[Engine, ThreadPoolExecutor] | None = None
+        self._sync_writes: tuple[Engine, ThreadPoolExecutor] | None = None
         database = make_url(url).database if self.is_sqlite else None
         self._sqlite_file = database if database and database != ":memory:" else None
 
@@ -131,6 +154,79 @@ class Database:
                 yield session
             for hook in self.after_commit_hooks:
                 hook(session)
+
+    async def write(self, work: Callable[[Write], T]) -> T:
+        """Run work in one write transaction with SQLAlchemy Core statements (the sync
+        API: `w.conn.execute(...)`), commit, run the after-commit hooks with the Write, and
+        return what work returned. Any exception rolls everything back and is raised as is
+        (a unique or foreign-key violation: sqlalchemy.exc.IntegrityError). work runs in a
+        copy of the caller's context (principal, trace, the call's pending audit).
+
+        For the hot writes, where the async session's unit of work and its per-statement
+        hops cost several times the SQL. On a SQLite file work runs in one thread hop, in a
+        writer thread of our own (sqlite3 through SQLAlchemy's sync engine, BEGIN IMMEDIATE,
+        under this process's write lock) instead of aiosqlite's three hops a statement; on
+        PostgreSQL (and in-memory SQLite) it runs on the async engine's connection
+        (`run_sync`: each statement is still awaited, with no ORM in between). Do not call
+        it from inside transaction() in the same task: the write lock is not re-entrant
+        across the two."""
+        if self.is_sqlite and self._sqlite_file is None:  # in memory: the session's way
+            async with self.transaction() as session:
+                w, result = await session.run_sync(lambda s: _run_write(s.connection(), work))
+                session.info.update(w.info)  # the hooks see the session
+            return result
+        if self._sqlite_file is None:
+            async with self.engine.begin() as aconn:
+                w, result = await aconn.run_sync(_run_write, work)
+        else:
+            if self._write_lock_owner is asyncio.current_task():
+                raise RuntimeError("Database.write inside transaction() of the same task")
+            assert self._write_lock is not None
+            engine, pool = self._sync_writer()
+            context = contextvars.copy_context()
+
+            def run() -> tuple[Write, T]:
+                with engine.begin() as conn:  # BEGIN IMMEDIATE (the "begin" listener)
+                    return _run_write(conn, work)
+
+            async with self._write_lock:
+                future = asyncio.get_running_loop().run_in_executor(pool, context.run, run)
+                try:
+                    w, result = await asyncio.shield(future)
+                except asyncio.CancelledError:
+                    # keep the lock until the thread is done with the file
+                    await asyncio.wait([future])
+                    raise
+        for hook in self.after_commit_hooks:
+            hook(w)
+        return result
+
+    def _sync_writer(self) -> tuple[Engine, ThreadPoolExecutor]:
+        if self._sync_writes is None:
+            assert self._sqlite_file is not None
+            engine = create_engine(
+                make_url(self.url).set(drivername="sqlite"), hide_parameters=True,
+                connect_args={"timeout": self._busy_ms / 1000, "isolation_level": None,
+                              "check_same_thread": False},
+                pool_size=1, max_overflow=0, pool_reset_on_return=None)
+            busy_ms = self._busy_ms
+
+            @event.listens_for(engine, "connect")
+            def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+                cur.close()
+
+            @event.listens_for(engine, "begin")
+            def _on_begin(conn: Any) -> None:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+            pool = ThreadPoolExecutor(1, thread_name_prefix=f"{self.service}-writes")
+            self._sync_writes = (engine, pool)
+        return self._sync_writes
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -204,6 +300,11 @@ class Database:
             return False
 
     async def dispose(self) -> None:
+        if self._sync_writes is not None:
+            engine, pool = self._sync_writes
+            self._sync_writes = None
+            pool.shutdown(wait=True)
+            engine.dispose()
         if self._sync_reads is not None:
             engine, pool = self._sync_reads
             self._sync_reads = None
@@ -248,6 +349,11 @@ def is_unavailable(exc: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+def _run_write(conn: Connection, work: Callable[[Write], T]) -> tuple[Write, T]:
+    w = Write(conn)
+    return w, work(w)
 
 
 @asynccontextmanager
