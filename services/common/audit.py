@@ -61,7 +61,6 @@ def write_with_change(session: AsyncSession, response: Any) -> None:
 
 
 AUDIT_TABLE = AuditRecord.__table__  # type: ignore[attr-defined]
-AUDIT_INSERT = insert(AUDIT_TABLE)
 
 
 def write_in(w: Write, response: Any) -> None:
@@ -71,7 +70,8 @@ def write_in(w: Write, response: Any) -> None:
     if pending is None or pending.written or IN_TRANSACTION in w.info:
         return
     record = pending.record("OK", response)
-    w.conn.execute(AUDIT_INSERT, {c.name: getattr(record, c.name) for c in AUDIT_TABLE.columns})
+    w.add(insert(AUDIT_TABLE).values(
+        {c.name: getattr(record, c.name) for c in AUDIT_TABLE.columns}))
     w.info[IN_TRANSACTION] = pending
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.sql import Executable
+from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.types import TypeDecorator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -41,11 +42,19 @@ class Committed(Protocol):
 
 @dataclass
 class Write:
-    """One transaction of Database.write: a SQLAlchemy Core connection (sync API) and the
-    notes for the after-commit hooks, as a session's info."""
+    """One transaction of Database.write: a SQLAlchemy Core connection (sync API) for the
+    work's reads, its writes queued by add(), and the notes for the after-commit hooks, as a
+    session's info."""
 
     conn: Connection
     info: dict[Any, Any] = field(default_factory=dict)
+    queued: list[UpdateBase] = field(default_factory=list)
+
+    def add(self, statement: UpdateBase) -> None:
+        """Queue one complete INSERT, UPDATE or DELETE (its values in it, e.g.
+        `insert(table).values(row)`); the queued statements are sent in order when the work
+        returns, and commit together or not at all."""
+        self.queued.append(statement)
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -156,29 +165,26 @@ class Database:
                 hook(session)
 
     async def write(self, work: Callable[[Write], T]) -> T:
-        """Run work in one write transaction with SQLAlchemy Core statements (the sync
-        API: `w.conn.execute(...)`), commit, run the after-commit hooks with the Write, and
-        return what work returned. Any exception rolls everything back and is raised as is
-        (a unique or foreign-key violation: sqlalchemy.exc.IntegrityError). work runs in a
-        copy of the caller's context (principal, trace, the call's pending audit).
+        """Run work, which reads through `w.conn` (SQLAlchemy Core, sync API) and queues its
+        writes with `w.add(statement)`; write what it queued, all or nothing; run the
+        after-commit hooks with the Write; return what work returned. Any exception (from
+        work, or a unique or foreign-key violation as sqlalchemy.exc.IntegrityError) leaves
+        nothing written and is raised as is. work runs in a copy of the caller's context
+        (principal, trace, the call's pending audit).
 
-        For the hot writes, where the async session's unit of work and its per-statement
-        hops cost several times the SQL. On a SQLite file work runs in one thread hop, in a
-        writer thread of our own (sqlite3 through SQLAlchemy's sync engine, BEGIN IMMEDIATE,
-        under this process's write lock) instead of aiosqlite's three hops a statement; on
-        PostgreSQL (and in-memory SQLite) it runs on the async engine's connection
-        (`run_sync`: each statement is still awaited, with no ORM in between). Do not call
-        it from inside transaction() in the same task: the write lock is not re-entrant
-        across the two."""
-        if self.is_sqlite and self._sqlite_file is None:  # in memory: the session's way
-            async with self.transaction() as session:
-                w, result = await session.run_sync(lambda s: _run_write(s.connection(), work))
-                session.info.update(w.info)  # the hooks see the session
-            return result
-        if self._sqlite_file is None:
-            async with self.engine.begin() as aconn:
-                w, result = await aconn.run_sync(_run_write, work)
-        else:
+        For the hot writes, where the async session's unit of work and the per-statement
+        hops cost several times the SQL (bench/README.md, "Per-call cost"):
+        - on a SQLite file, work and the queued statements run in one thread hop, in a
+          writer thread of our own (sqlite3 through SQLAlchemy's sync engine), in one
+          BEGIN IMMEDIATE transaction under this process's write lock;
+        - on PostgreSQL, work's reads run in autocommit (each sees what is committed, as
+          READ COMMITTED would; they are not in a transaction with the writes, so a read
+          that must hold until the write belongs in transaction() with FOR UPDATE), then
+          the queued statements go as ONE statement (the first ones as data-modifying
+          WITH clauses of the last: one round trip, atomic; they share one snapshot, so
+          none may depend on another's rows).
+        Do not call it from inside transaction() in the same task."""
+        if self._sqlite_file is not None:
             if self._write_lock_owner is asyncio.current_task():
                 raise RuntimeError("Database.write inside transaction() of the same task")
             assert self._write_lock is not None
@@ -187,7 +193,7 @@ class Database:
 
             def run() -> tuple[Write, T]:
                 with engine.begin() as conn:  # BEGIN IMMEDIATE (the "begin" listener)
-                    return _run_write(conn, work)
+                    return _run_write(conn, work, one_statement=False)
 
             async with self._write_lock:
                 future = asyncio.get_running_loop().run_in_executor(pool, context.run, run)
@@ -197,6 +203,16 @@ class Database:
                     # keep the lock until the thread is done with the file
                     await asyncio.wait([future])
                     raise
+        elif self.is_sqlite:  # in memory: through the session's connection
+            async with self.transaction() as session:
+                w, result = await session.run_sync(
+                    lambda s: _run_write(s.connection(), work, one_statement=False))
+                session.info.update(w.info)  # the hooks see the session
+            return result
+        else:
+            async with self.engine.connect() as aconn:
+                await aconn.execution_options(isolation_level="AUTOCOMMIT")
+                w, result = await aconn.run_sync(_run_write, work, True)
         for hook in self.after_commit_hooks:
             hook(w)
         return result
@@ -351,9 +367,17 @@ def is_unavailable(exc: BaseException) -> bool:
     return False
 
 
-def _run_write(conn: Connection, work: Callable[[Write], T]) -> tuple[Write, T]:
+def _run_write(conn: Connection, work: Callable[[Write], T], one_statement: bool
+               ) -> tuple[Write, T]:
     w = Write(conn)
-    return w, work(w)
+    result = work(w)
+    if one_statement and len(w.queued) > 1:
+        *first, last = w.queued
+        conn.execute(last.add_cte(*(s.cte(f"write_{i}") for i, s in enumerate(first))))
+    else:
+        for statement in w.queued:
+            conn.execute(statement)
+    return w, result
 
 
 @asynccontextmanager

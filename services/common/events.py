@@ -59,11 +59,11 @@ def emit_in(w: Write, *, subject: str, message: Message, about: str, now: dateti
     """emit() for a Database.write transaction: the outbox row is inserted with a Core
     statement on w's connection, committed (or rolled back) with the rest; returns its id."""
     values = _outbox_values(w.info, subject, message, about, now)
-    w.conn.execute(OUTBOX_INSERT, values)
+    w.add(insert(OUTBOX_TABLE).values(values))
     return str(values["event_id"])
 
 
-OUTBOX_INSERT = insert(OutboxEvent.__table__)  # type: ignore[attr-defined]
+OUTBOX_TABLE = OutboxEvent.__table__  # type: ignore[attr-defined]
 
 
 def _outbox_values(info: dict[Any, Any], subject: str, message: Message, about: str,

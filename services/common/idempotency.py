@@ -69,7 +69,7 @@ async def once(
         raise
 
 
-IDEMPOTENCY_INSERT = insert(IdempotencyRecord.__table__)  # type: ignore[attr-defined]
+IDEMPOTENCY_TABLE = IdempotencyRecord.__table__  # type: ignore[attr-defined]
 
 
 async def once_in(
@@ -106,9 +106,9 @@ async def once_in(
     def work(w: Write) -> M:
         result = create(w)
         if request_id:
-            w.conn.execute(IDEMPOTENCY_INSERT, {
+            w.add(insert(IDEMPOTENCY_TABLE).values({
                 "staff_id": staff_id, "method": method, "request_id": request_id,
-                "response": result.SerializeToString(), "created_at": clock.now()})
+                "response": result.SerializeToString(), "created_at": clock.now()}))
         audit.write_in(w, result)
         return result
 

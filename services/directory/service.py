@@ -67,7 +67,6 @@ CLIENT_TABLE = Client.__table__  # type: ignore[attr-defined]
 CLIENT_BY_ID = core_select(CLIENT_TABLE).where(CLIENT_TABLE.c.id == bindparam("id"))
 # CreateClient's writes and checks (Core, compiled once)
 CLIENT_COLUMNS = tuple(CLIENT_TABLE.columns)
-CLIENT_INSERT = core_insert(CLIENT_TABLE)
 CLIENT_BY_ACCOUNT = core_select(CLIENT_TABLE.c.id).where(
     CLIENT_TABLE.c.account_no == bindparam("account_no"))
 STAFF_TABLE = Staff.__table__  # type: ignore[attr-defined]
@@ -276,7 +275,8 @@ class Directory:
             **values,
         )
         fill_client_search(row)  # a Core insert: the mapper events do not run
-        w.conn.execute(CLIENT_INSERT, {c.name: getattr(row, c.name) for c in CLIENT_COLUMNS})
+        w.add(core_insert(CLIENT_TABLE).values(
+            {c.name: getattr(row, c.name) for c in CLIENT_COLUMNS}))
         out = convert.client_to_proto(row, self.today())
         emit_in(w, subject="branch.directory.client.created",
                 message=events_pb2.ClientCreated(client=out), about=row.id, now=now)
