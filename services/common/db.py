@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import await_
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.clock import as_utc
@@ -92,10 +93,13 @@ class Database:
             # connection holds none: skip the pool's reset round trip
             kwargs["pool_reset_on_return"] = None
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            # pinged on checkout by _ping_on_checkout (one round trip), not pool_pre_ping
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             self._sqlite_pragmas(int(busy_timeout * 1000))
+        else:
+            _ping_on_checkout(self.engine)
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
@@ -365,6 +369,32 @@ def is_unavailable(exc: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+FRESH = "branch_fresh"
+
+
+def _ping_on_checkout(engine: AsyncEngine) -> None:
+    """A pooled PostgreSQL connection is pinged before each use, as pool_pre_ping does, so
+    the first write after a database restart goes to a new connection instead of failing
+    on a dead one; but with one round trip (an empty query), where SQLAlchemy's asyncpg ping
+    costs three outside a transaction (BEGIN, the query, ROLLBACK: for pgbouncer's
+    transaction mode, which is not used here). A dead connection is thrown away and the
+    checkout tried again on a new one (sqlalchemy.exc.DisconnectionError); a connection
+    just made is not pinged."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(_dbapi_conn: Any, record: Any) -> None:
+        record.info[FRESH] = True
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        if record.info.pop(FRESH, False):
+            return
+        try:
+            await_(dbapi_conn.driver_connection.fetchrow(";"))
+        except Exception as exc:
+            raise sa_exc.DisconnectionError("connection failed its ping") from exc
 
 
 def _run_write(conn: Connection, work: Callable[[Write], T], one_statement: bool
