@@ -276,12 +276,14 @@ class OutboxRelay:
         return len(published)
 
     async def _mark_sent(self, seqs: list[int]) -> None:
-        async with self._db.transaction() as session:
-            await session.exec(
-                update(OutboxEvent)
-                .where(col(OutboxEvent.seq).in_(seqs))
-                .values(sent_at=self._clock.now())
-            )
+        # one UPDATE by Database.write: one thread hop on SQLite, one statement in
+        # autocommit on PostgreSQL (a transaction of the session's costs four to six)
+        now = self._clock.now()
+
+        def work(w: Write) -> None:
+            w.add(update(OUTBOX_TABLE).where(OUTBOX_TABLE.c.seq.in_(seqs)).values(sent_at=now))
+
+        await self._db.write(work)
 
     async def backlog(self) -> tuple[int, float]:
         """Unsent rows and the age in seconds of the oldest."""
