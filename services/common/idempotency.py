@@ -6,9 +6,9 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from google.protobuf.message import Message
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert
+from sqlalchemy import select as select_core
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common import audit
@@ -124,19 +124,18 @@ async def once_in(
         raise
 
 
+STORED_RESPONSE = select_core(IDEMPOTENCY_TABLE.c.response).where(
+    IDEMPOTENCY_TABLE.c.staff_id == bindparam("staff_id"),
+    IDEMPOTENCY_TABLE.c.method == bindparam("method"),
+    IDEMPOTENCY_TABLE.c.request_id == bindparam("request_id"))
+
+
 async def _stored(
     db: Database, staff_id: str, method: str, request_id: str, response_type: type[M]
 ) -> M | None:
-    async with db.read() as session:
-        row = (
-            await session.exec(
-                select(IdempotencyRecord).where(
-                    IdempotencyRecord.staff_id == staff_id,
-                    IdempotencyRecord.method == method,
-                    IdempotencyRecord.request_id == request_id,
-                )
-            )
-        ).first()
+    # one Core read (Database.fetch_one): asked on every create that carries a request_id
+    row = await db.fetch_one(STORED_RESPONSE, {"staff_id": staff_id, "method": method,
+                                               "request_id": request_id})
     if row is None:
         return None
     message = response_type()
