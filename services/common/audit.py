@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from branch.common.v1 import audit_pb2, audit_pb2_grpc
-from sqlalchemy import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -70,8 +69,7 @@ def write_in(w: Write, response: Any) -> None:
     if pending is None or pending.written or IN_TRANSACTION in w.info:
         return
     record = pending.record("OK", response)
-    w.add(insert(AUDIT_TABLE).values(
-        {c.name: getattr(record, c.name) for c in AUDIT_TABLE.columns}))
+    w.insert(AUDIT_TABLE, {c.name: getattr(record, c.name) for c in AUDIT_TABLE.columns})
     w.info[IN_TRANSACTION] = pending
 
 

@@ -17,12 +17,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Connection, DateTime, Engine, Row, create_engine, event, make_url, text
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Engine,
+    Row,
+    Table,
+    create_engine,
+    event,
+    insert,
+    make_url,
+    text,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.sql import Executable
-from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.dml import Insert, UpdateBase
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import await_
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -49,13 +60,24 @@ class Write:
 
     conn: Connection
     info: dict[Any, Any] = field(default_factory=dict)
-    queued: list[UpdateBase] = field(default_factory=list)
+    queued: list[tuple[UpdateBase, Mapping[str, Any] | None]] = field(default_factory=list)
 
     def add(self, statement: UpdateBase) -> None:
-        """Queue one complete INSERT, UPDATE or DELETE (its values in it, e.g.
-        `insert(table).values(row)`); the queued statements are sent in order when the work
-        returns, and commit together or not at all."""
-        self.queued.append(statement)
+        """Queue one complete INSERT, UPDATE or DELETE (its values in it); the queued
+        statements are sent in order when the work returns, and commit together or not at
+        all."""
+        self.queued.append((statement, None))
+
+    def insert(self, table: Table, row: Mapping[str, Any]) -> None:
+        """Queue the insert of one row (every column the table needs) into table. On SQLite
+        the statement is compiled once per table and the row passed as its parameters."""
+        statement = _INSERTS.get(table)
+        if statement is None:
+            statement = _INSERTS[table] = insert(table)
+        self.queued.append((statement, row))
+
+
+_INSERTS: dict[Table, Insert] = {}
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -169,12 +191,12 @@ class Database:
                 hook(session)
 
     async def write(self, work: Callable[[Write], T]) -> T:
-        """Run work, which reads through `w.conn` (SQLAlchemy Core, sync API) and queues its
-        writes with `w.add(statement)`; write what it queued, all or nothing; run the
-        after-commit hooks with the Write; return what work returned. Any exception (from
-        work, or a unique or foreign-key violation as sqlalchemy.exc.IntegrityError) leaves
-        nothing written and is raised as is. work runs in a copy of the caller's context
-        (principal, trace, the call's pending audit).
+        """Run work, which reads through `w.conn` (SQLAlchemy Core, sync API) and queues
+        its writes with `w.insert(table, row)` and `w.add(statement)`; write what it
+        queued, all or nothing; run the after-commit hooks with the Write; return what work
+        returned. Any exception (from work, or a unique or foreign-key violation as
+        sqlalchemy.exc.IntegrityError) leaves nothing written and is raised as is. work runs
+        in a copy of the caller's context (principal, trace, the call's pending audit).
 
         For the hot writes, where the async session's unit of work and the per-statement
         hops cost several times the SQL (bench/README.md, "Per-call cost"):
@@ -402,11 +424,12 @@ def _run_write(conn: Connection, work: Callable[[Write], T], one_statement: bool
     w = Write(conn)
     result = work(w)
     if one_statement and len(w.queued) > 1:
-        *first, last = w.queued
+        *first, last = [s.values(p) if isinstance(s, Insert) and p is not None else s
+                        for s, p in w.queued]
         conn.execute(last.add_cte(*(s.cte(f"write_{i}") for i, s in enumerate(first))))
     else:
-        for statement in w.queued:
-            conn.execute(statement)
+        for statement, params in w.queued:
+            conn.execute(statement, params)
     return w, result
 
 

@@ -18,7 +18,7 @@ from urllib.parse import quote, unquote
 
 from google.protobuf.message import Message
 from opentelemetry.trace import SpanKind
-from sqlalchemy import func, insert, update
+from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -59,7 +59,7 @@ def emit_in(w: Write, *, subject: str, message: Message, about: str, now: dateti
     """emit() for a Database.write transaction: the outbox row is inserted with a Core
     statement on w's connection, committed (or rolled back) with the rest; returns its id."""
     values = _outbox_values(w.info, subject, message, about, now)
-    w.add(insert(OUTBOX_TABLE).values(values))
+    w.insert(OUTBOX_TABLE, values)
     return str(values["event_id"])
 
 

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from google.protobuf.message import Message
-from sqlalchemy import bindparam, insert
+from sqlalchemy import bindparam
 from sqlalchemy import select as select_core
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -106,9 +106,9 @@ async def once_in(
     def work(w: Write) -> M:
         result = create(w)
         if request_id:
-            w.add(insert(IDEMPOTENCY_TABLE).values({
+            w.insert(IDEMPOTENCY_TABLE, {
                 "staff_id": staff_id, "method": method, "request_id": request_id,
-                "response": result.SerializeToString(), "created_at": clock.now()}))
+                "response": result.SerializeToString(), "created_at": clock.now()})
         audit.write_in(w, result)
         return result
 

@@ -19,7 +19,6 @@ from branch.directory.v1 import (
     directory_service_pb2 as api,
 )
 from sqlalchemy import bindparam, func, or_, tuple_
-from sqlalchemy import insert as core_insert
 from sqlalchemy import select as core_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -275,8 +274,7 @@ class Directory:
             **values,
         )
         fill_client_search(row)  # a Core insert: the mapper events do not run
-        w.add(core_insert(CLIENT_TABLE).values(
-            {c.name: getattr(row, c.name) for c in CLIENT_COLUMNS}))
+        w.insert(CLIENT_TABLE, {c.name: getattr(row, c.name) for c in CLIENT_COLUMNS})
         out = convert.client_to_proto(row, self.today())
         emit_in(w, subject="branch.directory.client.created",
                 message=events_pb2.ClientCreated(client=out), about=row.id, now=now)
