@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.auth import Access, allow
-from services.common.db import Database
+from services.common.db import Committed, Database, Write
 from services.common.models import AuditRecord
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.protos import ts
@@ -59,7 +59,21 @@ def write_with_change(session: AsyncSession, response: Any) -> None:
     session.info[IN_TRANSACTION] = pending
 
 
-def mark_written(session: AsyncSession) -> None:
+AUDIT_TABLE = AuditRecord.__table__  # type: ignore[attr-defined]
+
+
+def write_in(w: Write, response: Any) -> None:
+    """write_with_change() for a Database.write transaction: the call's OK audit record is
+    inserted with a Core statement on w's connection and commits with the change."""
+    pending = _pending.get()
+    if pending is None or pending.written or IN_TRANSACTION in w.info:
+        return
+    record = pending.record("OK", response)
+    w.insert(AUDIT_TABLE, {c.name: getattr(record, c.name) for c in AUDIT_TABLE.columns})
+    w.info[IN_TRANSACTION] = pending
+
+
+def mark_written(session: Committed) -> None:
     """Database after-commit hook: the audit record in this transaction is stored."""
     pending = session.info.pop(IN_TRANSACTION, None)
     if isinstance(pending, PendingAudit):

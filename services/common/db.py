@@ -7,26 +7,79 @@ on one file) queue on the lock instead of failing when a read lock cannot be upg
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import socket
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
-from sqlalchemy import DateTime, event, make_url, text
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Engine,
+    Table,
+    create_engine,
+    event,
+    insert,
+    make_url,
+    text,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.sql import Select
+from sqlalchemy.sql.dml import Insert, UpdateBase
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import await_
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.clock import as_utc
 from services.common.driver_sql import DriverStatements
+
+T = TypeVar("T")
+
+
+class Committed(Protocol):
+    """What an after-commit hook is handed: the transaction's info (a session's, or a
+    Write's), where the work done in it left its notes (an event to relay, an audit record
+    written)."""
+
+    @property
+    def info(self) -> dict[Any, Any]: ...
+
+
+@dataclass
+class Write:
+    """One transaction of Database.write: a SQLAlchemy Core connection (sync API) for the
+    work's reads, its writes queued by add(), and the notes for the after-commit hooks, as a
+    session's info."""
+
+    conn: Connection
+    info: dict[Any, Any] = field(default_factory=dict)
+    queued: list[tuple[UpdateBase, Mapping[str, Any] | None]] = field(default_factory=list)
+
+    def add(self, statement: UpdateBase) -> None:
+        """Queue one complete INSERT, UPDATE or DELETE (its values in it); the queued
+        statements are sent in order when the work returns, and commit together or not at
+        all."""
+        self.queued.append((statement, None))
+
+    def insert(self, table: Table, row: Mapping[str, Any]) -> None:
+        """Queue the insert of one row (every column the table needs) into table: one
+        statement per table, compiled once (SQLAlchemy's cache), the row its parameters."""
+        statement = _INSERTS.get(table)
+        if statement is None:
+            statement = _INSERTS[table] = insert(table)
+        self.queued.append((statement, row))
+
+
+_INSERTS: dict[Table, Insert] = {}
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -64,14 +117,17 @@ class Database:
             # connection holds none: skip the pool's reset round trip
             kwargs["pool_reset_on_return"] = None
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            # pinged on checkout by _ping_on_checkout (one round trip), not pool_pre_ping
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             self._sqlite_pragmas(int(busy_timeout * 1000))
+        else:
+            _ping_on_checkout(self.engine)
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
-        self.after_commit_hooks: list[Callable[[AsyncSession], None]] = []
+        self.after_commit_hooks: list[Callable[[Committed], None]] = []
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._write_lock_owner: asyncio.Task[Any] | None = None
         self._busy_ms = int(busy_timeout * 1000)
@@ -84,6 +140,7 @@ class Database:
             self._reads = _PgReader(url, max(1, pool_size // 2) * 2)
         self._sync_reads: _SqliteReader | None = None
         self._driver_statements: DriverStatements | None = None
+        self._sync_writes: tuple[Engine, ThreadPoolExecutor] | None = None
         database = make_url(url).database if self.is_sqlite else None
         self._sqlite_file = database if database and database != ":memory:" else None
 
@@ -133,6 +190,83 @@ class Database:
                 yield session
             for hook in self.after_commit_hooks:
                 hook(session)
+
+    async def write(self, work: Callable[[Write], T]) -> T:
+        """Run work, which reads through `w.conn` (SQLAlchemy Core, sync API) and queues
+        its writes with `w.insert(table, row)` and `w.add(statement)`; write what it
+        queued, all or nothing; run the after-commit hooks with the Write; return what work
+        returned. Any exception (from work, or a unique or foreign-key violation as
+        sqlalchemy.exc.IntegrityError) leaves nothing written and is raised as is. work runs
+        in a copy of the caller's context (principal, trace, the call's pending audit).
+
+        For the hot writes, where the async session's unit of work and the per-statement
+        hops cost several times the SQL (bench/README.md, "Per-call cost"):
+        - on a SQLite file, work and the queued statements run in one thread hop, in a
+          writer thread of our own (sqlite3 through SQLAlchemy's sync engine), in one
+          BEGIN IMMEDIATE transaction under this process's write lock;
+        - on PostgreSQL, work and the queued statements run in one transaction on a
+          Core connection (no session, no unit of work). Folding the queue into one
+          statement (data-modifying WITH clauses) was measured and did not pay
+          (bench/README.md), so each queued statement is its own round trip.
+        Do not call it from inside transaction() in the same task."""
+        if self._sqlite_file is not None:
+            if self._write_lock_owner is asyncio.current_task():
+                raise RuntimeError("Database.write inside transaction() of the same task")
+            assert self._write_lock is not None
+            engine, pool = self._sync_writer()
+            context = contextvars.copy_context()
+
+            def run() -> tuple[Write, T]:
+                with engine.begin() as conn:  # BEGIN IMMEDIATE (the "begin" listener)
+                    return _run_write(conn, work)
+
+            async with self._write_lock:
+                future = asyncio.get_running_loop().run_in_executor(pool, context.run, run)
+                try:
+                    w, result = await asyncio.shield(future)
+                except asyncio.CancelledError:
+                    # keep the lock until the thread is done with the file
+                    await asyncio.wait([future])
+                    raise
+        elif self.is_sqlite:  # in memory: through the session's connection
+            async with self.transaction() as session:
+                w, result = await session.run_sync(
+                    lambda s: _run_write(s.connection(), work))
+                session.info.update(w.info)  # the hooks see the session
+            return result
+        else:
+            async with self.engine.begin() as aconn:
+                w, result = await aconn.run_sync(_run_write, work)
+        for hook in self.after_commit_hooks:
+            hook(w)
+        return result
+
+    def _sync_writer(self) -> tuple[Engine, ThreadPoolExecutor]:
+        if self._sync_writes is None:
+            assert self._sqlite_file is not None
+            engine = create_engine(
+                make_url(self.url).set(drivername="sqlite"), hide_parameters=True,
+                connect_args={"timeout": self._busy_ms / 1000, "isolation_level": None,
+                              "check_same_thread": False},
+                pool_size=1, max_overflow=0, pool_reset_on_return=None)
+            busy_ms = self._busy_ms
+
+            @event.listens_for(engine, "connect")
+            def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+                cur.close()
+
+            @event.listens_for(engine, "begin")
+            def _on_begin(conn: Any) -> None:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+            pool = ThreadPoolExecutor(1, thread_name_prefix=f"{self.service}-writes")
+            self._sync_writes = (engine, pool)
+        return self._sync_writes
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -203,6 +337,11 @@ class Database:
             return False
 
     async def dispose(self) -> None:
+        if self._sync_writes is not None:
+            engine, pool = self._sync_writes
+            self._sync_writes = None
+            pool.shutdown(wait=True)
+            engine.dispose()
         if self._sync_reads is not None:
             reader, self._sync_reads = self._sync_reads, None
             reader.close()
@@ -243,6 +382,40 @@ def is_unavailable(exc: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+FRESH = "branch_fresh"
+
+
+def _ping_on_checkout(engine: AsyncEngine) -> None:
+    """A pooled PostgreSQL connection is pinged before each use, as pool_pre_ping does, so
+    the first write after a database restart goes to a new connection instead of failing
+    on a dead one; but with one round trip (an empty query), where SQLAlchemy's asyncpg ping
+    costs three outside a transaction (BEGIN, the query, ROLLBACK: for pgbouncer's
+    transaction mode, which is not used here). A dead connection is thrown away and the
+    checkout tried again on a new one (sqlalchemy.exc.DisconnectionError); a connection
+    just made is not pinged."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(_dbapi_conn: Any, record: Any) -> None:
+        record.info[FRESH] = True
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        if record.info.pop(FRESH, False):
+            return
+        try:
+            await_(dbapi_conn.driver_connection.fetchrow(";"))
+        except Exception as exc:
+            raise sa_exc.DisconnectionError("connection failed its ping") from exc
+
+
+def _run_write(conn: Connection, work: Callable[[Write], T]) -> tuple[Write, T]:
+    w = Write(conn)
+    result = work(w)
+    for statement, params in w.queued:
+        conn.execute(statement, params)
+    return w, result
 
 
 @asynccontextmanager

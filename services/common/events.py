@@ -13,7 +13,7 @@ import builtins
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
 from google.protobuf.message import Message
@@ -24,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common import metrics, tracing
 from services.common.clock import Clock, as_utc
-from services.common.db import Database
+from services.common.db import Committed, Database, Write
 from services.common.ids import new_id
 from services.common.logs import get_logger
 from services.common.models import OutboxEvent
@@ -50,26 +50,43 @@ def emit(
     now: datetime,
 ) -> str:
     """Add an event to the outbox inside the caller's transaction; returns its id."""
+    values = _outbox_values(session.info, subject, message, about, now)
+    session.add(OutboxEvent(**values))
+    return str(values["event_id"])
+
+
+def emit_in(w: Write, *, subject: str, message: Message, about: str, now: datetime) -> str:
+    """emit() for a Database.write transaction: the outbox row is inserted with a Core
+    statement on w's connection, committed (or rolled back) with the rest; returns its id."""
+    values = _outbox_values(w.info, subject, message, about, now)
+    w.insert(OUTBOX_TABLE, values)
+    return str(values["event_id"])
+
+
+OUTBOX_TABLE = OutboxEvent.__table__  # type: ignore[attr-defined]
+
+
+def _outbox_values(info: dict[Any, Any], subject: str, message: Message, about: str,
+                   now: datetime) -> dict[str, Any]:
+    """An outbox row's columns; notes in info (a session's or a Write's) that the relay is
+    to be woken after the commit."""
     parts = subject.split(".")
     if len(parts) != 4 or parts[0] != "branch":
         raise ValueError(f"subject must be branch.<service>.<entity>.<event>: {subject}")
-    event_id = new_id()
-    session.add(
-        OutboxEvent(
-            event_id=event_id,
-            subject=subject,
-            ce_type=subject,
-            ce_subject=about,
-            data_schema=message.DESCRIPTOR.full_name,
-            data=message.SerializeToString(),
-            created_at=now,
-            trace_context=tracing.dumps(tracing.carrier()),
-        )
-    )
-    session.info[OUTBOX_PENDING] = True
+    info[OUTBOX_PENDING] = True
     if parts[3] == "overdue":  # a missed deadline: counted as an SLA breach once committed
-        session.info.setdefault(SLA_OVERDUE, []).append(parts[2])
-    return event_id
+        info.setdefault(SLA_OVERDUE, []).append(parts[2])
+    return {
+        "event_id": new_id(),
+        "subject": subject,
+        "ce_type": subject,
+        "ce_subject": about,
+        "data_schema": message.DESCRIPTOR.full_name,
+        "data": message.SerializeToString(),
+        "created_at": now,
+        "sent_at": None,
+        "trace_context": tracing.dumps(tracing.carrier()),
+    }
 
 
 def type_url(data_schema: str) -> str:
@@ -196,7 +213,7 @@ class OutboxRelay:
         self._stopping = False
         db.after_commit_hooks.append(self._after_commit)
 
-    def _after_commit(self, session: AsyncSession) -> None:
+    def _after_commit(self, session: Committed) -> None:
         if session.info.pop(OUTBOX_PENDING, False):
             self._wake.set()
         for kind in session.info.pop(SLA_OVERDUE, ()):
@@ -259,12 +276,13 @@ class OutboxRelay:
         return len(published)
 
     async def _mark_sent(self, seqs: list[int]) -> None:
-        async with self._db.transaction() as session:
-            await session.exec(
-                update(OutboxEvent)
-                .where(col(OutboxEvent.seq).in_(seqs))
-                .values(sent_at=self._clock.now())
-            )
+        # one UPDATE by Database.write: one thread hop on SQLite, no session on PostgreSQL
+        now = self._clock.now()
+
+        def work(w: Write) -> None:
+            w.add(update(OUTBOX_TABLE).where(OUTBOX_TABLE.c.seq.in_(seqs)).values(sent_at=now))
+
+        await self._db.write(work)
 
     async def backlog(self) -> tuple[int, float]:
         """Unsent rows and the age in seconds of the oldest."""

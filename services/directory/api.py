@@ -74,11 +74,11 @@ class DirectoryServicer(grpc_api.DirectoryServiceServicer):
         request: directory_service_pb2.CreateClientRequest,
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> client_pb2.Client:
-        principal = current_principal()
-        return await idempotency.once(
+        return await idempotency.once_in(
             self.d.db, self.d.clock, method="CreateClient", request_id=request.request_id,
             response_type=client_pb2.Client,
-            create=lambda s: self.d.create_client(s, principal, request.client),
+            create=lambda w: self.d.create_client(w, request.client),
+            explain=lambda: self.d.explain_client_conflict(request.client),
         )
 
     async def GetClient(

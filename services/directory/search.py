@@ -85,6 +85,12 @@ def search_text(name: str) -> str:
 @event.listens_for(Client, "before_insert")
 @event.listens_for(Client, "before_update")
 def _client_search_columns(mapper: Any, connection: Any, row: Client) -> None:
+    fill_client_search(row)
+
+
+def fill_client_search(row: Client) -> None:
+    """Set a client's search_text and phone_normalized from its name and phone (the ORM
+    does it on every insert and update; a Core insert calls this itself)."""
     row.search_text = search_text(row.display_name)
     row.phone_normalized = normalize_phone(row.phone)
 

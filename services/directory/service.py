@@ -25,7 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.common.auth import Principal
 from services.common.clock import Clock, local_today
-from services.common.db import Database
+from services.common.db import Database, Write
 from services.common.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -35,7 +35,7 @@ from services.common.errors import (
     PermissionDenied,
     Violations,
 )
-from services.common.events import emit
+from services.common.events import emit, emit_in
 from services.common.ids import new_id
 from services.common.pagination import decode_token, encode_token, page_size
 from services.common.suitability import assessment_expired
@@ -45,7 +45,7 @@ from services.directory import assignments, convert, corporate_actions, trade_st
 from services.directory.identity import Identity, wall_now
 from services.directory.keystore import KeyStore
 from services.directory.models import Client, Holding, Security, Staff
-from services.directory.search import search_text
+from services.directory.search import fill_client_search, search_text
 from services.directory.validation import (
     PHONE,
     check_date,
@@ -65,6 +65,13 @@ MANAGER_CLIENT_FIELDS = {
 # GetClient's read: every column of one client, by id (compiled once, cached by SQLAlchemy)
 CLIENT_TABLE = Client.__table__  # type: ignore[attr-defined]
 CLIENT_BY_ID = core_select(CLIENT_TABLE).where(CLIENT_TABLE.c.id == bindparam("id"))
+# CreateClient's writes and checks (Core, compiled once)
+CLIENT_COLUMNS = tuple(CLIENT_TABLE.columns)
+CLIENT_BY_ACCOUNT = core_select(CLIENT_TABLE.c.id).where(
+    CLIENT_TABLE.c.account_no == bindparam("account_no"))
+STAFF_TABLE = Staff.__table__  # type: ignore[attr-defined]
+STAFF_STANDING = core_select(STAFF_TABLE.c.active, STAFF_TABLE.c.roles).where(
+    STAFF_TABLE.c.id == bindparam("id"))
 IMPORT_BATCH = 1000
 TRADE_BATCH = 5000
 MAX_REJECTIONS = 1000
@@ -231,9 +238,13 @@ class Directory:
             values["status"] = msg.status
         return values
 
-    async def create_client(
-        self, session: AsyncSession, principal: Principal, msg: client_pb2.Client
-    ) -> client_pb2.Client:
+    def create_client(self, w: Write, msg: client_pb2.Client) -> client_pb2.Client:
+        """Validate and insert a client, its ClientCreated event and (through
+        idempotency.once_in) the call's audit record, in one Database.write transaction:
+        Core statements, no ORM unit of work. Raises INVALID_ARGUMENT (field violations,
+        a client manager or broker that is not an active member with that role). A taken
+        account number is left to the unique constraint (IntegrityError; see
+        explain_client_conflict)."""
         v = Violations()
         fields = {"display_name", "phone", "channel", "risk_tolerance", "risk_assessed_on",
                   "operating_style", "commission_rate"}
@@ -247,13 +258,9 @@ class Directory:
             staff_id = getattr(msg, field_name)
             if staff_id:
                 role = "client_manager" if field_name == "client_manager_id" else "broker"
-                await _check_staff_role(session, v, f"client.{field_name}", staff_id, role)
+                staff = w.conn.execute(STAFF_STANDING, {"id": staff_id}).first()
+                _check_role(v, f"client.{field_name}", staff, role)
         v.raise_if_any()
-        taken = (
-            await session.exec(select(Client.id).where(col(Client.account_no) == msg.account_no))
-        ).first()
-        if taken is not None:
-            raise AlreadyExists("account_no {account_no} already exists", account_no=msg.account_no)
         now = self.clock.now()
         row = Client(
             id=new_id(),
@@ -267,11 +274,19 @@ class Directory:
             updated_at=now,
             **values,
         )
-        session.add(row)
+        fill_client_search(row)  # a Core insert: the mapper events do not run
+        w.insert(CLIENT_TABLE, {c.name: getattr(row, c.name) for c in CLIENT_COLUMNS})
         out = convert.client_to_proto(row, self.today())
-        emit(session, subject="branch.directory.client.created",
-             message=events_pb2.ClientCreated(client=out), about=row.id, now=now)
+        emit_in(w, subject="branch.directory.client.created",
+                message=events_pb2.ClientCreated(client=out), about=row.id, now=now)
         return out
+
+    async def explain_client_conflict(self, msg: client_pb2.Client) -> None:
+        """After CreateClient's insert broke a unique constraint: raises ALREADY_EXISTS when
+        the account number is taken; returns otherwise (the caller raises what it had)."""
+        taken = await self.db.fetch_one(CLIENT_BY_ACCOUNT, {"account_no": msg.account_no})
+        if taken is not None:
+            raise AlreadyExists("account_no {account_no} already exists", account_no=msg.account_no)
 
     async def get_client(self, principal: Principal, client_id: str) -> client_pb2.Client:
         """The client's record and contact details: for their own staff, the branch-wide
@@ -622,7 +637,11 @@ async def _staff_or_raise(session: AsyncSession, staff_id: str) -> Staff:
 async def _check_staff_role(
     session: AsyncSession, v: Violations, field_name: str, staff_id: str, role: str
 ) -> None:
-    row = await session.get(Staff, staff_id)
+    _check_role(v, field_name, await session.get(Staff, staff_id), role)
+
+
+def _check_role(v: Violations, field_name: str, row: Any, role: str) -> None:
+    """row: the staff member's (active, roles), or None when there is no such member."""
     if row is None or not row.active:
         v.add(field_name, "no such active staff member")
     elif role not in row.roles.split(","):

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import select as sm_select
 
 from services.common import migrations
 from services.common.db import Database
@@ -77,3 +80,101 @@ async def test_fetch_one_reads_committed_rows_without_a_session(tmp_path: Path,
         assert (await db.fetch_one(by_id)) is not None
     await db.dispose()
     assert db._sync_reads is None
+
+
+async def test_write_commits_everything_or_nothing(tmp_path: Path, database_url: str) -> None:
+    """Database.write: the queued statements commit together,
+    the after-commit hooks see the work's notes; a unique violation in the last statement
+    leaves none of the earlier ones written and runs no hook."""
+    from sqlalchemy import insert, select
+
+    from services.common.db import Committed, Write
+
+    url = (database_url.replace("{service}", "directory") if database_url
+           else f"sqlite+aiosqlite:///{tmp_path}/d.db")
+    db = Database(url, service="directory")
+    await migrations.upgrade(db, SPEC.migrations)
+    seen: list[dict[object, object]] = []
+
+    def hook(done: Committed) -> None:
+        seen.append(dict(done.info))
+
+    db.after_commit_hooks.append(hook)
+    table = Staff.__table__  # type: ignore[attr-defined]
+    now = datetime.now(UTC)
+
+    def staff(i: int, employee_no: str) -> dict[str, object]:
+        return {"id": f"s{i}", "employee_no": employee_no, "display_name": f"n{i}",
+                "roles": "broker", "active": True, "team_lead_id": "", "search_text": "",
+                "created_at": now, "deactivated_at": None}
+
+    def two(w: Write) -> str:
+        assert w.conn.execute(select(table.c.id)).first() is None  # reads see the database
+        w.add(insert(table).values(staff(1, "E1")))
+        w.add(insert(table).values(staff(2, "E2")))
+        w.info["note"] = True
+        return "done"
+
+    assert await db.write(two) == "done"
+    assert seen == [{"note": True}]
+
+    def clash(w: Write) -> None:
+        w.add(insert(table).values(staff(3, "E3")))
+        w.add(insert(table).values(staff(4, "E1")))  # E1 is taken
+
+    with pytest.raises(IntegrityError):
+        await db.write(clash)
+    async with db.read() as session:
+        ids = {s.id for s in (await session.exec(sm_select(Staff))).all()}
+    assert ids == {"s1", "s2"} and len(seen) == 1
+    await db.dispose()
+    assert db._sync_writes is None
+
+
+@pytest.mark.postgres
+async def test_writes_after_the_database_dropped_its_connections(database_url: str) -> None:
+    """PostgreSQL: every pooled connection terminated (a database restart); the next write,
+    by a session or by Database.write, is on a new connection, not an error (the checkout
+    ping finds the dead one)."""
+    import asyncpg
+    from sqlalchemy import insert
+
+    from services.common.db import Write
+
+    if not database_url:
+        pytest.skip("PostgreSQL only")
+    url = database_url.replace("{service}", "directory")
+    db = Database(url, service="directory", pool_size=2)
+    await migrations.upgrade(db, SPEC.migrations)
+    table = Staff.__table__  # type: ignore[attr-defined]
+    now = datetime.now(UTC)
+
+    def add(i: int) -> Callable[[Write], None]:
+        def work(w: Write) -> None:
+            w.add(insert(table).values(id=f"w{i}", employee_no=f"W{i}", display_name="x",
+                                       roles="broker", active=True, team_lead_id="",
+                                       search_text="", created_at=now))
+        return work
+
+    async def session_write(i: int) -> None:
+        async with db.transaction() as session:
+            session.add(Staff(id=f"t{i}", employee_no=f"T{i}", display_name="x",
+                              roles="broker", created_at=now))
+
+    await asyncio.gather(session_write(1), db.write(add(1)))  # two pooled connections
+    name = url.rpartition("/")[2]
+    admin = await asyncpg.connect(url.rpartition("/")[0].replace(
+        "postgresql+asyncpg://", "postgresql://") + "/postgres")
+    try:
+        killed = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = $1 AND pid <> pg_backend_pid()", name)
+    finally:
+        await admin.close()
+    assert killed >= 1
+    await session_write(2)
+    await db.write(add(2))
+    async with db.read() as session:
+        ids = {s.id for s in (await session.exec(sm_select(Staff))).all()}
+    assert {"t1", "t2", "w1", "w2"} <= ids
+    await db.dispose()

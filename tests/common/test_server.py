@@ -90,17 +90,23 @@ async def test_a_create_and_its_audit_record_commit_in_one_transaction(
         runner.relay.stop()  # its mark-sent transactions are not the call's
         await asyncio.sleep(0)
         opened: list[str] = []
-        real = Database.transaction
+        real, real_write = Database.transaction, Database.write
 
         def counting(self):  # type: ignore[no-untyped-def]
             opened.append("tx")
             return real(self)
 
+        def counting_write(self, work):  # type: ignore[no-untyped-def]
+            opened.append("write")
+            return real_write(self, work)
+
         monkeypatch.setattr(Database, "transaction", counting)
+        monkeypatch.setattr(Database, "write", counting_write)
         async with channel(runner) as ch:
             created = await DirectoryServiceStub(ch).CreateClient(
                 api.CreateClientRequest(client=client_msg()), metadata=ADMIN)
-            assert opened == ["tx"]
+            # one transaction (CreateClient's Database.write), none of the interceptor's
+            assert opened == ["write"]
             records = await audit_pb2_grpc.AuditServiceStub(ch).ListAuditRecords(
                 audit_pb2.ListAuditRecordsRequest(method="CreateClient"), metadata=SUPERVISOR)
         assert [(r.outcome, r.resource) for r in records.audit_records] == [("OK", created.id)]
