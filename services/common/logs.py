@@ -6,7 +6,7 @@ import logging
 import sys
 from collections.abc import MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 import structlog
@@ -39,7 +39,10 @@ def configure_logging(level: str = "info", path: Path | None = None) -> None:
     if _configured:
         structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(numeric))
         return
-    logging.basicConfig(format="%(message)s", stream=sys.stdout, level=logging.WARNING)
+    out = path.open("a", buffering=1, encoding="utf-8") if path else sys.stdout
+    # the libraries' own records (nats-py's reconnect errors, grpc, asyncio) as JSON lines
+    # to the same place, their tracebacks in one field, never on a person's terminal
+    logging.basicConfig(handlers=[stdlib_handler(out)], level=logging.WARNING)
     structlog.configure(
         processors=[
             # request_id and staff_id bound by the RPC interceptor, event_id by consumers
@@ -51,12 +54,32 @@ def configure_logging(level: str = "info", path: Path | None = None) -> None:
             structlog.processors.JSONRenderer(serializer=_dumps),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(
-            path.open("a", buffering=1, encoding="utf-8") if path else sys.stdout
-        ),
+        logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
     _configured = True
+
+
+def stdlib_handler(stream: TextIO) -> logging.Handler:
+    """A handler writing standard-library log records (third-party libraries') as the same
+    JSON lines as ours: event, level, logger, timestamp, trace ids, and the traceback, if
+    any, as the one string field `exception`."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,
+            add_trace_ids,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(serializer=_dumps),
+        ],
+    ))
+    return handler
 
 
 def get_logger(service: str, **fields: object) -> structlog.stdlib.BoundLogger:

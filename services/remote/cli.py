@@ -248,9 +248,11 @@ async def report_create(args: argparse.Namespace, ctl: Ctl) -> None:
         client_id=args.client, period_start=args.start, period_end=args.end,
         request_id=args.request_id or ""), metadata=ctl.metadata)
     f = r.figures
-    ctl.table(_("report {id}").format(id=r.id), ["trades", "turnover", "realised P&L", "win rate",
-                                 "avg hold (d)", "largest", "warnings"],
-              [[str(f.trades), f.turnover, f.realised_pnl, f"{f.win_rate:.1%}",
+    # the id in a column too: -o json/csv has no title, and `remote report ID` needs it
+    ctl.table(_("report {id}").format(id=r.id), ["id", "trades", "turnover", "realised P&L",
+                                                 "win rate", "avg hold (d)", "largest",
+                                                 "warnings"],
+              [[r.id, str(f.trades), f.turnover, f.realised_pnl, f"{f.win_rate:.1%}",
                 f"{f.average_holding_days:.1f}",
                 f"{f.largest_position_ticker} {f.concentration:.0%}", str(len(f.warnings))]])
 

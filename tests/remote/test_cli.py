@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from rich.console import Console
@@ -28,7 +29,8 @@ def ctl_env(env: Env, monkeypatch: pytest.MonkeyPatch) -> Env:
     return env
 
 
-async def test_agent_and_supervisor_day(ctl_env: Env) -> None:
+async def test_agent_and_supervisor_day(ctl_env: Env, capsys: pytest.CaptureFixture[str]
+                                        ) -> None:
     env = ctl_env
     agent, _ = await env.agent()
     client = await env.client()
@@ -75,6 +77,13 @@ async def test_agent_and_supervisor_day(ctl_env: Env) -> None:
                         "--end", "2026-02-28")
         assert "194.00" in out
         report = found(r"report (\S+)", out)
+        agent_ctl.output = "json"  # a script's view: the id is in the rows, not only the title
+        capsys.readouterr()
+        await run(agent_ctl, "report-create", client.id, "--start", "2026-02-01",
+                  "--end", "2026-02-28")
+        [created] = json.loads(capsys.readouterr().out)
+        assert created["id"] != report and "194.00" in created.values()
+        agent_ctl.output = "table"
         assert "FIFO" in await run(agent_ctl, "report", report)
         assert "delivered by email" in await run(agent_ctl, "report-deliver", report,
                                                  "--channel", "email", "--to", "c@x.cn")
