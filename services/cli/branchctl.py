@@ -326,12 +326,18 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(errors.BUG) from None
 
 
+def _has_status(err: grpc.aio.AioRpcError) -> bool:
+    """True when a service answered with a google.rpc.Status (its words, its reason)."""
+    return any(key == "grpc-status-details-bin" for key, _value in err.trailing_metadata() or ())
+
+
 def _report_rpc(err: grpc.aio.AioRpcError, args: argparse.Namespace, ctl: Ctl) -> int:
     """Print what the service said, in the command's words; returns the exit status."""
     code = err.code()
     details = err.details() or ""
-    if code == grpc.StatusCode.UNAVAILABLE and ("connect" in details.lower()
-                                                 or "connection" in details.lower()):
+    # UNAVAILABLE from the transport, not from a service (a service's comes with a status,
+    # e.g. its database is down): refused, or the connection dropped mid-call
+    if code == grpc.StatusCode.UNAVAILABLE and not _has_status(err):
         service = ctl.last_service or "directory"
         try:
             address = load_settings().address(service)

@@ -198,3 +198,41 @@ def test_refusals_name_the_flags_not_the_api_fields() -> None:
     assert errors.flag_for("visit.visit_time", "onsite visit", visit) == "--at"
     assert errors.flag_for("visit.room", "onsite visit", visit) == "--room"
     assert errors.flag_for("something_else", "onsite visit", visit) == "something_else"
+
+
+@pytest.mark.parametrize("details", ["Stream removed (Socket closed)", "Socket closed",
+                                     "failed to connect to all addresses"])
+def test_a_connection_lost_mid_call_says_what_to_check(
+        details: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A suite killed during an import drops the stream: UNAVAILABLE from the transport,
+    with no status of a service's. It gets the unreachable line, not gRPC's words."""
+    import grpc
+
+    err = grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(),
+                               grpc.aio.Metadata(), details)
+    args = argparse.Namespace(_command="directory import", _options={})
+    ctl = branchctl.Ctl(token="", last_service="directory")
+    code = branchctl._report_rpc(err, args, ctl)
+    said = capsys.readouterr().err
+    assert code == errors.exit_code(grpc.StatusCode.UNAVAILABLE)
+    assert "is the suite running?" in said and details not in said
+
+
+def test_a_service_that_is_up_but_unavailable_gets_its_own_words(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """UNAVAILABLE with a service's status (its database is down) is not 'is the suite
+    running?': the service answered, and its words are shown."""
+    import grpc
+    from google.rpc import code_pb2, status_pb2
+
+    status = status_pb2.Status(code=code_pb2.UNAVAILABLE,
+                               message="database unavailable; retry shortly")
+    err = grpc.aio.AioRpcError(
+        grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(),
+        grpc.aio.Metadata(("grpc-status-details-bin", status.SerializeToString())),
+        status.message)
+    args = argparse.Namespace(_command="directory clients", _options={})
+    code = branchctl._report_rpc(err, args, branchctl.Ctl(token="", last_service="directory"))
+    said = capsys.readouterr().err
+    assert code == errors.exit_code(grpc.StatusCode.UNAVAILABLE)
+    assert "retry shortly" in said and "is the suite running?" not in said
