@@ -1,9 +1,12 @@
-"""Core SELECTs run at the driver level (sqlite3, asyncpg), with SQLAlchemy's SQL and types.
+"""Core SELECTs run at the driver level (sqlite3: Database.fetch_one on a SQLite file), with
+SQLAlchemy's SQL and types.
 
 SQLAlchemy compiles the statement once for the dialect and supplies the type conversions of
 its bound values and result columns (TypeDecorators such as UtcDateTime included); only the
 execution skips SQLAlchemy's connection, cursor and result machinery, which for a one-row
-primary-key read cost about eight times the query (bench/README.md, "Per-call cost").
+primary-key read cost about eight times the query (bench/README.md, "GetClient,
+2026-12-08"). Written for any DB-API driver's paramstyle; only sqlite3 uses it (a bare asyncpg
+pool was tried on PostgreSQL and not kept).
 """
 
 from __future__ import annotations
