@@ -151,12 +151,7 @@ class Database:
 
         @event.listens_for(sync_engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute(f"PRAGMA busy_timeout={busy_ms}")
-            cur.close()
+            _writer_pragmas(dbapi_conn, busy_ms)
 
         @event.listens_for(sync_engine, "begin")
         def _on_begin(conn: Any) -> None:
@@ -255,12 +250,7 @@ class Database:
 
             @event.listens_for(engine, "connect")
             def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-                cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA synchronous=NORMAL")
-                cur.execute("PRAGMA foreign_keys=ON")
-                cur.execute(f"PRAGMA busy_timeout={busy_ms}")
-                cur.close()
+                _writer_pragmas(dbapi_conn, busy_ms)
 
             @event.listens_for(engine, "begin")
             def _on_begin(conn: Any) -> None:
@@ -426,6 +416,18 @@ async def _begin(session: AsyncSession) -> AsyncIterator[None]:
         raise
     else:
         await session.commit()
+
+
+def _writer_pragmas(dbapi_conn: Any, busy_ms: int) -> None:
+    """A new SQLite connection of the engine or of Database.write's writer thread: WAL,
+    commits that do not wait for the disk, foreign keys, and busy_ms of waiting for another
+    process's lock."""
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute(f"PRAGMA busy_timeout={busy_ms}")
+    cur.close()
 
 
 class _SqliteReader:

@@ -37,14 +37,9 @@ async def once(
 
     An empty request_id means the caller does not want retries to be safe: create always runs.
     """
-    if len(request_id) > MAX_REQUEST_ID:
-        raise InvalidArgument({"request_id": Msg("at most {max_request_id} characters",
-                                                 max_request_id=MAX_REQUEST_ID)})
-    staff_id = current_principal().staff_id
-    if request_id:
-        stored = await _stored(db, staff_id, method, request_id, response_type)
-        if stored is not None:
-            return stored
+    staff_id, stored = await _before(db, method, request_id, response_type)
+    if stored is not None:
+        return stored
     try:
         async with db.transaction() as session:
             result = await create(session)
@@ -94,14 +89,9 @@ async def once_in(
     account number); else the IntegrityError is raised. An empty request_id: create always
     runs. Raises INVALID_ARGUMENT for a request_id over MAX_REQUEST_ID characters.
     """
-    if len(request_id) > MAX_REQUEST_ID:
-        raise InvalidArgument({"request_id": Msg("at most {max_request_id} characters",
-                                                 max_request_id=MAX_REQUEST_ID)})
-    staff_id = current_principal().staff_id
-    if request_id:
-        stored = await _stored(db, staff_id, method, request_id, response_type)
-        if stored is not None:
-            return stored
+    staff_id, stored = await _before(db, method, request_id, response_type)
+    if stored is not None:
+        return stored
 
     def work(w: Write) -> M:
         result = create(w)
@@ -128,6 +118,20 @@ STORED_RESPONSE = select_core(IDEMPOTENCY_TABLE.c.response).where(
     IDEMPOTENCY_TABLE.c.staff_id == bindparam("staff_id"),
     IDEMPOTENCY_TABLE.c.method == bindparam("method"),
     IDEMPOTENCY_TABLE.c.request_id == bindparam("request_id"))
+
+
+async def _before(
+    db: Database, method: str, request_id: str, response_type: type[M]
+) -> tuple[str, M | None]:
+    """The caller's staff id, and the response stored for request_id (None: run the
+    create). Raises INVALID_ARGUMENT for a request_id over MAX_REQUEST_ID characters."""
+    if len(request_id) > MAX_REQUEST_ID:
+        raise InvalidArgument({"request_id": Msg("at most {max_request_id} characters",
+                                                 max_request_id=MAX_REQUEST_ID)})
+    staff_id = current_principal().staff_id
+    if not request_id:
+        return staff_id, None
+    return staff_id, await _stored(db, staff_id, method, request_id, response_type)
 
 
 async def _stored(
